@@ -1,0 +1,358 @@
+//! Events and how each one changes the state: operation results (with every row of the
+//! per-action failure table), node membership, fencing, quorum and admin commands.
+
+use crate::config::{Config, OnFail, OpName, TargetRole, INFINITY_COUNT};
+use crate::rc::{self, FailureClass};
+use crate::state::{OpKey, OpRecord, ResourceOnNode, Role, State};
+use crate::time::Time;
+
+/// Something that happened. Every state change goes through one of these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An operation finished (probe, start, stop, monitor, ...). A timeout is rc 1.
+    OpResult(OpResult),
+    /// A node joined (or rejoined) the cluster: everything on it will be probed again.
+    NodeUp { node: String },
+    /// A node was lost without a clean shutdown.
+    NodeDown { node: String },
+    /// A fence action finished.
+    Fenced { node: String, ok: bool },
+    /// The cluster gained (true) or lost (false) quorum.
+    Quorum(bool),
+    /// An operator's command.
+    Admin(AdminCommand),
+}
+
+/// The result of one operation of a resource agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpResult {
+    pub resource: String,
+    pub node: String,
+    pub op: OpKey,
+    pub rc: i32,
+    /// The agent's `ocf-exit-reason:` line, or a reason of the executor's ("timed out").
+    pub exit_reason: String,
+}
+
+/// Operator commands (design section 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// Forget failures and history of a resource (all when None) on a node (all when None),
+    /// and probe again.
+    Cleanup { resource: Option<String>, node: Option<String> },
+    Enable { resource: String },
+    Disable { resource: String },
+    /// Prefer this node with +INFINITY until `clear`.
+    Move { resource: String, node: String },
+    /// Forbid this node with -INFINITY until `clear`.
+    Ban { resource: String, node: String },
+    /// Remove the `move` and `ban` constraints of a resource.
+    Clear { resource: String },
+    Standby { node: String },
+    Online { node: String },
+}
+
+/// An event that names something the configuration does not have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("unknown resource {0:?}")]
+    UnknownResource(String),
+    #[error("unknown node {0:?}")]
+    UnknownNode(String),
+}
+
+/// Whether an operation result is the one the scheduler expected: an unexpected result aborts
+/// the running transition so the scheduler can decide again.
+pub fn expected(op: OpKey, rc: i32) -> bool {
+    match op.name {
+        OpName::Monitor if op.interval_ms == 0 => rc == rc::NOT_RUNNING,
+        OpName::Monitor => matches!(rc, rc::OK | rc::DEGRADED),
+        OpName::Start | OpName::Promote | OpName::Demote => matches!(rc, rc::OK | rc::DEGRADED),
+        OpName::Stop => matches!(rc, rc::OK | rc::NOT_RUNNING),
+        OpName::Notify => true,
+    }
+}
+
+/// Applies one event at time `now`. Unknown names are refused and change nothing.
+pub fn apply(config: &Config, state: &mut State, event: &Event, now: Time) -> Result<(), ApplyError> {
+    match event {
+        Event::OpResult(r) => op_result(config, state, r, now),
+        Event::NodeUp { node } => {
+            check_node(config, node)?;
+            let n = state.nodes.entry(node.clone()).or_default();
+            if !n.online {
+                n.online = true;
+                // Whatever ran there before is unknown now: probe it again.
+                for rs in state.resources.values_mut() {
+                    if let Some(on) = rs.nodes.get_mut(node) {
+                        on.role = Role::Unknown;
+                        on.failed = false;
+                        on.degraded = false;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Event::NodeDown { node } => {
+            check_node(config, node)?;
+            let fencing = config.fencing_enabled();
+            let n = state.nodes.entry(node.clone()).or_default();
+            if n.online {
+                n.online = false;
+                if fencing && n.unclean.is_none() {
+                    n.unclean = Some("peer is no longer part of the cluster".to_owned());
+                }
+            }
+            if !fencing {
+                // Without fencing a lost node is taken as stopped at once; a rejoin re-probes it.
+                for rs in state.resources.values_mut() {
+                    if let Some(on) = rs.nodes.get_mut(node) {
+                        on.role = Role::Stopped;
+                        on.failed = false;
+                        on.degraded = false;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Event::Fenced { node, ok } => {
+            check_node(config, node)?;
+            if *ok {
+                let n = state.nodes.entry(node.clone()).or_default();
+                n.online = false;
+                n.unclean = None;
+                // The node is down: nothing runs there, whatever state it was in.
+                for rs in state.resources.values_mut() {
+                    if let Some(on) = rs.nodes.get_mut(node) {
+                        on.role = Role::Stopped;
+                        on.failed = false;
+                        on.degraded = false;
+                        on.blocked = false;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Event::Quorum(q) => {
+            state.no_quorum = !q;
+            Ok(())
+        }
+        Event::Admin(cmd) => admin(config, state, cmd),
+    }
+}
+
+fn check_node(config: &Config, node: &str) -> Result<(), ApplyError> {
+    config.node_index(node).map(|_| ()).ok_or_else(|| ApplyError::UnknownNode(node.to_owned()))
+}
+
+fn check_resource(config: &Config, id: &str) -> Result<(), ApplyError> {
+    config.resource_index(id).map(|_| ()).ok_or_else(|| ApplyError::UnknownResource(id.to_owned()))
+}
+
+fn op_result(config: &Config, state: &mut State, r: &OpResult, now: Time) -> Result<(), ApplyError> {
+    let spec = config
+        .resource(&r.resource)
+        .ok_or_else(|| ApplyError::UnknownResource(r.resource.clone()))?;
+    check_node(config, &r.node)?;
+    let fencing = config.fencing_enabled();
+    let start_fatal = config.cluster.start_failure_is_fatal;
+    let on = state.on_node_mut(&r.resource, &r.node);
+    on.expire(&spec.meta, now);
+    let record = OpRecord { rc: r.rc, time: now, exit_reason: r.exit_reason.clone() };
+    let op = r.op;
+
+    match op.name {
+        // Notification failures are ignored and never counted.
+        OpName::Notify => return Ok(()),
+        OpName::Monitor if op.is_probe() => {
+            probe_result(on, op, r.rc, record);
+            return Ok(());
+        }
+        OpName::Monitor => {
+            // A late result for a resource no longer started here is stale.
+            if on.role != Role::Started {
+                return Ok(());
+            }
+            match r.rc {
+                rc::OK => on.degraded = false,
+                rc::DEGRADED => on.degraded = true,
+                _ => {}
+            }
+            if expected(op, r.rc) {
+                return Ok(());
+            }
+        }
+        OpName::Start | OpName::Promote | OpName::Demote => {
+            if expected(op, r.rc) {
+                on.role = Role::Started;
+                on.failed = false;
+                on.degraded = r.rc == rc::DEGRADED;
+                return Ok(());
+            }
+            // A failed start leaves the resource active and failed: it must be stopped.
+            on.role = Role::Started;
+        }
+        OpName::Stop => {
+            if expected(op, r.rc) {
+                on.role = Role::Stopped;
+                on.failed = false;
+                on.degraded = false;
+                return Ok(());
+            }
+        }
+    }
+
+    // A failure of a start, stop, recurring monitor, promote or demote.
+    let class = rc::class(r.rc, op.is_recurring_monitor());
+    let on_fail = spec.on_fail(op.name, op.interval(), fencing);
+    on.failed_ops.insert(op, record);
+    on.last_failure = Some(now);
+    match class {
+        FailureClass::Soft => {}
+        FailureClass::Hard => on.hard_ban = true,
+        FailureClass::Fatal => on.fatal = true,
+    }
+    if on_fail != OnFail::Ignore {
+        let add = match op.name {
+            OpName::Stop => INFINITY_COUNT,
+            OpName::Start if start_fatal => INFINITY_COUNT,
+            _ => 1,
+        };
+        let c = on.fail_counts.entry(op).or_insert(0);
+        *c = c.saturating_add(add).min(INFINITY_COUNT);
+    }
+    match on_fail {
+        OnFail::Ignore => {
+            // Pacemaker pretends the operation succeeded: the role is what success gives.
+            on.failure_ignored = true;
+            on.failed = false;
+            if op.name == OpName::Stop {
+                on.role = Role::Stopped;
+            }
+        }
+        OnFail::Block => {
+            on.failed = true;
+            on.blocked = true;
+        }
+        OnFail::Stop => {
+            on.failed = true;
+            on.stop_on_fail = true;
+        }
+        OnFail::Restart | OnFail::Demote => on.failed = true,
+        OnFail::Standby => {
+            on.failed = true;
+            on.standby_on_fail = true;
+        }
+        OnFail::Fence => {
+            on.failed = true;
+            let reason = format!("{} failed there", r.resource);
+            let n = state.nodes.entry(r.node.clone()).or_default();
+            if n.unclean.is_none() {
+                n.unclean = Some(reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A probe (monitor with interval 0) tells what runs where; it never bumps a fail count.
+fn probe_result(on: &mut ResourceOnNode, op: OpKey, rc: i32, record: OpRecord) {
+    on.degraded = matches!(rc, rc::DEGRADED | rc::DEGRADED_PROMOTED);
+    on.failed = false;
+    match rc {
+        rc::NOT_RUNNING => on.role = Role::Stopped,
+        rc::OK | rc::RUNNING_PROMOTED | rc::DEGRADED | rc::DEGRADED_PROMOTED => {
+            on.role = Role::Started
+        }
+        // The agent cannot work here: treat the resource as stopped and ban the node.
+        rc::ERR_ARGS | rc::ERR_INSTALLED => {
+            on.role = Role::Stopped;
+            on.hard_ban = true;
+            on.last_failure = Some(record.time);
+            on.failed_ops.insert(op, record);
+        }
+        // A broken configuration cannot run anywhere.
+        rc::ERR_CONFIGURED => {
+            on.role = Role::Stopped;
+            on.fatal = true;
+            on.last_failure = Some(record.time);
+            on.failed_ops.insert(op, record);
+        }
+        // Anything else: it may be running, and it failed: stop it before anything else.
+        _ => {
+            on.role = Role::Started;
+            on.failed = true;
+            if rc::class(rc, false) == FailureClass::Hard {
+                on.hard_ban = true;
+            }
+            on.last_failure = Some(record.time);
+            on.failed_ops.insert(op, record);
+        }
+    }
+}
+
+fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), ApplyError> {
+    match cmd {
+        AdminCommand::Cleanup { resource, node } => {
+            if let Some(r) = resource {
+                check_resource(config, r)?;
+            }
+            if let Some(n) = node {
+                check_node(config, n)?;
+            }
+            for (id, rs) in state.resources.iter_mut() {
+                if resource.as_ref().is_some_and(|r| r != id) {
+                    continue;
+                }
+                for (n, on) in rs.nodes.iter_mut() {
+                    if node.as_ref().is_none_or(|want| want == n) {
+                        // Forget everything and probe again.
+                        *on = ResourceOnNode::default();
+                    }
+                }
+            }
+            Ok(())
+        }
+        AdminCommand::Enable { resource } | AdminCommand::Disable { resource } => {
+            check_resource(config, resource)?;
+            let role = match cmd {
+                AdminCommand::Enable { .. } => TargetRole::Started,
+                _ => TargetRole::Stopped,
+            };
+            state.resources.entry(resource.clone()).or_default().target_role = Some(role);
+            Ok(())
+        }
+        AdminCommand::Move { resource, node } => {
+            check_resource(config, resource)?;
+            check_node(config, node)?;
+            let rs = state.resources.entry(resource.clone()).or_default();
+            rs.moved_to = Some(node.clone());
+            rs.banned.remove(node);
+            Ok(())
+        }
+        AdminCommand::Ban { resource, node } => {
+            check_resource(config, resource)?;
+            check_node(config, node)?;
+            let rs = state.resources.entry(resource.clone()).or_default();
+            rs.banned.insert(node.clone());
+            if rs.moved_to.as_ref() == Some(node) {
+                rs.moved_to = None;
+            }
+            Ok(())
+        }
+        AdminCommand::Clear { resource } => {
+            check_resource(config, resource)?;
+            if let Some(rs) = state.resources.get_mut(resource) {
+                rs.moved_to = None;
+                rs.banned.clear();
+            }
+            Ok(())
+        }
+        AdminCommand::Standby { node } | AdminCommand::Online { node } => {
+            check_node(config, node)?;
+            state.nodes.entry(node.clone()).or_default().standby =
+                matches!(cmd, AdminCommand::Standby { .. });
+            Ok(())
+        }
+    }
+}

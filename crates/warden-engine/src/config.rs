@@ -1,0 +1,444 @@
+//! The validated cluster configuration the engine decides from. The file form (TOML, with
+//! positions for error messages) lives in the `warden` crate and converts into these types.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::score::Score;
+
+/// Pacemaker's INFINITY as a fail count or threshold.
+pub const INFINITY_COUNT: u32 = 1_000_000;
+
+/// Cluster-wide options (Pacemaker's cluster properties, with its defaults).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterOptions {
+    pub name: String,
+    /// A failed start sets the fail count to INFINITY (ban the node at once).
+    pub start_failure_is_fatal: bool,
+    pub no_quorum_policy: NoQuorumPolicy,
+    /// When false, resources run only where a location constraint allows them (opt-in cluster).
+    pub symmetric: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            name: "warden".to_owned(),
+            start_failure_is_fatal: true,
+            no_quorum_policy: NoQuorumPolicy::Stop,
+            symmetric: true,
+        }
+    }
+}
+
+macro_rules! keyword_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            /// Every value, in the order they are documented.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The keyword used in the config file and on the command line.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                match s { $($text => Ok($name::$variant),)+ _ => Err(()) }
+            }
+        }
+    };
+}
+
+keyword_enum!(
+    /// What to do when the cluster has lost quorum.
+    NoQuorumPolicy {
+        Stop = "stop",
+        Freeze = "freeze",
+        Ignore = "ignore",
+        Demote = "demote",
+    }
+);
+
+keyword_enum!(
+    /// The operations an agent performs.
+    OpName {
+        Start = "start",
+        Stop = "stop",
+        Monitor = "monitor",
+        Promote = "promote",
+        Demote = "demote",
+        Notify = "notify",
+    }
+);
+
+keyword_enum!(
+    /// What to do when an operation fails (Pacemaker's `on-fail`).
+    OnFail {
+        /// Record the failure, keep running, show "failure ignored".
+        Ignore = "ignore",
+        /// Mark the resource FAILED (blocked) and perform no further operation on it.
+        Block = "block",
+        /// Stop the resource and do not start it anywhere until cleanup.
+        Stop = "stop",
+        /// Stop and start it again, on this node while under `migration_threshold`.
+        Restart = "restart",
+        /// Fence the node the resource failed on, then recover it elsewhere.
+        Fence = "fence",
+        /// Put the node in standby: every resource leaves it.
+        Standby = "standby",
+        /// Demote the promoted copy and promote again, without a stop.
+        Demote = "demote",
+    }
+);
+
+keyword_enum!(
+    /// The role a resource should be in.
+    TargetRole {
+        Started = "started",
+        Stopped = "stopped",
+    }
+);
+
+keyword_enum!(
+    /// What to do when a primitive is found active on more than one node.
+    MultipleActive {
+        /// Stop it everywhere, then start it once.
+        StopStart = "stop_start",
+        /// Stop it everywhere.
+        StopOnly = "stop_only",
+        /// Leave it alone and mark it blocked.
+        Block = "block",
+        /// Keep the copy where it belongs, stop the others.
+        StopUnexpected = "stop_unexpected",
+    }
+);
+
+keyword_enum!(
+    /// The role a recurring operation applies to.
+    OpRole {
+        Started = "started",
+        Unpromoted = "unpromoted",
+        Promoted = "promoted",
+    }
+);
+
+impl OnFail {
+    /// Whether this `on_fail` value may be set on an operation of this name and role.
+    pub fn allowed_for(self, op: OpName, role: OpRole) -> bool {
+        match op {
+            OpName::Stop => matches!(self, OnFail::Ignore | OnFail::Block | OnFail::Fence),
+            OpName::Notify => matches!(self, OnFail::Ignore),
+            OpName::Promote => true,
+            OpName::Monitor => self != OnFail::Demote || role == OpRole::Promoted,
+            OpName::Start | OpName::Demote => self != OnFail::Demote,
+        }
+    }
+
+    /// The values allowed for an operation, for error messages.
+    pub fn allowed_values(op: OpName, role: OpRole) -> Vec<&'static str> {
+        OnFail::ALL
+            .iter()
+            .filter(|v| v.allowed_for(op, role))
+            .map(|v| v.as_str())
+            .collect()
+    }
+}
+
+/// Which agent runs a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Agent {
+    /// An OCF resource agent at `$OCF_ROOT/resource.d/<provider>/<kind>`.
+    Ocf { provider: String, kind: String },
+    /// A command Warden supervises itself.
+    Process { command: Vec<String> },
+}
+
+impl fmt::Display for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Agent::Ocf { provider, kind } => write!(f, "ocf:{provider}:{kind}"),
+            Agent::Process { .. } => f.write_str("process"),
+        }
+    }
+}
+
+/// Resource meta attributes, with Pacemaker's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Failures on a node (summed over operations) that ban the resource from it. 0 disables.
+    pub migration_threshold: u32,
+    /// How long after the most recent failure all failures on that node expire. None: never.
+    pub failure_timeout: Option<Duration>,
+    pub resource_stickiness: Score,
+    pub target_role: TargetRole,
+    pub is_managed: bool,
+    pub maintenance: bool,
+    pub multiple_active: MultipleActive,
+    pub priority: i64,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            migration_threshold: INFINITY_COUNT,
+            failure_timeout: None,
+            resource_stickiness: Score::ZERO,
+            target_role: TargetRole::Started,
+            is_managed: true,
+            maintenance: false,
+            multiple_active: MultipleActive::StopStart,
+            priority: 0,
+        }
+    }
+}
+
+impl Meta {
+    /// The fail count at which the node is banned; `None` when the threshold is disabled.
+    pub fn threshold(&self) -> Option<u32> {
+        (self.migration_threshold != 0).then_some(self.migration_threshold)
+    }
+}
+
+/// Pacemaker's default operation timeout.
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One configured operation of a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpSpec {
+    pub name: OpName,
+    /// Zero for one-shot operations; a monitor with an interval recurs.
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// None: the default for this operation (see [`ResourceSpec::on_fail`]).
+    pub on_fail: Option<OnFail>,
+    pub enabled: bool,
+    pub role: OpRole,
+    pub check_level: Option<u32>,
+}
+
+impl OpSpec {
+    pub fn new(name: OpName, interval: Duration) -> OpSpec {
+        OpSpec {
+            name,
+            interval,
+            timeout: DEFAULT_OP_TIMEOUT,
+            on_fail: None,
+            enabled: true,
+            role: OpRole::Started,
+            check_level: None,
+        }
+    }
+}
+
+/// A primitive resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceSpec {
+    pub id: String,
+    pub agent: Agent,
+    /// Agent parameters, in the order written.
+    pub params: Vec<(String, String)>,
+    pub meta: Meta,
+    pub ops: Vec<OpSpec>,
+}
+
+impl ResourceSpec {
+    pub fn new(id: impl Into<String>, agent: Agent) -> ResourceSpec {
+        ResourceSpec { id: id.into(), agent, params: Vec::new(), meta: Meta::default(), ops: Vec::new() }
+    }
+
+    /// The enabled operation with this name and interval, if configured.
+    pub fn op(&self, name: OpName, interval: Duration) -> Option<&OpSpec> {
+        self.ops.iter().find(|o| o.enabled && o.name == name && o.interval == interval)
+    }
+
+    /// The enabled recurring monitors.
+    pub fn recurring_monitors(&self) -> impl Iterator<Item = &OpSpec> {
+        self.ops
+            .iter()
+            .filter(|o| o.enabled && o.name == OpName::Monitor && !o.interval.is_zero())
+    }
+
+    /// The `on_fail` in force for an operation: the configured value, else Pacemaker's default
+    /// (`restart`; for `stop`, `fence` when fencing is enabled and `block` otherwise; for `demote`,
+    /// the promoted monitor's value).
+    pub fn on_fail(&self, name: OpName, interval: Duration, fencing: bool) -> OnFail {
+        if let Some(v) = self.op(name, interval).and_then(|o| o.on_fail) {
+            return v;
+        }
+        match name {
+            OpName::Stop if fencing => OnFail::Fence,
+            OpName::Stop => OnFail::Block,
+            OpName::Notify => OnFail::Ignore,
+            OpName::Demote => self
+                .ops
+                .iter()
+                .find(|o| o.enabled && o.name == OpName::Monitor && o.role == OpRole::Promoted)
+                .and_then(|o| o.on_fail)
+                .unwrap_or(OnFail::Restart),
+            _ => OnFail::Restart,
+        }
+    }
+}
+
+/// A location constraint: the score of running `resource` on `node`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub resource: String,
+    pub node: String,
+    pub score: Score,
+}
+
+/// A fence device: a command called with the name of the node to fence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceDevice {
+    pub name: String,
+    pub command: Vec<String>,
+    /// The nodes it can fence; empty means every node.
+    pub nodes: Vec<String>,
+}
+
+/// A configuration the engine can rely on: every reference resolves, names are unique.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub cluster: ClusterOptions,
+    nodes: Vec<String>,
+    fence_devices: Vec<FenceDevice>,
+    resources: Vec<ResourceSpec>,
+    locations: Vec<Location>,
+    node_index: HashMap<String, usize>,
+    resource_index: HashMap<String, usize>,
+    locations_by_resource: Vec<Vec<(usize, Score)>>,
+}
+
+/// Why a set of parts is not a configuration. The `warden` crate reports these with positions
+/// before they can reach here; the engine still refuses them rather than trust its caller.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("a cluster needs at least one node")]
+    NoNodes,
+    #[error("node {0:?} is defined twice")]
+    DuplicateNode(String),
+    #[error("resource {0:?} is defined twice")]
+    DuplicateResource(String),
+    #[error("{what} refers to unknown node {node:?}")]
+    UnknownNode { what: String, node: String },
+    #[error("{what} refers to unknown resource {resource:?}")]
+    UnknownResource { what: String, resource: String },
+}
+
+impl Config {
+    /// Builds a configuration, indexing it for the scheduler.
+    pub fn new(
+        cluster: ClusterOptions,
+        nodes: Vec<String>,
+        fence_devices: Vec<FenceDevice>,
+        resources: Vec<ResourceSpec>,
+        locations: Vec<Location>,
+    ) -> Result<Config, ConfigError> {
+        if nodes.is_empty() {
+            return Err(ConfigError::NoNodes);
+        }
+        let mut node_index = HashMap::with_capacity(nodes.len());
+        for (i, n) in nodes.iter().enumerate() {
+            if node_index.insert(n.clone(), i).is_some() {
+                return Err(ConfigError::DuplicateNode(n.clone()));
+            }
+        }
+        let mut resource_index = HashMap::with_capacity(resources.len());
+        for (i, r) in resources.iter().enumerate() {
+            if resource_index.insert(r.id.clone(), i).is_some() {
+                return Err(ConfigError::DuplicateResource(r.id.clone()));
+            }
+        }
+        for d in &fence_devices {
+            if let Some(n) = d.nodes.iter().find(|n| !node_index.contains_key(*n)) {
+                return Err(ConfigError::UnknownNode {
+                    what: format!("fence device {:?}", d.name),
+                    node: n.clone(),
+                });
+            }
+        }
+        let mut locations_by_resource = vec![Vec::new(); resources.len()];
+        for l in &locations {
+            let what = || format!("location of {:?} on {:?}", l.resource, l.node);
+            let r = *resource_index.get(&l.resource).ok_or_else(|| {
+                ConfigError::UnknownResource { what: what(), resource: l.resource.clone() }
+            })?;
+            let n = *node_index
+                .get(&l.node)
+                .ok_or_else(|| ConfigError::UnknownNode { what: what(), node: l.node.clone() })?;
+            locations_by_resource[r].push((n, l.score));
+        }
+        Ok(Config {
+            cluster,
+            nodes,
+            fence_devices,
+            resources,
+            locations,
+            node_index,
+            resource_index,
+            locations_by_resource,
+        })
+    }
+
+    /// Node names in configuration order (the final placement tie-break).
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    pub fn resources(&self) -> &[ResourceSpec] {
+        &self.resources
+    }
+
+    pub fn locations(&self) -> &[Location] {
+        &self.locations
+    }
+
+    pub fn fence_devices(&self) -> &[FenceDevice] {
+        &self.fence_devices
+    }
+
+    /// Fencing is enabled when at least one fence device is configured.
+    pub fn fencing_enabled(&self) -> bool {
+        !self.fence_devices.is_empty()
+    }
+
+    /// The fence devices able to fence `node`, in configuration order.
+    pub fn fence_devices_for<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a FenceDevice> {
+        self.fence_devices
+            .iter()
+            .filter(move |d| d.nodes.is_empty() || d.nodes.iter().any(|n| n == node))
+    }
+
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.node_index.get(name).copied()
+    }
+
+    pub fn resource_index(&self, id: &str) -> Option<usize> {
+        self.resource_index.get(id).copied()
+    }
+
+    pub fn resource(&self, id: &str) -> Option<&ResourceSpec> {
+        self.resource_index(id).map(|i| &self.resources[i])
+    }
+
+    /// Location scores of resource number `r`, as (node index, score).
+    pub(crate) fn locations_of(&self, r: usize) -> &[(usize, Score)] {
+        &self.locations_by_resource[r]
+    }
+}

@@ -1,0 +1,31 @@
+//! Warden's decision engine: given the configuration, the cluster state and `now`, what to do.
+//!
+//! Pure by construction: no I/O, no clock reads, no randomness, no async runtime. Everything
+//! that happens enters through [`apply`]; every decision leaves through [`schedule`].
+
+mod apply;
+pub mod config;
+mod invariants;
+pub mod rc;
+mod schedule;
+mod score;
+mod state;
+mod status;
+mod time;
+
+pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected};
+pub use config::{
+    Agent, ClusterOptions, Config, ConfigError, FenceDevice, Location, Meta, MultipleActive,
+    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ResourceSpec, TargetRole, INFINITY_COUNT,
+};
+pub use invariants::check_transition;
+pub use schedule::{
+    Action, ActionId, ActionKind, Change, ScheduleOptions, ScoreEntry, StopReason, Transition,
+    schedule, schedule_with,
+};
+pub use score::{INFINITY, Score};
+pub use state::{
+    Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State,
+};
+pub use status::{FailedAction, ResourceStatus, failed_actions, node_groups, resource_status};
+pub use time::{Time, millis};

@@ -1,0 +1,280 @@
+//! What the cluster knows: nodes, where each resource is, its failures and admin overrides.
+//! State changes only through [`crate::apply`]; the scheduler reads it and never writes it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::{Config, INFINITY_COUNT, Meta, OpName, TargetRole};
+use crate::time::{Time, millis};
+
+/// The whole cluster's state, keyed by names so it survives configuration changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub nodes: BTreeMap<String, NodeState>,
+    pub resources: BTreeMap<String, ResourceState>,
+    /// False when the cluster has lost quorum (only in multi-node clusters).
+    pub no_quorum: bool,
+}
+
+/// What is known of one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeState {
+    pub online: bool,
+    /// Must be fenced before anything it ran can be recovered elsewhere.
+    pub unclean: Option<String>,
+    /// Put in standby by an operator.
+    pub standby: bool,
+}
+
+/// Admin overrides and per-node status of one resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceState {
+    /// `resource enable` / `disable`; overrides the configured target role.
+    pub target_role: Option<TargetRole>,
+    /// `resource move`: a +INFINITY preference for this node.
+    pub moved_to: Option<String>,
+    /// `resource ban`: -INFINITY on these nodes.
+    pub banned: BTreeSet<String>,
+    pub nodes: BTreeMap<String, ResourceOnNode>,
+}
+
+/// The role of a resource on a node, as last observed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Not probed yet: the scheduler probes before trusting anything.
+    #[default]
+    Unknown,
+    Stopped,
+    Started,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Unknown => "Unknown",
+            Role::Stopped => "Stopped",
+            Role::Started => "Started",
+        })
+    }
+}
+
+/// Identifies an operation: name and interval (a monitor with interval 0 is a probe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpKey {
+    pub name: OpName,
+    pub interval_ms: u64,
+}
+
+impl OpKey {
+    pub fn new(name: OpName, interval: Duration) -> OpKey {
+        OpKey { name, interval_ms: millis(interval) }
+    }
+
+    pub fn probe() -> OpKey {
+        OpKey { name: OpName::Monitor, interval_ms: 0 }
+    }
+
+    pub fn is_probe(self) -> bool {
+        self.name == OpName::Monitor && self.interval_ms == 0
+    }
+
+    pub fn is_recurring_monitor(self) -> bool {
+        self.name == OpName::Monitor && self.interval_ms != 0
+    }
+
+    pub fn interval(self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+}
+
+impl fmt::Display for OpKey {
+    /// Pacemaker's operation key form: `monitor_10000`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.name, self.interval_ms)
+    }
+}
+
+/// One recorded operation result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpRecord {
+    pub rc: i32,
+    pub time: Time,
+    pub exit_reason: String,
+}
+
+/// A resource's status on one node: its role and every failure that still counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceOnNode {
+    pub role: Role,
+    /// Active but failed: must be stopped (or recovered) before anything else.
+    pub failed: bool,
+    /// The last monitor said "degraded" (rc 190).
+    pub degraded: bool,
+    /// FAILED (blocked): no operation until cleanup.
+    pub blocked: bool,
+    /// A fatal error happened here: stopped on every node until cleanup.
+    pub fatal: bool,
+    /// A hard error banned the resource from this node.
+    pub hard_ban: bool,
+    /// `on_fail = "stop"`: not to be started anywhere.
+    pub stop_on_fail: bool,
+    /// `on_fail = "standby"`: the node runs nothing while this failure counts.
+    pub standby_on_fail: bool,
+    /// `on_fail = "ignore"`: a failure was recorded and ignored.
+    pub failure_ignored: bool,
+    /// Fail counts per operation.
+    pub fail_counts: BTreeMap<OpKey, u32>,
+    /// When the most recent counted failure happened (failure_timeout counts from here).
+    pub last_failure: Option<Time>,
+    /// The most recent failure of each operation, for operators.
+    pub failed_ops: BTreeMap<OpKey, OpRecord>,
+}
+
+impl ResourceOnNode {
+    /// Whether `failure_timeout` has expired the failures recorded here at `now`.
+    /// Blocked and fatal states never expire: they need a cleanup.
+    pub fn failures_expired(&self, meta: &Meta, now: Time) -> bool {
+        match (meta.failure_timeout, self.last_failure) {
+            (Some(t), Some(last)) => !t.is_zero() && now >= last.add(t),
+            _ => false,
+        }
+    }
+
+    /// When the failures here expire, if they will.
+    pub fn expiry(&self, meta: &Meta) -> Option<Time> {
+        match (meta.failure_timeout, self.last_failure) {
+            (Some(t), Some(last)) if !t.is_zero() && self.has_expirable_failures() => {
+                Some(last.add(t))
+            }
+            _ => None,
+        }
+    }
+
+    fn has_expirable_failures(&self) -> bool {
+        !self.fail_counts.is_empty()
+            || self.hard_ban
+            || self.stop_on_fail
+            || self.standby_on_fail
+            || self.failure_ignored
+            || !self.failed_ops.is_empty()
+    }
+
+    /// Forgets expired failures (counts, bans and their records), as of `now`.
+    pub fn expire(&mut self, meta: &Meta, now: Time) {
+        if self.failures_expired(meta, now) {
+            self.clear_failures();
+        }
+    }
+
+    /// Forgets counted failures, their bans and records; leaves role, blocked and fatal alone.
+    pub fn clear_failures(&mut self) {
+        self.hard_ban = false;
+        self.stop_on_fail = false;
+        self.standby_on_fail = false;
+        self.failure_ignored = false;
+        self.fail_counts.clear();
+        self.failed_ops.clear();
+        self.last_failure = None;
+    }
+
+    /// Sum of fail counts on this node (capped at INFINITY), as of `now`.
+    pub fn fail_count(&self, meta: &Meta, now: Time) -> u32 {
+        if self.failures_expired(meta, now) {
+            return 0;
+        }
+        let sum: u64 = self.fail_counts.values().map(|&c| u64::from(c)).sum();
+        u32::try_from(sum.min(u64::from(INFINITY_COUNT))).unwrap_or(INFINITY_COUNT)
+    }
+
+    /// A view with expired failures dropped, as of `now`.
+    pub fn effective(&self, meta: &Meta, now: Time) -> Effective {
+        let live = !self.failures_expired(meta, now);
+        let count = self.fail_count(meta, now);
+        Effective {
+            role: self.role,
+            failed: self.failed,
+            blocked: self.blocked,
+            fatal: self.fatal,
+            hard_ban: live && self.hard_ban,
+            stop_on_fail: live && self.stop_on_fail,
+            standby_on_fail: live && self.standby_on_fail,
+            failure_ignored: live && self.failure_ignored,
+            threshold_reached: meta.threshold().is_some_and(|t| count >= t),
+            fail_count: count,
+        }
+    }
+}
+
+/// [`ResourceOnNode`] as the scheduler sees it at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Effective {
+    pub role: Role,
+    pub failed: bool,
+    pub blocked: bool,
+    pub fatal: bool,
+    pub hard_ban: bool,
+    pub stop_on_fail: bool,
+    pub standby_on_fail: bool,
+    pub failure_ignored: bool,
+    pub threshold_reached: bool,
+    pub fail_count: u32,
+}
+
+impl State {
+    /// A state in which the given nodes are online and nothing has been probed.
+    pub fn with_online_nodes<'a>(nodes: impl IntoIterator<Item = &'a str>) -> State {
+        let mut s = State::default();
+        for n in nodes {
+            s.nodes.insert(n.to_owned(), NodeState { online: true, ..NodeState::default() });
+        }
+        s
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeState> {
+        self.nodes.get(name)
+    }
+
+    pub fn resource(&self, id: &str) -> Option<&ResourceState> {
+        self.resources.get(id)
+    }
+
+    /// The status of `resource` on `node` (the default, Unknown, when never recorded).
+    pub fn on_node(&self, resource: &str, node: &str) -> ResourceOnNode {
+        self.resources
+            .get(resource)
+            .and_then(|r| r.nodes.get(node))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn on_node_mut(&mut self, resource: &str, node: &str) -> &mut ResourceOnNode {
+        self.resources
+            .entry(resource.to_owned())
+            .or_default()
+            .nodes
+            .entry(node.to_owned())
+            .or_default()
+    }
+
+    /// Drops failures that have expired by `now`, so a saved state does not carry them.
+    pub fn expire_failures(&mut self, config: &Config, now: Time) {
+        for (id, rs) in &mut self.resources {
+            if let Some(spec) = config.resource(id) {
+                for on in rs.nodes.values_mut() {
+                    on.expire(&spec.meta, now);
+                }
+            }
+        }
+    }
+
+    /// Nodes where the resource is recorded as started.
+    pub fn active_nodes<'a>(&'a self, resource: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.resources
+            .get(resource)
+            .into_iter()
+            .flat_map(|r| r.nodes.iter())
+            .filter(|(_, on)| on.role == Role::Started)
+            .map(|(n, _)| n.as_str())
+    }
+}

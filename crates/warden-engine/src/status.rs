@@ -1,0 +1,163 @@
+//! The state as operators read it: one line per resource and per node class, shared by
+//! `warden simulate` and `warden status`.
+
+use std::fmt;
+
+use crate::config::{Config, TargetRole};
+use crate::state::{OpKey, OpRecord, Role, State};
+use crate::time::Time;
+
+/// Where one resource stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceStatus {
+    pub id: String,
+    pub agent: String,
+    /// Nodes it is active on, in configuration order.
+    pub nodes: Vec<String>,
+    pub failed: bool,
+    pub blocked: bool,
+    pub flags: Vec<&'static str>,
+}
+
+impl fmt::Display for ResourceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = if self.failed || self.blocked { "FAILED" } else if self.nodes.is_empty() { "Stopped" } else { "Started" };
+        write!(f, "{} {word}", self.id)?;
+        match self.nodes.as_slice() {
+            [] => {}
+            [one] => write!(f, " {one}")?,
+            many => write!(f, " [ {} ]", many.join(" "))?,
+        }
+        for flag in &self.flags {
+            write!(f, " ({flag})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A failure still counting against a resource on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedAction {
+    pub resource: String,
+    pub node: String,
+    pub op: OpKey,
+    pub record: OpRecord,
+    pub fail_count: u32,
+}
+
+/// One line per resource, in configuration order.
+pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<ResourceStatus> {
+    let fencing = config.fencing_enabled();
+    config
+        .resources()
+        .iter()
+        .map(|spec| {
+            let rs = state.resource(&spec.id);
+            let mut st = ResourceStatus {
+                id: spec.id.clone(),
+                agent: spec.agent.to_string(),
+                nodes: Vec::new(),
+                failed: false,
+                blocked: false,
+                flags: Vec::new(),
+            };
+            let mut ignored = false;
+            let mut degraded = false;
+            let mut unclean = false;
+            let mut fatal = false;
+            for n in config.nodes() {
+                let Some(on) = rs.and_then(|rs| rs.nodes.get(n)) else { continue };
+                let e = on.effective(&spec.meta, now);
+                fatal |= e.fatal;
+                let ns = state.node(n);
+                let lost = ns.is_none_or(|s| !s.online) && !(fencing && ns.is_some_and(|s| s.unclean.is_some()));
+                if e.role != Role::Started || lost {
+                    continue;
+                }
+                st.nodes.push(n.clone());
+                st.failed |= e.failed;
+                st.blocked |= e.blocked;
+                ignored |= e.failure_ignored;
+                degraded |= on.degraded;
+                unclean |= fencing && ns.is_some_and(|s| s.unclean.is_some());
+            }
+            let flags = &mut st.flags;
+            if st.blocked {
+                flags.push("blocked");
+            }
+            if unclean {
+                flags.push("UNCLEAN");
+            }
+            if ignored {
+                flags.push("failure ignored");
+            }
+            if degraded {
+                flags.push("degraded");
+            }
+            if spec.meta.maintenance {
+                flags.push("maintenance");
+            } else if !spec.meta.is_managed {
+                flags.push("unmanaged");
+            }
+            if rs.and_then(|r| r.target_role).unwrap_or(spec.meta.target_role) == TargetRole::Stopped {
+                flags.push("disabled");
+            }
+            if fatal && st.nodes.is_empty() {
+                flags.push("fatal error: cleanup needed");
+            }
+            if st.nodes.len() > 1 {
+                flags.push("multiple active");
+            }
+            st
+        })
+        .collect()
+}
+
+/// Nodes grouped as operators read them: (label, names).
+pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<String>)> {
+    let fencing = config.fencing_enabled();
+    let mut online = Vec::new();
+    let mut standby = Vec::new();
+    let mut unclean = Vec::new();
+    let mut offline = Vec::new();
+    for n in config.nodes() {
+        let ns = state.node(n).cloned().unwrap_or_default();
+        if fencing && ns.unclean.is_some() {
+            unclean.push(n.clone());
+        } else if !ns.online {
+            offline.push(n.clone());
+        } else if ns.standby {
+            standby.push(n.clone());
+        } else {
+            online.push(n.clone());
+        }
+    }
+    [("Online", online), ("Standby", standby), ("UNCLEAN", unclean), ("OFFLINE", offline)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+/// Every failure that still counts, in configuration order.
+pub fn failed_actions(config: &Config, state: &State, now: Time) -> Vec<FailedAction> {
+    let mut out = Vec::new();
+    for spec in config.resources() {
+        let Some(rs) = state.resource(&spec.id) else { continue };
+        for n in config.nodes() {
+            let Some(on) = rs.nodes.get(n) else { continue };
+            if on.failures_expired(&spec.meta, now) {
+                continue;
+            }
+            for (op, rec) in &on.failed_ops {
+                out.push(FailedAction {
+                    resource: spec.id.clone(),
+                    node: n.clone(),
+                    op: *op,
+                    record: rec.clone(),
+                    fail_count: on.fail_count(&spec.meta, now),
+                });
+            }
+        }
+    }
+    out
+}
