@@ -135,6 +135,9 @@ impl ResourceOnNode {
     /// Whether `failure_timeout` has expired the failures recorded here at `now`.
     /// Blocked and fatal states never expire: they need a cleanup.
     pub fn failures_expired(&self, meta: &Meta, now: Time) -> bool {
+        if self.blocked || self.fatal {
+            return false;
+        }
         match (meta.failure_timeout, self.last_failure) {
             (Some(t), Some(last)) => !t.is_zero() && now >= last.add(t),
             _ => false,
@@ -144,7 +147,9 @@ impl ResourceOnNode {
     /// When the failures here expire, if they will.
     pub fn expiry(&self, meta: &Meta) -> Option<Time> {
         match (meta.failure_timeout, self.last_failure) {
-            (Some(t), Some(last)) if !t.is_zero() && self.has_expirable_failures() => {
+            (Some(t), Some(last))
+                if !t.is_zero() && !self.blocked && !self.fatal && self.has_expirable_failures() =>
+            {
                 Some(last.add(t))
             }
             _ => None,

@@ -42,6 +42,7 @@ pub struct FailedAction {
     pub node: String,
     pub op: OpKey,
     pub record: OpRecord,
+    /// Failures of this operation on this node (probes and ignored failures count none).
     pub fail_count: u32,
 }
 
@@ -154,7 +155,7 @@ pub fn failed_actions(config: &Config, state: &State, now: Time) -> Vec<FailedAc
                     node: n.clone(),
                     op: *op,
                     record: rec.clone(),
-                    fail_count: on.fail_count(&spec.meta, now),
+                    fail_count: on.fail_counts.get(op).copied().unwrap_or(0),
                 });
             }
         }

@@ -1,0 +1,698 @@
+//! The configuration file: TOML read with positions, checked completely (every problem is
+//! reported with `file:line:col`, not only the first), and converted into the engine's
+//! [`warden_engine::Config`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+use warden_engine::{
+    Agent, ClusterOptions, Config, FenceDevice, INFINITY_COUNT, Location, Meta, MultipleActive,
+    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ResourceSpec, Score, TargetRole,
+};
+
+use crate::diag::{Diagnostics, FileErrors, did_you_mean};
+use crate::duration;
+
+/// A loaded configuration: the engine's part and the daemon's.
+#[derive(Debug)]
+pub struct Loaded {
+    pub engine: Config,
+    pub data_dir: PathBuf,
+    pub api_listen: SocketAddr,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/warden";
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7946";
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    parse(&src, &path.display().to_string(), local_node_name).map_err(anyhow::Error::from)
+}
+
+/// The node name used when the file defines no `[[node]]`: this machine's host name.
+pub fn local_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+type Table<'i> = DeTable<'i>;
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Parses configuration text. `file` names it in messages; `local` names the one node of a
+/// file without `[[node]]`.
+pub fn parse(src: &str, file: &str, local: impl FnOnce() -> String) -> Result<Loaded, FileErrors> {
+    let mut d = Diagnostics::new(src);
+    let (root, errors) = DeTable::parse_recoverable(src);
+    for e in &errors {
+        d.error(e.span().unwrap_or(0..0), e.message().trim_end_matches('\n').to_owned());
+    }
+    let mut r = Reader { d };
+    let loaded = r.root(root.get_ref(), local);
+    let list = r.d.finish();
+    match loaded {
+        Some(l) if list.is_empty() => Ok(l),
+        _ => Err(FileErrors { file: file.to_owned(), list }),
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "cluster",
+    "api",
+    "node",
+    "fence_device",
+    "resource",
+    "location",
+    "ban",
+    "resource_defaults",
+    "op_defaults",
+];
+const CLUSTER_KEYS: &[&str] =
+    &["name", "data_dir", "start_failure_is_fatal", "no_quorum_policy", "symmetric"];
+const META_KEYS: &[&str] = &[
+    "migration_threshold",
+    "failure_timeout",
+    "resource_stickiness",
+    "target_role",
+    "is_managed",
+    "maintenance",
+    "multiple_active",
+    "priority",
+];
+const RESOURCE_KEYS: &[&str] =
+    &["id", "class", "provider", "type", "command", "params", "meta", "ops", "promotable"];
+const OP_KEYS: &[&str] = &["name", "interval", "timeout", "on_fail", "enabled", "role", "check_level"];
+
+struct Reader<'s> {
+    d: Diagnostics<'s>,
+}
+
+/// A checked reference to a node or resource, kept with its place for later resolution.
+struct Ref {
+    name: String,
+    span: Range<usize>,
+}
+
+impl<'s> Reader<'s> {
+    fn root(&mut self, root: &Table<'_>, local: impl FnOnce() -> String) -> Option<Loaded> {
+        self.keys(root, TOP_KEYS, "the top level");
+
+        let empty = Table::default();
+        let cluster_t = self.table(root, "cluster").unwrap_or(&empty);
+        self.keys(cluster_t, CLUSTER_KEYS, "[cluster]");
+        let mut cluster = ClusterOptions::default();
+        if let Some(v) = self.string(cluster_t, "name") {
+            cluster.name = v.0;
+        }
+        let data_dir = self.string(cluster_t, "data_dir").map_or(DEFAULT_DATA_DIR.into(), |v| v.0);
+        if let Some(v) = self.boolean(cluster_t, "start_failure_is_fatal") {
+            cluster.start_failure_is_fatal = v;
+        }
+        if let Some(v) = self.keyword(cluster_t, "no_quorum_policy", NoQuorumPolicy::ALL) {
+            cluster.no_quorum_policy = v;
+        }
+        if let Some(v) = self.boolean(cluster_t, "symmetric") {
+            cluster.symmetric = v;
+        }
+
+        let api_t = self.table(root, "api").unwrap_or(&empty);
+        self.keys(api_t, &["listen"], "[api]");
+        let api_listen = match self.string(api_t, "listen") {
+            Some((s, span)) => match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.d.error(span, format!("bad listen address {s:?}: expected IP:PORT, like \"127.0.0.1:7946\""));
+                    None
+                }
+            },
+            None => DEFAULT_API_LISTEN.parse().ok(),
+        };
+
+        // Nodes.
+        let mut nodes: Vec<String> = Vec::new();
+        let mut node_spans: HashMap<String, Range<usize>> = HashMap::new();
+        for t in self.tables(root, "node") {
+            self.keys(t, &["name"], "[[node]]");
+            if let Some((name, span)) = self.required_name(t, "name", "[[node]]") {
+                if node_spans.contains_key(&name) {
+                    self.d.error(span, format!("node {name:?} is defined twice"));
+                } else {
+                    node_spans.insert(name.clone(), span);
+                    nodes.push(name);
+                }
+            }
+        }
+        let has_node_tables = !nodes.is_empty() || root.get("node").is_some();
+        if !has_node_tables {
+            nodes.push(local());
+        }
+
+        // Defaults for resources and operations.
+        let mut meta_defaults = Meta::default();
+        if let Some(t) = self.table(root, "resource_defaults") {
+            self.meta(t, &mut meta_defaults, "[resource_defaults]");
+        }
+        let mut op_timeout = warden_engine::config::DEFAULT_OP_TIMEOUT;
+        if let Some(t) = self.table(root, "op_defaults") {
+            self.keys(t, &["timeout"], "[op_defaults]");
+            if let Some(v) = self.positive_duration(t, "timeout") {
+                op_timeout = v;
+            }
+        }
+
+        // Fence devices.
+        let mut fence_devices = Vec::new();
+        let mut node_refs: Vec<Ref> = Vec::new();
+        let mut seen_devices = HashMap::new();
+        for t in self.tables(root, "fence_device") {
+            self.keys(t, &["name", "command", "nodes"], "[[fence_device]]");
+            let name = self.required_name(t, "name", "[[fence_device]]");
+            if let Some((n, span)) = &name {
+                if seen_devices.insert(n.clone(), ()).is_some() {
+                    self.d.error(span.clone(), format!("fence device {n:?} is defined twice"));
+                }
+            }
+            let command = self.command(t, "[[fence_device]]");
+            let nodes_of = self.string_list(t, "nodes").unwrap_or_default();
+            let names = nodes_of.iter().map(|(n, _)| n.clone()).collect();
+            node_refs.extend(nodes_of.into_iter().map(|(name, span)| Ref { name, span }));
+            if let (Some((name, _)), Some(command)) = (name, command) {
+                fence_devices.push(FenceDevice { name, command, nodes: names });
+            }
+        }
+        let fencing = !fence_devices.is_empty() || root.get("fence_device").is_some();
+
+        // Resources.
+        let mut resources = Vec::new();
+        let mut resource_spans: HashMap<String, Range<usize>> = HashMap::new();
+        for t in self.tables(root, "resource") {
+            if let Some(r) = self.resource(t, &meta_defaults, op_timeout, fencing) {
+                if let Some(first) = resource_spans.get(&r.0.id) {
+                    let (line, _) = crate::diag::line_col(self.d_src(), first.start);
+                    self.d.error(r.1, format!("resource {:?} is defined twice (first at line {line})", r.0.id));
+                } else {
+                    resource_spans.insert(r.0.id.clone(), r.1);
+                    resources.push(r.0);
+                }
+            }
+        }
+
+        // Location constraints and bans.
+        let mut locations = Vec::new();
+        let mut resource_refs: Vec<Ref> = Vec::new();
+        for (key, is_ban) in [("location", false), ("ban", true)] {
+            let what = if is_ban { "[[ban]]" } else { "[[location]]" };
+            for t in self.tables(root, key) {
+                let allowed: &[&str] = if is_ban { &["resource", "node"] } else { &["resource", "node", "score"] };
+                self.keys(t, allowed, what);
+                let res = self.required_string(t, "resource", what);
+                let node = self.required_string(t, "node", what);
+                let score = if is_ban {
+                    Some(Score::MINUS_INFINITY)
+                } else {
+                    match t.get("score") {
+                        Some(v) => self.score(v),
+                        None => {
+                            self.d.error(self.table_span(t), format!("{what} needs a score (an integer, \"INFINITY\" or \"-INFINITY\")"));
+                            None
+                        }
+                    }
+                };
+                if let Some((r, span)) = &res {
+                    resource_refs.push(Ref { name: r.clone(), span: span.clone() });
+                }
+                if let Some((n, span)) = &node {
+                    node_refs.push(Ref { name: n.clone(), span: span.clone() });
+                }
+                if let (Some((r, _)), Some((n, _)), Some(score)) = (res, node, score) {
+                    locations.push(Location { resource: r, node: n, score });
+                }
+            }
+        }
+
+        // Every reference must resolve.
+        for r in node_refs {
+            if !nodes.contains(&r.name) {
+                let hint = suggest(&r.name, nodes.iter().map(String::as_str));
+                self.d.error(r.span, format!("unknown node {:?}{hint}", r.name));
+            }
+        }
+        for r in resource_refs {
+            if !resource_spans.contains_key(&r.name) {
+                let hint = suggest(&r.name, resources.iter().map(|r: &ResourceSpec| r.id.as_str()));
+                self.d.error(r.span, format!("unknown resource {:?}{hint}", r.name));
+            }
+        }
+
+        if !self.d.is_empty() {
+            return None;
+        }
+        match Config::new(cluster, nodes, fence_devices, resources, locations) {
+            Ok(engine) => Some(Loaded {
+                engine,
+                data_dir: PathBuf::from(data_dir),
+                api_listen: api_listen?,
+            }),
+            Err(e) => {
+                self.d.error(0..0, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn d_src(&self) -> &'s str {
+        // Diagnostics keeps the source; expose it for "first defined at" messages.
+        self.d.src()
+    }
+
+    fn resource(
+        &mut self,
+        t: &Table<'_>,
+        meta_defaults: &Meta,
+        op_timeout: Duration,
+        fencing: bool,
+    ) -> Option<(ResourceSpec, Range<usize>)> {
+        self.keys(t, RESOURCE_KEYS, "[[resource]]");
+        let (id, id_span) = self.required_name(t, "id", "[[resource]]")?;
+        let what = format!("resource {id:?}");
+        if let Some(v) = t.get("promotable") {
+            if v.get_ref().as_bool() != Some(false) {
+                self.d.error(v.span(), "promotable resources are not supported yet");
+            }
+        }
+        let class = self.required_string(t, "class", &what);
+        let agent = match class.as_ref().map(|(c, s)| (c.as_str(), s.clone())) {
+            Some(("ocf", _)) => {
+                self.forbid(t, "command", "an ocf resource runs its agent; `command` is for class \"process\"");
+                let provider = self.string(t, "provider").map_or("heartbeat".to_owned(), |v| v.0);
+                let kind = self.required_string(t, "type", &what);
+                kind.map(|(kind, _)| Agent::Ocf { provider, kind })
+            }
+            Some(("process", _)) => {
+                for k in ["provider", "type"] {
+                    self.forbid(t, k, "`provider` and `type` are for class \"ocf\"");
+                }
+                self.forbid(t, "params", "`params` are passed to OCF agents; a process takes its `command`");
+                self.command(t, &what).map(|command| Agent::Process { command })
+            }
+            Some(("systemd", span)) => {
+                self.d.error(span, "class \"systemd\" is not supported yet (allowed: ocf, process)");
+                None
+            }
+            Some((other, span)) => {
+                self.d.error(span, format!("unknown class {other:?} (allowed: ocf, process)"));
+                None
+            }
+            None => None,
+        };
+
+        let mut params = Vec::new();
+        if let Some(pt) = self.table(t, "params") {
+            for (k, v) in pt.iter() {
+                let key = k.get_ref().to_string();
+                if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    self.d.error(k.span(), format!("bad parameter name {key:?}: use letters, digits and _"));
+                    continue;
+                }
+                let value = match v.get_ref() {
+                    DeValue::String(s) => s.to_string(),
+                    DeValue::Integer(i) => i.to_string(),
+                    DeValue::Float(f) => f.to_string(),
+                    DeValue::Boolean(b) => b.to_string(),
+                    other => {
+                        self.d.error(v.span(), format!("parameter {key:?} must be a string, number or boolean, not {}", other.type_str()));
+                        continue;
+                    }
+                };
+                params.push((key, value));
+            }
+        }
+
+        let mut meta = meta_defaults.clone();
+        if let Some(mt) = self.table(t, "meta") {
+            self.meta(mt, &mut meta, "meta");
+        }
+
+        let mut ops: Vec<OpSpec> = Vec::new();
+        let mut op_spans: Vec<Range<usize>> = Vec::new();
+        if let Some(arr) = self.array(t, "ops") {
+            for v in arr.iter() {
+                let Some(ot) = v.get_ref().as_table() else {
+                    self.d.error(v.span(), format!("an operation is a table like {{ name = \"monitor\", interval = \"10s\" }}, not {}", v.get_ref().type_str()));
+                    continue;
+                };
+                if let Some(op) = self.op(ot, v.span(), op_timeout, fencing) {
+                    if let Some(i) = ops.iter().position(|o| o.name == op.name && o.interval == op.interval) {
+                        let (line, _) = crate::diag::line_col(self.d_src(), op_spans[i].start);
+                        self.d.error(v.span(), format!(
+                            "duplicate operation {} with interval {} (first at line {line}); (name, interval) must be unique",
+                            op.name,
+                            duration::format(op.interval)
+                        ));
+                    } else {
+                        ops.push(op);
+                        op_spans.push(v.span());
+                    }
+                }
+            }
+        }
+        let mut spec = ResourceSpec::new(id, agent?);
+        spec.params = params;
+        spec.meta = meta;
+        spec.ops = ops;
+        Some((spec, id_span))
+    }
+
+    fn op(&mut self, t: &Table<'_>, span: Range<usize>, default_timeout: Duration, fencing: bool) -> Option<OpSpec> {
+        self.keys(t, OP_KEYS, "an operation");
+        let name = match t.get("name") {
+            Some(v) => self.keyword_value(v, OpName::ALL)?,
+            None => {
+                self.d.error(span, "an operation needs a name (allowed: start, stop, monitor, promote, demote, notify)");
+                return None;
+            }
+        };
+        let mut op = OpSpec::new(name, Duration::ZERO);
+        op.timeout = default_timeout;
+        if let Some(v) = t.get("interval") {
+            if let Some(i) = self.duration_value(v) {
+                if !i.is_zero() && name != OpName::Monitor {
+                    self.d.error(v.span(), format!("only monitor operations recur; {name} takes no interval"));
+                }
+                op.interval = i;
+            }
+        }
+        if let Some(v) = self.positive_duration(t, "timeout") {
+            op.timeout = v;
+        }
+        if let Some(v) = self.boolean(t, "enabled") {
+            op.enabled = v;
+        }
+        if let Some(v) = t.get("role") {
+            if let Some(role) = self.keyword_value(v, OpRole::ALL) {
+                if role != OpRole::Started {
+                    self.d.error(v.span(), format!("role {role:?} applies to promotable resources, which are not supported yet", role = role.as_str()));
+                }
+                op.role = role;
+            }
+        }
+        if let Some(v) = t.get("check_level") {
+            op.check_level = self.u32_value(v, "check_level");
+        }
+        if let Some(v) = t.get("on_fail") {
+            if let Some(on_fail) = self.keyword_value(v, OnFail::ALL) {
+                if !on_fail.allowed_for(name, op.role) {
+                    let allowed = OnFail::allowed_values(name, op.role).join(", ");
+                    self.d.error(v.span(), format!("on_fail = {:?} is not valid for a {name} operation (allowed: {allowed})", on_fail.as_str()));
+                } else if on_fail == OnFail::Fence && !fencing {
+                    self.d.error(v.span(), "on_fail = \"fence\" needs fencing: add a [[fence_device]]");
+                }
+                op.on_fail = Some(on_fail);
+            }
+        }
+        Some(op)
+    }
+
+    fn meta(&mut self, t: &Table<'_>, meta: &mut Meta, what: &str) {
+        self.keys(t, META_KEYS, what);
+        if let Some(v) = t.get("migration_threshold") {
+            match v.get_ref() {
+                DeValue::String(s) if s.eq_ignore_ascii_case("INFINITY") => meta.migration_threshold = INFINITY_COUNT,
+                _ => {
+                    if let Some(n) = self.u32_value(v, "migration_threshold") {
+                        meta.migration_threshold = n.min(INFINITY_COUNT);
+                    }
+                }
+            }
+        }
+        if let Some(v) = t.get("failure_timeout") {
+            if let Some(d) = self.duration_value(v) {
+                meta.failure_timeout = (!d.is_zero()).then_some(d);
+            }
+        }
+        if let Some(v) = t.get("resource_stickiness") {
+            if let Some(s) = self.score(v) {
+                meta.resource_stickiness = s;
+            }
+        }
+        if let Some(v) = self.keyword(t, "target_role", TargetRole::ALL) {
+            meta.target_role = v;
+        }
+        if let Some(v) = self.boolean(t, "is_managed") {
+            meta.is_managed = v;
+        }
+        if let Some(v) = self.boolean(t, "maintenance") {
+            meta.maintenance = v;
+        }
+        if let Some(v) = self.keyword(t, "multiple_active", MultipleActive::ALL) {
+            meta.multiple_active = v;
+        }
+        if let Some(v) = t.get("priority") {
+            if let Some(n) = self.int_value(v, "priority") {
+                meta.priority = n;
+            }
+        }
+    }
+
+    // ---- typed getters; each reports a wrong type at the value's place ----
+
+    fn table_span(&self, t: &Table<'_>) -> Range<usize> {
+        t.iter().next().map_or(0..0, |(k, _)| k.span())
+    }
+
+    /// Reports keys of `t` that are not in `allowed`.
+    fn keys(&mut self, t: &Table<'_>, allowed: &[&str], what: &str) {
+        for (k, _) in t.iter() {
+            let key: &str = k.get_ref();
+            if !allowed.contains(&key) {
+                let hint = did_you_mean(key, allowed).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+                self.d.error(k.span(), format!("unknown key `{key}` in {what}{hint} (allowed: {})", allowed.join(", ")));
+            }
+        }
+    }
+
+    fn forbid(&mut self, t: &Table<'_>, key: &str, why: &str) {
+        if let Some((k, _)) = t.iter().find(|(k, _)| k.get_ref() == key) {
+            self.d.error(k.span(), format!("`{key}` does not apply here: {why}"));
+        }
+    }
+
+    fn type_error(&mut self, v: &Value<'_>, want: &str) {
+        self.d.error(v.span(), format!("expected {want}, found {}", v.get_ref().type_str()));
+    }
+
+    fn table<'a, 'i>(&mut self, t: &'a Table<'i>, key: &str) -> Option<&'a Table<'i>> {
+        let v = t.get(key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.type_error(v, &format!("a table for `{key}`"));
+                None
+            }
+        }
+    }
+
+    fn array<'a, 'i>(&mut self, t: &'a Table<'i>, key: &str) -> Option<&'a [Value<'i>]> {
+        let v = t.get(key)?;
+        match v.get_ref() {
+            DeValue::Array(a) => Some(a),
+            _ => {
+                self.type_error(v, &format!("an array for `{key}`"));
+                None
+            }
+        }
+    }
+
+    /// The tables of an array of tables (`[[key]]`).
+    fn tables<'a, 'i>(&mut self, t: &'a Table<'i>, key: &str) -> Vec<&'a Table<'i>> {
+        let mut out = Vec::new();
+        for v in self.array(t, key).unwrap_or_default() {
+            match v.get_ref() {
+                DeValue::Table(t) => out.push(t),
+                _ => self.type_error(v, &format!("a table in `{key}` (write [[{key}]])")),
+            }
+        }
+        out
+    }
+
+    fn string(&mut self, t: &Table<'_>, key: &str) -> Option<(String, Range<usize>)> {
+        let v = t.get(key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), v.span())),
+            _ => {
+                self.type_error(v, &format!("a string for `{key}`"));
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, t: &Table<'_>, key: &str, what: &str) -> Option<(String, Range<usize>)> {
+        if t.get(key).is_none() {
+            self.d.error(self.table_span(t), format!("{what} needs `{key}`"));
+            return None;
+        }
+        self.string(t, key)
+    }
+
+    /// A name other things refer to: non-empty, no spaces and none of `: @ = ,`.
+    fn required_name(&mut self, t: &Table<'_>, key: &str, what: &str) -> Option<(String, Range<usize>)> {
+        let (s, span) = self.required_string(t, key, what)?;
+        let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            self.d.error(span, format!("bad {key} {s:?}: use letters, digits, '_', '-' and '.'"));
+            return None;
+        }
+        Some((s, span))
+    }
+
+    fn string_list(&mut self, t: &Table<'_>, key: &str) -> Option<Vec<(String, Range<usize>)>> {
+        let arr = self.array(t, key)?;
+        let mut out = Vec::new();
+        for v in arr {
+            match v.get_ref() {
+                DeValue::String(s) => out.push((s.to_string(), v.span())),
+                _ => self.type_error(v, &format!("a string in `{key}`")),
+            }
+        }
+        Some(out)
+    }
+
+    fn command(&mut self, t: &Table<'_>, what: &str) -> Option<Vec<String>> {
+        let Some(v) = t.get("command") else {
+            self.d.error(self.table_span(t), format!("{what} needs `command` (an array like [\"/usr/bin/prog\", \"--flag\"])"));
+            return None;
+        };
+        let list = self.string_list(t, "command")?;
+        if list.is_empty() {
+            self.d.error(v.span(), "`command` must name a program");
+            return None;
+        }
+        Some(list.into_iter().map(|(s, _)| s).collect())
+    }
+
+    fn boolean(&mut self, t: &Table<'_>, key: &str) -> Option<bool> {
+        let v = t.get(key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.type_error(v, &format!("true or false for `{key}`"));
+                None
+            }
+        }
+    }
+
+    fn keyword<T: Copy + std::fmt::Display + std::str::FromStr>(&mut self, t: &Table<'_>, key: &str, all: &[T]) -> Option<T> {
+        let v = t.get(key)?;
+        self.keyword_value(v, all)
+    }
+
+    fn keyword_value<T: Copy + std::fmt::Display + std::str::FromStr>(&mut self, v: &Value<'_>, all: &[T]) -> Option<T> {
+        let allowed: Vec<String> = all.iter().map(|x| x.to_string()).collect();
+        let DeValue::String(s) = v.get_ref() else {
+            self.type_error(v, &format!("one of {}", allowed.join(", ")));
+            return None;
+        };
+        match s.parse::<T>() {
+            Ok(x) => Some(x),
+            Err(_) => {
+                let refs: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                let hint = did_you_mean(s, &refs).map(|h| format!("; did you mean {h:?}?")).unwrap_or_default();
+                self.d.error(v.span(), format!("unknown value {s:?}{hint} (allowed: {})", allowed.join(", ")));
+                None
+            }
+        }
+    }
+
+    fn int_value(&mut self, v: &Value<'_>, key: &str) -> Option<i64> {
+        match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.d.error(v.span(), format!("`{key}` is out of range"));
+                    None
+                }
+            },
+            _ => {
+                self.type_error(v, &format!("an integer for `{key}`"));
+                None
+            }
+        }
+    }
+
+    fn u32_value(&mut self, v: &Value<'_>, key: &str) -> Option<u32> {
+        let n = self.int_value(v, key)?;
+        match u32::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.d.error(v.span(), format!("`{key}` must be between 0 and {}", u32::MAX));
+                None
+            }
+        }
+    }
+
+    fn duration_value(&mut self, v: &Value<'_>) -> Option<Duration> {
+        match v.get_ref() {
+            DeValue::String(s) => match duration::parse(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.d.error(v.span(), e);
+                    None
+                }
+            },
+            DeValue::Integer(i) => {
+                self.d.error(v.span(), format!("durations are strings with a unit, like \"{}s\"", i.as_str()));
+                None
+            }
+            _ => {
+                self.type_error(v, "a duration like \"10s\"");
+                None
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, t: &Table<'_>, key: &str) -> Option<Duration> {
+        let v = t.get(key)?;
+        let d = self.duration_value(v)?;
+        if d.is_zero() {
+            self.d.error(v.span(), format!("`{key}` must be longer than 0"));
+            return None;
+        }
+        Some(d)
+    }
+
+    fn score(&mut self, v: &Value<'_>) -> Option<Score> {
+        match v.get_ref() {
+            DeValue::String(s) => match s.to_ascii_uppercase().as_str() {
+                "INFINITY" | "+INFINITY" => Some(Score::INFINITY),
+                "-INFINITY" => Some(Score::MINUS_INFINITY),
+                _ => {
+                    self.d.error(v.span(), format!("bad score {s:?}: an integer, \"INFINITY\" or \"-INFINITY\""));
+                    None
+                }
+            },
+            DeValue::Integer(_) => self.int_value(v, "score").map(Score::new),
+            _ => {
+                self.type_error(v, "a score (an integer, \"INFINITY\" or \"-INFINITY\")");
+                None
+            }
+        }
+    }
+}
+
+fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let c: Vec<&str> = candidates.collect();
+    match did_you_mean(name, &c) {
+        Some(s) => format!("; did you mean {s:?}?"),
+        None if c.is_empty() => String::new(),
+        None => format!(" (known: {})", c.join(", ")),
+    }
+}

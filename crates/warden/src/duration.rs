@@ -1,0 +1,84 @@
+//! Durations as operators write them: `"500ms"`, `"10s"`, `"2m"`, `"1h30m"`, `"0"`.
+
+use std::time::Duration;
+
+/// Parses a duration; the error says what is wrong in words fit for a diagnostic.
+pub fn parse(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if t.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    let mut total: u128 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("bad duration {s:?}: expected a number at {rest:?}"));
+        }
+        let n: u128 = rest[..digits].parse().map_err(|_| format!("bad duration {s:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let ms_per = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => return Err(format!("bad duration {s:?}: add a unit (ms, s, m, h or d), like \"{n}s\"")),
+            u => return Err(format!("bad duration {s:?}: unknown unit {u:?} (allowed: ms, s, m, h, d)")),
+        };
+        rest = &rest[unit_len..];
+        total = total.saturating_add(n.saturating_mul(ms_per));
+    }
+    let ms = u64::try_from(total).map_err(|_| format!("bad duration {s:?}: too long"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// Formats a duration in the largest exact unit: `10s`, `1500ms`, `2m`.
+pub fn format(d: Duration) -> String {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if ms == 0 {
+        return "0".to_owned();
+    }
+    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms % per == 0 {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_operators_write() {
+        let ok = [
+            ("0", 0),
+            ("500ms", 500),
+            ("10s", 10_000),
+            ("2m", 120_000),
+            ("1h30m", 5_400_000),
+            ("1d", 86_400_000),
+            (" 3s ", 3_000),
+        ];
+        for (s, ms) in ok {
+            assert_eq!(parse(s), Ok(Duration::from_millis(ms)), "{s}");
+        }
+        for bad in ["", "10", "s", "10 s", "5x", "-1s", "1.5s"] {
+            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(parse("10").unwrap_err().contains("add a unit"));
+    }
+
+    #[test]
+    fn formats_in_the_largest_exact_unit() {
+        for (ms, s) in [(0, "0"), (500, "500ms"), (10_000, "10s"), (90_000, "90s"), (120_000, "2m")] {
+            assert_eq!(format(Duration::from_millis(ms)), s);
+        }
+    }
+}

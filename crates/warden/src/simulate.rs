@@ -1,0 +1,344 @@
+//! `warden simulate`: the what-if tool. Loads a configuration and a saved state, applies node
+//! events, admin commands and injected results, schedules, runs the transition against
+//! simulated agents (every action succeeds unless told otherwise) and prints what happened.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use warden_engine::{
+    ActionKind, AdminCommand, Config, Event, OpKey, OpName, OpResult, ScheduleOptions, State,
+    Time, apply, check_transition, expected, failed_actions, node_groups, rc, resource_status,
+    schedule_with,
+};
+
+use crate::config;
+use crate::duration;
+use crate::wire::{StateFile, format_time, parse_time, wall_clock};
+
+/// Everything `simulate` was asked to do.
+#[derive(Debug, Default, clap::Args)]
+pub struct SimulateArgs {
+    /// The configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// A state saved by an earlier `--save-state` (default: a fresh cluster).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Where to write the state after the transition.
+    #[arg(long)]
+    pub save_state: Option<PathBuf>,
+    /// Bring a node online (repeatable). A fresh state with no node events has every node online.
+    #[arg(long, value_name = "NODE")]
+    pub node_up: Vec<String>,
+    /// Lose a node without a clean shutdown (repeatable).
+    #[arg(long, value_name = "NODE")]
+    pub node_fail: Vec<String>,
+    /// Put a node in standby (repeatable).
+    #[arg(long, value_name = "NODE")]
+    pub standby: Vec<String>,
+    /// Take a node out of standby (repeatable).
+    #[arg(long, value_name = "NODE")]
+    pub online: Vec<String>,
+    /// Clean up a resource's failures, on one node or all: RES[@NODE] (repeatable).
+    #[arg(long, value_name = "RES[@NODE]")]
+    pub cleanup: Vec<String>,
+    /// Record an operation result before scheduling: RES:OP[:INTERVAL]@NODE=RC (repeatable).
+    /// `monitor:0` is a probe, `monitor:10s` the recurring monitor; RC may be `timeout`.
+    #[arg(long, value_name = "SPEC")]
+    pub inject: Vec<String>,
+    /// Make an action of the transition fail: RES:OP[:INTERVAL]@NODE=RC, or fence@NODE.
+    #[arg(long, value_name = "SPEC")]
+    pub fail: Vec<String>,
+    /// The time to simulate at: RFC 3339, or +DURATION after the saved state's time.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Show placement scores.
+    #[arg(long)]
+    pub scores: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A parsed `RES:OP[:INTERVAL]@NODE=RC`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct OpSpecArg {
+    resource: String,
+    node: String,
+    op: OpKey,
+    rc: i32,
+    reason: String,
+}
+
+fn parse_op_arg(config: &Config, s: &str, flag: &str) -> anyhow::Result<OpSpecArg> {
+    let usage = || format!("{flag} {s:?}: expected RES:OP[:INTERVAL]@NODE=RC, like dummy:monitor:10s@node1=7");
+    let (lhs, rc_s) = s.rsplit_once('=').with_context(usage)?;
+    let (what, node) = lhs.rsplit_once('@').with_context(usage)?;
+    let mut parts = what.split(':');
+    let resource = parts.next().unwrap_or_default();
+    let op_s = parts.next().with_context(usage)?;
+    let interval_s = parts.next();
+    if parts.next().is_some() {
+        bail!(usage());
+    }
+    let Some(spec) = config.resource(resource) else {
+        bail!("{flag} {s:?}: unknown resource {resource:?}");
+    };
+    if config.node_index(node).is_none() {
+        bail!("{flag} {s:?}: unknown node {node:?}");
+    }
+    let name: OpName = op_s
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{flag} {s:?}: unknown operation {op_s:?} (allowed: start, stop, monitor, promote, demote, notify)"))?;
+    let interval = match interval_s {
+        Some(i) => duration::parse(i).map_err(|e| anyhow::anyhow!("{flag} {s:?}: {e}"))?,
+        None if name == OpName::Monitor => {
+            bail!("{flag} {s:?}: say monitor:0 for a probe or monitor:INTERVAL for a recurring monitor")
+        }
+        None => Duration::ZERO,
+    };
+    if name == OpName::Monitor && !interval.is_zero() && spec.op(OpName::Monitor, interval).is_none() {
+        let have: Vec<String> = spec.recurring_monitors().map(|o| duration::format(o.interval)).collect();
+        bail!(
+            "{flag} {s:?}: {resource} has no recurring monitor every {} (configured: {})",
+            duration::format(interval),
+            if have.is_empty() { "none".to_owned() } else { have.join(", ") }
+        );
+    }
+    let (rc, reason) = match rc_s {
+        "timeout" => (rc::ERR_GENERIC, "timed out".to_owned()),
+        n => (n.parse::<i32>().map_err(|_| anyhow::anyhow!("{flag} {s:?}: RC must be a number or `timeout`"))?, String::new()),
+    };
+    Ok(OpSpecArg { resource: resource.to_owned(), node: node.to_owned(), op: OpKey::new(name, interval), rc, reason })
+}
+
+/// The outcome of one simulated action.
+#[derive(Debug)]
+struct Executed {
+    action: String,
+    outcome: String,
+    ok: bool,
+}
+
+pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
+    let loaded = config::load(&args.config)?;
+    let config = &loaded.engine;
+
+    let (mut state, saved_time) = match &args.state {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let file: StateFile = serde_json::from_str(&text).with_context(|| format!("{}: not a warden state file", p.display()))?;
+            let (s, t) = file.into_state().with_context(|| format!("{}", p.display()))?;
+            (s, Some(t))
+        }
+        None => {
+            let mut s = State::default();
+            if args.node_up.is_empty() && args.node_fail.is_empty() {
+                s = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+            }
+            (s, None)
+        }
+    };
+
+    let now = match args.at.as_deref() {
+        Some(rel) if rel.starts_with('+') => {
+            let d = duration::parse(&rel[1..]).map_err(|e| anyhow::anyhow!("--at {rel:?}: {e}"))?;
+            saved_time.unwrap_or_else(wall_clock).add(d)
+        }
+        Some(abs) => parse_time(abs).context("--at")?,
+        None => saved_time.unwrap_or_else(wall_clock),
+    };
+
+    let mut events = Vec::new();
+    events.extend(args.node_up.iter().map(|n| Event::NodeUp { node: n.clone() }));
+    events.extend(args.node_fail.iter().map(|n| Event::NodeDown { node: n.clone() }));
+    events.extend(args.standby.iter().map(|n| Event::Admin(AdminCommand::Standby { node: n.clone() })));
+    events.extend(args.online.iter().map(|n| Event::Admin(AdminCommand::Online { node: n.clone() })));
+    for c in &args.cleanup {
+        let (r, n) = match c.split_once('@') {
+            Some((r, n)) => (r, Some(n.to_owned())),
+            None => (c.as_str(), None),
+        };
+        events.push(Event::Admin(AdminCommand::Cleanup { resource: Some(r.to_owned()), node: n }));
+    }
+    let mut notes = Vec::new();
+    for i in &args.inject {
+        let a = parse_op_arg(config, i, "--inject")?;
+        if a.op.is_recurring_monitor() && state.on_node(&a.resource, &a.node).role != warden_engine::Role::Started {
+            notes.push(format!("{} is not started on {}: the monitor result is stale and ignored", a.resource, a.node));
+        }
+        events.push(Event::OpResult(OpResult { resource: a.resource, node: a.node, op: a.op, rc: a.rc, exit_reason: a.reason }));
+    }
+    let mut fails = Vec::new();
+    let mut fence_fails = HashSet::new();
+    for f in &args.fail {
+        if let Some(node) = f.strip_prefix("fence@") {
+            let node = node.split('=').next().unwrap_or_default();
+            if config.node_index(node).is_none() {
+                bail!("--fail {f:?}: unknown node {node:?}");
+            }
+            fence_fails.insert(node.to_owned());
+        } else {
+            fails.push(parse_op_arg(config, f, "--fail")?);
+        }
+    }
+
+    for e in &events {
+        apply(config, &mut state, e, now)?;
+    }
+    state.expire_failures(config, now);
+
+    let transition = schedule_with(config, &state, now, ScheduleOptions { scores: args.scores });
+    let violation = check_transition(config, &state, now, &transition).err();
+
+    // Run the transition: an action runs once all it depends on succeeded.
+    let mut failed_ids = HashSet::new();
+    let mut executed = Vec::new();
+    for a in &transition.actions {
+        if a.deps.iter().any(|d| failed_ids.contains(d)) {
+            failed_ids.insert(a.id);
+            executed.push(Executed { action: a.kind.to_string(), outcome: "skipped: a prerequisite failed".into(), ok: false });
+            continue;
+        }
+        let ok = match &a.kind {
+            ActionKind::Fence { node, .. } => {
+                let ok = !fence_fails.contains(node);
+                apply(config, &mut state, &Event::Fenced { node: node.clone(), ok }, now)?;
+                executed.push(Executed { action: a.kind.to_string(), outcome: if ok { "ok".into() } else { "failed".into() }, ok });
+                ok
+            }
+            kind => {
+                let (resource, node, op) = match (kind.resource(), kind.op()) {
+                    (Some(r), Some(op)) => (r.to_owned(), kind.node().to_owned(), op),
+                    _ => continue,
+                };
+                let default_rc = if op.is_probe() { rc::NOT_RUNNING } else { rc::OK };
+                let injected = fails.iter().find(|f| f.resource == resource && f.node == node && f.op == op);
+                let (code, reason) = injected.map_or((default_rc, String::new()), |f| (f.rc, f.reason.clone()));
+                let ok = expected(op, code);
+                apply(config, &mut state, &Event::OpResult(OpResult { resource, node, op, rc: code, exit_reason: reason.clone() }), now)?;
+                let mut outcome = format!("rc={code} ({})", rc::name(code));
+                if !reason.is_empty() {
+                    write!(outcome, " '{reason}'").ok();
+                }
+                if !ok {
+                    outcome.push_str(", unexpected");
+                }
+                executed.push(Executed { action: a.kind.to_string(), outcome, ok });
+                ok
+            }
+        };
+        if !ok {
+            failed_ids.insert(a.id);
+        }
+    }
+
+    if let Some(p) = &args.save_state {
+        let text = serde_json::to_string_pretty(&StateFile::from_state(&state, now))?;
+        std::fs::write(p, text + "\n").with_context(|| format!("cannot write {}", p.display()))?;
+    }
+
+    let wakeup = warden_engine::schedule(config, &state, now).wakeup;
+    if args.json {
+        let out = json!({
+            "time": format_time(now),
+            "summary": transition.summary.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "actions": transition.actions.iter().zip(&executed).map(|(a, e)| json!({
+                "id": a.id, "action": a.kind.to_string(), "deps": a.deps, "outcome": e.outcome, "ok": e.ok,
+            })).collect::<Vec<_>>(),
+            "nodes": node_groups(config, &state).into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "resources": resource_status(config, &state, now).iter().map(|r| json!({
+                "id": r.id, "agent": r.agent, "status": r.to_string(), "nodes": r.nodes,
+                "failed": r.failed, "blocked": r.blocked, "flags": r.flags,
+            })).collect::<Vec<_>>(),
+            "failed_actions": failed_actions(config, &state, now).iter().map(|f| json!({
+                "resource": f.resource, "node": f.node, "op": f.op.to_string(), "rc": f.record.rc,
+                "rc_name": rc::name(f.record.rc), "exit_reason": f.record.exit_reason,
+                "time": format_time(f.record.time), "fail_count": f.fail_count,
+            })).collect::<Vec<_>>(),
+            "scores": transition.scores.iter().map(|s| json!({
+                "resource": s.resource, "node": s.node, "score": s.score.to_string(),
+            })).collect::<Vec<_>>(),
+            "next_wakeup": wakeup.map(format_time),
+            "notes": notes,
+            "invariant_violation": violation,
+        });
+        return Ok(serde_json::to_string_pretty(&out)? + "\n");
+    }
+
+    let mut o = String::new();
+    for n in &notes {
+        writeln!(o, "Note: {n}")?;
+    }
+    if args.scores {
+        writeln!(o, "Allocation scores:")?;
+        for s in &transition.scores {
+            writeln!(o, "  {} allocation score on {}: {}", s.resource, s.node, s.score)?;
+        }
+        writeln!(o)?;
+    }
+    writeln!(o, "Transition Summary:")?;
+    if transition.summary.is_empty() {
+        writeln!(o, "  (nothing to do)")?;
+    }
+    for c in &transition.summary {
+        writeln!(o, "  * {c}")?;
+    }
+    if !executed.is_empty() {
+        writeln!(o, "\nExecuting Cluster Transition:")?;
+        for e in &executed {
+            writeln!(o, "  * {}: {}", e.action, e.outcome)?;
+        }
+    }
+    writeln!(o, "\nRevised Cluster Status ({}):", format_time(now))?;
+    write!(o, "{}", render_status(config, &state, now))?;
+    if let Some(w) = wakeup {
+        writeln!(o, "\nNext wake-up: {} (a failure expires)", format_time(w))?;
+    }
+    if let Some(v) = violation {
+        writeln!(o, "\nINVARIANT VIOLATED: {v}")?;
+    }
+    Ok(o)
+}
+
+/// Nodes, resources and failed actions, as `simulate` and `status` print them.
+pub fn render_status(config: &Config, state: &State, now: Time) -> String {
+    let mut o = String::new();
+    for (label, names) in node_groups(config, state) {
+        let _ = writeln!(o, "  * {label}: [ {} ]", names.join(" "));
+    }
+    let _ = writeln!(o, "  * Resources:");
+    for r in resource_status(config, state, now) {
+        let _ = writeln!(o, "    * {r}");
+    }
+    let failed = failed_actions(config, state, now);
+    if !failed.is_empty() {
+        let _ = writeln!(o, "  * Failed Resource Actions:");
+        for f in failed {
+            let _ = write!(
+                o,
+                "    * {}_{} on {} '{}' ({}): fail-count={}, at {}",
+                f.resource,
+                f.op,
+                f.node,
+                rc::name(f.record.rc),
+                f.record.rc,
+                count(f.fail_count),
+                format_time(f.record.time),
+            );
+            if !f.record.exit_reason.is_empty() {
+                let _ = write!(o, ", exit-reason='{}'", f.record.exit_reason);
+            }
+            let _ = writeln!(o);
+        }
+    }
+    o
+}
+
+fn count(c: u32) -> String {
+    if c >= warden_engine::INFINITY_COUNT { "INFINITY".to_owned() } else { c.to_string() }
+}

@@ -1,0 +1,234 @@
+//! The JSON form of the cluster state (`simulate --state/--save-state`), converted by hand to
+//! and from the engine's types so the engine stays free of serialization.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use warden_engine::{
+    NodeState, OpKey, OpName, OpRecord, ResourceOnNode, ResourceState, Role, State, TargetRole,
+    Time,
+};
+
+/// The version of the state file format.
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    pub version: u32,
+    /// The time the state describes (RFC 3339).
+    pub time: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_quorum: bool,
+    pub nodes: BTreeMap<String, WireNode>,
+    pub resources: BTreeMap<String, WireResource>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireNode {
+    pub online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclean: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub standby: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireResource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned: Vec<String>,
+    pub nodes: BTreeMap<String, WireOnNode>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireOnNode {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fail_counts: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_ops: BTreeMap<String, WireOp>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireOp {
+    pub rc: i32,
+    pub time: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exit_reason: String,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+const FLAGS: &[&str] =
+    &["failed", "degraded", "blocked", "fatal", "hard_ban", "stop_on_fail", "standby_on_fail", "failure_ignored"];
+
+fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> {
+    Some(match name {
+        "failed" => &mut on.failed,
+        "degraded" => &mut on.degraded,
+        "blocked" => &mut on.blocked,
+        "fatal" => &mut on.fatal,
+        "hard_ban" => &mut on.hard_ban,
+        "stop_on_fail" => &mut on.stop_on_fail,
+        "standby_on_fail" => &mut on.standby_on_fail,
+        "failure_ignored" => &mut on.failure_ignored,
+        _ => return None,
+    })
+}
+
+/// Formats a time as RFC 3339 with milliseconds, UTC.
+pub fn format_time(t: Time) -> String {
+    let st = UNIX_EPOCH + Duration::from_millis(t.as_millis());
+    humantime::format_rfc3339_millis(st).to_string()
+}
+
+/// Parses an RFC 3339 time (`2026-01-01T00:00:00Z`).
+pub fn parse_time(s: &str) -> anyhow::Result<Time> {
+    let st = humantime::parse_rfc3339_weak(s).with_context(|| format!("bad time {s:?}: expected RFC 3339, like 2026-01-01T00:00:00Z"))?;
+    let ms = st.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Ok(Time::from_millis(ms))
+}
+
+/// The wall clock, for the shell only (the engine never reads it).
+pub fn wall_clock() -> Time {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Time::from_millis(ms)
+}
+
+/// Parses an operation key like `monitor_10000`.
+pub fn parse_op_key(s: &str) -> anyhow::Result<OpKey> {
+    let (name, ms) = s.rsplit_once('_').with_context(|| format!("bad operation key {s:?}: expected NAME_INTERVALMS"))?;
+    let name: OpName = name.parse().map_err(|_| anyhow::anyhow!("bad operation key {s:?}: unknown operation {name:?}"))?;
+    let interval_ms = ms.parse().with_context(|| format!("bad operation key {s:?}: interval must be milliseconds"))?;
+    Ok(OpKey { name, interval_ms })
+}
+
+fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::Unknown => "unknown",
+        Role::Stopped => "stopped",
+        Role::Started => "started",
+    }
+}
+
+impl StateFile {
+    pub fn from_state(state: &State, now: Time) -> StateFile {
+        let nodes = state
+            .nodes
+            .iter()
+            .map(|(n, s)| {
+                (n.clone(), WireNode { online: s.online, unclean: s.unclean.clone(), standby: s.standby })
+            })
+            .collect();
+        let resources = state
+            .resources
+            .iter()
+            .map(|(id, rs)| {
+                let nodes = rs
+                    .nodes
+                    .iter()
+                    .map(|(n, on)| {
+                        let mut copy = on.clone();
+                        let flags = FLAGS
+                            .iter()
+                            .filter(|f| flag_mut(&mut copy, f).is_some_and(|b| *b))
+                            .map(|f| (*f).to_owned())
+                            .collect();
+                        let w = WireOnNode {
+                            role: role_str(on.role).to_owned(),
+                            flags,
+                            fail_counts: on.fail_counts.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
+                            last_failure: on.last_failure.map(format_time),
+                            failed_ops: on
+                                .failed_ops
+                                .iter()
+                                .map(|(k, r)| {
+                                    (k.to_string(), WireOp { rc: r.rc, time: format_time(r.time), exit_reason: r.exit_reason.clone() })
+                                })
+                                .collect(),
+                        };
+                        (n.clone(), w)
+                    })
+                    .collect();
+                let wr = WireResource {
+                    target_role: rs.target_role.map(|r| r.as_str().to_owned()),
+                    moved_to: rs.moved_to.clone(),
+                    banned: rs.banned.iter().cloned().collect(),
+                    nodes,
+                };
+                (id.clone(), wr)
+            })
+            .collect();
+        StateFile { version: STATE_VERSION, time: format_time(now), no_quorum: state.no_quorum, nodes, resources }
+    }
+
+    /// The engine state and the time it describes.
+    pub fn into_state(self) -> anyhow::Result<(State, Time)> {
+        if self.version != STATE_VERSION {
+            bail!("state file version {} is not supported (this warden reads version {STATE_VERSION})", self.version);
+        }
+        let now = parse_time(&self.time).context("field `time`")?;
+        let mut state = State { no_quorum: self.no_quorum, ..State::default() };
+        for (n, w) in self.nodes {
+            state.nodes.insert(n, NodeState { online: w.online, unclean: w.unclean, standby: w.standby });
+        }
+        for (id, w) in self.resources {
+            let ctx = |f: &str| format!("resources.{id}.{f}");
+            let target_role = match w.target_role.as_deref() {
+                None => None,
+                Some(s) => Some(s.parse::<TargetRole>().map_err(|_| anyhow::anyhow!("{}: unknown role {s:?}", ctx("target_role")))?),
+            };
+            let mut rs = ResourceState {
+                target_role,
+                moved_to: w.moved_to,
+                banned: w.banned.into_iter().collect(),
+                nodes: BTreeMap::new(),
+            };
+            for (n, wn) in w.nodes {
+                let mut on = ResourceOnNode {
+                    role: match wn.role.as_str() {
+                        "unknown" => Role::Unknown,
+                        "stopped" => Role::Stopped,
+                        "started" => Role::Started,
+                        other => bail!("{}: unknown role {other:?} (allowed: unknown, stopped, started)", ctx(&format!("nodes.{n}.role"))),
+                    },
+                    ..ResourceOnNode::default()
+                };
+                for f in &wn.flags {
+                    let Some(b) = flag_mut(&mut on, f) else {
+                        bail!("{}: unknown flag {f:?} (allowed: {})", ctx(&format!("nodes.{n}.flags")), FLAGS.join(", "));
+                    };
+                    *b = true;
+                }
+                for (k, c) in wn.fail_counts {
+                    on.fail_counts.insert(parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.fail_counts")))?, c);
+                }
+                on.last_failure = wn.last_failure.as_deref().map(parse_time).transpose().with_context(|| ctx(&format!("nodes.{n}.last_failure")))?;
+                for (k, op) in wn.failed_ops {
+                    let key = parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.failed_ops")))?;
+                    let time = parse_time(&op.time).with_context(|| ctx(&format!("nodes.{n}.failed_ops.{k}.time")))?;
+                    on.failed_ops.insert(key, OpRecord { rc: op.rc, time, exit_reason: op.exit_reason });
+                }
+                rs.nodes.insert(n, on);
+            }
+            state.resources.insert(id, rs);
+        }
+        Ok((state, now))
+    }
+}
