@@ -1,7 +1,7 @@
 //! Events and how each one changes the state: operation results (with every row of the
 //! per-action failure table), node membership, fencing, quorum and admin commands.
 
-use crate::config::{Config, OnFail, OpName, TargetRole, INFINITY_COUNT};
+use crate::config::{Config, INFINITY_COUNT, OnFail, OpName, TargetRole};
 use crate::rc::{self, FailureClass};
 use crate::state::{OpKey, OpRecord, ResourceOnNode, Role, State};
 use crate::time::Time;
@@ -39,17 +39,36 @@ pub struct OpResult {
 pub enum AdminCommand {
     /// Forget failures and history of a resource (all when None) on a node (all when None),
     /// and probe again.
-    Cleanup { resource: Option<String>, node: Option<String> },
-    Enable { resource: String },
-    Disable { resource: String },
+    Cleanup {
+        resource: Option<String>,
+        node: Option<String>,
+    },
+    Enable {
+        resource: String,
+    },
+    Disable {
+        resource: String,
+    },
     /// Prefer this node with +INFINITY until `clear`.
-    Move { resource: String, node: String },
+    Move {
+        resource: String,
+        node: String,
+    },
     /// Forbid this node with -INFINITY until `clear`.
-    Ban { resource: String, node: String },
+    Ban {
+        resource: String,
+        node: String,
+    },
     /// Remove the `move` and `ban` constraints of a resource.
-    Clear { resource: String },
-    Standby { node: String },
-    Online { node: String },
+    Clear {
+        resource: String,
+    },
+    Standby {
+        node: String,
+    },
+    Online {
+        node: String,
+    },
 }
 
 /// An event that names something the configuration does not have.
@@ -74,7 +93,12 @@ pub fn expected(op: OpKey, rc: i32) -> bool {
 }
 
 /// Applies one event at time `now`. Unknown names are refused and change nothing.
-pub fn apply(config: &Config, state: &mut State, event: &Event, now: Time) -> Result<(), ApplyError> {
+pub fn apply(
+    config: &Config,
+    state: &mut State,
+    event: &Event,
+    now: Time,
+) -> Result<(), ApplyError> {
     match event {
         Event::OpResult(r) => op_result(config, state, r, now),
         Event::NodeUp { node } => {
@@ -142,14 +166,25 @@ pub fn apply(config: &Config, state: &mut State, event: &Event, now: Time) -> Re
 }
 
 fn check_node(config: &Config, node: &str) -> Result<(), ApplyError> {
-    config.node_index(node).map(|_| ()).ok_or_else(|| ApplyError::UnknownNode(node.to_owned()))
+    config
+        .node_index(node)
+        .map(|_| ())
+        .ok_or_else(|| ApplyError::UnknownNode(node.to_owned()))
 }
 
 fn check_resource(config: &Config, id: &str) -> Result<(), ApplyError> {
-    config.resource_index(id).map(|_| ()).ok_or_else(|| ApplyError::UnknownResource(id.to_owned()))
+    config
+        .resource_index(id)
+        .map(|_| ())
+        .ok_or_else(|| ApplyError::UnknownResource(id.to_owned()))
 }
 
-fn op_result(config: &Config, state: &mut State, r: &OpResult, now: Time) -> Result<(), ApplyError> {
+fn op_result(
+    config: &Config,
+    state: &mut State,
+    r: &OpResult,
+    now: Time,
+) -> Result<(), ApplyError> {
     let spec = config
         .resource(&r.resource)
         .ok_or_else(|| ApplyError::UnknownResource(r.resource.clone()))?;
@@ -158,7 +193,11 @@ fn op_result(config: &Config, state: &mut State, r: &OpResult, now: Time) -> Res
     let start_fatal = config.cluster.start_failure_is_fatal;
     let on = state.on_node_mut(&r.resource, &r.node);
     on.expire(&spec.meta, now);
-    let record = OpRecord { rc: r.rc, time: now, exit_reason: r.exit_reason.clone() };
+    let record = OpRecord {
+        rc: r.rc,
+        time: now,
+        exit_reason: r.exit_reason.clone(),
+    };
     let op = r.op;
 
     match op.name {
@@ -319,7 +358,11 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
                 AdminCommand::Enable { .. } => TargetRole::Started,
                 _ => TargetRole::Stopped,
             };
-            state.resources.entry(resource.clone()).or_default().target_role = Some(role);
+            state
+                .resources
+                .entry(resource.clone())
+                .or_default()
+                .target_role = Some(role);
             Ok(())
         }
         AdminCommand::Move { resource, node } => {

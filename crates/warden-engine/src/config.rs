@@ -258,12 +258,20 @@ pub struct ResourceSpec {
 
 impl ResourceSpec {
     pub fn new(id: impl Into<String>, agent: Agent) -> ResourceSpec {
-        ResourceSpec { id: id.into(), agent, params: Vec::new(), meta: Meta::default(), ops: Vec::new() }
+        ResourceSpec {
+            id: id.into(),
+            agent,
+            params: Vec::new(),
+            meta: Meta::default(),
+            ops: Vec::new(),
+        }
     }
 
     /// The enabled operation with this name and interval, if configured.
     pub fn op(&self, name: OpName, interval: Duration) -> Option<&OpSpec> {
-        self.ops.iter().find(|o| o.enabled && o.name == name && o.interval == interval)
+        self.ops
+            .iter()
+            .find(|o| o.enabled && o.name == name && o.interval == interval)
     }
 
     /// The enabled recurring monitors.
@@ -376,12 +384,19 @@ impl Config {
         let mut locations_by_resource = vec![Vec::new(); resources.len()];
         for l in &locations {
             let what = || format!("location of {:?} on {:?}", l.resource, l.node);
-            let r = *resource_index.get(&l.resource).ok_or_else(|| {
-                ConfigError::UnknownResource { what: what(), resource: l.resource.clone() }
-            })?;
+            let r =
+                *resource_index
+                    .get(&l.resource)
+                    .ok_or_else(|| ConfigError::UnknownResource {
+                        what: what(),
+                        resource: l.resource.clone(),
+                    })?;
             let n = *node_index
                 .get(&l.node)
-                .ok_or_else(|| ConfigError::UnknownNode { what: what(), node: l.node.clone() })?;
+                .ok_or_else(|| ConfigError::UnknownNode {
+                    what: what(),
+                    node: l.node.clone(),
+                })?;
             locations_by_resource[r].push((n, l.score));
         }
         Ok(Config {

@@ -22,7 +22,10 @@ pub fn check_transition(
             return Err(format!("action {pos} carries id {}", a.id));
         }
         if let Some(d) = a.deps.iter().find(|&&d| d >= a.id) {
-            return Err(format!("action {} ({}) depends on later action {d}", a.id, a.kind));
+            return Err(format!(
+                "action {} ({}) depends on later action {d}",
+                a.id, a.kind
+            ));
         }
         let node = a.kind.node();
         let node_state = state.node(node);
@@ -32,22 +35,34 @@ pub fn check_transition(
             }
             continue;
         }
-        let Some(resource) = a.kind.resource() else { continue };
+        let Some(resource) = a.kind.resource() else {
+            continue;
+        };
         let Some(spec) = config.resource(resource) else {
             return Err(format!("action {} for unknown resource", a.kind));
         };
         let rs = state.resource(resource);
         let eff_any = |f: fn(&crate::state::Effective) -> bool| {
-            rs.is_some_and(|rs| rs.nodes.values().any(|on| f(&on.effective(&spec.meta, now))))
+            rs.is_some_and(|rs| {
+                rs.nodes
+                    .values()
+                    .any(|on| f(&on.effective(&spec.meta, now)))
+            })
         };
         if eff_any(|e| e.blocked) {
-            return Err(format!("{} scheduled for blocked resource {resource}", a.kind));
+            return Err(format!(
+                "{} scheduled for blocked resource {resource}",
+                a.kind
+            ));
         }
         if node_state.is_none_or(|n| !n.online) {
             return Err(format!("{} scheduled on offline node", a.kind));
         }
         if config.fencing_enabled() && node_state.is_some_and(|n| n.unclean.is_some()) {
-            return Err(format!("{} scheduled on a node waiting to be fenced", a.kind));
+            return Err(format!(
+                "{} scheduled on a node waiting to be fenced",
+                a.kind
+            ));
         }
         if let ActionKind::Start { .. } = a.kind {
             *starts.entry(resource).or_default() += 1;
@@ -55,11 +70,15 @@ pub fn check_transition(
             let standby = node_state.is_some_and(|n| n.standby)
                 || state.resources.iter().any(|(id, rs)| {
                     config.resource(id).is_some_and(|s| {
-                        rs.nodes.get(node).is_some_and(|o| o.effective(&s.meta, now).standby_on_fail)
+                        rs.nodes
+                            .get(node)
+                            .is_some_and(|o| o.effective(&s.meta, now).standby_on_fail)
                     })
                 });
             let banned = rs.is_some_and(|rs| rs.banned.contains(node));
-            let target = rs.and_then(|rs| rs.target_role).unwrap_or(spec.meta.target_role);
+            let target = rs
+                .and_then(|rs| rs.target_role)
+                .unwrap_or(spec.meta.target_role);
             let why = if standby {
                 Some("a standby node")
             } else if banned || on.hard_ban || on.threshold_reached {
@@ -82,18 +101,26 @@ pub fn check_transition(
                     continue;
                 }
                 let ns = state.node(n);
-                let reachable = ns.is_some_and(|s| s.online && (s.unclean.is_none() || !config.fencing_enabled()));
+                let reachable = ns.is_some_and(|s| {
+                    s.online && (s.unclean.is_none() || !config.fencing_enabled())
+                });
                 let unclean = config.fencing_enabled() && ns.is_some_and(|s| s.unclean.is_some());
                 let stopped_first = t.actions.iter().any(|b| {
                     a.deps.contains(&b.id)
                         && match &b.kind {
-                            ActionKind::Stop { resource: r2, node: n2 } => r2 == resource && n2 == n,
+                            ActionKind::Stop {
+                                resource: r2,
+                                node: n2,
+                            } => r2 == resource && n2 == n,
                             ActionKind::Fence { node: n2, .. } => n2 == n,
                             _ => false,
                         }
                 });
                 if (reachable || unclean) && !stopped_first {
-                    return Err(format!("{} while {resource} is still active on {n}", a.kind));
+                    return Err(format!(
+                        "{} while {resource} is still active on {n}",
+                        a.kind
+                    ));
                 }
             }
         }

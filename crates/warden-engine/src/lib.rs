@@ -5,6 +5,7 @@
 
 mod apply;
 pub mod config;
+mod execute;
 mod invariants;
 pub mod rc;
 mod schedule;
@@ -15,9 +16,10 @@ mod time;
 
 pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected};
 pub use config::{
-    Agent, ClusterOptions, Config, ConfigError, FenceDevice, Location, Meta, MultipleActive,
-    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ResourceSpec, TargetRole, INFINITY_COUNT,
+    Agent, ClusterOptions, Config, ConfigError, FenceDevice, INFINITY_COUNT, Location, Meta,
+    MultipleActive, NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ResourceSpec, TargetRole,
 };
+pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;
 pub use schedule::{
     Action, ActionId, ActionKind, Change, ScheduleOptions, ScoreEntry, StopReason, Transition,

@@ -15,11 +15,23 @@ pub type ActionId = usize;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActionKind {
     /// A one-shot monitor telling whether the resource runs on the node.
-    Probe { resource: String, node: String },
-    Start { resource: String, node: String },
-    Stop { resource: String, node: String },
+    Probe {
+        resource: String,
+        node: String,
+    },
+    Start {
+        resource: String,
+        node: String,
+    },
+    Stop {
+        resource: String,
+        node: String,
+    },
     /// Fence (reboot) a node; what it ran counts as stopped once this succeeds.
-    Fence { node: String, reason: String },
+    Fence {
+        node: String,
+        reason: String,
+    },
 }
 
 impl ActionKind {
@@ -28,8 +40,14 @@ impl ActionKind {
         use crate::config::OpName;
         match self {
             ActionKind::Probe { .. } => Some(OpKey::probe()),
-            ActionKind::Start { .. } => Some(OpKey { name: OpName::Start, interval_ms: 0 }),
-            ActionKind::Stop { .. } => Some(OpKey { name: OpName::Stop, interval_ms: 0 }),
+            ActionKind::Start { .. } => Some(OpKey {
+                name: OpName::Start,
+                interval_ms: 0,
+            }),
+            ActionKind::Stop { .. } => Some(OpKey {
+                name: OpName::Stop,
+                interval_ms: 0,
+            }),
             ActionKind::Fence { .. } => None,
         }
     }
@@ -85,20 +103,46 @@ pub enum StopReason {
 /// One line of the transition summary, in the vocabulary Pacemaker operators read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    Start { resource: String, node: String },
-    Stop { resource: String, node: String, reason: Option<StopReason> },
+    Start {
+        resource: String,
+        node: String,
+    },
+    Stop {
+        resource: String,
+        node: String,
+        reason: Option<StopReason>,
+    },
     /// A failed resource restarted in place (`from == to`) or elsewhere.
-    Recover { resource: String, from: String, to: String },
-    Move { resource: String, from: String, to: String },
-    Restart { resource: String, node: String, reason: String },
-    Fence { node: String, reason: String },
+    Recover {
+        resource: String,
+        from: String,
+        to: String,
+    },
+    Move {
+        resource: String,
+        from: String,
+        to: String,
+    },
+    Restart {
+        resource: String,
+        node: String,
+        reason: String,
+    },
+    Fence {
+        node: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Change::Start { resource, node } => write!(f, "Start {resource} ( {node} )"),
-            Change::Stop { resource, node, reason } => {
+            Change::Stop {
+                resource,
+                node,
+                reason,
+            } => {
                 write!(f, "Stop {resource} ( {node} )")?;
                 match reason {
                     Some(StopReason::NodeAvailability) => f.write_str(" due to node availability"),
@@ -113,7 +157,11 @@ impl fmt::Display for Change {
                 write!(f, "Recover {resource} ( {from} -> {to} )")
             }
             Change::Move { resource, from, to } => write!(f, "Move {resource} ( {from} -> {to} )"),
-            Change::Restart { resource, node, reason } => {
+            Change::Restart {
+                resource,
+                node,
+                reason,
+            } => {
                 write!(f, "Restart {resource} ( {node} ) due to {reason}")
             }
             Change::Fence { node, reason } => write!(f, "Fence (reboot) {node} '{reason}'"),
@@ -159,7 +207,12 @@ pub fn schedule(config: &Config, state: &State, now: Time) -> Transition {
 }
 
 /// [`schedule`] with options.
-pub fn schedule_with(config: &Config, state: &State, now: Time, opts: ScheduleOptions) -> Transition {
+pub fn schedule_with(
+    config: &Config,
+    state: &State,
+    now: Time,
+    opts: ScheduleOptions,
+) -> Transition {
     let mut s = Scheduler::new(config, state, now, opts);
     s.fence_unclean_nodes();
     let mut order: Vec<usize> = (0..config.resources().len()).collect();
@@ -223,7 +276,9 @@ impl<'a> Scheduler<'a> {
             .collect();
         // A failure with on_fail = "standby" puts its node in standby while it counts.
         for (id, rs) in &state.resources {
-            let Some(spec) = config.resource(id) else { continue };
+            let Some(spec) = config.resource(id) else {
+                continue;
+            };
             for (n, on) in &rs.nodes {
                 if on.standby_on_fail && !on.failures_expired(&spec.meta, now) {
                     if let Some(i) = config.node_index(n) {
@@ -232,7 +287,15 @@ impl<'a> Scheduler<'a> {
                 }
             }
         }
-        Scheduler { config, state, now, opts, nodes, out: Transition::default(), eff: Vec::new() }
+        Scheduler {
+            config,
+            state,
+            now,
+            opts,
+            nodes,
+            out: Transition::default(),
+            eff: Vec::new(),
+        }
     }
 
     fn push(&mut self, kind: ActionKind, deps: Vec<ActionId>) -> ActionId {
@@ -252,7 +315,10 @@ impl<'a> Scheduler<'a> {
                 .node(&node)
                 .and_then(|s| s.unclean.clone())
                 .unwrap_or_default();
-            self.out.summary.push(Change::Fence { node: node.clone(), reason: reason.clone() });
+            self.out.summary.push(Change::Fence {
+                node: node.clone(),
+                reason: reason.clone(),
+            });
             let id = self.push(ActionKind::Fence { node, reason }, Vec::new());
             self.nodes[i].fence = Some(id);
         }
@@ -303,7 +369,10 @@ impl<'a> Scheduler<'a> {
         let mut probes = Vec::new();
         for (i, n) in node_names.iter().enumerate() {
             if self.nodes[i].reachable() && self.eff[i].role == Role::Unknown {
-                let kind = ActionKind::Probe { resource: spec.id.clone(), node: n.clone() };
+                let kind = ActionKind::Probe {
+                    resource: spec.id.clone(),
+                    node: n.clone(),
+                };
                 probes.push(self.push(kind, Vec::new()));
             }
         }
@@ -327,13 +396,21 @@ impl<'a> Scheduler<'a> {
         }
 
         let target_role = rs.and_then(|rs| rs.target_role).unwrap_or(meta.target_role);
-        let quorum = if self.state.no_quorum { self.config.cluster.no_quorum_policy } else { NoQuorumPolicy::Ignore };
+        let quorum = if self.state.no_quorum {
+            self.config.cluster.no_quorum_policy
+        } else {
+            NoQuorumPolicy::Ignore
+        };
         let quorum_stops = matches!(quorum, NoQuorumPolicy::Stop | NoQuorumPolicy::Demote);
         let want_run = target_role == TargetRole::Started
             && !self.eff.iter().any(|e| e.stop_on_fail)
             && !quorum_stops;
 
-        let mut target = if want_run { self.choose(&scores, &live_active) } else { None };
+        let mut target = if want_run {
+            self.choose(&scores, &live_active)
+        } else {
+            None
+        };
         // Without quorum under "freeze", nothing starts where it does not already run.
         if quorum == NoQuorumPolicy::Freeze && target.is_some_and(|t| !live_active.contains(&t)) {
             target = None;
@@ -357,7 +434,10 @@ impl<'a> Scheduler<'a> {
                 && !self.eff[i].failed
                 && !(multiple && meta.multiple_active == MultipleActive::StopStart);
             if !keep {
-                let kind = ActionKind::Stop { resource: spec.id.clone(), node: node_names[i].clone() };
+                let kind = ActionKind::Stop {
+                    resource: spec.id.clone(),
+                    node: node_names[i].clone(),
+                };
                 stops.push(self.push(kind, Vec::new()));
                 stopped_target |= Some(i) == target;
             }
@@ -368,13 +448,23 @@ impl<'a> Scheduler<'a> {
                 let mut deps = probes.clone();
                 deps.extend(&stops);
                 deps.extend(unclean_active.iter().filter_map(|&i| self.nodes[i].fence));
-                let kind = ActionKind::Start { resource: spec.id.clone(), node: node_names[t].clone() };
+                let kind = ActionKind::Start {
+                    resource: spec.id.clone(),
+                    node: node_names[t].clone(),
+                };
                 self.push(kind, deps);
             }
             self.nodes[t].load += 1;
         }
 
-        self.summarize(spec, target, want_run, &live_active, &unclean_active, stopped_target);
+        self.summarize(
+            spec,
+            target,
+            want_run,
+            &live_active,
+            &unclean_active,
+            stopped_target,
+        );
     }
 
     /// The score of every node for resource `r` (design section 3, "Placement").
@@ -400,7 +490,8 @@ impl<'a> Scheduler<'a> {
                 let name = &config.nodes()[i];
                 let e = &self.eff[i];
                 let banned = rs.is_some_and(|rs| rs.banned.contains(name));
-                if fatal || banned || e.hard_ban || e.threshold_reached || !self.nodes[i].can_run() {
+                if fatal || banned || e.hard_ban || e.threshold_reached || !self.nodes[i].can_run()
+                {
                     return Score::MINUS_INFINITY;
                 }
                 let mut s = s.unwrap_or(Score::MINUS_INFINITY);
@@ -444,7 +535,10 @@ impl<'a> Scheduler<'a> {
             v.sort_unstable();
             v
         };
-        let stop_reason = if !want_run && self.state.no_quorum && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore {
+        let stop_reason = if !want_run
+            && self.state.no_quorum
+            && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore
+        {
             Some(StopReason::NoQuorum)
         } else if want_run || self.eff.iter().any(|e| e.fatal) {
             Some(StopReason::NodeAvailability)
@@ -452,19 +546,36 @@ impl<'a> Scheduler<'a> {
             None
         };
         let change = match (from.as_slice(), target) {
-            ([], Some(t)) => Change::Start { resource: id, node: name(t) },
+            ([], Some(t)) => Change::Start {
+                resource: id,
+                node: name(t),
+            },
             ([], None) => return,
             (&[f], Some(t)) if f == t => {
                 if !stopped_target {
                     return;
                 }
-                Change::Recover { resource: id, from: name(f), to: name(t) }
+                Change::Recover {
+                    resource: id,
+                    from: name(f),
+                    to: name(t),
+                }
             }
-            (&[f], Some(t)) if self.eff[f].failed => {
-                Change::Recover { resource: id, from: name(f), to: name(t) }
-            }
-            (&[f], Some(t)) => Change::Move { resource: id, from: name(f), to: name(t) },
-            (&[f], None) => Change::Stop { resource: id, node: name(f), reason: stop_reason },
+            (&[f], Some(t)) if self.eff[f].failed => Change::Recover {
+                resource: id,
+                from: name(f),
+                to: name(t),
+            },
+            (&[f], Some(t)) => Change::Move {
+                resource: id,
+                from: name(f),
+                to: name(t),
+            },
+            (&[f], None) => Change::Stop {
+                resource: id,
+                node: name(f),
+                reason: stop_reason,
+            },
             (many, target) => {
                 for &f in many {
                     if Some(f) != target {
@@ -481,7 +592,10 @@ impl<'a> Scheduler<'a> {
                         node: name(t),
                         reason: "resource being active on multiple nodes".to_owned(),
                     },
-                    Some(t) if !many.contains(&t) => Change::Start { resource: id, node: name(t) },
+                    Some(t) if !many.contains(&t) => Change::Start {
+                        resource: id,
+                        node: name(t),
+                    },
                     _ => return,
                 }
             }

@@ -57,8 +57,16 @@ mod tests {
     #[test]
     fn infinity_arithmetic() {
         let cases = [
-            (Score::INFINITY, Score::MINUS_INFINITY, Score::MINUS_INFINITY),
-            (Score::MINUS_INFINITY, Score::INFINITY, Score::MINUS_INFINITY),
+            (
+                Score::INFINITY,
+                Score::MINUS_INFINITY,
+                Score::MINUS_INFINITY,
+            ),
+            (
+                Score::MINUS_INFINITY,
+                Score::INFINITY,
+                Score::MINUS_INFINITY,
+            ),
             (Score::INFINITY, Score::new(5), Score::INFINITY),
             (Score::new(999_999), Score::new(10), Score::INFINITY),
             (Score::new(-999_999), Score::new(-10), Score::MINUS_INFINITY),

@@ -68,11 +68,17 @@ pub struct OpKey {
 
 impl OpKey {
     pub fn new(name: OpName, interval: Duration) -> OpKey {
-        OpKey { name, interval_ms: millis(interval) }
+        OpKey {
+            name,
+            interval_ms: millis(interval),
+        }
     }
 
     pub fn probe() -> OpKey {
-        OpKey { name: OpName::Monitor, interval_ms: 0 }
+        OpKey {
+            name: OpName::Monitor,
+            interval_ms: 0,
+        }
     }
 
     pub fn is_probe(self) -> bool {
@@ -148,7 +154,10 @@ impl ResourceOnNode {
     pub fn expiry(&self, meta: &Meta) -> Option<Time> {
         match (meta.failure_timeout, self.last_failure) {
             (Some(t), Some(last))
-                if !t.is_zero() && !self.blocked && !self.fatal && self.has_expirable_failures() =>
+                if !t.is_zero()
+                    && !self.blocked
+                    && !self.fatal
+                    && self.has_expirable_failures() =>
             {
                 Some(last.add(t))
             }
@@ -231,7 +240,13 @@ impl State {
     pub fn with_online_nodes<'a>(nodes: impl IntoIterator<Item = &'a str>) -> State {
         let mut s = State::default();
         for n in nodes {
-            s.nodes.insert(n.to_owned(), NodeState { online: true, ..NodeState::default() });
+            s.nodes.insert(
+                n.to_owned(),
+                NodeState {
+                    online: true,
+                    ..NodeState::default()
+                },
+            );
         }
         s
     }

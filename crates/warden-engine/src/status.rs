@@ -21,7 +21,13 @@ pub struct ResourceStatus {
 
 impl fmt::Display for ResourceStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let word = if self.failed || self.blocked { "FAILED" } else if self.nodes.is_empty() { "Stopped" } else { "Started" };
+        let word = if self.failed || self.blocked {
+            "FAILED"
+        } else if self.nodes.is_empty() {
+            "Stopped"
+        } else {
+            "Started"
+        };
         write!(f, "{} {word}", self.id)?;
         match self.nodes.as_slice() {
             [] => {}
@@ -67,11 +73,14 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
             let mut unclean = false;
             let mut fatal = false;
             for n in config.nodes() {
-                let Some(on) = rs.and_then(|rs| rs.nodes.get(n)) else { continue };
+                let Some(on) = rs.and_then(|rs| rs.nodes.get(n)) else {
+                    continue;
+                };
                 let e = on.effective(&spec.meta, now);
                 fatal |= e.fatal;
                 let ns = state.node(n);
-                let lost = ns.is_none_or(|s| !s.online) && !(fencing && ns.is_some_and(|s| s.unclean.is_some()));
+                let lost = ns.is_none_or(|s| !s.online)
+                    && !(fencing && ns.is_some_and(|s| s.unclean.is_some()));
                 if e.role != Role::Started || lost {
                     continue;
                 }
@@ -100,7 +109,11 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
             } else if !spec.meta.is_managed {
                 flags.push("unmanaged");
             }
-            if rs.and_then(|r| r.target_role).unwrap_or(spec.meta.target_role) == TargetRole::Stopped {
+            if rs
+                .and_then(|r| r.target_role)
+                .unwrap_or(spec.meta.target_role)
+                == TargetRole::Stopped
+            {
                 flags.push("disabled");
             }
             if fatal && st.nodes.is_empty() {
@@ -133,17 +146,24 @@ pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<Str
             online.push(n.clone());
         }
     }
-    [("Online", online), ("Standby", standby), ("UNCLEAN", unclean), ("OFFLINE", offline)]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .collect()
+    [
+        ("Online", online),
+        ("Standby", standby),
+        ("UNCLEAN", unclean),
+        ("OFFLINE", offline),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .collect()
 }
 
 /// Every failure that still counts, in configuration order.
 pub fn failed_actions(config: &Config, state: &State, now: Time) -> Vec<FailedAction> {
     let mut out = Vec::new();
     for spec in config.resources() {
-        let Some(rs) = state.resource(&spec.id) else { continue };
+        let Some(rs) = state.resource(&spec.id) else {
+            continue;
+        };
         for n in config.nodes() {
             let Some(on) = rs.nodes.get(n) else { continue };
             if on.failures_expired(&spec.meta, now) {

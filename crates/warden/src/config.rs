@@ -54,14 +54,20 @@ pub fn parse(src: &str, file: &str, local: impl FnOnce() -> String) -> Result<Lo
     let mut d = Diagnostics::new(src);
     let (root, errors) = DeTable::parse_recoverable(src);
     for e in &errors {
-        d.error(e.span().unwrap_or(0..0), e.message().trim_end_matches('\n').to_owned());
+        d.error(
+            e.span().unwrap_or(0..0),
+            e.message().trim_end_matches('\n').to_owned(),
+        );
     }
     let mut r = Reader { d };
     let loaded = r.root(root.get_ref(), local);
     let list = r.d.finish();
     match loaded {
         Some(l) if list.is_empty() => Ok(l),
-        _ => Err(FileErrors { file: file.to_owned(), list }),
+        _ => Err(FileErrors {
+            file: file.to_owned(),
+            list,
+        }),
     }
 }
 
@@ -76,8 +82,13 @@ const TOP_KEYS: &[&str] = &[
     "resource_defaults",
     "op_defaults",
 ];
-const CLUSTER_KEYS: &[&str] =
-    &["name", "data_dir", "start_failure_is_fatal", "no_quorum_policy", "symmetric"];
+const CLUSTER_KEYS: &[&str] = &[
+    "name",
+    "data_dir",
+    "start_failure_is_fatal",
+    "no_quorum_policy",
+    "symmetric",
+];
 const META_KEYS: &[&str] = &[
     "migration_threshold",
     "failure_timeout",
@@ -88,9 +99,26 @@ const META_KEYS: &[&str] = &[
     "multiple_active",
     "priority",
 ];
-const RESOURCE_KEYS: &[&str] =
-    &["id", "class", "provider", "type", "command", "params", "meta", "ops", "promotable"];
-const OP_KEYS: &[&str] = &["name", "interval", "timeout", "on_fail", "enabled", "role", "check_level"];
+const RESOURCE_KEYS: &[&str] = &[
+    "id",
+    "class",
+    "provider",
+    "type",
+    "command",
+    "params",
+    "meta",
+    "ops",
+    "promotable",
+];
+const OP_KEYS: &[&str] = &[
+    "name",
+    "interval",
+    "timeout",
+    "on_fail",
+    "enabled",
+    "role",
+    "check_level",
+];
 
 struct Reader<'s> {
     d: Diagnostics<'s>,
@@ -113,7 +141,9 @@ impl<'s> Reader<'s> {
         if let Some(v) = self.string(cluster_t, "name") {
             cluster.name = v.0;
         }
-        let data_dir = self.string(cluster_t, "data_dir").map_or(DEFAULT_DATA_DIR.into(), |v| v.0);
+        let data_dir = self
+            .string(cluster_t, "data_dir")
+            .map_or(DEFAULT_DATA_DIR.into(), |v| v.0);
         if let Some(v) = self.boolean(cluster_t, "start_failure_is_fatal") {
             cluster.start_failure_is_fatal = v;
         }
@@ -127,13 +157,15 @@ impl<'s> Reader<'s> {
         let api_t = self.table(root, "api").unwrap_or(&empty);
         self.keys(api_t, &["listen"], "[api]");
         let api_listen = match self.string(api_t, "listen") {
-            Some((s, span)) => match s.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    self.d.error(span, format!("bad listen address {s:?}: expected IP:PORT, like \"127.0.0.1:7946\""));
-                    None
+            Some((s, span)) => {
+                match s.parse::<SocketAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        self.d.error(span, format!("bad listen address {s:?}: expected IP:PORT, like \"127.0.0.1:7946\""));
+                        None
+                    }
                 }
-            },
+            }
             None => DEFAULT_API_LISTEN.parse().ok(),
         };
 
@@ -144,7 +176,8 @@ impl<'s> Reader<'s> {
             self.keys(t, &["name"], "[[node]]");
             if let Some((name, span)) = self.required_name(t, "name", "[[node]]") {
                 if node_spans.contains_key(&name) {
-                    self.d.error(span, format!("node {name:?} is defined twice"));
+                    self.d
+                        .error(span, format!("node {name:?} is defined twice"));
                 } else {
                     node_spans.insert(name.clone(), span);
                     nodes.push(name);
@@ -178,7 +211,8 @@ impl<'s> Reader<'s> {
             let name = self.required_name(t, "name", "[[fence_device]]");
             if let Some((n, span)) = &name {
                 if seen_devices.insert(n.clone(), ()).is_some() {
-                    self.d.error(span.clone(), format!("fence device {n:?} is defined twice"));
+                    self.d
+                        .error(span.clone(), format!("fence device {n:?} is defined twice"));
                 }
             }
             let command = self.command(t, "[[fence_device]]");
@@ -186,7 +220,11 @@ impl<'s> Reader<'s> {
             let names = nodes_of.iter().map(|(n, _)| n.clone()).collect();
             node_refs.extend(nodes_of.into_iter().map(|(name, span)| Ref { name, span }));
             if let (Some((name, _)), Some(command)) = (name, command) {
-                fence_devices.push(FenceDevice { name, command, nodes: names });
+                fence_devices.push(FenceDevice {
+                    name,
+                    command,
+                    nodes: names,
+                });
             }
         }
         let fencing = !fence_devices.is_empty() || root.get("fence_device").is_some();
@@ -198,7 +236,13 @@ impl<'s> Reader<'s> {
             if let Some(r) = self.resource(t, &meta_defaults, op_timeout, fencing) {
                 if let Some(first) = resource_spans.get(&r.0.id) {
                     let (line, _) = crate::diag::line_col(self.d_src(), first.start);
-                    self.d.error(r.1, format!("resource {:?} is defined twice (first at line {line})", r.0.id));
+                    self.d.error(
+                        r.1,
+                        format!(
+                            "resource {:?} is defined twice (first at line {line})",
+                            r.0.id
+                        ),
+                    );
                 } else {
                     resource_spans.insert(r.0.id.clone(), r.1);
                     resources.push(r.0);
@@ -212,7 +256,11 @@ impl<'s> Reader<'s> {
         for (key, is_ban) in [("location", false), ("ban", true)] {
             let what = if is_ban { "[[ban]]" } else { "[[location]]" };
             for t in self.tables(root, key) {
-                let allowed: &[&str] = if is_ban { &["resource", "node"] } else { &["resource", "node", "score"] };
+                let allowed: &[&str] = if is_ban {
+                    &["resource", "node"]
+                } else {
+                    &["resource", "node", "score"]
+                };
                 self.keys(t, allowed, what);
                 let res = self.required_string(t, "resource", what);
                 let node = self.required_string(t, "node", what);
@@ -228,13 +276,23 @@ impl<'s> Reader<'s> {
                     }
                 };
                 if let Some((r, span)) = &res {
-                    resource_refs.push(Ref { name: r.clone(), span: span.clone() });
+                    resource_refs.push(Ref {
+                        name: r.clone(),
+                        span: span.clone(),
+                    });
                 }
                 if let Some((n, span)) = &node {
-                    node_refs.push(Ref { name: n.clone(), span: span.clone() });
+                    node_refs.push(Ref {
+                        name: n.clone(),
+                        span: span.clone(),
+                    });
                 }
                 if let (Some((r, _)), Some((n, _)), Some(score)) = (res, node, score) {
-                    locations.push(Location { resource: r, node: n, score });
+                    locations.push(Location {
+                        resource: r,
+                        node: n,
+                        score,
+                    });
                 }
             }
         }
@@ -243,13 +301,18 @@ impl<'s> Reader<'s> {
         for r in node_refs {
             if !nodes.contains(&r.name) {
                 let hint = suggest(&r.name, nodes.iter().map(String::as_str));
-                self.d.error(r.span, format!("unknown node {:?}{hint}", r.name));
+                self.d
+                    .error(r.span, format!("unknown node {:?}{hint}", r.name));
             }
         }
         for r in resource_refs {
             if !resource_spans.contains_key(&r.name) {
-                let hint = suggest(&r.name, resources.iter().map(|r: &ResourceSpec| r.id.as_str()));
-                self.d.error(r.span, format!("unknown resource {:?}{hint}", r.name));
+                let hint = suggest(
+                    &r.name,
+                    resources.iter().map(|r: &ResourceSpec| r.id.as_str()),
+                );
+                self.d
+                    .error(r.span, format!("unknown resource {:?}{hint}", r.name));
             }
         }
 
@@ -286,14 +349,21 @@ impl<'s> Reader<'s> {
         let what = format!("resource {id:?}");
         if let Some(v) = t.get("promotable") {
             if v.get_ref().as_bool() != Some(false) {
-                self.d.error(v.span(), "promotable resources are not supported yet");
+                self.d
+                    .error(v.span(), "promotable resources are not supported yet");
             }
         }
         let class = self.required_string(t, "class", &what);
         let agent = match class.as_ref().map(|(c, s)| (c.as_str(), s.clone())) {
             Some(("ocf", _)) => {
-                self.forbid(t, "command", "an ocf resource runs its agent; `command` is for class \"process\"");
-                let provider = self.string(t, "provider").map_or("heartbeat".to_owned(), |v| v.0);
+                self.forbid(
+                    t,
+                    "command",
+                    "an ocf resource runs its agent; `command` is for class \"process\"",
+                );
+                let provider = self
+                    .string(t, "provider")
+                    .map_or("heartbeat".to_owned(), |v| v.0);
                 let kind = self.required_string(t, "type", &what);
                 kind.map(|(kind, _)| Agent::Ocf { provider, kind })
             }
@@ -301,15 +371,26 @@ impl<'s> Reader<'s> {
                 for k in ["provider", "type"] {
                     self.forbid(t, k, "`provider` and `type` are for class \"ocf\"");
                 }
-                self.forbid(t, "params", "`params` are passed to OCF agents; a process takes its `command`");
-                self.command(t, &what).map(|command| Agent::Process { command })
+                self.forbid(
+                    t,
+                    "params",
+                    "`params` are passed to OCF agents; a process takes its `command`",
+                );
+                self.command(t, &what)
+                    .map(|command| Agent::Process { command })
             }
             Some(("systemd", span)) => {
-                self.d.error(span, "class \"systemd\" is not supported yet (allowed: ocf, process)");
+                self.d.error(
+                    span,
+                    "class \"systemd\" is not supported yet (allowed: ocf, process)",
+                );
                 None
             }
             Some((other, span)) => {
-                self.d.error(span, format!("unknown class {other:?} (allowed: ocf, process)"));
+                self.d.error(
+                    span,
+                    format!("unknown class {other:?} (allowed: ocf, process)"),
+                );
                 None
             }
             None => None,
@@ -320,7 +401,10 @@ impl<'s> Reader<'s> {
             for (k, v) in pt.iter() {
                 let key = k.get_ref().to_string();
                 if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    self.d.error(k.span(), format!("bad parameter name {key:?}: use letters, digits and _"));
+                    self.d.error(
+                        k.span(),
+                        format!("bad parameter name {key:?}: use letters, digits and _"),
+                    );
                     continue;
                 }
                 let value = match v.get_ref() {
@@ -329,7 +413,13 @@ impl<'s> Reader<'s> {
                     DeValue::Float(f) => f.to_string(),
                     DeValue::Boolean(b) => b.to_string(),
                     other => {
-                        self.d.error(v.span(), format!("parameter {key:?} must be a string, number or boolean, not {}", other.type_str()));
+                        self.d.error(
+                            v.span(),
+                            format!(
+                                "parameter {key:?} must be a string, number or boolean, not {}",
+                                other.type_str()
+                            ),
+                        );
                         continue;
                     }
                 };
@@ -351,7 +441,10 @@ impl<'s> Reader<'s> {
                     continue;
                 };
                 if let Some(op) = self.op(ot, v.span(), op_timeout, fencing) {
-                    if let Some(i) = ops.iter().position(|o| o.name == op.name && o.interval == op.interval) {
+                    if let Some(i) = ops
+                        .iter()
+                        .position(|o| o.name == op.name && o.interval == op.interval)
+                    {
                         let (line, _) = crate::diag::line_col(self.d_src(), op_spans[i].start);
                         self.d.error(v.span(), format!(
                             "duplicate operation {} with interval {} (first at line {line}); (name, interval) must be unique",
@@ -372,7 +465,13 @@ impl<'s> Reader<'s> {
         Some((spec, id_span))
     }
 
-    fn op(&mut self, t: &Table<'_>, span: Range<usize>, default_timeout: Duration, fencing: bool) -> Option<OpSpec> {
+    fn op(
+        &mut self,
+        t: &Table<'_>,
+        span: Range<usize>,
+        default_timeout: Duration,
+        fencing: bool,
+    ) -> Option<OpSpec> {
         self.keys(t, OP_KEYS, "an operation");
         let name = match t.get("name") {
             Some(v) => self.keyword_value(v, OpName::ALL)?,
@@ -386,7 +485,10 @@ impl<'s> Reader<'s> {
         if let Some(v) = t.get("interval") {
             if let Some(i) = self.duration_value(v) {
                 if !i.is_zero() && name != OpName::Monitor {
-                    self.d.error(v.span(), format!("only monitor operations recur; {name} takes no interval"));
+                    self.d.error(
+                        v.span(),
+                        format!("only monitor operations recur; {name} takes no interval"),
+                    );
                 }
                 op.interval = i;
             }
@@ -414,7 +516,10 @@ impl<'s> Reader<'s> {
                     let allowed = OnFail::allowed_values(name, op.role).join(", ");
                     self.d.error(v.span(), format!("on_fail = {:?} is not valid for a {name} operation (allowed: {allowed})", on_fail.as_str()));
                 } else if on_fail == OnFail::Fence && !fencing {
-                    self.d.error(v.span(), "on_fail = \"fence\" needs fencing: add a [[fence_device]]");
+                    self.d.error(
+                        v.span(),
+                        "on_fail = \"fence\" needs fencing: add a [[fence_device]]",
+                    );
                 }
                 op.on_fail = Some(on_fail);
             }
@@ -426,7 +531,9 @@ impl<'s> Reader<'s> {
         self.keys(t, META_KEYS, what);
         if let Some(v) = t.get("migration_threshold") {
             match v.get_ref() {
-                DeValue::String(s) if s.eq_ignore_ascii_case("INFINITY") => meta.migration_threshold = INFINITY_COUNT,
+                DeValue::String(s) if s.eq_ignore_ascii_case("INFINITY") => {
+                    meta.migration_threshold = INFINITY_COUNT
+                }
                 _ => {
                     if let Some(n) = self.u32_value(v, "migration_threshold") {
                         meta.migration_threshold = n.min(INFINITY_COUNT);
@@ -474,20 +581,32 @@ impl<'s> Reader<'s> {
         for (k, _) in t.iter() {
             let key: &str = k.get_ref();
             if !allowed.contains(&key) {
-                let hint = did_you_mean(key, allowed).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-                self.d.error(k.span(), format!("unknown key `{key}` in {what}{hint} (allowed: {})", allowed.join(", ")));
+                let hint = did_you_mean(key, allowed)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                self.d.error(
+                    k.span(),
+                    format!(
+                        "unknown key `{key}` in {what}{hint} (allowed: {})",
+                        allowed.join(", ")
+                    ),
+                );
             }
         }
     }
 
     fn forbid(&mut self, t: &Table<'_>, key: &str, why: &str) {
         if let Some((k, _)) = t.iter().find(|(k, _)| k.get_ref() == key) {
-            self.d.error(k.span(), format!("`{key}` does not apply here: {why}"));
+            self.d
+                .error(k.span(), format!("`{key}` does not apply here: {why}"));
         }
     }
 
     fn type_error(&mut self, v: &Value<'_>, want: &str) {
-        self.d.error(v.span(), format!("expected {want}, found {}", v.get_ref().type_str()));
+        self.d.error(
+            v.span(),
+            format!("expected {want}, found {}", v.get_ref().type_str()),
+        );
     }
 
     fn table<'a, 'i>(&mut self, t: &'a Table<'i>, key: &str) -> Option<&'a Table<'i>> {
@@ -535,20 +654,36 @@ impl<'s> Reader<'s> {
         }
     }
 
-    fn required_string(&mut self, t: &Table<'_>, key: &str, what: &str) -> Option<(String, Range<usize>)> {
+    fn required_string(
+        &mut self,
+        t: &Table<'_>,
+        key: &str,
+        what: &str,
+    ) -> Option<(String, Range<usize>)> {
         if t.get(key).is_none() {
-            self.d.error(self.table_span(t), format!("{what} needs `{key}`"));
+            self.d
+                .error(self.table_span(t), format!("{what} needs `{key}`"));
             return None;
         }
         self.string(t, key)
     }
 
     /// A name other things refer to: non-empty, no spaces and none of `: @ = ,`.
-    fn required_name(&mut self, t: &Table<'_>, key: &str, what: &str) -> Option<(String, Range<usize>)> {
+    fn required_name(
+        &mut self,
+        t: &Table<'_>,
+        key: &str,
+        what: &str,
+    ) -> Option<(String, Range<usize>)> {
         let (s, span) = self.required_string(t, key, what)?;
-        let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        let ok = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !ok {
-            self.d.error(span, format!("bad {key} {s:?}: use letters, digits, '_', '-' and '.'"));
+            self.d.error(
+                span,
+                format!("bad {key} {s:?}: use letters, digits, '_', '-' and '.'"),
+            );
             return None;
         }
         Some((s, span))
@@ -568,7 +703,10 @@ impl<'s> Reader<'s> {
 
     fn command(&mut self, t: &Table<'_>, what: &str) -> Option<Vec<String>> {
         let Some(v) = t.get("command") else {
-            self.d.error(self.table_span(t), format!("{what} needs `command` (an array like [\"/usr/bin/prog\", \"--flag\"])"));
+            self.d.error(
+                self.table_span(t),
+                format!("{what} needs `command` (an array like [\"/usr/bin/prog\", \"--flag\"])"),
+            );
             return None;
         };
         let list = self.string_list(t, "command")?;
@@ -590,12 +728,21 @@ impl<'s> Reader<'s> {
         }
     }
 
-    fn keyword<T: Copy + std::fmt::Display + std::str::FromStr>(&mut self, t: &Table<'_>, key: &str, all: &[T]) -> Option<T> {
+    fn keyword<T: Copy + std::fmt::Display + std::str::FromStr>(
+        &mut self,
+        t: &Table<'_>,
+        key: &str,
+        all: &[T],
+    ) -> Option<T> {
         let v = t.get(key)?;
         self.keyword_value(v, all)
     }
 
-    fn keyword_value<T: Copy + std::fmt::Display + std::str::FromStr>(&mut self, v: &Value<'_>, all: &[T]) -> Option<T> {
+    fn keyword_value<T: Copy + std::fmt::Display + std::str::FromStr>(
+        &mut self,
+        v: &Value<'_>,
+        all: &[T],
+    ) -> Option<T> {
         let allowed: Vec<String> = all.iter().map(|x| x.to_string()).collect();
         let DeValue::String(s) = v.get_ref() else {
             self.type_error(v, &format!("one of {}", allowed.join(", ")));
@@ -605,8 +752,16 @@ impl<'s> Reader<'s> {
             Ok(x) => Some(x),
             Err(_) => {
                 let refs: Vec<&str> = allowed.iter().map(String::as_str).collect();
-                let hint = did_you_mean(s, &refs).map(|h| format!("; did you mean {h:?}?")).unwrap_or_default();
-                self.d.error(v.span(), format!("unknown value {s:?}{hint} (allowed: {})", allowed.join(", ")));
+                let hint = did_you_mean(s, &refs)
+                    .map(|h| format!("; did you mean {h:?}?"))
+                    .unwrap_or_default();
+                self.d.error(
+                    v.span(),
+                    format!(
+                        "unknown value {s:?}{hint} (allowed: {})",
+                        allowed.join(", ")
+                    ),
+                );
                 None
             }
         }
@@ -633,7 +788,10 @@ impl<'s> Reader<'s> {
         match u32::try_from(n) {
             Ok(n) => Some(n),
             Err(_) => {
-                self.d.error(v.span(), format!("`{key}` must be between 0 and {}", u32::MAX));
+                self.d.error(
+                    v.span(),
+                    format!("`{key}` must be between 0 and {}", u32::MAX),
+                );
                 None
             }
         }
@@ -649,7 +807,13 @@ impl<'s> Reader<'s> {
                 }
             },
             DeValue::Integer(i) => {
-                self.d.error(v.span(), format!("durations are strings with a unit, like \"{}s\"", i.as_str()));
+                self.d.error(
+                    v.span(),
+                    format!(
+                        "durations are strings with a unit, like \"{}s\"",
+                        i.as_str()
+                    ),
+                );
                 None
             }
             _ => {
@@ -663,7 +827,8 @@ impl<'s> Reader<'s> {
         let v = t.get(key)?;
         let d = self.duration_value(v)?;
         if d.is_zero() {
-            self.d.error(v.span(), format!("`{key}` must be longer than 0"));
+            self.d
+                .error(v.span(), format!("`{key}` must be longer than 0"));
             return None;
         }
         Some(d)
@@ -675,7 +840,10 @@ impl<'s> Reader<'s> {
                 "INFINITY" | "+INFINITY" => Some(Score::INFINITY),
                 "-INFINITY" => Some(Score::MINUS_INFINITY),
                 _ => {
-                    self.d.error(v.span(), format!("bad score {s:?}: an integer, \"INFINITY\" or \"-INFINITY\""));
+                    self.d.error(
+                        v.span(),
+                        format!("bad score {s:?}: an integer, \"INFINITY\" or \"-INFINITY\""),
+                    );
                     None
                 }
             },

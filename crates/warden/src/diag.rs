@@ -20,13 +20,20 @@ pub struct Diagnostics<'s> {
 
 impl<'s> Diagnostics<'s> {
     pub fn new(src: &'s str) -> Self {
-        Diagnostics { src, list: Vec::new() }
+        Diagnostics {
+            src,
+            list: Vec::new(),
+        }
     }
 
     /// Records a problem at the start of `span` (byte offsets into the source).
     pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, col) = line_col(self.src, span.start);
-        self.list.push(Diagnostic { line, col, message: message.into() });
+        self.list.push(Diagnostic {
+            line,
+            col,
+            message: message.into(),
+        });
     }
 
     /// The source text positions refer to.
@@ -40,7 +47,8 @@ impl<'s> Diagnostics<'s> {
 
     /// The problems sorted by position, duplicates dropped.
     pub fn finish(mut self) -> Vec<Diagnostic> {
-        self.list.sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+        self.list
+            .sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
         self.list.dedup();
         self.list
     }
@@ -73,7 +81,11 @@ impl fmt::Display for FileErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: error: {}", self.file, d.line, d.col, d.message)?;
+            write!(
+                f,
+                "{}:{}:{}: error: {}",
+                self.file, d.line, d.col, d.message
+            )?;
         }
         Ok(())
     }
@@ -126,8 +138,14 @@ mod tests {
     #[test]
     fn suggestions() {
         let keys = ["migration_threshold", "failure_timeout", "priority"];
-        assert_eq!(did_you_mean("migration-threshold", &keys), Some("migration_threshold"));
-        assert_eq!(did_you_mean("failure_timout", &keys), Some("failure_timeout"));
+        assert_eq!(
+            did_you_mean("migration-threshold", &keys),
+            Some("migration_threshold")
+        );
+        assert_eq!(
+            did_you_mean("failure_timout", &keys),
+            Some("failure_timeout")
+        );
         assert_eq!(did_you_mean("colour", &keys), None);
     }
 }

@@ -14,21 +14,35 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     let mut total: u128 = 0;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("bad duration {s:?}: expected a number at {rest:?}"));
         }
-        let n: u128 = rest[..digits].parse().map_err(|_| format!("bad duration {s:?}: number too large"))?;
+        let n: u128 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("bad duration {s:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let ms_per = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
             "m" | "min" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err(format!("bad duration {s:?}: add a unit (ms, s, m, h or d), like \"{n}s\"")),
-            u => return Err(format!("bad duration {s:?}: unknown unit {u:?} (allowed: ms, s, m, h, d)")),
+            "" => {
+                return Err(format!(
+                    "bad duration {s:?}: add a unit (ms, s, m, h or d), like \"{n}s\""
+                ));
+            }
+            u => {
+                return Err(format!(
+                    "bad duration {s:?}: unknown unit {u:?} (allowed: ms, s, m, h, d)"
+                ));
+            }
         };
         rest = &rest[unit_len..];
         total = total.saturating_add(n.saturating_mul(ms_per));
@@ -43,7 +57,12 @@ pub fn format(d: Duration) -> String {
     if ms == 0 {
         return "0".to_owned();
     }
-    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms % per == 0 {
             return format!("{}{unit}", ms / per);
         }
@@ -77,7 +96,13 @@ mod tests {
 
     #[test]
     fn formats_in_the_largest_exact_unit() {
-        for (ms, s) in [(0, "0"), (500, "500ms"), (10_000, "10s"), (90_000, "90s"), (120_000, "2m")] {
+        for (ms, s) in [
+            (0, "0"),
+            (500, "500ms"),
+            (10_000, "10s"),
+            (90_000, "90s"),
+            (120_000, "2m"),
+        ] {
             assert_eq!(format(Duration::from_millis(ms)), s);
         }
     }

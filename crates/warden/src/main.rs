@@ -61,7 +61,11 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 c.nodes().len(),
                 c.resources().len(),
                 c.locations().len(),
-                if c.fencing_enabled() { "enabled" } else { "disabled" },
+                if c.fencing_enabled() {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
                 loaded.data_dir.display(),
                 loaded.api_listen,
             ))

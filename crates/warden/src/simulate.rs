@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use warden_engine::{
-    ActionKind, AdminCommand, Config, Event, OpKey, OpName, OpResult, ScheduleOptions, State,
-    Time, apply, check_transition, expected, failed_actions, node_groups, rc, resource_status,
-    schedule_with,
+    ActionKind, AdminCommand, Config, Event, OpKey, OpName, OpResult, Outcome, ScheduleOptions,
+    State, Time, apply, check_transition, default_outcome, execute, failed_actions, node_groups,
+    rc, resource_status, schedule_with,
 };
 
 use crate::config;
@@ -75,7 +75,9 @@ struct OpSpecArg {
 }
 
 fn parse_op_arg(config: &Config, s: &str, flag: &str) -> anyhow::Result<OpSpecArg> {
-    let usage = || format!("{flag} {s:?}: expected RES:OP[:INTERVAL]@NODE=RC, like dummy:monitor:10s@node1=7");
+    let usage = || {
+        format!("{flag} {s:?}: expected RES:OP[:INTERVAL]@NODE=RC, like dummy:monitor:10s@node1=7")
+    };
     let (lhs, rc_s) = s.rsplit_once('=').with_context(usage)?;
     let (what, node) = lhs.rsplit_once('@').with_context(usage)?;
     let mut parts = what.split(':');
@@ -97,23 +99,45 @@ fn parse_op_arg(config: &Config, s: &str, flag: &str) -> anyhow::Result<OpSpecAr
     let interval = match interval_s {
         Some(i) => duration::parse(i).map_err(|e| anyhow::anyhow!("{flag} {s:?}: {e}"))?,
         None if name == OpName::Monitor => {
-            bail!("{flag} {s:?}: say monitor:0 for a probe or monitor:INTERVAL for a recurring monitor")
+            bail!(
+                "{flag} {s:?}: say monitor:0 for a probe or monitor:INTERVAL for a recurring monitor"
+            )
         }
         None => Duration::ZERO,
     };
-    if name == OpName::Monitor && !interval.is_zero() && spec.op(OpName::Monitor, interval).is_none() {
-        let have: Vec<String> = spec.recurring_monitors().map(|o| duration::format(o.interval)).collect();
+    if name == OpName::Monitor
+        && !interval.is_zero()
+        && spec.op(OpName::Monitor, interval).is_none()
+    {
+        let have: Vec<String> = spec
+            .recurring_monitors()
+            .map(|o| duration::format(o.interval))
+            .collect();
         bail!(
             "{flag} {s:?}: {resource} has no recurring monitor every {} (configured: {})",
             duration::format(interval),
-            if have.is_empty() { "none".to_owned() } else { have.join(", ") }
+            if have.is_empty() {
+                "none".to_owned()
+            } else {
+                have.join(", ")
+            }
         );
     }
     let (rc, reason) = match rc_s {
         "timeout" => (rc::ERR_GENERIC, "timed out".to_owned()),
-        n => (n.parse::<i32>().map_err(|_| anyhow::anyhow!("{flag} {s:?}: RC must be a number or `timeout`"))?, String::new()),
+        n => (
+            n.parse::<i32>()
+                .map_err(|_| anyhow::anyhow!("{flag} {s:?}: RC must be a number or `timeout`"))?,
+            String::new(),
+        ),
     };
-    Ok(OpSpecArg { resource: resource.to_owned(), node: node.to_owned(), op: OpKey::new(name, interval), rc, reason })
+    Ok(OpSpecArg {
+        resource: resource.to_owned(),
+        node: node.to_owned(),
+        op: OpKey::new(name, interval),
+        rc,
+        reason,
+    })
 }
 
 /// The outcome of one simulated action.
@@ -130,9 +154,13 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
 
     let (mut state, saved_time) = match &args.state {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let file: StateFile = serde_json::from_str(&text).with_context(|| format!("{}: not a warden state file", p.display()))?;
-            let (s, t) = file.into_state().with_context(|| format!("{}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            let file: StateFile = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a warden state file", p.display()))?;
+            let (s, t) = file
+                .into_state()
+                .with_context(|| format!("{}", p.display()))?;
             (s, Some(t))
         }
         None => {
@@ -154,24 +182,54 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
     };
 
     let mut events = Vec::new();
-    events.extend(args.node_up.iter().map(|n| Event::NodeUp { node: n.clone() }));
-    events.extend(args.node_fail.iter().map(|n| Event::NodeDown { node: n.clone() }));
-    events.extend(args.standby.iter().map(|n| Event::Admin(AdminCommand::Standby { node: n.clone() })));
-    events.extend(args.online.iter().map(|n| Event::Admin(AdminCommand::Online { node: n.clone() })));
+    events.extend(
+        args.node_up
+            .iter()
+            .map(|n| Event::NodeUp { node: n.clone() }),
+    );
+    events.extend(
+        args.node_fail
+            .iter()
+            .map(|n| Event::NodeDown { node: n.clone() }),
+    );
+    events.extend(
+        args.standby
+            .iter()
+            .map(|n| Event::Admin(AdminCommand::Standby { node: n.clone() })),
+    );
+    events.extend(
+        args.online
+            .iter()
+            .map(|n| Event::Admin(AdminCommand::Online { node: n.clone() })),
+    );
     for c in &args.cleanup {
         let (r, n) = match c.split_once('@') {
             Some((r, n)) => (r, Some(n.to_owned())),
             None => (c.as_str(), None),
         };
-        events.push(Event::Admin(AdminCommand::Cleanup { resource: Some(r.to_owned()), node: n }));
+        events.push(Event::Admin(AdminCommand::Cleanup {
+            resource: Some(r.to_owned()),
+            node: n,
+        }));
     }
     let mut notes = Vec::new();
     for i in &args.inject {
         let a = parse_op_arg(config, i, "--inject")?;
-        if a.op.is_recurring_monitor() && state.on_node(&a.resource, &a.node).role != warden_engine::Role::Started {
-            notes.push(format!("{} is not started on {}: the monitor result is stale and ignored", a.resource, a.node));
+        if a.op.is_recurring_monitor()
+            && state.on_node(&a.resource, &a.node).role != warden_engine::Role::Started
+        {
+            notes.push(format!(
+                "{} is not started on {}: the monitor result is stale and ignored",
+                a.resource, a.node
+            ));
         }
-        events.push(Event::OpResult(OpResult { resource: a.resource, node: a.node, op: a.op, rc: a.rc, exit_reason: a.reason }));
+        events.push(Event::OpResult(OpResult {
+            resource: a.resource,
+            node: a.node,
+            op: a.op,
+            rc: a.rc,
+            exit_reason: a.reason,
+        }));
     }
     let mut fails = Vec::new();
     let mut fence_fails = HashSet::new();
@@ -192,50 +250,63 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
     }
     state.expire_failures(config, now);
 
-    let transition = schedule_with(config, &state, now, ScheduleOptions { scores: args.scores });
+    let transition = schedule_with(
+        config,
+        &state,
+        now,
+        ScheduleOptions {
+            scores: args.scores,
+        },
+    );
     let violation = check_transition(config, &state, now, &transition).err();
 
     // Run the transition: an action runs once all it depends on succeeded.
-    let mut failed_ids = HashSet::new();
-    let mut executed = Vec::new();
-    for a in &transition.actions {
-        if a.deps.iter().any(|d| failed_ids.contains(d)) {
-            failed_ids.insert(a.id);
-            executed.push(Executed { action: a.kind.to_string(), outcome: "skipped: a prerequisite failed".into(), ok: false });
-            continue;
-        }
-        let ok = match &a.kind {
-            ActionKind::Fence { node, .. } => {
-                let ok = !fence_fails.contains(node);
-                apply(config, &mut state, &Event::Fenced { node: node.clone(), ok }, now)?;
-                executed.push(Executed { action: a.kind.to_string(), outcome: if ok { "ok".into() } else { "failed".into() }, ok });
-                ok
-            }
-            kind => {
-                let (resource, node, op) = match (kind.resource(), kind.op()) {
-                    (Some(r), Some(op)) => (r.to_owned(), kind.node().to_owned(), op),
-                    _ => continue,
-                };
-                let default_rc = if op.is_probe() { rc::NOT_RUNNING } else { rc::OK };
-                let injected = fails.iter().find(|f| f.resource == resource && f.node == node && f.op == op);
-                let (code, reason) = injected.map_or((default_rc, String::new()), |f| (f.rc, f.reason.clone()));
-                let ok = expected(op, code);
-                apply(config, &mut state, &Event::OpResult(OpResult { resource, node, op, rc: code, exit_reason: reason.clone() }), now)?;
-                let mut outcome = format!("rc={code} ({})", rc::name(code));
-                if !reason.is_empty() {
-                    write!(outcome, " '{reason}'").ok();
+    let results = execute(config, &mut state, &transition, now, |kind| match kind {
+        ActionKind::Fence { node, .. } => Outcome::Fenced(!fence_fails.contains(node)),
+        kind => fails
+            .iter()
+            .find(|f| {
+                Some(f.resource.as_str()) == kind.resource()
+                    && f.node == kind.node()
+                    && Some(f.op) == kind.op()
+            })
+            .map_or_else(
+                || default_outcome(kind),
+                |f| Outcome::Rc {
+                    rc: f.rc,
+                    exit_reason: f.reason.clone(),
+                },
+            ),
+    });
+    let executed: Vec<Executed> = transition
+        .actions
+        .iter()
+        .zip(&results)
+        .map(|(a, r)| {
+            let outcome = match &r.outcome {
+                None => "skipped: a prerequisite failed".to_owned(),
+                Some(Outcome::Fenced(ok)) => if *ok { "ok" } else { "failed" }.to_owned(),
+                Some(Outcome::Rc {
+                    rc: code,
+                    exit_reason,
+                }) => {
+                    let mut s = format!("rc={code} ({})", rc::name(*code));
+                    if !exit_reason.is_empty() {
+                        let _ = write!(s, " '{exit_reason}'");
+                    }
+                    if !r.ok {
+                        s.push_str(", unexpected");
+                    }
+                    s
                 }
-                if !ok {
-                    outcome.push_str(", unexpected");
-                }
-                executed.push(Executed { action: a.kind.to_string(), outcome, ok });
-                ok
+            };
+            Executed {
+                action: a.kind.to_string(),
+                outcome,
+                ok: r.ok,
             }
-        };
-        if !ok {
-            failed_ids.insert(a.id);
-        }
-    }
+        })
+        .collect();
 
     if let Some(p) = &args.save_state {
         let text = serde_json::to_string_pretty(&StateFile::from_state(&state, now))?;
@@ -277,7 +348,11 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
     if args.scores {
         writeln!(o, "Allocation scores:")?;
         for s in &transition.scores {
-            writeln!(o, "  {} allocation score on {}: {}", s.resource, s.node, s.score)?;
+            writeln!(
+                o,
+                "  {} allocation score on {}: {}",
+                s.resource, s.node, s.score
+            )?;
         }
         writeln!(o)?;
     }
@@ -340,5 +415,9 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
 }
 
 fn count(c: u32) -> String {
-    if c >= warden_engine::INFINITY_COUNT { "INFINITY".to_owned() } else { c.to_string() }
+    if c >= warden_engine::INFINITY_COUNT {
+        "INFINITY".to_owned()
+    } else {
+        c.to_string()
+    }
 }

@@ -75,8 +75,16 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-const FLAGS: &[&str] =
-    &["failed", "degraded", "blocked", "fatal", "hard_ban", "stop_on_fail", "standby_on_fail", "failure_ignored"];
+const FLAGS: &[&str] = &[
+    "failed",
+    "degraded",
+    "blocked",
+    "fatal",
+    "hard_ban",
+    "stop_on_fail",
+    "standby_on_fail",
+    "failure_ignored",
+];
 
 fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> {
     Some(match name {
@@ -100,22 +108,33 @@ pub fn format_time(t: Time) -> String {
 
 /// Parses an RFC 3339 time (`2026-01-01T00:00:00Z`).
 pub fn parse_time(s: &str) -> anyhow::Result<Time> {
-    let st = humantime::parse_rfc3339_weak(s).with_context(|| format!("bad time {s:?}: expected RFC 3339, like 2026-01-01T00:00:00Z"))?;
-    let ms = st.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let st = humantime::parse_rfc3339_weak(s)
+        .with_context(|| format!("bad time {s:?}: expected RFC 3339, like 2026-01-01T00:00:00Z"))?;
+    let ms = st
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Ok(Time::from_millis(ms))
 }
 
 /// The wall clock, for the shell only (the engine never reads it).
 pub fn wall_clock() -> Time {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Time::from_millis(ms)
 }
 
 /// Parses an operation key like `monitor_10000`.
 pub fn parse_op_key(s: &str) -> anyhow::Result<OpKey> {
-    let (name, ms) = s.rsplit_once('_').with_context(|| format!("bad operation key {s:?}: expected NAME_INTERVALMS"))?;
-    let name: OpName = name.parse().map_err(|_| anyhow::anyhow!("bad operation key {s:?}: unknown operation {name:?}"))?;
-    let interval_ms = ms.parse().with_context(|| format!("bad operation key {s:?}: interval must be milliseconds"))?;
+    let (name, ms) = s
+        .rsplit_once('_')
+        .with_context(|| format!("bad operation key {s:?}: expected NAME_INTERVALMS"))?;
+    let name: OpName = name
+        .parse()
+        .map_err(|_| anyhow::anyhow!("bad operation key {s:?}: unknown operation {name:?}"))?;
+    let interval_ms = ms
+        .parse()
+        .with_context(|| format!("bad operation key {s:?}: interval must be milliseconds"))?;
     Ok(OpKey { name, interval_ms })
 }
 
@@ -133,7 +152,14 @@ impl StateFile {
             .nodes
             .iter()
             .map(|(n, s)| {
-                (n.clone(), WireNode { online: s.online, unclean: s.unclean.clone(), standby: s.standby })
+                (
+                    n.clone(),
+                    WireNode {
+                        online: s.online,
+                        unclean: s.unclean.clone(),
+                        standby: s.standby,
+                    },
+                )
             })
             .collect();
         let resources = state
@@ -153,13 +179,24 @@ impl StateFile {
                         let w = WireOnNode {
                             role: role_str(on.role).to_owned(),
                             flags,
-                            fail_counts: on.fail_counts.iter().map(|(k, c)| (k.to_string(), *c)).collect(),
+                            fail_counts: on
+                                .fail_counts
+                                .iter()
+                                .map(|(k, c)| (k.to_string(), *c))
+                                .collect(),
                             last_failure: on.last_failure.map(format_time),
                             failed_ops: on
                                 .failed_ops
                                 .iter()
                                 .map(|(k, r)| {
-                                    (k.to_string(), WireOp { rc: r.rc, time: format_time(r.time), exit_reason: r.exit_reason.clone() })
+                                    (
+                                        k.to_string(),
+                                        WireOp {
+                                            rc: r.rc,
+                                            time: format_time(r.time),
+                                            exit_reason: r.exit_reason.clone(),
+                                        },
+                                    )
                                 })
                                 .collect(),
                         };
@@ -175,25 +212,47 @@ impl StateFile {
                 (id.clone(), wr)
             })
             .collect();
-        StateFile { version: STATE_VERSION, time: format_time(now), no_quorum: state.no_quorum, nodes, resources }
+        StateFile {
+            version: STATE_VERSION,
+            time: format_time(now),
+            no_quorum: state.no_quorum,
+            nodes,
+            resources,
+        }
     }
 
     /// The engine state and the time it describes.
     pub fn into_state(self) -> anyhow::Result<(State, Time)> {
         if self.version != STATE_VERSION {
-            bail!("state file version {} is not supported (this warden reads version {STATE_VERSION})", self.version);
+            bail!(
+                "state file version {} is not supported (this warden reads version {STATE_VERSION})",
+                self.version
+            );
         }
         let now = parse_time(&self.time).context("field `time`")?;
-        let mut state = State { no_quorum: self.no_quorum, ..State::default() };
+        let mut state = State {
+            no_quorum: self.no_quorum,
+            ..State::default()
+        };
         for (n, w) in self.nodes {
-            state.nodes.insert(n, NodeState { online: w.online, unclean: w.unclean, standby: w.standby });
+            state.nodes.insert(
+                n,
+                NodeState {
+                    online: w.online,
+                    unclean: w.unclean,
+                    standby: w.standby,
+                },
+            );
         }
         for (id, w) in self.resources {
             let ctx = |f: &str| format!("resources.{id}.{f}");
-            let target_role = match w.target_role.as_deref() {
-                None => None,
-                Some(s) => Some(s.parse::<TargetRole>().map_err(|_| anyhow::anyhow!("{}: unknown role {s:?}", ctx("target_role")))?),
-            };
+            let target_role =
+                match w.target_role.as_deref() {
+                    None => None,
+                    Some(s) => Some(s.parse::<TargetRole>().map_err(|_| {
+                        anyhow::anyhow!("{}: unknown role {s:?}", ctx("target_role"))
+                    })?),
+                };
             let mut rs = ResourceState {
                 target_role,
                 moved_to: w.moved_to,
@@ -206,24 +265,48 @@ impl StateFile {
                         "unknown" => Role::Unknown,
                         "stopped" => Role::Stopped,
                         "started" => Role::Started,
-                        other => bail!("{}: unknown role {other:?} (allowed: unknown, stopped, started)", ctx(&format!("nodes.{n}.role"))),
+                        other => bail!(
+                            "{}: unknown role {other:?} (allowed: unknown, stopped, started)",
+                            ctx(&format!("nodes.{n}.role"))
+                        ),
                     },
                     ..ResourceOnNode::default()
                 };
                 for f in &wn.flags {
                     let Some(b) = flag_mut(&mut on, f) else {
-                        bail!("{}: unknown flag {f:?} (allowed: {})", ctx(&format!("nodes.{n}.flags")), FLAGS.join(", "));
+                        bail!(
+                            "{}: unknown flag {f:?} (allowed: {})",
+                            ctx(&format!("nodes.{n}.flags")),
+                            FLAGS.join(", ")
+                        );
                     };
                     *b = true;
                 }
                 for (k, c) in wn.fail_counts {
-                    on.fail_counts.insert(parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.fail_counts")))?, c);
+                    on.fail_counts.insert(
+                        parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.fail_counts")))?,
+                        c,
+                    );
                 }
-                on.last_failure = wn.last_failure.as_deref().map(parse_time).transpose().with_context(|| ctx(&format!("nodes.{n}.last_failure")))?;
+                on.last_failure = wn
+                    .last_failure
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .with_context(|| ctx(&format!("nodes.{n}.last_failure")))?;
                 for (k, op) in wn.failed_ops {
-                    let key = parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.failed_ops")))?;
-                    let time = parse_time(&op.time).with_context(|| ctx(&format!("nodes.{n}.failed_ops.{k}.time")))?;
-                    on.failed_ops.insert(key, OpRecord { rc: op.rc, time, exit_reason: op.exit_reason });
+                    let key =
+                        parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.failed_ops")))?;
+                    let time = parse_time(&op.time)
+                        .with_context(|| ctx(&format!("nodes.{n}.failed_ops.{k}.time")))?;
+                    on.failed_ops.insert(
+                        key,
+                        OpRecord {
+                            rc: op.rc,
+                            time,
+                            exit_reason: op.exit_reason,
+                        },
+                    );
                 }
                 rs.nodes.insert(n, on);
             }

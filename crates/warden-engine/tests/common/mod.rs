@@ -1,0 +1,251 @@
+//! A small world for engine tests: a config, a state, a virtual clock, and helpers that run
+//! transitions against simulated agents through the public API only.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use warden_engine::*;
+
+pub const T0: Time = Time::from_millis(1_767_225_600_000); // 2026-01-01T00:00:00Z
+
+/// A resource of the OCF Dummy kind with a 10 s recurring monitor.
+pub fn dummy(id: &str) -> ResourceSpec {
+    let mut r = ResourceSpec::new(
+        id,
+        Agent::Ocf {
+            provider: "heartbeat".into(),
+            kind: "Dummy".into(),
+        },
+    );
+    r.ops
+        .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
+    r
+}
+
+pub fn with_on_fail(
+    mut r: ResourceSpec,
+    op: OpName,
+    interval: Duration,
+    v: OnFail,
+) -> ResourceSpec {
+    match r
+        .ops
+        .iter_mut()
+        .find(|o| o.name == op && o.interval == interval)
+    {
+        Some(o) => o.on_fail = Some(v),
+        None => {
+            let mut o = OpSpec::new(op, interval);
+            o.on_fail = Some(v);
+            r.ops.push(o);
+        }
+    }
+    r
+}
+
+pub fn loc(resource: &str, node: &str, score: i64) -> Location {
+    Location {
+        resource: resource.into(),
+        node: node.into(),
+        score: Score::new(score),
+    }
+}
+
+pub struct Builder {
+    pub cluster: ClusterOptions,
+    pub nodes: Vec<String>,
+    pub resources: Vec<ResourceSpec>,
+    pub locations: Vec<Location>,
+    pub fencing: bool,
+}
+
+pub fn build(nodes: &[&str]) -> Builder {
+    Builder {
+        cluster: ClusterOptions::default(),
+        nodes: nodes.iter().map(|s| s.to_string()).collect(),
+        resources: Vec::new(),
+        locations: Vec::new(),
+        fencing: false,
+    }
+}
+
+impl Builder {
+    pub fn resource(mut self, r: ResourceSpec) -> Self {
+        self.resources.push(r);
+        self
+    }
+    pub fn location(mut self, l: Location) -> Self {
+        self.locations.push(l);
+        self
+    }
+    pub fn fencing(mut self) -> Self {
+        self.fencing = true;
+        self
+    }
+    pub fn cluster(mut self, f: impl FnOnce(&mut ClusterOptions)) -> Self {
+        f(&mut self.cluster);
+        self
+    }
+    pub fn config(self) -> Config {
+        let fence = if self.fencing {
+            vec![FenceDevice {
+                name: "power".into(),
+                command: vec!["/bin/true".into()],
+                nodes: vec![],
+            }]
+        } else {
+            vec![]
+        };
+        Config::new(
+            self.cluster,
+            self.nodes,
+            fence,
+            self.resources,
+            self.locations,
+        )
+        .expect("valid config")
+    }
+    /// A world with every node online, settled into its steady state.
+    pub fn world(self) -> World {
+        let config = self.config();
+        let state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+        let mut w = World {
+            config,
+            state,
+            now: T0,
+        };
+        w.settle();
+        w
+    }
+}
+
+/// A failure to inject into the next transition: (resource, op, node, rc).
+pub type Fail<'a> = (&'a str, OpName, &'a str, i32);
+
+pub struct World {
+    pub config: Config,
+    pub state: State,
+    pub now: Time,
+}
+
+impl World {
+    /// Runs one transition; actions matching `fails` return that rc, all others succeed.
+    /// Returns the summary lines. Checks the transition's invariants.
+    pub fn step(&mut self, fails: &[Fail<'_>]) -> Vec<String> {
+        self.step_with(fails, &[])
+    }
+
+    /// [`World::step`] where fencing of the listed nodes fails.
+    pub fn step_with(&mut self, fails: &[Fail<'_>], fence_fails: &[&str]) -> Vec<String> {
+        let t = schedule(&self.config, &self.state, self.now);
+        if let Err(e) = check_transition(&self.config, &self.state, self.now, &t) {
+            panic!("invariant violated: {e}\n{t:#?}");
+        }
+        execute(
+            &self.config,
+            &mut self.state,
+            &t,
+            self.now,
+            |kind| match kind {
+                ActionKind::Fence { node, .. } => {
+                    Outcome::Fenced(!fence_fails.contains(&node.as_str()))
+                }
+                kind => fails
+                    .iter()
+                    .find(|(r, op, n, _)| {
+                        kind.resource() == Some(*r)
+                            && kind.node() == *n
+                            && kind.op().map(|k| k.name) == Some(*op)
+                    })
+                    .map_or_else(|| default_outcome(kind), |f| Outcome::rc(f.3)),
+            },
+        );
+        t.summary.iter().map(ToString::to_string).collect()
+    }
+
+    /// Runs transitions with every action succeeding until nothing is left to do. Returns
+    /// every summary line. Panics if it does not converge.
+    pub fn settle(&mut self) -> Vec<String> {
+        let mut all = Vec::new();
+        for _ in 0..10 {
+            let t = schedule(&self.config, &self.state, self.now);
+            if t.is_empty() {
+                return all;
+            }
+            all.extend(self.step(&[]));
+        }
+        panic!(
+            "did not settle: {:#?}",
+            schedule(&self.config, &self.state, self.now)
+        );
+    }
+
+    /// The summary of the next transition, without running it.
+    pub fn plan(&self) -> Vec<String> {
+        schedule(&self.config, &self.state, self.now)
+            .summary
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    pub fn event(&mut self, e: Event) {
+        apply(&self.config, &mut self.state, &e, self.now).expect("event applies");
+    }
+
+    pub fn admin(&mut self, c: AdminCommand) {
+        self.event(Event::Admin(c));
+    }
+
+    /// A result of the 10 s recurring monitor.
+    pub fn monitor(&mut self, resource: &str, node: &str, rc: i32) {
+        self.op(
+            resource,
+            node,
+            OpKey::new(OpName::Monitor, Duration::from_secs(10)),
+            rc,
+        );
+    }
+
+    pub fn op(&mut self, resource: &str, node: &str, op: OpKey, rc: i32) {
+        self.event(Event::OpResult(OpResult {
+            resource: resource.into(),
+            node: node.into(),
+            op,
+            rc,
+            exit_reason: String::new(),
+        }));
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.now = self.now.add(d);
+    }
+
+    /// Status lines, like `dummy Started node1`.
+    pub fn status(&self) -> Vec<String> {
+        resource_status(&self.config, &self.state, self.now)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    pub fn status_of(&self, id: &str) -> String {
+        resource_status(&self.config, &self.state, self.now)
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| r.to_string())
+            .expect("resource exists")
+    }
+
+    pub fn fail_count(&self, resource: &str, node: &str) -> u32 {
+        let meta = &self.config.resource(resource).expect("resource").meta;
+        self.state
+            .on_node(resource, node)
+            .fail_count(meta, self.now)
+    }
+
+    pub fn wakeup(&self) -> Option<Time> {
+        schedule(&self.config, &self.state, self.now).wakeup
+    }
+}

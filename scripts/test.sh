@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs Warden's whole test suite on a fresh Debian machine with the Rust toolchain:
+# installs the system packages the tests need (with apt, only when missing), then runs
+# formatting, lints and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use (none yet beyond the toolchain; later issues add
+# resource-agents, etcd-server, haproxy, ...). Installed only when missing.
+packages=()
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
+# The benchmarks must keep building (they are run by hand: see docs/benchmarks.md).
+cargo bench --workspace --locked --no-run
