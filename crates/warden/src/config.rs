@@ -864,3 +864,140 @@ fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String 
         None => format!(" (known: {})", c.join(", ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(src: &str) -> Loaded {
+        match parse(src, "t.toml", || "here".to_owned()) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn errors(src: &str) -> String {
+        match parse(src, "t.toml", || "here".to_owned()) {
+            Ok(_) => panic!("expected errors for {src}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_pacemakers() {
+        let l = ok(
+            "[[resource]]\nid = \"d\"\nclass = \"ocf\"\ntype = \"Dummy\"\nops = [{ name = \"monitor\", interval = \"10s\" }]\n",
+        );
+        let c = &l.engine;
+        assert_eq!(c.nodes(), ["here"], "no [[node]] means this machine alone");
+        assert!(c.cluster.start_failure_is_fatal);
+        assert_eq!(c.cluster.no_quorum_policy, NoQuorumPolicy::Stop);
+        assert!(c.cluster.symmetric);
+        assert!(!c.fencing_enabled());
+        let r = &c.resources()[0];
+        assert_eq!(
+            r.agent,
+            Agent::Ocf {
+                provider: "heartbeat".into(),
+                kind: "Dummy".into()
+            }
+        );
+        assert_eq!(r.meta, Meta::default());
+        assert_eq!(r.meta.migration_threshold, INFINITY_COUNT);
+        assert_eq!(r.meta.failure_timeout, None);
+        assert_eq!(r.ops[0].timeout, Duration::from_secs(20));
+        assert!(r.ops[0].enabled);
+        assert_eq!(r.ops[0].on_fail, None);
+        assert_eq!(l.data_dir, PathBuf::from("/var/lib/warden"));
+        assert_eq!(l.api_listen.to_string(), "127.0.0.1:7946");
+    }
+
+    #[test]
+    fn resource_and_op_defaults_apply_and_resources_override_them() {
+        let l = ok(r#"
+[resource_defaults]
+resource_stickiness = 100
+migration_threshold = 2
+[op_defaults]
+timeout = "45s"
+[[resource]]
+id = "p"
+class = "process"
+command = ["sleep", "100"]
+meta = { migration_threshold = "INFINITY", failure_timeout = "0" }
+ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
+"#);
+        let r = &l.engine.resources()[0];
+        assert_eq!(r.meta.resource_stickiness, Score::new(100));
+        assert_eq!(r.meta.migration_threshold, INFINITY_COUNT);
+        assert_eq!(r.meta.failure_timeout, None, "\"0\" means never");
+        assert_eq!(r.ops[0].timeout, Duration::from_secs(45));
+        assert_eq!(r.ops[1].timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn class_specific_keys_are_checked() {
+        let e = errors("[[resource]]\nid = \"p\"\nclass = \"process\"\ntype = \"Dummy\"\n");
+        assert!(
+            e.contains("t.toml:4:1: error: `type` does not apply here"),
+            "{e}"
+        );
+        assert!(e.contains("needs `command`"), "{e}");
+        let e = errors("[[resource]]\nid = \"o\"\nclass = \"ocf\"\ncommand = [\"x\"]\n");
+        assert!(e.contains("`command` does not apply here"), "{e}");
+        assert!(e.contains("needs `type`"), "{e}");
+        let e = errors("[[resource]]\nid = \"s\"\nclass = \"systemd\"\n");
+        assert!(e.contains("not supported yet"), "{e}");
+        let e = errors("[[resource]]\nid = \"bad id\"\nclass = \"ocf\"\ntype = \"Dummy\"\n");
+        assert!(e.contains("bad id \"bad id\""), "{e}");
+    }
+
+    #[test]
+    fn duplicates_and_references() {
+        let e = errors("[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"\n");
+        assert!(
+            e.contains("t.toml:4:8: error: node \"a\" is defined twice"),
+            "{e}"
+        );
+        let e = errors(
+            "[[node]]\nname = \"a\"\n[[fence_device]]\nname = \"f\"\ncommand = [\"x\"]\nnodes = [\"b\"]\n[[ban]]\nresource = \"r\"\nnode = \"a\"\n",
+        );
+        assert!(e.contains("t.toml:6:10: error: unknown node \"b\""), "{e}");
+        assert!(
+            e.contains("t.toml:8:12: error: unknown resource \"r\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn never_panics_on_mutated_input() {
+        let base = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/two-nodes.toml"
+        ))
+        .expect("example");
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"[]{}=\",.:-_ \n0123456789abcdefINFTYms#'\\";
+        for _ in 0..3000 {
+            let mut b = base.clone();
+            for _ in 0..1 + next() % 8 {
+                let i = (next() as usize) % b.len();
+                match next() % 3 {
+                    0 => b[i] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+                }
+            }
+            let src = String::from_utf8_lossy(&b);
+            let _ = parse(&src, "fuzz.toml", || "here".to_owned());
+        }
+    }
+}

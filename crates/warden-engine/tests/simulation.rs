@@ -1,0 +1,281 @@
+//! Seeded simulation of the engine: random clusters driven by random operation results, node
+//! loss, admin commands and the passage of virtual time, with invariants checked after every
+//! step. A failing seed is printed; replay it with `WARDEN_SIM_SEED=<seed> cargo test -p
+//! warden-engine --test simulation`. `WARDEN_SIM_SEEDS=<n>` runs more seeds.
+
+mod common;
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use common::T0;
+use warden_engine::*;
+
+/// splitmix64: small, seedable, good enough to explore.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const RCS: &[i32] = &[0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 190, 42];
+const MON: Duration = Duration::from_secs(10);
+
+fn random_config(rng: &mut Rng) -> Config {
+    let nodes: Vec<String> = (1..=2 + rng.below(3)).map(|i| format!("node{i}")).collect();
+    let fencing = rng.chance(40);
+    let mut resources = Vec::new();
+    for i in 0..1 + rng.below(6) {
+        let mut r = ResourceSpec::new(
+            format!("r{i}"),
+            Agent::Ocf {
+                provider: "heartbeat".into(),
+                kind: "Dummy".into(),
+            },
+        );
+        let mut mon = OpSpec::new(OpName::Monitor, MON);
+        if rng.chance(40) {
+            let allowed: Vec<OnFail> = OnFail::ALL
+                .iter()
+                .copied()
+                .filter(|v| {
+                    v.allowed_for(OpName::Monitor, OpRole::Started)
+                        && (fencing || *v != OnFail::Fence)
+                })
+                .collect();
+            mon.on_fail = Some(*rng.pick(&allowed));
+        }
+        r.ops.push(mon);
+        if rng.chance(20) {
+            let mut stop = OpSpec::new(OpName::Stop, Duration::ZERO);
+            stop.on_fail = Some(*rng.pick(if fencing {
+                &[OnFail::Ignore, OnFail::Block, OnFail::Fence][..]
+            } else {
+                &[OnFail::Ignore, OnFail::Block][..]
+            }));
+            r.ops.push(stop);
+        }
+        r.meta.migration_threshold = *rng.pick(&[0, 1, 2, 3, INFINITY_COUNT]);
+        r.meta.failure_timeout = *rng.pick(&[
+            None,
+            Some(Duration::from_secs(30)),
+            Some(Duration::from_secs(120)),
+        ]);
+        r.meta.resource_stickiness = Score::new(*rng.pick(&[0, 0, 50, 200]));
+        r.meta.multiple_active = *rng.pick(MultipleActive::ALL);
+        r.meta.is_managed = !rng.chance(5);
+        r.meta.priority = *rng.pick(&[0, 0, 5]);
+        resources.push(r);
+    }
+    let mut locations = Vec::new();
+    for _ in 0..rng.below(5) {
+        let r = rng.pick(&resources).id.clone();
+        let n = rng.pick(&nodes).clone();
+        let score = Score::new(*rng.pick(&[-INFINITY, -50, 0, 50, 100, INFINITY]));
+        locations.push(Location {
+            resource: r,
+            node: n,
+            score,
+        });
+    }
+    let mut cluster = ClusterOptions::default();
+    cluster.start_failure_is_fatal = rng.chance(70);
+    cluster.symmetric = rng.chance(85);
+    cluster.no_quorum_policy = *rng.pick(NoQuorumPolicy::ALL);
+    let fence = if fencing {
+        vec![FenceDevice {
+            name: "power".into(),
+            command: vec!["/bin/true".into()],
+            nodes: vec![],
+        }]
+    } else {
+        vec![]
+    };
+    Config::new(cluster, nodes, fence, resources, locations).expect("valid random config")
+}
+
+fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> {
+    let node = rng.pick(config.nodes()).clone();
+    let res = rng.pick(config.resources()).id.clone();
+    let admin = |c| Some(Event::Admin(c));
+    match rng.below(100) {
+        // Monitor results, mostly where the resource runs.
+        0..=44 => {
+            let started: Vec<&str> = state.active_nodes(&res).collect();
+            let node = if started.is_empty() {
+                node
+            } else {
+                rng.pick(&started).to_string()
+            };
+            Some(Event::OpResult(OpResult {
+                resource: res,
+                node,
+                op: OpKey::new(OpName::Monitor, MON),
+                rc: *rng.pick(RCS),
+                exit_reason: String::new(),
+            }))
+        }
+        45..=51 => Some(Event::NodeDown { node }),
+        52..=61 => Some(Event::NodeUp { node }),
+        62..=65 => admin(AdminCommand::Cleanup {
+            resource: Some(res),
+            node: rng.chance(50).then_some(node),
+        }),
+        66..=68 => admin(AdminCommand::Disable { resource: res }),
+        69..=72 => admin(AdminCommand::Enable { resource: res }),
+        73..=75 => admin(AdminCommand::Move {
+            resource: res,
+            node,
+        }),
+        76..=78 => admin(AdminCommand::Ban {
+            resource: res,
+            node,
+        }),
+        79..=82 => admin(AdminCommand::Clear { resource: res }),
+        83..=85 => admin(AdminCommand::Standby { node }),
+        86..=89 => admin(AdminCommand::Online { node }),
+        90..=91 => Some(Event::Quorum(rng.chance(60))),
+        _ => None,
+    }
+}
+
+/// Live copies of a resource: started on an online node that is not waiting to be fenced.
+fn live_copies(config: &Config, state: &State, id: &str) -> usize {
+    state
+        .active_nodes(id)
+        .filter(|n| {
+            state
+                .node(n)
+                .is_some_and(|s| s.online && (s.unclean.is_none() || !config.fencing_enabled()))
+        })
+        .count()
+}
+
+/// Runs one transition with random failures; checks invariants. Returns whether every action
+/// got its expected result.
+fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_rate: u64) -> bool {
+    let t = schedule(config, state, now);
+    if let Err(e) = check_transition(config, state, now, &t) {
+        panic!("invariant violated before execution: {e}\ntransition: {t:#?}\nstate: {state:#?}");
+    }
+    // Blocked resources and those that may not start must see no start.
+    let blocked: HashSet<String> = config
+        .resources()
+        .iter()
+        .filter(|r| {
+            state
+                .resource(&r.id)
+                .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked))
+        })
+        .map(|r| r.id.clone())
+        .collect();
+    for a in &t.actions {
+        if let Some(r) = a.kind.resource() {
+            assert!(
+                !blocked.contains(r),
+                "action {} on blocked resource",
+                a.kind
+            );
+        }
+    }
+    let results = execute(config, state, &t, now, |kind| {
+        if matches!(kind, ActionKind::Fence { .. }) {
+            return Outcome::Fenced(!rng.chance(failure_rate));
+        }
+        if rng.chance(failure_rate) {
+            Outcome::rc(*rng.pick(RCS))
+        } else {
+            default_outcome(kind)
+        }
+    });
+    let all_ok = results.iter().all(|r| r.ok);
+    if all_ok {
+        for r in config.resources() {
+            let policy_keeps =
+                r.meta.multiple_active == MultipleActive::Block || !r.meta.is_managed;
+            let blocked = state
+                .resource(&r.id)
+                .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked));
+            if !policy_keeps && !blocked {
+                let n = live_copies(config, state, &r.id);
+                assert!(
+                    n <= 1,
+                    "{} has {n} live copies after a clean transition",
+                    r.id
+                );
+            }
+        }
+    }
+    all_ok
+}
+
+fn run_seed(seed: u64) {
+    let mut rng = Rng(seed);
+    let config = random_config(&mut rng);
+    let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+    let mut now = T0;
+    for _ in 0..120 {
+        for _ in 0..rng.below(3) {
+            if let Some(e) = random_event(&mut rng, &config, &state) {
+                apply(&config, &mut state, &e, now).expect("events name known things");
+            }
+        }
+        step(&mut rng, &config, &mut state, now, 10);
+        now = now.add(Duration::from_millis(rng.next() % 40_000));
+    }
+    // With no more failures the cluster settles: every transition terminates and they converge.
+    apply(&config, &mut state, &Event::Quorum(true), now).expect("quorum");
+    for i in 0.. {
+        if schedule(&config, &state, now).is_empty() {
+            break;
+        }
+        assert!(
+            i < 6,
+            "no convergence after {i} failure-free transitions: {:#?}",
+            schedule(&config, &state, now)
+        );
+        step(&mut rng, &config, &mut state, now, 0);
+    }
+}
+
+#[test]
+fn seeded_simulation_keeps_every_invariant() {
+    let seeds: Vec<u64> = match std::env::var("WARDEN_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("WARDEN_SIM_SEED is a number")],
+        Err(_) => {
+            let n = std::env::var("WARDEN_SIM_SEEDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(300);
+            (1..=n).collect()
+        }
+    };
+    for seed in seeds {
+        if let Err(e) = catch_unwind(AssertUnwindSafe(|| run_seed(seed))) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+            panic!(
+                "seed {seed} failed: {}\nreplay: WARDEN_SIM_SEED={seed} cargo test -p warden-engine --test simulation",
+                msg.unwrap_or_default()
+            );
+        }
+    }
+}

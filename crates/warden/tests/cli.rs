@@ -1,0 +1,630 @@
+//! The `warden` command as operators run it: `check-config` and `simulate` stories, compared
+//! with snapshots (`UPDATE_EXPECT=1 cargo test` rewrites them after a deliberate change).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use expect_test::{Expect, expect};
+
+const AT: &str = "2026-01-01T00:00:00Z";
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+}
+
+/// Runs `warden` in `dir`; returns (exit success, stdout, stderr).
+fn warden(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run warden");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A working directory holding the example config as `c.toml` (plus `extra` appended).
+fn workdir(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = std::fs::read_to_string(example("two-nodes.toml")).expect("example");
+    std::fs::write(dir.path().join("c.toml"), base + extra).expect("write config");
+    dir
+}
+
+/// One step of a story: runs simulate with `args` and compares the text output.
+fn story(dir: &Path, args: &[&str], want: Expect) {
+    let mut full = vec!["simulate", "--config", "c.toml"];
+    full.extend_from_slice(args);
+    let (ok, out, err) = warden(dir, &full);
+    assert!(ok, "simulate {args:?} failed: {err}");
+    assert!(!out.contains("INVARIANT"), "{out}");
+    want.assert_eq(&out);
+}
+
+const FENCING: &str =
+    "\n[[fence_device]]\nname = \"power\"\ncommand = [\"/usr/local/sbin/fence-power\"]\n";
+
+#[test]
+fn story_monitor_fails_three_times_with_threshold_three() {
+    let d = workdir("");
+    let dir = d.path();
+    story(
+        dir,
+        &[
+            "--node-up",
+            "node1",
+            "--node-up",
+            "node2",
+            "--at",
+            AT,
+            "--save-state",
+            "s0.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Start dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_monitor_0 on node1: rc=7 (not running)
+          * dummy_monitor_0 on node2: rc=7 (not running)
+          * dummy_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node1
+    "#]],
+    );
+    story(
+        dir,
+        &[
+            "--state",
+            "s0.json",
+            "--at",
+            "+10s",
+            "--inject",
+            "dummy:monitor:10s@node1=7",
+            "--save-state",
+            "s1.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Recover dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_stop_0 on node1: rc=0 (ok)
+          * dummy_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:10.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node1
+          * Failed Resource Actions:
+            * dummy_monitor_10000 on node1 'not running' (7): fail-count=1, at 2026-01-01T00:00:10.000Z
+
+        Next wake-up: 2026-01-01T00:01:10.000Z (a failure expires)
+    "#]],
+    );
+    story(
+        dir,
+        &[
+            "--state",
+            "s1.json",
+            "--at",
+            "+10s",
+            "--inject",
+            "dummy:monitor:10s@node1=1",
+            "--save-state",
+            "s2.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Recover dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_stop_0 on node1: rc=0 (ok)
+          * dummy_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:20.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node1
+          * Failed Resource Actions:
+            * dummy_monitor_10000 on node1 'error' (1): fail-count=2, at 2026-01-01T00:00:20.000Z
+
+        Next wake-up: 2026-01-01T00:01:20.000Z (a failure expires)
+    "#]],
+    );
+    story(
+        dir,
+        &[
+            "--state",
+            "s2.json",
+            "--at",
+            "+10s",
+            "--inject",
+            "dummy:monitor:10s@node1=timeout",
+            "--save-state",
+            "s3.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Recover dummy ( node1 -> node2 )
+
+        Executing Cluster Transition:
+          * dummy_stop_0 on node1: rc=0 (ok)
+          * dummy_start_0 on node2: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:30.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node2
+          * Failed Resource Actions:
+            * dummy_monitor_10000 on node1 'error' (1): fail-count=3, at 2026-01-01T00:00:30.000Z, exit-reason='timed out'
+
+        Next wake-up: 2026-01-01T00:01:30.000Z (a failure expires)
+    "#]],
+    );
+}
+
+#[test]
+fn story_start_fails() {
+    let d = workdir("");
+    let dir = d.path();
+    story(
+        dir,
+        &[
+            "--at",
+            AT,
+            "--fail",
+            "dummy:start@node1=1",
+            "--save-state",
+            "s1.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Start dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_monitor_0 on node1: rc=7 (not running)
+          * dummy_monitor_0 on node2: rc=7 (not running)
+          * dummy_start_0 on node1: rc=1 (error), unexpected
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy FAILED node1
+          * Failed Resource Actions:
+            * dummy_start_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+
+        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+    "#]],
+    );
+    story(
+        dir,
+        &["--state", "s1.json", "--at", "+1s"],
+        expect![[r#"
+        Transition Summary:
+          * Recover dummy ( node1 -> node2 )
+
+        Executing Cluster Transition:
+          * dummy_stop_0 on node1: rc=0 (ok)
+          * dummy_start_0 on node2: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:01.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node2
+          * Failed Resource Actions:
+            * dummy_start_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+
+        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+    "#]],
+    );
+}
+
+#[test]
+fn story_stop_fails_without_fencing() {
+    let d = workdir("");
+    let dir = d.path();
+    story(
+        dir,
+        &["--at", AT, "--save-state", "s0.json"],
+        expect![[r#"
+        Transition Summary:
+          * Start dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_monitor_0 on node1: rc=7 (not running)
+          * dummy_monitor_0 on node2: rc=7 (not running)
+          * dummy_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node1
+    "#]],
+    );
+    story(
+        dir,
+        &[
+            "--state",
+            "s0.json",
+            "--inject",
+            "dummy:monitor:10s@node1=1",
+            "--fail",
+            "dummy:stop@node1=1",
+            "--save-state",
+            "s1.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Recover dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_stop_0 on node1: rc=1 (error), unexpected
+          * dummy_start_0 on node1: skipped: a prerequisite failed
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy FAILED node1 (blocked)
+          * Failed Resource Actions:
+            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+    "#]],
+    );
+    story(
+        dir,
+        &["--state", "s1.json", "--at", "+1h"],
+        expect![[r#"
+        Transition Summary:
+          (nothing to do)
+
+        Revised Cluster Status (2026-01-01T01:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy FAILED node1 (blocked)
+          * Failed Resource Actions:
+            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+    "#]],
+    );
+    story(
+        dir,
+        &["--state", "s1.json", "--cleanup", "dummy"],
+        expect![[r#"
+        Transition Summary:
+          * Start dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_monitor_0 on node1: rc=7 (not running)
+          * dummy_monitor_0 on node2: rc=7 (not running)
+          * dummy_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node1
+    "#]],
+    );
+}
+
+#[test]
+fn story_stop_fails_with_fencing() {
+    let d = workdir(FENCING);
+    let dir = d.path();
+    story(
+        dir,
+        &[
+            "--at",
+            AT,
+            "--save-state",
+            "s0.json",
+            "--inject",
+            "dummy:monitor:0@node1=7",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Start dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_monitor_0 on node2: rc=7 (not running)
+          * dummy_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * dummy Started node1
+    "#]],
+    );
+    story(
+        dir,
+        &[
+            "--state",
+            "s0.json",
+            "--inject",
+            "dummy:monitor:10s@node1=1",
+            "--fail",
+            "dummy:stop@node1=1",
+            "--save-state",
+            "s1.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Recover dummy ( node1 )
+
+        Executing Cluster Transition:
+          * dummy_stop_0 on node1: rc=1 (error), unexpected
+          * dummy_start_0 on node1: skipped: a prerequisite failed
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node2 ]
+          * UNCLEAN: [ node1 ]
+          * Resources:
+            * dummy FAILED node1 (UNCLEAN)
+          * Failed Resource Actions:
+            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+
+        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+    "#]],
+    );
+    story(
+        dir,
+        &["--state", "s1.json", "--at", "+1s"],
+        expect![[r#"
+        Transition Summary:
+          * Fence (reboot) node1 'dummy failed there'
+          * Recover dummy ( node1 -> node2 )
+
+        Executing Cluster Transition:
+          * fence (reboot) node1: ok
+          * dummy_start_0 on node2: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:01.000Z):
+          * Online: [ node2 ]
+          * OFFLINE: [ node1 ]
+          * Resources:
+            * dummy Started node2
+          * Failed Resource Actions:
+            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+
+        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+    "#]],
+    );
+}
+
+#[test]
+fn story_failure_timeout_expiry_without_and_with_stickiness() {
+    for (stickiness, want) in [
+        (
+            "0",
+            expect![[r#"
+            Transition Summary:
+              * Move dummy ( node2 -> node1 )
+
+            Executing Cluster Transition:
+              * dummy_stop_0 on node2: rc=0 (ok)
+              * dummy_start_0 on node1: rc=0 (ok)
+
+            Revised Cluster Status (2026-01-01T00:01:00.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy Started node1
+        "#]],
+        ),
+        (
+            "200",
+            expect![[r#"
+            Transition Summary:
+              (nothing to do)
+
+            Revised Cluster Status (2026-01-01T00:01:00.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy Started node2
+        "#]],
+        ),
+    ] {
+        let d = workdir(&format!(
+            "\n[resource_defaults]\nresource_stickiness = {stickiness}\n"
+        ));
+        let dir = d.path();
+        // resource_defaults is overridden by the resource's own meta, so patch the example's.
+        let text = std::fs::read_to_string(dir.join("c.toml")).expect("config");
+        let text = text.replace(
+            "migration_threshold = 3,",
+            &format!("migration_threshold = 1, resource_stickiness = {stickiness},"),
+        );
+        std::fs::write(dir.join("c.toml"), text).expect("write");
+        let (ok, _, err) = warden(
+            dir,
+            &[
+                "simulate",
+                "-c",
+                "c.toml",
+                "--at",
+                AT,
+                "--save-state",
+                "s0.json",
+            ],
+        );
+        assert!(ok, "{err}");
+        let (ok, out, err) = warden(
+            dir,
+            &[
+                "simulate",
+                "-c",
+                "c.toml",
+                "--state",
+                "s0.json",
+                "--inject",
+                "dummy:monitor:10s@node1=1",
+                "--save-state",
+                "s1.json",
+            ],
+        );
+        assert!(ok, "{err}");
+        assert!(out.contains("Recover dummy ( node1 -> node2 )"), "{out}");
+        // One millisecond before expiry nothing happens; at expiry, it depends on stickiness.
+        let (ok, out, err) = warden(
+            dir,
+            &[
+                "simulate", "-c", "c.toml", "--state", "s1.json", "--at", "+59999ms",
+            ],
+        );
+        assert!(ok, "{err}");
+        assert!(out.contains("(nothing to do)"), "{out}");
+        story(dir, &["--state", "s1.json", "--at", "+60s"], want);
+    }
+}
+
+#[test]
+fn simulate_json_and_scores() {
+    let d = workdir("");
+    let (ok, out, err) = warden(
+        d.path(),
+        &["simulate", "-c", "c.toml", "--at", AT, "--json", "--scores"],
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["summary"], serde_json::json!(["Start dummy ( node1 )"]));
+    assert_eq!(v["resources"][0]["status"], "dummy Started node1");
+    assert_eq!(
+        v["scores"][0],
+        serde_json::json!({"resource": "dummy", "node": "node1", "score": "100"})
+    );
+    assert_eq!(v["scores"][1]["score"], "0");
+    assert_eq!(v["actions"].as_array().map(Vec::len), Some(3));
+    let (ok, out, _) = warden(
+        d.path(),
+        &["simulate", "-c", "c.toml", "--at", AT, "--scores"],
+    );
+    assert!(ok);
+    assert!(out.starts_with("Allocation scores:\n  dummy allocation score on node1: 100\n  dummy allocation score on node2: 0\n"), "{out}");
+}
+
+#[test]
+fn simulate_rejects_bad_arguments_clearly() {
+    let d = workdir("");
+    let rows = [
+        (
+            &["--inject", "dummy:monitor@node1=7"][..],
+            "say monitor:0 for a probe or monitor:INTERVAL",
+        ),
+        (
+            &["--inject", "dummy:monitor:15s@node1=7"][..],
+            "has no recurring monitor every 15s (configured: 10s)",
+        ),
+        (
+            &["--inject", "nope:start@node1=1"][..],
+            "unknown resource \"nope\"",
+        ),
+        (
+            &["--inject", "dummy:start@node9=1"][..],
+            "unknown node \"node9\"",
+        ),
+        (
+            &["--inject", "dummy:start@node1=x"][..],
+            "RC must be a number or `timeout`",
+        ),
+        (
+            &["--inject", "garbage"][..],
+            "expected RES:OP[:INTERVAL]@NODE=RC",
+        ),
+        (&["--at", "yesterday"][..], "bad time \"yesterday\""),
+        (&["--state", "missing.json"][..], "cannot read missing.json"),
+    ];
+    for (args, want) in rows {
+        let mut full = vec!["simulate", "-c", "c.toml"];
+        full.extend_from_slice(args);
+        let (ok, _, err) = warden(d.path(), &full);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn check_config_accepts_the_examples() {
+    for name in ["two-nodes.toml"] {
+        let (ok, out, err) = warden(&example(""), &["check-config", name]);
+        assert!(ok, "{name}: {err}");
+        assert!(out.starts_with(&format!("{name}: ok")), "{out}");
+    }
+}
+
+#[test]
+fn check_config_reports_every_problem_with_its_place() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        r#"[cluster]
+nmae = "x"
+no_quorum_policy = "stopp"
+
+[[node]]
+name = "node1"
+
+[[resource]]
+id = "dummy"
+class = "ocf"
+type = "Dummy"
+meta = { migration-threshold = 3, failure_timeout = "60" }
+ops = [
+  { name = "monitor", interval = "10s", on_fail = "demote" },
+  { name = "monitor", interval = "10s" },
+  { name = "stop", on_fail = "restart" },
+  { name = "start", interval = "5s", timeout = 20, on_fail = "fence" },
+]
+
+[[location]]
+resource = "dumy"
+node = "node3"
+score = "lots"
+"#,
+    )
+    .expect("write");
+    let (ok, out, err) = warden(dir.path(), &["check-config", "bad.toml"]);
+    assert!(!ok);
+    assert_eq!(out, "");
+    expect![[r#"
+        bad.toml:2:1: error: unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric)
+        bad.toml:3:20: error: unknown value "stopp"; did you mean "stop"? (allowed: stop, freeze, ignore, demote)
+        bad.toml:12:10: error: unknown key `migration-threshold` in meta; did you mean `migration_threshold`? (allowed: migration_threshold, failure_timeout, resource_stickiness, target_role, is_managed, maintenance, multiple_active, priority)
+        bad.toml:12:53: error: bad duration "60": add a unit (ms, s, m, h or d), like "60s"
+        bad.toml:14:51: error: on_fail = "demote" is not valid for a monitor operation (allowed: ignore, block, stop, restart, fence, standby)
+        bad.toml:15:3: error: duplicate operation monitor with interval 10s (first at line 14); (name, interval) must be unique
+        bad.toml:16:30: error: on_fail = "restart" is not valid for a stop operation (allowed: ignore, block, fence)
+        bad.toml:17:32: error: only monitor operations recur; start takes no interval
+        bad.toml:17:48: error: durations are strings with a unit, like "20s"
+        bad.toml:17:62: error: on_fail = "fence" needs fencing: add a [[fence_device]]
+        bad.toml:21:12: error: unknown resource "dumy"; did you mean "dummy"?
+        bad.toml:22:8: error: unknown node "node3"; did you mean "node1"?
+        bad.toml:23:9: error: bad score "lots": an integer, "INFINITY" or "-INFINITY"
+    "#]]
+    .assert_eq(&err);
+}
+
+#[test]
+fn check_config_reports_syntax_errors_and_missing_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("syn.toml"),
+        "[[node]]\nname = \"n1\"\nx = [1,\n",
+    )
+    .expect("write");
+    let (ok, _, err) = warden(dir.path(), &["check-config", "syn.toml"]);
+    assert!(!ok);
+    assert!(err.lines().all(|l| l.starts_with("syn.toml:")), "{err}");
+    assert!(err.contains("syn.toml:3:"), "{err}");
+    let (ok, _, err) = warden(dir.path(), &["check-config", "nope.toml"]);
+    assert!(!ok);
+    assert!(err.contains("cannot read nope.toml"), "{err}");
+}
