@@ -145,7 +145,7 @@ impl ResourceOnNode {
             return false;
         }
         match (meta.failure_timeout, self.last_failure) {
-            (Some(t), Some(last)) => !t.is_zero() && now >= last.add(t),
+            (Some(t), Some(last)) => !t.is_zero() && now >= last + t,
             _ => false,
         }
     }
@@ -159,7 +159,7 @@ impl ResourceOnNode {
                     && !self.fatal
                     && self.has_expirable_failures() =>
             {
-                Some(last.add(t))
+                Some(last + t)
             }
             _ => None,
         }

@@ -1,6 +1,7 @@
 //! Time as the engine sees it: an opaque instant handed in by the caller, never read from a clock.
 
 use std::fmt;
+use std::ops::Add;
 use std::time::Duration;
 
 /// Milliseconds since the Unix epoch. The engine never reads a clock: every `now` is an input.
@@ -18,15 +19,18 @@ impl Time {
         self.0
     }
 
-    /// `self + d`, saturating at the far future instead of overflowing.
-    pub fn add(self, d: Duration) -> Time {
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        Time(self.0.saturating_add(ms))
-    }
-
     /// How long after `earlier` this instant is (zero when it is not later).
     pub fn since(self, earlier: Time) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// `time + duration`, saturating at the far future instead of overflowing.
+impl Add<Duration> for Time {
+    type Output = Time;
+
+    fn add(self, d: Duration) -> Time {
+        Time(self.0.saturating_add(millis(d)))
     }
 }
 

@@ -642,7 +642,7 @@ fn failure_timeout_expires_at_its_exact_time_and_the_resource_moves_back() {
     assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);
     assert_eq!(
         w.wakeup(),
-        Some(failed_at.add(Duration::from_secs(60))),
+        Some(failed_at + Duration::from_secs(60)),
         "wake exactly at expiry"
     );
     w.advance(Duration::from_millis(59_999));

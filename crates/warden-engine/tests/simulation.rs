@@ -94,10 +94,12 @@ fn random_config(rng: &mut Rng) -> Config {
             score,
         });
     }
-    let mut cluster = ClusterOptions::default();
-    cluster.start_failure_is_fatal = rng.chance(70);
-    cluster.symmetric = rng.chance(85);
-    cluster.no_quorum_policy = *rng.pick(NoQuorumPolicy::ALL);
+    let cluster = ClusterOptions {
+        start_failure_is_fatal: rng.chance(70),
+        symmetric: rng.chance(85),
+        no_quorum_policy: *rng.pick(NoQuorumPolicy::ALL),
+        ..ClusterOptions::default()
+    };
     let fence = if fencing {
         vec![FenceDevice {
             name: "power".into(),
@@ -237,7 +239,7 @@ fn run_seed(seed: u64) {
             }
         }
         step(&mut rng, &config, &mut state, now, 10);
-        now = now.add(Duration::from_millis(rng.next() % 40_000));
+        now = now + Duration::from_millis(rng.next() % 40_000);
     }
     // With no more failures the cluster settles: every transition terminates and they converge.
     apply(&config, &mut state, &Event::Quorum(true), now).expect("quorum");

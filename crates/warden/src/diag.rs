@@ -47,8 +47,7 @@ impl<'s> Diagnostics<'s> {
 
     /// The problems sorted by position, duplicates dropped.
     pub fn finish(mut self) -> Vec<Diagnostic> {
-        self.list
-            .sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+        self.list.sort_by_key(|d| (d.line, d.col));
         self.list.dedup();
         self.list
     }

@@ -91,7 +91,7 @@ mod tests {
         for bad in ["", "10", "s", "10 s", "5x", "-1s", "1.5s"] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
-        assert!(parse("10").unwrap_err().contains("add a unit"));
+        assert!(parse("10").expect_err("no unit").contains("add a unit"));
     }
 
     #[test]

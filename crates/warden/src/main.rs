@@ -29,7 +29,7 @@ enum Command {
         file: PathBuf,
     },
     /// What-if: schedule and run one transition on a simulated cluster (like crm_simulate).
-    Simulate(simulate::SimulateArgs),
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 fn main() -> ExitCode {

@@ -175,7 +175,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
     let now = match args.at.as_deref() {
         Some(rel) if rel.starts_with('+') => {
             let d = duration::parse(&rel[1..]).map_err(|e| anyhow::anyhow!("--at {rel:?}: {e}"))?;
-            saved_time.unwrap_or_else(wall_clock).add(d)
+            saved_time.unwrap_or_else(wall_clock) + d
         }
         Some(abs) => parse_time(abs).context("--at")?,
         None => saved_time.unwrap_or_else(wall_clock),

@@ -219,7 +219,7 @@ impl World {
     }
 
     pub fn advance(&mut self, d: Duration) {
-        self.now = self.now.add(d);
+        self.now = self.now + d;
     }
 
     /// Status lines, like `dummy Started node1`.
