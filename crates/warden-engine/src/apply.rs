@@ -103,16 +103,14 @@ pub fn apply(
         Event::OpResult(r) => op_result(config, state, r, now),
         Event::NodeUp { node } => {
             check_node(config, node)?;
+            let fencing = config.fencing_enabled();
             let n = state.nodes.entry(node.clone()).or_default();
             if !n.online {
                 n.online = true;
-                // Whatever ran there before is unknown now: probe it again.
-                for rs in state.resources.values_mut() {
-                    if let Some(on) = rs.nodes.get_mut(node) {
-                        on.role = Role::Unknown;
-                        on.failed = false;
-                        on.degraded = false;
-                    }
+                // Whatever ran there is unknown now: probe it again. A node still waiting to
+                // be fenced keeps what it ran until the fence says otherwise.
+                if !(fencing && n.unclean.is_some()) {
+                    reset_node(state, node, Role::Unknown);
                 }
             }
             Ok(())
@@ -129,13 +127,7 @@ pub fn apply(
             }
             if !fencing {
                 // Without fencing a lost node is taken as stopped at once; a rejoin re-probes it.
-                for rs in state.resources.values_mut() {
-                    if let Some(on) = rs.nodes.get_mut(node) {
-                        on.role = Role::Stopped;
-                        on.failed = false;
-                        on.degraded = false;
-                    }
-                }
+                reset_node(state, node, Role::Stopped);
             }
             Ok(())
         }
@@ -145,15 +137,8 @@ pub fn apply(
                 let n = state.nodes.entry(node.clone()).or_default();
                 n.online = false;
                 n.unclean = None;
-                // The node is down: nothing runs there, whatever state it was in.
-                for rs in state.resources.values_mut() {
-                    if let Some(on) = rs.nodes.get_mut(node) {
-                        on.role = Role::Stopped;
-                        on.failed = false;
-                        on.degraded = false;
-                        on.blocked = false;
-                    }
-                }
+                // The node is down: nothing runs there, blocked or not.
+                reset_node(state, node, Role::Stopped);
             }
             Ok(())
         }
@@ -162,6 +147,19 @@ pub fn apply(
             Ok(())
         }
         Event::Admin(cmd) => admin(config, state, cmd),
+    }
+}
+
+/// Sets the role of every resource recorded on `node` and forgets that it was failed, degraded
+/// or blocked there (failure history and fail counts stay).
+fn reset_node(state: &mut State, node: &str, role: Role) {
+    for rs in state.resources.values_mut() {
+        if let Some(on) = rs.nodes.get_mut(node) {
+            on.role = role;
+            on.failed = false;
+            on.degraded = false;
+            on.blocked = false;
+        }
     }
 }
 

@@ -95,9 +95,14 @@ pub fn check_transition(
             if let Some(why) = why {
                 return Err(format!("{} starts {resource} on {why}", a.kind));
             }
-            // Every copy that is active elsewhere must be stopped (or fenced) first.
+            // Every copy that is (or, on an unclean node, may be) active must be stopped or
+            // fenced first.
             for (n, on) in rs.map(|rs| rs.nodes.iter()).into_iter().flatten() {
-                if on.role != Role::Started {
+                let unclean_node =
+                    config.fencing_enabled() && state.node(n).is_some_and(|s| s.unclean.is_some());
+                let maybe_active =
+                    on.role == Role::Started || (unclean_node && on.role == Role::Unknown);
+                if !maybe_active {
                     continue;
                 }
                 let ns = state.node(n);

@@ -357,6 +357,11 @@ impl<'a> Scheduler<'a> {
         let unclean_active: Vec<usize> = (0..node_names.len())
             .filter(|&i| self.eff[i].role == Role::Started && self.nodes[i].unclean)
             .collect();
+        // Starting anywhere waits for the fencing of every unclean node it might run on.
+        let fences: Vec<ActionId> = (0..node_names.len())
+            .filter(|&i| self.eff[i].role != Role::Stopped)
+            .filter_map(|i| self.nodes[i].fence)
+            .collect();
 
         if meta.maintenance || self.eff.iter().any(|e| e.blocked) {
             for &i in &live_active {
@@ -447,7 +452,7 @@ impl<'a> Scheduler<'a> {
             if !live_active.contains(&t) || stopped_target {
                 let mut deps = probes.clone();
                 deps.extend(&stops);
-                deps.extend(unclean_active.iter().filter_map(|&i| self.nodes[i].fence));
+                deps.extend(&fences);
                 let kind = ActionKind::Start {
                     resource: spec.id.clone(),
                     node: node_names[t].clone(),

@@ -935,6 +935,33 @@ fn node_loss_with_fencing_fences_first_and_waits_for_it() {
 }
 
 #[test]
+fn a_lost_node_that_rejoins_before_it_is_fenced_is_still_fenced_first() {
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("dummy"))
+        .location(loc("dummy", "node1", 100))
+        .fencing()
+        .world();
+    w.event(Event::NodeDown {
+        node: "node1".into(),
+    });
+    w.event(Event::NodeUp {
+        node: "node1".into(),
+    });
+    assert_eq!(
+        w.status_of("dummy"),
+        "dummy Started node1 (UNCLEAN)",
+        "no trust before the fence"
+    );
+    assert_eq!(
+        w.step(&[]),
+        [
+            "Fence (reboot) node1 'peer is no longer part of the cluster'",
+            "Move dummy ( node1 -> node2 )"
+        ]
+    );
+}
+
+#[test]
 fn move_ban_and_clear() {
     let mut w = build(&["node1", "node2", "node3"])
         .resource(dummy("dummy"))
