@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use (none yet beyond the toolchain; later issues add
-# resource-agents, etcd-server, haproxy, ...). Installed only when missing.
-packages=()
+# System packages the tests use, installed only when missing:
+# resource-agents: the real OCF agents (ocf:heartbeat:Dummy) the executor tests run.
+packages=(resource-agents)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -865,6 +865,100 @@ fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String 
     }
 }
 
+/// The OCF agents a configuration uses, as (provider, type), each once.
+pub fn ocf_agents(config: &Config) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = config
+        .resources()
+        .iter()
+        .filter_map(|r| match &r.agent {
+            Agent::Ocf { provider, kind } => Some((provider.clone(), kind.clone())),
+            Agent::Process { .. } => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Checks the `params` of every ocf resource against its agent's meta-data (when known): an
+/// unknown parameter or a missing required one is an error at its place in the file.
+pub fn check_agent_params(
+    src: &str,
+    file: &str,
+    metadata: &HashMap<(String, String), crate::exec::metadata::AgentMetadata>,
+) -> Result<(), FileErrors> {
+    let mut d = Diagnostics::new(src);
+    let (root, _) = DeTable::parse_recoverable(src);
+    let resources = match root.get_ref().get("resource").map(|v| v.get_ref()) {
+        Some(DeValue::Array(a)) => a.iter().filter_map(|v| v.get_ref().as_table()).collect(),
+        _ => Vec::new(),
+    };
+    for t in resources {
+        let s = |k: &str| t.get(k).and_then(|v| v.get_ref().as_str());
+        if s("class") != Some("ocf") {
+            continue;
+        }
+        let (Some(id), Some(kind)) = (t.get("id"), s("type")) else {
+            continue;
+        };
+        let provider = s("provider").unwrap_or("heartbeat");
+        let Some(md) = metadata.get(&(provider.to_owned(), kind.to_owned())) else {
+            continue;
+        };
+        let agent = format!("ocf:{provider}:{kind}");
+        let known: Vec<&str> = md.parameters.iter().map(|p| p.name.as_str()).collect();
+        let given = match t.get("params").map(|v| v.get_ref()) {
+            Some(DeValue::Table(p)) => p
+                .iter()
+                .map(|(k, _)| (k.get_ref().to_string(), k.span()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (name, span) in &given {
+            if md.parameter(name).is_none() {
+                let hint = did_you_mean(name, &known)
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
+                let allowed = if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                };
+                d.error(
+                    span.clone(),
+                    format!("{agent} has no parameter `{name}`{hint} (its parameters: {allowed})"),
+                );
+            }
+        }
+        for p in md.parameters.iter().filter(|p| p.required) {
+            if !given.iter().any(|(n, _)| *n == p.name) {
+                let what = if p.shortdesc.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.shortdesc)
+                };
+                d.error(
+                    id.span(),
+                    format!(
+                        "resource {:?} needs parameter `{}`{what}: {agent} requires it",
+                        id.get_ref().as_str().unwrap_or_default(),
+                        p.name
+                    ),
+                );
+            }
+        }
+    }
+    let list = d.finish();
+    if list.is_empty() {
+        Ok(())
+    } else {
+        Err(FileErrors {
+            file: file.to_owned(),
+            list,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,7 @@
-//! The `warden` command: check a configuration, simulate what the engine would do.
+//! The `warden` command: check a configuration, simulate what the engine would do, inspect
+//! agents.
 
-mod config;
-mod diag;
-mod duration;
-mod simulate;
-mod wire;
+use warden::{agent, config, diag, exec, simulate};
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -27,9 +24,34 @@ enum Command {
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
+        /// Where OCF agents live (their meta-data is used to check parameters).
+        #[arg(long, env = "OCF_ROOT", default_value = exec::ocf::DEFAULT_OCF_ROOT)]
+        ocf_root: PathBuf,
     },
     /// What-if: schedule and run one transition on a simulated cluster (like crm_simulate).
     Simulate(Box<simulate::SimulateArgs>),
+    /// The OCF resource agents installed on this machine.
+    Agent {
+        /// Where OCF agents live.
+        #[arg(long, env = "OCF_ROOT", default_value = exec::ocf::DEFAULT_OCF_ROOT, global = true)]
+        ocf_root: PathBuf,
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// List every agent as ocf:PROVIDER:TYPE.
+    List,
+    /// Show an agent's parameters (required ones, defaults) and actions, from its meta-data.
+    Info {
+        /// The agent, like ocf:heartbeat:Dummy.
+        agent: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,9 +74,24 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
-        Command::CheckConfig { file } => {
+        Command::CheckConfig { file, ocf_root } => {
             let loaded = config::load(&file)?;
             let c = &loaded.engine;
+            // Parameters are checked against the agents' meta-data where the agent is installed.
+            let mut metadata = std::collections::HashMap::new();
+            let rt = runtime()?;
+            for (provider, kind) in config::ocf_agents(c) {
+                match rt.block_on(exec::ocf::metadata(&ocf_root, &provider, &kind)) {
+                    Ok(md) => {
+                        metadata.insert((provider, kind), md);
+                    }
+                    Err(e) => {
+                        eprintln!("{}: warning: parameters not checked: {e:#}", file.display())
+                    }
+                }
+            }
+            let src = std::fs::read_to_string(&file)?;
+            config::check_agent_params(&src, &file.display().to_string(), &metadata)?;
             Ok(format!(
                 "{}: ok ({} node(s), {} resource(s), {} constraint(s), fencing {}; data in {}, api on {})\n",
                 file.display(),
@@ -71,5 +108,18 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             ))
         }
         Command::Simulate(args) => simulate::run(&args),
+        Command::Agent { ocf_root, command } => match command {
+            AgentCommand::List => agent::list(&ocf_root),
+            AgentCommand::Info { agent, json } => {
+                runtime()?.block_on(agent::info(&ocf_root, &agent, json))
+            }
+        },
     }
+}
+
+/// The async runtime for commands that run agents or serve: one thread, as the daemon will.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }

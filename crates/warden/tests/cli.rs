@@ -629,3 +629,109 @@ fn check_config_reports_syntax_errors_and_missing_files() {
     assert!(!ok);
     assert!(err.contains("cannot read nope.toml"), "{err}");
 }
+
+fn test_ocf_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf")
+}
+
+#[test]
+fn agent_list_and_info() {
+    let root = test_ocf_root();
+    let root_s = root.display().to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, out, err) = warden(dir.path(), &["agent", "--ocf-root", &root_s, "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\n"
+    );
+    let (ok, out, err) = warden(
+        dir.path(),
+        &[
+            "agent",
+            "info",
+            "ocf:warden-test:ExitWith",
+            "--ocf-root",
+            &root_s,
+        ],
+    );
+    assert!(ok, "{err}");
+    expect![[r#"
+        ocf:warden-test:ExitWith (version 1.0): Exits with a chosen code
+
+        Parameters (* required):
+          *rc       integer   Exit code
+           envfile  string   default ""  Where to write the environment
+           reason   string   default ""  Exit reason to print
+
+        Actions:
+          start      timeout 20s
+          stop       timeout 20s
+          monitor    timeout 20s interval 10s
+          meta-data  timeout 5s
+    "#]]
+    .assert_eq(&out);
+    let (ok, _, err) = warden(
+        dir.path(),
+        &[
+            "agent",
+            "info",
+            "ocf:warden-test:Nope",
+            "--ocf-root",
+            &root_s,
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("meta-data failed with rc 5 (not installed)"),
+        "{err}"
+    );
+    let (ok, _, err) = warden(dir.path(), &["agent", "info", "Dummy"]);
+    assert!(!ok);
+    assert!(err.contains("expected ocf:PROVIDER:TYPE"), "{err}");
+}
+
+#[test]
+fn check_config_checks_parameters_against_the_agent() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("c.toml"),
+        r#"[[node]]
+name = "n1"
+
+[[resource]]
+id = "a"
+class = "ocf"
+provider = "warden-test"
+type = "ExitWith"
+params = { rc = 0, rasons = "x" }
+
+[[resource]]
+id = "b"
+class = "ocf"
+provider = "warden-test"
+type = "ExitWith"
+
+[[resource]]
+id = "c"
+class = "ocf"
+provider = "elsewhere"
+type = "Thing"
+"#,
+    )
+    .expect("write");
+    let root = test_ocf_root().display().to_string();
+    let (ok, out, err) = warden(dir.path(), &["check-config", "c.toml", "--ocf-root", &root]);
+    assert!(!ok, "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with("c.toml: warning: parameters not checked: ocf:elsewhere:Thing meta-data failed with rc 5"), "{err}");
+    assert_eq!(
+        lines[1],
+        "c.toml:9:20: error: ocf:warden-test:ExitWith has no parameter `rasons`; did you mean `reason`? (its parameters: rc, envfile, reason)"
+    );
+    assert_eq!(
+        lines[2],
+        "c.toml:12:6: error: resource \"b\" needs parameter `rc` (Exit code): ocf:warden-test:ExitWith requires it"
+    );
+}
