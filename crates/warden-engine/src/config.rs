@@ -165,8 +165,27 @@ pub enum Agent {
     /// An OCF resource agent at `$OCF_ROOT/resource.d/<provider>/<kind>`.
     Ocf { provider: String, kind: String },
     /// A command Warden supervises itself.
-    Process { command: Vec<String> },
+    Process(ProcessSpec),
 }
+
+/// How Warden runs a `process` resource. Plain data: the engine only carries it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Extra environment variables, in the order written.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// The signal `stop` sends first (a name like `TERM`).
+    pub stop_signal: String,
+    /// How long `stop` waits after `stop_signal` before SIGKILL.
+    pub stop_timeout: Duration,
+}
+
+/// How long a process is given to exit after its stop signal, by default.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl fmt::Display for Agent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -229,6 +248,8 @@ pub struct OpSpec {
     pub enabled: bool,
     pub role: OpRole,
     pub check_level: Option<u32>,
+    /// For monitors of `process` resources: a command whose exit status 0 means healthy.
+    pub command: Option<Vec<String>>,
 }
 
 impl OpSpec {
@@ -241,6 +262,7 @@ impl OpSpec {
             enabled: true,
             role: OpRole::Started,
             check_level: None,
+            command: None,
         }
     }
 }

@@ -17,7 +17,8 @@ mod time;
 pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected};
 pub use config::{
     Agent, ClusterOptions, Config, ConfigError, FenceDevice, INFINITY_COUNT, Location, Meta,
-    MultipleActive, NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ResourceSpec, TargetRole,
+    MultipleActive, NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ProcessSpec, ResourceSpec,
+    TargetRole,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use warden_engine::config::DEFAULT_STOP_TIMEOUT;
 use warden_engine::{
     Agent, ClusterOptions, Config, FenceDevice, INFINITY_COUNT, Location, Meta, MultipleActive,
-    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ResourceSpec, Score, TargetRole,
+    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ProcessSpec, ResourceSpec, Score, TargetRole,
 };
 
 use crate::diag::{Diagnostics, FileErrors, did_you_mean};
@@ -104,13 +105,31 @@ const RESOURCE_KEYS: &[&str] = &[
     "class",
     "provider",
     "type",
-    "command",
     "params",
+    "command",
+    "env",
+    "cwd",
+    "user",
+    "group",
+    "stop_signal",
+    "stop_timeout",
     "meta",
     "ops",
     "promotable",
 ];
+const PROCESS_KEYS: &[&str] = &[
+    "command",
+    "env",
+    "cwd",
+    "user",
+    "group",
+    "stop_signal",
+    "stop_timeout",
+];
+/// Signals a process may be stopped with.
+const STOP_SIGNALS: &[&str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
 const OP_KEYS: &[&str] = &[
+    "command",
     "name",
     "interval",
     "timeout",
@@ -356,11 +375,13 @@ impl<'s> Reader<'s> {
         let class = self.required_string(t, "class", &what);
         let agent = match class.as_ref().map(|(c, s)| (c.as_str(), s.clone())) {
             Some(("ocf", _)) => {
-                self.forbid(
-                    t,
-                    "command",
-                    "an ocf resource runs its agent; `command` is for class \"process\"",
-                );
+                for k in PROCESS_KEYS {
+                    self.forbid(
+                        t,
+                        k,
+                        "an ocf resource runs its agent; this key is for class \"process\"",
+                    );
+                }
                 let provider = self
                     .string(t, "provider")
                     .map_or("heartbeat".to_owned(), |v| v.0);
@@ -376,8 +397,7 @@ impl<'s> Reader<'s> {
                     "params",
                     "`params` are passed to OCF agents; a process takes its `command`",
                 );
-                self.command(t, &what)
-                    .map(|command| Agent::Process { command })
+                self.process(t, &what).map(Agent::Process)
             }
             Some(("systemd", span)) => {
                 self.d.error(
@@ -432,6 +452,7 @@ impl<'s> Reader<'s> {
             self.meta(mt, &mut meta, "meta");
         }
 
+        let is_process = matches!(agent, Some(Agent::Process(_)));
         let mut ops: Vec<OpSpec> = Vec::new();
         let mut op_spans: Vec<Range<usize>> = Vec::new();
         if let Some(arr) = self.array(t, "ops") {
@@ -440,7 +461,7 @@ impl<'s> Reader<'s> {
                     self.d.error(v.span(), format!("an operation is a table like {{ name = \"monitor\", interval = \"10s\" }}, not {}", v.get_ref().type_str()));
                     continue;
                 };
-                if let Some(op) = self.op(ot, v.span(), op_timeout, fencing) {
+                if let Some(op) = self.op(ot, v.span(), op_timeout, fencing, is_process) {
                     if let Some(i) = ops
                         .iter()
                         .position(|o| o.name == op.name && o.interval == op.interval)
@@ -465,12 +486,67 @@ impl<'s> Reader<'s> {
         Some((spec, id_span))
     }
 
+    fn process(&mut self, t: &Table<'_>, what: &str) -> Option<ProcessSpec> {
+        let command = self.command(t, what);
+        let mut p = ProcessSpec {
+            command: Vec::new(),
+            stop_signal: "TERM".to_owned(),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            ..ProcessSpec::default()
+        };
+        if let Some(et) = self.table(t, "env") {
+            for (k, v) in et.iter() {
+                let key = k.get_ref().to_string();
+                if key.is_empty() || key.contains('=') || key.contains('\0') {
+                    self.d
+                        .error(k.span(), format!("bad environment variable name {key:?}"));
+                    continue;
+                }
+                match v.get_ref() {
+                    DeValue::String(s) => p.env.push((key, s.to_string())),
+                    DeValue::Integer(i) => p.env.push((key, i.to_string())),
+                    DeValue::Boolean(b) => p.env.push((key, b.to_string())),
+                    other => self.d.error(
+                        v.span(),
+                        format!(
+                            "environment variable {key:?} must be a string, not {}",
+                            other.type_str()
+                        ),
+                    ),
+                }
+            }
+        }
+        p.cwd = self.string(t, "cwd").map(|v| v.0);
+        p.user = self.string(t, "user").map(|v| v.0);
+        p.group = self.string(t, "group").map(|v| v.0);
+        if let Some((sig, span)) = self.string(t, "stop_signal") {
+            let norm = sig.trim_start_matches("SIG").to_ascii_uppercase();
+            if STOP_SIGNALS.contains(&norm.as_str()) {
+                p.stop_signal = norm;
+            } else {
+                self.d.error(
+                    span,
+                    format!(
+                        "unknown stop_signal {sig:?} (allowed: {})",
+                        STOP_SIGNALS.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(d) = self.positive_duration(t, "stop_timeout") {
+            p.stop_timeout = d;
+        }
+        p.command = command?;
+        Some(p)
+    }
+
     fn op(
         &mut self,
         t: &Table<'_>,
         span: Range<usize>,
         default_timeout: Duration,
         fencing: bool,
+        is_process: bool,
     ) -> Option<OpSpec> {
         self.keys(t, OP_KEYS, "an operation");
         let name = match t.get("name") {
@@ -509,6 +585,19 @@ impl<'s> Reader<'s> {
         }
         if let Some(v) = t.get("check_level") {
             op.check_level = self.u32_value(v, "check_level");
+        }
+        if t.get("command").is_some() {
+            if !is_process {
+                self.forbid(
+                    t,
+                    "command",
+                    "a monitor command is for class \"process\"; an ocf agent monitors itself",
+                );
+            } else if name != OpName::Monitor {
+                self.forbid(t, "command", "only monitor operations take a command");
+            } else {
+                op.command = self.command(t, "a monitor");
+            }
         }
         if let Some(v) = t.get("on_fail") {
             if let Some(on_fail) = self.keyword_value(v, OnFail::ALL) {
@@ -872,7 +961,7 @@ pub fn ocf_agents(config: &Config) -> Vec<(String, String)> {
         .iter()
         .filter_map(|r| match &r.agent {
             Agent::Ocf { provider, kind } => Some((provider.clone(), kind.clone())),
-            Agent::Process { .. } => None,
+            Agent::Process(_) => None,
         })
         .collect();
     v.sort();
@@ -1059,6 +1148,69 @@ ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
         assert!(e.contains("t.toml:6:10: error: unknown node \"b\""), "{e}");
         assert!(
             e.contains("t.toml:8:12: error: unknown resource \"r\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn process_resources() {
+        let l = ok(r#"
+[[resource]]
+id = "web"
+class = "process"
+command = ["python3", "-m", "http.server", "8080"]
+env = { PYTHONUNBUFFERED = "1", WORKERS = 4 }
+cwd = "/srv"
+stop_signal = "SIGINT"
+stop_timeout = "3s"
+ops = [{ name = "monitor", interval = "5s", command = ["curl", "-fsS", "http://127.0.0.1:8080/"] }]
+"#);
+        let r = &l.engine.resources()[0];
+        let Agent::Process(p) = &r.agent else {
+            panic!("not a process: {:?}", r.agent)
+        };
+        assert_eq!(p.command[0], "python3");
+        assert_eq!(
+            p.env,
+            vec![
+                ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
+                ("WORKERS".to_owned(), "4".to_owned())
+            ]
+        );
+        assert_eq!(p.cwd.as_deref(), Some("/srv"));
+        assert_eq!(p.stop_signal, "INT");
+        assert_eq!(p.stop_timeout, Duration::from_secs(3));
+        assert_eq!(r.ops[0].command.as_ref().map(|c| c.len()), Some(3));
+        let defaults =
+            ok("[[resource]]\nid = \"p\"\nclass = \"process\"\ncommand = [\"sleep\", \"1\"]\n");
+        let Agent::Process(p) = &defaults.engine.resources()[0].agent else {
+            panic!("process")
+        };
+        assert_eq!(
+            (p.stop_signal.as_str(), p.stop_timeout),
+            ("TERM", DEFAULT_STOP_TIMEOUT)
+        );
+
+        let e = errors(
+            "[[resource]]\nid = \"p\"\nclass = \"process\"\ncommand = []\nstop_signal = \"STOP\"\n",
+        );
+        assert!(
+            e.contains("t.toml:4:11: error: `command` must name a program"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:5:15: error: unknown stop_signal \"STOP\""),
+            "{e}"
+        );
+        let e = errors(
+            "[[resource]]\nid = \"o\"\nclass = \"ocf\"\ntype = \"Dummy\"\ncwd = \"/\"\nops = [{ name = \"monitor\", interval = \"5s\", command = [\"true\"] }]\n",
+        );
+        assert!(
+            e.contains("t.toml:5:1: error: `cwd` does not apply here"),
+            "{e}"
+        );
+        assert!(
+            e.contains("a monitor command is for class \"process\""),
             "{e}"
         );
     }

@@ -3,8 +3,18 @@
 
 pub mod metadata;
 pub mod ocf;
+pub mod process;
 
-use std::time::Duration;
+use std::io;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use warden_engine::rc;
 
 /// What one agent invocation produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +52,131 @@ pub fn exit_reason(stderr: &str) -> String {
     match line.char_indices().nth(EXIT_REASON_LIMIT) {
         Some((cut, _)) => line[..cut].to_owned(),
         None => line.to_owned(),
+    }
+}
+
+/// How long output is still read after a command exits: a daemon it started may hold its pipes
+/// open forever, so we never wait for end-of-file.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(100);
+
+/// Runs a command in its own process group and waits for it or for `timeout`, when the whole
+/// group gets SIGKILL. Never fails: a missing program is rc 5, one that cannot be executed rc 4,
+/// a time-out or a death by signal rc 1; otherwise the exit code is the rc. Output is captured up
+/// to [`OUTPUT_LIMIT`] and the exit reason read from stderr.
+pub async fn run_command(mut cmd: Command, timeout: Duration) -> AgentResult {
+    let started = Instant::now();
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return AgentResult {
+                rc: spawn_error_rc(&e),
+                exit_reason: format!("cannot run {program}: {e}"),
+                stdout: String::new(),
+                stderr: String::new(),
+                duration: started.elapsed(),
+                timed_out: false,
+            };
+        }
+    };
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let err = Arc::new(Mutex::new(Vec::new()));
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(collect(s, Arc::clone(&out)))),
+        child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(collect(s, Arc::clone(&err)))),
+    ];
+
+    let (code, reason, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(c), _) => (c, None, false),
+            (None, Some(sig)) => (
+                rc::ERR_GENERIC,
+                Some(format!("killed by signal {sig}")),
+                false,
+            ),
+            (None, None) => (
+                rc::ERR_GENERIC,
+                Some("ended without a status".to_owned()),
+                false,
+            ),
+        },
+        Ok(Err(e)) => (
+            rc::ERR_GENERIC,
+            Some(format!("waiting for {program} failed: {e}")),
+            false,
+        ),
+        Err(_) => {
+            // The whole process group dies: the command and everything it forked.
+            if let Some(pgid) = pgid {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            let t = crate::duration::format(timeout);
+            (rc::ERR_GENERIC, Some(format!("timed out after {t}")), true)
+        }
+    };
+    for r in readers.into_iter().flatten() {
+        // Still open after the grace (a daemon holds it): what was read so far is kept.
+        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, r).await;
+    }
+    let take = |b: &Arc<Mutex<Vec<u8>>>| {
+        let v = b.lock().map(|v| v.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&v).into_owned()
+    };
+    let stdout = take(&out);
+    let stderr = take(&err);
+    let exit_reason = reason.unwrap_or_else(|| exit_reason(&stderr));
+    AgentResult {
+        rc: code,
+        exit_reason,
+        stdout,
+        stderr,
+        duration: started.elapsed(),
+        timed_out,
+    }
+}
+
+/// The OCF return code for a program that could not be started (as Pacemaker maps them).
+pub fn spawn_error_rc(e: &io::Error) -> i32 {
+    match e.kind() {
+        io::ErrorKind::NotFound => rc::ERR_INSTALLED,
+        io::ErrorKind::PermissionDenied => rc::ERR_PERM,
+        _ => rc::ERR_GENERIC,
+    }
+}
+
+/// Reads a pipe into `buf`, keeping at most [`OUTPUT_LIMIT`] bytes and discarding the rest (the
+/// pipe is still drained so the writer never blocks on a full pipe).
+async fn collect(mut pipe: impl AsyncRead + Unpin, buf: Arc<Mutex<Vec<u8>>>) {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if let Ok(mut b) = buf.lock() {
+                    let room = OUTPUT_LIMIT.saturating_sub(b.len());
+                    b.extend_from_slice(&chunk[..n.min(room)]);
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,193 @@
+//! The `process` class against real processes: start, exit noticed at once, stop with SIGKILL
+//! after the stop timeout, adoption after a restart (pidfile + pidfd), monitor commands.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use warden::exec::process::{Exited, Supervisor, start_time};
+use warden_engine::{ProcessSpec, rc};
+
+fn spec(argv: &[&str]) -> ProcessSpec {
+    ProcessSpec {
+        command: argv.iter().map(|s| s.to_string()).collect(),
+        stop_signal: "TERM".into(),
+        stop_timeout: Duration::from_secs(5),
+        ..ProcessSpec::default()
+    }
+}
+
+fn pid_of(dir: &std::path::Path, id: &str) -> i32 {
+    let text = std::fs::read_to_string(dir.join("run").join(format!("{id}.pid"))).expect("pidfile");
+    text.split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("pid")
+}
+
+fn sigkill(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+}
+
+async fn next_exit(rx: &mut mpsc::UnboundedReceiver<Exited>) -> Exited {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an exit within 10s")
+        .expect("channel open")
+}
+
+#[tokio::test]
+async fn a_crash_is_noticed_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::new(dir.path(), tx).expect("supervisor");
+    assert_eq!(sup.probe("web").rc, rc::NOT_RUNNING);
+    assert_eq!(sup.start("web", &spec(&["sleep", "300"])).rc, rc::OK);
+    assert_eq!(sup.probe("web").rc, rc::OK);
+    assert_eq!(
+        sup.monitor("web", None, Duration::from_secs(5)).await.rc,
+        rc::OK
+    );
+    let pid = pid_of(dir.path(), "web");
+    let killed = Instant::now();
+    sigkill(pid);
+    let ex = next_exit(&mut rx).await;
+    let noticed = killed.elapsed();
+    assert_eq!(
+        ex,
+        Exited {
+            resource: "web".into(),
+            pid,
+            how: "killed by signal 9".into()
+        }
+    );
+    assert!(
+        noticed < Duration::from_secs(2),
+        "noticed after {noticed:?}"
+    );
+    assert_eq!(
+        sup.monitor("web", None, Duration::from_secs(5)).await.rc,
+        rc::NOT_RUNNING
+    );
+    assert_eq!(sup.probe("web").rc, rc::NOT_RUNNING);
+}
+
+#[tokio::test]
+async fn stop_escalates_to_sigkill_after_the_stop_timeout() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::new(dir.path(), tx).expect("supervisor");
+    let mut s = spec(&["sh", "-c", "trap '' TERM; sleep 300 & wait; sleep 300"]);
+    s.stop_timeout = Duration::from_millis(300);
+    assert_eq!(sup.start("stubborn", &s).rc, rc::OK);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = pid_of(dir.path(), "stubborn");
+    let r = sup.stop("stubborn", &s).await;
+    assert_eq!(r.rc, rc::OK);
+    assert_eq!(r.exit_reason, "did not stop within 300ms; killed");
+    assert!(start_time(pid).is_none(), "the process is gone");
+    // A stop we asked for is not reported as a crash.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err()
+    );
+    // Stopping what is stopped succeeds.
+    assert_eq!(sup.stop("stubborn", &s).await.rc, rc::OK);
+}
+
+#[tokio::test]
+async fn a_restarted_supervisor_adopts_and_watches_the_process() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let first = Supervisor::new(dir.path(), tx).expect("supervisor");
+    assert_eq!(first.start("db", &spec(&["sleep", "300"])).rc, rc::OK);
+    let pid = pid_of(dir.path(), "db");
+    drop(first);
+    // A new daemon: it finds the process through the pidfile and watches it with a pidfd.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let second = Supervisor::new(dir.path(), tx).expect("supervisor");
+    assert_eq!(second.probe("db").rc, rc::OK);
+    sigkill(pid);
+    // It is not our child: reap it on behalf of the test's process so it does not linger as a
+    // zombie (a real adopted process is reparented to init, which reaps it).
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    let ex = next_exit(&mut rx).await;
+    assert_eq!((ex.resource.as_str(), ex.pid), ("db", pid));
+}
+
+#[tokio::test]
+async fn a_pidfile_naming_someone_else_is_not_ours() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::new(dir.path(), tx).expect("supervisor");
+    // Our own pid, with a start time that is not its own: a reused pid.
+    let me = std::process::id();
+    std::fs::write(dir.path().join("run/ghost.pid"), format!("{me} 1\n")).expect("write");
+    assert_eq!(sup.probe("ghost").rc, rc::NOT_RUNNING);
+}
+
+#[tokio::test]
+async fn environment_directory_and_output_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let work = tempfile::tempdir().expect("work");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::new(dir.path(), tx).expect("supervisor");
+    let mut s = spec(&["sh", "-c", "echo \"$GREETING from $(pwd)\"; echo oops >&2"]);
+    s.env = vec![("GREETING".into(), "hello".into())];
+    s.cwd = Some(work.path().display().to_string());
+    assert_eq!(sup.start("echo", &s).rc, rc::OK);
+    let ex = next_exit(&mut rx).await;
+    assert_eq!(ex.how, "exited with 0");
+    let (out, err) = sup.log_files("echo");
+    assert_eq!(
+        std::fs::read_to_string(out).expect("out"),
+        format!("hello from {}\n", work.path().display())
+    );
+    assert_eq!(std::fs::read_to_string(err).expect("err"), "oops\n");
+}
+
+#[tokio::test]
+async fn monitor_commands_and_missing_programs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::new(dir.path(), tx).expect("supervisor");
+    assert_eq!(sup.start("svc", &spec(&["sleep", "300"])).rc, rc::OK);
+    let ok: Vec<String> = vec!["true".into()];
+    assert_eq!(
+        sup.monitor("svc", Some(&ok), Duration::from_secs(5))
+            .await
+            .rc,
+        rc::OK
+    );
+    let bad: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        "echo 'port 8080 refused' >&2; exit 3".into(),
+    ];
+    let r = sup.monitor("svc", Some(&bad), Duration::from_secs(5)).await;
+    assert_eq!(r.rc, rc::ERR_GENERIC);
+    assert_eq!(
+        r.exit_reason,
+        "monitor command exited with 3: port 8080 refused"
+    );
+    let hang: Vec<String> = vec!["sleep".into(), "100".into()];
+    let r = sup
+        .monitor("svc", Some(&hang), Duration::from_millis(200))
+        .await;
+    assert_eq!(
+        (r.rc, r.exit_reason.as_str()),
+        (rc::ERR_GENERIC, "timed out after 200ms")
+    );
+    assert_eq!(sup.stop("svc", &spec(&["sleep"])).await.rc, rc::OK);
+    let r = sup.start("nope", &spec(&["/nonexistent/program"]));
+    assert_eq!(r.rc, rc::ERR_INSTALLED);
+    assert!(
+        r.exit_reason.contains("/nonexistent/program"),
+        "{}",
+        r.exit_reason
+    );
+}
