@@ -7,4 +7,5 @@ pub mod diag;
 pub mod duration;
 pub mod exec;
 pub mod simulate;
+pub mod store;
 pub mod wire;

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use warden_engine::{
-    NodeState, OpKey, OpName, OpRecord, ResourceOnNode, ResourceState, Role, State, TargetRole,
-    Time,
+    AdminCommand, Event, NodeState, OpKey, OpName, OpRecord, OpResult, ResourceOnNode,
+    ResourceState, Role, State, TargetRole, Time,
 };
 
 /// The version of the state file format.
@@ -313,5 +313,122 @@ impl StateFile {
             state.resources.insert(id, rs);
         }
         Ok((state, now))
+    }
+}
+
+/// An event as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WireEvent {
+    OpResult {
+        resource: String,
+        node: String,
+        op: String,
+        rc: i32,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        exit_reason: String,
+    },
+    NodeUp {
+        node: String,
+    },
+    NodeDown {
+        node: String,
+    },
+    Fenced {
+        node: String,
+        ok: bool,
+    },
+    Quorum {
+        quorum: bool,
+    },
+    Cleanup {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    Enable {
+        resource: String,
+    },
+    Disable {
+        resource: String,
+    },
+    Move {
+        resource: String,
+        node: String,
+    },
+    Ban {
+        resource: String,
+        node: String,
+    },
+    Clear {
+        resource: String,
+    },
+    Standby {
+        node: String,
+    },
+    Online {
+        node: String,
+    },
+}
+
+impl WireEvent {
+    pub fn from_event(e: &Event) -> WireEvent {
+        match e.clone() {
+            Event::OpResult(r) => WireEvent::OpResult {
+                resource: r.resource,
+                node: r.node,
+                op: r.op.to_string(),
+                rc: r.rc,
+                exit_reason: r.exit_reason,
+            },
+            Event::NodeUp { node } => WireEvent::NodeUp { node },
+            Event::NodeDown { node } => WireEvent::NodeDown { node },
+            Event::Fenced { node, ok } => WireEvent::Fenced { node, ok },
+            Event::Quorum(quorum) => WireEvent::Quorum { quorum },
+            Event::Admin(c) => match c {
+                AdminCommand::Cleanup { resource, node } => WireEvent::Cleanup { resource, node },
+                AdminCommand::Enable { resource } => WireEvent::Enable { resource },
+                AdminCommand::Disable { resource } => WireEvent::Disable { resource },
+                AdminCommand::Move { resource, node } => WireEvent::Move { resource, node },
+                AdminCommand::Ban { resource, node } => WireEvent::Ban { resource, node },
+                AdminCommand::Clear { resource } => WireEvent::Clear { resource },
+                AdminCommand::Standby { node } => WireEvent::Standby { node },
+                AdminCommand::Online { node } => WireEvent::Online { node },
+            },
+        }
+    }
+
+    pub fn into_event(self) -> anyhow::Result<Event> {
+        let admin = Event::Admin;
+        Ok(match self {
+            WireEvent::OpResult {
+                resource,
+                node,
+                op,
+                rc,
+                exit_reason,
+            } => Event::OpResult(OpResult {
+                resource,
+                node,
+                op: parse_op_key(&op)?,
+                rc,
+                exit_reason,
+            }),
+            WireEvent::NodeUp { node } => Event::NodeUp { node },
+            WireEvent::NodeDown { node } => Event::NodeDown { node },
+            WireEvent::Fenced { node, ok } => Event::Fenced { node, ok },
+            WireEvent::Quorum { quorum } => Event::Quorum(quorum),
+            WireEvent::Cleanup { resource, node } => {
+                admin(AdminCommand::Cleanup { resource, node })
+            }
+            WireEvent::Enable { resource } => admin(AdminCommand::Enable { resource }),
+            WireEvent::Disable { resource } => admin(AdminCommand::Disable { resource }),
+            WireEvent::Move { resource, node } => admin(AdminCommand::Move { resource, node }),
+            WireEvent::Ban { resource, node } => admin(AdminCommand::Ban { resource, node }),
+            WireEvent::Clear { resource } => admin(AdminCommand::Clear { resource }),
+            WireEvent::Standby { node } => admin(AdminCommand::Standby { node }),
+            WireEvent::Online { node } => admin(AdminCommand::Online { node }),
+        })
     }
 }

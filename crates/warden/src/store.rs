@@ -1,0 +1,358 @@
+//! The embedded store (redb, one file under `data_dir`): a write-ahead log of every event, a
+//! snapshot of the state it folds into, and the history of operation results. An event is
+//! committed durably before the daemon acts on it, so a daemon killed at any instant comes back
+//! with exactly the state it had acted on.
+
+use std::path::Path;
+
+use anyhow::Context;
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use warden_engine::{Config, Event, State, Time, apply};
+
+use crate::wire::{StateFile, WireEvent};
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// How many operation results the history keeps.
+pub const HISTORY_LIMIT: u64 = 10_000;
+/// A snapshot is taken once the log holds this many events.
+pub const SNAPSHOT_EVERY: u64 = 512;
+
+/// One logged event.
+#[derive(Debug, Serialize, Deserialize)]
+struct LogRecord {
+    time_ms: u64,
+    event: WireEvent,
+}
+
+/// One operation in the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub time_ms: u64,
+    pub resource: String,
+    pub node: String,
+    pub op: String,
+    pub rc: i32,
+    #[serde(default)]
+    pub exit_reason: String,
+    pub duration_ms: u64,
+}
+
+/// An event to record, with what only the history keeps.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub time: Time,
+    pub event: Event,
+    /// For operation results: how long the operation took.
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    next_seq: u64,
+}
+
+/// What loading found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub state: State,
+    /// The time of the last event (None for a new store).
+    pub last_time: Option<Time>,
+    /// Events that no longer apply (the configuration changed), as messages.
+    pub skipped: Vec<String>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let db = Database::create(path)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        let tx = db.begin_write()?;
+        let next_seq = {
+            let log = tx.open_table(LOG)?;
+            let hist = tx.open_table(HISTORY)?;
+            let meta = tx.open_table(META)?;
+            let last_log = log.last()?.map(|(k, _)| k.value());
+            let last_hist = hist.last()?.map(|(k, _)| k.value());
+            let snap = meta
+                .get("snapshot_seq")?
+                .and_then(|v| v.value().try_into().ok().map(u64::from_be_bytes));
+            [last_log, last_hist, snap]
+                .into_iter()
+                .flatten()
+                .max()
+                .map_or(1, |s| s + 1)
+        };
+        tx.commit()?;
+        Ok(Store { db, next_seq })
+    }
+
+    /// The state: the last snapshot with every later event applied again.
+    pub fn load(&self, config: &Config) -> anyhow::Result<Loaded> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let (mut state, mut last_time, from) =
+            match (meta.get("snapshot")?, meta.get("snapshot_seq")?) {
+                (Some(snap), Some(seq)) => {
+                    let file: StateFile = serde_json::from_slice(snap.value())
+                        .context("the stored snapshot is not valid")?;
+                    let (s, t) = file
+                        .into_state()
+                        .context("the stored snapshot is not valid")?;
+                    let seq = seq.value().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                    (s, Some(t), seq + 1)
+                }
+                _ => (State::default(), None, 0),
+            };
+        let mut skipped = Vec::new();
+        let log = tx.open_table(LOG)?;
+        for row in log.range(from..)? {
+            let (seq, bytes) = row?;
+            let rec: LogRecord = serde_json::from_slice(bytes.value())
+                .with_context(|| format!("log entry {} is not valid", seq.value()))?;
+            let time = Time::from_millis(rec.time_ms);
+            last_time = Some(time);
+            let event = match rec.event.into_event() {
+                Ok(e) => e,
+                Err(e) => {
+                    skipped.push(format!("log entry {}: {e:#}", seq.value()));
+                    continue;
+                }
+            };
+            if let Err(e) = apply(config, &mut state, &event, time) {
+                skipped.push(format!("log entry {}: {e}", seq.value()));
+            }
+        }
+        Ok(Loaded {
+            state,
+            last_time,
+            skipped,
+        })
+    }
+
+    /// Records events durably (one transaction, committed before this returns).
+    pub fn append(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut log = tx.open_table(LOG)?;
+            let mut hist = tx.open_table(HISTORY)?;
+            for e in entries {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let rec = LogRecord {
+                    time_ms: e.time.as_millis(),
+                    event: WireEvent::from_event(&e.event),
+                };
+                log.insert(seq, serde_json::to_vec(&rec)?.as_slice())?;
+                if let (Event::OpResult(r), Some(duration_ms)) = (&e.event, e.duration_ms) {
+                    let h = HistoryEntry {
+                        seq,
+                        time_ms: e.time.as_millis(),
+                        resource: r.resource.clone(),
+                        node: r.node.clone(),
+                        op: r.op.to_string(),
+                        rc: r.rc,
+                        exit_reason: r.exit_reason.clone(),
+                        duration_ms,
+                    };
+                    hist.insert(seq, serde_json::to_vec(&h)?.as_slice())?;
+                }
+            }
+            // Keep the history bounded.
+            let len = hist.len()?;
+            if len > HISTORY_LIMIT {
+                let first = hist.first()?.map(|(k, _)| k.value());
+                if let Some(first) = first {
+                    let cut = first + (len - HISTORY_LIMIT);
+                    hist.retain_in(..cut, |_, _| false)?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many events the log holds since the last snapshot.
+    pub fn log_len(&self) -> anyhow::Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(LOG)?.len()?)
+    }
+
+    /// Stores `state` as of every event recorded so far and drops those events from the log.
+    pub fn snapshot(&mut self, state: &State, now: Time) -> anyhow::Result<()> {
+        let seq = self.next_seq - 1;
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let snap = serde_json::to_vec(&StateFile::from_state(state, now))?;
+            meta.insert("snapshot", snap.as_slice())?;
+            meta.insert("snapshot_seq", seq.to_be_bytes().as_slice())?;
+            let mut log = tx.open_table(LOG)?;
+            log.retain_in(..=seq, |_, _| false)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Operation results, oldest first: all, or those of one resource; at most `limit` (the
+    /// most recent).
+    pub fn history(
+        &self,
+        resource: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<HistoryEntry>> {
+        let tx = self.db.begin_read()?;
+        let hist = tx.open_table(HISTORY)?;
+        let mut out = Vec::new();
+        for row in hist.iter()?.rev() {
+            let (_, bytes) = row?;
+            let h: HistoryEntry = serde_json::from_slice(bytes.value())?;
+            if resource.is_none_or(|r| r == h.resource) {
+                out.push(h);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use warden_engine::{
+        AdminCommand, Agent, ClusterOptions, OpKey, OpName, OpResult, OpSpec, ResourceSpec,
+    };
+
+    use super::*;
+
+    fn config() -> Config {
+        let mut r = ResourceSpec::new(
+            "d",
+            Agent::Ocf {
+                provider: "heartbeat".into(),
+                kind: "Dummy".into(),
+            },
+        );
+        r.ops
+            .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
+        Config::new(
+            ClusterOptions::default(),
+            vec!["n1".into()],
+            vec![],
+            vec![r],
+            vec![],
+        )
+        .expect("config")
+    }
+
+    fn op(op: OpKey, rc: i32) -> Event {
+        Event::OpResult(OpResult {
+            resource: "d".into(),
+            node: "n1".into(),
+            op,
+            rc,
+            exit_reason: String::new(),
+        })
+    }
+
+    #[test]
+    fn events_survive_reopening_and_snapshots() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("warden.redb");
+        let c = config();
+        let t = |s: u64| Time::from_millis(1_000_000 + s * 1000);
+        let mon = OpKey::new(OpName::Monitor, Duration::from_secs(10));
+        let events = [
+            (t(1), Event::NodeUp { node: "n1".into() }, None),
+            (t(2), op(OpKey::probe(), 7), Some(3)),
+            (
+                t(3),
+                op(OpKey::new(OpName::Start, Duration::ZERO), 0),
+                Some(12),
+            ),
+            (t(4), op(mon, 7), Some(2)),
+            (
+                t(5),
+                Event::Admin(AdminCommand::Ban {
+                    resource: "d".into(),
+                    node: "n1".into(),
+                }),
+                None,
+            ),
+        ];
+        let mut want = State::default();
+        {
+            let mut s = Store::open(&path).expect("open");
+            for (i, (time, e, d)) in events.iter().enumerate() {
+                s.append(&[Entry {
+                    time: *time,
+                    event: e.clone(),
+                    duration_ms: *d,
+                }])
+                .expect("append");
+                apply(&c, &mut want, e, *time).expect("apply");
+                if i == 2 {
+                    s.snapshot(&want, *time).expect("snapshot");
+                    assert_eq!(s.log_len().expect("len"), 0);
+                }
+            }
+        }
+        let s = Store::open(&path).expect("reopen");
+        let loaded = s.load(&c).expect("load");
+        assert_eq!(loaded.state, want);
+        assert_eq!(loaded.last_time, Some(t(5)));
+        assert!(loaded.skipped.is_empty());
+        let h = s.history(None, 100).expect("history");
+        assert_eq!(
+            h.iter()
+                .map(|h| (h.op.as_str(), h.rc, h.duration_ms))
+                .collect::<Vec<_>>(),
+            [
+                ("monitor_0", 7, 3),
+                ("start_0", 0, 12),
+                ("monitor_10000", 7, 2)
+            ]
+        );
+        assert_eq!(s.history(Some("other"), 100).expect("history"), []);
+        assert_eq!(
+            s.history(Some("d"), 1).expect("history")[0].op,
+            "monitor_10000"
+        );
+        // Sequence numbers keep growing across reopenings.
+        assert!(h.windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+
+    #[test]
+    fn events_naming_what_the_config_lost_are_skipped_not_fatal() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("warden.redb");
+        let mut s = Store::open(&path).expect("open");
+        let e = Event::Admin(AdminCommand::Disable {
+            resource: "gone".into(),
+        });
+        s.append(&[Entry {
+            time: Time::from_millis(5),
+            event: e,
+            duration_ms: None,
+        }])
+        .expect("append");
+        let loaded = s.load(&config()).expect("load");
+        assert_eq!(loaded.skipped, ["log entry 1: unknown resource \"gone\""]);
+    }
+}
