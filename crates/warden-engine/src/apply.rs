@@ -11,7 +11,8 @@ use crate::time::Time;
 pub enum Event {
     /// An operation finished (probe, start, stop, monitor, ...). A timeout is rc 1.
     OpResult(OpResult),
-    /// A node joined (or rejoined) the cluster: everything on it will be probed again.
+    /// A node joined or rejoined the cluster (a restarted daemon rejoins): everything on it is
+    /// probed again, except blocked resources, which get no operation until cleanup.
     NodeUp { node: String },
     /// A node was lost without a clean shutdown.
     NodeDown { node: String },
@@ -105,13 +106,11 @@ pub fn apply(
             check_node(config, node)?;
             let fencing = config.fencing_enabled();
             let n = state.nodes.entry(node.clone()).or_default();
-            if !n.online {
-                n.online = true;
-                // Whatever ran there is unknown now: probe it again. A node still waiting to
-                // be fenced keeps what it ran until the fence says otherwise.
-                if !(fencing && n.unclean.is_some()) {
-                    reset_node(state, node, Role::Unknown);
-                }
+            n.online = true;
+            // Whatever ran there is unknown now: probe it again. A node still waiting to be
+            // fenced keeps what it ran until the fence says otherwise.
+            if !(fencing && n.unclean.is_some()) {
+                reset_node(state, node, Role::Unknown, false);
             }
             Ok(())
         }
@@ -127,7 +126,7 @@ pub fn apply(
             }
             if !fencing {
                 // Without fencing a lost node is taken as stopped at once; a rejoin re-probes it.
-                reset_node(state, node, Role::Stopped);
+                reset_node(state, node, Role::Stopped, false);
             }
             Ok(())
         }
@@ -138,7 +137,7 @@ pub fn apply(
                 n.online = false;
                 n.unclean = None;
                 // The node is down: nothing runs there, blocked or not.
-                reset_node(state, node, Role::Stopped);
+                reset_node(state, node, Role::Stopped, true);
             }
             Ok(())
         }
@@ -150,11 +149,15 @@ pub fn apply(
     }
 }
 
-/// Sets the role of every resource recorded on `node` and forgets that it was failed, degraded
-/// or blocked there (failure history and fail counts stay).
-fn reset_node(state: &mut State, node: &str, role: Role) {
+/// Sets the role of every resource recorded on `node` and forgets that it was failed or
+/// degraded there (failure history and fail counts stay). Blocked resources are left alone
+/// unless `unblock` (the node was fenced: nothing runs there any more).
+fn reset_node(state: &mut State, node: &str, role: Role, unblock: bool) {
     for rs in state.resources.values_mut() {
         if let Some(on) = rs.nodes.get_mut(node) {
+            if on.blocked && !unblock {
+                continue;
+            }
             on.role = role;
             on.failed = false;
             on.degraded = false;

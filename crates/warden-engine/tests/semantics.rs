@@ -962,6 +962,48 @@ fn a_lost_node_that_rejoins_before_it_is_fenced_is_still_fenced_first() {
 }
 
 #[test]
+fn a_restarted_daemon_reprobes_and_adopts_without_restarting() {
+    let mut w = two_nodes(dummy("dummy"));
+    w.monitor("dummy", "node1", rc::ERR_GENERIC);
+    w.settle();
+    // The daemon on node1 restarts: node1 rejoins while it was never seen leaving.
+    w.event(Event::NodeUp {
+        node: "node1".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(t.actions.iter().any(|a| a.kind
+        == ActionKind::Probe {
+            resource: "dummy".into(),
+            node: "node1".into()
+        }));
+    // The probe finds it running: the optimistic start is dropped and nothing restarts.
+    w.step(&[("dummy", OpName::Monitor, "node1", rc::OK)]);
+    assert_eq!(w.status_of("dummy"), "dummy Started node1");
+    assert!(w.plan().is_empty());
+    assert_eq!(
+        w.fail_count("dummy", "node1"),
+        1,
+        "history survives the restart"
+    );
+}
+
+#[test]
+fn a_blocked_resource_stays_blocked_across_a_rejoin() {
+    let mut w = two_nodes(with_on_fail(
+        dummy("dummy"),
+        OpName::Monitor,
+        MON,
+        OnFail::Block,
+    ));
+    w.monitor("dummy", "node1", rc::ERR_GENERIC);
+    w.event(Event::NodeUp {
+        node: "node1".into(),
+    });
+    assert_eq!(w.status_of("dummy"), "dummy FAILED node1 (blocked)");
+    assert!(schedule(&w.config, &w.state, w.now).actions.is_empty());
+}
+
+#[test]
 fn move_ban_and_clear() {
     let mut w = build(&["node1", "node2", "node3"])
         .resource(dummy("dummy"))
