@@ -29,6 +29,8 @@ pub struct Loaded {
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/warden";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7946";
+/// The recurring monitor a `process` resource gets when it configures none.
+pub const IMPLICIT_MONITOR: Duration = Duration::from_secs(10);
 
 /// Reads and checks a configuration file.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
@@ -478,6 +480,17 @@ impl<'s> Reader<'s> {
                     }
                 }
             }
+        }
+        // A process is watched all the time; it gets a recurring monitor when it has none, so its
+        // exit has an operation to count against.
+        if is_process
+            && !ops
+                .iter()
+                .any(|o| o.enabled && o.name == OpName::Monitor && !o.interval.is_zero())
+        {
+            let mut implicit = OpSpec::new(OpName::Monitor, IMPLICIT_MONITOR);
+            implicit.timeout = op_timeout;
+            ops.push(implicit);
         }
         let mut spec = ResourceSpec::new(id, agent?);
         spec.params = params;

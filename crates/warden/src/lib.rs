@@ -1,11 +1,15 @@
-//! Warden's shell around the engine: configuration files, agents, the simulator, and (next)
-//! the daemon. The `warden` binary is a thin CLI over this library.
+//! Warden's shell around the engine: configuration files, agents and processes, the store, the
+//! daemon and its API, the simulator. The `warden` binary is a thin CLI over this library.
 
 pub mod agent;
+pub mod api;
+pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod duration;
 pub mod exec;
+pub mod logging;
 pub mod simulate;
 pub mod store;
 pub mod wire;

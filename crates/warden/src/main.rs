@@ -1,25 +1,106 @@
-//! The `warden` command: check a configuration, simulate what the engine would do, inspect
+//! The `warden` command: run the daemon, talk to it, check a configuration, simulate, inspect
 //! agents.
 
-use warden::{agent, config, diag, exec, simulate};
-
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::Value;
+use warden::client::{Client, escape};
+use warden::{agent, config, daemon, diag, exec, logging, simulate};
 
 /// Warden keeps services available: resources with Pacemaker's failure semantics, health
 /// checks and failover, in one binary with one TOML file.
 #[derive(Debug, Parser)]
 #[command(name = "warden", version, about)]
 struct Cli {
+    #[command(flatten)]
+    log: logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// How the CLI finds the daemon: its configuration gives the API address and the token file.
+#[derive(Debug, Clone, clap::Args)]
+struct Target {
+    /// The daemon's configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "WARDEN_CONFIG",
+        default_value = "/etc/warden/warden.toml"
+    )]
+    config: PathBuf,
+    /// The API address (default: `[api] listen` of the configuration).
+    #[arg(long, global = true, env = "WARDEN_API")]
+    api: Option<std::net::SocketAddr>,
+    /// The API token (default: read from `<data_dir>/api.token`).
+    #[arg(long, global = true, env = "WARDEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: manage the configured resources on this machine.
+    Run {
+        /// The configuration file.
+        #[arg(
+            long,
+            short,
+            env = "WARDEN_CONFIG",
+            default_value = "/etc/warden/warden.toml"
+        )]
+        config: PathBuf,
+        /// This node's name (default: the configuration's only node).
+        #[arg(long)]
+        node: Option<String>,
+        /// Where OCF agents live.
+        #[arg(long, env = "OCF_ROOT", default_value = exec::ocf::DEFAULT_OCF_ROOT)]
+        ocf_root: PathBuf,
+        /// On SIGTERM, leave resources running instead of stopping them.
+        #[arg(long)]
+        leave_running: bool,
+    },
+    /// Nodes, resources (role, node, fail counts) and failed actions.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Act on a resource.
+    Resource {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: ResourceAction,
+    },
+    /// Put a node in standby or back online.
+    Node {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: NodeAction,
+    },
+    /// Every operation: time, rc, duration, exit reason (all resources, or one).
+    History {
+        #[command(flatten)]
+        target: Target,
+        resource: Option<String>,
+        /// How many of the most recent operations.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a configuration file; print every problem with file:line:col.
     CheckConfig {
         /// The configuration file.
@@ -41,6 +122,38 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ResourceAction {
+    /// Forget failures (on one node or all) and probe again.
+    Cleanup {
+        resource: String,
+        node: Option<String>,
+    },
+    /// Stop it and let it start again.
+    Restart { resource: String },
+    /// Let it run (target role started).
+    Enable { resource: String },
+    /// Stop it and keep it stopped.
+    Disable { resource: String },
+    /// Prefer a node (+INFINITY) until `clear`.
+    Move { resource: String, node: String },
+    /// Forbid a node (-INFINITY) until `clear`; default: the node it runs on.
+    Ban {
+        resource: String,
+        node: Option<String>,
+    },
+    /// Remove `move` and `ban` constraints.
+    Clear { resource: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeAction {
+    /// The node runs nothing.
+    Standby { node: String },
+    /// The node may run resources again.
+    Online { node: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum AgentCommand {
     /// List every agent as ocf:PROVIDER:TYPE.
     List,
@@ -56,6 +169,13 @@ enum AgentCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let logs = matches!(cli.command, Command::Run { .. });
+    if logs {
+        if let Err(e) = logging::init(&cli.log) {
+            eprintln!("warden: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     match run(cli) {
         Ok(out) => {
             let _ = std::io::stdout().write_all(out.as_bytes());
@@ -64,6 +184,8 @@ fn main() -> ExitCode {
         Err(e) => {
             if let Some(fe) = e.downcast_ref::<diag::FileErrors>() {
                 eprintln!("{fe}");
+            } else if logs {
+                tracing::error!("{e:#}");
             } else {
                 eprintln!("warden: error: {e:#}");
             }
@@ -74,6 +196,108 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
+        Command::Run {
+            config,
+            node,
+            ocf_root,
+            leave_running,
+        } => {
+            let opts = daemon::Options {
+                config_path: config,
+                node,
+                ocf_root,
+                leave_running,
+            };
+            runtime()?.block_on(daemon::run(opts))?;
+            Ok(String::new())
+        }
+        Command::Status {
+            target,
+            json,
+            watch,
+        } => {
+            let client = client(&target)?;
+            if !watch {
+                return status(&client, json);
+            }
+            loop {
+                let out = status(&client, json).unwrap_or_else(|e| format!("warden: {e:#}\n"));
+                print!("\x1b[2J\x1b[H{out}");
+                let _ = std::io::stdout().flush();
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        Command::Resource { target, action } => {
+            let client = client(&target)?;
+            let (id, verb, node) = match action {
+                ResourceAction::Cleanup { resource, node } => (resource, "cleanup", node),
+                ResourceAction::Restart { resource } => (resource, "restart", None),
+                ResourceAction::Enable { resource } => (resource, "enable", None),
+                ResourceAction::Disable { resource } => (resource, "disable", None),
+                ResourceAction::Move { resource, node } => (resource, "move", Some(node)),
+                ResourceAction::Ban { resource, node } => {
+                    let node = match node {
+                        Some(n) => n,
+                        None => current_node(&client, &resource)?,
+                    };
+                    (resource, "ban", Some(node))
+                }
+                ResourceAction::Clear { resource } => (resource, "clear", None),
+            };
+            let q = node
+                .as_deref()
+                .map(|n| format!("?node={}", escape(n)))
+                .unwrap_or_default();
+            client.post(&format!("/v1/resources/{}/{verb}{q}", escape(&id)))?;
+            Ok(format!("{verb} {id}: done\n"))
+        }
+        Command::Node { target, action } => {
+            let client = client(&target)?;
+            let (node, verb) = match action {
+                NodeAction::Standby { node } => (node, "standby"),
+                NodeAction::Online { node } => (node, "online"),
+            };
+            client.post(&format!("/v1/nodes/{}/{verb}", escape(&node)))?;
+            Ok(format!("{verb} {node}: done\n"))
+        }
+        Command::History {
+            target,
+            resource,
+            limit,
+            json,
+        } => {
+            let client = client(&target)?;
+            let q = resource
+                .as_deref()
+                .map(|r| format!("&resource={}", escape(r)))
+                .unwrap_or_default();
+            let v = client.get(&format!("/v1/history?limit={limit}{q}"))?;
+            if json {
+                return Ok(serde_json::to_string_pretty(&v)? + "\n");
+            }
+            let mut o = String::new();
+            for h in v.as_array().into_iter().flatten() {
+                let s = |k: &str| h[k].as_str().unwrap_or("").to_owned();
+                o.push_str(&format!(
+                    "{}  {}_{} on {}  rc={} ({})  {}ms",
+                    s("time"),
+                    s("resource"),
+                    s("op"),
+                    s("node"),
+                    h["rc"],
+                    s("rc_name"),
+                    h["duration_ms"]
+                ));
+                if !s("exit_reason").is_empty() {
+                    o.push_str(&format!("  '{}'", s("exit_reason")));
+                }
+                o.push('\n');
+            }
+            if o.is_empty() {
+                o.push_str("(no operations yet)\n");
+            }
+            Ok(o)
+        }
         Command::CheckConfig { file, ocf_root } => {
             let loaded = config::load(&file)?;
             let c = &loaded.engine;
@@ -117,7 +341,83 @@ fn run(cli: Cli) -> anyhow::Result<String> {
     }
 }
 
-/// The async runtime for commands that run agents or serve: one thread, as the daemon will.
+fn status(client: &Client, json: bool) -> anyhow::Result<String> {
+    let mut v = client.get("/v1/status")?;
+    if json {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("text");
+        }
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+    let mut out = format!(
+        "Cluster {} on node {} at {}",
+        s("cluster"),
+        s("node"),
+        s("time")
+    );
+    if v["transition_running"].as_bool() == Some(true) {
+        out.push_str(" (acting)");
+    }
+    out.push('\n');
+    out.push_str(&s("text"));
+    Ok(out)
+}
+
+fn current_node(client: &Client, resource: &str) -> anyhow::Result<String> {
+    let v = client.get("/v1/status")?;
+    let r = v["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["id"] == resource);
+    let node = r
+        .and_then(|r| r["nodes"].as_array())
+        .and_then(|n| n.first())
+        .and_then(Value::as_str);
+    node.map(str::to_owned)
+        .with_context(|| format!("{resource} runs nowhere: name the node to ban it from"))
+}
+
+/// A client for the daemon the configuration describes.
+fn client(t: &Target) -> anyhow::Result<Client> {
+    let loaded = config::load(&t.config).with_context(|| {
+        format!(
+            "reading {} to find the daemon (set --config or WARDEN_CONFIG)",
+            t.config.display()
+        )
+    })?;
+    let data_dir = daemon::data_dir(&t.config, &loaded.data_dir);
+    // Port 0 in the configuration: the daemon wrote the port it got.
+    let written = || {
+        let s = std::fs::read_to_string(data_dir.join("api.addr")).ok()?;
+        s.trim().parse().ok()
+    };
+    let addr = match t.api {
+        Some(a) => a,
+        None if loaded.api_listen.port() == 0 => written().with_context(|| {
+            format!(
+                "the API port is 0 in {} and {} has no api.addr: is the daemon running?",
+                t.config.display(),
+                data_dir.display()
+            )
+        })?,
+        None => loaded.api_listen,
+    };
+    let token = match &t.token {
+        Some(tok) => Some(tok.clone()),
+        None => read_token(&data_dir),
+    };
+    Ok(Client { addr, token })
+}
+
+fn read_token(data_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(data_dir.join("api.token"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// The async runtime for commands that run agents or serve: one thread, as the daemon needs.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,0 +1,270 @@
+//! The daemon's JSON API under `/v1` (127.0.0.1 by default). Reads are open; mutations need
+//! `Authorization: Bearer <token>` with the token from `<data_dir>/api.token`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use warden_engine::{AdminCommand, rc};
+
+use crate::daemon::{Input, StatusView};
+use crate::wire::format_time;
+
+#[derive(Clone, Debug)]
+struct Api {
+    tx: mpsc::UnboundedSender<Input>,
+    token: String,
+}
+
+/// Serves the API until the daemon exits.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tx: mpsc::UnboundedSender<Input>,
+    token: String,
+) {
+    let app = Router::new()
+        .route("/live", get(|| async { "ok\n" }))
+        .route("/v1/status", get(status))
+        .route("/v1/history", get(history))
+        .route("/v1/resources/{id}/{action}", post(resource_action))
+        .route("/v1/nodes/{name}/{action}", post(node_action))
+        .with_state(Api { tx, token });
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the API server stopped");
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {
+    let mut body = json!({ "error": message.into() });
+    if let Some(f) = field {
+        body["field"] = json!(f);
+    }
+    (status, Json(body)).into_response()
+}
+
+/// The refusal of a request without the right token, if it lacks it.
+fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|t| t.trim() == api.token) {
+        None
+    } else {
+        Some(error(
+            StatusCode::UNAUTHORIZED,
+            "a mutation needs `Authorization: Bearer <token>` (the token is in <data_dir>/api.token)",
+            Some("authorization"),
+        ))
+    }
+}
+
+async fn ask<T>(api: &Api, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Result<T, Response> {
+    let (reply, rx) = oneshot::channel();
+    api.tx.send(make(reply)).map_err(|_| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is stopping",
+            None,
+        )
+    })?;
+    rx.await.map_err(|_| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is stopping",
+            None,
+        )
+    })
+}
+
+async fn status(State(api): State<Api>) -> Response {
+    match ask(&api, |reply| Input::Status { reply }).await {
+        Ok(view) => Json(status_json(&view)).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The status as JSON (documented in docs/api.md), with the text `warden status` prints.
+pub fn status_json(v: &StatusView) -> Value {
+    let c = &v.config;
+    let nodes: Vec<Value> = c
+        .nodes()
+        .iter()
+        .map(|n| {
+            let s = v.state.node(n).cloned().unwrap_or_default();
+            json!({ "name": n, "online": s.online, "standby": s.standby, "unclean": s.unclean })
+        })
+        .collect();
+    let resources: Vec<Value> = warden_engine::resource_status(c, &v.state, v.now)
+        .iter()
+        .map(|r| {
+            let spec = c.resource(&r.id);
+            let fail_counts: BTreeMap<&str, u32> = c
+                .nodes()
+                .iter()
+                .filter_map(|n| {
+                    let on = v.state.resource(&r.id)?.nodes.get(n)?;
+                    let count = on.fail_count(&spec?.meta, v.now);
+                    (count > 0).then_some((n.as_str(), count))
+                })
+                .collect();
+            json!({
+                "id": r.id, "agent": r.agent, "status": r.to_string(), "nodes": r.nodes,
+                "failed": r.failed, "blocked": r.blocked, "flags": r.flags, "fail_counts": fail_counts,
+            })
+        })
+        .collect();
+    let failed: Vec<Value> = warden_engine::failed_actions(c, &v.state, v.now)
+        .iter()
+        .map(|f| {
+            json!({
+                "resource": f.resource, "node": f.node, "op": f.op.to_string(), "rc": f.record.rc,
+                "rc_name": rc::name(f.record.rc), "exit_reason": f.record.exit_reason,
+                "time": format_time(f.record.time), "fail_count": f.fail_count,
+            })
+        })
+        .collect();
+    json!({
+        "cluster": c.cluster.name,
+        "node": v.node,
+        "time": format_time(v.now),
+        "transition_running": v.transition_running,
+        "next_wakeup": v.next_wakeup.map(format_time),
+        "nodes": nodes,
+        "resources": resources,
+        "failed_actions": failed,
+        "text": crate::simulate::render_status(c, &v.state, v.now),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    resource: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {
+    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
+    match ask(&api, |reply| Input::History { resource: q.resource, limit, reply }).await {
+        Ok(Ok(entries)) => Json(
+            entries
+                .iter()
+                .map(|h| {
+                    json!({
+                        "time": format_time(warden_engine::Time::from_millis(h.time_ms)),
+                        "resource": h.resource, "node": h.node, "op": h.op, "rc": h.rc,
+                        "rc_name": rc::name(h.rc), "exit_reason": h.exit_reason, "duration_ms": h.duration_ms,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e, Some("resource")),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeParam {
+    node: Option<String>,
+}
+
+async fn resource_action(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Query(q): Query<NodeParam>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let node = q.node;
+    let cmd = match action.as_str() {
+        "cleanup" => AdminCommand::Cleanup {
+            resource: Some(id),
+            node,
+        },
+        "enable" => AdminCommand::Enable { resource: id },
+        "disable" => AdminCommand::Disable { resource: id },
+        "clear" => AdminCommand::Clear { resource: id },
+        "move" | "ban" => {
+            let Some(node) = node else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{action} needs a node (?node=NAME)"),
+                    Some("node"),
+                );
+            };
+            if action == "move" {
+                AdminCommand::Move { resource: id, node }
+            } else {
+                AdminCommand::Ban { resource: id, node }
+            }
+        }
+        "restart" => {
+            return match ask(&api, |reply| Input::Restart {
+                resource: id,
+                reply,
+            })
+            .await
+            {
+                Ok(Ok(())) => Json(json!({ "ok": true })).into_response(),
+                Ok(Err(e)) => error(StatusCode::CONFLICT, e, Some("resource")),
+                Err(r) => r,
+            };
+        }
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown resource action {other:?} (allowed: cleanup, restart, enable, disable, move, ban, clear)"
+                ),
+                Some("action"),
+            );
+        }
+    };
+    admin(&api, cmd).await
+}
+
+async fn node_action(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let cmd = match action.as_str() {
+        "standby" => AdminCommand::Standby { node: name },
+        "online" => AdminCommand::Online { node: name },
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown node action {other:?} (allowed: standby, online)"),
+                Some("action"),
+            );
+        }
+    };
+    admin(&api, cmd).await
+}
+
+async fn admin(api: &Api, cmd: AdminCommand) -> Response {
+    match ask(api, |reply| Input::Admin { cmd, reply }).await {
+        Ok(Ok(())) => Json(json!({ "ok": true })).into_response(),
+        Ok(Err(e)) => {
+            let field = if e.contains("node") {
+                "node"
+            } else {
+                "resource"
+            };
+            error(StatusCode::NOT_FOUND, e, Some(field))
+        }
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,100 @@
+//! The CLI's side of the API: a small blocking HTTP/1.1 client (the API is local and tiny).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Where the daemon is and how to prove who we are.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
+}
+
+impl Client {
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.request("GET", path)
+    }
+
+    pub fn post(&self, path: &str) -> anyhow::Result<Value> {
+        self.request("POST", path)
+    }
+
+    fn request(&self, method: &str, path: &str) -> anyhow::Result<Value> {
+        let mut s =
+            TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).with_context(|| {
+                format!(
+                    "cannot reach warden at {} (is `warden run` running?)",
+                    self.addr
+                )
+            })?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
+            self.addr
+        )?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .context("bad response from warden")?;
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .context("bad status line from warden")?;
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        let v: Value = serde_json::from_str(&body)
+            .with_context(|| format!("warden answered {status} with something that is not JSON"))?;
+        if !(200..300).contains(&status) {
+            let msg = v["error"].as_str().unwrap_or("request failed");
+            bail!("{msg}");
+        }
+        Ok(v)
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Escapes a value for a URL path segment or query.
+pub fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,925 @@
+//! `warden run`: the daemon. One loop over a closed set of inputs around the engine: every
+//! event is recorded in the store, then applied; transitions run their actions concurrently as
+//! their dependencies allow; recurring monitors run on their intervals; a process that exits is
+//! a failed monitor at once; failure expiries wake the loop at their exact time.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+use warden_engine::{
+    Action, ActionKind, AdminCommand, Agent, Config, Event, OpKey, OpName, OpResult, OpSpec,
+    ResourceSpec, Role, State, Time, Transition, expected, rc, schedule,
+};
+
+use crate::exec::process::{Exited, Supervisor};
+use crate::exec::{AgentResult, ocf, run_command};
+use crate::store::{Entry, HistoryEntry, SNAPSHOT_EVERY, Store};
+
+/// How `warden run` was asked to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub config_path: PathBuf,
+    /// This node's name (default: the only node of the configuration).
+    pub node: Option<String>,
+    pub ocf_root: PathBuf,
+    /// On SIGTERM, leave resources running instead of stopping them.
+    pub leave_running: bool,
+}
+
+/// What the loop reacts to.
+#[derive(Debug)]
+pub enum Input {
+    ActionDone {
+        id: usize,
+        result: AgentResult,
+    },
+    FenceDone {
+        id: usize,
+        ok: bool,
+    },
+    MonitorDone {
+        resource: String,
+        interval_ms: u64,
+        generation: u64,
+        result: AgentResult,
+    },
+    Admin {
+        cmd: AdminCommand,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Restart {
+        resource: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusView>,
+    },
+    History {
+        resource: Option<String>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<HistoryEntry>, String>>,
+    },
+    Shutdown {
+        leave_running: bool,
+    },
+}
+
+/// What `status` shows: the configuration and state at one instant.
+#[derive(Clone, Debug)]
+pub struct StatusView {
+    pub config: Arc<Config>,
+    pub state: State,
+    pub now: Time,
+    pub node: String,
+    pub transition_running: bool,
+    pub next_wakeup: Option<Time>,
+}
+
+/// The wall clock as the daemon sees it: wall time at start plus tokio's monotonic time since,
+/// so timing tests can pause it and a wall clock jump never fires expiries early.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    wall0: Time,
+    mono0: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            wall0: crate::wire::wall_clock(),
+            mono0: Instant::now(),
+        }
+    }
+    fn now(&self) -> Time {
+        self.wall0 + self.mono0.elapsed()
+    }
+    fn instant_of(&self, t: Time) -> Instant {
+        Instant::now() + t.since(self.now())
+    }
+}
+
+/// The state of an action within the running transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Pending,
+    InFlight,
+    Done,
+    Failed,
+}
+
+#[derive(Debug)]
+struct Run {
+    t: Transition,
+    steps: Vec<Step>,
+    aborted: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    next_due: Instant,
+    in_flight: bool,
+}
+
+/// The resolved data directory: relative paths are taken from the config file's folder.
+pub fn data_dir(config_path: &Path, configured: &Path) -> PathBuf {
+    if configured.is_absolute() {
+        configured.to_owned()
+    } else {
+        config_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(configured)
+    }
+}
+
+/// The node this daemon is.
+fn pick_node(config: &Config, wanted: Option<&str>) -> anyhow::Result<String> {
+    let nodes = config.nodes();
+    match wanted {
+        Some(n) if nodes.iter().any(|x| x == n) => {}
+        Some(n) => bail!(
+            "--node {n:?} is not in the configuration (nodes: {})",
+            nodes.join(", ")
+        ),
+        None => {}
+    }
+    if nodes.len() > 1 {
+        bail!(
+            "this configuration has {} nodes; running several nodes needs the etcd cluster backend, which is not built yet (run one node per configuration)",
+            nodes.len()
+        );
+    }
+    Ok(nodes[0].clone())
+}
+
+/// Reads the API token, creating it (mode 0600) when absent.
+pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("api.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_owned());
+        }
+    }
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or a shutdown request).
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let loaded = crate::config::load(&opts.config_path)?;
+    let config = Arc::new(loaded.engine);
+    let node = pick_node(&config, opts.node.as_deref())?;
+    let data_dir = data_dir(&opts.config_path, &loaded.data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let store = Store::open(&data_dir.join("warden.redb"))?;
+    let restored = store.load(&config)?;
+    for s in &restored.skipped {
+        warn!(entry = %s, "stored event no longer applies to the configuration; skipped");
+    }
+    let token = ensure_token(&data_dir)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+    let supervisor =
+        Supervisor::new(&data_dir, exit_tx).context("cannot prepare the process supervisor")?;
+    let listener = tokio::net::TcpListener::bind(loaded.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", loaded.api_listen))?;
+    let api_addr = listener.local_addr()?;
+    // With port 0 the kernel picks one: the CLI finds it here.
+    std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
+        .context("cannot write api.addr")?;
+    tokio::spawn(crate::api::serve(listener, tx.clone(), token));
+    info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), "warden started");
+
+    let mut d = Daemon {
+        config,
+        node: node.clone(),
+        state: restored.state,
+        store,
+        clock: Clock::new(),
+        supervisor,
+        ocf_root: Arc::new(opts.ocf_root),
+        tx,
+        run: None,
+        dirty: true,
+        wakeup: None,
+        monitors: HashMap::new(),
+        generation: HashMap::new(),
+        busy: HashMap::new(),
+        last_monitor_rc: HashMap::new(),
+        restart_pending: BTreeSet::new(),
+        shutting_down: None,
+        stops_done: false,
+        failed_runs: 0,
+        hold_until: None,
+    };
+    // Joining (or rejoining after a restart): probe everything, adopt what runs.
+    d.record(vec![(Event::NodeUp { node }, None)])?;
+    d.main_loop(rx, exit_rx, opts.leave_running).await
+}
+
+struct Daemon {
+    config: Arc<Config>,
+    node: String,
+    state: State,
+    store: Store,
+    clock: Clock,
+    supervisor: Supervisor,
+    ocf_root: Arc<PathBuf>,
+    tx: mpsc::UnboundedSender<Input>,
+    run: Option<Run>,
+    /// Something changed: schedule again once no transition runs.
+    dirty: bool,
+    wakeup: Option<Time>,
+    monitors: HashMap<(String, u64), Slot>,
+    /// Bumped by every start and stop of a resource: older monitor results are stale.
+    generation: HashMap<String, u64>,
+    /// Actions in flight per resource.
+    busy: HashMap<String, usize>,
+    /// The last recorded rc of each recurring monitor (unchanged successes are not recorded).
+    last_monitor_rc: HashMap<(String, u64), i32>,
+    restart_pending: BTreeSet<String>,
+    shutting_down: Option<bool>,
+    stops_done: bool,
+    /// Transitions in a row that ended with a failure: scheduling backs off after two.
+    failed_runs: u32,
+    hold_until: Option<Instant>,
+}
+
+impl Daemon {
+    async fn main_loop(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Input>,
+        mut exits: mpsc::UnboundedReceiver<Exited>,
+        leave_running_default: bool,
+    ) -> anyhow::Result<()> {
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        loop {
+            if let Some(leave) = self.shutting_down {
+                if self.run.is_none() {
+                    if leave || self.stops_done {
+                        break;
+                    }
+                    self.stops_done = true;
+                    self.start_stop_all();
+                    continue;
+                }
+            } else if self.run.is_none() && self.hold_until.is_none_or(|h| Instant::now() >= h) {
+                self.hold_until = None;
+                if let Some(r) = self.restart_pending.pop_first() {
+                    self.start_restart(&r);
+                } else if self.dirty {
+                    self.dirty = false;
+                    let now = self.clock.now();
+                    let t = schedule(&self.config, &self.state, now);
+                    self.wakeup = t.wakeup;
+                    if !t.is_empty() {
+                        self.start_run(t);
+                    }
+                }
+            }
+            if self.shutting_down.is_none() {
+                self.reconcile_monitors();
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                Some(input) = rx.recv() => self.handle(input)?,
+                Some(exit) = exits.recv() => self.on_exit(exit)?,
+                _ = tokio::time::sleep_until(deadline) => self.on_timer(),
+                _ = sigterm.recv() => self.begin_shutdown(leave_running_default),
+                _ = sigint.recv() => self.begin_shutdown(leave_running_default),
+            }
+        }
+        let now = self.clock.now();
+        self.store.snapshot(&self.state, now)?;
+        info!("warden stopped");
+        Ok(())
+    }
+
+    fn begin_shutdown(&mut self, leave_running: bool) {
+        if self.shutting_down.is_none() {
+            info!(leave_running, "shutting down");
+            self.shutting_down = Some(leave_running);
+            if let Some(run) = &mut self.run {
+                run.aborted = true;
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let monitors = self
+            .monitors
+            .values()
+            .filter(|s| !s.in_flight)
+            .map(|s| s.next_due)
+            .min();
+        let wake = self.wakeup.map(|w| self.clock.instant_of(w));
+        [Some(far), monitors, wake, self.hold_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(far)
+    }
+
+    fn on_timer(&mut self) {
+        let now_i = Instant::now();
+        if self.wakeup.is_some_and(|w| self.clock.now() >= w) {
+            debug!("a failure expired: scheduling");
+            self.wakeup = None;
+            self.dirty = true;
+        }
+        if self.shutting_down.is_some() {
+            return;
+        }
+        let due: Vec<(String, u64)> = self
+            .monitors
+            .iter()
+            .filter(|(_, s)| !s.in_flight && s.next_due <= now_i)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (resource, interval_ms) in due {
+            self.fire_monitor(&resource, interval_ms);
+        }
+    }
+
+    /// Records events durably, then applies them. Nothing is acted on before this returns.
+    fn record(&mut self, events: Vec<(Event, Option<u64>)>) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let entries: Vec<Entry> = events
+            .iter()
+            .map(|(e, d)| Entry {
+                time: now,
+                event: e.clone(),
+                duration_ms: *d,
+            })
+            .collect();
+        self.store
+            .append(&entries)
+            .context("cannot record an event in the store; stopping rather than acting on it")?;
+        for (e, _) in events {
+            if let Err(err) = warden_engine::apply(&self.config, &mut self.state, &e, now) {
+                warn!(error = %err, "event refused by the engine");
+            }
+        }
+        if self.store.log_len()? >= SNAPSHOT_EVERY {
+            self.store.snapshot(&self.state, now)?;
+        }
+        Ok(())
+    }
+
+    fn abort_run(&mut self) {
+        if let Some(run) = &mut self.run {
+            run.aborted = true;
+        }
+        self.dirty = true;
+    }
+
+    fn start_run(&mut self, t: Transition) {
+        let probes = t
+            .actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::Probe { .. }))
+            .count();
+        if probes > 0 {
+            // What follows the probes depends on what they find: say so, not the plan.
+            info!(probes, "probing what runs here");
+            for c in &t.summary {
+                debug!(change = %c, "planned after the probes");
+            }
+        } else {
+            for c in &t.summary {
+                info!(change = %c, "transition");
+            }
+        }
+        let steps = vec![Step::Pending; t.actions.len()];
+        self.run = Some(Run {
+            t,
+            steps,
+            aborted: false,
+        });
+        self.advance();
+    }
+
+    /// A transition of one stop: `resource restart` stops it, and the engine starts it again.
+    fn start_restart(&mut self, resource: &str) {
+        let on = self.state.on_node(resource, &self.node);
+        if on.role != Role::Started || on.blocked {
+            return;
+        }
+        info!(
+            resource,
+            "restart requested: stopping it; the scheduler will start it again"
+        );
+        let action = Action {
+            id: 0,
+            kind: ActionKind::Stop {
+                resource: resource.to_owned(),
+                node: self.node.clone(),
+            },
+            deps: vec![],
+        };
+        self.start_run(Transition {
+            actions: vec![action],
+            ..Transition::default()
+        });
+    }
+
+    /// At shutdown: stop every started resource here, in reverse configuration order, one after
+    /// the other.
+    fn start_stop_all(&mut self) {
+        let mut actions: Vec<Action> = Vec::new();
+        for spec in self.config.resources().iter().rev() {
+            let on = self.state.on_node(&spec.id, &self.node);
+            if on.role == Role::Started
+                && !on.blocked
+                && spec.meta.is_managed
+                && !spec.meta.maintenance
+            {
+                let id = actions.len();
+                let deps = if id == 0 { vec![] } else { vec![id - 1] };
+                actions.push(Action {
+                    id,
+                    kind: ActionKind::Stop {
+                        resource: spec.id.clone(),
+                        node: self.node.clone(),
+                    },
+                    deps,
+                });
+            }
+        }
+        if !actions.is_empty() {
+            info!(count = actions.len(), "stopping resources in reverse order");
+            self.start_run(Transition {
+                actions,
+                ..Transition::default()
+            });
+        }
+    }
+
+    /// Launches every action whose prerequisites are done; finishes the run when nothing more
+    /// can happen.
+    fn advance(&mut self) {
+        let Some(run) = &mut self.run else { return };
+        let mut launch = Vec::new();
+        if !run.aborted {
+            for a in &run.t.actions {
+                if run.steps[a.id] == Step::Pending
+                    && a.deps.iter().all(|&d| run.steps[d] == Step::Done)
+                {
+                    run.steps[a.id] = Step::InFlight;
+                    launch.push(a.clone());
+                }
+            }
+        }
+        let in_flight = run.steps.contains(&Step::InFlight);
+        if !in_flight {
+            let failed = run.aborted || run.steps.contains(&Step::Failed);
+            self.run = None;
+            self.dirty = true;
+            if failed {
+                self.failed_runs += 1;
+                if self.failed_runs >= 2 {
+                    let backoff = Duration::from_millis(50u64 << self.failed_runs.min(7))
+                        .min(Duration::from_secs(5));
+                    self.hold_until = Some(Instant::now() + backoff);
+                }
+            } else {
+                self.failed_runs = 0;
+            }
+            return;
+        }
+        for a in launch {
+            self.launch(a);
+        }
+    }
+
+    fn launch(&mut self, a: Action) {
+        let tx = self.tx.clone();
+        match &a.kind {
+            ActionKind::Fence { node, reason } => {
+                info!(node = %node, reason = %reason, "fencing");
+                let devices: Vec<Vec<String>> = self
+                    .config
+                    .fence_devices_for(node)
+                    .map(|d| d.command.clone())
+                    .collect();
+                let node = node.clone();
+                tokio::spawn(async move {
+                    let mut ok = false;
+                    for argv in devices {
+                        let mut cmd = tokio::process::Command::new(&argv[0]);
+                        cmd.args(&argv[1..]).arg(&node);
+                        let r = run_command(cmd, Duration::from_secs(60)).await;
+                        if r.rc == 0 {
+                            ok = true;
+                            break;
+                        }
+                        warn!(node = %node, device = %argv[0], rc = r.rc, reason = %r.exit_reason, "fence device failed");
+                    }
+                    let _ = tx.send(Input::FenceDone { id: a.id, ok });
+                });
+            }
+            kind => {
+                let (Some(resource), Some(op)) = (kind.resource(), kind.op()) else {
+                    return;
+                };
+                let Some(spec) = self.config.resource(resource).cloned() else {
+                    return;
+                };
+                *self.busy.entry(resource.to_owned()).or_default() += 1;
+                let ctx = self.exec_ctx();
+                let id = a.id;
+                debug!(action = %kind, "action starts");
+                tokio::spawn(async move {
+                    let result = ctx.run_op(&spec, op).await;
+                    let _ = tx.send(Input::ActionDone { id, result });
+                });
+            }
+        }
+    }
+
+    fn exec_ctx(&self) -> ExecCtx {
+        ExecCtx {
+            ocf_root: Arc::clone(&self.ocf_root),
+            supervisor: self.supervisor.clone(),
+            node: self.node.clone(),
+        }
+    }
+
+    fn handle(&mut self, input: Input) -> anyhow::Result<()> {
+        match input {
+            Input::ActionDone { id, result } => self.on_action_done(id, result)?,
+            Input::FenceDone { id, ok } => {
+                let Some(node) = self
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.t.actions.get(id))
+                    .map(|a| a.kind.node().to_owned())
+                else {
+                    return Ok(());
+                };
+                self.record(vec![(
+                    Event::Fenced {
+                        node: node.clone(),
+                        ok,
+                    },
+                    None,
+                )])?;
+                if !ok {
+                    error!(node = %node, "fencing failed: nothing it ran is recovered until it succeeds");
+                }
+                self.finish_step(id, ok);
+            }
+            Input::MonitorDone {
+                resource,
+                interval_ms,
+                generation,
+                result,
+            } => self.on_monitor_done(resource, interval_ms, generation, result)?,
+            Input::Admin { cmd, reply } => {
+                let r = self.admin(cmd);
+                let _ = reply.send(r);
+            }
+            Input::Restart { resource, reply } => {
+                let r = if self.config.resource(&resource).is_none() {
+                    Err(format!("unknown resource {resource:?}"))
+                } else if self.state.on_node(&resource, &self.node).role != Role::Started {
+                    Err(format!("{resource} is not started on {}", self.node))
+                } else {
+                    self.restart_pending.insert(resource);
+                    self.abort_run();
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            Input::Status { reply } => {
+                let _ = reply.send(StatusView {
+                    config: Arc::clone(&self.config),
+                    state: self.state.clone(),
+                    now: self.clock.now(),
+                    node: self.node.clone(),
+                    transition_running: self.run.is_some(),
+                    next_wakeup: self.wakeup,
+                });
+            }
+            Input::History {
+                resource,
+                limit,
+                reply,
+            } => {
+                let r = match resource.as_deref() {
+                    Some(r) if self.config.resource(r).is_none() => {
+                        Err(format!("unknown resource {r:?}"))
+                    }
+                    _ => self
+                        .store
+                        .history(resource.as_deref(), limit)
+                        .map_err(|e| e.to_string()),
+                };
+                let _ = reply.send(r);
+            }
+            Input::Shutdown { leave_running } => self.begin_shutdown(leave_running),
+        }
+        Ok(())
+    }
+
+    fn admin(&mut self, cmd: AdminCommand) -> Result<(), String> {
+        // Check names first: nothing is recorded that the engine would refuse.
+        let mut probe = self.state.clone();
+        warden_engine::apply(
+            &self.config,
+            &mut probe,
+            &Event::Admin(cmd.clone()),
+            self.clock.now(),
+        )
+        .map_err(|e| e.to_string())?;
+        info!(command = ?cmd, "admin command");
+        self.record(vec![(Event::Admin(cmd), None)])
+            .map_err(|e| format!("{e:#}"))?;
+        self.abort_run();
+        Ok(())
+    }
+
+    fn on_action_done(&mut self, id: usize, result: AgentResult) -> anyhow::Result<()> {
+        let Some(action) = self.run.as_ref().and_then(|r| r.t.actions.get(id)).cloned() else {
+            return Ok(());
+        };
+        let (Some(resource), Some(op)) = (action.kind.resource(), action.kind.op()) else {
+            return Ok(());
+        };
+        if let Some(n) = self.busy.get_mut(resource) {
+            *n = n.saturating_sub(1);
+        }
+        let ok = expected(op, result.rc);
+        let ms = result.duration.as_millis() as u64;
+        match (op.is_probe(), result.rc) {
+            (true, rc::NOT_RUNNING) => debug!(action = %action.kind, "probe: not running"),
+            (true, rc::OK | rc::RUNNING_PROMOTED | rc::DEGRADED) => {
+                info!(resource, node = %action.kind.node(), "probe: already running; adopted")
+            }
+            _ if ok => info!(action = %action.kind, rc = result.rc, ms, "action done"),
+            _ => {
+                warn!(action = %action.kind, rc = result.rc, rc_name = rc::name(result.rc), reason = %result.exit_reason, ms, "action failed")
+            }
+        }
+        if matches!(op.name, OpName::Start | OpName::Stop) {
+            *self.generation.entry(resource.to_owned()).or_default() += 1;
+            self.monitors.retain(|(r, _), _| r != resource);
+        }
+        let ev = Event::OpResult(OpResult {
+            resource: resource.to_owned(),
+            node: action.kind.node().to_owned(),
+            op,
+            rc: result.rc,
+            exit_reason: result.exit_reason.clone(),
+        });
+        self.record(vec![(ev, Some(result.duration.as_millis() as u64))])?;
+        self.finish_step(id, ok);
+        Ok(())
+    }
+
+    fn finish_step(&mut self, id: usize, ok: bool) {
+        if let Some(run) = &mut self.run {
+            if let Some(s) = run.steps.get_mut(id) {
+                *s = if ok { Step::Done } else { Step::Failed };
+            }
+            if !ok {
+                run.aborted = true;
+            }
+        }
+        self.advance();
+    }
+
+    /// Keeps one timer per recurring monitor of every resource started here and healthy.
+    fn reconcile_monitors(&mut self) {
+        let mut desired = Vec::new();
+        for spec in self.config.resources() {
+            // Unmanaged resources are still monitored (as Pacemaker does); maintenance ones are not.
+            if spec.meta.maintenance {
+                continue;
+            }
+            let Some(on) = self
+                .state
+                .resource(&spec.id)
+                .and_then(|r| r.nodes.get(&self.node))
+            else {
+                continue;
+            };
+            if on.role != Role::Started || on.failed || on.blocked {
+                continue;
+            }
+            for op in spec.recurring_monitors() {
+                desired.push((
+                    spec.id.clone(),
+                    warden_engine::millis(op.interval),
+                    op.interval,
+                ));
+            }
+        }
+        let keep: std::collections::HashSet<(String, u64)> =
+            desired.iter().map(|(r, i, _)| (r.clone(), *i)).collect();
+        self.monitors.retain(|k, s| keep.contains(k) || s.in_flight);
+        for (r, i, interval) in desired {
+            self.monitors.entry((r, i)).or_insert_with(|| Slot {
+                next_due: Instant::now() + interval,
+                in_flight: false,
+            });
+        }
+    }
+
+    fn fire_monitor(&mut self, resource: &str, interval_ms: u64) {
+        let interval = Duration::from_millis(interval_ms);
+        let busy = self.busy.get(resource).copied().unwrap_or(0) > 0;
+        let Some(slot) = self.monitors.get_mut(&(resource.to_owned(), interval_ms)) else {
+            return;
+        };
+        if busy {
+            slot.next_due = Instant::now() + interval;
+            return;
+        }
+        slot.in_flight = true;
+        let Some(spec) = self.config.resource(resource).cloned() else {
+            return;
+        };
+        let generation = self.generation.get(resource).copied().unwrap_or(0);
+        let ctx = self.exec_ctx();
+        let tx = self.tx.clone();
+        let resource = resource.to_owned();
+        tokio::spawn(async move {
+            let result = ctx
+                .run_op(
+                    &spec,
+                    OpKey {
+                        name: OpName::Monitor,
+                        interval_ms,
+                    },
+                )
+                .await;
+            let _ = tx.send(Input::MonitorDone {
+                resource,
+                interval_ms,
+                generation,
+                result,
+            });
+        });
+    }
+
+    fn on_monitor_done(
+        &mut self,
+        resource: String,
+        interval_ms: u64,
+        generation: u64,
+        result: AgentResult,
+    ) -> anyhow::Result<()> {
+        if let Some(slot) = self.monitors.get_mut(&(resource.clone(), interval_ms)) {
+            slot.in_flight = false;
+            slot.next_due = Instant::now() + Duration::from_millis(interval_ms);
+        }
+        let current = self.generation.get(&resource).copied().unwrap_or(0);
+        let started = self.state.on_node(&resource, &self.node).role == Role::Started;
+        if generation != current || !started {
+            debug!(resource = %resource, "stale monitor result dropped");
+            return Ok(());
+        }
+        let op = OpKey {
+            name: OpName::Monitor,
+            interval_ms,
+        };
+        let ok = expected(op, result.rc);
+        let key = (resource.clone(), interval_ms);
+        let changed = self.last_monitor_rc.get(&key) != Some(&result.rc);
+        self.last_monitor_rc.insert(key, result.rc);
+        if ok && !changed {
+            return Ok(());
+        }
+        if !ok {
+            warn!(resource = %resource, op = %op, rc = result.rc, rc_name = rc::name(result.rc), reason = %result.exit_reason, "monitor failed");
+        }
+        let ev = Event::OpResult(OpResult {
+            resource,
+            node: self.node.clone(),
+            op,
+            rc: result.rc,
+            exit_reason: result.exit_reason,
+        });
+        self.record(vec![(ev, Some(result.duration.as_millis() as u64))])?;
+        if !ok {
+            self.abort_run();
+        }
+        Ok(())
+    }
+
+    /// A supervised process ended on its own: a failed monitor (rc 7), now.
+    fn on_exit(&mut self, exit: Exited) -> anyhow::Result<()> {
+        let on = self.state.on_node(&exit.resource, &self.node);
+        if on.role != Role::Started || self.busy.get(&exit.resource).copied().unwrap_or(0) > 0 {
+            return Ok(());
+        }
+        let Some(spec) = self.config.resource(&exit.resource) else {
+            return Ok(());
+        };
+        let interval = spec
+            .recurring_monitors()
+            .next()
+            .map_or(crate::config::IMPLICIT_MONITOR, |o| o.interval);
+        let op = OpKey::new(OpName::Monitor, interval);
+        warn!(resource = %exit.resource, pid = exit.pid, how = %exit.how, "process exited");
+        *self.generation.entry(exit.resource.clone()).or_default() += 1;
+        let ev = Event::OpResult(OpResult {
+            resource: exit.resource,
+            node: self.node.clone(),
+            op,
+            rc: rc::NOT_RUNNING,
+            exit_reason: format!("process {}", exit.how),
+        });
+        self.record(vec![(ev, Some(0))])?;
+        self.abort_run();
+        Ok(())
+    }
+}
+
+/// What an action needs to run, detached from the loop.
+#[derive(Clone, Debug)]
+struct ExecCtx {
+    ocf_root: Arc<PathBuf>,
+    supervisor: Supervisor,
+    node: String,
+}
+
+impl ExecCtx {
+    async fn run_op(&self, spec: &ResourceSpec, op: OpKey) -> AgentResult {
+        let op_spec: Option<&OpSpec> = spec.op(op.name, op.interval());
+        // A probe takes the probe op's timeout, else the recurring monitor's.
+        let timeout = op_spec
+            .or_else(|| {
+                if op.is_probe() {
+                    spec.recurring_monitors().next()
+                } else {
+                    None
+                }
+            })
+            .map_or(warden_engine::config::DEFAULT_OP_TIMEOUT, |o| o.timeout);
+        match &spec.agent {
+            Agent::Ocf { provider, kind } => {
+                let inv = ocf::Invocation::for_op(
+                    &self.ocf_root,
+                    provider,
+                    kind,
+                    &spec.id,
+                    op,
+                    timeout,
+                    &spec.params,
+                    &self.node,
+                    op_spec.and_then(|o| o.check_level),
+                );
+                ocf::run(&inv).await
+            }
+            Agent::Process(p) => match op.name {
+                OpName::Monitor if op.is_probe() => self.supervisor.probe(&spec.id),
+                OpName::Monitor => {
+                    self.supervisor
+                        .monitor(
+                            &spec.id,
+                            op_spec.and_then(|o| o.command.as_deref()),
+                            timeout,
+                        )
+                        .await
+                }
+                OpName::Start => self.supervisor.start(&spec.id, p),
+                OpName::Stop => self.supervisor.stop(&spec.id, p).await,
+                _ => AgentResult {
+                    rc: rc::ERR_UNIMPLEMENTED,
+                    exit_reason: format!("{} is not supported for processes", op.name),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    duration: Duration::ZERO,
+                    timed_out: false,
+                },
+            },
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The real daemon, end to end: `warden run` with a real OCF agent (Debian's
+//! ocf:heartbeat:Dummy) and a supervised process, talked to through the real CLI and API on
+//! 127.0.0.1 with a port the kernel picks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Daemon {
+    child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn warden() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn start(config: &Path, extra: &[&str]) -> Daemon {
+    let log = config.with_file_name("daemon.log");
+    let child = warden()
+        .args(["run", "--config"])
+        .arg(config)
+        .args(extra)
+        .args(["--log-output"])
+        .arg(&log)
+        .args(["--log-level", "debug"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warden run");
+    Daemon { child }
+}
+
+/// Runs the CLI against the daemon of `config`; returns (success, stdout, stderr).
+fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = warden()
+        .args(args)
+        .env("WARDEN_CONFIG", config)
+        .output()
+        .expect("run warden");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(config: &Path) -> Option<Value> {
+    let (ok, out, _) = cli(config, &["status", "--json"]);
+    if ok {
+        serde_json::from_str(&out).ok()
+    } else {
+        None
+    }
+}
+
+/// Polls until `cond` holds on the status (generous bound: these are real processes).
+fn wait_for(config: &Path, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = status(config) {
+            if cond(&v) {
+                return v;
+            }
+        }
+        if Instant::now() > deadline {
+            let log =
+                std::fs::read_to_string(config.with_file_name("daemon.log")).unwrap_or_default();
+            panic!(
+                "timed out waiting for {what}; last status: {:?}\nlog:\n{log}",
+                status(config)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn resource<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["resources"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["id"] == id))
+        .expect("resource in status")
+}
+
+fn settled_started(v: &Value) -> bool {
+    v["transition_running"] == false
+        && ["dummy", "web"].iter().all(|id| {
+            resource(v, id)["status"]
+                .as_str()
+                .is_some_and(|s| s.contains("Started"))
+        })
+}
+
+fn pid(data: &Path) -> i32 {
+    std::fs::read_to_string(data.join("run/web.pid"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn history(config: &Path, resource: &str) -> Vec<Value> {
+    let (ok, out, err) = cli(config, &["history", resource, "--json", "--limit", "1000"]);
+    assert!(ok, "{err}");
+    serde_json::from_str::<Value>(&out)
+        .expect("json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn count_ops(h: &[Value], op: &str) -> usize {
+    h.iter().filter(|e| e["op"] == op).count()
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[cluster]
+name = "it"
+data_dir = "data"
+
+[api]
+listen = "127.0.0.1:0"
+
+[[resource]]
+id = "dummy"
+class = "ocf"
+type = "Dummy"
+params = {{ state = "{state}" }}
+ops = [{{ name = "monitor", interval = "1s" }}]
+
+[[resource]]
+id = "web"
+class = "process"
+command = ["sleep", "1000"]
+stop_timeout = "2s"
+ops = [{{ name = "monitor", interval = "1s" }}]
+"#,
+            state = dir.path().join("dummy.state").display()
+        ),
+    )
+    .expect("config");
+    (dir, config, data)
+}
+
+#[test]
+fn crash_restart_kill_9_of_the_daemon_and_sigterm() {
+    assert!(
+        Path::new("/usr/lib/ocf/resource.d/heartbeat/Dummy").exists(),
+        "install Debian's resource-agents (scripts/test.sh does)"
+    );
+    let (dir, config, data) = setup();
+    let mut d = start(&config, &[]);
+    wait_for(&config, "both resources started", settled_started);
+    let first = pid(&data);
+    assert!(first > 0);
+
+    // kill -9 the process: noticed at once, recovered in place, the failure recorded.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let v = wait_for(&config, "web restarted", |v| {
+        settled_started(v) && pid(&data) != first && pid(&data) != 0
+    });
+    let web = resource(&v, "web");
+    assert_eq!(
+        web["fail_counts"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_u64),
+        Some(1)
+    );
+    let failed = &v["failed_actions"][0];
+    assert_eq!(
+        (failed["resource"].as_str(), failed["rc"].as_i64()),
+        (Some("web"), Some(7))
+    );
+    assert_eq!(failed["exit_reason"], "process killed by signal 9");
+    let before = history(&config, "web");
+    assert_eq!(count_ops(&before, "start_0"), 2);
+    let (ok, text, _) = cli(&config, &["status"]);
+    assert!(ok);
+    assert!(
+        text.contains("web_monitor_1000 on") && text.contains("'not running' (7): fail-count=1"),
+        "{text}"
+    );
+
+    // kill -9 the daemon, start it again: nothing healthy restarts, no history is lost.
+    let second = pid(&data);
+    let dummy_starts = count_ops(&history(&config, "dummy"), "start_0");
+    d.child.kill().expect("kill -9 the daemon");
+    d.child.wait().expect("reap");
+    drop(d);
+    let d = start(&config, &[]);
+    let v = wait_for(&config, "the restarted daemon to settle", |v| {
+        settled_started(v)
+            && history(&config, "web")
+                .iter()
+                .any(|h| h["op"] == "monitor_0" && h["rc"] == 0)
+    });
+    assert_eq!(pid(&data), second, "the process was adopted, not restarted");
+    assert_eq!(
+        count_ops(&history(&config, "dummy"), "start_0"),
+        dummy_starts,
+        "the OCF resource was not restarted"
+    );
+    let after = history(&config, "web");
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "history survives a kill -9"
+    );
+    assert_eq!(count_ops(&after, "start_0"), 2);
+    assert_eq!(
+        resource(&v, "web")["fail_counts"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_u64),
+        Some(1),
+        "fail counts survive too"
+    );
+
+    // Mutations need the token; the CLI reads it from the data dir.
+    let addr = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
+    let (ok, _, err) = cli(&config, &["resource", "cleanup", "web", "--token", "wrong"]);
+    assert!(
+        !ok && err.contains("Authorization: Bearer"),
+        "{err} ({addr})"
+    );
+    let (ok, out, err) = cli(&config, &["resource", "cleanup", "web"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "cleanup web: done\n");
+    wait_for(&config, "the cleanup", |v| {
+        settled_started(v)
+            && resource(v, "web")["fail_counts"]
+                .as_object()
+                .is_some_and(|o| o.is_empty())
+    });
+    assert_eq!(
+        pid(&data),
+        second,
+        "a cleanup re-probes and adopts; it does not restart"
+    );
+
+    // SIGTERM: resources stop in reverse order, the daemon exits 0.
+    let mut d = d;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("sigterm");
+    let status = d.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    // Gone, or a zombie waiting for init to reap it (it was adopted from the killed daemon).
+    assert!(
+        warden::exec::process::start_time(second).is_none(),
+        "web was stopped"
+    );
+    assert!(
+        !dir.path().join("dummy.state").exists(),
+        "dummy was stopped"
+    );
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
+    let web_stop = log.rfind("web_stop_0").expect("web stopped");
+    let dummy_stop = log.rfind("dummy_stop_0").expect("dummy stopped");
+    assert!(web_stop < dummy_stop, "stopped in reverse order");
+}
+
+#[test]
+fn leave_running_keeps_resources_on_sigterm_and_admin_commands_work() {
+    let (_dir, config, data) = setup();
+    let mut d = start(&config, &["--leave-running"]);
+    wait_for(&config, "both resources started", settled_started);
+    let (ok, _, err) = cli(&config, &["resource", "disable", "web"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "web stopped", |v| {
+        v["transition_running"] == false && resource(v, "web")["status"] == "web Stopped (disabled)"
+    });
+    let (ok, _, err) = cli(&config, &["resource", "enable", "web"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "web started again", settled_started);
+    let p = pid(&data);
+    let (ok, _, err) = cli(&config, &["resource", "restart", "web"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "web restarted", |v| {
+        settled_started(v) && pid(&data) != p && pid(&data) != 0
+    });
+    let (ok, _, err) = cli(&config, &["resource", "move", "web", "nowhere"]);
+    assert!(!ok && err.contains("unknown node \"nowhere\""), "{err}");
+    let (ok, _, err) = cli(&config, &["node", "standby", "nowhere"]);
+    assert!(!ok && err.contains("unknown node"), "{err}");
+
+    let running = pid(&data);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("sigterm");
+    assert!(d.child.wait().expect("wait").success());
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(running), None).is_ok(),
+        "--leave-running left web running"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(running),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
