@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use, installed only when missing:
-# resource-agents: the real OCF agents (ocf:heartbeat:Dummy) the executor tests run.
+# resource-agents: the real OCF agents (ocf:heartbeat:Dummy) the executor and daemon tests run.
 packages=(resource-agents)
 missing=()
 for p in "${packages[@]}"; do
