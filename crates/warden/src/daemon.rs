@@ -66,9 +66,6 @@ pub enum Input {
         limit: usize,
         reply: oneshot::Sender<Result<Vec<HistoryEntry>, String>>,
     },
-    Shutdown {
-        leave_running: bool,
-    },
 }
 
 /// What `status` shows: the configuration and state at one instant.
@@ -234,6 +231,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         stops_done: false,
         failed_runs: 0,
         hold_until: None,
+        last_start: HashMap::new(),
+        quick_exits: HashMap::new(),
+        deferred_exits: Vec::new(),
     };
     // Joining (or rejoining after a restart): probe everything, adopt what runs.
     d.record(vec![(Event::NodeUp { node }, None)])?;
@@ -266,7 +266,18 @@ struct Daemon {
     /// Transitions in a row that ended with a failure: scheduling backs off after two.
     failed_runs: u32,
     hold_until: Option<Instant>,
+    /// When each resource last started here, and how many times in a row it died within
+    /// [`QUICK_EXIT`] of it: a crash loop backs off instead of spinning.
+    last_start: HashMap<String, Instant>,
+    quick_exits: HashMap<String, u32>,
+    /// Exits of processes whose start had not been applied yet: handled once it is.
+    deferred_exits: Vec<Exited>,
 }
+
+/// A process that exits this soon after its start counts toward crash-loop backoff.
+const QUICK_EXIT: Duration = Duration::from_secs(1);
+/// The longest a crash loop waits before the next restart.
+const MAX_CRASH_BACKOFF: Duration = Duration::from_secs(10);
 
 impl Daemon {
     async fn main_loop(
@@ -642,7 +653,6 @@ impl Daemon {
                 };
                 let _ = reply.send(r);
             }
-            Input::Shutdown { leave_running } => self.begin_shutdown(leave_running),
         }
         Ok(())
     }
@@ -686,6 +696,9 @@ impl Daemon {
                 warn!(action = %action.kind, rc = result.rc, rc_name = rc::name(result.rc), reason = %result.exit_reason, ms, "action failed")
             }
         }
+        if op.name == OpName::Start && ok {
+            self.last_start.insert(resource.to_owned(), Instant::now());
+        }
         if matches!(op.name, OpName::Start | OpName::Stop) {
             *self.generation.entry(resource.to_owned()).or_default() += 1;
             self.monitors.retain(|(r, _), _| r != resource);
@@ -699,6 +712,16 @@ impl Daemon {
         });
         self.record(vec![(ev, Some(result.duration.as_millis() as u64))])?;
         self.finish_step(id, ok);
+        // A process that died before its start was applied: its exit counts now.
+        if self.busy.get(resource).copied().unwrap_or(0) == 0 {
+            let (now, later): (Vec<Exited>, Vec<Exited>) = std::mem::take(&mut self.deferred_exits)
+                .into_iter()
+                .partition(|e| e.resource == resource);
+            self.deferred_exits = later;
+            for e in now {
+                self.on_exit(e)?;
+            }
+        }
         Ok(())
     }
 
@@ -835,8 +858,12 @@ impl Daemon {
 
     /// A supervised process ended on its own: a failed monitor (rc 7), now.
     fn on_exit(&mut self, exit: Exited) -> anyhow::Result<()> {
-        let on = self.state.on_node(&exit.resource, &self.node);
-        if on.role != Role::Started || self.busy.get(&exit.resource).copied().unwrap_or(0) > 0 {
+        if self.busy.get(&exit.resource).copied().unwrap_or(0) > 0 {
+            // Its start is still being applied (a stop never reports an exit): wait for it.
+            self.deferred_exits.push(exit);
+            return Ok(());
+        }
+        if self.state.on_node(&exit.resource, &self.node).role != Role::Started {
             return Ok(());
         }
         let Some(spec) = self.config.resource(&exit.resource) else {
@@ -848,6 +875,23 @@ impl Daemon {
             .map_or(crate::config::IMPLICIT_MONITOR, |o| o.interval);
         let op = OpKey::new(OpName::Monitor, interval);
         warn!(resource = %exit.resource, pid = exit.pid, how = %exit.how, "process exited");
+        // Dying right after its start, again and again, is a crash loop: from the second time
+        // in a row, back off (100 ms, doubling, at most 10 s) instead of restarting as fast as
+        // the machine allows. One early death is restarted at once.
+        let quick = self
+            .last_start
+            .get(&exit.resource)
+            .is_some_and(|t| t.elapsed() < QUICK_EXIT);
+        let n = self.quick_exits.entry(exit.resource.clone()).or_default();
+        *n = if quick { *n + 1 } else { 0 };
+        if *n > 1 {
+            let backoff =
+                (Duration::from_millis(100) * 2u32.pow((*n - 2).min(10))).min(MAX_CRASH_BACKOFF);
+            warn!(resource = %exit.resource, quick_exits = *n, backoff_ms = backoff.as_millis() as u64, "crash loop: delaying the restart");
+            self.hold_until = Some(self.hold_until.map_or(Instant::now() + backoff, |h| {
+                h.max(Instant::now() + backoff)
+            }));
+        }
         *self.generation.entry(exit.resource.clone()).or_default() += 1;
         let ev = Event::OpResult(OpResult {
             resource: exit.resource,

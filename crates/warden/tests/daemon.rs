@@ -320,3 +320,131 @@ fn leave_running_keeps_resources_on_sigterm_and_admin_commands_work() {
         nix::sys::signal::Signal::SIGKILL,
     );
 }
+
+#[test]
+fn failure_timeout_expires_in_the_running_daemon_and_standby_empties_the_node() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        r#"[cluster]
+name = "it"
+data_dir = "data"
+[api]
+listen = "127.0.0.1:0"
+[[resource]]
+id = "web"
+class = "process"
+command = ["sleep", "1000"]
+meta = { failure_timeout = "2s" }
+ops = [{ name = "monitor", interval = "1s" }]
+"#,
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let log = dir.path().join("json.log");
+    let mut d = Daemon {
+        child: warden()
+            .args(["run", "--log-format", "json", "--log-output"])
+            .arg(&log)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("warden run"),
+    };
+    let started = |v: &Value| {
+        v["transition_running"] == false
+            && resource(v, "web")["status"]
+                .as_str()
+                .is_some_and(|s| s.contains("Started"))
+    };
+    wait_for(&config, "web started", started);
+    let p = std::fs::read_to_string(data.join("run/web.pid")).expect("pid");
+    let p: i32 = p
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(p),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let failed_at = Instant::now();
+    wait_for(&config, "the failure recorded", |v| {
+        started(v) && !v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+    });
+    // Nothing happens in between; the loop wakes at the expiry by itself.
+    let v = wait_for(&config, "the failure to expire", |v| {
+        v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+    });
+    assert!(
+        failed_at.elapsed() >= Duration::from_millis(1500),
+        "expired too early: {:?}",
+        failed_at.elapsed()
+    );
+    assert!(
+        resource(&v, "web")["fail_counts"]
+            .as_object()
+            .is_some_and(|o| o.is_empty())
+    );
+
+    // Standby: the node runs nothing; online: it runs again.
+    let node = v["node"].as_str().expect("node").to_owned();
+    let (ok, _, err) = cli(&config, &["node", "standby", &node]);
+    assert!(ok, "{err}");
+    wait_for(&config, "web stopped by standby", |v| {
+        v["transition_running"] == false && resource(v, "web")["status"] == "web Stopped"
+    });
+    let (ok, _, err) = cli(&config, &["node", "online", &node]);
+    assert!(ok, "{err}");
+    wait_for(&config, "web back", started);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("sigterm");
+    assert!(d.child.wait().expect("wait").success());
+    // --log-format json: one JSON object per line, with level, fields and message.
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["fields"]["message"] == "process exited"
+            && l["fields"]["resource"] == "web"),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "warden stopped"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_crash_loop_backs_off_instead_of_spinning() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[resource]]\nid = \"crashy\"\nclass = \"process\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n",
+    )
+    .expect("config");
+    let _d = start(&config, &[]);
+    // Give it three seconds: without backoff it would restart hundreds of times.
+    wait_for(&config, "the daemon up", |_| true);
+    std::thread::sleep(Duration::from_secs(3));
+    let starts = count_ops(&history(&config, "crashy"), "start_0");
+    assert!((2..=12).contains(&starts), "{starts} starts in 3 s");
+    let v = status(&config).expect("status");
+    let failed = &v["failed_actions"][0];
+    assert_eq!(failed["exit_reason"], "process exited with 3");
+}

@@ -191,3 +191,37 @@ async fn monitor_commands_and_missing_programs() {
         r.exit_reason
     );
 }
+
+#[tokio::test]
+async fn runs_as_the_configured_user() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping: needs root to switch users");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::new(dir.path(), tx).expect("supervisor");
+    let mut s = spec(&["sleep", "300"]);
+    s.user = Some("nobody".into());
+    assert_eq!(sup.start("as-nobody", &s).rc, rc::OK);
+    let pid = pid_of(dir.path(), "as-nobody");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("lookup")
+        .expect("nobody exists");
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(&nobody.uid.to_string()),
+        "{uid_line}"
+    );
+    assert_eq!(sup.stop("as-nobody", &s).await.rc, rc::OK);
+    s.user = Some("no-such-user-here".into());
+    let r = sup.start("ghost", &s);
+    assert_eq!(
+        (r.rc, r.exit_reason.as_str()),
+        (rc::ERR_CONFIGURED, "unknown user \"no-such-user-here\"")
+    );
+}
