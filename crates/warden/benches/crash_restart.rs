@@ -76,6 +76,15 @@ fn main() {
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = daemon.wait();
+    let slow: Vec<String> = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d > Duration::from_millis(20))
+        .map(|(i, d)| format!("#{i} {d:.1?}"))
+        .collect();
+    if !slow.is_empty() {
+        println!("trials over 20 ms: {}", slow.join(", "));
+    }
     samples.sort();
     println!(
         "crash to restart, process resource, {trials} trials: p50 {:.2?}  p99 {:.2?}  max {:.2?}  min {:.2?}",
