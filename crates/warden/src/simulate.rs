@@ -390,6 +390,40 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
     for r in resource_status(config, state, now) {
         let _ = writeln!(o, "    * {r}");
     }
+    // Like crm_mon -f: every resource with failures on a node, against its threshold.
+    let mut summary = Vec::new();
+    for node in config.nodes() {
+        for spec in config.resources() {
+            let Some(on) = state.resource(&spec.id).and_then(|r| r.nodes.get(node)) else {
+                continue;
+            };
+            let count = on.fail_count(&spec.meta, now);
+            if count == 0 {
+                continue;
+            }
+            let mut line = format!(
+                "    * {node}: {}: fail-count={} migration-threshold={}",
+                spec.id,
+                count_str(count),
+                spec.meta
+                    .threshold()
+                    .map_or("disabled".to_owned(), count_str)
+            );
+            if let Some(t) = on.last_failure {
+                let _ = write!(line, " last-failure={}", format_time(t));
+            }
+            if let Some(e) = on.expiry(&spec.meta) {
+                let _ = write!(line, " expires={}", format_time(e));
+            }
+            summary.push(line);
+        }
+    }
+    if !summary.is_empty() {
+        let _ = writeln!(o, "  * Migration Summary:");
+        for l in summary {
+            let _ = writeln!(o, "{l}");
+        }
+    }
     let failed = failed_actions(config, state, now);
     if !failed.is_empty() {
         let _ = writeln!(o, "  * Failed Resource Actions:");
@@ -402,7 +436,7 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
                 f.node,
                 rc::name(f.record.rc),
                 f.record.rc,
-                count(f.fail_count),
+                count_str(f.fail_count),
                 format_time(f.record.time),
             );
             if !f.record.exit_reason.is_empty() {
@@ -414,7 +448,7 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
     o
 }
 
-fn count(c: u32) -> String {
+fn count_str(c: u32) -> String {
     if c >= warden_engine::INFINITY_COUNT {
         "INFINITY".to_owned()
     } else {

@@ -93,22 +93,24 @@ fn story_monitor_fails_three_times_with_threshold_three() {
             "s1.json",
         ],
         expect![[r#"
-        Transition Summary:
-          * Recover dummy ( node1 )
+            Transition Summary:
+              * Recover dummy ( node1 )
 
-        Executing Cluster Transition:
-          * dummy_stop_0 on node1: rc=0 (ok)
-          * dummy_start_0 on node1: rc=0 (ok)
+            Executing Cluster Transition:
+              * dummy_stop_0 on node1: rc=0 (ok)
+              * dummy_start_0 on node1: rc=0 (ok)
 
-        Revised Cluster Status (2026-01-01T00:00:10.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy Started node1
-          * Failed Resource Actions:
-            * dummy_monitor_10000 on node1 'not running' (7): fail-count=1, at 2026-01-01T00:00:10.000Z
+            Revised Cluster Status (2026-01-01T00:00:10.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy Started node1
+              * Migration Summary:
+                * node1: dummy: fail-count=1 migration-threshold=3 last-failure=2026-01-01T00:00:10.000Z expires=2026-01-01T00:01:10.000Z
+              * Failed Resource Actions:
+                * dummy_monitor_10000 on node1 'not running' (7): fail-count=1, at 2026-01-01T00:00:10.000Z
 
-        Next wake-up: 2026-01-01T00:01:10.000Z (a failure expires)
-    "#]],
+            Next wake-up: 2026-01-01T00:01:10.000Z (a failure expires)
+        "#]],
     );
     story(
         dir,
@@ -123,22 +125,24 @@ fn story_monitor_fails_three_times_with_threshold_three() {
             "s2.json",
         ],
         expect![[r#"
-        Transition Summary:
-          * Recover dummy ( node1 )
+            Transition Summary:
+              * Recover dummy ( node1 )
 
-        Executing Cluster Transition:
-          * dummy_stop_0 on node1: rc=0 (ok)
-          * dummy_start_0 on node1: rc=0 (ok)
+            Executing Cluster Transition:
+              * dummy_stop_0 on node1: rc=0 (ok)
+              * dummy_start_0 on node1: rc=0 (ok)
 
-        Revised Cluster Status (2026-01-01T00:00:20.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy Started node1
-          * Failed Resource Actions:
-            * dummy_monitor_10000 on node1 'error' (1): fail-count=2, at 2026-01-01T00:00:20.000Z
+            Revised Cluster Status (2026-01-01T00:00:20.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy Started node1
+              * Migration Summary:
+                * node1: dummy: fail-count=2 migration-threshold=3 last-failure=2026-01-01T00:00:20.000Z expires=2026-01-01T00:01:20.000Z
+              * Failed Resource Actions:
+                * dummy_monitor_10000 on node1 'error' (1): fail-count=2, at 2026-01-01T00:00:20.000Z
 
-        Next wake-up: 2026-01-01T00:01:20.000Z (a failure expires)
-    "#]],
+            Next wake-up: 2026-01-01T00:01:20.000Z (a failure expires)
+        "#]],
     );
     story(
         dir,
@@ -153,22 +157,24 @@ fn story_monitor_fails_three_times_with_threshold_three() {
             "s3.json",
         ],
         expect![[r#"
-        Transition Summary:
-          * Recover dummy ( node1 -> node2 )
+            Transition Summary:
+              * Recover dummy ( node1 -> node2 )
 
-        Executing Cluster Transition:
-          * dummy_stop_0 on node1: rc=0 (ok)
-          * dummy_start_0 on node2: rc=0 (ok)
+            Executing Cluster Transition:
+              * dummy_stop_0 on node1: rc=0 (ok)
+              * dummy_start_0 on node2: rc=0 (ok)
 
-        Revised Cluster Status (2026-01-01T00:00:30.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy Started node2
-          * Failed Resource Actions:
-            * dummy_monitor_10000 on node1 'error' (1): fail-count=3, at 2026-01-01T00:00:30.000Z, exit-reason='timed out'
+            Revised Cluster Status (2026-01-01T00:00:30.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy Started node2
+              * Migration Summary:
+                * node1: dummy: fail-count=3 migration-threshold=3 last-failure=2026-01-01T00:00:30.000Z expires=2026-01-01T00:01:30.000Z
+              * Failed Resource Actions:
+                * dummy_monitor_10000 on node1 'error' (1): fail-count=3, at 2026-01-01T00:00:30.000Z, exit-reason='timed out'
 
-        Next wake-up: 2026-01-01T00:01:30.000Z (a failure expires)
-    "#]],
+            Next wake-up: 2026-01-01T00:01:30.000Z (a failure expires)
+        "#]],
     );
 }
 
@@ -187,44 +193,48 @@ fn story_start_fails() {
             "s1.json",
         ],
         expect![[r#"
-        Transition Summary:
-          * Start dummy ( node1 )
+            Transition Summary:
+              * Start dummy ( node1 )
 
-        Executing Cluster Transition:
-          * dummy_monitor_0 on node1: rc=7 (not running)
-          * dummy_monitor_0 on node2: rc=7 (not running)
-          * dummy_start_0 on node1: rc=1 (error), unexpected
+            Executing Cluster Transition:
+              * dummy_monitor_0 on node1: rc=7 (not running)
+              * dummy_monitor_0 on node2: rc=7 (not running)
+              * dummy_start_0 on node1: rc=1 (error), unexpected
 
-        Revised Cluster Status (2026-01-01T00:00:00.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy FAILED node1
-          * Failed Resource Actions:
-            * dummy_start_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+            Revised Cluster Status (2026-01-01T00:00:00.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy FAILED node1
+              * Migration Summary:
+                * node1: dummy: fail-count=INFINITY migration-threshold=3 last-failure=2026-01-01T00:00:00.000Z expires=2026-01-01T00:01:00.000Z
+              * Failed Resource Actions:
+                * dummy_start_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
 
-        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
-    "#]],
+            Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+        "#]],
     );
     story(
         dir,
         &["--state", "s1.json", "--at", "+1s"],
         expect![[r#"
-        Transition Summary:
-          * Recover dummy ( node1 -> node2 )
+            Transition Summary:
+              * Recover dummy ( node1 -> node2 )
 
-        Executing Cluster Transition:
-          * dummy_stop_0 on node1: rc=0 (ok)
-          * dummy_start_0 on node2: rc=0 (ok)
+            Executing Cluster Transition:
+              * dummy_stop_0 on node1: rc=0 (ok)
+              * dummy_start_0 on node2: rc=0 (ok)
 
-        Revised Cluster Status (2026-01-01T00:00:01.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy Started node2
-          * Failed Resource Actions:
-            * dummy_start_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+            Revised Cluster Status (2026-01-01T00:00:01.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy Started node2
+              * Migration Summary:
+                * node1: dummy: fail-count=INFINITY migration-threshold=3 last-failure=2026-01-01T00:00:00.000Z expires=2026-01-01T00:01:00.000Z
+              * Failed Resource Actions:
+                * dummy_start_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
 
-        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
-    "#]],
+            Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+        "#]],
     );
 }
 
@@ -263,37 +273,41 @@ fn story_stop_fails_without_fencing() {
             "s1.json",
         ],
         expect![[r#"
-        Transition Summary:
-          * Recover dummy ( node1 )
+            Transition Summary:
+              * Recover dummy ( node1 )
 
-        Executing Cluster Transition:
-          * dummy_stop_0 on node1: rc=1 (error), unexpected
-          * dummy_start_0 on node1: skipped: a prerequisite failed
+            Executing Cluster Transition:
+              * dummy_stop_0 on node1: rc=1 (error), unexpected
+              * dummy_start_0 on node1: skipped: a prerequisite failed
 
-        Revised Cluster Status (2026-01-01T00:00:00.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy FAILED node1 (blocked)
-          * Failed Resource Actions:
-            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
-            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
-    "#]],
+            Revised Cluster Status (2026-01-01T00:00:00.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy FAILED node1 (blocked)
+              * Migration Summary:
+                * node1: dummy: fail-count=INFINITY migration-threshold=3 last-failure=2026-01-01T00:00:00.000Z
+              * Failed Resource Actions:
+                * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+                * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+        "#]],
     );
     story(
         dir,
         &["--state", "s1.json", "--at", "+1h"],
         expect![[r#"
-        Transition Summary:
-          (nothing to do)
+            Transition Summary:
+              (nothing to do)
 
-        Revised Cluster Status (2026-01-01T01:00:00.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy FAILED node1 (blocked)
-          * Failed Resource Actions:
-            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
-            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
-    "#]],
+            Revised Cluster Status (2026-01-01T01:00:00.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy FAILED node1 (blocked)
+              * Migration Summary:
+                * node1: dummy: fail-count=INFINITY migration-threshold=3 last-failure=2026-01-01T00:00:00.000Z
+              * Failed Resource Actions:
+                * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+                * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+        "#]],
     );
     story(
         dir,
@@ -356,48 +370,52 @@ fn story_stop_fails_with_fencing() {
             "s1.json",
         ],
         expect![[r#"
-        Transition Summary:
-          * Recover dummy ( node1 )
+            Transition Summary:
+              * Recover dummy ( node1 )
 
-        Executing Cluster Transition:
-          * dummy_stop_0 on node1: rc=1 (error), unexpected
-          * dummy_start_0 on node1: skipped: a prerequisite failed
+            Executing Cluster Transition:
+              * dummy_stop_0 on node1: rc=1 (error), unexpected
+              * dummy_start_0 on node1: skipped: a prerequisite failed
 
-        Revised Cluster Status (2026-01-01T00:00:00.000Z):
-          * Online: [ node2 ]
-          * UNCLEAN: [ node1 ]
-          * Resources:
-            * dummy FAILED node1 (UNCLEAN)
-          * Failed Resource Actions:
-            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
-            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+            Revised Cluster Status (2026-01-01T00:00:00.000Z):
+              * Online: [ node2 ]
+              * UNCLEAN: [ node1 ]
+              * Resources:
+                * dummy FAILED node1 (UNCLEAN)
+              * Migration Summary:
+                * node1: dummy: fail-count=INFINITY migration-threshold=3 last-failure=2026-01-01T00:00:00.000Z expires=2026-01-01T00:01:00.000Z
+              * Failed Resource Actions:
+                * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+                * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
 
-        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
-    "#]],
+            Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+        "#]],
     );
     story(
         dir,
         &["--state", "s1.json", "--at", "+1s"],
         expect![[r#"
-        Transition Summary:
-          * Fence (reboot) node1 'dummy failed there'
-          * Recover dummy ( node1 -> node2 )
+            Transition Summary:
+              * Fence (reboot) node1 'dummy failed there'
+              * Recover dummy ( node1 -> node2 )
 
-        Executing Cluster Transition:
-          * fence (reboot) node1: ok
-          * dummy_start_0 on node2: rc=0 (ok)
+            Executing Cluster Transition:
+              * fence (reboot) node1: ok
+              * dummy_start_0 on node2: rc=0 (ok)
 
-        Revised Cluster Status (2026-01-01T00:00:01.000Z):
-          * Online: [ node2 ]
-          * OFFLINE: [ node1 ]
-          * Resources:
-            * dummy Started node2
-          * Failed Resource Actions:
-            * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
-            * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
+            Revised Cluster Status (2026-01-01T00:00:01.000Z):
+              * Online: [ node2 ]
+              * OFFLINE: [ node1 ]
+              * Resources:
+                * dummy Started node2
+              * Migration Summary:
+                * node1: dummy: fail-count=INFINITY migration-threshold=3 last-failure=2026-01-01T00:00:00.000Z expires=2026-01-01T00:01:00.000Z
+              * Failed Resource Actions:
+                * dummy_stop_0 on node1 'error' (1): fail-count=INFINITY, at 2026-01-01T00:00:00.000Z
+                * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
 
-        Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
-    "#]],
+            Next wake-up: 2026-01-01T00:01:00.000Z (a failure expires)
+        "#]],
     );
 }
 
