@@ -333,6 +333,44 @@ pub struct Location {
     pub score: Score,
 }
 
+keyword_enum!(
+    /// How an order constraint binds.
+    OrderKind {
+        /// `then` may run only where and while `first` runs; a restart of `first` restarts it.
+        Mandatory = "mandatory",
+        /// Only orders the actions when both happen in the same transition.
+        Optional = "optional",
+        /// The two never run actions at the same time.
+        Serialize = "serialize",
+    }
+);
+
+/// `resource` runs with (score > 0), away from (score < 0) the node `with` runs on;
+/// ±INFINITY makes it mandatory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Colocation {
+    pub resource: String,
+    pub with: String,
+    pub score: Score,
+}
+
+/// `then` starts after `first` starts (and, when symmetric, stops before it stops).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub first: String,
+    pub then: String,
+    pub kind: OrderKind,
+    pub symmetric: bool,
+}
+
+/// Members start in order and stop in reverse, all on one node: each member is colocated with
+/// (INFINITY) and ordered after (mandatory, symmetric) the one before it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub resources: Vec<String>,
+}
+
 /// A fence device: a command called with the name of the node to fence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FenceDevice {
@@ -353,6 +391,19 @@ pub struct Config {
     node_index: HashMap<String, usize>,
     resource_index: HashMap<String, usize>,
     locations_by_resource: Vec<Vec<(usize, Score)>>,
+    colocations: Vec<Colocation>,
+    orders: Vec<Order>,
+    groups: Vec<Group>,
+    /// Per resource: (index of `with`, score) of the colocations it depends on.
+    colocated_with: Vec<Vec<(usize, Score)>>,
+    /// Per resource: (index of `then`, order) of the orders where it comes first.
+    orders_from: Vec<Vec<(usize, usize)>>,
+    /// Per resource: (index of `first`, order) of the orders where it comes second.
+    orders_to: Vec<Vec<(usize, usize)>>,
+    /// Resource indexes, each after those it is colocated with (then by priority, then order).
+    placement_order: Vec<usize>,
+    /// Resource indexes, each after those ordered before it.
+    action_order: Vec<usize>,
 }
 
 /// Why a set of parts is not a configuration. The `warden` crate reports these with positions
@@ -369,6 +420,14 @@ pub enum ConfigError {
     UnknownNode { what: String, node: String },
     #[error("{what} refers to unknown resource {resource:?}")]
     UnknownResource { what: String, resource: String },
+    #[error("resource {resource:?} is in two groups, {first:?} and {second:?}")]
+    TwoGroups {
+        resource: String,
+        first: String,
+        second: String,
+    },
+    #[error("{0} form a cycle")]
+    Cycle(String),
 }
 
 impl Config {
@@ -421,6 +480,12 @@ impl Config {
                 })?;
             locations_by_resource[r].push((n, l.score));
         }
+        let n = resources.len();
+        let by_priority: Vec<usize> = {
+            let mut v: Vec<usize> = (0..n).collect();
+            v.sort_by_key(|&i| std::cmp::Reverse(resources[i].meta.priority));
+            v
+        };
         Ok(Config {
             cluster,
             nodes,
@@ -430,7 +495,103 @@ impl Config {
             node_index,
             resource_index,
             locations_by_resource,
+            colocations: Vec::new(),
+            orders: Vec::new(),
+            groups: Vec::new(),
+            colocated_with: vec![Vec::new(); n],
+            orders_from: vec![Vec::new(); n],
+            orders_to: vec![Vec::new(); n],
+            placement_order: by_priority.clone(),
+            action_order: by_priority,
         })
+    }
+
+    /// Adds colocation and order constraints and groups (which expand into both). Refuses
+    /// unknown resources, a resource in two groups, and cycles.
+    pub fn with_constraints(
+        mut self,
+        colocations: Vec<Colocation>,
+        orders: Vec<Order>,
+        groups: Vec<Group>,
+    ) -> Result<Config, ConfigError> {
+        let idx = |what: &dyn Fn() -> String, r: &str| {
+            self.resource_index(r)
+                .ok_or_else(|| ConfigError::UnknownResource {
+                    what: what(),
+                    resource: r.to_owned(),
+                })
+        };
+        let mut all_colocations = colocations.clone();
+        let mut all_orders = orders.clone();
+        let mut member_of: HashMap<&str, &str> = HashMap::new();
+        for g in &groups {
+            for (i, m) in g.resources.iter().enumerate() {
+                idx(&|| format!("group {:?}", g.id), m)?;
+                if let Some(other) = member_of.insert(m, &g.id) {
+                    return Err(ConfigError::TwoGroups {
+                        resource: m.clone(),
+                        first: other.to_owned(),
+                        second: g.id.clone(),
+                    });
+                }
+                if i > 0 {
+                    let prev = g.resources[i - 1].clone();
+                    all_colocations.push(Colocation {
+                        resource: m.clone(),
+                        with: prev.clone(),
+                        score: Score::INFINITY,
+                    });
+                    all_orders.push(Order {
+                        first: prev,
+                        then: m.clone(),
+                        kind: OrderKind::Mandatory,
+                        symmetric: true,
+                    });
+                }
+            }
+        }
+        let n = self.resources.len();
+        let mut colocated_with = vec![Vec::new(); n];
+        for c in &all_colocations {
+            let what = || format!("colocation of {:?} with {:?}", c.resource, c.with);
+            let (r, w) = (idx(&what, &c.resource)?, idx(&what, &c.with)?);
+            colocated_with[r].push((w, c.score));
+        }
+        let mut orders_from = vec![Vec::new(); n];
+        let mut orders_to = vec![Vec::new(); n];
+        for (k, o) in all_orders.iter().enumerate() {
+            let what = || format!("order of {:?} then {:?}", o.first, o.then);
+            let (f, t) = (idx(&what, &o.first)?, idx(&what, &o.then)?);
+            orders_from[f].push((t, k));
+            orders_to[t].push((f, k));
+        }
+        let by_priority = self.placement_order.clone();
+        let coloc_edges: Vec<Vec<usize>> = colocated_with
+            .iter()
+            .map(|v| v.iter().map(|(w, _)| *w).collect())
+            .collect();
+        let order_edges: Vec<Vec<usize>> = orders_to
+            .iter()
+            .map(|v| v.iter().map(|(f, _)| *f).collect())
+            .collect();
+        let names = |cycle: Vec<usize>| {
+            cycle
+                .iter()
+                .map(|&i| self.resources[i].id.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        self.placement_order = topo(&by_priority, &coloc_edges)
+            .map_err(|c| ConfigError::Cycle(format!("colocations of {}", names(c))))?;
+        self.action_order = topo(&by_priority, &order_edges)
+            .map_err(|c| ConfigError::Cycle(format!("orders of {}", names(c))))?;
+        self.colocated_with = colocated_with;
+        self.orders_from = orders_from;
+        self.orders_to = orders_to;
+        self.colocations = colocations;
+        self.orders = all_orders;
+        self.groups = groups;
+        Ok(self)
     }
 
     /// Node names in configuration order (the final placement tie-break).
@@ -477,5 +638,75 @@ impl Config {
     /// Location scores of resource number `r`, as (node index, score).
     pub(crate) fn locations_of(&self, r: usize) -> &[(usize, Score)] {
         &self.locations_by_resource[r]
+    }
+
+    /// The colocation constraints as configured (groups add their own, internally).
+    pub fn colocations(&self) -> &[Colocation] {
+        &self.colocations
+    }
+
+    /// Every order constraint, those of groups included.
+    pub fn orders(&self) -> &[Order] {
+        &self.orders
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    pub(crate) fn colocated_with(&self, r: usize) -> &[(usize, Score)] {
+        &self.colocated_with[r]
+    }
+
+    pub(crate) fn orders_from(&self, r: usize) -> &[(usize, usize)] {
+        &self.orders_from[r]
+    }
+
+    pub(crate) fn orders_to(&self, r: usize) -> &[(usize, usize)] {
+        &self.orders_to[r]
+    }
+
+    pub(crate) fn placement_order(&self) -> &[usize] {
+        &self.placement_order
+    }
+
+    pub(crate) fn action_order(&self) -> &[usize] {
+        &self.action_order
+    }
+}
+
+/// A topological order of `0..n` (each after its `deps`), ties broken by `preferred`; on a
+/// cycle, the resources in it.
+fn topo(preferred: &[usize], deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+    let n = deps.len();
+    let mut rank = vec![0; n];
+    for (pos, &i) in preferred.iter().enumerate() {
+        rank[i] = pos;
+    }
+    let mut pending: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents = vec![Vec::new(); n];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<(usize, usize)> = (0..n)
+        .filter(|&i| pending[i] == 0)
+        .map(|i| (rank[i], i))
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    while let Some((_, i)) = ready.pop_first() {
+        out.push(i);
+        for &j in &dependents[i] {
+            pending[j] -= 1;
+            if pending[j] == 0 {
+                ready.insert((rank[j], j));
+            }
+        }
+    }
+    if out.len() == n {
+        Ok(out)
+    } else {
+        Err((0..n).filter(|&i| pending[i] > 0).collect())
     }
 }

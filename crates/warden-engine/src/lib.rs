@@ -16,9 +16,9 @@ mod time;
 
 pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected};
 pub use config::{
-    Agent, ClusterOptions, Config, ConfigError, FenceDevice, INFINITY_COUNT, Location, Meta,
-    MultipleActive, NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ProcessSpec, ResourceSpec,
-    TargetRole,
+    Agent, ClusterOptions, Colocation, Config, ConfigError, FenceDevice, Group, INFINITY_COUNT,
+    Location, Meta, MultipleActive, NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order,
+    OrderKind, ProcessSpec, ResourceSpec, TargetRole,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;

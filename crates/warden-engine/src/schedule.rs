@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::config::{Config, MultipleActive, NoQuorumPolicy, ResourceSpec, TargetRole};
+use crate::config::{Config, MultipleActive, NoQuorumPolicy, OrderKind, ResourceSpec, TargetRole};
 use crate::score::Score;
 use crate::state::{Effective, OpKey, ResourceState, Role, State};
 use crate::time::Time;
@@ -92,12 +92,14 @@ pub struct Action {
 }
 
 /// Why a resource is stopped, when the summary says so.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopReason {
     /// It should run, but no node may run it (bans, standby, failures, node loss).
     NodeAvailability,
     /// The cluster lost quorum.
     NoQuorum,
+    /// An order constraint: "unrunnable X start".
+    Order(String),
 }
 
 /// One line of the transition summary, in the vocabulary Pacemaker operators read.
@@ -147,6 +149,7 @@ impl fmt::Display for Change {
                 match reason {
                     Some(StopReason::NodeAvailability) => f.write_str(" due to node availability"),
                     Some(StopReason::NoQuorum) => f.write_str(" due to no quorum"),
+                    Some(StopReason::Order(why)) => write!(f, " due to {why}"),
                     None => Ok(()),
                 }
             }
@@ -206,7 +209,10 @@ pub fn schedule(config: &Config, state: &State, now: Time) -> Transition {
     schedule_with(config, state, now, ScheduleOptions::default())
 }
 
-/// [`schedule`] with options.
+/// [`schedule`] with options. Three phases: plan every resource (each after those it is
+/// colocated with), let order constraints stop or restart what depends on something that stops
+/// or restarts, then emit actions: fences, probes, stops in reverse order, starts in order, so
+/// every dependency points to an earlier action.
 pub fn schedule_with(
     config: &Config,
     state: &State,
@@ -215,12 +221,49 @@ pub fn schedule_with(
 ) -> Transition {
     let mut s = Scheduler::new(config, state, now, opts);
     s.fence_unclean_nodes();
-    let mut order: Vec<usize> = (0..config.resources().len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(config.resources()[i].meta.priority));
-    for r in order {
-        s.resource(r);
+    let mut plans: Vec<Plan> = vec![Plan::default(); config.resources().len()];
+    for &r in config.placement_order() {
+        plans[r] = s.plan(r, &plans);
+    }
+    s.apply_orders(&mut plans);
+    s.emit(&plans);
+    for &r in config.placement_order() {
+        s.summarize(r, &plans[r]);
     }
     s.out
+}
+
+/// What the scheduler decided for one resource, before any action exists.
+#[derive(Clone, Debug, Default)]
+struct Plan {
+    /// Starts and stops are decided for it (managed, not blocked, not in maintenance, not
+    /// multiple-active with the `block` policy).
+    acts: bool,
+    /// Nodes to probe.
+    probes: Vec<usize>,
+    /// Nodes it runs on (reachable), and on unclean nodes waiting for fencing.
+    live_active: Vec<usize>,
+    unclean_active: Vec<usize>,
+    /// Nodes where it is active and failed.
+    failed: Vec<usize>,
+    /// Fence actions a start must wait for.
+    fences: Vec<ActionId>,
+    want_run: bool,
+    fatal: bool,
+    /// Where it runs after the transition (for resources that do not act: where it runs now).
+    target: Option<usize>,
+    /// Nodes to stop it on, and the node to start it on.
+    stops: Vec<usize>,
+    start: Option<usize>,
+    /// Why an order constraint changed the plan: "required X start", "unrunnable X start".
+    forced: Option<String>,
+}
+
+impl Plan {
+    /// Stopped and started again on the node it stays on.
+    fn restarts_in_place(&self) -> bool {
+        self.start.is_some_and(|t| self.stops.contains(&t))
+    }
 }
 
 /// What the scheduler needs to know of one node.
@@ -330,7 +373,9 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn resource(&mut self, r: usize) {
+    /// Decides where resource `r` should run and what that takes (no actions yet). `plans`
+    /// holds the plans of the resources placed before it.
+    fn plan(&mut self, r: usize, plans: &[Plan]) -> Plan {
         let config = self.config;
         let spec: &ResourceSpec = &config.resources()[r];
         let meta = &spec.meta;
@@ -350,39 +395,41 @@ impl<'a> Scheduler<'a> {
             };
             self.eff.push(e);
         }
-        // Record the active nodes as this resource's load, whatever happens below.
-        let live_active: Vec<usize> = (0..node_names.len())
-            .filter(|&i| self.eff[i].role == Role::Started && self.nodes[i].reachable())
+        let mut p = Plan {
+            live_active: (0..node_names.len())
+                .filter(|&i| self.eff[i].role == Role::Started && self.nodes[i].reachable())
+                .collect(),
+            unclean_active: (0..node_names.len())
+                .filter(|&i| self.eff[i].role == Role::Started && self.nodes[i].unclean)
+                .collect(),
+            // Starting anywhere waits for the fencing of every unclean node it might run on.
+            fences: (0..node_names.len())
+                .filter(|&i| self.eff[i].role != Role::Stopped)
+                .filter_map(|i| self.nodes[i].fence)
+                .collect(),
+            fatal: self.eff.iter().any(|e| e.fatal),
+            ..Plan::default()
+        };
+        p.failed = p
+            .live_active
+            .iter()
+            .chain(&p.unclean_active)
+            .copied()
+            .filter(|&i| self.eff[i].failed)
             .collect();
-        let unclean_active: Vec<usize> = (0..node_names.len())
-            .filter(|&i| self.eff[i].role == Role::Started && self.nodes[i].unclean)
-            .collect();
-        // Starting anywhere waits for the fencing of every unclean node it might run on.
-        let fences: Vec<ActionId> = (0..node_names.len())
-            .filter(|&i| self.eff[i].role != Role::Stopped)
-            .filter_map(|i| self.nodes[i].fence)
-            .collect();
+        // Resources that do not act stay where they are, as far as others are concerned.
+        p.target = p.live_active.first().copied();
 
         if meta.maintenance || self.eff.iter().any(|e| e.blocked) {
-            for &i in &live_active {
-                self.nodes[i].load += 1;
-            }
-            return;
+            self.add_load(&p.live_active);
+            return p;
         }
-
         // Probe wherever we do not know the state.
-        let mut probes = Vec::new();
-        for (i, n) in node_names.iter().enumerate() {
-            if self.nodes[i].reachable() && self.eff[i].role == Role::Unknown {
-                let kind = ActionKind::Probe {
-                    resource: spec.id.clone(),
-                    node: n.clone(),
-                };
-                probes.push(self.push(kind, Vec::new()));
-            }
-        }
+        p.probes = (0..node_names.len())
+            .filter(|&i| self.nodes[i].reachable() && self.eff[i].role == Role::Unknown)
+            .collect();
 
-        let scores = self.scores(r, &live_active);
+        let scores = self.scores(r, &p.live_active, plans);
         if self.opts.scores {
             for (i, s) in scores.iter().enumerate() {
                 self.out.scores.push(ScoreEntry {
@@ -392,13 +439,12 @@ impl<'a> Scheduler<'a> {
                 });
             }
         }
-
-        if !meta.is_managed {
-            for &i in &live_active {
-                self.nodes[i].load += 1;
-            }
-            return;
+        let multiple = p.live_active.len() + p.unclean_active.len() > 1;
+        if !meta.is_managed || (multiple && meta.multiple_active == MultipleActive::Block) {
+            self.add_load(&p.live_active);
+            return p;
         }
+        p.acts = true;
 
         let target_role = rs.and_then(|rs| rs.target_role).unwrap_or(meta.target_role);
         let quorum = if self.state.no_quorum {
@@ -407,73 +453,150 @@ impl<'a> Scheduler<'a> {
             NoQuorumPolicy::Ignore
         };
         let quorum_stops = matches!(quorum, NoQuorumPolicy::Stop | NoQuorumPolicy::Demote);
-        let want_run = target_role == TargetRole::Started
+        p.want_run = target_role == TargetRole::Started
             && !self.eff.iter().any(|e| e.stop_on_fail)
             && !quorum_stops;
 
-        let mut target = if want_run {
-            self.choose(&scores, &live_active)
+        let mut target = if p.want_run {
+            self.choose(&scores, &p.live_active)
         } else {
             None
         };
         // Without quorum under "freeze", nothing starts where it does not already run.
-        if quorum == NoQuorumPolicy::Freeze && target.is_some_and(|t| !live_active.contains(&t)) {
+        if quorum == NoQuorumPolicy::Freeze && target.is_some_and(|t| !p.live_active.contains(&t)) {
             target = None;
         }
-
-        let active_count = live_active.len() + unclean_active.len();
-        let multiple = active_count > 1;
-        if multiple {
-            match meta.multiple_active {
-                MultipleActive::Block => return,
-                MultipleActive::StopOnly => target = None,
-                MultipleActive::StopStart | MultipleActive::StopUnexpected => {}
-            }
+        if multiple && meta.multiple_active == MultipleActive::StopOnly {
+            target = None;
         }
-
-        // Stops.
-        let mut stops = Vec::new();
-        let mut stopped_target = false;
-        for &i in &live_active {
+        for &i in &p.live_active {
             let keep = Some(i) == target
                 && !self.eff[i].failed
                 && !(multiple && meta.multiple_active == MultipleActive::StopStart);
             if !keep {
-                let kind = ActionKind::Stop {
-                    resource: spec.id.clone(),
-                    node: node_names[i].clone(),
-                };
-                stops.push(self.push(kind, Vec::new()));
-                stopped_target |= Some(i) == target;
+                p.stops.push(i);
             }
         }
-        // Start, after every probe and stop of this resource and the fencing of lost nodes.
         if let Some(t) = target {
-            if !live_active.contains(&t) || stopped_target {
-                let mut deps = probes.clone();
-                deps.extend(&stops);
-                deps.extend(&fences);
-                let kind = ActionKind::Start {
-                    resource: spec.id.clone(),
-                    node: node_names[t].clone(),
-                };
-                self.push(kind, deps);
+            if !p.live_active.contains(&t) || p.stops.contains(&t) {
+                p.start = Some(t);
             }
             self.nodes[t].load += 1;
         }
+        p.target = target;
+        p
+    }
 
-        self.summarize(
-            spec,
-            target,
-            want_run,
-            &live_active,
-            &unclean_active,
-            stopped_target,
-        );
+    fn add_load(&mut self, nodes: &[usize]) {
+        for &i in nodes {
+            self.nodes[i].load += 1;
+        }
+    }
+
+    /// Mandatory orders: a `then` whose `first` will not run cannot run; a `then` whose
+    /// `first` (re)starts restarts after it. Repeated until nothing changes (plans only move
+    /// toward stopping and restarting, so this ends).
+    fn apply_orders(&self, plans: &mut [Plan]) {
+        let config = self.config;
+        loop {
+            let mut changed = false;
+            for f in 0..plans.len() {
+                for &(t, k) in config.orders_from(f) {
+                    if config.orders()[k].kind != OrderKind::Mandatory || !plans[t].acts {
+                        continue;
+                    }
+                    let first = config.resources()[f].id.as_str();
+                    let (first_runs, first_starts) =
+                        (plans[f].target.is_some(), plans[f].start.is_some());
+                    let then = &mut plans[t];
+                    if !first_runs && then.target.is_some() {
+                        then.target = None;
+                        then.start = None;
+                        then.stops = then.live_active.clone();
+                        then.forced = Some(format!("unrunnable {first} start"));
+                        changed = true;
+                    } else if first_starts && then.start.is_none() {
+                        if let Some(n) = then.target {
+                            if !then.stops.contains(&n) {
+                                then.stops.push(n);
+                            }
+                            then.start = Some(n);
+                            then.forced = Some(format!("required {first} start"));
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    /// Turns plans into actions: probes, then stops (each after the stops of what is ordered
+    /// after it), then starts (each after its own probes and stops, the fencing it waits for,
+    /// and the starts of what is ordered before it).
+    fn emit(&mut self, plans: &[Plan]) {
+        let config = self.config;
+        let n = plans.len();
+        let id = |r: usize| config.resources()[r].id.clone();
+        let node = |i: usize| config.nodes()[i].clone();
+        let mut probes: Vec<Vec<ActionId>> = vec![Vec::new(); n];
+        let mut stops: Vec<Vec<ActionId>> = vec![Vec::new(); n];
+        let mut starts: Vec<Option<ActionId>> = vec![None; n];
+        for &r in config.action_order() {
+            for &i in &plans[r].probes {
+                probes[r].push(self.push(
+                    ActionKind::Probe {
+                        resource: id(r),
+                        node: node(i),
+                    },
+                    Vec::new(),
+                ));
+            }
+        }
+        for &r in config.action_order().iter().rev() {
+            let mut deps = Vec::new();
+            for &(t, k) in config.orders_from(r) {
+                let o = &config.orders()[k];
+                if o.symmetric || o.kind == OrderKind::Serialize {
+                    deps.extend(&stops[t]);
+                }
+            }
+            for &i in &plans[r].stops {
+                stops[r].push(self.push(
+                    ActionKind::Stop {
+                        resource: id(r),
+                        node: node(i),
+                    },
+                    deps.clone(),
+                ));
+            }
+        }
+        for &r in config.action_order() {
+            let p = &plans[r];
+            let Some(t) = p.start else { continue };
+            let mut deps = probes[r].clone();
+            deps.extend(&stops[r]);
+            deps.extend(&p.fences);
+            for &(f, k) in config.orders_to(r) {
+                deps.extend(starts[f]);
+                if config.orders()[k].kind == OrderKind::Serialize {
+                    deps.extend(&stops[f]);
+                }
+            }
+            starts[r] = Some(self.push(
+                ActionKind::Start {
+                    resource: id(r),
+                    node: node(t),
+                },
+                deps,
+            ));
+        }
     }
 
     /// The score of every node for resource `r` (design section 3, "Placement").
-    fn scores(&self, r: usize, live_active: &[usize]) -> Vec<Score> {
+    fn scores(&self, r: usize, live_active: &[usize], plans: &[Plan]) -> Vec<Score> {
         let config = self.config;
         let spec = &config.resources()[r];
         let rs = self.state.resource(&spec.id);
@@ -503,6 +626,14 @@ impl<'a> Scheduler<'a> {
                 if live_active.contains(&i) {
                     s = s.add(spec.meta.resource_stickiness);
                 }
+                // Colocations: with the node the other resource will run on (placed before).
+                for &(w, score) in config.colocated_with(r) {
+                    match plans[w].target {
+                        Some(t) if t == i => s = s.add(score),
+                        _ if score == Score::INFINITY => s = Score::MINUS_INFINITY,
+                        _ => {}
+                    }
+                }
                 s
             })
             .collect()
@@ -523,50 +654,61 @@ impl<'a> Scheduler<'a> {
             })
     }
 
-    fn summarize(
-        &mut self,
-        spec: &ResourceSpec,
-        target: Option<usize>,
-        want_run: bool,
-        live_active: &[usize],
-        unclean_active: &[usize],
-        stopped_target: bool,
-    ) {
+    /// The summary line(s) of one resource's plan.
+    fn summarize(&mut self, r: usize, p: &Plan) {
+        if !p.acts {
+            return;
+        }
         let names = self.config.nodes();
+        let spec = &self.config.resources()[r];
         let id = spec.id.clone();
         let name = |i: usize| names[i].clone();
-        let from: Vec<usize> = {
-            let mut v: Vec<usize> = live_active.iter().chain(unclean_active).copied().collect();
-            v.sort_unstable();
-            v
-        };
-        let stop_reason = if !want_run
-            && self.state.no_quorum
-            && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore
-        {
-            Some(StopReason::NoQuorum)
-        } else if want_run || self.eff.iter().any(|e| e.fatal) {
-            Some(StopReason::NodeAvailability)
-        } else {
-            None
+        let mut from: Vec<usize> = p
+            .live_active
+            .iter()
+            .chain(&p.unclean_active)
+            .copied()
+            .collect();
+        from.sort_unstable();
+        let target = p.target;
+        let stop_reason = |forced: &Option<String>| -> Option<StopReason> {
+            if forced.is_some() {
+                None
+            } else if !p.want_run
+                && self.state.no_quorum
+                && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore
+            {
+                Some(StopReason::NoQuorum)
+            } else if p.want_run || p.fatal {
+                Some(StopReason::NodeAvailability)
+            } else {
+                None
+            }
         };
         let change = match (from.as_slice(), target) {
-            ([], Some(t)) => Change::Start {
+            ([], Some(t)) if p.start.is_some() => Change::Start {
                 resource: id,
                 node: name(t),
             },
-            ([], None) => return,
+            ([], _) => return,
             (&[f], Some(t)) if f == t => {
-                if !stopped_target {
+                if !p.restarts_in_place() {
                     return;
                 }
-                Change::Recover {
-                    resource: id,
-                    from: name(f),
-                    to: name(t),
+                match (&p.forced, p.failed.contains(&f)) {
+                    (Some(why), false) => Change::Restart {
+                        resource: id,
+                        node: name(t),
+                        reason: why.clone(),
+                    },
+                    _ => Change::Recover {
+                        resource: id,
+                        from: name(f),
+                        to: name(t),
+                    },
                 }
             }
-            (&[f], Some(t)) if self.eff[f].failed => Change::Recover {
+            (&[f], Some(t)) if p.failed.contains(&f) => Change::Recover {
                 resource: id,
                 from: name(f),
                 to: name(t),
@@ -576,10 +718,17 @@ impl<'a> Scheduler<'a> {
                 from: name(f),
                 to: name(t),
             },
-            (&[f], None) => Change::Stop {
-                resource: id,
-                node: name(f),
-                reason: stop_reason,
+            (&[f], None) => match &p.forced {
+                Some(why) => Change::Stop {
+                    resource: id,
+                    node: name(f),
+                    reason: Some(StopReason::Order(why.clone())),
+                },
+                None => Change::Stop {
+                    resource: id,
+                    node: name(f),
+                    reason: stop_reason(&p.forced),
+                },
             },
             (many, target) => {
                 for &f in many {
@@ -592,7 +741,7 @@ impl<'a> Scheduler<'a> {
                     }
                 }
                 match target {
-                    Some(t) if many.contains(&t) && stopped_target => Change::Restart {
+                    Some(t) if many.contains(&t) && p.restarts_in_place() => Change::Restart {
                         resource: id,
                         node: name(t),
                         reason: "resource being active on multiple nodes".to_owned(),
