@@ -469,6 +469,16 @@ impl<'a> Scheduler<'a> {
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
             target = None;
         }
+        // Kept from running by what it must run with: say so, not "node availability".
+        if p.want_run && target.is_none() {
+            let stuck = config
+                .colocated_with(r)
+                .iter()
+                .find(|(w, s)| *s == Score::INFINITY && plans[*w].target.is_none());
+            if let Some(&(w, _)) = stuck {
+                p.forced = Some(format!("unrunnable {} start", config.resources()[w].id));
+            }
+        }
         for &i in &p.live_active {
             let keep = Some(i) == target
                 && !self.eff[i].failed

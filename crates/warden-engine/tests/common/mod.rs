@@ -58,6 +58,9 @@ pub struct Builder {
     pub resources: Vec<ResourceSpec>,
     pub locations: Vec<Location>,
     pub fencing: bool,
+    pub colocations: Vec<Colocation>,
+    pub orders: Vec<Order>,
+    pub groups: Vec<Group>,
 }
 
 pub fn build(nodes: &[&str]) -> Builder {
@@ -67,6 +70,9 @@ pub fn build(nodes: &[&str]) -> Builder {
         resources: Vec::new(),
         locations: Vec::new(),
         fencing: false,
+        colocations: Vec::new(),
+        orders: Vec::new(),
+        groups: Vec::new(),
     }
 }
 
@@ -77,6 +83,31 @@ impl Builder {
     }
     pub fn location(mut self, l: Location) -> Self {
         self.locations.push(l);
+        self
+    }
+    pub fn colocation(mut self, resource: &str, with: &str, score: Score) -> Self {
+        self.colocations.push(Colocation {
+            resource: resource.into(),
+            with: with.into(),
+            score,
+        });
+        self
+    }
+    pub fn order(mut self, first: &str, then: &str, kind: OrderKind) -> Self {
+        let symmetric = kind != OrderKind::Serialize;
+        self.orders.push(Order {
+            first: first.into(),
+            then: then.into(),
+            kind,
+            symmetric,
+        });
+        self
+    }
+    pub fn group(mut self, id: &str, members: &[&str]) -> Self {
+        self.groups.push(Group {
+            id: id.into(),
+            resources: members.iter().map(|m| m.to_string()).collect(),
+        });
         self
     }
     pub fn fencing(mut self) -> Self {
@@ -104,6 +135,7 @@ impl Builder {
             self.resources,
             self.locations,
         )
+        .and_then(|c| c.with_constraints(self.colocations, self.orders, self.groups))
         .expect("valid config")
     }
     /// A world with every node online, settled into its steady state.

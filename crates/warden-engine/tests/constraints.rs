@@ -1,0 +1,327 @@
+//! Design section 3, "Placement": groups, colocation and order constraints, through the public
+//! engine API.
+
+mod common;
+
+use common::*;
+use warden_engine::*;
+
+fn starts(t: &Transition) -> Vec<(String, ActionId, Vec<ActionId>)> {
+    t.actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::Start { resource, .. } => Some((resource.clone(), a.id, a.deps.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn action_id(t: &Transition, f: impl Fn(&ActionKind) -> bool) -> ActionId {
+    t.actions
+        .iter()
+        .find(|a| f(&a.kind))
+        .map(|a| a.id)
+        .expect("action present")
+}
+
+fn stop_of(t: &Transition, r: &str) -> ActionId {
+    action_id(
+        t,
+        |k| matches!(k, ActionKind::Stop { resource, .. } if resource == r),
+    )
+}
+
+fn start_of(t: &Transition, r: &str) -> ActionId {
+    action_id(
+        t,
+        |k| matches!(k, ActionKind::Start { resource, .. } if resource == r),
+    )
+}
+
+fn depends(t: &Transition, later: ActionId, earlier: ActionId) -> bool {
+    // Transitively: deps always point to earlier actions.
+    let mut stack = vec![later];
+    while let Some(a) = stack.pop() {
+        if a == earlier {
+            return true;
+        }
+        stack.extend(&t.actions[a].deps);
+    }
+    false
+}
+
+fn group3() -> World {
+    build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .resource(dummy("c"))
+        .group("stack", &["a", "b", "c"])
+        .world()
+}
+
+#[test]
+fn group_members_start_in_order_on_one_node() {
+    let config = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .resource(dummy("c"))
+        .group("stack", &["a", "b", "c"])
+        .config();
+    let state = State::with_online_nodes(["node1", "node2"]);
+    let t = schedule(&config, &state, T0);
+    let (a, b, c) = (start_of(&t, "a"), start_of(&t, "b"), start_of(&t, "c"));
+    assert!(depends(&t, b, a) && depends(&t, c, b), "{:?}", starts(&t));
+    let mut w = World {
+        config,
+        state,
+        now: T0,
+    };
+    w.settle();
+    assert_eq!(
+        w.status(),
+        ["a Started node1", "b Started node1", "c Started node1"]
+    );
+}
+
+#[test]
+fn a_failed_group_member_restarts_itself_and_the_members_after_it() {
+    let mut w = group3();
+    w.monitor("b", "node1", rc::ERR_GENERIC);
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        t.summary
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "Recover b ( node1 )",
+            "Restart c ( node1 ) due to required b start"
+        ]
+    );
+    // c stops before b stops; b starts before c starts; a is untouched.
+    assert!(depends(&t, stop_of(&t, "b"), stop_of(&t, "c")));
+    assert!(depends(&t, start_of(&t, "c"), start_of(&t, "b")));
+    assert!(t.actions.iter().all(|x| x.kind.resource() != Some("a")));
+    w.settle();
+    assert_eq!(
+        w.status(),
+        ["a Started node1", "b Started node1", "c Started node1"]
+    );
+}
+
+#[test]
+fn a_member_that_cannot_run_holds_the_ones_after_it() {
+    let mut w = group3();
+    w.admin(AdminCommand::Disable {
+        resource: "b".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(
+        depends(&t, stop_of(&t, "b"), stop_of(&t, "c")),
+        "c stops first"
+    );
+    assert_eq!(
+        w.settle(),
+        [
+            "Stop b ( node1 )",
+            "Stop c ( node1 ) due to unrunnable b start"
+        ]
+    );
+    assert_eq!(
+        w.status(),
+        ["a Started node1", "b Stopped (disabled)", "c Stopped"]
+    );
+    w.admin(AdminCommand::Enable {
+        resource: "b".into(),
+    });
+    assert_eq!(w.settle(), ["Start b ( node1 )", "Start c ( node1 )"]);
+}
+
+#[test]
+fn a_group_moves_as_a_whole_when_its_first_member_cannot_stay() {
+    let mut w = group3();
+    w.monitor("a", "node1", rc::ERR_INSTALLED);
+    let out = w.settle();
+    assert_eq!(out[0], "Recover a ( node1 -> node2 )");
+    assert_eq!(
+        w.status(),
+        ["a Started node2", "b Started node2", "c Started node2"]
+    );
+}
+
+#[test]
+fn colocation_scores() {
+    // INFINITY: with it, wherever it is.
+    let w = build(&["node1", "node2", "node3"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .location(loc("db", "node3", 100))
+        .colocation("web", "db", Score::INFINITY)
+        .world();
+    assert_eq!(w.status(), ["db Started node3", "web Started node3"]);
+    // -INFINITY: never together, even against a preference.
+    let w = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .location(loc("db", "node1", 100))
+        .location(loc("web", "node1", 100))
+        .colocation("web", "db", Score::MINUS_INFINITY)
+        .world();
+    assert_eq!(w.status(), ["db Started node1", "web Started node2"]);
+    // A finite score is a preference that a stronger location beats.
+    let w = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .location(loc("db", "node1", 100))
+        .location(loc("web", "node2", 50))
+        .colocation("web", "db", Score::new(40))
+        .world();
+    assert_eq!(w.status(), ["db Started node1", "web Started node2"]);
+    let w = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .location(loc("db", "node1", 100))
+        .location(loc("web", "node2", 50))
+        .colocation("web", "db", Score::new(60))
+        .world();
+    assert_eq!(w.status(), ["db Started node1", "web Started node1"]);
+    // INFINITY with something that runs nowhere: it cannot run either.
+    let mut db = dummy("db");
+    db.meta.target_role = TargetRole::Stopped;
+    let w = build(&["node1"])
+        .resource(db)
+        .resource(dummy("web"))
+        .colocation("web", "db", Score::INFINITY)
+        .world();
+    assert_eq!(w.status(), ["db Stopped (disabled)", "web Stopped"]);
+}
+
+#[test]
+fn colocation_follows_a_move() {
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .colocation("web", "db", Score::INFINITY)
+        .world();
+    w.admin(AdminCommand::Move {
+        resource: "db".into(),
+        node: "node2".into(),
+    });
+    let mut out = w.settle();
+    out.sort();
+    assert_eq!(
+        out,
+        ["Move db ( node1 -> node2 )", "Move web ( node1 -> node2 )"]
+    );
+}
+
+#[test]
+fn mandatory_order() {
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .order("db", "web", OrderKind::Mandatory)
+        .world();
+    // web runs on node2 (least loaded); a restart of db restarts web after it.
+    assert_eq!(w.status(), ["db Started node1", "web Started node2"]);
+    w.monitor("db", "node1", rc::ERR_GENERIC);
+    assert_eq!(
+        w.plan(),
+        [
+            "Recover db ( node1 )",
+            "Restart web ( node2 ) due to required db start"
+        ]
+    );
+    w.settle();
+    // db cannot run: web stops, and stops first.
+    w.admin(AdminCommand::Disable {
+        resource: "db".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(depends(&t, stop_of(&t, "db"), stop_of(&t, "web")));
+    assert_eq!(
+        w.settle(),
+        [
+            "Stop db ( node1 )",
+            "Stop web ( node2 ) due to unrunnable db start"
+        ]
+    );
+}
+
+#[test]
+fn optional_order_orders_without_forcing() {
+    let config = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .order("db", "web", OrderKind::Optional)
+        .config();
+    let state = State::with_online_nodes(["node1", "node2"]);
+    let t = schedule(&config, &state, T0);
+    assert!(
+        depends(&t, start_of(&t, "web"), start_of(&t, "db")),
+        "ordered when both start"
+    );
+    let mut w = World {
+        config,
+        state,
+        now: T0,
+    };
+    w.settle();
+    w.monitor("db", "node1", rc::ERR_GENERIC);
+    assert_eq!(w.plan(), ["Recover db ( node1 )"], "no forced restart");
+    w.settle();
+    w.admin(AdminCommand::Disable {
+        resource: "db".into(),
+    });
+    assert_eq!(w.settle(), ["Stop db ( node1 )"], "web keeps running");
+}
+
+#[test]
+fn serialize_never_runs_both_at_once() {
+    let config = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("web"))
+        .order("db", "web", OrderKind::Serialize)
+        .config();
+    let state = State::with_online_nodes(["node1", "node2"]);
+    let t = schedule(&config, &state, T0);
+    assert!(depends(&t, start_of(&t, "web"), start_of(&t, "db")));
+    let mut w = World {
+        config,
+        state,
+        now: T0,
+    };
+    w.settle();
+    w.monitor("db", "node1", rc::ERR_GENERIC);
+    assert_eq!(
+        w.plan(),
+        ["Recover db ( node1 )"],
+        "serialize does not restart the other"
+    );
+}
+
+#[test]
+fn cycles_and_double_membership_are_refused() {
+    let base = || build(&["node1"]).resource(dummy("a")).resource(dummy("b"));
+    let cfg = |b: Builder| {
+        Config::new(b.cluster, b.nodes, vec![], b.resources, b.locations)
+            .and_then(|c| c.with_constraints(b.colocations, b.orders, b.groups))
+    };
+    let e = cfg(base()
+        .order("a", "b", OrderKind::Mandatory)
+        .order("b", "a", OrderKind::Mandatory))
+    .expect_err("cycle");
+    assert_eq!(e.to_string(), "orders of a, b form a cycle");
+    let e = cfg(base()
+        .colocation("a", "b", Score::INFINITY)
+        .colocation("b", "a", Score::INFINITY))
+    .expect_err("cycle");
+    assert_eq!(e.to_string(), "colocations of a, b form a cycle");
+    let e = cfg(base().group("g1", &["a", "b"]).group("g2", &["b"])).expect_err("two groups");
+    assert_eq!(
+        e.to_string(),
+        "resource \"b\" is in two groups, \"g1\" and \"g2\""
+    );
+    let e = cfg(base().order("a", "zz", OrderKind::Optional)).expect_err("unknown");
+    assert!(e.to_string().contains("unknown resource \"zz\""), "{e}");
+}
