@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{Config, TargetRole};
+use crate::config::{Config, OrderKind, TargetRole};
 use crate::schedule::{ActionKind, Transition};
 use crate::state::{Role, State};
 use crate::time::Time;
@@ -133,5 +133,65 @@ pub fn check_transition(
     if let Some((r, n)) = starts.iter().find(|(_, n)| **n > 1) {
         return Err(format!("{r} started {n} times in one transition"));
     }
+    check_orders(config, state, t)
+}
+
+/// Mandatory orders: `then` never starts before `first` has started in the same transition,
+/// nor while `first` neither runs nor starts.
+fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), String> {
+    let start_of = |r: &str| {
+        t.actions
+            .iter()
+            .find(|a| matches!(&a.kind, ActionKind::Start { resource, .. } if resource == r))
+    };
+    let stops_everywhere = |r: &str| {
+        state.active_nodes(r).all(|n| {
+            t.actions.iter().any(|a| matches!(&a.kind, ActionKind::Stop { resource, node } if resource == r && node == n))
+        })
+    };
+    for o in config
+        .orders()
+        .iter()
+        .filter(|o| o.kind == OrderKind::Mandatory)
+    {
+        let Some(then_start) = start_of(&o.then) else {
+            continue;
+        };
+        match start_of(&o.first) {
+            Some(first_start) => {
+                if !reaches(t, then_start.id, first_start.id) {
+                    return Err(format!(
+                        "{} does not wait for {} (order {} then {})",
+                        then_start.kind, first_start.kind, o.first, o.then
+                    ));
+                }
+            }
+            None => {
+                let first_runs =
+                    state.active_nodes(&o.first).next().is_some() && !stops_everywhere(&o.first);
+                if !first_runs {
+                    return Err(format!(
+                        "{} while {} neither runs nor starts (order {} then {})",
+                        then_start.kind, o.first, o.first, o.then
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
+}
+
+/// Whether action `later` depends, directly or not, on action `earlier`.
+fn reaches(t: &Transition, later: usize, earlier: usize) -> bool {
+    let mut stack = vec![later];
+    let mut seen = HashSet::new();
+    while let Some(a) = stack.pop() {
+        if a == earlier {
+            return true;
+        }
+        if seen.insert(a) {
+            stack.extend(t.actions.get(a).map(|x| x.deps.clone()).unwrap_or_default());
+        }
+    }
+    false
 }

@@ -109,7 +109,45 @@ fn random_config(rng: &mut Rng) -> Config {
     } else {
         vec![]
     };
-    Config::new(cluster, nodes, fence, resources, locations).expect("valid random config")
+    // Constraints over the resources in order (so never a cycle): a group of the first ones,
+    // random colocations and orders between later ones.
+    let ids: Vec<String> = resources.iter().map(|r| r.id.clone()).collect();
+    let mut groups = Vec::new();
+    let mut colocations = Vec::new();
+    let mut orders = Vec::new();
+    let mut next = 0;
+    if ids.len() >= 2 && rng.chance(50) {
+        let len = 2 + rng.below(ids.len() - 1);
+        groups.push(Group {
+            id: "g".into(),
+            resources: ids[..len].to_vec(),
+        });
+        next = len;
+    }
+    for i in next..ids.len() {
+        for j in (i + 1)..ids.len() {
+            if rng.chance(20) {
+                let score = Score::new(*rng.pick(&[-INFINITY, -100, 100, INFINITY]));
+                colocations.push(Colocation {
+                    resource: ids[j].clone(),
+                    with: ids[i].clone(),
+                    score,
+                });
+            }
+            if rng.chance(20) {
+                let kind = *rng.pick(OrderKind::ALL);
+                orders.push(Order {
+                    first: ids[i].clone(),
+                    then: ids[j].clone(),
+                    kind,
+                    symmetric: kind != OrderKind::Serialize,
+                });
+            }
+        }
+    }
+    Config::new(cluster, nodes, fence, resources, locations)
+        .and_then(|c| c.with_constraints(colocations, orders, groups))
+        .expect("valid random config")
 }
 
 fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> {
@@ -208,6 +246,32 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
     });
     let all_ok = results.iter().all(|r| r.ok);
     if all_ok {
+        // -INFINITY colocations are never violated once a transition completes cleanly.
+        for c in config
+            .colocations()
+            .iter()
+            .filter(|c| c.score == Score::MINUS_INFINITY)
+        {
+            let together = state.active_nodes(&c.resource).any(|n| {
+                state.active_nodes(&c.with).any(|m| m == n)
+                    && state.node(n).is_some_and(|s| {
+                        s.online && (s.unclean.is_none() || !config.fencing_enabled())
+                    })
+            });
+            let unmanaged = [&c.resource, &c.with].iter().any(|r| {
+                config.resource(r).is_some_and(|s| {
+                    !s.meta.is_managed || s.meta.multiple_active == MultipleActive::Block
+                }) || state
+                    .resource(r)
+                    .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked))
+            });
+            assert!(
+                !together || unmanaged,
+                "{} runs with {} despite -INFINITY",
+                c.resource,
+                c.with
+            );
+        }
         for r in config.resources() {
             let policy_keeps =
                 r.meta.multiple_active == MultipleActive::Block || !r.meta.is_managed;
