@@ -705,8 +705,22 @@ fn topo(preferred: &[usize], deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usiz
         }
     }
     if out.len() == n {
-        Ok(out)
-    } else {
-        Err((0..n).filter(|&i| pending[i] > 0).collect())
+        return Ok(out);
+    }
+    // What is left sits on a cycle or behind one; peel off those nothing left depends on
+    // (behind it), so only the cycle is named.
+    let mut left: std::collections::BTreeSet<usize> = (0..n).filter(|&i| pending[i] > 0).collect();
+    loop {
+        let sinks: Vec<usize> = left
+            .iter()
+            .copied()
+            .filter(|&i| !dependents[i].iter().any(|j| left.contains(j)))
+            .collect();
+        if sinks.is_empty() {
+            return Err(left.into_iter().collect());
+        }
+        for i in sinks {
+            left.remove(&i);
+        }
     }
 }

@@ -83,6 +83,9 @@ const TOP_KEYS: &[&str] = &[
     "location",
     "ban",
     "resource_defaults",
+    "group",
+    "colocation",
+    "order",
     "op_defaults",
 ];
 const CLUSTER_KEYS: &[&str] = &[
@@ -318,6 +321,93 @@ impl<'s> Reader<'s> {
             }
         }
 
+        // Groups, colocations and orders.
+        let mut groups = Vec::new();
+        let mut colocations = Vec::new();
+        let mut orders = Vec::new();
+        let mut constraint_span: Option<Range<usize>> = None;
+        for t in self.tables(root, "group") {
+            self.keys(t, &["id", "resources"], "[[group]]");
+            constraint_span.get_or_insert_with(|| self.table_span(t));
+            let id = self.required_name(t, "id", "[[group]]");
+            let members = self.string_list(t, "resources").unwrap_or_default();
+            if members.is_empty() {
+                self.d.error(
+                    self.table_span(t),
+                    "[[group]] needs `resources`, its members in start order",
+                );
+            }
+            resource_refs.extend(members.iter().map(|(name, span)| Ref {
+                name: name.clone(),
+                span: span.clone(),
+            }));
+            if let Some((id, _)) = id {
+                groups.push(warden_engine::Group {
+                    id,
+                    resources: members.into_iter().map(|m| m.0).collect(),
+                });
+            }
+        }
+        for t in self.tables(root, "colocation") {
+            self.keys(t, &["resource", "with", "score"], "[[colocation]]");
+            constraint_span.get_or_insert_with(|| self.table_span(t));
+            let r = self.required_string(t, "resource", "[[colocation]]");
+            let w = self.required_string(t, "with", "[[colocation]]");
+            let score = match t.get("score") {
+                Some(v) => self.score(v),
+                None => Some(Score::INFINITY),
+            };
+            for (name, span) in [&r, &w].into_iter().flatten() {
+                resource_refs.push(Ref {
+                    name: name.clone(),
+                    span: span.clone(),
+                });
+            }
+            if let (Some((r, rs)), Some((w, _))) = (r, w) {
+                if r == w {
+                    self.d
+                        .error(rs, format!("{r} cannot be colocated with itself"));
+                } else if let Some(score) = score {
+                    colocations.push(warden_engine::Colocation {
+                        resource: r,
+                        with: w,
+                        score,
+                    });
+                }
+            }
+        }
+        for t in self.tables(root, "order") {
+            self.keys(t, &["first", "then", "kind", "symmetric"], "[[order]]");
+            constraint_span.get_or_insert_with(|| self.table_span(t));
+            let f = self.required_string(t, "first", "[[order]]");
+            let th = self.required_string(t, "then", "[[order]]");
+            let kind = self
+                .keyword(t, "kind", warden_engine::OrderKind::ALL)
+                .unwrap_or(warden_engine::OrderKind::Mandatory);
+            let symmetric = self
+                .boolean(t, "symmetric")
+                .unwrap_or(kind != warden_engine::OrderKind::Serialize);
+            for (name, span) in [&f, &th].into_iter().flatten() {
+                resource_refs.push(Ref {
+                    name: name.clone(),
+                    span: span.clone(),
+                });
+            }
+            if let (Some((f, fs)), Some((th, _))) = (f, th) {
+                if f == th {
+                    self.d
+                        .error(fs, format!("{f} cannot be ordered after itself"));
+                } else {
+                    orders.push(warden_engine::Order {
+                        first: f,
+                        then: th,
+                        kind,
+                        symmetric,
+                    });
+                }
+            }
+        }
+
         // Every reference must resolve.
         for r in node_refs {
             if !nodes.contains(&r.name) {
@@ -340,14 +430,17 @@ impl<'s> Reader<'s> {
         if !self.d.is_empty() {
             return None;
         }
-        match Config::new(cluster, nodes, fence_devices, resources, locations) {
+        let built = Config::new(cluster, nodes, fence_devices, resources, locations)
+            .and_then(|c| c.with_constraints(colocations, orders, groups));
+        match built {
             Ok(engine) => Some(Loaded {
                 engine,
                 data_dir: PathBuf::from(data_dir),
                 api_listen: api_listen?,
             }),
             Err(e) => {
-                self.d.error(0..0, e.to_string());
+                // Cycles and double group membership: at the first constraint of the file.
+                self.d.error(constraint_span.unwrap_or(0..0), e.to_string());
                 None
             }
         }

@@ -753,3 +753,115 @@ type = "Thing"
         "c.toml:12:6: error: resource \"b\" needs parameter `rc` (Exit code): ocf:warden-test:ExitWith requires it"
     );
 }
+
+#[test]
+fn story_a_group_member_fails() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::copy(example("group.toml"), d.join("c.toml")).expect("copy");
+    story(
+        d,
+        &["--at", AT, "--save-state", "s0.json"],
+        expect![[r#"
+        Transition Summary:
+          * Start ip ( node1 )
+          * Start db ( node1 )
+          * Start app ( node1 )
+          * Start backup ( node1 )
+
+        Executing Cluster Transition:
+          * ip_monitor_0 on node1: rc=7 (not running)
+          * ip_monitor_0 on node2: rc=7 (not running)
+          * db_monitor_0 on node1: rc=7 (not running)
+          * db_monitor_0 on node2: rc=7 (not running)
+          * app_monitor_0 on node1: rc=7 (not running)
+          * app_monitor_0 on node2: rc=7 (not running)
+          * backup_monitor_0 on node1: rc=7 (not running)
+          * backup_monitor_0 on node2: rc=7 (not running)
+          * ip_start_0 on node1: rc=0 (ok)
+          * db_start_0 on node1: rc=0 (ok)
+          * app_start_0 on node1: rc=0 (ok)
+          * backup_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:00.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * ip Started node1
+            * db Started node1
+            * app Started node1
+            * backup Started node1
+    "#]],
+    );
+    // db fails: it recovers, and app (after it in the group) and backup (ordered after it)
+    // restart after it; ip is untouched.
+    story(
+        d,
+        &[
+            "--state",
+            "s0.json",
+            "--at",
+            "+10s",
+            "--inject",
+            "db:monitor:10s@node1=1",
+            "--save-state",
+            "s1.json",
+        ],
+        expect![[r#"
+        Transition Summary:
+          * Recover db ( node1 )
+          * Restart app ( node1 ) due to required db start
+          * Restart backup ( node1 ) due to required db start
+
+        Executing Cluster Transition:
+          * backup_stop_0 on node1: rc=0 (ok)
+          * app_stop_0 on node1: rc=0 (ok)
+          * db_stop_0 on node1: rc=0 (ok)
+          * db_start_0 on node1: rc=0 (ok)
+          * app_start_0 on node1: rc=0 (ok)
+          * backup_start_0 on node1: rc=0 (ok)
+
+        Revised Cluster Status (2026-01-01T00:00:10.000Z):
+          * Online: [ node1 node2 ]
+          * Resources:
+            * ip Started node1
+            * db Started node1
+            * app Started node1
+            * backup Started node1
+          * Migration Summary:
+            * node1: db: fail-count=1 migration-threshold=2 last-failure=2026-01-01T00:00:10.000Z
+          * Failed Resource Actions:
+            * db_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:10.000Z
+    "#]],
+    );
+}
+
+#[test]
+fn check_config_reports_constraint_problems() {
+    let dir = tempfile::tempdir().expect("dir");
+    let base = std::fs::read_to_string(example("group.toml")).expect("example");
+    let cases = [
+        (
+            "[[order]]\nfirst = \"backup\"\nthen = \"db\"\n",
+            "orders of db, backup form a cycle",
+        ),
+        (
+            "[[colocation]]\nresource = \"db\"\nwith = \"db\"\n",
+            "db cannot be colocated with itself",
+        ),
+        (
+            "[[order]]\nfirst = \"db\"\nthen = \"app\"\nkind = \"sometimes\"\n",
+            "unknown value \"sometimes\" (allowed: mandatory, optional, serialize)",
+        ),
+        (
+            "[[group]]\nid = \"g2\"\nresources = [\"app\", \"nope\"]\n",
+            "unknown resource \"nope\"",
+        ),
+    ];
+    for (extra, want) in cases {
+        std::fs::write(dir.path().join("c.toml"), format!("{base}\n{extra}")).expect("write");
+        let (ok, _, err) = warden(dir.path(), &["check-config", "c.toml"]);
+        assert!(!ok, "{extra}");
+        assert!(err.contains(want), "{extra}: {err}");
+        assert!(err.starts_with("c.toml:"), "{err}");
+    }
+}
