@@ -107,6 +107,92 @@ fn bench(resources: usize, nodes: usize, iters: usize) {
     );
 }
 
+/// 500 groups of 4 on 10 nodes, steady; the second member of one group fails: it recovers and
+/// the two after it restart.
+fn bench_groups(groups: usize, nodes: usize, iters: usize) {
+    let node_names: Vec<String> = (1..=nodes).map(|i| format!("node{i}")).collect();
+    let mut specs = Vec::new();
+    let mut group_list = Vec::new();
+    for g in 0..groups {
+        let members: Vec<String> = (0..4).map(|m| format!("g{g}m{m}")).collect();
+        for id in &members {
+            let mut r = ResourceSpec::new(
+                id.clone(),
+                Agent::Ocf {
+                    provider: "heartbeat".into(),
+                    kind: "Dummy".into(),
+                },
+            );
+            r.ops
+                .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
+            specs.push(r);
+        }
+        group_list.push(Group {
+            id: format!("g{g}"),
+            resources: members,
+        });
+    }
+    let config = Config::new(
+        ClusterOptions::default(),
+        node_names.clone(),
+        vec![],
+        specs,
+        vec![],
+    )
+    .and_then(|c| c.with_constraints(vec![], vec![], group_list))
+    .expect("config");
+    let mut state = State::with_online_nodes(node_names.iter().map(String::as_str));
+    for g in 0..groups {
+        for m in 0..4 {
+            let rs = state.resources.entry(format!("g{g}m{m}")).or_default();
+            for (j, n) in node_names.iter().enumerate() {
+                let role = if j == g % nodes {
+                    Role::Started
+                } else {
+                    Role::Stopped
+                };
+                rs.nodes.insert(
+                    n.clone(),
+                    ResourceOnNode {
+                        role,
+                        ..ResourceOnNode::default()
+                    },
+                );
+            }
+        }
+    }
+    assert!(
+        schedule(&config, &state, T0).is_empty(),
+        "the steady state must need no action"
+    );
+    let g = groups / 2;
+    let node = node_names[g % nodes].clone();
+    let ev = Event::OpResult(OpResult {
+        resource: format!("g{g}m1"),
+        node: node.clone(),
+        op: OpKey::new(OpName::Monitor, Duration::from_secs(10)),
+        rc: rc::ERR_GENERIC,
+        exit_reason: String::new(),
+    });
+    apply(&config, &mut state, &ev, T0).expect("apply");
+    let mut times = Vec::with_capacity(iters);
+    let mut last = Transition::default();
+    for _ in 0..iters {
+        let t = Instant::now();
+        last = black_box(schedule(black_box(&config), black_box(&state), T0));
+        times.push(t.elapsed());
+    }
+    assert_eq!(last.summary.len(), 3, "{:?}", last.summary);
+    let med = median(times);
+    println!(
+        "schedule {groups:>5} groups of 4 x {nodes:>2} nodes, one member fails:  median {med:>8.2?}"
+    );
+    println!(
+        "RESULT groups={groups} nodes={nodes} median_ns={}",
+        med.as_nanos()
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this once quickly; `cargo bench` passes --bench.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -121,5 +207,8 @@ fn main() {
             Some((r, n)) if r > 0 && n > 0 => bench(r, n, iters),
             _ => eprintln!("WARDEN_BENCH_SIZES: skipping {size:?} (expected RESOURCESxNODES)"),
         }
+    }
+    if std::env::var("WARDEN_BENCH_SIZES").is_err() {
+        bench_groups(500, 10, iters);
     }
 }
