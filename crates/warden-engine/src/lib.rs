@@ -6,6 +6,7 @@
 mod apply;
 pub mod config;
 mod execute;
+pub mod health;
 mod invariants;
 pub mod rc;
 mod schedule;
