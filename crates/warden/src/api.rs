@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use warden_engine::{AdminCommand, rc};
 
+use crate::check::runner::{Checker, UpstreamStatus, status_page as status_page_text};
 use crate::daemon::{Input, StatusView};
 use crate::wire::format_time;
 
@@ -20,6 +21,7 @@ use crate::wire::format_time;
 struct Api {
     tx: mpsc::UnboundedSender<Input>,
     token: String,
+    checker: Checker,
 }
 
 /// Serves the API until the daemon exits.
@@ -27,14 +29,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     tx: mpsc::UnboundedSender<Input>,
     token: String,
+    checker: Checker,
 ) {
     let app = Router::new()
         .route("/live", get(|| async { "ok\n" }))
+        .route("/status", get(status_page))
+        .route("/metrics", get(metrics))
+        .route("/v1/upstreams", get(upstreams))
         .route("/v1/status", get(status))
         .route("/v1/history", get(history))
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
-        .with_state(Api { tx, token });
+        .with_state(Api { tx, token, checker });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the API server stopped");
     }
@@ -81,6 +87,45 @@ async fn ask<T>(api: &Api, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Re
             None,
         )
     })
+}
+
+/// The health-check status page, in lua-resty-upstream-healthcheck's text format.
+async fn status_page(State(api): State<Api>) -> Response {
+    let text = status_page_text(&api.checker.snapshot());
+    ([("content-type", "text/plain; charset=utf-8")], text).into_response()
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let text = crate::check::runner::prometheus(&api.checker.snapshot());
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn upstreams(State(api): State<Api>) -> Response {
+    Json(upstreams_json(&api.checker.snapshot())).into_response()
+}
+
+/// Every upstream's version and peers (documented in docs/api.md).
+pub fn upstreams_json(ups: &[UpstreamStatus]) -> Value {
+    Value::Array(
+        ups.iter()
+            .map(|u| {
+                json!({
+                    "name": u.name,
+                    "version": u.version,
+                    "peers": u.peers.iter().map(|p| json!({
+                        "addr": p.peer.addr,
+                        "role": if p.backup { "backup" } else { "primary" },
+                        "state": p.state().to_string(),
+                        "successes": p.health.successes,
+                        "failures": p.health.failures,
+                        "down_by_config": p.peer.down,
+                        "last_error": p.last_error,
+                        "last_check": p.last_check.map(format_time),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
 }
 
 async fn status(State(api): State<Api>) -> Response {

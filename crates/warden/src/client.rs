@@ -23,7 +23,27 @@ impl Client {
         self.request("POST", path)
     }
 
+    /// A text page (`/status`).
+    pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let (status, body) = self.raw("GET", path)?;
+        if !(200..300).contains(&status) {
+            bail!("warden answered {status} for {path}");
+        }
+        Ok(body)
+    }
+
     fn request(&self, method: &str, path: &str) -> anyhow::Result<Value> {
+        let (status, body) = self.raw(method, path)?;
+        let v: Value = serde_json::from_str(&body)
+            .with_context(|| format!("warden answered {status} with something that is not JSON"))?;
+        if !(200..300).contains(&status) {
+            let msg = v["error"].as_str().unwrap_or("request failed");
+            bail!("{msg}");
+        }
+        Ok(v)
+    }
+
+    fn raw(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
         let mut s =
             TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).with_context(|| {
                 format!(
@@ -61,13 +81,7 @@ impl Client {
         } else {
             body.to_owned()
         };
-        let v: Value = serde_json::from_str(&body)
-            .with_context(|| format!("warden answered {status} with something that is not JSON"))?;
-        if !(200..300).contains(&status) {
-            let msg = v["error"].as_str().unwrap_or("request failed");
-            bail!("{msg}");
-        }
-        Ok(v)
+        Ok((status, body))
     }
 }
 

@@ -23,6 +23,8 @@ use crate::duration;
 #[derive(Debug)]
 pub struct Loaded {
     pub engine: Config,
+    /// Upstreams whose peers are health-checked.
+    pub upstreams: Vec<crate::check::Upstream>,
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
 }
@@ -86,6 +88,7 @@ const TOP_KEYS: &[&str] = &[
     "group",
     "colocation",
     "order",
+    "upstream",
     "op_defaults",
 ];
 const CLUSTER_KEYS: &[&str] = &[
@@ -408,6 +411,22 @@ impl<'s> Reader<'s> {
             }
         }
 
+        // Upstreams.
+        let mut upstreams = Vec::new();
+        let mut upstream_names = HashMap::new();
+        for t in self.tables(root, "upstream") {
+            if let Some(u) = self.upstream(t) {
+                if upstream_names.insert(u.name.clone(), ()).is_some() {
+                    self.d.error(
+                        self.table_span(t),
+                        format!("upstream {:?} is defined twice", u.name),
+                    );
+                } else {
+                    upstreams.push(u);
+                }
+            }
+        }
+
         // Every reference must resolve.
         for r in node_refs {
             if !nodes.contains(&r.name) {
@@ -435,6 +454,7 @@ impl<'s> Reader<'s> {
         match built {
             Ok(engine) => Some(Loaded {
                 engine,
+                upstreams,
                 data_dir: PathBuf::from(data_dir),
                 api_listen: api_listen?,
             }),
@@ -590,6 +610,220 @@ impl<'s> Reader<'s> {
         spec.meta = meta;
         spec.ops = ops;
         Some((spec, id_span))
+    }
+
+    fn upstream(&mut self, t: &Table<'_>) -> Option<crate::check::Upstream> {
+        use crate::check::{CheckKind, CheckSpec, Upstream};
+        self.keys(t, &["name", "primary", "backup", "check"], "[[upstream]]");
+        let (name, _) = self.required_name(t, "name", "[[upstream]]")?;
+        let primary = self.peers(t, "primary");
+        let backup = self.peers(t, "backup");
+        if primary.is_empty() && backup.is_empty() {
+            self.d.error(
+                self.table_span(t),
+                format!("upstream {name:?} has no peers: add `primary` (and `backup`)"),
+            );
+        }
+        let mut check = CheckSpec::default();
+        let empty = Table::default();
+        let ct = self.table(t, "check").unwrap_or(&empty);
+        self.keys(
+            ct,
+            &[
+                "type",
+                "http_req",
+                "method",
+                "path",
+                "host",
+                "headers",
+                "interval",
+                "timeout",
+                "fall",
+                "rise",
+                "valid_statuses",
+                "body",
+                "concurrency",
+                "jitter",
+                "port",
+                "command",
+            ],
+            "[upstream.check]",
+        );
+        let kind = self.string(ct, "type");
+        let host = self.string(ct, "host").map_or(name.clone(), |v| v.0);
+        check.kind = match kind.as_ref().map(|(k, s)| (k.as_str(), s.clone())) {
+            None | Some(("tcp", _)) => CheckKind::Tcp,
+            Some(("http", _)) => {
+                let request = match self.string(ct, "http_req") {
+                    Some((raw, _)) => raw.into_bytes(),
+                    None => {
+                        let method = self.string(ct, "method").map_or("GET".to_owned(), |v| v.0);
+                        let path = self.string(ct, "path").map_or("/".to_owned(), |v| v.0);
+                        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
+                        if let Some(ht) = self.table(ct, "headers") {
+                            for (k, v) in ht.iter() {
+                                match v.get_ref().as_str() {
+                                    Some(v) => req.push_str(&format!("{}: {v}\r\n", k.get_ref())),
+                                    None => self.d.error(v.span(), "a header value is a string"),
+                                }
+                            }
+                        }
+                        req.push_str("\r\n");
+                        req.into_bytes()
+                    }
+                };
+                CheckKind::Http { request }
+            }
+            Some(("exec", _)) => match self.command(ct, "an exec check") {
+                Some(command) => CheckKind::Exec { command },
+                None => CheckKind::Tcp,
+            },
+            Some(("https", span)) => {
+                self.d.error(
+                    span,
+                    "check type \"https\" is not supported yet (allowed: http, tcp, exec)",
+                );
+                CheckKind::Tcp
+            }
+            Some((other, span)) => {
+                self.d.error(
+                    span,
+                    format!("unknown check type {other:?} (allowed: http, tcp, exec)"),
+                );
+                CheckKind::Tcp
+            }
+        };
+        if let Some(d) = self.positive_duration(ct, "interval") {
+            check.interval = d;
+        }
+        check.jitter = check.interval / 10;
+        if let Some(v) = ct.get("jitter") {
+            if let Some(d) = self.duration_value(v) {
+                check.jitter = d;
+            }
+        }
+        if let Some(d) = self.positive_duration(ct, "timeout") {
+            check.timeout = d;
+        }
+        for (key, slot) in [
+            ("fall", &mut check.hysteresis.fall),
+            ("rise", &mut check.hysteresis.rise),
+        ] {
+            if let Some(v) = ct.get(key) {
+                match self.u32_value(v, key) {
+                    Some(0) => self
+                        .d
+                        .error(v.span(), format!("`{key}` must be at least 1")),
+                    Some(n) => *slot = n,
+                    None => {}
+                }
+            }
+        }
+        if let Some(v) = ct.get("concurrency") {
+            match self.u32_value(v, "concurrency") {
+                Some(0) => self.d.error(v.span(), "`concurrency` must be at least 1"),
+                Some(n) => check.concurrency = n as usize,
+                None => {}
+            }
+        }
+        if let Some(arr) = self.array(ct, "valid_statuses") {
+            let mut codes = Vec::new();
+            for v in arr {
+                match self.int_value(v, "valid_statuses").map(u16::try_from) {
+                    Some(Ok(c)) if (100..600).contains(&c) => codes.push(c),
+                    Some(_) => self
+                        .d
+                        .error(v.span(), "an HTTP status is between 100 and 599"),
+                    None => {}
+                }
+            }
+            check.valid_statuses = Some(codes);
+        }
+        check.body = self.string(ct, "body").map(|v| v.0);
+        if let Some(v) = ct.get("port") {
+            match self.int_value(v, "port").map(u16::try_from) {
+                Some(Ok(p)) if p > 0 => check.port = Some(p),
+                Some(_) => self.d.error(v.span(), "a port is between 1 and 65535"),
+                None => {}
+            }
+        }
+        Some(Upstream {
+            name,
+            primary,
+            backup,
+            check,
+        })
+    }
+
+    /// Peers: `"host:port"` or `{ addr = "host:port", weight, max_fails, fail_timeout, down }`.
+    fn peers(&mut self, t: &Table<'_>, key: &str) -> Vec<crate::check::Peer> {
+        let mut out = Vec::new();
+        for v in self.array(t, key).unwrap_or_default() {
+            let (addr, span, table) = match v.get_ref() {
+                DeValue::String(s) => (s.to_string(), v.span(), None),
+                DeValue::Table(pt) => {
+                    self.keys(
+                        pt,
+                        &["addr", "weight", "max_fails", "fail_timeout", "down"],
+                        "a peer",
+                    );
+                    match self.required_string(pt, "addr", "a peer") {
+                        Some((a, s)) => (a, s, Some(pt)),
+                        None => continue,
+                    }
+                }
+                other => {
+                    self.d.error(
+                        v.span(),
+                        format!(
+                            "a peer is \"host:port\" or a table, not {}",
+                            other.type_str()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let (host, port) = match crate::check::parse_peer_addr(&addr) {
+                Ok(hp) => hp,
+                Err(e) => {
+                    self.d.error(span, e);
+                    continue;
+                }
+            };
+            let mut peer = crate::check::Peer {
+                addr,
+                host,
+                port,
+                weight: 1,
+                max_fails: 1,
+                fail_timeout: Duration::from_secs(10),
+                down: false,
+            };
+            if let Some(pt) = table {
+                if let Some(v) = pt.get("weight") {
+                    match self.u32_value(v, "weight") {
+                        Some(0) => self.d.error(v.span(), "`weight` must be at least 1"),
+                        Some(w) => peer.weight = w,
+                        None => {}
+                    }
+                }
+                if let Some(v) = pt.get("max_fails") {
+                    if let Some(n) = self.u32_value(v, "max_fails") {
+                        peer.max_fails = n;
+                    }
+                }
+                if let Some(v) = pt.get("fail_timeout") {
+                    if let Some(d) = self.duration_value(v) {
+                        peer.fail_timeout = d;
+                    }
+                }
+                if let Some(b) = self.boolean(pt, "down") {
+                    peer.down = b;
+                }
+            }
+            out.push(peer);
+        }
+        out
     }
 
     fn process(&mut self, t: &Table<'_>, what: &str) -> Option<ProcessSpec> {

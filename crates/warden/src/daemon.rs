@@ -207,8 +207,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // With port 0 the kernel picks one: the CLI finds it here.
     std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
         .context("cannot write api.addr")?;
-    tokio::spawn(crate::api::serve(listener, tx.clone(), token));
-    info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), "warden started");
+    let checker = crate::check::runner::Checker::start(loaded.upstreams.clone());
+    tokio::spawn(crate::api::serve(listener, tx.clone(), token, checker));
+    info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), upstreams = loaded.upstreams.len(), "warden started");
 
     let mut d = Daemon {
         config,

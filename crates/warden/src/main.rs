@@ -101,6 +101,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Health of upstream peers (the status page, or JSON).
+    Upstream {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        action: UpstreamAction,
+    },
     /// Check a configuration file; print every problem with file:line:col.
     CheckConfig {
         /// The configuration file.
@@ -143,6 +150,16 @@ enum ResourceAction {
     },
     /// Remove `move` and `ban` constraints.
     Clear { resource: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum UpstreamAction {
+    /// Every upstream and its peers: UP, DOWN or UNKNOWN.
+    Status {
+        /// Print JSON (version, consecutive counts, last error and check time per peer).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +314,17 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 o.push_str("(no operations yet)\n");
             }
             Ok(o)
+        }
+        Command::Upstream {
+            target,
+            action: UpstreamAction::Status { json },
+        } => {
+            let client = client(&target)?;
+            if json {
+                let v = client.get("/v1/upstreams")?;
+                return Ok(serde_json::to_string_pretty(&v)? + "\n");
+            }
+            client.get_text("/status")
         }
         Command::CheckConfig { file, ocf_root } => {
             let loaded = config::load(&file)?;

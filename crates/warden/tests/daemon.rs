@@ -448,3 +448,73 @@ fn a_crash_loop_backs_off_instead_of_spinning() {
     let failed = &v["failed_actions"][0];
     assert_eq!(failed["exit_reason"], "process exited with 3");
 }
+
+#[test]
+fn upstream_health_through_the_daemon() {
+    // A healthy HTTP peer (a thread answering 200) and one that refuses.
+    let good = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let good_port = good.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in good.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nok");
+        }
+    });
+    let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[upstream]]\nname = \"api\"\nprimary = [\"127.0.0.1:{good_port}\"]\nbackup = [\"127.0.0.1:{refused_port}\"]\n\
+             [upstream.check]\ntype = \"http\"\npath = \"/health\"\ninterval = \"50ms\"\ntimeout = \"500ms\"\nfall = 2\nrise = 2\nvalid_statuses = [200]\n"
+        ),
+    )
+    .expect("config");
+    let d = start(&config, &[]);
+    let want = format!(
+        "Upstream api\n    Primary Peers\n        127.0.0.1:{good_port} UP\n    Backup Peers\n        127.0.0.1:{refused_port} DOWN\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out, _) = cli(&config, &["upstream", "status"]);
+        if ok && out == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status page never became {want:?}; last {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out, err) = cli(&config, &["upstream", "status", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["version"], 1);
+    assert_eq!(v[0]["peers"][1]["last_error"], "connection refused");
+    let addr = std::fs::read_to_string(dir.path().join("data/api.addr")).expect("addr");
+    let metrics = warden::client::Client {
+        addr: addr.trim().parse().expect("addr"),
+        token: None,
+    }
+    .get_text("/metrics")
+    .expect("metrics");
+    assert!(metrics.contains(&format!("warden_upstream_status_info{{name=\"api\",endpoint=\"127.0.0.1:{refused_port}\",status=\"DOWN\",role=\"backup\"}} 1")), "{metrics}");
+    drop(d);
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
+    assert!(
+        log.contains(&format!(
+            "peer 127.0.0.1:{refused_port} of upstream api is turned down after 2 failure(s)"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("connection refused"), "{log}");
+}

@@ -1,0 +1,298 @@
+//! Active health checks of upstream peers (design section 4): the checks themselves (`probe`),
+//! the per-upstream runner (`runner`), and the outputs (status page, JSON, Prometheus). The
+//! hysteresis deciding UP and DOWN is pure and lives in `warden_engine::health`.
+
+pub mod runner;
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warden_engine::health::Hysteresis;
+
+/// A peer of an upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// As written in the configuration: `127.0.0.1:8081`, `[::1]:8081`, `db.local:5432`.
+    pub addr: String,
+    pub host: String,
+    pub port: u16,
+    pub weight: u32,
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+    /// Marked down by the operator: never checked, never routed to.
+    pub down: bool,
+}
+
+/// What a check does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Send these bytes, read an HTTP status line (and the body when it must match).
+    Http { request: Vec<u8> },
+    /// Connect.
+    Tcp,
+    /// Run a command (with `WARDEN_PEER_HOST` and `WARDEN_PEER_PORT`); exit 0 is healthy.
+    Exec { command: Vec<String> },
+}
+
+/// How an upstream's peers are checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    /// One deadline for the whole check (connect, send, receive).
+    pub timeout: Duration,
+    pub hysteresis: Hysteresis,
+    /// Statuses that count as healthy; None: any status line does (as in lua-resty).
+    pub valid_statuses: Option<Vec<u16>>,
+    /// A string the response body must contain.
+    pub body: Option<String>,
+    /// Checks in flight at once for this upstream.
+    pub concurrency: usize,
+    /// Each peer's checks are shifted by a random fraction of this, so they never bunch.
+    pub jitter: Duration,
+    /// Check this port instead of the peer's.
+    pub port: Option<u16>,
+}
+
+impl Default for CheckSpec {
+    fn default() -> Self {
+        CheckSpec {
+            kind: CheckKind::Tcp,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            hysteresis: Hysteresis::default(),
+            valid_statuses: None,
+            body: None,
+            concurrency: 10,
+            jitter: Duration::ZERO,
+            port: None,
+        }
+    }
+}
+
+/// An upstream: primary peers, backup peers, one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: String,
+    pub primary: Vec<Peer>,
+    pub backup: Vec<Peer>,
+    pub check: CheckSpec,
+}
+
+/// Why a check failed, by kind (the first of each kind is logged at ERROR while the peer is up).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckError {
+    Refused,
+    Timeout,
+    Io(String),
+    BadStatusLine,
+    BadStatus(u16),
+    BodyMismatch,
+    Exit(i32),
+}
+
+impl CheckError {
+    /// The kind, without details: errors of one kind are logged once while the peer is up.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckError::Refused => "refused",
+            CheckError::Timeout => "timeout",
+            CheckError::Io(_) => "io",
+            CheckError::BadStatusLine => "bad status line",
+            CheckError::BadStatus(_) => "bad status",
+            CheckError::BodyMismatch => "body mismatch",
+            CheckError::Exit(_) => "exit",
+        }
+    }
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::Refused => f.write_str("connection refused"),
+            CheckError::Timeout => f.write_str("timeout"),
+            CheckError::Io(e) => write!(f, "{e}"),
+            CheckError::BadStatusLine => f.write_str("bad status line"),
+            CheckError::BadStatus(c) => write!(f, "bad status code {c}"),
+            CheckError::BodyMismatch => f.write_str("body does not match"),
+            CheckError::Exit(c) => write!(f, "check command exited with {c}"),
+        }
+    }
+}
+
+/// How much of a response is read when the body must match.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Checks one peer once, within `check.timeout` as a whole.
+pub async fn probe(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
+    match tokio::time::timeout(check.timeout, probe_inner(peer, check)).await {
+        Ok(r) => r,
+        Err(_) => Err(CheckError::Timeout),
+    }
+}
+
+async fn probe_inner(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
+    let port = check.port.unwrap_or(peer.port);
+    let connect = || async {
+        TcpStream::connect((peer.host.as_str(), port))
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => CheckError::Refused,
+                _ => CheckError::Io(e.to_string()),
+            })
+    };
+    match &check.kind {
+        CheckKind::Tcp => connect().await.map(|_| ()),
+        CheckKind::Http { request } => {
+            let mut s = connect().await?;
+            s.write_all(request)
+                .await
+                .map_err(|e| CheckError::Io(e.to_string()))?;
+            let mut buf = Vec::with_capacity(512);
+            let mut chunk = [0u8; 4096];
+            // Read the status line; with a body to match, read until the end (or the limit).
+            loop {
+                let n = s
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| CheckError::Io(e.to_string()))?;
+                buf.extend_from_slice(&chunk[..n]);
+                let line_done = buf.windows(2).any(|w| w == b"\r\n") || buf.contains(&b'\n');
+                if n == 0 || buf.len() >= BODY_LIMIT || (line_done && check.body.is_none()) {
+                    break;
+                }
+            }
+            let status = status_code(&buf).ok_or(CheckError::BadStatusLine)?;
+            if let Some(valid) = &check.valid_statuses {
+                if !valid.contains(&status) {
+                    return Err(CheckError::BadStatus(status));
+                }
+            }
+            if let Some(want) = &check.body {
+                let text = String::from_utf8_lossy(&buf);
+                let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+                if !body.contains(want.as_str()) {
+                    return Err(CheckError::BodyMismatch);
+                }
+            }
+            Ok(())
+        }
+        CheckKind::Exec { command } => {
+            let Some((prog, args)) = command.split_first() else {
+                return Err(CheckError::Exit(-1));
+            };
+            let mut cmd = tokio::process::Command::new(prog);
+            cmd.args(args)
+                .env("WARDEN_PEER_HOST", &peer.host)
+                .env("WARDEN_PEER_PORT", port.to_string());
+            let r = crate::exec::run_command(cmd, check.timeout).await;
+            if r.timed_out {
+                Err(CheckError::Timeout)
+            } else if r.rc == 0 {
+                Ok(())
+            } else {
+                Err(CheckError::Exit(r.rc))
+            }
+        }
+    }
+}
+
+/// The status code of an HTTP status line (`HTTP/1.1 200 OK`), if it is one.
+pub fn status_code(buf: &[u8]) -> Option<u16> {
+    let end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = std::str::from_utf8(&buf[..end])
+        .ok()?
+        .trim_end_matches('\r');
+    let mut parts = line.splitn(3, ' ');
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/") {
+        return None;
+    }
+    let code = parts.next()?;
+    if code.len() != 3 {
+        return None;
+    }
+    code.parse().ok().filter(|c| (100..600).contains(c))
+}
+
+/// Splits `host:port` (`[v6]:port` for IPv6).
+pub fn parse_peer_addr(s: &str) -> Result<(String, u16), String> {
+    let bad = || {
+        format!(
+            "bad peer address {s:?}: expected HOST:PORT, like \"127.0.0.1:8081\" or \"[::1]:8081\""
+        )
+    };
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
+        (h, p)
+    } else {
+        let (h, p) = s.rsplit_once(':').ok_or_else(bad)?;
+        if h.contains(':') {
+            return Err(bad());
+        }
+        (h, p)
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        let rows: &[(&[u8], Option<u16>)] = &[
+            (b"HTTP/1.1 200 OK\r\n", Some(200)),
+            (b"HTTP/1.0 302 Found\r\nLocation: /\r\n", Some(302)),
+            (b"HTTP/1.1 503\r\n", Some(503)),
+            (b"HTTP/1.1 200 OK", Some(200)),
+            (b"SSH-2.0-OpenSSH_9.2\r\n", None),
+            (b"HTTP/1.1 20 OK\r\n", None),
+            (b"HTTP/1.1 abc OK\r\n", None),
+            (b"HTTP/1.1 999 Nope\r\n", None),
+            (b"", None),
+            (b"\xff\xfe\r\n", None),
+        ];
+        for (raw, want) in rows {
+            assert_eq!(
+                status_code(raw),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn peer_addresses() {
+        assert_eq!(
+            parse_peer_addr("127.0.0.1:8081"),
+            Ok(("127.0.0.1".into(), 8081))
+        );
+        assert_eq!(parse_peer_addr("[::1]:8081"), Ok(("::1".into(), 8081)));
+        assert_eq!(
+            parse_peer_addr("db.local:5432"),
+            Ok(("db.local".into(), 5432))
+        );
+        for bad in [
+            "127.0.0.1",
+            "::1:80",
+            "[::1]80",
+            ":80",
+            "h:0",
+            "h:99999",
+            "h:x",
+        ] {
+            assert!(parse_peer_addr(bad).is_err(), "{bad}");
+        }
+    }
+}

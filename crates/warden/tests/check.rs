@@ -1,0 +1,379 @@
+//! Health checks against real servers on 127.0.0.1 (and ::1), started by the tests on ports
+//! the kernel picks: lua-resty-upstream-healthcheck's behaviours, then what it lacks.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use warden::check::runner::{Checker, UpstreamStatus, status_page};
+use warden::check::{CheckError, CheckKind, CheckSpec, Peer, Upstream, probe};
+use warden_engine::health::{Hysteresis, PeerState};
+
+/// How a test server answers each connection.
+#[derive(Clone)]
+enum Reply {
+    /// Reads the request, writes this, closes.
+    Bytes(&'static [u8]),
+    /// Accepts and never answers (a hung peer).
+    Silence,
+}
+
+/// A server on `addr` (port 0: any); returns its port.
+async fn serve(addr: &str, reply: Reply) -> u16 {
+    let l = TcpListener::bind(addr).await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                match reply {
+                    Reply::Bytes(b) => {
+                        let _ = s.read(&mut buf).await;
+                        let _ = s.write_all(b).await;
+                    }
+                    Reply::Silence => {
+                        let _ = s.read(&mut buf).await;
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A port nothing listens on.
+async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn peer(host: &str, port: u16) -> Peer {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Peer {
+        addr,
+        host: host.to_owned(),
+        port,
+        weight: 1,
+        max_fails: 1,
+        fail_timeout: Duration::from_secs(10),
+        down: false,
+    }
+}
+
+fn http(valid: Option<Vec<u16>>) -> CheckSpec {
+    CheckSpec {
+        kind: CheckKind::Http {
+            request: b"GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n".to_vec(),
+        },
+        interval: Duration::from_millis(40),
+        timeout: Duration::from_millis(500),
+        hysteresis: Hysteresis { fall: 3, rise: 2 },
+        valid_statuses: valid,
+        ..CheckSpec::default()
+    }
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+const NOT_FOUND: &[u8] = b"HTTP/1.1 404 Not Found\r\n\r\n";
+const ERROR: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\n\r\n";
+const SSH: &[u8] = b"SSH-2.0-OpenSSH_9.2\r\n";
+
+async fn wait_until(
+    c: &Checker,
+    what: &str,
+    cond: impl Fn(&[UpstreamStatus]) -> bool,
+) -> Vec<UpstreamStatus> {
+    for _ in 0..500 {
+        let s = c.snapshot();
+        if cond(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}: {:#?}", c.snapshot());
+}
+
+fn state(s: &[UpstreamStatus], u: usize, p: usize) -> PeerState {
+    s[u].peers[p].state()
+}
+
+#[tokio::test]
+async fn probe_outcomes() {
+    let ok = serve("127.0.0.1:0", Reply::Bytes(OK)).await;
+    let nf = serve("127.0.0.1:0", Reply::Bytes(NOT_FOUND)).await;
+    let err = serve("127.0.0.1:0", Reply::Bytes(ERROR)).await;
+    let ssh = serve("127.0.0.1:0", Reply::Bytes(SSH)).await;
+    let hung = serve("127.0.0.1:0", Reply::Silence).await;
+    let closed = closed_port().await;
+    let h = "127.0.0.1";
+    // Statuses ignored: any status line is healthy (as in lua-resty).
+    assert_eq!(probe(&peer(h, nf), &http(None)).await, Ok(()));
+    assert_eq!(
+        probe(&peer(h, nf), &http(Some(vec![200, 302]))).await,
+        Err(CheckError::BadStatus(404))
+    );
+    assert_eq!(
+        probe(&peer(h, err), &http(Some(vec![200]))).await,
+        Err(CheckError::BadStatus(500))
+    );
+    assert_eq!(
+        probe(&peer(h, ssh), &http(None)).await,
+        Err(CheckError::BadStatusLine)
+    );
+    assert_eq!(
+        probe(&peer(h, closed), &http(None)).await,
+        Err(CheckError::Refused)
+    );
+    // One deadline for the whole check: a peer that accepts and never answers fails.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        probe(&peer(h, hung), &http(None)).await,
+        Err(CheckError::Timeout)
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Body match.
+    let mut body = http(Some(vec![200]));
+    body.body = Some("hello".into());
+    assert_eq!(probe(&peer(h, ok), &body).await, Ok(()));
+    body.body = Some("goodbye".into());
+    assert_eq!(
+        probe(&peer(h, ok), &body).await,
+        Err(CheckError::BodyMismatch)
+    );
+    // TCP: connect only.
+    let tcp = CheckSpec {
+        kind: CheckKind::Tcp,
+        ..http(None)
+    };
+    assert_eq!(probe(&peer(h, hung), &tcp).await, Ok(()));
+    assert_eq!(
+        probe(&peer(h, closed), &tcp).await,
+        Err(CheckError::Refused)
+    );
+    // A check port other than the peer's.
+    let mut other = http(Some(vec![200]));
+    other.port = Some(ok);
+    assert_eq!(probe(&peer(h, closed), &other).await, Ok(()));
+    // Exec: the command's exit status, with the peer in its environment.
+    let exec = |cmd: &str| CheckSpec {
+        kind: CheckKind::Exec {
+            command: vec!["sh".into(), "-c".into(), cmd.into()],
+        },
+        ..http(None)
+    };
+    assert_eq!(
+        probe(
+            &peer(h, ok),
+            &exec(&format!("test \"$WARDEN_PEER_PORT\" = {ok}"))
+        )
+        .await,
+        Ok(())
+    );
+    assert_eq!(
+        probe(&peer(h, ok), &exec("exit 3")).await,
+        Err(CheckError::Exit(3))
+    );
+}
+
+#[tokio::test]
+async fn ipv6_peers() {
+    let Ok(l) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; nothing to check");
+        return;
+    };
+    drop(l);
+    let port = serve("[::1]:0", Reply::Bytes(OK)).await;
+    assert_eq!(
+        probe(&peer("::1", port), &http(Some(vec![200]))).await,
+        Ok(())
+    );
+}
+
+#[tokio::test]
+async fn refused_peers_go_down_after_exactly_fall_failures_and_rise_again() {
+    let good = serve("127.0.0.1:0", Reply::Bytes(OK)).await;
+    // A peer that refuses now and will accept later: bind its port again when it should rise.
+    let flaky = closed_port().await;
+    let backup = closed_port().await;
+    let c = Checker::start(vec![Upstream {
+        name: "foo.com".into(),
+        primary: vec![peer("127.0.0.1", good), peer("127.0.0.1", flaky)],
+        backup: vec![peer("127.0.0.1", backup)],
+        check: http(Some(vec![200])),
+    }]);
+    // Subscribed before any check ran (the test runtime has one thread and has not yielded).
+    let mut events = c.events.subscribe();
+    let s = wait_until(&c, "the refusing peers down", |s| {
+        state(s, 0, 1) == PeerState::Down && state(s, 0, 2) == PeerState::Down
+    })
+    .await;
+    assert_eq!(state(&s, 0, 0), PeerState::Up);
+    assert_eq!(s[0].version, 2, "one change per peer that went down");
+    assert_eq!(
+        s[0].peers[1].health.failures, 3,
+        "down after exactly fall (3) failures"
+    );
+    assert_eq!(
+        s[0].peers[1].last_error.as_deref(),
+        Some("connection refused")
+    );
+    // The flaky peer comes back: UP after rise successes, version 3.
+    let l = TcpListener::bind(("127.0.0.1", flaky))
+        .await
+        .expect("rebind");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(OK).await;
+        }
+    });
+    let s = wait_until(&c, "the flaky peer up", |s| state(s, 0, 1) == PeerState::Up).await;
+    assert_eq!(s[0].version, 3);
+    assert!(s[0].peers[1].health.successes >= 2);
+    // An event on every change, in order, with the version it made.
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push((e.peer.ends_with(&format!(":{flaky}")), e.to, e.version));
+    }
+    seen.sort_by_key(|e| e.2);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[2], (true, PeerState::Up, 3));
+    assert!(seen[..2].iter().all(|e| e.1 == PeerState::Down));
+}
+
+#[tokio::test]
+async fn several_upstreams_share_peers_and_more_peers_than_concurrency() {
+    let good = serve("127.0.0.1:0", Reply::Bytes(OK)).await;
+    let bad = serve("127.0.0.1:0", Reply::Bytes(ERROR)).await;
+    let mut many = Vec::new();
+    for _ in 0..12 {
+        many.push(peer(
+            "127.0.0.1",
+            serve("127.0.0.1:0", Reply::Bytes(OK)).await,
+        ));
+    }
+    let mut strict = http(Some(vec![200]));
+    strict.concurrency = 2;
+    let lenient = http(None);
+    let c = Checker::start(vec![
+        Upstream {
+            name: "strict".into(),
+            primary: vec![peer("127.0.0.1", good), peer("127.0.0.1", bad)],
+            backup: many.clone(),
+            check: strict,
+        },
+        Upstream {
+            name: "lenient".into(),
+            primary: vec![peer("127.0.0.1", good), peer("127.0.0.1", bad)],
+            backup: vec![],
+            check: lenient,
+        },
+    ]);
+    let s = wait_until(&c, "everything checked", |s| {
+        state(s, 0, 1) == PeerState::Down
+            && s[0]
+                .peers
+                .iter()
+                .skip(2)
+                .all(|p| p.state() == PeerState::Up)
+            && state(s, 1, 1) == PeerState::Up
+    })
+    .await;
+    // The same peer is DOWN for the upstream that wants 200 and UP for the one that takes any status.
+    assert_eq!(
+        (state(&s, 0, 1), state(&s, 1, 1)),
+        (PeerState::Down, PeerState::Up)
+    );
+    assert_eq!(s[1].version, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_peer_is_detected_within_fall_times_interval_plus_timeout() {
+    let hung = serve("127.0.0.1:0", Reply::Silence).await;
+    let check = CheckSpec {
+        kind: CheckKind::Http {
+            request: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+        },
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(1),
+        hysteresis: Hysteresis { fall: 3, rise: 2 },
+        valid_statuses: Some(vec![200]),
+        ..CheckSpec::default()
+    };
+    let bound = (check.interval + check.timeout) * check.hysteresis.fall;
+    let start = tokio::time::Instant::now();
+    let c = Checker::start(vec![Upstream {
+        name: "api".into(),
+        primary: vec![peer("127.0.0.1", hung)],
+        backup: vec![],
+        check,
+    }]);
+    loop {
+        if c.snapshot()[0].peers[0].state() == PeerState::Down {
+            break;
+        }
+        assert!(start.elapsed() <= bound, "not detected within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        c.snapshot()[0].peers[0].last_error.as_deref(),
+        Some("timeout")
+    );
+}
+
+#[test]
+fn the_status_page_is_lua_restys_format_byte_for_byte() {
+    use warden_engine::health::PeerHealth;
+    let ps = |addr: &str, backup: bool, state: PeerState| {
+        warden::check::runner::PeerStatus::for_test(
+            Peer {
+                addr: addr.into(),
+                host: "127.0.0.1".into(),
+                port: 1,
+                weight: 1,
+                max_fails: 1,
+                fail_timeout: Duration::ZERO,
+                down: false,
+            },
+            backup,
+            PeerHealth {
+                state,
+                successes: 0,
+                failures: 0,
+            },
+        )
+    };
+    let ups = vec![
+        UpstreamStatus {
+            name: "foo.com".into(),
+            version: 3,
+            peers: vec![
+                ps("127.0.0.1:12354", false, PeerState::Up),
+                ps("127.0.0.1:12355", false, PeerState::Down),
+                ps("127.0.0.1:12356", true, PeerState::Up),
+            ],
+        },
+        UpstreamStatus {
+            name: "bar.com".into(),
+            version: 0,
+            peers: vec![ps("127.0.0.1:12357", false, PeerState::Unknown)],
+        },
+    ];
+    assert_eq!(
+        status_page(&ups),
+        "Upstream foo.com\n    Primary Peers\n        127.0.0.1:12354 UP\n        127.0.0.1:12355 DOWN\n    Backup Peers\n        127.0.0.1:12356 UP\n\nUpstream bar.com\n    Primary Peers\n        127.0.0.1:12357 UNKNOWN\n    Backup Peers\n"
+    );
+}
