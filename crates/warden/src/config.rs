@@ -615,12 +615,12 @@ impl<'s> Reader<'s> {
     fn upstream(&mut self, t: &Table<'_>) -> Option<crate::check::Upstream> {
         use crate::check::{CheckKind, CheckSpec, Upstream};
         self.keys(t, &["name", "primary", "backup", "check"], "[[upstream]]");
-        let (name, _) = self.required_name(t, "name", "[[upstream]]")?;
+        let (name, name_span) = self.required_name(t, "name", "[[upstream]]")?;
         let primary = self.peers(t, "primary");
         let backup = self.peers(t, "backup");
-        if primary.is_empty() && backup.is_empty() {
+        if t.get("primary").is_none() && t.get("backup").is_none() {
             self.d.error(
-                self.table_span(t),
+                name_span,
                 format!("upstream {name:?} has no peers: add `primary` (and `backup`)"),
             );
         }
@@ -1551,6 +1551,87 @@ ops = [{ name = "monitor", interval = "5s", command = ["curl", "-fsS", "http://1
         );
         assert!(
             e.contains("a monitor command is for class \"process\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn upstreams() {
+        let l = ok(r#"
+[[upstream]]
+name = "foo.com"
+primary = ["127.0.0.1:8081", { addr = "127.0.0.1:8082", weight = 7, max_fails = 2, fail_timeout = "10s" }]
+backup = ["[::1]:8083"]
+[upstream.check]
+type = "http"
+http_req = "GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n"
+interval = "2s"
+timeout = "1s"
+fall = 3
+rise = 2
+valid_statuses = [200, 302]
+concurrency = 10
+"#);
+        let u = &l.upstreams[0];
+        assert_eq!(u.primary[1].weight, 7);
+        assert_eq!((u.backup[0].host.as_str(), u.backup[0].port), ("::1", 8083));
+        assert_eq!(
+            u.check.hysteresis,
+            warden_engine::health::Hysteresis { fall: 3, rise: 2 }
+        );
+        assert_eq!(u.check.valid_statuses, Some(vec![200, 302]));
+        assert_eq!(
+            u.check.jitter,
+            Duration::from_millis(200),
+            "a tenth of the interval"
+        );
+        assert_eq!(
+            u.check.kind,
+            crate::check::CheckKind::Http {
+                request: b"GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n".to_vec()
+            }
+        );
+        let l = ok(
+            "[[upstream]]\nname = \"api\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\ntype = \"http\"\npath = \"/health\"\nheaders = { X-Check = \"warden\" }\n",
+        );
+        assert_eq!(
+            l.upstreams[0].check.kind,
+            crate::check::CheckKind::Http {
+                request: b"GET /health HTTP/1.0\r\nHost: api\r\nX-Check: warden\r\n\r\n".to_vec()
+            }
+        );
+        assert_eq!(
+            l.upstreams[0].check.hysteresis,
+            warden_engine::health::Hysteresis { fall: 5, rise: 2 },
+            "lua-resty's defaults"
+        );
+
+        let e = errors(
+            "[[upstream]]\nname = \"u\"\nprimary = [\"localhost\", 5]\n[upstream.check]\ntype = \"https\"\nfall = 0\nvalid_statuses = [99]\n",
+        );
+        assert!(
+            e.contains("t.toml:3:12: error: bad peer address \"localhost\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:3:25: error: a peer is \"host:port\" or a table, not integer"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:5:8: error: check type \"https\" is not supported yet"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:6:8: error: `fall` must be at least 1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:7:19: error: an HTTP status is between 100 and 599"),
+            "{e}"
+        );
+        let e = errors("[[upstream]]\nname = \"u\"\n");
+        assert!(
+            e.contains("t.toml:2:8: error: upstream \"u\" has no peers"),
             "{e}"
         );
     }
