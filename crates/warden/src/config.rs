@@ -25,12 +25,26 @@ pub struct Loaded {
     pub engine: Config,
     /// Upstreams whose peers are health-checked.
     pub upstreams: Vec<crate::check::Upstream>,
+    /// Resources whose recurring monitor is a health check: (resource, what to check, how).
+    pub health_monitors: Vec<HealthMonitor>,
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/warden";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7946";
+/// A resource monitored by a health check (`monitor = { http = "http://127.0.0.1:8080/" }`): its
+/// recurring monitor at `check.interval` fails (rc 1) when the peer turns DOWN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthMonitor {
+    pub resource: String,
+    pub peer: crate::check::Peer,
+    pub check: crate::check::CheckSpec,
+    /// After a start, failures do not count until the check has passed once or this has
+    /// passed: a service may take a while to come up.
+    pub grace: Duration,
+}
+
 /// The recurring monitor a `process` resource gets when it configures none.
 pub const IMPLICIT_MONITOR: Duration = Duration::from_secs(10);
 
@@ -64,7 +78,10 @@ pub fn parse(src: &str, file: &str, local: impl FnOnce() -> String) -> Result<Lo
             e.message().trim_end_matches('\n').to_owned(),
         );
     }
-    let mut r = Reader { d };
+    let mut r = Reader {
+        d,
+        health_monitors: Vec::new(),
+    };
     let loaded = r.root(root.get_ref(), local);
     let list = r.d.finish();
     match loaded {
@@ -123,6 +140,7 @@ const RESOURCE_KEYS: &[&str] = &[
     "stop_timeout",
     "meta",
     "ops",
+    "monitor",
     "promotable",
 ];
 const PROCESS_KEYS: &[&str] = &[
@@ -149,6 +167,8 @@ const OP_KEYS: &[&str] = &[
 
 struct Reader<'s> {
     d: Diagnostics<'s>,
+    /// Health-check monitors found while reading resources.
+    health_monitors: Vec<HealthMonitor>,
 }
 
 /// A checked reference to a node or resource, kept with its place for later resolution.
@@ -455,6 +475,7 @@ impl<'s> Reader<'s> {
             Ok(engine) => Some(Loaded {
                 engine,
                 upstreams,
+                health_monitors: std::mem::take(&mut self.health_monitors),
                 data_dir: PathBuf::from(data_dir),
                 api_listen: api_listen?,
             }),
@@ -568,6 +589,10 @@ impl<'s> Reader<'s> {
         }
 
         let is_process = matches!(agent, Some(Agent::Process(_)));
+        let health = match self.table(t, "monitor") {
+            Some(mt) => self.health_monitor(mt, &id),
+            None => None,
+        };
         let mut ops: Vec<OpSpec> = Vec::new();
         let mut op_spans: Vec<Range<usize>> = Vec::new();
         if let Some(arr) = self.array(t, "ops") {
@@ -591,6 +616,20 @@ impl<'s> Reader<'s> {
                         ops.push(op);
                         op_spans.push(v.span());
                     }
+                }
+            }
+        }
+        // A health-check monitor is a recurring monitor at its interval (on_fail and the rest
+        // apply to it); the daemon runs the check instead of the agent's monitor.
+        if let Some((hm, on_fail, span)) = health {
+            match ops.iter_mut().find(|o| o.name == OpName::Monitor && o.interval == hm.check.interval) {
+                Some(_) => self.d.error(span, format!("an operation already monitors every {}: give the health check another interval", duration::format(hm.check.interval))),
+                None => {
+                    let mut op = OpSpec::new(OpName::Monitor, hm.check.interval);
+                    op.timeout = hm.check.timeout + Duration::from_secs(1);
+                    op.on_fail = on_fail;
+                    ops.push(op);
+                    self.health_monitors.push(hm);
                 }
             }
         }
@@ -824,6 +863,155 @@ impl<'s> Reader<'s> {
             out.push(peer);
         }
         out
+    }
+
+    /// `monitor = { http = "http://host:port/path" | tcp = "host:port" | exec = [...], interval,
+    /// timeout, fall, rise, valid_statuses, body, on_fail }`.
+    fn health_monitor(
+        &mut self,
+        t: &Table<'_>,
+        resource: &str,
+    ) -> Option<(HealthMonitor, Option<OnFail>, Range<usize>)> {
+        use crate::check::{CheckKind, CheckSpec, Peer};
+        self.keys(
+            t,
+            &[
+                "http",
+                "tcp",
+                "exec",
+                "interval",
+                "timeout",
+                "fall",
+                "rise",
+                "valid_statuses",
+                "body",
+                "on_fail",
+                "grace",
+            ],
+            "monitor",
+        );
+        let span = self.table_span(t);
+        let mut check = CheckSpec {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            ..CheckSpec::default()
+        };
+        check.hysteresis = warden_engine::health::Hysteresis { fall: 3, rise: 1 };
+        let peer_of = |host: String, port: u16, addr: String| Peer {
+            addr,
+            host,
+            port,
+            weight: 1,
+            max_fails: 1,
+            fail_timeout: Duration::ZERO,
+            down: false,
+        };
+        let peer = if let Some((url, uspan)) = self.string(t, "http") {
+            let Some(rest) = url.strip_prefix("http://") else {
+                self.d.error(
+                    uspan,
+                    format!("bad http monitor {url:?}: expected http://HOST:PORT/PATH"),
+                );
+                return None;
+            };
+            let (hostport, path) = rest
+                .split_once('/')
+                .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+            let (host, port) = match crate::check::parse_peer_addr(hostport) {
+                Ok(hp) => hp,
+                Err(e) => {
+                    self.d.error(uspan, e);
+                    return None;
+                }
+            };
+            check.kind = CheckKind::Http {
+                request: format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").into_bytes(),
+            };
+            peer_of(host, port, hostport.to_owned())
+        } else if let Some((addr, aspan)) = self.string(t, "tcp") {
+            match crate::check::parse_peer_addr(&addr) {
+                Ok((host, port)) => peer_of(host, port, addr),
+                Err(e) => {
+                    self.d.error(aspan, e);
+                    return None;
+                }
+            }
+        } else if t.get("exec").is_some() {
+            let list = self.string_list(t, "exec")?;
+            if list.is_empty() {
+                self.d.error(span.clone(), "`exec` must name a program");
+                return None;
+            }
+            check.kind = CheckKind::Exec {
+                command: list.into_iter().map(|(s, _)| s).collect(),
+            };
+            peer_of("127.0.0.1".into(), 1, resource.to_owned())
+        } else {
+            self.d
+                .error(span, "a monitor needs `http`, `tcp` or `exec`");
+            return None;
+        };
+        if let Some(d) = self.positive_duration(t, "interval") {
+            check.interval = d;
+        }
+        if let Some(d) = self.positive_duration(t, "timeout") {
+            check.timeout = d;
+        }
+        for (key, slot) in [
+            ("fall", &mut check.hysteresis.fall),
+            ("rise", &mut check.hysteresis.rise),
+        ] {
+            if let Some(v) = t.get(key) {
+                match self.u32_value(v, key) {
+                    Some(0) => self
+                        .d
+                        .error(v.span(), format!("`{key}` must be at least 1")),
+                    Some(n) => *slot = n,
+                    None => {}
+                }
+            }
+        }
+        if let Some(arr) = self.array(t, "valid_statuses") {
+            let codes = arr
+                .iter()
+                .filter_map(|v| {
+                    self.int_value(v, "valid_statuses")
+                        .and_then(|c| u16::try_from(c).ok())
+                })
+                .collect();
+            check.valid_statuses = Some(codes);
+        }
+        check.body = self.string(t, "body").map(|v| v.0);
+        let mut grace = Duration::from_secs(5);
+        if let Some(v) = t.get("grace") {
+            if let Some(d) = self.duration_value(v) {
+                grace = d;
+            }
+        }
+        let on_fail = match t.get("on_fail") {
+            Some(v) => match self.keyword_value(v, OnFail::ALL) {
+                Some(f) if f.allowed_for(OpName::Monitor, OpRole::Started) => Some(f),
+                Some(f) => {
+                    self.d.error(
+                        v.span(),
+                        format!("on_fail = {:?} is not valid for a monitor", f.as_str()),
+                    );
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
+        Some((
+            HealthMonitor {
+                resource: resource.to_owned(),
+                peer,
+                check,
+                grace,
+            },
+            on_fail,
+            span,
+        ))
     }
 
     fn process(&mut self, t: &Table<'_>, what: &str) -> Option<ProcessSpec> {

@@ -50,6 +50,14 @@ pub enum Input {
         generation: u64,
         result: AgentResult,
     },
+    /// A health check that serves as a resource's monitor finished.
+    HealthDone {
+        resource: String,
+        interval_ms: u64,
+        generation: u64,
+        result: Result<(), crate::check::CheckError>,
+        took: Duration,
+    },
     Admin {
         cmd: AdminCommand,
         reply: oneshot::Sender<Result<(), String>>,
@@ -235,6 +243,21 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         last_start: HashMap::new(),
         quick_exits: HashMap::new(),
         deferred_exits: Vec::new(),
+        health: loaded
+            .health_monitors
+            .iter()
+            .map(|h| {
+                let key = (h.resource.clone(), warden_engine::millis(h.check.interval));
+                let mon = HealthMon {
+                    peer: h.peer.clone(),
+                    check: h.check.clone(),
+                    grace: h.grace,
+                    health: Default::default(),
+                    generation: 0,
+                };
+                (key, mon)
+            })
+            .collect(),
     };
     // Joining (or rejoining after a restart): probe everything, adopt what runs.
     d.record(vec![(Event::NodeUp { node }, None)])?;
@@ -273,6 +296,18 @@ struct Daemon {
     quick_exits: HashMap<String, u32>,
     /// Exits of processes whose start had not been applied yet: handled once it is.
     deferred_exits: Vec<Exited>,
+    /// Health checks serving as recurring monitors, by (resource, interval).
+    health: HashMap<(String, u64), HealthMon>,
+}
+
+/// A resource's health-check monitor and its hysteresis (reset by every start and stop).
+#[derive(Debug)]
+struct HealthMon {
+    peer: crate::check::Peer,
+    check: crate::check::CheckSpec,
+    grace: Duration,
+    health: warden_engine::health::PeerHealth,
+    generation: u64,
 }
 
 /// A process that exits this soon after its start counts toward crash-loop backoff.
@@ -612,6 +647,13 @@ impl Daemon {
                 generation,
                 result,
             } => self.on_monitor_done(resource, interval_ms, generation, result)?,
+            Input::HealthDone {
+                resource,
+                interval_ms,
+                generation,
+                result,
+                took,
+            } => self.on_health_done(resource, interval_ms, generation, result, took)?,
             Input::Admin { cmd, reply } => {
                 let r = self.admin(cmd);
                 let _ = reply.send(r);
@@ -790,8 +832,23 @@ impl Daemon {
             return;
         };
         let generation = self.generation.get(resource).copied().unwrap_or(0);
-        let ctx = self.exec_ctx();
         let tx = self.tx.clone();
+        if let Some(h) = self.health.get(&(resource.to_owned(), interval_ms)) {
+            let (peer, check, resource) = (h.peer.clone(), h.check.clone(), resource.to_owned());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = crate::check::probe(&peer, &check).await;
+                let _ = tx.send(Input::HealthDone {
+                    resource,
+                    interval_ms,
+                    generation,
+                    result,
+                    took: started.elapsed(),
+                });
+            });
+            return;
+        }
+        let ctx = self.exec_ctx();
         let resource = resource.to_owned();
         tokio::spawn(async move {
             let result = ctx
@@ -855,6 +912,66 @@ impl Daemon {
             self.abort_run();
         }
         Ok(())
+    }
+
+    /// A health check serving as a monitor: its result goes through the hysteresis, and the
+    /// monitor fails (rc 1) while the check is DOWN.
+    fn on_health_done(
+        &mut self,
+        resource: String,
+        interval_ms: u64,
+        generation: u64,
+        result: Result<(), crate::check::CheckError>,
+        took: Duration,
+    ) -> anyhow::Result<()> {
+        use warden_engine::health::PeerState;
+        let Some(h) = self.health.get_mut(&(resource.clone(), interval_ms)) else {
+            return Ok(());
+        };
+        // A new instance (started or stopped since) starts from UNKNOWN.
+        if h.generation != generation {
+            h.generation = generation;
+            h.health = Default::default();
+        }
+        let err = result.as_ref().err().map(ToString::to_string);
+        // Still coming up: failures before its first success count only after the grace.
+        let starting = self
+            .last_start
+            .get(&resource)
+            .is_some_and(|t| t.elapsed() < h.grace);
+        if result.is_err() && starting && h.health.state == PeerState::Unknown {
+            debug!(resource = %resource, error = ?err, "health check failed while the service starts; not counted");
+            return Ok(());
+        }
+        if let Some(change) = h.health.record(result.is_ok(), h.check.hysteresis) {
+            if change.routing_changed {
+                let (dir, what) = if change.to == PeerState::Down {
+                    ("down", "failure(s)")
+                } else {
+                    ("up", "success(es)")
+                };
+                warn!(resource = %resource, peer = %h.peer.addr, "health check of {resource} ({}) is turned {dir} after {} {what}", h.peer.addr, change.after);
+            }
+        }
+        let down = h.health.state == PeerState::Down;
+        let exit_reason = match (down, err) {
+            (true, Some(e)) => format!(
+                "health check of {} down after {} failure(s): {e}",
+                h.peer.addr, h.health.failures
+            ),
+            (true, None) => format!("health check of {} down", h.peer.addr),
+            _ => String::new(),
+        };
+        let rc = if down { rc::ERR_GENERIC } else { rc::OK };
+        let result = AgentResult {
+            rc,
+            exit_reason,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: took,
+            timed_out: false,
+        };
+        self.on_monitor_done(resource, interval_ms, generation, result)
     }
 
     /// A supervised process ended on its own: a failed monitor (rc 7), now.

@@ -518,3 +518,89 @@ fn upstream_health_through_the_daemon() {
     );
     assert!(log.contains("connection refused"), "{log}");
 }
+
+#[test]
+fn a_hung_service_is_found_by_its_health_check_and_restarted() {
+    assert!(
+        Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "python3 is needed (scripts/test.sh installs it)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[resource]]\nid = \"web\"\nclass = \"process\"\n\
+             command = [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n\
+             stop_timeout = \"500ms\"\n\
+             monitor = {{ http = \"http://127.0.0.1:{port}/\", interval = \"200ms\", timeout = \"300ms\", fall = 2, rise = 1, valid_statuses = [200] }}\n"
+        ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let _d = start(&config, &[]);
+    wait_for(&config, "web serving", |v| {
+        v["transition_running"] == false
+            && resource(v, "web")["status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("web Started"))
+    });
+    // Let the check pass once (it does not count failures while the server comes up).
+    std::thread::sleep(Duration::from_millis(1500));
+    let first = std::fs::read_to_string(data.join("run/web.pid")).expect("pid");
+    let first: i32 = first
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("pid");
+    // Hung: alive, accepting, never answering.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("stop");
+    let v = wait_for(&config, "the hung server replaced", |v| {
+        let p = std::fs::read_to_string(data.join("run/web.pid"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<i32>().ok());
+        p.is_some_and(|p| p != first)
+            && v["transition_running"] == false
+            && !v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+    });
+    let failed = &v["failed_actions"][0];
+    assert_eq!(failed["rc"], 1);
+    assert_eq!(failed["op"], "monitor_200");
+    let reason = failed["exit_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!(
+            "health check of 127.0.0.1:{port} down after 2 failure(s): timeout"
+        )),
+        "{reason}"
+    );
+    // The new server answers again.
+    wait_for(&config, "the new server healthy", |v| {
+        resource(v, "web")["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("web Started"))
+    });
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
+    assert!(
+        log.contains(&format!(
+            "health check of web (127.0.0.1:{port}) is turned down after 2 failure(s)"
+        )),
+        "{log}"
+    );
+    assert!(
+        warden::exec::process::start_time(first).is_none(),
+        "the hung process was killed"
+    );
+}
