@@ -36,6 +36,10 @@ pub async fn serve(
         .route("/status", get(status_page))
         .route("/metrics", get(metrics))
         .route("/v1/upstreams", get(upstreams))
+        .route(
+            "/v1/upstreams/{name}/peers",
+            post(add_peer).delete(remove_peer),
+        )
         .route("/v1/status", get(status))
         .route("/v1/history", get(history))
         .route("/v1/resources/{id}/{action}", post(resource_action))
@@ -102,6 +106,69 @@ async fn metrics(State(api): State<Api>) -> Response {
 
 async fn upstreams(State(api): State<Api>) -> Response {
     Json(upstreams_json(&api.checker.snapshot())).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct PeerQuery {
+    addr: Option<String>,
+    backup: Option<bool>,
+}
+
+/// Adds a peer to a running upstream (until the next restart: put it in the configuration to
+/// keep it).
+async fn add_peer(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<PeerQuery>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let Some(addr) = q.addr else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "adding a peer needs ?addr=HOST:PORT",
+            Some("addr"),
+        );
+    };
+    peer_change(
+        api.checker
+            .add_peer(&name, &addr, q.backup.unwrap_or(false)),
+    )
+}
+
+async fn remove_peer(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<PeerQuery>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let Some(addr) = q.addr else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "removing a peer needs ?addr=HOST:PORT",
+            Some("addr"),
+        );
+    };
+    peer_change(api.checker.remove_peer(&name, &addr))
+}
+
+fn peer_change(r: Result<(), crate::check::runner::PeerChangeError>) -> Response {
+    use crate::check::runner::PeerChangeError as E;
+    match r {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(e @ E::UnknownUpstream(_)) => {
+            error(StatusCode::NOT_FOUND, e.to_string(), Some("upstream"))
+        }
+        Err(e @ E::NoSuchPeer { .. }) => error(StatusCode::NOT_FOUND, e.to_string(), Some("addr")),
+        Err(e @ (E::BadAddress(_) | E::Exists { .. })) => {
+            error(StatusCode::BAD_REQUEST, e.to_string(), Some("addr"))
+        }
+    }
 }
 
 /// Every upstream's version and peers (documented in docs/api.md).

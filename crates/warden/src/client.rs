@@ -23,6 +23,10 @@ impl Client {
         self.request("POST", path)
     }
 
+    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.request("DELETE", path)
+    }
+
     /// A text page (`/status`).
     pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let (status, body) = self.raw("GET", path)?;

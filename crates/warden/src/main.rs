@@ -160,6 +160,17 @@ enum UpstreamAction {
         #[arg(long)]
         json: bool,
     },
+    /// Add a peer to a running upstream (until the daemon restarts).
+    AddPeer {
+        upstream: String,
+        /// HOST:PORT
+        addr: String,
+        /// As a backup peer.
+        #[arg(long)]
+        backup: bool,
+    },
+    /// Remove a peer from a running upstream.
+    RemovePeer { upstream: String, addr: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +325,35 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 o.push_str("(no operations yet)\n");
             }
             Ok(o)
+        }
+        Command::Upstream {
+            target,
+            action:
+                UpstreamAction::AddPeer {
+                    upstream,
+                    addr,
+                    backup,
+                },
+        } => {
+            let path = format!(
+                "/v1/upstreams/{}/peers?addr={}&backup={backup}",
+                escape(&upstream),
+                escape(&addr)
+            );
+            client(&target)?.post(&path)?;
+            Ok(format!("added {addr} to {upstream}\n"))
+        }
+        Command::Upstream {
+            target,
+            action: UpstreamAction::RemovePeer { upstream, addr },
+        } => {
+            let path = format!(
+                "/v1/upstreams/{}/peers?addr={}",
+                escape(&upstream),
+                escape(&addr)
+            );
+            client(&target)?.delete(&path)?;
+            Ok(format!("removed {addr} from {upstream}\n"))
         }
         Command::Upstream {
             target,

@@ -377,3 +377,69 @@ fn the_status_page_is_lua_restys_format_byte_for_byte() {
         "Upstream foo.com\n    Primary Peers\n        127.0.0.1:12354 UP\n        127.0.0.1:12355 DOWN\n    Backup Peers\n        127.0.0.1:12356 UP\n\nUpstream bar.com\n    Primary Peers\n        127.0.0.1:12357 UNKNOWN\n    Backup Peers\n"
     );
 }
+
+#[tokio::test]
+async fn peers_added_and_removed_at_runtime_leave_the_others_alone() {
+    use warden::check::runner::PeerChangeError;
+    let good = serve("127.0.0.1:0", Reply::Bytes(OK)).await;
+    let refused = closed_port().await;
+    let c = Checker::start(vec![Upstream {
+        name: "api".into(),
+        primary: vec![peer("127.0.0.1", good), peer("127.0.0.1", refused)],
+        backup: vec![],
+        check: http(Some(vec![200])),
+    }]);
+    let before = wait_until(&c, "the refused peer down", |s| {
+        state(s, 0, 1) == PeerState::Down && state(s, 0, 0) == PeerState::Up
+    })
+    .await;
+    let another = serve("127.0.0.1:0", Reply::Bytes(OK)).await;
+    let addr = format!("127.0.0.1:{another}");
+    c.add_peer("api", &addr, true).expect("add");
+    assert_eq!(
+        c.add_peer("api", &addr, true),
+        Err(PeerChangeError::Exists {
+            upstream: "api".into(),
+            addr: addr.clone()
+        })
+    );
+    assert_eq!(
+        c.add_peer("nope", &addr, false),
+        Err(PeerChangeError::UnknownUpstream("nope".into()))
+    );
+    assert!(matches!(
+        c.add_peer("api", "nonsense", false),
+        Err(PeerChangeError::BadAddress(_))
+    ));
+    let s = wait_until(&c, "the new peer up", |s| {
+        s[0].peers.len() == 3 && state(s, 0, 2) == PeerState::Up
+    })
+    .await;
+    assert!(s[0].peers[2].backup);
+    // The others kept their state, and the version counts only real changes.
+    assert_eq!(
+        (state(&s, 0, 0), state(&s, 0, 1)),
+        (PeerState::Up, PeerState::Down)
+    );
+    assert_eq!(s[0].version, before[0].version);
+    assert!(s[0].peers[1].health.failures >= before[0].peers[1].health.failures);
+    // Removed: gone from the status, no longer checked.
+    let refused_addr = format!("127.0.0.1:{refused}");
+    c.remove_peer("api", &refused_addr).expect("remove");
+    assert_eq!(
+        c.remove_peer("api", &refused_addr),
+        Err(PeerChangeError::NoSuchPeer {
+            upstream: "api".into(),
+            addr: refused_addr.clone()
+        })
+    );
+    let s = c.snapshot();
+    assert_eq!(
+        s[0].peers
+            .iter()
+            .map(|p| p.peer.addr.clone())
+            .collect::<Vec<_>>(),
+        [format!("127.0.0.1:{good}"), addr]
+    );
+    assert_eq!(status_page(&s).matches("DOWN").count(), 0);
+}

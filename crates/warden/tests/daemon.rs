@@ -508,6 +508,27 @@ fn upstream_health_through_the_daemon() {
     .get_text("/metrics")
     .expect("metrics");
     assert!(metrics.contains(&format!("warden_upstream_status_info{{name=\"api\",endpoint=\"127.0.0.1:{refused_port}\",status=\"DOWN\",role=\"backup\"}} 1")), "{metrics}");
+    // Peers at runtime, through the CLI (with the token from the data dir).
+    let gone = format!("127.0.0.1:{refused_port}");
+    let (ok, out, err) = cli(&config, &["upstream", "remove-peer", "api", &gone]);
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("removed {gone} from api\n"));
+    let (ok, _, err) = cli(
+        &config,
+        &[
+            "upstream",
+            "add-peer",
+            "api",
+            "127.0.0.1:1",
+            "--token",
+            "wrong",
+        ],
+    );
+    assert!(!ok && err.contains("Bearer"), "{err}");
+    let (ok, _, err) = cli(&config, &["upstream", "add-peer", "nope", "127.0.0.1:1"]);
+    assert!(!ok && err.contains("unknown upstream \"nope\""), "{err}");
+    let (ok, out, _) = cli(&config, &["upstream", "status"]);
+    assert!(ok && !out.contains(&gone), "{out}");
     drop(d);
     let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
     assert!(

@@ -72,6 +72,23 @@ pub struct PeerEvent {
 pub struct Checker {
     pub status: Arc<Mutex<Vec<UpstreamStatus>>>,
     pub events: broadcast::Sender<PeerEvent>,
+    /// Per upstream: its configuration and the concurrency limit its checks share.
+    upstreams: Arc<Vec<(Arc<Upstream>, Arc<Semaphore>)>>,
+    /// The running loop of each peer, by (upstream index, address), to stop it on removal.
+    loops: Arc<Mutex<std::collections::HashMap<(usize, String), tokio::task::AbortHandle>>>,
+}
+
+/// Why a peer could not be added or removed at runtime.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PeerChangeError {
+    #[error("unknown upstream {0:?}")]
+    UnknownUpstream(String),
+    #[error("{0}")]
+    BadAddress(String),
+    #[error("upstream {upstream:?} already has peer {addr}")]
+    Exists { upstream: String, addr: String },
+    #[error("upstream {upstream:?} has no peer {addr}")]
+    NoSuchPeer { upstream: String, addr: String },
 }
 
 fn wall() -> Time {
@@ -115,32 +132,126 @@ impl Checker {
                     .collect(),
             })
             .collect();
+        let shared: Vec<(Arc<Upstream>, Arc<Semaphore>)> = upstreams
+            .into_iter()
+            .map(|u| {
+                let sem = Arc::new(Semaphore::new(u.check.concurrency.max(1)));
+                (Arc::new(u), sem)
+            })
+            .collect();
         let checker = Checker {
             status: Arc::new(Mutex::new(status)),
             events,
+            upstreams: Arc::new(shared),
+            loops: Arc::default(),
         };
-        for (ui, u) in upstreams.into_iter().enumerate() {
-            let sem = Arc::new(Semaphore::new(u.check.concurrency.max(1)));
-            let u = Arc::new(u);
-            let peers = u.primary.len() + u.backup.len();
-            for pi in 0..peers {
-                let (u, sem, checker) = (Arc::clone(&u), Arc::clone(&sem), checker.clone());
-                tokio::spawn(async move { checker.peer_loop(ui, pi, u, sem).await });
+        for (ui, (u, _)) in checker.upstreams.iter().enumerate() {
+            for (pi, peer) in u.primary.iter().chain(&u.backup).enumerate() {
+                checker.spawn_peer(ui, pi, peer.clone());
             }
         }
         checker
     }
 
-    async fn peer_loop(self, ui: usize, pi: usize, u: Arc<Upstream>, sem: Arc<Semaphore>) {
-        let peer = u.primary.iter().chain(&u.backup).nth(pi).cloned();
-        let Some(peer) = peer else { return };
+    fn spawn_peer(&self, ui: usize, seed: usize, peer: Peer) {
         if peer.down {
             return;
         }
+        let (u, sem) = self.upstreams[ui].clone();
+        let addr = peer.addr.clone();
+        let me = self.clone();
+        let handle = tokio::spawn(async move { me.peer_loop(ui, seed, peer, u, sem).await });
+        if let Ok(mut loops) = self.loops.lock() {
+            loops.insert((ui, addr), handle.abort_handle());
+        }
+    }
+
+    /// Adds a peer to a running upstream; the others keep their state.
+    pub fn add_peer(
+        &self,
+        upstream: &str,
+        addr: &str,
+        backup: bool,
+    ) -> Result<(), PeerChangeError> {
+        let ui = self.upstream_index(upstream)?;
+        let (host, port) = super::parse_peer_addr(addr).map_err(PeerChangeError::BadAddress)?;
+        let peer = Peer {
+            addr: addr.to_owned(),
+            host,
+            port,
+            weight: 1,
+            max_fails: 1,
+            fail_timeout: std::time::Duration::from_secs(10),
+            down: false,
+        };
+        let seed = {
+            let Ok(mut all) = self.status.lock() else {
+                return Ok(());
+            };
+            let up = &mut all[ui];
+            if up.peers.iter().any(|p| p.peer.addr == addr) {
+                return Err(PeerChangeError::Exists {
+                    upstream: upstream.to_owned(),
+                    addr: addr.to_owned(),
+                });
+            }
+            up.peers.push(PeerStatus {
+                peer: peer.clone(),
+                backup,
+                health: PeerHealth::default(),
+                last_error: None,
+                last_error_kind: None,
+                last_check: None,
+            });
+            up.peers.len()
+        };
+        self.spawn_peer(ui, seed, peer);
+        Ok(())
+    }
+
+    /// Removes a peer from a running upstream and stops checking it.
+    pub fn remove_peer(&self, upstream: &str, addr: &str) -> Result<(), PeerChangeError> {
+        let ui = self.upstream_index(upstream)?;
+        if let Ok(mut all) = self.status.lock() {
+            let before = all[ui].peers.len();
+            all[ui].peers.retain(|p| p.peer.addr != addr);
+            if all[ui].peers.len() == before {
+                return Err(PeerChangeError::NoSuchPeer {
+                    upstream: upstream.to_owned(),
+                    addr: addr.to_owned(),
+                });
+            }
+        }
+        if let Some(h) = self
+            .loops
+            .lock()
+            .ok()
+            .and_then(|mut l| l.remove(&(ui, addr.to_owned())))
+        {
+            h.abort();
+        }
+        Ok(())
+    }
+
+    fn upstream_index(&self, name: &str) -> Result<usize, PeerChangeError> {
+        self.upstreams
+            .iter()
+            .position(|(u, _)| u.name == name)
+            .ok_or_else(|| PeerChangeError::UnknownUpstream(name.to_owned()))
+    }
+
+    async fn peer_loop(
+        self,
+        ui: usize,
+        seed: usize,
+        peer: Peer,
+        u: Arc<Upstream>,
+        sem: Arc<Semaphore>,
+    ) {
         let offset = u
             .check
             .jitter
-            .mul_f64(jitter_fraction((ui as u64) << 32 | pi as u64));
+            .mul_f64(jitter_fraction((ui as u64) << 32 | seed as u64));
         let mut tick = tokio::time::interval_at(
             Instant::now() + offset,
             u.check.interval.max(std::time::Duration::from_millis(1)),
@@ -153,18 +264,20 @@ impl Checker {
                 return;
             };
             let result = probe(&peer, &u.check).await;
-            self.record(ui, pi, &u, result);
+            self.record(ui, &peer.addr, &u, result);
         }
     }
 
-    fn record(&self, ui: usize, pi: usize, u: &Upstream, result: Result<(), CheckError>) {
+    fn record(&self, ui: usize, addr: &str, u: &Upstream, result: Result<(), CheckError>) {
         let Ok(mut all) = self.status.lock() else {
             return;
         };
         let Some(up) = all.get_mut(ui) else { return };
-        let Some(p) = up.peers.get_mut(pi) else {
+        // Found by address: peers come and go at runtime.
+        let Some(pi) = up.peers.iter().position(|p| p.peer.addr == addr) else {
             return;
         };
+        let p = &mut up.peers[pi];
         p.last_check = Some(wall());
         let ok = result.is_ok();
         match &result {
