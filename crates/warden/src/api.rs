@@ -105,7 +105,28 @@ async fn metrics(State(api): State<Api>) -> Response {
 }
 
 async fn upstreams(State(api): State<Api>) -> Response {
-    Json(upstreams_json(&api.checker.snapshot())).into_response()
+    let mut v = upstreams_json(&api.checker.snapshot());
+    // Whether each peer takes traffic now (UNKNOWN counts as up unless configured otherwise).
+    for (ui, (u, snap)) in v
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .zip(api.checker.snapshot())
+        .enumerate()
+    {
+        let Some(spec) = api.checker.check_spec(ui) else {
+            continue;
+        };
+        for (p, ps) in u["peers"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .zip(&snap.peers)
+        {
+            p["routable"] = json!(ps.routable(spec));
+        }
+    }
+    Json(v).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -685,6 +685,7 @@ impl<'s> Reader<'s> {
                 "jitter",
                 "port",
                 "command",
+                "unknown",
             ],
             "[upstream.check]",
         );
@@ -779,6 +780,13 @@ impl<'s> Reader<'s> {
             check.valid_statuses = Some(codes);
         }
         check.body = self.string(ct, "body").map(|v| v.0);
+        if let Some((u, span)) = self.string(ct, "unknown") {
+            match u.as_str() {
+                "up" => check.unknown_routable = true,
+                "down" => check.unknown_routable = false,
+                other => self.d.error(span, format!("unknown = {other:?}: how a peer not yet checked is routed (allowed: up, down)")),
+            }
+        }
         if let Some(v) = ct.get("port") {
             match self.int_value(v, "port").map(u16::try_from) {
                 Some(Ok(p)) if p > 0 => check.port = Some(p),
@@ -1817,6 +1825,14 @@ concurrency = 10
             e.contains("t.toml:7:19: error: an HTTP status is between 100 and 599"),
             "{e}"
         );
+        let l = ok(
+            "[[upstream]]\nname = \"c\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\nunknown = \"down\"\n",
+        );
+        assert!(!l.upstreams[0].check.unknown_routable);
+        let e = errors(
+            "[[upstream]]\nname = \"c\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\nunknown = \"maybe\"\n",
+        );
+        assert!(e.contains("t.toml:5:11: error: unknown = \"maybe\""), "{e}");
         let e = errors("[[upstream]]\nname = \"u\"\n");
         assert!(
             e.contains("t.toml:2:8: error: upstream \"u\" has no peers"),

@@ -443,3 +443,33 @@ async fn peers_added_and_removed_at_runtime_leave_the_others_alone() {
     );
     assert_eq!(status_page(&s).matches("DOWN").count(), 0);
 }
+
+#[test]
+fn unknown_peers_route_as_up_unless_configured_otherwise() {
+    use warden_engine::health::PeerHealth;
+    let st = |state| {
+        warden::check::runner::PeerStatus::for_test(
+            peer("127.0.0.1", 1),
+            false,
+            PeerHealth {
+                state,
+                successes: 0,
+                failures: 0,
+            },
+        )
+    };
+    let up_by_default = CheckSpec::default();
+    let cautious = CheckSpec {
+        unknown_routable: false,
+        ..CheckSpec::default()
+    };
+    let rows = [
+        (PeerState::Unknown, true, false),
+        (PeerState::Up, true, true),
+        (PeerState::Down, false, false),
+    ];
+    for (state, default, cautious_routes) in rows {
+        assert_eq!(st(state).routable(&up_by_default), default, "{state:?}");
+        assert_eq!(st(state).routable(&cautious), cautious_routes, "{state:?}");
+    }
+}

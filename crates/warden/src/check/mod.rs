@@ -54,6 +54,8 @@ pub struct CheckSpec {
     pub jitter: Duration,
     /// Check this port instead of the peer's.
     pub port: Option<u16>,
+    /// Whether a peer not yet checked (UNKNOWN) takes traffic.
+    pub unknown_routable: bool,
 }
 
 impl Default for CheckSpec {
@@ -68,6 +70,7 @@ impl Default for CheckSpec {
             concurrency: 10,
             jitter: Duration::ZERO,
             port: None,
+            unknown_routable: true,
         }
     }
 }

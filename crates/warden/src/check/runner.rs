@@ -38,6 +38,16 @@ impl PeerStatus {
         }
     }
 
+    /// Whether traffic may go there: not DOWN, and not UNKNOWN when the upstream routes unknown
+    /// peers as down.
+    pub fn routable(&self, spec: &super::CheckSpec) -> bool {
+        match self.state() {
+            PeerState::Down => false,
+            PeerState::Unknown => spec.unknown_routable,
+            PeerState::Up => true,
+        }
+    }
+
     /// DOWN when the operator marked it down, else its health.
     pub fn state(&self) -> PeerState {
         if self.peer.down {
@@ -317,6 +327,11 @@ impl Checker {
             to: change.to,
             version: up.version,
         });
+    }
+
+    /// The check of upstream number `ui`.
+    pub fn check_spec(&self, ui: usize) -> Option<&super::CheckSpec> {
+        self.upstreams.get(ui).map(|(u, _)| &u.check)
     }
 
     /// A copy of the status of every upstream.
