@@ -686,6 +686,9 @@ impl<'s> Reader<'s> {
                 "port",
                 "command",
                 "unknown",
+                "sni",
+                "verify",
+                "ca",
             ],
             "[upstream.check]",
         );
@@ -693,7 +696,7 @@ impl<'s> Reader<'s> {
         let host = self.string(ct, "host").map_or(name.clone(), |v| v.0);
         check.kind = match kind.as_ref().map(|(k, s)| (k.as_str(), s.clone())) {
             None | Some(("tcp", _)) => CheckKind::Tcp,
-            Some(("http", _)) => {
+            Some((scheme @ ("http" | "https"), type_span)) => {
                 let request = match self.string(ct, "http_req") {
                     Some((raw, _)) => raw.into_bytes(),
                     None => {
@@ -712,23 +715,37 @@ impl<'s> Reader<'s> {
                         req.into_bytes()
                     }
                 };
-                CheckKind::Http { request }
+                let tls = if scheme == "https" {
+                    let sni = self.string(ct, "sni").map_or(host.clone(), |v| v.0);
+                    let verify = self.boolean(ct, "verify").unwrap_or(true);
+                    let ca = self.string(ct, "ca").map(|v| v.0);
+                    match crate::check::tls::client(&sni, verify, ca.as_deref().map(Path::new)) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            let at = ct
+                                .get("ca")
+                                .or(ct.get("sni"))
+                                .map_or(type_span, |v| v.span());
+                            self.d.error(at, e);
+                            None
+                        }
+                    }
+                } else {
+                    for k in ["sni", "verify", "ca"] {
+                        self.forbid(ct, k, "TLS settings are for type = \"https\"");
+                    }
+                    None
+                };
+                CheckKind::Http { request, tls }
             }
             Some(("exec", _)) => match self.command(ct, "an exec check") {
                 Some(command) => CheckKind::Exec { command },
                 None => CheckKind::Tcp,
             },
-            Some(("https", span)) => {
-                self.d.error(
-                    span,
-                    "check type \"https\" is not supported yet (allowed: http, tcp, exec)",
-                );
-                CheckKind::Tcp
-            }
             Some((other, span)) => {
                 self.d.error(
                     span,
-                    format!("unknown check type {other:?} (allowed: http, tcp, exec)"),
+                    format!("unknown check type {other:?} (allowed: http, https, tcp, exec)"),
                 );
                 CheckKind::Tcp
             }
@@ -934,6 +951,7 @@ impl<'s> Reader<'s> {
             };
             check.kind = CheckKind::Http {
                 request: format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").into_bytes(),
+                tls: None,
             };
             peer_of(host, port, hostport.to_owned())
         } else if let Some((addr, aspan)) = self.string(t, "tcp") {
@@ -1784,7 +1802,8 @@ concurrency = 10
         assert_eq!(
             u.check.kind,
             crate::check::CheckKind::Http {
-                request: b"GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n".to_vec()
+                request: b"GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n".to_vec(),
+                tls: None
             }
         );
         let l = ok(
@@ -1793,7 +1812,8 @@ concurrency = 10
         assert_eq!(
             l.upstreams[0].check.kind,
             crate::check::CheckKind::Http {
-                request: b"GET /health HTTP/1.0\r\nHost: api\r\nX-Check: warden\r\n\r\n".to_vec()
+                request: b"GET /health HTTP/1.0\r\nHost: api\r\nX-Check: warden\r\n\r\n".to_vec(),
+                tls: None
             }
         );
         assert_eq!(
@@ -1803,7 +1823,7 @@ concurrency = 10
         );
 
         let e = errors(
-            "[[upstream]]\nname = \"u\"\nprimary = [\"localhost\", 5]\n[upstream.check]\ntype = \"https\"\nfall = 0\nvalid_statuses = [99]\n",
+            "[[upstream]]\nname = \"u\"\nprimary = [\"localhost\", 5]\n[upstream.check]\ntype = \"https\"\nfall = 0\nvalid_statuses = [99]\nca = \"/nonexistent/ca.pem\"\n",
         );
         assert!(
             e.contains("t.toml:3:12: error: bad peer address \"localhost\""),
@@ -1814,9 +1834,20 @@ concurrency = 10
             "{e}"
         );
         assert!(
-            e.contains("t.toml:5:8: error: check type \"https\" is not supported yet"),
+            e.contains("t.toml:8:6: error: cannot read ca /nonexistent/ca.pem"),
             "{e}"
         );
+        let tls_err = errors(
+            "[[upstream]]\nname = \"u\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\ntype = \"http\"\nsni = \"x\"\n",
+        );
+        assert!(tls_err.contains("t.toml:6:1: error: `sni` does not apply here: TLS settings are for type = \"https\""), "{tls_err}");
+        let l = ok(
+            "[[upstream]]\nname = \"s\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\ntype = \"https\"\nsni = \"api.example.com\"\nverify = false\n",
+        );
+        assert!(matches!(
+            &l.upstreams[0].check.kind,
+            crate::check::CheckKind::Http { tls: Some(_), .. }
+        ));
         assert!(
             e.contains("t.toml:6:8: error: `fall` must be at least 1"),
             "{e}"

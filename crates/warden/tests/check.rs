@@ -73,6 +73,7 @@ fn http(valid: Option<Vec<u16>>) -> CheckSpec {
     CheckSpec {
         kind: CheckKind::Http {
             request: b"GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n".to_vec(),
+            tls: None,
         },
         interval: Duration::from_millis(40),
         timeout: Duration::from_millis(500),
@@ -306,6 +307,7 @@ async fn a_hung_peer_is_detected_within_fall_times_interval_plus_timeout() {
     let check = CheckSpec {
         kind: CheckKind::Http {
             request: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            tls: None,
         },
         interval: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
@@ -472,4 +474,79 @@ fn unknown_peers_route_as_up_unless_configured_otherwise() {
         assert_eq!(st(state).routable(&up_by_default), default, "{state:?}");
         assert_eq!(st(state).routable(&cautious), cautious_routes, "{state:?}");
     }
+}
+
+/// An HTTPS server on 127.0.0.1 with a self-signed certificate for `warden.test`; returns its
+/// port and the certificate's PEM.
+async fn serve_tls() -> (u16, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["warden.test".to_owned()]).expect("cert");
+    let pem = cert.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(s).await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(OK).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test]
+async fn https_checks_with_sni_and_verification() {
+    let (port, pem) = serve_tls().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).expect("ca");
+    let check = |sni: &str, verify: bool, ca: Option<&std::path::Path>| CheckSpec {
+        kind: CheckKind::Http {
+            request: b"GET / HTTP/1.0\r\nHost: warden.test\r\n\r\n".to_vec(),
+            tls: Some(warden::check::tls::client(sni, verify, ca).expect("tls client")),
+        },
+        valid_statuses: Some(vec![200]),
+        body: Some("hello".into()),
+        ..http(None)
+    };
+    let p = peer("127.0.0.1", port);
+    assert_eq!(
+        probe(&p, &check("warden.test", false, None)).await,
+        Ok(()),
+        "verify off"
+    );
+    let unknown = probe(&p, &check("warden.test", true, None)).await;
+    assert!(
+        matches!(&unknown, Err(CheckError::Tls(e)) if e.contains("UnknownIssuer")),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        probe(&p, &check("warden.test", true, Some(&ca))).await,
+        Ok(()),
+        "verified against the CA, with SNI"
+    );
+    let wrong = probe(&p, &check("other.test", true, Some(&ca))).await;
+    assert!(
+        matches!(&wrong, Err(CheckError::Tls(e)) if e.contains("not valid for name \"other.test\"")),
+        "{wrong:?}"
+    );
+    assert!(warden::check::tls::client("bad name!", true, None).is_err());
+    assert!(warden::check::tls::client("x", true, Some(&dir.path().join("missing.pem"))).is_err());
 }

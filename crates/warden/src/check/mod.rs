@@ -3,6 +3,7 @@
 //! hysteresis deciding UP and DOWN is pure and lives in `warden_engine::health`.
 
 pub mod runner;
+pub mod tls;
 
 use std::fmt;
 use std::time::Duration;
@@ -28,8 +29,12 @@ pub struct Peer {
 /// What a check does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
-    /// Send these bytes, read an HTTP status line (and the body when it must match).
-    Http { request: Vec<u8> },
+    /// Send these bytes, read an HTTP status line (and the body when it must match); over TLS
+    /// when `tls` is set (`https`).
+    Http {
+        request: Vec<u8>,
+        tls: Option<tls::TlsClient>,
+    },
     /// Connect.
     Tcp,
     /// Run a command (with `WARDEN_PEER_HOST` and `WARDEN_PEER_PORT`); exit 0 is healthy.
@@ -94,6 +99,7 @@ pub enum CheckError {
     BadStatus(u16),
     BodyMismatch,
     Exit(i32),
+    Tls(String),
 }
 
 impl CheckError {
@@ -107,6 +113,7 @@ impl CheckError {
             CheckError::BadStatus(_) => "bad status",
             CheckError::BodyMismatch => "body mismatch",
             CheckError::Exit(_) => "exit",
+            CheckError::Tls(_) => "tls",
         }
     }
 }
@@ -121,6 +128,7 @@ impl fmt::Display for CheckError {
             CheckError::BadStatus(c) => write!(f, "bad status code {c}"),
             CheckError::BodyMismatch => f.write_str("body does not match"),
             CheckError::Exit(c) => write!(f, "check command exited with {c}"),
+            CheckError::Tls(e) => write!(f, "tls: {e}"),
         }
     }
 }
@@ -152,25 +160,20 @@ async fn probe_inner(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
     };
     match &check.kind {
         CheckKind::Tcp => connect().await.map(|_| ()),
-        CheckKind::Http { request } => {
-            let mut s = connect().await?;
-            s.write_all(request)
-                .await
-                .map_err(|e| CheckError::Io(e.to_string()))?;
-            let mut buf = Vec::with_capacity(512);
-            let mut chunk = [0u8; 4096];
-            // Read the status line; with a body to match, read until the end (or the limit).
-            loop {
-                let n = s
-                    .read(&mut chunk)
-                    .await
-                    .map_err(|e| CheckError::Io(e.to_string()))?;
-                buf.extend_from_slice(&chunk[..n]);
-                let line_done = buf.windows(2).any(|w| w == b"\r\n") || buf.contains(&b'\n');
-                if n == 0 || buf.len() >= BODY_LIMIT || (line_done && check.body.is_none()) {
-                    break;
+        CheckKind::Http { request, tls } => {
+            let s = connect().await?;
+            let buf = match tls {
+                None => exchange(s, request, check.body.is_some()).await?,
+                Some(t) => {
+                    let connector =
+                        tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&t.config));
+                    let s = connector
+                        .connect(t.server_name.clone(), s)
+                        .await
+                        .map_err(|e| CheckError::Tls(e.to_string()))?;
+                    exchange(s, request, check.body.is_some()).await?
                 }
-            }
+            };
             let status = status_code(&buf).ok_or(CheckError::BadStatusLine)?;
             if let Some(valid) = &check.valid_statuses {
                 if !valid.contains(&status) {
@@ -202,6 +205,32 @@ async fn probe_inner(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
             } else {
                 Err(CheckError::Exit(r.rc))
             }
+        }
+    }
+}
+
+/// Sends a request and reads the status line, or the whole response (up to a limit) when the
+/// body must be read.
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    request: &[u8],
+    want_body: bool,
+) -> Result<Vec<u8>, CheckError> {
+    let io = |e: std::io::Error| CheckError::Io(e.to_string());
+    s.write_all(request).await.map_err(io)?;
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match s.read(&mut chunk).await {
+            Ok(n) => n,
+            // A TLS peer closing without close_notify after the response: what we have counts.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => 0,
+            Err(e) => return Err(io(e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let line_done = buf.contains(&b'\n');
+        if n == 0 || buf.len() >= BODY_LIMIT || (line_done && !want_body) {
+            return Ok(buf);
         }
     }
 }
