@@ -925,6 +925,11 @@ impl Daemon {
         took: Duration,
     ) -> anyhow::Result<()> {
         use warden_engine::health::PeerState;
+        // Whatever becomes of this result, the monitor runs again at its next interval.
+        if let Some(slot) = self.monitors.get_mut(&(resource.clone(), interval_ms)) {
+            slot.in_flight = false;
+            slot.next_due = Instant::now() + Duration::from_millis(interval_ms);
+        }
         let Some(h) = self.health.get_mut(&(resource.clone(), interval_ms)) else {
             return Ok(());
         };

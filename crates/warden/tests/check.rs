@@ -93,7 +93,9 @@ async fn wait_until(
     what: &str,
     cond: impl Fn(&[UpstreamStatus]) -> bool,
 ) -> Vec<UpstreamStatus> {
-    for _ in 0..500 {
+    // Generous: these are real sockets on a shared machine; the conditions come in well under
+    // a second normally.
+    for _ in 0..2000 {
         let s = c.snapshot();
         if cond(&s) {
             return s;

@@ -561,9 +561,9 @@ fn a_hung_service_is_found_by_its_health_check_and_restarted() {
         format!(
             "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
              [[resource]]\nid = \"web\"\nclass = \"process\"\n\
-             command = [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n\
+             command = [\"sh\", \"-c\", \"sleep 0.5; exec python3 -m http.server {port} --bind 127.0.0.1\"]\n\
              stop_timeout = \"500ms\"\n\
-             monitor = {{ http = \"http://127.0.0.1:{port}/\", interval = \"200ms\", timeout = \"300ms\", fall = 2, rise = 1, valid_statuses = [200] }}\n"
+             monitor = {{ http = \"http://127.0.0.1:{port}/\", interval = \"100ms\", timeout = \"300ms\", fall = 2, rise = 1, valid_statuses = [200] }}\n"
         ),
     )
     .expect("config");
@@ -575,8 +575,19 @@ fn a_hung_service_is_found_by_its_health_check_and_restarted() {
                 .as_str()
                 .is_some_and(|s| s.starts_with("web Started"))
     });
-    // Let the check pass once (it does not count failures while the server comes up).
-    std::thread::sleep(Duration::from_millis(1500));
+    // The server takes half a second to listen: the checks refused meanwhile are not counted
+    // (the start grace), and checking goes on until it passes.
+    std::thread::sleep(Duration::from_millis(2500));
+    let v = status(&config).expect("status");
+    assert!(
+        v["failed_actions"].as_array().is_some_and(Vec::is_empty),
+        "killed while starting: {v}"
+    );
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
+    assert!(
+        log.contains("health check failed while the service starts; not counted"),
+        "{log}"
+    );
     let first = std::fs::read_to_string(data.join("run/web.pid")).expect("pid");
     let first: i32 = first
         .split_whitespace()
@@ -599,7 +610,7 @@ fn a_hung_service_is_found_by_its_health_check_and_restarted() {
     });
     let failed = &v["failed_actions"][0];
     assert_eq!(failed["rc"], 1);
-    assert_eq!(failed["op"], "monitor_200");
+    assert_eq!(failed["op"], "monitor_100");
     let reason = failed["exit_reason"].as_str().unwrap_or_default();
     assert!(
         reason.starts_with(&format!(
