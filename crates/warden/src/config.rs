@@ -651,6 +651,45 @@ impl<'s> Reader<'s> {
         Some((spec, id_span))
     }
 
+    /// The keys an upstream check and a health monitor share: `interval`, `timeout`, `fall`,
+    /// `rise`, `valid_statuses`, `body`.
+    fn check_common(&mut self, t: &Table<'_>, check: &mut crate::check::CheckSpec) {
+        if let Some(d) = self.positive_duration(t, "interval") {
+            check.interval = d;
+        }
+        if let Some(d) = self.positive_duration(t, "timeout") {
+            check.timeout = d;
+        }
+        for (key, slot) in [
+            ("fall", &mut check.hysteresis.fall),
+            ("rise", &mut check.hysteresis.rise),
+        ] {
+            if let Some(v) = t.get(key) {
+                match self.u32_value(v, key) {
+                    Some(0) => self
+                        .d
+                        .error(v.span(), format!("`{key}` must be at least 1")),
+                    Some(n) => *slot = n,
+                    None => {}
+                }
+            }
+        }
+        if let Some(arr) = self.array(t, "valid_statuses") {
+            let mut codes = Vec::new();
+            for v in arr {
+                match self.int_value(v, "valid_statuses").map(u16::try_from) {
+                    Some(Ok(c)) if (100..600).contains(&c) => codes.push(c),
+                    Some(_) => self
+                        .d
+                        .error(v.span(), "an HTTP status is between 100 and 599"),
+                    None => {}
+                }
+            }
+            check.valid_statuses = Some(codes);
+        }
+        check.body = self.string(t, "body").map(|v| v.0);
+    }
+
     fn upstream(&mut self, t: &Table<'_>) -> Option<crate::check::Upstream> {
         use crate::check::{CheckKind, CheckSpec, Upstream};
         self.keys(t, &["name", "primary", "backup", "check"], "[[upstream]]");
@@ -750,30 +789,11 @@ impl<'s> Reader<'s> {
                 CheckKind::Tcp
             }
         };
-        if let Some(d) = self.positive_duration(ct, "interval") {
-            check.interval = d;
-        }
+        self.check_common(ct, &mut check);
         check.jitter = check.interval / 10;
         if let Some(v) = ct.get("jitter") {
             if let Some(d) = self.duration_value(v) {
                 check.jitter = d;
-            }
-        }
-        if let Some(d) = self.positive_duration(ct, "timeout") {
-            check.timeout = d;
-        }
-        for (key, slot) in [
-            ("fall", &mut check.hysteresis.fall),
-            ("rise", &mut check.hysteresis.rise),
-        ] {
-            if let Some(v) = ct.get(key) {
-                match self.u32_value(v, key) {
-                    Some(0) => self
-                        .d
-                        .error(v.span(), format!("`{key}` must be at least 1")),
-                    Some(n) => *slot = n,
-                    None => {}
-                }
             }
         }
         if let Some(v) = ct.get("concurrency") {
@@ -783,20 +803,6 @@ impl<'s> Reader<'s> {
                 None => {}
             }
         }
-        if let Some(arr) = self.array(ct, "valid_statuses") {
-            let mut codes = Vec::new();
-            for v in arr {
-                match self.int_value(v, "valid_statuses").map(u16::try_from) {
-                    Some(Ok(c)) if (100..600).contains(&c) => codes.push(c),
-                    Some(_) => self
-                        .d
-                        .error(v.span(), "an HTTP status is between 100 and 599"),
-                    None => {}
-                }
-            }
-            check.valid_statuses = Some(codes);
-        }
-        check.body = self.string(ct, "body").map(|v| v.0);
         if let Some((u, span)) = self.string(ct, "unknown") {
             match u.as_str() {
                 "up" => check.unknown_routable = true,
@@ -977,37 +983,7 @@ impl<'s> Reader<'s> {
                 .error(span, "a monitor needs `http`, `tcp` or `exec`");
             return None;
         };
-        if let Some(d) = self.positive_duration(t, "interval") {
-            check.interval = d;
-        }
-        if let Some(d) = self.positive_duration(t, "timeout") {
-            check.timeout = d;
-        }
-        for (key, slot) in [
-            ("fall", &mut check.hysteresis.fall),
-            ("rise", &mut check.hysteresis.rise),
-        ] {
-            if let Some(v) = t.get(key) {
-                match self.u32_value(v, key) {
-                    Some(0) => self
-                        .d
-                        .error(v.span(), format!("`{key}` must be at least 1")),
-                    Some(n) => *slot = n,
-                    None => {}
-                }
-            }
-        }
-        if let Some(arr) = self.array(t, "valid_statuses") {
-            let codes = arr
-                .iter()
-                .filter_map(|v| {
-                    self.int_value(v, "valid_statuses")
-                        .and_then(|c| u16::try_from(c).ok())
-                })
-                .collect();
-            check.valid_statuses = Some(codes);
-        }
-        check.body = self.string(t, "body").map(|v| v.0);
+        self.check_common(t, &mut check);
         let mut grace = Duration::from_secs(5);
         if let Some(v) = t.get("grace") {
             if let Some(d) = self.duration_value(v) {
