@@ -27,6 +27,8 @@ pub struct Loaded {
     pub upstreams: Vec<crate::check::Upstream>,
     /// Resources whose recurring monitor is a health check: (resource, what to check, how).
     pub health_monitors: Vec<HealthMonitor>,
+    /// Failover proxy listeners.
+    pub listeners: Vec<crate::proxy::ListenerSpec>,
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
 }
@@ -106,6 +108,7 @@ const TOP_KEYS: &[&str] = &[
     "colocation",
     "order",
     "upstream",
+    "listener",
     "op_defaults",
 ];
 const CLUSTER_KEYS: &[&str] = &[
@@ -447,6 +450,78 @@ impl<'s> Reader<'s> {
             }
         }
 
+        // Listeners of the failover proxy.
+        let mut listeners = Vec::new();
+        for t in self.tables(root, "listener") {
+            self.keys(
+                t,
+                &[
+                    "name",
+                    "listen",
+                    "protocol",
+                    "upstream",
+                    "balance",
+                    "failback",
+                    "connect_timeout",
+                ],
+                "[[listener]]",
+            );
+            let name = self.required_name(t, "name", "[[listener]]");
+            let listen = match self.required_string(t, "listen", "[[listener]]") {
+                Some((a, span)) => match a.parse::<SocketAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        self.d
+                            .error(span, format!("bad listen address {a:?}: expected IP:PORT"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let upstream = self.required_string(t, "upstream", "[[listener]]");
+            if let Some((u, span)) = &upstream {
+                if !upstream_names.contains_key(u) {
+                    let names: Vec<&str> = upstream_names.keys().map(String::as_str).collect();
+                    let hint = suggest(u, names.into_iter());
+                    self.d
+                        .error(span.clone(), format!("unknown upstream {u:?}{hint}"));
+                }
+            }
+            for (key, allowed, later) in [
+                ("protocol", "tcp", "\"http\" is not built yet"),
+                (
+                    "balance",
+                    "primary-backup",
+                    "round-robin, weighted and least-conn are not built yet",
+                ),
+                (
+                    "failback",
+                    "preempt",
+                    "no_preempt and preempt_delay are not built yet",
+                ),
+            ] {
+                if let Some((v, span)) = self.string(t, key) {
+                    if v != allowed {
+                        self.d.error(
+                            span,
+                            format!("{key} = {v:?}: only {allowed:?} so far ({later})"),
+                        );
+                    }
+                }
+            }
+            let connect_timeout = self
+                .positive_duration(t, "connect_timeout")
+                .unwrap_or(Duration::from_secs(1));
+            if let (Some((name, _)), Some(listen), Some((upstream, _))) = (name, listen, upstream) {
+                listeners.push(crate::proxy::ListenerSpec {
+                    name,
+                    listen,
+                    upstream,
+                    connect_timeout,
+                });
+            }
+        }
+
         // Every reference must resolve.
         for r in node_refs {
             if !nodes.contains(&r.name) {
@@ -476,6 +551,7 @@ impl<'s> Reader<'s> {
                 engine,
                 upstreams,
                 health_monitors: std::mem::take(&mut self.health_monitors),
+                listeners,
                 data_dir: PathBuf::from(data_dir),
                 api_listen: api_listen?,
             }),
@@ -1843,6 +1919,37 @@ concurrency = 10
         let e = errors("[[upstream]]\nname = \"u\"\n");
         assert!(
             e.contains("t.toml:2:8: error: upstream \"u\" has no peers"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listeners() {
+        let up = "[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:1\"]\n";
+        let l = ok(&format!(
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"tcp\"\nconnect_timeout = \"250ms\"\n"
+        ));
+        assert_eq!(l.listeners[0].upstream, "svc");
+        assert_eq!(l.listeners[0].connect_timeout, Duration::from_millis(250));
+        let e = errors(&format!(
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"http\"\nbalance = \"round-robin\"\n"
+        ));
+        assert!(
+            e.contains("t.toml:6:10: error: bad listen address \"here\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:7:12: error: unknown upstream \"svx\"; did you mean \"svc\"?"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:8:12: error: protocol = \"http\": only \"tcp\" so far"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "t.toml:9:11: error: balance = \"round-robin\": only \"primary-backup\" so far"
+            ),
             "{e}"
         );
     }

@@ -216,6 +216,20 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
         .context("cannot write api.addr")?;
     let checker = crate::check::runner::Checker::start(loaded.upstreams.clone());
+    // Proxy listeners: bound now, so a taken port stops the start with a clear error.
+    for l in &loaded.listeners {
+        let sock = tokio::net::TcpListener::bind(l.listen)
+            .await
+            .with_context(|| format!("listener {}: cannot listen on {}", l.name, l.listen))?;
+        let bound = sock.local_addr()?;
+        std::fs::write(
+            data_dir.join(format!("listener-{}.addr", l.name)),
+            format!("{bound}\n"),
+        )
+        .context("cannot write the listener address")?;
+        info!(listener = %l.name, listen = %bound, upstream = %l.upstream, "proxy listening");
+        tokio::spawn(crate::proxy::serve_tcp(l.clone(), sock, checker.clone()));
+    }
     tokio::spawn(crate::api::serve(listener, tx.clone(), token, checker));
     info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), upstreams = loaded.upstreams.len(), "warden started");
 

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod duration;
 pub mod exec;
 pub mod logging;
+pub mod proxy;
 pub mod simulate;
 pub mod store;
 pub mod wire;

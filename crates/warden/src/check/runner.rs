@@ -329,6 +329,13 @@ impl Checker {
         });
     }
 
+    /// The peers of an upstream (a copy of that upstream only) and its check.
+    pub fn peers_of(&self, name: &str) -> Option<(Vec<PeerStatus>, super::CheckSpec)> {
+        let ui = self.upstream_index(name).ok()?;
+        let peers = self.status.lock().ok()?.get(ui)?.peers.clone();
+        Some((peers, self.upstreams[ui].0.check.clone()))
+    }
+
     /// The check of upstream number `ui`.
     pub fn check_spec(&self, ui: usize) -> Option<&super::CheckSpec> {
         self.upstreams.get(ui).map(|(u, _)| &u.check)

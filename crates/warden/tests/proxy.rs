@@ -1,0 +1,157 @@
+//! The TCP failover proxy with real backends on 127.0.0.1: primary killed under a client that
+//! connects every 5 ms (zero failed requests, the retry covers the time before the health check
+//! notices), and failback to the primary when it returns.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use warden::check::runner::Checker;
+use warden::check::{CheckKind, CheckSpec, Peer, Upstream};
+use warden::proxy::{ListenerSpec, serve_tcp};
+use warden_engine::health::{Hysteresis, PeerState};
+
+/// A backend answering each line with `NAME:line`; returns its port and the handle that kills it
+/// (the listener closes: new connections are refused).
+async fn backend(name: &'static str, port: u16) -> (u16, tokio::task::JoinHandle<()>) {
+    let l = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if w.write_all(format!("{name}:{line}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, h)
+}
+
+fn peer(port: u16) -> Peer {
+    Peer {
+        addr: format!("127.0.0.1:{port}"),
+        host: "127.0.0.1".into(),
+        port,
+        weight: 1,
+        max_fails: 1,
+        fail_timeout: Duration::from_secs(10),
+        down: false,
+    }
+}
+
+/// One request through the proxy: connect, send a line, read the answer.
+async fn request(proxy: u16, line: &str) -> Result<String, String> {
+    let s = TcpStream::connect(("127.0.0.1", proxy))
+        .await
+        .map_err(|e| e.to_string())?;
+    let (r, mut w) = s.into_split();
+    w.write_all(format!("{line}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(r).lines();
+    match tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await {
+        Ok(Ok(Some(l))) => Ok(l),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+#[tokio::test]
+async fn primary_killed_zero_failed_requests_then_failback() {
+    let (a_port, a) = backend("A", 0).await;
+    let (b_port, _b) = backend("B", 0).await;
+    let check = CheckSpec {
+        kind: CheckKind::Tcp,
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(200),
+        hysteresis: Hysteresis { fall: 2, rise: 2 },
+        ..CheckSpec::default()
+    };
+    let checker = Checker::start(vec![Upstream {
+        name: "svc".into(),
+        primary: vec![peer(a_port)],
+        backup: vec![peer(b_port)],
+        check,
+    }]);
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy = l.local_addr().expect("addr").port();
+    let spec = ListenerSpec {
+        name: "front".into(),
+        listen: l.local_addr().expect("addr"),
+        upstream: "svc".into(),
+        connect_timeout: Duration::from_millis(500),
+    };
+    tokio::spawn(serve_tcp(spec, l, checker.clone()));
+
+    assert_eq!(request(proxy, "hello").await, Ok("A:hello".to_owned()));
+    // Kill the primary, and keep a client connecting every 5 ms throughout.
+    a.abort();
+    let _ = a.await;
+    let mut answers = Vec::new();
+    let mut worst = Duration::ZERO;
+    for i in 0..100 {
+        let t = Instant::now();
+        let r = request(proxy, &format!("r{i}")).await;
+        worst = worst.max(t.elapsed());
+        assert!(r.is_ok(), "request {i} failed: {r:?}");
+        answers.push(r.unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(answers.iter().all(|a| a.starts_with("B:")), "{answers:?}");
+    assert!(worst < Duration::from_secs(1), "worst latency {worst:?}");
+    assert_eq!(
+        checker.peers_of("svc").map(|(p, _)| p[0].state()),
+        Some(PeerState::Down)
+    );
+
+    // The primary returns: once UP again, new connections go back to it (preempt).
+    let (_a2_port, _a2) = backend("A", a_port).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if request(proxy, "back").await == Ok("A:back".to_owned()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failback to the primary");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn no_peer_accepting_closes_the_client_cleanly() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let check = CheckSpec {
+        kind: CheckKind::Tcp,
+        interval: Duration::from_secs(60),
+        ..CheckSpec::default()
+    };
+    let checker = Checker::start(vec![Upstream {
+        name: "svc".into(),
+        primary: vec![peer(closed)],
+        backup: vec![],
+        check,
+    }]);
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy = l.local_addr().expect("addr").port();
+    let spec = ListenerSpec {
+        name: "front".into(),
+        listen: l.local_addr().expect("addr"),
+        upstream: "svc".into(),
+        connect_timeout: Duration::from_millis(200),
+    };
+    tokio::spawn(serve_tcp(spec, l, checker));
+    let r = request(proxy, "x").await;
+    assert!(r.is_err(), "{r:?}");
+}
