@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use crate::check::Peer;
 use crate::check::runner::Checker;
+use crate::check::{CheckError, Peer};
 
 /// A `[[listener]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,10 +83,17 @@ async fn connect_first(spec: &ListenerSpec, checker: &Checker) -> Option<(TcpStr
                 return Some((s, peer));
             }
             Ok(Err(e)) => {
-                debug!(listener = %spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer")
+                debug!(listener = %spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
+                // Real traffic saw it fail: that counts for its health now.
+                let err = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => CheckError::Refused,
+                    _ => CheckError::Io(e.to_string()),
+                };
+                checker.report_failure(&spec.upstream, &peer.addr, err);
             }
             Err(_) => {
-                debug!(listener = %spec.name, peer = %peer.addr, "connect timed out; trying the next peer")
+                debug!(listener = %spec.name, peer = %peer.addr, "connect timed out; trying the next peer");
+                checker.report_failure(&spec.upstream, &peer.addr, CheckError::Timeout);
             }
         }
     }

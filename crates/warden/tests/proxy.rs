@@ -155,3 +155,52 @@ async fn no_peer_accepting_closes_the_client_cleanly() {
     let r = request(proxy, "x").await;
     assert!(r.is_err(), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_refused_connect_counts_for_the_peers_health_at_once() {
+    let (a_port, a) = backend("A", 0).await;
+    let (b_port, _b) = backend("B", 0).await;
+    // Active checks every minute: only real traffic can tell that A died.
+    let check = CheckSpec {
+        kind: CheckKind::Tcp,
+        interval: Duration::from_secs(60),
+        hysteresis: Hysteresis { fall: 2, rise: 2 },
+        ..CheckSpec::default()
+    };
+    let checker = Checker::start(vec![Upstream {
+        name: "svc".into(),
+        primary: vec![peer(a_port)],
+        backup: vec![peer(b_port)],
+        check,
+    }]);
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy = l.local_addr().expect("addr").port();
+    let spec = ListenerSpec {
+        name: "front".into(),
+        listen: l.local_addr().expect("addr"),
+        upstream: "svc".into(),
+        connect_timeout: Duration::from_millis(500),
+    };
+    tokio::spawn(serve_tcp(spec, l, checker.clone()));
+    let a_state = || checker.peers_of("svc").map(|(p, _)| p[0].clone());
+    // The first active check (at start) finds A up.
+    for _ in 0..200 {
+        if a_state().is_some_and(|p| p.state() == PeerState::Up) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(request(proxy, "x").await, Ok("A:x".to_owned()));
+    a.abort();
+    let _ = a.await;
+    // Two connections meet A's refusal (fall = 2) and are carried to B.
+    assert_eq!(request(proxy, "1").await, Ok("B:1".to_owned()));
+    assert_eq!(request(proxy, "2").await, Ok("B:2".to_owned()));
+    let a_now = a_state().expect("peer");
+    assert_eq!(
+        a_now.state(),
+        PeerState::Down,
+        "down at once, not at the next check a minute later"
+    );
+    assert_eq!(a_now.last_error.as_deref(), Some("connection refused"));
+}

@@ -329,6 +329,16 @@ impl Checker {
         });
     }
 
+    /// A failure seen in real traffic (the proxy's connect was refused or timed out): it counts
+    /// like a failed check, now, not at the next one.
+    pub fn report_failure(&self, upstream: &str, addr: &str, error: CheckError) {
+        let Ok(ui) = self.upstream_index(upstream) else {
+            return;
+        };
+        let u = Arc::clone(&self.upstreams[ui].0);
+        self.record(ui, addr, &u, Err(error));
+    }
+
     /// The peers of an upstream (a copy of that upstream only) and its check.
     pub fn peers_of(&self, name: &str) -> Option<(Vec<PeerStatus>, super::CheckSpec)> {
         let ui = self.upstream_index(name).ok()?;
