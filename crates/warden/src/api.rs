@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use warden_engine::{AdminCommand, rc};
 
-use crate::check::runner::{Checker, UpstreamStatus, status_page as status_page_text};
+use crate::check::runner::{Checker, status_page as status_page_text};
 use crate::daemon::{Input, StatusView};
 use crate::wire::format_time;
 
@@ -105,28 +105,7 @@ async fn metrics(State(api): State<Api>) -> Response {
 }
 
 async fn upstreams(State(api): State<Api>) -> Response {
-    let mut v = upstreams_json(&api.checker.snapshot());
-    // Whether each peer takes traffic now (UNKNOWN counts as up unless configured otherwise).
-    for (ui, (u, snap)) in v
-        .as_array_mut()
-        .into_iter()
-        .flatten()
-        .zip(api.checker.snapshot())
-        .enumerate()
-    {
-        let Some(spec) = api.checker.check_spec(ui) else {
-            continue;
-        };
-        for (p, ps) in u["peers"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-            .zip(&snap.peers)
-        {
-            p["routable"] = json!(ps.routable(spec));
-        }
-    }
-    Json(v).into_response()
+    Json(upstreams_json(&api.checker)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,10 +172,14 @@ fn peer_change(r: Result<(), crate::check::runner::PeerChangeError>) -> Response
 }
 
 /// Every upstream's version and peers (documented in docs/api.md).
-pub fn upstreams_json(ups: &[UpstreamStatus]) -> Value {
+pub fn upstreams_json(checker: &Checker) -> Value {
     Value::Array(
-        ups.iter()
-            .map(|u| {
+        checker
+            .snapshot()
+            .iter()
+            .enumerate()
+            .map(|(ui, u)| {
+                let spec = checker.check_spec(ui);
                 json!({
                     "name": u.name,
                     "version": u.version,
@@ -204,6 +187,8 @@ pub fn upstreams_json(ups: &[UpstreamStatus]) -> Value {
                         "addr": p.peer.addr,
                         "role": if p.backup { "backup" } else { "primary" },
                         "state": p.state().to_string(),
+                        // Whether it takes traffic now (UNKNOWN counts as up unless configured otherwise).
+                        "routable": spec.is_some_and(|s| p.routable(s)),
                         "successes": p.health.successes,
                         "failures": p.health.failures,
                         "down_by_config": p.peer.down,

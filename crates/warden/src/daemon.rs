@@ -660,14 +660,20 @@ impl Daemon {
                 interval_ms,
                 generation,
                 result,
-            } => self.on_monitor_done(resource, interval_ms, generation, result)?,
+            } => {
+                self.rearm_monitor(&resource, interval_ms);
+                self.on_monitor_done(resource, interval_ms, generation, result)?
+            }
             Input::HealthDone {
                 resource,
                 interval_ms,
                 generation,
                 result,
                 took,
-            } => self.on_health_done(resource, interval_ms, generation, result, took)?,
+            } => {
+                self.rearm_monitor(&resource, interval_ms);
+                self.on_health_done(resource, interval_ms, generation, result, took)?
+            }
             Input::Admin { cmd, reply } => {
                 let r = self.admin(cmd);
                 let _ = reply.send(r);
@@ -883,6 +889,15 @@ impl Daemon {
         });
     }
 
+    /// A monitor's run ended: whatever becomes of its result, it runs again at its next
+    /// interval. Called once per result, where results arrive.
+    fn rearm_monitor(&mut self, resource: &str, interval_ms: u64) {
+        if let Some(slot) = self.monitors.get_mut(&(resource.to_owned(), interval_ms)) {
+            slot.in_flight = false;
+            slot.next_due = Instant::now() + Duration::from_millis(interval_ms);
+        }
+    }
+
     fn on_monitor_done(
         &mut self,
         resource: String,
@@ -890,10 +905,6 @@ impl Daemon {
         generation: u64,
         result: AgentResult,
     ) -> anyhow::Result<()> {
-        if let Some(slot) = self.monitors.get_mut(&(resource.clone(), interval_ms)) {
-            slot.in_flight = false;
-            slot.next_due = Instant::now() + Duration::from_millis(interval_ms);
-        }
         let current = self.generation.get(&resource).copied().unwrap_or(0);
         let started = self.state.on_node(&resource, &self.node).role == Role::Started;
         if generation != current || !started {
@@ -939,11 +950,6 @@ impl Daemon {
         took: Duration,
     ) -> anyhow::Result<()> {
         use warden_engine::health::PeerState;
-        // Whatever becomes of this result, the monitor runs again at its next interval.
-        if let Some(slot) = self.monitors.get_mut(&(resource.clone(), interval_ms)) {
-            slot.in_flight = false;
-            slot.next_due = Instant::now() + Duration::from_millis(interval_ms);
-        }
         let Some(h) = self.health.get_mut(&(resource.clone(), interval_ms)) else {
             return Ok(());
         };

@@ -85,11 +85,7 @@ async fn connect_first(spec: &ListenerSpec, checker: &Checker) -> Option<(TcpStr
             Ok(Err(e)) => {
                 debug!(listener = %spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
                 // Real traffic saw it fail: that counts for its health now.
-                let err = match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => CheckError::Refused,
-                    _ => CheckError::Io(e.to_string()),
-                };
-                checker.report_failure(&spec.upstream, &peer.addr, err);
+                checker.report_failure(&spec.upstream, &peer.addr, CheckError::from_connect(&e));
             }
             Err(_) => {
                 debug!(listener = %spec.name, peer = %peer.addr, "connect timed out; trying the next peer");

@@ -48,6 +48,32 @@ fn peer(port: u16) -> Peer {
     }
 }
 
+/// Checks upstream `svc` (these primaries and backups) and serves it on a listener on
+/// 127.0.0.1; returns the checker and the proxy's port.
+async fn proxy_for(
+    primary: Vec<Peer>,
+    backup: Vec<Peer>,
+    check: CheckSpec,
+    connect_timeout_ms: u64,
+) -> (Checker, u16) {
+    let checker = Checker::start(vec![Upstream {
+        name: "svc".into(),
+        primary,
+        backup,
+        check,
+    }]);
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let spec = ListenerSpec {
+        name: "front".into(),
+        listen: addr,
+        upstream: "svc".into(),
+        connect_timeout: Duration::from_millis(connect_timeout_ms),
+    };
+    tokio::spawn(serve_tcp(spec, l, checker.clone()));
+    (checker, addr.port())
+}
+
 /// One request through the proxy: connect, send a line, read the answer.
 async fn request(proxy: u16, line: &str) -> Result<String, String> {
     let s = TcpStream::connect(("127.0.0.1", proxy))
@@ -75,21 +101,7 @@ async fn primary_killed_zero_failed_requests_then_failback() {
         hysteresis: Hysteresis { fall: 2, rise: 2 },
         ..CheckSpec::default()
     };
-    let checker = Checker::start(vec![Upstream {
-        name: "svc".into(),
-        primary: vec![peer(a_port)],
-        backup: vec![peer(b_port)],
-        check,
-    }]);
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let proxy = l.local_addr().expect("addr").port();
-    let spec = ListenerSpec {
-        name: "front".into(),
-        listen: l.local_addr().expect("addr"),
-        upstream: "svc".into(),
-        connect_timeout: Duration::from_millis(500),
-    };
-    tokio::spawn(serve_tcp(spec, l, checker.clone()));
+    let (checker, proxy) = proxy_for(vec![peer(a_port)], vec![peer(b_port)], check, 500).await;
 
     assert_eq!(request(proxy, "hello").await, Ok("A:hello".to_owned()));
     // Kill the primary, and keep a client connecting every 5 ms throughout.
@@ -137,21 +149,7 @@ async fn no_peer_accepting_closes_the_client_cleanly() {
         interval: Duration::from_secs(60),
         ..CheckSpec::default()
     };
-    let checker = Checker::start(vec![Upstream {
-        name: "svc".into(),
-        primary: vec![peer(closed)],
-        backup: vec![],
-        check,
-    }]);
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let proxy = l.local_addr().expect("addr").port();
-    let spec = ListenerSpec {
-        name: "front".into(),
-        listen: l.local_addr().expect("addr"),
-        upstream: "svc".into(),
-        connect_timeout: Duration::from_millis(200),
-    };
-    tokio::spawn(serve_tcp(spec, l, checker));
+    let (_checker, proxy) = proxy_for(vec![peer(closed)], vec![], check, 200).await;
     let r = request(proxy, "x").await;
     assert!(r.is_err(), "{r:?}");
 }
@@ -167,21 +165,7 @@ async fn a_refused_connect_counts_for_the_peers_health_at_once() {
         hysteresis: Hysteresis { fall: 2, rise: 2 },
         ..CheckSpec::default()
     };
-    let checker = Checker::start(vec![Upstream {
-        name: "svc".into(),
-        primary: vec![peer(a_port)],
-        backup: vec![peer(b_port)],
-        check,
-    }]);
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let proxy = l.local_addr().expect("addr").port();
-    let spec = ListenerSpec {
-        name: "front".into(),
-        listen: l.local_addr().expect("addr"),
-        upstream: "svc".into(),
-        connect_timeout: Duration::from_millis(500),
-    };
-    tokio::spawn(serve_tcp(spec, l, checker.clone()));
+    let (checker, proxy) = proxy_for(vec![peer(a_port)], vec![peer(b_port)], check, 500).await;
     let a_state = || checker.peers_of("svc").map(|(p, _)| p[0].clone());
     // The first active check (at start) finds A up.
     for _ in 0..200 {

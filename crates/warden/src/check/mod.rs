@@ -103,6 +103,14 @@ pub enum CheckError {
 }
 
 impl CheckError {
+    /// A failed connect: refused, or another I/O error.
+    pub fn from_connect(e: &std::io::Error) -> CheckError {
+        match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => CheckError::Refused,
+            _ => CheckError::Io(e.to_string()),
+        }
+    }
+
     /// The kind, without details: errors of one kind are logged once while the peer is up.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -149,10 +157,7 @@ async fn probe_inner(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
     let connect = || async {
         let s = TcpStream::connect((peer.host.as_str(), port))
             .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => CheckError::Refused,
-                _ => CheckError::Io(e.to_string()),
-            })?;
+            .map_err(|e| CheckError::from_connect(&e))?;
         // Close with a reset, as HAProxy's checks do: no FIN exchange, no TIME_WAIT left behind
         // per check (most of a check's cost is the kernel's, at thousands of checks a second).
         let _ = s.set_zero_linger();

@@ -3,7 +3,6 @@
 //! result fed to the peer's hysteresis; the status of all upstreams is shared for the API.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Semaphore, broadcast};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -101,16 +100,10 @@ pub enum PeerChangeError {
     NoSuchPeer { upstream: String, addr: String },
 }
 
-fn wall() -> Time {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Time::from_millis(ms)
-}
-
 /// A small xorshift generator for jitter, seeded from the clock and the peer.
 fn jitter_fraction(seed: u64) -> f64 {
-    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15 ^ wall().as_millis().rotate_left(17);
+    let mut x =
+        seed ^ 0x9E37_79B9_7F4A_7C15 ^ crate::wire::wall_clock().as_millis().rotate_left(17);
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
@@ -288,7 +281,7 @@ impl Checker {
             return;
         };
         let p = &mut up.peers[pi];
-        p.last_check = Some(wall());
+        p.last_check = Some(crate::wire::wall_clock());
         let ok = result.is_ok();
         match &result {
             Ok(()) => {
