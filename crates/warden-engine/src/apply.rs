@@ -1,8 +1,9 @@
 //! Events and how each one changes the state: operation results (with every row of the
 //! per-action failure table), node membership, fencing, quorum and admin commands.
 
-use crate::config::{Config, INFINITY_COUNT, OnFail, OpName, TargetRole};
+use crate::config::{Config, INFINITY_COUNT, OnFail, OpName, OpRole, ResourceSpec, TargetRole};
 use crate::rc::{self, FailureClass};
+use crate::score::Score;
 use crate::state::{OpKey, OpRecord, ResourceOnNode, Role, State};
 use crate::time::Time;
 
@@ -22,6 +23,13 @@ pub enum Event {
     Quorum(bool),
     /// An operator's command.
     Admin(AdminCommand),
+    /// The agent of a promotable resource set (Some) or removed (None) its promotion score on
+    /// a node (Pacemaker's `crm_master`; here `warden promotion-score`).
+    PromotionScore {
+        resource: String,
+        node: String,
+        score: Option<Score>,
+    },
 }
 
 /// The result of one operation of a resource agent.
@@ -82,10 +90,14 @@ pub enum ApplyError {
 }
 
 /// Whether an operation result is the one the scheduler expected: an unexpected result aborts
-/// the running transition so the scheduler can decide again.
-pub fn expected(op: OpKey, rc: i32) -> bool {
+/// the running transition so the scheduler can decide again. A recurring monitor of the
+/// promoted role expects "running promoted" (8, or 191 degraded).
+pub fn expected(spec: &ResourceSpec, op: OpKey, rc: i32) -> bool {
     match op.name {
         OpName::Monitor if op.interval_ms == 0 => rc == rc::NOT_RUNNING,
+        OpName::Monitor if spec.monitor_role(op.interval()) == OpRole::Promoted => {
+            matches!(rc, rc::RUNNING_PROMOTED | rc::DEGRADED_PROMOTED)
+        }
         OpName::Monitor => matches!(rc, rc::OK | rc::DEGRADED),
         OpName::Start | OpName::Promote | OpName::Demote => matches!(rc, rc::OK | rc::DEGRADED),
         OpName::Stop => matches!(rc, rc::OK | rc::NOT_RUNNING),
@@ -127,6 +139,7 @@ pub fn apply(
             if !fencing {
                 // Without fencing a lost node is taken as stopped at once; a rejoin re-probes it.
                 reset_node(state, node, Role::Stopped, false);
+                forget_promotion_scores(state, node);
             }
             Ok(())
         }
@@ -138,7 +151,26 @@ pub fn apply(
                 n.unclean = None;
                 // The node is down: nothing runs there, blocked or not.
                 reset_node(state, node, Role::Stopped, true);
+                forget_promotion_scores(state, node);
             }
+            Ok(())
+        }
+        Event::PromotionScore {
+            resource,
+            node,
+            score,
+        } => {
+            check_resource(config, resource)?;
+            check_node(config, node)?;
+            let scores = &mut state
+                .resources
+                .entry(resource.clone())
+                .or_default()
+                .promotion_scores;
+            match score {
+                Some(s) => scores.insert(node.clone(), *s),
+                None => scores.remove(node),
+            };
             Ok(())
         }
         Event::Quorum(q) => {
@@ -162,7 +194,17 @@ fn reset_node(state: &mut State, node: &str, role: Role, unblock: bool) {
             on.failed = false;
             on.degraded = false;
             on.blocked = false;
+            on.demote_on_fail = false;
+            on.demote_failed = false;
         }
+    }
+}
+
+/// Promotion scores live as long as the node runs (Pacemaker's `-l reboot`): a node that went
+/// down has none until its agents set them again.
+fn forget_promotion_scores(state: &mut State, node: &str) {
+    for rs in state.resources.values_mut() {
+        rs.promotion_scores.remove(node);
     }
 }
 
@@ -201,42 +243,58 @@ fn op_result(
     };
     let op = r.op;
 
+    let promotable = spec.is_promotable();
+    let ok = expected(spec, op, r.rc);
     match op.name {
         // Notification failures are ignored and never counted.
         OpName::Notify => return Ok(()),
         OpName::Monitor if op.is_probe() => {
-            probe_result(on, op, r.rc, record);
+            probe_result(on, op, r.rc, record, promotable);
             return Ok(());
         }
         OpName::Monitor => {
-            // A late result for a resource no longer started here is stale.
-            if on.role != Role::Started {
+            // A late result for a copy no longer running here, or no longer in the role the
+            // monitor is for, is stale.
+            let promoted_monitor = spec.monitor_role(op.interval()) == OpRole::Promoted;
+            if !on.role.is_active()
+                || (promotable && promoted_monitor != (on.role == Role::Promoted))
+            {
                 return Ok(());
             }
-            match r.rc {
-                rc::OK => on.degraded = false,
-                rc::DEGRADED => on.degraded = true,
-                _ => {}
-            }
-            if expected(op, r.rc) {
+            if ok {
+                on.degraded = matches!(r.rc, rc::DEGRADED | rc::DEGRADED_PROMOTED);
                 return Ok(());
             }
         }
         OpName::Start | OpName::Promote | OpName::Demote => {
-            if expected(op, r.rc) {
-                on.role = Role::Started;
+            if ok {
+                on.role = match op.name {
+                    OpName::Promote => Role::Promoted,
+                    _ => Role::Started,
+                };
                 on.failed = false;
+                on.demote_on_fail = false;
+                on.demote_failed = false;
                 on.degraded = r.rc == rc::DEGRADED;
                 return Ok(());
             }
-            // A failed start leaves the resource active and failed: it must be stopped.
-            on.role = Role::Started;
+            // A failed start leaves the resource active and failed: it must be stopped. A
+            // failed promote or demote leaves it promoted, as far as anyone can tell.
+            on.role = match op.name {
+                OpName::Start => Role::Started,
+                _ => Role::Promoted,
+            };
+            if op.name == OpName::Demote {
+                on.demote_failed = true;
+            }
         }
         OpName::Stop => {
-            if expected(op, r.rc) {
+            if ok {
                 on.role = Role::Stopped;
                 on.failed = false;
                 on.degraded = false;
+                on.demote_on_fail = false;
+                on.demote_failed = false;
                 return Ok(());
             }
         }
@@ -278,7 +336,12 @@ fn op_result(
             on.failed = true;
             on.stop_on_fail = true;
         }
-        OnFail::Restart | OnFail::Demote => on.failed = true,
+        OnFail::Restart => on.failed = true,
+        // Only the promoted copy can be demoted; anything else fails as with `restart`.
+        OnFail::Demote if on.role == Role::Promoted && !on.demote_failed => {
+            on.demote_on_fail = true
+        }
+        OnFail::Demote => on.failed = true,
         OnFail::Standby => {
             on.failed = true;
             on.standby_on_fail = true;
@@ -296,14 +359,21 @@ fn op_result(
 }
 
 /// A probe (monitor with interval 0) tells what runs where; it never bumps a fail count.
-fn probe_result(on: &mut ResourceOnNode, op: OpKey, rc: i32, record: OpRecord) {
+fn probe_result(on: &mut ResourceOnNode, op: OpKey, rc: i32, record: OpRecord, promotable: bool) {
     on.degraded = matches!(rc, rc::DEGRADED | rc::DEGRADED_PROMOTED);
     on.failed = false;
+    on.demote_on_fail = false;
+    on.demote_failed = false;
+    // "Running promoted" means promoted only for a resource that has roles.
+    let promoted = if promotable {
+        Role::Promoted
+    } else {
+        Role::Started
+    };
     match rc {
         rc::NOT_RUNNING => on.role = Role::Stopped,
-        rc::OK | rc::RUNNING_PROMOTED | rc::DEGRADED | rc::DEGRADED_PROMOTED => {
-            on.role = Role::Started
-        }
+        rc::OK | rc::DEGRADED => on.role = Role::Started,
+        rc::RUNNING_PROMOTED | rc::DEGRADED_PROMOTED => on.role = promoted,
         // The agent cannot work here: treat the resource as stopped and ban the node.
         rc::ERR_ARGS | rc::ERR_INSTALLED => {
             on.role = Role::Stopped;
@@ -320,7 +390,11 @@ fn probe_result(on: &mut ResourceOnNode, op: OpKey, rc: i32, record: OpRecord) {
         }
         // Anything else: it may be running, and it failed: stop it before anything else.
         _ => {
-            on.role = Role::Started;
+            on.role = if rc == rc::FAILED_PROMOTED {
+                promoted
+            } else {
+                Role::Started
+            };
             on.failed = true;
             if rc::class(rc, false) == FailureClass::Hard {
                 on.hard_ban = true;

@@ -182,6 +182,10 @@ pub struct ProcessSpec {
     pub stop_signal: String,
     /// How long `stop` waits after `stop_signal` before SIGKILL.
     pub stop_timeout: Duration,
+    /// Commands run to promote and demote the process (promotable resources). Without one,
+    /// the role changes in Warden's records only.
+    pub promote: Option<Vec<String>>,
+    pub demote: Option<Vec<String>>,
 }
 
 /// How long a process is given to exit after its stop signal, by default.
@@ -276,6 +280,31 @@ pub struct ResourceSpec {
     pub params: Vec<(String, String)>,
     pub meta: Meta,
     pub ops: Vec<OpSpec>,
+    /// Runs as copies on several nodes, some of them promoted (None: one copy, no roles).
+    pub promotable: Option<Promotable>,
+}
+
+/// How a promotable resource runs: up to `clone_max` copies, at most `promoted_max` promoted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promotable {
+    /// How many copies run at most (None: one per node).
+    pub clone_max: Option<u32>,
+    pub promoted_max: u32,
+    /// Send pre and post notifications of start, stop, promote and demote to the copies.
+    pub notify: bool,
+    /// The promotion score of a running copy until its agent sets one (`warden promotion-score`).
+    pub score: Option<Score>,
+}
+
+impl Default for Promotable {
+    fn default() -> Self {
+        Promotable {
+            clone_max: None,
+            promoted_max: 1,
+            notify: false,
+            score: None,
+        }
+    }
 }
 
 impl ResourceSpec {
@@ -286,7 +315,25 @@ impl ResourceSpec {
             params: Vec::new(),
             meta: Meta::default(),
             ops: Vec::new(),
+            promotable: None,
         }
+    }
+
+    pub fn is_promotable(&self) -> bool {
+        self.promotable.is_some()
+    }
+
+    /// The role a recurring monitor of this interval runs in (Started when not configured).
+    pub fn monitor_role(&self, interval: Duration) -> OpRole {
+        self.op(OpName::Monitor, interval)
+            .map_or(OpRole::Started, |o| o.role)
+    }
+
+    /// The enabled recurring monitors that run on a copy in `promoted` role or not: a
+    /// promoted copy runs the monitors with role `promoted`, the others every other monitor.
+    pub fn recurring_monitors_in(&self, promoted: bool) -> impl Iterator<Item = &OpSpec> {
+        self.recurring_monitors()
+            .filter(move |o| (o.role == OpRole::Promoted) == promoted)
     }
 
     /// The enabled operation with this name and interval, if configured.
@@ -331,6 +378,8 @@ pub struct Location {
     pub resource: String,
     pub node: String,
     pub score: Score,
+    /// `Started`: where it runs; `Promoted`: where a promotable resource is promoted.
+    pub role: OpRole,
 }
 
 keyword_enum!(
@@ -352,6 +401,10 @@ pub struct Colocation {
     pub resource: String,
     pub with: String,
     pub score: Score,
+    /// `Promoted`: places the promoted copy of `resource` (which must be promotable).
+    pub role: OpRole,
+    /// `Promoted`: with the node(s) where `with` is promoted, rather than where it runs.
+    pub with_role: OpRole,
 }
 
 /// `then` starts after `first` starts (and, when symmetric, stops before it stops).
@@ -361,6 +414,49 @@ pub struct Order {
     pub then: String,
     pub kind: OrderKind,
     pub symmetric: bool,
+    /// `Start` or `Promote`: the action of `first` that `then`'s action waits for.
+    pub first_action: OpName,
+    /// `Start` or `Promote`.
+    pub then_action: OpName,
+}
+
+impl Location {
+    /// Where `resource` runs (role `Started`).
+    pub fn new(resource: impl Into<String>, node: impl Into<String>, score: Score) -> Location {
+        Location {
+            resource: resource.into(),
+            node: node.into(),
+            score,
+            role: OpRole::Started,
+        }
+    }
+}
+
+impl Order {
+    /// A plain "start `first` then start `then`" order.
+    pub fn new(first: impl Into<String>, then: impl Into<String>, kind: OrderKind) -> Order {
+        Order {
+            first: first.into(),
+            then: then.into(),
+            kind,
+            symmetric: true,
+            first_action: OpName::Start,
+            then_action: OpName::Start,
+        }
+    }
+}
+
+impl Colocation {
+    /// A plain colocation: `resource` runs with (or away from) the node `with` runs on.
+    pub fn new(resource: impl Into<String>, with: impl Into<String>, score: Score) -> Colocation {
+        Colocation {
+            resource: resource.into(),
+            with: with.into(),
+            score,
+            role: OpRole::Started,
+            with_role: OpRole::Started,
+        }
+    }
 }
 
 /// Members start in order and stop in reverse, all on one node: each member is colocated with
@@ -391,11 +487,13 @@ pub struct Config {
     node_index: HashMap<String, usize>,
     resource_index: HashMap<String, usize>,
     locations_by_resource: Vec<Vec<(usize, Score)>>,
+    /// Per resource: (node index, score) of its `role = "promoted"` locations.
+    promotion_locations: Vec<Vec<(usize, Score)>>,
     colocations: Vec<Colocation>,
     orders: Vec<Order>,
     groups: Vec<Group>,
-    /// Per resource: (index of `with`, score) of the colocations it depends on.
-    colocated_with: Vec<Vec<(usize, Score)>>,
+    /// Per resource: the colocations it depends on.
+    colocated_with: Vec<Vec<ColocRef>>,
     /// Per resource: (index of `then`, order) of the orders where it comes first.
     orders_from: Vec<Vec<(usize, usize)>>,
     /// Per resource: (index of `first`, order) of the orders where it comes second.
@@ -428,6 +526,21 @@ pub enum ConfigError {
     },
     #[error("{0} form a cycle")]
     Cycle(String),
+    #[error("{what} needs {resource:?} to be promotable")]
+    NotPromotable { what: String, resource: String },
+    #[error("{what}: action {action:?} is not allowed here (allowed: start, promote)")]
+    BadAction { what: String, action: String },
+}
+
+/// A colocation as the scheduler reads it: with resource number `with`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ColocRef {
+    pub with: usize,
+    pub score: Score,
+    /// The dependent's promoted copy is placed (promotion scores), not where it runs.
+    pub promoted: bool,
+    /// With the nodes where `with` is promoted, not where it runs.
+    pub with_promoted: bool,
 }
 
 impl Config {
@@ -463,6 +576,7 @@ impl Config {
             }
         }
         let mut locations_by_resource = vec![Vec::new(); resources.len()];
+        let mut promotion_locations = vec![Vec::new(); resources.len()];
         for l in &locations {
             let what = || format!("location of {:?} on {:?}", l.resource, l.node);
             let r =
@@ -478,7 +592,18 @@ impl Config {
                     what: what(),
                     node: l.node.clone(),
                 })?;
-            locations_by_resource[r].push((n, l.score));
+            match l.role {
+                OpRole::Promoted => {
+                    if !resources[r].is_promotable() {
+                        return Err(ConfigError::NotPromotable {
+                            what: format!("{} with role promoted", what()),
+                            resource: l.resource.clone(),
+                        });
+                    }
+                    promotion_locations[r].push((n, l.score));
+                }
+                _ => locations_by_resource[r].push((n, l.score)),
+            }
         }
         let n = resources.len();
         let by_priority: Vec<usize> = {
@@ -495,6 +620,7 @@ impl Config {
             node_index,
             resource_index,
             locations_by_resource,
+            promotion_locations,
             colocations: Vec::new(),
             orders: Vec::new(),
             groups: Vec::new(),
@@ -536,17 +662,8 @@ impl Config {
                 }
                 if i > 0 {
                     let prev = g.resources[i - 1].clone();
-                    all_colocations.push(Colocation {
-                        resource: m.clone(),
-                        with: prev.clone(),
-                        score: Score::INFINITY,
-                    });
-                    all_orders.push(Order {
-                        first: prev,
-                        then: m.clone(),
-                        kind: OrderKind::Mandatory,
-                        symmetric: true,
-                    });
+                    all_colocations.push(Colocation::new(m.clone(), prev.clone(), Score::INFINITY));
+                    all_orders.push(Order::new(prev, m.clone(), OrderKind::Mandatory));
                 }
             }
         }
@@ -555,20 +672,56 @@ impl Config {
         for c in &all_colocations {
             let what = || format!("colocation of {:?} with {:?}", c.resource, c.with);
             let (r, w) = (idx(&what, &c.resource)?, idx(&what, &c.with)?);
-            colocated_with[r].push((w, c.score));
+            let promoted = |role: OpRole, i: usize, name: &str| {
+                if role != OpRole::Promoted {
+                    return Ok(false);
+                }
+                if self.resources[i].is_promotable() {
+                    Ok(true)
+                } else {
+                    Err(ConfigError::NotPromotable {
+                        what: what(),
+                        resource: name.to_owned(),
+                    })
+                }
+            };
+            colocated_with[r].push(ColocRef {
+                with: w,
+                score: c.score,
+                promoted: promoted(c.role, r, &c.resource)?,
+                with_promoted: promoted(c.with_role, w, &c.with)?,
+            });
         }
         let mut orders_from = vec![Vec::new(); n];
         let mut orders_to = vec![Vec::new(); n];
         for (k, o) in all_orders.iter().enumerate() {
             let what = || format!("order of {:?} then {:?}", o.first, o.then);
             let (f, t) = (idx(&what, &o.first)?, idx(&what, &o.then)?);
+            for (action, i, name) in [(o.first_action, f, &o.first), (o.then_action, t, &o.then)] {
+                match action {
+                    OpName::Start => {}
+                    OpName::Promote if self.resources[i].is_promotable() => {}
+                    OpName::Promote => {
+                        return Err(ConfigError::NotPromotable {
+                            what: what(),
+                            resource: name.clone(),
+                        });
+                    }
+                    other => {
+                        return Err(ConfigError::BadAction {
+                            what: what(),
+                            action: other.to_string(),
+                        });
+                    }
+                }
+            }
             orders_from[f].push((t, k));
             orders_to[t].push((f, k));
         }
         let by_priority = self.placement_order.clone();
         let coloc_edges: Vec<Vec<usize>> = colocated_with
             .iter()
-            .map(|v| v.iter().map(|(w, _)| *w).collect())
+            .map(|v| v.iter().map(|c| c.with).collect())
             .collect();
         let order_edges: Vec<Vec<usize>> = orders_to
             .iter()
@@ -654,7 +807,12 @@ impl Config {
         &self.groups
     }
 
-    pub(crate) fn colocated_with(&self, r: usize) -> &[(usize, Score)] {
+    /// Promotion scores of resource number `r` from `role = "promoted"` locations.
+    pub(crate) fn promotion_locations_of(&self, r: usize) -> &[(usize, Score)] {
+        &self.promotion_locations[r]
+    }
+
+    pub(crate) fn colocated_with(&self, r: usize) -> &[ColocRef] {
         &self.colocated_with[r]
     }
 

@@ -86,7 +86,10 @@ pub fn execute(
                         rc: *rc,
                         exit_reason: exit_reason.clone(),
                     });
-                    apply(config, state, &ev, now).is_ok() && expected(op, *rc)
+                    apply(config, state, &ev, now).is_ok()
+                        && config
+                            .resource(resource)
+                            .is_some_and(|spec| expected(spec, op, *rc))
                 }
                 _ => false,
             },

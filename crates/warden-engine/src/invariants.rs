@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{Config, OrderKind, TargetRole};
+use crate::config::{Config, OpName, OrderKind, TargetRole};
 use crate::schedule::{ActionKind, Transition};
 use crate::state::{Role, State};
 use crate::time::Time;
@@ -98,10 +98,14 @@ pub fn check_transition(
             // Every copy that is (or, on an unclean node, may be) active must be stopped or
             // fenced first.
             for (n, on) in rs.map(|rs| rs.nodes.iter()).into_iter().flatten() {
+                // Copies of a promotable resource run side by side: only its own node counts.
+                if spec.is_promotable() && n != node {
+                    continue;
+                }
                 let unclean_node =
                     config.fencing_enabled() && state.node(n).is_some_and(|s| s.unclean.is_some());
                 let maybe_active =
-                    on.role == Role::Started || (unclean_node && on.role == Role::Unknown);
+                    on.role.is_active() || (unclean_node && on.role == Role::Unknown);
                 if !maybe_active {
                     continue;
                 }
@@ -130,49 +134,167 @@ pub fn check_transition(
             }
         }
     }
-    if let Some((r, n)) = starts.iter().find(|(_, n)| **n > 1) {
+    if let Some((r, n)) = starts
+        .iter()
+        .find(|(r, n)| **n > 1 && config.resource(r).is_some_and(|s| !s.is_promotable()))
+    {
         return Err(format!("{r} started {n} times in one transition"));
     }
+    check_promotions(config, state, t)?;
     check_orders(config, state, t)
+}
+
+/// Every promote waits until no other copy is promoted or being demoted: each copy promoted
+/// now elsewhere is demoted, stopped or fenced before it, and so is every demote of the
+/// resource in the transition; and never more than `promoted_max` end up promoted.
+fn check_promotions(config: &Config, state: &State, t: &Transition) -> Result<(), String> {
+    for a in &t.actions {
+        let ActionKind::Promote { resource, node } = &a.kind else {
+            continue;
+        };
+        let Some(spec) = config.resource(resource) else {
+            return Err(format!("{} for unknown resource", a.kind));
+        };
+        let Some(pr) = &spec.promotable else {
+            return Err(format!("{} of a resource that is not promotable", a.kind));
+        };
+        let before = ancestors(t, a.id);
+        let undone_before = |n: &str| {
+            t.actions.iter().any(|b| {
+                before.contains(&b.id)
+                    && match &b.kind {
+                        ActionKind::Demote {
+                            resource: r,
+                            node: m,
+                        }
+                        | ActionKind::Stop {
+                            resource: r,
+                            node: m,
+                        } => r == resource && m == n,
+                        ActionKind::Fence { node: m, .. } => m == n,
+                        _ => false,
+                    }
+            })
+        };
+        let still_promoted: Vec<&str> = state
+            .resource(resource)
+            .into_iter()
+            .flat_map(|rs| rs.nodes.iter())
+            .filter(|(n, on)| *n != node && on.role == Role::Promoted && !undone_before(n))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let promotes = t
+            .actions
+            .iter()
+            .filter(|b| matches!(&b.kind, ActionKind::Promote { resource: r, .. } if r == resource))
+            .count();
+        if still_promoted.len() + promotes > pr.promoted_max as usize {
+            return Err(format!(
+                "{} while {resource} is still promoted on {} (promoted_max {})",
+                a.kind,
+                still_promoted.join(", "),
+                pr.promoted_max
+            ));
+        }
+        if let Some(d) = t.actions.iter().find(|b| {
+            matches!(&b.kind, ActionKind::Demote { resource: r, .. } if r == resource)
+                && !before.contains(&b.id)
+        }) {
+            return Err(format!("{} does not wait for {}", a.kind, d.kind));
+        }
+        let running = state.on_node(resource, node).role.is_active();
+        let started = t.actions.iter().any(|b| {
+            before.contains(&b.id)
+                && matches!(&b.kind, ActionKind::Start { resource: r, node: m } if r == resource && m == node)
+        });
+        if !running && !started {
+            return Err(format!("{} of a copy that neither runs nor starts", a.kind));
+        }
+    }
+    Ok(())
+}
+
+/// Every action `id` waits for, directly or not.
+fn ancestors(t: &Transition, id: usize) -> HashSet<usize> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<usize> = t
+        .actions
+        .get(id)
+        .map(|a| a.deps.clone())
+        .unwrap_or_default();
+    while let Some(a) = stack.pop() {
+        if seen.insert(a) {
+            stack.extend(t.actions.get(a).map(|x| x.deps.clone()).unwrap_or_default());
+        }
+    }
+    seen
 }
 
 /// Mandatory orders: `then` never starts before `first` has started in the same transition,
 /// nor while `first` neither runs nor starts.
 fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), String> {
-    let start_of = |r: &str| {
+    // The actions of resource `r` that are `op` (start, stop, promote or demote).
+    let actions_of = |r: &str, op: OpName| -> Vec<&crate::schedule::Action> {
         t.actions
             .iter()
-            .find(|a| matches!(&a.kind, ActionKind::Start { resource, .. } if resource == r))
+            .filter(|a| a.kind.resource() == Some(r) && a.kind.op().is_some_and(|k| k.name == op))
+            .collect()
     };
-    let stops_everywhere = |r: &str| {
-        state.active_nodes(r).all(|n| {
-            t.actions.iter().any(|a| matches!(&a.kind, ActionKind::Stop { resource, node } if resource == r && node == n))
-        })
+    let inverse = |op: OpName| match op {
+        OpName::Promote => OpName::Demote,
+        _ => OpName::Stop,
     };
     for o in config
         .orders()
         .iter()
         .filter(|o| o.kind == OrderKind::Mandatory)
     {
-        let Some(then_start) = start_of(&o.then) else {
-            continue;
-        };
-        match start_of(&o.first) {
-            Some(first_start) => {
-                if !reaches(t, then_start.id, first_start.id) {
+        let firsts = actions_of(&o.first, o.first_action);
+        for then in actions_of(&o.then, o.then_action) {
+            if let Some(f) = firsts.iter().find(|f| !reaches(t, then.id, f.id)) {
+                return Err(format!(
+                    "{} does not wait for {} (order {} {} then {} {})",
+                    then.kind, f.kind, o.first_action, o.first, o.then_action, o.then
+                ));
+            }
+            if firsts.is_empty() {
+                // Then `first` must already be (and stay) running, or promoted.
+                let undone = actions_of(&o.first, inverse(o.first_action));
+                let stays = state.resource(&o.first).is_some_and(|rs| {
+                    rs.nodes.iter().any(|(n, on)| {
+                        let there = match o.first_action {
+                            OpName::Promote => on.role == Role::Promoted,
+                            _ => on.role.is_active(),
+                        };
+                        there && !undone.iter().any(|a| a.kind.node() == n)
+                    })
+                });
+                if !stays {
                     return Err(format!(
-                        "{} does not wait for {} (order {} then {})",
-                        then_start.kind, first_start.kind, o.first, o.then
+                        "{} while {} is not {} and will not be (order {} {} then {} {})",
+                        then.kind,
+                        o.first,
+                        if o.first_action == OpName::Promote {
+                            "promoted"
+                        } else {
+                            "running"
+                        },
+                        o.first_action,
+                        o.first,
+                        o.then_action,
+                        o.then
                     ));
                 }
             }
-            None => {
-                let first_runs =
-                    state.active_nodes(&o.first).next().is_some() && !stops_everywhere(&o.first);
-                if !first_runs {
+        }
+        // Undone in reverse: `first` is stopped (demoted) only after `then` is.
+        if o.symmetric {
+            let thens = actions_of(&o.then, inverse(o.then_action));
+            for f in actions_of(&o.first, inverse(o.first_action)) {
+                if let Some(th) = thens.iter().find(|th| !reaches(t, f.id, th.id)) {
                     return Err(format!(
-                        "{} while {} neither runs nor starts (order {} then {})",
-                        then_start.kind, o.first, o.first, o.then
+                        "{} does not wait for {} (order {} {} then {} {})",
+                        f.kind, th.kind, o.first_action, o.first, o.then_action, o.then
                     ));
                 }
             }

@@ -19,13 +19,13 @@ pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected};
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, FenceDevice, Group, INFINITY_COUNT,
     Location, Meta, MultipleActive, NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order,
-    OrderKind, ProcessSpec, ResourceSpec, TargetRole,
+    OrderKind, ProcessSpec, Promotable, ResourceSpec, TargetRole,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;
 pub use schedule::{
-    Action, ActionId, ActionKind, Change, ScheduleOptions, ScoreEntry, StopReason, Transition,
-    schedule, schedule_with,
+    Action, ActionId, ActionKind, Change, Notification, NotifyKind, ScheduleOptions, ScoreEntry,
+    StopReason, Transition, schedule, schedule_with,
 };
 pub use score::{INFINITY, Score};
 pub use state::{

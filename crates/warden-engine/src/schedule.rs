@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use crate::config::{Config, MultipleActive, NoQuorumPolicy, OrderKind, ResourceSpec, TargetRole};
+use crate::config::{
+    Config, MultipleActive, NoQuorumPolicy, OpName, OrderKind, ResourceSpec, TargetRole,
+};
 use crate::score::Score;
 use crate::state::{Effective, OpKey, ResourceState, Role, State};
 use crate::time::Time;
@@ -27,6 +29,22 @@ pub enum ActionKind {
         resource: String,
         node: String,
     },
+    /// Promote the copy of a promotable resource on the node.
+    Promote {
+        resource: String,
+        node: String,
+    },
+    /// Demote the promoted copy on the node.
+    Demote {
+        resource: String,
+        node: String,
+    },
+    /// Tell the copy on the node what is about to happen or just happened to the resource.
+    Notify {
+        resource: String,
+        node: String,
+        notification: Box<Notification>,
+    },
     /// Fence (reboot) a node; what it ran counts as stopped once this succeeds.
     Fence {
         node: String,
@@ -34,29 +52,65 @@ pub enum ActionKind {
     },
 }
 
+/// Before or after the operation it tells of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyKind {
+    Pre,
+    Post,
+}
+
+impl NotifyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Pre => "pre",
+            NotifyKind::Post => "post",
+        }
+    }
+}
+
+/// What a notification tells a copy (the OCF `notify` environment): the operation, and the
+/// nodes of every start, stop, promote and demote of this transition, with the nodes where the
+/// resource was active, promoted and unpromoted when it began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub kind: NotifyKind,
+    pub operation: OpName,
+    pub start: Vec<String>,
+    pub stop: Vec<String>,
+    pub promote: Vec<String>,
+    pub demote: Vec<String>,
+    pub active: Vec<String>,
+    pub promoted: Vec<String>,
+    pub unpromoted: Vec<String>,
+    pub inactive: Vec<String>,
+}
+
 impl ActionKind {
     /// The operation this action runs, for resource actions.
     pub fn op(&self) -> Option<OpKey> {
-        use crate::config::OpName;
-        match self {
-            ActionKind::Probe { .. } => Some(OpKey::probe()),
-            ActionKind::Start { .. } => Some(OpKey {
-                name: OpName::Start,
-                interval_ms: 0,
-            }),
-            ActionKind::Stop { .. } => Some(OpKey {
-                name: OpName::Stop,
-                interval_ms: 0,
-            }),
-            ActionKind::Fence { .. } => None,
-        }
+        let name = match self {
+            ActionKind::Probe { .. } => return Some(OpKey::probe()),
+            ActionKind::Start { .. } => OpName::Start,
+            ActionKind::Stop { .. } => OpName::Stop,
+            ActionKind::Promote { .. } => OpName::Promote,
+            ActionKind::Demote { .. } => OpName::Demote,
+            ActionKind::Notify { .. } => OpName::Notify,
+            ActionKind::Fence { .. } => return None,
+        };
+        Some(OpKey {
+            name,
+            interval_ms: 0,
+        })
     }
 
     pub fn resource(&self) -> Option<&str> {
         match self {
             ActionKind::Probe { resource, .. }
             | ActionKind::Start { resource, .. }
-            | ActionKind::Stop { resource, .. } => Some(resource),
+            | ActionKind::Stop { resource, .. }
+            | ActionKind::Promote { resource, .. }
+            | ActionKind::Demote { resource, .. }
+            | ActionKind::Notify { resource, .. } => Some(resource),
             ActionKind::Fence { .. } => None,
         }
     }
@@ -66,6 +120,9 @@ impl ActionKind {
             ActionKind::Probe { node, .. }
             | ActionKind::Start { node, .. }
             | ActionKind::Stop { node, .. }
+            | ActionKind::Promote { node, .. }
+            | ActionKind::Demote { node, .. }
+            | ActionKind::Notify { node, .. }
             | ActionKind::Fence { node, .. } => node,
         }
     }
@@ -77,6 +134,18 @@ impl fmt::Display for ActionKind {
             ActionKind::Probe { resource, node } => write!(f, "{resource}_monitor_0 on {node}"),
             ActionKind::Start { resource, node } => write!(f, "{resource}_start_0 on {node}"),
             ActionKind::Stop { resource, node } => write!(f, "{resource}_stop_0 on {node}"),
+            ActionKind::Promote { resource, node } => write!(f, "{resource}_promote_0 on {node}"),
+            ActionKind::Demote { resource, node } => write!(f, "{resource}_demote_0 on {node}"),
+            ActionKind::Notify {
+                resource,
+                node,
+                notification: n,
+            } => write!(
+                f,
+                "{resource}_{}_notify_{}_0 on {node}",
+                n.kind.as_str(),
+                n.operation
+            ),
             ActionKind::Fence { node, .. } => write!(f, "fence (reboot) {node}"),
         }
     }
@@ -134,6 +203,21 @@ pub enum Change {
         node: String,
         reason: String,
     },
+    /// A copy promoted: from unpromoted (`from` Started) or from stopped (started first).
+    Promote {
+        resource: String,
+        node: String,
+        from: Role,
+    },
+    Demote {
+        resource: String,
+        node: String,
+    },
+    /// The promoted copy demoted and promoted again in place (`on_fail = "demote"`).
+    Repromote {
+        resource: String,
+        node: String,
+    },
 }
 
 impl fmt::Display for Change {
@@ -168,6 +252,24 @@ impl fmt::Display for Change {
                 write!(f, "Restart {resource} ( {node} ) due to {reason}")
             }
             Change::Fence { node, reason } => write!(f, "Fence (reboot) {node} '{reason}'"),
+            Change::Promote {
+                resource,
+                node,
+                from,
+            } => {
+                let from = if *from == Role::Started {
+                    "Unpromoted"
+                } else {
+                    "Stopped"
+                };
+                write!(f, "Promote {resource} ( {from} -> Promoted {node} )")
+            }
+            Change::Demote { resource, node } => {
+                write!(f, "Demote {resource} ( Promoted -> Unpromoted {node} )")
+            }
+            Change::Repromote { resource, node } => {
+                write!(f, "Re-promote {resource} ( Promoted {node} )")
+            }
         }
     }
 }
@@ -178,6 +280,8 @@ pub struct ScoreEntry {
     pub resource: String,
     pub node: String,
     pub score: Score,
+    /// A promotion score (of a promotable resource's copy on the node), not a placement one.
+    pub promotion: bool,
 }
 
 /// What the scheduler decided.
@@ -211,8 +315,8 @@ pub fn schedule(config: &Config, state: &State, now: Time) -> Transition {
 
 /// [`schedule`] with options. Three phases: plan every resource (each after those it is
 /// colocated with), let order constraints stop or restart what depends on something that stops
-/// or restarts, then emit actions: fences, probes, stops in reverse order, starts in order, so
-/// every dependency points to an earlier action.
+/// or restarts, then emit actions: fences, probes, demotes and stops in reverse order, starts
+/// and promotes in order, so every dependency points to an earlier action.
 pub fn schedule_with(
     config: &Config,
     state: &State,
@@ -228,41 +332,110 @@ pub fn schedule_with(
     s.apply_orders(&mut plans);
     s.emit(&plans);
     for &r in config.placement_order() {
-        s.summarize(r, &plans[r]);
+        if plans[r].promotable {
+            s.summarize_copies(r, &plans[r]);
+        } else {
+            s.summarize(r, &plans[r]);
+        }
     }
     s.out
 }
 
-/// What the scheduler decided for one resource, before any action exists.
+/// What the scheduler decided for one resource, before any action exists. Node sets are
+/// node indexes; a primitive has at most one target, a promotable resource one per copy.
 #[derive(Clone, Debug, Default)]
 struct Plan {
     /// Starts and stops are decided for it (managed, not blocked, not in maintenance, not
     /// multiple-active with the `block` policy).
     acts: bool,
+    promotable: bool,
     /// Nodes to probe.
     probes: Vec<usize>,
     /// Nodes it runs on (reachable), and on unclean nodes waiting for fencing.
     live_active: Vec<usize>,
     unclean_active: Vec<usize>,
+    /// Reachable nodes where it is promoted now.
+    promoted_now: Vec<usize>,
     /// Nodes where it is active and failed.
     failed: Vec<usize>,
-    /// Fence actions a start must wait for.
+    /// Fence actions a start (of a primitive) or a promote must wait for.
     fences: Vec<ActionId>,
     want_run: bool,
     fatal: bool,
     /// Where it runs after the transition (for resources that do not act: where it runs now).
-    target: Option<usize>,
-    /// Nodes to stop it on, and the node to start it on.
+    targets: Vec<usize>,
+    /// Where it is promoted after the transition.
+    promoted: Vec<usize>,
+    /// Running nodes where it is stopped and started again (failed, or forced by an order).
+    restart: Vec<usize>,
+    /// Promoted nodes demoted and promoted again without a stop (`on_fail = "demote"`).
+    repromote: Vec<usize>,
+    /// Promoted nodes whose demote failed: stopped without another demote.
+    no_demote: Vec<usize>,
+    /// Derived from the above by [`Plan::derive`].
     stops: Vec<usize>,
-    start: Option<usize>,
+    starts: Vec<usize>,
+    demotes: Vec<usize>,
+    promotes: Vec<usize>,
     /// Why an order constraint changed the plan: "required X start", "unrunnable X start".
     forced: Option<String>,
 }
 
 impl Plan {
+    /// The node a primitive runs on after the transition.
+    fn target(&self) -> Option<usize> {
+        self.targets.first().copied()
+    }
+
     /// Stopped and started again on the node it stays on.
     fn restarts_in_place(&self) -> bool {
-        self.start.is_some_and(|t| self.stops.contains(&t))
+        self.starts.iter().any(|t| self.stops.contains(t))
+    }
+
+    /// Nodes of `with` that a colocation refers to: where it is promoted, or where it runs.
+    fn nodes_for(&self, promoted: bool) -> &[usize] {
+        if promoted {
+            &self.promoted
+        } else {
+            &self.targets
+        }
+    }
+
+    /// The actions that take it from where it is to `targets` and `promoted`.
+    fn derive(&mut self) {
+        self.stops.clear();
+        self.starts.clear();
+        self.demotes.clear();
+        self.promotes.clear();
+        for &i in &self.live_active {
+            let stop = !self.targets.contains(&i) || self.restart.contains(&i);
+            if stop {
+                self.stops.push(i);
+            }
+            if self.promoted_now.contains(&i) {
+                let demote = if stop {
+                    !self.no_demote.contains(&i)
+                } else {
+                    !self.promoted.contains(&i) || self.repromote.contains(&i)
+                };
+                if demote {
+                    self.demotes.push(i);
+                }
+            }
+        }
+        for &i in &self.targets {
+            if !self.live_active.contains(&i) || self.stops.contains(&i) {
+                self.starts.push(i);
+            }
+        }
+        for &i in &self.promoted {
+            if !self.promoted_now.contains(&i)
+                || self.stops.contains(&i)
+                || self.demotes.contains(&i)
+            {
+                self.promotes.push(i);
+            }
+        }
     }
 }
 
@@ -298,6 +471,36 @@ struct Scheduler<'a> {
     out: Transition,
     /// Per-resource scratch, reused to avoid allocating per resource.
     eff: Vec<Effective>,
+}
+
+/// The actions emitted for one resource, by kind.
+#[derive(Clone, Debug, Default)]
+struct Emitted {
+    probes: Vec<ActionId>,
+    demotes: Vec<ActionId>,
+    stops: Vec<ActionId>,
+    starts: Vec<ActionId>,
+    promotes: Vec<ActionId>,
+    /// The last notifications sent, which the next round of actions waits for.
+    notified: Vec<ActionId>,
+}
+
+impl Emitted {
+    /// What an order's `then` waits for: the starts or the promotes of `first`.
+    fn done(&self, action: OpName) -> &[ActionId] {
+        match action {
+            OpName::Promote => &self.promotes,
+            _ => &self.starts,
+        }
+    }
+
+    /// What an order's `first` undoes after its `then` is undone: stops or demotes.
+    fn undone(&self, action: OpName) -> &[ActionId] {
+        match action {
+            OpName::Promote => &self.demotes,
+            _ => &self.stops,
+        }
+    }
 }
 
 impl<'a> Scheduler<'a> {
@@ -395,15 +598,25 @@ impl<'a> Scheduler<'a> {
             };
             self.eff.push(e);
         }
+        let all = 0..node_names.len();
         let mut p = Plan {
-            live_active: (0..node_names.len())
-                .filter(|&i| self.eff[i].role == Role::Started && self.nodes[i].reachable())
+            promotable: spec.is_promotable(),
+            live_active: all
+                .clone()
+                .filter(|&i| self.eff[i].role.is_active() && self.nodes[i].reachable())
                 .collect(),
-            unclean_active: (0..node_names.len())
-                .filter(|&i| self.eff[i].role == Role::Started && self.nodes[i].unclean)
+            unclean_active: all
+                .clone()
+                .filter(|&i| self.eff[i].role.is_active() && self.nodes[i].unclean)
                 .collect(),
-            // Starting anywhere waits for the fencing of every unclean node it might run on.
-            fences: (0..node_names.len())
+            promoted_now: all
+                .clone()
+                .filter(|&i| self.eff[i].role == Role::Promoted && self.nodes[i].reachable())
+                .collect(),
+            // Starting (or promoting) anywhere waits for the fencing of every unclean node it
+            // might run on.
+            fences: all
+                .clone()
                 .filter(|&i| self.eff[i].role != Role::Stopped)
                 .filter_map(|i| self.nodes[i].fence)
                 .collect(),
@@ -418,14 +631,16 @@ impl<'a> Scheduler<'a> {
             .filter(|&i| self.eff[i].failed)
             .collect();
         // Resources that do not act stay where they are, as far as others are concerned.
-        p.target = p.live_active.first().copied();
+        p.targets = p.live_active.clone();
+        p.promoted = p.promoted_now.clone();
 
         if meta.maintenance || self.eff.iter().any(|e| e.blocked) {
             self.add_load(&p.live_active);
             return p;
         }
         // Probe wherever we do not know the state.
-        p.probes = (0..node_names.len())
+        p.probes = all
+            .clone()
             .filter(|&i| self.nodes[i].reachable() && self.eff[i].role == Role::Unknown)
             .collect();
 
@@ -436,10 +651,11 @@ impl<'a> Scheduler<'a> {
                     resource: spec.id.clone(),
                     node: node_names[i].clone(),
                     score: *s,
+                    promotion: false,
                 });
             }
         }
-        let multiple = p.live_active.len() + p.unclean_active.len() > 1;
+        let multiple = !p.promotable && p.live_active.len() + p.unclean_active.len() > 1;
         if !meta.is_managed || (multiple && meta.multiple_active == MultipleActive::Block) {
             self.add_load(&p.live_active);
             return p;
@@ -452,49 +668,154 @@ impl<'a> Scheduler<'a> {
         } else {
             NoQuorumPolicy::Ignore
         };
-        let quorum_stops = matches!(quorum, NoQuorumPolicy::Stop | NoQuorumPolicy::Demote);
         p.want_run = target_role == TargetRole::Started
             && !self.eff.iter().any(|e| e.stop_on_fail)
-            && !quorum_stops;
+            && !(quorum == NoQuorumPolicy::Stop
+                || (quorum == NoQuorumPolicy::Demote && !p.promotable));
 
-        let mut target = if p.want_run {
-            self.choose(&scores, &p.live_active)
+        p.targets = if !p.want_run {
+            Vec::new()
+        } else if let Some(pr) = &spec.promotable {
+            // One copy per node, best scores first, at most clone_max, counting the copies
+            // on nodes waiting to be fenced (they may still run).
+            let max = pr.clone_max.map_or(node_names.len(), |c| c as usize);
+            let mut cand: Vec<usize> = all.clone().filter(|&i| scores[i].value() >= 0).collect();
+            cand.sort_by_key(|&i| {
+                (
+                    std::cmp::Reverse(scores[i]),
+                    !p.live_active.contains(&i),
+                    self.nodes[i].load,
+                    i,
+                )
+            });
+            cand.truncate(max.saturating_sub(p.unclean_active.len()));
+            cand.sort_unstable();
+            cand
         } else {
-            None
+            self.choose(&scores, &p.live_active).into_iter().collect()
         };
         // Without quorum under "freeze", nothing starts where it does not already run.
-        if quorum == NoQuorumPolicy::Freeze && target.is_some_and(|t| !p.live_active.contains(&t)) {
-            target = None;
+        if quorum == NoQuorumPolicy::Freeze {
+            p.targets.retain(|t| p.live_active.contains(t));
         }
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
-            target = None;
+            p.targets.clear();
         }
         // Kept from running by what it must run with: say so, not "node availability".
-        if p.want_run && target.is_none() {
-            let stuck = config
-                .colocated_with(r)
-                .iter()
-                .find(|(w, s)| *s == Score::INFINITY && plans[*w].target.is_none());
-            if let Some(&(w, _)) = stuck {
-                p.forced = Some(format!("unrunnable {} start", config.resources()[w].id));
+        if p.want_run && p.targets.is_empty() {
+            let stuck = config.colocated_with(r).iter().find(|c| {
+                !c.promoted
+                    && c.score == Score::INFINITY
+                    && plans[c.with].nodes_for(c.with_promoted).is_empty()
+            });
+            if let Some(c) = stuck {
+                let action = if c.with_promoted { "promote" } else { "start" };
+                p.forced = Some(format!(
+                    "unrunnable {} {action}",
+                    config.resources()[c.with].id
+                ));
             }
         }
-        for &i in &p.live_active {
-            let keep = Some(i) == target
-                && !self.eff[i].failed
-                && !(multiple && meta.multiple_active == MultipleActive::StopStart);
-            if !keep {
-                p.stops.push(i);
-            }
+        p.restart = p
+            .live_active
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.eff[i].failed
+                    || (multiple && meta.multiple_active == MultipleActive::StopStart)
+            })
+            .collect();
+        p.repromote = p
+            .promoted_now
+            .iter()
+            .copied()
+            .filter(|&i| self.eff[i].demote_on_fail)
+            .collect();
+        p.no_demote = p
+            .promoted_now
+            .iter()
+            .copied()
+            .filter(|&i| self.eff[i].demote_failed)
+            .collect();
+        let targets = p.targets.clone();
+        self.add_load(&targets);
+        if let Some(pr) = &spec.promotable {
+            let frozen = quorum == NoQuorumPolicy::Freeze;
+            p.promoted = if quorum == NoQuorumPolicy::Demote {
+                Vec::new()
+            } else {
+                self.choose_promoted(r, &p, pr.promoted_max as usize, plans, frozen)
+            };
+        } else {
+            p.promoted.clear();
         }
-        if let Some(t) = target {
-            if !p.live_active.contains(&t) || p.stops.contains(&t) {
-                p.start = Some(t);
-            }
-            self.nodes[t].load += 1;
-        }
-        p.target = target;
+        p.derive();
         p
+    }
+
+    /// The copies to promote: running ones (after the transition) with a promotion score of
+    /// zero or more, best first; ties go to the copy promoted now, then configuration order.
+    /// A copy has a score when its agent set one (or the resource has a default `score`) or a
+    /// `role = "promoted"` location names its node.
+    fn choose_promoted(
+        &mut self,
+        r: usize,
+        p: &Plan,
+        max: usize,
+        plans: &[Plan],
+        frozen: bool,
+    ) -> Vec<usize> {
+        let config = self.config;
+        let spec = &config.resources()[r];
+        let rs = self.state.resource(&spec.id);
+        let default = spec.promotable.as_ref().and_then(|pr| pr.score);
+        let mut cand: Vec<(Score, usize)> = Vec::new();
+        for &i in &p.targets {
+            let node = &config.nodes()[i];
+            let agent = rs
+                .and_then(|rs| rs.promotion_scores.get(node))
+                .copied()
+                .or(default);
+            let locs: Vec<Score> = config
+                .promotion_locations_of(r)
+                .iter()
+                .filter(|(n, _)| *n == i)
+                .map(|(_, s)| *s)
+                .collect();
+            if agent.is_none() && locs.is_empty() {
+                continue;
+            }
+            let mut s = locs
+                .iter()
+                .fold(agent.unwrap_or(Score::ZERO), |acc, l| acc.add(*l));
+            if p.promoted_now.contains(&i) && !p.failed.contains(&i) {
+                s = s.add(spec.meta.resource_stickiness);
+            }
+            for c in config.colocated_with(r).iter().filter(|c| c.promoted) {
+                if plans[c.with].nodes_for(c.with_promoted).contains(&i) {
+                    s = s.add(c.score);
+                } else if c.score == Score::INFINITY {
+                    s = Score::MINUS_INFINITY;
+                }
+            }
+            if self.opts.scores {
+                self.out.scores.push(ScoreEntry {
+                    resource: spec.id.clone(),
+                    node: node.clone(),
+                    score: s,
+                    promotion: true,
+                });
+            }
+            if s.value() >= 0 && (!frozen || p.promoted_now.contains(&i)) {
+                cand.push((s, i));
+            }
+        }
+        cand.sort_by_key(|&(s, i)| (std::cmp::Reverse(s), !p.promoted_now.contains(&i), i));
+        // A copy still promoted on a node waiting to be fenced is not counted: every promote
+        // waits for that fence (see `emit`).
+        let mut out: Vec<usize> = cand.into_iter().take(max).map(|(_, i)| i).collect();
+        out.sort_unstable();
+        out
     }
 
     fn add_load(&mut self, nodes: &[usize]) {
@@ -503,8 +824,9 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Mandatory orders: a `then` whose `first` will not run cannot run; a `then` whose
-    /// `first` (re)starts restarts after it. Repeated until nothing changes (plans only move
+    /// Mandatory orders: a `then` whose `first` will not run (or not be promoted, for an
+    /// order on `promote`) cannot run (or be promoted); a `then` whose `first` (re)starts or
+    /// is promoted anew restarts after it. Repeated until nothing changes (plans only move
     /// toward stopping and restarting, so this ends).
     fn apply_orders(&self, plans: &mut [Plan]) {
         let config = self.config;
@@ -512,26 +834,42 @@ impl<'a> Scheduler<'a> {
             let mut changed = false;
             for f in 0..plans.len() {
                 for &(t, k) in config.orders_from(f) {
-                    if config.orders()[k].kind != OrderKind::Mandatory || !plans[t].acts {
+                    let o = &config.orders()[k];
+                    if o.kind != OrderKind::Mandatory || !plans[t].acts {
                         continue;
                     }
-                    let first = config.resources()[f].id.as_str();
-                    let (first_runs, first_starts) =
-                        (plans[f].target.is_some(), plans[f].start.is_some());
+                    let first = format!("{} {}", config.resources()[f].id, o.first_action);
+                    let (first_runs, first_starts) = match o.first_action {
+                        OpName::Promote => {
+                            (!plans[f].promoted.is_empty(), !plans[f].promotes.is_empty())
+                        }
+                        _ => (!plans[f].targets.is_empty(), !plans[f].starts.is_empty()),
+                    };
                     let then = &mut plans[t];
-                    if !first_runs && then.target.is_some() {
-                        then.target = None;
-                        then.start = None;
-                        then.stops = then.live_active.clone();
-                        then.forced = Some(format!("unrunnable {first} start"));
+                    if o.then_action == OpName::Promote {
+                        if !first_runs && !then.promoted.is_empty() {
+                            then.promoted.clear();
+                            then.forced = Some(format!("unrunnable {first}"));
+                            then.derive();
+                            changed = true;
+                        }
+                    } else if !first_runs && !then.targets.is_empty() {
+                        then.targets.clear();
+                        then.promoted.clear();
+                        then.forced = Some(format!("unrunnable {first}"));
+                        then.derive();
                         changed = true;
-                    } else if first_starts && then.start.is_none() {
-                        if let Some(n) = then.target {
-                            if !then.stops.contains(&n) {
-                                then.stops.push(n);
-                            }
-                            then.start = Some(n);
-                            then.forced = Some(format!("required {first} start"));
+                    } else if first_starts {
+                        let again: Vec<usize> = then
+                            .targets
+                            .iter()
+                            .copied()
+                            .filter(|i| !then.starts.contains(i))
+                            .collect();
+                        if !again.is_empty() {
+                            then.restart.extend(again);
+                            then.forced = Some(format!("required {first}"));
+                            then.derive();
                             changed = true;
                         }
                     }
@@ -543,66 +881,189 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Turns plans into actions: probes, then stops (each after the stops of what is ordered
-    /// after it), then starts (each after its own probes and stops, the fencing it waits for,
-    /// and the starts of what is ordered before it).
+    /// Turns plans into actions: probes; then, in reverse order, demotes and stops (each after
+    /// the undoing of what is ordered after it); then, in order, starts and promotes (each
+    /// after its own probes, demotes and stops, the fencing it waits for, and what is ordered
+    /// before it). With `notify`, each kind of action is wrapped in pre and post notifications.
     fn emit(&mut self, plans: &[Plan]) {
         let config = self.config;
         let n = plans.len();
-        let id = |r: usize| config.resources()[r].id.clone();
-        let node = |i: usize| config.nodes()[i].clone();
-        let mut probes: Vec<Vec<ActionId>> = vec![Vec::new(); n];
-        let mut stops: Vec<Vec<ActionId>> = vec![Vec::new(); n];
-        let mut starts: Vec<Option<ActionId>> = vec![None; n];
+        let mut done: Vec<Emitted> = vec![Emitted::default(); n];
         for &r in config.action_order() {
             for &i in &plans[r].probes {
-                probes[r].push(self.push(
-                    ActionKind::Probe {
-                        resource: id(r),
-                        node: node(i),
-                    },
-                    Vec::new(),
-                ));
+                let a = self.push(self.kind(OpName::Monitor, r, i), Vec::new());
+                done[r].probes.push(a);
             }
         }
         for &r in config.action_order().iter().rev() {
-            let mut deps = Vec::new();
+            let p = &plans[r];
+            // The inverse of an order: what `then` undoes (stop or demote) comes before what
+            // `first` undoes (demote before an order on `promote`, stop otherwise).
+            let mut after = [Vec::new(), Vec::new()];
             for &(t, k) in config.orders_from(r) {
                 let o = &config.orders()[k];
                 if o.symmetric || o.kind == OrderKind::Serialize {
-                    deps.extend(&stops[t]);
+                    let slot = usize::from(o.first_action == OpName::Promote);
+                    after[slot].extend(done[t].undone(o.then_action));
                 }
             }
-            for &i in &plans[r].stops {
-                stops[r].push(self.push(
-                    ActionKind::Stop {
-                        resource: id(r),
-                        node: node(i),
-                    },
-                    deps.clone(),
-                ));
-            }
+            let [before_stop, before_demote] = after;
+            let ids = self.emit_round(r, p, OpName::Demote, &p.demotes, before_demote, &mut done);
+            done[r].demotes = ids;
+            let mut stop_deps = before_stop;
+            stop_deps.extend(&done[r].demotes);
+            let ids = self.emit_round(r, p, OpName::Stop, &p.stops, stop_deps, &mut done);
+            done[r].stops = ids;
         }
         for &r in config.action_order() {
             let p = &plans[r];
-            let Some(t) = p.start else { continue };
-            let mut deps = probes[r].clone();
-            deps.extend(&stops[r]);
-            deps.extend(&p.fences);
+            let mut before: [Vec<ActionId>; 2] = [Vec::new(), Vec::new()];
             for &(f, k) in config.orders_to(r) {
-                deps.extend(starts[f]);
-                if config.orders()[k].kind == OrderKind::Serialize {
-                    deps.extend(&stops[f]);
+                let o = &config.orders()[k];
+                let slot = usize::from(o.then_action == OpName::Promote);
+                before[slot].extend(done[f].done(o.first_action));
+                if o.kind == OrderKind::Serialize {
+                    before[slot].extend(&done[f].stops);
                 }
             }
-            starts[r] = Some(self.push(
-                ActionKind::Start {
-                    resource: id(r),
-                    node: node(t),
-                },
-                deps,
-            ));
+            let [start_before, promote_before] = before;
+            let mut deps = done[r].probes.clone();
+            deps.extend(&done[r].demotes);
+            deps.extend(&done[r].stops);
+            let mut start_deps = deps.clone();
+            start_deps.extend(start_before);
+            if !p.promotable {
+                start_deps.extend(&p.fences);
+            }
+            let ids = self.emit_round(r, p, OpName::Start, &p.starts, start_deps, &mut done);
+            done[r].starts = ids;
+            let mut promote_deps = deps;
+            promote_deps.extend(&done[r].starts);
+            promote_deps.extend(&p.fences);
+            promote_deps.extend(promote_before);
+            let ids = self.emit_round(r, p, OpName::Promote, &p.promotes, promote_deps, &mut done);
+            done[r].promotes = ids;
         }
+    }
+
+    /// The action running `op` (a probe for `Monitor`) of resource `r` on node `i`.
+    /// Notifications are built by [`Scheduler::notify`].
+    fn kind(&self, op: OpName, r: usize, i: usize) -> ActionKind {
+        let resource = self.config.resources()[r].id.clone();
+        let node = self.config.nodes()[i].clone();
+        match op {
+            OpName::Monitor => ActionKind::Probe { resource, node },
+            OpName::Start => ActionKind::Start { resource, node },
+            OpName::Stop => ActionKind::Stop { resource, node },
+            OpName::Promote => ActionKind::Promote { resource, node },
+            OpName::Demote | OpName::Notify => ActionKind::Demote { resource, node },
+        }
+    }
+
+    /// Emits the `op` actions of resource `r` on `nodes`, each after `deps` (and, for a
+    /// demote or stop, after the demote on its own node); with notifications, after a pre
+    /// notification of the copies active before them, and followed by a post notification of
+    /// those active after them. Returns the action ids, in node order.
+    fn emit_round(
+        &mut self,
+        r: usize,
+        p: &Plan,
+        op: OpName,
+        nodes: &[usize],
+        mut deps: Vec<ActionId>,
+        done: &mut [Emitted],
+    ) -> Vec<ActionId> {
+        if nodes.is_empty() {
+            return Vec::new();
+        }
+        let notify = self.config.resources()[r]
+            .promotable
+            .as_ref()
+            .is_some_and(|pr| pr.notify);
+        deps.extend(&done[r].notified);
+        // Who is running before and after this round.
+        let before: Vec<usize> = match op {
+            OpName::Demote | OpName::Stop => p.live_active.clone(),
+            OpName::Start => p
+                .live_active
+                .iter()
+                .copied()
+                .filter(|i| !p.stops.contains(i))
+                .collect(),
+            _ => p.targets.clone(),
+        };
+        let after: Vec<usize> = match op {
+            OpName::Stop => before
+                .iter()
+                .copied()
+                .filter(|i| !p.stops.contains(i))
+                .collect(),
+            OpName::Start => p.targets.clone(),
+            _ => before.clone(),
+        };
+        if notify {
+            let pre = self.notify(r, p, op, NotifyKind::Pre, &before, deps.clone());
+            deps.extend(pre);
+        }
+        let mut ids = Vec::with_capacity(nodes.len());
+        deps.sort_unstable();
+        deps.dedup();
+        for &i in nodes {
+            ids.push(self.push(self.kind(op, r, i), deps.clone()));
+        }
+        if notify {
+            done[r].notified = self.notify(r, p, op, NotifyKind::Post, &after, ids.clone());
+        }
+        ids
+    }
+
+    /// One round of notifications of `op` to the copies on `to`, each after `deps`.
+    fn notify(
+        &mut self,
+        r: usize,
+        p: &Plan,
+        op: OpName,
+        kind: NotifyKind,
+        to: &[usize],
+        mut deps: Vec<ActionId>,
+    ) -> Vec<ActionId> {
+        let names = |v: &[usize]| -> Vec<String> {
+            v.iter().map(|&i| self.config.nodes()[i].clone()).collect()
+        };
+        let inactive: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| !p.live_active.contains(i))
+            .collect();
+        let unpromoted: Vec<usize> = p
+            .live_active
+            .iter()
+            .copied()
+            .filter(|i| !p.promoted_now.contains(i))
+            .collect();
+        let n = Notification {
+            kind,
+            operation: op,
+            start: names(&p.starts),
+            stop: names(&p.stops),
+            promote: names(&p.promotes),
+            demote: names(&p.demotes),
+            active: names(&p.live_active),
+            promoted: names(&p.promoted_now),
+            unpromoted: names(&unpromoted),
+            inactive: names(&inactive),
+        };
+        deps.sort_unstable();
+        deps.dedup();
+        let resource = self.config.resources()[r].id.clone();
+        to.iter()
+            .map(|&i| {
+                let kind = ActionKind::Notify {
+                    resource: resource.clone(),
+                    node: self.config.nodes()[i].clone(),
+                    notification: Box::new(n.clone()),
+                };
+                self.push(kind, deps.clone())
+            })
+            .collect()
     }
 
     /// The score of every node for resource `r` (design section 3, "Placement").
@@ -636,12 +1097,13 @@ impl<'a> Scheduler<'a> {
                 if live_active.contains(&i) {
                     s = s.add(spec.meta.resource_stickiness);
                 }
-                // Colocations: with the node the other resource will run on (placed before).
-                for &(w, score) in config.colocated_with(r) {
-                    match plans[w].target {
-                        Some(t) if t == i => s = s.add(score),
-                        _ if score == Score::INFINITY => s = Score::MINUS_INFINITY,
-                        _ => {}
+                // Colocations: with the nodes the other resource will run (or be promoted)
+                // on; it was placed before.
+                for c in config.colocated_with(r).iter().filter(|c| !c.promoted) {
+                    if plans[c.with].nodes_for(c.with_promoted).contains(&i) {
+                        s = s.add(c.score);
+                    } else if c.score == Score::INFINITY {
+                        s = Score::MINUS_INFINITY;
                     }
                 }
                 s
@@ -664,6 +1126,93 @@ impl<'a> Scheduler<'a> {
             })
     }
 
+    /// Why a resource that stops is stopped, for the summary.
+    fn stop_reason(&self, p: &Plan) -> Option<StopReason> {
+        if let Some(why) = &p.forced {
+            Some(StopReason::Order(why.clone()))
+        } else if !p.want_run
+            && self.state.no_quorum
+            && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore
+        {
+            Some(StopReason::NoQuorum)
+        } else if p.want_run || p.fatal {
+            Some(StopReason::NodeAvailability)
+        } else {
+            None
+        }
+    }
+
+    /// The summary lines of a promotable resource: one per copy that changes, by node.
+    fn summarize_copies(&mut self, r: usize, p: &Plan) {
+        if !p.acts {
+            return;
+        }
+        let names = self.config.nodes();
+        let id = self.config.resources()[r].id.clone();
+        for (i, name) in names.iter().enumerate() {
+            let node = name.clone();
+            let resource = id.clone();
+            let (stop, start) = (p.stops.contains(&i), p.starts.contains(&i));
+            let (demote, promote) = (p.demotes.contains(&i), p.promotes.contains(&i));
+            let was_promoted = p.promoted_now.contains(&i);
+            let change = if stop && start {
+                let change = match (&p.forced, p.failed.contains(&i)) {
+                    (Some(why), false) => Change::Restart {
+                        resource,
+                        node,
+                        reason: why.clone(),
+                    },
+                    _ => Change::Recover {
+                        resource,
+                        from: node.clone(),
+                        to: node,
+                    },
+                };
+                self.out.summary.push(change);
+                // Recovered into another role than it had.
+                match (was_promoted, promote) {
+                    (false, true) => Change::Promote {
+                        resource: id.clone(),
+                        node: name.clone(),
+                        from: Role::Started,
+                    },
+                    (true, false) => Change::Demote {
+                        resource: id.clone(),
+                        node: name.clone(),
+                    },
+                    _ => continue,
+                }
+            } else if stop {
+                Change::Stop {
+                    resource,
+                    node,
+                    reason: self.stop_reason(p),
+                }
+            } else if start && promote {
+                Change::Promote {
+                    resource,
+                    node,
+                    from: Role::Stopped,
+                }
+            } else if start {
+                Change::Start { resource, node }
+            } else if demote && promote {
+                Change::Repromote { resource, node }
+            } else if demote {
+                Change::Demote { resource, node }
+            } else if promote {
+                Change::Promote {
+                    resource,
+                    node,
+                    from: Role::Started,
+                }
+            } else {
+                continue;
+            };
+            self.out.summary.push(change);
+        }
+    }
+
     /// The summary line(s) of one resource's plan.
     fn summarize(&mut self, r: usize, p: &Plan) {
         if !p.acts {
@@ -680,23 +1229,9 @@ impl<'a> Scheduler<'a> {
             .copied()
             .collect();
         from.sort_unstable();
-        let target = p.target;
-        let stop_reason = |forced: &Option<String>| -> Option<StopReason> {
-            if forced.is_some() {
-                None
-            } else if !p.want_run
-                && self.state.no_quorum
-                && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore
-            {
-                Some(StopReason::NoQuorum)
-            } else if p.want_run || p.fatal {
-                Some(StopReason::NodeAvailability)
-            } else {
-                None
-            }
-        };
+        let target = p.target();
         let change = match (from.as_slice(), target) {
-            ([], Some(t)) if p.start.is_some() => Change::Start {
+            ([], Some(t)) if !p.starts.is_empty() => Change::Start {
                 resource: id,
                 node: name(t),
             },
@@ -728,17 +1263,10 @@ impl<'a> Scheduler<'a> {
                 from: name(f),
                 to: name(t),
             },
-            (&[f], None) => match &p.forced {
-                Some(why) => Change::Stop {
-                    resource: id,
-                    node: name(f),
-                    reason: Some(StopReason::Order(why.clone())),
-                },
-                None => Change::Stop {
-                    resource: id,
-                    node: name(f),
-                    reason: stop_reason(&p.forced),
-                },
+            (&[f], None) => Change::Stop {
+                resource: id,
+                node: name(f),
+                reason: self.stop_reason(p),
             },
             (many, target) => {
                 for &f in many {

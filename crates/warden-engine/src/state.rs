@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::{Config, INFINITY_COUNT, Meta, OpName, TargetRole};
+use crate::score::Score;
 use crate::time::{Time, millis};
 
 /// The whole cluster's state, keyed by names so it survives configuration changes.
@@ -37,6 +38,8 @@ pub struct ResourceState {
     /// `resource ban`: -INFINITY on these nodes.
     pub banned: BTreeSet<String>,
     pub nodes: BTreeMap<String, ResourceOnNode>,
+    /// Promotion scores set by the agent (`warden promotion-score`), per node.
+    pub promotion_scores: BTreeMap<String, Score>,
 }
 
 /// The role of a resource on a node, as last observed.
@@ -46,7 +49,17 @@ pub enum Role {
     #[default]
     Unknown,
     Stopped,
+    /// Running (for a promotable resource: running unpromoted).
     Started,
+    /// Running promoted (promotable resources only).
+    Promoted,
+}
+
+impl Role {
+    /// Running, promoted or not.
+    pub fn is_active(self) -> bool {
+        matches!(self, Role::Started | Role::Promoted)
+    }
 }
 
 impl fmt::Display for Role {
@@ -55,6 +68,7 @@ impl fmt::Display for Role {
             Role::Unknown => "Unknown",
             Role::Stopped => "Stopped",
             Role::Started => "Started",
+            Role::Promoted => "Promoted",
         })
     }
 }
@@ -121,6 +135,11 @@ pub struct ResourceOnNode {
     pub blocked: bool,
     /// A fatal error happened here: stopped on every node until cleanup.
     pub fatal: bool,
+    /// A failure of the promoted copy with `on_fail = "demote"`: demote (and promote again per
+    /// scores) rather than stop.
+    pub demote_on_fail: bool,
+    /// The demote failed: the copy is stopped without another demote.
+    pub demote_failed: bool,
     /// A hard error banned the resource from this node.
     pub hard_ban: bool,
     /// `on_fail = "stop"`: not to be started anywhere.
@@ -210,6 +229,8 @@ impl ResourceOnNode {
             failed: self.failed,
             blocked: self.blocked,
             fatal: self.fatal,
+            demote_on_fail: self.demote_on_fail,
+            demote_failed: self.demote_failed,
             hard_ban: live && self.hard_ban,
             stop_on_fail: live && self.stop_on_fail,
             standby_on_fail: live && self.standby_on_fail,
@@ -227,6 +248,8 @@ pub struct Effective {
     pub failed: bool,
     pub blocked: bool,
     pub fatal: bool,
+    pub demote_on_fail: bool,
+    pub demote_failed: bool,
     pub hard_ban: bool,
     pub stop_on_fail: bool,
     pub standby_on_fail: bool,
@@ -288,13 +311,13 @@ impl State {
         }
     }
 
-    /// Nodes where the resource is recorded as started.
+    /// Nodes where the resource is recorded as running (promoted or not).
     pub fn active_nodes<'a>(&'a self, resource: &str) -> impl Iterator<Item = &'a str> + 'a {
         self.resources
             .get(resource)
             .into_iter()
             .flat_map(|r| r.nodes.iter())
-            .filter(|(_, on)| on.role == Role::Started)
+            .filter(|(_, on)| on.role.is_active())
             .map(|(n, _)| n.as_str())
     }
 }

@@ -14,6 +14,9 @@ pub struct ResourceStatus {
     pub agent: String,
     /// Nodes it is active on, in configuration order.
     pub nodes: Vec<String>,
+    /// Of `nodes`, those where a promotable resource is promoted.
+    pub promoted: Vec<String>,
+    pub promotable: bool,
     pub failed: bool,
     pub blocked: bool,
     pub flags: Vec<&'static str>,
@@ -28,11 +31,31 @@ impl fmt::Display for ResourceStatus {
         } else {
             "Started"
         };
-        write!(f, "{} {word}", self.id)?;
-        match self.nodes.as_slice() {
-            [] => {}
-            [one] => write!(f, " {one}")?,
-            many => write!(f, " [ {} ]", many.join(" "))?,
+        if self.promotable && !self.nodes.is_empty() {
+            // `db Promoted [ node1 ] Unpromoted [ node2 node3 ]`, FAILED first when failed.
+            write!(f, "{}", self.id)?;
+            if self.failed || self.blocked {
+                f.write_str(" FAILED")?;
+            }
+            let unpromoted: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter(|n| !self.promoted.contains(n))
+                .map(String::as_str)
+                .collect();
+            if !self.promoted.is_empty() {
+                write!(f, " Promoted [ {} ]", self.promoted.join(" "))?;
+            }
+            if !unpromoted.is_empty() {
+                write!(f, " Unpromoted [ {} ]", unpromoted.join(" "))?;
+            }
+        } else {
+            write!(f, "{} {word}", self.id)?;
+            match self.nodes.as_slice() {
+                [] => {}
+                [one] => write!(f, " {one}")?,
+                many => write!(f, " [ {} ]", many.join(" "))?,
+            }
         }
         for flag in &self.flags {
             write!(f, " ({flag})")?;
@@ -64,6 +87,8 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
                 id: spec.id.clone(),
                 agent: spec.agent.to_string(),
                 nodes: Vec::new(),
+                promoted: Vec::new(),
+                promotable: spec.is_promotable(),
                 failed: false,
                 blocked: false,
                 flags: Vec::new(),
@@ -81,10 +106,13 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
                 let ns = state.node(n);
                 let lost = ns.is_none_or(|s| !s.online)
                     && !(fencing && ns.is_some_and(|s| s.unclean.is_some()));
-                if e.role != Role::Started || lost {
+                if !e.role.is_active() || lost {
                     continue;
                 }
                 st.nodes.push(n.clone());
+                if e.role == Role::Promoted {
+                    st.promoted.push(n.clone());
+                }
                 st.failed |= e.failed;
                 st.blocked |= e.blocked;
                 ignored |= e.failure_ignored;
@@ -119,7 +147,7 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
             if fatal && st.nodes.is_empty() {
                 flags.push("fatal error: cleanup needed");
             }
-            if st.nodes.len() > 1 {
+            if st.nodes.len() > 1 && !st.promotable {
                 flags.push("multiple active");
             }
             st

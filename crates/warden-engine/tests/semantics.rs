@@ -775,16 +775,8 @@ fn opt_in_cluster_runs_only_where_allowed() {
 fn infinity_location_pins_and_minus_infinity_forbids() {
     let w = build(&["node1", "node2", "node3"])
         .resource(dummy("dummy"))
-        .location(Location {
-            resource: "dummy".into(),
-            node: "node3".into(),
-            score: Score::INFINITY,
-        })
-        .location(Location {
-            resource: "dummy".into(),
-            node: "node3".into(),
-            score: Score::MINUS_INFINITY,
-        })
+        .location(Location::new("dummy", "node3", Score::INFINITY))
+        .location(Location::new("dummy", "node3", Score::MINUS_INFINITY))
         .world();
     assert_eq!(
         w.status_of("dummy"),

@@ -88,11 +88,7 @@ fn random_config(rng: &mut Rng) -> Config {
         let r = rng.pick(&resources).id.clone();
         let n = rng.pick(&nodes).clone();
         let score = Score::new(*rng.pick(&[-INFINITY, -50, 0, 50, 100, INFINITY]));
-        locations.push(Location {
-            resource: r,
-            node: n,
-            score,
-        });
+        locations.push(Location::new(r, n, score));
     }
     let cluster = ClusterOptions {
         start_failure_is_fatal: rng.chance(70),
@@ -128,19 +124,13 @@ fn random_config(rng: &mut Rng) -> Config {
         for j in (i + 1)..ids.len() {
             if rng.chance(20) {
                 let score = Score::new(*rng.pick(&[-INFINITY, -100, 100, INFINITY]));
-                colocations.push(Colocation {
-                    resource: ids[j].clone(),
-                    with: ids[i].clone(),
-                    score,
-                });
+                colocations.push(Colocation::new(ids[j].clone(), ids[i].clone(), score));
             }
             if rng.chance(20) {
                 let kind = *rng.pick(OrderKind::ALL);
                 orders.push(Order {
-                    first: ids[i].clone(),
-                    then: ids[j].clone(),
-                    kind,
                     symmetric: kind != OrderKind::Serialize,
+                    ..Order::new(ids[i].clone(), ids[j].clone(), kind)
                 });
             }
         }

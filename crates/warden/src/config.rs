@@ -13,7 +13,8 @@ use toml::de::{DeTable, DeValue};
 use warden_engine::config::DEFAULT_STOP_TIMEOUT;
 use warden_engine::{
     Agent, ClusterOptions, Config, FenceDevice, INFINITY_COUNT, Location, Meta, MultipleActive,
-    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ProcessSpec, ResourceSpec, Score, TargetRole,
+    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, ProcessSpec, Promotable, ResourceSpec, Score,
+    TargetRole,
 };
 
 use crate::diag::{Diagnostics, FileErrors, did_you_mean};
@@ -128,6 +129,8 @@ const META_KEYS: &[&str] = &[
     "multiple_active",
     "priority",
 ];
+/// Meta attributes of resources with `promotable = true`.
+const PROMOTABLE_META_KEYS: &[&str] = &["clone_max", "promoted_max", "notify", "promotion_score"];
 const RESOURCE_KEYS: &[&str] = &[
     "id",
     "class",
@@ -141,6 +144,8 @@ const RESOURCE_KEYS: &[&str] = &[
     "group",
     "stop_signal",
     "stop_timeout",
+    "promote",
+    "demote",
     "meta",
     "ops",
     "monitor",
@@ -148,6 +153,8 @@ const RESOURCE_KEYS: &[&str] = &[
 ];
 const PROCESS_KEYS: &[&str] = &[
     "command",
+    "promote",
+    "demote",
     "env",
     "cwd",
     "user",
@@ -242,7 +249,8 @@ impl<'s> Reader<'s> {
         // Defaults for resources and operations.
         let mut meta_defaults = Meta::default();
         if let Some(t) = self.table(root, "resource_defaults") {
-            self.meta(t, &mut meta_defaults, "[resource_defaults]");
+            self.meta(t, &mut meta_defaults, "[resource_defaults]", &[]);
+            self.promotable_meta(t, None);
         }
         let mut op_timeout = warden_engine::config::DEFAULT_OP_TIMEOUT;
         if let Some(t) = self.table(root, "op_defaults") {
@@ -301,6 +309,11 @@ impl<'s> Reader<'s> {
         }
 
         // Location constraints and bans.
+        let promotable: std::collections::HashSet<String> = resources
+            .iter()
+            .filter(|r| r.is_promotable())
+            .map(|r| r.id.clone())
+            .collect();
         let mut locations = Vec::new();
         let mut resource_refs: Vec<Ref> = Vec::new();
         for (key, is_ban) in [("location", false), ("ban", true)] {
@@ -309,10 +322,11 @@ impl<'s> Reader<'s> {
                 let allowed: &[&str] = if is_ban {
                     &["resource", "node"]
                 } else {
-                    &["resource", "node", "score"]
+                    &["resource", "node", "score", "role"]
                 };
                 self.keys(t, allowed, what);
                 let res = self.required_string(t, "resource", what);
+                let role = self.role(t, "role", res.as_ref(), &promotable);
                 let node = self.required_string(t, "node", what);
                 let score = if is_ban {
                     Some(Score::MINUS_INFINITY)
@@ -339,9 +353,8 @@ impl<'s> Reader<'s> {
                 }
                 if let (Some((r, _)), Some((n, _)), Some(score)) = (res, node, score) {
                     locations.push(Location {
-                        resource: r,
-                        node: n,
-                        score,
+                        role,
+                        ..Location::new(r, n, score)
                     });
                 }
             }
@@ -375,10 +388,16 @@ impl<'s> Reader<'s> {
             }
         }
         for t in self.tables(root, "colocation") {
-            self.keys(t, &["resource", "with", "score"], "[[colocation]]");
+            self.keys(
+                t,
+                &["resource", "with", "score", "role", "with_role"],
+                "[[colocation]]",
+            );
             constraint_span.get_or_insert_with(|| self.table_span(t));
             let r = self.required_string(t, "resource", "[[colocation]]");
             let w = self.required_string(t, "with", "[[colocation]]");
+            let role = self.role(t, "role", r.as_ref(), &promotable);
+            let with_role = self.role(t, "with_role", w.as_ref(), &promotable);
             let score = match t.get("score") {
                 Some(v) => self.score(v),
                 None => Some(Score::INFINITY),
@@ -395,18 +414,31 @@ impl<'s> Reader<'s> {
                         .error(rs, format!("{r} cannot be colocated with itself"));
                 } else if let Some(score) = score {
                     colocations.push(warden_engine::Colocation {
-                        resource: r,
-                        with: w,
-                        score,
+                        role,
+                        with_role,
+                        ..warden_engine::Colocation::new(r, w, score)
                     });
                 }
             }
         }
         for t in self.tables(root, "order") {
-            self.keys(t, &["first", "then", "kind", "symmetric"], "[[order]]");
+            self.keys(
+                t,
+                &[
+                    "first",
+                    "then",
+                    "kind",
+                    "symmetric",
+                    "first_action",
+                    "then_action",
+                ],
+                "[[order]]",
+            );
             constraint_span.get_or_insert_with(|| self.table_span(t));
             let f = self.required_string(t, "first", "[[order]]");
             let th = self.required_string(t, "then", "[[order]]");
+            let first_action = self.order_action(t, "first_action", f.as_ref(), &promotable);
+            let then_action = self.order_action(t, "then_action", th.as_ref(), &promotable);
             let kind = self
                 .keyword(t, "kind", warden_engine::OrderKind::ALL)
                 .unwrap_or(warden_engine::OrderKind::Mandatory);
@@ -425,10 +457,10 @@ impl<'s> Reader<'s> {
                         .error(fs, format!("{f} cannot be ordered after itself"));
                 } else {
                     orders.push(warden_engine::Order {
-                        first: f,
-                        then: th,
-                        kind,
                         symmetric,
+                        first_action,
+                        then_action,
+                        ..warden_engine::Order::new(f, th, kind)
                     });
                 }
             }
@@ -578,12 +610,7 @@ impl<'s> Reader<'s> {
         self.keys(t, RESOURCE_KEYS, "[[resource]]");
         let (id, id_span) = self.required_name(t, "id", "[[resource]]")?;
         let what = format!("resource {id:?}");
-        if let Some(v) = t.get("promotable") {
-            if v.get_ref().as_bool() != Some(false) {
-                self.d
-                    .error(v.span(), "promotable resources are not supported yet");
-            }
-        }
+        let promotable = self.boolean(t, "promotable").unwrap_or(false);
         let class = self.required_string(t, "class", &what);
         let agent = match class.as_ref().map(|(c, s)| (c.as_str(), s.clone())) {
             Some(("ocf", _)) => {
@@ -660,8 +687,15 @@ impl<'s> Reader<'s> {
         }
 
         let mut meta = meta_defaults.clone();
+        let mut promotable_spec = promotable.then(Promotable::default);
         if let Some(mt) = self.table(t, "meta") {
-            self.meta(mt, &mut meta, "meta");
+            let extra = if promotable {
+                PROMOTABLE_META_KEYS
+            } else {
+                &[]
+            };
+            self.meta(mt, &mut meta, "meta", extra);
+            self.promotable_meta(mt, promotable_spec.as_mut());
         }
 
         let is_process = matches!(agent, Some(Agent::Process(_)));
@@ -677,7 +711,8 @@ impl<'s> Reader<'s> {
                     self.d.error(v.span(), format!("an operation is a table like {{ name = \"monitor\", interval = \"10s\" }}, not {}", v.get_ref().type_str()));
                     continue;
                 };
-                if let Some(op) = self.op(ot, v.span(), op_timeout, fencing, is_process) {
+                if let Some(op) = self.op(ot, v.span(), op_timeout, fencing, is_process, promotable)
+                {
                     if let Some(i) = ops
                         .iter()
                         .position(|o| o.name == op.name && o.interval == op.interval)
@@ -720,11 +755,107 @@ impl<'s> Reader<'s> {
             implicit.timeout = op_timeout;
             ops.push(implicit);
         }
+        if is_process && !promotable {
+            for k in ["promote", "demote"] {
+                self.forbid(
+                    t,
+                    k,
+                    "promote and demote commands are for resources with `promotable = true`",
+                );
+            }
+        }
         let mut spec = ResourceSpec::new(id, agent?);
         spec.params = params;
         spec.meta = meta;
         spec.ops = ops;
+        spec.promotable = promotable_spec;
         Some((spec, id_span))
+    }
+
+    /// A constraint's `role` key: `started` (the default: wherever it runs) or `promoted`,
+    /// which only a promotable `resource` has.
+    fn role(
+        &mut self,
+        t: &Table<'_>,
+        key: &str,
+        resource: Option<&(String, Range<usize>)>,
+        promotable: &std::collections::HashSet<String>,
+    ) -> OpRole {
+        let Some(v) = t.get(key) else {
+            return OpRole::Started;
+        };
+        match self.keyword_value(v, &[OpRole::Started, OpRole::Promoted]) {
+            Some(OpRole::Promoted) => {
+                match resource {
+                    Some((r, _)) if !promotable.contains(r) => {
+                        self.d.error(
+                        v.span(),
+                        format!("{key} \"promoted\" needs {r:?} to be promotable (`promotable = true`)"),
+                    );
+                        OpRole::Started
+                    }
+                    _ => OpRole::Promoted,
+                }
+            }
+            _ => OpRole::Started,
+        }
+    }
+
+    /// An order's `first_action` / `then_action`: `start` (the default) or `promote`, which
+    /// only a promotable resource has.
+    fn order_action(
+        &mut self,
+        t: &Table<'_>,
+        key: &str,
+        resource: Option<&(String, Range<usize>)>,
+        promotable: &std::collections::HashSet<String>,
+    ) -> OpName {
+        let Some(v) = t.get(key) else {
+            return OpName::Start;
+        };
+        match self.keyword_value(v, &[OpName::Start, OpName::Promote]) {
+            Some(OpName::Promote) => {
+                match resource {
+                    Some((r, _)) if !promotable.contains(r) => {
+                        self.d.error(
+                        v.span(),
+                        format!("{key} \"promote\" needs {r:?} to be promotable (`promotable = true`)"),
+                    );
+                        OpName::Start
+                    }
+                    _ => OpName::Promote,
+                }
+            }
+            _ => OpName::Start,
+        }
+    }
+
+    /// `clone_max`, `promoted_max`, `notify` and `promotion_score` of a promotable resource.
+    fn promotable_meta(&mut self, t: &Table<'_>, spec: Option<&mut Promotable>) {
+        let Some(spec) = spec else {
+            for k in PROMOTABLE_META_KEYS {
+                self.forbid(t, k, "it applies to resources with `promotable = true`");
+            }
+            return;
+        };
+        if let Some(v) = t.get("clone_max") {
+            match self.u32_value(v, "clone_max") {
+                Some(0) => self.d.error(v.span(), "`clone_max` must be at least 1"),
+                Some(n) => spec.clone_max = Some(n),
+                None => {}
+            }
+        }
+        if let Some(v) = t.get("promoted_max") {
+            if let Some(n) = self.u32_value(v, "promoted_max") {
+                spec.promoted_max = n;
+            }
+        }
+        if let Some(v) = self.boolean(t, "notify") {
+            spec.notify = v;
+        }
+        if let Some(v) = t.get("promotion_score") {
+            spec.score = self.score(v);
+        }
     }
 
     /// The keys an upstream check and a health monitor share: `interval`, `timeout`, `fall`,
@@ -1142,6 +1273,24 @@ impl<'s> Reader<'s> {
         if let Some(d) = self.positive_duration(t, "stop_timeout") {
             p.stop_timeout = d;
         }
+        for key in ["promote", "demote"] {
+            let Some(list) = self.string_list(t, key) else {
+                continue;
+            };
+            if list.is_empty() {
+                if let Some(v) = t.get(key) {
+                    self.d
+                        .error(v.span(), format!("`{key}` must name a program"));
+                }
+                continue;
+            }
+            let argv = Some(list.into_iter().map(|(s, _)| s).collect());
+            if key == "promote" {
+                p.promote = argv;
+            } else {
+                p.demote = argv;
+            }
+        }
         p.command = command?;
         Some(p)
     }
@@ -1153,6 +1302,7 @@ impl<'s> Reader<'s> {
         default_timeout: Duration,
         fencing: bool,
         is_process: bool,
+        promotable: bool,
     ) -> Option<OpSpec> {
         self.keys(t, OP_KEYS, "an operation");
         let name = match t.get("name") {
@@ -1183,8 +1333,14 @@ impl<'s> Reader<'s> {
         }
         if let Some(v) = t.get("role") {
             if let Some(role) = self.keyword_value(v, OpRole::ALL) {
-                if role != OpRole::Started {
-                    self.d.error(v.span(), format!("role {role:?} applies to promotable resources, which are not supported yet", role = role.as_str()));
+                if role != OpRole::Started && !promotable {
+                    self.d.error(
+                        v.span(),
+                        format!(
+                            "role {role:?} applies to resources with `promotable = true`",
+                            role = role.as_str()
+                        ),
+                    );
                 }
                 op.role = role;
             }
@@ -1222,8 +1378,17 @@ impl<'s> Reader<'s> {
         Some(op)
     }
 
-    fn meta(&mut self, t: &Table<'_>, meta: &mut Meta, what: &str) {
-        self.keys(t, META_KEYS, what);
+    /// Meta attributes; `extra` names further keys the caller reads itself.
+    fn meta(&mut self, t: &Table<'_>, meta: &mut Meta, what: &str, extra: &[&str]) {
+        let mut allowed = META_KEYS.to_vec();
+        allowed.extend(extra);
+        // Keys of promotable resources are reported by `promotable_meta` on the others.
+        let quiet = Table::from_iter(
+            t.iter()
+                .filter(|(k, _)| !PROMOTABLE_META_KEYS.contains(&k.get_ref().as_ref()))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        self.keys(&quiet, &allowed, what);
         if let Some(v) = t.get("migration_threshold") {
             match v.get_ref() {
                 DeValue::String(s) if s.eq_ignore_ascii_case("INFINITY") => {

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 use warden_engine::{
-    Action, ActionKind, AdminCommand, Agent, Config, Event, OpKey, OpName, OpResult, OpSpec,
-    ResourceSpec, Role, State, Time, Transition, expected, rc, schedule,
+    Action, ActionKind, AdminCommand, Agent, Config, Event, Notification, OpKey, OpName, OpResult,
+    OpSpec, ResourceSpec, Role, Score, State, Time, Transition, expected, rc, schedule,
 };
 
 use crate::exec::process::{Exited, Supervisor};
@@ -73,6 +73,13 @@ pub enum Input {
         resource: Option<String>,
         limit: usize,
         reply: oneshot::Sender<Result<Vec<HistoryEntry>, String>>,
+    },
+    /// An agent sets (Some) or removes its promotion score on a node.
+    PromotionScore {
+        resource: String,
+        node: String,
+        score: Option<Score>,
+        reply: oneshot::Sender<Result<(), String>>,
     },
 }
 
@@ -230,6 +237,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         info!(listener = %l.name, listen = %bound, upstream = %l.upstream, "proxy listening");
         tokio::spawn(crate::proxy::serve_tcp(l.clone(), sock, checker.clone()));
     }
+    // What an agent needs to reach the daemon (`warden promotion-score`).
+    let agent_env = Arc::new(vec![
+        ("WARDEN_API".to_owned(), api_addr.to_string()),
+        ("WARDEN_TOKEN".to_owned(), token.clone()),
+        ("WARDEN_NODE".to_owned(), node.clone()),
+    ]);
     tokio::spawn(crate::api::serve(listener, tx.clone(), token, checker));
     info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), upstreams = loaded.upstreams.len(), "warden started");
 
@@ -241,6 +254,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         clock: Clock::new(),
         supervisor,
         ocf_root: Arc::new(opts.ocf_root),
+        agent_env,
         tx,
         run: None,
         dirty: true,
@@ -286,6 +300,8 @@ struct Daemon {
     clock: Clock,
     supervisor: Supervisor,
     ocf_root: Arc<PathBuf>,
+    /// Environment variables every agent and promote/demote command gets.
+    agent_env: Arc<Vec<(String, String)>>,
     tx: mpsc::UnboundedSender<Input>,
     run: Option<Run>,
     /// Something changed: schedule again once no transition runs.
@@ -488,7 +504,7 @@ impl Daemon {
     /// A transition of one stop: `resource restart` stops it, and the engine starts it again.
     fn start_restart(&mut self, resource: &str) {
         let on = self.state.on_node(resource, &self.node);
-        if on.role != Role::Started || on.blocked {
+        if !on.role.is_active() || on.blocked {
             return;
         }
         info!(
@@ -510,26 +526,29 @@ impl Daemon {
     }
 
     /// At shutdown: stop every started resource here, in reverse configuration order, one after
-    /// the other.
+    /// the other (a promoted copy is demoted first).
     fn start_stop_all(&mut self) {
         let mut actions: Vec<Action> = Vec::new();
         for spec in self.config.resources().iter().rev() {
             let on = self.state.on_node(&spec.id, &self.node);
-            if on.role == Role::Started
-                && !on.blocked
-                && spec.meta.is_managed
-                && !spec.meta.maintenance
+            if on.role.is_active() && !on.blocked && spec.meta.is_managed && !spec.meta.maintenance
             {
-                let id = actions.len();
-                let deps = if id == 0 { vec![] } else { vec![id - 1] };
-                actions.push(Action {
-                    id,
-                    kind: ActionKind::Stop {
-                        resource: spec.id.clone(),
-                        node: self.node.clone(),
-                    },
-                    deps,
-                });
+                let (resource, node) = (spec.id.clone(), self.node.clone());
+                let mut kinds = vec![ActionKind::Stop { resource, node }];
+                if on.role == Role::Promoted && !on.demote_failed {
+                    kinds.insert(
+                        0,
+                        ActionKind::Demote {
+                            resource: spec.id.clone(),
+                            node: self.node.clone(),
+                        },
+                    );
+                }
+                for kind in kinds {
+                    let id = actions.len();
+                    let deps = if id == 0 { vec![] } else { vec![id - 1] };
+                    actions.push(Action { id, kind, deps });
+                }
             }
         }
         if !actions.is_empty() {
@@ -614,9 +633,13 @@ impl Daemon {
                 *self.busy.entry(resource.to_owned()).or_default() += 1;
                 let ctx = self.exec_ctx();
                 let id = a.id;
+                let notification = match kind {
+                    ActionKind::Notify { notification, .. } => Some(notification.clone()),
+                    _ => None,
+                };
                 debug!(action = %kind, "action starts");
                 tokio::spawn(async move {
-                    let result = ctx.run_op(&spec, op).await;
+                    let result = ctx.run_op(&spec, op, notification.as_deref()).await;
                     let _ = tx.send(Input::ActionDone { id, result });
                 });
             }
@@ -628,6 +651,7 @@ impl Daemon {
             ocf_root: Arc::clone(&self.ocf_root),
             supervisor: self.supervisor.clone(),
             node: self.node.clone(),
+            agent_env: Arc::clone(&self.agent_env),
         }
     }
 
@@ -678,10 +702,18 @@ impl Daemon {
                 let r = self.admin(cmd);
                 let _ = reply.send(r);
             }
+            Input::PromotionScore {
+                resource,
+                node,
+                score,
+                reply,
+            } => {
+                let _ = reply.send(self.promotion_score(resource, node, score));
+            }
             Input::Restart { resource, reply } => {
                 let r = if self.config.resource(&resource).is_none() {
                     Err(format!("unknown resource {resource:?}"))
-                } else if self.state.on_node(&resource, &self.node).role != Role::Started {
+                } else if !self.state.on_node(&resource, &self.node).role.is_active() {
                     Err(format!("{resource} is not started on {}", self.node))
                 } else {
                     self.restart_pending.insert(resource);
@@ -737,6 +769,46 @@ impl Daemon {
         Ok(())
     }
 
+    /// Records an agent's promotion score. Nothing is recorded when it did not change (agents
+    /// set it on every monitor); a change is scheduled after the running transition, which
+    /// it does not abort.
+    fn promotion_score(
+        &mut self,
+        resource: String,
+        node: String,
+        score: Option<Score>,
+    ) -> Result<(), String> {
+        let Some(spec) = self.config.resource(&resource) else {
+            return Err(format!("unknown resource {resource:?}"));
+        };
+        if !spec.is_promotable() {
+            return Err(format!(
+                "{resource} is not promotable (set `promotable = true`)"
+            ));
+        }
+        if self.config.node_index(&node).is_none() {
+            return Err(format!("unknown node {node:?}"));
+        }
+        let current = self
+            .state
+            .resource(&resource)
+            .and_then(|r| r.promotion_scores.get(&node))
+            .copied();
+        if current == score {
+            return Ok(());
+        }
+        debug!(resource = %resource, node = %node, score = ?score.map(|s| s.to_string()), "promotion score");
+        let ev = Event::PromotionScore {
+            resource,
+            node,
+            score,
+        };
+        self.record(vec![(ev, None)])
+            .map_err(|e| format!("{e:#}"))?;
+        self.dirty = true;
+        Ok(())
+    }
+
     fn on_action_done(&mut self, id: usize, result: AgentResult) -> anyhow::Result<()> {
         let Some(action) = self.run.as_ref().and_then(|r| r.t.actions.get(id)).cloned() else {
             return Ok(());
@@ -747,7 +819,10 @@ impl Daemon {
         if let Some(n) = self.busy.get_mut(resource) {
             *n = n.saturating_sub(1);
         }
-        let ok = expected(op, result.rc);
+        let ok = self
+            .config
+            .resource(resource)
+            .is_some_and(|spec| expected(spec, op, result.rc));
         let ms = result.duration.as_millis() as u64;
         match (op.is_probe(), result.rc) {
             (true, rc::NOT_RUNNING) => debug!(action = %action.kind, "probe: not running"),
@@ -762,7 +837,11 @@ impl Daemon {
         if op.name == OpName::Start && ok {
             self.last_start.insert(resource.to_owned(), Instant::now());
         }
-        if matches!(op.name, OpName::Start | OpName::Stop) {
+        // Monitors follow the role: a new instance or role gets fresh ones.
+        if matches!(
+            op.name,
+            OpName::Start | OpName::Stop | OpName::Promote | OpName::Demote
+        ) {
             *self.generation.entry(resource.to_owned()).or_default() += 1;
             self.monitors.retain(|(r, _), _| r != resource);
         }
@@ -815,10 +894,12 @@ impl Daemon {
             else {
                 continue;
             };
-            if on.role != Role::Started || on.failed || on.blocked {
+            if !on.role.is_active() || on.failed || on.demote_on_fail || on.blocked {
                 continue;
             }
-            for op in spec.recurring_monitors() {
+            // A promotable resource's copy runs the monitors of its role.
+            let promoted = spec.is_promotable() && on.role == Role::Promoted;
+            for op in spec.recurring_monitors_in(promoted) {
                 desired.push((
                     spec.id.clone(),
                     warden_engine::millis(op.interval),
@@ -878,6 +959,7 @@ impl Daemon {
                         name: OpName::Monitor,
                         interval_ms,
                     },
+                    None,
                 )
                 .await;
             let _ = tx.send(Input::MonitorDone {
@@ -906,7 +988,7 @@ impl Daemon {
         result: AgentResult,
     ) -> anyhow::Result<()> {
         let current = self.generation.get(&resource).copied().unwrap_or(0);
-        let started = self.state.on_node(&resource, &self.node).role == Role::Started;
+        let started = self.state.on_node(&resource, &self.node).role.is_active();
         if generation != current || !started {
             debug!(resource = %resource, "stale monitor result dropped");
             return Ok(());
@@ -915,7 +997,10 @@ impl Daemon {
             name: OpName::Monitor,
             interval_ms,
         };
-        let ok = expected(op, result.rc);
+        let Some(spec) = self.config.resource(&resource) else {
+            return Ok(());
+        };
+        let ok = expected(spec, op, result.rc);
         let key = (resource.clone(), interval_ms);
         let changed = self.last_monitor_rc.get(&key) != Some(&result.rc);
         self.last_monitor_rc.insert(key, result.rc);
@@ -1006,7 +1091,12 @@ impl Daemon {
             self.deferred_exits.push(exit);
             return Ok(());
         }
-        if self.state.on_node(&exit.resource, &self.node).role != Role::Started {
+        if !self
+            .state
+            .on_node(&exit.resource, &self.node)
+            .role
+            .is_active()
+        {
             return Ok(());
         }
         let Some(spec) = self.config.resource(&exit.resource) else {
@@ -1055,10 +1145,16 @@ struct ExecCtx {
     ocf_root: Arc<PathBuf>,
     supervisor: Supervisor,
     node: String,
+    agent_env: Arc<Vec<(String, String)>>,
 }
 
 impl ExecCtx {
-    async fn run_op(&self, spec: &ResourceSpec, op: OpKey) -> AgentResult {
+    async fn run_op(
+        &self,
+        spec: &ResourceSpec,
+        op: OpKey,
+        notification: Option<&Notification>,
+    ) -> AgentResult {
         let op_spec: Option<&OpSpec> = spec.op(op.name, op.interval());
         // A probe takes the probe op's timeout, else the recurring monitor's.
         let timeout = op_spec
@@ -1072,7 +1168,7 @@ impl ExecCtx {
             .map_or(warden_engine::config::DEFAULT_OP_TIMEOUT, |o| o.timeout);
         match &spec.agent {
             Agent::Ocf { provider, kind } => {
-                let inv = ocf::Invocation::for_op(
+                let mut inv = ocf::Invocation::for_op(
                     &self.ocf_root,
                     provider,
                     kind,
@@ -1083,6 +1179,9 @@ impl ExecCtx {
                     &self.node,
                     op_spec.and_then(|o| o.check_level),
                 );
+                inv.extra_env = &self.agent_env;
+                inv.promotable = spec.promotable.as_ref();
+                inv.notification = notification;
                 ocf::run(&inv).await
             }
             Agent::Process(p) => match op.name {
@@ -1098,9 +1197,21 @@ impl ExecCtx {
                 }
                 OpName::Start => self.supervisor.start(&spec.id, p),
                 OpName::Stop => self.supervisor.stop(&spec.id, p).await,
-                _ => AgentResult {
-                    rc: rc::ERR_UNIMPLEMENTED,
-                    exit_reason: format!("{} is not supported for processes", op.name),
+                OpName::Promote | OpName::Demote => {
+                    self.supervisor
+                        .change_role(
+                            &spec.id,
+                            p,
+                            op.name == OpName::Promote,
+                            timeout,
+                            &self.agent_env,
+                        )
+                        .await
+                }
+                // A process takes no notifications; they succeed.
+                OpName::Notify => AgentResult {
+                    rc: rc::OK,
+                    exit_reason: String::new(),
                     stdout: String::new(),
                     stderr: String::new(),
                     duration: Duration::ZERO,

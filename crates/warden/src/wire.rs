@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use warden_engine::{
     AdminCommand, Event, NodeState, OpKey, OpName, OpRecord, OpResult, ResourceOnNode,
-    ResourceState, Role, State, TargetRole, Time,
+    ResourceState, Role, Score, State, TargetRole, Time,
 };
 
 /// The version of the state file format.
@@ -46,6 +46,9 @@ pub struct WireResource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub banned: Vec<String>,
     pub nodes: BTreeMap<String, WireOnNode>,
+    /// Promotion scores set by the agent, per node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub promotion_scores: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,6 +87,8 @@ const FLAGS: &[&str] = &[
     "stop_on_fail",
     "standby_on_fail",
     "failure_ignored",
+    "demote_on_fail",
+    "demote_failed",
 ];
 
 fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> {
@@ -96,6 +101,8 @@ fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> 
         "stop_on_fail" => &mut on.stop_on_fail,
         "standby_on_fail" => &mut on.standby_on_fail,
         "failure_ignored" => &mut on.failure_ignored,
+        "demote_on_fail" => &mut on.demote_on_fail,
+        "demote_failed" => &mut on.demote_failed,
         _ => return None,
     })
 }
@@ -143,6 +150,7 @@ fn role_str(r: Role) -> &'static str {
         Role::Unknown => "unknown",
         Role::Stopped => "stopped",
         Role::Started => "started",
+        Role::Promoted => "promoted",
     }
 }
 
@@ -208,6 +216,11 @@ impl StateFile {
                     moved_to: rs.moved_to.clone(),
                     banned: rs.banned.iter().cloned().collect(),
                     nodes,
+                    promotion_scores: rs
+                        .promotion_scores
+                        .iter()
+                        .map(|(n, s)| (n.clone(), s.value()))
+                        .collect(),
                 };
                 (id.clone(), wr)
             })
@@ -258,6 +271,11 @@ impl StateFile {
                 moved_to: w.moved_to,
                 banned: w.banned.into_iter().collect(),
                 nodes: BTreeMap::new(),
+                promotion_scores: w
+                    .promotion_scores
+                    .into_iter()
+                    .map(|(n, s)| (n, Score::new(s)))
+                    .collect(),
             };
             for (n, wn) in w.nodes {
                 let mut on = ResourceOnNode {
@@ -265,8 +283,9 @@ impl StateFile {
                         "unknown" => Role::Unknown,
                         "stopped" => Role::Stopped,
                         "started" => Role::Started,
+                        "promoted" => Role::Promoted,
                         other => bail!(
-                            "{}: unknown role {other:?} (allowed: unknown, stopped, started)",
+                            "{}: unknown role {other:?} (allowed: unknown, stopped, started, promoted)",
                             ctx(&format!("nodes.{n}.role"))
                         ),
                     },
@@ -370,6 +389,13 @@ pub enum WireEvent {
     Online {
         node: String,
     },
+    PromotionScore {
+        resource: String,
+        node: String,
+        /// None: the score was removed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<i64>,
+    },
 }
 
 impl WireEvent {
@@ -386,6 +412,15 @@ impl WireEvent {
             Event::NodeDown { node } => WireEvent::NodeDown { node },
             Event::Fenced { node, ok } => WireEvent::Fenced { node, ok },
             Event::Quorum(quorum) => WireEvent::Quorum { quorum },
+            Event::PromotionScore {
+                resource,
+                node,
+                score,
+            } => WireEvent::PromotionScore {
+                resource,
+                node,
+                score: score.map(|s| s.value()),
+            },
             Event::Admin(c) => match c {
                 AdminCommand::Cleanup { resource, node } => WireEvent::Cleanup { resource, node },
                 AdminCommand::Enable { resource } => WireEvent::Enable { resource },
@@ -429,6 +464,15 @@ impl WireEvent {
             WireEvent::Clear { resource } => admin(AdminCommand::Clear { resource }),
             WireEvent::Standby { node } => admin(AdminCommand::Standby { node }),
             WireEvent::Online { node } => admin(AdminCommand::Online { node }),
+            WireEvent::PromotionScore {
+                resource,
+                node,
+                score,
+            } => Event::PromotionScore {
+                resource,
+                node,
+                score: score.map(Score::new),
+            },
         })
     }
 }

@@ -29,6 +29,9 @@ fn inv<'a>(
         params,
         node: "node1",
         check_level: None,
+        extra_env: &[],
+        promotable: None,
+        notification: None,
     }
 }
 

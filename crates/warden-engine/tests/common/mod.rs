@@ -45,11 +45,7 @@ pub fn with_on_fail(
 }
 
 pub fn loc(resource: &str, node: &str, score: i64) -> Location {
-    Location {
-        resource: resource.into(),
-        node: node.into(),
-        score: Score::new(score),
-    }
+    Location::new(resource, node, Score::new(score))
 }
 
 pub struct Builder {
@@ -86,20 +82,45 @@ impl Builder {
         self
     }
     pub fn colocation(mut self, resource: &str, with: &str, score: Score) -> Self {
+        self.colocations
+            .push(Colocation::new(resource, with, score));
+        self
+    }
+    /// A colocation with roles (`Started` for "wherever it runs").
+    pub fn colocation_roles(
+        mut self,
+        resource: &str,
+        role: OpRole,
+        with: &str,
+        with_role: OpRole,
+        score: Score,
+    ) -> Self {
         self.colocations.push(Colocation {
-            resource: resource.into(),
-            with: with.into(),
-            score,
+            role,
+            with_role,
+            ..Colocation::new(resource, with, score)
+        });
+        self
+    }
+    /// "`first_action` first then `then_action` then", mandatory and symmetric.
+    pub fn order_actions(
+        mut self,
+        first_action: OpName,
+        first: &str,
+        then_action: OpName,
+        then: &str,
+    ) -> Self {
+        self.orders.push(Order {
+            first_action,
+            then_action,
+            ..Order::new(first, then, OrderKind::Mandatory)
         });
         self
     }
     pub fn order(mut self, first: &str, then: &str, kind: OrderKind) -> Self {
-        let symmetric = kind != OrderKind::Serialize;
         self.orders.push(Order {
-            first: first.into(),
-            then: then.into(),
-            kind,
-            symmetric,
+            symmetric: kind != OrderKind::Serialize,
+            ..Order::new(first, then, kind)
         });
         self
     }

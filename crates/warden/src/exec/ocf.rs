@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::process::Command;
-use warden_engine::{OpKey, millis, rc};
+use warden_engine::{Notification, OpKey, Promotable, millis, rc};
 
 use super::{AgentResult, EXIT_REASON_PREFIX};
 
@@ -31,6 +31,12 @@ pub struct Invocation<'a> {
     pub node: &'a str,
     /// `OCF_CHECK_LEVEL`, only for the operation that sets it.
     pub check_level: Option<u32>,
+    /// Further variables (how to reach the daemon).
+    pub extra_env: &'a [(String, String)],
+    /// For promotable resources: the clone meta attributes Pacemaker passes.
+    pub promotable: Option<&'a Promotable>,
+    /// For `notify`: what the notification tells.
+    pub notification: Option<&'a Notification>,
 }
 
 impl<'a> Invocation<'a> {
@@ -58,6 +64,9 @@ impl<'a> Invocation<'a> {
             params,
             node,
             check_level,
+            extra_env: &[],
+            promotable: None,
+            notification: None,
         }
     }
 
@@ -100,6 +109,70 @@ impl<'a> Invocation<'a> {
         if let Some(level) = self.check_level {
             set("OCF_CHECK_LEVEL", level.to_string());
         }
+        if let Some(p) = self.promotable {
+            // Pacemaker's names, old and new: agents read either.
+            let clone_max = p.clone_max.map_or(String::new(), |c| c.to_string());
+            if !clone_max.is_empty() {
+                set("OCF_RESKEY_CRM_meta_clone_max", clone_max);
+            }
+            set("OCF_RESKEY_CRM_meta_clone_node_max", "1".into());
+            for k in ["promoted_max", "master_max"] {
+                set(
+                    &format!("OCF_RESKEY_CRM_meta_{k}"),
+                    p.promoted_max.to_string(),
+                );
+            }
+            for k in ["promoted_node_max", "master_node_max"] {
+                set(&format!("OCF_RESKEY_CRM_meta_{k}"), "1".into());
+            }
+            set("OCF_RESKEY_CRM_meta_promotable", "true".into());
+            set("OCF_RESKEY_CRM_meta_notify", p.notify.to_string());
+        }
+        if let Some(n) = self.notification {
+            set("OCF_RESKEY_CRM_meta_notify_type", n.kind.as_str().into());
+            set(
+                "OCF_RESKEY_CRM_meta_notify_operation",
+                n.operation.as_str().into(),
+            );
+            let lists: [(&str, &[String]); 8] = [
+                ("start", &n.start),
+                ("stop", &n.stop),
+                ("promote", &n.promote),
+                ("demote", &n.demote),
+                ("active", &n.active),
+                ("promoted", &n.promoted),
+                ("unpromoted", &n.unpromoted),
+                ("inactive", &n.inactive),
+            ];
+            for (name, nodes) in lists {
+                let unames = nodes.join(" ");
+                // Copies are named after the resource and their node.
+                let resources = nodes
+                    .iter()
+                    .map(|node| format!("{}:{node}", self.instance))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let mut names = vec![name];
+                match name {
+                    "promoted" => names.push("master"),
+                    "unpromoted" => names.push("slave"),
+                    _ => {}
+                }
+                for n in names {
+                    set(
+                        &format!("OCF_RESKEY_CRM_meta_notify_{n}_uname"),
+                        unames.clone(),
+                    );
+                    set(
+                        &format!("OCF_RESKEY_CRM_meta_notify_{n}_resource"),
+                        resources.clone(),
+                    );
+                }
+            }
+        }
+        for (k, v) in self.extra_env {
+            set(k, v.clone());
+        }
         env
     }
 }
@@ -140,6 +213,9 @@ pub async fn metadata(
         params: &[],
         node: "",
         check_level: None,
+        extra_env: &[],
+        promotable: None,
+        notification: None,
     };
     let r = run(&inv).await;
     if r.rc != rc::OK {

@@ -69,6 +69,90 @@ impl Supervisor {
         self.run_dir.join(format!("{id}.pid"))
     }
 
+    /// Present while the process is promoted (a promotable resource), so the role survives a
+    /// restart of the daemon as the process does.
+    fn promoted_marker(&self, id: &str) -> PathBuf {
+        self.run_dir.join(format!("{id}.promoted"))
+    }
+
+    fn is_promoted(&self, id: &str) -> bool {
+        self.promoted_marker(id).exists()
+    }
+
+    /// rc 0, or rc 8 ("running promoted") when the process is promoted.
+    fn running_rc(&self, id: &str) -> i32 {
+        if self.is_promoted(id) {
+            rc::RUNNING_PROMOTED
+        } else {
+            rc::OK
+        }
+    }
+
+    /// Promote (`promote` true) or demote the running process: its command, if it has one,
+    /// then the role is recorded. rc 7 when the process is not running.
+    pub async fn change_role(
+        &self,
+        id: &str,
+        spec: &ProcessSpec,
+        promote: bool,
+        timeout: Duration,
+        extra_env: &[(String, String)],
+    ) -> AgentResult {
+        let started = Instant::now();
+        let Some(r) = self.current(id) else {
+            return result(
+                rc::NOT_RUNNING,
+                "the process is not running".to_owned(),
+                started,
+            );
+        };
+        let (argv, what) = if promote {
+            (spec.promote.as_deref(), "promote")
+        } else {
+            (spec.demote.as_deref(), "demote")
+        };
+        if let Some(argv) = argv.filter(|a| !a.is_empty()) {
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+            cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+            cmd.envs(extra_env.iter().map(|(k, v)| (k, v)));
+            cmd.env("WARDEN_PID", r.pid.to_string());
+            cmd.env("WARDEN_RESOURCE", id);
+            if let Some(dir) = &spec.cwd {
+                cmd.current_dir(dir);
+            }
+            let mut out = run_command(cmd, timeout).await;
+            if out.rc != rc::OK {
+                if out.exit_reason.is_empty() {
+                    let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty());
+                    out.exit_reason = format!(
+                        "{what} command exited with {}{}",
+                        out.rc,
+                        last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                    );
+                }
+                return out;
+            }
+        }
+        let marker = self.promoted_marker(id);
+        let written = if promote {
+            std::fs::write(&marker, b"")
+        } else {
+            match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        };
+        match written {
+            Ok(()) => result(rc::OK, String::new(), started),
+            Err(e) => result(
+                rc::ERR_GENERIC,
+                format!("cannot record the role in {}: {e}", marker.display()),
+                started,
+            ),
+        }
+    }
+
     /// Where the process's stdout and stderr go.
     pub fn log_files(&self, id: &str) -> (PathBuf, PathBuf) {
         (
@@ -105,7 +189,7 @@ impl Supervisor {
                 if adopted {
                     self.watch_adopted(id, r);
                 }
-                result(rc::OK, String::new(), started)
+                result(self.running_rc(id), String::new(), started)
             }
             None => result(rc::NOT_RUNNING, String::new(), started),
         }
@@ -127,7 +211,7 @@ impl Supervisor {
             );
         }
         let Some(argv) = command.filter(|c| !c.is_empty()) else {
-            return result(rc::OK, String::new(), started);
+            return result(self.running_rc(id), String::new(), started);
         };
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
@@ -150,9 +234,11 @@ impl Supervisor {
                 }
             );
         }
-        if r.rc != rc::OK {
-            r.rc = rc::ERR_GENERIC;
-        }
+        r.rc = if r.rc != rc::OK {
+            rc::ERR_GENERIC
+        } else {
+            self.running_rc(id)
+        };
         r
     }
 
@@ -165,6 +251,8 @@ impl Supervisor {
         let Some((program, args)) = spec.command.split_first() else {
             return result(rc::ERR_CONFIGURED, "no command".to_owned(), started);
         };
+        // A fresh process starts unpromoted.
+        let _ = std::fs::remove_file(self.promoted_marker(id));
         let (out, err) = self.log_files(id);
         let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
         let (stdout, stderr) = match (open(&out), open(&err)) {
@@ -302,6 +390,7 @@ impl Supervisor {
             m.remove(id);
         }
         let _ = std::fs::remove_file(self.pidfile(id));
+        let _ = std::fs::remove_file(self.promoted_marker(id));
         let Some(r) = current else {
             return result(rc::OK, String::new(), started);
         };
