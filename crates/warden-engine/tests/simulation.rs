@@ -36,6 +36,7 @@ impl Rng {
 
 const RCS: &[i32] = &[0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 190, 42];
 const MON: Duration = Duration::from_secs(10);
+const PROMOTED_MON: Duration = Duration::from_secs(9);
 
 fn random_config(rng: &mut Rng) -> Config {
     let nodes: Vec<String> = (1..=2 + rng.below(3)).map(|i| format!("node{i}")).collect();
@@ -81,14 +82,36 @@ fn random_config(rng: &mut Rng) -> Config {
         r.meta.multiple_active = *rng.pick(MultipleActive::ALL);
         r.meta.is_managed = !rng.chance(5);
         r.meta.priority = *rng.pick(&[0, 0, 5]);
+        if rng.chance(30) {
+            let mut promoted = OpSpec::new(OpName::Monitor, PROMOTED_MON);
+            promoted.role = OpRole::Promoted;
+            if rng.chance(30) {
+                promoted.on_fail = Some(OnFail::Demote);
+            }
+            r.ops.push(promoted);
+            r.promotable = Some(Promotable {
+                clone_max: *rng.pick(&[None, None, Some(1), Some(2)]),
+                promoted_max: *rng.pick(&[1, 1, 1, 2, 0]),
+                notify: rng.chance(50),
+                score: *rng.pick(&[None, Some(Score::new(5)), Some(Score::ZERO)]),
+            });
+        }
         resources.push(r);
     }
     let mut locations = Vec::new();
     for _ in 0..rng.below(5) {
-        let r = rng.pick(&resources).id.clone();
+        let r = rng.pick(&resources);
         let n = rng.pick(&nodes).clone();
         let score = Score::new(*rng.pick(&[-INFINITY, -50, 0, 50, 100, INFINITY]));
-        locations.push(Location::new(r, n, score));
+        let role = if r.is_promotable() && rng.chance(50) {
+            OpRole::Promoted
+        } else {
+            OpRole::Started
+        };
+        locations.push(Location {
+            role,
+            ..Location::new(r.id.clone(), n, score)
+        });
     }
     let cluster = ClusterOptions {
         start_failure_is_fatal: rng.chance(70),
@@ -108,6 +131,15 @@ fn random_config(rng: &mut Rng) -> Config {
     // Constraints over the resources in order (so never a cycle): a group of the first ones,
     // random colocations and orders between later ones.
     let ids: Vec<String> = resources.iter().map(|r| r.id.clone()).collect();
+    let promotable: Vec<bool> = resources.iter().map(|r| r.is_promotable()).collect();
+    // A role or action that only a promotable resource has, sometimes.
+    let mut role = |rng: &mut Rng, i: usize| {
+        if promotable[i] && rng.chance(50) {
+            OpRole::Promoted
+        } else {
+            OpRole::Started
+        }
+    };
     let mut groups = Vec::new();
     let mut colocations = Vec::new();
     let mut orders = Vec::new();
@@ -124,12 +156,25 @@ fn random_config(rng: &mut Rng) -> Config {
         for j in (i + 1)..ids.len() {
             if rng.chance(20) {
                 let score = Score::new(*rng.pick(&[-INFINITY, -100, 100, INFINITY]));
-                colocations.push(Colocation::new(ids[j].clone(), ids[i].clone(), score));
+                colocations.push(Colocation {
+                    role: role(rng, j),
+                    with_role: role(rng, i),
+                    ..Colocation::new(ids[j].clone(), ids[i].clone(), score)
+                });
             }
             if rng.chance(20) {
                 let kind = *rng.pick(OrderKind::ALL);
+                let action = |r: OpRole| {
+                    if r == OpRole::Promoted {
+                        OpName::Promote
+                    } else {
+                        OpName::Start
+                    }
+                };
                 orders.push(Order {
                     symmetric: kind != OrderKind::Serialize,
+                    first_action: action(role(rng, i)),
+                    then_action: action(role(rng, j)),
                     ..Order::new(ids[i].clone(), ids[j].clone(), kind)
                 });
             }
@@ -153,10 +198,12 @@ fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> 
             } else {
                 rng.pick(&started).to_string()
             };
+            let promoted = state.on_node(&res, &node).role == Role::Promoted;
+            let interval = if promoted { PROMOTED_MON } else { MON };
             Some(Event::OpResult(OpResult {
                 resource: res,
                 node,
-                op: OpKey::new(OpName::Monitor, MON),
+                op: OpKey::new(OpName::Monitor, interval),
                 rc: *rng.pick(RCS),
                 exit_reason: String::new(),
             }))
@@ -181,6 +228,15 @@ fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> 
         83..=85 => admin(AdminCommand::Standby { node }),
         86..=89 => admin(AdminCommand::Online { node }),
         90..=91 => Some(Event::Quorum(rng.chance(60))),
+        92..=96 if config.resource(&res).is_some_and(|r| r.is_promotable()) => {
+            Some(Event::PromotionScore {
+                resource: res,
+                node,
+                score: rng
+                    .chance(80)
+                    .then(|| Score::new(*rng.pick(&[-INFINITY, -10, 0, 5, 10, 100]))),
+            })
+        }
         _ => None,
     }
 }
@@ -242,8 +298,22 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
             .iter()
             .filter(|c| c.score == Score::MINUS_INFINITY)
         {
-            let together = state.active_nodes(&c.resource).any(|n| {
-                state.active_nodes(&c.with).any(|m| m == n)
+            // Where a resource is in the role a colocation names.
+            let nodes_in = |r: &str, role: OpRole| -> Vec<String> {
+                state
+                    .resource(r)
+                    .into_iter()
+                    .flat_map(|rs| rs.nodes.iter())
+                    .filter(|(_, on)| match role {
+                        OpRole::Promoted => on.role == Role::Promoted,
+                        _ => on.role.is_active(),
+                    })
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            };
+            let with_nodes = nodes_in(&c.with, c.with_role);
+            let together = nodes_in(&c.resource, c.role).iter().any(|n| {
+                with_nodes.contains(n)
                     && state.node(n).is_some_and(|s| {
                         s.online && (s.unclean.is_none() || !config.fencing_enabled())
                     })
@@ -270,11 +340,29 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
                 .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked));
             if !policy_keeps && !blocked {
                 let n = live_copies(config, state, &r.id);
+                let max = r.promotable.as_ref().map_or(1, |p| {
+                    p.clone_max.map_or(config.nodes().len(), |c| c as usize)
+                });
                 assert!(
-                    n <= 1,
-                    "{} has {n} live copies after a clean transition",
+                    n <= max,
+                    "{} has {n} live copies after a clean transition (at most {max})",
                     r.id
                 );
+                // Never more than promoted_max promoted.
+                if let Some(p) = &r.promotable {
+                    let promoted = state
+                        .resource(&r.id)
+                        .into_iter()
+                        .flat_map(|rs| rs.nodes.values())
+                        .filter(|on| on.role == Role::Promoted)
+                        .count();
+                    assert!(
+                        promoted <= p.promoted_max as usize,
+                        "{} is promoted {promoted} times after a clean transition (promoted_max {})",
+                        r.id,
+                        p.promoted_max
+                    );
+                }
             }
         }
     }

@@ -1,0 +1,582 @@
+//! Design section 3 for promotable resources: copies, promotion scores, promote and demote
+//! failures, on_fail = "demote", demote before promote, fence before promote, notifications,
+//! and constraints with roles and actions, through the public engine API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use warden_engine::*;
+
+const PROMOTED_MON: Duration = Duration::from_secs(9);
+
+/// A promotable Dummy-like resource: monitors every 10 s (unpromoted) and 9 s (promoted);
+/// every copy has promotion score 5 until its agent sets one.
+fn stateful(id: &str) -> ResourceSpec {
+    let mut r = dummy(id);
+    let mut promoted = OpSpec::new(OpName::Monitor, PROMOTED_MON);
+    promoted.role = OpRole::Promoted;
+    r.ops.push(promoted);
+    r.promotable = Some(Promotable {
+        score: Some(Score::new(5)),
+        ..Promotable::default()
+    });
+    r
+}
+
+fn with(mut r: ResourceSpec, f: impl FnOnce(&mut Promotable)) -> ResourceSpec {
+    f(r.promotable.as_mut().expect("promotable"));
+    r
+}
+
+fn three(r: ResourceSpec) -> Builder {
+    build(&["node1", "node2", "node3"]).resource(r)
+}
+
+fn score(w: &mut World, node: &str, s: i64) {
+    w.event(Event::PromotionScore {
+        resource: "db".into(),
+        node: node.into(),
+        score: Some(Score::new(s)),
+    });
+}
+
+fn find(t: &Transition, f: impl Fn(&ActionKind) -> bool) -> ActionId {
+    t.actions
+        .iter()
+        .find(|a| f(&a.kind))
+        .map(|a| a.id)
+        .expect("action present")
+}
+
+fn depends(t: &Transition, later: ActionId, earlier: ActionId) -> bool {
+    let mut stack = vec![later];
+    while let Some(a) = stack.pop() {
+        if a == earlier {
+            return true;
+        }
+        stack.extend(&t.actions[a].deps);
+    }
+    false
+}
+
+fn promote_on(t: &Transition, node: &str) -> ActionId {
+    find(
+        t,
+        |k| matches!(k, ActionKind::Promote { node: n, .. } if n == node),
+    )
+}
+
+fn demote_on(t: &Transition, node: &str) -> ActionId {
+    find(
+        t,
+        |k| matches!(k, ActionKind::Demote { node: n, .. } if n == node),
+    )
+}
+
+fn promoted_monitor(w: &mut World, node: &str, rc: i32) {
+    w.op("db", node, OpKey::new(OpName::Monitor, PROMOTED_MON), rc);
+}
+
+#[test]
+fn copies_start_everywhere_and_one_is_promoted() {
+    let config = three(stateful("db")).config();
+    let mut world = World {
+        state: State::with_online_nodes(config.nodes().iter().map(String::as_str)),
+        config,
+        now: T0,
+    };
+    let summary = world.settle();
+    assert_eq!(
+        summary,
+        [
+            "Promote db ( Stopped -> Promoted node1 )",
+            "Start db ( node2 )",
+            "Start db ( node3 )"
+        ]
+    );
+    assert_eq!(
+        world.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+    );
+}
+
+#[test]
+fn clone_max_and_promoted_max_limit_copies() {
+    let cases: &[(Option<u32>, u32, &str)] = &[
+        (Some(2), 1, "db Promoted [ node1 ] Unpromoted [ node2 ]"),
+        (None, 2, "db Promoted [ node1 node2 ] Unpromoted [ node3 ]"),
+        (Some(1), 1, "db Promoted [ node1 ]"),
+        (None, 0, "db Unpromoted [ node1 node2 node3 ]"),
+    ];
+    for &(clone_max, promoted_max, want) in cases {
+        let w = three(with(stateful("db"), |p| {
+            p.clone_max = clone_max;
+            p.promoted_max = promoted_max;
+        }))
+        .world();
+        assert_eq!(
+            w.status_of("db"),
+            want,
+            "clone_max {clone_max:?} promoted_max {promoted_max}"
+        );
+    }
+}
+
+#[test]
+fn promotion_scores_come_from_the_agent_and_promoted_locations() {
+    // Without any score, nothing is promoted.
+    let w = three(with(stateful("db"), |p| p.score = None)).world();
+    assert_eq!(w.status_of("db"), "db Unpromoted [ node1 node2 node3 ]");
+
+    // The agent's score moves the promotion: demote first, then promote.
+    let mut w = three(stateful("db")).world();
+    score(&mut w, "node2", 10);
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        w.plan(),
+        [
+            "Demote db ( Promoted -> Unpromoted node1 )",
+            "Promote db ( Unpromoted -> Promoted node2 )"
+        ]
+    );
+    assert!(depends(&t, promote_on(&t, "node2"), demote_on(&t, "node1")));
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 node3 ]"
+    );
+
+    // A role = "promoted" location adds to it; -INFINITY forbids promotion there.
+    let w = three(stateful("db"))
+        .location(Location {
+            role: OpRole::Promoted,
+            ..Location::new("db", "node3", Score::new(100))
+        })
+        .world();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node3 ] Unpromoted [ node1 node2 ]"
+    );
+    let w = three(stateful("db"))
+        .location(Location {
+            role: OpRole::Promoted,
+            ..Location::new("db", "node1", Score::MINUS_INFINITY)
+        })
+        .world();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 node3 ]"
+    );
+}
+
+#[test]
+fn stickiness_keeps_the_promotion_on_equal_scores() {
+    let mut w = three(stateful("db")).world();
+    // Another copy reaches the same score: the promoted one stays.
+    score(&mut w, "node2", 5);
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+}
+
+#[test]
+fn monitor_results_by_role() {
+    // (monitor, node, rc, expected summary)
+    let rows: &[(bool, &str, i32, &[&str])] = &[
+        // Expected results change nothing.
+        (true, "node1", rc::RUNNING_PROMOTED, &[]),
+        (false, "node2", rc::OK, &[]),
+        (true, "node1", rc::DEGRADED_PROMOTED, &[]),
+        // rc 9 and any failure of the promoted copy: demote, stop, start, promote again.
+        (
+            true,
+            "node1",
+            rc::FAILED_PROMOTED,
+            &["Recover db ( node1 )"],
+        ),
+        (true, "node1", rc::ERR_GENERIC, &["Recover db ( node1 )"]),
+        // The promoted copy says it is merely running: a failure too.
+        (true, "node1", rc::OK, &["Recover db ( node1 )"]),
+        // An unpromoted copy saying it is promoted is a failure.
+        (
+            false,
+            "node2",
+            rc::RUNNING_PROMOTED,
+            &["Recover db ( node2 )"],
+        ),
+        (false, "node3", rc::NOT_RUNNING, &["Recover db ( node3 )"]),
+    ];
+    for &(promoted, node, code, want) in rows {
+        let mut w = three(stateful("db")).world();
+        if promoted {
+            promoted_monitor(&mut w, node, code);
+        } else {
+            w.monitor("db", node, code);
+        }
+        assert_eq!(w.plan(), want, "promoted={promoted} {node} rc {code}");
+        let failed = !want.is_empty();
+        assert_eq!(w.fail_count("db", node), u32::from(failed), "rc {code}");
+        if failed {
+            let t = schedule(&w.config, &w.state, w.now);
+            if promoted {
+                // Demote, stop, start and promote again, in that order.
+                let d = demote_on(&t, node);
+                let p = promote_on(&t, node);
+                assert!(depends(&t, p, d));
+            }
+            w.settle();
+            assert_eq!(
+                w.status_of("db"),
+                "db Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failed_promoted_copy_at_its_threshold_hands_over_the_promotion() {
+    let mut r = stateful("db");
+    r.meta.migration_threshold = 1;
+    let mut w = three(r).world();
+    promoted_monitor(&mut w, "node1", rc::FAILED_PROMOTED);
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        w.plan(),
+        [
+            "Stop db ( node1 ) due to node availability",
+            "Promote db ( Unpromoted -> Promoted node2 )"
+        ]
+    );
+    let stop = find(
+        &t,
+        |k| matches!(k, ActionKind::Stop { node, .. } if node == "node1"),
+    );
+    assert!(depends(&t, promote_on(&t, "node2"), stop));
+    assert!(depends(&t, stop, demote_on(&t, "node1")));
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node3 ]"
+    );
+}
+
+#[test]
+fn on_fail_demote_demotes_and_promotes_again_without_a_stop() {
+    let r = with_on_fail(
+        stateful("db"),
+        OpName::Monitor,
+        PROMOTED_MON,
+        OnFail::Demote,
+    );
+    let mut w = three(r).world();
+    promoted_monitor(&mut w, "node1", rc::ERR_GENERIC);
+    assert_eq!(w.plan(), ["Re-promote db ( Promoted node1 )"]);
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(
+        !t.actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Stop { .. }))
+    );
+    assert_eq!(w.fail_count("db", "node1"), 1);
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+    );
+}
+
+#[test]
+fn promote_and_demote_failures() {
+    // A failed promote: fail count +1; demote, stop, start, and the promotion is tried again.
+    let mut w = three(with(stateful("db"), |p| p.score = None)).world();
+    score(&mut w, "node2", 10);
+    w.step(&[("db", OpName::Promote, "node2", rc::ERR_GENERIC)]);
+    assert_eq!(w.fail_count("db", "node2"), 1);
+    assert_eq!(w.plan(), ["Recover db ( node2 )"]);
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(depends(&t, promote_on(&t, "node2"), demote_on(&t, "node2")));
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 node3 ]"
+    );
+
+    // A failed demote: fail count +1; stopped without another demote, started again.
+    let mut w = three(stateful("db")).world();
+    score(&mut w, "node3", 50);
+    w.step(&[("db", OpName::Demote, "node1", rc::ERR_GENERIC)]);
+    assert_eq!(w.fail_count("db", "node1"), 1);
+    // Still promoted as far as anyone knows: node3 must wait.
+    assert_eq!(
+        w.status_of("db"),
+        "db FAILED Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+    );
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(
+        !t.actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Demote { .. }))
+    );
+    let stop = find(
+        &t,
+        |k| matches!(k, ActionKind::Stop { node, .. } if node == "node1"),
+    );
+    assert!(depends(&t, promote_on(&t, "node3"), stop));
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node3 ] Unpromoted [ node1 node2 ]"
+    );
+}
+
+#[test]
+fn node_loss_promotes_a_backup_only_after_fencing() {
+    let mut w = three(stateful("db")).fencing().world();
+    w.event(Event::NodeDown {
+        node: "node1".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        w.plan(),
+        [
+            "Fence (reboot) node1 'peer is no longer part of the cluster'",
+            "Promote db ( Unpromoted -> Promoted node2 )"
+        ]
+    );
+    let fence = find(&t, |k| matches!(k, ActionKind::Fence { .. }));
+    assert!(depends(&t, promote_on(&t, "node2"), fence));
+    // The fence fails: nothing is promoted.
+    w.step_with(&[], &["node1"]);
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 node3 ] (UNCLEAN)"
+    );
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node3 ]"
+    );
+
+    // Without fencing, the backup is promoted at once.
+    let mut w = three(stateful("db")).world();
+    w.event(Event::NodeDown {
+        node: "node1".into(),
+    });
+    assert_eq!(w.plan(), ["Promote db ( Unpromoted -> Promoted node2 )"]);
+}
+
+#[test]
+fn probes_finding_two_promoted_copies_demote_one() {
+    let config = three(stateful("db")).config();
+    let mut w = World {
+        state: State::with_online_nodes(config.nodes().iter().map(String::as_str)),
+        config,
+        now: T0,
+    };
+    for (node, code) in [
+        ("node1", rc::RUNNING_PROMOTED),
+        ("node2", rc::RUNNING_PROMOTED),
+        ("node3", rc::NOT_RUNNING),
+    ] {
+        w.op("db", node, OpKey::probe(), code);
+    }
+    assert_eq!(
+        w.plan(),
+        [
+            "Demote db ( Promoted -> Unpromoted node2 )",
+            "Start db ( node3 )"
+        ]
+    );
+}
+
+#[test]
+fn disable_demotes_then_stops_and_quorum_demote_keeps_copies_running() {
+    let mut w = three(stateful("db")).world();
+    w.admin(AdminCommand::Disable {
+        resource: "db".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    let stop1 = find(
+        &t,
+        |k| matches!(k, ActionKind::Stop { node, .. } if node == "node1"),
+    );
+    assert!(depends(&t, stop1, demote_on(&t, "node1")));
+    w.settle();
+    assert_eq!(w.status_of("db"), "db Stopped (disabled)");
+
+    let mut w = three(stateful("db"))
+        .cluster(|c| c.no_quorum_policy = NoQuorumPolicy::Demote)
+        .world();
+    w.event(Event::Quorum(false));
+    assert_eq!(w.plan(), ["Demote db ( Promoted -> Unpromoted node1 )"]);
+    w.settle();
+    assert_eq!(w.status_of("db"), "db Unpromoted [ node1 node2 node3 ]");
+}
+
+#[test]
+fn colocation_with_the_promoted_copy_follows_the_promotion() {
+    let mut w = three(stateful("db"))
+        .resource(dummy("vip"))
+        .colocation_roles(
+            "vip",
+            OpRole::Started,
+            "db",
+            OpRole::Promoted,
+            Score::INFINITY,
+        )
+        .world();
+    assert_eq!(w.status_of("vip"), "vip Started node1");
+    score(&mut w, "node3", 50);
+    assert_eq!(
+        w.plan(),
+        [
+            "Demote db ( Promoted -> Unpromoted node1 )",
+            "Promote db ( Unpromoted -> Promoted node3 )",
+            "Move vip ( node1 -> node3 )"
+        ]
+    );
+    w.settle();
+    assert_eq!(w.status_of("vip"), "vip Started node3");
+}
+
+#[test]
+fn the_promoted_copy_can_be_colocated_with_another_resource() {
+    let w = three(stateful("db"))
+        .resource(dummy("vip"))
+        .location(loc("vip", "node2", 100))
+        .colocation_roles(
+            "db",
+            OpRole::Promoted,
+            "vip",
+            OpRole::Started,
+            Score::INFINITY,
+        )
+        .world();
+    assert_eq!(w.status_of("vip"), "vip Started node2");
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 node3 ]"
+    );
+}
+
+#[test]
+fn order_on_promote_waits_for_the_promotion() {
+    let config = three(stateful("db"))
+        .resource(dummy("app"))
+        .order_actions(OpName::Promote, "db", OpName::Start, "app")
+        .config();
+    let state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+    let mut w = World {
+        config,
+        state,
+        now: T0,
+    };
+    // First transition: probes, starts, the promote, and app after it.
+    let t = schedule(&w.config, &w.state, w.now);
+    let app = find(
+        &t,
+        |k| matches!(k, ActionKind::Start { resource, .. } if resource == "app"),
+    );
+    assert!(depends(&t, app, promote_on(&t, "node1")));
+    w.settle();
+    assert_eq!(w.status_of("app"), "app Started node1");
+
+    // No copy may be promoted any more: app stops, and says why.
+    w.event(Event::PromotionScore {
+        resource: "db".into(),
+        node: "node1".into(),
+        score: Some(Score::MINUS_INFINITY),
+    });
+    for n in ["node2", "node3"] {
+        score(&mut w, n, -1);
+    }
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        w.plan(),
+        [
+            "Demote db ( Promoted -> Unpromoted node1 )",
+            "Stop app ( node1 ) due to unrunnable db promote"
+        ]
+    );
+    // Undone in reverse: app stops before db is demoted.
+    let stop = find(
+        &t,
+        |k| matches!(k, ActionKind::Stop { resource, .. } if resource == "app"),
+    );
+    assert!(depends(&t, demote_on(&t, "node1"), stop));
+}
+
+#[test]
+fn notifications_wrap_each_kind_of_action() {
+    let config = three(with(stateful("db"), |p| p.notify = true)).config();
+    let state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+    let mut state2 = state.clone();
+    // Probe everything first.
+    let t = schedule(&config, &state, T0);
+    for a in &t.actions {
+        if let ActionKind::Probe { node, .. } = &a.kind {
+            apply(
+                &config,
+                &mut state2,
+                &Event::OpResult(OpResult {
+                    resource: "db".into(),
+                    node: node.clone(),
+                    op: OpKey::probe(),
+                    rc: rc::NOT_RUNNING,
+                    exit_reason: String::new(),
+                }),
+                T0,
+            )
+            .unwrap();
+        }
+    }
+    let t = schedule(&config, &state2, T0);
+    let kinds: Vec<String> = t.actions.iter().map(|a| a.kind.to_string()).collect();
+    // Nothing runs yet, so no pre-start notification; post-start to the three new copies,
+    // then pre and post promote to all three around the promote.
+    assert_eq!(
+        kinds,
+        [
+            "db_start_0 on node1",
+            "db_start_0 on node2",
+            "db_start_0 on node3",
+            "db_post_notify_start_0 on node1",
+            "db_post_notify_start_0 on node2",
+            "db_post_notify_start_0 on node3",
+            "db_pre_notify_promote_0 on node1",
+            "db_pre_notify_promote_0 on node2",
+            "db_pre_notify_promote_0 on node3",
+            "db_promote_0 on node1",
+            "db_post_notify_promote_0 on node1",
+            "db_post_notify_promote_0 on node2",
+            "db_post_notify_promote_0 on node3",
+        ]
+        .map(String::from)
+    );
+    // Each waits for the one before it in this list.
+    for w in t.actions.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let same_round =
+            a.kind.to_string().split(" on ").next() == b.kind.to_string().split(" on ").next();
+        if !same_round {
+            assert!(depends(&t, b.id, a.id), "{} waits for {}", b.kind, a.kind);
+        }
+    }
+    let ActionKind::Notify { notification, .. } = &t.actions[6].kind else {
+        panic!("a notification");
+    };
+    assert_eq!(notification.kind, NotifyKind::Pre);
+    assert_eq!(notification.operation, OpName::Promote);
+    assert_eq!(notification.start, ["node1", "node2", "node3"]);
+    assert_eq!(notification.promote, ["node1"]);
+    assert!(notification.active.is_empty());
+    // Notification failures are ignored: the promote still runs.
+    let mut s = state2.clone();
+    let results = execute(&config, &mut s, &t, T0, |k| match k {
+        ActionKind::Notify { .. } => Outcome::rc(rc::ERR_GENERIC),
+        k => default_outcome(k),
+    });
+    assert!(results.iter().all(|r| r.ok));
+    assert_eq!(s.on_node("db", "node1").role, Role::Promoted);
+    assert_eq!(s.on_node("db", "node1").fail_counts.len(), 0);
+}
