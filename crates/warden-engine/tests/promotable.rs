@@ -527,7 +527,7 @@ fn notifications_wrap_each_kind_of_action() {
                 }),
                 T0,
             )
-            .unwrap();
+            .expect("probe result applies");
         }
     }
     let t = schedule(&config, &state2, T0);
