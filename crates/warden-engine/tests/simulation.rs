@@ -133,7 +133,7 @@ fn random_config(rng: &mut Rng) -> Config {
     let ids: Vec<String> = resources.iter().map(|r| r.id.clone()).collect();
     let promotable: Vec<bool> = resources.iter().map(|r| r.is_promotable()).collect();
     // A role or action that only a promotable resource has, sometimes.
-    let mut role = |rng: &mut Rng, i: usize| {
+    let role = |rng: &mut Rng, i: usize| {
         if promotable[i] && rng.chance(50) {
             OpRole::Promoted
         } else {
