@@ -50,6 +50,22 @@ impl fmt::Display for Score {
     }
 }
 
+impl std::str::FromStr for Score {
+    type Err = String;
+
+    /// An integer (clamped), `INFINITY`, `+INFINITY` or `-INFINITY`.
+    fn from_str(s: &str) -> Result<Score, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "INFINITY" | "+INFINITY" => Ok(Score::INFINITY),
+            "-INFINITY" => Ok(Score::MINUS_INFINITY),
+            v => v
+                .parse::<i64>()
+                .map(Score::new)
+                .map_err(|_| format!("bad score {s:?}: an integer, INFINITY or -INFINITY")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,10 @@ pub async fn serve(
         )
         .route("/v1/status", get(status))
         .route("/v1/history", get(history))
+        .route(
+            "/v1/resources/{id}/promotion-score",
+            post(set_promotion_score).delete(delete_promotion_score),
+        )
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
         .with_state(Api { tx, token, checker });
@@ -232,10 +236,25 @@ pub fn status_json(v: &StatusView) -> Value {
                     (count > 0).then_some((n.as_str(), count))
                 })
                 .collect();
-            json!({
+            let promotion_scores: BTreeMap<&str, String> = v
+                .state
+                .resource(&r.id)
+                .map(|rs| {
+                    rs.promotion_scores
+                        .iter()
+                        .map(|(n, s)| (n.as_str(), s.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut o = json!({
                 "id": r.id, "agent": r.agent, "status": r.to_string(), "nodes": r.nodes,
                 "failed": r.failed, "blocked": r.blocked, "flags": r.flags, "fail_counts": fail_counts,
-            })
+            });
+            if r.promotable {
+                o["promoted"] = json!(r.promoted);
+                o["promotion_scores"] = json!(promotion_scores);
+            }
+            o
         })
         .collect();
     let failed: Vec<Value> = warden_engine::failed_actions(c, &v.state, v.now)
@@ -348,6 +367,79 @@ async fn resource_action(
         }
     };
     admin(&api, cmd).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ScoreQuery {
+    node: Option<String>,
+    score: Option<String>,
+}
+
+/// An agent sets its copy's promotion score (`warden promotion-score --value`).
+async fn set_promotion_score(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ScoreQuery>,
+) -> Response {
+    let Some(score) = q.score else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "promotion-score needs a score (?score=N, INFINITY or -INFINITY)".to_owned(),
+            Some("score"),
+        );
+    };
+    match score.parse::<warden_engine::Score>() {
+        Ok(s) => promotion_score(&api, &headers, id, q.node, Some(s)).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e, Some("score")),
+    }
+}
+
+async fn delete_promotion_score(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ScoreQuery>,
+) -> Response {
+    promotion_score(&api, &headers, id, q.node, None).await
+}
+
+async fn promotion_score(
+    api: &Api,
+    headers: &HeaderMap,
+    resource: String,
+    node: Option<String>,
+    score: Option<warden_engine::Score>,
+) -> Response {
+    if let Some(r) = unauthorized(api, headers) {
+        return r;
+    }
+    let Some(node) = node else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "promotion-score needs a node (?node=NAME)".to_owned(),
+            Some("node"),
+        );
+    };
+    match ask(api, |reply| Input::PromotionScore {
+        resource,
+        node,
+        score,
+        reply,
+    })
+    .await
+    {
+        Ok(Ok(())) => Json(json!({ "ok": true })).into_response(),
+        Ok(Err(e)) => {
+            let field = if e.contains("node") {
+                "node"
+            } else {
+                "resource"
+            };
+            error(StatusCode::NOT_FOUND, e, Some(field))
+        }
+        Err(r) => r,
+    }
 }
 
 async fn node_action(

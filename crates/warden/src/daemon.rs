@@ -242,6 +242,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ("WARDEN_API".to_owned(), api_addr.to_string()),
         ("WARDEN_TOKEN".to_owned(), token.clone()),
         ("WARDEN_NODE".to_owned(), node.clone()),
+        (
+            "WARDEN_BIN".to_owned(),
+            std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
+        ),
     ]);
     tokio::spawn(crate::api::serve(listener, tx.clone(), token, checker));
     info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), upstreams = loaded.upstreams.len(), "warden started");
@@ -1182,6 +1186,9 @@ impl ExecCtx {
                 inv.extra_env = &self.agent_env;
                 inv.promotable = spec.promotable.as_ref();
                 inv.notification = notification;
+                inv.role = op_spec
+                    .filter(|o| spec.is_promotable() && o.name == OpName::Monitor)
+                    .map(|o| o.role);
                 ocf::run(&inv).await
             }
             Agent::Process(p) => match op.name {

@@ -101,6 +101,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Set, remove or show a copy's promotion score. Agents of promotable resources call it as
+    /// Pacemaker agents call crm_master: the daemon gives them WARDEN_API, WARDEN_TOKEN and
+    /// WARDEN_NODE, and OCF_RESOURCE_INSTANCE names the resource.
+    PromotionScore {
+        #[command(flatten)]
+        target: Target,
+        /// The resource.
+        #[arg(long, env = "OCF_RESOURCE_INSTANCE")]
+        resource: String,
+        /// The node of the copy.
+        #[arg(long, env = "WARDEN_NODE")]
+        node: String,
+        /// The score to set: an integer, INFINITY or -INFINITY.
+        #[arg(
+            long,
+            short = 'v',
+            allow_hyphen_values = true,
+            conflicts_with = "delete"
+        )]
+        value: Option<String>,
+        /// Remove the score (the copy can no longer be promoted by it).
+        #[arg(long, short = 'D')]
+        delete: bool,
+    },
     /// Health of upstream peers (the status page, or JSON).
     Upstream {
         #[command(flatten)]
@@ -279,6 +303,40 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             client.post(&format!("/v1/resources/{}/{verb}{q}", escape(&id)))?;
             Ok(format!("{verb} {id}: done\n"))
         }
+        Command::PromotionScore {
+            target,
+            resource,
+            node,
+            value,
+            delete,
+        } => {
+            let client = client(&target)?;
+            let path = format!(
+                "/v1/resources/{}/promotion-score?node={}",
+                escape(&resource),
+                escape(&node)
+            );
+            if delete {
+                client.delete(&path)?;
+                return Ok(String::new());
+            }
+            if let Some(v) = value {
+                let score: warden_engine::Score = v.parse().map_err(anyhow::Error::msg)?;
+                client.post(&format!("{path}&score={}", escape(&score.to_string())))?;
+                return Ok(String::new());
+            }
+            let status = client.get("/v1/status")?;
+            let r = status["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["id"] == resource.as_str())
+                .with_context(|| format!("unknown resource {resource:?}"))?;
+            match r["promotion_scores"][&node].as_str() {
+                Some(s) => Ok(format!("{s}\n")),
+                None => anyhow::bail!("{resource} has no promotion score on {node}"),
+            }
+        }
         Command::Node { target, action } => {
             let client = client(&target)?;
             let (node, verb) = match action {
@@ -447,8 +505,14 @@ fn current_node(client: &Client, resource: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{resource} runs nowhere: name the node to ban it from"))
 }
 
-/// A client for the daemon the configuration describes.
+/// A client for the daemon the configuration describes (or that --api and --token name).
 fn client(t: &Target) -> anyhow::Result<Client> {
+    if let (Some(addr), Some(token)) = (t.api, &t.token) {
+        return Ok(Client {
+            addr,
+            token: Some(token.clone()),
+        });
+    }
     let loaded = config::load(&t.config).with_context(|| {
         format!(
             "reading {} to find the daemon (set --config or WARDEN_CONFIG)",

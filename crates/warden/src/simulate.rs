@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use warden_engine::{
     ActionKind, AdminCommand, Config, Event, OpKey, OpName, OpResult, Outcome, ScheduleOptions,
-    State, Time, apply, check_transition, default_outcome, execute, failed_actions, node_groups,
-    rc, resource_status, schedule_with,
+    Score, State, Time, apply, check_transition, default_outcome, execute, failed_actions,
+    node_groups, rc, resource_status, schedule_with,
 };
 
 use crate::config;
@@ -50,6 +50,10 @@ pub struct SimulateArgs {
     /// `monitor:0` is a probe, `monitor:10s` the recurring monitor; RC may be `timeout`.
     #[arg(long, value_name = "SPEC")]
     pub inject: Vec<String>,
+    /// Set a promotion score as an agent would (`warden promotion-score`): RES@NODE=SCORE,
+    /// or RES@NODE= to remove it (repeatable).
+    #[arg(long, value_name = "RES@NODE=SCORE")]
+    pub promotion_score: Vec<String>,
     /// Make an action of the transition fail: RES:OP[:INTERVAL]@NODE=RC, or fence@NODE.
     #[arg(long, value_name = "SPEC")]
     pub fail: Vec<String>,
@@ -140,6 +144,35 @@ fn parse_op_arg(config: &Config, s: &str, flag: &str) -> anyhow::Result<OpSpecAr
     })
 }
 
+/// A parsed `RES@NODE=SCORE` (an empty score removes it).
+fn parse_promotion_score(config: &Config, s: &str) -> anyhow::Result<Event> {
+    let usage = || format!("--promotion-score {s:?}: expected RES@NODE=SCORE, like db@node2=10");
+    let (lhs, score) = s.split_once('=').with_context(usage)?;
+    let (resource, node) = lhs.split_once('@').with_context(usage)?;
+    match config.resource(resource) {
+        None => bail!("--promotion-score {s:?}: unknown resource {resource:?}"),
+        Some(r) if !r.is_promotable() => {
+            bail!("--promotion-score {s:?}: {resource} is not promotable")
+        }
+        Some(_) => {}
+    }
+    if config.node_index(node).is_none() {
+        bail!("--promotion-score {s:?}: unknown node {node:?}");
+    }
+    let score = match score {
+        "" => None,
+        v => Some(
+            v.parse::<Score>()
+                .map_err(|e| anyhow::anyhow!("--promotion-score {s:?}: {e}"))?,
+        ),
+    };
+    Ok(Event::PromotionScore {
+        resource: resource.to_owned(),
+        node: node.to_owned(),
+        score,
+    })
+}
+
 /// The outcome of one simulated action.
 #[derive(Debug)]
 struct Executed {
@@ -215,9 +248,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
     let mut notes = Vec::new();
     for i in &args.inject {
         let a = parse_op_arg(config, i, "--inject")?;
-        if a.op.is_recurring_monitor()
-            && state.on_node(&a.resource, &a.node).role != warden_engine::Role::Started
-        {
+        if a.op.is_recurring_monitor() && !state.on_node(&a.resource, &a.node).role.is_active() {
             notes.push(format!(
                 "{} is not started on {}: the monitor result is stale and ignored",
                 a.resource, a.node
@@ -230,6 +261,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             rc: a.rc,
             exit_reason: a.reason,
         }));
+    }
+    for p in &args.promotion_score {
+        events.push(parse_promotion_score(config, p)?);
     }
     let mut fails = Vec::new();
     let mut fence_fails = HashSet::new();
@@ -333,6 +367,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             })).collect::<Vec<_>>(),
             "scores": transition.scores.iter().map(|s| json!({
                 "resource": s.resource, "node": s.node, "score": s.score.to_string(),
+                "kind": if s.promotion { "promotion" } else { "allocation" },
             })).collect::<Vec<_>>(),
             "next_wakeup": wakeup.map(format_time),
             "notes": notes,
@@ -348,9 +383,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
     if args.scores {
         writeln!(o, "Allocation scores:")?;
         for s in &transition.scores {
+            let kind = if s.promotion {
+                "promotion"
+            } else {
+                "allocation"
+            };
             writeln!(
                 o,
-                "  {} allocation score on {}: {}",
+                "  {} {kind} score on {}: {}",
                 s.resource, s.node, s.score
             )?;
         }

@@ -517,7 +517,7 @@ fn simulate_json_and_scores() {
     assert_eq!(v["resources"][0]["status"], "dummy Started node1");
     assert_eq!(
         v["scores"][0],
-        serde_json::json!({"resource": "dummy", "node": "node1", "score": "100"})
+        serde_json::json!({"resource": "dummy", "node": "node1", "score": "100", "kind": "allocation"})
     );
     assert_eq!(v["scores"][1]["score"], "0");
     assert_eq!(v["actions"].as_array().map(Vec::len), Some(3));
@@ -661,7 +661,7 @@ fn agent_list_and_info() {
     assert!(ok, "{err}");
     assert_eq!(
         out,
-        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\n"
+        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Stateful\n"
     );
     let (ok, out, err) = warden(
         dir.path(),

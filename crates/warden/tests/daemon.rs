@@ -636,3 +636,185 @@ fn a_hung_service_is_found_by_its_health_check_and_restarted() {
         "the hung process was killed"
     );
 }
+
+/// A config with one promotable resource; `body` is the rest of its `[[resource]]` table.
+fn promotable_setup(body: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[resource]]\nid = \"db\"\npromotable = true\n{body}"
+        ),
+    )
+    .expect("config");
+    (dir, config)
+}
+
+fn db_status(v: &Value) -> String {
+    resource(v, "db")["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn promoted_here(v: &Value) -> bool {
+    v["transition_running"] == false
+        && db_status(v) == format!("db Promoted [ {} ]", v["node"].as_str().unwrap_or_default())
+}
+
+#[test]
+fn a_promotable_ocf_agent_sets_its_score_is_promoted_notified_and_recovered() {
+    let (dir, config) = promotable_setup("");
+    let state = dir.path().join("db.state");
+    let notify_log = dir.path().join("notify.log");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).expect("config")
+            + &format!(
+                "class = \"ocf\"\nprovider = \"warden-test\"\ntype = \"Stateful\"\n\
+                 params = {{ state = \"{}\", score = \"10\", notify_log = \"{}\" }}\n\
+                 meta = {{ notify = true }}\n\
+                 ops = [{{ name = \"monitor\", interval = \"1s\" }}, \
+                 {{ name = \"monitor\", interval = \"700ms\", role = \"promoted\" }}]\n",
+                state.display(),
+                notify_log.display()
+            ),
+    )
+    .expect("config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let root = root.to_str().expect("utf-8 path");
+    let _d = start(&config, &["--ocf-root", root]);
+    // Started unpromoted; its agent sets score 10 through `warden promotion-score`; promoted.
+    let v = wait_for(&config, "db promoted", promoted_here);
+    let node = v["node"].as_str().expect("node").to_owned();
+    assert_eq!(resource(&v, "db")["promotion_scores"][&node], "10");
+    assert_eq!(
+        std::fs::read_to_string(&state).expect("state"),
+        "promoted\n"
+    );
+    let (ok, out, err) = cli(
+        &config,
+        &["promotion-score", "--resource", "db", "--node", &node],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "10\n");
+    let log = std::fs::read_to_string(&notify_log).expect("notifications");
+    assert!(
+        log.contains(&format!(
+            "pre-promote start=[] promote=[{node}] promoted=[]"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("post-promote"), "{log}");
+    assert!(log.contains("post-start"), "{log}");
+
+    // The promoted copy fails (its promoted monitor says rc 9): demoted, stopped, started and
+    // promoted again, with the failure counted.
+    std::fs::write(&state, "failed\n").expect("break it");
+    let v = wait_for(&config, "db recovered and promoted again", |v| {
+        promoted_here(v) && resource(v, "db")["fail_counts"][&node] == 1
+    });
+    let failed = &v["failed_actions"][0];
+    assert_eq!(failed["op"], "monitor_700");
+    assert_eq!(failed["rc"], 9);
+    let h = history(&config, "db");
+    let ops: Vec<&str> = h.iter().filter_map(|e| e["op"].as_str()).collect();
+    let after = ops
+        .iter()
+        .position(|o| *o == "monitor_700")
+        .expect("the failed monitor is in the history");
+    let tail: Vec<&str> = ops[after..]
+        .iter()
+        .copied()
+        .filter(|o| !o.starts_with("notify") && !o.starts_with("monitor"))
+        .collect();
+    assert_eq!(
+        tail[..4],
+        ["demote_0", "stop_0", "start_0", "promote_0"],
+        "{ops:?}"
+    );
+
+    // Disabled: demoted, then stopped; its agent removed its score on stop.
+    let (ok, _, err) = cli(&config, &["resource", "disable", "db"]);
+    assert!(ok, "{err}");
+    let v = wait_for(&config, "db stopped", |v| {
+        v["transition_running"] == false && db_status(v).starts_with("db Stopped")
+    });
+    assert!(!state.exists());
+    assert!(
+        resource(&v, "db")["promotion_scores"]
+            .as_object()
+            .is_some_and(|m| m.is_empty())
+    );
+}
+
+#[test]
+fn a_promotable_process_runs_its_promote_command_and_keeps_its_role_across_a_daemon_restart() {
+    let (dir, config) = promotable_setup("");
+    let role = dir.path().join("role");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).expect("config")
+            + &format!(
+                "class = \"process\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = \"2s\"\n\
+                 promote = [\"sh\", \"-c\", \"echo promoted $WARDEN_RESOURCE > {role}\"]\n\
+                 demote = [\"sh\", \"-c\", \"echo unpromoted > {role}\"]\n\
+                 meta = {{ promotion_score = 5 }}\n\
+                 ops = [{{ name = \"monitor\", interval = \"1s\" }}, \
+                 {{ name = \"monitor\", interval = \"700ms\", role = \"promoted\" }}]\n",
+                role = role.display()
+            ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let pid_of = || {
+        std::fs::read_to_string(data.join("run/db.pid"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<i32>().ok())
+            .unwrap_or(0)
+    };
+    let mut d = start(&config, &[]);
+    wait_for(&config, "db promoted", promoted_here);
+    assert_eq!(
+        std::fs::read_to_string(&role).expect("role"),
+        "promoted db\n"
+    );
+    let first = pid_of();
+
+    // The daemon dies; the process lives on and is adopted promoted, without another promote.
+    d.child.kill().expect("kill daemon");
+    d.child.wait().expect("reaped");
+    std::fs::write(&role, "untouched\n").expect("role");
+    let _d = start(&config, &[]);
+    wait_for(&config, "db adopted, still promoted", promoted_here);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(pid_of(), first, "the process was adopted, not restarted");
+    assert_eq!(std::fs::read_to_string(&role).expect("role"), "untouched\n");
+
+    // The process is killed: restarted and promoted again.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    wait_for(&config, "db restarted and promoted", |v| {
+        promoted_here(v) && pid_of() != first && pid_of() != 0
+    });
+    assert_eq!(
+        std::fs::read_to_string(&role).expect("role"),
+        "promoted db\n"
+    );
+
+    // Disable: the demote command runs before the stop.
+    let (ok, _, err) = cli(&config, &["resource", "disable", "db"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "db stopped", |v| {
+        v["transition_running"] == false && db_status(v).starts_with("db Stopped")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&role).expect("role"),
+        "unpromoted\n"
+    );
+}

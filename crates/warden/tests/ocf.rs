@@ -32,6 +32,7 @@ fn inv<'a>(
         extra_env: &[],
         promotable: None,
         notification: None,
+        role: None,
     }
 }
 

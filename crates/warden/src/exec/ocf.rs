@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::process::Command;
-use warden_engine::{Notification, OpKey, Promotable, millis, rc};
+use warden_engine::{Notification, OpKey, OpRole, Promotable, millis, rc};
 
 use super::{AgentResult, EXIT_REASON_PREFIX};
 
@@ -37,6 +37,8 @@ pub struct Invocation<'a> {
     pub promotable: Option<&'a Promotable>,
     /// For `notify`: what the notification tells.
     pub notification: Option<&'a Notification>,
+    /// The role a recurring monitor is for (`OCF_RESKEY_CRM_meta_role`), when it has one.
+    pub role: Option<OpRole>,
 }
 
 impl<'a> Invocation<'a> {
@@ -67,6 +69,7 @@ impl<'a> Invocation<'a> {
             extra_env: &[],
             promotable: None,
             notification: None,
+            role: None,
         }
     }
 
@@ -108,6 +111,11 @@ impl<'a> Invocation<'a> {
         set("OCF_RESKEY_CRM_meta_on_node", self.node.into());
         if let Some(level) = self.check_level {
             set("OCF_CHECK_LEVEL", level.to_string());
+        }
+        match self.role {
+            Some(OpRole::Promoted) => set("OCF_RESKEY_CRM_meta_role", "Promoted".into()),
+            Some(OpRole::Unpromoted) => set("OCF_RESKEY_CRM_meta_role", "Unpromoted".into()),
+            _ => {}
         }
         if let Some(p) = self.promotable {
             // Pacemaker's names, old and new: agents read either.
@@ -216,6 +224,7 @@ pub async fn metadata(
         extra_env: &[],
         promotable: None,
         notification: None,
+        role: None,
     };
     let r = run(&inv).await;
     if r.rc != rc::OK {
