@@ -279,6 +279,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
         }
     }
 
+    // What really runs, for the simulated agents' probes: a cleanup makes the cluster forget,
+    // not the resources stop.
+    let reality = state.clone();
     for e in &events {
         apply(config, &mut state, e, now)?;
     }
@@ -305,7 +308,16 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
                     && Some(f.op) == kind.op()
             })
             .map_or_else(
-                || default_outcome(kind),
+                || match kind {
+                    ActionKind::Probe { resource, node } => {
+                        match reality.on_node(resource, node).role {
+                            warden_engine::Role::Started => Outcome::rc(rc::OK),
+                            warden_engine::Role::Promoted => Outcome::rc(rc::RUNNING_PROMOTED),
+                            _ => Outcome::rc(rc::NOT_RUNNING),
+                        }
+                    }
+                    kind => default_outcome(kind),
+                },
                 |f| Outcome::Rc {
                     rc: f.rc,
                     exit_reason: f.reason.clone(),

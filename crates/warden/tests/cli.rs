@@ -865,3 +865,292 @@ fn check_config_reports_constraint_problems() {
         assert!(err.starts_with("c.toml:"), "{err}");
     }
 }
+
+#[test]
+fn story_promotable_three_nodes_primary_node_lost() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    std::fs::copy(example("promotable.toml"), d.join("c.toml")).expect("copy");
+    story(
+        d,
+        &["--at", AT, "--save-state", "s0.json"],
+        expect![[r#"
+            Transition Summary:
+              * Promote db ( Stopped -> Promoted node1 )
+              * Start db ( node2 )
+              * Start db ( node3 )
+              * Start vip ( node1 )
+              * Start app ( node1 )
+
+            Executing Cluster Transition:
+              * db_monitor_0 on node1: rc=7 (not running)
+              * db_monitor_0 on node2: rc=7 (not running)
+              * db_monitor_0 on node3: rc=7 (not running)
+              * vip_monitor_0 on node1: rc=7 (not running)
+              * vip_monitor_0 on node2: rc=7 (not running)
+              * vip_monitor_0 on node3: rc=7 (not running)
+              * app_monitor_0 on node1: rc=7 (not running)
+              * app_monitor_0 on node2: rc=7 (not running)
+              * app_monitor_0 on node3: rc=7 (not running)
+              * db_start_0 on node1: rc=0 (ok)
+              * db_start_0 on node2: rc=0 (ok)
+              * db_start_0 on node3: rc=0 (ok)
+              * db_promote_0 on node1: rc=0 (ok)
+              * vip_start_0 on node1: rc=0 (ok)
+              * app_start_0 on node1: rc=0 (ok)
+
+            Revised Cluster Status (2026-01-01T00:00:00.000Z):
+              * Online: [ node1 node2 node3 ]
+              * Resources:
+                * db Promoted [ node1 ] Unpromoted [ node2 node3 ]
+                * vip Started node1
+                * app Started node1
+        "#]],
+    );
+    // node1, the primary's node, is lost and cannot be fenced: nothing is promoted elsewhere.
+    story(
+        d,
+        &[
+            "--state",
+            "s0.json",
+            "--at",
+            "+1m",
+            "--node-fail",
+            "node1",
+            "--fail",
+            "fence@node1",
+            "--save-state",
+            "s1.json",
+        ],
+        expect![[r#"
+            Transition Summary:
+              * Fence (reboot) node1 'peer is no longer part of the cluster'
+              * Promote db ( Unpromoted -> Promoted node2 )
+              * Move vip ( node1 -> node2 )
+              * Move app ( node1 -> node2 )
+
+            Executing Cluster Transition:
+              * fence (reboot) node1: failed
+              * db_promote_0 on node2: skipped: a prerequisite failed
+              * vip_start_0 on node2: skipped: a prerequisite failed
+              * app_start_0 on node2: skipped: a prerequisite failed
+
+            Revised Cluster Status (2026-01-01T00:01:00.000Z):
+              * Online: [ node2 node3 ]
+              * UNCLEAN: [ node1 ]
+              * Resources:
+                * db Promoted [ node1 ] Unpromoted [ node2 node3 ] (UNCLEAN)
+                * vip Started node1 (UNCLEAN)
+                * app Started node1 (UNCLEAN)
+        "#]],
+    );
+    // The fence succeeds: node2 is promoted, and the address and the application follow.
+    story(
+        d,
+        &[
+            "--state",
+            "s1.json",
+            "--at",
+            "+10s",
+            "--save-state",
+            "s2.json",
+        ],
+        expect![[r#"
+            Transition Summary:
+              * Fence (reboot) node1 'peer is no longer part of the cluster'
+              * Promote db ( Unpromoted -> Promoted node2 )
+              * Move vip ( node1 -> node2 )
+              * Move app ( node1 -> node2 )
+
+            Executing Cluster Transition:
+              * fence (reboot) node1: ok
+              * db_promote_0 on node2: rc=0 (ok)
+              * vip_start_0 on node2: rc=0 (ok)
+              * app_start_0 on node2: rc=0 (ok)
+
+            Revised Cluster Status (2026-01-01T00:01:10.000Z):
+              * Online: [ node2 node3 ]
+              * OFFLINE: [ node1 ]
+              * Resources:
+                * db Promoted [ node2 ] Unpromoted [ node3 ]
+                * vip Started node2
+                * app Started node2
+        "#]],
+    );
+    // node1 comes back: a copy starts there and, preferred by its location, takes the
+    // promotion back after node2's copy is demoted.
+    story(
+        d,
+        &[
+            "--state",
+            "s2.json",
+            "--at",
+            "+10m",
+            "--node-up",
+            "node1",
+            "--scores",
+        ],
+        expect![[r#"
+            Allocation scores:
+              db allocation score on node1: 0
+              db allocation score on node2: 0
+              db allocation score on node3: 0
+              db promotion score on node1: 105
+              db promotion score on node2: 5
+              db promotion score on node3: 5
+              vip allocation score on node1: INFINITY
+              vip allocation score on node2: -INFINITY
+              vip allocation score on node3: -INFINITY
+              app allocation score on node1: INFINITY
+              app allocation score on node2: -INFINITY
+              app allocation score on node3: -INFINITY
+
+            Transition Summary:
+              * Promote db ( Stopped -> Promoted node1 )
+              * Demote db ( Promoted -> Unpromoted node2 )
+              * Move vip ( node2 -> node1 )
+              * Move app ( node2 -> node1 )
+
+            Executing Cluster Transition:
+              * db_monitor_0 on node1: rc=7 (not running)
+              * vip_monitor_0 on node1: rc=7 (not running)
+              * app_monitor_0 on node1: rc=7 (not running)
+              * app_stop_0 on node2: rc=0 (ok)
+              * vip_stop_0 on node2: rc=0 (ok)
+              * db_demote_0 on node2: rc=0 (ok)
+              * db_start_0 on node1: rc=0 (ok)
+              * db_promote_0 on node1: rc=0 (ok)
+              * vip_start_0 on node1: rc=0 (ok)
+              * app_start_0 on node1: rc=0 (ok)
+
+            Revised Cluster Status (2026-01-01T00:11:10.000Z):
+              * Online: [ node1 node2 node3 ]
+              * Resources:
+                * db Promoted [ node1 ] Unpromoted [ node2 node3 ]
+                * vip Started node1
+                * app Started node1
+        "#]],
+    );
+}
+
+#[test]
+fn story_promotable_two_nodes_failed_primary() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let two = std::fs::read_to_string(example("promotable.toml"))
+        .expect("example")
+        .replace("[[node]]\nname = \"node3\"\n", "");
+    std::fs::write(d.join("c.toml"), two).expect("config");
+    story(
+        d,
+        &["--at", AT, "--save-state", "s0.json"],
+        expect![[r#"
+            Transition Summary:
+              * Promote db ( Stopped -> Promoted node1 )
+              * Start db ( node2 )
+              * Start vip ( node1 )
+              * Start app ( node1 )
+
+            Executing Cluster Transition:
+              * db_monitor_0 on node1: rc=7 (not running)
+              * db_monitor_0 on node2: rc=7 (not running)
+              * vip_monitor_0 on node1: rc=7 (not running)
+              * vip_monitor_0 on node2: rc=7 (not running)
+              * app_monitor_0 on node1: rc=7 (not running)
+              * app_monitor_0 on node2: rc=7 (not running)
+              * db_start_0 on node1: rc=0 (ok)
+              * db_start_0 on node2: rc=0 (ok)
+              * db_promote_0 on node1: rc=0 (ok)
+              * vip_start_0 on node1: rc=0 (ok)
+              * app_start_0 on node1: rc=0 (ok)
+
+            Revised Cluster Status (2026-01-01T00:00:00.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * db Promoted [ node1 ] Unpromoted [ node2 ]
+                * vip Started node1
+                * app Started node1
+        "#]],
+    );
+    // The primary fails (rc 9) with migration_threshold 1: the backup is promoted after the
+    // failed copy is demoted and stopped; the address and the application move with it.
+    story(
+        d,
+        &[
+            "--state",
+            "s0.json",
+            "--at",
+            "+10s",
+            "--inject",
+            "db:monitor:9s@node1=9",
+            "--save-state",
+            "s1.json",
+        ],
+        expect![[r#"
+            Transition Summary:
+              * Stop db ( node1 ) due to node availability
+              * Promote db ( Unpromoted -> Promoted node2 )
+              * Move vip ( node1 -> node2 )
+              * Move app ( node1 -> node2 )
+
+            Executing Cluster Transition:
+              * app_stop_0 on node1: rc=0 (ok)
+              * vip_stop_0 on node1: rc=0 (ok)
+              * db_demote_0 on node1: rc=0 (ok)
+              * db_stop_0 on node1: rc=0 (ok)
+              * db_promote_0 on node2: rc=0 (ok)
+              * vip_start_0 on node2: rc=0 (ok)
+              * app_start_0 on node2: rc=0 (ok)
+
+            Revised Cluster Status (2026-01-01T00:00:10.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * db Promoted [ node2 ]
+                * vip Started node2
+                * app Started node2
+              * Migration Summary:
+                * node1: db: fail-count=1 migration-threshold=1 last-failure=2026-01-01T00:00:10.000Z
+              * Failed Resource Actions:
+                * db_monitor_9000 on node1 'promoted (failed)' (9): fail-count=1, at 2026-01-01T00:00:10.000Z
+        "#]],
+    );
+    // Cleanup of node1: a copy starts there again and, preferred by its location, takes the
+    // promotion back once node2's copy is demoted.
+    story(
+        d,
+        &[
+            "--state",
+            "s1.json",
+            "--at",
+            "+1m",
+            "--cleanup",
+            "db@node1",
+            "--save-state",
+            "s2.json",
+        ],
+        expect![[r#"
+            Transition Summary:
+              * Promote db ( Stopped -> Promoted node1 )
+              * Demote db ( Promoted -> Unpromoted node2 )
+              * Move vip ( node2 -> node1 )
+              * Move app ( node2 -> node1 )
+
+            Executing Cluster Transition:
+              * db_monitor_0 on node1: rc=7 (not running)
+              * app_stop_0 on node2: rc=0 (ok)
+              * vip_stop_0 on node2: rc=0 (ok)
+              * db_demote_0 on node2: rc=0 (ok)
+              * db_start_0 on node1: rc=0 (ok)
+              * db_promote_0 on node1: rc=0 (ok)
+              * vip_start_0 on node1: rc=0 (ok)
+              * app_start_0 on node1: rc=0 (ok)
+
+            Revised Cluster Status (2026-01-01T00:01:10.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * db Promoted [ node1 ] Unpromoted [ node2 ]
+                * vip Started node1
+                * app Started node1
+        "#]],
+    );
+}
