@@ -309,23 +309,24 @@ fn story_stop_fails_without_fencing() {
                 * dummy_monitor_10000 on node1 'error' (1): fail-count=1, at 2026-01-01T00:00:00.000Z
         "#]],
     );
+    // Cleanup: the probe finds it still running (its stop failed) and it is adopted there.
     story(
         dir,
         &["--state", "s1.json", "--cleanup", "dummy"],
         expect![[r#"
-        Transition Summary:
-          * Start dummy ( node1 )
+            Transition Summary:
+              * Start dummy ( node1 )
 
-        Executing Cluster Transition:
-          * dummy_monitor_0 on node1: rc=7 (not running)
-          * dummy_monitor_0 on node2: rc=7 (not running)
-          * dummy_start_0 on node1: rc=0 (ok)
+            Executing Cluster Transition:
+              * dummy_monitor_0 on node1: rc=0 (ok), unexpected
+              * dummy_monitor_0 on node2: rc=7 (not running)
+              * dummy_start_0 on node1: skipped: a prerequisite failed
 
-        Revised Cluster Status (2026-01-01T00:00:00.000Z):
-          * Online: [ node1 node2 ]
-          * Resources:
-            * dummy Started node1
-    "#]],
+            Revised Cluster Status (2026-01-01T00:00:00.000Z):
+              * Online: [ node1 node2 ]
+              * Resources:
+                * dummy Started node1
+        "#]],
     );
 }
 
