@@ -193,6 +193,94 @@ fn bench_groups(groups: usize, nodes: usize, iters: usize) {
     );
 }
 
+/// `resources` promotable resources with a copy on each of `nodes` nodes, each promoted on one
+/// node (round robin), steady; the promoted copy of one fails (rc 9): it is demoted, stopped,
+/// started and promoted again.
+fn bench_promotable(resources: usize, nodes: usize, iters: usize) {
+    let node_names: Vec<String> = (1..=nodes).map(|i| format!("node{i}")).collect();
+    let promoted_mon = Duration::from_secs(9);
+    let specs: Vec<ResourceSpec> = (0..resources)
+        .map(|i| {
+            let mut r = ResourceSpec::new(
+                format!("p{i}"),
+                Agent::Ocf {
+                    provider: "warden-test".into(),
+                    kind: "Stateful".into(),
+                },
+            );
+            r.ops
+                .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
+            let mut m = OpSpec::new(OpName::Monitor, promoted_mon);
+            m.role = OpRole::Promoted;
+            r.ops.push(m);
+            r.meta.migration_threshold = 3;
+            r.promotable = Some(Promotable {
+                score: Some(Score::new(5)),
+                ..Promotable::default()
+            });
+            r
+        })
+        .collect();
+    let config = Config::new(
+        ClusterOptions::default(),
+        node_names.clone(),
+        vec![],
+        specs,
+        vec![],
+    )
+    .expect("config");
+    let mut state = State::with_online_nodes(node_names.iter().map(String::as_str));
+    for i in 0..resources {
+        let rs = state.resources.entry(format!("p{i}")).or_default();
+        for (j, n) in node_names.iter().enumerate() {
+            let role = if j == i % nodes {
+                Role::Promoted
+            } else {
+                Role::Started
+            };
+            rs.nodes.insert(
+                n.clone(),
+                ResourceOnNode {
+                    role,
+                    ..ResourceOnNode::default()
+                },
+            );
+        }
+    }
+    assert!(
+        schedule(&config, &state, T0).is_empty(),
+        "the steady state must need no action"
+    );
+    let victim = resources / 2;
+    let node = node_names[victim % nodes].clone();
+    let ev = Event::OpResult(OpResult {
+        resource: format!("p{victim}"),
+        node: node.clone(),
+        op: OpKey::new(OpName::Monitor, promoted_mon),
+        rc: rc::FAILED_PROMOTED,
+        exit_reason: String::new(),
+    });
+    apply(&config, &mut state, &ev, T0).expect("apply");
+    let mut times = Vec::with_capacity(iters);
+    let mut last = Transition::default();
+    for _ in 0..iters {
+        let t = Instant::now();
+        last = black_box(schedule(black_box(&config), black_box(&state), T0));
+        times.push(t.elapsed());
+    }
+    let summary: Vec<String> = last.summary.iter().map(ToString::to_string).collect();
+    assert_eq!(summary, [format!("Recover p{victim} ( {node} )")]);
+    assert_eq!(last.actions.len(), 4, "demote, stop, start, promote");
+    let med = median(times);
+    println!(
+        "schedule {resources:>5} promotable x {nodes:>2} nodes, one promoted copy fails: median {med:>8.2?}"
+    );
+    println!(
+        "RESULT promotable={resources} nodes={nodes} median_ns={}",
+        med.as_nanos()
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this once quickly; `cargo bench` passes --bench.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -210,5 +298,6 @@ fn main() {
     }
     if std::env::var("WARDEN_BENCH_SIZES").is_err() {
         bench_groups(500, 10, iters);
+        bench_promotable(1000, 10, iters);
     }
 }

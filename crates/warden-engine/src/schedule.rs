@@ -630,13 +630,8 @@ impl<'a> Scheduler<'a> {
             .copied()
             .filter(|&i| self.eff[i].failed)
             .collect();
-        // Resources that do not act stay where they are, as far as others are concerned.
-        p.targets = p.live_active.clone();
-        p.promoted = p.promoted_now.clone();
-
         if meta.maintenance || self.eff.iter().any(|e| e.blocked) {
-            self.add_load(&p.live_active);
-            return p;
+            return self.stays(p);
         }
         // Probe wherever we do not know the state.
         p.probes = all
@@ -657,8 +652,7 @@ impl<'a> Scheduler<'a> {
         }
         let multiple = !p.promotable && p.live_active.len() + p.unclean_active.len() > 1;
         if !meta.is_managed || (multiple && meta.multiple_active == MultipleActive::Block) {
-            self.add_load(&p.live_active);
-            return p;
+            return self.stays(p);
         }
         p.acts = true;
 
@@ -737,8 +731,9 @@ impl<'a> Scheduler<'a> {
             .copied()
             .filter(|&i| self.eff[i].demote_failed)
             .collect();
-        let targets = p.targets.clone();
-        self.add_load(&targets);
+        for &t in &p.targets {
+            self.nodes[t].load += 1;
+        }
         if let Some(pr) = &spec.promotable {
             let frozen = quorum == NoQuorumPolicy::Freeze;
             p.promoted = if quorum == NoQuorumPolicy::Demote {
@@ -818,10 +813,15 @@ impl<'a> Scheduler<'a> {
         out
     }
 
-    fn add_load(&mut self, nodes: &[usize]) {
-        for &i in nodes {
+    /// The plan of a resource that does not act: it stays where it is, as far as the others
+    /// are concerned.
+    fn stays(&mut self, mut p: Plan) -> Plan {
+        for &i in &p.live_active {
             self.nodes[i].load += 1;
         }
+        p.targets = p.live_active.clone();
+        p.promoted = p.promoted_now.clone();
+        p
     }
 
     /// Mandatory orders: a `then` whose `first` will not run (or not be promoted, for an
@@ -838,7 +838,7 @@ impl<'a> Scheduler<'a> {
                     if o.kind != OrderKind::Mandatory || !plans[t].acts {
                         continue;
                     }
-                    let first = format!("{} {}", config.resources()[f].id, o.first_action);
+                    let first = || format!("{} {}", config.resources()[f].id, o.first_action);
                     let (first_runs, first_starts) = match o.first_action {
                         OpName::Promote => {
                             (!plans[f].promoted.is_empty(), !plans[f].promotes.is_empty())
@@ -849,14 +849,14 @@ impl<'a> Scheduler<'a> {
                     if o.then_action == OpName::Promote {
                         if !first_runs && !then.promoted.is_empty() {
                             then.promoted.clear();
-                            then.forced = Some(format!("unrunnable {first}"));
+                            then.forced = Some(format!("unrunnable {}", first()));
                             then.derive();
                             changed = true;
                         }
                     } else if !first_runs && !then.targets.is_empty() {
                         then.targets.clear();
                         then.promoted.clear();
-                        then.forced = Some(format!("unrunnable {first}"));
+                        then.forced = Some(format!("unrunnable {}", first()));
                         then.derive();
                         changed = true;
                     } else if first_starts {
@@ -868,7 +868,7 @@ impl<'a> Scheduler<'a> {
                             .collect();
                         if !again.is_empty() {
                             then.restart.extend(again);
-                            then.forced = Some(format!("required {first}"));
+                            then.forced = Some(format!("required {}", first()));
                             then.derive();
                             changed = true;
                         }
