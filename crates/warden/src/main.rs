@@ -447,7 +447,11 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 file.display(),
                 c.nodes().len(),
                 c.resources().len(),
-                c.locations().len(),
+                c.locations().len() + c.colocations().len() + c.orders().len() + c.groups().len()
+                    - c.groups()
+                        .iter()
+                        .map(|g| g.resources.len().saturating_sub(1))
+                        .sum::<usize>(),
                 if c.fencing_enabled() {
                     "enabled"
                 } else {
