@@ -485,72 +485,8 @@ impl<'s> Reader<'s> {
         // Listeners of the failover proxy.
         let mut listeners = Vec::new();
         for t in self.tables(root, "listener") {
-            self.keys(
-                t,
-                &[
-                    "name",
-                    "listen",
-                    "protocol",
-                    "upstream",
-                    "balance",
-                    "failback",
-                    "connect_timeout",
-                ],
-                "[[listener]]",
-            );
-            let name = self.required_name(t, "name", "[[listener]]");
-            let listen = match self.required_string(t, "listen", "[[listener]]") {
-                Some((a, span)) => match a.parse::<SocketAddr>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.d
-                            .error(span, format!("bad listen address {a:?}: expected IP:PORT"));
-                        None
-                    }
-                },
-                None => None,
-            };
-            let upstream = self.required_string(t, "upstream", "[[listener]]");
-            if let Some((u, span)) = &upstream {
-                if !upstream_names.contains_key(u) {
-                    let names: Vec<&str> = upstream_names.keys().map(String::as_str).collect();
-                    let hint = suggest(u, names.into_iter());
-                    self.d
-                        .error(span.clone(), format!("unknown upstream {u:?}{hint}"));
-                }
-            }
-            for (key, allowed, later) in [
-                ("protocol", "tcp", "\"http\" is not built yet"),
-                (
-                    "balance",
-                    "primary-backup",
-                    "round-robin, weighted and least-conn are not built yet",
-                ),
-                (
-                    "failback",
-                    "preempt",
-                    "no_preempt and preempt_delay are not built yet",
-                ),
-            ] {
-                if let Some((v, span)) = self.string(t, key) {
-                    if v != allowed {
-                        self.d.error(
-                            span,
-                            format!("{key} = {v:?}: only {allowed:?} so far ({later})"),
-                        );
-                    }
-                }
-            }
-            let connect_timeout = self
-                .positive_duration(t, "connect_timeout")
-                .unwrap_or(Duration::from_secs(1));
-            if let (Some((name, _)), Some(listen), Some((upstream, _))) = (name, listen, upstream) {
-                listeners.push(crate::proxy::ListenerSpec {
-                    name,
-                    listen,
-                    upstream,
-                    connect_timeout,
-                });
+            if let Some(l) = self.listener(t, &upstream_names) {
+                listeners.push(l);
             }
         }
 
@@ -828,6 +764,136 @@ impl<'s> Reader<'s> {
             }
             _ => OpName::Start,
         }
+    }
+
+    /// A `[[listener]]` of the failover proxy.
+    fn listener(
+        &mut self,
+        t: &Table<'_>,
+        upstream_names: &HashMap<String, ()>,
+    ) -> Option<crate::proxy::ListenerSpec> {
+        use crate::proxy::balance::{Balance, Failback};
+        use crate::proxy::{ListenerSpec, Protocol};
+        const WHAT: &str = "[[listener]]";
+        self.keys(
+            t,
+            &[
+                "name",
+                "listen",
+                "protocol",
+                "upstream",
+                "balance",
+                "all_backups",
+                "failback",
+                "shutdown_sessions",
+                "shutdown_backup_sessions",
+                "connect_timeout",
+                "upstream_timeout",
+                "forwarded_for",
+                "client_keepalive",
+            ],
+            WHAT,
+        );
+        let name = self.required_name(t, "name", WHAT);
+        let listen = match self.required_string(t, "listen", WHAT) {
+            Some((a, span)) => match a.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.d
+                        .error(span, format!("bad listen address {a:?}: expected IP:PORT"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let upstream = self.required_string(t, "upstream", WHAT);
+        if let Some((u, span)) = &upstream {
+            if !upstream_names.contains_key(u) {
+                let names: Vec<&str> = upstream_names.keys().map(String::as_str).collect();
+                let hint = suggest(u, names.into_iter());
+                self.d
+                    .error(span.clone(), format!("unknown upstream {u:?}{hint}"));
+            }
+        }
+        let (name, listen, upstream) = (name?.0, listen?, upstream?.0);
+        let mut l = ListenerSpec::tcp(&name, listen, &upstream);
+        if let Some((v, span)) = self.string(t, "protocol") {
+            match v.as_str() {
+                "tcp" => l.protocol = Protocol::Tcp,
+                "http" => l.protocol = Protocol::Http,
+                _ => self
+                    .d
+                    .error(span, format!("unknown protocol {v:?} (allowed: tcp, http)")),
+            }
+        }
+        if let Some((v, span)) = self.string(t, "balance") {
+            match Balance::parse(&v) {
+                Some(b) => l.policy.balance = b,
+                None => {
+                    let hint = did_you_mean(&v, Balance::NAMES)
+                        .map(|s| format!("; did you mean {s:?}?"))
+                        .unwrap_or_default();
+                    self.d.error(
+                        span,
+                        format!(
+                            "unknown balance {v:?}{hint} (allowed: {})",
+                            Balance::NAMES.join(", ")
+                        ),
+                    )
+                }
+            }
+        }
+        if let Some(v) = self.boolean(t, "all_backups") {
+            l.policy.all_backups = v;
+        }
+        if let Some(v) = t.get("failback") {
+            let allowed = "\"preempt\", \"no_preempt\" or { preempt_delay = \"30s\" }";
+            match v.get_ref() {
+                DeValue::String(s) if s.as_ref() == "preempt" => {
+                    l.policy.failback = Failback::Preempt
+                }
+                DeValue::String(s) if s.as_ref() == "no_preempt" => {
+                    l.policy.failback = Failback::NoPreempt
+                }
+                DeValue::Table(ft) => {
+                    self.keys(ft, &["preempt_delay"], "failback");
+                    match self.positive_duration(ft, "preempt_delay") {
+                        Some(d) => l.policy.failback = Failback::PreemptDelay(d),
+                        None if ft.get("preempt_delay").is_none() => self
+                            .d
+                            .error(v.span(), format!("failback: expected {allowed}")),
+                        None => {}
+                    }
+                }
+                _ => self
+                    .d
+                    .error(v.span(), format!("failback: expected {allowed}")),
+            }
+        }
+        for (key, slot) in [
+            ("shutdown_sessions", &mut l.shutdown_sessions),
+            ("shutdown_backup_sessions", &mut l.shutdown_backup_sessions),
+            ("forwarded_for", &mut l.forwarded_for),
+        ] {
+            if let Some(v) = self.boolean(t, key) {
+                *slot = v;
+            }
+        }
+        for (key, slot) in [
+            ("connect_timeout", &mut l.connect_timeout),
+            ("upstream_timeout", &mut l.upstream_timeout),
+            ("client_keepalive", &mut l.client_keepalive),
+        ] {
+            if let Some(d) = self.positive_duration(t, key) {
+                *slot = d;
+            }
+        }
+        if l.protocol == Protocol::Tcp {
+            for key in ["upstream_timeout", "forwarded_for", "client_keepalive"] {
+                self.forbid(t, key, "it applies to protocol = \"http\"");
+            }
+        }
+        Some(l)
     }
 
     /// `clone_max`, `promoted_max`, `notify` and `promotion_score` of a promotable resource.

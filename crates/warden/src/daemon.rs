@@ -235,7 +235,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .context("cannot write the listener address")?;
         info!(listener = %l.name, listen = %bound, upstream = %l.upstream, "proxy listening");
-        tokio::spawn(crate::proxy::serve_tcp(l.clone(), sock, checker.clone()));
+        tokio::spawn(crate::proxy::serve(l.clone(), sock, checker.clone()));
     }
     // What an agent needs to reach the daemon (`warden promotion-score`).
     let agent_env = Arc::new(vec![

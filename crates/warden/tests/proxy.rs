@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use warden::check::runner::Checker;
 use warden::check::{CheckKind, CheckSpec, Peer, Upstream};
-use warden::proxy::{ListenerSpec, serve_tcp};
+use warden::proxy::{ListenerSpec, serve};
 use warden_engine::health::{Hysteresis, PeerState};
 
 /// A backend answering each line with `NAME:line`; returns its port and the handle that kills it
@@ -65,12 +65,10 @@ async fn proxy_for(
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
     let spec = ListenerSpec {
-        name: "front".into(),
-        listen: addr,
-        upstream: "svc".into(),
         connect_timeout: Duration::from_millis(connect_timeout_ms),
+        ..ListenerSpec::tcp("front", addr, "svc")
     };
-    tokio::spawn(serve_tcp(spec, l, checker.clone()));
+    tokio::spawn(serve(spec, l, checker.clone()));
     (checker, addr.port())
 }
 
@@ -156,7 +154,7 @@ async fn no_peer_accepting_closes_the_client_cleanly() {
 
 #[tokio::test]
 async fn a_refused_connect_counts_for_the_peers_health_at_once() {
-    let (a_port, a) = backend("A", 0).await;
+    let (a_port, a_task) = backend("A", 0).await;
     let (b_port, _b) = backend("B", 0).await;
     // Active checks every minute: only real traffic can tell that A died.
     let check = CheckSpec {
@@ -165,7 +163,12 @@ async fn a_refused_connect_counts_for_the_peers_health_at_once() {
         hysteresis: Hysteresis { fall: 2, rise: 2 },
         ..CheckSpec::default()
     };
-    let (checker, proxy) = proxy_for(vec![peer(a_port)], vec![peer(b_port)], check, 500).await;
+    // nginx's passive detection off (max_fails = 0): only the health state keeps A out here.
+    let a = Peer {
+        max_fails: 0,
+        ..peer(a_port)
+    };
+    let (checker, proxy) = proxy_for(vec![a], vec![peer(b_port)], check, 500).await;
     let a_state = || checker.peers_of("svc").map(|(p, _)| p[0].clone());
     // The first active check (at start) finds A up.
     for _ in 0..200 {
@@ -175,8 +178,8 @@ async fn a_refused_connect_counts_for_the_peers_health_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(request(proxy, "x").await, Ok("A:x".to_owned()));
-    a.abort();
-    let _ = a.await;
+    a_task.abort();
+    let _ = a_task.await;
     // Two connections meet A's refusal (fall = 2) and are carried to B.
     assert_eq!(request(proxy, "1").await, Ok("B:1".to_owned()));
     assert_eq!(request(proxy, "2").await, Ok("B:2".to_owned()));

@@ -22,6 +22,8 @@ pub struct PeerStatus {
     /// The kind of the last error logged at ERROR (each kind once while the peer is up).
     last_error_kind: Option<&'static str>,
     pub last_check: Option<Time>,
+    /// When its routing state last changed (None: not since the start).
+    pub since: Option<Instant>,
 }
 
 impl PeerStatus {
@@ -34,6 +36,7 @@ impl PeerStatus {
             last_error: None,
             last_error_kind: None,
             last_check: None,
+            since: None,
         }
     }
 
@@ -131,6 +134,7 @@ impl Checker {
                         last_error: None,
                         last_error_kind: None,
                         last_check: None,
+                        since: None,
                     })
                     .collect(),
             })
@@ -205,6 +209,7 @@ impl Checker {
                 last_error: None,
                 last_error_kind: None,
                 last_check: None,
+                since: None,
             });
             up.peers.len()
         };
@@ -304,6 +309,7 @@ impl Checker {
             return;
         }
         up.version += 1;
+        up.peers[pi].since = Some(Instant::now());
         let p = &up.peers[pi];
         match change.to {
             PeerState::Down => {

@@ -1,0 +1,353 @@
+//! The failover proxy (design section 5): a listener bound to an upstream sends each client
+//! connection (TCP) or request (HTTP, see [`http`]) to the peer its balancer picks: a routable
+//! primary, or a backup when no primary can take it, failing back per policy. A connect that
+//! fails moves on to the next peer within the same client connection, before any client byte
+//! is lost, and counts at once against the peer's health. Sessions of a peer that goes DOWN
+//! can be closed (`shutdown_sessions`) so long-lived clients reconnect to the new primary, and
+//! sessions on backups on failback (`shutdown_backup_sessions`).
+
+pub mod balance;
+pub mod http;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, broadcast};
+use tracing::{debug, info, warn};
+use warden_engine::health::PeerState;
+
+use crate::check::runner::Checker;
+use crate::check::{CheckError, Peer};
+use balance::{Balancer, Failback, PeerView, Policy};
+
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Bytes both ways, one peer per client connection.
+    #[default]
+    Tcp,
+    /// HTTP/1.1: one peer per request, keep-alive to clients, pooled upstream connections.
+    Http,
+}
+
+/// A `[[listener]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub upstream: String,
+    pub protocol: Protocol,
+    pub policy: Policy,
+    /// How long one connect attempt to a peer may take before the next peer is tried.
+    pub connect_timeout: Duration,
+    /// Close the client sessions of a peer that goes DOWN.
+    pub shutdown_sessions: bool,
+    /// Close the client sessions on backups when traffic fails back to a primary.
+    pub shutdown_backup_sessions: bool,
+    /// HTTP: how long a peer may take to answer a request before an idempotent request is
+    /// retried on the next peer (and others fail with 504).
+    pub upstream_timeout: Duration,
+    /// HTTP: add `X-Forwarded-For` (and `X-Forwarded-Proto`).
+    pub forwarded_for: bool,
+    /// HTTP: how long an idle client connection is kept open.
+    pub client_keepalive: Duration,
+}
+
+impl ListenerSpec {
+    /// A TCP listener with the defaults.
+    pub fn tcp(name: &str, listen: SocketAddr, upstream: &str) -> ListenerSpec {
+        ListenerSpec {
+            name: name.to_owned(),
+            listen,
+            upstream: upstream.to_owned(),
+            protocol: Protocol::Tcp,
+            policy: Policy::default(),
+            connect_timeout: Duration::from_secs(1),
+            shutdown_sessions: false,
+            shutdown_backup_sessions: false,
+            upstream_timeout: Duration::from_secs(60),
+            forwarded_for: true,
+            client_keepalive: Duration::from_secs(75),
+        }
+    }
+}
+
+/// One open client session, so it can be closed from outside.
+#[derive(Debug)]
+struct Session {
+    addr: String,
+    backup: bool,
+    kill: Arc<Notify>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    next: u64,
+    open: HashMap<u64, Session>,
+}
+
+/// A listener's shared state: its spec, the health it routes by, its balancer and its open
+/// sessions.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub spec: Arc<ListenerSpec>,
+    checker: Checker,
+    balancer: Arc<Mutex<Balancer>>,
+    sessions: Arc<Mutex<Sessions>>,
+}
+
+/// A connection to a peer, counted by the balancer (least-conn) and registered as a session
+/// while it lives.
+#[derive(Debug)]
+pub struct Lease {
+    listener: Listener,
+    id: u64,
+    pub peer: Peer,
+    pub backup: bool,
+    /// Notified when the session must close (`shutdown_sessions`).
+    pub kill: Arc<Notify>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.listener.balancer.lock() {
+            b.closed(&self.peer.addr);
+        }
+        if let Ok(mut s) = self.listener.sessions.lock() {
+            s.open.remove(&self.id);
+        }
+    }
+}
+
+impl Listener {
+    pub fn new(spec: ListenerSpec, checker: Checker) -> Listener {
+        let policy = spec.policy;
+        Listener {
+            spec: Arc::new(spec),
+            checker,
+            balancer: Arc::new(Mutex::new(Balancer::new(policy))),
+            sessions: Arc::default(),
+        }
+    }
+
+    /// The peers of the upstream as the balancer sees them, with their configuration.
+    fn views(&self) -> Vec<(Peer, PeerView)> {
+        let Some((peers, check)) = self.checker.peers_of(&self.spec.upstream) else {
+            return Vec::new();
+        };
+        peers
+            .into_iter()
+            .map(|p| {
+                let view = PeerView {
+                    addr: p.peer.addr.clone(),
+                    backup: p.backup,
+                    routable: p.routable(&check),
+                    down: p.peer.down,
+                    weight: p.peer.weight,
+                    max_fails: p.peer.max_fails,
+                    fail_timeout: p.peer.fail_timeout,
+                    since: p.since.map(tokio::time::Instant::into_std),
+                };
+                (p.peer, view)
+            })
+            .collect()
+    }
+
+    /// The peers to try for one new connection or request, in order.
+    pub fn attempts(&self) -> Vec<(Peer, PeerView)> {
+        let views = self.views();
+        let now = tokio::time::Instant::now().into_std();
+        let order = match self.balancer.lock() {
+            Ok(mut b) => b.order(
+                &views.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+                now,
+            ),
+            Err(_) => return Vec::new(),
+        };
+        order
+            .into_iter()
+            .filter_map(|addr| views.iter().find(|(_, v)| v.addr == addr).cloned())
+            .collect()
+    }
+
+    /// A connect (or request) to `view` failed: nginx's passive count, and the peer's health.
+    pub fn failed(&self, view: &PeerView, error: CheckError) {
+        if let Ok(mut b) = self.balancer.lock() {
+            b.failed(view, tokio::time::Instant::now().into_std());
+        }
+        self.checker
+            .report_failure(&self.spec.upstream, &view.addr, error);
+    }
+
+    /// Registers a session on `peer`.
+    pub fn lease(&self, peer: Peer, backup: bool) -> Lease {
+        if let Ok(mut b) = self.balancer.lock() {
+            b.connected(&peer.addr);
+        }
+        let kill = Arc::new(Notify::new());
+        let id = match self.sessions.lock() {
+            Ok(mut s) => {
+                s.next += 1;
+                let id = s.next;
+                s.open.insert(
+                    id,
+                    Session {
+                        addr: peer.addr.clone(),
+                        backup,
+                        kill: Arc::clone(&kill),
+                    },
+                );
+                id
+            }
+            Err(_) => 0,
+        };
+        Lease {
+            listener: self.clone(),
+            id,
+            peer,
+            backup,
+            kill,
+        }
+    }
+
+    /// Connects to the first peer that accepts, in the balancer's order.
+    pub async fn connect(&self) -> Option<(TcpStream, Lease)> {
+        for (peer, view) in self.attempts() {
+            match tokio::time::timeout(
+                self.spec.connect_timeout,
+                TcpStream::connect((peer.host.as_str(), peer.port)),
+            )
+            .await
+            {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    let lease = self.lease(peer, view.backup);
+                    return Some((s, lease));
+                }
+                Ok(Err(e)) => {
+                    debug!(listener = %self.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
+                    // Real traffic saw it fail: that counts for its health now.
+                    self.failed(&view, CheckError::from_connect(&e));
+                }
+                Err(_) => {
+                    debug!(listener = %self.spec.name, peer = %peer.addr, "connect timed out; trying the next peer");
+                    self.failed(&view, CheckError::Timeout);
+                }
+            }
+        }
+        None
+    }
+
+    /// Open sessions per peer address.
+    pub fn session_counts(&self) -> HashMap<String, usize> {
+        let mut out = HashMap::new();
+        if let Ok(s) = self.sessions.lock() {
+            for sess in s.open.values() {
+                *out.entry(sess.addr.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Closes the sessions `which` selects; returns how many.
+    fn close_sessions(&self, which: impl Fn(&str, bool) -> bool) -> usize {
+        let Ok(s) = self.sessions.lock() else {
+            return 0;
+        };
+        let mut n = 0;
+        for sess in s.open.values().filter(|s| which(&s.addr, s.backup)) {
+            sess.kill.notify_one();
+            n += 1;
+        }
+        n
+    }
+
+    /// Follows the upstream's health: closes sessions of a peer that goes DOWN
+    /// (`shutdown_sessions`) and sessions on backups when traffic fails back to a primary
+    /// (`shutdown_backup_sessions`, after `preempt_delay` when there is one).
+    async fn watch(self) {
+        let mut events = self.checker.events.subscribe();
+        loop {
+            let ev = match events.recv().await {
+                Ok(ev) => ev,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if ev.upstream != self.spec.upstream {
+                continue;
+            }
+            if ev.to == PeerState::Down && self.spec.shutdown_sessions {
+                let n = self.close_sessions(|addr, _| addr == ev.peer);
+                if n > 0 {
+                    info!(listener = %self.spec.name, peer = %ev.peer, sessions = n, "peer is down: its sessions are closed");
+                }
+            }
+            let primary_up = ev.to == PeerState::Up
+                && self
+                    .views()
+                    .iter()
+                    .any(|(_, v)| v.addr == ev.peer && !v.backup);
+            if primary_up && self.spec.shutdown_backup_sessions {
+                let wait = match self.spec.policy.failback {
+                    Failback::Preempt => Duration::ZERO,
+                    Failback::PreemptDelay(d) => d,
+                    Failback::NoPreempt => continue,
+                };
+                let me = self.clone();
+                let peer = ev.peer.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let still = me.views().iter().any(|(_, v)| v.addr == peer && v.routable);
+                    if still {
+                        let n = me.close_sessions(|_, backup| backup);
+                        if n > 0 {
+                            info!(listener = %me.spec.name, peer = %peer, sessions = n, "failback to the primary: sessions on backups are closed");
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Accepts and serves connections until the daemon exits, per the listener's protocol.
+pub async fn serve(spec: ListenerSpec, listener: TcpListener, checker: Checker) {
+    let l = Listener::new(spec, checker);
+    tokio::spawn(l.clone().watch());
+    match l.spec.protocol {
+        Protocol::Tcp => serve_tcp(l, listener).await,
+        Protocol::Http => http::serve(l, listener).await,
+    }
+}
+
+async fn serve_tcp(l: Listener, listener: TcpListener) {
+    loop {
+        let (client, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(listener = %l.spec.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let l = l.clone();
+        tokio::spawn(async move {
+            let _ = client.set_nodelay(true);
+            let Some((mut upstream, lease)) = l.connect().await else {
+                warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} accepted the connection", l.spec.upstream);
+                return;
+            };
+            debug!(listener = %l.spec.name, peer = %lease.peer.addr, client = %from, "proxying");
+            let mut client = client;
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                _ = lease.kill.notified() => {
+                    debug!(listener = %l.spec.name, peer = %lease.peer.addr, client = %from, "session closed by policy");
+                }
+            }
+        });
+    }
+}
