@@ -815,8 +815,13 @@ impl<'s> Reader<'s> {
                     .error(span.clone(), format!("unknown upstream {u:?}{hint}"));
             }
         }
-        let (name, listen, upstream) = (name?.0, listen?, upstream?.0);
-        let mut l = ListenerSpec::tcp(&name, listen, &upstream);
+        // Every key is checked even when a required one is missing.
+        let complete = name.is_some() && listen.is_some() && upstream.is_some();
+        let mut l = ListenerSpec::tcp(
+            &name.map(|n| n.0).unwrap_or_default(),
+            listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            &upstream.map(|u| u.0).unwrap_or_default(),
+        );
         if let Some((v, span)) = self.string(t, "protocol") {
             match v.as_str() {
                 "tcp" => l.protocol = Protocol::Tcp,
@@ -893,7 +898,7 @@ impl<'s> Reader<'s> {
                 self.forbid(t, key, "it applies to protocol = \"http\"");
             }
         }
-        Some(l)
+        complete.then_some(l)
     }
 
     /// `clone_max`, `promoted_max`, `notify` and `promotion_score` of a promotable resource.
@@ -2156,35 +2161,42 @@ concurrency = 10
 
     #[test]
     fn listeners() {
+        use crate::proxy::Protocol;
+        use crate::proxy::balance::{Balance, Failback};
         let up = "[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:1\"]\n";
         let l = ok(&format!(
             "{up}[[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"tcp\"\nconnect_timeout = \"250ms\"\n"
         ));
         assert_eq!(l.listeners[0].upstream, "svc");
         assert_eq!(l.listeners[0].connect_timeout, Duration::from_millis(250));
-        let e = errors(&format!(
-            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"http\"\nbalance = \"round-robin\"\n"
+        let l = ok(&format!(
+            "{up}[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"http\"\n\
+             balance = \"weighted\"\nfailback = {{ preempt_delay = \"30s\" }}\nshutdown_sessions = true\n\
+             upstream_timeout = \"2s\"\nforwarded_for = false\n"
         ));
-        assert!(
-            e.contains("t.toml:6:10: error: bad listen address \"here\""),
-            "{e}"
+        let w = &l.listeners[0];
+        assert_eq!(w.protocol, Protocol::Http);
+        assert_eq!(w.policy.balance, Balance::Weighted);
+        assert_eq!(
+            w.policy.failback,
+            Failback::PreemptDelay(Duration::from_secs(30))
         );
-        assert!(
-            e.contains("t.toml:7:12: error: unknown upstream \"svx\"; did you mean \"svc\"?"),
-            "{e}"
-        );
-        assert!(
-            e.contains("t.toml:8:12: error: protocol = \"http\": only \"tcp\" so far"),
-            "{e}"
-        );
-        assert!(
-            e.contains(
-                "t.toml:9:11: error: balance = \"round-robin\": only \"primary-backup\" so far"
-            ),
-            "{e}"
-        );
+        assert!(w.shutdown_sessions && !w.forwarded_for);
+        assert_eq!(w.upstream_timeout, Duration::from_secs(2));
+        let e = errors(&format!(
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"udp\"\nbalance = \"round-robbin\"\nfailback = \"later\"\nupstream_timeout = \"1s\"\n"
+        ));
+        for want in [
+            "t.toml:6:10: error: bad listen address \"here\"",
+            "t.toml:7:12: error: unknown upstream \"svx\"; did you mean \"svc\"?",
+            "t.toml:8:12: error: unknown protocol \"udp\" (allowed: tcp, http)",
+            "t.toml:9:11: error: unknown balance \"round-robbin\"; did you mean \"round-robin\"?",
+            "t.toml:10:12: error: failback: expected \"preempt\", \"no_preempt\" or { preempt_delay = \"30s\" }",
+            "t.toml:11:1: error: `upstream_timeout` does not apply here: it applies to protocol = \"http\"",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
     }
-
     #[test]
     fn never_panics_on_mutated_input() {
         let base = std::fs::read(concat!(
