@@ -1,6 +1,7 @@
-//! The TCP failover proxy with real backends on 127.0.0.1: primary killed under a client that
-//! connects every 5 ms (zero failed requests, the retry covers the time before the health check
-//! notices), and failback to the primary when it returns.
+//! The failover proxy with real backends on 127.0.0.1: in-process servers for the balance
+//! rules, and processes (`tests/fixtures/backend.py`) where a test SIGKILLs or SIGSTOPs the
+//! primary: zero failed requests across a kill and a hang (TCP and HTTP), failback policies,
+//! weights, least-conn, and a stream subscriber that survives the loss of its publisher.
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,194 @@ async fn proxy_for(
     };
     tokio::spawn(serve(spec, l, checker.clone()));
     (checker, addr.port())
+}
+
+/// Like [`proxy_for`], with the listener set up by `f`.
+async fn proxy_with(
+    primary: Vec<Peer>,
+    backup: Vec<Peer>,
+    check: CheckSpec,
+    f: impl FnOnce(&mut ListenerSpec),
+) -> (Checker, u16) {
+    let checker = Checker::start(vec![Upstream {
+        name: "svc".into(),
+        primary,
+        backup,
+        check,
+    }]);
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let mut spec = ListenerSpec {
+        connect_timeout: Duration::from_millis(500),
+        ..ListenerSpec::tcp("front", addr, "svc")
+    };
+    f(&mut spec);
+    tokio::spawn(serve(spec, l, checker.clone()));
+    (checker, addr.port())
+}
+
+fn fast_tcp_check() -> CheckSpec {
+    CheckSpec {
+        kind: CheckKind::Tcp,
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(200),
+        hysteresis: Hysteresis { fall: 2, rise: 2 },
+        ..CheckSpec::default()
+    }
+}
+
+/// Waits until `cond` holds (generous bound: real sockets, real processes).
+async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A backend process (`tests/fixtures/backend.py MODE NAME PORT`); killed when dropped.
+struct Proc {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Proc {
+    fn start(mode: &str, name: &str, port: u16) -> Proc {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/backend.py");
+        let mut child = std::process::Command::new("python3")
+            .args([script, mode, name, &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the test backends (scripts/test.sh installs it)");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("ready line");
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("backend did not start: {line:?}"));
+        Proc { child, port }
+    }
+
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), sig).expect("signal");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGCONT);
+        self.kill();
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>;
+
+/// A keep-alive HTTP/1.1 client connection to the proxy.
+async fn http_client(port: u16) -> Sender {
+    let s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// One GET through `sender`: (status, body, the X-Forwarded-For the backend saw).
+async fn get(sender: &mut Sender) -> Result<(u16, String, String), String> {
+    tokio::time::timeout(Duration::from_secs(10), get_inner(sender))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+async fn get_inner(sender: &mut Sender) -> Result<(u16, String, String), String> {
+    use http_body_util::BodyExt;
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = hyper::Request::get("/")
+        .header("host", "svc")
+        .body(http_body_util::Empty::new())
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let xff = resp
+        .headers()
+        .get("x-seen-xff")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned(), xff))
+}
+
+fn http_check(timeout_ms: u64) -> CheckSpec {
+    CheckSpec {
+        kind: CheckKind::Http {
+            request: b"GET / HTTP/1.0\r\nHost: svc\r\n\r\n".to_vec(),
+            tls: None,
+        },
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(timeout_ms),
+        hysteresis: Hysteresis { fall: 2, rise: 2 },
+        valid_statuses: Some(vec![200]),
+        ..CheckSpec::default()
+    }
+}
+
+/// Sends a GET every 5 ms for `total` over one keep-alive connection, doing `at_start` after
+/// `after`; returns every answer's body (an error fails the test) and the worst latency.
+async fn steady_gets(
+    proxy: u16,
+    total: Duration,
+    after: Duration,
+    at_start: impl FnOnce(),
+) -> (Vec<String>, Duration) {
+    let mut c = http_client(proxy).await;
+    let start = Instant::now();
+    let mut fired = Some(at_start);
+    let mut bodies = Vec::new();
+    let mut worst = Duration::ZERO;
+    while start.elapsed() < total {
+        if start.elapsed() >= after {
+            if let Some(f) = fired.take() {
+                f();
+            }
+        }
+        let t = Instant::now();
+        let r = get(&mut c).await;
+        worst = worst.max(t.elapsed());
+        match r {
+            Ok((200, body, xff)) => {
+                assert_eq!(xff, "127.0.0.1", "X-Forwarded-For");
+                bodies.push(body);
+            }
+            other => panic!("request {} failed: {other:?}", bodies.len()),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (bodies, worst)
 }
 
 /// One request through the proxy: connect, send a line, read the answer.
@@ -190,4 +379,458 @@ async fn a_refused_connect_counts_for_the_peers_health_at_once() {
         "down at once, not at the next check a minute later"
     );
     assert_eq!(a_now.last_error.as_deref(), Some("connection refused"));
+}
+
+#[tokio::test]
+async fn http_primary_sigkilled_zero_failed_requests() {
+    let mut a = Proc::start("http", "A", 0);
+    let b = Proc::start("http", "B", 0);
+    let (checker, proxy) = proxy_with(
+        vec![peer(a.port)],
+        vec![peer(b.port)],
+        http_check(200),
+        |l| l.protocol = warden::proxy::Protocol::Http,
+    )
+    .await;
+    let a_pid = a.pid();
+    let (bodies, worst) = steady_gets(
+        proxy,
+        Duration::from_millis(1500),
+        Duration::from_millis(300),
+        move || {
+            let _ = nix::sys::signal::kill(a_pid, nix::sys::signal::Signal::SIGKILL);
+        },
+    )
+    .await;
+    a.kill();
+    assert_eq!(bodies.first().map(String::as_str), Some("A"));
+    assert_eq!(bodies.last().map(String::as_str), Some("B"));
+    let switch = bodies.iter().position(|b| b == "B").expect("switched");
+    assert!(bodies[switch..].iter().all(|b| b == "B"), "{bodies:?}");
+    println!(
+        "RESULT http kill: {} requests, 0 failed, worst latency {worst:?}",
+        bodies.len()
+    );
+    assert!(worst < Duration::from_secs(1), "worst latency {worst:?}");
+    eventually("A turned down", async || {
+        checker
+            .peers_of("svc")
+            .is_some_and(|(p, _)| p[0].state() == PeerState::Down)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcp_primary_sigkilled_zero_failed_new_connections() {
+    let mut a = Proc::start("tcp", "A", 0);
+    let b = Proc::start("tcp", "B", 0);
+    let (_checker, proxy) = proxy_with(
+        vec![peer(a.port)],
+        vec![peer(b.port)],
+        fast_tcp_check(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(request(proxy, "hello").await, Ok("A:hello".to_owned()));
+    let mut answers = Vec::new();
+    let mut worst = Duration::ZERO;
+    for i in 0..200 {
+        if i == 40 {
+            a.kill();
+        }
+        let t = Instant::now();
+        let r = request(proxy, &format!("r{i}")).await;
+        worst = worst.max(t.elapsed());
+        answers.push(r.unwrap_or_else(|e| panic!("request {i} failed: {e}")));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(answers[..40].iter().all(|a| a.starts_with("A:")));
+    assert!(
+        answers[40..].iter().all(|a| a.starts_with("B:")),
+        "{answers:?}"
+    );
+    println!("RESULT tcp kill: 200 connections, 0 failed, worst latency {worst:?}");
+    assert!(worst < Duration::from_secs(1), "worst latency {worst:?}");
+}
+
+#[tokio::test]
+async fn http_hung_primary_is_detected_and_no_idempotent_request_fails() {
+    let a = Proc::start("http", "A", 0);
+    let b = Proc::start("http", "B", 0);
+    let check = http_check(200);
+    // fall x interval + timeout: the bound on detection.
+    let bound = check.interval * check.hysteresis.fall + check.timeout;
+    let (checker, proxy) = proxy_with(vec![peer(a.port)], vec![peer(b.port)], check, |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.upstream_timeout = Duration::from_millis(300);
+    })
+    .await;
+    eventually("A up", async || {
+        checker
+            .peers_of("svc")
+            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
+    })
+    .await;
+    let stopped = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (at, a_pid) = (std::sync::Arc::clone(&stopped), a.pid());
+    let watch = {
+        let checker = checker.clone();
+        let stopped = std::sync::Arc::clone(&stopped);
+        tokio::spawn(async move {
+            loop {
+                let t0: Option<Instant> = *stopped.lock().expect("lock");
+                if let Some(t0) = t0 {
+                    if checker
+                        .peers_of("svc")
+                        .is_some_and(|(p, _)| p[0].state() == PeerState::Down)
+                    {
+                        return t0.elapsed();
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let (bodies, worst) = steady_gets(
+        proxy,
+        Duration::from_millis(2000),
+        Duration::from_millis(300),
+        move || {
+            let _ = nix::sys::signal::kill(a_pid, nix::sys::signal::Signal::SIGSTOP);
+            *at.lock().expect("lock") = Some(Instant::now());
+        },
+    )
+    .await;
+    let detected = tokio::time::timeout(Duration::from_secs(10), watch)
+        .await
+        .expect("A turned down")
+        .expect("watcher");
+    assert!(bodies.last().is_some_and(|b| b == "B"), "{bodies:?}");
+    println!(
+        "RESULT http hang: {} requests, 0 failed, worst latency {worst:?}, detected after {detected:?} (bound {bound:?})",
+        bodies.len()
+    );
+    // The bound plus scheduling slack on a shared machine.
+    assert!(
+        detected < bound + Duration::from_millis(500),
+        "detected after {detected:?}"
+    );
+    drop(b);
+}
+
+/// An in-process HTTP backend answering its name; returns its port.
+async fn http_backend(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(name)),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn weights_are_respected_within_five_percent_over_ten_thousand_requests() {
+    let (a, b) = (http_backend("A").await, http_backend("B").await);
+    let heavy = Peer {
+        weight: 3,
+        ..peer(a)
+    };
+    let (_checker, proxy) = proxy_with(vec![heavy, peer(b)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.policy.balance = warden::proxy::balance::Balance::Weighted;
+    })
+    .await;
+    let mut c = http_client(proxy).await;
+    let mut to_a = 0;
+    for i in 0..10_000 {
+        match get(&mut c).await {
+            Ok((200, body, _)) => to_a += usize::from(body == "A"),
+            other => panic!("request {i}: {other:?}"),
+        }
+    }
+    let share = to_a as f64 / 10_000.0;
+    println!(
+        "RESULT weighted 3:1 over 10000 requests: {:.2}% to the heavy peer",
+        share * 100.0
+    );
+    assert!((share - 0.75).abs() <= 0.05 * 0.75, "share {share}");
+}
+
+#[tokio::test]
+async fn least_conn_prefers_the_idle_peer() {
+    let (a_port, _a) = backend("A", 0).await;
+    let (b_port, _b) = backend("B", 0).await;
+    let (_checker, proxy) = proxy_with(
+        vec![peer(a_port), peer(b_port)],
+        vec![],
+        fast_tcp_check(),
+        |l| {
+            l.policy.balance = warden::proxy::balance::Balance::LeastConn;
+        },
+    )
+    .await;
+    // Open long-lived sessions and see where each lands: never on the busier peer.
+    let mut held = Vec::new();
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        let s = TcpStream::connect(("127.0.0.1", proxy))
+            .await
+            .expect("connect");
+        let (r, mut w) = s.into_split();
+        w.write_all(format!("s{i}\n").as_bytes())
+            .await
+            .expect("write");
+        let mut lines = BufReader::new(r).lines();
+        let who = lines.next_line().await.expect("read").expect("line");
+        seen.push(who[..1].to_owned());
+        held.push((lines, w));
+    }
+    let a = seen.iter().filter(|s| *s == "A").count();
+    assert_eq!(a, 3, "{seen:?}");
+    // Close the three sessions on A: the next three go to A, the idle one.
+    let mut kept = Vec::new();
+    for (who, conn) in seen.iter().zip(held) {
+        if who == "B" {
+            kept.push(conn);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut next = Vec::new();
+    for i in 0..3 {
+        let s = TcpStream::connect(("127.0.0.1", proxy))
+            .await
+            .expect("connect");
+        let (r, mut w) = s.into_split();
+        w.write_all(format!("t{i}\n").as_bytes())
+            .await
+            .expect("write");
+        let mut lines = BufReader::new(r).lines();
+        next.push(lines.next_line().await.expect("read").expect("line")[..1].to_owned());
+        kept.push((lines, w));
+    }
+    assert_eq!(next, ["A", "A", "A"]);
+}
+
+/// Which backend a new connection reaches now.
+async fn who(proxy: u16) -> String {
+    request(proxy, "who")
+        .await
+        .map(|a| a[..1].to_owned())
+        .unwrap_or_else(|e| panic!("request failed: {e}"))
+}
+
+#[tokio::test]
+async fn failback_no_preempt_stays_on_the_backup_until_it_fails() {
+    let (a_port, a) = backend("A", 0).await;
+    let (b_port, b) = backend("B", 0).await;
+    let (checker, proxy) = proxy_with(
+        vec![peer(a_port)],
+        vec![peer(b_port)],
+        fast_tcp_check(),
+        |l| {
+            l.policy.failback = warden::proxy::balance::Failback::NoPreempt;
+        },
+    )
+    .await;
+    assert_eq!(who(proxy).await, "A");
+    a.abort();
+    let _ = a.await;
+    assert_eq!(who(proxy).await, "B");
+    let (_a2_port, _a2) = backend("A", a_port).await;
+    eventually("A up again", async || {
+        checker
+            .peers_of("svc")
+            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(who(proxy).await, "B", "no_preempt: stays on the backup");
+    }
+    b.abort();
+    let _ = b.await;
+    assert_eq!(
+        who(proxy).await,
+        "A",
+        "the backup failed: back to the primary"
+    );
+}
+
+#[tokio::test]
+async fn failback_preempt_delay_waits_before_returning() {
+    let (a_port, a) = backend("A", 0).await;
+    let (b_port, _b) = backend("B", 0).await;
+    let delay = Duration::from_millis(1500);
+    let (checker, proxy) = proxy_with(
+        vec![peer(a_port)],
+        vec![peer(b_port)],
+        fast_tcp_check(),
+        |l| {
+            l.policy.failback = warden::proxy::balance::Failback::PreemptDelay(delay);
+        },
+    )
+    .await;
+    assert_eq!(who(proxy).await, "A");
+    a.abort();
+    let _ = a.await;
+    assert_eq!(who(proxy).await, "B");
+    let (_a2_port, _a2) = backend("A", a_port).await;
+    eventually("A up again", async || {
+        checker
+            .peers_of("svc")
+            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
+    })
+    .await;
+    let up_at = Instant::now();
+    assert_eq!(who(proxy).await, "B", "within the delay");
+    eventually("failback after the delay", async || who(proxy).await == "A").await;
+    let waited = up_at.elapsed();
+    assert!(
+        waited >= delay - Duration::from_millis(100),
+        "failed back after {waited:?}"
+    );
+}
+
+/// A subscriber through the proxy: reads numbered lines, reconnects at once when its session
+/// ends. Returns the numbers received (hundredths of a second) and who sent them.
+async fn subscribe(proxy: u16, total: Duration) -> Vec<(u64, String)> {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    while start.elapsed() < total {
+        let Ok(s) = TcpStream::connect(("127.0.0.1", proxy)).await else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        let mut lines = BufReader::new(s).lines();
+        loop {
+            let left = total.saturating_sub(start.elapsed());
+            match tokio::time::timeout(left, lines.next_line()).await {
+                Ok(Ok(Some(l))) => {
+                    let mut it = l.split_whitespace();
+                    if let (Some(n), Some(who)) =
+                        (it.next().and_then(|n| n.parse().ok()), it.next())
+                    {
+                        got.push((n, who.to_owned()));
+                    }
+                }
+                // The session ended (or timed out): reconnect.
+                _ => break,
+            }
+        }
+    }
+    got
+}
+
+/// The longest gap between consecutive numbers received, in milliseconds.
+fn longest_gap(got: &[(u64, String)]) -> u64 {
+    got.windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].0) * 10)
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_stream_subscriber_survives_its_publisher_killed_and_hung() {
+    for hang in [false, true] {
+        let a = Proc::start("pub", "A", 0);
+        let b = Proc::start("pub", "B", 0);
+        let (checker, proxy) = proxy_with(
+            vec![peer(a.port)],
+            vec![peer(b.port)],
+            fast_tcp_check(),
+            |l| {
+                l.shutdown_sessions = true;
+            },
+        )
+        .await;
+        eventually("A up", async || {
+            checker
+                .peers_of("svc")
+                .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
+        })
+        .await;
+        let sub = tokio::spawn(subscribe(proxy, Duration::from_millis(2500)));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if hang {
+            // Alive but silent: only shutdown_sessions ends the session.
+            a.signal(nix::sys::signal::Signal::SIGSTOP);
+        } else {
+            a.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+        let got = sub.await.expect("subscriber");
+        let from_a = got.iter().filter(|(_, w)| w == "A").count();
+        let from_b = got.iter().filter(|(_, w)| w == "B").count();
+        assert!(from_a > 20 && from_b > 20, "A {from_a}, B {from_b}");
+        assert!(
+            got.iter()
+                .skip_while(|(_, w)| w == "A")
+                .all(|(_, w)| w == "B")
+        );
+        let gap = longest_gap(&got);
+        let what = if hang {
+            "hung (SIGSTOP)"
+        } else {
+            "killed (SIGKILL)"
+        };
+        println!("RESULT stream: publisher {what}, longest gap {gap} ms (messages every 10 ms)");
+        // Generous: the hung case waits for fall x interval + timeout (300 ms here).
+        assert!(gap < 2000, "gap {gap} ms");
+        drop((a, b));
+    }
+}
+
+#[tokio::test]
+async fn shutdown_backup_sessions_moves_backup_sessions_back_on_failback() {
+    let (a_port, a) = backend("A", 0).await;
+    let (b_port, _b) = backend("B", 0).await;
+    let (checker, proxy) = proxy_with(
+        vec![peer(a_port)],
+        vec![peer(b_port)],
+        fast_tcp_check(),
+        |l| {
+            l.shutdown_backup_sessions = true;
+        },
+    )
+    .await;
+    a.abort();
+    let _ = a.await;
+    eventually("A down", async || {
+        checker
+            .peers_of("svc")
+            .is_some_and(|(p, _)| p[0].state() == PeerState::Down)
+    })
+    .await;
+    // A long-lived session lands on the backup.
+    let s = TcpStream::connect(("127.0.0.1", proxy))
+        .await
+        .expect("connect");
+    let (r, mut w) = s.into_split();
+    w.write_all(b"hi\n").await.expect("write");
+    let mut lines = BufReader::new(r).lines();
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("B:hi")
+    );
+    let (_a2_port, _a2) = backend("A", a_port).await;
+    eventually("A up again", async || {
+        checker
+            .peers_of("svc")
+            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
+    })
+    .await;
+    // The proxy closes the backup session; the client's next read sees the end.
+    let end = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
+    assert!(matches!(end, Ok(Ok(None)) | Ok(Err(_))), "{end:?}");
+    assert_eq!(who(proxy).await, "A");
 }

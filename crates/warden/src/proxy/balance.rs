@@ -229,8 +229,10 @@ impl Balancer {
         }
     }
 
-    /// A connection to `addr` is open (least-conn counts it until `closed`).
-    pub fn connected(&mut self, addr: &str) {
+    /// A connection to `addr` is open (least-conn counts it until `closed`); traffic is on
+    /// the backups when `addr` is one (a failed connect can carry it there, whatever the tier).
+    pub fn connected(&mut self, addr: &str, backup: bool) {
+        self.on_backups = backup;
         *self.conns.entry(addr.to_owned()).or_default() += 1;
         if let Some(s) = self.passive.get_mut(addr) {
             *s = Passive::default();
@@ -392,11 +394,11 @@ mod tests {
             balance: Balance::LeastConn,
             ..Policy::default()
         });
-        b.connected("a");
-        b.connected("a");
-        b.connected("b");
+        b.connected("a", false);
+        b.connected("a", false);
+        b.connected("b", false);
         assert_eq!(first(&mut b, &peers, now), "c");
-        b.connected("c");
+        b.connected("c", false);
         assert_eq!(first(&mut b, &peers, now), "b", "b and c have one, a two");
         b.closed("a");
         b.closed("a");

@@ -6,6 +6,7 @@
 //! them; responses stream through.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -97,21 +98,50 @@ fn idempotent(m: &Method) -> bool {
 }
 
 /// A response body that holds its peer's lease until it ends (least-conn counts requests in
-/// flight).
+/// flight), and fails when the peer sends nothing for `idle` (a peer that hangs mid-response).
 struct LeasedBody {
     inner: Incoming,
     _lease: Lease,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
+
+impl LeasedBody {
+    fn new(inner: Incoming, lease: Lease, idle: Duration) -> LeasedBody {
+        LeasedBody {
+            inner,
+            _lease: lease,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Body for LeasedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let idle = self.idle;
+                self.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + idle);
+                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(BoxError::from(
+                    "the upstream peer stopped sending its response",
+                )))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -248,10 +278,11 @@ async fn handle(
                 pool.put(&peer.addr, sender);
                 let (mut rparts, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
-                let body = http_body_util::Either::Left(LeasedBody {
-                    inner: rbody,
-                    _lease: lease,
-                });
+                let body = http_body_util::Either::Left(LeasedBody::new(
+                    rbody,
+                    lease,
+                    l.spec.upstream_timeout,
+                ));
                 return Response::from_parts(rparts, body);
             }
             Ok(Err(e)) => {

@@ -185,7 +185,7 @@ impl Listener {
     /// Registers a session on `peer`.
     pub fn lease(&self, peer: Peer, backup: bool) -> Lease {
         if let Ok(mut b) = self.balancer.lock() {
-            b.connected(&peer.addr);
+            b.connected(&peer.addr, backup);
         }
         let kill = Arc::new(Notify::new());
         let id = match self.sessions.lock() {
