@@ -30,6 +30,8 @@ pub struct Loaded {
     pub health_monitors: Vec<HealthMonitor>,
     /// Failover proxy listeners.
     pub listeners: Vec<crate::proxy::ListenerSpec>,
+    /// Upstreams that take their primary from a resource (`from_resource`).
+    pub follows: Vec<crate::follow::Follow>,
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
 }
@@ -84,6 +86,7 @@ pub fn parse(src: &str, file: &str, local: impl FnOnce() -> String) -> Result<Lo
     let mut r = Reader {
         d,
         health_monitors: Vec::new(),
+        follows: Vec::new(),
     };
     let loaded = r.root(root.get_ref(), local);
     let list = r.d.finish();
@@ -179,6 +182,8 @@ struct Reader<'s> {
     d: Diagnostics<'s>,
     /// Health-check monitors found while reading resources.
     health_monitors: Vec<HealthMonitor>,
+    /// `from_resource` upstreams, with the places of the names they refer to.
+    follows: Vec<(crate::follow::Follow, Ref, Vec<Ref>)>,
 }
 
 /// A checked reference to a node or resource, kept with its place for later resolution.
@@ -491,6 +496,16 @@ impl<'s> Reader<'s> {
         }
 
         // Every reference must resolve.
+        for (_, r, ns) in &self.follows {
+            resource_refs.push(Ref {
+                name: r.name.clone(),
+                span: r.span.clone(),
+            });
+            node_refs.extend(ns.iter().map(|n| Ref {
+                name: n.name.clone(),
+                span: n.span.clone(),
+            }));
+        }
         for r in node_refs {
             if !nodes.contains(&r.name) {
                 let hint = suggest(&r.name, nodes.iter().map(String::as_str));
@@ -520,6 +535,10 @@ impl<'s> Reader<'s> {
                 upstreams,
                 health_monitors: std::mem::take(&mut self.health_monitors),
                 listeners,
+                follows: std::mem::take(&mut self.follows)
+                    .into_iter()
+                    .map(|f| f.0)
+                    .collect(),
                 data_dir: PathBuf::from(data_dir),
                 api_listen: api_listen?,
             }),
@@ -970,14 +989,87 @@ impl<'s> Reader<'s> {
 
     fn upstream(&mut self, t: &Table<'_>) -> Option<crate::check::Upstream> {
         use crate::check::{CheckKind, CheckSpec, Upstream};
-        self.keys(t, &["name", "primary", "backup", "check"], "[[upstream]]");
+        self.keys(
+            t,
+            &[
+                "name",
+                "primary",
+                "backup",
+                "check",
+                "from_resource",
+                "nodes",
+            ],
+            "[[upstream]]",
+        );
         let (name, name_span) = self.required_name(t, "name", "[[upstream]]")?;
         let primary = self.peers(t, "primary");
-        let backup = self.peers(t, "backup");
-        if t.get("primary").is_none() && t.get("backup").is_none() {
+        let mut backup = self.peers(t, "backup");
+        if let Some((resource, rspan)) = self.string(t, "from_resource") {
+            for k in ["primary", "backup"] {
+                self.forbid(
+                    t,
+                    k,
+                    "the peers of a `from_resource` upstream are its `nodes`",
+                );
+            }
+            let mut nodes = Vec::new();
+            let mut node_refs = Vec::new();
+            match self.table(t, "nodes") {
+                Some(nt) => {
+                    for (k, v) in nt.iter() {
+                        let node = k.get_ref().to_string();
+                        let Some(addr) = v.get_ref().as_str() else {
+                            self.type_error(v, "\"host:port\" for the node");
+                            continue;
+                        };
+                        match crate::check::parse_peer_addr(addr) {
+                            Ok((host, port)) => {
+                                backup.push(crate::check::Peer {
+                                    addr: addr.to_owned(),
+                                    host,
+                                    port,
+                                    weight: 1,
+                                    max_fails: 1,
+                                    fail_timeout: Duration::from_secs(10),
+                                    down: false,
+                                });
+                                nodes.push((node.clone(), addr.to_owned()));
+                                node_refs.push(Ref {
+                                    name: node,
+                                    span: k.span(),
+                                });
+                            }
+                            Err(e) => self.d.error(v.span(), e),
+                        }
+                    }
+                }
+                None => self.d.error(
+                    rspan.clone(),
+                    format!("upstream {name:?} follows {resource:?}: add `nodes = {{ node1 = \"10.0.0.1:5432\", ... }}`, the address of each node's copy"),
+                ),
+            }
+            self.follows.push((
+                crate::follow::Follow {
+                    upstream: name.clone(),
+                    resource: resource.clone(),
+                    nodes,
+                },
+                Ref {
+                    name: resource,
+                    span: rspan,
+                },
+                node_refs,
+            ));
+        } else if t.get("nodes").is_some() {
+            self.forbid(
+                t,
+                "nodes",
+                "`nodes` gives the addresses of a `from_resource` upstream",
+            );
+        } else if t.get("primary").is_none() && t.get("backup").is_none() {
             self.d.error(
                 name_span,
-                format!("upstream {name:?} has no peers: add `primary` (and `backup`)"),
+                format!("upstream {name:?} has no peers: add `primary` (and `backup`), or `from_resource`"),
             );
         }
         let mut check = CheckSpec::default();
@@ -2155,6 +2247,41 @@ concurrency = 10
         let e = errors("[[upstream]]\nname = \"u\"\n");
         assert!(
             e.contains("t.toml:2:8: error: upstream \"u\" has no peers"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn upstreams_following_a_resource() {
+        let base = "[[node]]\nname = \"n1\"\n[[node]]\nname = \"n2\"\n[[resource]]\nid = \"db\"\nclass = \"process\"\ncommand = [\"true\"]\npromotable = true\n";
+        let l = ok(&format!(
+            "{base}[[upstream]]\nname = \"pg\"\nfrom_resource = \"db\"\nnodes = {{ n1 = \"10.0.0.1:5432\", n2 = \"10.0.0.2:5432\" }}\n"
+        ));
+        assert_eq!(l.follows[0].resource, "db");
+        assert_eq!(
+            l.follows[0].nodes,
+            [
+                ("n1".to_owned(), "10.0.0.1:5432".to_owned()),
+                ("n2".to_owned(), "10.0.0.2:5432".to_owned())
+            ]
+        );
+        assert_eq!(l.upstreams[0].backup.len(), 2);
+        let e = errors(&format!(
+            "{base}[[upstream]]\nname = \"pg\"\nfrom_resource = \"dbb\"\nnodes = {{ n3 = \"10.0.0.1:5432\", n2 = \"nowhere\" }}\nprimary = [\"10.0.0.9:1\"]\n"
+        ));
+        for want in [
+            "t.toml:12:17: error: unknown resource \"dbb\"; did you mean \"db\"?",
+            "t.toml:13:11: error: unknown node \"n3\"; did you mean \"n1\"?",
+            "t.toml:13:38: error: bad peer address \"nowhere\"",
+            "t.toml:14:1: error: `primary` does not apply here: the peers of a `from_resource` upstream are its `nodes`",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        let e = errors(&format!(
+            "{base}[[upstream]]\nname = \"pg\"\nfrom_resource = \"db\"\n"
+        ));
+        assert!(
+            e.contains("t.toml:12:17: error: upstream \"pg\" follows \"db\": add `nodes"),
             "{e}"
         );
     }

@@ -247,7 +247,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
         ),
     ]);
-    tokio::spawn(crate::api::serve(listener, tx.clone(), token, checker));
+    tokio::spawn(crate::api::serve(
+        listener,
+        tx.clone(),
+        token,
+        checker.clone(),
+    ));
     info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), upstreams = loaded.upstreams.len(), "warden started");
 
     let mut d = Daemon {
@@ -259,6 +264,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         supervisor,
         ocf_root: Arc::new(opts.ocf_root),
         agent_env,
+        checker,
+        follows: loaded.follows.clone(),
         tx,
         run: None,
         dirty: true,
@@ -306,6 +313,10 @@ struct Daemon {
     ocf_root: Arc<PathBuf>,
     /// Environment variables every agent and promote/demote command gets.
     agent_env: Arc<Vec<(String, String)>>,
+    /// The health of every upstream (the proxy routes by it).
+    checker: crate::check::runner::Checker,
+    /// Upstreams whose primary is where a resource is promoted (or runs).
+    follows: Vec<crate::follow::Follow>,
     tx: mpsc::UnboundedSender<Input>,
     run: Option<Run>,
     /// Something changed: schedule again once no transition runs.
@@ -384,6 +395,10 @@ impl Daemon {
             }
             if self.shutting_down.is_none() {
                 self.reconcile_monitors();
+            }
+            for f in &self.follows {
+                self.checker
+                    .set_primaries(&f.upstream, &f.primaries(&self.config, &self.state));
             }
             let deadline = self.next_deadline();
             tokio::select! {

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod diag;
 pub mod duration;
 pub mod exec;
+pub mod follow;
 pub mod logging;
 pub mod proxy;
 pub mod simulate;

@@ -818,3 +818,70 @@ fn a_promotable_process_runs_its_promote_command_and_keeps_its_role_across_a_dae
         "unpromoted\n"
     );
 }
+
+#[test]
+fn an_upstream_follows_the_promoted_copy_of_a_resource() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let (dir, config) = promotable_setup("");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .expect("config")
+            .replace("[api]", "[[node]]\nname = \"n1\"\n[api]")
+            + &format!(
+                "class = \"process\"\ncommand = [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n\
+                 stop_timeout = \"2s\"\nmeta = {{ promotion_score = 5 }}\n\
+                 ops = [{{ name = \"monitor\", interval = \"1s\" }}, {{ name = \"monitor\", interval = \"700ms\", role = \"promoted\" }}]\n\
+                 [[upstream]]\nname = \"front\"\nfrom_resource = \"db\"\nnodes = {{ n1 = \"127.0.0.1:{port}\" }}\n\
+                 check = {{ type = \"tcp\", interval = \"100ms\", fall = 1, rise = 1 }}\n\
+                 [[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\nupstream = \"front\"\nprotocol = \"http\"\n"
+            ),
+    )
+    .expect("config");
+    let _d = start(&config, &["--node", "n1"]);
+    let peer_role = || -> Option<String> {
+        let (ok, out, _) = cli(&config, &["upstream", "status", "--json"]);
+        if !ok {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&out).ok()?;
+        let p = &v[0]["peers"][0];
+        Some(format!("{} {}", p["role"].as_str()?, p["state"].as_str()?))
+    };
+    wait_for(&config, "db promoted", |v| {
+        v["transition_running"] == false && db_status(v) == "db Promoted [ n1 ]"
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Primary, and up (the server listens a moment after its start).
+    while peer_role().as_deref() != Some("primary UP") {
+        assert!(
+            Instant::now() < deadline,
+            "the peer never became the primary"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Traffic through the listener reaches it.
+    let addr = std::fs::read_to_string(dir.path().join("data/listener-web.addr")).expect("addr");
+    let mut s = std::net::TcpStream::connect(addr.trim()).expect("connect");
+    use std::io::{Read, Write};
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    assert!(
+        resp.starts_with("HTTP/1.1 200") || resp.starts_with("HTTP/1.0 200"),
+        "{resp}"
+    );
+    // Disabled: it is promoted nowhere, so its peer is a backup again.
+    let (ok, _, err) = cli(&config, &["resource", "disable", "db"]);
+    assert!(ok, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !peer_role().is_some_and(|r| r.starts_with("backup")) {
+        assert!(Instant::now() < deadline, "the peer never became a backup");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -77,6 +77,9 @@ pub struct PeerEvent {
     pub from: PeerState,
     pub to: PeerState,
     pub version: u64,
+    /// The peer became a primary (`Some(false)`) or a backup (`Some(true)`) with its state
+    /// unchanged: its upstream follows a resource that moved.
+    pub backup: Option<bool>,
 }
 
 /// The checks of all upstreams, running.
@@ -325,7 +328,39 @@ impl Checker {
             from: change.from,
             to: change.to,
             version: up.version,
+            backup: None,
         });
+    }
+
+    /// Makes the peers at `primaries` the upstream's primaries and every other peer a backup
+    /// (an upstream that follows a resource). Each peer whose role changes bumps the version
+    /// and sends an event; nothing happens when nothing changes.
+    pub fn set_primaries(&self, upstream: &str, primaries: &[String]) {
+        let Ok(ui) = self.upstream_index(upstream) else {
+            return;
+        };
+        let Ok(mut all) = self.status.lock() else {
+            return;
+        };
+        let Some(up) = all.get_mut(ui) else { return };
+        for i in 0..up.peers.len() {
+            let backup = !primaries.contains(&up.peers[i].peer.addr);
+            if up.peers[i].backup == backup {
+                continue;
+            }
+            up.peers[i].backup = backup;
+            up.version += 1;
+            let p = &up.peers[i];
+            warn!(upstream = %upstream, peer = %p.peer.addr, version = up.version, "peer {} of upstream {} is now a {}", p.peer.addr, upstream, if backup { "backup" } else { "primary" });
+            let _ = self.events.send(PeerEvent {
+                upstream: upstream.to_owned(),
+                peer: p.peer.addr.clone(),
+                from: p.state(),
+                to: p.state(),
+                version: up.version,
+                backup: Some(backup),
+            });
+        }
     }
 
     /// A failure seen in real traffic (the proxy's connect was refused or timed out): it counts

@@ -279,13 +279,15 @@ impl Listener {
             if ev.upstream != self.spec.upstream {
                 continue;
             }
-            if ev.to == PeerState::Down && self.spec.shutdown_sessions {
+            if ev.to == PeerState::Down && ev.backup.is_none() && self.spec.shutdown_sessions {
                 let n = self.close_sessions(|addr, _| addr == ev.peer);
                 if n > 0 {
                     info!(listener = %self.spec.name, peer = %ev.peer, sessions = n, "peer is down: its sessions are closed");
                 }
             }
-            let primary_up = ev.to == PeerState::Up
+            // A primary turned up, or a peer became the primary (its resource moved).
+            let primary_up = (ev.to == PeerState::Up && ev.backup.is_none()
+                || ev.backup == Some(false))
                 && self
                     .views()
                     .iter()
@@ -300,9 +302,15 @@ impl Listener {
                 let peer = ev.peer.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(wait).await;
-                    let still = me.views().iter().any(|(_, v)| v.addr == peer && v.routable);
+                    let views = me.views();
+                    let still = views
+                        .iter()
+                        .any(|(_, v)| v.addr == peer && v.routable && !v.backup);
                     if still {
-                        let n = me.close_sessions(|_, backup| backup);
+                        // Backups as they are now: a former primary may be one.
+                        let n = me.close_sessions(|addr, _| {
+                            views.iter().any(|(_, v)| v.addr == addr && v.backup)
+                        });
                         if n > 0 {
                             info!(listener = %me.spec.name, peer = %peer, sessions = n, "failback to the primary: sessions on backups are closed");
                         }
