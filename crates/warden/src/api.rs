@@ -41,6 +41,7 @@ pub async fn serve(
             post(add_peer).delete(remove_peer),
         )
         .route("/v1/status", get(status))
+        .route("/v1/reload", post(reload))
         .route("/v1/history", get(history))
         .route(
             "/v1/resources/{id}/promotion-score",
@@ -367,6 +368,18 @@ async fn resource_action(
         }
     };
     admin(&api, cmd).await
+}
+
+/// Re-reads upstreams and listeners from the configuration file (`warden reload`).
+async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    match ask(&api, |reply| Input::Reload { reply }).await {
+        Ok(Ok(changes)) => Json(json!({ "ok": true, "changes": changes })).into_response(),
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e, Some("config")),
+        Err(r) => r,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -74,6 +74,10 @@ pub enum Input {
         limit: usize,
         reply: oneshot::Sender<Result<Vec<HistoryEntry>, String>>,
     },
+    /// Re-read the configuration's upstreams and listeners (`warden reload`, SIGHUP).
+    Reload {
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
     /// An agent sets (Some) or removes its promotion score on a node.
     PromotionScore {
         resource: String,
@@ -197,6 +201,30 @@ pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// Binds a proxy listener, writes its address to `<data_dir>/listener-NAME.addr` and starts it.
+fn start_listener(
+    l: &crate::proxy::ListenerSpec,
+    data_dir: &Path,
+    checker: &crate::check::runner::Checker,
+) -> anyhow::Result<crate::proxy::Running> {
+    let sock = std::net::TcpListener::bind(l.listen)
+        .with_context(|| format!("listener {}: cannot listen on {}", l.name, l.listen))?;
+    sock.set_nonblocking(true)?;
+    let sock = tokio::net::TcpListener::from_std(sock)?;
+    let bound = sock.local_addr()?;
+    std::fs::write(
+        data_dir.join(format!("listener-{}.addr", l.name)),
+        format!("{bound}\n"),
+    )
+    .context("cannot write the listener address")?;
+    info!(listener = %l.name, listen = %bound, upstream = %l.upstream, "proxy listening");
+    Ok(crate::proxy::spawn(
+        l.clone(),
+        Arc::new(sock),
+        checker.clone(),
+    ))
+}
+
 /// Runs the daemon until SIGTERM/SIGINT (or a shutdown request).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let loaded = crate::config::load(&opts.config_path)?;
@@ -224,18 +252,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .context("cannot write api.addr")?;
     let checker = crate::check::runner::Checker::start(loaded.upstreams.clone());
     // Proxy listeners: bound now, so a taken port stops the start with a clear error.
+    let mut listeners = HashMap::new();
     for l in &loaded.listeners {
-        let sock = tokio::net::TcpListener::bind(l.listen)
-            .await
-            .with_context(|| format!("listener {}: cannot listen on {}", l.name, l.listen))?;
-        let bound = sock.local_addr()?;
-        std::fs::write(
-            data_dir.join(format!("listener-{}.addr", l.name)),
-            format!("{bound}\n"),
-        )
-        .context("cannot write the listener address")?;
-        info!(listener = %l.name, listen = %bound, upstream = %l.upstream, "proxy listening");
-        tokio::spawn(crate::proxy::serve(l.clone(), sock, checker.clone()));
+        let running = start_listener(l, &data_dir, &checker)?;
+        listeners.insert(l.name.clone(), running);
     }
     // What an agent needs to reach the daemon (`warden promotion-score`).
     let agent_env = Arc::new(vec![
@@ -266,6 +286,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         agent_env,
         checker,
         follows: loaded.follows.clone(),
+        listeners,
+        config_path: opts.config_path.clone(),
+        data_dir: data_dir.clone(),
         tx,
         run: None,
         dirty: true,
@@ -317,6 +340,10 @@ struct Daemon {
     checker: crate::check::runner::Checker,
     /// Upstreams whose primary is where a resource is promoted (or runs).
     follows: Vec<crate::follow::Follow>,
+    /// The proxy listeners, by name (a reload starts, stops and changes them).
+    listeners: HashMap<String, crate::proxy::Running>,
+    config_path: PathBuf,
+    data_dir: PathBuf,
     tx: mpsc::UnboundedSender<Input>,
     run: Option<Run>,
     /// Something changed: schedule again once no transition runs.
@@ -369,6 +396,7 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sighup = signal(SignalKind::hangup())?;
         loop {
             if let Some(leave) = self.shutting_down {
                 if self.run.is_none() {
@@ -407,6 +435,11 @@ impl Daemon {
                 _ = tokio::time::sleep_until(deadline) => self.on_timer(),
                 _ = sigterm.recv() => self.begin_shutdown(leave_running_default),
                 _ = sigint.recv() => self.begin_shutdown(leave_running_default),
+                _ = sighup.recv() => {
+                    if let Err(e) = self.reload() {
+                        error!(error = %e, "reload refused; nothing changed");
+                    }
+                }
             }
         }
         let now = self.clock.now();
@@ -721,6 +754,13 @@ impl Daemon {
                 let r = self.admin(cmd);
                 let _ = reply.send(r);
             }
+            Input::Reload { reply } => {
+                let r = self.reload();
+                if let Err(e) = &r {
+                    error!(error = %e, "reload refused; nothing changed");
+                }
+                let _ = reply.send(r);
+            }
             Input::PromotionScore {
                 resource,
                 node,
@@ -786,6 +826,90 @@ impl Daemon {
             .map_err(|e| format!("{e:#}"))?;
         self.abort_run();
         Ok(())
+    }
+
+    /// Applies the configuration file's upstreams and listeners to the running daemon without
+    /// dropping a connection: peers are added, removed and updated in place (the others keep
+    /// their health), listeners started, stopped or restarted on the socket they have (sessions
+    /// they accepted go on). Resources and constraints are read at start only. A file with
+    /// errors changes nothing.
+    fn reload(&mut self) -> Result<Vec<String>, String> {
+        let loaded = crate::config::load(&self.config_path).map_err(|e| format!("{e:#}"))?;
+        let mut changes = Vec::new();
+        let follows: std::collections::HashSet<&str> =
+            loaded.follows.iter().map(|f| f.upstream.as_str()).collect();
+        for u in &loaded.upstreams {
+            if !self.checker.has_upstream(&u.name) {
+                changes.push(format!(
+                    "upstream {} is new: it starts at the next restart",
+                    u.name
+                ));
+                continue;
+            }
+            let c = self
+                .checker
+                .reconcile(u, !follows.contains(u.name.as_str()))
+                .map_err(|e| e.to_string())?;
+            changes.extend(c);
+        }
+        for name in self.checker.upstream_names() {
+            if !loaded.upstreams.iter().any(|u| u.name == name) {
+                changes.push(format!(
+                    "upstream {name} is gone from the file: it stops at the next restart"
+                ));
+            }
+        }
+        self.follows = loaded
+            .follows
+            .iter()
+            .filter(|f| self.checker.has_upstream(&f.upstream))
+            .cloned()
+            .collect();
+        for spec in &loaded.listeners {
+            match self.listeners.get(&spec.name) {
+                Some(r) if r.spec == *spec => {}
+                Some(r) if r.spec.listen == spec.listen => {
+                    // Same address: same socket, new rules; no connection is refused meanwhile.
+                    let socket = Arc::clone(&r.socket);
+                    r.stop();
+                    let running = crate::proxy::spawn(spec.clone(), socket, self.checker.clone());
+                    self.listeners.insert(spec.name.clone(), running);
+                    changes.push(format!("listener {}: updated", spec.name));
+                }
+                old => {
+                    let running = start_listener(spec, &self.data_dir, &self.checker)
+                        .map_err(|e| format!("{e:#}"))?;
+                    if let Some(old) = old {
+                        old.stop();
+                    }
+                    let what = if self.listeners.contains_key(&spec.name) {
+                        "moved"
+                    } else {
+                        "started"
+                    };
+                    changes.push(format!("listener {}: {what}", spec.name));
+                    self.listeners.insert(spec.name.clone(), running);
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .listeners
+            .keys()
+            .filter(|n| !loaded.listeners.iter().any(|l| &l.name == *n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(r) = self.listeners.remove(&name) {
+                r.stop();
+                let _ = std::fs::remove_file(self.data_dir.join(format!("listener-{name}.addr")));
+                changes.push(format!("listener {name}: stopped"));
+            }
+        }
+        for c in &changes {
+            info!(change = %c, "reload");
+        }
+        info!(changes = changes.len(), "configuration reloaded");
+        Ok(changes)
     }
 
     /// Records an agent's promotion score. Nothing is recorded when it did not change (agents

@@ -125,6 +125,12 @@ enum Command {
         #[arg(long, short = 'D')]
         delete: bool,
     },
+    /// Apply the configuration file's upstreams and listeners to the running daemon without
+    /// dropping a connection (as SIGHUP does); prints what changed.
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Health of upstream peers (the status page, or JSON).
     Upstream {
         #[command(flatten)]
@@ -336,6 +342,20 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 Some(s) => Ok(format!("{s}\n")),
                 None => anyhow::bail!("{resource} has no promotion score on {node}"),
             }
+        }
+        Command::Reload { target } => {
+            let v = client(&target)?.post("/v1/reload")?;
+            let changes: Vec<&str> = v["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            Ok(if changes.is_empty() {
+                "reloaded: nothing changed\n".to_owned()
+            } else {
+                format!("reloaded:\n{}\n", changes.join("\n"))
+            })
         }
         Command::Node { target, action } => {
             let client = client(&target)?;

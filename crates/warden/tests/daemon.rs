@@ -885,3 +885,140 @@ fn an_upstream_follows_the_promoted_copy_of_a_resource() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A line backend process (`tests/fixtures/backend.py tcp NAME 0`): answers `NAME:line`.
+struct LineBackend {
+    child: Child,
+    port: u16,
+}
+
+impl LineBackend {
+    fn start(name: &str) -> LineBackend {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/backend.py");
+        let mut child = Command::new("python3")
+            .args([script, "tcp", name, "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the test backends");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready");
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        LineBackend { child, port }
+    }
+}
+
+impl Drop for LineBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A line sent over an open connection, and its answer.
+fn ask_line(s: &mut std::io::BufReader<std::net::TcpStream>, line: &str) -> String {
+    use std::io::{BufRead, Write};
+    s.get_mut()
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("write");
+    let mut answer = String::new();
+    s.read_line(&mut answer).expect("read");
+    answer.trim().to_owned()
+}
+
+fn connect_listener(data: &Path, name: &str) -> std::io::BufReader<std::net::TcpStream> {
+    let addr = std::fs::read_to_string(data.join(format!("listener-{name}.addr"))).expect("addr");
+    let s = std::net::TcpStream::connect(addr.trim()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    std::io::BufReader::new(s)
+}
+
+#[test]
+fn reload_changes_peers_and_listeners_without_dropping_a_connection() {
+    let (a, b) = (LineBackend::start("A"), LineBackend::start("B"));
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    let base = "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n";
+    let check = "check = { type = \"tcp\", interval = \"100ms\", fall = 1, rise = 1 }\n";
+    std::fs::write(
+        &config,
+        format!(
+            "{base}[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:{}\"]\n{check}\
+             [[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc\"\n",
+            a.port
+        ),
+    )
+    .expect("config");
+    let _d = start(&config, &[]);
+    wait_for(&config, "the daemon", |v| v["transition_running"] == false);
+    let mut session = connect_listener(&data, "front");
+    assert_eq!(ask_line(&mut session, "one"), "A:one");
+
+    // B becomes the primary and A its backup; front changes its balance; a second listener.
+    std::fs::write(
+        &config,
+        format!(
+            "{base}[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:{b}\"]\nbackup = [\"127.0.0.1:{a}\"]\n{check}\
+             [[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc\"\nbalance = \"round-robin\"\n\
+             [[listener]]\nname = \"second\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc\"\n",
+            a = a.port,
+            b = b.port
+        ),
+    )
+    .expect("config");
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    for want in [
+        format!("upstream svc: peer 127.0.0.1:{} added", b.port),
+        format!("upstream svc: primaries are now 127.0.0.1:{}", b.port),
+        "listener front: updated".to_owned(),
+        "listener second: started".to_owned(),
+    ] {
+        assert!(out.contains(&want), "{want}\n{out}");
+    }
+    // The session opened before the reload goes on, to A.
+    assert_eq!(ask_line(&mut session, "two"), "A:two");
+    // New connections go to the new primary, through both listeners (B is UP after one check).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ask_line(&mut connect_listener(&data, "front"), "x") != "B:x" {
+        assert!(Instant::now() < deadline, "front never reached B");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ask_line(&mut connect_listener(&data, "second"), "y"), "B:y");
+
+    // A file with an error changes nothing and says where the error is.
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, good.replace("round-robin", "round-robbin")).expect("config");
+    let (ok, _, err) = cli(&config, &["reload"]);
+    assert!(!ok);
+    assert!(
+        err.contains("warden.toml:15:11: error: unknown balance"),
+        "{err}"
+    );
+    assert_eq!(ask_line(&mut session, "three"), "A:three");
+
+    // The second listener removed: stopped, its address file gone.
+    let second = std::fs::read_to_string(data.join("listener-second.addr")).expect("addr");
+    let cut = good
+        .find("[[listener]]\nname = \"second\"")
+        .expect("second listener");
+    std::fs::write(&config, &good[..cut]).expect("config");
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("listener second: stopped"), "{out}");
+    assert!(!data.join("listener-second.addr").exists());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(second.trim()).is_ok() {
+        assert!(Instant::now() < deadline, "second still accepts");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ask_line(&mut session, "four"), "A:four");
+}

@@ -183,7 +183,6 @@ impl Checker {
         addr: &str,
         backup: bool,
     ) -> Result<(), PeerChangeError> {
-        let ui = self.upstream_index(upstream)?;
         let (host, port) = super::parse_peer_addr(addr).map_err(PeerChangeError::BadAddress)?;
         let peer = Peer {
             addr: addr.to_owned(),
@@ -194,6 +193,19 @@ impl Checker {
             fail_timeout: std::time::Duration::from_secs(10),
             down: false,
         };
+        self.add_peer_spec(upstream, peer, backup)
+    }
+
+    /// Adds a peer given in full (a reload).
+    pub fn add_peer_spec(
+        &self,
+        upstream: &str,
+        peer: Peer,
+        backup: bool,
+    ) -> Result<(), PeerChangeError> {
+        let ui = self.upstream_index(upstream)?;
+        let addr = peer.addr.clone();
+        let addr = addr.as_str();
         let seed = {
             let Ok(mut all) = self.status.lock() else {
                 return Ok(());
@@ -330,6 +342,95 @@ impl Checker {
             version: up.version,
             backup: None,
         });
+    }
+
+    /// Brings a running upstream to its configuration `u` (a reload): adds and removes peers,
+    /// updates the options of the others in place (their health stays), and, when `roles`,
+    /// their primary/backup role. Returns what changed, for the operator; the check itself
+    /// (kind, interval, ...) is not changed by a reload.
+    pub fn reconcile(&self, u: &Upstream, roles: bool) -> Result<Vec<String>, PeerChangeError> {
+        let ui = self.upstream_index(&u.name)?;
+        let desired: Vec<(&Peer, bool)> = u
+            .primary
+            .iter()
+            .map(|p| (p, false))
+            .chain(u.backup.iter().map(|p| (p, true)))
+            .collect();
+        let current: Vec<PeerStatus> = self
+            .status
+            .lock()
+            .map(|all| all.get(ui).map(|x| x.peers.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let mut changes = Vec::new();
+        for p in &current {
+            if !desired.iter().any(|(d, _)| d.addr == p.peer.addr) {
+                self.remove_peer(&u.name, &p.peer.addr)?;
+                changes.push(format!("upstream {}: peer {} removed", u.name, p.peer.addr));
+            }
+        }
+        let mut primaries = Vec::new();
+        for (d, backup) in &desired {
+            if !backup {
+                primaries.push(d.addr.clone());
+            }
+            match current.iter().find(|p| p.peer.addr == d.addr) {
+                None => {
+                    self.add_peer_spec(&u.name, (*d).clone(), *backup)?;
+                    changes.push(format!("upstream {}: peer {} added", u.name, d.addr));
+                }
+                Some(p) if p.peer != **d => {
+                    if let Ok(mut all) = self.status.lock() {
+                        if let Some(x) = all
+                            .get_mut(ui)
+                            .and_then(|x| x.peers.iter_mut().find(|x| x.peer.addr == d.addr))
+                        {
+                            x.peer = (*d).clone();
+                        }
+                    }
+                    changes.push(format!("upstream {}: peer {} updated", u.name, d.addr));
+                }
+                Some(_) => {}
+            }
+        }
+        if roles {
+            let before: Vec<bool> = self.roles(ui);
+            self.set_primaries(&u.name, &primaries);
+            if before != self.roles(ui) {
+                changes.push(format!(
+                    "upstream {}: primaries are now {}",
+                    u.name,
+                    primaries.join(", ")
+                ));
+            }
+        }
+        if self.upstreams[ui].0.check != u.check {
+            changes.push(format!(
+                "upstream {}: the check changed; it takes effect at the next restart",
+                u.name
+            ));
+        }
+        Ok(changes)
+    }
+
+    fn roles(&self, ui: usize) -> Vec<bool> {
+        self.status
+            .lock()
+            .map(|all| {
+                all.get(ui)
+                    .map(|x| x.peers.iter().map(|p| p.backup).collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether an upstream of this name runs.
+    pub fn has_upstream(&self, name: &str) -> bool {
+        self.upstream_index(name).is_ok()
+    }
+
+    /// The names of the running upstreams.
+    pub fn upstream_names(&self) -> Vec<String> {
+        self.upstreams.iter().map(|(u, _)| u.name.clone()).collect()
     }
 
     /// Makes the peers at `primaries` the upstream's primaries and every other peer a backup

@@ -168,7 +168,7 @@ fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
 }
 
 /// Accepts client connections and serves their requests until the daemon exits.
-pub async fn serve(l: Listener, listener: TcpListener) {
+pub async fn serve(l: Listener, listener: Arc<TcpListener>) {
     let pool = Arc::new(Pool::default());
     loop {
         let (client, from) = match listener.accept().await {

@@ -323,15 +323,46 @@ impl Listener {
 
 /// Accepts and serves connections until the daemon exits, per the listener's protocol.
 pub async fn serve(spec: ListenerSpec, listener: TcpListener, checker: Checker) {
-    let l = Listener::new(spec, checker);
-    tokio::spawn(l.clone().watch());
-    match l.spec.protocol {
-        Protocol::Tcp => serve_tcp(l, listener).await,
-        Protocol::Http => http::serve(l, listener).await,
+    let _running = spawn(spec, Arc::new(listener), checker);
+    std::future::pending::<()>().await;
+}
+
+/// A listener at work: its accept loop and its health watcher. Stopping it (a reload) stops
+/// both; the sessions it accepted go on until they end.
+#[derive(Debug)]
+pub struct Running {
+    pub spec: ListenerSpec,
+    /// The bound socket, kept so a reload that keeps the address keeps the socket.
+    pub socket: Arc<TcpListener>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Running {
+    pub fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
-async fn serve_tcp(l: Listener, listener: TcpListener) {
+/// Starts serving `socket` per `spec`.
+pub fn spawn(spec: ListenerSpec, socket: Arc<TcpListener>, checker: Checker) -> Running {
+    let l = Listener::new(spec.clone(), checker);
+    let watcher = tokio::spawn(l.clone().watch()).abort_handle();
+    let sock = Arc::clone(&socket);
+    let accept = match spec.protocol {
+        Protocol::Tcp => tokio::spawn(serve_tcp(l, sock)),
+        Protocol::Http => tokio::spawn(http::serve(l, sock)),
+    }
+    .abort_handle();
+    Running {
+        spec,
+        socket,
+        tasks: vec![watcher, accept],
+    }
+}
+
+async fn serve_tcp(l: Listener, listener: Arc<TcpListener>) {
     loop {
         let (client, from) = match listener.accept().await {
             Ok(c) => c,
