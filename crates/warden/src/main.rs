@@ -266,7 +266,13 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 ocf_root,
                 leave_running,
             };
-            runtime()?.block_on(daemon::run(opts))?;
+            // The daemon's loop is one task; proxy sessions and checks use every core.
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()?
+                .block_on(daemon::run(opts))?;
             Ok(String::new())
         }
         Command::Status {

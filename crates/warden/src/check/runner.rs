@@ -91,6 +91,9 @@ pub struct Checker {
     upstreams: Arc<Vec<(Arc<Upstream>, Arc<Semaphore>)>>,
     /// The running loop of each peer, by (upstream index, address), to stop it on removal.
     loops: Arc<Mutex<std::collections::HashMap<(usize, String), tokio::task::AbortHandle>>>,
+    /// Bumped by every change that can change routing (a peer's routability or role, a peer
+    /// added, removed or updated), so routers can cache what they derive from the status.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a peer could not be added or removed at runtime.
@@ -154,6 +157,7 @@ impl Checker {
             events,
             upstreams: Arc::new(shared),
             loops: Arc::default(),
+            generation: Arc::default(),
         };
         for (ui, (u, _)) in checker.upstreams.iter().enumerate() {
             for (pi, peer) in u.primary.iter().chain(&u.backup).enumerate() {
@@ -226,6 +230,7 @@ impl Checker {
                 last_check: None,
                 since: None,
             });
+            self.bump();
             up.peers.len()
         };
         self.spawn_peer(ui, seed, peer);
@@ -238,6 +243,7 @@ impl Checker {
         if let Ok(mut all) = self.status.lock() {
             let before = all[ui].peers.len();
             all[ui].peers.retain(|p| p.peer.addr != addr);
+            self.bump();
             if all[ui].peers.len() == before {
                 return Err(PeerChangeError::NoSuchPeer {
                     upstream: upstream.to_owned(),
@@ -324,6 +330,7 @@ impl Checker {
             return;
         }
         up.version += 1;
+        self.bump();
         up.peers[pi].since = Some(Instant::now());
         let p = &up.peers[pi];
         match change.to {
@@ -386,6 +393,7 @@ impl Checker {
                         {
                             x.peer = (*d).clone();
                         }
+                        self.bump();
                     }
                     changes.push(format!("upstream {}: peer {} updated", u.name, d.addr));
                 }
@@ -423,6 +431,16 @@ impl Checker {
             .unwrap_or_default()
     }
 
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes whenever routing may have changed (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether an upstream of this name runs.
     pub fn has_upstream(&self, name: &str) -> bool {
         self.upstream_index(name).is_ok()
@@ -451,6 +469,7 @@ impl Checker {
             }
             up.peers[i].backup = backup;
             up.version += 1;
+            self.bump();
             let p = &up.peers[i];
             warn!(upstream = %upstream, peer = %p.peer.addr, version = up.version, "peer {} of upstream {} is now a {}", p.peer.addr, upstream, if backup { "backup" } else { "primary" });
             let _ = self.events.send(PeerEvent {

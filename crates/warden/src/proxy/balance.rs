@@ -141,6 +141,14 @@ impl Balancer {
     /// the tier, the other tier's available peers, then every other peer not marked down (a
     /// health state can be stale, and a refused connect costs little).
     pub fn order(&mut self, peers: &[PeerView], now: Instant) -> Vec<String> {
+        self.order_indexes(peers, now)
+            .into_iter()
+            .map(|i| peers[i].addr.clone())
+            .collect()
+    }
+
+    /// [`Balancer::order`] as indexes into `peers`.
+    pub fn order_indexes(&mut self, peers: &[PeerView], now: Instant) -> Vec<usize> {
         let avail = |backup: bool| -> Vec<usize> {
             (0..peers.len())
                 .filter(|&i| peers[i].backup == backup && self.available(&peers[i], now))
@@ -173,7 +181,7 @@ impl Balancer {
                 .collect();
             out.extend(rest);
         }
-        out.into_iter().map(|i| peers[i].addr.clone()).collect()
+        out
     }
 
     /// The tier's peers in the order the balance picks them.

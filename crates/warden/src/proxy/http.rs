@@ -103,7 +103,8 @@ struct LeasedBody {
     inner: Incoming,
     _lease: Lease,
     idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Armed the first time the peer makes us wait (most bodies never do).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl LeasedBody {
@@ -112,7 +113,7 @@ impl LeasedBody {
             inner,
             _lease: lease,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: None,
         }
     }
 }
@@ -129,18 +130,21 @@ impl Body for LeasedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let idle = self.idle;
-                self.timer
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + idle);
+                self.timer = None;
                 Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
             }
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(BoxError::from(
-                    "the upstream peer stopped sending its response",
-                )))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let idle = self.idle;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BoxError::from(
+                        "the upstream peer stopped sending its response",
+                    )))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -247,7 +251,8 @@ async fn handle(
         .to_owned();
     let retry_all = idempotent(&parts.method);
     let mut timed_out = false;
-    for (peer, view) in l.attempts() {
+    let (all, order) = l.attempts();
+    for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
         let mut req = Request::new(Full::new(body.clone()));
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = match path.parse() {
@@ -267,13 +272,27 @@ async fn handle(
                 Ok(s) => s,
                 Err(e) => {
                     debug!(listener = %l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
-                    l.failed(&view, e);
+                    l.failed(view, e);
                     continue;
                 }
             },
         };
-        let lease = l.lease(peer.clone(), view.backup);
-        match tokio::time::timeout(l.spec.upstream_timeout, sender.send_request(req)).await {
+        let lease = l.lease(&peer.addr, view.backup);
+        let answer = tokio::time::timeout(l.spec.upstream_timeout, sender.send_request(req));
+        let answer = if retry_all {
+            // The peer turned DOWN while we wait: go on to the next one now.
+            tokio::select! {
+                a = answer => Some(a),
+                _ = lease.kill.notified() => None,
+            }
+        } else {
+            Some(answer.await)
+        };
+        let Some(answer) = answer else {
+            debug!(listener = %l.spec.name, peer = %peer.addr, "peer turned down while the request waited; trying the next peer");
+            continue;
+        };
+        match answer {
             Ok(Ok(resp)) => {
                 pool.put(&peer.addr, sender);
                 let (mut rparts, rbody) = resp.into_parts();
@@ -288,7 +307,7 @@ async fn handle(
             Ok(Err(e)) => {
                 drop(lease);
                 debug!(listener = %l.spec.name, peer = %peer.addr, error = %e, "request failed");
-                l.failed(&view, CheckError::Io(e.to_string()));
+                l.failed(view, CheckError::Io(e.to_string()));
                 if !retry_all {
                     return plain(StatusCode::BAD_GATEWAY, "the upstream peer failed");
                 }
@@ -296,7 +315,7 @@ async fn handle(
             Err(_) => {
                 drop(lease);
                 debug!(listener = %l.spec.name, peer = %peer.addr, "no answer within upstream_timeout");
-                l.failed(&view, CheckError::Timeout);
+                l.failed(view, CheckError::Timeout);
                 timed_out = true;
                 if !retry_all {
                     return plain(StatusCode::GATEWAY_TIMEOUT, "the upstream peer timed out");

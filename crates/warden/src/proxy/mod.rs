@@ -97,7 +97,18 @@ pub struct Listener {
     checker: Checker,
     balancer: Arc<Mutex<Balancer>>,
     sessions: Arc<Mutex<Sessions>>,
+    /// The peers as last derived from the checker, with the checker's generation then.
+    views: Arc<Mutex<(u64, Views)>>,
 }
+
+/// The upstream's peers (`peers[i]` is seen by the balancer as `views[i]`).
+#[derive(Debug, Default)]
+pub struct Peers {
+    pub peers: Vec<Peer>,
+    pub views: Vec<PeerView>,
+}
+
+pub type Views = Arc<Peers>;
 
 /// A connection to a peer, counted by the balancer (least-conn) and registered as a session
 /// while it lives.
@@ -105,7 +116,8 @@ pub struct Listener {
 pub struct Lease {
     listener: Listener,
     id: u64,
-    pub peer: Peer,
+    /// The peer's address.
+    pub addr: String,
     pub backup: bool,
     /// Notified when the session must close (`shutdown_sessions`).
     pub kill: Arc<Notify>,
@@ -114,7 +126,7 @@ pub struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Ok(mut b) = self.listener.balancer.lock() {
-            b.closed(&self.peer.addr);
+            b.closed(&self.addr);
         }
         if let Ok(mut s) = self.listener.sessions.lock() {
             s.open.remove(&self.id);
@@ -130,11 +142,28 @@ impl Listener {
             checker,
             balancer: Arc::new(Mutex::new(Balancer::new(policy))),
             sessions: Arc::default(),
+            views: Arc::new(Mutex::new((u64::MAX, Arc::default()))),
         }
     }
 
-    /// The peers of the upstream as the balancer sees them, with their configuration.
-    fn views(&self) -> Vec<(Peer, PeerView)> {
+    /// The peers of the upstream as the balancer sees them, with their configuration; derived
+    /// again only when the checker's generation moved.
+    fn views(&self) -> Views {
+        let generation = self.checker.generation();
+        if let Ok(cache) = self.views.lock() {
+            if cache.0 == generation {
+                return Arc::clone(&cache.1);
+            }
+        }
+        let (peers, views) = self.derive_views().into_iter().unzip();
+        let fresh: Views = Arc::new(Peers { peers, views });
+        if let Ok(mut cache) = self.views.lock() {
+            *cache = (generation, Arc::clone(&fresh));
+        }
+        fresh
+    }
+
+    fn derive_views(&self) -> Vec<(Peer, PeerView)> {
         let Some((peers, check)) = self.checker.peers_of(&self.spec.upstream) else {
             return Vec::new();
         };
@@ -156,21 +185,16 @@ impl Listener {
             .collect()
     }
 
-    /// The peers to try for one new connection or request, in order.
-    pub fn attempts(&self) -> Vec<(Peer, PeerView)> {
+    /// The peers to try for one new connection or request: the views, and the order to try
+    /// them in (indexes into the views).
+    pub fn attempts(&self) -> (Views, Vec<usize>) {
         let views = self.views();
         let now = tokio::time::Instant::now().into_std();
         let order = match self.balancer.lock() {
-            Ok(mut b) => b.order(
-                &views.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
-                now,
-            ),
-            Err(_) => return Vec::new(),
+            Ok(mut b) => b.order_indexes(&views.views, now),
+            Err(_) => Vec::new(),
         };
-        order
-            .into_iter()
-            .filter_map(|addr| views.iter().find(|(_, v)| v.addr == addr).cloned())
-            .collect()
+        (views, order)
     }
 
     /// A connect (or request) to `view` failed: nginx's passive count, and the peer's health.
@@ -182,10 +206,11 @@ impl Listener {
             .report_failure(&self.spec.upstream, &view.addr, error);
     }
 
-    /// Registers a session on `peer`.
-    pub fn lease(&self, peer: Peer, backup: bool) -> Lease {
+    /// Registers a session on the peer at `addr`.
+    pub fn lease(&self, addr: &str, backup: bool) -> Lease {
+        let addr = addr.to_owned();
         if let Ok(mut b) = self.balancer.lock() {
-            b.connected(&peer.addr, backup);
+            b.connected(&addr, backup);
         }
         let kill = Arc::new(Notify::new());
         let id = match self.sessions.lock() {
@@ -195,7 +220,7 @@ impl Listener {
                 s.open.insert(
                     id,
                     Session {
-                        addr: peer.addr.clone(),
+                        addr: addr.clone(),
                         backup,
                         kill: Arc::clone(&kill),
                     },
@@ -207,7 +232,7 @@ impl Listener {
         Lease {
             listener: self.clone(),
             id,
-            peer,
+            addr,
             backup,
             kill,
         }
@@ -215,7 +240,8 @@ impl Listener {
 
     /// Connects to the first peer that accepts, in the balancer's order.
     pub async fn connect(&self) -> Option<(TcpStream, Lease)> {
-        for (peer, view) in self.attempts() {
+        let (all, order) = self.attempts();
+        for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
             match tokio::time::timeout(
                 self.spec.connect_timeout,
                 TcpStream::connect((peer.host.as_str(), peer.port)),
@@ -224,17 +250,17 @@ impl Listener {
             {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
-                    let lease = self.lease(peer, view.backup);
+                    let lease = self.lease(&peer.addr, view.backup);
                     return Some((s, lease));
                 }
                 Ok(Err(e)) => {
                     debug!(listener = %self.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
                     // Real traffic saw it fail: that counts for its health now.
-                    self.failed(&view, CheckError::from_connect(&e));
+                    self.failed(view, CheckError::from_connect(&e));
                 }
                 Err(_) => {
                     debug!(listener = %self.spec.name, peer = %peer.addr, "connect timed out; trying the next peer");
-                    self.failed(&view, CheckError::Timeout);
+                    self.failed(view, CheckError::Timeout);
                 }
             }
         }
@@ -279,7 +305,10 @@ impl Listener {
             if ev.upstream != self.spec.upstream {
                 continue;
             }
-            if ev.to == PeerState::Down && ev.backup.is_none() && self.spec.shutdown_sessions {
+            // HTTP: requests in flight to a peer that turned DOWN are tried again elsewhere
+            // (idempotent ones; see `http`), whatever shutdown_sessions says.
+            let close_down = self.spec.shutdown_sessions || self.spec.protocol == Protocol::Http;
+            if ev.to == PeerState::Down && ev.backup.is_none() && close_down {
                 let n = self.close_sessions(|addr, _| addr == ev.peer);
                 if n > 0 {
                     info!(listener = %self.spec.name, peer = %ev.peer, sessions = n, "peer is down: its sessions are closed");
@@ -290,8 +319,9 @@ impl Listener {
                 || ev.backup == Some(false))
                 && self
                     .views()
+                    .views
                     .iter()
-                    .any(|(_, v)| v.addr == ev.peer && !v.backup);
+                    .any(|v| v.addr == ev.peer && !v.backup);
             if primary_up && self.spec.shutdown_backup_sessions {
                 let wait = match self.spec.policy.failback {
                     Failback::Preempt => Duration::ZERO,
@@ -304,12 +334,13 @@ impl Listener {
                     tokio::time::sleep(wait).await;
                     let views = me.views();
                     let still = views
+                        .views
                         .iter()
-                        .any(|(_, v)| v.addr == peer && v.routable && !v.backup);
+                        .any(|v| v.addr == peer && v.routable && !v.backup);
                     if still {
                         // Backups as they are now: a former primary may be one.
                         let n = me.close_sessions(|addr, _| {
-                            views.iter().any(|(_, v)| v.addr == addr && v.backup)
+                            views.views.iter().any(|v| v.addr == addr && v.backup)
                         });
                         if n > 0 {
                             info!(listener = %me.spec.name, peer = %peer, sessions = n, "failback to the primary: sessions on backups are closed");
@@ -379,12 +410,12 @@ async fn serve_tcp(l: Listener, listener: Arc<TcpListener>) {
                 warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} accepted the connection", l.spec.upstream);
                 return;
             };
-            debug!(listener = %l.spec.name, peer = %lease.peer.addr, client = %from, "proxying");
+            debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
             let mut client = client;
             tokio::select! {
                 _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
                 _ = lease.kill.notified() => {
-                    debug!(listener = %l.spec.name, peer = %lease.peer.addr, client = %from, "session closed by policy");
+                    debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "session closed by policy");
                 }
             }
         });

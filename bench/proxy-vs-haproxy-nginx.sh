@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Failover proxy benchmark, side by side in one run (design section 5, issue 6): Warden, HAProxy
+# and nginx from Debian's packages, set up the same way in front of the same two backends (a
+# primary A and a backup B, each a one-process nginx answering its name):
+#   HAProxy: `check inter 100 fall 2 rise 2` (HTTP check) on A and B, B `backup`
+#   nginx:   A `max_fails=1`, B `backup`, connect and read timeouts 1 s (no active checks)
+#   Warden:  an HTTP check every 100 ms, fall 2, rise 2, B a backup, upstream_timeout 1 s
+# For each proxy, in HTTP mode (one keep-alive client connection) and TCP mode (a new
+# connection per request): a client sends a GET every 5 ms; A is SIGKILLed (then restarted) or
+# SIGSTOPped (then continued); we report failed requests, the worst latency, and the failback
+# time (A back -> first answer from A). Then throughput and p99 with wrk through each.
+# Usage: bench/proxy-vs-haproxy-nginx.sh   (installs haproxy, nginx, wrk when missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v nginx >/dev/null || need+=(nginx-light)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
+command -v wrk >/dev/null || need+=(wrk)
+if [ "${#need[@]}" -gt 0 ]; then
+  sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${need[@]}"
+fi
+cargo build -q --release -p warden
+warden=target/release/warden
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+  pkill -f "$work/" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { python3 -c 'import time; print(time.monotonic())'; }
+PA=$(port); PB=$(port); PH=$(port); PHT=$(port); PN=$(port); PNT=$(port); PW=$(port); PWT=$(port)
+
+backend_conf() { # NAME PORT
+  cat > "$work/$1.conf" <<EOF
+daemon off; master_process off; worker_processes 1;
+pid $work/$1.pid; error_log $work/$1.err;
+events { worker_connections 4096; }
+http { access_log off; default_type text/plain;
+  server { listen 127.0.0.1:$2 reuseport; location / { return 200 "$1\n"; } } }
+EOF
+}
+start_backend() { # NAME -> pid in $bpid
+  nginx -p "$work" -c "$work/$1.conf" &
+  bpid=$!
+  pids+=("$bpid")
+  sleep 0.2
+}
+backend_conf A "$PA"; backend_conf B "$PB"
+start_backend A; A=$bpid
+start_backend B
+
+cat > "$work/haproxy.cfg" <<EOF
+global
+  maxconn 8192
+defaults
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+frontend web
+  bind 127.0.0.1:$PH
+  mode http
+  default_backend app
+backend app
+  mode http
+  option httpchk GET /
+  server a 127.0.0.1:$PA check inter 100 fall 2 rise 2
+  server b 127.0.0.1:$PB check inter 100 fall 2 rise 2 backup
+frontend tcp
+  bind 127.0.0.1:$PHT
+  mode tcp
+  default_backend apptcp
+backend apptcp
+  mode tcp
+  option httpchk GET /
+  server a 127.0.0.1:$PA check inter 100 fall 2 rise 2
+  server b 127.0.0.1:$PB check inter 100 fall 2 rise 2 backup
+EOF
+haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
+pids+=($!)
+
+cat > "$work/nginx-proxy.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off; master_process off; worker_processes 1;
+pid $work/proxy.pid; error_log $work/proxy.err;
+events { worker_connections 8192; }
+http { access_log off;
+  upstream app { server 127.0.0.1:$PA max_fails=1; server 127.0.0.1:$PB backup; keepalive 64; }
+  server { listen 127.0.0.1:$PN;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_connect_timeout 1s; proxy_read_timeout 1s; proxy_next_upstream error timeout; } } }
+stream {
+  upstream apptcp { server 127.0.0.1:$PA max_fails=1; server 127.0.0.1:$PB backup; }
+  server { listen 127.0.0.1:$PNT; proxy_pass apptcp; proxy_connect_timeout 1s; } }
+EOF
+nginx -p "$work" -c "$work/nginx-proxy.conf" &
+pids+=($!)
+
+mkdir -p "$work/warden"
+cat > "$work/warden.toml" <<EOF
+[cluster]
+name = "bench"
+data_dir = "$work/warden"
+[api]
+listen = "127.0.0.1:0"
+[[upstream]]
+name = "app"
+primary = ["127.0.0.1:$PA"]
+backup = ["127.0.0.1:$PB"]
+check = { type = "http", path = "/", interval = "100ms", timeout = "100ms", fall = 2, rise = 2, valid_statuses = [200] }
+[[listener]]
+name = "http"
+listen = "127.0.0.1:$PW"
+upstream = "app"
+protocol = "http"
+upstream_timeout = "1s"
+[[listener]]
+name = "tcp"
+listen = "127.0.0.1:$PWT"
+upstream = "app"
+EOF
+"$warden" run --config "$work/warden.toml" --log-level warn --log-output "$work/warden.log" &
+pids+=($!)
+sleep 2
+
+results=()
+scenario() { # PROXYNAME PORT MODE FAULT
+  local name=$1 p=$2 mode=$3 fault=$4
+  local log="$work/$name-$mode-$fault.log" stop="$work/stop"
+  rm -f "$stop"
+  python3 bench/failover_client.py --port "$p" --mode "$mode" --out "$log" --stop "$stop" &
+  local client=$!
+  sleep 1
+  if [ "$fault" = kill ]; then kill -9 "$A"; else kill -STOP "$A"; fi
+  sleep 3
+  local back
+  if [ "$fault" = kill ]; then start_backend A; A=$bpid; else kill -CONT "$A"; fi
+  back=$(now)
+  sleep 6
+  touch "$stop"; wait "$client"
+  local r
+  r=$(python3 bench/failover_report.py "$log" --back "$back" --primary A)
+  results+=("$(printf '%-8s %-5s %-5s %s' "$name" "$([ "$mode" = keepalive ] && echo http || echo tcp)" "$fault" "$r")")
+  echo "${results[-1]}"
+  sleep 2
+}
+echo "failover: a GET every 5 ms; A killed or hung after 1 s, back 3 s later"
+for fault in kill hang; do
+  scenario haproxy "$PH" keepalive "$fault"; scenario nginx "$PN" keepalive "$fault"; scenario warden "$PW" keepalive "$fault"
+  scenario haproxy "$PHT" close "$fault"; scenario nginx "$PNT" close "$fault"; scenario warden "$PWT" close "$fault"
+done
+
+echo
+echo "throughput: wrk -t1 -c32 -d8s, through each proxy (and straight to the backend)"
+tp() { # NAME MODE PORT
+  local out rps p99
+  out=$(wrk -t1 -c32 -d8s --latency "http://127.0.0.1:$3/")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  printf '%-8s %-5s requests/s=%-10s p99=%s\n' "$1" "$2" "$rps" "$p99"
+}
+tp direct - "$PA"
+for mode in http tcp; do
+  if [ $mode = http ]; then ports=("$PH" "$PN" "$PW"); else ports=("$PHT" "$PNT" "$PWT"); fi
+  tp haproxy $mode "${ports[0]}"; tp nginx $mode "${ports[1]}"; tp warden $mode "${ports[2]}"
+done
