@@ -151,23 +151,32 @@ scenario() { # PROXYNAME PORT MODE FAULT
   echo "${results[-1]}"
   sleep 2
 }
-echo "failover: a GET every 5 ms; A killed or hung after 1 s, back 3 s later"
+# ONLY=throughput skips the failover scenarios.
+[ "${ONLY:-}" = throughput ] || echo "failover: a GET every 5 ms; A killed or hung after 1 s, back 3 s later"
 for fault in kill hang; do
+  [ "${ONLY:-}" = throughput ] && break
   scenario haproxy "$PH" keepalive "$fault"; scenario nginx "$PN" keepalive "$fault"; scenario warden "$PW" keepalive "$fault"
   scenario haproxy "$PHT" close "$fault"; scenario nginx "$PNT" close "$fault"; scenario warden "$PWT" close "$fault"
 done
 
 echo
-echo "throughput: wrk -t1 -c32 -d8s, through each proxy (and straight to the backend)"
-tp() { # NAME MODE PORT
+rounds=${ROUNDS:-5}
+echo "throughput: wrk -t1 -c32 -d3s through each proxy in turn, $rounds rounds (medians; this machine is shared, so rounds interleave)"
+tp() { # NAME PORT -> appends "rps p99_ms" to $work/tp-NAME
   local out rps p99
-  out=$(wrk -t1 -c32 -d8s --latency "http://127.0.0.1:$3/")
+  out=$(wrk -t1 -c32 -d3s --latency "http://127.0.0.1:$2/")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  printf '%-8s %-5s requests/s=%-10s p99=%s\n' "$1" "$2" "$rps" "$p99"
+  p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; print v}')
+  echo "$rps $p99" >> "$work/tp-$1"
 }
-tp direct - "$PA"
-for mode in http tcp; do
-  if [ $mode = http ]; then ports=("$PH" "$PN" "$PW"); else ports=("$PHT" "$PNT" "$PWT"); fi
-  tp haproxy $mode "${ports[0]}"; tp nginx $mode "${ports[1]}"; tp warden $mode "${ports[2]}"
+for _ in $(seq "$rounds"); do
+  tp direct "$PA"
+  tp haproxy-http "$PH"; tp nginx-http "$PN"; tp warden-http "$PW"
+  tp haproxy-tcp "$PHT"; tp nginx-tcp "$PNT"; tp warden-tcp "$PWT"
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for name in direct haproxy-http nginx-http warden-http haproxy-tcp nginx-tcp warden-tcp; do
+  rps=$(cut -d' ' -f1 "$work/tp-$name" | median)
+  p99=$(cut -d' ' -f2 "$work/tp-$name" | median)
+  printf '%-13s requests/s=%-10s p99_ms=%s\n' "$name" "$rps" "$p99"
 done

@@ -267,7 +267,12 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 leave_running,
             };
             // The daemon's loop is one task; proxy sessions and checks use every core.
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+            let threads = std::env::var("WARDEN_THREADS")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(2, |n| n.get().min(8))
+                });
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
                 .enable_all()
