@@ -84,7 +84,7 @@ backend apptcp
   server b 127.0.0.1:$PB check inter 100 fall 2 rise 2 backup
 EOF
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
-pids+=($!)
+pids+=($!); haproxy_pid=$!
 
 cat > "$work/nginx-proxy.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
@@ -101,7 +101,7 @@ stream {
   server { listen 127.0.0.1:$PNT; proxy_pass apptcp; proxy_connect_timeout 1s; } }
 EOF
 nginx -p "$work" -c "$work/nginx-proxy.conf" &
-pids+=($!)
+pids+=($!); nginx_pid=$!
 
 mkdir -p "$work/warden"
 cat > "$work/warden.toml" <<EOF
@@ -127,7 +127,7 @@ listen = "127.0.0.1:$PWT"
 upstream = "app"
 EOF
 "$warden" run --config "$work/warden.toml" --log-level warn --log-output "$work/warden.log" &
-pids+=($!)
+pids+=($!); warden_pid=$!
 sleep 2
 
 results=()
@@ -162,21 +162,28 @@ done
 echo
 rounds=${ROUNDS:-5}
 echo "throughput: wrk -t1 -c32 -d3s through each proxy in turn, $rounds rounds (medians; this machine is shared, so rounds interleave)"
-tp() { # NAME PORT -> appends "rps p99_ms" to $work/tp-NAME
-  local out rps p99
+# CPU time (user + system, all threads) a process has used, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+tp() { # NAME PORT PID -> appends "rps p99_ms cpu_us_per_request" to $work/tp-NAME
+  local out rps p99 t0 t1 reqs cpu
+  t0=$(ticks "$3")
   out=$(wrk -t1 -c32 -d3s --latency "http://127.0.0.1:$2/")
+  t1=$(ticks "$3")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  cpu=$(python3 -c "import os; print(f'{($t1 - $t0) / os.sysconf(\"SC_CLK_TCK\") * 1e6 / max($reqs, 1):.2f}')")
   p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; print v}')
-  echo "$rps $p99" >> "$work/tp-$1"
+  echo "$rps $p99 $cpu" >> "$work/tp-$1"
 }
 for _ in $(seq "$rounds"); do
-  tp direct "$PA"
-  tp haproxy-http "$PH"; tp nginx-http "$PN"; tp warden-http "$PW"
-  tp haproxy-tcp "$PHT"; tp nginx-tcp "$PNT"; tp warden-tcp "$PWT"
+  tp direct "$PA" "$A"
+  tp haproxy-http "$PH" "$haproxy_pid"; tp nginx-http "$PN" "$nginx_pid"; tp warden-http "$PW" "$warden_pid"
+  tp haproxy-tcp "$PHT" "$haproxy_pid"; tp nginx-tcp "$PNT" "$nginx_pid"; tp warden-tcp "$PWT" "$warden_pid"
 done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for name in direct haproxy-http nginx-http warden-http haproxy-tcp nginx-tcp warden-tcp; do
   rps=$(cut -d' ' -f1 "$work/tp-$name" | median)
   p99=$(cut -d' ' -f2 "$work/tp-$name" | median)
-  printf '%-13s requests/s=%-10s p99_ms=%s\n' "$name" "$rps" "$p99"
+  cpu=$(cut -d' ' -f3 "$work/tp-$name" | median)
+  printf '%-13s requests/s=%-10s p99_ms=%-8s cpu_us_per_request=%s\n' "$name" "$rps" "$p99" "$cpu"
 done

@@ -208,11 +208,15 @@ impl Balancer {
                 let mut best = tier[0];
                 let mut best_w = i64::MIN;
                 for &i in tier {
-                    let w = self.current.entry(peers[i].addr.clone()).or_insert(0);
-                    *w += i64::from(peers[i].weight.max(1));
-                    if *w > best_w {
-                        best_w = *w;
-                        best = i;
+                    if !self.current.contains_key(&peers[i].addr) {
+                        self.current.insert(peers[i].addr.clone(), 0);
+                    }
+                    if let Some(w) = self.current.get_mut(&peers[i].addr) {
+                        *w += i64::from(peers[i].weight.max(1));
+                        if *w > best_w {
+                            best_w = *w;
+                            best = i;
+                        }
                     }
                 }
                 if let Some(w) = self.current.get_mut(&peers[best].addr) {
@@ -241,9 +245,16 @@ impl Balancer {
     /// the backups when `addr` is one (a failed connect can carry it there, whatever the tier).
     pub fn connected(&mut self, addr: &str, backup: bool) {
         self.on_backups = backup;
-        *self.conns.entry(addr.to_owned()).or_default() += 1;
+        match self.conns.get_mut(addr) {
+            Some(c) => *c += 1,
+            None => {
+                self.conns.insert(addr.to_owned(), 1);
+            }
+        }
         if let Some(s) = self.passive.get_mut(addr) {
-            *s = Passive::default();
+            if s.fails > 0 || s.until.is_some() {
+                *s = Passive::default();
+            }
         }
     }
 

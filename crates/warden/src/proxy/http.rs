@@ -53,9 +53,12 @@ impl Pool {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
-            let list = idle.entry(addr.to_owned()).or_default();
-            if list.len() < POOL_PER_PEER {
-                list.push(s);
+            match idle.get_mut(addr) {
+                Some(list) if list.len() < POOL_PER_PEER => list.push(s),
+                Some(_) => {}
+                None => {
+                    idle.insert(addr.to_owned(), vec![s]);
+                }
             }
         }
     }
@@ -249,16 +252,17 @@ async fn handle(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    let uri: hyper::Uri = match path.parse() {
+        Ok(u) => u,
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request target"),
+    };
     let retry_all = idempotent(&parts.method);
     let mut timed_out = false;
     let (all, order) = l.attempts();
     for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
         let mut req = Request::new(Full::new(body.clone()));
         *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = match path.parse() {
-            Ok(u) => u,
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request target"),
-        };
+        *req.uri_mut() = uri.clone();
         *req.headers_mut() = parts.headers.clone();
         if !req.headers().contains_key(hyper::header::HOST) {
             if let Ok(v) = HeaderValue::from_str(&peer.addr) {
