@@ -272,7 +272,7 @@ async fn handle(
         // A pooled connection, or a new one (a failed connect always moves on).
         let mut sender = match pool.take(&peer.addr) {
             Some(s) => s,
-            None => match connect(l, &peer).await {
+            None => match connect(l, peer).await {
                 Ok(s) => s,
                 Err(e) => {
                     debug!(listener = %l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
