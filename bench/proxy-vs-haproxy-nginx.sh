@@ -141,8 +141,8 @@ scenario() { # PROXYNAME PORT MODE FAULT
   if [ "$fault" = kill ]; then kill -9 "$A"; else kill -STOP "$A"; fi
   sleep 3
   local back
-  if [ "$fault" = kill ]; then start_backend A; A=$bpid; else kill -CONT "$A"; fi
   back=$(now)
+  if [ "$fault" = kill ]; then start_backend A; A=$bpid; else kill -CONT "$A"; fi
   sleep 6
   touch "$stop"; wait "$client"
   local r
