@@ -701,13 +701,33 @@ impl<'s> Reader<'s> {
         }
         // A process is watched all the time; it gets a recurring monitor when it has none, so its
         // exit has an operation to count against.
-        if is_process
-            && !ops
+        // (A promotable process gets one per role: its promoted copy runs only promoted
+        // monitors, and its exit must count against one of them.)
+        for role in [OpRole::Started, OpRole::Promoted] {
+            let promoted = role == OpRole::Promoted;
+            if !is_process || (promoted && !promotable) {
+                continue;
+            }
+            let has = ops.iter().any(|o| {
+                o.enabled
+                    && o.name == OpName::Monitor
+                    && !o.interval.is_zero()
+                    && (o.role == OpRole::Promoted) == promoted
+            });
+            if has {
+                continue;
+            }
+            // Distinct intervals per role, as Pacemaker requires.
+            let mut interval = IMPLICIT_MONITOR - Duration::from_secs(u64::from(promoted));
+            while ops
                 .iter()
-                .any(|o| o.enabled && o.name == OpName::Monitor && !o.interval.is_zero())
-        {
-            let mut implicit = OpSpec::new(OpName::Monitor, IMPLICIT_MONITOR);
+                .any(|o| o.name == OpName::Monitor && o.interval == interval)
+            {
+                interval += Duration::from_millis(100);
+            }
+            let mut implicit = OpSpec::new(OpName::Monitor, interval);
             implicit.timeout = op_timeout;
+            implicit.role = role;
             ops.push(implicit);
         }
         if is_process && !promotable {

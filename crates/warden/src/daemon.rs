@@ -1234,19 +1234,17 @@ impl Daemon {
             self.deferred_exits.push(exit);
             return Ok(());
         }
-        if !self
-            .state
-            .on_node(&exit.resource, &self.node)
-            .role
-            .is_active()
-        {
+        let role = self.state.on_node(&exit.resource, &self.node).role;
+        if !role.is_active() {
             return Ok(());
         }
         let Some(spec) = self.config.resource(&exit.resource) else {
             return Ok(());
         };
+        // The exit fails a monitor of the copy's role (a promoted copy runs only those).
+        let promoted = spec.is_promotable() && role == Role::Promoted;
         let interval = spec
-            .recurring_monitors()
+            .recurring_monitors_in(promoted)
             .next()
             .map_or(crate::config::IMPLICIT_MONITOR, |o| o.interval);
         let op = OpKey::new(OpName::Monitor, interval);

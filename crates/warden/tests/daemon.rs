@@ -811,9 +811,15 @@ fn a_promotable_process_runs_its_promote_command_and_keeps_its_role_across_a_dae
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
-    wait_for(&config, "db restarted and promoted", |v| {
+    let v = wait_for(&config, "db restarted and promoted", |v| {
         promoted_here(v) && pid_of() != first && pid_of() != 0
     });
+    // Noticed at once, as the exit of the process (adopted, so watched through a pidfd),
+    // against the promoted copy's monitor; the demote of a dead process has nothing to do.
+    let failed = v["failed_actions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failed.len(), 1, "{v}");
+    assert_eq!(failed[0]["op"], "monitor_700", "{v}");
+    assert_eq!(failed[0]["exit_reason"], "process exited", "{v}");
     assert_eq!(
         std::fs::read_to_string(&role).expect("role"),
         "promoted db\n"

@@ -305,7 +305,9 @@ async fn primary_killed_zero_failed_requests_then_failback() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(answers.iter().all(|a| a.starts_with("B:")), "{answers:?}");
-    assert!(worst < Duration::from_secs(1), "worst latency {worst:?}");
+    // Generous: the figure itself is the benchmark's (docs/benchmarks.md); this only says no
+    // request waited for anything like a timeout.
+    assert!(worst < Duration::from_secs(3), "worst latency {worst:?}");
     assert_eq!(
         checker.peers_of("svc").map(|(p, _)| p[0].state()),
         Some(PeerState::Down)
@@ -411,7 +413,9 @@ async fn http_primary_sigkilled_zero_failed_requests() {
         "RESULT http kill: {} requests, 0 failed, worst latency {worst:?}",
         bodies.len()
     );
-    assert!(worst < Duration::from_secs(1), "worst latency {worst:?}");
+    // Generous: the figure itself is the benchmark's (docs/benchmarks.md); this only says no
+    // request waited for anything like a timeout.
+    assert!(worst < Duration::from_secs(3), "worst latency {worst:?}");
     eventually("A turned down", async || {
         checker
             .peers_of("svc")
@@ -450,7 +454,9 @@ async fn tcp_primary_sigkilled_zero_failed_new_connections() {
         "{answers:?}"
     );
     println!("RESULT tcp kill: 200 connections, 0 failed, worst latency {worst:?}");
-    assert!(worst < Duration::from_secs(1), "worst latency {worst:?}");
+    // Generous: the figure itself is the benchmark's (docs/benchmarks.md); this only says no
+    // request waited for anything like a timeout.
+    assert!(worst < Duration::from_secs(3), "worst latency {worst:?}");
 }
 
 #[tokio::test]
@@ -512,7 +518,7 @@ async fn http_hung_primary_is_detected_and_no_idempotent_request_fails() {
     );
     // The bound plus scheduling slack on a shared machine.
     assert!(
-        detected < bound + Duration::from_millis(500),
+        detected < bound + Duration::from_secs(2),
         "detected after {detected:?}"
     );
     drop(b);
@@ -785,7 +791,7 @@ async fn a_stream_subscriber_survives_its_publisher_killed_and_hung() {
         };
         println!("RESULT stream: publisher {what}, longest gap {gap} ms (messages every 10 ms)");
         // Generous: the hung case waits for fall x interval + timeout (300 ms here).
-        assert!(gap < 2000, "gap {gap} ms");
+        assert!(gap < 5000, "gap {gap} ms");
         drop((a, b));
     }
 }

@@ -100,6 +100,11 @@ impl Supervisor {
     ) -> AgentResult {
         let started = Instant::now();
         let Some(r) = self.current(id) else {
+            if !promote {
+                // Nothing runs, so nothing is promoted: the demote has nothing left to do.
+                let _ = std::fs::remove_file(self.promoted_marker(id));
+                return result(rc::OK, String::new(), started);
+            }
             return result(
                 rc::NOT_RUNNING,
                 "the process is not running".to_owned(),
