@@ -2,10 +2,11 @@
 //! second; we measure its CPU (percent of one core) and peak RSS over 60 s, and count the
 //! checks the peers answered to prove the rate was kept. The peers are 10 000 addresses in
 //! 127.0.0.0/8 served by four listeners (Linux delivers all of 127/8 to loopback; only loopback
-//! addresses are ever contacted). Run: `cargo bench -p warden --bench health_checks`
+//! addresses are ever contacted). Warden runs twice: a new connection per check (as HAProxy and
+//! lua-resty check), then with `keepalive = true` (one connection per peer kept between checks,
+//! as Envoy checks). Run: `cargo bench -p warden --bench health_checks`
 //! (WARDEN_BENCH_SECONDS and WARDEN_BENCH_PEERS change the duration and the size).
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -44,54 +45,100 @@ fn main() {
         .unwrap_or(10_000);
     let served = Arc::new(AtomicU64::new(0));
     let mut ports = Vec::new();
+    let mut listeners = Vec::new();
     for _ in 0..4 {
         // 0.0.0.0 so that every 127/8 address reaches it; only loopback addresses are used.
         let l = TcpListener::bind("0.0.0.0:0").expect("bind");
+        l.set_nonblocking(true).expect("nonblocking");
         ports.push(l.local_addr().expect("addr").port());
-        let served = Arc::clone(&served);
-        for _ in 0..2 {
-            let l = l.try_clone().expect("clone");
-            let served = Arc::clone(&served);
-            std::thread::spawn(move || {
-                for s in l.incoming() {
-                    let Ok(mut s) = s else { continue };
-                    let mut buf = [0u8; 512];
-                    let _ = s.read(&mut buf);
-                    let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n");
-                    served.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-        drop(served);
+        listeners.push(l);
     }
+    // The peers: every request answered 200; an HTTP/1.0 one (a check per connection) then
+    // closed, an HTTP/1.1 one (a kept connection) left open for the next.
+    let counter = Arc::clone(&served);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            for l in listeners {
+                let l = tokio::net::TcpListener::from_std(l).expect("listener");
+                let served = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    loop {
+                        let Ok((mut s, _)) = l.accept().await else {
+                            continue;
+                        };
+                        let served = Arc::clone(&served);
+                        tokio::spawn(async move {
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            let mut buf = [0u8; 512];
+                            loop {
+                                let n = s.read(&mut buf).await.unwrap_or(0);
+                                if n == 0 {
+                                    return;
+                                }
+                                let http10 = buf[..n].windows(8).any(|w| w == b"HTTP/1.0");
+                                let reply: &[u8] = if http10 {
+                                    b"HTTP/1.0 200 OK\r\n\r\n"
+                                } else {
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                                };
+                                if s.write_all(reply).await.is_err() {
+                                    return;
+                                }
+                                served.fetch_add(1, Ordering::Relaxed);
+                                if http10 {
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                });
+            }
+            std::future::pending::<()>().await;
+        });
+    });
     let dir = tempfile::tempdir().expect("dir");
-    let mut config = String::from(
-        "[cluster]\nname = \"bench\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n",
-    );
     let per_upstream = 1000;
-    for u in 0..peers.div_ceil(per_upstream) {
-        let list: Vec<String> = (u * per_upstream..((u + 1) * per_upstream).min(peers))
-            .map(|i| {
-                format!(
-                    "\"127.{}.{}.{}:{}\"",
-                    1 + i / 62_500,
-                    (i / 250) % 250,
-                    i % 250 + 1,
-                    ports[i % ports.len()]
-                )
-            })
-            .collect();
-        config.push_str(&format!(
-            "[[upstream]]\nname = \"u{u}\"\nprimary = [{}]\n[upstream.check]\ntype = \"http\"\npath = \"/\"\ninterval = \"1s\"\ntimeout = \"1s\"\nfall = 3\nrise = 2\nvalid_statuses = [200]\nconcurrency = 50\n",
+    let warden_config = |keepalive: bool| {
+        let mut config = String::from(
+            "[cluster]\nname = \"bench\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        );
+        for u in 0..peers.div_ceil(per_upstream) {
+            let list: Vec<String> = (u * per_upstream..((u + 1) * per_upstream).min(peers))
+                .map(|i| {
+                    format!(
+                        "\"127.{}.{}.{}:{}\"",
+                        1 + i / 62_500,
+                        (i / 250) % 250,
+                        i % 250 + 1,
+                        ports[i % ports.len()]
+                    )
+                })
+                .collect();
+            config.push_str(&format!(
+            "[[upstream]]\nname = \"u{u}\"\nprimary = [{}]\n[upstream.check]\ntype = \"http\"\npath = \"/\"\ninterval = \"1s\"\ntimeout = \"1s\"\nfall = 3\nrise = 2\nvalid_statuses = [200]\nconcurrency = 50\nkeepalive = {keepalive}\n",
             list.join(", ")
         ));
+        }
+        config
+    };
+    let mut w = (0.0, 0.0);
+    for keepalive in [false, true] {
+        let path = dir.path().join(format!("bench-{keepalive}.toml"));
+        std::fs::write(&path, warden_config(keepalive)).expect("config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+        cmd.args(["run", "--log-level", "warn", "--config"])
+            .arg(&path);
+        let name = if keepalive { "warden-ka" } else { "warden" };
+        let r = measure(name, cmd, &served, seconds, peers);
+        if !keepalive {
+            w = r;
+        }
     }
-    let path = dir.path().join("bench.toml");
-    std::fs::write(&path, config).expect("config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
-    cmd.args(["run", "--log-level", "warn", "--config"])
-        .arg(&path);
-    let w = measure("warden", cmd, &served, seconds, peers);
 
     // HAProxy, the same peers, the same check (HTTP GET /, 200, inter 1s fall 3 rise 2).
     let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]

@@ -1118,9 +1118,11 @@ impl<'s> Reader<'s> {
                 "sni",
                 "verify",
                 "ca",
+                "keepalive",
             ],
             "[upstream.check]",
         );
+        let keepalive = self.boolean(ct, "keepalive").unwrap_or(false);
         let kind = self.string(ct, "type");
         let host = self.string(ct, "host").map_or(name.clone(), |v| v.0);
         check.kind = match kind.as_ref().map(|(k, s)| (k.as_str(), s.clone())) {
@@ -1131,7 +1133,9 @@ impl<'s> Reader<'s> {
                     None => {
                         let method = self.string(ct, "method").map_or("GET".to_owned(), |v| v.0);
                         let path = self.string(ct, "path").map_or("/".to_owned(), |v| v.0);
-                        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n");
+                        // A kept connection speaks HTTP/1.1 (persistent by default).
+                        let version = if keepalive { "1.1" } else { "1.0" };
+                        let mut req = format!("{method} {path} HTTP/{version}\r\nHost: {host}\r\n");
                         if let Some(ht) = self.table(ct, "headers") {
                             for (k, v) in ht.iter() {
                                 match v.get_ref().as_str() {
@@ -1180,6 +1184,14 @@ impl<'s> Reader<'s> {
             }
         };
         self.check_common(ct, &mut check);
+        check.keepalive = keepalive;
+        if keepalive && !matches!(check.kind, CheckKind::Http { tls: None, .. }) {
+            self.forbid(
+                ct,
+                "keepalive",
+                "kept connections are for type = \"http\" checks",
+            );
+        }
         check.jitter = check.interval / 10;
         if let Some(v) = ct.get("jitter") {
             if let Some(d) = self.duration_value(v) {

@@ -552,3 +552,93 @@ async fn https_checks_with_sni_and_verification() {
     assert!(warden::check::tls::client("bad name!", true, None).is_err());
     assert!(warden::check::tls::client("x", true, Some(&dir.path().join("missing.pem"))).is_err());
 }
+
+/// An HTTP/1.1 server that answers every request on a connection with `reply` (or closes after
+/// one when `close`); counts the connections it accepted.
+async fn serve_persistent(
+    reply: &'static [u8],
+    close: bool,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let conns = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&conns);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(reply).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, conns)
+}
+
+#[tokio::test]
+async fn keepalive_checks_reuse_one_connection_and_still_find_failures() {
+    use std::sync::atomic::Ordering;
+    use warden::check::probe_keepalive;
+    let mut check = http(Some(vec![200]));
+    check.keepalive = true;
+    check.kind = CheckKind::Http {
+        request: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        tls: None,
+    };
+    // A persistent peer: ten checks, one connection.
+    let (port, conns) =
+        serve_persistent(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false).await;
+    let p = peer("127.0.0.1", port);
+    let mut conn = None;
+    for _ in 0..10 {
+        assert_eq!(probe_keepalive(&p, &check, &mut conn).await, Ok(()));
+    }
+    assert_eq!(conns.load(Ordering::Relaxed), 1);
+    // A body match reads the body by its length.
+    check.body = Some("ok".into());
+    assert_eq!(probe_keepalive(&p, &check, &mut conn).await, Ok(()));
+    check.body = Some("nope".into());
+    assert_eq!(
+        probe_keepalive(&p, &check, &mut conn).await,
+        Err(CheckError::BodyMismatch)
+    );
+    check.body = None;
+    assert_eq!(conns.load(Ordering::Relaxed), 1);
+
+    // A peer that closes after each answer: a new connection per check, all fine.
+    let (port, conns) = serve_persistent(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        true,
+    )
+    .await;
+    let p = peer("127.0.0.1", port);
+    let mut conn = None;
+    for _ in 0..3 {
+        assert_eq!(probe_keepalive(&p, &check, &mut conn).await, Ok(()));
+    }
+    assert_eq!(conns.load(Ordering::Relaxed), 3);
+
+    // A bad status on the kept connection is a failure; a hung peer times out.
+    let (port, _) = serve_persistent(b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n", false).await;
+    let mut conn = None;
+    assert_eq!(
+        probe_keepalive(&peer("127.0.0.1", port), &check, &mut conn).await,
+        Err(CheckError::BadStatus(503))
+    );
+    let hung = serve("127.0.0.1:0", Reply::Silence).await;
+    check.timeout = Duration::from_millis(200);
+    let mut conn = None;
+    assert_eq!(
+        probe_keepalive(&peer("127.0.0.1", hung), &check, &mut conn).await,
+        Err(CheckError::Timeout)
+    );
+    assert!(conn.is_none(), "a timed-out connection is not kept");
+}

@@ -61,6 +61,9 @@ pub struct CheckSpec {
     pub port: Option<u16>,
     /// Whether a peer not yet checked (UNKNOWN) takes traffic.
     pub unknown_routable: bool,
+    /// HTTP: keep the connection to each peer open between checks (as Envoy does), instead of
+    /// a new connection per check (as HAProxy and lua-resty do).
+    pub keepalive: bool,
 }
 
 impl Default for CheckSpec {
@@ -76,6 +79,7 @@ impl Default for CheckSpec {
             jitter: Duration::ZERO,
             port: None,
             unknown_routable: true,
+            keepalive: false,
         }
     }
 }
@@ -150,6 +154,107 @@ pub async fn probe(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
         Ok(r) => r,
         Err(_) => Err(CheckError::Timeout),
     }
+}
+
+/// A check over a connection kept between checks (`keepalive`, plain HTTP): `conn` holds it.
+/// A new one is opened when there is none; it is kept only when the response was read whole
+/// (by its Content-Length) and the peer did not ask to close; any failure drops it.
+pub async fn probe_keepalive(
+    peer: &Peer,
+    check: &CheckSpec,
+    conn: &mut Option<TcpStream>,
+) -> Result<(), CheckError> {
+    let CheckKind::Http { request, tls: None } = &check.kind else {
+        return probe(peer, check).await;
+    };
+    let taken = conn.take();
+    let attempt = async {
+        let mut s = match taken {
+            Some(s) => s,
+            None => {
+                let port = check.port.unwrap_or(peer.port);
+                TcpStream::connect((peer.host.as_str(), port))
+                    .await
+                    .map_err(|e| CheckError::from_connect(&e))?
+            }
+        };
+        let (head, body, reusable) = exchange_keepalive(&mut s, request).await?;
+        Ok::<_, CheckError>((s, head, body, reusable))
+    };
+    let (s, head, body, reusable) = match tokio::time::timeout(check.timeout, attempt).await {
+        Ok(r) => r?,
+        Err(_) => return Err(CheckError::Timeout),
+    };
+    let status = status_code(&head).ok_or(CheckError::BadStatusLine)?;
+    if reusable {
+        *conn = Some(s);
+    }
+    if let Some(valid) = &check.valid_statuses {
+        if !valid.contains(&status) {
+            return Err(CheckError::BadStatus(status));
+        }
+    }
+    if let Some(want) = &check.body {
+        if !String::from_utf8_lossy(&body).contains(want.as_str()) {
+            return Err(CheckError::BodyMismatch);
+        }
+    }
+    Ok(())
+}
+
+/// Sends a request on a kept connection and reads the response head and its body by its
+/// Content-Length: (head, body, whether the connection can carry the next check).
+async fn exchange_keepalive(
+    s: &mut TcpStream,
+    request: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>, bool), CheckError> {
+    let io = |e: std::io::Error| CheckError::Io(e.to_string());
+    s.write_all(request).await.map_err(io)?;
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() >= BODY_LIMIT {
+            return Ok((buf, Vec::new(), false));
+        }
+        let n = s.read(&mut chunk).await.map_err(io)?;
+        if n == 0 {
+            // Closed: whatever came is the answer, and the connection is done.
+            return Ok((buf, Vec::new(), false));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .map(str::trim)
+    };
+    let length: Option<usize> = header("content-length").and_then(|v| v.parse().ok());
+    let close = header("connection").is_some_and(|v| v.contains("close"))
+        || head.starts_with("http/1.0")
+            && !header("connection").is_some_and(|v| v.contains("keep-alive"));
+    let code = status_code(&buf);
+    let no_body = matches!(code, Some(100..=199 | 204 | 304));
+    let mut body = buf.split_off(head_end);
+    let Some(length) = length.or(no_body.then_some(0)) else {
+        // No length (chunked, or until close): read what the check needs, then drop it.
+        return Ok((buf, body, false));
+    };
+    if length > BODY_LIMIT {
+        return Ok((buf, body, false));
+    }
+    while body.len() < length {
+        let n = s.read(&mut chunk).await.map_err(io)?;
+        if n == 0 {
+            return Ok((buf, body, false));
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let exact = body.len() == length;
+    Ok((buf, body, exact && !close))
 }
 
 async fn probe_inner(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {

@@ -287,12 +287,20 @@ impl Checker {
         );
         // Fixed rate: a slow check skips ticks rather than bunching the next ones.
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // The connection kept between checks (`keepalive`).
+        let mut conn = None;
         loop {
             tick.tick().await;
             let Ok(_permit) = sem.acquire().await else {
                 return;
             };
-            let result = probe(&peer, &u.check).await;
+            // Boxed: a check's buffers live only while it runs (at most `concurrency` at a
+            // time), not in every idle peer's loop.
+            let result = if u.check.keepalive {
+                Box::pin(super::probe_keepalive(&peer, &u.check, &mut conn)).await
+            } else {
+                Box::pin(probe(&peer, &u.check)).await
+            };
             self.record(ui, &peer.addr, &u, result);
         }
     }
