@@ -196,8 +196,9 @@ impl Balancer {
         match self.policy.balance {
             Balance::PrimaryBackup if !(backups && self.policy.all_backups) => tier.to_vec(),
             Balance::PrimaryBackup | Balance::RoundRobin => {
+                let k = self.rr;
                 self.rr = self.rr.wrapping_add(1);
-                rotate(self.rr - 1)
+                rotate(k)
             }
             Balance::Weighted => {
                 // nginx: every peer gains its weight; the highest wins and pays the total.
@@ -227,8 +228,9 @@ impl Balancer {
                 out
             }
             Balance::LeastConn => {
+                let k = self.rr;
                 self.rr = self.rr.wrapping_add(1);
-                let mut order = rotate(self.rr - 1);
+                let mut order = rotate(k);
                 // conns / weight, compared without division; ties keep the rotation.
                 order.sort_by(|&a, &b| {
                     let ca = u64::from(self.conns.get(&peers[a].addr).copied().unwrap_or(0));
