@@ -8,52 +8,73 @@ use std::time::{Duration, Instant};
 use warden_engine::*;
 
 const T0: Time = Time::from_millis(1_767_225_600_000);
+const MONITOR: Duration = Duration::from_secs(10);
 
-/// A steady cluster: every resource probed everywhere and started on one node, round robin.
-fn steady(resources: usize, nodes: usize) -> (Config, State) {
-    let node_names: Vec<String> = (1..=nodes).map(|i| format!("node{i}")).collect();
-    let specs: Vec<ResourceSpec> = (0..resources)
-        .map(|i| {
-            let mut r = ResourceSpec::new(
-                format!("r{i}"),
-                Agent::Ocf {
-                    provider: "heartbeat".into(),
-                    kind: "Dummy".into(),
-                },
-            );
-            r.ops
-                .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
-            r.meta.migration_threshold = 3;
-            r
-        })
-        .collect();
-    let config = Config::new(
-        ClusterOptions::default(),
-        node_names.clone(),
-        vec![],
-        specs,
-        vec![],
-    )
-    .expect("config");
-    let mut state = State::with_online_nodes(node_names.iter().map(String::as_str));
-    for i in 0..resources {
-        let rs = state.resources.entry(format!("r{i}")).or_default();
-        for (j, n) in node_names.iter().enumerate() {
-            let role = if j == i % nodes {
-                Role::Started
-            } else {
-                Role::Stopped
-            };
-            rs.nodes.insert(
-                n.clone(),
-                ResourceOnNode {
-                    role,
-                    ..ResourceOnNode::default()
-                },
-            );
-        }
+fn node_names(nodes: usize) -> Vec<String> {
+    (1..=nodes).map(|i| format!("node{i}")).collect()
+}
+
+/// An OCF resource with a recurring monitor every 10 s.
+fn resource(id: String, provider: &str, kind: &str) -> ResourceSpec {
+    let mut r = ResourceSpec::new(
+        id,
+        Agent::Ocf {
+            provider: provider.into(),
+            kind: kind.into(),
+        },
+    );
+    r.ops.push(OpSpec::new(OpName::Monitor, MONITOR));
+    r
+}
+
+/// Records `id` as probed everywhere: `home_role` on node number `home`, `other_role` elsewhere.
+fn place(
+    state: &mut State,
+    id: &str,
+    names: &[String],
+    home: usize,
+    home_role: Role,
+    other_role: Role,
+) {
+    let rs = state.resources.entry(id.to_owned()).or_default();
+    for (j, n) in names.iter().enumerate() {
+        let role = if j == home { home_role } else { other_role };
+        rs.nodes.insert(
+            n.clone(),
+            ResourceOnNode {
+                role,
+                ..ResourceOnNode::default()
+            },
+        );
     }
-    (config, state)
+}
+
+/// Checks the state is steady, then records a failed recurring monitor of `resource` on `node`.
+fn fail(config: &Config, state: &mut State, resource: String, node: String, op: OpKey, rc: i32) {
+    assert!(
+        schedule(config, state, T0).is_empty(),
+        "the steady state must need no action"
+    );
+    let ev = Event::OpResult(OpResult {
+        resource,
+        node,
+        op,
+        rc,
+        exit_reason: String::new(),
+    });
+    apply(config, state, &ev, T0).expect("apply");
+}
+
+/// Times `iters` runs of `schedule`; returns the last transition and the times.
+fn time_schedule(config: &Config, state: &State, iters: usize) -> (Transition, Vec<Duration>) {
+    let mut times = Vec::with_capacity(iters);
+    let mut last = Transition::default();
+    for _ in 0..iters {
+        let t = Instant::now();
+        last = black_box(schedule(black_box(config), black_box(state), T0));
+        times.push(t.elapsed());
+    }
+    (last, times)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -61,38 +82,49 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// A steady cluster: every resource probed everywhere and started on one node, round robin.
 fn bench(resources: usize, nodes: usize, iters: usize) {
-    let (config, mut state) = steady(resources, nodes);
-    let idle = schedule(&config, &state, T0);
-    assert!(idle.is_empty(), "the steady state must need no action");
-    let mut idle_times = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let t = Instant::now();
-        black_box(schedule(black_box(&config), black_box(&state), T0));
-        idle_times.push(t.elapsed());
+    let names = node_names(nodes);
+    let specs: Vec<ResourceSpec> = (0..resources)
+        .map(|i| {
+            let mut r = resource(format!("r{i}"), "heartbeat", "Dummy");
+            r.meta.migration_threshold = 3;
+            r
+        })
+        .collect();
+    let config = Config::new(
+        ClusterOptions::default(),
+        names.clone(),
+        vec![],
+        specs,
+        vec![],
+    )
+    .expect("config");
+    let mut state = State::with_online_nodes(names.iter().map(String::as_str));
+    for i in 0..resources {
+        place(
+            &mut state,
+            &format!("r{i}"),
+            &names,
+            i % nodes,
+            Role::Started,
+            Role::Stopped,
+        );
     }
+    let (_, idle_times) = time_schedule(&config, &state, iters);
 
     let failed = format!("r{}", resources / 2);
-    let node = state
-        .active_nodes(&failed)
-        .next()
-        .expect("placed")
-        .to_owned();
-    let ev = Event::OpResult(OpResult {
-        resource: failed.clone(),
-        node: node.clone(),
-        op: OpKey::new(OpName::Monitor, Duration::from_secs(10)),
-        rc: rc::ERR_GENERIC,
-        exit_reason: String::new(),
-    });
-    apply(&config, &mut state, &ev, T0).expect("apply");
-    let mut times = Vec::with_capacity(iters);
-    let mut last = Transition::default();
-    for _ in 0..iters {
-        let t = Instant::now();
-        last = black_box(schedule(black_box(&config), black_box(&state), T0));
-        times.push(t.elapsed());
-    }
+    let node = names[(resources / 2) % nodes].clone();
+    let op = OpKey::new(OpName::Monitor, MONITOR);
+    fail(
+        &config,
+        &mut state,
+        failed.clone(),
+        node.clone(),
+        op,
+        rc::ERR_GENERIC,
+    );
+    let (last, times) = time_schedule(&config, &state, iters);
     let summary: Vec<String> = last.summary.iter().map(ToString::to_string).collect();
     assert_eq!(summary, [format!("Recover {failed} ( {node} )")]);
     let min = times.iter().min().copied().unwrap_or_default();
@@ -110,23 +142,16 @@ fn bench(resources: usize, nodes: usize, iters: usize) {
 /// 500 groups of 4 on 10 nodes, steady; the second member of one group fails: it recovers and
 /// the two after it restart.
 fn bench_groups(groups: usize, nodes: usize, iters: usize) {
-    let node_names: Vec<String> = (1..=nodes).map(|i| format!("node{i}")).collect();
+    let names = node_names(nodes);
     let mut specs = Vec::new();
     let mut group_list = Vec::new();
     for g in 0..groups {
         let members: Vec<String> = (0..4).map(|m| format!("g{g}m{m}")).collect();
-        for id in &members {
-            let mut r = ResourceSpec::new(
-                id.clone(),
-                Agent::Ocf {
-                    provider: "heartbeat".into(),
-                    kind: "Dummy".into(),
-                },
-            );
-            r.ops
-                .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
-            specs.push(r);
-        }
+        specs.extend(
+            members
+                .iter()
+                .map(|id| resource(id.clone(), "heartbeat", "Dummy")),
+        );
         group_list.push(Group {
             id: format!("g{g}"),
             resources: members,
@@ -134,54 +159,37 @@ fn bench_groups(groups: usize, nodes: usize, iters: usize) {
     }
     let config = Config::new(
         ClusterOptions::default(),
-        node_names.clone(),
+        names.clone(),
         vec![],
         specs,
         vec![],
     )
     .and_then(|c| c.with_constraints(vec![], vec![], group_list))
     .expect("config");
-    let mut state = State::with_online_nodes(node_names.iter().map(String::as_str));
+    let mut state = State::with_online_nodes(names.iter().map(String::as_str));
     for g in 0..groups {
         for m in 0..4 {
-            let rs = state.resources.entry(format!("g{g}m{m}")).or_default();
-            for (j, n) in node_names.iter().enumerate() {
-                let role = if j == g % nodes {
-                    Role::Started
-                } else {
-                    Role::Stopped
-                };
-                rs.nodes.insert(
-                    n.clone(),
-                    ResourceOnNode {
-                        role,
-                        ..ResourceOnNode::default()
-                    },
-                );
-            }
+            place(
+                &mut state,
+                &format!("g{g}m{m}"),
+                &names,
+                g % nodes,
+                Role::Started,
+                Role::Stopped,
+            );
         }
     }
-    assert!(
-        schedule(&config, &state, T0).is_empty(),
-        "the steady state must need no action"
-    );
     let g = groups / 2;
-    let node = node_names[g % nodes].clone();
-    let ev = Event::OpResult(OpResult {
-        resource: format!("g{g}m1"),
-        node: node.clone(),
-        op: OpKey::new(OpName::Monitor, Duration::from_secs(10)),
-        rc: rc::ERR_GENERIC,
-        exit_reason: String::new(),
-    });
-    apply(&config, &mut state, &ev, T0).expect("apply");
-    let mut times = Vec::with_capacity(iters);
-    let mut last = Transition::default();
-    for _ in 0..iters {
-        let t = Instant::now();
-        last = black_box(schedule(black_box(&config), black_box(&state), T0));
-        times.push(t.elapsed());
-    }
+    let op = OpKey::new(OpName::Monitor, MONITOR);
+    fail(
+        &config,
+        &mut state,
+        format!("g{g}m1"),
+        names[g % nodes].clone(),
+        op,
+        rc::ERR_GENERIC,
+    );
+    let (last, times) = time_schedule(&config, &state, iters);
     assert_eq!(last.summary.len(), 3, "{:?}", last.summary);
     let med = median(times);
     println!(
@@ -197,19 +205,11 @@ fn bench_groups(groups: usize, nodes: usize, iters: usize) {
 /// node (round robin), steady; the promoted copy of one fails (rc 9): it is demoted, stopped,
 /// started and promoted again.
 fn bench_promotable(resources: usize, nodes: usize, iters: usize) {
-    let node_names: Vec<String> = (1..=nodes).map(|i| format!("node{i}")).collect();
+    let names = node_names(nodes);
     let promoted_mon = Duration::from_secs(9);
     let specs: Vec<ResourceSpec> = (0..resources)
         .map(|i| {
-            let mut r = ResourceSpec::new(
-                format!("p{i}"),
-                Agent::Ocf {
-                    provider: "warden-test".into(),
-                    kind: "Stateful".into(),
-                },
-            );
-            r.ops
-                .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
+            let mut r = resource(format!("p{i}"), "warden-test", "Stateful");
             let mut m = OpSpec::new(OpName::Monitor, promoted_mon);
             m.role = OpRole::Promoted;
             r.ops.push(m);
@@ -223,51 +223,35 @@ fn bench_promotable(resources: usize, nodes: usize, iters: usize) {
         .collect();
     let config = Config::new(
         ClusterOptions::default(),
-        node_names.clone(),
+        names.clone(),
         vec![],
         specs,
         vec![],
     )
     .expect("config");
-    let mut state = State::with_online_nodes(node_names.iter().map(String::as_str));
+    let mut state = State::with_online_nodes(names.iter().map(String::as_str));
     for i in 0..resources {
-        let rs = state.resources.entry(format!("p{i}")).or_default();
-        for (j, n) in node_names.iter().enumerate() {
-            let role = if j == i % nodes {
-                Role::Promoted
-            } else {
-                Role::Started
-            };
-            rs.nodes.insert(
-                n.clone(),
-                ResourceOnNode {
-                    role,
-                    ..ResourceOnNode::default()
-                },
-            );
-        }
+        place(
+            &mut state,
+            &format!("p{i}"),
+            &names,
+            i % nodes,
+            Role::Promoted,
+            Role::Started,
+        );
     }
-    assert!(
-        schedule(&config, &state, T0).is_empty(),
-        "the steady state must need no action"
-    );
     let victim = resources / 2;
-    let node = node_names[victim % nodes].clone();
-    let ev = Event::OpResult(OpResult {
-        resource: format!("p{victim}"),
-        node: node.clone(),
-        op: OpKey::new(OpName::Monitor, promoted_mon),
-        rc: rc::FAILED_PROMOTED,
-        exit_reason: String::new(),
-    });
-    apply(&config, &mut state, &ev, T0).expect("apply");
-    let mut times = Vec::with_capacity(iters);
-    let mut last = Transition::default();
-    for _ in 0..iters {
-        let t = Instant::now();
-        last = black_box(schedule(black_box(&config), black_box(&state), T0));
-        times.push(t.elapsed());
-    }
+    let node = names[victim % nodes].clone();
+    let op = OpKey::new(OpName::Monitor, promoted_mon);
+    fail(
+        &config,
+        &mut state,
+        format!("p{victim}"),
+        node.clone(),
+        op,
+        rc::FAILED_PROMOTED,
+    );
+    let (last, times) = time_schedule(&config, &state, iters);
     let summary: Vec<String> = last.summary.iter().map(ToString::to_string).collect();
     assert_eq!(summary, [format!("Recover p{victim} ( {node} )")]);
     assert_eq!(last.actions.len(), 4, "demote, stop, start, promote");
