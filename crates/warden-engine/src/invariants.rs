@@ -305,15 +305,5 @@ fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), St
 
 /// Whether action `later` depends, directly or not, on action `earlier`.
 fn reaches(t: &Transition, later: usize, earlier: usize) -> bool {
-    let mut stack = vec![later];
-    let mut seen = HashSet::new();
-    while let Some(a) = stack.pop() {
-        if a == earlier {
-            return true;
-        }
-        if seen.insert(a) {
-            stack.extend(t.actions.get(a).map(|x| x.deps.clone()).unwrap_or_default());
-        }
-    }
-    false
+    ancestors(t, later).contains(&earlier)
 }

@@ -756,24 +756,14 @@ impl<'s> Reader<'s> {
         resource: Option<&(String, Range<usize>)>,
         promotable: &std::collections::HashSet<String>,
     ) -> OpRole {
-        let Some(v) = t.get(key) else {
-            return OpRole::Started;
-        };
-        match self.keyword_value(v, &[OpRole::Started, OpRole::Promoted]) {
-            Some(OpRole::Promoted) => {
-                match resource {
-                    Some((r, _)) if !promotable.contains(r) => {
-                        self.d.error(
-                        v.span(),
-                        format!("{key} \"promoted\" needs {r:?} to be promotable (`promotable = true`)"),
-                    );
-                        OpRole::Started
-                    }
-                    _ => OpRole::Promoted,
-                }
-            }
-            _ => OpRole::Started,
-        }
+        self.plain_or_promoted(
+            t,
+            key,
+            resource,
+            promotable,
+            OpRole::Started,
+            OpRole::Promoted,
+        )
     }
 
     /// An order's `first_action` / `then_action`: `start` (the default) or `promote`, which
@@ -785,23 +775,37 @@ impl<'s> Reader<'s> {
         resource: Option<&(String, Range<usize>)>,
         promotable: &std::collections::HashSet<String>,
     ) -> OpName {
+        self.plain_or_promoted(t, key, resource, promotable, OpName::Start, OpName::Promote)
+    }
+
+    /// A keyword that is `plain` (the default) or `promoted`, the latter only for a promotable
+    /// `resource`.
+    fn plain_or_promoted<T: Copy + PartialEq + std::fmt::Display + std::str::FromStr>(
+        &mut self,
+        t: &Table<'_>,
+        key: &str,
+        resource: Option<&(String, Range<usize>)>,
+        promotable: &std::collections::HashSet<String>,
+        plain: T,
+        promoted: T,
+    ) -> T {
         let Some(v) = t.get(key) else {
-            return OpName::Start;
+            return plain;
         };
-        match self.keyword_value(v, &[OpName::Start, OpName::Promote]) {
-            Some(OpName::Promote) => {
-                match resource {
-                    Some((r, _)) if !promotable.contains(r) => {
-                        self.d.error(
+        match self.keyword_value(v, &[plain, promoted]) {
+            Some(k) if k == promoted => match resource {
+                Some((r, _)) if !promotable.contains(r) => {
+                    self.d.error(
                         v.span(),
-                        format!("{key} \"promote\" needs {r:?} to be promotable (`promotable = true`)"),
+                        format!(
+                            "{key} \"{promoted}\" needs {r:?} to be promotable (`promotable = true`)"
+                        ),
                     );
-                        OpName::Start
-                    }
-                    _ => OpName::Promote,
+                    plain
                 }
-            }
-            _ => OpName::Start,
+                _ => promoted,
+            },
+            _ => plain,
         }
     }
 
@@ -1044,15 +1048,7 @@ impl<'s> Reader<'s> {
                         };
                         match crate::check::parse_peer_addr(addr) {
                             Ok((host, port)) => {
-                                backup.push(crate::check::Peer {
-                                    addr: addr.to_owned(),
-                                    host,
-                                    port,
-                                    weight: 1,
-                                    max_fails: 1,
-                                    fail_timeout: Duration::from_secs(10),
-                                    down: false,
-                                });
+                                backup.push(crate::check::Peer::new(addr.to_owned(), host, port));
                                 nodes.push((node.clone(), addr.to_owned()));
                                 node_refs.push(Ref {
                                     name: node,
@@ -1262,15 +1258,7 @@ impl<'s> Reader<'s> {
                     continue;
                 }
             };
-            let mut peer = crate::check::Peer {
-                addr,
-                host,
-                port,
-                weight: 1,
-                max_fails: 1,
-                fail_timeout: Duration::from_secs(10),
-                down: false,
-            };
+            let mut peer = crate::check::Peer::new(addr, host, port);
             if let Some(pt) = table {
                 if let Some(v) = pt.get("weight") {
                     match self.u32_value(v, "weight") {

@@ -57,20 +57,10 @@ async fn proxy_for(
     check: CheckSpec,
     connect_timeout_ms: u64,
 ) -> (Checker, u16) {
-    let checker = Checker::start(vec![Upstream {
-        name: "svc".into(),
-        primary,
-        backup,
-        check,
-    }]);
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let spec = ListenerSpec {
-        connect_timeout: Duration::from_millis(connect_timeout_ms),
-        ..ListenerSpec::tcp("front", addr, "svc")
-    };
-    tokio::spawn(serve(spec, l, checker.clone()));
-    (checker, addr.port())
+    proxy_with(primary, backup, check, |l| {
+        l.connect_timeout = Duration::from_millis(connect_timeout_ms)
+    })
+    .await
 }
 
 /// Like [`proxy_for`], with the listener set up by `f`.
@@ -114,6 +104,16 @@ async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until the first peer (the primary) of `svc` is in `state`.
+async fn primary_becomes(checker: &Checker, state: PeerState, what: &str) {
+    eventually(what, async || {
+        checker
+            .peers_of("svc")
+            .is_some_and(|(p, _)| p[0].state() == state)
+    })
+    .await;
 }
 
 /// A backend process (`tests/fixtures/backend.py MODE NAME PORT`); killed when dropped.
@@ -416,12 +416,7 @@ async fn http_primary_sigkilled_zero_failed_requests() {
     // Generous: the figure itself is the benchmark's (docs/benchmarks.md); this only says no
     // request waited for anything like a timeout.
     assert!(worst < Duration::from_secs(3), "worst latency {worst:?}");
-    eventually("A turned down", async || {
-        checker
-            .peers_of("svc")
-            .is_some_and(|(p, _)| p[0].state() == PeerState::Down)
-    })
-    .await;
+    primary_becomes(&checker, PeerState::Down, "A turned down").await;
 }
 
 #[tokio::test]
@@ -471,12 +466,7 @@ async fn http_hung_primary_is_detected_and_no_idempotent_request_fails() {
         l.upstream_timeout = Duration::from_millis(300);
     })
     .await;
-    eventually("A up", async || {
-        checker
-            .peers_of("svc")
-            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
-    })
-    .await;
+    primary_becomes(&checker, PeerState::Up, "A up").await;
     let stopped = std::sync::Arc::new(std::sync::Mutex::new(None));
     let (at, a_pid) = (std::sync::Arc::clone(&stopped), a.pid());
     let watch = {
@@ -655,12 +645,7 @@ async fn failback_no_preempt_stays_on_the_backup_until_it_fails() {
     let _ = a.await;
     assert_eq!(who(proxy).await, "B");
     let (_a2_port, _a2) = backend("A", a_port).await;
-    eventually("A up again", async || {
-        checker
-            .peers_of("svc")
-            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
-    })
-    .await;
+    primary_becomes(&checker, PeerState::Up, "A up again").await;
     for _ in 0..5 {
         assert_eq!(who(proxy).await, "B", "no_preempt: stays on the backup");
     }
@@ -692,12 +677,7 @@ async fn failback_preempt_delay_waits_before_returning() {
     let _ = a.await;
     assert_eq!(who(proxy).await, "B");
     let (_a2_port, _a2) = backend("A", a_port).await;
-    eventually("A up again", async || {
-        checker
-            .peers_of("svc")
-            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
-    })
-    .await;
+    primary_becomes(&checker, PeerState::Up, "A up again").await;
     let up_at = Instant::now();
     assert_eq!(who(proxy).await, "B", "within the delay");
     eventually("failback after the delay", async || who(proxy).await == "A").await;
@@ -760,12 +740,7 @@ async fn a_stream_subscriber_survives_its_publisher_killed_and_hung() {
             },
         )
         .await;
-        eventually("A up", async || {
-            checker
-                .peers_of("svc")
-                .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
-        })
-        .await;
+        primary_becomes(&checker, PeerState::Up, "A up").await;
         let sub = tokio::spawn(subscribe(proxy, Duration::from_millis(2500)));
         tokio::time::sleep(Duration::from_millis(700)).await;
         if hang {
@@ -811,12 +786,7 @@ async fn shutdown_backup_sessions_moves_backup_sessions_back_on_failback() {
     .await;
     a.abort();
     let _ = a.await;
-    eventually("A down", async || {
-        checker
-            .peers_of("svc")
-            .is_some_and(|(p, _)| p[0].state() == PeerState::Down)
-    })
-    .await;
+    primary_becomes(&checker, PeerState::Down, "A down").await;
     // A long-lived session lands on the backup.
     let s = TcpStream::connect(("127.0.0.1", proxy))
         .await
@@ -829,12 +799,7 @@ async fn shutdown_backup_sessions_moves_backup_sessions_back_on_failback() {
         Some("B:hi")
     );
     let (_a2_port, _a2) = backend("A", a_port).await;
-    eventually("A up again", async || {
-        checker
-            .peers_of("svc")
-            .is_some_and(|(p, _)| p[0].state() == PeerState::Up)
-    })
-    .await;
+    primary_becomes(&checker, PeerState::Up, "A up again").await;
     // The proxy closes the backup session; the client's next read sees the end.
     let end = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
     assert!(matches!(end, Ok(Ok(None)) | Ok(Err(_))), "{end:?}");

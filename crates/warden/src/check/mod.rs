@@ -26,6 +26,21 @@ pub struct Peer {
     pub down: bool,
 }
 
+impl Peer {
+    /// A peer with nginx's defaults (`weight` 1, `max_fails` 1, `fail_timeout` 10 s).
+    pub fn new(addr: String, host: String, port: u16) -> Peer {
+        Peer {
+            addr,
+            host,
+            port,
+            weight: 1,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            down: false,
+        }
+    }
+}
+
 /// What a check does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {

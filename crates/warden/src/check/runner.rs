@@ -27,16 +27,24 @@ pub struct PeerStatus {
 }
 
 impl PeerStatus {
-    /// A status as the checker would hold it (for tests of the outputs).
-    pub fn for_test(peer: Peer, backup: bool, health: PeerHealth) -> PeerStatus {
+    /// A peer not checked yet.
+    fn new(peer: Peer, backup: bool) -> PeerStatus {
         PeerStatus {
             peer,
             backup,
-            health,
+            health: PeerHealth::default(),
             last_error: None,
             last_error_kind: None,
             last_check: None,
             since: None,
+        }
+    }
+
+    /// A status as the checker would hold it (for tests of the outputs).
+    pub fn for_test(peer: Peer, backup: bool, health: PeerHealth) -> PeerStatus {
+        PeerStatus {
+            health,
+            ..PeerStatus::new(peer, backup)
         }
     }
 
@@ -133,15 +141,7 @@ impl Checker {
                     .iter()
                     .map(|p| (p, false))
                     .chain(u.backup.iter().map(|p| (p, true)))
-                    .map(|(p, backup)| PeerStatus {
-                        peer: p.clone(),
-                        backup,
-                        health: PeerHealth::default(),
-                        last_error: None,
-                        last_error_kind: None,
-                        last_check: None,
-                        since: None,
-                    })
+                    .map(|(p, backup)| PeerStatus::new(p.clone(), backup))
                     .collect(),
             })
             .collect();
@@ -188,15 +188,7 @@ impl Checker {
         backup: bool,
     ) -> Result<(), PeerChangeError> {
         let (host, port) = super::parse_peer_addr(addr).map_err(PeerChangeError::BadAddress)?;
-        let peer = Peer {
-            addr: addr.to_owned(),
-            host,
-            port,
-            weight: 1,
-            max_fails: 1,
-            fail_timeout: std::time::Duration::from_secs(10),
-            down: false,
-        };
+        let peer = Peer::new(addr.to_owned(), host, port);
         self.add_peer_spec(upstream, peer, backup)
     }
 
@@ -221,15 +213,7 @@ impl Checker {
                     addr: addr.to_owned(),
                 });
             }
-            up.peers.push(PeerStatus {
-                peer: peer.clone(),
-                backup,
-                health: PeerHealth::default(),
-                last_error: None,
-                last_error_kind: None,
-                last_check: None,
-                since: None,
-            });
+            up.peers.push(PeerStatus::new(peer.clone(), backup));
             self.bump();
             up.peers.len()
         };

@@ -112,10 +112,6 @@ impl Balancer {
         }
     }
 
-    pub fn policy(&self) -> Policy {
-        self.policy
-    }
-
     /// Whether passive failures keep `p` out at `now`. A health check that turned it up
     /// again since it was taken out knows better, and lifts it.
     fn passively_down(&self, p: &PeerView, now: Instant) -> bool {
@@ -264,11 +260,6 @@ impl Balancer {
         if let Some(c) = self.conns.get_mut(addr) {
             *c = c.saturating_sub(1);
         }
-    }
-
-    /// Connections in flight to `addr`.
-    pub fn conns(&self, addr: &str) -> u32 {
-        self.conns.get(addr).copied().unwrap_or(0)
     }
 
     /// An attempt on `peer` failed at `now` (nginx: `max_fails` within `fail_timeout` make it

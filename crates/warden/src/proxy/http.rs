@@ -178,15 +178,7 @@ fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
 pub async fn serve(l: Listener, listener: Arc<TcpListener>) {
     let pool = Arc::new(Pool::default());
     loop {
-        let (client, from) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(listener = %l.spec.name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = client.set_nodelay(true);
+        let (client, from) = super::accept(&l, &listener).await;
         let (l, pool) = (l.clone(), Arc::clone(&pool));
         tokio::spawn(async move {
             let keepalive = l.spec.client_keepalive;

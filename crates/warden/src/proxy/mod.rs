@@ -267,17 +267,6 @@ impl Listener {
         None
     }
 
-    /// Open sessions per peer address.
-    pub fn session_counts(&self) -> HashMap<String, usize> {
-        let mut out = HashMap::new();
-        if let Ok(s) = self.sessions.lock() {
-            for sess in s.open.values() {
-                *out.entry(sess.addr.clone()).or_default() += 1;
-            }
-        }
-        out
-    }
-
     /// Closes the sessions `which` selects; returns how many.
     fn close_sessions(&self, which: impl Fn(&str, bool) -> bool) -> usize {
         let Ok(s) = self.sessions.lock() else {
@@ -393,19 +382,27 @@ pub fn spawn(spec: ListenerSpec, socket: Arc<TcpListener>, checker: Checker) -> 
     }
 }
 
-async fn serve_tcp(l: Listener, listener: Arc<TcpListener>) {
+/// The next client connection (an accept error is logged and waited out, never fatal).
+async fn accept(l: &Listener, listener: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
-        let (client, from) = match listener.accept().await {
-            Ok(c) => c,
+        match listener.accept().await {
+            Ok((client, from)) => {
+                let _ = client.set_nodelay(true);
+                return (client, from);
+            }
             Err(e) => {
                 warn!(listener = %l.spec.name, error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
+        }
+    }
+}
+
+async fn serve_tcp(l: Listener, listener: Arc<TcpListener>) {
+    loop {
+        let (client, from) = accept(&l, &listener).await;
         let l = l.clone();
         tokio::spawn(async move {
-            let _ = client.set_nodelay(true);
             let Some((mut upstream, lease)) = l.connect().await else {
                 warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} accepted the connection", l.spec.upstream);
                 return;
