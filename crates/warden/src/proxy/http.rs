@@ -1,177 +1,134 @@
 //! HTTP mode of the failover proxy: HTTP/1.1 with keep-alive to clients, each request sent to
-//! the peer the balancer picks over a pooled connection, with `X-Forwarded-For`. A request is
-//! retried on the next peer when the connect fails (any method: nothing was sent), and, for
-//! idempotent methods, when the peer fails before answering or does not answer within
-//! `upstream_timeout`. Request bodies are buffered (up to [`MAX_BODY`]) so a retry can resend
-//! them; responses stream through.
+//! the peer the balancer picks, with `X-Forwarded-For`. One task per client connection does
+//! all of it: reads a request head ([`h1`] parses and rewrites it), reads the body, writes both
+//! to a peer connection (the one this client used last when it goes to the same peer, else an
+//! idle one from the listener's pool, else a new one), reads the response head and passes the
+//! body through by its framing. No second task, no channel, no header map per request.
+//!
+//! A request is retried on the next peer when the connect fails (any method: nothing was
+//! sent), and, for idempotent methods, when the peer fails before answering, does not answer
+//! within `upstream_timeout`, or turns DOWN while the request waits. A pooled connection the
+//! peer closed while it was idle is not the peer's failure: the request goes again to the same
+//! peer on a new connection (when it is idempotent or was not sent whole). Request bodies are
+//! buffered (up to [`MAX_BODY`]) so a retry can resend them; responses stream through, and a
+//! response that stalls mid-body for `upstream_timeout` is cut. `Upgrade` requests (WebSocket)
+//! become a tunnel once the peer answers 101.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Frame, Incoming};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+use super::h1::{self, ChunkedDecoder, Framing, Refusal, Relay, Request, Response};
 use super::{Lease, Listener};
-use crate::check::CheckError;
+use crate::check::{CheckError, Peer};
 
 /// The largest request body the proxy buffers (so it can be sent again to another peer).
 pub const MAX_BODY: usize = 16 << 20;
 /// Idle pooled connections kept per peer.
 const POOL_PER_PEER: usize = 64;
+/// How much room each read asks for.
+const READ_CHUNK: usize = 16 << 10;
+/// Bodies up to this size go out in the same write as their head.
+const COALESCE: usize = 64 << 10;
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// A connection to a peer, with what was read from it and not used yet.
+#[derive(Debug)]
+struct Conn {
+    addr: String,
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    /// Whether the peer has not closed this idle connection (nor sent anything on it).
+    fn alive(&self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Reads more from the peer (at least one byte, or 0 at its end) within `idle`; with
+    /// `kill`, also ends (as an error) when the session is closed by policy.
+    async fn read_more(&mut self, idle: Duration, kill: Option<&Notify>) -> Result<usize, Cut> {
+        reserve(&mut self.buf);
+        let read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf));
+        let r = match kill {
+            Some(kill) => tokio::select! {
+                r = read => r,
+                _ = kill.notified() => return Err(Cut("session closed by policy".into())),
+            },
+            None => read.await,
+        };
+        match r {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(Cut(format!("the upstream peer failed mid-response: {e}"))),
+            Err(_) => Err(Cut("the upstream peer stopped sending its response".into())),
+        }
+    }
+}
+
+fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+}
 
 /// Idle upstream connections, per peer address.
 #[derive(Debug, Default)]
 struct Pool {
-    idle: Mutex<HashMap<String, Vec<Sender>>>,
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
 }
 
 impl Pool {
-    /// A ready connection to `addr`, if one is idle.
-    fn take(&self, addr: &str) -> Option<Sender> {
-        let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(addr)?;
-        list.retain(|s| !s.is_closed());
-        let i = list.iter().position(Sender::is_ready)?;
-        Some(list.swap_remove(i))
+    /// An idle connection to `addr` that is still open, if there is one.
+    fn take(&self, addr: &str) -> Option<Conn> {
+        loop {
+            let c = self.idle.lock().ok()?.get_mut(addr)?.pop()?;
+            if c.alive() {
+                return Some(c);
+            }
+        }
     }
 
-    fn put(&self, addr: &str, s: Sender) {
-        if s.is_closed() {
+    fn put(&self, c: Conn) {
+        let Ok(mut idle) = self.idle.lock() else {
             return;
-        }
-        if let Ok(mut idle) = self.idle.lock() {
-            match idle.get_mut(addr) {
-                Some(list) if list.len() < POOL_PER_PEER => list.push(s),
-                Some(_) => {}
-                None => {
-                    idle.insert(addr.to_owned(), vec![s]);
-                }
+        };
+        match idle.get_mut(&c.addr) {
+            Some(list) if list.len() < POOL_PER_PEER => list.push(c),
+            Some(_) => {}
+            None => {
+                idle.insert(c.addr.clone(), vec![c]);
             }
         }
     }
 }
 
-/// Headers that belong to one connection, not to the request or response (RFC 9110 7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Why a client connection ends early.
+#[derive(Debug)]
+struct Cut(String);
 
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Headers the Connection header names are hop-by-hop too.
-    let named: Vec<HeaderName> = h
-        .get_all(hyper::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
-    }
-}
-
-/// Methods that may be sent twice (RFC 9110 9.2.2).
-fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
-/// A response body that holds its peer's lease until it ends (least-conn counts requests in
-/// flight), and fails when the peer sends nothing for `idle` (a peer that hangs mid-response).
-struct LeasedBody {
-    inner: Incoming,
-    _lease: Lease,
-    idle: Duration,
-    /// Armed the first time the peer makes us wait (most bodies never do).
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl LeasedBody {
-    fn new(inner: Incoming, lease: Lease, idle: Duration) -> LeasedBody {
-        LeasedBody {
-            inner,
-            _lease: lease,
-            idle,
-            timer: None,
-        }
-    }
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl Body for LeasedBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                self.timer = None;
-                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
-            }
-            Poll::Pending => {
-                let idle = self.idle;
-                let timer = self
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(BoxError::from(
-                        "the upstream peer stopped sending its response",
-                    )))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-type ProxyBody = http_body_util::Either<LeasedBody, Full<Bytes>>;
-
-fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
-    let mut r = Response::new(http_body_util::Either::Right(Full::new(Bytes::from(
-        format!("{msg}\n"),
-    ))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+/// How an exchange with a peer failed before a response head came back.
+#[derive(Debug)]
+enum Fail {
+    /// The connection closed or failed: `stale` when it was a reused one and nothing at all
+    /// came back (the peer had closed it while idle); `sent` when the whole request went out.
+    Closed {
+        stale: bool,
+        sent: bool,
+        error: String,
+    },
+    /// What came back is not an HTTP/1 response.
+    Bad(&'static str),
+    TimedOut,
+    /// The peer turned DOWN while the request waited.
+    Down,
 }
 
 /// Accepts client connections and serves their requests until the daemon exits.
@@ -179,162 +136,484 @@ pub async fn serve(l: Listener, listener: Arc<TcpListener>) {
     let pool = Arc::new(Pool::default());
     loop {
         let (client, from) = super::accept(&l, &listener).await;
-        let (l, pool) = (l.clone(), Arc::clone(&pool));
-        tokio::spawn(async move {
-            let keepalive = l.spec.client_keepalive;
-            let svc = hyper::service::service_fn(move |req| {
-                let (l, pool) = (l.clone(), Arc::clone(&pool));
-                async move { Ok::<_, std::convert::Infallible>(handle(&l, &pool, req, from).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(keepalive)
-                .serve_connection(TokioIo::new(client), svc);
-            if let Err(e) = conn.await {
-                debug!(client = %from, error = %e, "client connection ended");
-            }
-        });
+        let ip = l.spec.forwarded_for.then(|| from.ip().to_string());
+        let session = Session {
+            l: l.clone(),
+            pool: Arc::clone(&pool),
+            client,
+            from,
+            ip,
+            buf: BytesMut::new(),
+            fwd: Vec::new(),
+            out: Vec::new(),
+            held: None,
+        };
+        tokio::spawn(session.run());
     }
 }
 
-/// One client request: buffered, then sent to peers in the balancer's order until one answers.
-async fn handle(
-    l: &Listener,
-    pool: &Pool,
-    req: Request<Incoming>,
+/// One client connection.
+#[derive(Debug)]
+struct Session {
+    l: Listener,
+    pool: Arc<Pool>,
+    client: TcpStream,
     from: SocketAddr,
-) -> Response<ProxyBody> {
-    let (mut parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            let too_big = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            return if too_big {
-                plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-            } else {
-                plain(StatusCode::BAD_REQUEST, "cannot read the request body")
-            };
-        }
-    };
-    strip_hop_by_hop(&mut parts.headers);
-    if l.spec.forwarded_for {
-        let ip = from.ip().to_string();
-        let xff = match parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip,
-        };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            parts.headers.insert("x-forwarded-for", v);
-        }
-        parts
-            .headers
-            .entry("x-forwarded-proto")
-            .or_insert(HeaderValue::from_static("http"));
-    }
-    // Origin form to the peer: path and query only.
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let uri: hyper::Uri = match path.parse() {
-        Ok(u) => u,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request target"),
-    };
-    let retry_all = idempotent(&parts.method);
-    let mut timed_out = false;
-    let (all, order) = l.attempts();
-    for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
-        let mut req = Request::new(Full::new(body.clone()));
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri.clone();
-        *req.headers_mut() = parts.headers.clone();
-        if !req.headers().contains_key(hyper::header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(&peer.addr) {
-                req.headers_mut().insert(hyper::header::HOST, v);
+    /// The client's address for `X-Forwarded-For` (when the listener adds it).
+    ip: Option<String>,
+    /// Read from the client and not used yet.
+    buf: BytesMut,
+    /// The current request's head for the peer.
+    fwd: Vec<u8>,
+    /// Bytes on their way out.
+    out: Vec<u8>,
+    /// The peer connection this client used last.
+    held: Option<Conn>,
+}
+
+impl Session {
+    async fn run(mut self) {
+        loop {
+            match self.one().await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(Cut(why)) => {
+                    debug!(listener = %self.l.spec.name, client = %self.from, "client connection cut: {why}");
+                    break;
+                }
             }
         }
-        // A pooled connection, or a new one (a failed connect always moves on).
-        let mut sender = match pool.take(&peer.addr) {
-            Some(s) => s,
-            None => match connect(l, peer).await {
-                Ok(s) => s,
-                Err(e) => {
-                    debug!(listener = %l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
-                    l.failed(view, e);
-                    continue;
-                }
-            },
+        let _ = self.client.shutdown().await;
+        if let Some(c) = self.held.take() {
+            self.pool.put(c);
+        }
+    }
+
+    /// Serves one request; `Ok(true)` when the connection stays open for the next.
+    async fn one(&mut self) -> Result<bool, Cut> {
+        let keepalive = self.l.spec.client_keepalive;
+        let req = match tokio::time::timeout(keepalive, self.read_head()).await {
+            Err(_) | Ok(Ok(None)) => return Ok(false),
+            Ok(Ok(Some(r))) => r,
+            Ok(Err(refusal)) => return self.refuse(refusal, false).await,
         };
-        let lease = l.lease(&peer.addr, view.backup);
-        let answer = tokio::time::timeout(l.spec.upstream_timeout, sender.send_request(req));
-        let answer = if retry_all {
-            // The peer turned DOWN while we wait: go on to the next one now.
-            tokio::select! {
-                a = answer => Some(a),
-                _ = lease.kill.notified() => None,
+        self.buf.advance(req.len);
+        let body = match self.read_body(&req).await? {
+            Ok(body) => body,
+            Err(refusal) => return self.refuse(refusal, false).await,
+        };
+        self.forward(&req, &body).await
+    }
+
+    /// The next request head; `Ok(None)` when the client closed.
+    async fn read_head(&mut self) -> Result<Option<Request>, Refusal> {
+        loop {
+            if !self.buf.is_empty() {
+                if let Some(r) = h1::parse_request(&self.buf, self.ip.as_deref(), &mut self.fwd)? {
+                    return Ok(Some(r));
+                }
+            }
+            reserve(&mut self.buf);
+            match self.client.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads the request body whole (the chunked coding taken off), answering
+    /// `Expect: 100-continue` first.
+    async fn read_body(&mut self, req: &Request) -> Result<Result<Bytes, Refusal>, Cut> {
+        let too_large = Refusal {
+            status: 413,
+            reason: "request body too large",
+        };
+        let wait = self.l.spec.client_keepalive;
+        match req.framing {
+            Framing::None | Framing::Close => Ok(Ok(Bytes::new())),
+            Framing::Length(n) => {
+                let Some(n) = usize::try_from(n).ok().filter(|&n| n <= MAX_BODY) else {
+                    return Ok(Err(too_large));
+                };
+                if req.expect_continue && self.buf.len() < n {
+                    self.continue_().await?;
+                }
+                while self.buf.len() < n {
+                    self.buf.reserve(n - self.buf.len());
+                    self.read_client(wait).await?;
+                }
+                Ok(Ok(self.buf.split_to(n).freeze()))
+            }
+            Framing::Chunked => {
+                if req.expect_continue && self.buf.is_empty() {
+                    self.continue_().await?;
+                }
+                let mut dec = ChunkedDecoder::default();
+                let mut body = Vec::new();
+                loop {
+                    let used = match dec.feed(&self.buf, |d| body.extend_from_slice(d)) {
+                        Ok(n) => n,
+                        Err(h1::BadChunk) => {
+                            return Ok(Err(Refusal {
+                                status: 400,
+                                reason: "malformed chunked body",
+                            }));
+                        }
+                    };
+                    self.buf.advance(used);
+                    if body.len() > MAX_BODY {
+                        return Ok(Err(too_large));
+                    }
+                    if dec.done() {
+                        return Ok(Ok(Bytes::from(body)));
+                    }
+                    reserve(&mut self.buf);
+                    self.read_client(wait).await?;
+                }
+            }
+        }
+    }
+
+    async fn continue_(&mut self) -> Result<(), Cut> {
+        self.client
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .map_err(|e| Cut(e.to_string()))
+    }
+
+    /// Reads more of the request body from the client.
+    async fn read_client(&mut self, wait: Duration) -> Result<(), Cut> {
+        match tokio::time::timeout(wait, self.client.read_buf(&mut self.buf)).await {
+            Ok(Ok(0)) => Err(Cut("the client closed mid-request".into())),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Cut(e.to_string())),
+            Err(_) => Err(Cut("the client stopped sending its request".into())),
+        }
+    }
+
+    /// Answers with the proxy's own error page; `Ok(keep_alive)`.
+    async fn refuse(&mut self, r: Refusal, keep_alive: bool) -> Result<bool, Cut> {
+        h1::error_response(&mut self.out, r.status, r.reason, keep_alive);
+        self.write_out().await?;
+        Ok(keep_alive)
+    }
+
+    async fn write_out(&mut self) -> Result<(), Cut> {
+        let r = self.client.write_all(&self.out).await;
+        self.out.clear();
+        r.map_err(|e| Cut(format!("writing to the client: {e}")))
+    }
+
+    /// The peer connection to use for `addr`: the one this client used last, or an idle one.
+    fn reuse(&mut self, addr: &str) -> Option<Conn> {
+        if self.held.as_ref().is_some_and(|c| c.addr == addr) {
+            if let Some(c) = self.held.take().filter(Conn::alive) {
+                return Some(c);
+            }
+        }
+        self.pool.take(addr)
+    }
+
+    /// Keeps `conn` for this client's next request (the one held before goes to the pool).
+    fn keep(&mut self, conn: Conn) {
+        if let Some(old) = self.held.replace(conn) {
+            self.pool.put(old);
+        }
+    }
+
+    /// Sends the request to peers in the balancer's order until one answers, and relays the
+    /// answer; `Ok(keep_alive)`.
+    async fn forward(&mut self, req: &Request, body: &[u8]) -> Result<bool, Cut> {
+        let (all, order) = self.l.attempts();
+        let mut timed_out = false;
+        for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
+            let mut pooled = true;
+            loop {
+                let reused = if pooled { self.reuse(&peer.addr) } else { None };
+                let was_reused = reused.is_some();
+                let conn = match reused {
+                    Some(c) => c,
+                    None => match connect(&self.l, peer).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
+                            self.l.failed(view, e);
+                            break;
+                        }
+                    },
+                };
+                let lease = self.l.lease(&peer.addr, view.backup);
+                let fail = match self.exchange(conn, req, body, was_reused, &lease).await {
+                    Ok((resp, conn)) => return self.relay(resp, conn, lease).await,
+                    Err(f) => f,
+                };
+                drop(lease);
+                match fail {
+                    Fail::Closed {
+                        stale: true, sent, ..
+                    } if !sent || req.idempotent => {
+                        debug!(listener = %self.l.spec.name, peer = %peer.addr, "a pooled connection was closed by the peer; sending again on a new one");
+                        pooled = false;
+                        continue;
+                    }
+                    Fail::Closed {
+                        stale: true, error, ..
+                    } => {
+                        debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %error, "a pooled connection was closed under a request that cannot be sent twice");
+                        return self
+                            .refuse(
+                                bad_gateway("the upstream peer closed the connection"),
+                                req.keep_alive,
+                            )
+                            .await;
+                    }
+                    Fail::Closed { sent, error, .. } => {
+                        debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %error, "request failed");
+                        self.l.failed(view, CheckError::Io(error));
+                        if sent && !req.idempotent {
+                            return self
+                                .refuse(bad_gateway("the upstream peer failed"), req.keep_alive)
+                                .await;
+                        }
+                    }
+                    Fail::Bad(why) => {
+                        debug!(listener = %self.l.spec.name, peer = %peer.addr, "bad response: {why}");
+                        self.l.failed(view, CheckError::Io(why.to_owned()));
+                        if !req.idempotent {
+                            return self
+                                .refuse(
+                                    bad_gateway("the upstream peer sent a bad response"),
+                                    req.keep_alive,
+                                )
+                                .await;
+                        }
+                    }
+                    Fail::TimedOut => {
+                        debug!(listener = %self.l.spec.name, peer = %peer.addr, "no answer within upstream_timeout");
+                        self.l.failed(view, CheckError::Timeout);
+                        timed_out = true;
+                        if !req.idempotent {
+                            let r = Refusal {
+                                status: 504,
+                                reason: "the upstream peer timed out",
+                            };
+                            return self.refuse(r, req.keep_alive).await;
+                        }
+                    }
+                    Fail::Down => {
+                        debug!(listener = %self.l.spec.name, peer = %peer.addr, "peer turned down while the request waited; trying the next peer");
+                    }
+                }
+                break;
+            }
+        }
+        warn!(listener = %self.l.spec.name, upstream = %self.l.spec.upstream, client = %self.from, "no peer of upstream {} answered", self.l.spec.upstream);
+        let r = if timed_out {
+            Refusal {
+                status: 504,
+                reason: "no upstream peer answered in time",
             }
         } else {
-            Some(answer.await)
+            bad_gateway("no upstream peer accepted the request")
         };
-        let Some(answer) = answer else {
-            debug!(listener = %l.spec.name, peer = %peer.addr, "peer turned down while the request waited; trying the next peer");
-            continue;
-        };
-        match answer {
-            Ok(Ok(resp)) => {
-                pool.put(&peer.addr, sender);
-                let (mut rparts, rbody) = resp.into_parts();
-                strip_hop_by_hop(&mut rparts.headers);
-                let body = http_body_util::Either::Left(LeasedBody::new(
-                    rbody,
-                    lease,
-                    l.spec.upstream_timeout,
-                ));
-                return Response::from_parts(rparts, body);
+        self.refuse(r, req.keep_alive).await
+    }
+
+    /// Writes the request on `conn` and reads the response head (into `self.out`, rewritten
+    /// for the client), within `upstream_timeout`; an idempotent request also gives up when
+    /// its peer turns DOWN.
+    async fn exchange(
+        &mut self,
+        mut conn: Conn,
+        req: &Request,
+        body: &[u8],
+        reused: bool,
+        lease: &Lease,
+    ) -> Result<(Response, Conn), Fail> {
+        self.out.clear();
+        self.out.extend_from_slice(&self.fwd);
+        h1::finish_request(&mut self.out, req, &conn.addr, body.len());
+        let small = body.len() <= COALESCE;
+        if small {
+            self.out.extend_from_slice(body);
+        }
+        let out = &mut self.out;
+        let work = async {
+            let written = match conn.stream.write_all(out).await {
+                Ok(()) if small => Ok(()),
+                Ok(()) => conn.stream.write_all(body).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                return Err(Fail::Closed {
+                    stale: reused,
+                    sent: false,
+                    error: e.to_string(),
+                });
             }
-            Ok(Err(e)) => {
-                drop(lease);
-                debug!(listener = %l.spec.name, peer = %peer.addr, error = %e, "request failed");
-                l.failed(view, CheckError::Io(e.to_string()));
-                if !retry_all {
-                    return plain(StatusCode::BAD_GATEWAY, "the upstream peer failed");
+            let mut got = false;
+            loop {
+                if !conn.buf.is_empty() {
+                    match h1::parse_response(&conn.buf, req, out) {
+                        Ok(Some(r)) if r.interim => {
+                            conn.buf.advance(r.len);
+                            continue;
+                        }
+                        Ok(Some(r)) => {
+                            conn.buf.advance(r.len);
+                            return Ok(r);
+                        }
+                        Ok(None) => {}
+                        Err(why) => return Err(Fail::Bad(why)),
+                    }
+                }
+                reserve(&mut conn.buf);
+                let error = match conn.stream.read_buf(&mut conn.buf).await {
+                    Ok(0) => "the peer closed the connection before answering".to_owned(),
+                    Ok(_) => {
+                        got = true;
+                        continue;
+                    }
+                    Err(e) => e.to_string(),
+                };
+                return Err(Fail::Closed {
+                    stale: reused && !got,
+                    sent: true,
+                    error,
+                });
+            }
+        };
+        let work = tokio::time::timeout(self.l.spec.upstream_timeout, work);
+        let r = if req.idempotent {
+            tokio::select! {
+                r = work => r,
+                _ = lease.kill.notified() => return Err(Fail::Down),
+            }
+        } else {
+            work.await
+        };
+        match r {
+            Ok(Ok(resp)) => Ok((resp, conn)),
+            Ok(Err(f)) => Err(f),
+            Err(_) => Err(Fail::TimedOut),
+        }
+    }
+
+    /// Sends the response (its head is in `self.out`) and its body to the client, then keeps
+    /// the peer connection when it can carry another request; `Ok(keep_alive)`.
+    async fn relay(&mut self, resp: Response, mut conn: Conn, lease: Lease) -> Result<bool, Cut> {
+        if resp.switch {
+            return self.tunnel(conn, lease).await;
+        }
+        let idle = self.l.spec.upstream_timeout;
+        let kill = self.l.spec.shutdown_sessions.then_some(&*lease.kill);
+        match resp.relay {
+            Relay::None => self.write_out().await?,
+            Relay::Length(n) => {
+                let mut left = n;
+                loop {
+                    let take = conn
+                        .buf
+                        .len()
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    self.out.extend_from_slice(&conn.buf[..take]);
+                    conn.buf.advance(take);
+                    left -= take as u64;
+                    self.write_out().await?;
+                    if left == 0 {
+                        break;
+                    }
+                    if conn.read_more(idle, kill).await? == 0 {
+                        return Err(Cut("the upstream peer closed mid-response".into()));
+                    }
                 }
             }
-            Err(_) => {
-                drop(lease);
-                debug!(listener = %l.spec.name, peer = %peer.addr, "no answer within upstream_timeout");
-                l.failed(view, CheckError::Timeout);
-                timed_out = true;
-                if !retry_all {
-                    return plain(StatusCode::GATEWAY_TIMEOUT, "the upstream peer timed out");
+            Relay::Chunks | Relay::Dechunk => {
+                let mut dec = ChunkedDecoder::default();
+                let pass = resp.relay == Relay::Chunks;
+                loop {
+                    let out = &mut self.out;
+                    let used = dec
+                        .feed(&conn.buf, |d| {
+                            if !pass {
+                                out.extend_from_slice(d);
+                            }
+                        })
+                        .map_err(|h1::BadChunk| Cut("the upstream peer sent a bad chunk".into()))?;
+                    if pass {
+                        self.out.extend_from_slice(&conn.buf[..used]);
+                    }
+                    conn.buf.advance(used);
+                    self.write_out().await?;
+                    if dec.done() {
+                        break;
+                    }
+                    if conn.read_more(idle, kill).await? == 0 {
+                        return Err(Cut("the upstream peer closed mid-response".into()));
+                    }
+                }
+            }
+            Relay::Rechunk | Relay::Raw => {
+                let rechunk = resp.relay == Relay::Rechunk;
+                loop {
+                    if !conn.buf.is_empty() {
+                        if rechunk {
+                            h1::chunk(&mut self.out, &conn.buf);
+                        } else {
+                            self.out.extend_from_slice(&conn.buf);
+                        }
+                        conn.buf.clear();
+                    }
+                    self.write_out().await?;
+                    if conn.read_more(idle, kill).await? == 0 {
+                        if rechunk {
+                            h1::chunk(&mut self.out, b"");
+                            self.write_out().await?;
+                        }
+                        break;
+                    }
                 }
             }
         }
+        drop(lease);
+        if resp.reusable && conn.buf.is_empty() {
+            self.keep(conn);
+        }
+        Ok(resp.keep_alive)
     }
-    warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} answered", l.spec.upstream);
-    if timed_out {
-        plain(
-            StatusCode::GATEWAY_TIMEOUT,
-            "no upstream peer answered in time",
-        )
-    } else {
-        plain(
-            StatusCode::BAD_GATEWAY,
-            "no upstream peer accepted the request",
-        )
+
+    /// After `101 Switching Protocols`: bytes both ways until either side closes.
+    async fn tunnel(&mut self, mut conn: Conn, lease: Lease) -> Result<bool, Cut> {
+        self.out.extend_from_slice(&conn.buf);
+        conn.buf.clear();
+        self.write_out().await?;
+        if !self.buf.is_empty() {
+            conn.stream
+                .write_all(&self.buf)
+                .await
+                .map_err(|e| Cut(e.to_string()))?;
+            self.buf.clear();
+        }
+        let shutdown = self.l.spec.shutdown_sessions;
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut self.client, &mut conn.stream) => {}
+            _ = lease.kill.notified(), if shutdown => {
+                debug!(listener = %self.l.spec.name, peer = %lease.addr, client = %self.from, "session closed by policy");
+            }
+        }
+        Ok(false)
     }
 }
 
-/// A new HTTP/1.1 connection to `peer`, within `connect_timeout`.
-async fn connect(l: &Listener, peer: &crate::check::Peer) -> Result<Sender, CheckError> {
+fn bad_gateway(reason: &'static str) -> Refusal {
+    Refusal {
+        status: 502,
+        reason,
+    }
+}
+
+/// A new connection to `peer`, within `connect_timeout`.
+async fn connect(l: &Listener, peer: &Peer) -> Result<Conn, CheckError> {
     let stream = match tokio::time::timeout(
         l.spec.connect_timeout,
         TcpStream::connect((peer.host.as_str(), peer.port)),
@@ -346,11 +625,9 @@ async fn connect(l: &Listener, peer: &crate::check::Peer) -> Result<Sender, Chec
         Err(_) => return Err(CheckError::Timeout),
     };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| CheckError::Io(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok(Conn {
+        addr: peer.addr.clone(),
+        stream,
+        buf: BytesMut::new(),
+    })
 }
