@@ -805,3 +805,468 @@ async fn shutdown_backup_sessions_moves_backup_sessions_back_on_failback() {
     assert!(matches!(end, Ok(Ok(None)) | Ok(Err(_))), "{end:?}");
     assert_eq!(who(proxy).await, "A");
 }
+
+// HTTP semantics through the proxy, with raw backends and raw clients: what goes to the peer,
+// what comes back to the client, byte for byte where it matters.
+
+/// A raw HTTP backend: reads each request (head, and a `Content-Length` body), sends it to the
+/// returned channel and writes what `answer` gives for it (and how many requests came before
+/// it on its connection), closing the connection after when `answer` says so.
+async fn raw_backend(
+    answer: fn(&str, usize) -> (String, bool),
+) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for nth in 0.. {
+                    let head_end = loop {
+                        if let Some(i) = find(&buf, b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let req: Vec<u8> = buf.drain(..head_end + len).collect();
+                    let req = String::from_utf8_lossy(&req).into_owned();
+                    let (resp, close) = answer(&req, nth);
+                    let _ = tx.send(req);
+                    if s.write_all(resp.as_bytes()).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An HTTP proxy on one peer (checked by TCP) for the tests below.
+async fn http_proxy(port: u16) -> (Checker, u16) {
+    proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+    })
+    .await
+}
+
+/// Reads one response (what `buf` holds first): its head, and its body as it came: by
+/// `Content-Length`, up to the last chunk and trailers, or up to the close.
+async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head: bool) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let deadline = Duration::from_secs(10);
+    let more = async |s: &mut TcpStream, buf: &mut Vec<u8>| -> bool {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => false,
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(_) => panic!("no response within {deadline:?}; got {buf:?}"),
+        }
+    };
+    let end = loop {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        assert!(more(s, buf).await, "closed before a response head: {buf:?}");
+    };
+    let h = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    let lower = h.to_lowercase();
+    let status: u16 = h[9..12].parse().expect("status");
+    let body_len = if head || status == 204 || status == 304 || status < 200 {
+        Some(0)
+    } else if lower.contains("transfer-encoding: chunked") {
+        None
+    } else {
+        lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map(|v| v.trim().parse().expect("length"))
+    };
+    let n = match body_len {
+        Some(n) => {
+            while buf.len() < n {
+                assert!(more(s, buf).await, "closed mid-body");
+            }
+            n
+        }
+        None if lower.contains("chunked") => loop {
+            let last = if buf.starts_with(b"0\r\n") {
+                Some(0)
+            } else {
+                find(buf, b"\r\n0\r\n").map(|i| i + 2)
+            };
+            if let Some(j) =
+                last.and_then(|i| find(&buf[i + 1..], b"\r\n\r\n").map(|j| i + 1 + j + 4))
+            {
+                break j;
+            }
+            assert!(more(s, buf).await, "closed mid-chunks");
+        },
+        None => {
+            while more(s, buf).await {}
+            buf.len()
+        }
+    };
+    let body = String::from_utf8_lossy(&buf[..n]).into_owned();
+    buf.drain(..n);
+    (h, body)
+}
+
+async fn client(proxy: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", proxy))
+        .await
+        .expect("connect")
+}
+
+async fn seen(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the backend saw a request")
+        .expect("open")
+}
+
+#[tokio::test]
+async fn http_requests_reach_the_peer_rewritten() {
+    let (port, mut rx) = raw_backend(|_, _| {
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            false,
+        )
+    })
+    .await;
+    let (_checker, proxy) = http_proxy(port).await;
+    let mut s = client(proxy).await;
+    let mut buf = Vec::new();
+    // A chunked body arrives whole, with its length; hop-by-hop fields stay here.
+    s.write_all(
+        b"POST /up?x=1 HTTP/1.1\r\nHost: svc\r\nConnection: keep-alive, X-Secret\r\n\
+          X-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.1.1.1\r\n\
+          Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let (h, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(h.starts_with("HTTP/1.1 200 OK\r\n"), "{h}");
+    assert_eq!(body, "ok");
+    assert_eq!(
+        seen(&mut rx).await,
+        "POST /up?x=1 HTTP/1.1\r\nHost: svc\r\nX-Forwarded-For: 10.1.1.1, 127.0.0.1\r\n\
+         X-Forwarded-Proto: http\r\nContent-Length: 11\r\n\r\nhello world"
+    );
+    // Expect: 100-continue is answered here; the body follows on the same connection.
+    s.write_all(
+        b"PUT /e HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let (h, _) = read_response(&mut s, &mut buf, false).await;
+    assert_eq!(h, "HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"abc").await.expect("write");
+    let (h, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(h.starts_with("HTTP/1.1 200 OK\r\n"), "{h}");
+    let req = seen(&mut rx).await;
+    assert!(
+        req.ends_with("Content-Length: 3\r\n\r\nabc") && !req.contains("Expect"),
+        "{req}"
+    );
+    // Two requests written at once come back in order.
+    s.write_all(b"GET /1 HTTP/1.1\r\nHost: svc\r\n\r\nGET /2 HTTP/1.1\r\nHost: svc\r\n\r\n")
+        .await
+        .expect("write");
+    for path in ["/1", "/2"] {
+        let (h, body) = read_response(&mut s, &mut buf, false).await;
+        assert!(h.starts_with("HTTP/1.1 200") && body == "ok", "{h}{body}");
+        assert!(
+            seen(&mut rx)
+                .await
+                .starts_with(&format!("GET {path} HTTP/1.1\r\n"))
+        );
+    }
+    // An HTTP/1.0 client without Host: the peer's address is the Host; the proxy closes after.
+    let mut s = client(proxy).await;
+    let mut buf = Vec::new();
+    s.write_all(b"GET /old HTTP/1.0\r\n\r\n")
+        .await
+        .expect("write");
+    let (h, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(h.contains("Connection: close\r\n") && body == "ok", "{h}");
+    let req = seen(&mut rx).await;
+    assert!(
+        req.starts_with("GET /old HTTP/1.1\r\n")
+            && req.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+        "{req}"
+    );
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest),
+    )
+    .await
+    .expect("closed")
+    .expect("read");
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn http_responses_go_back_by_their_framing() {
+    let (port, _rx) = raw_backend(|req, _| match req.split(' ').nth(1).unwrap_or("") {
+        "/chunked" => (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+                .into(),
+            false,
+        ),
+        "/until-close" => ("HTTP/1.0 200 OK\r\nX-A: b\r\n\r\nbye".into(), true),
+        "/head" => ("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n".into(), false),
+        "/none" => ("HTTP/1.1 204 No Content\r\n\r\n".into(), false),
+        "/early" => (
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"
+                .into(),
+            false,
+        ),
+        _ => ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(), false),
+    })
+    .await;
+    let (_checker, proxy) = http_proxy(port).await;
+    let mut s = client(proxy).await;
+    let mut buf = Vec::new();
+    let mut get = async |method: &str, path: &str| {
+        s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: svc\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        read_response(&mut s, &mut buf, method == "HEAD").await
+    };
+    // Chunks (and their trailers) pass through as they are.
+    let (h, body) = get("GET", "/chunked").await;
+    assert!(h.contains("Transfer-Encoding: chunked\r\n"), "{h}");
+    assert_eq!(body, "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n");
+    // A body delimited by the peer's close is chunked for the client, whose connection stays.
+    let (h, body) = get("GET", "/until-close").await;
+    assert!(
+        h.starts_with("HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n"),
+        "{h}"
+    );
+    assert_eq!(body, "3\r\nbye\r\n0\r\n\r\n");
+    // HEAD keeps the length without a body; 204 has none; 1xx hints are not passed on.
+    let (h, body) = get("HEAD", "/head").await;
+    assert!(
+        h.contains("Content-Length: 7\r\n") && body.is_empty(),
+        "{h}"
+    );
+    let (h, body) = get("GET", "/none").await;
+    assert!(h.starts_with("HTTP/1.1 204") && body.is_empty(), "{h}");
+    let (h, body) = get("GET", "/early").await;
+    assert!(h.starts_with("HTTP/1.1 200") && body == "x", "{h}");
+    let (h, _) = get("GET", "/missing").await;
+    assert!(h.starts_with("HTTP/1.1 404 Not Found\r\n"), "{h}");
+    // An HTTP/1.0 client gets the chunked body decoded, and the end of the connection.
+    let mut s = client(proxy).await;
+    let mut buf = Vec::new();
+    s.write_all(b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .expect("write");
+    let (h, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(
+        !h.contains("chunked") && h.contains("Connection: close\r\n"),
+        "{h}"
+    );
+    assert_eq!(body, "hello");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_their_status() {
+    let (port, mut rx) =
+        raw_backend(|_, _| ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".into(), false)).await;
+    let (_checker, proxy) = http_proxy(port).await;
+    for (raw, status) in [
+        (&b"NOT HTTP AT ALL\r\n\r\n"[..], "400"),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+            "413",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "400",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "400",
+        ),
+        (b"GET / HTTP/1.1\r\nExpect: telepathy\r\n\r\n", "417"),
+    ] {
+        let mut s = client(proxy).await;
+        s.write_all(raw).await.expect("write");
+        let (h, _) = read_response(&mut s, &mut Vec::new(), false).await;
+        assert!(
+            h.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{raw:?} -> {h}"
+        );
+        assert!(h.contains("Connection: close\r\n"), "{h}");
+    }
+    assert!(rx.try_recv().is_err(), "nothing reached the peer");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_peer_closed_is_not_its_failure() {
+    // The peer answers the first request on a connection and closes it under the second,
+    // unanswered: the race every keep-alive pool has with its peers' idle timeouts.
+    let (port, mut rx) = raw_backend(|_, nth| {
+        if nth == 0 {
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+                false,
+            )
+        } else {
+            (String::new(), true)
+        }
+    })
+    .await;
+    let (checker, proxy) = http_proxy(port).await;
+    let mut s = client(proxy).await;
+    let mut buf = Vec::new();
+    let mut send = async |method: &str| {
+        s.write_all(
+            format!("{method} / HTTP/1.1\r\nHost: svc\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("write");
+        read_response(&mut s, &mut buf, false).await.0
+    };
+    // A GET goes again on a new connection: answered.
+    assert!(send("GET").await.starts_with("HTTP/1.1 200"));
+    assert!(send("GET").await.starts_with("HTTP/1.1 200"));
+    // A POST may have been taken by the peer: 502, not sent twice.
+    let h = send("POST").await;
+    assert!(h.starts_with("HTTP/1.1 502 "), "{h}");
+    let mut n = 0;
+    while tokio::time::timeout(Duration::from_millis(200), rx.recv())
+        .await
+        .is_ok()
+    {
+        n += 1;
+    }
+    assert_eq!(
+        n, 4,
+        "GET, GET on the closed connection and again, POST once"
+    );
+    // None of it is the peer's failure.
+    let (peers, _) = checker.peers_of("svc").expect("svc");
+    assert_eq!(peers[0].last_error, None, "no failure counted");
+    assert_eq!(peers[0].state(), PeerState::Up);
+}
+
+#[tokio::test]
+async fn a_post_the_peer_failed_is_not_sent_again_but_a_get_is() {
+    // A reads the request and closes without an answer; B answers.
+    let (a, mut a_rx) = raw_backend(|_, _| (String::new(), true)).await;
+    let (b, mut b_rx) = raw_backend(|_, _| {
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB".into(),
+            false,
+        )
+    })
+    .await;
+    let (checker, proxy) = proxy_with(vec![peer(a), peer(b)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+    })
+    .await;
+    let mut s = client(proxy).await;
+    let mut buf = Vec::new();
+    s.write_all(b"POST /pay HTTP/1.1\r\nHost: svc\r\nContent-Length: 1\r\n\r\n1")
+        .await
+        .expect("write");
+    let (h, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(h.starts_with("HTTP/1.1 502 "), "{h}");
+    assert!(seen(&mut a_rx).await.starts_with("POST /pay"));
+    assert!(b_rx.try_recv().is_err(), "the POST was not sent twice");
+    let (peers, _) = checker.peers_of("svc").expect("svc");
+    assert!(peers[0].last_error.is_some(), "A's failure counts at once");
+    // A is out for its fail_timeout now (max_fails = 1): the GET goes to B.
+    s.write_all(b"GET /read HTTP/1.1\r\nHost: svc\r\n\r\n")
+        .await
+        .expect("write");
+    let (h, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(h.starts_with("HTTP/1.1 200") && body == "B", "{h}");
+}
+
+#[tokio::test]
+async fn an_upgrade_becomes_a_tunnel() {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+                    .await;
+                // Echo, upper-cased, until the client closes.
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n].to_ascii_uppercase()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (_checker, proxy) = http_proxy(port).await;
+    let mut s = client(proxy).await;
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let (h, _) = read_response(&mut s, &mut buf, false).await;
+    assert!(
+        h.starts_with("HTTP/1.1 101 ")
+            && h.contains("Upgrade: echo\r\n")
+            && h.contains("Connection: upgrade\r\n"),
+        "{h}"
+    );
+    let req = seen(&mut rx).await;
+    assert!(
+        req.contains("Upgrade: echo\r\n") && req.contains("Connection: upgrade\r\n"),
+        "{req}"
+    );
+    s.write_all(b"ping").await.expect("write");
+    let mut got = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+        .await
+        .expect("echo")
+        .expect("read");
+    assert_eq!(&got, b"PING");
+}
