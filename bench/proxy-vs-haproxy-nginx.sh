@@ -138,36 +138,56 @@ scenario() { # PROXYNAME PORT MODE FAULT
   python3 bench/failover_client.py --port "$p" --mode "$mode" --out "$log" --stop "$stop" &
   local client=$!
   sleep 1
+  local at back
+  at=$(now)
   if [ "$fault" = kill ]; then kill -9 "$A"; else kill -STOP "$A"; fi
   sleep 3
-  local back
   back=$(now)
   if [ "$fault" = kill ]; then start_backend A; A=$bpid; else kill -CONT "$A"; fi
   sleep 6
   touch "$stop"; wait "$client"
   local r
-  r=$(python3 bench/failover_report.py "$log" --back "$back" --primary A)
+  r=$(python3 bench/failover_report.py "$log" --fault "$at" --back "$back" --primary A)
   results+=("$(printf '%-8s %-5s %-5s %s' "$name" "$([ "$mode" = keepalive ] && echo http || echo tcp)" "$fault" "$r")")
   echo "${results[-1]}"
   sleep 2
 }
-# ONLY=throughput skips the failover scenarios.
-[ "${ONLY:-}" = throughput ] || echo "failover: a GET every 5 ms; A killed or hung after 1 s, back 3 s later"
+# ONLY=throughput skips the failover scenarios; REPEAT=N runs the kill scenarios N times (3).
+repeat=${REPEAT:-3}
+[ "${ONLY:-}" = throughput ] || echo "failover: a GET every 5 ms; A killed or hung after 1 s, back 3 s later (kill: $repeat runs)"
 for fault in kill hang; do
   [ "${ONLY:-}" = throughput ] && break
-  scenario haproxy "$PH" keepalive "$fault"; scenario nginx "$PN" keepalive "$fault"; scenario warden "$PW" keepalive "$fault"
-  scenario haproxy "$PHT" close "$fault"; scenario nginx "$PNT" close "$fault"; scenario warden "$PWT" close "$fault"
+  runs=1; [ "$fault" = kill ] && runs=$repeat
+  for _ in $(seq "$runs"); do
+    scenario haproxy "$PH" keepalive "$fault"; scenario nginx "$PN" keepalive "$fault"; scenario warden "$PW" keepalive "$fault"
+    scenario haproxy "$PHT" close "$fault"; scenario nginx "$PNT" close "$fault"; scenario warden "$PWT" close "$fault"
+  done
 done
+if [ "${ONLY:-}" != throughput ]; then
+  echo
+  echo "kill, over $repeat runs: failed requests in all, median and largest worst latency in the fault's window"
+  for name in haproxy nginx warden; do
+    for mode in http tcp; do
+      printf '%s\n' "${results[@]}" | awk -v n="$name" -v m="$mode" '$1==n && $2==m && $3=="kill"' |
+        python3 -c '
+import re, statistics, sys
+rows = [dict(kv.split("=") for kv in re.findall(r"\S+=\S+", l)) for l in sys.stdin]
+w = sorted(float(r["worst_fault_ms"]) for r in rows)
+print(f"%-8s %-5s failed={sum(int(r[\"failed\"]) for r in rows)} worst_fault_ms median={statistics.median(w):.1f} max={w[-1]:.1f}" % (sys.argv[1], sys.argv[2]))
+' "$name" "$mode"
+    done
+  done
+fi
 
 echo
-rounds=${ROUNDS:-5}
-echo "throughput: wrk -t1 -c32 -d3s through each proxy in turn, $rounds rounds (medians; this machine is shared, so rounds interleave)"
+rounds=${ROUNDS:-9}
+echo "throughput: wrk -t1 -c32 -d2s through each proxy in turn, $rounds rounds, the order rotated each round (medians, and the median of each round's Warden/HAProxy ratio: this machine is shared, so only runs side by side compare)"
 # CPU time (user + system, all threads) a process has used, in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 tp() { # NAME PORT PID -> appends "rps p99_ms cpu_us_per_request" to $work/tp-NAME
   local out rps p99 t0 t1 reqs cpu
   t0=$(ticks "$3")
-  out=$(wrk -t1 -c32 -d3s --latency "http://127.0.0.1:$2/")
+  out=$(wrk -t1 -c32 -d2s --latency "http://127.0.0.1:$2/")
   t1=$(ticks "$3")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -175,15 +195,26 @@ tp() { # NAME PORT PID -> appends "rps p99_ms cpu_us_per_request" to $work/tp-NA
   p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; print v}')
   echo "$rps $p99 $cpu" >> "$work/tp-$1"
 }
-for _ in $(seq "$rounds"); do
+runs=("haproxy-http $PH $haproxy_pid" "nginx-http $PN $nginx_pid" "warden-http $PW $warden_pid"
+      "haproxy-tcp $PHT $haproxy_pid" "nginx-tcp $PNT $nginx_pid" "warden-tcp $PWT $warden_pid")
+for r in $(seq "$rounds"); do
   tp direct "$PA" "$A"
-  tp haproxy-http "$PH" "$haproxy_pid"; tp nginx-http "$PN" "$nginx_pid"; tp warden-http "$PW" "$warden_pid"
-  tp haproxy-tcp "$PHT" "$haproxy_pid"; tp nginx-tcp "$PNT" "$nginx_pid"; tp warden-tcp "$PWT" "$warden_pid"
+  for i in $(seq 0 $((${#runs[@]} - 1))); do
+    # shellcheck disable=SC2086
+    tp ${runs[$(( (i + r) % ${#runs[@]} ))]}
+  done
 done
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for name in direct haproxy-http nginx-http warden-http haproxy-tcp nginx-tcp warden-tcp; do
   rps=$(cut -d' ' -f1 "$work/tp-$name" | median)
   p99=$(cut -d' ' -f2 "$work/tp-$name" | median)
   cpu=$(cut -d' ' -f3 "$work/tp-$name" | median)
   printf '%-13s requests/s=%-10s p99_ms=%-8s cpu_us_per_request=%s\n' "$name" "$rps" "$p99" "$cpu"
+done
+for mode in http tcp; do
+  for peer in haproxy nginx; do
+    rps=$(paste -d' ' "$work/tp-warden-$mode" "$work/tp-$peer-$mode" | awk '{print $1 / $4}' | median)
+    cpu=$(paste -d' ' "$work/tp-warden-$mode" "$work/tp-$peer-$mode" | awk '{print $3 / $6}' | median)
+    printf 'warden/%-7s %-4s requests/s ratio=%.2f cpu_per_request ratio=%.2f (per-round medians)\n' "$peer" "$mode" "$rps" "$cpu"
+  done
 done

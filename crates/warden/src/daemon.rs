@@ -210,7 +210,6 @@ fn start_listener(
     let sock = std::net::TcpListener::bind(l.listen)
         .with_context(|| format!("listener {}: cannot listen on {}", l.name, l.listen))?;
     sock.set_nonblocking(true)?;
-    let sock = tokio::net::TcpListener::from_std(sock)?;
     let bound = sock.local_addr()?;
     std::fs::write(
         data_dir.join(format!("listener-{}.addr", l.name)),

@@ -266,10 +266,10 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 ocf_root,
                 leave_running,
             };
-            // The daemon's loop is one task; proxy sessions and checks run on worker threads:
-            // half the cores by default (on a small machine the proxy's peers, and the
-            // clients, need the rest: one thread wakes fewer and proxies more per CPU second),
-            // `WARDEN_THREADS=N` to choose, 0 for one thread for everything.
+            // The daemon's loop is one task; health checks and the API run on worker threads:
+            // half the cores by default, `WARDEN_THREADS=N` to choose, 0 for one thread for
+            // everything. Proxy sessions have threads of their own (`WARDEN_PROXY_THREADS`,
+            // see `proxy::spawn`).
             let threads = std::env::var("WARDEN_THREADS")
                 .ok()
                 .and_then(|t| t.parse().ok())

@@ -132,7 +132,7 @@ enum Fail {
 }
 
 /// Accepts client connections and serves their requests until the daemon exits.
-pub async fn serve(l: Listener, listener: Arc<TcpListener>) {
+pub async fn serve(l: Listener, listener: TcpListener) {
     let pool = Arc::new(Pool::default());
     loop {
         let (client, from) = super::accept(&l, &listener).await;

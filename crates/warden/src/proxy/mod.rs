@@ -344,17 +344,24 @@ impl Listener {
 
 /// Accepts and serves connections until the daemon exits, per the listener's protocol.
 pub async fn serve(spec: ListenerSpec, listener: TcpListener, checker: Checker) {
-    let _running = spawn(spec, Arc::new(listener), checker);
+    let _running = match listener.into_std() {
+        Ok(socket) => spawn(spec, Arc::new(socket), checker),
+        Err(e) => {
+            warn!(listener = %spec.name, error = %e, "cannot serve the listener");
+            return;
+        }
+    };
     std::future::pending::<()>().await;
 }
 
-/// A listener at work: its accept loop and its health watcher. Stopping it (a reload) stops
-/// both; the sessions it accepted go on until they end.
+/// A listener at work: its accept loops and its health watcher. Stopping it (a reload) stops
+/// them; the sessions it accepted go on until they end.
 #[derive(Debug)]
 pub struct Running {
     pub spec: ListenerSpec,
-    /// The bound socket, kept so a reload that keeps the address keeps the socket.
-    pub socket: Arc<TcpListener>,
+    /// The bound socket (each proxy thread accepts on a duplicate of it), kept so a reload
+    /// that keeps the address keeps the socket.
+    pub socket: Arc<std::net::TcpListener>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -366,20 +373,85 @@ impl Running {
     }
 }
 
-/// Starts serving `socket` per `spec`.
-pub fn spawn(spec: ListenerSpec, socket: Arc<TcpListener>, checker: Checker) -> Running {
+/// The proxy's threads, each with a runtime of its own (as HAProxy's threads and nginx's
+/// workers: a connection lives on the thread that accepted it, nothing is stolen between
+/// threads, so no thread wakes another per request). One per core by default;
+/// `WARDEN_PROXY_THREADS=N` chooses, 0 for none (sessions then run on the caller's runtime).
+fn proxy_threads() -> &'static [tokio::runtime::Handle] {
+    static THREADS: std::sync::OnceLock<Vec<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+    THREADS.get_or_init(|| {
+        let n = std::env::var("WARDEN_PROXY_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(64)));
+        (0..n)
+            .filter_map(|i| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let thread = std::thread::Builder::new()
+                    .name(format!("warden-proxy-{i}"))
+                    .spawn(move || {
+                        match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(rt) => {
+                                let _ = tx.send(Some(rt.handle().clone()));
+                                rt.block_on(std::future::pending::<()>());
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "cannot start a proxy thread");
+                                let _ = tx.send(None);
+                            }
+                        }
+                    });
+                match thread {
+                    Ok(_) => rx.recv().ok().flatten(),
+                    Err(e) => {
+                        warn!(error = %e, "cannot start a proxy thread");
+                        None
+                    }
+                }
+            })
+            .collect()
+    })
+}
+
+/// Starts serving `socket` per `spec`: an accept loop on each proxy thread, on a duplicate of
+/// the socket (the kernel hands each connection to one of them).
+pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Checker) -> Running {
     let l = Listener::new(spec.clone(), checker);
-    let watcher = tokio::spawn(l.clone().watch()).abort_handle();
-    let sock = Arc::clone(&socket);
-    let accept = match spec.protocol {
-        Protocol::Tcp => tokio::spawn(serve_tcp(l, sock)),
-        Protocol::Http => tokio::spawn(http::serve(l, sock)),
+    let mut tasks = vec![tokio::spawn(l.clone().watch()).abort_handle()];
+    let accept = |l: Listener, sock: std::net::TcpListener| async move {
+        let sock = match TcpListener::from_std(sock) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(listener = %l.spec.name, error = %e, "cannot accept on the listener");
+                return;
+            }
+        };
+        match l.spec.protocol {
+            Protocol::Tcp => serve_tcp(l, sock).await,
+            Protocol::Http => http::serve(l, sock).await,
+        }
+    };
+    for thread in proxy_threads() {
+        match socket.try_clone() {
+            Ok(dup) => tasks.push(thread.spawn(accept(l.clone(), dup)).abort_handle()),
+            Err(e) => {
+                warn!(listener = %spec.name, error = %e, "cannot share the listener with a proxy thread")
+            }
+        }
     }
-    .abort_handle();
+    if tasks.len() == 1 {
+        match socket.try_clone() {
+            Ok(dup) => tasks.push(tokio::spawn(accept(l, dup)).abort_handle()),
+            Err(e) => warn!(listener = %spec.name, error = %e, "cannot accept on the listener"),
+        }
+    }
     Running {
         spec,
         socket,
-        tasks: vec![watcher, accept],
+        tasks,
     }
 }
 
@@ -399,7 +471,7 @@ async fn accept(l: &Listener, listener: &TcpListener) -> (TcpStream, SocketAddr)
     }
 }
 
-async fn serve_tcp(l: Listener, listener: Arc<TcpListener>) {
+async fn serve_tcp(l: Listener, listener: TcpListener) {
     loop {
         let (client, from) = accept(&l, &listener).await;
         let l = l.clone();
