@@ -169,12 +169,7 @@ if [ "${ONLY:-}" != throughput ]; then
   for name in haproxy nginx warden; do
     for mode in http tcp; do
       printf '%s\n' "${results[@]}" | awk -v n="$name" -v m="$mode" '$1==n && $2==m && $3=="kill"' |
-        python3 -c '
-import re, statistics, sys
-rows = [dict(kv.split("=") for kv in re.findall(r"\S+=\S+", l)) for l in sys.stdin]
-w = sorted(float(r["worst_fault_ms"]) for r in rows)
-print(f"%-8s %-5s failed={sum(int(r[\"failed\"]) for r in rows)} worst_fault_ms median={statistics.median(w):.1f} max={w[-1]:.1f}" % (sys.argv[1], sys.argv[2]))
-' "$name" "$mode"
+        python3 bench/failover_summary.py "$name" "$mode"
     done
   done
 fi

@@ -373,6 +373,14 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A listener nobody holds stops accepting (its accept loops live on the proxy threads,
+    /// not on the runtime that started them).
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The proxy's threads, each with a runtime of its own (as HAProxy's threads and nginx's
 /// workers: a connection lives on the thread that accepted it, nothing is stolen between
 /// threads, so no thread wakes another per request). One per core by default;
