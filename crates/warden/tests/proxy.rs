@@ -1270,3 +1270,33 @@ async fn an_upgrade_becomes_a_tunnel() {
         .expect("read");
     assert_eq!(&got, b"PING");
 }
+
+#[tokio::test]
+async fn many_client_connections_at_once_are_all_served() {
+    // Connections are spread over the proxy threads (a thread with two sessions more than
+    // another hands the new one over): each is served wherever it lands.
+    let (port, _rx) = raw_backend(|_, _| {
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            false,
+        )
+    })
+    .await;
+    let (_checker, proxy) = http_proxy(port).await;
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        clients.push(client(proxy).await);
+    }
+    for round in 0..3 {
+        for (i, s) in clients.iter_mut().enumerate() {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+                .await
+                .expect("write");
+            let (h, body) = read_response(s, &mut Vec::new(), false).await;
+            assert!(
+                h.starts_with("HTTP/1.1 200") && body == "ok",
+                "round {round} client {i}: {h}"
+            );
+        }
+    }
+}

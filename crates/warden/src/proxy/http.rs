@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
@@ -81,7 +81,7 @@ fn reserve(buf: &mut BytesMut) {
 
 /// Idle upstream connections, per peer address.
 #[derive(Debug, Default)]
-struct Pool {
+pub(super) struct Pool {
     idle: Mutex<HashMap<String, Vec<Conn>>>,
 }
 
@@ -131,25 +131,22 @@ enum Fail {
     Down,
 }
 
-/// Accepts client connections and serves their requests until the daemon exits.
-pub async fn serve(l: Listener, listener: TcpListener) {
-    let pool = Arc::new(Pool::default());
-    loop {
-        let (client, from) = super::accept(&l, &listener).await;
-        let ip = l.spec.forwarded_for.then(|| from.ip().to_string());
-        let session = Session {
-            l: l.clone(),
-            pool: Arc::clone(&pool),
-            client,
-            from,
-            ip,
-            buf: BytesMut::new(),
-            fwd: Vec::new(),
-            out: Vec::new(),
-            held: None,
-        };
-        tokio::spawn(session.run());
-    }
+/// Serves one client connection's requests until it ends; `pool` holds the idle upstream
+/// connections of the listener on this thread.
+pub(super) async fn session(l: Listener, pool: Arc<Pool>, client: TcpStream, from: SocketAddr) {
+    let ip = l.spec.forwarded_for.then(|| from.ip().to_string());
+    let session = Session {
+        l,
+        pool,
+        client,
+        from,
+        ip,
+        buf: BytesMut::new(),
+        fwd: Vec::new(),
+        out: Vec::new(),
+        held: None,
+    };
+    session.run().await;
 }
 
 /// One client connection.

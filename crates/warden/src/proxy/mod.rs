@@ -12,6 +12,7 @@ pub mod http;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -385,8 +386,8 @@ impl Drop for Running {
 /// workers: a connection lives on the thread that accepted it, nothing is stolen between
 /// threads, so no thread wakes another per request). One per core by default;
 /// `WARDEN_PROXY_THREADS=N` chooses, 0 for none (sessions then run on the caller's runtime).
-fn proxy_threads() -> &'static [tokio::runtime::Handle] {
-    static THREADS: std::sync::OnceLock<Vec<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+fn proxy_threads() -> &'static [ProxyThread] {
+    static THREADS: std::sync::OnceLock<Vec<ProxyThread>> = std::sync::OnceLock::new();
     THREADS.get_or_init(|| {
         let n = std::env::var("WARDEN_PROXY_THREADS")
             .ok()
@@ -413,7 +414,10 @@ fn proxy_threads() -> &'static [tokio::runtime::Handle] {
                         }
                     });
                 match thread {
-                    Ok(_) => rx.recv().ok().flatten(),
+                    Ok(_) => rx.recv().ok().flatten().map(|handle| ProxyThread {
+                        handle,
+                        sessions: AtomicUsize::new(0),
+                    }),
                     Err(e) => {
                         warn!(error = %e, "cannot start a proxy thread");
                         None
@@ -424,27 +428,70 @@ fn proxy_threads() -> &'static [tokio::runtime::Handle] {
     })
 }
 
+/// A proxy thread: its runtime, and how many client sessions it serves now.
+#[derive(Debug)]
+struct ProxyThread {
+    handle: tokio::runtime::Handle,
+    sessions: AtomicUsize,
+}
+
+/// One client session counted on its proxy thread while it lives.
+#[derive(Debug)]
+struct Counted(Option<&'static AtomicUsize>);
+
+impl Counted {
+    fn on(thread: Option<usize>) -> Counted {
+        let n = thread
+            .and_then(|t| proxy_threads().get(t))
+            .map(|t| &t.sessions);
+        if let Some(n) = n {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        Counted(n)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(n) = self.0 {
+            n.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The proxy thread a connection accepted on thread `me` goes to: `me`, unless another thread
+/// serves at least two sessions fewer (as HAProxy hands a connection to its least loaded
+/// thread; the kernel wakes whichever thread it likes for an accept).
+fn fewest_sessions(me: usize) -> usize {
+    let threads = proxy_threads();
+    let load = |i: usize| threads[i].sessions.load(Ordering::Relaxed);
+    let least = (0..threads.len()).min_by_key(|&i| load(i)).unwrap_or(me);
+    if load(least) + 1 < load(me) {
+        least
+    } else {
+        me
+    }
+}
+
 /// Starts serving `socket` per `spec`: an accept loop on each proxy thread, on a duplicate of
-/// the socket (the kernel hands each connection to one of them).
+/// the socket.
 pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Checker) -> Running {
     let l = Listener::new(spec.clone(), checker);
     let mut tasks = vec![tokio::spawn(l.clone().watch()).abort_handle()];
-    let accept = |l: Listener, sock: std::net::TcpListener| async move {
-        let sock = match TcpListener::from_std(sock) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(listener = %l.spec.name, error = %e, "cannot accept on the listener");
-                return;
-            }
-        };
-        match l.spec.protocol {
-            Protocol::Tcp => serve_tcp(l, sock).await,
-            Protocol::Http => http::serve(l, sock).await,
-        }
-    };
-    for thread in proxy_threads() {
+    // Idle upstream connections (HTTP) are kept per thread, as its sockets are.
+    let pools: Arc<Vec<Arc<http::Pool>>> = Arc::new(
+        (0..proxy_threads().len().max(1))
+            .map(|_| Arc::default())
+            .collect(),
+    );
+    for (i, thread) in proxy_threads().iter().enumerate() {
         match socket.try_clone() {
-            Ok(dup) => tasks.push(thread.spawn(accept(l.clone(), dup)).abort_handle()),
+            Ok(dup) => tasks.push(
+                thread
+                    .handle
+                    .spawn(accept_loop(l.clone(), dup, Some(i), Arc::clone(&pools)))
+                    .abort_handle(),
+            ),
             Err(e) => {
                 warn!(listener = %spec.name, error = %e, "cannot share the listener with a proxy thread")
             }
@@ -452,7 +499,7 @@ pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Ch
     }
     if tasks.len() == 1 {
         match socket.try_clone() {
-            Ok(dup) => tasks.push(tokio::spawn(accept(l, dup)).abort_handle()),
+            Ok(dup) => tasks.push(tokio::spawn(accept_loop(l, dup, None, pools)).abort_handle()),
             Err(e) => warn!(listener = %spec.name, error = %e, "cannot accept on the listener"),
         }
     }
@@ -460,6 +507,62 @@ pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Ch
         spec,
         socket,
         tasks,
+    }
+}
+
+/// Accepts connections on proxy thread `me` (or the caller's runtime, `None`) and starts a
+/// session for each, on the thread with the fewest.
+async fn accept_loop(
+    l: Listener,
+    sock: std::net::TcpListener,
+    me: Option<usize>,
+    pools: Arc<Vec<Arc<http::Pool>>>,
+) {
+    let sock = match TcpListener::from_std(sock) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(listener = %l.spec.name, error = %e, "cannot accept on the listener");
+            return;
+        }
+    };
+    loop {
+        let (client, from) = accept(&l, &sock).await;
+        let to = me.map(fewest_sessions);
+        let count = Counted::on(to);
+        let pool = Arc::clone(&pools[to.unwrap_or(0)]);
+        if to == me {
+            tokio::spawn(session(l.clone(), pool, client, from, count));
+            continue;
+        }
+        let Some(thread) = to.and_then(|t| proxy_threads().get(t)) else {
+            continue;
+        };
+        match client.into_std() {
+            Ok(client) => {
+                let l = l.clone();
+                thread.handle.spawn(async move {
+                    match TcpStream::from_std(client) {
+                        Ok(client) => session(l, pool, client, from, count).await,
+                        Err(e) => warn!(error = %e, "cannot move a connection to a proxy thread"),
+                    }
+                });
+            }
+            Err(e) => warn!(error = %e, "cannot move a connection to a proxy thread"),
+        }
+    }
+}
+
+/// One client connection, per the listener's protocol.
+async fn session(
+    l: Listener,
+    pool: Arc<http::Pool>,
+    client: TcpStream,
+    from: SocketAddr,
+    _count: Counted,
+) {
+    match l.spec.protocol {
+        Protocol::Tcp => tcp_session(l, client, from).await,
+        Protocol::Http => http::session(l, pool, client, from).await,
     }
 }
 
@@ -479,23 +582,18 @@ async fn accept(l: &Listener, listener: &TcpListener) -> (TcpStream, SocketAddr)
     }
 }
 
-async fn serve_tcp(l: Listener, listener: TcpListener) {
-    loop {
-        let (client, from) = accept(&l, &listener).await;
-        let l = l.clone();
-        tokio::spawn(async move {
-            let Some((mut upstream, lease)) = l.connect().await else {
-                warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} accepted the connection", l.spec.upstream);
-                return;
-            };
-            debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
-            let mut client = client;
-            tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-                _ = lease.kill.notified() => {
-                    debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "session closed by policy");
-                }
-            }
-        });
+/// A TCP session: the first peer that accepts, then bytes both ways until either side closes
+/// (or the session is closed by policy).
+async fn tcp_session(l: Listener, mut client: TcpStream, from: SocketAddr) {
+    let Some((mut upstream, lease)) = l.connect().await else {
+        warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} accepted the connection", l.spec.upstream);
+        return;
+    };
+    debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        _ = lease.kill.notified() => {
+            debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "session closed by policy");
+        }
     }
 }
