@@ -138,6 +138,13 @@ fn decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// A `Content-Length: n` field.
+fn length_field(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// A request the proxy cannot forward: the status to answer with, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -314,9 +321,7 @@ pub fn finish_request(fwd: &mut Vec<u8>, req: &Request, peer: &str, body_len: us
         field(fwd, "Host", peer.as_bytes());
     }
     if req.has_body_field {
-        fwd.extend_from_slice(b"Content-Length: ");
-        decimal(fwd, body_len as u64);
-        fwd.extend_from_slice(b"\r\n");
+        length_field(fwd, body_len as u64);
     }
     fwd.extend_from_slice(b"\r\n");
 }
@@ -344,12 +349,10 @@ pub enum Relay {
 pub struct Response {
     /// The head's length in the peer's buffer.
     pub len: usize,
-    pub status: u16,
     /// An interim response (1xx other than an accepted upgrade): skipped, the final one follows.
     pub interim: bool,
     /// `101 Switching Protocols` to an upgrade request: the connection becomes a tunnel.
     pub switch: bool,
-    pub framing: Framing,
     pub relay: Relay,
     /// The peer's connection can carry another request once this body is read.
     pub reusable: bool,
@@ -427,16 +430,10 @@ pub fn parse_response(
         // A HEAD or 304 answer keeps the length the body would have had.
         Relay::None => {
             if let (Some(n), false) = (length, switch || interim || status == 204) {
-                out.extend_from_slice(b"Content-Length: ");
-                decimal(out, n);
-                out.extend_from_slice(b"\r\n");
+                length_field(out, n);
             }
         }
-        Relay::Length(n) => {
-            out.extend_from_slice(b"Content-Length: ");
-            decimal(out, n);
-            out.extend_from_slice(b"\r\n");
-        }
+        Relay::Length(n) => length_field(out, n),
         Relay::Chunks | Relay::Rechunk => field(out, "Transfer-Encoding", b"chunked"),
         Relay::Dechunk | Relay::Raw => {}
     }
@@ -450,10 +447,8 @@ pub fn parse_response(
     out.extend_from_slice(b"\r\n");
     Ok(Some(Response {
         len,
-        status,
         interim,
         switch,
-        framing,
         relay,
         reusable,
         keep_alive,

@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 
 use super::h1::{self, ChunkedDecoder, Framing, Refusal, Relay, Request, Response};
 use super::{Lease, Listener};
-use crate::check::{CheckError, Peer};
+use crate::check::CheckError;
 
 /// The largest request body the proxy buffers (so it can be sent again to another peer).
 pub const MAX_BODY: usize = 16 << 20;
@@ -330,8 +330,12 @@ impl Session {
                 let was_reused = reused.is_some();
                 let conn = match reused {
                     Some(c) => c,
-                    None => match connect(&self.l, peer).await {
-                        Ok(c) => c,
+                    None => match self.l.connect_to(peer).await {
+                        Ok(stream) => Conn {
+                            addr: peer.addr.clone(),
+                            stream,
+                            buf: BytesMut::new(),
+                        },
                         Err(e) => {
                             debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
                             self.l.failed(view, e);
@@ -607,24 +611,4 @@ fn bad_gateway(reason: &'static str) -> Refusal {
         status: 502,
         reason,
     }
-}
-
-/// A new connection to `peer`, within `connect_timeout`.
-async fn connect(l: &Listener, peer: &Peer) -> Result<Conn, CheckError> {
-    let stream = match tokio::time::timeout(
-        l.spec.connect_timeout,
-        TcpStream::connect((peer.host.as_str(), peer.port)),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(CheckError::from_connect(&e)),
-        Err(_) => return Err(CheckError::Timeout),
-    };
-    let _ = stream.set_nodelay(true);
-    Ok(Conn {
-        addr: peer.addr.clone(),
-        stream,
-        buf: BytesMut::new(),
-    })
 }

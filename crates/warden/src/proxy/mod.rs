@@ -240,29 +240,36 @@ impl Listener {
         }
     }
 
+    /// A new connection to `peer`, within `connect_timeout`, without Nagle's delay.
+    async fn connect_to(&self, peer: &Peer) -> Result<TcpStream, CheckError> {
+        match tokio::time::timeout(
+            self.spec.connect_timeout,
+            TcpStream::connect((peer.host.as_str(), peer.port)),
+        )
+        .await
+        {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+            Ok(Err(e)) => Err(CheckError::from_connect(&e)),
+            Err(_) => Err(CheckError::Timeout),
+        }
+    }
+
     /// Connects to the first peer that accepts, in the balancer's order.
     pub async fn connect(&self) -> Option<(TcpStream, Lease)> {
         let (all, order) = self.attempts();
         for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
-            match tokio::time::timeout(
-                self.spec.connect_timeout,
-                TcpStream::connect((peer.host.as_str(), peer.port)),
-            )
-            .await
-            {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
+            match self.connect_to(peer).await {
+                Ok(s) => {
                     let lease = self.lease(&peer.addr, view.backup);
                     return Some((s, lease));
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     debug!(listener = %self.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
                     // Real traffic saw it fail: that counts for its health now.
-                    self.failed(view, CheckError::from_connect(&e));
-                }
-                Err(_) => {
-                    debug!(listener = %self.spec.name, peer = %peer.addr, "connect timed out; trying the next peer");
-                    self.failed(view, CheckError::Timeout);
+                    self.failed(view, e);
                 }
             }
         }
