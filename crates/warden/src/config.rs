@@ -834,6 +834,7 @@ impl<'s> Reader<'s> {
                 "upstream_timeout",
                 "forwarded_for",
                 "client_keepalive",
+                "upstream_keepalive",
             ],
             WHAT,
         );
@@ -931,13 +932,19 @@ impl<'s> Reader<'s> {
             ("connect_timeout", &mut l.connect_timeout),
             ("upstream_timeout", &mut l.upstream_timeout),
             ("client_keepalive", &mut l.client_keepalive),
+            ("upstream_keepalive", &mut l.upstream_keepalive),
         ] {
             if let Some(d) = self.positive_duration(t, key) {
                 *slot = d;
             }
         }
         if l.protocol == Protocol::Tcp {
-            for key in ["upstream_timeout", "forwarded_for", "client_keepalive"] {
+            for key in [
+                "upstream_timeout",
+                "forwarded_for",
+                "client_keepalive",
+                "upstream_keepalive",
+            ] {
                 self.forbid(t, key, "it applies to protocol = \"http\"");
             }
         }

@@ -1291,3 +1291,96 @@ async fn many_client_connections_at_once_are_all_served() {
         }
     }
 }
+
+/// An HTTP backend that answers every request `200 ok` with keep-alive and reports, for each
+/// connection that carried a request, how long it had been idle when the proxy closed it.
+async fn closing_backend() -> (u16, tokio::sync::mpsc::UnboundedReceiver<Duration>) {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut last = None;
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(i) = find(&buf, b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if s.write_all(ok).await.is_err() {
+                            return;
+                        }
+                        last = Some(Instant::now());
+                    }
+                }
+                // Health checks connect and send nothing: not reported.
+                if let Some(last) = last {
+                    let _ = tx.send(last.elapsed());
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+/// One GET on a new client connection, which is then closed (its peer connection goes idle
+/// in the pool).
+async fn one_get(proxy: u16) {
+    let mut s = client(proxy).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        .await
+        .expect("write");
+    let (h, body) = read_response(&mut s, &mut Vec::new(), false).await;
+    assert!(h.starts_with("HTTP/1.1 200 "), "{h}");
+    assert_eq!(body, "ok");
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_close_after_upstream_keepalive_or_with_their_peer() {
+    let (port, mut closed) = closing_backend().await;
+    let (_checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.upstream_keepalive = Duration::from_millis(600);
+    })
+    .await;
+    one_get(proxy).await;
+    let idle = tokio::time::timeout(Duration::from_secs(10), closed.recv())
+        .await
+        .expect("the idle connection is closed")
+        .expect("open");
+    assert!(
+        idle >= Duration::from_millis(500),
+        "kept for upstream_keepalive, closed after {idle:?} idle"
+    );
+
+    // A peer removed from the upstream (a reload) loses its idle connections long before
+    // upstream_keepalive.
+    let (port, mut closed) = closing_backend().await;
+    let (checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.upstream_keepalive = Duration::from_secs(120);
+    })
+    .await;
+    one_get(proxy).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), closed.recv())
+            .await
+            .is_err(),
+        "pooled while its peer is in the upstream"
+    );
+    checker
+        .remove_peer("svc", &format!("127.0.0.1:{port}"))
+        .expect("remove");
+    let idle = tokio::time::timeout(Duration::from_secs(10), closed.recv())
+        .await
+        .expect("the removed peer's idle connection is closed")
+        .expect("open");
+    assert!(idle < Duration::from_secs(60), "closed after {idle:?} idle");
+}

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,34 +79,53 @@ fn reserve(buf: &mut BytesMut) {
     }
 }
 
-/// Idle upstream connections, per peer address.
+/// Idle upstream connections, per peer address, each with the time it went idle.
 #[derive(Debug, Default)]
 pub(super) struct Pool {
-    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    idle: Mutex<HashMap<String, Vec<(Instant, Conn)>>>,
 }
 
 impl Pool {
-    /// An idle connection to `addr` that is still open, if there is one.
+    /// The idle connection to `addr` used last that is still open, if there is one.
     fn take(&self, addr: &str) -> Option<Conn> {
         loop {
-            let c = self.idle.lock().ok()?.get_mut(addr)?.pop()?;
+            let (_, c) = self.idle.lock().ok()?.get_mut(addr)?.pop()?;
             if c.alive() {
                 return Some(c);
             }
         }
     }
 
+    /// Keeps `c` idle; when its peer has [`POOL_PER_PEER`] already, the one idle longest goes.
     fn put(&self, c: Conn) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        match idle.get_mut(&c.addr) {
-            Some(list) if list.len() < POOL_PER_PEER => list.push(c),
-            Some(_) => {}
-            None => {
-                idle.insert(c.addr.clone(), vec![c]);
-            }
+        let list = idle.entry(c.addr.clone()).or_default();
+        if list.len() >= POOL_PER_PEER {
+            list.remove(0);
         }
+        list.push((Instant::now(), c));
+    }
+
+    /// Closes the idle connections that have been idle `max_idle` or longer, that their peer
+    /// closed (or wrote to unasked), or whose peer `is_peer` no longer names; returns how many.
+    pub(super) fn sweep(&self, max_idle: Duration, is_peer: impl Fn(&str) -> bool) -> usize {
+        let Ok(mut idle) = self.idle.lock() else {
+            return 0;
+        };
+        let mut closed = 0;
+        idle.retain(|addr, list| {
+            let before = list.len();
+            if is_peer(addr) {
+                list.retain(|(since, c)| since.elapsed() < max_idle && c.alive());
+            } else {
+                list.clear();
+            }
+            closed += before - list.len();
+            !list.is_empty()
+        });
+        closed
     }
 }
 
@@ -597,7 +616,8 @@ impl Session {
         }
         let shutdown = self.l.spec.shutdown_sessions;
         tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut self.client, &mut conn.stream) => {}
+            biased;
+            _ = super::relay::relay(&mut self.client, &mut conn.stream) => {}
             _ = lease.kill.notified(), if shutdown => {
                 debug!(listener = %self.l.spec.name, peer = %lease.addr, client = %self.from, "session closed by policy");
             }

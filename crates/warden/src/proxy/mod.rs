@@ -9,6 +9,7 @@
 pub mod balance;
 mod h1;
 pub mod http;
+mod relay;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct ListenerSpec {
     pub forwarded_for: bool,
     /// HTTP: how long an idle client connection is kept open.
     pub client_keepalive: Duration,
+    /// HTTP: how long an idle pooled connection to a peer is kept open.
+    pub upstream_keepalive: Duration,
 }
 
 impl ListenerSpec {
@@ -73,6 +76,7 @@ impl ListenerSpec {
             upstream_timeout: Duration::from_secs(60),
             forwarded_for: true,
             client_keepalive: Duration::from_secs(75),
+            upstream_keepalive: Duration::from_secs(60),
         }
     }
 }
@@ -491,6 +495,7 @@ pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Ch
             .map(|_| Arc::default())
             .collect(),
     );
+    let http = spec.protocol == Protocol::Http;
     for (i, thread) in proxy_threads().iter().enumerate() {
         match socket.try_clone() {
             Ok(dup) => tasks.push(
@@ -500,13 +505,24 @@ pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Ch
                     .abort_handle(),
             ),
             Err(e) => {
-                warn!(listener = %spec.name, error = %e, "cannot share the listener with a proxy thread")
+                warn!(listener = %spec.name, error = %e, "cannot share the listener with a proxy thread");
+                continue;
             }
+        }
+        if http {
+            let sweep = sweep_loop(l.clone(), Arc::clone(&pools[i]));
+            tasks.push(thread.handle.spawn(sweep).abort_handle());
         }
     }
     if tasks.len() == 1 {
         match socket.try_clone() {
-            Ok(dup) => tasks.push(tokio::spawn(accept_loop(l, dup, None, pools)).abort_handle()),
+            Ok(dup) => {
+                let sweep = sweep_loop(l.clone(), Arc::clone(&pools[0]));
+                tasks.push(tokio::spawn(accept_loop(l, dup, None, pools)).abort_handle());
+                if http {
+                    tasks.push(tokio::spawn(sweep).abort_handle());
+                }
+            }
             Err(e) => warn!(listener = %spec.name, error = %e, "cannot accept on the listener"),
         }
     }
@@ -514,6 +530,25 @@ pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Ch
         spec,
         socket,
         tasks,
+    }
+}
+
+/// Closes a thread's idle upstream connections (HTTP) once idle `upstream_keepalive`, those
+/// their peer closed, and those to peers the upstream no longer has (a reload removed them).
+async fn sweep_loop(l: Listener, pool: Arc<http::Pool>) {
+    let every =
+        (l.spec.upstream_keepalive / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let views = l.views();
+        let n = pool.sweep(l.spec.upstream_keepalive, |addr| {
+            views.peers.iter().any(|p| p.addr == addr)
+        });
+        if n > 0 {
+            debug!(listener = %l.spec.name, connections = n, "idle upstream connections closed");
+        }
     }
 }
 
@@ -598,7 +633,8 @@ async fn tcp_session(l: Listener, mut client: TcpStream, from: SocketAddr) {
     };
     debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        biased;
+        _ = relay::relay(&mut client, &mut upstream) => {}
         _ = lease.kill.notified() => {
             debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "session closed by policy");
         }

@@ -1,0 +1,154 @@
+//! Bytes both ways between a client and a peer (TCP sessions, HTTP upgrades), as HAProxy moves
+//! them: what a read brings is written at once from one buffer per thread, and a session keeps
+//! bytes of its own only while the other side cannot take them. An idle session holds no
+//! buffer at all (tokio's `copy_bidirectional` keeps 16 KiB per session for its life).
+//!
+//! Each direction ends at its reader's end, which shuts the other side's write half (a
+//! half-close passes through); the relay ends when both have, or at the first error.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// How much one read may bring.
+const SCRATCH: usize = 64 << 10;
+/// Bytes kept for a slow writer are given back above this capacity once written.
+const KEEP: usize = 16 << 10;
+
+thread_local! {
+    static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
+
+/// Relays between `a` and `b` until both directions have ended (`Ok`) or one fails.
+pub(super) async fn relay(a: &mut TcpStream, b: &mut TcpStream) -> io::Result<()> {
+    let (mut ar, mut aw) = a.split();
+    let (mut br, mut bw) = b.split();
+    let (mut ab, mut ba) = (Pipe::default(), Pipe::default());
+    poll_fn(|cx| {
+        let there = ab.poll(cx, &mut ar, &mut bw)?;
+        let back = ba.poll(cx, &mut br, &mut aw)?;
+        if there.is_ready() && back.is_ready() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// One direction's state.
+#[derive(Debug, Default)]
+struct Pipe {
+    /// Read but not written yet (the writer could not take it all); `pending[at..]` is left.
+    pending: Vec<u8>,
+    at: usize,
+    /// The reader ended: the writer's side is shut once `pending` is written.
+    eof: bool,
+    done: bool,
+}
+
+impl Pipe {
+    /// Moves bytes from `from` to `to` until either must wait; ready once `from` ended and
+    /// `to` was shut.
+    fn poll<R, W>(&mut self, cx: &mut Context<'_>, from: &mut R, to: &mut W) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            while self.at < self.pending.len() {
+                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.pending[self.at..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.at += n;
+            }
+            if !self.pending.is_empty() {
+                self.pending.clear();
+                self.at = 0;
+                if self.pending.capacity() > KEEP {
+                    self.pending = Vec::new();
+                }
+            }
+            if self.eof {
+                ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                self.done = true;
+                continue;
+            }
+            // Read into this thread's buffer and write from it at once; only what the writer
+            // does not take is copied into the session's own `pending`.
+            ready!(BUF.with_borrow_mut(|buf| {
+                let mut rb = ReadBuf::new(buf);
+                ready!(Pin::new(&mut *from).poll_read(cx, &mut rb))?;
+                let data = rb.filled();
+                if data.is_empty() {
+                    self.eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                match Pin::new(&mut *to).poll_write(cx, data) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => self.pending.extend_from_slice(&data[n..]),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => self.pending.extend_from_slice(data),
+                }
+                Poll::Ready(Ok(()))
+            }))?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A connected pair of sockets on 127.0.0.1.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let c = TcpStream::connect(l.local_addr().expect("addr"));
+        let (c, s) = tokio::join!(c, l.accept());
+        (c.expect("connect"), s.expect("accept").0)
+    }
+
+    #[tokio::test]
+    async fn bytes_pass_both_ways_with_back_pressure_and_half_close() {
+        // client <-> (a | relay | b) <-> server
+        let (mut client, mut a) = pair().await;
+        let (mut b, mut server) = pair().await;
+        let relay = tokio::spawn(async move { relay(&mut a, &mut b).await });
+        // 8 MiB one way while nobody reads it at first: the relay must hold back, not lose.
+        let big: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let writer = tokio::spawn(async move {
+            client.write_all(&sent).await.expect("write");
+            client.shutdown().await.expect("half-close");
+            client
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.expect("read");
+        assert!(
+            got == big,
+            "{} bytes of {} arrived in order",
+            got.len(),
+            big.len()
+        );
+        // The other way still works after the half-close, and its end reaches the client.
+        server.write_all(b"answer").await.expect("write back");
+        drop(server);
+        let mut client = writer.await.expect("writer");
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).await.expect("read back");
+        assert_eq!(back, b"answer");
+        relay.await.expect("relay").expect("ends cleanly");
+    }
+}
