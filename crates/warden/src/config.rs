@@ -835,6 +835,7 @@ impl<'s> Reader<'s> {
                 "forwarded_for",
                 "client_keepalive",
                 "upstream_keepalive",
+                "idle_timeout",
             ],
             WHAT,
         );
@@ -937,6 +938,9 @@ impl<'s> Reader<'s> {
             if let Some(d) = self.positive_duration(t, key) {
                 *slot = d;
             }
+        }
+        if let Some(d) = self.positive_duration(t, "idle_timeout") {
+            l.idle_timeout = Some(d);
         }
         if l.protocol == Protocol::Tcp {
             for key in [
@@ -2319,16 +2323,19 @@ concurrency = 10
         use crate::proxy::balance::{Balance, Failback};
         let up = "[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:1\"]\n";
         let l = ok(&format!(
-            "{up}[[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"tcp\"\nconnect_timeout = \"250ms\"\n"
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"tcp\"\nconnect_timeout = \"250ms\"\nidle_timeout = \"10m\"\n"
         ));
         assert_eq!(l.listeners[0].upstream, "svc");
         assert_eq!(l.listeners[0].connect_timeout, Duration::from_millis(250));
+        assert_eq!(l.listeners[0].idle_timeout, Some(Duration::from_secs(600)));
         let l = ok(&format!(
             "{up}[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"http\"\n\
              balance = \"weighted\"\nfailback = {{ preempt_delay = \"30s\" }}\nshutdown_sessions = true\n\
-             upstream_timeout = \"2s\"\nforwarded_for = false\n"
+             upstream_timeout = \"2s\"\nforwarded_for = false\nupstream_keepalive = \"5s\"\n"
         ));
         let w = &l.listeners[0];
+        assert_eq!(w.upstream_keepalive, Duration::from_secs(5));
+        assert_eq!(w.idle_timeout, None);
         assert_eq!(w.protocol, Protocol::Http);
         assert_eq!(w.policy.balance, Balance::Weighted);
         assert_eq!(
@@ -2338,7 +2345,7 @@ concurrency = 10
         assert!(w.shutdown_sessions && !w.forwarded_for);
         assert_eq!(w.upstream_timeout, Duration::from_secs(2));
         let e = errors(&format!(
-            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"udp\"\nbalance = \"round-robbin\"\nfailback = \"later\"\nupstream_timeout = \"1s\"\n"
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"udp\"\nbalance = \"round-robbin\"\nfailback = \"later\"\nupstream_timeout = \"1s\"\nidle_timeout = \"0s\"\n"
         ));
         for want in [
             "t.toml:6:10: error: bad listen address \"here\"",
@@ -2347,6 +2354,7 @@ concurrency = 10
             "t.toml:9:11: error: unknown balance \"round-robbin\"; did you mean \"round-robin\"?",
             "t.toml:10:12: error: failback: expected \"preempt\", \"no_preempt\" or { preempt_delay = \"30s\" }",
             "t.toml:11:1: error: `upstream_timeout` does not apply here: it applies to protocol = \"http\"",
+            "t.toml:12:16: error: `idle_timeout` must be longer than 0",
         ] {
             assert!(e.contains(want), "{want}\n{e}");
         }

@@ -1384,3 +1384,37 @@ async fn idle_upstream_connections_close_after_upstream_keepalive_or_with_their_
         .expect("open");
     assert!(idle < Duration::from_secs(60), "closed after {idle:?} idle");
 }
+
+#[tokio::test]
+async fn a_tcp_session_quiet_for_idle_timeout_is_closed() {
+    let (port, _b) = backend("A", 0).await;
+    let (_checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.idle_timeout = Some(Duration::from_millis(400));
+    })
+    .await;
+    let (mut lines, mut w, first) = open(proxy, "hello").await.expect("open");
+    assert_eq!(first, "A:hello");
+    // Talking every 150 ms keeps it open past the timeout.
+    for i in 0..6 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        w.write_all(format!("{i}\n").as_bytes())
+            .await
+            .expect("write");
+        let got = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
+        assert_eq!(
+            got.expect("answered").expect("read"),
+            Some(format!("A:{i}"))
+        );
+    }
+    // Then silence: the proxy closes the session.
+    let quiet = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("closed within 10 s");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(300),
+        "closed after {:?} of silence",
+        quiet.elapsed()
+    );
+}

@@ -617,7 +617,7 @@ impl Session {
         let shutdown = self.l.spec.shutdown_sessions;
         tokio::select! {
             biased;
-            _ = super::relay::relay(&mut self.client, &mut conn.stream) => {}
+            _ = super::relay::relay(&mut self.client, &mut conn.stream, self.l.spec.idle_timeout) => {}
             _ = lease.kill.notified(), if shutdown => {
                 debug!(listener = %self.l.spec.name, peer = %lease.addr, client = %self.from, "session closed by policy");
             }

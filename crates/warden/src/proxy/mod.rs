@@ -59,6 +59,9 @@ pub struct ListenerSpec {
     pub client_keepalive: Duration,
     /// HTTP: how long an idle pooled connection to a peer is kept open.
     pub upstream_keepalive: Duration,
+    /// A TCP session (or an HTTP connection turned tunnel) through which nothing has moved
+    /// for this long is closed; `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl ListenerSpec {
@@ -77,6 +80,7 @@ impl ListenerSpec {
             forwarded_for: true,
             client_keepalive: Duration::from_secs(75),
             upstream_keepalive: Duration::from_secs(60),
+            idle_timeout: None,
         }
     }
 }
@@ -634,7 +638,11 @@ async fn tcp_session(l: Listener, mut client: TcpStream, from: SocketAddr) {
     debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
     tokio::select! {
         biased;
-        _ = relay::relay(&mut client, &mut upstream) => {}
+        r = relay::relay(&mut client, &mut upstream, l.spec.idle_timeout) => {
+            if let Err(e) = r {
+                debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, error = %e, "session ended");
+            }
+        }
         _ = lease.kill.notified() => {
             debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "session closed by policy");
         }

@@ -4,16 +4,19 @@
 //! buffer at all (tokio's `copy_bidirectional` keeps 16 KiB per session for its life).
 //!
 //! Each direction ends at its reader's end, which shuts the other side's write half (a
-//! half-close passes through); the relay ends when both have, or at the first error.
+//! half-close passes through); the relay ends when both have, at the first error, or when
+//! nothing has moved either way for the listener's `idle_timeout`.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// How much one read may bring.
 const SCRATCH: usize = 64 << 10;
@@ -24,19 +27,39 @@ thread_local! {
     static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 
-/// Relays between `a` and `b` until both directions have ended (`Ok`) or one fails.
-pub(super) async fn relay(a: &mut TcpStream, b: &mut TcpStream) -> io::Result<()> {
+/// Relays between `a` and `b` until both directions have ended (`Ok`) or one fails; with
+/// `idle`, also ends (`TimedOut`) once no byte has moved either way for that long.
+pub(super) async fn relay(
+    a: &mut TcpStream,
+    b: &mut TcpStream,
+    idle: Option<Duration>,
+) -> io::Result<()> {
     let (mut ar, mut aw) = a.split();
     let (mut br, mut bw) = b.split();
     let (mut ab, mut ba) = (Pipe::default(), Pipe::default());
+    // The timer is not reset per transfer: when it fires it is pushed to `idle` after the
+    // last one, if there was one since.
+    let mut last = Instant::now();
+    let mut timer = idle.map(|d| Box::pin(tokio::time::sleep_until(last + d)));
     poll_fn(|cx| {
+        let moved = ab.moved + ba.moved;
         let there = ab.poll(cx, &mut ar, &mut bw)?;
         let back = ba.poll(cx, &mut br, &mut aw)?;
         if there.is_ready() && back.is_ready() {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
+            return Poll::Ready(Ok(()));
         }
+        if ab.moved + ba.moved != moved {
+            last = Instant::now();
+        }
+        if let (Some(timer), Some(idle)) = (timer.as_mut(), idle) {
+            while timer.as_mut().poll(cx).is_ready() {
+                if last.elapsed() >= idle {
+                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                }
+                timer.as_mut().reset(last + idle);
+            }
+        }
+        Poll::Pending
     })
     .await
 }
@@ -50,6 +73,8 @@ struct Pipe {
     /// The reader ended: the writer's side is shut once `pending` is written.
     eof: bool,
     done: bool,
+    /// Bytes written so far.
+    moved: u64,
 }
 
 impl Pipe {
@@ -70,6 +95,7 @@ impl Pipe {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 self.at += n;
+                self.moved += n as u64;
             }
             if !self.pending.is_empty() {
                 self.pending.clear();
@@ -95,7 +121,10 @@ impl Pipe {
                 }
                 match Pin::new(&mut *to).poll_write(cx, data) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(n)) => self.pending.extend_from_slice(&data[n..]),
+                    Poll::Ready(Ok(n)) => {
+                        self.moved += n as u64;
+                        self.pending.extend_from_slice(&data[n..]);
+                    }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => self.pending.extend_from_slice(data),
                 }
@@ -124,7 +153,7 @@ mod tests {
         // client <-> (a | relay | b) <-> server
         let (mut client, mut a) = pair().await;
         let (mut b, mut server) = pair().await;
-        let relay = tokio::spawn(async move { relay(&mut a, &mut b).await });
+        let relay = tokio::spawn(async move { relay(&mut a, &mut b, None).await });
         // 8 MiB one way while nobody reads it at first: the relay must hold back, not lose.
         let big: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
         let sent = big.clone();
@@ -150,5 +179,38 @@ mod tests {
         client.read_to_end(&mut back).await.expect("read back");
         assert_eq!(back, b"answer");
         relay.await.expect("relay").expect("ends cleanly");
+    }
+
+    #[tokio::test]
+    async fn a_session_idle_for_idle_timeout_ends_and_a_busy_one_does_not() {
+        let (mut client, mut a) = pair().await;
+        let (mut b, mut server) = pair().await;
+        let idle = std::time::Duration::from_millis(300);
+        let relay = tokio::spawn(async move { relay(&mut a, &mut b, Some(idle)).await });
+        // A byte every 100 ms for a second: never idle that long.
+        let mut last = std::time::Instant::now();
+        for i in 0..10u8 {
+            client.write_all(&[i]).await.expect("write");
+            let mut got = [0u8; 1];
+            server.read_exact(&mut got).await.expect("read");
+            assert_eq!(got[0], i);
+            last = std::time::Instant::now();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(!relay.is_finished(), "a busy session stays");
+        // Then nothing: it ends, and both sides see the close.
+        let r = tokio::time::timeout(std::time::Duration::from_secs(10), relay)
+            .await
+            .expect("ends within 10 s")
+            .expect("relay");
+        assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        let quiet = last.elapsed();
+        assert!(
+            quiet >= std::time::Duration::from_millis(250),
+            "ended after {quiet:?} quiet"
+        );
+        let mut rest = Vec::new();
+        assert_eq!(server.read_to_end(&mut rest).await.expect("closed"), 0);
+        assert_eq!(client.read_to_end(&mut rest).await.expect("closed"), 0);
     }
 }
