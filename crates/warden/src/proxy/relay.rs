@@ -48,7 +48,7 @@ pub(super) async fn relay(
         if there.is_ready() && back.is_ready() {
             return Poll::Ready(Ok(()));
         }
-        if ab.moved + ba.moved != moved {
+        if idle.is_some() && ab.moved + ba.moved != moved {
             last = Instant::now();
         }
         if let (Some(timer), Some(idle)) = (timer.as_mut(), idle) {
