@@ -22,6 +22,7 @@ struct Api {
     tx: mpsc::UnboundedSender<Input>,
     token: String,
     checker: Checker,
+    proxy_stats: crate::proxy::stats::Registry,
 }
 
 /// Serves the API until the daemon exits.
@@ -30,6 +31,7 @@ pub async fn serve(
     tx: mpsc::UnboundedSender<Input>,
     token: String,
     checker: Checker,
+    proxy_stats: crate::proxy::stats::Registry,
 ) {
     let app = Router::new()
         .route("/live", get(|| async { "ok\n" }))
@@ -49,7 +51,12 @@ pub async fn serve(
         )
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
-        .with_state(Api { tx, token, checker });
+        .with_state(Api {
+            tx,
+            token,
+            checker,
+            proxy_stats,
+        });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the API server stopped");
     }
@@ -105,7 +112,8 @@ async fn status_page(State(api): State<Api>) -> Response {
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    let text = crate::check::runner::prometheus(&api.checker.snapshot());
+    let mut text = crate::check::runner::prometheus(&api.checker.snapshot());
+    text.push_str(&api.proxy_stats.prometheus());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 

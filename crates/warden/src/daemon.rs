@@ -206,6 +206,7 @@ fn start_listener(
     l: &crate::proxy::ListenerSpec,
     data_dir: &Path,
     checker: &crate::check::runner::Checker,
+    stats: &crate::proxy::stats::Registry,
 ) -> anyhow::Result<crate::proxy::Running> {
     let sock = std::net::TcpListener::bind(l.listen)
         .with_context(|| format!("listener {}: cannot listen on {}", l.name, l.listen))?;
@@ -221,6 +222,7 @@ fn start_listener(
         l.clone(),
         Arc::new(sock),
         checker.clone(),
+        stats.of(&l.name),
     ))
 }
 
@@ -252,8 +254,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let checker = crate::check::runner::Checker::start(loaded.upstreams.clone());
     // Proxy listeners: bound now, so a taken port stops the start with a clear error.
     let mut listeners = HashMap::new();
+    let proxy_stats = crate::proxy::stats::Registry::default();
     for l in &loaded.listeners {
-        let running = start_listener(l, &data_dir, &checker)?;
+        let running = start_listener(l, &data_dir, &checker, &proxy_stats)?;
         listeners.insert(l.name.clone(), running);
     }
     // What an agent needs to reach the daemon (`warden promotion-score`).
@@ -271,6 +274,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tx.clone(),
         token,
         checker.clone(),
+        proxy_stats.clone(),
     ));
     info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), upstreams = loaded.upstreams.len(), "warden started");
 
@@ -286,6 +290,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         checker,
         follows: loaded.follows.clone(),
         listeners,
+        proxy_stats,
         config_path: opts.config_path.clone(),
         data_dir: data_dir.clone(),
         tx,
@@ -341,6 +346,8 @@ struct Daemon {
     follows: Vec<crate::follow::Follow>,
     /// The proxy listeners, by name (a reload starts, stops and changes them).
     listeners: HashMap<String, crate::proxy::Running>,
+    /// Their counters, by name (kept across a reload that changes a listener).
+    proxy_stats: crate::proxy::stats::Registry,
     config_path: PathBuf,
     data_dir: PathBuf,
     tx: mpsc::UnboundedSender<Input>,
@@ -871,13 +878,19 @@ impl Daemon {
                     // Same address: same socket, new rules; no connection is refused meanwhile.
                     let socket = Arc::clone(&r.socket);
                     r.stop();
-                    let running = crate::proxy::spawn(spec.clone(), socket, self.checker.clone());
+                    let running = crate::proxy::spawn(
+                        spec.clone(),
+                        socket,
+                        self.checker.clone(),
+                        self.proxy_stats.of(&spec.name),
+                    );
                     self.listeners.insert(spec.name.clone(), running);
                     changes.push(format!("listener {}: updated", spec.name));
                 }
                 old => {
-                    let running = start_listener(spec, &self.data_dir, &self.checker)
-                        .map_err(|e| format!("{e:#}"))?;
+                    let running =
+                        start_listener(spec, &self.data_dir, &self.checker, &self.proxy_stats)
+                            .map_err(|e| format!("{e:#}"))?;
                     if let Some(old) = old {
                         old.stop();
                     }
@@ -900,6 +913,7 @@ impl Daemon {
         for name in gone {
             if let Some(r) = self.listeners.remove(&name) {
                 r.stop();
+                self.proxy_stats.remove(&name);
                 let _ = std::fs::remove_file(self.data_dir.join(format!("listener-{name}.addr")));
                 changes.push(format!("listener {name}: stopped"));
             }

@@ -1039,4 +1039,32 @@ fn reload_changes_peers_and_listeners_without_dropping_a_connection() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(ask_line(&mut session, "four"), "A:four");
+
+    // /metrics: front's counters went on across its reload; second's went with it.
+    let addr = std::fs::read_to_string(data.join("api.addr")).expect("addr");
+    let metrics = warden::client::Client {
+        addr: addr.trim().parse().expect("addr"),
+        token: None,
+    }
+    .get_text("/metrics")
+    .expect("metrics");
+    let value = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    let sessions = value("warden_listener_sessions_total{listener=\"front\"}");
+    assert!(
+        sessions >= 2,
+        "the session before the reload and at least one after: {sessions}"
+    );
+    let on = |port: u16| {
+        value(&format!(
+            "warden_listener_peer_requests_total{{listener=\"front\",peer=\"127.0.0.1:{port}\"}}"
+        ))
+    };
+    assert!(on(a.port) >= 1 && on(b.port) >= 1, "{metrics}");
+    assert!(value("warden_listener_sessions{listener=\"front\"}") >= 1);
+    assert!(!metrics.contains("listener=\"second\""), "{metrics}");
 }

@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use warden::check::runner::Checker;
 use warden::check::{CheckKind, CheckSpec, Peer, Upstream};
+use warden::proxy::stats::Registry;
 use warden::proxy::{ListenerSpec, serve};
 use warden_engine::health::{Hysteresis, PeerState};
 
@@ -70,6 +71,17 @@ async fn proxy_with(
     check: CheckSpec,
     f: impl FnOnce(&mut ListenerSpec),
 ) -> (Checker, u16) {
+    let (checker, port, _) = proxy_counted(primary, backup, check, f).await;
+    (checker, port)
+}
+
+/// Like [`proxy_with`], with the listener's counters (as `/metrics` shows them).
+async fn proxy_counted(
+    primary: Vec<Peer>,
+    backup: Vec<Peer>,
+    check: CheckSpec,
+    f: impl FnOnce(&mut ListenerSpec),
+) -> (Checker, u16, Registry) {
     let checker = Checker::start(vec![Upstream {
         name: "svc".into(),
         primary,
@@ -83,8 +95,9 @@ async fn proxy_with(
         ..ListenerSpec::tcp("front", addr, "svc")
     };
     f(&mut spec);
-    tokio::spawn(serve(spec, l, checker.clone()));
-    (checker, addr.port())
+    let stats = Registry::default();
+    tokio::spawn(serve(spec, l, checker.clone(), stats.of("front")));
+    (checker, addr.port(), stats)
 }
 
 fn fast_tcp_check() -> CheckSpec {
@@ -737,7 +750,7 @@ async fn a_stream_subscriber_survives_its_publisher_killed_and_hung() {
         )
         .await;
         primary_becomes(&checker, PeerState::Up, "A up").await;
-        let sub = tokio::spawn(subscribe(proxy, Duration::from_millis(2500)));
+        let sub = tokio::spawn(subscribe(proxy, Duration::from_millis(4000)));
         tokio::time::sleep(Duration::from_millis(700)).await;
         if hang {
             // Alive but silent: only shutdown_sessions ends the session.
@@ -1095,7 +1108,10 @@ async fn http_responses_go_back_by_their_framing() {
 async fn bad_requests_are_refused_with_their_status() {
     let (port, mut rx) =
         raw_backend(|_, _| ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".into(), false)).await;
-    let (_checker, proxy) = http_proxy(port).await;
+    let (_checker, proxy, stats) = proxy_counted(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+    })
+    .await;
     for (raw, status) in [
         (&b"NOT HTTP AT ALL\r\n\r\n"[..], "400"),
         (
@@ -1122,6 +1138,34 @@ async fn bad_requests_are_refused_with_their_status() {
         assert!(h.contains("Connection: close\r\n"), "{h}");
     }
     assert!(rx.try_recv().is_err(), "nothing reached the peer");
+    // One good request, then the counters as /metrics shows them.
+    let mut s = client(proxy).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        .await
+        .expect("write");
+    let (h, _) = read_response(&mut s, &mut Vec::new(), false).await;
+    assert!(h.starts_with("HTTP/1.1 200 "), "{h}");
+    let text = stats.prometheus();
+    for want in [
+        "warden_listener_sessions_total{listener=\"front\"} 6\n".to_owned(),
+        "warden_listener_proxy_responses_total{listener=\"front\",code=\"400\"} 3\n".into(),
+        "warden_listener_proxy_responses_total{listener=\"front\",code=\"413\"} 1\n".into(),
+        "warden_listener_proxy_responses_total{listener=\"front\",code=\"417\"} 1\n".into(),
+        format!(
+            "warden_listener_peer_requests_total{{listener=\"front\",peer=\"127.0.0.1:{port}\"}} 1\n"
+        ),
+        "warden_listener_failed_attempts_total{listener=\"front\"} 0\n".into(),
+    ] {
+        assert!(text.contains(&want), "{want}\n{text}");
+    }
+    // The refused clients' sessions have ended; the last one is still open.
+    drop(s);
+    eventually("the sessions gauge back to 0", async || {
+        stats
+            .prometheus()
+            .contains("warden_listener_sessions{listener=\"front\"} 0\n")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1389,14 +1433,14 @@ async fn idle_upstream_connections_close_after_upstream_keepalive_or_with_their_
 async fn a_tcp_session_quiet_for_idle_timeout_is_closed() {
     let (port, _b) = backend("A", 0).await;
     let (_checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
-        l.idle_timeout = Some(Duration::from_millis(400));
+        l.idle_timeout = Some(Duration::from_secs(1));
     })
     .await;
     let (mut lines, mut w, first) = open(proxy, "hello").await.expect("open");
     assert_eq!(first, "A:hello");
-    // Talking every 150 ms keeps it open past the timeout.
+    // Talking every 250 ms keeps it open past the timeout.
     for i in 0..6 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
         w.write_all(format!("{i}\n").as_bytes())
             .await
             .expect("write");
@@ -1413,7 +1457,7 @@ async fn a_tcp_session_quiet_for_idle_timeout_is_closed() {
         .expect("closed within 10 s");
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
     assert!(
-        quiet.elapsed() >= Duration::from_millis(300),
+        quiet.elapsed() >= Duration::from_millis(800),
         "closed after {:?} of silence",
         quiet.elapsed()
     );

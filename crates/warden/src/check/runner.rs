@@ -551,7 +551,8 @@ pub fn prometheus(ups: &[UpstreamStatus]) -> String {
     o
 }
 
-fn escape(s: &str) -> String {
+/// A label value as Prometheus' text format wants it.
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -309,6 +309,7 @@ impl Session {
 
     /// Answers with the proxy's own error page; `Ok(keep_alive)`.
     async fn refuse(&mut self, r: Refusal, keep_alive: bool) -> Result<bool, Cut> {
+        self.l.stats.answered(r.status);
         h1::error_response(&mut self.out, r.status, r.reason, keep_alive);
         self.write_out().await?;
         Ok(keep_alive)
@@ -364,7 +365,10 @@ impl Session {
                 };
                 let lease = self.l.lease(&peer.addr, view.backup);
                 let fail = match self.exchange(conn, req, body, was_reused, &lease).await {
-                    Ok((resp, conn)) => return self.relay(resp, conn, lease).await,
+                    Ok((resp, conn)) => {
+                        self.l.stats.took(&peer.addr);
+                        return self.relay(resp, conn, lease).await;
+                    }
                     Err(f) => f,
                 };
                 drop(lease);
@@ -421,6 +425,7 @@ impl Session {
                         }
                     }
                     Fail::Down => {
+                        self.l.stats.failed_attempt();
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, "peer turned down while the request waited; trying the next peer");
                     }
                 }

@@ -10,6 +10,7 @@ pub mod balance;
 mod h1;
 pub mod http;
 mod relay;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -109,6 +110,8 @@ pub struct Listener {
     sessions: Arc<Mutex<Sessions>>,
     /// The peers as last derived from the checker, with the checker's generation then.
     views: Arc<Mutex<(u64, Views)>>,
+    /// What it did, for `/metrics`.
+    stats: Arc<stats::Stats>,
 }
 
 /// The upstream's peers (`peers[i]` is seen by the balancer as `views[i]`).
@@ -145,7 +148,7 @@ impl Drop for Lease {
 }
 
 impl Listener {
-    pub fn new(spec: ListenerSpec, checker: Checker) -> Listener {
+    pub fn new(spec: ListenerSpec, checker: Checker, stats: Arc<stats::Stats>) -> Listener {
         let policy = spec.policy;
         Listener {
             spec: Arc::new(spec),
@@ -153,6 +156,7 @@ impl Listener {
             balancer: Arc::new(Mutex::new(Balancer::new(policy))),
             sessions: Arc::default(),
             views: Arc::new(Mutex::new((u64::MAX, Arc::default()))),
+            stats,
         }
     }
 
@@ -209,6 +213,7 @@ impl Listener {
 
     /// A connect (or request) to `view` failed: nginx's passive count, and the peer's health.
     pub fn failed(&self, view: &PeerView, error: CheckError) {
+        self.stats.failed_attempt();
         if let Ok(mut b) = self.balancer.lock() {
             b.failed(view, tokio::time::Instant::now().into_std());
         }
@@ -359,9 +364,14 @@ impl Listener {
 }
 
 /// Accepts and serves connections until the daemon exits, per the listener's protocol.
-pub async fn serve(spec: ListenerSpec, listener: TcpListener, checker: Checker) {
+pub async fn serve(
+    spec: ListenerSpec,
+    listener: TcpListener,
+    checker: Checker,
+    stats: Arc<stats::Stats>,
+) {
     let _running = match listener.into_std() {
-        Ok(socket) => spawn(spec, Arc::new(socket), checker),
+        Ok(socket) => spawn(spec, Arc::new(socket), checker, stats),
         Err(e) => {
             warn!(listener = %spec.name, error = %e, "cannot serve the listener");
             return;
@@ -489,9 +499,14 @@ fn fewest_sessions(me: usize) -> usize {
 }
 
 /// Starts serving `socket` per `spec`: an accept loop on each proxy thread, on a duplicate of
-/// the socket.
-pub fn spawn(spec: ListenerSpec, socket: Arc<std::net::TcpListener>, checker: Checker) -> Running {
-    let l = Listener::new(spec.clone(), checker);
+/// the socket; what it does is counted in `stats`.
+pub fn spawn(
+    spec: ListenerSpec,
+    socket: Arc<std::net::TcpListener>,
+    checker: Checker,
+    stats: Arc<stats::Stats>,
+) -> Running {
+    let l = Listener::new(spec.clone(), checker, stats);
     let mut tasks = vec![tokio::spawn(l.clone().watch()).abort_handle()];
     // Idle upstream connections (HTTP) are kept per thread, as its sockets are.
     let pools: Arc<Vec<Arc<http::Pool>>> = Arc::new(
@@ -606,6 +621,7 @@ async fn session(
     from: SocketAddr,
     _count: Counted,
 ) {
+    let _open = l.stats.session();
     match l.spec.protocol {
         Protocol::Tcp => tcp_session(l, client, from).await,
         Protocol::Http => http::session(l, pool, client, from).await,
@@ -632,9 +648,11 @@ async fn accept(l: &Listener, listener: &TcpListener) -> (TcpStream, SocketAddr)
 /// (or the session is closed by policy).
 async fn tcp_session(l: Listener, mut client: TcpStream, from: SocketAddr) {
     let Some((mut upstream, lease)) = l.connect().await else {
+        l.stats.unserved();
         warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} accepted the connection", l.spec.upstream);
         return;
     };
+    l.stats.took(&lease.addr);
     debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
     tokio::select! {
         biased;
