@@ -1462,3 +1462,44 @@ async fn a_tcp_session_quiet_for_idle_timeout_is_closed() {
         quiet.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_primary_back_before_its_checks_saw_it_down_gets_traffic_after_rise_checks() {
+    let (a_port, a_task) = backend("A", 0).await;
+    let (b_port, _b) = backend("B", 0).await;
+    // Checks every 200 ms, fall 3: a restart within a few ms is never seen DOWN.
+    let check = CheckSpec {
+        kind: CheckKind::Tcp,
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(200),
+        hysteresis: Hysteresis { fall: 3, rise: 2 },
+        ..CheckSpec::default()
+    };
+    // nginx's passive detection: one refused connect keeps A out for fail_timeout (60 s here).
+    let a = Peer {
+        fail_timeout: Duration::from_secs(60),
+        ..peer(a_port)
+    };
+    let (checker, proxy) = proxy_for(vec![a], vec![peer(b_port)], check, 500).await;
+    primary_becomes(&checker, PeerState::Up, "A up").await;
+    assert_eq!(request(proxy, "x").await, Ok("A:x".to_owned()));
+    // A dies; a connection meets its refusal and is carried to B; A is back on its port at once.
+    a_task.abort();
+    let _ = a_task.await;
+    assert_eq!(request(proxy, "1").await, Ok("B:1".to_owned()));
+    let (_, _a) = backend("A", a_port).await;
+    let back = Instant::now();
+    // Its checks pass `rise` times in a row after the refusal: A takes traffic again, long
+    // before fail_timeout (without this, 60 s on B).
+    eventually("traffic back on A", async || {
+        request(proxy, "y").await == Ok("A:y".to_owned())
+    })
+    .await;
+    assert!(
+        back.elapsed() < Duration::from_secs(10),
+        "back on A after {:?}",
+        back.elapsed()
+    );
+    let (peers, _) = checker.peers_of("svc").expect("svc");
+    assert_eq!(peers[0].state(), PeerState::Up, "never seen DOWN");
+}

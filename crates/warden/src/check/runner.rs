@@ -24,6 +24,8 @@ pub struct PeerStatus {
     pub last_check: Option<Time>,
     /// When its routing state last changed (None: not since the start).
     pub since: Option<Instant>,
+    /// When its current run of successful checks reached `rise` (None: not in this run).
+    pub risen: Option<Instant>,
 }
 
 impl PeerStatus {
@@ -37,6 +39,7 @@ impl PeerStatus {
             last_error_kind: None,
             last_check: None,
             since: None,
+            risen: None,
         }
     }
 
@@ -315,7 +318,17 @@ impl Checker {
                 p.last_error = Some(e.to_string());
             }
         }
-        let Some(change) = p.health.record(ok, u.check.hysteresis) else {
+        let change = p.health.record(ok, u.check.hysteresis);
+        // The run of successes that reaches `rise` (or the failure that ends it) is news for
+        // the proxy's passive detection, whether or not routing changes.
+        let rise = u.check.hysteresis.rise.max(1);
+        if ok && p.health.successes == rise {
+            p.risen = Some(Instant::now());
+            self.bump();
+        } else if !ok && p.risen.take().is_some() {
+            self.bump();
+        }
+        let Some(change) = change else {
             return;
         };
         if !change.routing_changed {

@@ -78,6 +78,10 @@ pub struct PeerView {
     pub fail_timeout: Duration,
     /// When its routability last changed (None: never, since the start).
     pub since: Option<Instant>,
+    /// When its current run of successful health checks reached `rise` (None: not in this
+    /// run): a peer that was back before its check ever saw it down (a quick restart) proves
+    /// itself this way.
+    pub risen: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -121,7 +125,11 @@ impl Balancer {
         let (Some(until), Some(at)) = (s.until, s.blocked_at) else {
             return false;
         };
-        p.max_fails > 0 && now < until && p.since.is_none_or(|since| since <= at)
+        // Lifted early once health checks saw it come back after the failures.
+        p.max_fails > 0
+            && now < until
+            && p.since.is_none_or(|since| since <= at)
+            && p.risen.is_none_or(|risen| risen <= at)
     }
 
     fn available(&self, p: &PeerView, now: Instant) -> bool {
@@ -300,6 +308,7 @@ mod tests {
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),
             since: None,
+            risen: None,
         }
     }
 
@@ -443,6 +452,15 @@ mod tests {
         b.failed(&peers[0], t0);
         assert_eq!(first(&mut b, &peers, t0), "b");
         peers[0].since = Some(t0 + Duration::from_secs(2));
+        assert_eq!(first(&mut b, &peers, t0 + Duration::from_secs(2)), "a");
+        // So do `rise` checks in a row after the failure, though it never turned DOWN (it was
+        // back before a check saw it gone); a run of successes from before does not.
+        peers[0].since = None;
+        let mut b = Balancer::new(Policy::default());
+        peers[0].risen = Some(t0);
+        b.failed(&peers[0], t0 + Duration::from_secs(1));
+        assert_eq!(first(&mut b, &peers, t0 + Duration::from_secs(2)), "b");
+        peers[0].risen = Some(t0 + Duration::from_secs(2));
         assert_eq!(first(&mut b, &peers, t0 + Duration::from_secs(2)), "a");
         // max_fails = 0 disables it.
         peers[0].max_fails = 0;

@@ -193,6 +193,7 @@ impl Listener {
                     max_fails: p.peer.max_fails,
                     fail_timeout: p.peer.fail_timeout,
                     since: p.since.map(tokio::time::Instant::into_std),
+                    risen: p.risen.map(tokio::time::Instant::into_std),
                 };
                 (p.peer, view)
             })

@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""A web server for the quickstart that answers every GET with its name, so a client can see
+which one the failover proxy sent it to.
+
+  python3 examples/hello.py NAME PORT
+"""
+import http.server
+import sys
+
+name, port = sys.argv[1], int(sys.argv[2])
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - the handler's name is http.server's
+        body = f"{name}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Hello).serve_forever()
