@@ -23,6 +23,9 @@ fi
 cargo build -q --release -p warden
 w=target/release/warden
 export WARDEN_CONFIG=examples/quickstart.toml
+# Each run starts from a clean slate: fail counts from an earlier run (web's migration_threshold
+# is 5 within 10 minutes) would otherwise keep web stopped.
+rm -rf target/quickstart
 mkdir -p target/quickstart
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
