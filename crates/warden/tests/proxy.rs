@@ -1469,11 +1469,9 @@ async fn a_primary_back_before_its_checks_saw_it_down_gets_traffic_after_rise_ch
     let (b_port, _b) = backend("B", 0).await;
     // Checks every 200 ms, fall 3: a restart within a few ms is never seen DOWN.
     let check = CheckSpec {
-        kind: CheckKind::Tcp,
         interval: Duration::from_millis(200),
-        timeout: Duration::from_millis(200),
         hysteresis: Hysteresis { fall: 3, rise: 2 },
-        ..CheckSpec::default()
+        ..fast_tcp_check()
     };
     // nginx's passive detection: one refused connect keeps A out for fail_timeout (60 s here).
     let a = Peer {

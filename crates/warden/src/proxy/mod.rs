@@ -537,11 +537,11 @@ pub fn spawn(
     if tasks.len() == 1 {
         match socket.try_clone() {
             Ok(dup) => {
-                let sweep = sweep_loop(l.clone(), Arc::clone(&pools[0]));
-                tasks.push(tokio::spawn(accept_loop(l, dup, None, pools)).abort_handle());
                 if http {
+                    let sweep = sweep_loop(l.clone(), Arc::clone(&pools[0]));
                     tasks.push(tokio::spawn(sweep).abort_handle());
                 }
+                tasks.push(tokio::spawn(accept_loop(l, dup, None, pools)).abort_handle());
             }
             Err(e) => warn!(listener = %spec.name, error = %e, "cannot accept on the listener"),
         }
