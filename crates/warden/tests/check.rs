@@ -215,6 +215,20 @@ async fn refused_peers_go_down_after_exactly_fall_failures_and_rise_again() {
     }]);
     // Subscribed before any check ran (the test runtime has one thread and has not yielded).
     let mut events = c.events.subscribe();
+    // The flaky peer's state read as its DOWN event arrives: the checks share this thread, and
+    // its next check is an interval away (a poll of the state could come after it).
+    let mut seen = Vec::new();
+    let at_down = loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("a change within 20 s")
+            .expect("events");
+        let is_flaky = e.peer.ends_with(&format!(":{flaky}"));
+        seen.push((is_flaky, e.to, e.version));
+        if is_flaky && e.to == PeerState::Down {
+            break c.snapshot();
+        }
+    };
     let s = wait_until(&c, "the refusing peers down", |s| {
         state(s, 0, 1) == PeerState::Down && state(s, 0, 2) == PeerState::Down
     })
@@ -222,7 +236,7 @@ async fn refused_peers_go_down_after_exactly_fall_failures_and_rise_again() {
     assert_eq!(state(&s, 0, 0), PeerState::Up);
     assert_eq!(s[0].version, 2, "one change per peer that went down");
     assert_eq!(
-        s[0].peers[1].health.failures, 3,
+        at_down[0].peers[1].health.failures, 3,
         "down after exactly fall (3) failures"
     );
     assert_eq!(
@@ -247,7 +261,6 @@ async fn refused_peers_go_down_after_exactly_fall_failures_and_rise_again() {
     assert_eq!(s[0].version, 3);
     assert!(s[0].peers[1].health.successes >= 2);
     // An event on every change, in order, with the version it made.
-    let mut seen = Vec::new();
     while let Ok(e) = events.try_recv() {
         seen.push((e.peer.ends_with(&format!(":{flaky}")), e.to, e.version));
     }
