@@ -164,10 +164,13 @@ impl Balancer {
             && match self.policy.failback {
                 Failback::Preempt => primaries.is_empty(),
                 Failback::NoPreempt => true,
+                // Back for `d`: since its health turned it routable and since its checks last
+                // proved it again (a primary back before its checks saw it down).
                 Failback::PreemptDelay(d) => !primaries.iter().any(|&i| {
                     peers[i]
                         .since
-                        .is_none_or(|since| now.saturating_duration_since(since) >= d)
+                        .max(peers[i].risen)
+                        .is_none_or(|back| now.saturating_duration_since(back) >= d)
                 }),
             };
         let use_backups = stay_on_backups || primaries.is_empty() && !backups.is_empty();
@@ -375,6 +378,20 @@ mod tests {
                 "{failback:?} backup failed"
             );
         }
+        // A primary back before its checks saw it down (a passive failure, then `rise` checks):
+        // the delay counts from those checks.
+        let mut b = Balancer::new(Policy {
+            failback: Failback::PreemptDelay(delay),
+            ..Policy::default()
+        });
+        peers[0].since = None;
+        peers[1].routable = true;
+        b.failed(&peers[0], t0);
+        assert_eq!(first(&mut b, &peers, t0), "x");
+        let t1 = t0 + Duration::from_secs(1);
+        peers[0].risen = Some(t1);
+        assert_eq!(first(&mut b, &peers, t1), "x", "within the delay");
+        assert_eq!(first(&mut b, &peers, t1 + delay), "a", "after it");
     }
 
     #[test]
