@@ -17,6 +17,10 @@ pub enum Event {
     NodeUp { node: String },
     /// A node was lost without a clean shutdown.
     NodeDown { node: String },
+    /// A node's daemon is shutting down: every resource leaves the node in the engine's order
+    /// (stops of what depends on a resource before its own), as Pacemaker's shutdown does.
+    /// The node runs nothing until it joins again ([`Event::NodeUp`]).
+    NodeShutdown { node: String },
     /// A fence action finished.
     Fenced { node: String, ok: bool },
     /// The cluster gained (true) or lost (false) quorum.
@@ -50,6 +54,12 @@ pub enum AdminCommand {
     /// and probe again.
     Cleanup {
         resource: Option<String>,
+        node: Option<String>,
+    },
+    /// Stop the resource where it runs (on `node` only, when given), with everything that
+    /// depends on it (orders, colocations, groups), and start it all again.
+    Restart {
+        resource: String,
         node: Option<String>,
     },
     Enable {
@@ -87,6 +97,12 @@ pub enum ApplyError {
     UnknownResource(String),
     #[error("unknown node {0:?}")]
     UnknownNode(String),
+    /// A restart of a resource that does not run there.
+    #[error("{resource} is not started{}", node.as_ref().map(|n| format!(" on {n}")).unwrap_or_default())]
+    NotActive {
+        resource: String,
+        node: Option<String>,
+    },
 }
 
 /// Whether an operation result is the one the scheduler expected: an unexpected result aborts
@@ -119,6 +135,7 @@ pub fn apply(
             let fencing = config.fencing_enabled();
             let n = state.nodes.entry(node.clone()).or_default();
             n.online = true;
+            n.shutdown = false;
             // Whatever ran there is unknown now: probe it again. A node still waiting to be
             // fenced keeps what it ran until the fence says otherwise.
             if !(fencing && n.unclean.is_some()) {
@@ -141,6 +158,11 @@ pub fn apply(
                 reset_node(state, node, Role::Stopped, false);
                 forget_promotion_scores(state, node);
             }
+            Ok(())
+        }
+        Event::NodeShutdown { node } => {
+            check_node(config, node)?;
+            state.nodes.entry(node.clone()).or_default().shutdown = true;
             Ok(())
         }
         Event::Fenced { node, ok } => {
@@ -196,6 +218,9 @@ fn reset_node(state: &mut State, node: &str, role: Role, unblock: bool) {
             on.blocked = false;
             on.demote_on_fail = false;
             on.demote_failed = false;
+            if role == Role::Stopped {
+                on.restart = false;
+            }
         }
     }
 }
@@ -267,6 +292,9 @@ fn op_result(
             }
         }
         OpName::Start | OpName::Promote | OpName::Demote => {
+            if op.name == OpName::Start {
+                on.last_start = Some(now);
+            }
             if ok {
                 on.role = match op.name {
                     OpName::Promote => Role::Promoted,
@@ -289,6 +317,9 @@ fn op_result(
             }
         }
         OpName::Stop => {
+            // A restart asked for is done once the copy stops (or its stop failed, which
+            // recovery handles).
+            on.restart = false;
             if ok {
                 on.role = Role::Stopped;
                 on.failed = false;
@@ -305,6 +336,9 @@ fn op_result(
     let on_fail = spec.on_fail(op.name, op.interval(), fencing);
     on.failed_ops.insert(op, record);
     on.last_failure = Some(now);
+    if on_fail != OnFail::Ignore {
+        crash_loop(on, &spec.meta, op, now);
+    }
     match class {
         FailureClass::Soft => {}
         FailureClass::Hard => on.hard_ban = true,
@@ -358,6 +392,26 @@ fn op_result(
     Ok(())
 }
 
+/// Counts a failure toward a crash loop: a failed start, or a failure of the running copy
+/// within `crash_loop_window` of its start, is quick; from the second quick failure in a row
+/// the next start on this node waits (100 ms, doubling, up to `crash_loop_delay_max`). A
+/// failure after the window ends the loop. Only this resource on this node is delayed.
+fn crash_loop(on: &mut ResourceOnNode, meta: &crate::config::Meta, op: OpKey, now: Time) {
+    if op.name == OpName::Stop {
+        return;
+    }
+    let quick = op.name == OpName::Start
+        || on
+            .last_start
+            .is_some_and(|s| now < s + meta.crash_loop_window);
+    on.quick_failures = if quick {
+        on.quick_failures.saturating_add(1)
+    } else {
+        0
+    };
+    on.start_not_before = meta.crash_loop_delay(on.quick_failures).map(|d| now + d);
+}
+
 /// A probe (monitor with interval 0) tells what runs where; it never bumps a fail count.
 fn probe_result(on: &mut ResourceOnNode, op: OpKey, rc: i32, record: OpRecord, promotable: bool) {
     on.degraded = matches!(rc, rc::DEGRADED | rc::DEGRADED_PROMOTED);
@@ -371,7 +425,10 @@ fn probe_result(on: &mut ResourceOnNode, op: OpKey, rc: i32, record: OpRecord, p
         Role::Started
     };
     match rc {
-        rc::NOT_RUNNING => on.role = Role::Stopped,
+        rc::NOT_RUNNING => {
+            on.role = Role::Stopped;
+            on.restart = false;
+        }
         rc::OK | rc::DEGRADED => on.role = Role::Started,
         rc::RUNNING_PROMOTED | rc::DEGRADED_PROMOTED => on.role = promoted,
         // The agent cannot work here: treat the resource as stopped and ban the node.
@@ -424,6 +481,32 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
                         *on = ResourceOnNode::default();
                     }
                 }
+            }
+            Ok(())
+        }
+        AdminCommand::Restart { resource, node } => {
+            check_resource(config, resource)?;
+            if let Some(n) = node {
+                check_node(config, n)?;
+            }
+            let copies: Vec<&mut ResourceOnNode> = state
+                .resources
+                .get_mut(resource)
+                .into_iter()
+                .flat_map(|rs| rs.nodes.iter_mut())
+                .filter(|(n, on)| {
+                    node.as_ref().is_none_or(|want| want == *n) && on.role.is_active()
+                })
+                .map(|(_, on)| on)
+                .collect();
+            if copies.is_empty() {
+                return Err(ApplyError::NotActive {
+                    resource: resource.clone(),
+                    node: node.clone(),
+                });
+            }
+            for on in copies {
+                on.restart = true;
             }
             Ok(())
         }

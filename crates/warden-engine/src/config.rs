@@ -213,7 +213,15 @@ pub struct Meta {
     pub maintenance: bool,
     pub multiple_active: MultipleActive,
     pub priority: i64,
+    /// A failure this soon after a start counts toward a crash loop (a failed start always does).
+    pub crash_loop_window: Duration,
+    /// The longest a crash loop delays the next start of the resource on that node (the
+    /// delay starts at [`CRASH_LOOP_FIRST_DELAY`] and doubles). Zero: never delayed.
+    pub crash_loop_delay_max: Duration,
 }
+
+/// The first delay of a crash loop: the second quick failure in a row waits this long.
+pub const CRASH_LOOP_FIRST_DELAY: Duration = Duration::from_millis(100);
 
 impl Default for Meta {
     fn default() -> Self {
@@ -226,6 +234,8 @@ impl Default for Meta {
             maintenance: false,
             multiple_active: MultipleActive::StopStart,
             priority: 0,
+            crash_loop_window: Duration::from_secs(1),
+            crash_loop_delay_max: Duration::from_secs(10),
         }
     }
 }
@@ -234,6 +244,16 @@ impl Meta {
     /// The fail count at which the node is banned; `None` when the threshold is disabled.
     pub fn threshold(&self) -> Option<u32> {
         (self.migration_threshold != 0).then_some(self.migration_threshold)
+    }
+
+    /// How long the next start waits after `quick` quick failures in a row: none for the
+    /// first, then [`CRASH_LOOP_FIRST_DELAY`] doubling up to `crash_loop_delay_max`.
+    pub fn crash_loop_delay(&self, quick: u32) -> Option<Duration> {
+        if quick < 2 || self.crash_loop_delay_max.is_zero() {
+            return None;
+        }
+        let doubled = CRASH_LOOP_FIRST_DELAY.saturating_mul(1u32 << (quick - 2).min(20));
+        Some(doubled.min(self.crash_loop_delay_max))
     }
 }
 

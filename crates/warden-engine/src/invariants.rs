@@ -67,7 +67,7 @@ pub fn check_transition(
         if let ActionKind::Start { .. } = a.kind {
             *starts.entry(resource).or_default() += 1;
             let on = state.on_node(resource, node).effective(&spec.meta, now);
-            let standby = node_state.is_some_and(|n| n.standby)
+            let standby = node_state.is_some_and(|n| n.standby || n.shutdown)
                 || state.resources.iter().any(|(id, rs)| {
                     config.resource(id).is_some_and(|s| {
                         rs.nodes
@@ -89,6 +89,8 @@ pub fn check_transition(
                 Some("anywhere after on_fail=stop")
             } else if target == TargetRole::Stopped {
                 Some("anywhere while disabled")
+            } else if on.start_not_before.is_some() {
+                Some("a node where a crash loop delays its start")
             } else {
                 None
             };

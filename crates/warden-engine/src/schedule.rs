@@ -169,6 +169,8 @@ pub enum StopReason {
     NoQuorum,
     /// An order constraint: "unrunnable X start".
     Order(String),
+    /// A crash loop delays its next start (see `crash_loop_delay_max`).
+    CrashLoop,
 }
 
 /// One line of the transition summary, in the vocabulary Pacemaker operators read.
@@ -234,6 +236,7 @@ impl fmt::Display for Change {
                     Some(StopReason::NodeAvailability) => f.write_str(" due to node availability"),
                     Some(StopReason::NoQuorum) => f.write_str(" due to no quorum"),
                     Some(StopReason::Order(why)) => write!(f, " due to {why}"),
+                    Some(StopReason::CrashLoop) => f.write_str(" due to crash loop"),
                     None => Ok(()),
                 }
             }
@@ -379,6 +382,11 @@ struct Plan {
     promotes: Vec<usize>,
     /// Why an order constraint changed the plan: "required X start", "unrunnable X start".
     forced: Option<String>,
+    /// A crash loop keeps it from starting until then.
+    delayed: Option<Time>,
+    /// Nodes where it restarts because an operator asked (for it, or for what it is
+    /// colocated with).
+    requested: Vec<usize>,
 }
 
 impl Plan {
@@ -514,7 +522,7 @@ impl<'a> Scheduler<'a> {
                 NodeView {
                     online: ns.is_some_and(|s| s.online),
                     unclean: fencing && ns.is_some_and(|s| s.unclean.is_some()),
-                    standby: ns.is_some_and(|s| s.standby),
+                    standby: ns.is_some_and(|s| s.standby || s.shutdown),
                     load: 0,
                     fence: None,
                 }
@@ -695,8 +703,25 @@ impl<'a> Scheduler<'a> {
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
             p.targets.clear();
         }
+        // A crash loop delays its start on that node: it stays stopped there until then.
+        let eff = &self.eff;
+        let delays: Vec<Time> = p
+            .targets
+            .iter()
+            .filter(|&&t| !p.live_active.contains(&t) || eff[t].failed)
+            .filter_map(|&t| eff[t].start_not_before)
+            .collect();
+        if let Some(&until) = delays.iter().min() {
+            p.targets.retain(|&t| {
+                eff[t].start_not_before.is_none() || (p.live_active.contains(&t) && !eff[t].failed)
+            });
+            p.delayed = Some(until);
+            for t in delays {
+                self.note_wakeup(t);
+            }
+        }
         // Kept from running by what it must run with: say so, not "node availability".
-        if p.want_run && p.targets.is_empty() {
+        if p.want_run && p.targets.is_empty() && p.delayed.is_none() {
             let stuck = config.colocated_with(r).iter().find(|c| {
                 !c.promoted
                     && c.score == Score::INFINITY
@@ -716,9 +741,38 @@ impl<'a> Scheduler<'a> {
             .copied()
             .filter(|&i| {
                 self.eff[i].failed
+                    || self.eff[i].restart
                     || (multiple && meta.multiple_active == MultipleActive::StopStart)
             })
             .collect();
+        // An operator's restart: stopped and started again where it stays; so is what is
+        // colocated with it there (as `pcs resource restart`, which disables and enables).
+        p.requested = p
+            .restart
+            .iter()
+            .copied()
+            .filter(|&i| self.eff[i].restart && p.targets.contains(&i))
+            .collect();
+        if !p.requested.is_empty() && p.forced.is_none() {
+            p.forced = Some("operator request".to_owned());
+        }
+        for c in config.colocated_with(r) {
+            if c.promoted || c.score != Score::INFINITY {
+                continue;
+            }
+            let again: Vec<usize> = plans[c.with]
+                .requested
+                .iter()
+                .copied()
+                .filter(|i| p.live_active.contains(i) && p.targets.contains(i))
+                .filter(|i| !p.restart.contains(i))
+                .collect();
+            if !again.is_empty() {
+                p.restart.extend(&again);
+                p.requested.extend(again);
+                p.forced = Some(format!("restart of {}", config.resources()[c.with].id));
+            }
+        }
         p.repromote = p
             .promoted_now
             .iter()
@@ -895,6 +949,7 @@ impl<'a> Scheduler<'a> {
                 done[r].probes.push(a);
             }
         }
+        let probed = self.probes_above(plans, &done);
         for &r in config.action_order().iter().rev() {
             let p = &plans[r];
             // The inverse of an order: what `then` undoes (stop or demote) comes before what
@@ -907,7 +962,13 @@ impl<'a> Scheduler<'a> {
                     after[slot].extend(done[t].undone(o.then_action));
                 }
             }
-            let [before_stop, before_demote] = after;
+            let [mut before_stop, mut before_demote] = after;
+            // What the probes of a resource it depends on find can undo the reason to stop
+            // it (a cleaned-up resource found running): those probes come first.
+            if let Some(probed) = &probed {
+                before_stop.extend(&probed[r]);
+                before_demote.extend(&probed[r]);
+            }
             let ids = self.emit_round(r, p, OpName::Demote, &p.demotes, before_demote, &mut done);
             done[r].demotes = ids;
             let mut stop_deps = before_stop;
@@ -944,6 +1005,38 @@ impl<'a> Scheduler<'a> {
             let ids = self.emit_round(r, p, OpName::Promote, &p.promotes, promote_deps, &mut done);
             done[r].promotes = ids;
         }
+    }
+
+    /// For each resource, the probes of the resources it depends on, directly or not (the
+    /// `first` of its orders, the resources it is colocated with); None when the transition
+    /// probes nothing.
+    fn probes_above(&self, plans: &[Plan], done: &[Emitted]) -> Option<Vec<Vec<ActionId>>> {
+        if done.iter().all(|d| d.probes.is_empty()) {
+            return None;
+        }
+        let config = self.config;
+        let n = done.len();
+        let mut out: Vec<Vec<ActionId>> = vec![Vec::new(); n];
+        for r in (0..n).filter(|&r| !plans[r].stops.is_empty() || !plans[r].demotes.is_empty()) {
+            let mut seen = vec![false; n];
+            seen[r] = true;
+            let mut stack = vec![r];
+            while let Some(x) = stack.pop() {
+                let ups = config
+                    .orders_to(x)
+                    .iter()
+                    .map(|&(f, _)| f)
+                    .chain(config.colocated_with(x).iter().map(|c| c.with));
+                for u in ups {
+                    if !seen[u] {
+                        seen[u] = true;
+                        out[r].extend(&done[u].probes);
+                        stack.push(u);
+                    }
+                }
+            }
+        }
+        Some(out)
     }
 
     /// The action running `op` (a probe for `Monitor`) of resource `r` on node `i`.
@@ -1128,7 +1221,9 @@ impl<'a> Scheduler<'a> {
 
     /// Why a resource that stops is stopped, for the summary.
     fn stop_reason(&self, p: &Plan) -> Option<StopReason> {
-        if let Some(why) = &p.forced {
+        if p.delayed.is_some() {
+            Some(StopReason::CrashLoop)
+        } else if let Some(why) = &p.forced {
             Some(StopReason::Order(why.clone()))
         } else if !p.want_run
             && self.state.no_quorum

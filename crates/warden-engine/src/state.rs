@@ -26,6 +26,9 @@ pub struct NodeState {
     pub unclean: Option<String>,
     /// Put in standby by an operator.
     pub standby: bool,
+    /// Its daemon is shutting down: every resource leaves it, in the engine's order, and it
+    /// runs nothing until it joins again.
+    pub shutdown: bool,
 }
 
 /// Admin overrides and per-node status of one resource.
@@ -154,6 +157,15 @@ pub struct ResourceOnNode {
     pub last_failure: Option<Time>,
     /// The most recent failure of each operation, for operators.
     pub failed_ops: BTreeMap<OpKey, OpRecord>,
+    /// An operator asked for a restart (`resource restart`): stopped, with what depends on
+    /// it, and started again. Cleared once it stops.
+    pub restart: bool,
+    /// When the last start here finished (successfully or not).
+    pub last_start: Option<Time>,
+    /// Failures in a row that came within `crash_loop_window` of a start (or were starts).
+    pub quick_failures: u32,
+    /// A crash loop: no start here before this time.
+    pub start_not_before: Option<Time>,
 }
 
 impl ResourceOnNode {
@@ -237,6 +249,8 @@ impl ResourceOnNode {
             failure_ignored: live && self.failure_ignored,
             threshold_reached: meta.threshold().is_some_and(|t| count >= t),
             fail_count: count,
+            restart: self.restart && self.role.is_active(),
+            start_not_before: self.start_not_before.filter(|&t| t > now),
         }
     }
 }
@@ -256,6 +270,10 @@ pub struct Effective {
     pub failure_ignored: bool,
     pub threshold_reached: bool,
     pub fail_count: u32,
+    /// An operator asked for a restart of this active copy.
+    pub restart: bool,
+    /// A crash loop delays its next start here until then (only when still to come).
+    pub start_not_before: Option<Time>,
 }
 
 impl State {

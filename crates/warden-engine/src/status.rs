@@ -20,6 +20,8 @@ pub struct ResourceStatus {
     pub failed: bool,
     pub blocked: bool,
     pub flags: Vec<&'static str>,
+    /// A crash loop delays its next start until then.
+    pub start_delayed_until: Option<Time>,
 }
 
 impl fmt::Display for ResourceStatus {
@@ -60,6 +62,9 @@ impl fmt::Display for ResourceStatus {
         for flag in &self.flags {
             write!(f, " ({flag})")?;
         }
+        if let Some(t) = self.start_delayed_until {
+            write!(f, " (start delayed until {}: crash loop)", t.rfc3339())?;
+        }
         Ok(())
     }
 }
@@ -92,6 +97,7 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
                 failed: false,
                 blocked: false,
                 flags: Vec::new(),
+                start_delayed_until: None,
             };
             let mut ignored = false;
             let mut degraded = false;
@@ -103,6 +109,9 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
                 };
                 let e = on.effective(&spec.meta, now);
                 fatal |= e.fatal;
+                if let Some(t) = e.start_not_before {
+                    st.start_delayed_until = Some(st.start_delayed_until.map_or(t, |u| u.min(t)));
+                }
                 let ns = state.node(n);
                 let lost = ns.is_none_or(|s| !s.online)
                     && !(fencing && ns.is_some_and(|s| s.unclean.is_some()));

@@ -19,6 +19,26 @@ impl Time {
         self.0
     }
 
+    /// RFC 3339 in UTC with milliseconds (`2026-01-01T00:00:00.000Z`), computed here so
+    /// the engine needs no calendar crate (Howard Hinnant's civil-from-days).
+    pub fn rfc3339(self) -> String {
+        let ms = self.0 % 1000;
+        let secs = self.0 / 1000;
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + u64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z")
+    }
+
     /// How long after `earlier` this instant is (zero when it is not later).
     pub fn since(self, earlier: Time) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
@@ -43,4 +63,27 @@ impl fmt::Display for Time {
 /// Milliseconds of a duration, saturating; the unit OCF uses for `timeout` and `interval`.
 pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_by_hand() {
+        assert_eq!(Time::ZERO.rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Time::from_millis(1_767_225_600_000).rfc3339(),
+            "2026-01-01T00:00:00.000Z"
+        );
+        // A leap day, and the end of a century that is not a leap year.
+        assert_eq!(
+            Time::from_millis(951_782_400_123).rfc3339(),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            Time::from_millis(4_107_542_399_999).rfc3339(),
+            "2100-02-28T23:59:59.999Z"
+        );
+    }
 }

@@ -216,10 +216,13 @@ fn monitor_failures_restart_in_place_until_the_threshold_then_move() {
     r.meta.migration_threshold = 3;
     let mut w = two_nodes(r);
     for n in 1..=2 {
+        // A monitor fails an interval after the start, not at once (a crash loop would wait).
+        w.advance(Duration::from_secs(10));
         w.monitor("dummy", "node1", rc::ERR_GENERIC);
         assert_eq!(w.settle(), ["Recover dummy ( node1 )"], "failure {n}");
         assert_eq!(w.fail_count("dummy", "node1"), n);
     }
+    w.advance(Duration::from_secs(10));
     w.monitor("dummy", "node1", rc::ERR_GENERIC);
     assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);
     assert_eq!(w.fail_count("dummy", "node1"), 3);
@@ -231,6 +234,7 @@ fn migration_threshold_zero_disables_it() {
     r.meta.migration_threshold = 0;
     let mut w = two_nodes(r);
     for _ in 0..5 {
+        w.advance(Duration::from_secs(10));
         w.monitor("dummy", "node1", rc::ERR_GENERIC);
         assert_eq!(w.settle(), ["Recover dummy ( node1 )"]);
     }
@@ -318,6 +322,9 @@ fn start_failure_not_fatal_retries_until_the_threshold() {
     assert_eq!(w.fail_count("dummy", "node1"), 1);
     assert_eq!(w.step(&fail), ["Recover dummy ( node1 )"]);
     assert_eq!(w.fail_count("dummy", "node1"), 2);
+    // Failed starts in a row are a crash loop: the third waits 100 ms on node1.
+    assert_eq!(w.plan(), ["Stop dummy ( node1 ) due to crash loop"]);
+    w.advance(Duration::from_millis(100));
     assert_eq!(w.step(&fail), ["Recover dummy ( node1 )"]);
     assert_eq!(w.fail_count("dummy", "node1"), 3);
     assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);

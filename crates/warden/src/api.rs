@@ -10,16 +10,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
 use warden_engine::{AdminCommand, rc};
 
 use crate::check::runner::{Checker, status_page as status_page_text};
-use crate::daemon::{Input, StatusView};
+use crate::control::{Control, ControlError, ErrorKind, StatusView};
 use crate::wire::format_time;
 
 #[derive(Clone, Debug)]
 struct Api {
-    tx: mpsc::UnboundedSender<Input>,
+    control: Control,
     token: String,
     checker: Checker,
     proxy_stats: crate::proxy::stats::Registry,
@@ -28,7 +27,7 @@ struct Api {
 /// Serves the API until the daemon exits.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    tx: mpsc::UnboundedSender<Input>,
+    control: Control,
     token: String,
     checker: Checker,
     proxy_stats: crate::proxy::stats::Registry,
@@ -44,6 +43,7 @@ pub async fn serve(
         )
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
+        .route("/v1/shutdown", post(shutdown))
         .route("/v1/history", get(history))
         .route(
             "/v1/resources/{id}/promotion-score",
@@ -52,7 +52,7 @@ pub async fn serve(
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
         .with_state(Api {
-            tx,
+            control,
             token,
             checker,
             proxy_stats,
@@ -87,22 +87,24 @@ fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-async fn ask<T>(api: &Api, make: impl FnOnce(oneshot::Sender<T>) -> Input) -> Result<T, Response> {
-    let (reply, rx) = oneshot::channel();
-    api.tx.send(make(reply)).map_err(|_| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is stopping",
-            None,
-        )
-    })?;
-    rx.await.map_err(|_| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is stopping",
-            None,
-        )
-    })
+/// A refusal of the daemon as an HTTP answer: the status from the error's kind, the field
+/// from the error itself.
+fn refused(e: ControlError) -> Response {
+    let status = match e.kind() {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string(), e.field())
+}
+
+fn ok(r: Result<(), ControlError>) -> Response {
+    match r {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(e) => refused(e),
+    }
 }
 
 /// The health-check status page, in lua-resty-upstream-healthcheck's text format.
@@ -215,9 +217,9 @@ pub fn upstreams_json(checker: &Checker) -> Value {
 }
 
 async fn status(State(api): State<Api>) -> Response {
-    match ask(&api, |reply| Input::Status { reply }).await {
+    match api.control.status().await {
         Ok(view) => Json(status_json(&view)).into_response(),
-        Err(r) => r,
+        Err(e) => refused(e),
     }
 }
 
@@ -259,6 +261,9 @@ pub fn status_json(v: &StatusView) -> Value {
                 "id": r.id, "agent": r.agent, "status": r.to_string(), "nodes": r.nodes,
                 "failed": r.failed, "blocked": r.blocked, "flags": r.flags, "fail_counts": fail_counts,
             });
+            if let Some(t) = r.start_delayed_until {
+                o["start_delayed_until"] = json!(format_time(t));
+            }
             if r.promotable {
                 o["promoted"] = json!(r.promoted);
                 o["promotion_scores"] = json!(promotion_scores);
@@ -297,8 +302,8 @@ struct HistoryQuery {
 
 async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
-    match ask(&api, |reply| Input::History { resource: q.resource, limit, reply }).await {
-        Ok(Ok(entries)) => Json(
+    match api.control.history(q.resource, limit).await {
+        Ok(entries) => Json(
             entries
                 .iter()
                 .map(|h| {
@@ -311,8 +316,7 @@ async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Respo
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e, Some("resource")),
-        Err(r) => r,
+        Err(e) => refused(e),
     }
 }
 
@@ -353,18 +357,7 @@ async fn resource_action(
                 AdminCommand::Ban { resource: id, node }
             }
         }
-        "restart" => {
-            return match ask(&api, |reply| Input::Restart {
-                resource: id,
-                reply,
-            })
-            .await
-            {
-                Ok(Ok(())) => Json(json!({ "ok": true })).into_response(),
-                Ok(Err(e)) => error(StatusCode::CONFLICT, e, Some("resource")),
-                Err(r) => r,
-            };
-        }
+        "restart" => AdminCommand::Restart { resource: id, node },
         other => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -383,11 +376,29 @@ async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
     }
-    match ask(&api, |reply| Input::Reload { reply }).await {
-        Ok(Ok(changes)) => Json(json!({ "ok": true, "changes": changes })).into_response(),
-        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e, Some("config")),
-        Err(r) => r,
+    match api.control.reload().await {
+        Ok(changes) => Json(json!({ "ok": true, "changes": changes })).into_response(),
+        Err(e) => refused(e),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct ShutdownQuery {
+    #[serde(default)]
+    leave_running: bool,
+}
+
+/// Stops the daemon (`warden shutdown`): its resources first (in the engine's order), or,
+/// with `?leave_running=true`, none of them, for a new daemon to adopt.
+async fn shutdown(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(q): Query<ShutdownQuery>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    ok(api.control.shutdown(q.leave_running).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -442,25 +453,7 @@ async fn promotion_score(
             Some("node"),
         );
     };
-    match ask(api, |reply| Input::PromotionScore {
-        resource,
-        node,
-        score,
-        reply,
-    })
-    .await
-    {
-        Ok(Ok(())) => Json(json!({ "ok": true })).into_response(),
-        Ok(Err(e)) => {
-            let field = if e.contains("node") {
-                "node"
-            } else {
-                "resource"
-            };
-            error(StatusCode::NOT_FOUND, e, Some(field))
-        }
-        Err(r) => r,
-    }
+    ok(api.control.promotion_score(resource, node, score).await)
 }
 
 async fn node_action(
@@ -486,16 +479,5 @@ async fn node_action(
 }
 
 async fn admin(api: &Api, cmd: AdminCommand) -> Response {
-    match ask(api, |reply| Input::Admin { cmd, reply }).await {
-        Ok(Ok(())) => Json(json!({ "ok": true })).into_response(),
-        Ok(Err(e)) => {
-            let field = if e.contains("node") {
-                "node"
-            } else {
-                "resource"
-            };
-            error(StatusCode::NOT_FOUND, e, Some(field))
-        }
-        Err(r) => r,
-    }
+    ok(api.control.admin(cmd).await)
 }

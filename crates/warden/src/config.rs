@@ -131,6 +131,8 @@ const META_KEYS: &[&str] = &[
     "maintenance",
     "multiple_active",
     "priority",
+    "crash_loop_window",
+    "crash_loop_delay_max",
 ];
 /// Meta attributes of resources with `promotable = true`.
 const PROMOTABLE_META_KEYS: &[&str] = &["clone_max", "promoted_max", "notify", "promotion_score"];
@@ -1620,6 +1622,16 @@ impl<'s> Reader<'s> {
         if let Some(v) = t.get("priority") {
             if let Some(n) = self.int_value(v, "priority") {
                 meta.priority = n;
+            }
+        }
+        if let Some(v) = t.get("crash_loop_window") {
+            if let Some(d) = self.duration_value(v) {
+                meta.crash_loop_window = d;
+            }
+        }
+        if let Some(v) = t.get("crash_loop_delay_max") {
+            if let Some(d) = self.duration_value(v) {
+                meta.crash_loop_delay_max = d;
             }
         }
     }

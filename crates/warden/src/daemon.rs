@@ -3,14 +3,14 @@
 //! their dependencies allow; recurring monitors run on their intervals; a process that exits is
 //! a failed monitor at once; failure expiries wake the loop at their exact time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 use warden_engine::{
@@ -18,9 +18,10 @@ use warden_engine::{
     OpSpec, ResourceSpec, Role, Score, State, Time, Transition, expected, rc, schedule,
 };
 
+use crate::control::{Control, ControlError, Request, StatusView};
 use crate::exec::process::{Exited, Supervisor};
 use crate::exec::{AgentResult, ocf, run_command};
-use crate::store::{Entry, HistoryEntry, SNAPSHOT_EVERY, Store};
+use crate::store::{Entry, SNAPSHOT_EVERY, Store};
 
 /// How `warden run` was asked to run.
 #[derive(Clone, Debug)]
@@ -29,73 +30,37 @@ pub struct Options {
     /// This node's name (default: the only node of the configuration).
     pub node: Option<String>,
     pub ocf_root: PathBuf,
-    /// On SIGTERM, leave resources running instead of stopping them.
+    /// On SIGTERM and SIGINT, leave resources running instead of stopping them (SIGQUIT and
+    /// `warden shutdown --leave-running` decide so at stop time).
     pub leave_running: bool,
 }
 
-/// What the loop reacts to.
+/// What the loop hears from the tasks it started (the control handle's requests come on a
+/// channel of their own).
 #[derive(Debug)]
-pub enum Input {
-    ActionDone {
+enum Input {
+    Action {
         id: usize,
         result: AgentResult,
     },
-    FenceDone {
+    Fence {
         id: usize,
         ok: bool,
     },
-    MonitorDone {
+    Monitor {
         resource: String,
         interval_ms: u64,
         generation: u64,
         result: AgentResult,
     },
     /// A health check that serves as a resource's monitor finished.
-    HealthDone {
+    Health {
         resource: String,
         interval_ms: u64,
         generation: u64,
         result: Result<(), crate::check::CheckError>,
         took: Duration,
     },
-    Admin {
-        cmd: AdminCommand,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    Restart {
-        resource: String,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    Status {
-        reply: oneshot::Sender<StatusView>,
-    },
-    History {
-        resource: Option<String>,
-        limit: usize,
-        reply: oneshot::Sender<Result<Vec<HistoryEntry>, String>>,
-    },
-    /// Re-read the configuration's upstreams and listeners (`warden reload`, SIGHUP).
-    Reload {
-        reply: oneshot::Sender<Result<Vec<String>, String>>,
-    },
-    /// An agent sets (Some) or removes its promotion score on a node.
-    PromotionScore {
-        resource: String,
-        node: String,
-        score: Option<Score>,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// What `status` shows: the configuration and state at one instant.
-#[derive(Clone, Debug)]
-pub struct StatusView {
-    pub config: Arc<Config>,
-    pub state: State,
-    pub now: Time,
-    pub node: String,
-    pub transition_running: bool,
-    pub next_wakeup: Option<Time>,
 }
 
 /// The wall clock as the daemon sees it: wall time at start plus tokio's monotonic time since,
@@ -135,6 +100,8 @@ struct Run {
     t: Transition,
     steps: Vec<Step>,
     aborted: bool,
+    /// A fence action failed: the next transitions back off (they would fence again).
+    fence_failed: bool,
 }
 
 #[derive(Debug)]
@@ -269,9 +236,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
         ),
     ]);
+    let (control, control_rx) = Control::channel();
     tokio::spawn(crate::api::serve(
         listener,
-        tx.clone(),
+        control,
         token,
         checker.clone(),
         proxy_stats.clone(),
@@ -301,13 +269,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         generation: HashMap::new(),
         busy: HashMap::new(),
         last_monitor_rc: HashMap::new(),
-        restart_pending: BTreeSet::new(),
         shutting_down: None,
-        stops_done: false,
-        failed_runs: 0,
+        failed_fences: 0,
         hold_until: None,
         last_start: HashMap::new(),
-        quick_exits: HashMap::new(),
         deferred_exits: Vec::new(),
         health: loaded
             .health_monitors
@@ -327,7 +292,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     // Joining (or rejoining after a restart): probe everything, adopt what runs.
     d.record(vec![(Event::NodeUp { node }, None)])?;
-    d.main_loop(rx, exit_rx, opts.leave_running).await
+    d.main_loop(rx, control_rx, exit_rx, opts.leave_running)
+        .await
 }
 
 struct Daemon {
@@ -362,16 +328,15 @@ struct Daemon {
     busy: HashMap<String, usize>,
     /// The last recorded rc of each recurring monitor (unchanged successes are not recorded).
     last_monitor_rc: HashMap<(String, u64), i32>,
-    restart_pending: BTreeSet<String>,
+    /// Stopping: Some(true) leaves the resources running, Some(false) stops them first.
     shutting_down: Option<bool>,
-    stops_done: bool,
-    /// Transitions in a row that ended with a failure: scheduling backs off after two.
-    failed_runs: u32,
+    /// Transitions in a row whose fencing failed: scheduling backs off after two, as
+    /// every transition would fence again. (A crash loop delays only its own resource: the
+    /// engine's `crash_loop_delay_max`.)
+    failed_fences: u32,
     hold_until: Option<Instant>,
-    /// When each resource last started here, and how many times in a row it died within
-    /// [`QUICK_EXIT`] of it: a crash loop backs off instead of spinning.
+    /// When each resource last started here (a health-check monitor's start grace).
     last_start: HashMap<String, Instant>,
-    quick_exits: HashMap<String, u32>,
     /// Exits of processes whose start had not been applied yet: handled once it is.
     deferred_exits: Vec<Exited>,
     /// Health checks serving as recurring monitors, by (resource, interval).
@@ -388,42 +353,35 @@ struct HealthMon {
     generation: u64,
 }
 
-/// A process that exits this soon after its start counts toward crash-loop backoff.
-const QUICK_EXIT: Duration = Duration::from_secs(1);
-/// The longest a crash loop waits before the next restart.
-const MAX_CRASH_BACKOFF: Duration = Duration::from_secs(10);
-
 impl Daemon {
     async fn main_loop(
         &mut self,
         mut rx: mpsc::UnboundedReceiver<Input>,
+        mut control: mpsc::UnboundedReceiver<Request>,
         mut exits: mpsc::UnboundedReceiver<Exited>,
         leave_running_default: bool,
     ) -> anyhow::Result<()> {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigquit = signal(SignalKind::quit())?;
         let mut sighup = signal(SignalKind::hangup())?;
         loop {
-            if let Some(leave) = self.shutting_down {
-                if self.run.is_none() {
-                    if leave || self.stops_done {
-                        break;
-                    }
-                    self.stops_done = true;
-                    self.start_stop_all();
-                    continue;
-                }
-            } else if self.run.is_none() && self.hold_until.is_none_or(|h| Instant::now() >= h) {
+            let held = self.hold_until.is_some_and(|h| Instant::now() < h);
+            if self.run.is_none() && (!held || self.shutting_down.is_some()) {
                 self.hold_until = None;
-                if let Some(r) = self.restart_pending.pop_first() {
-                    self.start_restart(&r);
-                } else if self.dirty {
+                if self.shutting_down == Some(true) {
+                    break;
+                }
+                if self.dirty {
                     self.dirty = false;
                     let now = self.clock.now();
                     let t = schedule(&self.config, &self.state, now);
                     self.wakeup = t.wakeup;
                     if !t.is_empty() {
                         self.start_run(t);
+                    } else if self.shutting_down.is_some() {
+                        // The engine stopped everything it may stop here.
+                        break;
                     }
                 }
             }
@@ -437,10 +395,12 @@ impl Daemon {
             let deadline = self.next_deadline();
             tokio::select! {
                 Some(input) = rx.recv() => self.handle(input)?,
+                Some(req) = control.recv() => self.control(req)?,
                 Some(exit) = exits.recv() => self.on_exit(exit)?,
                 _ = tokio::time::sleep_until(deadline) => self.on_timer(),
-                _ = sigterm.recv() => self.begin_shutdown(leave_running_default),
-                _ = sigint.recv() => self.begin_shutdown(leave_running_default),
+                _ = sigterm.recv() => self.begin_shutdown(leave_running_default)?,
+                _ = sigint.recv() => self.begin_shutdown(leave_running_default)?,
+                _ = sigquit.recv() => self.begin_shutdown(true)?,
                 _ = sighup.recv() => {
                     if let Err(e) = self.reload() {
                         error!(error = %e, "reload refused; nothing changed");
@@ -454,14 +414,25 @@ impl Daemon {
         Ok(())
     }
 
-    fn begin_shutdown(&mut self, leave_running: bool) {
-        if self.shutting_down.is_none() {
-            info!(leave_running, "shutting down");
-            self.shutting_down = Some(leave_running);
-            if let Some(run) = &mut self.run {
-                run.aborted = true;
-            }
+    /// Stops the daemon: with `leave_running`, once the actions in flight finish; otherwise
+    /// the node is recorded as shutting down and the engine stops its resources in its own
+    /// order (what depends on a resource first, promoted copies demoted first), then the
+    /// daemon exits. Asking again to leave them running cuts a stop short.
+    fn begin_shutdown(&mut self, leave_running: bool) -> anyhow::Result<()> {
+        match self.shutting_down {
+            Some(true) => return Ok(()),
+            Some(false) if !leave_running => return Ok(()),
+            _ => {}
         }
+        info!(leave_running, "shutting down");
+        let first = self.shutting_down.is_none();
+        self.shutting_down = Some(leave_running);
+        if !leave_running && first {
+            let node = self.node.clone();
+            self.record(vec![(Event::NodeShutdown { node }, None)])?;
+        }
+        self.abort_run();
+        Ok(())
     }
 
     fn next_deadline(&self) -> Instant {
@@ -555,67 +526,9 @@ impl Daemon {
             t,
             steps,
             aborted: false,
+            fence_failed: false,
         });
         self.advance();
-    }
-
-    /// A transition of one stop: `resource restart` stops it, and the engine starts it again.
-    fn start_restart(&mut self, resource: &str) {
-        let on = self.state.on_node(resource, &self.node);
-        if !on.role.is_active() || on.blocked {
-            return;
-        }
-        info!(
-            resource,
-            "restart requested: stopping it; the scheduler will start it again"
-        );
-        let action = Action {
-            id: 0,
-            kind: ActionKind::Stop {
-                resource: resource.to_owned(),
-                node: self.node.clone(),
-            },
-            deps: vec![],
-        };
-        self.start_run(Transition {
-            actions: vec![action],
-            ..Transition::default()
-        });
-    }
-
-    /// At shutdown: stop every started resource here, in reverse configuration order, one after
-    /// the other (a promoted copy is demoted first).
-    fn start_stop_all(&mut self) {
-        let mut actions: Vec<Action> = Vec::new();
-        for spec in self.config.resources().iter().rev() {
-            let on = self.state.on_node(&spec.id, &self.node);
-            if on.role.is_active() && !on.blocked && spec.meta.is_managed && !spec.meta.maintenance
-            {
-                let (resource, node) = (spec.id.clone(), self.node.clone());
-                let mut kinds = vec![ActionKind::Stop { resource, node }];
-                if on.role == Role::Promoted && !on.demote_failed {
-                    kinds.insert(
-                        0,
-                        ActionKind::Demote {
-                            resource: spec.id.clone(),
-                            node: self.node.clone(),
-                        },
-                    );
-                }
-                for kind in kinds {
-                    let id = actions.len();
-                    let deps = if id == 0 { vec![] } else { vec![id - 1] };
-                    actions.push(Action { id, kind, deps });
-                }
-            }
-        }
-        if !actions.is_empty() {
-            info!(count = actions.len(), "stopping resources in reverse order");
-            self.start_run(Transition {
-                actions,
-                ..Transition::default()
-            });
-        }
     }
 
     /// Launches every action whose prerequisites are done; finishes the run when nothing more
@@ -635,18 +548,18 @@ impl Daemon {
         }
         let in_flight = run.steps.contains(&Step::InFlight);
         if !in_flight {
-            let failed = run.aborted || run.steps.contains(&Step::Failed);
+            let fence_failed = run.fence_failed;
             self.run = None;
             self.dirty = true;
-            if failed {
-                self.failed_runs += 1;
-                if self.failed_runs >= 2 {
-                    let backoff = Duration::from_millis(50u64 << self.failed_runs.min(7))
+            if fence_failed {
+                self.failed_fences += 1;
+                if self.failed_fences >= 2 {
+                    let backoff = Duration::from_millis(50u64 << self.failed_fences.min(7))
                         .min(Duration::from_secs(5));
                     self.hold_until = Some(Instant::now() + backoff);
                 }
             } else {
-                self.failed_runs = 0;
+                self.failed_fences = 0;
             }
             return;
         }
@@ -678,7 +591,7 @@ impl Daemon {
                         }
                         warn!(node = %node, device = %argv[0], rc = r.rc, reason = %r.exit_reason, "fence device failed");
                     }
-                    let _ = tx.send(Input::FenceDone { id: a.id, ok });
+                    let _ = tx.send(Input::Fence { id: a.id, ok });
                 });
             }
             kind => {
@@ -698,7 +611,7 @@ impl Daemon {
                 debug!(action = %kind, "action starts");
                 tokio::spawn(async move {
                     let result = ctx.run_op(&spec, op, notification.as_deref()).await;
-                    let _ = tx.send(Input::ActionDone { id, result });
+                    let _ = tx.send(Input::Action { id, result });
                 });
             }
         }
@@ -715,8 +628,8 @@ impl Daemon {
 
     fn handle(&mut self, input: Input) -> anyhow::Result<()> {
         match input {
-            Input::ActionDone { id, result } => self.on_action_done(id, result)?,
-            Input::FenceDone { id, ok } => {
+            Input::Action { id, result } => self.on_action_done(id, result)?,
+            Input::Fence { id, ok } => {
                 let Some(node) = self
                     .run
                     .as_ref()
@@ -734,10 +647,13 @@ impl Daemon {
                 )])?;
                 if !ok {
                     error!(node = %node, "fencing failed: nothing it ran is recovered until it succeeds");
+                    if let Some(run) = &mut self.run {
+                        run.fence_failed = true;
+                    }
                 }
                 self.finish_step(id, ok);
             }
-            Input::MonitorDone {
+            Input::Monitor {
                 resource,
                 interval_ms,
                 generation,
@@ -746,7 +662,7 @@ impl Daemon {
                 self.rearm_monitor(&resource, interval_ms);
                 self.on_monitor_done(resource, interval_ms, generation, result)?
             }
-            Input::HealthDone {
+            Input::Health {
                 resource,
                 interval_ms,
                 generation,
@@ -756,18 +672,26 @@ impl Daemon {
                 self.rearm_monitor(&resource, interval_ms);
                 self.on_health_done(resource, interval_ms, generation, result, took)?
             }
-            Input::Admin { cmd, reply } => {
+        }
+        Ok(())
+    }
+
+    /// Answers a request of the control handle. Only a store that cannot record stops the
+    /// daemon; every other refusal is the requester's answer.
+    fn control(&mut self, req: Request) -> anyhow::Result<()> {
+        match req {
+            Request::Admin { cmd, reply } => {
                 let r = self.admin(cmd);
                 let _ = reply.send(r);
             }
-            Input::Reload { reply } => {
-                let r = self.reload();
+            Request::Reload { reply } => {
+                let r = self.reload().map_err(ControlError::Config);
                 if let Err(e) = &r {
                     error!(error = %e, "reload refused; nothing changed");
                 }
                 let _ = reply.send(r);
             }
-            Input::PromotionScore {
+            Request::PromotionScore {
                 resource,
                 node,
                 score,
@@ -775,19 +699,7 @@ impl Daemon {
             } => {
                 let _ = reply.send(self.promotion_score(resource, node, score));
             }
-            Input::Restart { resource, reply } => {
-                let r = if self.config.resource(&resource).is_none() {
-                    Err(format!("unknown resource {resource:?}"))
-                } else if !self.state.on_node(&resource, &self.node).role.is_active() {
-                    Err(format!("{resource} is not started on {}", self.node))
-                } else {
-                    self.restart_pending.insert(resource);
-                    self.abort_run();
-                    Ok(())
-                };
-                let _ = reply.send(r);
-            }
-            Input::Status { reply } => {
+            Request::Status { reply } => {
                 let _ = reply.send(StatusView {
                     config: Arc::clone(&self.config),
                     state: self.state.clone(),
@@ -797,27 +709,35 @@ impl Daemon {
                     next_wakeup: self.wakeup,
                 });
             }
-            Input::History {
+            Request::History {
                 resource,
                 limit,
                 reply,
             } => {
                 let r = match resource.as_deref() {
                     Some(r) if self.config.resource(r).is_none() => {
-                        Err(format!("unknown resource {r:?}"))
+                        Err(ControlError::UnknownResource(r.to_owned()))
                     }
                     _ => self
                         .store
                         .history(resource.as_deref(), limit)
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| ControlError::Store(format!("{e:#}"))),
                 };
                 let _ = reply.send(r);
+            }
+            Request::Shutdown {
+                leave_running,
+                reply,
+            } => {
+                let r = self.begin_shutdown(leave_running);
+                let _ = reply.send(Ok(()));
+                r?;
             }
         }
         Ok(())
     }
 
-    fn admin(&mut self, cmd: AdminCommand) -> Result<(), String> {
+    fn admin(&mut self, cmd: AdminCommand) -> Result<(), ControlError> {
         // Check names first: nothing is recorded that the engine would refuse.
         let mut probe = self.state.clone();
         warden_engine::apply(
@@ -825,11 +745,10 @@ impl Daemon {
             &mut probe,
             &Event::Admin(cmd.clone()),
             self.clock.now(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         info!(command = ?cmd, "admin command");
         self.record(vec![(Event::Admin(cmd), None)])
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| ControlError::Store(format!("{e:#}")))?;
         self.abort_run();
         Ok(())
     }
@@ -933,17 +852,15 @@ impl Daemon {
         resource: String,
         node: String,
         score: Option<Score>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ControlError> {
         let Some(spec) = self.config.resource(&resource) else {
-            return Err(format!("unknown resource {resource:?}"));
+            return Err(ControlError::UnknownResource(resource));
         };
         if !spec.is_promotable() {
-            return Err(format!(
-                "{resource} is not promotable (set `promotable = true`)"
-            ));
+            return Err(ControlError::NotPromotable(resource));
         }
         if self.config.node_index(&node).is_none() {
-            return Err(format!("unknown node {node:?}"));
+            return Err(ControlError::UnknownNode(node));
         }
         let current = self
             .state
@@ -960,7 +877,7 @@ impl Daemon {
             score,
         };
         self.record(vec![(ev, None)])
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| ControlError::Store(format!("{e:#}")))?;
         self.dirty = true;
         Ok(())
     }
@@ -1095,7 +1012,7 @@ impl Daemon {
             tokio::spawn(async move {
                 let started = Instant::now();
                 let result = crate::check::probe(&peer, &check).await;
-                let _ = tx.send(Input::HealthDone {
+                let _ = tx.send(Input::Health {
                     resource,
                     interval_ms,
                     generation,
@@ -1118,7 +1035,7 @@ impl Daemon {
                     None,
                 )
                 .await;
-            let _ = tx.send(Input::MonitorDone {
+            let _ = tx.send(Input::Monitor {
                 resource,
                 interval_ms,
                 generation,
@@ -1262,23 +1179,8 @@ impl Daemon {
             .map_or(crate::config::IMPLICIT_MONITOR, |o| o.interval);
         let op = OpKey::new(OpName::Monitor, interval);
         warn!(resource = %exit.resource, pid = exit.pid, how = %exit.how, "process exited");
-        // Dying right after its start, again and again, is a crash loop: from the second time
-        // in a row, back off (100 ms, doubling, at most 10 s) instead of restarting as fast as
-        // the machine allows. One early death is restarted at once.
-        let quick = self
-            .last_start
-            .get(&exit.resource)
-            .is_some_and(|t| t.elapsed() < QUICK_EXIT);
-        let n = self.quick_exits.entry(exit.resource.clone()).or_default();
-        *n = if quick { *n + 1 } else { 0 };
-        if *n > 1 {
-            let backoff =
-                (Duration::from_millis(100) * 2u32.pow((*n - 2).min(10))).min(MAX_CRASH_BACKOFF);
-            warn!(resource = %exit.resource, quick_exits = *n, backoff_ms = backoff.as_millis() as u64, "crash loop: delaying the restart");
-            self.hold_until = Some(self.hold_until.map_or(Instant::now() + backoff, |h| {
-                h.max(Instant::now() + backoff)
-            }));
-        }
+        // Dying right after its start again and again is a crash loop: the engine delays
+        // this resource's next start (`crash_loop_delay_max`), nothing else.
         *self.generation.entry(exit.resource.clone()).or_default() += 1;
         let ev = Event::OpResult(OpResult {
             resource: exit.resource,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod check;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod diag;
 pub mod duration;

@@ -61,7 +61,17 @@ enum Command {
         /// Where OCF agents live.
         #[arg(long, env = "OCF_ROOT", default_value = exec::ocf::DEFAULT_OCF_ROOT)]
         ocf_root: PathBuf,
-        /// On SIGTERM, leave resources running instead of stopping them.
+        /// On SIGTERM and SIGINT, leave resources running instead of stopping them (SIGQUIT
+        /// always leaves them; `warden shutdown` decides at stop time).
+        #[arg(long)]
+        leave_running: bool,
+    },
+    /// Stop the daemon: its resources first, in constraint order, or with --leave-running
+    /// none of them, for a new daemon (same or newer binary) to adopt.
+    Shutdown {
+        #[command(flatten)]
+        target: Target,
+        /// Leave every resource running.
         #[arg(long)]
         leave_running: bool,
     },
@@ -165,8 +175,12 @@ enum ResourceAction {
         resource: String,
         node: Option<String>,
     },
-    /// Stop it and let it start again.
-    Restart { resource: String },
+    /// Stop it, with what depends on it (orders, colocations, groups), and start it all again.
+    Restart {
+        resource: String,
+        /// Only the copy on this node (default: wherever it runs).
+        node: Option<String>,
+    },
     /// Let it run (target role started).
     Enable { resource: String },
     /// Stop it and keep it stopped.
@@ -309,7 +323,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             let client = client(&target)?;
             let (id, verb, node) = match action {
                 ResourceAction::Cleanup { resource, node } => (resource, "cleanup", node),
-                ResourceAction::Restart { resource } => (resource, "restart", None),
+                ResourceAction::Restart { resource, node } => (resource, "restart", node),
                 ResourceAction::Enable { resource } => (resource, "enable", None),
                 ResourceAction::Disable { resource } => (resource, "disable", None),
                 ResourceAction::Move { resource, node } => (resource, "move", Some(node)),
@@ -375,6 +389,22 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 "reloaded: nothing changed\n".to_owned()
             } else {
                 format!("reloaded:\n{}\n", changes.join("\n"))
+            })
+        }
+        Command::Shutdown {
+            target,
+            leave_running,
+        } => {
+            let q = if leave_running {
+                "?leave_running=true"
+            } else {
+                ""
+            };
+            client(&target)?.post(&format!("/v1/shutdown{q}"))?;
+            Ok(if leave_running {
+                "shutting down; resources are left running\n".to_owned()
+            } else {
+                "shutting down; stopping resources first\n".to_owned()
             })
         }
         Command::Node { target, action } => {

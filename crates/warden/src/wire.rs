@@ -34,6 +34,9 @@ pub struct WireNode {
     pub unclean: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub standby: bool,
+    /// Its daemon is shutting down: it runs nothing until it joins again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shutdown: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +66,15 @@ pub struct WireOnNode {
     pub last_failure: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failed_ops: BTreeMap<String, WireOp>,
+    /// When the last start finished (crash loops count from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_start: Option<String>,
+    /// Failures in a row within the crash-loop window of a start.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quick_failures: u32,
+    /// A crash loop: no start here before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_not_before: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,6 +90,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 const FLAGS: &[&str] = &[
     "failed",
     "degraded",
@@ -89,6 +105,7 @@ const FLAGS: &[&str] = &[
     "failure_ignored",
     "demote_on_fail",
     "demote_failed",
+    "restart",
 ];
 
 fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> {
@@ -103,6 +120,7 @@ fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> 
         "failure_ignored" => &mut on.failure_ignored,
         "demote_on_fail" => &mut on.demote_on_fail,
         "demote_failed" => &mut on.demote_failed,
+        "restart" => &mut on.restart,
         _ => return None,
     })
 }
@@ -166,6 +184,7 @@ impl StateFile {
                         online: s.online,
                         unclean: s.unclean.clone(),
                         standby: s.standby,
+                        shutdown: s.shutdown,
                     },
                 )
             })
@@ -193,6 +212,9 @@ impl StateFile {
                                 .map(|(k, c)| (k.to_string(), *c))
                                 .collect(),
                             last_failure: on.last_failure.map(format_time),
+                            last_start: on.last_start.map(format_time),
+                            quick_failures: on.quick_failures,
+                            start_not_before: on.start_not_before.map(format_time),
                             failed_ops: on
                                 .failed_ops
                                 .iter()
@@ -254,6 +276,7 @@ impl StateFile {
                     online: w.online,
                     unclean: w.unclean,
                     standby: w.standby,
+                    shutdown: w.shutdown,
                 },
             );
         }
@@ -313,6 +336,19 @@ impl StateFile {
                     .map(parse_time)
                     .transpose()
                     .with_context(|| ctx(&format!("nodes.{n}.last_failure")))?;
+                on.last_start = wn
+                    .last_start
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .with_context(|| ctx(&format!("nodes.{n}.last_start")))?;
+                on.quick_failures = wn.quick_failures;
+                on.start_not_before = wn
+                    .start_not_before
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .with_context(|| ctx(&format!("nodes.{n}.start_not_before")))?;
                 for (k, op) in wn.failed_ops {
                     let key =
                         parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.failed_ops")))?;
@@ -353,6 +389,9 @@ pub enum WireEvent {
     NodeDown {
         node: String,
     },
+    NodeShutdown {
+        node: String,
+    },
     Fenced {
         node: String,
         ok: bool,
@@ -363,6 +402,11 @@ pub enum WireEvent {
     Cleanup {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    Restart {
+        resource: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
     },
@@ -410,6 +454,7 @@ impl WireEvent {
             },
             Event::NodeUp { node } => WireEvent::NodeUp { node },
             Event::NodeDown { node } => WireEvent::NodeDown { node },
+            Event::NodeShutdown { node } => WireEvent::NodeShutdown { node },
             Event::Fenced { node, ok } => WireEvent::Fenced { node, ok },
             Event::Quorum(quorum) => WireEvent::Quorum { quorum },
             Event::PromotionScore {
@@ -423,6 +468,7 @@ impl WireEvent {
             },
             Event::Admin(c) => match c {
                 AdminCommand::Cleanup { resource, node } => WireEvent::Cleanup { resource, node },
+                AdminCommand::Restart { resource, node } => WireEvent::Restart { resource, node },
                 AdminCommand::Enable { resource } => WireEvent::Enable { resource },
                 AdminCommand::Disable { resource } => WireEvent::Disable { resource },
                 AdminCommand::Move { resource, node } => WireEvent::Move { resource, node },
@@ -452,10 +498,14 @@ impl WireEvent {
             }),
             WireEvent::NodeUp { node } => Event::NodeUp { node },
             WireEvent::NodeDown { node } => Event::NodeDown { node },
+            WireEvent::NodeShutdown { node } => Event::NodeShutdown { node },
             WireEvent::Fenced { node, ok } => Event::Fenced { node, ok },
             WireEvent::Quorum { quorum } => Event::Quorum(quorum),
             WireEvent::Cleanup { resource, node } => {
                 admin(AdminCommand::Cleanup { resource, node })
+            }
+            WireEvent::Restart { resource, node } => {
+                admin(AdminCommand::Restart { resource, node })
             }
             WireEvent::Enable { resource } => admin(AdminCommand::Enable { resource }),
             WireEvent::Disable { resource } => admin(AdminCommand::Disable { resource }),

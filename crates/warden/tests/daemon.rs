@@ -112,7 +112,11 @@ fn settled_started(v: &Value) -> bool {
 }
 
 fn pid(data: &Path) -> i32 {
-    std::fs::read_to_string(data.join("run/web.pid"))
+    pid_of(data, "web")
+}
+
+fn pid_of(data: &Path, id: &str) -> i32 {
+    std::fs::read_to_string(data.join(format!("run/{id}.pid")))
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
@@ -286,10 +290,6 @@ fn crash_restart_kill_9_of_the_daemon_and_sigterm() {
         !dir.path().join("dummy.state").exists(),
         "dummy was stopped"
     );
-    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
-    let web_stop = log.rfind("web_stop_0").expect("web stopped");
-    let dummy_stop = log.rfind("dummy_stop_0").expect("dummy stopped");
-    assert!(web_stop < dummy_stop, "stopped in reverse order");
 }
 
 #[test]
@@ -459,6 +459,213 @@ fn a_crash_loop_backs_off_instead_of_spinning() {
     let v = status(&config).expect("status");
     let failed = &v["failed_actions"][0];
     assert_eq!(failed["exit_reason"], "process exited with 3");
+}
+
+/// `app` after `db` (a mandatory order, against file order), `solo` alone, and `looper`,
+/// which dies 50 ms after each start. Returns (dir, config, data).
+fn ordered_setup(looper: bool) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("warden.toml");
+    let mut text = String::from(
+        "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    for id in ["app", "db", "solo"] {
+        text.push_str(&format!(
+            "[[resource]]\nid = \"{id}\"\nclass = \"process\"\ncommand = [\"sleep\", \"1000\"]\n"
+        ));
+    }
+    if looper {
+        text.push_str(
+            "[[resource]]\nid = \"looper\"\nclass = \"process\"\n\
+             command = [\"sh\", \"-c\", \"sleep 0.05; exit 1\"]\n\
+             meta = { crash_loop_delay_max = \"60s\" }\n",
+        );
+    }
+    text.push_str("[[order]]\nfirst = \"db\"\nthen = \"app\"\n");
+    std::fs::write(&config, text).expect("config");
+    (dir, config, data)
+}
+
+fn all_started(ids: &'static [&'static str]) -> impl Fn(&Value) -> bool {
+    move |v| {
+        v["transition_running"] == false
+            && ids.iter().all(|id| {
+                resource(v, id)["status"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("Started"))
+            })
+    }
+}
+
+/// The daemon's log from byte `from` on.
+fn log_since(config: &Path, from: usize) -> String {
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
+    log.get(from..).unwrap_or_default().to_owned()
+}
+
+fn log_len(config: &Path) -> usize {
+    std::fs::metadata(config.with_file_name("daemon.log")).map_or(0, |m| m.len() as usize)
+}
+
+/// Where each of `needles` first appears in `text`, in the order given.
+fn positions(text: &str, needles: &[&str]) -> Vec<usize> {
+    needles
+        .iter()
+        .map(|n| {
+            text.find(n)
+                .unwrap_or_else(|| panic!("{n} is not in the log:\n{text}"))
+        })
+        .collect()
+}
+
+#[test]
+fn restart_cleanup_and_shutdown_keep_the_constraints() {
+    let (_dir, config, data) = ordered_setup(false);
+    let mut d = start(&config, &[]);
+    const ALL: &[&str] = &["app", "db", "solo"];
+    wait_for(&config, "all started", all_started(ALL));
+    let (app, db, solo) = (
+        pid_of(&data, "app"),
+        pid_of(&data, "db"),
+        pid_of(&data, "solo"),
+    );
+
+    // Restart of db: app (ordered after it) stops first and starts after it.
+    let mark = log_len(&config);
+    let (ok, out, err) = cli(&config, &["resource", "restart", "db"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "restart db: done\n");
+    wait_for(&config, "the restart", |v| {
+        all_started(ALL)(v) && pid_of(&data, "app") != app && pid_of(&data, "db") != db
+    });
+    let log = log_since(&config, mark);
+    let p = positions(
+        &log,
+        &["app_stop_0", "db_stop_0", "db_start_0", "app_start_0"],
+    );
+    assert!(p.windows(2).all(|w| w[0] < w[1]), "order: {p:?}\n{log}");
+    assert!(log.contains("Restart db ( "), "{log}");
+    assert_eq!(pid_of(&data, "solo"), solo, "solo is not restarted");
+    // A restart of what does not run is refused with the field it concerns.
+    let (ok, _, err) = cli(&config, &["resource", "restart", "nope"]);
+    assert!(!ok && err.contains("unknown resource \"nope\""), "{err}");
+
+    // Cleanup of a healthy db: probed again, nothing restarted.
+    let (app, db) = (pid_of(&data, "app"), pid_of(&data, "db"));
+    let mark = log_len(&config);
+    let (ok, _, err) = cli(&config, &["resource", "cleanup", "db"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "the cleanup's probe", |v| {
+        all_started(ALL)(v) && log_since(&config, mark).contains("probe: already running")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let log = log_since(&config, mark);
+    assert!(
+        !log.contains("_stop_0"),
+        "a cleanup stopped something:\n{log}"
+    );
+    assert_eq!((pid_of(&data, "app"), pid_of(&data, "db")), (app, db));
+
+    // SIGTERM: the engine stops app before db (file order would be db first), then exits.
+    let mark = log_len(&config);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("sigterm");
+    let status = d.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    let log = log_since(&config, mark);
+    let p = positions(&log, &["app_stop_0", "db_stop_0"]);
+    assert!(p[0] < p[1], "app stops before db:\n{log}");
+    assert!(log.contains("solo_stop_0"));
+    for pid in [app, db, solo] {
+        assert!(
+            warden::exec::process::start_time(pid).is_none(),
+            "{pid} stopped"
+        );
+    }
+}
+
+#[test]
+fn shutdown_leaves_resources_running_when_asked_at_stop_time() {
+    let (_dir, config, data) = ordered_setup(false);
+    const ALL: &[&str] = &["app", "db", "solo"];
+    let mut d = start(&config, &[]);
+    wait_for(&config, "all started", all_started(ALL));
+    let pids: Vec<i32> = ALL.iter().map(|id| pid_of(&data, id)).collect();
+    let (ok, out, err) = cli(&config, &["shutdown", "--leave-running"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "shutting down; resources are left running\n");
+    let status = d.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    for &pid in &pids {
+        assert!(
+            warden::exec::process::start_time(pid).is_some(),
+            "{pid} left running"
+        );
+    }
+    // A new daemon adopts them, and `warden shutdown` stops them.
+    let mut d = start(&config, &[]);
+    wait_for(&config, "adopted", all_started(ALL));
+    let now: Vec<i32> = ALL.iter().map(|id| pid_of(&data, id)).collect();
+    assert_eq!(now, pids, "adopted, not restarted");
+    let (ok, out, err) = cli(&config, &["shutdown"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "shutting down; stopping resources first\n");
+    let status = d.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    for &pid in &pids {
+        assert!(
+            warden::exec::process::start_time(pid).is_none(),
+            "{pid} stopped"
+        );
+    }
+}
+
+#[test]
+fn a_crash_loop_delays_only_its_own_resource() {
+    let (_dir, config, data) = ordered_setup(true);
+    let _d = start(&config, &[]);
+    // Wait until looper's next start is at least 2 s away (its delay doubles per death).
+    let v = wait_for(&config, "a long crash-loop delay", |v| {
+        let until = resource(v, "looper")["status"]
+            .as_str()
+            .and_then(|s| s.split("start delayed until ").nth(1))
+            .and_then(|s| s.split(": crash loop").next())
+            .and_then(|t| warden::wire::parse_time(t).ok());
+        let now = v["time"]
+            .as_str()
+            .and_then(|t| warden::wire::parse_time(t).ok());
+        matches!((until, now), (Some(u), Some(n)) if u.since(n) >= Duration::from_secs(2))
+            && all_started(&["app", "db", "solo"])(v)
+    });
+    let text = resource(&v, "looper")["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(text.ends_with(": crash loop)"), "{text}");
+    // kill -9 solo while looper waits: solo is back long before looper's delay ends.
+    let solo = pid_of(&data, "solo");
+    let killed = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(solo),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    wait_for(&config, "solo restarted", |v| {
+        all_started(&["solo"])(v) && pid_of(&data, "solo") != solo && pid_of(&data, "solo") != 0
+    });
+    let took = killed.elapsed();
+    let v = status(&config).expect("status");
+    assert!(
+        resource(&v, "looper")["status"]
+            .as_str()
+            .is_some_and(|s| s.contains("start delayed until")),
+        "solo came back within looper's delay ({took:?}): {}",
+        resource(&v, "looper")["status"]
+    );
 }
 
 #[test]

@@ -100,6 +100,36 @@ async fn stop_escalates_to_sigkill_after_the_stop_timeout() {
 }
 
 #[tokio::test]
+async fn a_stopped_process_is_continued_so_it_takes_the_stop_signal() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::new(dir.path(), tx).expect("supervisor");
+    // A shell that exits 0 on SIGTERM: "killed" in the reason would mean it never saw it.
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while :; do sleep 0.05; done",
+    ]);
+    s.stop_timeout = Duration::from_secs(20);
+    assert_eq!(sup.start("frozen", &s).rc, rc::OK);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = pid_of(dir.path(), "frozen");
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("SIGSTOP");
+    let r = sup.stop("frozen", &s).await;
+    assert_eq!((r.rc, r.exit_reason.as_str()), (rc::OK, ""));
+    assert!(
+        r.duration < Duration::from_secs(10),
+        "the stop waited {:?}: the signal sat with a stopped process",
+        r.duration
+    );
+    assert!(start_time(pid).is_none(), "the process is gone");
+}
+
+#[tokio::test]
 async fn a_restarted_supervisor_adopts_and_watches_the_process() {
     let dir = tempfile::tempdir().expect("dir");
     let (tx, _rx) = mpsc::unbounded_channel();

@@ -402,6 +402,11 @@ impl Supervisor {
         let pgid = Pid::from_raw(r.pid);
         let sig = signal(&spec.stop_signal);
         let _ = killpg(pgid, sig);
+        // A stopped (SIGSTOP, SIGTSTP) process would hold the stop signal until its whole
+        // stop_timeout ran out: continue it so it handles the signal (as systemd does).
+        if sig != Signal::SIGCONT {
+            let _ = killpg(pgid, Signal::SIGCONT);
+        }
         if wait_gone(r, spec.stop_timeout).await {
             return result(rc::OK, String::new(), started);
         }

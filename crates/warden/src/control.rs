@@ -1,0 +1,232 @@
+//! The typed control handle in front of the daemon. The API (and through it the CLI and the
+//! web page) asks the daemon only through [`Control`]; the daemon's loop answers each
+//! [`Request`]. Errors are a closed enum that names the field it concerns, so nobody reads
+//! an error's text to decide anything. Nothing here knows HTTP.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use warden_engine::{AdminCommand, ApplyError, Config, Score, State, Time};
+
+use crate::store::HistoryEntry;
+
+/// What the daemon is asked.
+#[derive(Debug)]
+pub enum Request {
+    Admin {
+        cmd: AdminCommand,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusView>,
+    },
+    History {
+        resource: Option<String>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<HistoryEntry>, ControlError>>,
+    },
+    /// Apply the configuration file (`warden reload`, SIGHUP); the reply lists the changes.
+    Reload {
+        reply: oneshot::Sender<Result<Vec<String>, ControlError>>,
+    },
+    /// An agent sets (Some) or removes its promotion score on a node.
+    PromotionScore {
+        resource: String,
+        node: String,
+        score: Option<Score>,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// Stop the daemon: stop its resources first, or leave them running for a new daemon.
+    Shutdown {
+        leave_running: bool,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+}
+
+/// What `status` shows: the configuration and state at one instant.
+#[derive(Clone, Debug)]
+pub struct StatusView {
+    pub config: Arc<Config>,
+    pub state: State,
+    pub now: Time,
+    pub node: String,
+    pub transition_running: bool,
+    pub next_wakeup: Option<Time>,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("unknown resource {0:?}")]
+    UnknownResource(String),
+    #[error("unknown node {0:?}")]
+    UnknownNode(String),
+    #[error("{resource} is not started{}", node.as_ref().map(|n| format!(" on {n}")).unwrap_or_default())]
+    NotActive {
+        resource: String,
+        node: Option<String>,
+    },
+    #[error("{0} is not promotable (set `promotable = true`)")]
+    NotPromotable(String),
+    /// The configuration file cannot be applied (a reload); nothing changed.
+    #[error("{0}")]
+    Config(String),
+    /// The store could not record the command; nothing was applied.
+    #[error("{0}")]
+    Store(String),
+    #[error("the daemon is stopping")]
+    Stopping,
+}
+
+/// How a refusal is classed, for transports to map (the API to HTTP statuses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Names something that does not exist.
+    NotFound,
+    /// Exists, but the request does not fit its state.
+    Conflict,
+    /// The input itself is wrong.
+    Invalid,
+    /// The daemon cannot answer now.
+    Unavailable,
+    /// Something on the daemon's side failed.
+    Internal,
+}
+
+impl ControlError {
+    /// The request field the error concerns.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ControlError::UnknownResource(_)
+            | ControlError::NotActive { .. }
+            | ControlError::NotPromotable(_) => Some("resource"),
+            ControlError::UnknownNode(_) => Some("node"),
+            ControlError::Config(_) => Some("config"),
+            ControlError::Store(_) | ControlError::Stopping => None,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ControlError::UnknownResource(_) | ControlError::UnknownNode(_) => ErrorKind::NotFound,
+            ControlError::NotActive { .. } | ControlError::NotPromotable(_) => ErrorKind::Conflict,
+            ControlError::Config(_) => ErrorKind::Invalid,
+            ControlError::Stopping => ErrorKind::Unavailable,
+            ControlError::Store(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<ApplyError> for ControlError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::UnknownResource(r) => ControlError::UnknownResource(r),
+            ApplyError::UnknownNode(n) => ControlError::UnknownNode(n),
+            ApplyError::NotActive { resource, node } => ControlError::NotActive { resource, node },
+        }
+    }
+}
+
+/// The handle: cheap to clone, one per client of the daemon.
+#[derive(Clone, Debug)]
+pub struct Control {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Control {
+    /// A handle and the receiver the daemon's loop reads.
+    pub fn channel() -> (Control, mpsc::UnboundedReceiver<Request>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Control { tx }, rx)
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .map_err(|_| ControlError::Stopping)?;
+        rx.await.map_err(|_| ControlError::Stopping)
+    }
+
+    pub async fn admin(&self, cmd: AdminCommand) -> Result<(), ControlError> {
+        self.ask(|reply| Request::Admin { cmd, reply }).await?
+    }
+
+    pub async fn status(&self) -> Result<StatusView, ControlError> {
+        self.ask(|reply| Request::Status { reply }).await
+    }
+
+    pub async fn history(
+        &self,
+        resource: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, ControlError> {
+        self.ask(|reply| Request::History {
+            resource,
+            limit,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn reload(&self) -> Result<Vec<String>, ControlError> {
+        self.ask(|reply| Request::Reload { reply }).await?
+    }
+
+    pub async fn promotion_score(
+        &self,
+        resource: String,
+        node: String,
+        score: Option<Score>,
+    ) -> Result<(), ControlError> {
+        self.ask(|reply| Request::PromotionScore {
+            resource,
+            node,
+            score,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn shutdown(&self, leave_running: bool) -> Result<(), ControlError> {
+        self.ask(|reply| Request::Shutdown {
+            leave_running,
+            reply,
+        })
+        .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_their_field_from_their_kind_not_their_text() {
+        // A resource whose name contains "node" is still a resource.
+        let e = ControlError::UnknownResource("node-exporter".into());
+        assert_eq!(e.field(), Some("resource"));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = ControlError::from(ApplyError::UnknownNode("web".into()));
+        assert_eq!(e.field(), Some("node"));
+        let e = ControlError::from(ApplyError::NotActive {
+            resource: "web".into(),
+            node: Some("n1".into()),
+        });
+        assert_eq!(e.to_string(), "web is not started on n1");
+        assert_eq!(
+            (e.field(), e.kind()),
+            (Some("resource"), ErrorKind::Conflict)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handle_whose_daemon_is_gone_says_so() {
+        let (control, rx) = Control::channel();
+        drop(rx);
+        assert_eq!(control.reload().await, Err(ControlError::Stopping));
+    }
+}
