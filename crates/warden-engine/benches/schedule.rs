@@ -61,6 +61,7 @@ fn fail(config: &Config, state: &mut State, resource: String, node: String, op: 
         op,
         rc,
         exit_reason: String::new(),
+        digest: None,
     });
     apply(config, state, &ev, T0).expect("apply");
 }

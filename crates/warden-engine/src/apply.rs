@@ -45,6 +45,10 @@ pub struct OpResult {
     pub rc: i32,
     /// The agent's `ocf-exit-reason:` line, or a reason of the executor's ("timed out").
     pub exit_reason: String,
+    /// For a start: the definition digest of what was started (None: the configuration's
+    /// current one). Recorded with the result, so a replay under a changed configuration
+    /// still knows what runs.
+    pub digest: Option<u64>,
 }
 
 /// Operator commands (design section 7).
@@ -296,6 +300,9 @@ fn op_result(
                 on.last_start = Some(now);
             }
             if ok {
+                if op.name == OpName::Start {
+                    on.digest = Some(r.digest.unwrap_or_else(|| spec.digest()));
+                }
                 on.role = match op.name {
                     OpName::Promote => Role::Promoted,
                     _ => Role::Started,
@@ -322,6 +329,7 @@ fn op_result(
             on.restart = false;
             if ok {
                 on.role = Role::Stopped;
+                on.digest = None;
                 on.failed = false;
                 on.degraded = false;
                 on.demote_on_fail = false;
@@ -477,8 +485,12 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
                 }
                 for (n, on) in rs.nodes.iter_mut() {
                     if node.as_ref().is_none_or(|want| want == n) {
-                        // Forget everything and probe again.
-                        *on = ResourceOnNode::default();
+                        // Forget everything and probe again; what it was started with stays
+                        // known, so a changed definition is still applied.
+                        *on = ResourceOnNode {
+                            digest: on.digest,
+                            ..ResourceOnNode::default()
+                        };
                     }
                 }
             }

@@ -188,6 +188,41 @@ pub struct ProcessSpec {
     pub demote: Option<Vec<String>>,
 }
 
+/// FNV-1a with each field's length first, so `["ab", "c"]` and `["a", "bc"]` differ.
+struct Digest(u64);
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Digest {
+    fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 ^= u64::from(x);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn field(&mut self, s: &str) {
+        self.bytes(&(s.len() as u64).to_le_bytes());
+        self.bytes(s.as_bytes());
+    }
+    fn list(&mut self, v: &[String]) {
+        self.bytes(&(v.len() as u64).to_le_bytes());
+        for s in v {
+            self.field(s);
+        }
+    }
+    fn pairs(&mut self, v: &[(String, String)]) {
+        self.bytes(&(v.len() as u64).to_le_bytes());
+        for (k, x) in v {
+            self.field(k);
+            self.field(x);
+        }
+    }
+}
+
 /// How long a process is given to exit after its stop signal, by default.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -218,6 +253,9 @@ pub struct Meta {
     /// The longest a crash loop delays the next start of the resource on that node (the
     /// delay starts at [`CRASH_LOOP_FIRST_DELAY`] and doubles). Zero: never delayed.
     pub crash_loop_delay_max: Duration,
+    /// Gone from the configuration but still active somewhere: stopped, never started
+    /// (Pacemaker's `stop-orphan-resources`); set by the daemon, not by the file.
+    pub orphan: bool,
 }
 
 /// The first delay of a crash loop: the second quick failure in a row waits this long.
@@ -236,6 +274,7 @@ impl Default for Meta {
             priority: 0,
             crash_loop_window: Duration::from_secs(1),
             crash_loop_delay_max: Duration::from_secs(10),
+            orphan: false,
         }
     }
 }
@@ -337,6 +376,33 @@ impl ResourceSpec {
             ops: Vec::new(),
             promotable: None,
         }
+    }
+
+    /// The definition digest: what a running copy was started with (its agent, parameters,
+    /// and a process's command, environment, directory, user and group). A copy started with
+    /// another digest is restarted, as Pacemaker's definition digest decides. Meta
+    /// attributes and operations are not part of it: they take effect without a restart (a
+    /// changed monitor is rescheduled, as Pacemaker does). Stable across releases: FNV-1a
+    /// over a fixed encoding, never a `Hash` or `Debug` form.
+    pub fn digest(&self) -> u64 {
+        let mut d = Digest::default();
+        match &self.agent {
+            Agent::Ocf { provider, kind } => {
+                d.field("ocf");
+                d.field(provider);
+                d.field(kind);
+            }
+            Agent::Process(p) => {
+                d.field("process");
+                d.list(&p.command);
+                d.pairs(&p.env);
+                d.field(p.cwd.as_deref().unwrap_or("\0"));
+                d.field(p.user.as_deref().unwrap_or("\0"));
+                d.field(p.group.as_deref().unwrap_or("\0"));
+            }
+        }
+        d.pairs(&self.params);
+        d.0
     }
 
     pub fn is_promotable(&self) -> bool {
@@ -510,8 +576,13 @@ pub struct Config {
     /// Per resource: (node index, score) of its `role = "promoted"` locations.
     promotion_locations: Vec<Vec<(usize, Score)>>,
     colocations: Vec<Colocation>,
+    /// Every order, those of groups included.
     orders: Vec<Order>,
+    /// The orders as given (without those of groups).
+    given_orders: Vec<Order>,
     groups: Vec<Group>,
+    /// Per resource: its definition digest ([`ResourceSpec::digest`]).
+    digests: Vec<u64>,
     /// Per resource: the colocations it depends on.
     colocated_with: Vec<Vec<ColocRef>>,
     /// Per resource: (index of `then`, order) of the orders where it comes first.
@@ -631,6 +702,7 @@ impl Config {
             v.sort_by_key(|&i| std::cmp::Reverse(resources[i].meta.priority));
             v
         };
+        let digests: Vec<u64> = resources.iter().map(ResourceSpec::digest).collect();
         Ok(Config {
             cluster,
             nodes,
@@ -643,7 +715,9 @@ impl Config {
             promotion_locations,
             colocations: Vec::new(),
             orders: Vec::new(),
+            given_orders: Vec::new(),
             groups: Vec::new(),
+            digests,
             colocated_with: vec![Vec::new(); n],
             orders_from: vec![Vec::new(); n],
             orders_to: vec![Vec::new(); n],
@@ -763,8 +837,34 @@ impl Config {
         self.orders_to = orders_to;
         self.colocations = colocations;
         self.orders = all_orders;
+        self.given_orders = orders;
         self.groups = groups;
         Ok(self)
+    }
+
+    /// The same configuration with `extra` resources added after the others, with no
+    /// constraint naming them: the daemon adds orphans this way (resources gone from the file
+    /// that still run somewhere), so the engine stops them.
+    pub fn with_extra_resources(&self, extra: Vec<ResourceSpec>) -> Result<Config, ConfigError> {
+        let mut resources = self.resources.clone();
+        resources.extend(extra);
+        Config::new(
+            self.cluster.clone(),
+            self.nodes.clone(),
+            self.fence_devices.clone(),
+            resources,
+            self.locations.clone(),
+        )?
+        .with_constraints(
+            self.colocations.clone(),
+            self.given_orders.clone(),
+            self.groups.clone(),
+        )
+    }
+
+    /// The definition digest of resource number `r`.
+    pub(crate) fn digest(&self, r: usize) -> u64 {
+        self.digests[r]
     }
 
     /// Node names in configuration order (the final placement tie-break).

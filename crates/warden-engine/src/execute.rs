@@ -85,6 +85,7 @@ pub fn execute(
                         op,
                         rc: *rc,
                         exit_reason: exit_reason.clone(),
+                        digest: None,
                     });
                     apply(config, state, &ev, now).is_ok()
                         && config

@@ -745,6 +745,22 @@ impl<'a> Scheduler<'a> {
                     || (multiple && meta.multiple_active == MultipleActive::StopStart)
             })
             .collect();
+        // Started with another definition: restarted with the configuration's, as
+        // Pacemaker's definition digest decides.
+        let digest = config.digest(r);
+        let changed: Vec<usize> = p
+            .live_active
+            .iter()
+            .copied()
+            .filter(|&i| self.eff[i].digest.is_some_and(|d| d != digest))
+            .filter(|i| !p.restart.contains(i))
+            .collect();
+        if !changed.is_empty() {
+            if changed.iter().any(|i| p.targets.contains(i)) {
+                p.forced = Some("resource definition change".to_owned());
+            }
+            p.restart.extend(changed);
+        }
         // An operator's restart: stopped and started again where it stays; so is what is
         // colocated with it there (as `pcs resource restart`, which disables and enables).
         p.requested = p

@@ -166,6 +166,9 @@ pub struct ResourceOnNode {
     pub quick_failures: u32,
     /// A crash loop: no start here before this time.
     pub start_not_before: Option<Time>,
+    /// The definition digest the running copy was started with ([`crate::ResourceSpec::digest`];
+    /// None when unknown, which never restarts anything).
+    pub digest: Option<u64>,
 }
 
 impl ResourceOnNode {
@@ -251,6 +254,7 @@ impl ResourceOnNode {
             fail_count: count,
             restart: self.restart && self.role.is_active(),
             start_not_before: self.start_not_before.filter(|&t| t > now),
+            digest: self.digest.filter(|_| self.role.is_active()),
         }
     }
 }
@@ -274,6 +278,8 @@ pub struct Effective {
     pub restart: bool,
     /// A crash loop delays its next start here until then (only when still to come).
     pub start_not_before: Option<Time>,
+    /// The definition digest an active copy was started with.
+    pub digest: Option<u64>,
 }
 
 impl State {

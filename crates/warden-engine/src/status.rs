@@ -141,6 +141,9 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
             if degraded {
                 flags.push("degraded");
             }
+            if spec.meta.orphan {
+                flags.push("orphan: gone from the configuration");
+            }
             if spec.meta.maintenance {
                 flags.push("maintenance");
             } else if !spec.meta.is_managed {

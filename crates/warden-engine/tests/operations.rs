@@ -358,3 +358,151 @@ fn a_crash_loop_holds_what_is_ordered_after_it() {
     w.settle();
     assert_eq!(w.status(), ["a Started node1", "b Started node1"]);
 }
+
+/// The stack's configuration with `db`'s definition changed by `f`.
+fn stack_with(f: impl Fn(&mut ResourceSpec)) -> Config {
+    let mut db = dummy("db");
+    f(&mut db);
+    build(&["node1"])
+        .resource(db)
+        .resource(dummy("app"))
+        .resource(dummy("web"))
+        .resource(dummy("other"))
+        .order("db", "app", OrderKind::Mandatory)
+        .colocation("web", "app", Score::INFINITY)
+        .config()
+}
+
+#[test]
+fn a_changed_definition_restarts_the_resource_and_what_needs_it() {
+    let mut w = stack();
+    w.config = stack_with(|db| db.params.push(("state".into(), "/run/other".into())));
+    let t = checked(&w);
+    let (stop_db, stop_app) = (
+        action(&t, OpName::Stop, "db").expect("db"),
+        action(&t, OpName::Stop, "app").expect("app"),
+    );
+    assert!(depends(&t, stop_db, stop_app));
+    assert_eq!(
+        w.settle(),
+        [
+            "Restart db ( node1 ) due to resource definition change",
+            "Restart app ( node1 ) due to required db start",
+        ]
+    );
+    assert!(w.plan().is_empty(), "started with the new definition");
+}
+
+#[test]
+fn meta_attributes_and_operations_change_without_a_restart() {
+    let mut w = stack();
+    w.config = stack_with(|db| {
+        db.meta.migration_threshold = 3;
+        db.ops[0].interval = Duration::from_secs(30);
+    });
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+}
+
+#[test]
+fn the_digest_survives_a_cleanup_and_an_unknown_one_restarts_nothing() {
+    let mut w = stack();
+    w.admin(AdminCommand::Cleanup {
+        resource: Some("db".into()),
+        node: None,
+    });
+    w.config = stack_with(|db| db.params.push(("fake".into(), "1".into())));
+    // The probe finds db running: it was started with the old definition.
+    let t = checked(&w);
+    execute(&w.config, &mut w.state, &t, w.now, |k| match k {
+        ActionKind::Probe { .. } => Outcome::rc(rc::OK),
+        k => default_outcome(k),
+    });
+    assert_eq!(
+        w.plan()[0],
+        "Restart db ( node1 ) due to resource definition change"
+    );
+    // A copy whose definition nobody recorded (adopted from an older state) is left alone.
+    let mut w = stack();
+    w.state
+        .resources
+        .get_mut("db")
+        .and_then(|r| r.nodes.get_mut("node1"))
+        .expect("db on node1")
+        .digest = None;
+    w.config = stack_with(|db| db.params.push(("fake".into(), "1".into())));
+    assert!(w.plan().is_empty());
+}
+
+#[test]
+fn an_orphan_is_stopped_and_never_started() {
+    let mut w = stack();
+    // "other" is gone from the file; the daemon keeps its definition as an orphan.
+    let base = build(&["node1"])
+        .resource(dummy("db"))
+        .resource(dummy("app"))
+        .resource(dummy("web"))
+        .order("db", "app", OrderKind::Mandatory)
+        .colocation("web", "app", Score::INFINITY)
+        .config();
+    let mut orphan = dummy("other");
+    orphan.meta.orphan = true;
+    orphan.meta.target_role = TargetRole::Stopped;
+    w.config = base.with_extra_resources(vec![orphan]).expect("config");
+    assert_eq!(w.settle(), ["Stop other ( node1 )"]);
+    assert_eq!(
+        w.status_of("other"),
+        "other Stopped (orphan: gone from the configuration) (disabled)"
+    );
+    assert_eq!(w.status_of("app"), "app Started node1", "the others stay");
+}
+
+#[test]
+fn the_digest_is_stable_and_sees_every_part_of_the_definition() {
+    let base = dummy("db");
+    // Fixed: a change here would restart every resource after an upgrade.
+    assert_eq!(base.digest(), 0xaa75_ed9e_bd95_4b48, "{:#x}", base.digest());
+    let mut seen = std::collections::HashSet::from([base.digest()]);
+    let mut p = ProcessSpec {
+        command: vec!["sleep".into(), "1".into()],
+        ..ProcessSpec::default()
+    };
+    let variants: Vec<ResourceSpec> = vec![
+        ResourceSpec::new(
+            "db",
+            Agent::Ocf {
+                provider: "pacemaker".into(),
+                kind: "Dummy".into(),
+            },
+        ),
+        ResourceSpec::new("db", Agent::Process(p.clone())),
+        {
+            p.command = vec!["sleep 1".into()];
+            ResourceSpec::new("db", Agent::Process(p.clone()))
+        },
+        {
+            p.env.push(("A".into(), "1".into()));
+            ResourceSpec::new("db", Agent::Process(p.clone()))
+        },
+        {
+            p.user = Some("nobody".into());
+            ResourceSpec::new("db", Agent::Process(p.clone()))
+        },
+        {
+            p.cwd = Some("/tmp".into());
+            ResourceSpec::new("db", Agent::Process(p.clone()))
+        },
+        {
+            let mut r = dummy("db");
+            r.params.push(("a".into(), "bc".into()));
+            r
+        },
+        {
+            let mut r = dummy("db");
+            r.params.push(("ab".into(), "c".into()));
+            r
+        },
+    ];
+    for v in variants {
+        assert!(seen.insert(v.digest()), "{v:?} collides");
+    }
+}

@@ -524,6 +524,7 @@ fn notifications_wrap_each_kind_of_action() {
                     op: OpKey::probe(),
                     rc: rc::NOT_RUNNING,
                     exit_reason: String::new(),
+                    digest: None,
                 }),
                 T0,
             )

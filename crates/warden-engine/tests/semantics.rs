@@ -410,6 +410,7 @@ fn a_timeout_is_a_generic_failure_of_that_action() {
         op: OpKey::new(OpName::Monitor, MON),
         rc: rc::ERR_GENERIC,
         exit_reason: "timed out".into(),
+        digest: None,
     }));
     assert_eq!(w.plan(), ["Recover dummy ( node1 )"]);
     let fa = failed_actions(&w.config, &w.state, w.now);
@@ -1109,6 +1110,7 @@ fn events_naming_unknown_things_are_refused() {
             op: OpKey::probe(),
             rc: 0,
             exit_reason: String::new(),
+            digest: None,
         }),
     ];
     for e in bad {

@@ -206,6 +206,7 @@ fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> 
                 op: OpKey::new(OpName::Monitor, interval),
                 rc: *rng.pick(RCS),
                 exit_reason: String::new(),
+                digest: None,
             }))
         }
         45..=51 => Some(Event::NodeDown { node }),

@@ -42,6 +42,8 @@ enum Input {
     Action {
         id: usize,
         result: AgentResult,
+        /// The definition digest of the spec it ran with.
+        digest: u64,
     },
     Fence {
         id: usize,
@@ -196,16 +198,45 @@ fn start_listener(
 /// Runs the daemon until SIGTERM/SIGINT (or a shutdown request).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let loaded = crate::config::load(&opts.config_path)?;
-    let config = Arc::new(loaded.engine);
-    let node = pick_node(&config, opts.node.as_deref())?;
+    let file_config = Arc::new(loaded.engine);
+    let node = pick_node(&file_config, opts.node.as_deref())?;
     let data_dir = data_dir(&opts.config_path, &loaded.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     let store = Store::open(&data_dir.join("warden.redb"))?;
+    // What the store knows that the file lost or changed: orphans to stop, and the
+    // definitions copies still run with (a stop uses the definition its copy started with).
+    let (defs, bad) = store.definitions()?;
+    for b in &bad {
+        warn!(definition = %b, "stored definition skipped");
+    }
+    let stored: Vec<ResourceSpec> = defs
+        .into_iter()
+        .filter_map(|d| {
+            d.into_orphan()
+                .map_err(|e| warn!(error = %e, "stored definition skipped"))
+                .ok()
+        })
+        .collect();
+    let mut orphans: Vec<ResourceSpec> = Vec::new();
+    for d in &stored {
+        if file_config.resource(&d.id).is_none() && !orphans.iter().any(|o| o.id == d.id) {
+            orphans.push(d.clone());
+        }
+    }
+    let config = Arc::new(file_config.with_extra_resources(orphans.clone())?);
     let restored = store.load(&config)?;
     for s in &restored.skipped {
         warn!(entry = %s, "stored event no longer applies to the configuration; skipped");
     }
+    // An orphan known stopped everywhere is forgotten; one that may run is probed and stopped.
+    orphans.retain(|o| !stopped_everywhere(&restored.state, &o.id));
+    for o in &orphans {
+        warn!(resource = %o.id, "resource gone from the configuration may still run: it will be stopped");
+    }
+    let config = Arc::new(file_config.with_extra_resources(orphans.clone())?);
+    let previous: HashMap<u64, ResourceSpec> =
+        stored.into_iter().map(|d| (d.digest(), d)).collect();
     let token = ensure_token(&data_dir)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
@@ -248,6 +279,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     let mut d = Daemon {
         config,
+        file_config,
+        orphans,
+        previous,
         node: node.clone(),
         state: restored.state,
         store,
@@ -290,14 +324,34 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             })
             .collect(),
     };
+    d.keep_definitions()?;
     // Joining (or rejoining after a restart): probe everything, adopt what runs.
     d.record(vec![(Event::NodeUp { node }, None)])?;
     d.main_loop(rx, control_rx, exit_rx, opts.leave_running)
         .await
 }
 
+/// Whether the state knows `resource` as stopped on every node it was ever seen on.
+fn stopped_everywhere(state: &State, resource: &str) -> bool {
+    state.resource(resource).is_some_and(|rs| {
+        !rs.nodes.is_empty()
+            && rs
+                .nodes
+                .values()
+                .all(|on| on.role == Role::Stopped && !on.blocked)
+    })
+}
+
 struct Daemon {
+    /// What the engine schedules: the file's configuration and the orphans still to stop.
     config: Arc<Config>,
+    /// The configuration file as last loaded.
+    file_config: Arc<Config>,
+    /// Resources gone from the file that may still run (stopped, then forgotten).
+    orphans: Vec<ResourceSpec>,
+    /// Definitions by digest that copies may still run with (from an earlier file): a stop
+    /// or demote of such a copy runs with the definition it was started with.
+    previous: HashMap<u64, ResourceSpec>,
     node: String,
     state: State,
     store: Store,
@@ -369,6 +423,7 @@ impl Daemon {
             let held = self.hold_until.is_some_and(|h| Instant::now() < h);
             if self.run.is_none() && (!held || self.shutting_down.is_some()) {
                 self.hold_until = None;
+                self.forget_stopped_orphans()?;
                 if self.shutting_down == Some(true) {
                     break;
                 }
@@ -412,6 +467,174 @@ impl Daemon {
         self.store.snapshot(&self.state, now)?;
         info!("warden stopped");
         Ok(())
+    }
+
+    /// The definition an action runs with: the configuration's, except for a stop or demote
+    /// of a copy started with an earlier definition still known (its parameters are what
+    /// the running copy uses: an OCF agent stops the address, file or process it started).
+    fn spec_for(&self, kind: &ActionKind) -> Option<ResourceSpec> {
+        let spec = self.config.resource(kind.resource()?)?;
+        if matches!(kind, ActionKind::Stop { .. } | ActionKind::Demote { .. }) {
+            let on = self.state.on_node(&spec.id, kind.node());
+            if let Some(old) = on
+                .digest
+                .filter(|&d| d != spec.digest())
+                .and_then(|d| self.previous.get(&d))
+            {
+                return Some(old.clone());
+            }
+        }
+        Some(spec.clone())
+    }
+
+    /// Stores every definition the daemon may still have to act on (see `previous`), and
+    /// forgets earlier definitions no running copy uses any more.
+    fn keep_definitions(&mut self) -> anyhow::Result<()> {
+        let used: std::collections::HashSet<u64> = self
+            .state
+            .resources
+            .values()
+            .flat_map(|rs| rs.nodes.values())
+            .filter(|on| on.role != Role::Stopped)
+            .filter_map(|on| on.digest)
+            .collect();
+        let current: std::collections::HashSet<u64> = self
+            .config
+            .resources()
+            .iter()
+            .map(ResourceSpec::digest)
+            .collect();
+        self.previous
+            .retain(|d, _| used.contains(d) && !current.contains(d));
+        let mut defs: Vec<crate::wire::WireDefinition> = self
+            .config
+            .resources()
+            .iter()
+            .map(crate::wire::WireDefinition::from_spec)
+            .collect();
+        defs.extend(
+            self.previous
+                .values()
+                .map(crate::wire::WireDefinition::from_spec),
+        );
+        self.store
+            .set_definitions(&defs)
+            .context("cannot store the resource definitions")
+    }
+
+    /// Orphans stopped everywhere leave the configuration (and the status).
+    fn forget_stopped_orphans(&mut self) -> anyhow::Result<()> {
+        let before = self.orphans.len();
+        let state = &self.state;
+        self.orphans.retain(|o| {
+            let done = stopped_everywhere(state, &o.id);
+            if done {
+                info!(resource = %o.id, "orphan stopped; forgotten");
+            }
+            !done
+        });
+        if self.orphans.len() != before {
+            self.config = Arc::new(
+                self.file_config
+                    .with_extra_resources(self.orphans.clone())?,
+            );
+            self.keep_definitions()?;
+        }
+        Ok(())
+    }
+
+    /// Applies the file's resources, constraints and cluster options: new resources start,
+    /// those gone from the file are stopped as orphans, a changed definition restarts (the
+    /// engine compares digests), everything else takes effect at the next transition.
+    /// Returns what changed, one line each.
+    fn reload_resources(&mut self, loaded: &crate::config::Loaded) -> anyhow::Result<Vec<String>> {
+        let new = &loaded.engine;
+        let mut changes = Vec::new();
+        let old = Arc::clone(&self.config);
+        for spec in new.resources() {
+            match old.resource(&spec.id) {
+                None => changes.push(format!("resource {}: new", spec.id)),
+                Some(o) if o.meta.orphan => {
+                    changes.push(format!("resource {}: back in the file", spec.id))
+                }
+                Some(o) if o.digest() != spec.digest() => {
+                    self.previous.insert(o.digest(), o.clone());
+                    changes.push(format!(
+                        "resource {}: definition changed: it restarts where it runs",
+                        spec.id
+                    ));
+                }
+                Some(o) if o != spec => changes.push(format!("resource {}: updated", spec.id)),
+                Some(_) => {}
+            }
+        }
+        let mut orphans: Vec<ResourceSpec> = Vec::new();
+        for o in old.resources() {
+            if new.resource(&o.id).is_some() {
+                continue;
+            }
+            if stopped_everywhere(&self.state, &o.id) {
+                if !o.meta.orphan {
+                    changes.push(format!("resource {}: removed", o.id));
+                }
+                continue;
+            }
+            if !o.meta.orphan {
+                changes.push(format!(
+                    "resource {}: gone from the file: it is stopped",
+                    o.id
+                ));
+            }
+            let mut orphan = o.clone();
+            orphan.meta.orphan = true;
+            orphan.meta.target_role = warden_engine::TargetRole::Stopped;
+            orphan
+                .ops
+                .retain(|op| op.name != OpName::Monitor || op.interval.is_zero());
+            orphans.push(orphan);
+        }
+        let constraints = |c: &Config| {
+            (
+                c.locations().to_vec(),
+                c.colocations().to_vec(),
+                c.orders().to_vec(),
+                c.groups().to_vec(),
+            )
+        };
+        if constraints(&self.file_config) != constraints(new) {
+            changes.push("constraints: updated".to_owned());
+        }
+        if self.file_config.cluster != new.cluster
+            || self.file_config.fence_devices() != new.fence_devices()
+        {
+            changes.push("cluster options: updated".to_owned());
+        }
+        let config = new.with_extra_resources(orphans.clone())?;
+        self.file_config = Arc::new(new.clone());
+        self.orphans = orphans;
+        self.config = Arc::new(config);
+        // Health checks serving as monitors: unchanged ones keep their hysteresis.
+        let mut health = HashMap::new();
+        for h in &loaded.health_monitors {
+            let key = (h.resource.clone(), warden_engine::millis(h.check.interval));
+            let mon = match self.health.remove(&key) {
+                Some(m) if m.peer == h.peer && m.check == h.check && m.grace == h.grace => m,
+                _ => HealthMon {
+                    peer: h.peer.clone(),
+                    check: h.check.clone(),
+                    grace: h.grace,
+                    health: Default::default(),
+                    generation: 0,
+                },
+            };
+            health.insert(key, mon);
+        }
+        self.health = health;
+        self.keep_definitions()?;
+        if !changes.is_empty() {
+            self.abort_run();
+        }
+        Ok(changes)
     }
 
     /// Stops the daemon: with `leave_running`, once the actions in flight finish; otherwise
@@ -595,15 +818,21 @@ impl Daemon {
                 });
             }
             kind => {
-                let (Some(resource), Some(op)) = (kind.resource(), kind.op()) else {
+                let id = a.id;
+                let spec = self.spec_for(kind);
+                let (Some(spec), Some(op)) = (spec, kind.op()) else {
+                    // Gone from the configuration since it was scheduled: the step fails (it
+                    // must not wait forever) and the engine decides again.
+                    let _ = tx.send(Input::Action {
+                        id,
+                        result: AgentResult::failed("the resource is no longer configured"),
+                        digest: 0,
+                    });
                     return;
                 };
-                let Some(spec) = self.config.resource(resource).cloned() else {
-                    return;
-                };
+                let resource = spec.id.as_str();
                 *self.busy.entry(resource.to_owned()).or_default() += 1;
                 let ctx = self.exec_ctx();
-                let id = a.id;
                 let notification = match kind {
                     ActionKind::Notify { notification, .. } => Some(notification.clone()),
                     _ => None,
@@ -611,7 +840,8 @@ impl Daemon {
                 debug!(action = %kind, "action starts");
                 tokio::spawn(async move {
                     let result = ctx.run_op(&spec, op, notification.as_deref()).await;
-                    let _ = tx.send(Input::Action { id, result });
+                    let digest = spec.digest();
+                    let _ = tx.send(Input::Action { id, result, digest });
                 });
             }
         }
@@ -628,7 +858,7 @@ impl Daemon {
 
     fn handle(&mut self, input: Input) -> anyhow::Result<()> {
         match input {
-            Input::Action { id, result } => self.on_action_done(id, result)?,
+            Input::Action { id, result, digest } => self.on_action_done(id, result, digest)?,
             Input::Fence { id, ok } => {
                 let Some(node) = self
                     .run
@@ -753,13 +983,21 @@ impl Daemon {
         Ok(())
     }
 
-    /// Applies the configuration file's upstreams and listeners to the running daemon without
+    /// Applies the configuration file to the running daemon (`warden reload`, SIGHUP) without
     /// dropping a connection: peers are added, removed and updated in place (the others keep
     /// their health), listeners started, stopped or restarted on the socket they have (sessions
-    /// they accepted go on). Resources and constraints are read at start only. A file with
-    /// errors changes nothing.
+    /// they accepted go on); resources, constraints and cluster options as
+    /// [`Daemon::reload_resources`] says. A file with errors changes nothing.
     fn reload(&mut self) -> Result<Vec<String>, String> {
         let loaded = crate::config::load(&self.config_path).map_err(|e| format!("{e:#}"))?;
+        // Checked before anything changes: a file this node cannot run changes nothing.
+        if loaded.engine.node_index(&self.node).is_none() {
+            return Err(format!(
+                "this node ({}) is not in the file any more; restart the daemon with --node",
+                self.node
+            ));
+        }
+        pick_node(&loaded.engine, Some(&self.node)).map_err(|e| format!("{e:#}"))?;
         let mut changes = Vec::new();
         let follows: std::collections::HashSet<&str> =
             loaded.follows.iter().map(|f| f.upstream.as_str()).collect();
@@ -837,6 +1075,17 @@ impl Daemon {
                 changes.push(format!("listener {name}: stopped"));
             }
         }
+        changes.extend(
+            self.reload_resources(&loaded)
+                .map_err(|e| format!("{e:#}"))?,
+        );
+        let dir = data_dir(&self.config_path, &loaded.data_dir);
+        if dir != self.data_dir {
+            changes.push(format!(
+                "data_dir {}: takes effect at the next daemon start",
+                dir.display()
+            ));
+        }
         for c in &changes {
             info!(change = %c, "reload");
         }
@@ -882,15 +1131,26 @@ impl Daemon {
         Ok(())
     }
 
-    fn on_action_done(&mut self, id: usize, result: AgentResult) -> anyhow::Result<()> {
+    fn on_action_done(
+        &mut self,
+        id: usize,
+        result: AgentResult,
+        digest: u64,
+    ) -> anyhow::Result<()> {
         let Some(action) = self.run.as_ref().and_then(|r| r.t.actions.get(id)).cloned() else {
             return Ok(());
         };
         let (Some(resource), Some(op)) = (action.kind.resource(), action.kind.op()) else {
+            self.finish_step(id, false);
             return Ok(());
         };
         if let Some(n) = self.busy.get_mut(resource) {
             *n = n.saturating_sub(1);
+        }
+        if self.config.resource(resource).is_none() {
+            warn!(action = %action.kind, reason = %result.exit_reason, "result of a resource no longer configured; not recorded");
+            self.finish_step(id, false);
+            return Ok(());
         }
         let ok = self
             .config
@@ -924,6 +1184,7 @@ impl Daemon {
             op,
             rc: result.rc,
             exit_reason: result.exit_reason.clone(),
+            digest: (op.name == OpName::Start).then_some(digest),
         });
         self.record(vec![(ev, Some(result.duration.as_millis() as u64))])?;
         self.finish_step(id, ok);
@@ -1089,6 +1350,7 @@ impl Daemon {
             op,
             rc: result.rc,
             exit_reason: result.exit_reason,
+            digest: None,
         });
         self.record(vec![(ev, Some(result.duration.as_millis() as u64))])?;
         if !ok {
@@ -1188,6 +1450,7 @@ impl Daemon {
             op,
             rc: rc::NOT_RUNNING,
             exit_reason: format!("process {}", exit.how),
+            digest: None,
         });
         self.record(vec![(ev, Some(0))])?;
         self.abort_run();

@@ -74,6 +74,7 @@ mod tests {
             op: OpKey::probe(),
             rc: code,
             exit_reason: String::new(),
+            digest: None,
         });
         apply(config, state, &ev, warden_engine::Time::from_millis(0)).expect("apply");
     }
@@ -102,6 +103,7 @@ mod tests {
                 op: OpKey::new(op, std::time::Duration::ZERO),
                 rc: rc::OK,
                 exit_reason: String::new(),
+                digest: None,
             });
             apply(&c, &mut s, &ev, warden_engine::Time::from_millis(0)).expect("apply");
         }

@@ -260,6 +260,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             op: a.op,
             rc: a.rc,
             exit_reason: a.reason,
+            digest: None,
         }));
     }
     for p in &args.promotion_score {

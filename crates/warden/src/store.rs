@@ -10,7 +10,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use warden_engine::{Config, Event, State, Time, apply};
 
-use crate::wire::{StateFile, WireEvent};
+use crate::wire::{StateFile, WireDefinition, WireEvent};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
@@ -206,6 +206,39 @@ impl Store {
         Ok(())
     }
 
+    /// The resource definitions stored by [`Store::set_definitions`] (a definition that cannot
+    /// be read is skipped with a message).
+    pub fn definitions(&self) -> anyhow::Result<(Vec<WireDefinition>, Vec<String>)> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let Some(bytes) = meta.get("definitions")? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let raw: Vec<serde_json::Value> = serde_json::from_slice(bytes.value())
+            .context("the stored resource definitions are not valid")?;
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        for v in raw {
+            match serde_json::from_value::<WireDefinition>(v) {
+                Ok(d) => out.push(d),
+                Err(e) => skipped.push(format!("stored definition: {e}")),
+            }
+        }
+        Ok((out, skipped))
+    }
+
+    /// Stores what the daemon may have to stop after the file changed: every definition it
+    /// runs (orphans included) and the older ones that copies still run with.
+    pub fn set_definitions(&mut self, defs: &[WireDefinition]) -> anyhow::Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            meta.insert("definitions", serde_json::to_vec(defs)?.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Operation results, oldest first: all, or those of one resource; at most `limit` (the
     /// most recent).
     pub fn history(
@@ -268,6 +301,7 @@ mod tests {
             op,
             rc,
             exit_reason: String::new(),
+            digest: None,
         })
     }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use warden_engine::{
-    AdminCommand, Event, NodeState, OpKey, OpName, OpRecord, OpResult, ResourceOnNode,
-    ResourceState, Role, Score, State, TargetRole, Time,
+    AdminCommand, Agent, Event, NodeState, OpKey, OpName, OpRecord, OpResult, OpSpec, ProcessSpec,
+    Promotable, ResourceOnNode, ResourceSpec, ResourceState, Role, Score, State, TargetRole, Time,
 };
 
 /// The version of the state file format.
@@ -75,6 +75,9 @@ pub struct WireOnNode {
     /// A crash loop: no start here before this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_not_before: Option<String>,
+    /// The definition digest the running copy was started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -149,6 +152,15 @@ pub fn wall_clock() -> Time {
     Time::from_millis(ms)
 }
 
+/// A definition digest as the state file and the store keep it: 16 hex digits.
+pub fn format_digest(d: u64) -> String {
+    format!("{d:016x}")
+}
+
+pub fn parse_digest(s: &str) -> anyhow::Result<u64> {
+    u64::from_str_radix(s, 16).with_context(|| format!("bad digest {s:?}: expected 16 hex digits"))
+}
+
 /// Parses an operation key like `monitor_10000`.
 pub fn parse_op_key(s: &str) -> anyhow::Result<OpKey> {
     let (name, ms) = s
@@ -215,6 +227,7 @@ impl StateFile {
                             last_start: on.last_start.map(format_time),
                             quick_failures: on.quick_failures,
                             start_not_before: on.start_not_before.map(format_time),
+                            digest: on.digest.map(format_digest),
                             failed_ops: on
                                 .failed_ops
                                 .iter()
@@ -343,6 +356,12 @@ impl StateFile {
                     .transpose()
                     .with_context(|| ctx(&format!("nodes.{n}.last_start")))?;
                 on.quick_failures = wn.quick_failures;
+                on.digest = wn
+                    .digest
+                    .as_deref()
+                    .map(parse_digest)
+                    .transpose()
+                    .with_context(|| ctx(&format!("nodes.{n}.digest")))?;
                 on.start_not_before = wn
                     .start_not_before
                     .as_deref()
@@ -382,6 +401,9 @@ pub enum WireEvent {
         rc: i32,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         exit_reason: String,
+        /// A start's definition digest, 16 hex digits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
     },
     NodeUp {
         node: String,
@@ -451,6 +473,7 @@ impl WireEvent {
                 op: r.op.to_string(),
                 rc: r.rc,
                 exit_reason: r.exit_reason,
+                digest: r.digest.map(format_digest),
             },
             Event::NodeUp { node } => WireEvent::NodeUp { node },
             Event::NodeDown { node } => WireEvent::NodeDown { node },
@@ -489,12 +512,14 @@ impl WireEvent {
                 op,
                 rc,
                 exit_reason,
+                digest,
             } => Event::OpResult(OpResult {
                 resource,
                 node,
                 op: parse_op_key(&op)?,
                 rc,
                 exit_reason,
+                digest: digest.as_deref().map(parse_digest).transpose()?,
             }),
             WireEvent::NodeUp { node } => Event::NodeUp { node },
             WireEvent::NodeDown { node } => Event::NodeDown { node },
@@ -524,5 +549,188 @@ impl WireEvent {
                 score: score.map(Score::new),
             },
         })
+    }
+}
+
+/// What the store keeps of a resource's definition: enough to probe, stop and demote a copy
+/// started with it after the file has changed or lost it (an orphan, or a copy whose
+/// definition changed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireDefinition {
+    pub id: String,
+    /// `ocf:PROVIDER:TYPE` or `process`.
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<WireProcess>,
+    /// Operations: name, interval and timeout in ms (for the probe's, stop's and demote's
+    /// time-outs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<(String, u64, u64)>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub promotable: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireProcess {
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub stop_signal: String,
+    pub stop_timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demote: Option<Vec<String>>,
+}
+
+impl WireDefinition {
+    pub fn from_spec(spec: &ResourceSpec) -> WireDefinition {
+        let process = match &spec.agent {
+            Agent::Process(p) => Some(WireProcess {
+                command: p.command.clone(),
+                env: p.env.clone(),
+                cwd: p.cwd.clone(),
+                user: p.user.clone(),
+                group: p.group.clone(),
+                stop_signal: p.stop_signal.clone(),
+                stop_timeout_ms: warden_engine::millis(p.stop_timeout),
+                promote: p.promote.clone(),
+                demote: p.demote.clone(),
+            }),
+            Agent::Ocf { .. } => None,
+        };
+        WireDefinition {
+            id: spec.id.clone(),
+            agent: spec.agent.to_string(),
+            params: spec.params.clone(),
+            process,
+            ops: spec
+                .ops
+                .iter()
+                .map(|o| {
+                    (
+                        o.name.to_string(),
+                        warden_engine::millis(o.interval),
+                        warden_engine::millis(o.timeout),
+                    )
+                })
+                .collect(),
+            promotable: spec.is_promotable(),
+        }
+    }
+
+    /// The definition as a resource the engine only stops: an orphan, disabled, with no
+    /// recurring monitor. Its digest is the digest of the definition it came from.
+    pub fn into_orphan(self) -> anyhow::Result<ResourceSpec> {
+        let agent = match (
+            self.agent.split(':').collect::<Vec<_>>().as_slice(),
+            self.process,
+        ) {
+            (["ocf", provider, kind], _) => Agent::Ocf {
+                provider: (*provider).to_owned(),
+                kind: (*kind).to_owned(),
+            },
+            (["process"], Some(p)) => Agent::Process(ProcessSpec {
+                command: p.command,
+                env: p.env,
+                cwd: p.cwd,
+                user: p.user,
+                group: p.group,
+                stop_signal: p.stop_signal,
+                stop_timeout: Duration::from_millis(p.stop_timeout_ms),
+                promote: p.promote,
+                demote: p.demote,
+            }),
+            _ => bail!("definition of {}: bad agent {:?}", self.id, self.agent),
+        };
+        let mut spec = ResourceSpec::new(self.id, agent);
+        spec.params = self.params;
+        for (name, interval_ms, timeout_ms) in self.ops {
+            let Ok(name) = name.parse::<OpName>() else {
+                continue;
+            };
+            if name == OpName::Monitor && interval_ms != 0 {
+                continue;
+            }
+            let mut op = OpSpec::new(name, Duration::from_millis(interval_ms));
+            op.timeout = Duration::from_millis(timeout_ms);
+            spec.ops.push(op);
+        }
+        if self.promotable {
+            spec.promotable = Some(Promotable::default());
+        }
+        spec.meta.orphan = true;
+        spec.meta.target_role = TargetRole::Stopped;
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_definition_keeps_its_digest_and_becomes_a_disabled_orphan() {
+        let mut ocf = ResourceSpec::new(
+            "db",
+            Agent::Ocf {
+                provider: "heartbeat".into(),
+                kind: "Dummy".into(),
+            },
+        );
+        ocf.params.push(("state".into(), "/run/db".into()));
+        ocf.ops
+            .push(OpSpec::new(OpName::Monitor, Duration::from_secs(10)));
+        let mut stop = OpSpec::new(OpName::Stop, Duration::ZERO);
+        stop.timeout = Duration::from_secs(90);
+        ocf.ops.push(stop);
+        let proc = ResourceSpec::new(
+            "web",
+            Agent::Process(ProcessSpec {
+                command: vec!["sleep".into(), "9".into()],
+                env: vec![("A".into(), "1".into())],
+                user: Some("nobody".into()),
+                stop_signal: "INT".into(),
+                stop_timeout: Duration::from_secs(3),
+                ..ProcessSpec::default()
+            }),
+        );
+        for spec in [ocf, proc] {
+            let json = serde_json::to_string(&WireDefinition::from_spec(&spec)).expect("json");
+            let back: WireDefinition = serde_json::from_str(&json).expect("parse");
+            let orphan = back.into_orphan().expect("orphan");
+            assert_eq!(orphan.digest(), spec.digest(), "{json}");
+            assert_eq!(orphan.agent, spec.agent);
+            assert!(orphan.meta.orphan);
+            assert_eq!(orphan.meta.target_role, TargetRole::Stopped);
+            assert_eq!(
+                orphan.recurring_monitors().count(),
+                0,
+                "orphans are not monitored"
+            );
+            let stop = |s: &ResourceSpec| s.op(OpName::Stop, Duration::ZERO).map(|o| o.timeout);
+            assert_eq!(stop(&orphan), stop(&spec));
+        }
+        let bad = WireDefinition {
+            agent: "systemd:nginx".into(),
+            ..WireDefinition::from_spec(&ResourceSpec::new(
+                "x",
+                Agent::Ocf {
+                    provider: "p".into(),
+                    kind: "k".into(),
+                },
+            ))
+        };
+        assert!(bad.into_orphan().is_err());
     }
 }

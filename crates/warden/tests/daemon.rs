@@ -1275,3 +1275,167 @@ fn reload_changes_peers_and_listeners_without_dropping_a_connection() {
     assert!(value("warden_listener_sessions{listener=\"front\"}") >= 1);
     assert!(!metrics.contains("listener=\"second\""), "{metrics}");
 }
+
+/// The command line of a process, as `ps` shows it.
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// A configuration with the given resource blocks (and the usual header).
+fn write_resources(config: &Path, blocks: &str) {
+    std::fs::write(
+        config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n{blocks}"
+        ),
+    )
+    .expect("config");
+}
+
+fn process_block(id: &str, seconds: u32) -> String {
+    format!(
+        "[[resource]]\nid = \"{id}\"\nclass = \"process\"\ncommand = [\"sleep\", \"{seconds}\"]\n"
+    )
+}
+
+fn dummy_block(state: &Path) -> String {
+    format!(
+        "[[resource]]\nid = \"dummy\"\nclass = \"ocf\"\ntype = \"Dummy\"\nparams = {{ state = \"{}\" }}\n",
+        state.display()
+    )
+}
+
+#[test]
+fn reload_applies_resources_live_and_a_restart_applies_what_changed_meanwhile() {
+    assert!(
+        Path::new("/usr/lib/ocf/resource.d/heartbeat/Dummy").exists(),
+        "install Debian's resource-agents (scripts/test.sh does)"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    let (state1, state2) = (dir.path().join("d1.state"), dir.path().join("d2.state"));
+    write_resources(
+        &config,
+        &format!("{}{}", process_block("web", 1000), dummy_block(&state1)),
+    );
+    let mut d = start(&config, &[]);
+    wait_for(&config, "started", all_started(&["web", "dummy"]));
+    let web = pid_of(&data, "web");
+    assert!(state1.exists());
+
+    // Reload: web's command changes, dummy's parameter changes, extra is new.
+    write_resources(
+        &config,
+        &format!(
+            "{}{}{}",
+            process_block("web", 1001),
+            dummy_block(&state2),
+            process_block("extra", 1000)
+        ),
+    );
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    for want in [
+        "resource web: definition changed: it restarts where it runs",
+        "resource dummy: definition changed: it restarts where it runs",
+        "resource extra: new",
+    ] {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
+    wait_for(&config, "the new definitions", |v| {
+        all_started(&["web", "dummy", "extra"])(v) && pid_of(&data, "web") != web
+    });
+    assert_eq!(cmdline(pid_of(&data, "web")), "sleep 1001");
+    assert!(
+        warden::exec::process::start_time(web).is_none(),
+        "old web stopped"
+    );
+    // Dummy was stopped with the parameters it was started with, then started with the new.
+    assert!(!state1.exists(), "the old instance was stopped");
+    assert!(state2.exists(), "the new instance runs");
+
+    // Reload: extra is gone from the file: stopped, then gone from the status.
+    let extra = pid_of(&data, "extra");
+    write_resources(
+        &config,
+        &format!("{}{}", process_block("web", 1001), dummy_block(&state2)),
+    );
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("resource extra: gone from the file: it is stopped"),
+        "{out}"
+    );
+    wait_for(&config, "extra stopped and forgotten", |v| {
+        v["transition_running"] == false
+            && v["resources"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|r| r["id"] != "extra"))
+    });
+    assert!(
+        warden::exec::process::start_time(extra).is_none(),
+        "extra stopped"
+    );
+
+    // A file with an error changes nothing.
+    write_resources(
+        &config,
+        &process_block("web", 5).replace("sleep", "sleep\", 5, \""),
+    );
+    let (ok, _, _) = cli(&config, &["reload"]);
+    assert!(!ok, "a bad file is refused");
+    let web = pid_of(&data, "web");
+
+    // With the daemon stopped (leaving resources running), the file changes: the next
+    // daemon restarts web with its new command and stops gone, which it only knows from
+    // its store.
+    write_resources(
+        &config,
+        &format!(
+            "{}{}{}",
+            process_block("web", 1001),
+            dummy_block(&state2),
+            process_block("gone", 1000)
+        ),
+    );
+    let (ok, _, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    wait_for(
+        &config,
+        "gone started",
+        all_started(&["web", "dummy", "gone"]),
+    );
+    let gone = pid_of(&data, "gone");
+    let (ok, _, err) = cli(&config, &["shutdown", "--leave-running"]);
+    assert!(ok, "{err}");
+    assert!(d.child.wait().expect("wait").success());
+    write_resources(
+        &config,
+        &format!("{}{}", process_block("web", 1002), dummy_block(&state2)),
+    );
+    let _d = start(&config, &[]);
+    wait_for(&config, "the changes applied at start", |v| {
+        all_started(&["web", "dummy"])(v)
+            && pid_of(&data, "web") != web
+            && v["resources"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|r| r["id"] != "gone"))
+    });
+    assert_eq!(cmdline(pid_of(&data, "web")), "sleep 1002");
+    assert!(
+        warden::exec::process::start_time(gone).is_none(),
+        "the orphan was stopped"
+    );
+    assert!(
+        warden::exec::process::start_time(web).is_none(),
+        "old web stopped"
+    );
+}

@@ -268,6 +268,7 @@ impl World {
             op,
             rc,
             exit_reason: String::new(),
+            digest: None,
         }));
     }
 

@@ -30,6 +30,20 @@ pub struct AgentResult {
     pub timed_out: bool,
 }
 
+impl AgentResult {
+    /// A failure (rc 1) the executor reports itself, with no agent run.
+    pub fn failed(reason: &str) -> AgentResult {
+        AgentResult {
+            rc: warden_engine::rc::ERR_GENERIC,
+            exit_reason: reason.to_owned(),
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: Duration::ZERO,
+            timed_out: false,
+        }
+    }
+}
+
 /// How much of an agent's stdout and of its stderr is kept.
 pub const OUTPUT_LIMIT: usize = 64 * 1024;
 
