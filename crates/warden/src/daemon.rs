@@ -179,6 +179,18 @@ fn start_listener(
 ) -> anyhow::Result<crate::proxy::Running> {
     let sock = std::net::TcpListener::bind(l.listen)
         .with_context(|| format!("listener {}: cannot listen on {}", l.name, l.listen))?;
+    serve_listener(l, sock, data_dir, checker, stats)
+}
+
+/// Starts a proxy listener on a bound socket and writes its address to
+/// `<data_dir>/listener-NAME.addr`.
+fn serve_listener(
+    l: &crate::proxy::ListenerSpec,
+    sock: std::net::TcpListener,
+    data_dir: &Path,
+    checker: &crate::check::runner::Checker,
+    stats: &crate::proxy::stats::Registry,
+) -> anyhow::Result<crate::proxy::Running> {
     sock.set_nonblocking(true)?;
     let bound = sock.local_addr()?;
     std::fs::write(
@@ -203,7 +215,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let data_dir = data_dir(&opts.config_path, &loaded.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    let store = Store::open(&data_dir.join("warden.redb"))?;
+    let store = open_store(&data_dir.join("warden.redb")).await?;
     // What the store knows that the file lost or changed: orphans to stop, and the
     // definitions copies still run with (a stop uses the definition its copy started with).
     let (defs, bad) = store.definitions()?;
@@ -250,12 +262,33 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
         .context("cannot write api.addr")?;
     let checker = crate::check::runner::Checker::start(loaded.upstreams.clone());
-    // Proxy listeners: bound now, so a taken port stops the start with a clear error.
+    // Proxy listeners: taken over from a daemon that stops (so no connection is refused
+    // meanwhile), else bound now, so a taken port stops the start with a clear error.
+    let mut taken = match crate::handover::take(&data_dir, Duration::from_secs(5)) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "the stopping daemon's listeners could not be taken over; binding anew");
+            None
+        }
+    };
     let mut listeners = HashMap::new();
     let proxy_stats = crate::proxy::stats::Registry::default();
     for l in &loaded.listeners {
-        let running = start_listener(l, &data_dir, &checker, &proxy_stats)?;
+        let sock = taken
+            .as_mut()
+            .and_then(|t| t.take(&l.name, &l.listen.to_string()));
+        let running = match sock {
+            Some(sock) => {
+                info!(listener = %l.name, listen = %l.listen, "listening socket taken over");
+                serve_listener(l, sock, &data_dir, &checker, &proxy_stats)?
+            }
+            None => start_listener(l, &data_dir, &checker, &proxy_stats)?,
+        };
         listeners.insert(l.name.clone(), running);
+    }
+    if let Some(t) = taken {
+        t.accepting()
+            .context("cannot tell the stopping daemon to stop accepting")?;
     }
     // What an agent needs to reach the daemon (`warden promotion-score`).
     let agent_env = Arc::new(vec![
@@ -268,7 +301,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         ),
     ]);
     let (control, control_rx) = Control::channel();
-    tokio::spawn(crate::api::serve(
+    let api_task = tokio::spawn(crate::api::serve(
         listener,
         control,
         token,
@@ -328,7 +361,95 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // Joining (or rejoining after a restart): probe everything, adopt what runs.
     d.record(vec![(Event::NodeUp { node }, None)])?;
     d.main_loop(rx, control_rx, exit_rx, opts.leave_running)
-        .await
+        .await?;
+    if d.shutting_down == Some(true) && !d.listeners.is_empty() {
+        // Resources are left running for a successor: so are the listeners, until it takes
+        // them. The API and the store are released first, so it can start.
+        api_task.abort();
+        let _ = api_task.await;
+        let offer = crate::handover::Offer::bind(&data_dir)?;
+        let listeners = std::mem::take(&mut d.listeners);
+        let stats = d.proxy_stats.clone();
+        drop(d);
+        hand_over(offer, listeners, stats).await?;
+    }
+    info!("warden stopped");
+    Ok(())
+}
+
+/// How long a daemon that leaves its resources running waits for a successor to take its
+/// listening sockets, and how long it then serves the sessions it accepted.
+const HANDOVER_WAIT: Duration = Duration::from_secs(60);
+const HANDOVER_DRAIN: Duration = Duration::from_secs(10);
+
+/// Offers the listening sockets to a successor; once it accepts on them, stops accepting and
+/// serves the sessions already accepted until they end (at most [`HANDOVER_DRAIN`]).
+/// SIGTERM or SIGINT end the wait.
+async fn hand_over(
+    offer: crate::handover::Offer,
+    listeners: HashMap<String, crate::proxy::Running>,
+    stats: crate::proxy::stats::Registry,
+) -> anyhow::Result<()> {
+    let sockets: Vec<_> = listeners
+        .values()
+        .map(|r| {
+            (
+                crate::handover::Offered {
+                    name: r.spec.name.clone(),
+                    listen: r.spec.listen.to_string(),
+                },
+                Arc::clone(&r.socket),
+            )
+        })
+        .collect();
+    info!(
+        listeners = sockets.len(),
+        wait_s = HANDOVER_WAIT.as_secs(),
+        "waiting for a successor to take the listening sockets"
+    );
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let taken = tokio::select! {
+        r = offer.serve(&sockets, HANDOVER_WAIT) => r.unwrap_or_else(|e| {
+            warn!(error = %format!("{e:#}"), "handover failed");
+            false
+        }),
+        _ = sigterm.recv() => false,
+        _ = sigint.recv() => false,
+    };
+    drop(sockets);
+    drop(listeners);
+    if !taken {
+        info!("no successor took the listening sockets; they are closed");
+        return Ok(());
+    }
+    info!("a successor accepts on the listening sockets; serving the sessions already open");
+    let deadline = Instant::now() + HANDOVER_DRAIN;
+    while stats.open_sessions() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Opens the store, waiting while a daemon that stops still holds it.
+async fn open_store(path: &Path) -> anyhow::Result<Store> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match Store::open(path) {
+            Err(e)
+                if Instant::now() < deadline
+                    && e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<redb::DatabaseError>(),
+                            Some(redb::DatabaseError::DatabaseAlreadyOpen)
+                        )
+                    }) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Whether the state knows `resource` as stopped on every node it was ever seen on.
@@ -465,7 +586,6 @@ impl Daemon {
         }
         let now = self.clock.now();
         self.store.snapshot(&self.state, now)?;
-        info!("warden stopped");
         Ok(())
     }
 

@@ -12,6 +12,7 @@ pub mod diag;
 pub mod duration;
 pub mod exec;
 pub mod follow;
+pub mod handover;
 pub mod logging;
 pub mod proxy;
 pub mod simulate;

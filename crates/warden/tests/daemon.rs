@@ -1439,3 +1439,110 @@ fn reload_applies_resources_live_and_a_restart_applies_what_changed_meanwhile() 
         "old web stopped"
     );
 }
+
+/// One request on a new connection: a line and its answer; Err says what went wrong.
+fn try_line(addr: std::net::SocketAddr, line: &str) -> Result<String, String> {
+    use std::io::{BufRead, Write};
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut r = std::io::BufReader::new(s);
+    r.get_mut()
+        .write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut answer = String::new();
+    r.read_line(&mut answer).map_err(|e| format!("read: {e}"))?;
+    if answer.is_empty() {
+        return Err("closed without an answer".into());
+    }
+    Ok(answer.trim().to_owned())
+}
+
+#[test]
+fn a_new_daemon_takes_over_the_listeners_without_refusing_a_connection() {
+    let backend = LineBackend::start("A");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             {}[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:{}\"]\n\
+             check = {{ type = \"tcp\", interval = \"100ms\", fall = 1, rise = 1 }}\n\
+             [[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc\"\n",
+            process_block("web", 1000),
+            backend.port
+        ),
+    )
+    .expect("config");
+    let mut old = start(&config, &[]);
+    wait_for(&config, "web started", all_started(&["web"]));
+    let web = pid_of(&data, "web");
+    let addr: std::net::SocketAddr = std::fs::read_to_string(data.join("listener-front.addr"))
+        .expect("listener address")
+        .trim()
+        .parse()
+        .expect("address");
+    assert_eq!(try_line(addr, "first"), Ok("A:first".into()));
+
+    // A client every 5 ms, each request on a new connection, across the restart.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                match try_line(addr, &format!("r{i}")) {
+                    Ok(a) if a == format!("A:r{i}") => ok += 1,
+                    other => failed.push(format!("r{i}: {other:?}")),
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, out, err) = cli(&config, &["shutdown", "--leave-running"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "shutting down; resources are left running\n");
+    // The new daemon (the same binary here; a newer one in an upgrade) starts at once.
+    let log = config.with_file_name("daemon.log");
+    let _new = warden()
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--log-output"])
+        .arg(config.with_file_name("new.log"))
+        .args(["--log-level", "debug"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|child| Daemon { child })
+        .expect("start the new daemon");
+    let status = old.child.wait().expect("the old daemon exits");
+    assert!(status.success(), "{status:?}");
+    wait_for(&config, "the new daemon adopts web", all_started(&["web"]));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (served, failed) = client.join().expect("client");
+    let old_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let new_log = std::fs::read_to_string(config.with_file_name("new.log")).unwrap_or_default();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}\nold:\n{old_log}\nnew:\n{new_log}",
+        failed.len(),
+        served as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(served > 50, "only {served} requests");
+    assert!(new_log.contains("listening socket taken over"), "{new_log}");
+    assert!(
+        old_log.contains("a successor accepts on the listening sockets"),
+        "{old_log}"
+    );
+    assert_eq!(pid_of(&data, "web"), web, "web was adopted, not restarted");
+    assert_eq!(try_line(addr, "last"), Ok("A:last".into()));
+}

@@ -93,6 +93,13 @@ impl Registry {
         }
     }
 
+    /// Client sessions open now, over every listener.
+    pub fn open_sessions(&self) -> u64 {
+        self.0.lock().map_or(0, |m| {
+            m.values().map(|s| s.sessions.load(Ordering::Relaxed)).sum()
+        })
+    }
+
     /// Forgets listener `name` (a reload removed it).
     pub fn remove(&self, name: &str) {
         if let Ok(mut m) = self.0.lock() {
