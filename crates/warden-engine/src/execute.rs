@@ -1,8 +1,11 @@
 //! Runs a transition against results the caller decides: the deterministic executor behind
-//! `warden simulate`, the semantics tests and the seeded simulation. Pure: no agent runs.
+//! `warden simulate`, the semantics tests and the seeded simulation. Pure: no agent runs. Its
+//! progress is the daemon's own [`Progress`], in the mode that skips only what depends on a
+//! failure.
 
 use crate::apply::{Event, OpResult, apply, expected};
 use crate::config::Config;
+use crate::progress::Progress;
 use crate::schedule::{ActionKind, Transition};
 use crate::state::State;
 use crate::time::Time;
@@ -54,54 +57,68 @@ pub fn execute(
     now: Time,
     mut decide: impl FnMut(&ActionKind) -> Outcome,
 ) -> Vec<Executed> {
-    let mut ok_by_id = vec![false; transition.actions.len()];
-    let mut out = Vec::with_capacity(transition.actions.len());
-    for a in &transition.actions {
-        if a.deps
-            .iter()
-            .any(|&d| !ok_by_id.get(d).copied().unwrap_or(false))
-        {
-            out.push(Executed {
-                id: a.id,
-                outcome: None,
-                ok: false,
-            });
-            continue;
-        }
-        let outcome = decide(&a.kind);
-        let ok = match (&a.kind, &outcome) {
-            (ActionKind::Fence { node, .. }, Outcome::Fenced(ok)) => {
-                let ev = Event::Fenced {
-                    node: node.clone(),
-                    ok: *ok,
-                };
-                apply(config, state, &ev, now).is_ok() && *ok
-            }
-            (kind, Outcome::Rc { rc, exit_reason }) => match (kind.resource(), kind.op()) {
-                (Some(resource), Some(op)) => {
-                    let ev = Event::OpResult(OpResult {
-                        resource: resource.to_owned(),
-                        node: kind.node().to_owned(),
-                        op,
-                        rc: *rc,
-                        exit_reason: exit_reason.clone(),
-                        digest: None,
-                    });
-                    apply(config, state, &ev, now).is_ok()
-                        && config
-                            .resource(resource)
-                            .is_some_and(|spec| expected(spec, op, *rc))
-                }
-                _ => false,
-            },
-            _ => false,
-        };
-        ok_by_id[a.id] = ok;
-        out.push(Executed {
+    let mut progress = Progress::keep_going(transition.clone());
+    let mut out: Vec<Executed> = transition
+        .actions
+        .iter()
+        .map(|a| Executed {
             id: a.id,
-            outcome: Some(outcome),
-            ok,
-        });
+            outcome: None,
+            ok: false,
+        })
+        .collect();
+    loop {
+        let ready = progress.launch_ready();
+        if ready.is_empty() {
+            break;
+        }
+        for a in ready {
+            let outcome = decide(&a.kind);
+            let ok = apply_outcome(config, state, &a.kind, &outcome, now);
+            progress.finish(a.id, ok);
+            out[a.id] = Executed {
+                id: a.id,
+                outcome: Some(outcome),
+                ok,
+            };
+        }
     }
     out
+}
+
+/// Applies one action's outcome; whether it was the expected one.
+fn apply_outcome(
+    config: &Config,
+    state: &mut State,
+    kind: &ActionKind,
+    outcome: &Outcome,
+    now: Time,
+) -> bool {
+    match (kind, outcome) {
+        (ActionKind::Fence { node, .. }, Outcome::Fenced(ok)) => {
+            let ev = Event::Fenced {
+                node: node.clone(),
+                ok: *ok,
+            };
+            apply(config, state, &ev, now).is_ok() && *ok
+        }
+        (kind, Outcome::Rc { rc, exit_reason }) => match (kind.resource(), kind.op()) {
+            (Some(resource), Some(op)) => {
+                let ev = Event::OpResult(OpResult {
+                    resource: resource.to_owned(),
+                    node: kind.node().to_owned(),
+                    op,
+                    rc: *rc,
+                    exit_reason: exit_reason.clone(),
+                    digest: None,
+                });
+                apply(config, state, &ev, now).is_ok()
+                    && config
+                        .resource(resource)
+                        .is_some_and(|spec| expected(spec, op, *rc))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }

@@ -8,6 +8,7 @@ pub mod config;
 mod execute;
 pub mod health;
 mod invariants;
+mod progress;
 pub mod rc;
 mod schedule;
 mod score;
@@ -23,6 +24,7 @@ pub use config::{
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;
+pub use progress::{Progress, Step};
 pub use schedule::{
     Action, ActionId, ActionKind, Change, Notification, NotifyKind, ScheduleOptions, ScoreEntry,
     StopReason, Transition, schedule, schedule_with,

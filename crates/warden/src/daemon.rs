@@ -1,7 +1,9 @@
-//! `warden run`: the daemon. One loop over a closed set of inputs around the engine: every
-//! event is recorded in the store, then applied; transitions run their actions concurrently as
-//! their dependencies allow; recurring monitors run on their intervals; a process that exits is
-//! a failed monitor at once; failure expiries wake the loop at their exact time.
+//! `warden run`: the shell around the daemon's core ([`crate::core::Core`]). It owns what the
+//! core must not touch: the clock, the store, the sockets (API, proxy listeners, the listener
+//! handover), the processes and agents it runs for the core's effects, and the signals. One
+//! loop: ask the core what to do (`poll`), carry out its effects, wait for a result, a
+//! request, a process exit, a signal or the core's next deadline (`poll_timeout`), hand it
+//! over (`handle`), and so on until the core is finished.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,16 +14,14 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
-use warden_engine::{
-    Action, ActionKind, AdminCommand, Agent, Config, Event, Notification, OpKey, OpName, OpResult,
-    OpSpec, ResourceSpec, Role, Score, State, Time, Transition, expected, rc, schedule,
-};
+use tracing::{error, info, warn};
+use warden_engine::{Agent, Config, Notification, OpKey, OpName, OpSpec, ResourceSpec, Time, rc};
 
-use crate::control::{Control, ControlError, Request, StatusView};
+use crate::control::{Control, ControlError, Request};
+use crate::core::{Boot, Core, Effect, Input, OpOutcome, stopped_everywhere};
 use crate::exec::process::{Exited, Supervisor};
 use crate::exec::{AgentResult, ocf, run_command};
-use crate::store::{Entry, SNAPSHOT_EVERY, Store};
+use crate::store::{SNAPSHOT_EVERY, Store};
 
 /// How `warden run` was asked to run.
 #[derive(Clone, Debug)]
@@ -33,36 +33,6 @@ pub struct Options {
     /// On SIGTERM and SIGINT, leave resources running instead of stopping them (SIGQUIT and
     /// `warden shutdown --leave-running` decide so at stop time).
     pub leave_running: bool,
-}
-
-/// What the loop hears from the tasks it started (the control handle's requests come on a
-/// channel of their own).
-#[derive(Debug)]
-enum Input {
-    Action {
-        id: usize,
-        result: AgentResult,
-        /// The definition digest of the spec it ran with.
-        digest: u64,
-    },
-    Fence {
-        id: usize,
-        ok: bool,
-    },
-    Monitor {
-        resource: String,
-        interval_ms: u64,
-        generation: u64,
-        result: AgentResult,
-    },
-    /// A health check that serves as a resource's monitor finished.
-    Health {
-        resource: String,
-        interval_ms: u64,
-        generation: u64,
-        result: Result<(), crate::check::CheckError>,
-        took: Duration,
-    },
 }
 
 /// The wall clock as the daemon sees it: wall time at start plus tokio's monotonic time since,
@@ -86,30 +56,6 @@ impl Clock {
     fn instant_of(&self, t: Time) -> Instant {
         Instant::now() + t.since(self.now())
     }
-}
-
-/// The state of an action within the running transition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Pending,
-    InFlight,
-    Done,
-    Failed,
-}
-
-#[derive(Debug)]
-struct Run {
-    t: Transition,
-    steps: Vec<Step>,
-    aborted: bool,
-    /// A fence action failed: the next transitions back off (they would fence again).
-    fence_failed: bool,
-}
-
-#[derive(Debug)]
-struct Slot {
-    next_due: Instant,
-    in_flight: bool,
 }
 
 /// The resolved data directory: relative paths are taken from the config file's folder.
@@ -246,9 +192,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for o in &orphans {
         warn!(resource = %o.id, "resource gone from the configuration may still run: it will be stopped");
     }
-    let config = Arc::new(file_config.with_extra_resources(orphans.clone())?);
-    let previous: HashMap<u64, ResourceSpec> =
-        stored.into_iter().map(|d| (d.digest(), d)).collect();
+    let resources = file_config.resources().len() + orphans.len();
     let token = ensure_token(&data_dir)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
@@ -308,15 +252,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         checker.clone(),
         proxy_stats.clone(),
     ));
-    info!(cluster = %config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources = config.resources().len(), upstreams = loaded.upstreams.len(), "warden started");
+    info!(cluster = %file_config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources, upstreams = loaded.upstreams.len(), "warden started");
 
-    let mut d = Daemon {
-        config,
+    let core = Core::new(Boot {
         file_config,
         orphans,
-        previous,
-        node: node.clone(),
+        previous: stored,
         state: restored.state,
+        node,
+        health_monitors: loaded.health_monitors.clone(),
+    })?;
+    let mut d = Daemon {
+        core,
         store,
         clock: Clock::new(),
         supervisor,
@@ -329,40 +276,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config_path: opts.config_path.clone(),
         data_dir: data_dir.clone(),
         tx,
-        run: None,
-        dirty: true,
-        wakeup: None,
-        monitors: HashMap::new(),
-        generation: HashMap::new(),
-        busy: HashMap::new(),
-        last_monitor_rc: HashMap::new(),
-        shutting_down: None,
-        failed_fences: 0,
-        hold_until: None,
-        last_start: HashMap::new(),
-        deferred_exits: Vec::new(),
-        health: loaded
-            .health_monitors
-            .iter()
-            .map(|h| {
-                let key = (h.resource.clone(), warden_engine::millis(h.check.interval));
-                let mon = HealthMon {
-                    peer: h.peer.clone(),
-                    check: h.check.clone(),
-                    grace: h.grace,
-                    health: Default::default(),
-                    generation: 0,
-                };
-                (key, mon)
-            })
-            .collect(),
     };
-    d.keep_definitions()?;
-    // Joining (or rejoining after a restart): probe everything, adopt what runs.
-    d.record(vec![(Event::NodeUp { node }, None)])?;
+    let now = d.clock.now();
+    let effects = d.core.join(now, &mut d.store)?;
+    d.carry_out(effects)?;
     d.main_loop(rx, control_rx, exit_rx, opts.leave_running)
         .await?;
-    if d.shutting_down == Some(true) && !d.listeners.is_empty() {
+    if d.core.leaves_running() && !d.listeners.is_empty() {
         // Resources are left running for a successor: so are the listeners, until it takes
         // them. The API and the store are released first, so it can start.
         api_task.abort();
@@ -452,29 +372,8 @@ async fn open_store(path: &Path) -> anyhow::Result<Store> {
     }
 }
 
-/// Whether the state knows `resource` as stopped on every node it was ever seen on.
-fn stopped_everywhere(state: &State, resource: &str) -> bool {
-    state.resource(resource).is_some_and(|rs| {
-        !rs.nodes.is_empty()
-            && rs
-                .nodes
-                .values()
-                .all(|on| on.role == Role::Stopped && !on.blocked)
-    })
-}
-
 struct Daemon {
-    /// What the engine schedules: the file's configuration and the orphans still to stop.
-    config: Arc<Config>,
-    /// The configuration file as last loaded.
-    file_config: Arc<Config>,
-    /// Resources gone from the file that may still run (stopped, then forgotten).
-    orphans: Vec<ResourceSpec>,
-    /// Definitions by digest that copies may still run with (from an earlier file): a stop
-    /// or demote of such a copy runs with the definition it was started with.
-    previous: HashMap<u64, ResourceSpec>,
-    node: String,
-    state: State,
+    core: Core,
     store: Store,
     clock: Clock,
     supervisor: Supervisor,
@@ -491,41 +390,8 @@ struct Daemon {
     proxy_stats: crate::proxy::stats::Registry,
     config_path: PathBuf,
     data_dir: PathBuf,
+    /// Where the tasks the shell starts send the core's inputs.
     tx: mpsc::UnboundedSender<Input>,
-    run: Option<Run>,
-    /// Something changed: schedule again once no transition runs.
-    dirty: bool,
-    wakeup: Option<Time>,
-    monitors: HashMap<(String, u64), Slot>,
-    /// Bumped by every start and stop of a resource: older monitor results are stale.
-    generation: HashMap<String, u64>,
-    /// Actions in flight per resource.
-    busy: HashMap<String, usize>,
-    /// The last recorded rc of each recurring monitor (unchanged successes are not recorded).
-    last_monitor_rc: HashMap<(String, u64), i32>,
-    /// Stopping: Some(true) leaves the resources running, Some(false) stops them first.
-    shutting_down: Option<bool>,
-    /// Transitions in a row whose fencing failed: scheduling backs off after two, as
-    /// every transition would fence again. (A crash loop delays only its own resource: the
-    /// engine's `crash_loop_delay_max`.)
-    failed_fences: u32,
-    hold_until: Option<Instant>,
-    /// When each resource last started here (a health-check monitor's start grace).
-    last_start: HashMap<String, Instant>,
-    /// Exits of processes whose start had not been applied yet: handled once it is.
-    deferred_exits: Vec<Exited>,
-    /// Health checks serving as recurring monitors, by (resource, interval).
-    health: HashMap<(String, u64), HealthMon>,
-}
-
-/// A resource's health-check monitor and its hysteresis (reset by every start and stop).
-#[derive(Debug)]
-struct HealthMon {
-    peer: crate::check::Peer,
-    check: crate::check::CheckSpec,
-    grace: Duration,
-    health: warden_engine::health::PeerHealth,
-    generation: u64,
 }
 
 impl Daemon {
@@ -541,498 +407,163 @@ impl Daemon {
         let mut sigquit = signal(SignalKind::quit())?;
         let mut sighup = signal(SignalKind::hangup())?;
         loop {
-            let held = self.hold_until.is_some_and(|h| Instant::now() < h);
-            if self.run.is_none() && (!held || self.shutting_down.is_some()) {
-                self.hold_until = None;
-                self.forget_stopped_orphans()?;
-                if self.shutting_down == Some(true) {
-                    break;
-                }
-                if self.dirty {
-                    self.dirty = false;
-                    let now = self.clock.now();
-                    let t = schedule(&self.config, &self.state, now);
-                    self.wakeup = t.wakeup;
-                    if !t.is_empty() {
-                        self.start_run(t);
-                    } else if self.shutting_down.is_some() {
-                        // The engine stopped everything it may stop here.
-                        break;
-                    }
-                }
-            }
-            if self.shutting_down.is_none() {
-                self.reconcile_monitors();
+            let effects = self.core.poll(self.clock.now(), &mut self.store)?;
+            self.carry_out(effects)?;
+            if self.core.finished() {
+                break;
             }
             for f in &self.follows {
-                self.checker
-                    .set_primaries(&f.upstream, &f.primaries(&self.config, &self.state));
+                self.checker.set_primaries(
+                    &f.upstream,
+                    &f.primaries(self.core.config(), self.core.state()),
+                );
             }
-            let deadline = self.next_deadline();
-            tokio::select! {
-                Some(input) = rx.recv() => self.handle(input)?,
+            let far = Instant::now() + Duration::from_secs(3600);
+            let deadline = self
+                .core
+                .poll_timeout()
+                .map_or(far, |t| self.clock.instant_of(t).min(far));
+            let effects = tokio::select! {
+                Some(input) = rx.recv() => self.core.handle(input, self.clock.now(), &mut self.store)?,
                 Some(req) = control.recv() => self.control(req)?,
-                Some(exit) = exits.recv() => self.on_exit(exit)?,
-                _ = tokio::time::sleep_until(deadline) => self.on_timer(),
-                _ = sigterm.recv() => self.begin_shutdown(leave_running_default)?,
-                _ = sigint.recv() => self.begin_shutdown(leave_running_default)?,
-                _ = sigquit.recv() => self.begin_shutdown(true)?,
+                Some(exit) = exits.recv() => {
+                    let input = Input::Exited { resource: exit.resource, pid: exit.pid, how: exit.how };
+                    self.core.handle(input, self.clock.now(), &mut self.store)?
+                }
+                _ = tokio::time::sleep_until(deadline) => Vec::new(),
+                _ = sigterm.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store)?,
+                _ = sigint.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store)?,
+                _ = sigquit.recv() => self.core.shutdown(true, self.clock.now(), &mut self.store)?,
                 _ = sighup.recv() => {
                     if let Err(e) = self.reload() {
                         error!(error = %e, "reload refused; nothing changed");
                     }
+                    Vec::new()
                 }
-            }
-        }
-        let now = self.clock.now();
-        self.store.snapshot(&self.state, now)?;
-        Ok(())
-    }
-
-    /// The definition an action runs with: the configuration's, except for a stop or demote
-    /// of a copy started with an earlier definition still known (its parameters are what
-    /// the running copy uses: an OCF agent stops the address, file or process it started).
-    fn spec_for(&self, kind: &ActionKind) -> Option<ResourceSpec> {
-        let spec = self.config.resource(kind.resource()?)?;
-        if matches!(kind, ActionKind::Stop { .. } | ActionKind::Demote { .. }) {
-            let on = self.state.on_node(&spec.id, kind.node());
-            if let Some(old) = on
-                .digest
-                .filter(|&d| d != spec.digest())
-                .and_then(|d| self.previous.get(&d))
-            {
-                return Some(old.clone());
-            }
-        }
-        Some(spec.clone())
-    }
-
-    /// Stores every definition the daemon may still have to act on (see `previous`), and
-    /// forgets earlier definitions no running copy uses any more.
-    fn keep_definitions(&mut self) -> anyhow::Result<()> {
-        let used: std::collections::HashSet<u64> = self
-            .state
-            .resources
-            .values()
-            .flat_map(|rs| rs.nodes.values())
-            .filter(|on| on.role != Role::Stopped)
-            .filter_map(|on| on.digest)
-            .collect();
-        let current: std::collections::HashSet<u64> = self
-            .config
-            .resources()
-            .iter()
-            .map(ResourceSpec::digest)
-            .collect();
-        self.previous
-            .retain(|d, _| used.contains(d) && !current.contains(d));
-        let mut defs: Vec<crate::wire::WireDefinition> = self
-            .config
-            .resources()
-            .iter()
-            .map(crate::wire::WireDefinition::from_spec)
-            .collect();
-        defs.extend(
-            self.previous
-                .values()
-                .map(crate::wire::WireDefinition::from_spec),
-        );
-        self.store
-            .set_definitions(&defs)
-            .context("cannot store the resource definitions")
-    }
-
-    /// Orphans stopped everywhere leave the configuration (and the status).
-    fn forget_stopped_orphans(&mut self) -> anyhow::Result<()> {
-        let before = self.orphans.len();
-        let state = &self.state;
-        self.orphans.retain(|o| {
-            let done = stopped_everywhere(state, &o.id);
-            if done {
-                info!(resource = %o.id, "orphan stopped; forgotten");
-            }
-            !done
-        });
-        if self.orphans.len() != before {
-            self.config = Arc::new(
-                self.file_config
-                    .with_extra_resources(self.orphans.clone())?,
-            );
-            self.keep_definitions()?;
-        }
-        Ok(())
-    }
-
-    /// Applies the file's resources, constraints and cluster options: new resources start,
-    /// those gone from the file are stopped as orphans, a changed definition restarts (the
-    /// engine compares digests), everything else takes effect at the next transition.
-    /// Returns what changed, one line each.
-    fn reload_resources(&mut self, loaded: &crate::config::Loaded) -> anyhow::Result<Vec<String>> {
-        let new = &loaded.engine;
-        let mut changes = Vec::new();
-        let old = Arc::clone(&self.config);
-        for spec in new.resources() {
-            match old.resource(&spec.id) {
-                None => changes.push(format!("resource {}: new", spec.id)),
-                Some(o) if o.meta.orphan => {
-                    changes.push(format!("resource {}: back in the file", spec.id))
-                }
-                Some(o) if o.digest() != spec.digest() => {
-                    self.previous.insert(o.digest(), o.clone());
-                    changes.push(format!(
-                        "resource {}: definition changed: it restarts where it runs",
-                        spec.id
-                    ));
-                }
-                Some(o) if o != spec => changes.push(format!("resource {}: updated", spec.id)),
-                Some(_) => {}
-            }
-        }
-        let mut orphans: Vec<ResourceSpec> = Vec::new();
-        for o in old.resources() {
-            if new.resource(&o.id).is_some() {
-                continue;
-            }
-            if stopped_everywhere(&self.state, &o.id) {
-                if !o.meta.orphan {
-                    changes.push(format!("resource {}: removed", o.id));
-                }
-                continue;
-            }
-            if !o.meta.orphan {
-                changes.push(format!(
-                    "resource {}: gone from the file: it is stopped",
-                    o.id
-                ));
-            }
-            let mut orphan = o.clone();
-            orphan.meta.orphan = true;
-            orphan.meta.target_role = warden_engine::TargetRole::Stopped;
-            orphan
-                .ops
-                .retain(|op| op.name != OpName::Monitor || op.interval.is_zero());
-            orphans.push(orphan);
-        }
-        let constraints = |c: &Config| {
-            (
-                c.locations().to_vec(),
-                c.colocations().to_vec(),
-                c.orders().to_vec(),
-                c.groups().to_vec(),
-            )
-        };
-        if constraints(&self.file_config) != constraints(new) {
-            changes.push("constraints: updated".to_owned());
-        }
-        if self.file_config.cluster != new.cluster
-            || self.file_config.fence_devices() != new.fence_devices()
-        {
-            changes.push("cluster options: updated".to_owned());
-        }
-        let config = new.with_extra_resources(orphans.clone())?;
-        self.file_config = Arc::new(new.clone());
-        self.orphans = orphans;
-        self.config = Arc::new(config);
-        // Health checks serving as monitors: unchanged ones keep their hysteresis.
-        let mut health = HashMap::new();
-        for h in &loaded.health_monitors {
-            let key = (h.resource.clone(), warden_engine::millis(h.check.interval));
-            let mon = match self.health.remove(&key) {
-                Some(m) if m.peer == h.peer && m.check == h.check && m.grace == h.grace => m,
-                _ => HealthMon {
-                    peer: h.peer.clone(),
-                    check: h.check.clone(),
-                    grace: h.grace,
-                    health: Default::default(),
-                    generation: 0,
-                },
             };
-            health.insert(key, mon);
+            self.carry_out(effects)?;
         }
-        self.health = health;
-        self.keep_definitions()?;
-        if !changes.is_empty() {
-            self.abort_run();
-        }
-        Ok(changes)
-    }
-
-    /// Stops the daemon: with `leave_running`, once the actions in flight finish; otherwise
-    /// the node is recorded as shutting down and the engine stops its resources in its own
-    /// order (what depends on a resource first, promoted copies demoted first), then the
-    /// daemon exits. Asking again to leave them running cuts a stop short.
-    fn begin_shutdown(&mut self, leave_running: bool) -> anyhow::Result<()> {
-        match self.shutting_down {
-            Some(true) => return Ok(()),
-            Some(false) if !leave_running => return Ok(()),
-            _ => {}
-        }
-        info!(leave_running, "shutting down");
-        let first = self.shutting_down.is_none();
-        self.shutting_down = Some(leave_running);
-        if !leave_running && first {
-            let node = self.node.clone();
-            self.record(vec![(Event::NodeShutdown { node }, None)])?;
-        }
-        self.abort_run();
+        let now = self.clock.now();
+        self.store.snapshot(self.core.state(), now)?;
         Ok(())
     }
 
-    fn next_deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
-        let monitors = self
-            .monitors
-            .values()
-            .filter(|s| !s.in_flight)
-            .map(|s| s.next_due)
-            .min();
-        let wake = self.wakeup.map(|w| self.clock.instant_of(w));
-        [Some(far), monitors, wake, self.hold_until]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(far)
-    }
-
-    fn on_timer(&mut self) {
-        let now_i = Instant::now();
-        if self.wakeup.is_some_and(|w| self.clock.now() >= w) {
-            debug!("a failure expired: scheduling");
-            self.wakeup = None;
-            self.dirty = true;
-        }
-        if self.shutting_down.is_some() {
-            return;
-        }
-        let due: Vec<(String, u64)> = self
-            .monitors
-            .iter()
-            .filter(|(_, s)| !s.in_flight && s.next_due <= now_i)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (resource, interval_ms) in due {
-            self.fire_monitor(&resource, interval_ms);
-        }
-    }
-
-    /// Records events durably, then applies them. Nothing is acted on before this returns.
-    fn record(&mut self, events: Vec<(Event, Option<u64>)>) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let entries: Vec<Entry> = events
-            .iter()
-            .map(|(e, d)| Entry {
-                time: now,
-                event: e.clone(),
-                duration_ms: *d,
-            })
-            .collect();
-        self.store
-            .append(&entries)
-            .context("cannot record an event in the store; stopping rather than acting on it")?;
-        for (e, _) in events {
-            if let Err(err) = warden_engine::apply(&self.config, &mut self.state, &e, now) {
-                warn!(error = %err, "event refused by the engine");
+    /// Carries out the core's effects: each agent, monitor, check and fence device in a task
+    /// of its own, whose result comes back as an input. Snapshots the state when the log
+    /// has grown.
+    fn carry_out(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
+        for e in effects {
+            let tx = self.tx.clone();
+            match e {
+                Effect::Run {
+                    id,
+                    spec,
+                    op,
+                    notification,
+                } => {
+                    let ctx = self.exec_ctx();
+                    tokio::spawn(async move {
+                        let r = ctx.run_op(&spec, op, notification.as_ref()).await;
+                        let _ = tx.send(Input::ActionDone {
+                            id,
+                            result: outcome(r),
+                        });
+                    });
+                }
+                Effect::Fence { id, node, devices } => {
+                    tokio::spawn(async move {
+                        let mut ok = false;
+                        for argv in devices {
+                            let Some(program) = argv.first() else {
+                                continue;
+                            };
+                            let mut cmd = tokio::process::Command::new(program);
+                            cmd.args(&argv[1..]).arg(&node);
+                            let r = run_command(cmd, Duration::from_secs(60)).await;
+                            if r.rc == 0 {
+                                ok = true;
+                                break;
+                            }
+                            warn!(node = %node, device = %program, rc = r.rc, reason = %r.exit_reason, "fence device failed");
+                        }
+                        let _ = tx.send(Input::FenceDone { id, ok });
+                    });
+                }
+                Effect::Monitor {
+                    resource,
+                    interval_ms,
+                    generation,
+                    spec,
+                } => {
+                    let ctx = self.exec_ctx();
+                    tokio::spawn(async move {
+                        let op = OpKey {
+                            name: OpName::Monitor,
+                            interval_ms,
+                        };
+                        let r = ctx.run_op(&spec, op, None).await;
+                        let _ = tx.send(Input::MonitorDone {
+                            resource,
+                            interval_ms,
+                            generation,
+                            result: outcome(r),
+                        });
+                    });
+                }
+                Effect::Health {
+                    resource,
+                    interval_ms,
+                    generation,
+                    peer,
+                    check,
+                } => {
+                    tokio::spawn(async move {
+                        let started = Instant::now();
+                        let result = crate::check::probe(&peer, &check).await;
+                        let _ = tx.send(Input::HealthDone {
+                            resource,
+                            interval_ms,
+                            generation,
+                            error: result.err().map(|e| e.to_string()),
+                            took: started.elapsed(),
+                        });
+                    });
+                }
+                Effect::SaveDefinitions(defs) => {
+                    let defs: Vec<crate::wire::WireDefinition> = defs
+                        .iter()
+                        .map(crate::wire::WireDefinition::from_spec)
+                        .collect();
+                    self.store
+                        .set_definitions(&defs)
+                        .context("cannot store the resource definitions")?;
+                }
             }
         }
         if self.store.log_len()? >= SNAPSHOT_EVERY {
-            self.store.snapshot(&self.state, now)?;
+            self.store.snapshot(self.core.state(), self.clock.now())?;
         }
         Ok(())
-    }
-
-    fn abort_run(&mut self) {
-        if let Some(run) = &mut self.run {
-            run.aborted = true;
-        }
-        self.dirty = true;
-    }
-
-    fn start_run(&mut self, t: Transition) {
-        let probes = t
-            .actions
-            .iter()
-            .filter(|a| matches!(a.kind, ActionKind::Probe { .. }))
-            .count();
-        if probes > 0 {
-            // What follows the probes depends on what they find: say so, not the plan.
-            info!(probes, "probing what runs here");
-            for c in &t.summary {
-                debug!(change = %c, "planned after the probes");
-            }
-        } else {
-            for c in &t.summary {
-                info!(change = %c, "transition");
-            }
-        }
-        let steps = vec![Step::Pending; t.actions.len()];
-        self.run = Some(Run {
-            t,
-            steps,
-            aborted: false,
-            fence_failed: false,
-        });
-        self.advance();
-    }
-
-    /// Launches every action whose prerequisites are done; finishes the run when nothing more
-    /// can happen.
-    fn advance(&mut self) {
-        let Some(run) = &mut self.run else { return };
-        let mut launch = Vec::new();
-        if !run.aborted {
-            for a in &run.t.actions {
-                if run.steps[a.id] == Step::Pending
-                    && a.deps.iter().all(|&d| run.steps[d] == Step::Done)
-                {
-                    run.steps[a.id] = Step::InFlight;
-                    launch.push(a.clone());
-                }
-            }
-        }
-        let in_flight = run.steps.contains(&Step::InFlight);
-        if !in_flight {
-            let fence_failed = run.fence_failed;
-            self.run = None;
-            self.dirty = true;
-            if fence_failed {
-                self.failed_fences += 1;
-                if self.failed_fences >= 2 {
-                    let backoff = Duration::from_millis(50u64 << self.failed_fences.min(7))
-                        .min(Duration::from_secs(5));
-                    self.hold_until = Some(Instant::now() + backoff);
-                }
-            } else {
-                self.failed_fences = 0;
-            }
-            return;
-        }
-        for a in launch {
-            self.launch(a);
-        }
-    }
-
-    fn launch(&mut self, a: Action) {
-        let tx = self.tx.clone();
-        match &a.kind {
-            ActionKind::Fence { node, reason } => {
-                info!(node = %node, reason = %reason, "fencing");
-                let devices: Vec<Vec<String>> = self
-                    .config
-                    .fence_devices_for(node)
-                    .map(|d| d.command.clone())
-                    .collect();
-                let node = node.clone();
-                tokio::spawn(async move {
-                    let mut ok = false;
-                    for argv in devices {
-                        let mut cmd = tokio::process::Command::new(&argv[0]);
-                        cmd.args(&argv[1..]).arg(&node);
-                        let r = run_command(cmd, Duration::from_secs(60)).await;
-                        if r.rc == 0 {
-                            ok = true;
-                            break;
-                        }
-                        warn!(node = %node, device = %argv[0], rc = r.rc, reason = %r.exit_reason, "fence device failed");
-                    }
-                    let _ = tx.send(Input::Fence { id: a.id, ok });
-                });
-            }
-            kind => {
-                let id = a.id;
-                let spec = self.spec_for(kind);
-                let (Some(spec), Some(op)) = (spec, kind.op()) else {
-                    // Gone from the configuration since it was scheduled: the step fails (it
-                    // must not wait forever) and the engine decides again.
-                    let _ = tx.send(Input::Action {
-                        id,
-                        result: AgentResult::failed("the resource is no longer configured"),
-                        digest: 0,
-                    });
-                    return;
-                };
-                let resource = spec.id.as_str();
-                *self.busy.entry(resource.to_owned()).or_default() += 1;
-                let ctx = self.exec_ctx();
-                let notification = match kind {
-                    ActionKind::Notify { notification, .. } => Some(notification.clone()),
-                    _ => None,
-                };
-                debug!(action = %kind, "action starts");
-                tokio::spawn(async move {
-                    let result = ctx.run_op(&spec, op, notification.as_deref()).await;
-                    let digest = spec.digest();
-                    let _ = tx.send(Input::Action { id, result, digest });
-                });
-            }
-        }
     }
 
     fn exec_ctx(&self) -> ExecCtx {
         ExecCtx {
             ocf_root: Arc::clone(&self.ocf_root),
             supervisor: self.supervisor.clone(),
-            node: self.node.clone(),
+            node: self.core.node().to_owned(),
             agent_env: Arc::clone(&self.agent_env),
         }
     }
 
-    fn handle(&mut self, input: Input) -> anyhow::Result<()> {
-        match input {
-            Input::Action { id, result, digest } => self.on_action_done(id, result, digest)?,
-            Input::Fence { id, ok } => {
-                let Some(node) = self
-                    .run
-                    .as_ref()
-                    .and_then(|r| r.t.actions.get(id))
-                    .map(|a| a.kind.node().to_owned())
-                else {
-                    return Ok(());
-                };
-                self.record(vec![(
-                    Event::Fenced {
-                        node: node.clone(),
-                        ok,
-                    },
-                    None,
-                )])?;
-                if !ok {
-                    error!(node = %node, "fencing failed: nothing it ran is recovered until it succeeds");
-                    if let Some(run) = &mut self.run {
-                        run.fence_failed = true;
-                    }
-                }
-                self.finish_step(id, ok);
-            }
-            Input::Monitor {
-                resource,
-                interval_ms,
-                generation,
-                result,
-            } => {
-                self.rearm_monitor(&resource, interval_ms);
-                self.on_monitor_done(resource, interval_ms, generation, result)?
-            }
-            Input::Health {
-                resource,
-                interval_ms,
-                generation,
-                result,
-                took,
-            } => {
-                self.rearm_monitor(&resource, interval_ms);
-                self.on_health_done(resource, interval_ms, generation, result, took)?
-            }
-        }
-        Ok(())
-    }
-
     /// Answers a request of the control handle. Only a store that cannot record stops the
     /// daemon; every other refusal is the requester's answer.
-    fn control(&mut self, req: Request) -> anyhow::Result<()> {
+    fn control(&mut self, req: Request) -> anyhow::Result<Vec<Effect>> {
+        let now = self.clock.now();
         match req {
             Request::Admin { cmd, reply } => {
-                let r = self.admin(cmd);
+                let (r, effects) = split(self.core.admin(cmd, now, &mut self.store));
                 let _ = reply.send(r);
+                Ok(effects)
             }
             Request::Reload { reply } => {
                 let r = self.reload().map_err(ControlError::Config);
@@ -1040,6 +571,7 @@ impl Daemon {
                     error!(error = %e, "reload refused; nothing changed");
                 }
                 let _ = reply.send(r);
+                Ok(Vec::new())
             }
             Request::PromotionScore {
                 resource,
@@ -1047,17 +579,17 @@ impl Daemon {
                 score,
                 reply,
             } => {
-                let _ = reply.send(self.promotion_score(resource, node, score));
+                let (r, effects) =
+                    split(
+                        self.core
+                            .promotion_score(resource, node, score, now, &mut self.store),
+                    );
+                let _ = reply.send(r);
+                Ok(effects)
             }
             Request::Status { reply } => {
-                let _ = reply.send(StatusView {
-                    config: Arc::clone(&self.config),
-                    state: self.state.clone(),
-                    now: self.clock.now(),
-                    node: self.node.clone(),
-                    transition_running: self.run.is_some(),
-                    next_wakeup: self.wakeup,
-                });
+                let _ = reply.send(self.core.view(now));
+                Ok(Vec::new())
             }
             Request::History {
                 resource,
@@ -1065,7 +597,7 @@ impl Daemon {
                 reply,
             } => {
                 let r = match resource.as_deref() {
-                    Some(r) if self.config.resource(r).is_none() => {
+                    Some(r) if self.core.config().resource(r).is_none() => {
                         Err(ControlError::UnknownResource(r.to_owned()))
                     }
                     _ => self
@@ -1074,50 +606,34 @@ impl Daemon {
                         .map_err(|e| ControlError::Store(format!("{e:#}"))),
                 };
                 let _ = reply.send(r);
+                Ok(Vec::new())
             }
             Request::Shutdown {
                 leave_running,
                 reply,
             } => {
-                let r = self.begin_shutdown(leave_running);
+                let r = self.core.shutdown(leave_running, now, &mut self.store);
                 let _ = reply.send(Ok(()));
-                r?;
+                r
             }
         }
-        Ok(())
-    }
-
-    fn admin(&mut self, cmd: AdminCommand) -> Result<(), ControlError> {
-        // Check names first: nothing is recorded that the engine would refuse.
-        let mut probe = self.state.clone();
-        warden_engine::apply(
-            &self.config,
-            &mut probe,
-            &Event::Admin(cmd.clone()),
-            self.clock.now(),
-        )?;
-        info!(command = ?cmd, "admin command");
-        self.record(vec![(Event::Admin(cmd), None)])
-            .map_err(|e| ControlError::Store(format!("{e:#}")))?;
-        self.abort_run();
-        Ok(())
     }
 
     /// Applies the configuration file to the running daemon (`warden reload`, SIGHUP) without
     /// dropping a connection: peers are added, removed and updated in place (the others keep
     /// their health), listeners started, stopped or restarted on the socket they have (sessions
     /// they accepted go on); resources, constraints and cluster options as
-    /// [`Daemon::reload_resources`] says. A file with errors changes nothing.
+    /// [`Core::reload`] says. A file with errors changes nothing.
     fn reload(&mut self) -> Result<Vec<String>, String> {
         let loaded = crate::config::load(&self.config_path).map_err(|e| format!("{e:#}"))?;
         // Checked before anything changes: a file this node cannot run changes nothing.
-        if loaded.engine.node_index(&self.node).is_none() {
+        let node = self.core.node().to_owned();
+        if loaded.engine.node_index(&node).is_none() {
             return Err(format!(
-                "this node ({}) is not in the file any more; restart the daemon with --node",
-                self.node
+                "this node ({node}) is not in the file any more; restart the daemon with --node"
             ));
         }
-        pick_node(&loaded.engine, Some(&self.node)).map_err(|e| format!("{e:#}"))?;
+        pick_node(&loaded.engine, Some(&node)).map_err(|e| format!("{e:#}"))?;
         let mut changes = Vec::new();
         let follows: std::collections::HashSet<&str> =
             loaded.follows.iter().map(|f| f.upstream.as_str()).collect();
@@ -1195,10 +711,14 @@ impl Daemon {
                 changes.push(format!("listener {name}: stopped"));
             }
         }
-        changes.extend(
-            self.reload_resources(&loaded)
-                .map_err(|e| format!("{e:#}"))?,
-        );
+        let (more, effects) = self
+            .core
+            .reload(&loaded.engine, &loaded.health_monitors)
+            .map_err(|e| format!("{e:#}"))?;
+        changes.extend(more);
+        if let Err(e) = self.carry_out(effects) {
+            return Err(format!("{e:#}"));
+        }
         let dir = data_dir(&self.config_path, &loaded.data_dir);
         if dir != self.data_dir {
             changes.push(format!(
@@ -1212,369 +732,22 @@ impl Daemon {
         info!(changes = changes.len(), "configuration reloaded");
         Ok(changes)
     }
+}
 
-    /// Records an agent's promotion score. Nothing is recorded when it did not change (agents
-    /// set it on every monitor); a change is scheduled after the running transition, which
-    /// it does not abort.
-    fn promotion_score(
-        &mut self,
-        resource: String,
-        node: String,
-        score: Option<Score>,
-    ) -> Result<(), ControlError> {
-        let Some(spec) = self.config.resource(&resource) else {
-            return Err(ControlError::UnknownResource(resource));
-        };
-        if !spec.is_promotable() {
-            return Err(ControlError::NotPromotable(resource));
-        }
-        if self.config.node_index(&node).is_none() {
-            return Err(ControlError::UnknownNode(node));
-        }
-        let current = self
-            .state
-            .resource(&resource)
-            .and_then(|r| r.promotion_scores.get(&node))
-            .copied();
-        if current == score {
-            return Ok(());
-        }
-        debug!(resource = %resource, node = %node, score = ?score.map(|s| s.to_string()), "promotion score");
-        let ev = Event::PromotionScore {
-            resource,
-            node,
-            score,
-        };
-        self.record(vec![(ev, None)])
-            .map_err(|e| ControlError::Store(format!("{e:#}")))?;
-        self.dirty = true;
-        Ok(())
+/// A reply and the effects to carry out: a refusal has none.
+fn split(r: Result<Vec<Effect>, ControlError>) -> (Result<(), ControlError>, Vec<Effect>) {
+    match r {
+        Ok(effects) => (Ok(()), effects),
+        Err(e) => (Err(e), Vec::new()),
     }
+}
 
-    fn on_action_done(
-        &mut self,
-        id: usize,
-        result: AgentResult,
-        digest: u64,
-    ) -> anyhow::Result<()> {
-        let Some(action) = self.run.as_ref().and_then(|r| r.t.actions.get(id)).cloned() else {
-            return Ok(());
-        };
-        let (Some(resource), Some(op)) = (action.kind.resource(), action.kind.op()) else {
-            self.finish_step(id, false);
-            return Ok(());
-        };
-        if let Some(n) = self.busy.get_mut(resource) {
-            *n = n.saturating_sub(1);
-        }
-        if self.config.resource(resource).is_none() {
-            warn!(action = %action.kind, reason = %result.exit_reason, "result of a resource no longer configured; not recorded");
-            self.finish_step(id, false);
-            return Ok(());
-        }
-        let ok = self
-            .config
-            .resource(resource)
-            .is_some_and(|spec| expected(spec, op, result.rc));
-        let ms = result.duration.as_millis() as u64;
-        match (op.is_probe(), result.rc) {
-            (true, rc::NOT_RUNNING) => debug!(action = %action.kind, "probe: not running"),
-            (true, rc::OK | rc::RUNNING_PROMOTED | rc::DEGRADED) => {
-                info!(resource, node = %action.kind.node(), "probe: already running; adopted")
-            }
-            _ if ok => info!(action = %action.kind, rc = result.rc, ms, "action done"),
-            _ => {
-                warn!(action = %action.kind, rc = result.rc, rc_name = rc::name(result.rc), reason = %result.exit_reason, ms, "action failed")
-            }
-        }
-        if op.name == OpName::Start && ok {
-            self.last_start.insert(resource.to_owned(), Instant::now());
-        }
-        // Monitors follow the role: a new instance or role gets fresh ones.
-        if matches!(
-            op.name,
-            OpName::Start | OpName::Stop | OpName::Promote | OpName::Demote
-        ) {
-            *self.generation.entry(resource.to_owned()).or_default() += 1;
-            self.monitors.retain(|(r, _), _| r != resource);
-        }
-        let ev = Event::OpResult(OpResult {
-            resource: resource.to_owned(),
-            node: action.kind.node().to_owned(),
-            op,
-            rc: result.rc,
-            exit_reason: result.exit_reason.clone(),
-            digest: (op.name == OpName::Start).then_some(digest),
-        });
-        self.record(vec![(ev, Some(result.duration.as_millis() as u64))])?;
-        self.finish_step(id, ok);
-        // A process that died before its start was applied: its exit counts now.
-        if self.busy.get(resource).copied().unwrap_or(0) == 0 {
-            let (now, later): (Vec<Exited>, Vec<Exited>) = std::mem::take(&mut self.deferred_exits)
-                .into_iter()
-                .partition(|e| e.resource == resource);
-            self.deferred_exits = later;
-            for e in now {
-                self.on_exit(e)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish_step(&mut self, id: usize, ok: bool) {
-        if let Some(run) = &mut self.run {
-            if let Some(s) = run.steps.get_mut(id) {
-                *s = if ok { Step::Done } else { Step::Failed };
-            }
-            if !ok {
-                run.aborted = true;
-            }
-        }
-        self.advance();
-    }
-
-    /// Keeps one timer per recurring monitor of every resource started here and healthy.
-    fn reconcile_monitors(&mut self) {
-        let mut desired = Vec::new();
-        for spec in self.config.resources() {
-            // Unmanaged resources are still monitored (as Pacemaker does); maintenance ones are not.
-            if spec.meta.maintenance {
-                continue;
-            }
-            let Some(on) = self
-                .state
-                .resource(&spec.id)
-                .and_then(|r| r.nodes.get(&self.node))
-            else {
-                continue;
-            };
-            if !on.role.is_active() || on.failed || on.demote_on_fail || on.blocked {
-                continue;
-            }
-            // A promotable resource's copy runs the monitors of its role.
-            let promoted = spec.is_promotable() && on.role == Role::Promoted;
-            for op in spec.recurring_monitors_in(promoted) {
-                desired.push((
-                    spec.id.clone(),
-                    warden_engine::millis(op.interval),
-                    op.interval,
-                ));
-            }
-        }
-        let keep: std::collections::HashSet<(String, u64)> =
-            desired.iter().map(|(r, i, _)| (r.clone(), *i)).collect();
-        self.monitors.retain(|k, s| keep.contains(k) || s.in_flight);
-        for (r, i, interval) in desired {
-            self.monitors.entry((r, i)).or_insert_with(|| Slot {
-                next_due: Instant::now() + interval,
-                in_flight: false,
-            });
-        }
-    }
-
-    fn fire_monitor(&mut self, resource: &str, interval_ms: u64) {
-        let interval = Duration::from_millis(interval_ms);
-        let busy = self.busy.get(resource).copied().unwrap_or(0) > 0;
-        let Some(slot) = self.monitors.get_mut(&(resource.to_owned(), interval_ms)) else {
-            return;
-        };
-        if busy {
-            slot.next_due = Instant::now() + interval;
-            return;
-        }
-        slot.in_flight = true;
-        let Some(spec) = self.config.resource(resource).cloned() else {
-            return;
-        };
-        let generation = self.generation.get(resource).copied().unwrap_or(0);
-        let tx = self.tx.clone();
-        if let Some(h) = self.health.get(&(resource.to_owned(), interval_ms)) {
-            let (peer, check, resource) = (h.peer.clone(), h.check.clone(), resource.to_owned());
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let result = crate::check::probe(&peer, &check).await;
-                let _ = tx.send(Input::Health {
-                    resource,
-                    interval_ms,
-                    generation,
-                    result,
-                    took: started.elapsed(),
-                });
-            });
-            return;
-        }
-        let ctx = self.exec_ctx();
-        let resource = resource.to_owned();
-        tokio::spawn(async move {
-            let result = ctx
-                .run_op(
-                    &spec,
-                    OpKey {
-                        name: OpName::Monitor,
-                        interval_ms,
-                    },
-                    None,
-                )
-                .await;
-            let _ = tx.send(Input::Monitor {
-                resource,
-                interval_ms,
-                generation,
-                result,
-            });
-        });
-    }
-
-    /// A monitor's run ended: whatever becomes of its result, it runs again at its next
-    /// interval. Called once per result, where results arrive.
-    fn rearm_monitor(&mut self, resource: &str, interval_ms: u64) {
-        if let Some(slot) = self.monitors.get_mut(&(resource.to_owned(), interval_ms)) {
-            slot.in_flight = false;
-            slot.next_due = Instant::now() + Duration::from_millis(interval_ms);
-        }
-    }
-
-    fn on_monitor_done(
-        &mut self,
-        resource: String,
-        interval_ms: u64,
-        generation: u64,
-        result: AgentResult,
-    ) -> anyhow::Result<()> {
-        let current = self.generation.get(&resource).copied().unwrap_or(0);
-        let started = self.state.on_node(&resource, &self.node).role.is_active();
-        if generation != current || !started {
-            debug!(resource = %resource, "stale monitor result dropped");
-            return Ok(());
-        }
-        let op = OpKey {
-            name: OpName::Monitor,
-            interval_ms,
-        };
-        let Some(spec) = self.config.resource(&resource) else {
-            return Ok(());
-        };
-        let ok = expected(spec, op, result.rc);
-        let key = (resource.clone(), interval_ms);
-        let changed = self.last_monitor_rc.get(&key) != Some(&result.rc);
-        self.last_monitor_rc.insert(key, result.rc);
-        if ok && !changed {
-            return Ok(());
-        }
-        if !ok {
-            warn!(resource = %resource, op = %op, rc = result.rc, rc_name = rc::name(result.rc), reason = %result.exit_reason, "monitor failed");
-        }
-        let ev = Event::OpResult(OpResult {
-            resource,
-            node: self.node.clone(),
-            op,
-            rc: result.rc,
-            exit_reason: result.exit_reason,
-            digest: None,
-        });
-        self.record(vec![(ev, Some(result.duration.as_millis() as u64))])?;
-        if !ok {
-            self.abort_run();
-        }
-        Ok(())
-    }
-
-    /// A health check serving as a monitor: its result goes through the hysteresis, and the
-    /// monitor fails (rc 1) while the check is DOWN.
-    fn on_health_done(
-        &mut self,
-        resource: String,
-        interval_ms: u64,
-        generation: u64,
-        result: Result<(), crate::check::CheckError>,
-        took: Duration,
-    ) -> anyhow::Result<()> {
-        use warden_engine::health::PeerState;
-        let Some(h) = self.health.get_mut(&(resource.clone(), interval_ms)) else {
-            return Ok(());
-        };
-        // A new instance (started or stopped since) starts from UNKNOWN.
-        if h.generation != generation {
-            h.generation = generation;
-            h.health = Default::default();
-        }
-        let err = result.as_ref().err().map(ToString::to_string);
-        // Still coming up: failures before its first success count only after the grace.
-        let starting = self
-            .last_start
-            .get(&resource)
-            .is_some_and(|t| t.elapsed() < h.grace);
-        if result.is_err() && starting && h.health.state == PeerState::Unknown {
-            debug!(resource = %resource, error = ?err, "health check failed while the service starts; not counted");
-            return Ok(());
-        }
-        if let Some(change) = h.health.record(result.is_ok(), h.check.hysteresis) {
-            if change.routing_changed {
-                let (dir, what) = if change.to == PeerState::Down {
-                    ("down", "failure(s)")
-                } else {
-                    ("up", "success(es)")
-                };
-                warn!(resource = %resource, peer = %h.peer.addr, "health check of {resource} ({}) is turned {dir} after {} {what}", h.peer.addr, change.after);
-            }
-        }
-        let down = h.health.state == PeerState::Down;
-        let exit_reason = match (down, err) {
-            (true, Some(e)) => format!(
-                "health check of {} down after {} failure(s): {e}",
-                h.peer.addr, h.health.failures
-            ),
-            (true, None) => format!("health check of {} down", h.peer.addr),
-            _ => String::new(),
-        };
-        let rc = if down { rc::ERR_GENERIC } else { rc::OK };
-        let result = AgentResult {
-            rc,
-            exit_reason,
-            stdout: String::new(),
-            stderr: String::new(),
-            duration: took,
-            timed_out: false,
-        };
-        self.on_monitor_done(resource, interval_ms, generation, result)
-    }
-
-    /// A supervised process ended on its own: a failed monitor (rc 7), now.
-    fn on_exit(&mut self, exit: Exited) -> anyhow::Result<()> {
-        if self.busy.get(&exit.resource).copied().unwrap_or(0) > 0 {
-            // Its start is still being applied (a stop never reports an exit): wait for it.
-            self.deferred_exits.push(exit);
-            return Ok(());
-        }
-        let role = self.state.on_node(&exit.resource, &self.node).role;
-        if !role.is_active() {
-            return Ok(());
-        }
-        let Some(spec) = self.config.resource(&exit.resource) else {
-            return Ok(());
-        };
-        // The exit fails a monitor of the copy's role (a promoted copy runs only those).
-        let promoted = spec.is_promotable() && role == Role::Promoted;
-        let interval = spec
-            .recurring_monitors_in(promoted)
-            .next()
-            .map_or(crate::config::IMPLICIT_MONITOR, |o| o.interval);
-        let op = OpKey::new(OpName::Monitor, interval);
-        warn!(resource = %exit.resource, pid = exit.pid, how = %exit.how, "process exited");
-        // Dying right after its start again and again is a crash loop: the engine delays
-        // this resource's next start (`crash_loop_delay_max`), nothing else.
-        *self.generation.entry(exit.resource.clone()).or_default() += 1;
-        let ev = Event::OpResult(OpResult {
-            resource: exit.resource,
-            node: self.node.clone(),
-            op,
-            rc: rc::NOT_RUNNING,
-            exit_reason: format!("process {}", exit.how),
-            digest: None,
-        });
-        self.record(vec![(ev, Some(0))])?;
-        self.abort_run();
-        Ok(())
+/// What the core needs of an agent's result.
+fn outcome(r: AgentResult) -> OpOutcome {
+    OpOutcome {
+        rc: r.rc,
+        exit_reason: r.exit_reason,
+        duration: r.duration,
     }
 }
 

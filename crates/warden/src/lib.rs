@@ -7,6 +7,7 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod control;
+pub mod core;
 pub mod daemon;
 pub mod diag;
 pub mod duration;

@@ -42,6 +42,51 @@ pub struct HistoryEntry {
     pub duration_ms: u64,
 }
 
+/// Events a store has recorded durably, in order, with their times. Only a store's
+/// `append` makes one (its field is private to this module), and the daemon's core applies
+/// nothing else: "recorded before applied" is a type, not a habit.
+#[derive(Debug)]
+#[must_use = "recorded events must be applied"]
+pub struct Recorded(Vec<(Event, Time)>);
+
+impl Recorded {
+    pub fn events(&self) -> impl Iterator<Item = (&Event, Time)> {
+        self.0.iter().map(|(e, t)| (e, *t))
+    }
+}
+
+/// Where the core records events before it applies them: the redb [`Store`], or the
+/// [`MemoryStore`] of the core's simulation.
+pub trait Recorder {
+    /// Records `entries` durably, all or none.
+    fn append(&mut self, entries: &[Entry]) -> anyhow::Result<Recorded>;
+}
+
+impl Recorder for Store {
+    fn append(&mut self, entries: &[Entry]) -> anyhow::Result<Recorded> {
+        Store::append(self, entries)
+    }
+}
+
+/// A store in memory, for simulations: it keeps the log so a simulated restart can replay it.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub log: Vec<(Event, Time)>,
+    /// When set, the next append fails (a disk that fails under the daemon).
+    pub fail_next: bool,
+}
+
+impl Recorder for MemoryStore {
+    fn append(&mut self, entries: &[Entry]) -> anyhow::Result<Recorded> {
+        if std::mem::take(&mut self.fail_next) {
+            anyhow::bail!("simulated store failure");
+        }
+        let rec: Vec<(Event, Time)> = entries.iter().map(|e| (e.event.clone(), e.time)).collect();
+        self.log.extend(rec.iter().cloned());
+        Ok(Recorded(rec))
+    }
+}
+
 /// An event to record, with what only the history keeps.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -140,9 +185,9 @@ impl Store {
     }
 
     /// Records events durably (one transaction, committed before this returns).
-    pub fn append(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
+    pub fn append(&mut self, entries: &[Entry]) -> anyhow::Result<Recorded> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(Recorded(Vec::new()));
         }
         let tx = self.db.begin_write()?;
         {
@@ -181,7 +226,9 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(Recorded(
+            entries.iter().map(|e| (e.event.clone(), e.time)).collect(),
+        ))
     }
 
     /// How many events the log holds since the last snapshot.
@@ -334,12 +381,14 @@ mod tests {
         {
             let mut s = Store::open(&path).expect("open");
             for (i, (time, e, d)) in events.iter().enumerate() {
-                s.append(&[Entry {
-                    time: *time,
-                    event: e.clone(),
-                    duration_ms: *d,
-                }])
-                .expect("append");
+                let recorded = s
+                    .append(&[Entry {
+                        time: *time,
+                        event: e.clone(),
+                        duration_ms: *d,
+                    }])
+                    .expect("append");
+                assert_eq!(recorded.events().count(), 1);
                 apply(&c, &mut want, e, *time).expect("apply");
                 if i == 2 {
                     s.snapshot(&want, *time).expect("snapshot");
@@ -380,12 +429,17 @@ mod tests {
         let e = Event::Admin(AdminCommand::Disable {
             resource: "gone".into(),
         });
-        s.append(&[Entry {
-            time: Time::from_millis(5),
-            event: e,
-            duration_ms: None,
-        }])
-        .expect("append");
+        let recorded = s
+            .append(&[Entry {
+                time: Time::from_millis(5),
+                event: e.clone(),
+                duration_ms: None,
+            }])
+            .expect("append");
+        assert_eq!(
+            recorded.events().collect::<Vec<_>>(),
+            [(&e, Time::from_millis(5))]
+        );
         let loaded = s.load(&config()).expect("load");
         assert_eq!(loaded.skipped, ["log entry 1: unknown resource \"gone\""]);
     }
