@@ -89,6 +89,8 @@ pub fn check_transition(
                 Some("anywhere after on_fail=stop")
             } else if target == TargetRole::Stopped {
                 Some("anywhere while disabled")
+            } else if spec.meta.orphan {
+                Some("anywhere: it is gone from the configuration")
             } else if on.start_not_before.is_some() {
                 Some("a node where a crash loop delays its start")
             } else {

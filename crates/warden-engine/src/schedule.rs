@@ -670,7 +670,9 @@ impl<'a> Scheduler<'a> {
         } else {
             NoQuorumPolicy::Ignore
         };
+        // An orphan (gone from the file) is only ever stopped, whatever `enable` said.
         p.want_run = target_role == TargetRole::Started
+            && !meta.orphan
             && !self.eff.iter().any(|e| e.stop_on_fail)
             && !(quorum == NoQuorumPolicy::Stop
                 || (quorum == NoQuorumPolicy::Demote && !p.promotable));

@@ -454,6 +454,12 @@ fn an_orphan_is_stopped_and_never_started() {
         "other Stopped (orphan: gone from the configuration) (disabled)"
     );
     assert_eq!(w.status_of("app"), "app Started node1", "the others stay");
+    // An operator's earlier `enable` does not bring an orphan back (the core's simulation
+    // found this one).
+    w.admin(AdminCommand::Enable {
+        resource: "other".into(),
+    });
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
 }
 
 #[test]

@@ -204,6 +204,19 @@ pub struct Core {
     effects: Vec<Effect>,
 }
 
+/// The orphans among the definitions a store kept: the first definition of each resource the
+/// file no longer has. Those the restored state knows stopped everywhere are dropped by the
+/// caller once the state is loaded (loading needs them in the configuration).
+pub fn orphans(file: &Config, stored: &[ResourceSpec]) -> Vec<ResourceSpec> {
+    let mut out: Vec<ResourceSpec> = Vec::new();
+    for d in stored {
+        if file.resource(&d.id).is_none() && !out.iter().any(|o| o.id == d.id) {
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
 /// Whether the state knows `resource` as stopped on every node it was ever seen on.
 pub fn stopped_everywhere(state: &State, resource: &str) -> bool {
     state.resource(resource).is_some_and(|rs| {
@@ -279,6 +292,11 @@ impl Core {
     /// Whether a transition runs.
     pub fn busy(&self) -> bool {
         self.run.is_some()
+    }
+
+    /// The transition in progress.
+    pub fn transition(&self) -> Option<&Transition> {
+        self.run.as_ref().map(|r| &r.progress.transition)
     }
 
     /// Shut down: the shell may exit.

@@ -176,12 +176,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .ok()
         })
         .collect();
-    let mut orphans: Vec<ResourceSpec> = Vec::new();
-    for d in &stored {
-        if file_config.resource(&d.id).is_none() && !orphans.iter().any(|o| o.id == d.id) {
-            orphans.push(d.clone());
-        }
-    }
+    let mut orphans = crate::core::orphans(&file_config, &stored);
     let config = Arc::new(file_config.with_extra_resources(orphans.clone())?);
     let restored = store.load(&config)?;
     for s in &restored.skipped {
