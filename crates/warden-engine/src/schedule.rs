@@ -670,12 +670,14 @@ impl<'a> Scheduler<'a> {
         } else {
             NoQuorumPolicy::Ignore
         };
+        let quorum_stops =
+            quorum == NoQuorumPolicy::Stop || (quorum == NoQuorumPolicy::Demote && !p.promotable);
         // An orphan (gone from the file) is only ever stopped, whatever `enable` said.
+        let orphan = meta.orphan;
         p.want_run = target_role == TargetRole::Started
-            && !meta.orphan
+            && !orphan
             && !self.eff.iter().any(|e| e.stop_on_fail)
-            && !(quorum == NoQuorumPolicy::Stop
-                || (quorum == NoQuorumPolicy::Demote && !p.promotable));
+            && !quorum_stops;
 
         p.targets = if !p.want_run {
             Vec::new()
