@@ -12,26 +12,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_engine::{AdminCommand, rc};
 
-use crate::check::runner::{Checker, status_page as status_page_text};
-use crate::control::{Control, ControlError, ErrorKind, StatusView};
+use crate::control::{Control, ControlError, ErrorKind, StatusView, UpstreamView};
 use crate::wire::format_time;
 
 #[derive(Clone, Debug)]
 struct Api {
     control: Control,
     token: String,
-    checker: Checker,
-    proxy_stats: crate::proxy::stats::Registry,
 }
 
 /// Serves the API until the daemon exits.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    control: Control,
-    token: String,
-    checker: Checker,
-    proxy_stats: crate::proxy::stats::Registry,
-) {
+pub async fn serve(listener: tokio::net::TcpListener, control: Control, token: String) {
     let app = Router::new()
         .route("/live", get(|| async { "ok\n" }))
         .route("/status", get(status_page))
@@ -51,12 +42,7 @@ pub async fn serve(
         )
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
-        .with_state(Api {
-            control,
-            token,
-            checker,
-            proxy_stats,
-        });
+        .with_state(Api { control, token });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the API server stopped");
     }
@@ -109,18 +95,17 @@ fn ok(r: Result<(), ControlError>) -> Response {
 
 /// The health-check status page, in lua-resty-upstream-healthcheck's text format.
 async fn status_page(State(api): State<Api>) -> Response {
-    let text = status_page_text(&api.checker.snapshot());
+    let text = api.control.status_page();
     ([("content-type", "text/plain; charset=utf-8")], text).into_response()
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    let mut text = crate::check::runner::prometheus(&api.checker.snapshot());
-    text.push_str(&api.proxy_stats.prometheus());
+    let text = api.control.metrics();
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn upstreams(State(api): State<Api>) -> Response {
-    Json(upstreams_json(&api.checker)).into_response()
+    Json(upstreams_json(&api.control.upstreams())).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,7 +133,7 @@ async fn add_peer(
         );
     };
     peer_change(
-        api.checker
+        api.control
             .add_peer(&name, &addr, q.backup.unwrap_or(false)),
     )
 }
@@ -169,7 +154,7 @@ async fn remove_peer(
             Some("addr"),
         );
     };
-    peer_change(api.checker.remove_peer(&name, &addr))
+    peer_change(api.control.remove_peer(&name, &addr))
 }
 
 fn peer_change(r: Result<(), crate::check::runner::PeerChangeError>) -> Response {
@@ -187,14 +172,11 @@ fn peer_change(r: Result<(), crate::check::runner::PeerChangeError>) -> Response
 }
 
 /// Every upstream's version and peers (documented in docs/api.md).
-pub fn upstreams_json(checker: &Checker) -> Value {
+pub fn upstreams_json(upstreams: &[UpstreamView]) -> Value {
     Value::Array(
-        checker
-            .snapshot()
+        upstreams
             .iter()
-            .enumerate()
-            .map(|(ui, u)| {
-                let spec = checker.check_spec(ui);
+            .map(|(u, spec)| {
                 json!({
                     "name": u.name,
                     "version": u.version,
@@ -203,7 +185,7 @@ pub fn upstreams_json(checker: &Checker) -> Value {
                         "role": if p.backup { "backup" } else { "primary" },
                         "state": p.state().to_string(),
                         // Whether it takes traffic now (UNKNOWN counts as up unless configured otherwise).
-                        "routable": spec.is_some_and(|s| p.routable(s)),
+                        "routable": spec.as_ref().is_some_and(|s| p.routable(s)),
                         "successes": p.health.successes,
                         "failures": p.health.failures,
                         "down_by_config": p.peer.down,

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use warden_engine::{AdminCommand, ApplyError, Config, Score, State, Time};
 
+use crate::check::CheckSpec;
+use crate::check::runner::{Checker, PeerChangeError, UpstreamStatus, prometheus, status_page};
+use crate::proxy::stats::Registry;
 use crate::store::HistoryEntry;
 
 /// What the daemon is asked.
@@ -127,17 +130,70 @@ impl From<ApplyError> for ControlError {
     }
 }
 
-/// The handle: cheap to clone, one per client of the daemon.
+/// The handle: cheap to clone, one per client of the daemon. Resource and node matters go
+/// to the daemon's loop as [`Request`]s; the health checker and the proxy's counters, which
+/// keep their own state behind locks, are read and changed directly.
 #[derive(Clone, Debug)]
 pub struct Control {
     tx: mpsc::UnboundedSender<Request>,
+    checker: Checker,
+    proxy_stats: Registry,
 }
+
+/// One upstream as the API shows it: its status and its check (None when unknown).
+pub type UpstreamView = (UpstreamStatus, Option<CheckSpec>);
 
 impl Control {
     /// A handle and the receiver the daemon's loop reads.
-    pub fn channel() -> (Control, mpsc::UnboundedReceiver<Request>) {
+    pub fn new(
+        checker: Checker,
+        proxy_stats: Registry,
+    ) -> (Control, mpsc::UnboundedReceiver<Request>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Control { tx }, rx)
+        (
+            Control {
+                tx,
+                checker,
+                proxy_stats,
+            },
+            rx,
+        )
+    }
+
+    /// Every upstream's status with its check.
+    pub fn upstreams(&self) -> Vec<UpstreamView> {
+        self.checker
+            .snapshot()
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| (u, self.checker.check_spec(i).cloned()))
+            .collect()
+    }
+
+    /// The health-check status page (lua-resty-upstream-healthcheck's text format).
+    pub fn status_page(&self) -> String {
+        status_page(&self.checker.snapshot())
+    }
+
+    /// Prometheus text: upstream health and the proxy listeners' counters.
+    pub fn metrics(&self) -> String {
+        let mut text = prometheus(&self.checker.snapshot());
+        text.push_str(&self.proxy_stats.prometheus());
+        text
+    }
+
+    /// Adds a peer to a running upstream (until the next restart).
+    pub fn add_peer(
+        &self,
+        upstream: &str,
+        addr: &str,
+        backup: bool,
+    ) -> Result<(), PeerChangeError> {
+        self.checker.add_peer(upstream, addr, backup)
+    }
+
+    pub fn remove_peer(&self, upstream: &str, addr: &str) -> Result<(), PeerChangeError> {
+        self.checker.remove_peer(upstream, addr)
     }
 
     async fn ask<T>(
@@ -225,8 +281,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_handle_whose_daemon_is_gone_says_so() {
-        let (control, rx) = Control::channel();
+        let (control, rx) = Control::new(Checker::start(vec![]), Registry::default());
         drop(rx);
         assert_eq!(control.reload().await, Err(ControlError::Stopping));
+        assert_eq!(
+            control.add_peer("nope", "127.0.0.1:1", false),
+            Err(PeerChangeError::UnknownUpstream("nope".into()))
+        );
     }
 }

@@ -239,14 +239,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
         ),
     ]);
-    let (control, control_rx) = Control::channel();
-    let api_task = tokio::spawn(crate::api::serve(
-        listener,
-        control,
-        token,
-        checker.clone(),
-        proxy_stats.clone(),
-    ));
+    let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
+    let api_task = tokio::spawn(crate::api::serve(listener, control, token));
     info!(cluster = %file_config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources, upstreams = loaded.upstreams.len(), "warden started");
 
     let core = Core::new(Boot {

@@ -508,6 +508,29 @@ fn log_len(config: &Path) -> usize {
     std::fs::metadata(config.with_file_name("daemon.log")).map_or(0, |m| m.len() as usize)
 }
 
+/// A POST to the daemon's API with its token: (status, JSON body).
+fn api_post(data: &Path, path: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
+    let token = std::fs::read_to_string(data.join("api.token")).expect("api.token");
+    let mut s = std::net::TcpStream::connect(addr.trim()).expect("connect");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (code, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
 /// Where each of `needles` first appears in `text`, in the order given.
 fn positions(text: &str, needles: &[&str]) -> Vec<usize> {
     needles
@@ -550,6 +573,22 @@ fn restart_cleanup_and_shutdown_keep_the_constraints() {
     // A restart of what does not run is refused with the field it concerns.
     let (ok, _, err) = cli(&config, &["resource", "restart", "nope"]);
     assert!(!ok && err.contains("unknown resource \"nope\""), "{err}");
+    // The field comes from the error's type: a resource named like a node is a resource.
+    let (code, body) = api_post(&data, "/v1/resources/node-exporter/ban?node=vm");
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(body["field"], "resource", "{body}");
+    let (code, body) = api_post(&data, "/v1/resources/app/ban?node=resource-1");
+    assert_eq!(
+        (code, &body["field"]),
+        (404, &Value::from("node")),
+        "{body}"
+    );
+    let app = pid_of(&data, "app");
+    let (code, body) = api_post(&data, "/v1/resources/app/restart?node=vm");
+    assert_eq!(code, 200, "{body}");
+    wait_for(&config, "app restarted", |v| {
+        all_started(ALL)(v) && pid_of(&data, "app") != app
+    });
 
     // Cleanup of a healthy db: probed again, nothing restarted.
     let (app, db) = (pid_of(&data, "app"), pid_of(&data, "db"));
