@@ -165,8 +165,10 @@ impl Control {
         self.checker
             .snapshot()
             .into_iter()
-            .enumerate()
-            .map(|(i, u)| (u, self.checker.check_spec(i).cloned()))
+            .map(|u| {
+                let spec = self.checker.check_spec_of(&u.name);
+                (u, spec)
+            })
             .collect()
     }
 

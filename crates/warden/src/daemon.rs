@@ -628,10 +628,10 @@ impl Daemon {
             loaded.follows.iter().map(|f| f.upstream.as_str()).collect();
         for u in &loaded.upstreams {
             if !self.checker.has_upstream(&u.name) {
-                changes.push(format!(
-                    "upstream {} is new: it starts at the next restart",
-                    u.name
-                ));
+                self.checker
+                    .add_upstream(u.clone())
+                    .map_err(|e| e.to_string())?;
+                changes.push(format!("upstream {}: new", u.name));
                 continue;
             }
             let c = self
@@ -640,13 +640,12 @@ impl Daemon {
                 .map_err(|e| e.to_string())?;
             changes.extend(c);
         }
-        for name in self.checker.upstream_names() {
-            if !loaded.upstreams.iter().any(|u| u.name == name) {
-                changes.push(format!(
-                    "upstream {name} is gone from the file: it stops at the next restart"
-                ));
-            }
-        }
+        let gone_upstreams: Vec<String> = self
+            .checker
+            .upstream_names()
+            .into_iter()
+            .filter(|name| !loaded.upstreams.iter().any(|u| &u.name == name))
+            .collect();
         self.follows = loaded
             .follows
             .iter()
@@ -699,6 +698,12 @@ impl Daemon {
                 let _ = std::fs::remove_file(self.data_dir.join(format!("listener-{name}.addr")));
                 changes.push(format!("listener {name}: stopped"));
             }
+        }
+        for name in gone_upstreams {
+            self.checker
+                .remove_upstream(&name)
+                .map_err(|e| e.to_string())?;
+            changes.push(format!("upstream {name}: removed"));
         }
         let (more, effects) = self
             .core

@@ -1585,3 +1585,78 @@ fn a_new_daemon_takes_over_the_listeners_without_refusing_a_connection() {
     assert_eq!(pid_of(&data, "web"), web, "web was adopted, not restarted");
     assert_eq!(try_line(addr, "last"), Ok("A:last".into()));
 }
+
+#[test]
+fn reload_adds_removes_and_rechecks_upstreams() {
+    let (a, b) = (LineBackend::start("A"), LineBackend::start("B"));
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    let base = "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n";
+    let svc = |check: &str| {
+        format!(
+            "[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:{}\"]\n\
+             check = {{ type = \"{check}\", interval = \"100ms\", fall = 1, rise = 1 }}\n\
+             [[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc\"\n",
+            a.port
+        )
+    };
+    let svc2 = format!(
+        "[[upstream]]\nname = \"svc2\"\nprimary = [\"127.0.0.1:{}\"]\n\
+         check = {{ type = \"tcp\", interval = \"100ms\", fall = 1, rise = 1 }}\n\
+         [[listener]]\nname = \"second\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc2\"\n",
+        b.port
+    );
+    std::fs::write(&config, format!("{base}{}", svc("tcp"))).expect("config");
+    let _d = start(&config, &[]);
+    wait_for(&config, "the daemon", |v| v["transition_running"] == false);
+    let upstreams = || -> Value {
+        let (ok, out, err) = cli(&config, &["upstream", "status", "--json"]);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).expect("json")
+    };
+    let state_of = |v: &Value, name: &str| -> Option<String> {
+        v.as_array()?.iter().find(|u| u["name"] == name)?["peers"][0]["state"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let wait_state = |name: &str, want: Option<&str>| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = upstreams();
+            if state_of(&v, name).as_deref() == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never {want:?}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_state("svc", Some("UP"));
+
+    // A new upstream and a listener on it: checked and served at once.
+    std::fs::write(&config, format!("{base}{}{svc2}", svc("tcp"))).expect("config");
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("upstream svc2: new"), "{out}");
+    assert!(out.contains("listener second: started"), "{out}");
+    wait_state("svc2", Some("UP"));
+    assert_eq!(ask_line(&mut connect_listener(&data, "second"), "x"), "B:x");
+
+    // A changed check takes effect: an HTTP check of a line server fails, so A goes down.
+    std::fs::write(&config, format!("{base}{}{svc2}", svc("http"))).expect("config");
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("upstream svc: check updated"), "{out}");
+    wait_state("svc", Some("DOWN"));
+
+    // A removed upstream stops being checked and leaves the status.
+    std::fs::write(&config, format!("{base}{}", svc("tcp"))).expect("config");
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("upstream svc2: removed"), "{out}");
+    assert!(out.contains("listener second: stopped"), "{out}");
+    wait_state("svc2", None);
+    wait_state("svc", Some("UP"));
+    let (ok, page, _) = cli(&config, &["upstream", "status"]);
+    assert!(ok && !page.contains("svc2"), "{page}");
+}

@@ -2,7 +2,7 @@
 //! the jitter, so checks never bunch), at most `concurrency` checks in flight per upstream, the
 //! result fed to the peer's hysteresis; the status of all upstreams is shared for the API.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{Semaphore, broadcast};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -98,13 +98,48 @@ pub struct PeerEvent {
 pub struct Checker {
     pub status: Arc<Mutex<Vec<UpstreamStatus>>>,
     pub events: broadcast::Sender<PeerEvent>,
-    /// Per upstream: its configuration and the concurrency limit its checks share.
-    upstreams: Arc<Vec<(Arc<Upstream>, Arc<Semaphore>)>>,
+    /// Per upstream: its configuration and the concurrency limit its checks share, by a
+    /// stable index (the status has the same index). A reload appends new upstreams and
+    /// retires removed ones (index kept, hidden, no loop).
+    upstreams: Arc<RwLock<Vec<Entry>>>,
     /// The running loop of each peer, by (upstream index, address), to stop it on removal.
     loops: Arc<Mutex<std::collections::HashMap<(usize, String), tokio::task::AbortHandle>>>,
     /// Bumped by every change that can change routing (a peer's routability or role, a peer
     /// added, removed or updated), so routers can cache what they derive from the status.
     generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// One upstream as the checker runs it.
+#[derive(Clone, Debug)]
+struct Entry {
+    upstream: Arc<Upstream>,
+    sem: Arc<Semaphore>,
+    retired: bool,
+}
+
+impl Entry {
+    fn new(u: Upstream) -> Entry {
+        let sem = Arc::new(Semaphore::new(u.check.concurrency.max(1)));
+        Entry {
+            upstream: Arc::new(u),
+            sem,
+            retired: false,
+        }
+    }
+}
+
+fn status_of(u: &Upstream) -> UpstreamStatus {
+    UpstreamStatus {
+        name: u.name.clone(),
+        version: 0,
+        peers: u
+            .primary
+            .iter()
+            .map(|p| (p, false))
+            .chain(u.backup.iter().map(|p| (p, true)))
+            .map(|(p, backup)| PeerStatus::new(p.clone(), backup))
+            .collect(),
+    }
 }
 
 /// Why a peer could not be added or removed at runtime.
@@ -134,47 +169,127 @@ impl Checker {
     /// Starts checking every peer of every upstream.
     pub fn start(upstreams: Vec<Upstream>) -> Checker {
         let (events, _) = broadcast::channel(1024);
-        let status: Vec<UpstreamStatus> = upstreams
-            .iter()
-            .map(|u| UpstreamStatus {
-                name: u.name.clone(),
-                version: 0,
-                peers: u
-                    .primary
-                    .iter()
-                    .map(|p| (p, false))
-                    .chain(u.backup.iter().map(|p| (p, true)))
-                    .map(|(p, backup)| PeerStatus::new(p.clone(), backup))
-                    .collect(),
-            })
-            .collect();
-        let shared: Vec<(Arc<Upstream>, Arc<Semaphore>)> = upstreams
-            .into_iter()
-            .map(|u| {
-                let sem = Arc::new(Semaphore::new(u.check.concurrency.max(1)));
-                (Arc::new(u), sem)
-            })
-            .collect();
+        let status: Vec<UpstreamStatus> = upstreams.iter().map(status_of).collect();
+        let entries: Vec<Entry> = upstreams.into_iter().map(Entry::new).collect();
         let checker = Checker {
             status: Arc::new(Mutex::new(status)),
             events,
-            upstreams: Arc::new(shared),
+            upstreams: Arc::new(RwLock::new(entries)),
             loops: Arc::default(),
             generation: Arc::default(),
         };
-        for (ui, (u, _)) in checker.upstreams.iter().enumerate() {
-            for (pi, peer) in u.primary.iter().chain(&u.backup).enumerate() {
-                checker.spawn_peer(ui, pi, peer.clone());
-            }
+        for ui in 0..checker.entries().len() {
+            checker.spawn_all(ui);
         }
         checker
+    }
+
+    /// A copy of the upstream entries (cheap: `Arc`s).
+    fn entries(&self) -> Vec<Entry> {
+        self.upstreams.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn entry(&self, ui: usize) -> Option<Entry> {
+        self.upstreams.read().ok()?.get(ui).cloned()
+    }
+
+    /// Starts the loop of every peer of upstream number `ui`.
+    fn spawn_all(&self, ui: usize) {
+        let Some(e) = self.entry(ui) else { return };
+        for (pi, peer) in e
+            .upstream
+            .primary
+            .iter()
+            .chain(&e.upstream.backup)
+            .enumerate()
+        {
+            self.spawn_peer(ui, pi, peer.clone());
+        }
+    }
+
+    /// Stops the loop of every peer of upstream number `ui`.
+    fn stop_all(&self, ui: usize) {
+        if let Ok(mut loops) = self.loops.lock() {
+            loops.retain(|(u, _), h| {
+                if *u == ui {
+                    h.abort();
+                }
+                *u != ui
+            });
+        }
+    }
+
+    /// Starts checking a new upstream (a reload).
+    pub fn add_upstream(&self, u: Upstream) -> Result<(), PeerChangeError> {
+        if self.upstream_index(&u.name).is_ok() {
+            return Err(PeerChangeError::Exists {
+                upstream: u.name.clone(),
+                addr: String::new(),
+            });
+        }
+        let ui = {
+            let (Ok(mut entries), Ok(mut status)) = (self.upstreams.write(), self.status.lock())
+            else {
+                return Ok(());
+            };
+            status.push(status_of(&u));
+            entries.push(Entry::new(u));
+            entries.len() - 1
+        };
+        self.bump();
+        self.spawn_all(ui);
+        Ok(())
+    }
+
+    /// Stops checking an upstream (a reload removed it); it leaves the status.
+    pub fn remove_upstream(&self, name: &str) -> Result<(), PeerChangeError> {
+        let ui = self.upstream_index(name)?;
+        if let Ok(mut entries) = self.upstreams.write() {
+            if let Some(e) = entries.get_mut(ui) {
+                e.retired = true;
+            }
+        }
+        self.stop_all(ui);
+        self.bump();
+        Ok(())
+    }
+
+    /// Checks an upstream's peers with a new check (kind, interval, timeout, fall, rise,
+    /// ...): their loops restart with it; their states stay.
+    fn set_check(&self, ui: usize, u: &Upstream) {
+        if let Ok(mut entries) = self.upstreams.write() {
+            if let Some(e) = entries.get_mut(ui) {
+                let mut up = (*e.upstream).clone();
+                up.check = u.check.clone();
+                *e = Entry::new(up);
+            }
+        }
+        let peers: Vec<Peer> = self
+            .status
+            .lock()
+            .map(|all| {
+                all.get(ui)
+                    .map(|x| x.peers.iter().map(|p| p.peer.clone()).collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        self.stop_all(ui);
+        for (pi, peer) in peers.into_iter().enumerate() {
+            self.spawn_peer(ui, pi, peer);
+        }
+        self.bump();
     }
 
     fn spawn_peer(&self, ui: usize, seed: usize, peer: Peer) {
         if peer.down {
             return;
         }
-        let (u, sem) = self.upstreams[ui].clone();
+        let Some(Entry {
+            upstream: u, sem, ..
+        }) = self.entry(ui)
+        else {
+            return;
+        };
         let addr = peer.addr.clone();
         let me = self.clone();
         let handle = tokio::spawn(async move { me.peer_loop(ui, seed, peer, u, sem).await });
@@ -251,8 +366,9 @@ impl Checker {
 
     fn upstream_index(&self, name: &str) -> Result<usize, PeerChangeError> {
         self.upstreams
-            .iter()
-            .position(|(u, _)| u.name == name)
+            .read()
+            .ok()
+            .and_then(|v| v.iter().position(|e| !e.retired && e.upstream.name == name))
             .ok_or_else(|| PeerChangeError::UnknownUpstream(name.to_owned()))
     }
 
@@ -358,8 +474,8 @@ impl Checker {
 
     /// Brings a running upstream to its configuration `u` (a reload): adds and removes peers,
     /// updates the options of the others in place (their health stays), and, when `roles`,
-    /// their primary/backup role. Returns what changed, for the operator; the check itself
-    /// (kind, interval, ...) is not changed by a reload.
+    /// their primary/backup role, and the check itself (its peer loops restart with it).
+    /// Returns what changed, for the operator.
     pub fn reconcile(&self, u: &Upstream, roles: bool) -> Result<Vec<String>, PeerChangeError> {
         let ui = self.upstream_index(&u.name)?;
         let desired: Vec<(&Peer, bool)> = u
@@ -416,11 +532,9 @@ impl Checker {
                 ));
             }
         }
-        if self.upstreams[ui].0.check != u.check {
-            changes.push(format!(
-                "upstream {}: the check changed; it takes effect at the next restart",
-                u.name
-            ));
+        if self.entry(ui).is_some_and(|e| e.upstream.check != u.check) {
+            self.set_check(ui, u);
+            changes.push(format!("upstream {}: check updated", u.name));
         }
         Ok(changes)
     }
@@ -453,7 +567,11 @@ impl Checker {
 
     /// The names of the running upstreams.
     pub fn upstream_names(&self) -> Vec<String> {
-        self.upstreams.iter().map(|(u, _)| u.name.clone()).collect()
+        self.entries()
+            .iter()
+            .filter(|e| !e.retired)
+            .map(|e| e.upstream.name.clone())
+            .collect()
     }
 
     /// Makes the peers at `primaries` the upstream's primaries and every other peer a backup
@@ -494,25 +612,36 @@ impl Checker {
         let Ok(ui) = self.upstream_index(upstream) else {
             return;
         };
-        let u = Arc::clone(&self.upstreams[ui].0);
-        self.record(ui, addr, &u, Err(error));
+        let Some(e) = self.entry(ui) else { return };
+        self.record(ui, addr, &e.upstream, Err(error));
     }
 
     /// The peers of an upstream (a copy of that upstream only) and its check.
     pub fn peers_of(&self, name: &str) -> Option<(Vec<PeerStatus>, super::CheckSpec)> {
         let ui = self.upstream_index(name).ok()?;
         let peers = self.status.lock().ok()?.get(ui)?.peers.clone();
-        Some((peers, self.upstreams[ui].0.check.clone()))
+        Some((peers, self.entry(ui)?.upstream.check.clone()))
     }
 
-    /// The check of upstream number `ui`.
-    pub fn check_spec(&self, ui: usize) -> Option<&super::CheckSpec> {
-        self.upstreams.get(ui).map(|(u, _)| &u.check)
+    /// The check of an upstream.
+    pub fn check_spec_of(&self, name: &str) -> Option<super::CheckSpec> {
+        let ui = self.upstream_index(name).ok()?;
+        Some(self.entry(ui)?.upstream.check.clone())
     }
 
-    /// A copy of the status of every upstream.
+    /// A copy of the status of every upstream (those a reload removed are gone).
     pub fn snapshot(&self) -> Vec<UpstreamStatus> {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        let retired: Vec<bool> = self.entries().iter().map(|e| e.retired).collect();
+        self.status
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !retired.get(*i).copied().unwrap_or(false))
+                    .map(|(_, u)| u.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
