@@ -1,7 +1,9 @@
 //! Events and how each one changes the state: operation results (with every row of the
 //! per-action failure table), node membership, fencing, quorum and admin commands.
 
-use crate::config::{Config, INFINITY_COUNT, OnFail, OpName, OpRole, ResourceSpec, TargetRole};
+use crate::config::{
+    Config, Digests, INFINITY_COUNT, OnFail, OpName, OpRole, ResourceSpec, TargetRole,
+};
 use crate::rc::{self, FailureClass};
 use crate::score::Score;
 use crate::state::{OpKey, OpRecord, ResourceOnNode, Role, State};
@@ -45,10 +47,10 @@ pub struct OpResult {
     pub rc: i32,
     /// The agent's `ocf-exit-reason:` line, or a reason of the executor's ("timed out").
     pub exit_reason: String,
-    /// For a start: the definition digest of what was started (None: the configuration's
-    /// current one). Recorded with the result, so a replay under a changed configuration
-    /// still knows what runs.
-    pub digest: Option<u64>,
+    /// For a start or a reload: the definition digests of what runs now (None: the
+    /// configuration's current ones). Recorded with the result, so a replay under a changed
+    /// configuration still knows what runs.
+    pub digest: Option<Digests>,
 }
 
 /// Operator commands (design section 7).
@@ -119,7 +121,9 @@ pub fn expected(spec: &ResourceSpec, op: OpKey, rc: i32) -> bool {
             matches!(rc, rc::RUNNING_PROMOTED | rc::DEGRADED_PROMOTED)
         }
         OpName::Monitor => matches!(rc, rc::OK | rc::DEGRADED),
-        OpName::Start | OpName::Promote | OpName::Demote => matches!(rc, rc::OK | rc::DEGRADED),
+        OpName::Start | OpName::Promote | OpName::Demote | OpName::Reload => {
+            matches!(rc, rc::OK | rc::DEGRADED)
+        }
         OpName::Stop => matches!(rc, rc::OK | rc::NOT_RUNNING),
         OpName::Notify => true,
     }
@@ -295,13 +299,28 @@ fn op_result(
                 return Ok(());
             }
         }
+        OpName::Reload => {
+            if !on.role.is_active() {
+                return Ok(());
+            }
+            // Reloaded: the copy runs the new definition. A failed reload fails the copy,
+            // which is then restarted (or what its `on_fail` says).
+            if ok {
+                let d = r.digest.unwrap_or_else(|| Digests::of(spec));
+                on.digest = Some(d.all);
+                on.restart_digest = Some(d.restart);
+                return Ok(());
+            }
+        }
         OpName::Start | OpName::Promote | OpName::Demote => {
             if op.name == OpName::Start {
                 on.last_start = Some(now);
             }
             if ok {
                 if op.name == OpName::Start {
-                    on.digest = Some(r.digest.unwrap_or_else(|| spec.digest()));
+                    let d = r.digest.unwrap_or_else(|| Digests::of(spec));
+                    on.digest = Some(d.all);
+                    on.restart_digest = Some(d.restart);
                 }
                 on.role = match op.name {
                     OpName::Promote => Role::Promoted,
@@ -330,6 +349,7 @@ fn op_result(
             if ok {
                 on.role = Role::Stopped;
                 on.digest = None;
+                on.restart_digest = None;
                 on.failed = false;
                 on.degraded = false;
                 on.demote_on_fail = false;
@@ -489,6 +509,7 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
                         // known, so a changed definition is still applied.
                         *on = ResourceOnNode {
                             digest: on.digest,
+                            restart_digest: on.restart_digest,
                             ..ResourceOnNode::default()
                         };
                     }

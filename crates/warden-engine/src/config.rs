@@ -83,6 +83,8 @@ keyword_enum!(
         Promote = "promote",
         Demote = "demote",
         Notify = "notify",
+        /// OCF `reload-agent`: apply changed reloadable parameters without a restart.
+        Reload = "reload",
     }
 );
 
@@ -145,7 +147,7 @@ impl OnFail {
             OpName::Notify => matches!(self, OnFail::Ignore),
             OpName::Promote => true,
             OpName::Monitor => self != OnFail::Demote || role == OpRole::Promoted,
-            OpName::Start | OpName::Demote => self != OnFail::Demote,
+            OpName::Start | OpName::Demote | OpName::Reload => self != OnFail::Demote,
         }
     }
 
@@ -186,6 +188,22 @@ pub struct ProcessSpec {
     /// the role changes in Warden's records only.
     pub promote: Option<Vec<String>>,
     pub demote: Option<Vec<String>>,
+}
+
+/// What a copy was started with: the definition digest and the restart digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Digests {
+    pub all: u64,
+    pub restart: u64,
+}
+
+impl Digests {
+    pub fn of(spec: &ResourceSpec) -> Digests {
+        Digests {
+            all: spec.digest(),
+            restart: spec.restart_digest(),
+        }
+    }
 }
 
 /// FNV-1a with each field's length first, so `["ab", "c"]` and `["a", "bc"]` differ.
@@ -341,6 +359,9 @@ pub struct ResourceSpec {
     pub ops: Vec<OpSpec>,
     /// Runs as copies on several nodes, some of them promoted (None: one copy, no roles).
     pub promotable: Option<Promotable>,
+    /// Its agent offers `reload-agent`: the parameters it can change without a restart
+    /// (from the agent's meta-data; None: every change restarts).
+    pub reloadable: Option<Vec<String>>,
 }
 
 /// How a promotable resource runs: up to `clone_max` copies, at most `promoted_max` promoted.
@@ -375,6 +396,7 @@ impl ResourceSpec {
             meta: Meta::default(),
             ops: Vec::new(),
             promotable: None,
+            reloadable: None,
         }
     }
 
@@ -385,6 +407,17 @@ impl ResourceSpec {
     /// changed monitor is rescheduled, as Pacemaker does). Stable across releases: FNV-1a
     /// over a fixed encoding, never a `Hash` or `Debug` form.
     pub fn digest(&self) -> u64 {
+        self.digest_but(&[])
+    }
+
+    /// The definition digest without the parameters the agent reloads (Pacemaker's restart
+    /// digest): a copy whose full digest differs but whose restart digest is the same is
+    /// reloaded, not restarted.
+    pub fn restart_digest(&self) -> u64 {
+        self.digest_but(self.reloadable.as_deref().unwrap_or(&[]))
+    }
+
+    fn digest_but(&self, skip: &[String]) -> u64 {
         let mut d = Digest::default();
         match &self.agent {
             Agent::Ocf { provider, kind } => {
@@ -401,7 +434,13 @@ impl ResourceSpec {
                 d.field(p.group.as_deref().unwrap_or("\0"));
             }
         }
-        d.pairs(&self.params);
+        let params: Vec<(String, String)> = self
+            .params
+            .iter()
+            .filter(|(k, _)| !skip.contains(k))
+            .cloned()
+            .collect();
+        d.pairs(&params);
         d.0
     }
 
@@ -581,8 +620,8 @@ pub struct Config {
     /// The orders as given (without those of groups).
     given_orders: Vec<Order>,
     groups: Vec<Group>,
-    /// Per resource: its definition digest ([`ResourceSpec::digest`]).
-    digests: Vec<u64>,
+    /// Per resource: its definition digest and restart digest ([`ResourceSpec::digest`]).
+    digests: Vec<Digests>,
     /// Per resource: the colocations it depends on.
     colocated_with: Vec<Vec<ColocRef>>,
     /// Per resource: (index of `then`, order) of the orders where it comes first.
@@ -702,7 +741,7 @@ impl Config {
             v.sort_by_key(|&i| std::cmp::Reverse(resources[i].meta.priority));
             v
         };
-        let digests: Vec<u64> = resources.iter().map(ResourceSpec::digest).collect();
+        let digests: Vec<Digests> = resources.iter().map(Digests::of).collect();
         Ok(Config {
             cluster,
             nodes,
@@ -862,9 +901,21 @@ impl Config {
         )
     }
 
-    /// The definition digest of resource number `r`.
-    pub(crate) fn digest(&self, r: usize) -> u64 {
+    /// The definition digests of resource number `r`.
+    pub(crate) fn digests(&self, r: usize) -> Digests {
         self.digests[r]
+    }
+
+    /// The same configuration where the agents of these resources offer `reload-agent`, with
+    /// their reloadable parameters (the shell reads the agents' meta-data).
+    pub fn with_reloadable(mut self, reloadable: &HashMap<String, Vec<String>>) -> Config {
+        for (i, r) in self.resources.iter_mut().enumerate() {
+            if let Some(p) = reloadable.get(&r.id) {
+                r.reloadable = Some(p.clone());
+                self.digests[i] = Digests::of(r);
+            }
+        }
+        self
     }
 
     /// Node names in configuration order (the final placement tie-break).

@@ -39,6 +39,12 @@ pub enum ActionKind {
         resource: String,
         node: String,
     },
+    /// Apply a changed definition to the running copy without a restart (OCF
+    /// `reload-agent`): only reloadable parameters changed.
+    Reload {
+        resource: String,
+        node: String,
+    },
     /// Tell the copy on the node what is about to happen or just happened to the resource.
     Notify {
         resource: String,
@@ -95,6 +101,7 @@ impl ActionKind {
             ActionKind::Promote { .. } => OpName::Promote,
             ActionKind::Demote { .. } => OpName::Demote,
             ActionKind::Notify { .. } => OpName::Notify,
+            ActionKind::Reload { .. } => OpName::Reload,
             ActionKind::Fence { .. } => return None,
         };
         Some(OpKey {
@@ -110,6 +117,7 @@ impl ActionKind {
             | ActionKind::Stop { resource, .. }
             | ActionKind::Promote { resource, .. }
             | ActionKind::Demote { resource, .. }
+            | ActionKind::Reload { resource, .. }
             | ActionKind::Notify { resource, .. } => Some(resource),
             ActionKind::Fence { .. } => None,
         }
@@ -122,6 +130,7 @@ impl ActionKind {
             | ActionKind::Stop { node, .. }
             | ActionKind::Promote { node, .. }
             | ActionKind::Demote { node, .. }
+            | ActionKind::Reload { node, .. }
             | ActionKind::Notify { node, .. }
             | ActionKind::Fence { node, .. } => node,
         }
@@ -136,6 +145,7 @@ impl fmt::Display for ActionKind {
             ActionKind::Stop { resource, node } => write!(f, "{resource}_stop_0 on {node}"),
             ActionKind::Promote { resource, node } => write!(f, "{resource}_promote_0 on {node}"),
             ActionKind::Demote { resource, node } => write!(f, "{resource}_demote_0 on {node}"),
+            ActionKind::Reload { resource, node } => write!(f, "{resource}_reload_0 on {node}"),
             ActionKind::Notify {
                 resource,
                 node,
@@ -220,6 +230,11 @@ pub enum Change {
         resource: String,
         node: String,
     },
+    /// A changed definition applied without a restart (`reload-agent`).
+    Reload {
+        resource: String,
+        node: String,
+    },
 }
 
 impl fmt::Display for Change {
@@ -273,6 +288,7 @@ impl fmt::Display for Change {
             Change::Repromote { resource, node } => {
                 write!(f, "Re-promote {resource} ( Promoted {node} )")
             }
+            Change::Reload { resource, node } => write!(f, "Reload {resource} ( {node} )"),
         }
     }
 }
@@ -340,6 +356,7 @@ pub fn schedule_with(
         } else {
             s.summarize(r, &plans[r]);
         }
+        s.summarize_reloads(r, &plans[r]);
     }
     s.out
 }
@@ -387,6 +404,9 @@ struct Plan {
     /// Nodes where it restarts because an operator asked (for it, or for what it is
     /// colocated with).
     requested: Vec<usize>,
+    /// Running nodes where a changed definition is reloaded (OCF `reload-agent`), unless the
+    /// copy stops there anyway.
+    reloads: Vec<usize>,
 }
 
 impl Plan {
@@ -751,14 +771,24 @@ impl<'a> Scheduler<'a> {
             .collect();
         // Started with another definition: restarted with the configuration's, as
         // Pacemaker's definition digest decides.
-        let digest = config.digest(r);
-        let changed: Vec<usize> = p
+        // Where the agent reloads and only reloadable parameters changed, a reload is enough.
+        let digests = config.digests(r);
+        let mut changed: Vec<usize> = p
             .live_active
             .iter()
             .copied()
-            .filter(|&i| self.eff[i].digest.is_some_and(|d| d != digest))
+            .filter(|&i| self.eff[i].digest.is_some_and(|d| d != digests.all))
             .filter(|i| !p.restart.contains(i))
             .collect();
+        if spec.reloadable.is_some() {
+            let eff = &self.eff;
+            p.reloads = changed
+                .iter()
+                .copied()
+                .filter(|&i| eff[i].restart_digest == Some(digests.restart))
+                .collect();
+            changed.retain(|i| !p.reloads.contains(i));
+        }
         if !changed.is_empty() {
             if changed.iter().any(|i| p.targets.contains(i)) {
                 p.forced = Some("resource definition change".to_owned());
@@ -1024,6 +1054,10 @@ impl<'a> Scheduler<'a> {
             promote_deps.extend(promote_before);
             let ids = self.emit_round(r, p, OpName::Promote, &p.promotes, promote_deps, &mut done);
             done[r].promotes = ids;
+            for &i in p.reloads.iter().filter(|i| !p.stops.contains(i)) {
+                let kind = self.kind(OpName::Reload, r, i);
+                self.push(kind, done[r].probes.clone());
+            }
         }
     }
 
@@ -1069,6 +1103,7 @@ impl<'a> Scheduler<'a> {
             OpName::Start => ActionKind::Start { resource, node },
             OpName::Stop => ActionKind::Stop { resource, node },
             OpName::Promote => ActionKind::Promote { resource, node },
+            OpName::Reload => ActionKind::Reload { resource, node },
             OpName::Demote | OpName::Notify => ActionKind::Demote { resource, node },
         }
     }
@@ -1258,6 +1293,16 @@ impl<'a> Scheduler<'a> {
     }
 
     /// The summary lines of a promotable resource: one per copy that changes, by node.
+    /// `Reload R ( N )` for each copy reloaded in place.
+    fn summarize_reloads(&mut self, r: usize, p: &Plan) {
+        for &i in p.reloads.iter().filter(|i| !p.stops.contains(i)) {
+            self.out.summary.push(Change::Reload {
+                resource: self.config.resources()[r].id.clone(),
+                node: self.config.nodes()[i].clone(),
+            });
+        }
+    }
+
     fn summarize_copies(&mut self, r: usize, p: &Plan) {
         if !p.acts {
             return;

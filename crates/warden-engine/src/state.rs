@@ -169,6 +169,9 @@ pub struct ResourceOnNode {
     /// The definition digest the running copy was started with ([`crate::ResourceSpec::digest`];
     /// None when unknown, which never restarts anything).
     pub digest: Option<u64>,
+    /// Its restart digest ([`crate::ResourceSpec::restart_digest`]): when only the full digest
+    /// differs, a reload is enough.
+    pub restart_digest: Option<u64>,
 }
 
 impl ResourceOnNode {
@@ -255,6 +258,7 @@ impl ResourceOnNode {
             restart: self.restart && self.role.is_active(),
             start_not_before: self.start_not_before.filter(|&t| t > now),
             digest: self.digest.filter(|_| self.role.is_active()),
+            restart_digest: self.restart_digest.filter(|_| self.role.is_active()),
         }
     }
 }
@@ -280,6 +284,7 @@ pub struct Effective {
     pub start_not_before: Option<Time>,
     /// The definition digest an active copy was started with.
     pub digest: Option<u64>,
+    pub restart_digest: Option<u64>,
 }
 
 impl State {

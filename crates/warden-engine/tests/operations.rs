@@ -512,3 +512,72 @@ fn the_digest_is_stable_and_sees_every_part_of_the_definition() {
         assert!(seen.insert(v.digest()), "{v:?} collides");
     }
 }
+
+#[test]
+fn a_reloadable_change_reloads_in_place_and_restarts_nothing() {
+    let reloadable = std::collections::HashMap::from([("db".to_owned(), vec!["level".to_owned()])]);
+    let mut w = stack();
+    w.config = stack().config.with_reloadable(&reloadable);
+    // The copy runs with digests computed before the agent's reloadable parameters were
+    // known; settle once so it runs the annotated definition.
+    w.admin(AdminCommand::Restart {
+        resource: "db".into(),
+        node: None,
+    });
+    w.settle();
+    // Only a reloadable parameter changes: a reload, nothing ordered after db restarts.
+    w.config =
+        stack_with(|db| db.params.push(("level".into(), "2".into()))).with_reloadable(&reloadable);
+    let t = checked(&w);
+    assert!(action(&t, OpName::Reload, "db").is_some());
+    assert_eq!(action(&t, OpName::Stop, "db"), None);
+    assert_eq!(action(&t, OpName::Stop, "app"), None);
+    assert_eq!(w.settle(), ["Reload db ( node1 )"]);
+    assert!(w.plan().is_empty(), "the copy runs the new definition");
+    // Another parameter as well: a restart.
+    w.config = stack_with(|db| {
+        db.params.push(("level".into(), "3".into()));
+        db.params.push(("state".into(), "/run/x".into()));
+    })
+    .with_reloadable(&reloadable);
+    assert_eq!(
+        w.plan(),
+        [
+            "Restart db ( node1 ) due to resource definition change",
+            "Restart app ( node1 ) due to required db start",
+        ]
+    );
+    // Without reload-agent the same change restarts.
+    let mut w = stack();
+    w.config = stack_with(|db| db.params.push(("level".into(), "2".into())));
+    assert_eq!(
+        w.plan()[0],
+        "Restart db ( node1 ) due to resource definition change"
+    );
+}
+
+#[test]
+fn a_failed_reload_fails_the_copy_and_recovers_it() {
+    let reloadable = std::collections::HashMap::from([("db".to_owned(), vec!["level".to_owned()])]);
+    let mut w = stack();
+    w.config = stack().config.with_reloadable(&reloadable);
+    w.admin(AdminCommand::Restart {
+        resource: "db".into(),
+        node: None,
+    });
+    w.settle();
+    w.config =
+        stack_with(|db| db.params.push(("level".into(), "2".into()))).with_reloadable(&reloadable);
+    assert_eq!(
+        w.step(&[("db", OpName::Reload, "node1", rc::ERR_GENERIC)]),
+        ["Reload db ( node1 )"]
+    );
+    assert_eq!(w.fail_count("db", "node1"), 1);
+    assert_eq!(
+        w.settle(),
+        [
+            "Recover db ( node1 )",
+            "Restart app ( node1 ) due to required db start"
+        ]
+    );
+}

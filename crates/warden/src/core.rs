@@ -14,9 +14,9 @@ use anyhow::Context;
 use tracing::{debug, error, info, warn};
 use warden_engine::health::PeerState;
 use warden_engine::{
-    ActionId, ActionKind, AdminCommand, Config, Event, Notification, OpKey, OpName, OpResult,
-    Progress, ResourceSpec, Role, Score, State, TargetRole, Time, Transition, expected, millis, rc,
-    schedule,
+    ActionId, ActionKind, AdminCommand, Config, Digests, Event, Notification, OpKey, OpName,
+    OpResult, Progress, ResourceSpec, Role, Score, State, TargetRole, Time, Transition, expected,
+    millis, rc, schedule,
 };
 
 use crate::check::{CheckSpec, Peer};
@@ -116,8 +116,8 @@ pub struct Boot {
 #[derive(Debug)]
 struct Run {
     progress: Progress,
-    /// The definition digest each start ran with.
-    digests: HashMap<ActionId, u64>,
+    /// The definition digests each start or reload ran with.
+    digests: HashMap<ActionId, Digests>,
     /// A fence action failed: the next transitions back off (they would fence again).
     fence_failed: bool,
 }
@@ -566,7 +566,7 @@ impl Core {
         };
         *self.busy.entry(spec.id.clone()).or_default() += 1;
         if let Some(run) = &mut self.run {
-            run.digests.insert(id, spec.digest());
+            run.digests.insert(id, Digests::of(&spec));
         }
         let notification = match kind {
             ActionKind::Notify { notification, .. } => Some((**notification).clone()),
@@ -680,7 +680,7 @@ impl Core {
             op,
             rc: result.rc,
             exit_reason: result.exit_reason,
-            digest: digest.filter(|_| op.name == OpName::Start),
+            digest: digest.filter(|_| matches!(op.name, OpName::Start | OpName::Reload)),
         });
         self.record(store, now, vec![(ev, Some(ms))])?;
         self.finish_step(id, ok, now);
@@ -1062,8 +1062,15 @@ impl Core {
                 }
                 Some(o) if o.digest() != spec.digest() => {
                     previous.push(o.clone());
+                    let how = if spec.reloadable.is_some()
+                        && o.restart_digest() == spec.restart_digest()
+                    {
+                        "reloads"
+                    } else {
+                        "restarts"
+                    };
                     changes.push(format!(
-                        "resource {}: definition changed: it restarts where it runs",
+                        "resource {}: definition changed: it {how} where it runs",
                         spec.id
                     ));
                 }

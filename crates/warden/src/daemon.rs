@@ -155,7 +155,8 @@ fn serve_listener(
 
 /// Runs the daemon until SIGTERM/SIGINT (or a shutdown request).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let loaded = crate::config::load(&opts.config_path)?;
+    let mut loaded = crate::config::load(&opts.config_path)?;
+    loaded.engine = with_reloadable(loaded.engine, &opts.ocf_root).await;
     let file_config = Arc::new(loaded.engine);
     let node = pick_node(&file_config, opts.node.as_deref())?;
     let data_dir = data_dir(&opts.config_path, &loaded.data_dir);
@@ -340,6 +341,36 @@ async fn hand_over(
     Ok(())
 }
 
+/// The configuration with what each OCF agent's meta-data says it reloads (`reload-agent`
+/// and its `reloadable` parameters). An agent whose meta-data cannot be read reloads
+/// nothing: its changes restart.
+async fn with_reloadable(config: Config, ocf_root: &Path) -> Config {
+    let mut by_agent: HashMap<(String, String), Option<Vec<String>>> = HashMap::new();
+    for (provider, kind) in crate::config::ocf_agents(&config) {
+        let r = match ocf::metadata(ocf_root, &provider, &kind).await {
+            Ok(md) => md.reloadable(),
+            Err(e) => {
+                warn!(agent = %format!("ocf:{provider}:{kind}"), error = %format!("{e:#}"), "cannot read the agent's meta-data; its changes restart");
+                None
+            }
+        };
+        by_agent.insert((provider, kind), r);
+    }
+    let reloadable: HashMap<String, Vec<String>> = config
+        .resources()
+        .iter()
+        .filter_map(|r| match &r.agent {
+            Agent::Ocf { provider, kind } => by_agent
+                .get(&(provider.clone(), kind.clone()))
+                .cloned()
+                .flatten()
+                .map(|p| (r.id.clone(), p)),
+            Agent::Process(_) => None,
+        })
+        .collect();
+    config.with_reloadable(&reloadable)
+}
+
 /// Opens the store, waiting while a daemon that stops still holds it.
 async fn open_store(path: &Path) -> anyhow::Result<Store> {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -414,7 +445,7 @@ impl Daemon {
                 .map_or(far, |t| self.clock.instant_of(t).min(far));
             let effects = tokio::select! {
                 Some(input) = rx.recv() => self.core.handle(input, self.clock.now(), &mut self.store)?,
-                Some(req) = control.recv() => self.control(req)?,
+                Some(req) = control.recv() => self.control(req).await?,
                 Some(exit) = exits.recv() => {
                     let input = Input::Exited { resource: exit.resource, pid: exit.pid, how: exit.how };
                     self.core.handle(input, self.clock.now(), &mut self.store)?
@@ -424,7 +455,7 @@ impl Daemon {
                 _ = sigint.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store)?,
                 _ = sigquit.recv() => self.core.shutdown(true, self.clock.now(), &mut self.store)?,
                 _ = sighup.recv() => {
-                    if let Err(e) = self.reload() {
+                    if let Err(e) = self.reload().await {
                         error!(error = %e, "reload refused; nothing changed");
                     }
                     Vec::new()
@@ -546,7 +577,7 @@ impl Daemon {
 
     /// Answers a request of the control handle. Only a store that cannot record stops the
     /// daemon; every other refusal is the requester's answer.
-    fn control(&mut self, req: Request) -> anyhow::Result<Vec<Effect>> {
+    async fn control(&mut self, req: Request) -> anyhow::Result<Vec<Effect>> {
         let now = self.clock.now();
         match req {
             Request::Admin { cmd, reply } => {
@@ -555,7 +586,7 @@ impl Daemon {
                 Ok(effects)
             }
             Request::Reload { reply } => {
-                let r = self.reload().map_err(ControlError::Config);
+                let r = self.reload().await.map_err(ControlError::Config);
                 if let Err(e) = &r {
                     error!(error = %e, "reload refused; nothing changed");
                 }
@@ -613,8 +644,9 @@ impl Daemon {
     /// their health), listeners started, stopped or restarted on the socket they have (sessions
     /// they accepted go on); resources, constraints and cluster options as
     /// [`Core::reload`] says. A file with errors changes nothing.
-    fn reload(&mut self) -> Result<Vec<String>, String> {
-        let loaded = crate::config::load(&self.config_path).map_err(|e| format!("{e:#}"))?;
+    async fn reload(&mut self) -> Result<Vec<String>, String> {
+        let mut loaded = crate::config::load(&self.config_path).map_err(|e| format!("{e:#}"))?;
+        loaded.engine = with_reloadable(loaded.engine, &self.ocf_root).await;
         // Checked before anything changes: a file this node cannot run changes nothing.
         let node = self.core.node().to_owned();
         if loaded.engine.node_index(&node).is_none() {
@@ -817,6 +849,8 @@ impl ExecCtx {
                         )
                         .await
                 }
+                // A process has no reload-agent (its definition is never reloadable).
+                OpName::Reload => AgentResult::failed("a process cannot reload"),
                 // A process takes no notifications; they succeed.
                 OpName::Notify => AgentResult {
                     rc: rc::OK,

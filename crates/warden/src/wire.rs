@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use warden_engine::{
-    AdminCommand, Agent, Event, NodeState, OpKey, OpName, OpRecord, OpResult, OpSpec, ProcessSpec,
-    Promotable, ResourceOnNode, ResourceSpec, ResourceState, Role, Score, State, TargetRole, Time,
+    AdminCommand, Agent, Digests, Event, NodeState, OpKey, OpName, OpRecord, OpResult, OpSpec,
+    ProcessSpec, Promotable, ResourceOnNode, ResourceSpec, ResourceState, Role, Score, State,
+    TargetRole, Time,
 };
 
 /// The version of the state file format.
@@ -78,6 +79,8 @@ pub struct WireOnNode {
     /// The definition digest the running copy was started with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_digest: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -228,6 +231,7 @@ impl StateFile {
                             quick_failures: on.quick_failures,
                             start_not_before: on.start_not_before.map(format_time),
                             digest: on.digest.map(format_digest),
+                            restart_digest: on.restart_digest.map(format_digest),
                             failed_ops: on
                                 .failed_ops
                                 .iter()
@@ -362,6 +366,12 @@ impl StateFile {
                     .map(parse_digest)
                     .transpose()
                     .with_context(|| ctx(&format!("nodes.{n}.digest")))?;
+                on.restart_digest = wn
+                    .restart_digest
+                    .as_deref()
+                    .map(parse_digest)
+                    .transpose()
+                    .with_context(|| ctx(&format!("nodes.{n}.restart_digest")))?;
                 on.start_not_before = wn
                     .start_not_before
                     .as_deref()
@@ -401,9 +411,12 @@ pub enum WireEvent {
         rc: i32,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         exit_reason: String,
-        /// A start's definition digest, 16 hex digits.
+        /// A start's (or reload's) definition digest, 16 hex digits.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
+        /// Its restart digest (without the reloadable parameters).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart_digest: Option<String>,
     },
     NodeUp {
         node: String,
@@ -473,7 +486,8 @@ impl WireEvent {
                 op: r.op.to_string(),
                 rc: r.rc,
                 exit_reason: r.exit_reason,
-                digest: r.digest.map(format_digest),
+                digest: r.digest.map(|d| format_digest(d.all)),
+                restart_digest: r.digest.map(|d| format_digest(d.restart)),
             },
             Event::NodeUp { node } => WireEvent::NodeUp { node },
             Event::NodeDown { node } => WireEvent::NodeDown { node },
@@ -513,14 +527,22 @@ impl WireEvent {
                 rc,
                 exit_reason,
                 digest,
-            } => Event::OpResult(OpResult {
-                resource,
-                node,
-                op: parse_op_key(&op)?,
-                rc,
-                exit_reason,
-                digest: digest.as_deref().map(parse_digest).transpose()?,
-            }),
+                restart_digest,
+            } => {
+                let all = digest.as_deref().map(parse_digest).transpose()?;
+                let restart = restart_digest.as_deref().map(parse_digest).transpose()?;
+                Event::OpResult(OpResult {
+                    resource,
+                    node,
+                    op: parse_op_key(&op)?,
+                    rc,
+                    exit_reason,
+                    digest: all.map(|all| Digests {
+                        all,
+                        restart: restart.unwrap_or(all),
+                    }),
+                })
+            }
             WireEvent::NodeUp { node } => Event::NodeUp { node },
             WireEvent::NodeDown { node } => Event::NodeDown { node },
             WireEvent::NodeShutdown { node } => Event::NodeShutdown { node },

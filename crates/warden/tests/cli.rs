@@ -662,7 +662,7 @@ fn agent_list_and_info() {
     assert!(ok, "{err}");
     assert_eq!(
         out,
-        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Stateful\n"
+        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Reloadable\nocf:warden-test:Stateful\n"
     );
     let (ok, out, err) = warden(
         dir.path(),

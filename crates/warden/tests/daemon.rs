@@ -1660,3 +1660,73 @@ fn reload_adds_removes_and_rechecks_upstreams() {
     let (ok, page, _) = cli(&config, &["upstream", "status"]);
     assert!(ok && !page.contains("svc2"), "{page}");
 }
+
+#[test]
+fn a_reloadable_parameter_is_reloaded_and_another_one_restarts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let state = dir.path().join("r.state");
+    let log = dir.path().join("r.state.log");
+    let write = |params: &str| {
+        write_resources(
+            &config,
+            &format!(
+                "[[resource]]\nid = \"r\"\nclass = \"ocf\"\nprovider = \"warden-test\"\n\
+                 type = \"Reloadable\"\nparams = {{ {params} }}\n{}\
+                 [[order]]\nfirst = \"r\"\nthen = \"after\"\n",
+                process_block("after", 1000)
+            ),
+        )
+    };
+    let s = |p: &Path| p.display().to_string();
+    write(&format!("state = \"{}\", level = \"1\"", s(&state)));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let _d = start(&config, &["--ocf-root", root.to_str().expect("utf-8 path")]);
+    let data = dir.path().join("data");
+    wait_for(&config, "started", all_started(&["r", "after"]));
+    let after = pid_of(&data, "after");
+    let ops = || std::fs::read_to_string(&log).unwrap_or_default();
+    let starts = || ops().lines().filter(|l| l.starts_with("start")).count();
+    assert_eq!(starts(), 1);
+
+    // Only `level` (reloadable) changes: reload-agent, no stop, nothing after it restarts.
+    write(&format!("state = \"{}\", level = \"2\"", s(&state)));
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("resource r: definition changed: it reloads where it runs"),
+        "{out}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&state).unwrap_or_default().trim() != "2" {
+        assert!(Instant::now() < deadline, "never reloaded: {}", ops());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for(&config, "settled", all_started(&["r", "after"]));
+    assert!(ops().contains("reload-agent 2"), "{}", ops());
+    assert!(!ops().contains("stop"), "{}", ops());
+    assert_eq!(starts(), 1);
+    assert_eq!(
+        pid_of(&data, "after"),
+        after,
+        "what is ordered after r stays"
+    );
+
+    // `state` is not reloadable: a restart, with the old state stopped.
+    let state2 = dir.path().join("r2.state");
+    write(&format!("state = \"{}\", level = \"2\"", s(&state2)));
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("resource r: definition changed: it restarts where it runs"),
+        "{out}"
+    );
+    wait_for(&config, "restarted", |v| {
+        all_started(&["r", "after"])(v) && pid_of(&data, "after") != after
+    });
+    assert!(
+        !state.exists(),
+        "stopped with the state it was started with"
+    );
+    assert!(state2.exists());
+}

@@ -24,6 +24,8 @@ pub struct Parameter {
     /// `string`, `integer`, `boolean`, ...
     pub content_type: String,
     pub default: Option<String>,
+    /// `reloadable="1"`: the agent's `reload-agent` applies a change of it without a restart.
+    pub reloadable: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +47,21 @@ pub enum MetadataError {
 }
 
 impl AgentMetadata {
+    /// The parameters `reload-agent` applies without a restart; None when the agent has no
+    /// `reload-agent` action.
+    pub fn reloadable(&self) -> Option<Vec<String>> {
+        self.actions
+            .iter()
+            .any(|a| a.name == "reload-agent")
+            .then(|| {
+                self.parameters
+                    .iter()
+                    .filter(|p| p.reloadable)
+                    .map(|p| p.name.clone())
+                    .collect()
+            })
+    }
+
     /// Parses meta-data XML. Unknown elements are ignored; missing ones are empty.
     pub fn parse(xml: &str) -> Result<AgentMetadata, MetadataError> {
         let opts = roxmltree::ParsingOptions {
@@ -82,6 +99,7 @@ impl AgentMetadata {
                             name: p.attribute("name").unwrap_or_default().to_owned(),
                             required: flag(p, "required"),
                             unique: flag(p, "unique"),
+                            reloadable: flag(p, "reloadable"),
                             shortdesc: text(p, "shortdesc"),
                             longdesc: text(p, "longdesc"),
                             content_type: content

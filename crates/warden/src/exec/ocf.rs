@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::process::Command;
-use warden_engine::{Notification, OpKey, OpRole, Promotable, millis, rc};
+use warden_engine::{Notification, OpKey, OpName, OpRole, Promotable, millis, rc};
 
 use super::{AgentResult, EXIT_REASON_PREFIX};
 
@@ -60,7 +60,12 @@ impl<'a> Invocation<'a> {
             provider,
             kind,
             instance,
-            action: op.name.as_str(),
+            // Warden's `reload` is OCF 1.1's `reload-agent` (the old `reload` action meant
+            // reloading the service, which agents implement unevenly).
+            action: match op.name {
+                OpName::Reload => "reload-agent",
+                other => other.as_str(),
+            },
             interval: op.interval(),
             timeout,
             params,
