@@ -16,17 +16,6 @@ fn action(t: &Transition, op: OpName, r: &str) -> Option<ActionId> {
         .map(|a| a.id)
 }
 
-fn depends(t: &Transition, later: ActionId, earlier: ActionId) -> bool {
-    let mut stack = vec![later];
-    while let Some(a) = stack.pop() {
-        if a == earlier {
-            return true;
-        }
-        stack.extend(&t.actions[a].deps);
-    }
-    false
-}
-
 fn checked(w: &World) -> Transition {
     let t = schedule(&w.config, &w.state, w.now);
     check_transition(&w.config, &w.state, w.now, &t).expect("invariants hold");
@@ -513,21 +502,27 @@ fn the_digest_is_stable_and_sees_every_part_of_the_definition() {
     }
 }
 
-#[test]
-fn a_reloadable_change_reloads_in_place_and_restarts_nothing() {
+/// The stack where db's agent reloads `level`, settled, with `level` changed to 2 in the file.
+fn reloading_stack() -> (World, std::collections::HashMap<String, Vec<String>>) {
     let reloadable = std::collections::HashMap::from([("db".to_owned(), vec!["level".to_owned()])]);
     let mut w = stack();
     w.config = stack().config.with_reloadable(&reloadable);
     // The copy runs with digests computed before the agent's reloadable parameters were
-    // known; settle once so it runs the annotated definition.
+    // known; restart it once so it runs the annotated definition.
     w.admin(AdminCommand::Restart {
         resource: "db".into(),
         node: None,
     });
     w.settle();
-    // Only a reloadable parameter changes: a reload, nothing ordered after db restarts.
     w.config =
         stack_with(|db| db.params.push(("level".into(), "2".into()))).with_reloadable(&reloadable);
+    (w, reloadable)
+}
+
+#[test]
+fn a_reloadable_change_reloads_in_place_and_restarts_nothing() {
+    // Only a reloadable parameter changes: a reload, nothing ordered after db restarts.
+    let (mut w, reloadable) = reloading_stack();
     let t = checked(&w);
     assert!(action(&t, OpName::Reload, "db").is_some());
     assert_eq!(action(&t, OpName::Stop, "db"), None);
@@ -558,16 +553,7 @@ fn a_reloadable_change_reloads_in_place_and_restarts_nothing() {
 
 #[test]
 fn a_failed_reload_fails_the_copy_and_recovers_it() {
-    let reloadable = std::collections::HashMap::from([("db".to_owned(), vec!["level".to_owned()])]);
-    let mut w = stack();
-    w.config = stack().config.with_reloadable(&reloadable);
-    w.admin(AdminCommand::Restart {
-        resource: "db".into(),
-        node: None,
-    });
-    w.settle();
-    w.config =
-        stack_with(|db| db.params.push(("level".into(), "2".into()))).with_reloadable(&reloadable);
+    let (mut w, _) = reloading_stack();
     assert_eq!(
         w.step(&[("db", OpName::Reload, "node1", rc::ERR_GENERIC)]),
         ["Reload db ( node1 )"]

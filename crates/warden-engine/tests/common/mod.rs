@@ -303,3 +303,15 @@ impl World {
         schedule(&self.config, &self.state, self.now).wakeup
     }
 }
+
+/// Whether action `later` waits, directly or not, for action `earlier`.
+pub fn depends(t: &Transition, later: ActionId, earlier: ActionId) -> bool {
+    let mut stack = vec![later];
+    while let Some(a) = stack.pop() {
+        if a == earlier {
+            return true;
+        }
+        stack.extend(&t.actions[a].deps);
+    }
+    false
+}
