@@ -351,8 +351,7 @@ impl Core {
 
     /// What to do now: forget stopped orphans, schedule when no transition runs (and the
     /// fencing back-off allows), keep the recurring monitors, fire those due.
-    pub fn poll(&mut self, now: Time, store: &mut dyn Recorder) -> anyhow::Result<Vec<Effect>> {
-        let _ = store;
+    pub fn poll(&mut self, now: Time) -> anyhow::Result<Vec<Effect>> {
         if self.wakeup.is_some_and(|w| now >= w) {
             debug!("a failure expired or a delay ended: scheduling");
             self.wakeup = None;

@@ -427,7 +427,7 @@ impl Daemon {
         let mut sigquit = signal(SignalKind::quit())?;
         let mut sighup = signal(SignalKind::hangup())?;
         loop {
-            let effects = self.core.poll(self.clock.now(), &mut self.store)?;
+            let effects = self.core.poll(self.clock.now())?;
             self.carry_out(effects)?;
             if self.core.finished() {
                 break;

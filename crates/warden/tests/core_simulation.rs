@@ -352,7 +352,7 @@ impl Sim {
     /// One step: the next completion, or something from outside, or time passing.
     fn step(&mut self) {
         let before = self.core.transition().cloned();
-        let effects = self.core.poll(self.now, &mut self.store).expect("poll");
+        let effects = self.core.poll(self.now).expect("poll");
         // A transition the core just started keeps the engine's rules, checked against the
         // state it was scheduled from (nothing was applied since).
         if let Some(t) = self.core.transition() {
@@ -369,7 +369,7 @@ impl Sim {
         self.after(effects);
         self.check_idle();
         if self.core.finished() {
-            self.restart(false);
+            self.restart();
             return;
         }
         if self.failures && self.rng.chance(20) {
@@ -533,7 +533,7 @@ impl Sim {
                         .expect("shutdown");
                     self.after(effects);
                 } else {
-                    self.restart(true);
+                    self.restart();
                 }
             }
             _ => {
@@ -546,10 +546,9 @@ impl Sim {
         }
     }
 
-    /// A new daemon from the store: after a SIGKILL (`killed`: in-flight results are lost)
-    /// or a finished shutdown.
-    fn restart(&mut self, killed: bool) {
-        let _ = killed;
+    /// A new daemon from the store, after a SIGKILL or a finished shutdown (results of the
+    /// old one still in flight are lost either way).
+    fn restart(&mut self) {
         self.epoch += 1;
         let file_config = Arc::new(self.file.config());
         // The definitions go through their stored form, as in the daemon.
