@@ -38,18 +38,6 @@ fn start_of(t: &Transition, r: &str) -> ActionId {
     )
 }
 
-fn depends(t: &Transition, later: ActionId, earlier: ActionId) -> bool {
-    // Transitively: deps always point to earlier actions.
-    let mut stack = vec![later];
-    while let Some(a) = stack.pop() {
-        if a == earlier {
-            return true;
-        }
-        stack.extend(&t.actions[a].deps);
-    }
-    false
-}
-
 fn group3() -> World {
     build(&["node1", "node2"])
         .resource(dummy("a"))

@@ -50,17 +50,6 @@ fn find(t: &Transition, f: impl Fn(&ActionKind) -> bool) -> ActionId {
         .expect("action present")
 }
 
-fn depends(t: &Transition, later: ActionId, earlier: ActionId) -> bool {
-    let mut stack = vec![later];
-    while let Some(a) = stack.pop() {
-        if a == earlier {
-            return true;
-        }
-        stack.extend(&t.actions[a].deps);
-    }
-    false
-}
-
 fn promote_on(t: &Transition, node: &str) -> ActionId {
     find(
         t,

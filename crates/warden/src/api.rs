@@ -165,6 +165,9 @@ fn peer_change(r: Result<(), crate::check::runner::PeerChangeError>) -> Response
             error(StatusCode::NOT_FOUND, e.to_string(), Some("upstream"))
         }
         Err(e @ E::NoSuchPeer { .. }) => error(StatusCode::NOT_FOUND, e.to_string(), Some("addr")),
+        Err(e @ E::UpstreamExists(_)) => {
+            error(StatusCode::CONFLICT, e.to_string(), Some("upstream"))
+        }
         Err(e @ (E::BadAddress(_) | E::Exists { .. })) => {
             error(StatusCode::BAD_REQUEST, e.to_string(), Some("addr"))
         }

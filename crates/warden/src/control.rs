@@ -60,15 +60,10 @@ pub struct StatusView {
 /// Why a request was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
-    #[error("unknown resource {0:?}")]
-    UnknownResource(String),
-    #[error("unknown node {0:?}")]
-    UnknownNode(String),
-    #[error("{resource} is not started{}", node.as_ref().map(|n| format!(" on {n}")).unwrap_or_default())]
-    NotActive {
-        resource: String,
-        node: Option<String>,
-    },
+    /// The engine refuses the command: an unknown resource or node, a restart of what does
+    /// not run.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     #[error("{0} is not promotable (set `promotable = true`)")]
     NotPromotable(String),
     /// The configuration file cannot be applied (a reload); nothing changed.
@@ -100,10 +95,9 @@ impl ControlError {
     /// The request field the error concerns.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            ControlError::UnknownResource(_)
-            | ControlError::NotActive { .. }
+            ControlError::Apply(ApplyError::UnknownResource(_) | ApplyError::NotActive { .. })
             | ControlError::NotPromotable(_) => Some("resource"),
-            ControlError::UnknownNode(_) => Some("node"),
+            ControlError::Apply(ApplyError::UnknownNode(_)) => Some("node"),
             ControlError::Config(_) => Some("config"),
             ControlError::Store(_) | ControlError::Stopping => None,
         }
@@ -111,21 +105,15 @@ impl ControlError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ControlError::UnknownResource(_) | ControlError::UnknownNode(_) => ErrorKind::NotFound,
-            ControlError::NotActive { .. } | ControlError::NotPromotable(_) => ErrorKind::Conflict,
+            ControlError::Apply(ApplyError::UnknownResource(_) | ApplyError::UnknownNode(_)) => {
+                ErrorKind::NotFound
+            }
+            ControlError::Apply(ApplyError::NotActive { .. }) | ControlError::NotPromotable(_) => {
+                ErrorKind::Conflict
+            }
             ControlError::Config(_) => ErrorKind::Invalid,
             ControlError::Stopping => ErrorKind::Unavailable,
             ControlError::Store(_) => ErrorKind::Internal,
-        }
-    }
-}
-
-impl From<ApplyError> for ControlError {
-    fn from(e: ApplyError) -> Self {
-        match e {
-            ApplyError::UnknownResource(r) => ControlError::UnknownResource(r),
-            ApplyError::UnknownNode(n) => ControlError::UnknownNode(n),
-            ApplyError::NotActive { resource, node } => ControlError::NotActive { resource, node },
         }
     }
 }
@@ -265,7 +253,7 @@ mod tests {
     #[test]
     fn errors_name_their_field_from_their_kind_not_their_text() {
         // A resource whose name contains "node" is still a resource.
-        let e = ControlError::UnknownResource("node-exporter".into());
+        let e = ControlError::from(ApplyError::UnknownResource("node-exporter".into()));
         assert_eq!(e.field(), Some("resource"));
         assert_eq!(e.kind(), ErrorKind::NotFound);
         let e = ControlError::from(ApplyError::UnknownNode("web".into()));

@@ -14,14 +14,15 @@ use anyhow::Context;
 use tracing::{debug, error, info, warn};
 use warden_engine::health::PeerState;
 use warden_engine::{
-    ActionId, ActionKind, AdminCommand, Config, Digests, Event, Notification, OpKey, OpName,
-    OpResult, Progress, ResourceSpec, Role, Score, State, TargetRole, Time, Transition, expected,
-    millis, rc, schedule,
+    ActionId, ActionKind, AdminCommand, ApplyError, Config, Digests, Event, Notification, OpKey,
+    OpName, OpResult, Progress, ResourceSpec, Role, Score, State, TargetRole, Time, Transition,
+    expected, millis, rc, schedule,
 };
 
 use crate::check::{CheckSpec, Peer};
 use crate::config::HealthMonitor;
 use crate::control::{ControlError, StatusView};
+use crate::exec::process::Exited;
 use crate::store::{Entry, Recorded, Recorder};
 
 /// What finished, as the shell reports it.
@@ -48,11 +49,7 @@ pub enum Input {
         took: Duration,
     },
     /// A supervised process ended on its own.
-    Exited {
-        resource: String,
-        pid: i32,
-        how: String,
-    },
+    Exited(Exited),
 }
 
 /// What an agent operation returned.
@@ -151,17 +148,6 @@ impl HealthMon {
     }
 }
 
-/// A process exit that arrived while its start was being applied.
-#[derive(Clone, Debug)]
-struct Exit {
-    resource: String,
-    pid: i32,
-    how: String,
-}
-
-/// The process exit's monitor interval when a resource configures none.
-const IMPLICIT_MONITOR: Duration = crate::config::IMPLICIT_MONITOR;
-
 #[derive(Debug)]
 pub struct Core {
     /// What the engine schedules: the file's configuration and the orphans still to stop.
@@ -198,16 +184,44 @@ pub struct Core {
     /// When each resource last started here (a health-check monitor's start grace).
     last_start: HashMap<String, Time>,
     /// Exits of processes whose start had not been applied yet: handled once it is.
-    deferred_exits: Vec<Exit>,
+    deferred_exits: Vec<Exited>,
     /// Health checks serving as recurring monitors, by (resource, interval).
     health: HashMap<(String, u64), HealthMon>,
     effects: Vec<Effect>,
 }
 
+impl Boot {
+    /// What a daemon starts from: the file, the definitions its store kept (as orphan
+    /// specs), and the state `load` restores under the file's configuration plus the orphans
+    /// (their events must replay too). An orphan the state knows stopped everywhere is
+    /// forgotten; one that may run stays, to be probed and stopped.
+    pub fn restore(
+        file_config: Arc<Config>,
+        stored: Vec<ResourceSpec>,
+        node: String,
+        health_monitors: Vec<HealthMonitor>,
+        load: impl FnOnce(&Config) -> anyhow::Result<State>,
+    ) -> anyhow::Result<Boot> {
+        let mut orphans = orphans(&file_config, &stored);
+        let state = load(&file_config.with_extra_resources(orphans.clone())?)?;
+        orphans.retain(|o| !stopped_everywhere(&state, &o.id));
+        for o in &orphans {
+            warn!(resource = %o.id, "resource gone from the configuration may still run: it will be stopped");
+        }
+        Ok(Boot {
+            file_config,
+            orphans,
+            previous: stored,
+            state,
+            node,
+            health_monitors,
+        })
+    }
+}
+
 /// The orphans among the definitions a store kept: the first definition of each resource the
-/// file no longer has. Those the restored state knows stopped everywhere are dropped by the
-/// caller once the state is loaded (loading needs them in the configuration).
-pub fn orphans(file: &Config, stored: &[ResourceSpec]) -> Vec<ResourceSpec> {
+/// file no longer has.
+fn orphans(file: &Config, stored: &[ResourceSpec]) -> Vec<ResourceSpec> {
     let mut out: Vec<ResourceSpec> = Vec::new();
     for d in stored {
         if file.resource(&d.id).is_none() && !out.iter().any(|o| o.id == d.id) {
@@ -218,7 +232,7 @@ pub fn orphans(file: &Config, stored: &[ResourceSpec]) -> Vec<ResourceSpec> {
 }
 
 /// Whether the state knows `resource` as stopped on every node it was ever seen on.
-pub fn stopped_everywhere(state: &State, resource: &str) -> bool {
+fn stopped_everywhere(state: &State, resource: &str) -> bool {
     state.resource(resource).is_some_and(|rs| {
         !rs.nodes.is_empty()
             && rs
@@ -419,9 +433,7 @@ impl Core {
                 self.rearm_monitor(&resource, interval_ms, now);
                 self.on_health_done(resource, interval_ms, generation, error, took, now, store)?
             }
-            Input::Exited { resource, pid, how } => {
-                self.on_exit(Exit { resource, pid, how }, now, store)?
-            }
+            Input::Exited(exit) => self.on_exit(exit, now, store)?,
         }
         Ok(self.take_effects())
     }
@@ -685,9 +697,10 @@ impl Core {
         self.finish_step(id, ok, now);
         // A process that died before its start was applied: its exit counts now.
         if self.busy.get(&resource).copied().unwrap_or(0) == 0 {
-            let (mine, later): (Vec<Exit>, Vec<Exit>) = std::mem::take(&mut self.deferred_exits)
-                .into_iter()
-                .partition(|e| e.resource == resource);
+            let (mine, later): (Vec<Exited>, Vec<Exited>) =
+                std::mem::take(&mut self.deferred_exits)
+                    .into_iter()
+                    .partition(|e| e.resource == resource);
             self.deferred_exits = later;
             for e in mine {
                 self.on_exit(e, now, store)?;
@@ -879,7 +892,7 @@ impl Core {
     }
 
     /// A supervised process ended on its own: a failed monitor (rc 7), now.
-    fn on_exit(&mut self, exit: Exit, now: Time, store: &mut dyn Recorder) -> anyhow::Result<()> {
+    fn on_exit(&mut self, exit: Exited, now: Time, store: &mut dyn Recorder) -> anyhow::Result<()> {
         if self.busy.get(&exit.resource).copied().unwrap_or(0) > 0 {
             // Its start is still being applied (a stop never reports an exit): wait for it.
             self.deferred_exits.push(exit);
@@ -897,7 +910,7 @@ impl Core {
         let interval = spec
             .recurring_monitors_in(promoted)
             .next()
-            .map_or(IMPLICIT_MONITOR, |o| o.interval);
+            .map_or(crate::config::IMPLICIT_MONITOR, |o| o.interval);
         let op = OpKey::new(OpName::Monitor, interval);
         warn!(resource = %exit.resource, pid = exit.pid, how = %exit.how, "process exited");
         // Dying right after its start again and again is a crash loop: the engine delays
@@ -945,13 +958,13 @@ impl Core {
         store: &mut dyn Recorder,
     ) -> Result<Vec<Effect>, ControlError> {
         let Some(spec) = self.config.resource(&resource) else {
-            return Err(ControlError::UnknownResource(resource));
+            return Err(ApplyError::UnknownResource(resource).into());
         };
         if !spec.is_promotable() {
             return Err(ControlError::NotPromotable(resource));
         }
         if self.config.node_index(&node).is_none() {
-            return Err(ControlError::UnknownNode(node));
+            return Err(ApplyError::UnknownNode(node).into());
         }
         let current = self
             .state

@@ -15,10 +15,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-use warden_engine::{Agent, Config, Notification, OpKey, OpName, OpSpec, ResourceSpec, Time, rc};
+use warden_engine::{
+    Agent, ApplyError, Config, Notification, OpKey, OpName, OpSpec, ResourceSpec, Time, rc,
+};
 
 use crate::control::{Control, ControlError, Request};
-use crate::core::{Boot, Core, Effect, Input, OpOutcome, stopped_everywhere};
+use crate::core::{Boot, Core, Effect, Input, OpOutcome};
 use crate::exec::process::{Exited, Supervisor};
 use crate::exec::{AgentResult, ocf, run_command};
 use crate::store::{SNAPSHOT_EVERY, Store};
@@ -177,18 +179,20 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .ok()
         })
         .collect();
-    let mut orphans = crate::core::orphans(&file_config, &stored);
-    let config = Arc::new(file_config.with_extra_resources(orphans.clone())?);
-    let restored = store.load(&config)?;
-    for s in &restored.skipped {
-        warn!(entry = %s, "stored event no longer applies to the configuration; skipped");
-    }
-    // An orphan known stopped everywhere is forgotten; one that may run is probed and stopped.
-    orphans.retain(|o| !stopped_everywhere(&restored.state, &o.id));
-    for o in &orphans {
-        warn!(resource = %o.id, "resource gone from the configuration may still run: it will be stopped");
-    }
-    let resources = file_config.resources().len() + orphans.len();
+    let boot = Boot::restore(
+        Arc::clone(&file_config),
+        stored,
+        node.clone(),
+        loaded.health_monitors.clone(),
+        |config| {
+            let restored = store.load(config)?;
+            for s in &restored.skipped {
+                warn!(entry = %s, "stored event no longer applies to the configuration; skipped");
+            }
+            Ok(restored.state)
+        },
+    )?;
+    let resources = file_config.resources().len() + boot.orphans.len();
     let token = ensure_token(&data_dir)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
@@ -244,14 +248,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let api_task = tokio::spawn(crate::api::serve(listener, control, token));
     info!(cluster = %file_config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources, upstreams = loaded.upstreams.len(), "warden started");
 
-    let core = Core::new(Boot {
-        file_config,
-        orphans,
-        previous: stored,
-        state: restored.state,
-        node,
-        health_monitors: loaded.health_monitors.clone(),
-    })?;
+    let core = Core::new(boot)?;
     let mut d = Daemon {
         core,
         store,
@@ -446,10 +443,7 @@ impl Daemon {
             let effects = tokio::select! {
                 Some(input) = rx.recv() => self.core.handle(input, self.clock.now(), &mut self.store)?,
                 Some(req) = control.recv() => self.control(req).await?,
-                Some(exit) = exits.recv() => {
-                    let input = Input::Exited { resource: exit.resource, pid: exit.pid, how: exit.how };
-                    self.core.handle(input, self.clock.now(), &mut self.store)?
-                }
+                Some(exit) = exits.recv() => self.core.handle(Input::Exited(exit), self.clock.now(), &mut self.store)?,
                 _ = tokio::time::sleep_until(deadline) => Vec::new(),
                 _ = sigterm.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store)?,
                 _ = sigint.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store)?,
@@ -560,7 +554,7 @@ impl Daemon {
                 }
             }
         }
-        if self.store.log_len()? >= SNAPSHOT_EVERY {
+        if self.store.log_len() >= SNAPSHOT_EVERY {
             self.store.snapshot(self.core.state(), self.clock.now())?;
         }
         Ok(())
@@ -618,7 +612,7 @@ impl Daemon {
             } => {
                 let r = match resource.as_deref() {
                     Some(r) if self.core.config().resource(r).is_none() => {
-                        Err(ControlError::UnknownResource(r.to_owned()))
+                        Err(ApplyError::UnknownResource(r.to_owned()).into())
                     }
                     _ => self
                         .store

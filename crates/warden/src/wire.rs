@@ -347,37 +347,22 @@ impl StateFile {
                         c,
                     );
                 }
-                on.last_failure = wn
-                    .last_failure
-                    .as_deref()
-                    .map(parse_time)
-                    .transpose()
-                    .with_context(|| ctx(&format!("nodes.{n}.last_failure")))?;
-                on.last_start = wn
-                    .last_start
-                    .as_deref()
-                    .map(parse_time)
-                    .transpose()
-                    .with_context(|| ctx(&format!("nodes.{n}.last_start")))?;
+                // An optional field parsed, its place named when it is bad.
+                fn opt<T>(
+                    v: Option<String>,
+                    parse: fn(&str) -> anyhow::Result<T>,
+                    place: impl FnOnce() -> String,
+                ) -> anyhow::Result<Option<T>> {
+                    v.as_deref().map(parse).transpose().with_context(place)
+                }
+                let at = |f: &str| ctx(&format!("nodes.{n}.{f}"));
+                on.last_failure = opt(wn.last_failure, parse_time, || at("last_failure"))?;
+                on.last_start = opt(wn.last_start, parse_time, || at("last_start"))?;
                 on.quick_failures = wn.quick_failures;
-                on.digest = wn
-                    .digest
-                    .as_deref()
-                    .map(parse_digest)
-                    .transpose()
-                    .with_context(|| ctx(&format!("nodes.{n}.digest")))?;
-                on.restart_digest = wn
-                    .restart_digest
-                    .as_deref()
-                    .map(parse_digest)
-                    .transpose()
-                    .with_context(|| ctx(&format!("nodes.{n}.restart_digest")))?;
-                on.start_not_before = wn
-                    .start_not_before
-                    .as_deref()
-                    .map(parse_time)
-                    .transpose()
-                    .with_context(|| ctx(&format!("nodes.{n}.start_not_before")))?;
+                on.digest = opt(wn.digest, parse_digest, || at("digest"))?;
+                on.restart_digest = opt(wn.restart_digest, parse_digest, || at("restart_digest"))?;
+                on.start_not_before =
+                    opt(wn.start_not_before, parse_time, || at("start_not_before"))?;
                 for (k, op) in wn.failed_ops {
                     let key =
                         parse_op_key(&k).with_context(|| ctx(&format!("nodes.{n}.failed_ops")))?;

@@ -23,7 +23,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use warden::core::{Boot, Core, Effect, Input, OpOutcome, orphans, stopped_everywhere};
+use warden::core::{Boot, Core, Effect, Input, OpOutcome};
+use warden::exec::process::Exited;
 use warden::store::MemoryStore;
 use warden::wire::WireDefinition;
 use warden_engine::*;
@@ -340,11 +341,11 @@ impl Sim {
         );
         // A crash-looping process dies 50 ms after each start.
         if op.name == OpName::Start && self.crashy.as_deref() == Some(r.as_str()) && rc == 0 {
-            let exit = Input::Exited {
+            let exit = Input::Exited(Exited {
                 resource: r.clone(),
                 pid: 1,
                 how: "exited with 1".into(),
-            };
+            });
             self.later(took + Duration::from_millis(50), exit, Some((r, None)));
         }
     }
@@ -402,7 +403,7 @@ impl Sim {
             }
             // A result whose daemon was killed is lost; a process's exit is not: the new
             // daemon watches the processes it adopts.
-            if p.epoch != self.epoch && !matches!(p.input, Input::Exited { .. }) {
+            if p.epoch != self.epoch && !matches!(p.input, Input::Exited(_)) {
                 continue;
             }
             let effects = self
@@ -449,11 +450,11 @@ impl Sim {
                 let r = running[self.rng.below(running.len() as u64) as usize].clone();
                 self.world.remove(&r);
                 if self.file.resources.iter().any(|x| x.id == r && x.process) {
-                    let input = Input::Exited {
+                    let input = Input::Exited(Exited {
                         resource: r,
                         pid: 1,
                         how: "killed by signal 9".into(),
-                    };
+                    });
                     let effects = self
                         .core
                         .handle(input, self.now, &mut self.store)
@@ -524,7 +525,7 @@ impl Sim {
                 let mid_action = self.pending.iter().any(|p| {
                     p.epoch == self.epoch
                         && p.world.is_some()
-                        && !matches!(p.input, Input::Exited { .. })
+                        && !matches!(p.input, Input::Exited(_))
                 });
                 if mid_action && std::env::var_os("WARDEN_CORE_SIM_KILL_MIDACTION").is_none() {
                     let effects = self
@@ -561,26 +562,18 @@ impl Sim {
                     .expect("stored definition")
             })
             .collect();
-        let mut lost = orphans(&file_config, &stored);
-        let load = file_config
-            .with_extra_resources(lost.clone())
-            .expect("config");
-        let mut state = State::default();
-        for (e, t) in &self.store.log {
-            let _ = apply(&load, &mut state, e, *t);
-        }
-        lost.retain(|o| !stopped_everywhere(&state, &o.id));
-        self.shadow = state.clone();
-        self.shadow_from = self.store.log.len();
-        self.core = Core::new(Boot {
-            file_config,
-            orphans: lost,
-            previous: stored,
-            state,
-            node: NODE.into(),
-            health_monitors: vec![],
+        let log = &self.store.log;
+        let boot = Boot::restore(file_config, stored, NODE.into(), vec![], |config| {
+            let mut state = State::default();
+            for (e, t) in log {
+                let _ = apply(config, &mut state, e, *t);
+            }
+            Ok(state)
         })
-        .expect("core");
+        .expect("boot");
+        self.shadow = boot.state.clone();
+        self.shadow_from = self.store.log.len();
+        self.core = Core::new(boot).expect("core");
         let effects = self.core.join(self.now, &mut self.store).expect("join");
         self.after(effects);
     }

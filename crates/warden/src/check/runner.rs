@@ -153,6 +153,8 @@ pub enum PeerChangeError {
     Exists { upstream: String, addr: String },
     #[error("upstream {upstream:?} has no peer {addr}")]
     NoSuchPeer { upstream: String, addr: String },
+    #[error("upstream {0:?} runs already")]
+    UpstreamExists(String),
 }
 
 /// A small xorshift generator for jitter, seeded from the clock and the peer.
@@ -222,10 +224,7 @@ impl Checker {
     /// Starts checking a new upstream (a reload).
     pub fn add_upstream(&self, u: Upstream) -> Result<(), PeerChangeError> {
         if self.upstream_index(&u.name).is_ok() {
-            return Err(PeerChangeError::Exists {
-                upstream: u.name.clone(),
-                addr: String::new(),
-            });
+            return Err(PeerChangeError::UpstreamExists(u.name));
         }
         let ui = {
             let (Ok(mut entries), Ok(mut status)) = (self.upstreams.write(), self.status.lock())
