@@ -12,9 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What it needs: the OCF Dummy agent (resource-agents) and python3 (the web servers).
+# What it needs: the OCF Dummy agent (resource-agents), python3 (the web servers) and protoc
+# (protobuf-compiler: the etcd client's build compiles etcd's protocol files).
 need=()
 [ -x /usr/lib/ocf/resource.d/heartbeat/Dummy ] || need+=(resource-agents)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v python3 >/dev/null || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)

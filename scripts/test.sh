@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use, installed only when missing:
-# resource-agents: the real OCF agents (ocf:heartbeat:Dummy) the executor and daemon tests run.
-packages=(resource-agents)
+# resource-agents: the real OCF agents (ocf:heartbeat:Dummy, IPaddr2) the tests run.
+# protobuf-compiler: protoc, which the etcd client's build needs.
+# etcd-server: the real etcd cluster the several-machine tests run (etcdctl comes with it).
+packages=(resource-agents protobuf-compiler etcd-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

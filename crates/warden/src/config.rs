@@ -34,6 +34,11 @@ pub struct Loaded {
     pub follows: Vec<crate::follow::Follow>,
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
+    /// `[cluster.etcd]`: several machines coordinating through etcd (None: one machine,
+    /// embedded store).
+    pub etcd: Option<crate::cluster::EtcdSettings>,
+    /// Where each node's API and listeners are reached (`[[node]] address`).
+    pub addresses: HashMap<String, std::net::IpAddr>,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/warden";
@@ -121,6 +126,17 @@ const CLUSTER_KEYS: &[&str] = &[
     "start_failure_is_fatal",
     "no_quorum_policy",
     "symmetric",
+    "etcd",
+];
+const ETCD_KEYS: &[&str] = &[
+    "endpoints",
+    "lease_ttl",
+    "prefix",
+    "ca",
+    "cert",
+    "key",
+    "user",
+    "password",
 ];
 const META_KEYS: &[&str] = &[
     "migration_threshold",
@@ -217,6 +233,8 @@ impl<'s> Reader<'s> {
         if let Some(v) = self.boolean(cluster_t, "symmetric") {
             cluster.symmetric = v;
         }
+        let etcd_t = self.table(cluster_t, "etcd");
+        let etcd = etcd_t.and_then(|t| self.etcd(t, &cluster.name));
 
         let api_t = self.table(root, "api").unwrap_or(&empty);
         self.keys(api_t, &["listen"], "[api]");
@@ -236,13 +254,27 @@ impl<'s> Reader<'s> {
         // Nodes.
         let mut nodes: Vec<String> = Vec::new();
         let mut node_spans: HashMap<String, Range<usize>> = HashMap::new();
+        let mut addresses = HashMap::new();
         for t in self.tables(root, "node") {
-            self.keys(t, &["name"], "[[node]]");
+            self.keys(t, &["name", "address"], "[[node]]");
+            let address = self.string(t, "address").and_then(|(a, span)| {
+                a.parse::<std::net::IpAddr>()
+                    .map_err(|_| {
+                        self.d.error(
+                            span,
+                            format!("bad address {a:?}: expected an IP address, like \"10.0.0.1\""),
+                        )
+                    })
+                    .ok()
+            });
             if let Some((name, span)) = self.required_name(t, "name", "[[node]]") {
                 if node_spans.contains_key(&name) {
                     self.d
                         .error(span, format!("node {name:?} is defined twice"));
                 } else {
+                    if let Some(a) = address {
+                        addresses.insert(name.clone(), a);
+                    }
                     node_spans.insert(name.clone(), span);
                     nodes.push(name);
                 }
@@ -293,6 +325,21 @@ impl<'s> Reader<'s> {
             }
         }
         let fencing = !fence_devices.is_empty() || root.get("fence_device").is_some();
+        if etcd.is_some()
+            && !fencing
+            && matches!(
+                cluster.no_quorum_policy,
+                NoQuorumPolicy::Freeze | NoQuorumPolicy::Ignore
+            )
+        {
+            self.d.error(
+                cluster_t.get("no_quorum_policy").map_or(0..0, |v| v.span()),
+                format!(
+                    "no_quorum_policy = \"{}\" keeps resources running on a node cut off from etcd while the other nodes recover them: with [cluster.etcd] it needs fence devices ([[fence_device]]) so the lost node is fenced first; use \"stop\" or \"demote\" otherwise",
+                    cluster.no_quorum_policy
+                ),
+            );
+        }
 
         // Resources.
         let mut resources = Vec::new();
@@ -531,6 +578,16 @@ impl<'s> Reader<'s> {
         }
         let built = Config::new(cluster, nodes, fence_devices, resources, locations)
             .and_then(|c| c.with_constraints(colocations, orders, groups));
+        if let (Ok(engine), Some(e)) = (&built, &etcd) {
+            if let Err(msg) = crate::cluster::settings::check_budget(&e.timing(), engine) {
+                let span = etcd_t
+                    .and_then(|t| t.get("lease_ttl").map(|v| v.span()))
+                    .or_else(|| etcd_t.map(|t| self.table_span(t)))
+                    .unwrap_or(0..0);
+                self.d.error(span, msg);
+                return None;
+            }
+        }
         match built {
             Ok(engine) => Some(Loaded {
                 engine,
@@ -543,6 +600,8 @@ impl<'s> Reader<'s> {
                     .collect(),
                 data_dir: PathBuf::from(data_dir),
                 api_listen: api_listen?,
+                etcd,
+                addresses,
             }),
             Err(e) => {
                 // Cycles and double group membership: at the first constraint of the file.
@@ -550,6 +609,140 @@ impl<'s> Reader<'s> {
                 None
             }
         }
+    }
+
+    /// `[cluster.etcd]`.
+    fn etcd(&mut self, t: &Table<'_>, cluster_name: &str) -> Option<crate::cluster::EtcdSettings> {
+        use crate::cluster::{EtcdSettings, TlsFiles, settings::DEFAULT_LEASE_TTL};
+        self.keys(t, ETCD_KEYS, "[cluster.etcd]");
+        let mut ok = true;
+        let mut endpoints = Vec::new();
+        match self.string_list(t, "endpoints") {
+            None if t.get("endpoints").is_none() => {
+                self.d.error(
+                    self.table_span(t),
+                    "[cluster.etcd] needs `endpoints` (like [\"http://10.0.0.1:2379\"])",
+                );
+                ok = false;
+            }
+            None => ok = false,
+            Some(list) if list.is_empty() => {
+                self.d.error(
+                    t.get("endpoints").map_or(0..0, |v| v.span()),
+                    "`endpoints` must name at least one etcd member",
+                );
+                ok = false;
+            }
+            Some(list) => {
+                for (e, span) in list {
+                    let rest = e
+                        .strip_prefix("http://")
+                        .or_else(|| e.strip_prefix("https://"));
+                    let hostport = rest.map(|r| r.trim_end_matches('/'));
+                    let good = hostport.is_some_and(|hp| {
+                        hp.rsplit_once(':').is_some_and(|(h, p)| {
+                            !h.is_empty()
+                                && !h.contains('/')
+                                && p.parse::<u16>().is_ok_and(|p| p > 0)
+                        })
+                    });
+                    if good {
+                        endpoints.push(e);
+                    } else {
+                        self.d.error(
+                            span,
+                            format!("bad etcd endpoint {e:?}: expected http://HOST:PORT or https://HOST:PORT, like \"http://10.0.0.1:2379\""),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+        let mut lease_ttl = DEFAULT_LEASE_TTL;
+        if let Some(v) = t.get("lease_ttl") {
+            match self.duration_value(v) {
+                Some(d) if d < Duration::from_secs(1) => {
+                    self.d.error(
+                        v.span(),
+                        "`lease_ttl` must be at least 1s (etcd's leases count whole seconds, and its minimum is 1.5 x the election timeout, rounded up)",
+                    );
+                    ok = false;
+                }
+                Some(d) if d.subsec_nanos() != 0 => {
+                    self.d.error(
+                        v.span(),
+                        format!("`lease_ttl` must be whole seconds (etcd's leases count seconds), like \"{}s\"", d.as_secs().max(1)),
+                    );
+                    ok = false;
+                }
+                Some(d) if d > Duration::from_secs(3600) => {
+                    self.d.error(v.span(), "`lease_ttl` must be at most 1h");
+                    ok = false;
+                }
+                Some(d) => lease_ttl = d,
+                None => ok = false,
+            }
+        }
+        let prefix = match self.string(t, "prefix") {
+            Some((p, span)) if !p.starts_with('/') || p.len() < 2 => {
+                self.d.error(
+                    span,
+                    format!("bad prefix {p:?}: expected a key path like \"/warden/demo\""),
+                );
+                ok = false;
+                String::new()
+            }
+            Some((p, _)) => p.trim_end_matches('/').to_owned(),
+            None => format!("/warden/{cluster_name}"),
+        };
+        let ca = self.string(t, "ca").map(|v| PathBuf::from(v.0));
+        let cert = self.string(t, "cert");
+        let key = self.string(t, "key");
+        let cert_key = match (cert, key) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c.0), PathBuf::from(k.0))),
+            (None, None) => None,
+            (Some((_, span)), None) | (None, Some((_, span))) => {
+                self.d.error(
+                    span,
+                    "`cert` and `key` go together (a client certificate and its key)",
+                );
+                ok = false;
+                None
+            }
+        };
+        if ca.is_none() && endpoints.iter().any(|e| e.starts_with("https://")) {
+            self.d.error(
+                t.get("endpoints").map_or(0..0, |v| v.span()),
+                "https endpoints need `ca` (the certificate of the authority that signed the etcd servers')",
+            );
+            ok = false;
+        }
+        let tls = (ca.is_some() || cert_key.is_some()).then_some(TlsFiles { ca, cert_key });
+        if tls.is_some() && endpoints.iter().any(|e| e.starts_with("http://")) {
+            self.d.error(
+                t.get("endpoints").map_or(0..0, |v| v.span()),
+                "TLS files are set (`ca`, `cert`, `key`): the endpoints must be https://",
+            );
+            ok = false;
+        }
+        let user = self.string(t, "user");
+        let password = self.string(t, "password");
+        let auth = match (user, password) {
+            (Some(u), Some(p)) => Some((u.0, p.0)),
+            (None, None) => None,
+            (Some((_, span)), None) | (None, Some((_, span))) => {
+                self.d.error(span, "`user` and `password` go together");
+                ok = false;
+                None
+            }
+        };
+        ok.then_some(EtcdSettings {
+            endpoints,
+            lease_ttl,
+            prefix,
+            tls,
+            auth,
+        })
     }
 
     fn d_src(&self) -> &'s str {
@@ -2325,6 +2518,62 @@ concurrency = 10
         ));
         assert!(
             e.contains("t.toml:12:17: error: upstream \"pg\" follows \"db\": add `nodes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cluster_etcd() {
+        let nodes = "[[node]]\nname = \"n1\"\naddress = \"10.77.0.1\"\n[[node]]\nname = \"n2\"\n";
+        let short_stop = "[[resource]]\nid = \"ip\"\nclass = \"ocf\"\nprovider = \"heartbeat\"\ntype = \"Dummy\"\nops = [{ name = \"stop\", timeout = \"400ms\" }]\n";
+        let l = ok(&format!(
+            "[cluster]\nname = \"demo\"\n[cluster.etcd]\nendpoints = [\"http://10.77.0.1:2379\", \"http://10.77.0.2:2379\"]\nlease_ttl = \"1s\"\n{nodes}{short_stop}"
+        ));
+        let e = l.etcd.expect("etcd settings");
+        assert_eq!(e.endpoints.len(), 2);
+        assert_eq!(e.lease_ttl, Duration::from_secs(1));
+        assert_eq!(e.prefix, "/warden/demo");
+        assert_eq!(l.addresses["n1"].to_string(), "10.77.0.1");
+        assert!(!l.addresses.contains_key("n2"));
+        // Without [cluster.etcd]: one machine, as before.
+        assert!(ok(nodes).etcd.is_none());
+
+        // A stop that cannot finish before the lease runs out is refused with the numbers.
+        let e = errors(&format!(
+            "[cluster.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"1s\"\n{nodes}[[resource]]\nid = \"db\"\nclass = \"ocf\"\nprovider = \"heartbeat\"\ntype = \"Dummy\"\n{short_stop}[[order]]\nfirst = \"db\"\nthen = \"ip\"\n"
+        ));
+        assert!(
+            e.contains("t.toml:3:13: error: lease_ttl 1s cannot keep two nodes from running a resource at once")
+                && e.contains("renew interval 250ms + 2 x request timeout 125ms + stop time 20400ms + margin 50ms = 20950ms to notice")
+                && e.contains("the chain ip -> db")
+                && e.contains("raise lease_ttl to at least 46s"),
+            "{e}"
+        );
+        let e = errors(
+            "[cluster]\nno_quorum_policy = \"freeze\"\n[cluster.etcd]\nendpoints = [\"10.0.0.1:2379\", \"https://h:1\"]\nlease_ttl = \"1500ms\"\nprefix = \"warden\"\ncert = \"c.pem\"\nuser = \"u\"\nendpoint = 1\n[[node]]\nname = \"n1\"\naddress = \"n1.example\"\n",
+        );
+        for want in [
+            "t.toml:4:14: error: bad etcd endpoint \"10.0.0.1:2379\": expected http://HOST:PORT",
+            "t.toml:5:13: error: `lease_ttl` must be whole seconds",
+            "t.toml:6:10: error: bad prefix \"warden\"",
+            "t.toml:7:8: error: `cert` and `key` go together",
+            "t.toml:8:8: error: `user` and `password` go together",
+            "t.toml:9:1: error: unknown key `endpoint` in [cluster.etcd]; did you mean `endpoints`?",
+            "t.toml:12:11: error: bad address \"n1.example\": expected an IP address",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        let e = errors(
+            "[cluster]\nno_quorum_policy = \"freeze\"\n[cluster.etcd]\nendpoints = [\"http://h:1\"]\n",
+        );
+        assert!(e.contains("t.toml:2:20: error: no_quorum_policy = \"freeze\" keeps resources running on a node cut off from etcd"), "{e}");
+        let e = errors("[cluster.etcd]\nlease_ttl = \"500ms\"\n");
+        assert!(
+            e.contains("t.toml:2:1: error: [cluster.etcd] needs `endpoints`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:2:13: error: `lease_ttl` must be at least 1s"),
             "{e}"
         );
     }

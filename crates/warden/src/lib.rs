@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod check;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;
