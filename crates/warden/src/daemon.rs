@@ -16,13 +16,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 use warden_engine::{
-    Agent, ApplyError, Config, Notification, OpKey, OpName, OpSpec, ResourceSpec, Time, rc,
+    Agent, ApplyError, Config, OpKey, OpName, ResourceSpec, Time,
 };
 
 use crate::control::{Control, ControlError, Request};
 use crate::core::{Boot, Core, Effect, Input, OpOutcome};
 use crate::exec::process::{Exited, Supervisor};
-use crate::exec::{AgentResult, ocf, run_command};
+use crate::exec::executor::Executor;
+use crate::exec::{AgentResult, ocf};
 use crate::store::{SNAPSHOT_EVERY, Store};
 
 /// How `warden run` was asked to run.
@@ -475,7 +476,7 @@ impl Daemon {
                     op,
                     notification,
                 } => {
-                    let ctx = self.exec_ctx();
+                    let ctx = self.executor();
                     tokio::spawn(async move {
                         let r = ctx.run_op(&spec, op, notification.as_ref()).await;
                         let _ = tx.send(Input::ActionDone {
@@ -486,20 +487,7 @@ impl Daemon {
                 }
                 Effect::Fence { id, node, devices } => {
                     tokio::spawn(async move {
-                        let mut ok = false;
-                        for argv in devices {
-                            let Some(program) = argv.first() else {
-                                continue;
-                            };
-                            let mut cmd = tokio::process::Command::new(program);
-                            cmd.args(&argv[1..]).arg(&node);
-                            let r = run_command(cmd, Duration::from_secs(60)).await;
-                            if r.rc == 0 {
-                                ok = true;
-                                break;
-                            }
-                            warn!(node = %node, device = %program, rc = r.rc, reason = %r.exit_reason, "fence device failed");
-                        }
+                        let ok = crate::exec::executor::fence(&node, &devices).await;
                         let _ = tx.send(Input::FenceDone { id, ok });
                     });
                 }
@@ -509,7 +497,7 @@ impl Daemon {
                     generation,
                     spec,
                 } => {
-                    let ctx = self.exec_ctx();
+                    let ctx = self.executor();
                     tokio::spawn(async move {
                         let op = OpKey {
                             name: OpName::Monitor,
@@ -560,8 +548,8 @@ impl Daemon {
         Ok(())
     }
 
-    fn exec_ctx(&self) -> ExecCtx {
-        ExecCtx {
+    fn executor(&self) -> Executor {
+        Executor {
             ocf_root: Arc::clone(&self.ocf_root),
             supervisor: self.supervisor.clone(),
             node: self.core.node().to_owned(),
@@ -771,90 +759,3 @@ fn outcome(r: AgentResult) -> OpOutcome {
     }
 }
 
-/// What an action needs to run, detached from the loop.
-#[derive(Clone, Debug)]
-struct ExecCtx {
-    ocf_root: Arc<PathBuf>,
-    supervisor: Supervisor,
-    node: String,
-    agent_env: Arc<Vec<(String, String)>>,
-}
-
-impl ExecCtx {
-    async fn run_op(
-        &self,
-        spec: &ResourceSpec,
-        op: OpKey,
-        notification: Option<&Notification>,
-    ) -> AgentResult {
-        let op_spec: Option<&OpSpec> = spec.op(op.name, op.interval());
-        // A probe takes the probe op's timeout, else the recurring monitor's.
-        let timeout = op_spec
-            .or_else(|| {
-                if op.is_probe() {
-                    spec.recurring_monitors().next()
-                } else {
-                    None
-                }
-            })
-            .map_or(warden_engine::config::DEFAULT_OP_TIMEOUT, |o| o.timeout);
-        match &spec.agent {
-            Agent::Ocf { provider, kind } => {
-                let mut inv = ocf::Invocation::for_op(
-                    &self.ocf_root,
-                    provider,
-                    kind,
-                    &spec.id,
-                    op,
-                    timeout,
-                    &spec.params,
-                    &self.node,
-                    op_spec.and_then(|o| o.check_level),
-                );
-                inv.extra_env = &self.agent_env;
-                inv.promotable = spec.promotable.as_ref();
-                inv.notification = notification;
-                inv.role = op_spec
-                    .filter(|o| spec.is_promotable() && o.name == OpName::Monitor)
-                    .map(|o| o.role);
-                ocf::run(&inv).await
-            }
-            Agent::Process(p) => match op.name {
-                OpName::Monitor if op.is_probe() => self.supervisor.probe(&spec.id),
-                OpName::Monitor => {
-                    self.supervisor
-                        .monitor(
-                            &spec.id,
-                            op_spec.and_then(|o| o.command.as_deref()),
-                            timeout,
-                        )
-                        .await
-                }
-                OpName::Start => self.supervisor.start(&spec.id, p),
-                OpName::Stop => self.supervisor.stop(&spec.id, p).await,
-                OpName::Promote | OpName::Demote => {
-                    self.supervisor
-                        .change_role(
-                            &spec.id,
-                            p,
-                            op.name == OpName::Promote,
-                            timeout,
-                            &self.agent_env,
-                        )
-                        .await
-                }
-                // A process has no reload-agent (its definition is never reloadable).
-                OpName::Reload => AgentResult::failed("a process cannot reload"),
-                // A process takes no notifications; they succeed.
-                OpName::Notify => AgentResult {
-                    rc: rc::OK,
-                    exit_reason: String::new(),
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    duration: Duration::ZERO,
-                    timed_out: false,
-                },
-            },
-        }
-    }
-}

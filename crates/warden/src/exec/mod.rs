@@ -1,6 +1,7 @@
 //! Running resource agents: OCF agents (`ocf`), with the environment, time-out and exit-reason
 //! rules of the OCF standard as Pacemaker applies them, and their `meta-data`.
 
+pub mod executor;
 pub mod metadata;
 pub mod ocf;
 pub mod process;
