@@ -74,6 +74,10 @@ pub enum ControlError {
     Store(String),
     #[error("the daemon is stopping")]
     Stopping,
+    /// The cluster could not take the request (etcd unreachable, no coordinator, or the
+    /// coordinator refused it).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// How a refusal is classed, for transports to map (the API to HTTP statuses).
@@ -99,7 +103,7 @@ impl ControlError {
             | ControlError::NotPromotable(_) => Some("resource"),
             ControlError::Apply(ApplyError::UnknownNode(_)) => Some("node"),
             ControlError::Config(_) => Some("config"),
-            ControlError::Store(_) | ControlError::Stopping => None,
+            ControlError::Store(_) | ControlError::Stopping | ControlError::Cluster(_) => None,
         }
     }
 
@@ -112,7 +116,7 @@ impl ControlError {
                 ErrorKind::Conflict
             }
             ControlError::Config(_) => ErrorKind::Invalid,
-            ControlError::Stopping => ErrorKind::Unavailable,
+            ControlError::Stopping | ControlError::Cluster(_) => ErrorKind::Unavailable,
             ControlError::Store(_) => ErrorKind::Internal,
         }
     }

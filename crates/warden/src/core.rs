@@ -50,6 +50,16 @@ pub enum Input {
     },
     /// A supervised process ended on its own.
     Exited(Exited),
+    /// An event observed elsewhere, to record and apply: a node agent's monitor failure or
+    /// process exit, a node joining or leaving (its etcd lease), a result of an action an
+    /// earlier coordinator assigned.
+    Observed {
+        event: Event,
+        duration_ms: Option<u64>,
+    },
+    /// An action of the running transition will never report (its node left): the step
+    /// fails, nothing is recorded, and the engine decides again.
+    ActionLost { id: ActionId },
 }
 
 /// What an agent operation returned.
@@ -61,11 +71,15 @@ pub struct OpOutcome {
 }
 
 /// What the shell is to do.
+// Effects live for one loop turn; boxing the definition would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Run an operation of a resource (its result comes back as [`Input::ActionDone`]).
     Run {
         id: ActionId,
+        /// Where it runs (a cluster's coordinator assigns actions to every node).
+        node: String,
         spec: ResourceSpec,
         op: OpKey,
         notification: Option<Notification>,
@@ -107,6 +121,9 @@ pub struct Boot {
     pub state: State,
     pub node: String,
     pub health_monitors: Vec<HealthMonitor>,
+    /// Whether this core runs the recurring monitors of `node` (one machine), or the node
+    /// agents run their own and report (a cluster's coordinator).
+    pub monitors_here: bool,
 }
 
 /// A transition at work.
@@ -160,6 +177,8 @@ pub struct Core {
     /// or demote of such a copy runs with the definition it was started with.
     previous: HashMap<u64, ResourceSpec>,
     node: String,
+    /// Whether this core runs `node`'s recurring monitors (see [`Boot::monitors_here`]).
+    monitors_here: bool,
     state: State,
     run: Option<Run>,
     /// Something changed: schedule again once no transition runs.
@@ -215,6 +234,7 @@ impl Boot {
             state,
             node,
             health_monitors,
+            monitors_here: true,
         })
     }
 }
@@ -255,6 +275,7 @@ impl Core {
             orphans: boot.orphans,
             previous: boot.previous.into_iter().map(|s| (s.digest(), s)).collect(),
             node: boot.node,
+            monitors_here: boot.monitors_here,
             state: boot.state,
             run: None,
             dirty: true,
@@ -289,6 +310,13 @@ impl Core {
         self.record(store, now, vec![(Event::NodeUp { node }, None)])?;
         self.save_definitions();
         Ok(self.take_effects())
+    }
+
+    /// Starting to coordinate a cluster (instead of [`Core::join`]): membership comes as
+    /// [`Input::Observed`] node events.
+    pub fn begin(&mut self) -> Vec<Effect> {
+        self.save_definitions();
+        self.take_effects()
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -389,7 +417,7 @@ impl Core {
                 }
             }
         }
-        if self.shutting_down.is_none() {
+        if self.shutting_down.is_none() && self.monitors_here {
             self.reconcile_monitors(now);
             let due: Vec<(String, u64)> = self
                 .monitors
@@ -434,6 +462,10 @@ impl Core {
                 self.on_health_done(resource, interval_ms, generation, error, took, now, store)?
             }
             Input::Exited(exit) => self.on_exit(exit, now, store)?,
+            Input::Observed { event, duration_ms } => {
+                self.on_observed(event, duration_ms, now, store)?
+            }
+            Input::ActionLost { id } => self.on_action_lost(id, now),
         }
         Ok(self.take_effects())
     }
@@ -586,6 +618,7 @@ impl Core {
         debug!(action = %kind, "action starts");
         self.effects.push(Effect::Run {
             id,
+            node: kind.node().to_owned(),
             spec,
             op,
             notification,
@@ -707,6 +740,56 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// An event seen elsewhere: recorded, applied; anything but an expected result stops the
+    /// running transition (the engine decides again).
+    fn on_observed(
+        &mut self,
+        event: Event,
+        duration_ms: Option<u64>,
+        now: Time,
+        store: &mut dyn Recorder,
+    ) -> anyhow::Result<()> {
+        let expected_result = match &event {
+            Event::OpResult(r) => self
+                .config
+                .resource(&r.resource)
+                .is_some_and(|spec| expected(spec, r.op, r.rc)),
+            _ => false,
+        };
+        match &event {
+            Event::OpResult(r) if !expected_result => {
+                warn!(resource = %r.resource, node = %r.node, op = %r.op, rc = r.rc, rc_name = rc::name(r.rc), reason = %r.exit_reason, "reported failure")
+            }
+            Event::NodeUp { node } => info!(node = %node, "node joined"),
+            Event::NodeDown { node } => warn!(node = %node, "node lost"),
+            _ => {}
+        }
+        self.record(store, now, vec![(event, duration_ms)])?;
+        if expected_result {
+            self.dirty = true;
+        } else {
+            self.abort_run();
+        }
+        Ok(())
+    }
+
+    fn on_action_lost(&mut self, id: ActionId, now: Time) {
+        let Some(action) = self
+            .run
+            .as_ref()
+            .and_then(|r| r.progress.action(id))
+            .cloned()
+        else {
+            return;
+        };
+        warn!(action = %action.kind, "action lost with its node");
+        if let Some(n) = action.kind.resource().and_then(|r| self.busy.get_mut(r)) {
+            *n = n.saturating_sub(1);
+        }
+        self.abort_run();
+        self.finish_step(id, false, now);
     }
 
     /// Keeps one timer per recurring monitor of every resource started here and healthy.

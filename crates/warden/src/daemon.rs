@@ -15,14 +15,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-use warden_engine::{
-    Agent, ApplyError, Config, OpKey, OpName, ResourceSpec, Time,
-};
+use warden_engine::{Agent, ApplyError, Config, OpKey, OpName, ResourceSpec, Time};
 
 use crate::control::{Control, ControlError, Request};
 use crate::core::{Boot, Core, Effect, Input, OpOutcome};
-use crate::exec::process::{Exited, Supervisor};
 use crate::exec::executor::Executor;
+use crate::exec::process::{Exited, Supervisor};
 use crate::exec::{AgentResult, ocf};
 use crate::store::{SNAPSHOT_EVERY, Store};
 
@@ -159,6 +157,9 @@ fn serve_listener(
 /// Runs the daemon until SIGTERM/SIGINT (or a shutdown request).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut loaded = crate::config::load(&opts.config_path)?;
+    if let Some(etcd) = loaded.etcd.take() {
+        return crate::cluster::node::run(opts, loaded, etcd).await;
+    }
     loaded.engine = with_reloadable(loaded.engine, &opts.ocf_root).await;
     let file_config = Arc::new(loaded.engine);
     let node = pick_node(&file_config, opts.node.as_deref())?;
@@ -342,7 +343,7 @@ async fn hand_over(
 /// The configuration with what each OCF agent's meta-data says it reloads (`reload-agent`
 /// and its `reloadable` parameters). An agent whose meta-data cannot be read reloads
 /// nothing: its changes restart.
-async fn with_reloadable(config: Config, ocf_root: &Path) -> Config {
+pub(crate) async fn with_reloadable(config: Config, ocf_root: &Path) -> Config {
     let mut by_agent: HashMap<(String, String), Option<Vec<String>>> = HashMap::new();
     for (provider, kind) in crate::config::ocf_agents(&config) {
         let r = match ocf::metadata(ocf_root, &provider, &kind).await {
@@ -474,6 +475,7 @@ impl Daemon {
                     id,
                     spec,
                     op,
+                    node: _,
                     notification,
                 } => {
                     let ctx = self.executor();
@@ -758,4 +760,3 @@ fn outcome(r: AgentResult) -> OpOutcome {
         duration: r.duration,
     }
 }
-

@@ -156,6 +156,11 @@ enum Command {
         #[arg(long, env = "OCF_ROOT", default_value = exec::ocf::DEFAULT_OCF_ROOT)]
         ocf_root: PathBuf,
     },
+    /// The cluster's configuration in etcd (several machines).
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// What-if: schedule and run one transition on a simulated cluster (like crm_simulate).
     Simulate(Box<simulate::SimulateArgs>),
     /// The OCF resource agents installed on this machine.
@@ -165,6 +170,16 @@ enum Command {
         ocf_root: PathBuf,
         #[command(subcommand)]
         command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Check FILE and store it in etcd (its `[cluster.etcd]` says where): every node runs it
+    /// and applies the changes live.
+    Push {
+        /// The configuration file.
+        file: PathBuf,
     },
 }
 
@@ -493,6 +508,24 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 return Ok(serde_json::to_string_pretty(&v)? + "\n");
             }
             client.get_text("/status")
+        }
+        Command::Config {
+            action: ConfigAction::Push { file },
+        } => {
+            let loaded = config::load(&file)?;
+            let Some(etcd) = loaded.etcd else {
+                anyhow::bail!(
+                    "{}: has no [cluster.etcd]: a single machine runs its file directly (`warden reload` applies changes)",
+                    file.display()
+                );
+            };
+            let text = std::fs::read_to_string(&file)?;
+            let rev = runtime()?.block_on(warden::cluster::node::push_config(&etcd, &text))?;
+            Ok(format!(
+                "{}: stored in etcd under {} (revision {rev}); every node applies it now\n",
+                file.display(),
+                etcd.prefix
+            ))
         }
         Command::CheckConfig { file, ocf_root } => {
             let loaded = config::load(&file)?;

@@ -21,11 +21,11 @@ pub const HISTORY_LIMIT: u64 = 10_000;
 /// A snapshot is taken once the log holds this many events.
 pub const SNAPSHOT_EVERY: u64 = 512;
 
-/// One logged event.
+/// One logged event (also the value of each key of the cluster's log in etcd).
 #[derive(Debug, Serialize, Deserialize)]
-struct LogRecord {
-    time_ms: u64,
-    event: WireEvent,
+pub struct LogRecord {
+    pub time_ms: u64,
+    pub event: WireEvent,
 }
 
 /// One operation in the history.
@@ -50,6 +50,12 @@ pub struct HistoryEntry {
 pub struct Recorded(Vec<(Event, Time)>);
 
 impl Recorded {
+    /// What a store outside this module (the cluster's log in etcd) returns once it has
+    /// made `entries` durable; nothing else may call it.
+    pub(crate) fn durable(entries: &[Entry]) -> Recorded {
+        Recorded(entries.iter().map(|e| (e.event.clone(), e.time)).collect())
+    }
+
     pub fn events(&self) -> impl Iterator<Item = (&Event, Time)> {
         self.0.iter().map(|(e, t)| (e, *t))
     }

@@ -203,6 +203,7 @@ impl Sim {
             state: State::default(),
             node: NODE.into(),
             health_monitors: vec![],
+            monitors_here: true,
         })
         .expect("core");
         let mut sim = Sim {

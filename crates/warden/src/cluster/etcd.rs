@@ -96,13 +96,17 @@ impl Etcd {
         if let Some(tls) = &settings.tls {
             let mut t = TlsOptions::new();
             if let Some(ca) = &tls.ca {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| anyhow::anyhow!("cannot read the etcd CA {}: {e}", ca.display()))?;
+                let pem = std::fs::read(ca).map_err(|e| {
+                    anyhow::anyhow!("cannot read the etcd CA {}: {e}", ca.display())
+                })?;
                 t = t.ca_certificate(etcd_client::Certificate::from_pem(pem));
             }
             if let Some((cert, key)) = &tls.cert_key {
                 let c = std::fs::read(cert).map_err(|e| {
-                    anyhow::anyhow!("cannot read the etcd client certificate {}: {e}", cert.display())
+                    anyhow::anyhow!(
+                        "cannot read the etcd client certificate {}: {e}",
+                        cert.display()
+                    )
                 })?;
                 let k = std::fs::read(key).map_err(|e| {
                     anyhow::anyhow!("cannot read the etcd client key {}: {e}", key.display())
@@ -144,8 +148,11 @@ impl Etcd {
             return Ok((i, c));
         }
         let connect = Client::connect([ep.url.as_str()], Some(self.options.clone()));
-        let c = match tokio::time::timeout(self.timing.request.max(Duration::from_millis(200)), connect)
-            .await
+        let c = match tokio::time::timeout(
+            self.timing.request.max(Duration::from_millis(200)),
+            connect,
+        )
+        .await
         {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(self.failed(i, reason(&e))),
@@ -191,7 +198,12 @@ impl Etcd {
 
     /// A call retried on the next endpoint with backoff and jitter until `deadline`. Only for
     /// reads and writes that may be repeated.
-    pub async fn retry<T, F, Fut>(&self, what: &str, deadline: Instant, f: F) -> Result<T, EtcdError>
+    pub async fn retry<T, F, Fut>(
+        &self,
+        what: &str,
+        deadline: Instant,
+        f: F,
+    ) -> Result<T, EtcdError>
     where
         F: Fn(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
@@ -199,7 +211,13 @@ impl Etcd {
         let mut backoff = Duration::from_millis(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let r = self.once(what, self.timing.request.min(left.max(Duration::from_millis(1))), &f).await;
+            let r = self
+                .once(
+                    what,
+                    self.timing.request.min(left.max(Duration::from_millis(1))),
+                    &f,
+                )
+                .await;
             match r {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -263,8 +281,10 @@ impl Etcd {
     /// A transaction, sent once: a timeout leaves its outcome unknown, which the caller
     /// resolves by reading.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, EtcdError> {
-        self.once("txn", self.timing.request, |mut c| async move { c.txn(txn).await })
-            .await
+        self.once("txn", self.timing.request, |mut c| async move {
+            c.txn(txn).await
+        })
+        .await
     }
 }
 
@@ -272,7 +292,11 @@ impl Etcd {
 pub fn jittered(d: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     let f = (h.finish() % 1000) as f64 / 1000.0; // 0..1
     d.mul_f64(0.5 + f)
 }
