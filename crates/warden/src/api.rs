@@ -272,6 +272,7 @@ pub fn status_json(v: &StatusView) -> Value {
         "time": format_time(v.now),
         "transition_running": v.transition_running,
         "next_wakeup": v.next_wakeup.map(format_time),
+        "coordinator": v.coordinator,
         "nodes": nodes,
         "resources": resources,
         "failed_actions": failed,

@@ -55,6 +55,8 @@ pub struct StatusView {
     pub node: String,
     pub transition_running: bool,
     pub next_wakeup: Option<Time>,
+    /// The node that coordinates the cluster (None on one machine).
+    pub coordinator: Option<String>,
 }
 
 /// Why a request was refused.

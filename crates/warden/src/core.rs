@@ -359,6 +359,7 @@ impl Core {
             node: self.node.clone(),
             transition_running: self.run.is_some(),
             next_wakeup: self.wakeup,
+            coordinator: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Compare, CompareOp, EventType, KeyValue, Txn, TxnOp, WatchOptions};
+use etcd_client::{Compare, CompareOp, EventType, Txn, TxnOp, WatchOptions};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
@@ -153,129 +153,47 @@ impl Agent {
         }
     }
 
-    /// The agent's loop, for ever.
+    /// The agent's loop, for ever. Nothing here waits on etcd: assignments come from a
+    /// watcher task, results and reports leave in tasks of their own, so the lease deadline
+    /// is always kept.
     pub async fn run(mut self, mut exits: mpsc::UnboundedReceiver<Exited>) {
-        let prefix = self.etcd.key(&format!("{}{}/", keys::ASSIGN, self.node));
-        loop {
-            // Read every assignment, then watch for more from the revision read.
-            let deadline = Instant::now() + self.etcd.timing.ttl;
-            let rev = match self.etcd.get_prefix(&prefix, deadline).await {
-                Ok((kvs, rev)) => {
-                    for kv in &kvs {
-                        self.on_assignment(kv);
-                    }
-                    rev
-                }
-                Err(_) => {
-                    self.wait_a_little(&mut exits).await;
-                    continue;
-                }
-            };
-            let watch = match self.etcd.client().await {
-                Ok((i, mut c)) => {
-                    let opts = WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(rev + 1);
-                    match tokio::time::timeout(
-                        self.etcd.timing.request,
-                        c.watch(prefix.clone(), Some(opts)),
-                    )
-                    .await
-                    {
-                        Ok(Ok(w)) => Some((i, w)),
-                        Ok(Err(e)) => {
-                            self.etcd.failed(i, format!("watch: {}", reason(&e)));
-                            None
-                        }
-                        Err(_) => {
-                            self.etcd.failed(i, "watch: request timed out".to_owned());
-                            None
-                        }
-                    }
-                }
-                Err(_) => None,
-            };
-            let Some((endpoint, mut stream)) = watch else {
-                self.wait_a_little(&mut exits).await;
-                continue;
-            };
-            let mut lease_id = self.current_lease().map(|l| l.id);
-            loop {
-                let stop_at = self.stop_deadline();
-                let monitor_at = self.next_monitor();
-                let far = Instant::now() + Duration::from_secs(3600);
-                tokio::select! {
-                    msg = stream.message() => match msg {
-                        Ok(Some(resp)) => {
-                            if resp.canceled() || resp.compact_revision() > 0 {
-                                warn!(reason = %resp.cancel_reason(), compacted = resp.compact_revision(), "assignment watch cancelled; reading again");
-                                break;
-                            }
-                            for ev in resp.events() {
-                                let Some(kv) = ev.kv() else { continue };
-                                match ev.event_type() {
-                                    EventType::Put => self.on_assignment(kv),
-                                    EventType::Delete => {
-                                        let k = String::from_utf8_lossy(kv.key()).into_owned();
-                                        self.done.remove(&k);
-                                    }
-                                }
-                            }
-                        }
-                        Ok(None) => {
-                            self.etcd.failed(endpoint, "watch: stream closed".to_owned());
-                            break;
-                        }
-                        Err(e) => {
-                            self.etcd.failed(endpoint, format!("watch: {}", reason(&e)));
-                            break;
-                        }
-                    },
-                    Some(done) = self.rx.recv() => self.on_done(done).await,
-                    Some(exit) = exits.recv() => self.on_exit(exit).await,
-                    _ = tokio::time::sleep_until(stop_at.unwrap_or(far)), if stop_at.is_some() => {
-                        self.stop_everything().await;
-                    }
-                    _ = tokio::time::sleep_until(monitor_at.unwrap_or(far)), if monitor_at.is_some() => {
-                        self.fire_monitors();
-                    }
-                    r = self.lease.changed() => {
-                        if r.is_err() {
-                            return;
-                        }
-                        let now_id = self.current_lease().map(|l| l.id);
-                        if now_id != lease_id {
-                            lease_id = now_id;
-                            if now_id.is_some() {
-                                // A new membership: read the assignments again.
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Waits a little before trying etcd again, still handling results and exits.
-    async fn wait_a_little(&mut self, exits: &mut mpsc::UnboundedReceiver<Exited>) {
-        let until = Instant::now() + jittered(Duration::from_millis(100));
+        let (assign_tx, mut assignments) = mpsc::unbounded_channel();
+        let watcher = tokio::spawn(watch_assignments(
+            Arc::clone(&self.etcd),
+            self.node.clone(),
+            self.lease.clone(),
+            assign_tx,
+        ));
+        let _stop_watcher = AbortOnDrop(watcher);
         loop {
             let stop_at = self.stop_deadline();
-            let far = until + Duration::from_secs(3600);
+            let monitor_at = self.next_monitor();
+            let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => return,
-                Some(done) = self.rx.recv() => self.on_done(done).await,
-                Some(exit) = exits.recv() => self.on_exit(exit).await,
+                Some(a) = assignments.recv() => match a {
+                    Assigned::Put(key, value) => self.on_assignment(key, &value),
+                    Assigned::Gone(key) => {
+                        self.done.remove(&key);
+                    }
+                },
+                Some(done) = self.rx.recv() => self.on_done(done),
+                Some(exit) = exits.recv() => self.on_exit(exit),
                 _ = tokio::time::sleep_until(stop_at.unwrap_or(far)), if stop_at.is_some() => {
                     self.stop_everything().await;
                 }
+                _ = tokio::time::sleep_until(monitor_at.unwrap_or(far)), if monitor_at.is_some() => {
+                    self.fire_monitors();
+                }
+                r = self.lease.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
             }
         }
     }
 
-    fn on_assignment(&mut self, kv: &KeyValue) {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
+    fn on_assignment(&mut self, key: String, value: &[u8]) {
         if self.inflight.contains(&key) || self.done.contains(&key) {
             return;
         }
@@ -283,7 +201,7 @@ impl Agent {
             debug!(key = %key, "assignment not run: this node holds no valid lease");
             return;
         }
-        let a: Assignment = match serde_json::from_slice(kv.value()) {
+        let a: Assignment = match serde_json::from_slice(value) {
             Ok(a) => a,
             Err(e) => {
                 error!(key = %key, error = %e, "assignment not understood");
@@ -334,7 +252,7 @@ impl Agent {
         });
     }
 
-    async fn on_done(&mut self, done: Done) {
+    fn on_done(&mut self, done: Done) {
         match done {
             Done::Op {
                 key,
@@ -359,7 +277,7 @@ impl Agent {
                 } else {
                     warn!(resource = %resource, op = %op, rc = result.rc, rc_name = rc::name(result.rc), reason = %result.exit_reason, "action failed");
                 }
-                self.write_result(&key, &result).await;
+                self.write_result(&key, &result);
                 self.done.insert(key);
                 if self.busy.get(&resource).copied().unwrap_or(0) == 0 {
                     let (mine, later): (Vec<Exited>, Vec<Exited>) =
@@ -368,7 +286,7 @@ impl Agent {
                             .partition(|e| e.resource == resource);
                     self.deferred_exits = later;
                     for e in mine {
-                        self.on_exit(e).await;
+                        self.on_exit(e);
                     }
                 }
             }
@@ -420,7 +338,7 @@ impl Agent {
                     exit_reason: result.exit_reason,
                     digest: None,
                 });
-                self.report(&ev, Some(millis(result.duration))).await;
+                self.report(&ev, Some(millis(result.duration)));
             }
         }
     }
@@ -461,8 +379,9 @@ impl Agent {
         let _ = self.count.send(self.local.len());
     }
 
-    /// Writes an action's result, while its assignment exists and this node is a member.
-    async fn write_result(&self, key: &str, result: &AgentResult) {
+    /// Writes an action's result (in a task), while its assignment exists and this node is
+    /// a member.
+    fn write_result(&self, key: &str, result: &AgentResult) {
         let Some(rest) = key.strip_prefix(&self.etcd.key(keys::ASSIGN)) else {
             return;
         };
@@ -480,30 +399,29 @@ impl Agent {
             .map_or(Instant::now() + self.etcd.timing.ttl, |l| {
                 l.valid_until + self.etcd.timing.ttl
             });
-        let r = self
-            .etcd
-            .retry("result", deadline, |mut c| {
-                let txn = Txn::new()
-                    .when(vec![Compare::version(
-                        key.to_owned(),
-                        CompareOp::Greater,
-                        0,
-                    )])
-                    .and_then(vec![TxnOp::put(result_key.clone(), value.clone(), None)]);
-                async move { c.txn(txn).await }
-            })
-            .await;
-        match r {
-            Ok(r) if !r.succeeded() => {
-                debug!(key = %key, "result not written: the assignment is gone")
+        let etcd = Arc::clone(&self.etcd);
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            let r = etcd
+                .retry("result", deadline, |mut c| {
+                    let txn = Txn::new()
+                        .when(vec![Compare::version(key.clone(), CompareOp::Greater, 0)])
+                        .and_then(vec![TxnOp::put(result_key.clone(), value.clone(), None)]);
+                    async move { c.txn(txn).await }
+                })
+                .await;
+            match r {
+                Ok(r) if !r.succeeded() => {
+                    debug!(key = %key, "result not written: the assignment is gone")
+                }
+                Ok(_) => {}
+                Err(e) => error!(key = %key, error = %e, "cannot write an action's result"),
             }
-            Ok(_) => {}
-            Err(e) => error!(key = %key, error = %e, "cannot write an action's result"),
-        }
+        });
     }
 
-    /// Tells the coordinator what this agent saw on its own.
-    async fn report(&mut self, event: &Event, duration_ms: Option<u64>) {
+    /// Tells the coordinator what this agent saw on its own (in a task).
+    fn report(&mut self, event: &Event, duration_ms: Option<u64>) {
         self.report_seq += 1;
         let now_ms = crate::wire::wall_clock().as_millis();
         let key = self.etcd.key(&format!(
@@ -518,13 +436,16 @@ impl Agent {
         let deadline = self
             .current_lease()
             .map_or(Instant::now(), |l| l.valid_until);
-        if let Err(e) = self.etcd.put(&key, value, None, deadline).await {
-            error!(error = %e, "cannot report to the coordinator");
-        }
+        let etcd = Arc::clone(&self.etcd);
+        tokio::spawn(async move {
+            if let Err(e) = etcd.put(&key, value, None, deadline).await {
+                error!(error = %e, "cannot report to the coordinator");
+            }
+        });
     }
 
     /// A supervised process ended on its own: a failed monitor (rc 7), reported.
-    async fn on_exit(&mut self, exit: Exited) {
+    fn on_exit(&mut self, exit: Exited) {
         if self.busy.get(&exit.resource).copied().unwrap_or(0) > 0 {
             self.deferred_exits.push(exit);
             return;
@@ -553,7 +474,7 @@ impl Agent {
             exit_reason: format!("process {}", exit.how),
             digest: None,
         });
-        self.report(&ev, Some(0)).await;
+        self.report(&ev, Some(0));
     }
 
     /// The next monitor due (keeping one slot per recurring monitor of what runs here).
@@ -709,5 +630,117 @@ impl Agent {
             still_here = self.local.len(),
             "stopped what ran here; this node acts again once it holds a new lease"
         );
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// An assignment key that appeared (with its value) or went.
+#[derive(Debug)]
+enum Assigned {
+    Put(String, Vec<u8>),
+    Gone(String),
+}
+
+/// Feeds the agent this node's assignments: all of them at first (and again after a watch
+/// breaks, is compacted, or the node holds a new lease), then each change.
+async fn watch_assignments(
+    etcd: Arc<Etcd>,
+    node: String,
+    mut lease: LeaseRx,
+    tx: mpsc::UnboundedSender<Assigned>,
+) {
+    let prefix = etcd.key(&format!("{}{node}/", keys::ASSIGN));
+    loop {
+        let deadline = Instant::now() + etcd.timing.ttl;
+        let rev = match etcd.get_prefix(&prefix, deadline).await {
+            Ok((kvs, rev)) => {
+                for kv in &kvs {
+                    let key = String::from_utf8_lossy(kv.key()).into_owned();
+                    if tx.send(Assigned::Put(key, kv.value().to_vec())).is_err() {
+                        return;
+                    }
+                }
+                rev
+            }
+            Err(_) => {
+                tokio::time::sleep(jittered(Duration::from_millis(100))).await;
+                continue;
+            }
+        };
+        let stream = match etcd.client().await {
+            Ok((i, mut c)) => {
+                let opts = WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(rev + 1);
+                match tokio::time::timeout(etcd.timing.request, c.watch(prefix.clone(), Some(opts)))
+                    .await
+                {
+                    Ok(Ok(w)) => Some((i, w)),
+                    Ok(Err(e)) => {
+                        etcd.failed(i, format!("watch: {}", reason(&e)));
+                        None
+                    }
+                    Err(_) => {
+                        etcd.failed(i, "watch: request timed out".to_owned());
+                        None
+                    }
+                }
+            }
+            Err(_) => None,
+        };
+        let Some((endpoint, mut stream)) = stream else {
+            tokio::time::sleep(jittered(Duration::from_millis(100))).await;
+            continue;
+        };
+        let lease_id = lease.borrow().map(|l| l.id);
+        loop {
+            tokio::select! {
+                msg = stream.message() => match msg {
+                    Ok(Some(resp)) => {
+                        if resp.canceled() || resp.compact_revision() > 0 {
+                            warn!(reason = %resp.cancel_reason(), compacted = resp.compact_revision(), "assignment watch cancelled; reading again");
+                            break;
+                        }
+                        for ev in resp.events() {
+                            let Some(kv) = ev.kv() else { continue };
+                            let key = String::from_utf8_lossy(kv.key()).into_owned();
+                            let a = match ev.event_type() {
+                                EventType::Put => Assigned::Put(key, kv.value().to_vec()),
+                                EventType::Delete => Assigned::Gone(key),
+                            };
+                            if tx.send(a).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        etcd.failed(endpoint, "watch: stream closed".to_owned());
+                        break;
+                    }
+                    Err(e) => {
+                        etcd.failed(endpoint, format!("watch: {}", reason(&e)));
+                        break;
+                    }
+                },
+                r = lease.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    let now_id = lease.borrow().map(|l| l.id);
+                    if now_id.is_some() && now_id != lease_id {
+                        // A new membership: read the assignments again.
+                        break;
+                    }
+                }
+            }
+        }
     }
 }

@@ -639,10 +639,10 @@ impl Shell {
 
     fn view(&self) -> StatusView {
         let config = self.config.borrow().clone();
-        let (state, running) = self
+        let (state, running, coordinator) = self
             .replica
             .lock()
-            .map(|g| (g.state.clone(), g.assignments > 0))
+            .map(|g| (g.state.clone(), g.assignments > 0, g.coordinator.clone()))
             .unwrap_or_default();
         StatusView {
             config,
@@ -651,6 +651,7 @@ impl Shell {
             node: self.node.clone(),
             transition_running: running,
             next_wakeup: None,
+            coordinator,
         }
     }
 

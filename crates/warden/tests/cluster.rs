@@ -1,0 +1,533 @@
+//! Several machines on etcd, for real: three network namespaces on a bridge, with addresses
+//! that exist only inside them, a 3-member etcd cluster (one member per namespace, pre-vote,
+//! heartbeat 50 ms, election 500 ms) and three Warden nodes. Runs as root (the test command
+//! runs it so); everything is removed when a test ends.
+//!
+//! One resource, `db`, a promotable test agent (warden-test:Marker) that appends every
+//! promote, demote, start and stop with its time and node to one log file: one event log on
+//! one clock, so a test tells whether two nodes ever held the promoted copy at once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The scenarios share the machine's two cores: one cluster at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run a command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) {
+    run(Command::new("ip").args(args));
+}
+
+struct Cluster {
+    tag: String,
+    dir: tempfile::TempDir,
+    etcd: Vec<Option<Child>>,
+    nodes: Vec<Option<Child>>,
+    /// The shared event log of the Marker agent.
+    log: PathBuf,
+}
+
+const NODES: usize = 3;
+
+impl Cluster {
+    fn ns(&self, i: usize) -> String {
+        format!("{}n{i}", self.tag)
+    }
+
+    fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{i}"))
+    }
+
+    fn config_path(&self, i: usize) -> PathBuf {
+        self.node_dir(i).join("warden.toml")
+    }
+
+    /// The network, etcd and the three nodes, running `resources` (TOML) with `lease_ttl`.
+    fn new(resources: &str, lease_ttl: &str) -> Cluster {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the cluster tests create network namespaces: run them as root (the test command does)"
+        );
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let tag = format!(
+            "w{}{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("events.log");
+        std::fs::write(&log, "").expect("log");
+        let mut c = Cluster {
+            tag,
+            dir,
+            etcd: (0..NODES).map(|_| None).collect(),
+            nodes: (0..NODES).map(|_| None).collect(),
+            log,
+        };
+        let bridge = format!("{}b", c.tag);
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        ip(&["link", "set", &bridge, "up"]);
+        for i in 1..=NODES {
+            let ns = c.ns(i);
+            let (host, peer) = (format!("{}h{i}", c.tag), format!("{}p{i}", c.tag));
+            ip(&["netns", "add", &ns]);
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer]);
+            ip(&["link", "set", &peer, "netns", &ns]);
+            ip(&["link", "set", &host, "master", &bridge, "up"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.77.0.{i}/24"),
+                "dev",
+                &peer,
+            ]);
+            ip(&["-n", &ns, "link", "set", &peer, "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        for i in 1..=NODES {
+            c.start_etcd(i);
+        }
+        let endpoints: Vec<String> = (1..=NODES)
+            .map(|i| format!("\"http://10.77.0.{i}:2379\""))
+            .collect();
+        let nodes: String = (1..=NODES)
+            .map(|i| format!("[[node]]\nname = \"n{i}\"\naddress = \"10.77.0.{i}\"\n"))
+            .collect();
+        let config = format!(
+            "[cluster]\nname = \"test\"\ndata_dir = \"data\"\n[cluster.etcd]\nendpoints = [{}]\nlease_ttl = \"{lease_ttl}\"\n{nodes}{}",
+            endpoints.join(", "),
+            resources.replace("@LOG@", &c.log.display().to_string())
+        );
+        for i in 1..=NODES {
+            std::fs::create_dir_all(c.node_dir(i).join("rsctmp")).expect("node dir");
+            std::fs::write(c.config_path(i), &config).expect("config");
+        }
+        for i in 1..=NODES {
+            c.start(i);
+        }
+        c
+    }
+
+    fn start_etcd(&mut self, i: usize) {
+        let cluster: Vec<String> = (1..=NODES)
+            .map(|j| format!("e{j}=http://10.77.0.{j}:2380"))
+            .collect();
+        let out = std::fs::File::create(self.dir.path().join(format!("etcd{i}.log"))).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(i), "etcd"])
+            .args(["--name", &format!("e{i}")])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(format!("etcd{i}")))
+            .args(["--listen-client-urls", &format!("http://10.77.0.{i}:2379")])
+            .args([
+                "--advertise-client-urls",
+                &format!("http://10.77.0.{i}:2379"),
+            ])
+            .args(["--listen-peer-urls", &format!("http://10.77.0.{i}:2380")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://10.77.0.{i}:2380"),
+            ])
+            .args(["--initial-cluster", &cluster.join(",")])
+            .args(["--initial-cluster-state", "new"])
+            .args([
+                "--heartbeat-interval",
+                "50",
+                "--election-timeout",
+                "500",
+                "--pre-vote",
+            ])
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("etcd (Debian's etcd-server) runs");
+        self.etcd[i - 1] = Some(child);
+    }
+
+    /// Starts Warden on node `i`.
+    fn start(&mut self, i: usize) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.node_dir(i).join("warden.log"))
+            .expect("log");
+        let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(i),
+                env!("CARGO_BIN_EXE_warden"),
+                "run",
+            ])
+            .arg("--config")
+            .arg(self.config_path(i))
+            .args(["--node", &format!("n{i}")])
+            .arg("--ocf-root")
+            .arg(&ocf)
+            .env("HA_RSCTMP", self.node_dir(i).join("rsctmp"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("warden");
+        self.nodes[i - 1] = Some(child);
+    }
+
+    /// The node dies as a machine does: Warden is killed and whatever it ran is gone (the
+    /// Marker's state; the log notes the end of what it held).
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i - 1].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let state = self.node_dir(i).join("rsctmp/Marker-db");
+        if state.exists() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos();
+            let line = format!("{now} n{i} died end\n");
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.log)
+                .expect("log");
+            std::io::Write::write_all(&mut f, line.as_bytes()).expect("log");
+            std::fs::remove_file(state).expect("remove state");
+        }
+    }
+
+    /// Cuts node `i`'s link to the others (its etcd member too).
+    fn partition(&self, i: usize) {
+        ip(&["link", "set", &format!("{}h{i}", self.tag), "down"]);
+    }
+
+    fn heal(&self, i: usize) {
+        ip(&["link", "set", &format!("{}h{i}", self.tag), "up"]);
+    }
+
+    fn cli(&self, i: usize, args: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(i), env!("CARGO_BIN_EXE_warden")])
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path(i))
+            .output()
+            .expect("warden cli");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    fn status(&self, i: usize) -> Option<Value> {
+        let (ok, out) = self.cli(i, &["status", "--json"]);
+        if !ok {
+            return None;
+        }
+        serde_json::from_str(&out).ok()
+    }
+
+    /// Waits until node `i`'s status satisfies `cond`; panics with the last status and the
+    /// logs after `secs`.
+    fn wait(&self, i: usize, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
+        while Instant::now() < deadline {
+            self.assert_running();
+            if let Some(s) = self.status(i) {
+                if cond(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what} on n{i}; last status: {}\n{}",
+            last.map(|s| s["text"].to_string()).unwrap_or_default(),
+            self.logs()
+        );
+    }
+
+    /// Fails at once when a node's Warden exited on its own.
+    fn assert_running(&self) {
+        for (i, c) in self.nodes.iter().enumerate() {
+            if let Some(c) = c {
+                let mut probe = Command::new("kill");
+                probe
+                    .args(["-0", &c.id().to_string()])
+                    .stderr(Stdio::null());
+                let alive = probe.status().is_ok_and(|s| s.success())
+                    && !std::fs::read_to_string(format!("/proc/{}/stat", c.id()))
+                        .is_ok_and(|s| s.contains(") Z "));
+                assert!(alive, "n{} exited\n{}", i + 1, self.logs());
+            }
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 1..=NODES {
+            let log =
+                std::fs::read_to_string(self.node_dir(i).join("warden.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            out.push_str(&format!("--- n{i} (last lines)\n"));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out.push_str(&format!(
+            "--- events\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        ));
+        out
+    }
+
+    /// The node holding the promoted copy, per `status`.
+    fn promoted_on(s: &Value) -> Option<String> {
+        s["resources"]
+            .as_array()?
+            .iter()
+            .find(|r| r["id"] == "db")?
+            .get("promoted")?
+            .as_array()?
+            .first()?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// When each node held the promoted copy, from the event log: from a promote's begin to
+    /// the end of the demote, stop or death that ended it.
+    fn promoted_intervals(&self) -> Vec<(String, u128, u128)> {
+        let text = std::fs::read_to_string(&self.log).expect("log");
+        let mut open: std::collections::HashMap<String, u128> = Default::default();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [t, node, action, phase] = f[..] else {
+                continue;
+            };
+            let Ok(t) = t.parse::<u128>() else { continue };
+            match (action, phase) {
+                ("promote", "begin") => {
+                    open.entry(node.to_owned()).or_insert(t);
+                }
+                ("demote" | "stop" | "died", "end") => {
+                    if let Some(from) = open.remove(node) {
+                        out.push((node.to_owned(), from, t));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (node, from) in open {
+            out.push((node, from, u128::MAX));
+        }
+        out
+    }
+
+    /// Asserts that no two nodes ever held the promoted copy at once.
+    fn assert_no_overlap(&self) {
+        let iv = self.promoted_intervals();
+        for (i, a) in iv.iter().enumerate() {
+            for b in &iv[i + 1..] {
+                if a.0 != b.0 && a.1 < b.2 && b.1 < a.2 {
+                    panic!(
+                        "{} and {} held the promoted copy at once: {a:?} {b:?}\n{}",
+                        a.0,
+                        b.0,
+                        self.logs()
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.nodes.iter_mut().chain(self.etcd.iter_mut()).flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for i in 1..=NODES {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(i)])
+                .status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("{}b", self.tag)])
+            .status();
+    }
+}
+
+const DB: &str = r#"
+[[resource]]
+id = "db"
+class = "ocf"
+provider = "warden-test"
+type = "Marker"
+promotable = true
+params = { log = "@LOG@" }
+meta = { promotion_score = 10 }
+ops = [
+  { name = "monitor", interval = "1s" },
+  { name = "monitor", interval = "900ms", role = "promoted" },
+  { name = "stop", timeout = "400ms" },
+  { name = "demote", timeout = "400ms" },
+]
+"#;
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[test]
+fn a_node_that_dies_is_replaced_and_status_shows_the_whole_cluster_from_any_node() {
+    let _g = lock();
+    let mut c = Cluster::new(DB, "3s");
+    let s = c.wait(1, 60, "db promoted somewhere", |s| {
+        Cluster::promoted_on(s).is_some() && !s["transition_running"].as_bool().unwrap_or(true)
+    });
+    let first = Cluster::promoted_on(&s).expect("promoted");
+    // Every node shows the same cluster.
+    for i in 1..=NODES {
+        let s = c.wait(i, 10, "the same view", |s| {
+            Cluster::promoted_on(s).as_deref() == Some(first.as_str())
+                && s["nodes"]
+                    .as_array()
+                    .is_some_and(|n| n.iter().all(|n| n["online"] == true))
+        });
+        assert_eq!(s["node"], format!("n{i}"));
+    }
+    let dead: usize = first[1..].parse().expect("node number");
+    c.kill(dead);
+    let other = if dead == 1 { 2 } else { 1 };
+    let s = c.wait(other, 30, "db promoted on another node", |s| {
+        Cluster::promoted_on(s).is_some_and(|n| n != first)
+    });
+    let offline: Vec<&str> = s["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["online"] == false)
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(offline, vec![first.as_str()], "{}", s["text"]);
+    c.assert_no_overlap();
+
+    // It comes back: probed, joins as a backup.
+    c.start(dead);
+    c.wait(other, 30, "the node back online", |s| {
+        s["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().all(|n| n["online"] == true))
+            && !s["transition_running"].as_bool().unwrap_or(true)
+    });
+    c.assert_no_overlap();
+}
+
+#[test]
+fn a_partitioned_node_demotes_itself_before_another_node_promotes() {
+    let _g = lock();
+    let c = Cluster::new(DB, "2s");
+    let s = c.wait(1, 60, "db promoted somewhere", |s| {
+        Cluster::promoted_on(s).is_some() && !s["transition_running"].as_bool().unwrap_or(true)
+    });
+    let first = Cluster::promoted_on(&s).expect("promoted");
+    let cut: usize = first[1..].parse().expect("node number");
+    c.partition(cut);
+    let other = if cut == 1 { 2 } else { 1 };
+    c.wait(other, 30, "db promoted on another node", |s| {
+        Cluster::promoted_on(s).is_some_and(|n| n != first)
+    });
+    // The cut node gave the copy up on its own (no_quorum_policy = stop): the log shows its
+    // stop before the other's promote.
+    c.assert_no_overlap();
+    let iv = c.promoted_intervals();
+    let gave_up = iv
+        .iter()
+        .find(|(n, _, end)| *n == first && *end != u128::MAX)
+        .map(|iv| iv.2);
+    let promoted = iv.iter().filter(|(n, ..)| *n != first).map(|iv| iv.1).min();
+    let (Some(gave_up), Some(promoted)) = (gave_up, promoted) else {
+        panic!("the partitioned node never stopped: {iv:?}\n{}", c.logs());
+    };
+    eprintln!(
+        "the cut node gave the copy up {} ms before another node promoted",
+        (promoted.saturating_sub(gave_up)) / 1_000_000
+    );
+    c.heal(cut);
+    c.wait(other, 30, "the node back", |s| {
+        s["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().all(|n| n["online"] == true))
+            && !s["transition_running"].as_bool().unwrap_or(true)
+    });
+    c.assert_no_overlap();
+}
+
+#[test]
+fn the_coordinator_can_die_and_commands_work_from_any_node() {
+    let _g = lock();
+    let mut c = Cluster::new(DB, "2s");
+    c.wait(1, 60, "db promoted somewhere", |s| {
+        Cluster::promoted_on(s).is_some() && !s["transition_running"].as_bool().unwrap_or(true)
+    });
+    // A command from one node, seen from another.
+    let (ok, out) = c.cli(2, &["resource", "disable", "db"]);
+    assert!(ok, "{out}");
+    c.wait(3, 30, "db stopped everywhere", |s| {
+        s["resources"][0]["nodes"]
+            .as_array()
+            .is_some_and(|n| n.is_empty())
+    });
+    // Kill the coordinator (whichever node it is), then enable from a survivor.
+    let s = c.status(3).expect("status");
+    let coordinator: usize = s["coordinator"].as_str().expect("a coordinator")[1..]
+        .parse()
+        .expect("node number");
+    c.kill(coordinator);
+    let survivor = if coordinator == 1 { 2 } else { 1 };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = c.cli(survivor, &["resource", "enable", "db"]);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "enable never taken: {out}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.wait(survivor, 30, "db promoted again", |s| {
+        Cluster::promoted_on(s).is_some_and(|n| n != format!("n{coordinator}"))
+    });
+    c.assert_no_overlap();
+    // A bad command names its field, from any node.
+    let (ok, out) = c.cli(survivor, &["resource", "disable", "nope"]);
+    assert!(!ok && out.contains("nope"), "{out}");
+}
