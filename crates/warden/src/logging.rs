@@ -33,7 +33,11 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_target(false);
     let result = match (args.log_output.as_str(), args.log_format) {
-        ("stderr", LogFormat::Text) => builder.with_writer(std::io::stderr).try_init(),
+        // Colours only on a terminal: journald and log files store the escape codes.
+        ("stderr", LogFormat::Text) => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .try_init(),
         ("stderr", LogFormat::Json) => builder.json().with_writer(std::io::stderr).try_init(),
         (path, format) => {
             let path = PathBuf::from(path);

@@ -615,7 +615,7 @@ score = "lots"
     assert!(!ok);
     assert_eq!(out, "");
     expect![[r#"
-        bad.toml:2:1: error: unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric)
+        bad.toml:2:1: error: unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric, etcd)
         bad.toml:3:20: error: unknown value "stopp"; did you mean "stop"? (allowed: stop, freeze, ignore, demote)
         bad.toml:12:10: error: unknown key `migration-threshold` in meta; did you mean `migration_threshold`? (allowed: migration_threshold, failure_timeout, resource_stickiness, target_role, is_managed, maintenance, multiple_active, priority, crash_loop_window, crash_loop_delay_max)
         bad.toml:12:53: error: bad duration "60": add a unit (ms, s, m, h or d), like "60s"
@@ -662,7 +662,7 @@ fn agent_list_and_info() {
     assert!(ok, "{err}");
     assert_eq!(
         out,
-        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Reloadable\nocf:warden-test:Stateful\n"
+        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Marker\nocf:warden-test:Reloadable\nocf:warden-test:Stateful\n"
     );
     let (ok, out, err) = warden(
         dir.path(),

@@ -120,6 +120,9 @@ impl Cluster {
         for i in 1..=NODES {
             c.start(i);
         }
+        for i in 1..=NODES {
+            c.wait(i, 60, "the node's API", |_| true);
+        }
         c
     }
 
@@ -202,7 +205,7 @@ impl Cluster {
                 .duration_since(std::time::UNIX_EPOCH)
                 .expect("clock")
                 .as_nanos();
-            let line = format!("{now} n{i} died end\n");
+            let line = format!("{now} n{i} died end db\n");
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
                 .open(&self.log)
@@ -264,7 +267,7 @@ impl Cluster {
         }
         panic!(
             "timed out waiting for {what} on n{i}; last status: {}\n{}",
-            last.map(|s| s["text"].to_string()).unwrap_or_default(),
+            last.map(|s| s.to_string()).unwrap_or_default(),
             self.logs()
         );
     }
@@ -290,7 +293,7 @@ impl Cluster {
         for i in 1..=NODES {
             let log =
                 std::fs::read_to_string(self.node_dir(i).join("warden.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = log.lines().rev().take(400).collect();
             out.push_str(&format!("--- n{i} (last lines)\n"));
             for l in tail.into_iter().rev() {
                 out.push_str(l);
@@ -325,7 +328,7 @@ impl Cluster {
         let mut out = Vec::new();
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let [t, node, action, phase] = f[..] else {
+            let [t, node, action, phase, "db"] = f[..] else {
                 continue;
             };
             let Ok(t) = t.parse::<u128>() else { continue };
@@ -530,4 +533,286 @@ fn the_coordinator_can_die_and_commands_work_from_any_node() {
     // A bad command names its field, from any node.
     let (ok, out) = c.cli(survivor, &["resource", "disable", "nope"]);
     assert!(!ok && out.contains("nope"), "{out}");
+}
+
+impl Cluster {
+    /// The node that coordinates, per node `i`'s status.
+    fn coordinator(&self, i: usize) -> usize {
+        let s = self.wait(i, 30, "a coordinator", |s| s["coordinator"].is_string());
+        s["coordinator"].as_str().expect("coordinator")[1..]
+            .parse()
+            .expect("node number")
+    }
+
+    /// Asks node `i`'s Warden to stop (SIGTERM) and waits until it has.
+    fn stop(&mut self, i: usize) {
+        let Some(mut c) = self.nodes[i - 1].take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if c.try_wait().expect("wait").is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "n{i} did not stop\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The etcd member that leads, asked through etcd's JSON gateway from inside node 1.
+    fn etcd_leader(&self) -> usize {
+        let script = "import json,urllib.request,sys\n\
+            for i in (1,2,3):\n\
+            \x20 try:\n\
+            \x20   r=json.load(urllib.request.urlopen(urllib.request.Request(f'http://10.77.0.{i}:2379/v3/maintenance/status',data=b'{}'),timeout=2))\n\
+            \x20   if r.get('leader')==r['header']['member_id']: print(i); sys.exit(0)\n\
+            \x20 except Exception: pass\n\
+            sys.exit(1)\n";
+        let out =
+            run(Command::new("ip").args(["netns", "exec", &self.ns(1), "python3", "-c", script]));
+        out.trim().parse().expect("leader number")
+    }
+
+    fn kill_etcd(&mut self, i: usize) {
+        if let Some(mut c) = self.etcd[i - 1].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Lines of the event log for `resource`: (time, node, action, phase).
+    fn events_of(&self, resource: &str) -> Vec<(u128, String, String, String)> {
+        std::fs::read_to_string(&self.log)
+            .expect("log")
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let [t, node, action, phase, r] = f[..] else {
+                    return None;
+                };
+                (r == resource)
+                    .then(|| {
+                        (
+                            t.parse().ok(),
+                            node.to_owned(),
+                            action.to_owned(),
+                            phase.to_owned(),
+                        )
+                    })
+                    .and_then(|(t, n, a, p)| Some((t?, n, a, p)))
+            })
+            .collect()
+    }
+}
+
+fn all_online_and_settled(s: &Value) -> bool {
+    s["nodes"]
+        .as_array()
+        .is_some_and(|n| n.iter().all(|n| n["online"] == true))
+        && !s["transition_running"].as_bool().unwrap_or(true)
+}
+
+#[test]
+fn the_etcd_leader_dies_and_the_service_stays() {
+    let _g = lock();
+    // The lease outlasts etcd's election (up to twice its 500 ms timeout) plus the stop time
+    // (docs/cluster.md, "Choosing the TTL").
+    let mut c = Cluster::new(DB, "3s");
+    let s = c.wait(1, 60, "db promoted and settled", |s| {
+        Cluster::promoted_on(s).is_some() && all_online_and_settled(s)
+    });
+    let holder = Cluster::promoted_on(&s).expect("promoted");
+    let leader = c.etcd_leader();
+    c.kill_etcd(leader);
+    // etcd elects a new leader (pre-vote, 500 ms election): no node loses its lease, nothing moves.
+    std::thread::sleep(Duration::from_secs(5));
+    let other = if leader == 1 { 2 } else { 1 };
+    let s = c.wait(other, 30, "db still promoted", |s| {
+        Cluster::promoted_on(s).is_some()
+    });
+    assert_eq!(
+        Cluster::promoted_on(&s).as_deref(),
+        Some(holder.as_str()),
+        "the promoted copy moved when the etcd leader died\n{}",
+        c.logs()
+    );
+    c.assert_no_overlap();
+    // The member comes back (its data dir is intact) and the cluster is whole again.
+    c.start_etcd(leader);
+    c.wait(other, 30, "everything online", all_online_and_settled);
+    c.assert_no_overlap();
+}
+
+#[test]
+fn a_rolling_restart_keeps_the_service_up() {
+    let _g = lock();
+    let mut c = Cluster::new(DB, "2s");
+    c.wait(1, 60, "db promoted and settled", |s| {
+        Cluster::promoted_on(s).is_some() && all_online_and_settled(s)
+    });
+    let began = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    for i in 1..=NODES {
+        let watcher = if i == 1 { 2 } else { 1 };
+        c.stop(i);
+        c.wait(watcher, 30, "db promoted elsewhere", |s| {
+            Cluster::promoted_on(s).is_some_and(|n| n != format!("n{i}"))
+        });
+        c.start(i);
+        c.wait(watcher, 30, "the node back", all_online_and_settled);
+    }
+    c.assert_no_overlap();
+    // Up throughout: between one holder and the next, never more than a few seconds.
+    let mut iv: Vec<(u128, u128)> = c
+        .promoted_intervals()
+        .into_iter()
+        .filter(|(_, _, end)| *end > began)
+        .map(|(_, from, to)| (from, to))
+        .collect();
+    iv.sort();
+    for w in iv.windows(2) {
+        let gap_ms = w[1].0.saturating_sub(w[0].1) / 1_000_000;
+        assert!(
+            gap_ms < 5_000,
+            "no promoted copy for {gap_ms} ms\n{}",
+            c.logs()
+        );
+    }
+}
+
+#[test]
+fn a_coordinator_killed_mid_transition_is_continued_without_a_second_start() {
+    let _g = lock();
+    let slow = format!(
+        "{DB}\n[[resource]]\nid = \"slow\"\nclass = \"ocf\"\nprovider = \"warden-test\"\ntype = \"Marker\"\nparams = {{ log = \"@LOG@\", start_delay = \"3\" }}\nops = [{{ name = \"start\", timeout = \"20s\" }}, {{ name = \"stop\", timeout = \"400ms\" }}]\n"
+    );
+    let mut c = Cluster::new(&slow, "2s");
+    let s = c.wait(1, 60, "slow started", |s| {
+        all_online_and_settled(s)
+            && s["resources"].as_array().is_some_and(|r| {
+                r.iter().any(|r| {
+                    r["id"] == "slow" && r["nodes"].as_array().is_some_and(|n| n.len() == 1)
+                })
+            })
+    });
+    let on: usize = s["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["id"] == "slow"))
+        .and_then(|r| r["nodes"][0].as_str())
+        .expect("slow's node")[1..]
+        .parse()
+        .expect("node number");
+    let coordinator = c.coordinator(1);
+    let target = (1..=NODES)
+        .find(|&n| n != on && n != coordinator)
+        .expect("a third node");
+    let (ok, out) = c.cli(target, &["resource", "move", "slow", &format!("n{target}")]);
+    assert!(ok, "{out}");
+    // Kill the coordinator while the start on the target runs (it takes 3 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c
+        .events_of("slow")
+        .iter()
+        .any(|(_, n, a, p)| *n == format!("n{target}") && a == "start" && p == "begin")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the move never started\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.kill(coordinator);
+    let survivor = if coordinator == target { on } else { target };
+    c.wait(survivor, 30, "slow started on the target", |s| {
+        s["resources"].as_array().is_some_and(|r| {
+            r.iter().any(|r| {
+                r["id"] == "slow" && r["nodes"] == serde_json::json!([format!("n{target}")])
+            })
+        }) && !s["transition_running"].as_bool().unwrap_or(true)
+    });
+    let starts = c
+        .events_of("slow")
+        .iter()
+        .filter(|(_, n, a, p)| *n == format!("n{target}") && a == "start" && p == "begin")
+        .count();
+    assert_eq!(
+        starts,
+        1,
+        "the new coordinator started slow again\n{}",
+        c.logs()
+    );
+    // (Logs to a file carry no terminal colour codes.)
+    assert!(!c.logs().contains('\u{1b}'), "colour codes in a log file");
+    let log = std::fs::read_to_string(c.node_dir(survivor).join("warden.log")).unwrap_or_default();
+    let new_coordinator = c.coordinator(survivor);
+    let log_c =
+        std::fs::read_to_string(c.node_dir(new_coordinator).join("warden.log")).unwrap_or_default();
+    assert!(
+        log_c.contains("pending=1") || log.contains("pending=1"),
+        "the new coordinator did not wait for the running start\n{}",
+        c.logs()
+    );
+}
+
+#[test]
+fn a_node_that_briefly_cannot_renew_stops_its_copies_then_runs_them_again() {
+    let _g = lock();
+    let c = Cluster::new(DB, "2s");
+    let three = |s: &Value| {
+        all_online_and_settled(s)
+            && Cluster::promoted_on(s).is_some()
+            && s["resources"][0]["nodes"]
+                .as_array()
+                .is_some_and(|n| n.len() == 3)
+    };
+    let s = c.wait(1, 60, "three copies, one promoted", three);
+    let holder = Cluster::promoted_on(&s).expect("promoted");
+    let coordinator = c.coordinator(1);
+    let cut = (1..=NODES)
+        .find(|&i| i != coordinator && format!("n{i}") != holder)
+        .expect("a plain node");
+    // Cut until the node stops its copy (no keepalive acknowledged for TTL minus its stop
+    // time and margin), then heal at once: etcd may still hold its lease.
+    c.partition(cut);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stopped = || {
+        std::fs::read_to_string(c.node_dir(cut).join("warden.log"))
+            .unwrap_or_default()
+            .contains("stopped what ran here")
+    };
+    while !stopped() {
+        assert!(
+            Instant::now() < deadline,
+            "the cut node did not stop its copy\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.heal(cut);
+    assert!(
+        !c.node_dir(cut).join("rsctmp/Marker-db").exists(),
+        "the copy still runs"
+    );
+    // Whether its lease survived or not, the coordinator learns and the copy runs again,
+    // for real (the status alone could be stale: the copy's own state says).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.node_dir(cut).join("rsctmp/Marker-db").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the cut node's copy never ran again\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.wait(coordinator, 30, "three copies again", three);
+    c.assert_no_overlap();
 }

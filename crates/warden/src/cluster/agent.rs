@@ -43,6 +43,9 @@ enum Done {
         generation: u64,
         result: AgentResult,
     },
+    /// The coordinator knows this node stopped everything under this lease (it probes it
+    /// again): the node may act again.
+    Rejoined(i64),
 }
 
 /// A copy this agent knows runs here (from the operations it ran).
@@ -290,6 +293,13 @@ impl Agent {
                     }
                 }
             }
+            Done::Rejoined(id) => {
+                if self.stopped_for == Some(id) && self.current_lease().is_some_and(|l| l.id == id)
+                {
+                    info!("the coordinator re-probes this node; acting again");
+                    self.stopped_for = None;
+                }
+            }
             Done::Monitor {
                 resource,
                 interval_ms,
@@ -422,6 +432,11 @@ impl Agent {
 
     /// Tells the coordinator what this agent saw on its own (in a task).
     fn report(&mut self, event: &Event, duration_ms: Option<u64>) {
+        self.report_then(event, duration_ms, None);
+    }
+
+    /// Reports, and once the report is written sends `then` to the agent's loop.
+    fn report_then(&mut self, event: &Event, duration_ms: Option<u64>, then: Option<Done>) {
         self.report_seq += 1;
         let now_ms = crate::wire::wall_clock().as_millis();
         let key = self.etcd.key(&format!(
@@ -437,9 +452,15 @@ impl Agent {
             .current_lease()
             .map_or(Instant::now(), |l| l.valid_until);
         let etcd = Arc::clone(&self.etcd);
+        let tx = self.tx.clone();
         tokio::spawn(async move {
-            if let Err(e) = etcd.put(&key, value, None, deadline).await {
-                error!(error = %e, "cannot report to the coordinator");
+            match etcd.put(&key, value, None, deadline).await {
+                Ok(()) => {
+                    if let Some(then) = then {
+                        let _ = tx.send(then);
+                    }
+                }
+                Err(e) => error!(error = %e, "cannot report to the coordinator"),
             }
         });
     }
@@ -617,7 +638,9 @@ impl Agent {
                 let Ok((r, spec, op, result)) = j else {
                     continue;
                 };
-                if !expected(&spec, op, result.rc) {
+                if expected(&spec, op, result.rc) {
+                    info!(resource = %r, op = %op, rc = result.rc, ms = millis(result.duration), "stopped on its own");
+                } else {
                     error!(resource = %r, op = %op, rc = result.rc, reason = %result.exit_reason, "could not stop before the lease expires");
                 }
                 self.learn(&r, spec, op, result.rc);
@@ -628,8 +651,16 @@ impl Agent {
             took_ms = millis(started.elapsed()),
             lease_left_ms = left_after.map(millis),
             still_here = self.local.len(),
-            "stopped what ran here; this node acts again once it holds a new lease"
+            "stopped what ran here; this node acts again once the coordinator knows (or under a new lease)"
         );
+        // If the lease survives after all, the coordinator must learn that nothing runs here
+        // any more: it probes the node again (as for a node that joins).
+        if let Some(l) = lease {
+            let ev = Event::NodeUp {
+                node: self.node.clone(),
+            };
+            self.report_then(&ev, None, Some(Done::Rejoined(l.id)));
+        }
     }
 }
 

@@ -674,8 +674,16 @@ impl Coordinator {
                 return self.log.write(Vec::new(), vec![key], None);
             }
         };
-        self.log.also_delete = vec![key];
         let now = self.clock.now();
+        if let Event::NodeUp { node } = &event {
+            // The node stopped everything on its own (it could not renew its lease in time,
+            // then could): what was assigned to it will not run; it is probed again.
+            warn!(node = %node, "the node stopped its resources on its own; probing it again");
+            self.lose_actions_of(node, now)?;
+            let prefix = self.shared.etcd.key(&format!("{}{node}/", keys::ASSIGN));
+            self.delete_prefix(prefix)?;
+        }
+        self.log.also_delete = vec![key];
         let effects = self.core.handle(
             Input::Observed {
                 event,

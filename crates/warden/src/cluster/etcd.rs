@@ -69,6 +69,9 @@ struct Endpoint {
 /// A handle on the etcd cluster.
 pub struct Etcd {
     endpoints: Vec<Endpoint>,
+    /// The last failure logged as a warning, and when: the same failure again within a
+    /// second is logged at debug level (an election can fail hundreds of requests).
+    last_logged: Mutex<Option<(String, std::time::Instant)>>,
     current: AtomicUsize,
     options: ConnectOptions,
     pub timing: Timing,
@@ -128,6 +131,7 @@ impl Etcd {
                 })
                 .collect(),
             current: AtomicUsize::new(0),
+            last_logged: Mutex::new(None),
             options,
             timing,
             prefix: settings.prefix.clone(),
@@ -167,7 +171,22 @@ impl Etcd {
     /// Notes a failure of endpoint `i`: logged, and the next call goes to the next endpoint.
     pub fn failed(&self, i: usize, reason: String) -> EtcdError {
         let url = self.endpoints[i].url.clone();
-        warn!(endpoint = %url, reason = %reason, "etcd request failed");
+        let what = format!("{url} {reason}");
+        let repeated = self.last_logged.lock().is_ok_and(|mut last| {
+            let now = std::time::Instant::now();
+            let repeated = last.as_ref().is_some_and(|(w, t)| {
+                *w == what && now.duration_since(*t) < Duration::from_secs(1)
+            });
+            if !repeated {
+                *last = Some((what, now));
+            }
+            repeated
+        });
+        if repeated {
+            tracing::debug!(endpoint = %url, reason = %reason, "etcd request failed");
+        } else {
+            warn!(endpoint = %url, reason = %reason, "etcd request failed");
+        }
         if self.endpoints.len() > 1 {
             let _ = self.current.compare_exchange(
                 i,
