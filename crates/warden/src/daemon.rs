@@ -118,7 +118,7 @@ pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Binds a proxy listener, writes its address to `<data_dir>/listener-NAME.addr` and starts it.
-fn start_listener(
+pub(crate) fn start_listener(
     l: &crate::proxy::ListenerSpec,
     data_dir: &Path,
     checker: &crate::check::runner::Checker,

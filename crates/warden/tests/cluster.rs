@@ -38,6 +38,7 @@ struct Cluster {
     nodes: Vec<Option<Child>>,
     /// The shared event log of the Marker agent.
     log: PathBuf,
+    ocf_root: PathBuf,
 }
 
 const NODES: usize = 3;
@@ -57,6 +58,12 @@ impl Cluster {
 
     /// The network, etcd and the three nodes, running `resources` (TOML) with `lease_ttl`.
     fn new(resources: &str, lease_ttl: &str) -> Cluster {
+        let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+        Cluster::with_ocf_root(resources, lease_ttl, &ocf)
+    }
+
+    /// As `new`, with the OCF agents of `ocf_root`.
+    fn with_ocf_root(resources: &str, lease_ttl: &str, ocf_root: &Path) -> Cluster {
         assert!(
             nix::unistd::geteuid().is_root(),
             "the cluster tests create network namespaces: run them as root (the test command does)"
@@ -76,6 +83,7 @@ impl Cluster {
             etcd: (0..NODES).map(|_| None).collect(),
             nodes: (0..NODES).map(|_| None).collect(),
             log,
+            ocf_root: ocf_root.to_owned(),
         };
         let bridge = format!("{}b", c.tag);
         ip(&["link", "add", &bridge, "type", "bridge"]);
@@ -169,7 +177,7 @@ impl Cluster {
             .append(true)
             .open(self.node_dir(i).join("warden.log"))
             .expect("log");
-        let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+        let ocf = &self.ocf_root;
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -182,7 +190,7 @@ impl Cluster {
             .arg(self.config_path(i))
             .args(["--node", &format!("n{i}")])
             .arg("--ocf-root")
-            .arg(&ocf)
+            .arg(ocf)
             .env("HA_RSCTMP", self.node_dir(i).join("rsctmp"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -199,6 +207,19 @@ impl Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Its addresses go with it (an IPaddr2 floating address).
+        let _ = Command::new("ip")
+            .args([
+                "-n",
+                &self.ns(i),
+                "addr",
+                "del",
+                "10.77.0.100/24",
+                "dev",
+                &format!("{}p{i}", self.tag),
+            ])
+            .stderr(Stdio::null())
+            .status();
         let state = self.node_dir(i).join("rsctmp/Marker-db");
         if state.exists() {
             let now = std::time::SystemTime::now()
@@ -815,4 +836,125 @@ fn a_node_that_briefly_cannot_renew_stops_its_copies_then_runs_them_again() {
     }
     c.wait(coordinator, 30, "three copies again", three);
     c.assert_no_overlap();
+}
+
+impl Cluster {
+    /// The node whose namespace holds `addr`.
+    fn holder_of(&self, addr: &str) -> Option<usize> {
+        (1..=NODES).find(|&i| {
+            let out = Command::new("ip")
+                .args(["-n", &self.ns(i), "-o", "addr", "show"])
+                .output()
+                .expect("ip addr");
+            String::from_utf8_lossy(&out.stdout).contains(&format!("inet {addr}/"))
+        })
+    }
+}
+
+/// A floating address (the ClusterLabs IPaddr2 agent, unchanged) lives with the promoted copy,
+/// and an upstream follows it: its primary is the peer of the node where db is promoted.
+const FLOATING: &str = r#"
+[[resource]]
+id = "vip"
+class = "ocf"
+provider = "heartbeat"
+type = "IPaddr2"
+params = { ip = "10.77.0.100", cidr_netmask = "24" }
+ops = [{ name = "monitor", interval = "1s" }, { name = "stop", timeout = "300ms" }]
+[[colocation]]
+resource = "vip"
+with = "db"
+with_role = "promoted"
+[[order]]
+first = "db"
+first_action = "promote"
+then = "vip"
+[[upstream]]
+name = "pg"
+from_resource = "db"
+nodes = { n1 = "10.77.0.1:2379", n2 = "10.77.0.2:2379", n3 = "10.77.0.3:2379" }
+check = { type = "tcp", interval = "200ms", fall = 1, rise = 1 }
+"#;
+
+#[test]
+fn a_floating_address_and_an_upstream_follow_the_promoted_copy() {
+    let _g = lock();
+    let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    // IPaddr2 comes from resource-agents: the test's OCF root holds warden-test only.
+    let root = tempfile::tempdir().expect("root");
+    std::fs::create_dir_all(root.path().join("resource.d")).expect("dir");
+    std::os::unix::fs::symlink(
+        ocf.join("resource.d/warden-test"),
+        root.path().join("resource.d/warden-test"),
+    )
+    .expect("link");
+    std::os::unix::fs::symlink(
+        "/usr/lib/ocf/resource.d/heartbeat",
+        root.path().join("resource.d/heartbeat"),
+    )
+    .expect("link");
+    std::os::unix::fs::symlink("/usr/lib/ocf/lib", root.path().join("lib")).expect("link");
+    let mut c = Cluster::with_ocf_root(&format!("{DB}{FLOATING}"), "3s", root.path());
+    let s = c.wait(1, 60, "db promoted and vip up", |s| {
+        all_online_and_settled(s)
+            && s["resources"].as_array().is_some_and(|r| {
+                r.iter().any(|r| {
+                    r["id"] == "vip" && r["nodes"].as_array().is_some_and(|n| n.len() == 1)
+                })
+            })
+    });
+    let holder = Cluster::promoted_on(&s).expect("promoted");
+    let h: usize = holder[1..].parse().expect("number");
+    assert_eq!(c.holder_of("10.77.0.100"), Some(h), "{}", c.logs());
+    let primary = |c: &Cluster, i: usize| -> Option<String> {
+        let (ok, out) = c.cli(i, &["upstream", "status", "--json"]);
+        let v: Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+        v[0]["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["role"] == "primary")
+            .and_then(|p| p["addr"].as_str().map(str::to_owned))
+    };
+    let other = if h == 1 { 2 } else { 1 };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while primary(&c, other) != Some(format!("10.77.0.{h}:2379")) {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream does not follow db: {:?}",
+            primary(&c, other)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.kill(h);
+    let s = c.wait(other, 30, "db promoted and vip up elsewhere", |s| {
+        Cluster::promoted_on(s).is_some_and(|n| n != holder)
+            && s["resources"].as_array().is_some_and(|r| {
+                r.iter().any(|r| {
+                    r["id"] == "vip"
+                        && r["nodes"]
+                            .as_array()
+                            .is_some_and(|n| n.len() == 1 && n[0] != holder.as_str())
+                })
+            })
+    });
+    let new: usize = Cluster::promoted_on(&s).expect("promoted")[1..]
+        .parse()
+        .expect("number");
+    assert!(
+        Command::new("ip")
+            .args(["-n", &c.ns(new), "-o", "addr", "show"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("inet 10.77.0.100/")),
+        "{}",
+        c.logs()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while primary(&c, other) != Some(format!("10.77.0.{new}:2379")) {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream did not follow db: {:?}",
+            primary(&c, other)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

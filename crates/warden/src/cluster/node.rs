@@ -168,8 +168,20 @@ pub async fn run(
         node: node.clone(),
         agent_env,
     };
-    let checker = crate::check::runner::Checker::start(Vec::new());
-    let (control, control_rx) = Control::new(checker, crate::proxy::stats::Registry::default());
+    // Health checks and the failover proxy run on every node; an upstream that follows a
+    // resource takes its primary from the replica of the cluster's state.
+    let checker = crate::check::runner::Checker::start(cluster.upstreams.clone());
+    let proxy_stats = crate::proxy::stats::Registry::default();
+    let mut listeners = Vec::new();
+    for l in &cluster.listeners {
+        listeners.push(crate::daemon::start_listener(
+            l,
+            &data_dir,
+            &checker,
+            &proxy_stats,
+        )?);
+    }
+    let (control, control_rx) = Control::new(checker.clone(), proxy_stats);
     let api_task = tokio::spawn(crate::api::serve(listener, control, token));
 
     let (config_tx, config_rx) = watch::channel(Arc::clone(&engine));
@@ -206,11 +218,29 @@ pub async fn run(
     let (stop, coordinating) = (Arc::clone(&shared.stop), Arc::clone(&shared.running));
     let campaign = tokio::spawn(super::coordinator::campaign(shared));
     let replica = Arc::new(std::sync::Mutex::new(Replica::default()));
+    let changed = Arc::new(tokio::sync::Notify::new());
     let replica_task = tokio::spawn(follow(
         Arc::clone(&etcd),
         config_rx.clone(),
         Arc::clone(&replica),
+        Arc::clone(&changed),
     ));
+    let follows = cluster.follows.clone();
+    let follow_task = {
+        let (replica, checker, config) = (Arc::clone(&replica), checker.clone(), config_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                changed.notified().await;
+                let config = config.borrow().clone();
+                let Ok(state) = replica.lock().map(|g| g.state.clone()) else {
+                    return;
+                };
+                for f in &follows {
+                    checker.set_primaries(&f.upstream, &f.primaries(&config, &state));
+                }
+            }
+        })
+    };
     let config_task = tokio::spawn(follow_config(
         Arc::clone(&etcd),
         rev,
@@ -236,6 +266,10 @@ pub async fn run(
     }
     campaign.abort();
     replica_task.abort();
+    follow_task.abort();
+    for l in &listeners {
+        l.stop();
+    }
     config_task.abort();
     agent_task.abort();
     session.abort();
@@ -313,6 +347,7 @@ async fn follow(
     etcd: Arc<Etcd>,
     config: watch::Receiver<Arc<Config>>,
     replica: Arc<std::sync::Mutex<Replica>>,
+    changed: Arc<tokio::sync::Notify>,
 ) {
     let log_prefix = etcd.key(keys::LOG);
     let assign_prefix = etcd.key(keys::ASSIGN);
@@ -359,6 +394,7 @@ async fn follow(
             if let Ok(mut g) = replica.lock() {
                 *g = r;
             }
+            changed.notify_one();
         }
         let Ok((i, mut c)) = etcd.client().await else {
             continue;
@@ -471,6 +507,8 @@ async fn follow(
                     g.coordinator = leaders.iter().min_by_key(|l| l.0).map(|l| l.1.clone());
                 }
             }
+            drop(g);
+            changed.notify_one();
         }
     }
 }
