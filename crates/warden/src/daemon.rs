@@ -639,88 +639,14 @@ impl Daemon {
             ));
         }
         pick_node(&loaded.engine, Some(&node)).map_err(|e| format!("{e:#}"))?;
-        let mut changes = Vec::new();
-        let follows: std::collections::HashSet<&str> =
-            loaded.follows.iter().map(|f| f.upstream.as_str()).collect();
-        for u in &loaded.upstreams {
-            if !self.checker.has_upstream(&u.name) {
-                self.checker
-                    .add_upstream(u.clone())
-                    .map_err(|e| e.to_string())?;
-                changes.push(format!("upstream {}: new", u.name));
-                continue;
-            }
-            let c = self
-                .checker
-                .reconcile(u, !follows.contains(u.name.as_str()))
-                .map_err(|e| e.to_string())?;
-            changes.extend(c);
-        }
-        let gone_upstreams: Vec<String> = self
-            .checker
-            .upstream_names()
-            .into_iter()
-            .filter(|name| !loaded.upstreams.iter().any(|u| &u.name == name))
-            .collect();
-        self.follows = loaded
-            .follows
-            .iter()
-            .filter(|f| self.checker.has_upstream(&f.upstream))
-            .cloned()
-            .collect();
-        for spec in &loaded.listeners {
-            match self.listeners.get(&spec.name) {
-                Some(r) if r.spec == *spec => {}
-                Some(r) if r.spec.listen == spec.listen => {
-                    // Same address: same socket, new rules; no connection is refused meanwhile.
-                    let socket = Arc::clone(&r.socket);
-                    r.stop();
-                    let running = crate::proxy::spawn(
-                        spec.clone(),
-                        socket,
-                        self.checker.clone(),
-                        self.proxy_stats.of(&spec.name),
-                    );
-                    self.listeners.insert(spec.name.clone(), running);
-                    changes.push(format!("listener {}: updated", spec.name));
-                }
-                old => {
-                    let running =
-                        start_listener(spec, &self.data_dir, &self.checker, &self.proxy_stats)
-                            .map_err(|e| format!("{e:#}"))?;
-                    if let Some(old) = old {
-                        old.stop();
-                    }
-                    let what = if self.listeners.contains_key(&spec.name) {
-                        "moved"
-                    } else {
-                        "started"
-                    };
-                    changes.push(format!("listener {}: {what}", spec.name));
-                    self.listeners.insert(spec.name.clone(), running);
-                }
-            }
-        }
-        let gone: Vec<String> = self
-            .listeners
-            .keys()
-            .filter(|n| !loaded.listeners.iter().any(|l| &l.name == *n))
-            .cloned()
-            .collect();
-        for name in gone {
-            if let Some(r) = self.listeners.remove(&name) {
-                r.stop();
-                self.proxy_stats.remove(&name);
-                let _ = std::fs::remove_file(self.data_dir.join(format!("listener-{name}.addr")));
-                changes.push(format!("listener {name}: stopped"));
-            }
-        }
-        for name in gone_upstreams {
-            self.checker
-                .remove_upstream(&name)
-                .map_err(|e| e.to_string())?;
-            changes.push(format!("upstream {name}: removed"));
-        }
+        let (mut changes, follows) = apply_serving(
+            &self.checker,
+            &mut self.listeners,
+            &self.proxy_stats,
+            &self.data_dir,
+            &loaded,
+        )?;
+        self.follows = follows;
         let (more, effects) = self
             .core
             .reload(&loaded.engine, &loaded.health_monitors)
@@ -742,6 +668,95 @@ impl Daemon {
         info!(changes = changes.len(), "configuration reloaded");
         Ok(changes)
     }
+}
+
+/// Applies a configuration's upstreams and listeners to what a node serves, without dropping
+/// a connection: peers are added, removed and updated in place (the others keep their
+/// health), listeners started, stopped or restarted on the socket they have (sessions they
+/// accepted go on). Returns what changed and the upstreams that follow a resource. The
+/// daemon's reload and a cluster node's configuration changes share it.
+pub(crate) fn apply_serving(
+    checker: &crate::check::runner::Checker,
+    listeners: &mut HashMap<String, crate::proxy::Running>,
+    proxy_stats: &crate::proxy::stats::Registry,
+    data_dir: &Path,
+    loaded: &crate::config::Loaded,
+) -> Result<(Vec<String>, Vec<crate::follow::Follow>), String> {
+    let mut changes = Vec::new();
+    let followed: std::collections::HashSet<&str> =
+        loaded.follows.iter().map(|f| f.upstream.as_str()).collect();
+    for u in &loaded.upstreams {
+        if !checker.has_upstream(&u.name) {
+            checker.add_upstream(u.clone()).map_err(|e| e.to_string())?;
+            changes.push(format!("upstream {}: new", u.name));
+            continue;
+        }
+        let c = checker
+            .reconcile(u, !followed.contains(u.name.as_str()))
+            .map_err(|e| e.to_string())?;
+        changes.extend(c);
+    }
+    let gone_upstreams: Vec<String> = checker
+        .upstream_names()
+        .into_iter()
+        .filter(|name| !loaded.upstreams.iter().any(|u| &u.name == name))
+        .collect();
+    let new_follows = loaded
+        .follows
+        .iter()
+        .filter(|f| checker.has_upstream(&f.upstream))
+        .cloned()
+        .collect();
+    for spec in &loaded.listeners {
+        match listeners.get(&spec.name) {
+            Some(r) if r.spec == *spec => {}
+            Some(r) if r.spec.listen == spec.listen => {
+                // Same address: same socket, new rules; no connection is refused meanwhile.
+                let socket = Arc::clone(&r.socket);
+                r.stop();
+                let running = crate::proxy::spawn(
+                    spec.clone(),
+                    socket,
+                    checker.clone(),
+                    proxy_stats.of(&spec.name),
+                );
+                listeners.insert(spec.name.clone(), running);
+                changes.push(format!("listener {}: updated", spec.name));
+            }
+            old => {
+                let running = start_listener(spec, data_dir, checker, proxy_stats)
+                    .map_err(|e| format!("{e:#}"))?;
+                if let Some(old) = old {
+                    old.stop();
+                }
+                let what = if listeners.contains_key(&spec.name) {
+                    "moved"
+                } else {
+                    "started"
+                };
+                changes.push(format!("listener {}: {what}", spec.name));
+                listeners.insert(spec.name.clone(), running);
+            }
+        }
+    }
+    let gone: Vec<String> = listeners
+        .keys()
+        .filter(|n| !loaded.listeners.iter().any(|l| &l.name == *n))
+        .cloned()
+        .collect();
+    for name in gone {
+        if let Some(r) = listeners.remove(&name) {
+            r.stop();
+            proxy_stats.remove(&name);
+            let _ = std::fs::remove_file(data_dir.join(format!("listener-{name}.addr")));
+            changes.push(format!("listener {name}: stopped"));
+        }
+    }
+    for name in gone_upstreams {
+        checker.remove_upstream(&name).map_err(|e| e.to_string())?;
+        changes.push(format!("upstream {name}: removed"));
+    }
+    Ok((changes, new_follows))
 }
 
 /// A reply and the effects to carry out: a refusal has none.

@@ -958,3 +958,100 @@ fn a_floating_address_and_an_upstream_follow_the_promoted_copy() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn config_push_changes_every_node_live_and_refuses_a_bad_file() {
+    let _g = lock();
+    let c = Cluster::new(DB, "2s");
+    c.wait(1, 60, "db promoted and settled", |s| {
+        Cluster::promoted_on(s).is_some() && all_online_and_settled(s)
+    });
+    let push = |file: &Path| {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &c.ns(3),
+                env!("CARGO_BIN_EXE_warden"),
+                "config",
+                "push",
+            ])
+            .arg(file)
+            .output()
+            .expect("warden config push");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let base = std::fs::read_to_string(c.config_path(3)).expect("config");
+    let extra = format!(
+        "{base}\n[[resource]]\nid = \"extra\"\nclass = \"ocf\"\nprovider = \"warden-test\"\ntype = \"Marker\"\nparams = {{ log = \"{}\" }}\nops = [{{ name = \"stop\", timeout = \"300ms\" }}]\n\
+         [[upstream]]\nname = \"u\"\nprimary = [\"10.77.0.1:2379\"]\ncheck = {{ type = \"tcp\", interval = \"200ms\" }}\n",
+        c.log.display()
+    );
+    let file = c.dir.path().join("pushed.toml");
+    std::fs::write(&file, &extra).expect("write");
+    let (ok, out) = push(&file);
+    assert!(ok && out.contains("stored in etcd"), "{out}");
+    // Every node runs it: the new resource starts, the new upstream is checked everywhere.
+    c.wait(1, 30, "extra started", |s| {
+        s["resources"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["id"] == "extra" && r["nodes"].as_array().is_some_and(|n| n.len() == 1))
+        })
+    });
+    for i in 1..=NODES {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (ok, out) = c.cli(i, &["upstream", "status", "--json"]);
+            if ok && out.contains("\"u\"") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "n{i} does not check the new upstream: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // A file with an error is refused where it is pushed, with its place; nothing changes.
+    std::fs::write(
+        &file,
+        format!("{extra}\n[[resource]]\nid = \"bad\"\nclass = \"ocf\"\n"),
+    )
+    .expect("write");
+    let (ok, out) = push(&file);
+    assert!(
+        !ok && out.contains("pushed.toml:") && out.contains("error:"),
+        "{out}"
+    );
+    // Back to the first file: extra is stopped and forgotten.
+    std::fs::write(&file, &base).expect("write");
+    let (ok, out) = push(&file);
+    assert!(ok, "{out}");
+    // Gone from the file, it is stopped as an orphan, then forgotten.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c
+        .events_of("extra")
+        .last()
+        .is_some_and(|(_, _, a, p)| a == "stop" && p == "end")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "extra was not stopped: {:?}\n{}",
+            c.events_of("extra"),
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.wait(2, 30, "extra gone", |s| {
+        s["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["id"] != "extra"))
+    });
+}

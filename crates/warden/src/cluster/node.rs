@@ -172,16 +172,12 @@ pub async fn run(
     // resource takes its primary from the replica of the cluster's state.
     let checker = crate::check::runner::Checker::start(cluster.upstreams.clone());
     let proxy_stats = crate::proxy::stats::Registry::default();
-    let mut listeners = Vec::new();
+    let mut listeners = HashMap::new();
     for l in &cluster.listeners {
-        listeners.push(crate::daemon::start_listener(
-            l,
-            &data_dir,
-            &checker,
-            &proxy_stats,
-        )?);
+        let running = crate::daemon::start_listener(l, &data_dir, &checker, &proxy_stats)?;
+        listeners.insert(l.name.clone(), running);
     }
-    let (control, control_rx) = Control::new(checker.clone(), proxy_stats);
+    let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
     let api_task = tokio::spawn(crate::api::serve(listener, control, token));
 
     let (config_tx, config_rx) = watch::channel(Arc::clone(&engine));
@@ -225,26 +221,21 @@ pub async fn run(
         Arc::clone(&replica),
         Arc::clone(&changed),
     ));
-    let follows = cluster.follows.clone();
-    let follow_task = {
-        let (replica, checker, config) = (Arc::clone(&replica), checker.clone(), config_rx.clone());
-        tokio::spawn(async move {
-            loop {
-                changed.notified().await;
-                let config = config.borrow().clone();
-                let Ok(state) = replica.lock().map(|g| g.state.clone()) else {
-                    return;
-                };
-                for f in &follows {
-                    checker.set_primaries(&f.upstream, &f.primaries(&config, &state));
-                }
-            }
-        })
+    let (serving_tx, serving_rx) = mpsc::unbounded_channel();
+    let serving = Serving {
+        checker: checker.clone(),
+        listeners,
+        proxy_stats,
+        data_dir: data_dir.clone(),
+        follows: cluster.follows.clone(),
     };
+    let follow_task =
+        tokio::spawn(serving.run(serving_rx, Arc::clone(&replica), changed, config_rx.clone()));
     let config_task = tokio::spawn(follow_config(
         Arc::clone(&etcd),
         rev,
         config_tx,
+        serving_tx,
         opts.ocf_root.clone(),
     ));
     info!(cluster = %engine.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, endpoints = settings.endpoints.len(), lease_ttl_s = settings.lease_ttl.as_secs(), "warden started (cluster on etcd)");
@@ -267,9 +258,6 @@ pub async fn run(
     campaign.abort();
     replica_task.abort();
     follow_task.abort();
-    for l in &listeners {
-        l.stop();
-    }
     config_task.abort();
     agent_task.abort();
     session.abort();
@@ -290,6 +278,7 @@ async fn follow_config(
     etcd: Arc<Etcd>,
     mut rev: i64,
     tx: watch::Sender<Arc<Config>>,
+    serving: mpsc::UnboundedSender<crate::config::Loaded>,
     ocf_root: std::path::PathBuf,
 ) {
     let key = etcd.key(keys::CONFIG);
@@ -328,11 +317,17 @@ async fn follow_config(
                 rev = kv.mod_revision();
                 let text = String::from_utf8_lossy(kv.value()).into_owned();
                 match parse_cluster_config(&text, rev) {
-                    Ok(l) => {
-                        let engine = crate::daemon::with_reloadable(l.engine, &ocf_root).await;
+                    Ok(l) if l.health_monitors.is_empty() => {
+                        let engine =
+                            crate::daemon::with_reloadable(l.engine.clone(), &ocf_root).await;
                         info!(revision = rev, "the cluster's configuration changed");
                         let _ = tx.send(Arc::new(engine));
+                        let _ = serving.send(l);
                     }
+                    Ok(_) => error!(
+                        revision = rev,
+                        "the configuration pushed to etcd uses health-check monitors, which run on one machine only for now; still running the previous one"
+                    ),
                     Err(e) => {
                         error!(revision = rev, error = %format!("{e:#}"), "the configuration pushed to etcd has errors; still running the previous one")
                     }
@@ -740,3 +735,48 @@ impl Shell {
 }
 
 static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What a node serves besides resources: health-checked upstreams and proxy listeners, the
+/// upstreams that follow a resource taking their primary from the replica.
+struct Serving {
+    checker: crate::check::runner::Checker,
+    listeners: HashMap<String, crate::proxy::Running>,
+    proxy_stats: crate::proxy::stats::Registry,
+    data_dir: std::path::PathBuf,
+    follows: Vec<crate::follow::Follow>,
+}
+
+impl Serving {
+    async fn run(
+        mut self,
+        mut configs: mpsc::UnboundedReceiver<crate::config::Loaded>,
+        replica: Arc<std::sync::Mutex<Replica>>,
+        changed: Arc<tokio::sync::Notify>,
+        config: watch::Receiver<Arc<Config>>,
+    ) {
+        loop {
+            tokio::select! {
+                Some(loaded) = configs.recv() => {
+                    match crate::daemon::apply_serving(&self.checker, &mut self.listeners, &self.proxy_stats, &self.data_dir, &loaded) {
+                        Ok((changes, follows)) => {
+                            for c in &changes {
+                                info!(change = %c, "configuration change");
+                            }
+                            self.follows = follows;
+                        }
+                        Err(e) => error!(error = %e, "the upstreams and listeners of the new configuration cannot be applied; kept as they were"),
+                    }
+                }
+                _ = changed.notified() => {}
+            }
+            let config = config.borrow().clone();
+            let Ok(state) = replica.lock().map(|g| g.state.clone()) else {
+                return;
+            };
+            for f in &self.follows {
+                self.checker
+                    .set_primaries(&f.upstream, &f.primaries(&config, &state));
+            }
+        }
+    }
+}
