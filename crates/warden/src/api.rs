@@ -273,6 +273,7 @@ pub fn status_json(v: &StatusView) -> Value {
         "transition_running": v.transition_running,
         "next_wakeup": v.next_wakeup.map(format_time),
         "coordinator": v.coordinator,
+        "warnings": v.warnings,
         "nodes": nodes,
         "resources": resources,
         "failed_actions": failed,

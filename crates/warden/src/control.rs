@@ -57,6 +57,8 @@ pub struct StatusView {
     pub next_wakeup: Option<Time>,
     /// The node that coordinates the cluster (None on one machine).
     pub coordinator: Option<String>,
+    /// What the operator must know about this view (etcd unreachable, say).
+    pub warnings: Vec<String>,
 }
 
 /// Why a request was refused.

@@ -360,6 +360,7 @@ impl Core {
             transition_running: self.run.is_some(),
             next_wakeup: self.wakeup,
             coordinator: None,
+            warnings: Vec::new(),
         }
     }
 

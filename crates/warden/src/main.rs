@@ -589,10 +589,16 @@ fn status(client: &Client, json: bool) -> anyhow::Result<String> {
         s("node"),
         s("time")
     );
+    if let Some(c) = v["coordinator"].as_str() {
+        out.push_str(&format!(", coordinator {c}"));
+    }
     if v["transition_running"].as_bool() == Some(true) {
         out.push_str(" (acting)");
     }
     out.push('\n');
+    for w in v["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  ! {}\n", w.as_str().unwrap_or_default()));
+    }
     out.push_str(&s("text"));
     Ok(out)
 }

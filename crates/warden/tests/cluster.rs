@@ -1055,3 +1055,46 @@ fn config_push_changes_every_node_live_and_refuses_a_bad_file() {
             .is_some_and(|r| r.iter().all(|r| r["id"] != "extra"))
     });
 }
+
+#[test]
+fn with_etcd_down_every_node_stops_its_resources_keeps_answering_and_recovers() {
+    let _g = lock();
+    let mut c = Cluster::new(DB, "2s");
+    c.wait(1, 60, "db promoted and settled", |s| {
+        Cluster::promoted_on(s).is_some() && all_online_and_settled(s)
+    });
+    for i in 1..=NODES {
+        c.kill_etcd(i);
+    }
+    // Each node gives everything up before its lease could expire, and still answers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (1..=NODES).any(|i| c.node_dir(i).join("rsctmp/Marker-db").exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "a copy still runs without etcd\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in 1..=NODES {
+        c.wait(i, 20, "a status that says etcd is unreachable", |s| {
+            let w = s["warnings"].to_string();
+            w.contains("etcd unreachable") && w.contains("no valid etcd lease")
+        });
+    }
+    // etcd comes back (data intact): the nodes join again and the service runs again.
+    for i in 1..=NODES {
+        c.start_etcd(i);
+    }
+    // The status follows what runs: the copy the status calls promoted really runs.
+    let runs = |s: &Value| {
+        Cluster::promoted_on(s).is_some_and(|h| {
+            c.node_dir(h[1..].parse().expect("number"))
+                .join("rsctmp/Marker-db")
+                .exists()
+        }) && all_online_and_settled(s)
+            && s["warnings"].as_array().is_some_and(|w| w.is_empty())
+    };
+    c.wait(1, 60, "db promoted again", runs);
+    c.assert_no_overlap();
+}

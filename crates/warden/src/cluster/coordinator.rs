@@ -175,7 +175,7 @@ async fn coordinate(shared: Shared, leader_key: Vec<u8>, epoch: i64) -> anyhow::
             (
                 String::from_utf8_lossy(kv.key()).into_owned(),
                 kv.value().to_vec(),
-                kv.create_revision(),
+                kv.lease(),
             )
         })
         .collect();
@@ -270,7 +270,7 @@ async fn watch_inputs(etcd: Arc<Etcd>, rev: i64, tx: mpsc::UnboundedSender<In>) 
             let input = if let Some(node) = key.strip_prefix(&members) {
                 Some(In::Member {
                     node: node.to_owned(),
-                    incarnation: put.then(|| kv.create_revision()),
+                    incarnation: put.then(|| kv.lease()),
                 })
             } else if !put {
                 None
@@ -335,7 +335,7 @@ struct Coordinator {
     /// their results are in (or their node is gone), at most until `old_deadline`.
     old: HashMap<String, Assignment>,
     old_deadline: Time,
-    /// Member keys' create revisions: a node's incarnation.
+    /// Member keys' leases: a node's incarnation (a new lease, a new incarnation).
     members: HashMap<String, i64>,
     /// The incarnation of each node last recorded as joined.
     seen: HashMap<String, i64>,
@@ -371,7 +371,7 @@ impl Coordinator {
         let mut results = Vec::new();
         let mut reports = Vec::new();
         let mut requests = Vec::new();
-        for (k, v, create) in &kvs {
+        for (k, v, lease) in &kvs {
             let Some(r) = rel(k) else { continue };
             if r == keys::DEFINITIONS {
                 match serde_json::from_slice::<Vec<WireDefinition>>(v) {
@@ -379,7 +379,7 @@ impl Coordinator {
                     Err(e) => warn!(error = %e, "stored definitions not understood"),
                 }
             } else if let Some(node) = r.strip_prefix(keys::MEMBERS) {
-                members.insert(node.to_owned(), *create);
+                members.insert(node.to_owned(), *lease);
             } else if let Some(node) = r.strip_prefix(&format!("{}/", keys::SEEN)) {
                 if let Ok(rev) = String::from_utf8_lossy(v).parse::<i64>() {
                     seen.insert(node.to_owned(), rev);

@@ -102,6 +102,8 @@ struct Replica {
     assignments: usize,
     coordinator: Option<String>,
     history: Vec<HistoryEntry>,
+    /// Since when the replica has had no watch on etcd (None: it follows it).
+    disconnected_since: Option<Time>,
 }
 
 /// Runs a node of a cluster until it is stopped.
@@ -348,6 +350,10 @@ async fn follow(
     let assign_prefix = etcd.key(keys::ASSIGN);
     let election = etcd.key(keys::ELECTION);
     loop {
+        if let Ok(mut g) = replica.lock() {
+            g.disconnected_since
+                .get_or_insert_with(crate::wire::wall_clock);
+        }
         let deadline = Instant::now() + etcd.timing.ttl;
         let (kvs, rev) = match etcd.get_prefix(&etcd.prefix, deadline).await {
             Ok(v) => v,
@@ -672,11 +678,31 @@ impl Shell {
 
     fn view(&self) -> StatusView {
         let config = self.config.borrow().clone();
-        let (state, running, coordinator) = self
+        let (state, running, coordinator, disconnected) = self
             .replica
             .lock()
-            .map(|g| (g.state.clone(), g.assignments > 0, g.coordinator.clone()))
+            .map(|g| {
+                (
+                    g.state.clone(),
+                    g.assignments > 0,
+                    g.coordinator.clone(),
+                    g.disconnected_since,
+                )
+            })
             .unwrap_or_default();
+        let mut warnings = Vec::new();
+        if let Some(t) = disconnected {
+            warnings.push(format!(
+                "etcd unreachable since {}: the cluster's state shown is as last seen",
+                t.rfc3339()
+            ));
+        }
+        if !self.lease.borrow().is_some_and(|l| l.valid()) {
+            warnings.push(
+                "this node holds no valid etcd lease: it runs nothing until it joins again"
+                    .to_owned(),
+            );
+        }
         StatusView {
             config,
             state,
@@ -685,6 +711,7 @@ impl Shell {
             transition_running: running,
             next_wakeup: None,
             coordinator,
+            warnings,
         }
     }
 

@@ -39,6 +39,9 @@ pub async fn run(
 ) {
     let timing = etcd.timing;
     let ttl_secs = timing.ttl.as_secs().max(1) as i64;
+    // A lease given up while etcd could not be reached: revoked once a new one holds the
+    // member key (its election key, if any, goes with it; etcd would keep it until it expired).
+    let mut given_up: Option<i64> = None;
     loop {
         // A new lease, and the member key on it.
         let sent = Instant::now();
@@ -64,6 +67,16 @@ pub async fn run(
             ttl_s = ttl_secs,
             "joined the cluster (member key written)"
         );
+        if let Some(old) = given_up.take() {
+            let etcd = Arc::clone(&etcd);
+            tokio::spawn(async move {
+                let _ = etcd
+                    .once("lease revoke", etcd.timing.request, |mut c| async move {
+                        c.lease_revoke(old).await
+                    })
+                    .await;
+            });
+        }
         let _ = tx.send(Some(Lease { id, valid_until }));
 
         // Keepalives, on one stream while it works.
@@ -132,5 +145,6 @@ pub async fn run(
             "lost the cluster lease: this node is no longer a member"
         );
         let _ = tx.send(None);
+        given_up = Some(id);
     }
 }
