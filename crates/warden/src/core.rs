@@ -25,6 +25,10 @@ use crate::control::{ControlError, StatusView};
 use crate::exec::process::Exited;
 use crate::store::{Entry, Recorded, Recorder};
 
+/// Failed fencing rounds in a row after which the core stops retrying (Pacemaker's
+/// `stonith-max-attempts` default).
+pub const FENCE_MAX_ATTEMPTS: u32 = 10;
+
 /// What finished, as the shell reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -200,6 +204,9 @@ pub struct Core {
     /// transition would fence again. (A crash loop delays only its own resource.)
     failed_fences: u32,
     hold_until: Option<Time>,
+    /// Fencing failed [`FENCE_MAX_ATTEMPTS`] times in a row: nothing is scheduled until a
+    /// command or a node event.
+    fencing_given_up: bool,
     /// When each resource last started here (a health-check monitor's start grace).
     last_start: HashMap<String, Time>,
     /// Exits of processes whose start had not been applied yet: handled once it is.
@@ -288,6 +295,7 @@ impl Core {
             finished: false,
             failed_fences: 0,
             hold_until: None,
+            fencing_given_up: false,
             last_start: HashMap::new(),
             deferred_exits: Vec::new(),
             health: boot
@@ -401,7 +409,7 @@ impl Core {
             self.wakeup = None;
             self.dirty = true;
         }
-        let held = self.hold_until.is_some_and(|h| now < h);
+        let held = self.hold_until.is_some_and(|h| now < h) || self.fencing_given_up;
         if self.run.is_none() && !self.finished && (!held || self.shutting_down.is_some()) {
             self.hold_until = None;
             self.forget_stopped_orphans()?;
@@ -549,7 +557,16 @@ impl Core {
                     self.dirty = true;
                     if fence_failed {
                         self.failed_fences += 1;
-                        if self.failed_fences >= 2 {
+                        if self.failed_fences >= FENCE_MAX_ATTEMPTS {
+                            // Pacemaker's stonith-max-attempts: stop hammering a device that
+                            // keeps failing; an operator's command or a node event retries.
+                            error!(
+                                attempts = self.failed_fences,
+                                "fencing failed {FENCE_MAX_ATTEMPTS} times in a row: no more attempts (and nothing it holds back is recovered) until a command (`warden resource cleanup`) or a node joining or leaving"
+                            );
+                            self.hold_until = None;
+                            self.fencing_given_up = true;
+                        } else if self.failed_fences >= 2 {
                             let backoff = Duration::from_millis(50u64 << self.failed_fences.min(7))
                                 .min(Duration::from_secs(5));
                             self.hold_until = Some(now + backoff);
@@ -768,6 +785,12 @@ impl Core {
             Event::NodeDown { node } => warn!(node = %node, "node lost"),
             _ => {}
         }
+        if matches!(
+            event,
+            Event::NodeUp { .. } | Event::NodeDown { .. } | Event::Fenced { .. }
+        ) {
+            self.retry_fencing();
+        }
         self.record(store, now, vec![(event, duration_ms)])?;
         if expected_result {
             self.dirty = true;
@@ -775,6 +798,16 @@ impl Core {
             self.abort_run();
         }
         Ok(())
+    }
+
+    /// Fencing may be tried again (a command or a node event after it was given up).
+    fn retry_fencing(&mut self) {
+        if self.fencing_given_up {
+            info!("fencing will be tried again");
+        }
+        self.fencing_given_up = false;
+        self.failed_fences = 0;
+        self.dirty = true;
     }
 
     fn on_action_lost(&mut self, id: ActionId, now: Time) {
@@ -1025,6 +1058,7 @@ impl Core {
         let mut probe = self.state.clone();
         warden_engine::apply(&self.config, &mut probe, &Event::Admin(cmd.clone()), now)?;
         info!(command = ?cmd, "admin command");
+        self.retry_fencing();
         self.record(store, now, vec![(Event::Admin(cmd), None)])
             .map_err(|e| ControlError::Store(format!("{e:#}")))?;
         self.abort_run();
@@ -1239,5 +1273,120 @@ impl Core {
             self.abort_run();
         }
         Ok((changes, self.take_effects()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    /// Answers every effect at once: probes find nothing, other actions succeed, every fence
+    /// device fails. Returns how many fence rounds ran.
+    fn drive(core: &mut Core, store: &mut MemoryStore, now: Time, effects: Vec<Effect>) -> u32 {
+        let mut fences = 0;
+        let mut queue = effects;
+        while let Some(e) = queue.pop() {
+            let input = match e {
+                Effect::Fence { id, .. } => {
+                    fences += 1;
+                    Input::FenceDone { id, ok: false }
+                }
+                Effect::Run { id, op, .. } => Input::ActionDone {
+                    id,
+                    result: OpOutcome {
+                        rc: if op.is_probe() {
+                            rc::NOT_RUNNING
+                        } else {
+                            rc::OK
+                        },
+                        exit_reason: String::new(),
+                        duration: Duration::ZERO,
+                    },
+                },
+                _ => continue,
+            };
+            queue.extend(core.handle(input, now, store).expect("handle"));
+        }
+        fences
+    }
+
+    #[test]
+    fn fencing_that_keeps_failing_stops_after_the_attempt_limit_until_a_command() {
+        let toml = "[[node]]\nname = \"n1\"\n[[node]]\nname = \"n2\"\n\
+                    [[fence_device]]\nname = \"ipmi\"\ncommand = [\"/bin/false\"]\n\
+                    [[resource]]\nid = \"db\"\nclass = \"ocf\"\nprovider = \"heartbeat\"\ntype = \"Dummy\"\n";
+        let loaded = crate::config::parse(toml, "t.toml", || "n1".into()).expect("config");
+        let mut core = Core::new(Boot {
+            file_config: Arc::new(loaded.engine),
+            orphans: vec![],
+            previous: vec![],
+            state: State::default(),
+            node: "n1".into(),
+            health_monitors: vec![],
+            monitors_here: false,
+        })
+        .expect("core");
+        let mut store = MemoryStore::default();
+        let mut now = Time::from_millis(1_000_000_000);
+        let observe = |core: &mut Core, store: &mut MemoryStore, now, event| {
+            core.handle(
+                Input::Observed {
+                    event,
+                    duration_ms: None,
+                },
+                now,
+                store,
+            )
+            .expect("observe")
+        };
+        for node in ["n1", "n2"] {
+            observe(
+                &mut core,
+                &mut store,
+                now,
+                Event::NodeUp { node: node.into() },
+            );
+        }
+        let fx = core.poll(now).expect("poll");
+        drive(&mut core, &mut store, now, fx);
+        assert_eq!(core.state().on_node("db", "n1").role, Role::Started);
+        // n1 is lost: it must be fenced before db starts on n2, and every fence fails.
+        observe(
+            &mut core,
+            &mut store,
+            now,
+            Event::NodeDown { node: "n1".into() },
+        );
+        let mut fences = 0;
+        for _ in 0..200 {
+            now = now + Duration::from_secs(1);
+            let fx = core.poll(now).expect("poll");
+            fences += drive(&mut core, &mut store, now, fx);
+        }
+        assert_eq!(fences, FENCE_MAX_ATTEMPTS, "fence rounds before giving up");
+        assert_eq!(
+            core.state().on_node("db", "n2").role,
+            Role::Stopped,
+            "recovered without a fence"
+        );
+        // A command tries again.
+        let fx = core
+            .admin(
+                AdminCommand::Cleanup {
+                    resource: None,
+                    node: None,
+                },
+                now,
+                &mut store,
+            )
+            .expect("cleanup");
+        fences = drive(&mut core, &mut store, now, fx);
+        for _ in 0..5 {
+            now = now + Duration::from_secs(1);
+            let fx = core.poll(now).expect("poll");
+            fences += drive(&mut core, &mut store, now, fx);
+        }
+        assert!(fences >= 1, "no new fence attempt after the command");
     }
 }

@@ -236,13 +236,20 @@ impl Cluster {
         }
     }
 
-    /// Cuts node `i`'s link to the others (its etcd member too).
+    /// Cuts node `i` off from the others (its etcd member too): its link leaves the bridge
+    /// and stays up, as in a partition behind a switch.
     fn partition(&self, i: usize) {
-        ip(&["link", "set", &format!("{}h{i}", self.tag), "down"]);
+        ip(&["link", "set", &format!("{}h{i}", self.tag), "nomaster"]);
     }
 
     fn heal(&self, i: usize) {
-        ip(&["link", "set", &format!("{}h{i}", self.tag), "up"]);
+        ip(&[
+            "link",
+            "set",
+            &format!("{}h{i}", self.tag),
+            "master",
+            &format!("{}b", self.tag),
+        ]);
     }
 
     fn cli(&self, i: usize, args: &[&str]) -> (bool, String) {
@@ -1096,5 +1103,53 @@ fn with_etcd_down_every_node_stops_its_resources_keeps_answering_and_recovers() 
             && s["warnings"].as_array().is_some_and(|w| w.is_empty())
     };
     c.wait(1, 60, "db promoted again", runs);
+    c.assert_no_overlap();
+}
+
+#[test]
+fn the_coordinator_fences_a_lost_node_before_recovering_its_resources() {
+    let _g = lock();
+    // A fence device that notes whom it fenced, and when, in the shared event log.
+    let dir = tempfile::tempdir().expect("dir");
+    let device = dir.path().join("fence-log");
+    std::fs::write(
+        &device,
+        "#!/bin/sh\n# the node to fence is the last argument\nfor n; do :; done\necho \"$(date +%s%N) $n fenced end db\" >> \"$1\"\n",
+    )
+    .expect("device");
+    std::fs::set_permissions(&device, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let fencing = format!(
+        "{DB}\n[[fence_device]]\nname = \"logger\"\ncommand = [\"{}\", \"@LOG@\"]\n",
+        device.display()
+    );
+    let mut c = Cluster::new(&fencing, "2s");
+    let s = c.wait(1, 60, "db promoted and settled", |s| {
+        Cluster::promoted_on(s).is_some() && all_online_and_settled(s)
+    });
+    let first = Cluster::promoted_on(&s).expect("promoted");
+    let dead: usize = first[1..].parse().expect("number");
+    c.kill(dead);
+    let other = if dead == 1 { 2 } else { 1 };
+    c.wait(other, 30, "db promoted elsewhere", |s| {
+        Cluster::promoted_on(s).is_some_and(|n| n != first)
+    });
+    let events = c.events_of("db");
+    let fenced = events
+        .iter()
+        .find(|(_, n, a, _)| *n == first && a == "fenced")
+        .map(|e| e.0);
+    let promoted = events
+        .iter()
+        .filter(|(_, n, a, p)| *n != first && a == "promote" && p == "begin")
+        .map(|e| e.0)
+        .next_back();
+    match (fenced, promoted) {
+        (Some(f), Some(p)) => assert!(f < p, "promoted before the fence\n{}", c.logs()),
+        _ => panic!(
+            "no fence of {first} before the promote: {events:?}\n{}",
+            c.logs()
+        ),
+    }
     c.assert_no_overlap();
 }
