@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
-use warden_engine::{Agent, ApplyError, Config, OpKey, OpName, ResourceSpec, Time};
+use warden_engine::{Agent, ApplyError, Config, OpKey, OpName, Time};
 
 use crate::control::{Control, ControlError, Request};
 use crate::core::{Boot, Core, Effect, Input, OpOutcome};
@@ -173,14 +173,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for b in &bad {
         warn!(definition = %b, "stored definition skipped");
     }
-    let stored: Vec<ResourceSpec> = defs
-        .into_iter()
-        .filter_map(|d| {
-            d.into_orphan()
-                .map_err(|e| warn!(error = %e, "stored definition skipped"))
-                .ok()
-        })
-        .collect();
+    let stored = crate::wire::orphan_specs(defs);
     let boot = Boot::restore(
         Arc::clone(&file_config),
         stored,
@@ -237,15 +230,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .context("cannot tell the stopping daemon to stop accepting")?;
     }
     // What an agent needs to reach the daemon (`warden promotion-score`).
-    let agent_env = Arc::new(vec![
-        ("WARDEN_API".to_owned(), api_addr.to_string()),
-        ("WARDEN_TOKEN".to_owned(), token.clone()),
-        ("WARDEN_NODE".to_owned(), node.clone()),
-        (
-            "WARDEN_BIN".to_owned(),
-            std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
-        ),
-    ]);
+    let agent_env = crate::exec::executor::agent_env(api_addr, &token, &node);
     let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
     let api_task = tokio::spawn(crate::api::serve(listener, control, token));
     info!(cluster = %file_config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources, upstreams = loaded.upstreams.len(), "warden started");

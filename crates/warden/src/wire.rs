@@ -682,6 +682,17 @@ impl WireDefinition {
     }
 }
 
+/// Stored definitions as orphan specs; one that cannot be read is skipped with a warning.
+pub fn orphan_specs(defs: Vec<WireDefinition>) -> Vec<ResourceSpec> {
+    defs.into_iter()
+        .filter_map(|d| {
+            d.into_orphan()
+                .map_err(|e| tracing::warn!(error = %e, "stored definition skipped"))
+                .ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -470,12 +470,7 @@ fn a_node_that_dies_is_replaced_and_status_shows_the_whole_cluster_from_any_node
 
     // It comes back: probed, joins as a backup.
     c.start(dead);
-    c.wait(other, 30, "the node back online", |s| {
-        s["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().all(|n| n["online"] == true))
-            && !s["transition_running"].as_bool().unwrap_or(true)
-    });
+    c.wait(other, 30, "the node back online", all_online_and_settled);
     c.assert_no_overlap();
 }
 
@@ -510,12 +505,7 @@ fn a_partitioned_node_demotes_itself_before_another_node_promotes() {
         (promoted.saturating_sub(gave_up)) / 1_000_000
     );
     c.heal(cut);
-    c.wait(other, 30, "the node back", |s| {
-        s["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().all(|n| n["online"] == true))
-            && !s["transition_running"].as_bool().unwrap_or(true)
-    });
+    c.wait(other, 30, "the node back", all_online_and_settled);
     c.assert_no_overlap();
 }
 

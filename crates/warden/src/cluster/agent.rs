@@ -283,11 +283,8 @@ impl Agent {
                 self.write_result(&key, &result);
                 self.done.insert(key);
                 if self.busy.get(&resource).copied().unwrap_or(0) == 0 {
-                    let (mine, later): (Vec<Exited>, Vec<Exited>) =
-                        std::mem::take(&mut self.deferred_exits)
-                            .into_iter()
-                            .partition(|e| e.resource == resource);
-                    self.deferred_exits = later;
+                    let mine =
+                        crate::exec::process::take_exits_of(&mut self.deferred_exits, &resource);
                     for e in mine {
                         self.on_exit(e);
                     }

@@ -14,9 +14,7 @@ use etcd_client::{EventType, WatchOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
-use warden_engine::{
-    ActionId, AdminCommand, Config, Digests, Event, OpName, OpResult, ResourceSpec, Time,
-};
+use warden_engine::{ActionId, AdminCommand, Config, Digests, Event, OpName, OpResult, Time};
 
 use super::etcd::{Etcd, reason};
 use super::log::{Deposed, EtcdLog, keys};
@@ -405,14 +403,7 @@ impl Coordinator {
                 }
             }
         }
-        let stored: Vec<ResourceSpec> = stored
-            .into_iter()
-            .filter_map(|d| {
-                d.into_orphan()
-                    .map_err(|e| warn!(error = %e, "stored definition skipped"))
-                    .ok()
-            })
-            .collect();
+        let stored = crate::wire::orphan_specs(stored);
         let rt = shared.rt.clone();
         let mut loaded_log = None;
         let boot = Boot::restore(

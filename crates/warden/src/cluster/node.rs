@@ -155,15 +155,7 @@ pub async fn run(
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let supervisor =
         Supervisor::new(&data_dir, exit_tx).context("cannot prepare the process supervisor")?;
-    let agent_env = Arc::new(vec![
-        ("WARDEN_API".to_owned(), api_addr.to_string()),
-        ("WARDEN_TOKEN".to_owned(), token.clone()),
-        ("WARDEN_NODE".to_owned(), node.clone()),
-        (
-            "WARDEN_BIN".to_owned(),
-            std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
-        ),
-    ]);
+    let agent_env = crate::exec::executor::agent_env(api_addr, &token, &node);
     let executor = Executor {
         ocf_root: Arc::new(opts.ocf_root.clone()),
         supervisor,

@@ -99,6 +99,20 @@ impl Executor {
     }
 }
 
+/// What every agent and promote/demote command gets to reach its daemon (`warden
+/// promotion-score`): `WARDEN_API`, `WARDEN_TOKEN`, `WARDEN_NODE`, `WARDEN_BIN`.
+pub fn agent_env(api: std::net::SocketAddr, token: &str, node: &str) -> Arc<Vec<(String, String)>> {
+    Arc::new(vec![
+        ("WARDEN_API".to_owned(), api.to_string()),
+        ("WARDEN_TOKEN".to_owned(), token.to_owned()),
+        ("WARDEN_NODE".to_owned(), node.to_owned()),
+        (
+            "WARDEN_BIN".to_owned(),
+            std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
+        ),
+    ])
+}
+
 /// Runs the fence devices of `node` in order (each gets the node's name as its last
 /// argument) until one succeeds.
 pub async fn fence(node: &str, devices: &[Vec<String>]) -> bool {

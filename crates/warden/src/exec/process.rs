@@ -18,6 +18,16 @@ use warden_engine::{ProcessSpec, rc};
 
 use super::{AgentResult, run_command, spawn_error_rc};
 
+/// Takes the exits of `resource` out of `deferred` (exits that came while an operation of
+/// their resource was in flight: they count once it is done).
+pub fn take_exits_of(deferred: &mut Vec<Exited>, resource: &str) -> Vec<Exited> {
+    let (mine, later) = std::mem::take(deferred)
+        .into_iter()
+        .partition(|e| e.resource == resource);
+    *deferred = later;
+    mine
+}
+
 /// A supervised process ended on its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exited {
