@@ -50,9 +50,18 @@ pub fn reason(e: &etcd_client::Error) -> String {
         }
         other => other.to_string(),
     };
-    let lower = text.to_lowercase();
+    // The transport's message ("tcp connect error") hides the cause; its sources name it.
+    let mut lower = text.to_lowercase();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        lower.push(' ');
+        lower.push_str(&s.to_string().to_lowercase());
+        source = s.source();
+    }
     if lower.contains("connection refused") {
         "connection refused".to_owned()
+    } else if lower.contains("no route to host") {
+        "no route to host".to_owned()
     } else if lower.contains("timed out") || lower.contains("deadline") {
         "request timed out".to_owned()
     } else {

@@ -743,8 +743,17 @@ impl Shell {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }
                 Ok(None) => {
+                    // Withdrawn, so a coordinator elected later does not act on it; one that
+                    // took it meanwhile may still (the reply would have come).
+                    let _ = self
+                        .etcd
+                        .once("delete", self.etcd.timing.request, |mut c| {
+                            let k = key.clone();
+                            async move { c.delete(k, None).await }
+                        })
+                        .await;
                     return Err(ControlError::Cluster(
-                        "no coordinator answered within 10s (is a majority of etcd up, and a node elected?)".to_owned(),
+                        "no coordinator answered within 10s (is a majority of etcd up, and a node elected?); the command was withdrawn".to_owned(),
                     ));
                 }
                 Err(e) => return Err(ControlError::Cluster(format!("cannot reach etcd: {e}"))),
