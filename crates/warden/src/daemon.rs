@@ -84,7 +84,7 @@ fn pick_node(config: &Config, wanted: Option<&str>) -> anyhow::Result<String> {
     }
     if nodes.len() > 1 {
         bail!(
-            "this configuration has {} nodes; running several nodes needs the etcd cluster backend, which is not built yet (run one node per configuration)",
+            "this configuration has {} nodes and no [cluster.etcd]: one machine runs a file of one node; several machines coordinate through etcd (add [cluster.etcd], docs/cluster.md)",
             nodes.len()
         );
     }

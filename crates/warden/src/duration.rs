@@ -24,6 +24,9 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("bad duration {s:?}: number too large"))?;
         rest = &rest[digits..];
+        if let Some(frac) = rest.strip_prefix('.') {
+            return Err(fraction(s, n, frac));
+        }
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
@@ -49,6 +52,49 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     }
     let ms = u64::try_from(total).map_err(|_| format!("bad duration {s:?}: too long"))?;
     Ok(Duration::from_millis(ms))
+}
+
+/// The message for a fraction (`"0.5s"`): durations are whole numbers of a unit, and the
+/// same length in a smaller unit is suggested when there is one.
+fn fraction(s: &str, whole: u128, frac: &str) -> String {
+    let digits = frac
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(frac.len());
+    let unit = &frac[digits..];
+    let per: Option<u128> = match unit {
+        "ms" => Some(1),
+        "s" => Some(1_000),
+        "m" | "min" => Some(60_000),
+        "h" => Some(3_600_000),
+        "d" => Some(86_400_000),
+        _ => None,
+    };
+    let exact = per.and_then(|per| {
+        let f = &frac[..digits];
+        let scale = 10u128.checked_pow(u32::try_from(f.len()).ok()?)?;
+        let num = whole
+            .checked_mul(scale)?
+            .checked_add(f.parse::<u128>().ok()?)?;
+        let ms = num.checked_mul(per)?;
+        (ms % scale == 0).then(|| ms / scale)
+    });
+    match exact.and_then(|ms| u64::try_from(ms).ok()) {
+        Some(ms) if ms > 0 => format!(
+            "bad duration {s:?}: no fractions; write {:?}",
+            format(Duration::from_millis(ms))
+        ),
+        _ => format!("bad duration {s:?}: no fractions; use a smaller unit (ms, s, m, h, d)"),
+    }
+}
+
+/// A duration written as a bare number of seconds (`timeout = 0.5`), as it should be written.
+pub fn suggest_ms(seconds: f64) -> String {
+    let ms = seconds * 1000.0;
+    if ms.is_finite() && ms >= 1.0 && ms <= u64::MAX as f64 && ms.fract() == 0.0 {
+        format(Duration::from_millis(ms as u64))
+    } else {
+        "10s".to_owned()
+    }
 }
 
 /// Formats a duration in the largest exact unit: `10s`, `1500ms`, `2m`.
@@ -92,6 +138,21 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(parse("10").expect_err("no unit").contains("add a unit"));
+        assert_eq!(
+            parse("0.5s").expect_err("fraction"),
+            "bad duration \"0.5s\": no fractions; write \"500ms\""
+        );
+        assert!(
+            parse("1.5m")
+                .expect_err("fraction")
+                .ends_with("write \"90s\"")
+        );
+        assert!(
+            parse("0.0001s")
+                .expect_err("fraction")
+                .contains("use a smaller unit")
+        );
+        assert_eq!(suggest_ms(0.25), "250ms");
     }
 
     #[test]

@@ -155,6 +155,10 @@ enum Command {
         /// Where OCF agents live (their meta-data is used to check parameters).
         #[arg(long, env = "OCF_ROOT", default_value = exec::ocf::DEFAULT_OCF_ROOT)]
         ocf_root: PathBuf,
+        /// Check the file for `warden simulate` only: several nodes without [cluster.etcd]
+        /// are fine there (`warden run` refuses them).
+        #[arg(long)]
+        simulate: bool,
     },
     /// The cluster's configuration in etcd (several machines).
     Config {
@@ -181,6 +185,8 @@ enum ConfigAction {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Print a complete, commented configuration: every key with its default.
+    Example,
 }
 
 #[derive(Debug, Subcommand)]
@@ -510,6 +516,9 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             client.get_text("/status")
         }
         Command::Config {
+            action: ConfigAction::Example,
+        } => Ok(config::EXAMPLE.to_owned()),
+        Command::Config {
             action: ConfigAction::Push { file },
         } => {
             let loaded = config::load(&file)?;
@@ -527,24 +536,49 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 etcd.prefix
             ))
         }
-        Command::CheckConfig { file, ocf_root } => {
+        Command::CheckConfig {
+            file,
+            ocf_root,
+            simulate,
+        } => {
             let loaded = config::load(&file)?;
             let c = &loaded.engine;
-            // Parameters are checked against the agents' meta-data where the agent is installed.
+            let name = file.display().to_string();
+            // Then what only this machine can tell: agents, parameters, programs, users.
             let mut metadata = std::collections::HashMap::new();
             let rt = runtime()?;
             for (provider, kind) in config::ocf_agents(c) {
-                match rt.block_on(exec::ocf::metadata(&ocf_root, &provider, &kind)) {
-                    Ok(md) => {
-                        metadata.insert((provider, kind), md);
-                    }
-                    Err(e) => {
-                        eprintln!("{}: warning: parameters not checked: {e:#}", file.display())
-                    }
-                }
+                let md = rt
+                    .block_on(exec::ocf::metadata(&ocf_root, &provider, &kind))
+                    .map_err(|e| format!("{e:#}"));
+                metadata.insert((provider, kind), md);
             }
-            let src = std::fs::read_to_string(&file)?;
-            config::check_agent_params(&src, &file.display().to_string(), &metadata)?;
+            let places = &loaded.places;
+            let (mut errors, warnings) =
+                config::machine::check_agents(places, &ocf_root, &metadata);
+            errors.extend(config::machine::check_programs(
+                places,
+                std::env::var("PATH").ok().as_deref(),
+            ));
+            errors.extend(config::machine::check_identities(places));
+            if let (Some((line, col)), None, false) = (places.second_node, &loaded.etcd, simulate) {
+                errors.push(warden::diag::Diagnostic {
+                    line,
+                    col,
+                    message: "a second [[node]] without [cluster.etcd]: `warden run` runs one machine's file; several machines coordinate through etcd (add [cluster.etcd], docs/cluster.md). `warden simulate` takes the file as it is (check it with --simulate)".to_owned(),
+                });
+            }
+            for w in warnings {
+                eprintln!("{name}:{}:{}: warning: {}", w.line, w.col, w.message);
+            }
+            if !errors.is_empty() {
+                errors.sort_by_key(|d| (d.line, d.col));
+                return Err(warden::diag::FileErrors {
+                    file: name,
+                    list: errors,
+                }
+                .into());
+            }
             Ok(format!(
                 "{}: ok ({} node(s), {} resource(s), {} constraint(s), fencing {}; data in {}, api on {})\n",
                 file.display(),

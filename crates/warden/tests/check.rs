@@ -535,7 +535,11 @@ async fn https_checks_with_sni_and_verification() {
     let check = |sni: &str, verify: bool, ca: Option<&std::path::Path>| CheckSpec {
         kind: CheckKind::Http {
             request: b"GET / HTTP/1.0\r\nHost: warden.test\r\n\r\n".to_vec(),
-            tls: Some(warden::check::tls::client(sni, verify, ca).expect("tls client")),
+            tls: Some(warden::check::tls::Tls::new(
+                sni.to_owned(),
+                verify,
+                ca.map(std::path::Path::to_path_buf),
+            )),
         },
         valid_statuses: Some(vec![200]),
         body: Some("hello".into()),

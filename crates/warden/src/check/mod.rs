@@ -48,7 +48,7 @@ pub enum CheckKind {
     /// when `tls` is set (`https`).
     Http {
         request: Vec<u8>,
-        tls: Option<tls::TlsClient>,
+        tls: Option<tls::Tls>,
     },
     /// Connect.
     Tcp,
@@ -290,6 +290,7 @@ async fn probe_inner(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
             let buf = match tls {
                 None => exchange(s, request, check.body.is_some()).await?,
                 Some(t) => {
+                    let t = t.client().map_err(|e| CheckError::Tls(e.to_owned()))?;
                     let connector =
                         tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&t.config));
                     let s = connector

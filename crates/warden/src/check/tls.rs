@@ -2,8 +2,9 @@
 //! certificate verification against the public roots plus an optional CA file, or none.
 
 use std::fmt;
-use std::path::Path;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -11,21 +12,72 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-/// A client configuration built once per upstream (compared by identity).
+/// The TLS settings of an `https` check, as the configuration gives them. Two are equal when
+/// their settings are (and, once both are built, their CA files' contents), so a reload that
+/// changes nothing leaves the check alone. The client is built on first use ([`Tls::client`]):
+/// reading the configuration does no I/O; the shell builds it once after reading, to report a
+/// bad CA file at its place, and the checks reuse it.
+#[derive(Clone)]
+pub struct Tls {
+    /// The name sent in SNI and checked against the certificate.
+    pub sni: String,
+    /// Check the certificate against the public roots plus `ca`.
+    pub verify: bool,
+    /// A PEM file of extra trusted certificates.
+    pub ca: Option<PathBuf>,
+    built: Arc<OnceLock<Result<TlsClient, String>>>,
+}
+
+impl Tls {
+    pub fn new(sni: String, verify: bool, ca: Option<PathBuf>) -> Tls {
+        Tls {
+            sni,
+            verify,
+            ca,
+            built: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The client, built (reading `ca`) the first time it is asked for.
+    pub fn client(&self) -> Result<&TlsClient, &str> {
+        self.built
+            .get_or_init(|| client(&self.sni, self.verify, self.ca.as_deref()))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
+
+impl PartialEq for Tls {
+    fn eq(&self, other: &Self) -> bool {
+        let same_ca = match (self.built.get(), other.built.get()) {
+            (Some(Ok(a)), Some(Ok(b))) => a.ca_digest == b.ca_digest,
+            _ => true,
+        };
+        self.sni == other.sni && self.verify == other.verify && self.ca == other.ca && same_ca
+    }
+}
+
+impl Eq for Tls {}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Tls(sni {:?}, verify {}, ca {:?})",
+            self.sni, self.verify, self.ca
+        )
+    }
+}
+
+/// A built client configuration.
 #[derive(Clone)]
 pub struct TlsClient {
     pub config: Arc<ClientConfig>,
     /// The name sent in SNI and checked against the certificate.
     pub server_name: ServerName<'static>,
+    /// A digest of the CA file's contents (0 without one): a changed file is a changed check.
+    ca_digest: u64,
 }
-
-impl PartialEq for TlsClient {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
-    }
-}
-
-impl Eq for TlsClient {}
 
 impl fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -45,13 +97,18 @@ pub fn client(sni: &str, verify: bool, ca: Option<&Path>) -> Result<TlsClient, S
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
+    let mut ca_digest = 0;
     let config = if verify {
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         if let Some(ca) = ca {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-                .map_err(|e| format!("cannot read ca {}: {e}", ca.display()))?
+            let bytes =
+                std::fs::read(ca).map_err(|e| format!("cannot read ca {}: {e}", ca.display()))?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut h);
+            ca_digest = h.finish();
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
                 .collect::<Result<_, _>>()
                 .map_err(|e| format!("bad certificate in {}: {e}", ca.display()))?;
             if certs.is_empty() {
@@ -75,6 +132,7 @@ pub fn client(sni: &str, verify: bool, ca: Option<&Path>) -> Result<TlsClient, S
     Ok(TlsClient {
         config: Arc::new(config),
         server_name,
+        ca_digest,
     })
 }
 

@@ -1,0 +1,277 @@
+//! `[[location]]`, `[[ban]]`, `[[group]]`, `[[colocation]]` and `[[order]]`: read with the
+//! places of the names they use; roles and actions are checked against the resources after.
+
+use std::collections::HashSet;
+
+use warden_engine::{Colocation, Group, Location, OpName, OpRole, Order, OrderKind, Score};
+
+use super::Ref;
+use super::table::{Reader, Section, Span, Tbl};
+
+pub(super) const LOCATION: Section = Section::new("[[location]]", "[[location]]");
+pub(super) const BAN: Section = Section::new("[[ban]]", "[[ban]]");
+pub(super) const GROUP: Section = Section::new("[[group]]", "[[group]]");
+pub(super) const COLOCATION: Section = Section::new("[[colocation]]", "[[colocation]]");
+pub(super) const ORDER: Section = Section::new("[[order]]", "[[order]]");
+
+/// `role`, `with_role`, `first_action` or `then_action` as written: promoted (or promote)
+/// when Some, with its place and the resource it applies to.
+struct Promoted {
+    key: &'static str,
+    word: &'static str,
+    resource: String,
+    span: Span,
+}
+
+/// The constraints of the file, read.
+pub(super) struct Constraints {
+    pub locations: Vec<Location>,
+    pub groups: Vec<Group>,
+    pub colocations: Vec<Colocation>,
+    pub orders: Vec<Order>,
+    pub resource_refs: Vec<Ref>,
+    pub node_refs: Vec<Ref>,
+    /// The first colocation, order or group: where a cycle is reported.
+    pub first_at: Option<Span>,
+    promoted: Vec<Promoted>,
+}
+
+impl Constraints {
+    /// Checks the roles and actions that need a promotable resource.
+    pub fn validate(
+        &self,
+        r: &mut Reader<'_>,
+        promotable: &HashSet<String>,
+        known: &HashSet<String>,
+    ) {
+        for p in &self.promoted {
+            if known.contains(&p.resource) && !promotable.contains(&p.resource) {
+                r.d.error(
+                    p.span.clone(),
+                    format!(
+                        "{} \"{}\" needs {:?} to be promotable (`promotable = true`)",
+                        p.key, p.word, p.resource
+                    ),
+                );
+            }
+        }
+    }
+}
+
+pub(super) fn constraints(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Constraints {
+    let mut c = Constraints {
+        locations: Vec::new(),
+        groups: Vec::new(),
+        colocations: Vec::new(),
+        orders: Vec::new(),
+        resource_refs: Vec::new(),
+        node_refs: Vec::new(),
+        first_at: None,
+        promoted: Vec::new(),
+    };
+    for (t, at) in r.tables(top, "location") {
+        r.section(t, at, LOCATION, |r, t| location(r, t, false, &mut c));
+    }
+    for (t, at) in r.tables(top, "ban") {
+        r.section(t, at, BAN, |r, t| location(r, t, true, &mut c));
+    }
+    for (t, at) in r.tables(top, "group") {
+        r.section(t, at, GROUP, |r, t| group(r, t, &mut c));
+    }
+    for (t, at) in r.tables(top, "colocation") {
+        r.section(t, at, COLOCATION, |r, t| colocation(r, t, &mut c));
+    }
+    for (t, at) in r.tables(top, "order") {
+        r.section(t, at, ORDER, |r, t| order(r, t, &mut c));
+    }
+    c
+}
+
+fn reference(c: &mut Constraints, v: &Option<(String, Span)>) {
+    if let Some((name, span)) = v {
+        c.resource_refs.push(Ref {
+            name: name.clone(),
+            span: span.clone(),
+        });
+    }
+}
+
+/// A keyword that is `plain` (the default) or `promoted`; the latter is noted for checking
+/// against `resource` once the resources are known.
+#[allow(clippy::too_many_arguments)]
+fn plain_or_promoted<T: Copy + PartialEq + std::fmt::Display + std::str::FromStr>(
+    r: &mut Reader<'_>,
+    t: &Tbl<'_, '_>,
+    key: &'static str,
+    word: &'static str,
+    resource: Option<&(String, Span)>,
+    plain: T,
+    promoted: T,
+    c: &mut Constraints,
+) -> T {
+    let Some(v) = t.take(key) else {
+        return plain;
+    };
+    match r.keyword_value(v, &[plain, promoted]) {
+        Some(k) if k == promoted => {
+            if let Some((res, _)) = resource {
+                c.promoted.push(Promoted {
+                    key,
+                    word,
+                    resource: res.clone(),
+                    span: v.span(),
+                });
+            }
+            promoted
+        }
+        _ => plain,
+    }
+}
+
+fn role(
+    r: &mut Reader<'_>,
+    t: &Tbl<'_, '_>,
+    key: &'static str,
+    resource: Option<&(String, Span)>,
+    c: &mut Constraints,
+) -> OpRole {
+    plain_or_promoted(
+        r,
+        t,
+        key,
+        "promoted",
+        resource,
+        OpRole::Started,
+        OpRole::Promoted,
+        c,
+    )
+}
+
+fn action(
+    r: &mut Reader<'_>,
+    t: &Tbl<'_, '_>,
+    key: &'static str,
+    resource: Option<&(String, Span)>,
+    c: &mut Constraints,
+) -> OpName {
+    plain_or_promoted(
+        r,
+        t,
+        key,
+        "promote",
+        resource,
+        OpName::Start,
+        OpName::Promote,
+        c,
+    )
+}
+
+fn location(r: &mut Reader<'_>, t: &Tbl<'_, '_>, is_ban: bool, c: &mut Constraints) {
+    let what = if is_ban { "[[ban]]" } else { "[[location]]" };
+    let res = r.required_string(t, "resource", what);
+    let node = r.required_string(t, "node", what);
+    let (score, role) = if is_ban {
+        (Some(Score::MINUS_INFINITY), OpRole::Started)
+    } else {
+        let score = match t.take("score") {
+            Some(v) => r.score_value(v),
+            None => {
+                r.d.error(
+                    t.span.clone(),
+                    format!("{what} needs a score (an integer, \"INFINITY\" or \"-INFINITY\")"),
+                );
+                None
+            }
+        };
+        (score, role(r, t, "role", res.as_ref(), c))
+    };
+    reference(c, &res);
+    if let Some((n, span)) = &node {
+        c.node_refs.push(Ref {
+            name: n.clone(),
+            span: span.clone(),
+        });
+    }
+    if let (Some((res, _)), Some((n, _)), Some(score)) = (res, node, score) {
+        c.locations.push(Location {
+            role,
+            ..Location::new(res, n, score)
+        });
+    }
+}
+
+fn group(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
+    c.first_at.get_or_insert_with(|| t.span.clone());
+    let id = r.required_name(t, "id", "[[group]]");
+    let members = r.string_list(t, "resources").unwrap_or_default();
+    if members.is_empty() {
+        r.d.error(
+            t.span.clone(),
+            "[[group]] needs `resources`, its members in start order",
+        );
+    }
+    c.resource_refs
+        .extend(members.iter().map(|(name, span)| Ref {
+            name: name.clone(),
+            span: span.clone(),
+        }));
+    if let Some((id, _)) = id {
+        c.groups.push(Group {
+            id,
+            resources: members.into_iter().map(|m| m.0).collect(),
+        });
+    }
+}
+
+fn colocation(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
+    c.first_at.get_or_insert_with(|| t.span.clone());
+    let res = r.required_string(t, "resource", "[[colocation]]");
+    let with = r.required_string(t, "with", "[[colocation]]");
+    let score = match t.take("score") {
+        Some(v) => r.score_value(v),
+        None => Some(Score::INFINITY),
+    };
+    let res_role = role(r, t, "role", res.as_ref(), c);
+    let with_role = role(r, t, "with_role", with.as_ref(), c);
+    reference(c, &res);
+    reference(c, &with);
+    if let (Some((res, rs)), Some((with, _))) = (res, with) {
+        if res == with {
+            r.d.error(rs, format!("{res} cannot be colocated with itself"));
+        } else if let Some(score) = score {
+            c.colocations.push(Colocation {
+                role: res_role,
+                with_role,
+                ..Colocation::new(res, with, score)
+            });
+        }
+    }
+}
+
+fn order(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
+    c.first_at.get_or_insert_with(|| t.span.clone());
+    let first = r.required_string(t, "first", "[[order]]");
+    let then = r.required_string(t, "then", "[[order]]");
+    let kind = r
+        .keyword(t, "kind", OrderKind::ALL)
+        .map_or(OrderKind::Mandatory, |k| k.0);
+    let symmetric = r
+        .boolean(t, "symmetric")
+        .unwrap_or(kind != OrderKind::Serialize);
+    let first_action = action(r, t, "first_action", first.as_ref(), c);
+    let then_action = action(r, t, "then_action", then.as_ref(), c);
+    reference(c, &first);
+    reference(c, &then);
+    if let (Some((first, fs)), Some((then, _))) = (first, then) {
+        if first == then {
+            r.d.error(fs, format!("{first} cannot be ordered after itself"));
+        } else {
+            c.orders.push(Order {
+                symmetric,
+                first_action,
+                then_action,
+                ..Order::new(first, then, kind)
+            });
+        }
+    }
+}

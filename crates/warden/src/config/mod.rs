@@ -1,0 +1,816 @@
+//! The configuration file: TOML read with positions, checked completely (every problem is
+//! reported with `file:line:col`, not only the first), and converted into the engine's
+//! [`warden_engine::Config`].
+//!
+//! Three stages, none of which touches the machine: each section's reader (one file per
+//! section; [`table`] records the keys it takes and reports the rest) checks shape and values;
+//! validation checks what sections say of each other (references, roles, fencing, the cluster's
+//! timing budget); lowering builds the engine's configuration. What needs the machine (TLS
+//! files, agents' meta-data, programs, users) comes after, in the shell: [`prepare`] for every
+//! command that runs the file, [`machine`] for `check-config`, both reporting at the places the
+//! reader kept ([`Places`]).
+
+mod cluster;
+mod constraints;
+mod listeners;
+pub mod machine;
+mod resources;
+mod table;
+mod upstreams;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeTable;
+use warden_engine::{Config, NoQuorumPolicy};
+
+use crate::diag::{Diagnostic, Diagnostics, FileErrors, line_col};
+use table::{Reader, Section, Span, suggest};
+
+/// A loaded configuration: the engine's part and the daemon's.
+#[derive(Debug)]
+pub struct Loaded {
+    pub engine: Config,
+    /// Upstreams whose peers are health-checked.
+    pub upstreams: Vec<crate::check::Upstream>,
+    /// Resources whose recurring monitor is a health check: (resource, what to check, how).
+    pub health_monitors: Vec<HealthMonitor>,
+    /// Failover proxy listeners.
+    pub listeners: Vec<crate::proxy::ListenerSpec>,
+    /// Upstreams that take their primary from a resource (`from_resource`).
+    pub follows: Vec<crate::follow::Follow>,
+    pub data_dir: PathBuf,
+    pub api_listen: SocketAddr,
+    /// `[cluster.etcd]`: several machines coordinating through etcd (None: one machine,
+    /// embedded store).
+    pub etcd: Option<crate::cluster::EtcdSettings>,
+    /// Where each node's API and listeners are reached (`[[node]] address`).
+    pub addresses: HashMap<String, std::net::IpAddr>,
+    /// Where things the shell checks on the machine are written.
+    pub places: Places,
+}
+
+/// A place in the file: 1-based line and column.
+pub type Pos = (usize, usize);
+
+/// An ocf resource's agent as the file names it, with places (`P`: a span while reading, a
+/// [`Pos`] after).
+#[derive(Clone, Debug)]
+pub struct AgentUse<P> {
+    pub resource: String,
+    pub at: P,
+    pub provider: String,
+    pub kind: String,
+    pub kind_at: P,
+    pub params: Vec<(String, P)>,
+}
+
+/// Where the things are written that only the machine can check.
+#[derive(Clone, Debug, Default)]
+pub struct Places {
+    pub agents: Vec<AgentUse<Pos>>,
+    /// Every program the file runs (processes, monitors, promote/demote, fence devices, exec
+    /// checks).
+    pub programs: Vec<(String, Pos)>,
+    pub users: Vec<(String, Pos)>,
+    pub groups: Vec<(String, Pos)>,
+    /// `https` checks: the upstream, and where to report its TLS files.
+    pub tls: Vec<(String, Pos)>,
+    /// The second `[[node]]`, when there is one.
+    pub second_node: Option<Pos>,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/warden";
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7946";
+/// A resource monitored by a health check (`monitor = { http = "http://127.0.0.1:8080/" }`): its
+/// recurring monitor at `check.interval` fails (rc 1) when the peer turns DOWN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthMonitor {
+    pub resource: String,
+    pub peer: crate::check::Peer,
+    pub check: crate::check::CheckSpec,
+    /// After a start, failures do not count until the check has passed once or this has
+    /// passed: a service may take a while to come up.
+    pub grace: Duration,
+}
+
+/// The recurring monitor a `process` resource gets when it configures none.
+pub const IMPLICIT_MONITOR: Duration = Duration::from_secs(10);
+
+/// A complete, commented configuration: every key with its default (`warden config example`).
+pub const EXAMPLE: &str = include_str!("example.toml");
+
+/// Reads and checks a configuration file, then what its TLS files say ([`prepare`]).
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let file = path.display().to_string();
+    let loaded = parse(&src, &file, local_node_name)?;
+    prepare(&loaded, &file)?;
+    Ok(loaded)
+}
+
+/// The node name used when the file defines no `[[node]]`: this machine's host name.
+pub fn local_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The shell's part of loading: builds the TLS clients of `https` checks (reading their CA
+/// files) once, so a bad file is reported at its place; the checks then use them.
+pub fn prepare(loaded: &Loaded, file: &str) -> Result<(), FileErrors> {
+    let mut list = Vec::new();
+    for u in &loaded.upstreams {
+        let crate::check::CheckKind::Http { tls: Some(tls), .. } = &u.check.kind else {
+            continue;
+        };
+        if let Err(e) = tls.client() {
+            let (line, col) = loaded
+                .places
+                .tls
+                .iter()
+                .find(|(name, _)| *name == u.name)
+                .map_or((1, 1), |(_, p)| *p);
+            list.push(Diagnostic {
+                line,
+                col,
+                message: e.to_owned(),
+            });
+        }
+    }
+    if list.is_empty() {
+        Ok(())
+    } else {
+        Err(FileErrors {
+            file: file.to_owned(),
+            list,
+        })
+    }
+}
+
+/// A checked reference to a node or resource, kept with its place for later resolution.
+pub(crate) struct Ref {
+    name: String,
+    span: Span,
+}
+
+const TOP: Section = Section::new("top level", "the top level");
+
+/// Parses configuration text. `file` names it in messages; `local` names the one node of a
+/// file without `[[node]]`. Does no I/O.
+pub fn parse(src: &str, file: &str, local: impl FnOnce() -> String) -> Result<Loaded, FileErrors> {
+    let (loaded, list, _) = read(src, local);
+    match loaded {
+        Some(l) if list.is_empty() => Ok(l),
+        _ => Err(FileErrors {
+            file: file.to_owned(),
+            list,
+        }),
+    }
+}
+
+type Read = (
+    Option<Loaded>,
+    Vec<Diagnostic>,
+    BTreeMap<&'static str, Vec<&'static str>>,
+);
+
+fn read(src: &str, local: impl FnOnce() -> String) -> Read {
+    let mut d = Diagnostics::new(src);
+    let (root, errors) = DeTable::parse_recoverable(src);
+    for e in &errors {
+        d.error(
+            e.span().unwrap_or(0..0),
+            e.message().trim_end_matches('\n').to_owned(),
+        );
+    }
+    let mut r = Reader::new(d);
+    let loaded = r.section(root.get_ref(), 0..0, TOP, |r, top| root_of(r, top, local));
+    let list = r.d.finish();
+    (loaded, list, r.keys)
+}
+
+/// The keys the reader accepts, by section (as docs/config.md titles them): what reading a
+/// file with every section, each empty, takes.
+pub fn accepted_keys() -> BTreeMap<&'static str, Vec<&'static str>> {
+    const ALL: &str = "[cluster]\n[cluster.etcd]\n[api]\n[resource_defaults]\n[op_defaults]\n\
+        [[node]]\n[[fence_device]]\n[[resource]]\nops = [{}]\nmonitor = {}\n\
+        [[location]]\n[[ban]]\n[[group]]\n[[colocation]]\n[[order]]\n\
+        [[upstream]]\nprimary = [{}]\n[[listener]]\nfailback = {}\n";
+    read(ALL, || "here".to_owned()).2
+}
+
+fn root_of(
+    r: &mut Reader<'_>,
+    top: &table::Tbl<'_, '_>,
+    local: impl FnOnce() -> String,
+) -> Option<Loaded> {
+    // Read every section.
+    let cl = r.sub(top, "cluster", cluster::CLUSTER, cluster::cluster);
+    let api_listen = r.sub(top, "api", cluster::API, cluster::api);
+    let nodes = cluster::nodes(r, top, local);
+    let defaults = resources::defaults(r, top);
+    let mut fencing = cluster::fence_devices(r, top);
+    let mut found = resources::Found::default();
+    let res = resources::resources(r, top, &defaults, fencing.enabled, &mut found);
+    let mut cons = constraints::constraints(r, top);
+    let ups = upstreams::upstreams(r, top);
+    let upstream_names: Vec<&str> = ups.list.iter().map(|u| u.name.as_str()).collect();
+    let listeners = listeners::listeners(r, top, &upstream_names);
+
+    // Validate what the sections say of each other.
+    if cl.etcd.is_some()
+        && !fencing.enabled
+        && matches!(
+            cl.options.no_quorum_policy,
+            NoQuorumPolicy::Freeze | NoQuorumPolicy::Ignore
+        )
+    {
+        r.d.error(
+            cl.no_quorum_policy_at.clone().unwrap_or(0..0),
+            format!(
+                "no_quorum_policy = \"{}\" keeps resources running on a node cut off from etcd while the other nodes recover them: with [cluster.etcd] it needs fence devices ([[fence_device]]) so the lost node is fenced first; use \"stop\" or \"demote\" otherwise",
+                cl.options.no_quorum_policy
+            ),
+        );
+    }
+    let promotable: HashSet<String> = res
+        .specs
+        .iter()
+        .filter(|s| s.is_promotable())
+        .map(|s| s.id.clone())
+        .collect();
+    let known: HashSet<String> = res.specs.iter().map(|s| s.id.clone()).collect();
+    cons.validate(r, &promotable, &known);
+    let mut node_refs = std::mem::take(&mut fencing.node_refs);
+    node_refs.append(&mut cons.node_refs);
+    let mut resource_refs = std::mem::take(&mut cons.resource_refs);
+    for f in &ups.follows {
+        resource_refs.push(Ref {
+            name: f.resource.name.clone(),
+            span: f.resource.span.clone(),
+        });
+        node_refs.extend(f.nodes.iter().map(|n| Ref {
+            name: n.name.clone(),
+            span: n.span.clone(),
+        }));
+    }
+    for n in node_refs {
+        if !nodes.names.contains(&n.name) {
+            let hint = suggest(&n.name, nodes.names.iter().map(String::as_str));
+            r.d.error(n.span, format!("unknown node {:?}{hint}", n.name));
+        }
+    }
+    for rr in resource_refs {
+        // A resource whose block has errors is reported there, not as unknown here.
+        if !res.declared.contains_key(&rr.name) {
+            let mut ids: Vec<&str> = res.declared.keys().map(String::as_str).collect();
+            ids.sort_unstable();
+            let hint = suggest(&rr.name, ids.into_iter());
+            r.d.error(rr.span, format!("unknown resource {:?}{hint}", rr.name));
+        }
+    }
+    if !r.d.is_empty() {
+        return None;
+    }
+
+    // Lower.
+    let built = Config::new(
+        cl.options,
+        nodes.names,
+        fencing.devices,
+        res.specs,
+        cons.locations,
+    )
+    .and_then(|c| c.with_constraints(cons.colocations, cons.orders, cons.groups));
+    let engine = match built {
+        Ok(engine) => engine,
+        Err(e) => {
+            // Cycles and double group membership: at the first constraint of the file.
+            r.d.error(cons.first_at.unwrap_or(0..0), e.to_string());
+            return None;
+        }
+    };
+    if let Some(e) = &cl.etcd {
+        if let Err(msg) = crate::cluster::settings::check_budget(&e.timing(), &engine) {
+            r.d.error(cl.etcd_at.unwrap_or(0..0), msg);
+            return None;
+        }
+    }
+    let src = r.d.src();
+    let pos = |s: &Span| line_col(src, s.start);
+    let mut programs: Vec<(String, Pos)> = Vec::new();
+    for (p, s) in found
+        .programs
+        .iter()
+        .chain(&fencing.programs)
+        .chain(&ups.programs)
+    {
+        programs.push((p.clone(), pos(s)));
+    }
+    let places = Places {
+        agents: found
+            .agents
+            .iter()
+            .map(|a| AgentUse {
+                resource: a.resource.clone(),
+                at: pos(&a.at),
+                provider: a.provider.clone(),
+                kind: a.kind.clone(),
+                kind_at: pos(&a.kind_at),
+                params: a.params.iter().map(|(k, s)| (k.clone(), pos(s))).collect(),
+            })
+            .collect(),
+        programs,
+        users: found
+            .users
+            .iter()
+            .map(|(u, s)| (u.clone(), pos(s)))
+            .collect(),
+        groups: found
+            .groups
+            .iter()
+            .map(|(g, s)| (g.clone(), pos(s)))
+            .collect(),
+        tls: ups
+            .tls_at
+            .iter()
+            .map(|(u, s)| (u.clone(), pos(s)))
+            .collect(),
+        second_node: nodes.spans.get(1).map(pos),
+    };
+    Some(Loaded {
+        engine,
+        upstreams: ups.list,
+        health_monitors: res.health_monitors,
+        listeners,
+        follows: ups.follows.into_iter().map(|f| f.follow).collect(),
+        data_dir: cl.data_dir,
+        api_listen: api_listen?,
+        etcd: cl.etcd,
+        addresses: nodes.addresses,
+        places,
+    })
+}
+
+/// The OCF agents a configuration uses, as (provider, type), each once.
+pub fn ocf_agents(config: &Config) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = config
+        .resources()
+        .iter()
+        .filter_map(|r| match &r.agent {
+            warden_engine::Agent::Ocf { provider, kind } => Some((provider.clone(), kind.clone())),
+            warden_engine::Agent::Process(_) => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_engine::config::DEFAULT_STOP_TIMEOUT;
+    use warden_engine::{Agent, INFINITY_COUNT, Meta, Score};
+
+    fn ok(src: &str) -> Loaded {
+        match parse(src, "t.toml", || "here".to_owned()) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn errors(src: &str) -> String {
+        match parse(src, "t.toml", || "here".to_owned()) {
+            Ok(_) => panic!("expected errors for {src}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_pacemakers() {
+        let l = ok(
+            "[[resource]]\nid = \"d\"\nclass = \"ocf\"\ntype = \"Dummy\"\nops = [{ name = \"monitor\", interval = \"10s\" }]\n",
+        );
+        let c = &l.engine;
+        assert_eq!(c.nodes(), ["here"], "no [[node]] means this machine alone");
+        assert!(c.cluster.start_failure_is_fatal);
+        assert_eq!(c.cluster.no_quorum_policy, NoQuorumPolicy::Stop);
+        assert!(c.cluster.symmetric);
+        assert!(!c.fencing_enabled());
+        let r = &c.resources()[0];
+        assert_eq!(
+            r.agent,
+            Agent::Ocf {
+                provider: "heartbeat".into(),
+                kind: "Dummy".into()
+            }
+        );
+        assert_eq!(r.meta, Meta::default());
+        assert_eq!(r.meta.migration_threshold, INFINITY_COUNT);
+        assert_eq!(r.meta.failure_timeout, None);
+        assert_eq!(r.ops[0].timeout, Duration::from_secs(20));
+        assert!(r.ops[0].enabled);
+        assert_eq!(r.ops[0].on_fail, None);
+        assert_eq!(l.data_dir, PathBuf::from("/var/lib/warden"));
+        assert_eq!(l.api_listen.to_string(), "127.0.0.1:7946");
+    }
+
+    #[test]
+    fn resource_and_op_defaults_apply_and_resources_override_them() {
+        let l = ok(r#"
+[resource_defaults]
+resource_stickiness = 100
+migration_threshold = 2
+[op_defaults]
+timeout = "45s"
+[[resource]]
+id = "p"
+class = "process"
+command = ["sleep", "100"]
+meta = { migration_threshold = "INFINITY", failure_timeout = "0" }
+ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
+"#);
+        let r = &l.engine.resources()[0];
+        assert_eq!(r.meta.resource_stickiness, Score::new(100));
+        assert_eq!(r.meta.migration_threshold, INFINITY_COUNT);
+        assert_eq!(r.meta.failure_timeout, None, "\"0\" means never");
+        assert_eq!(r.ops[0].timeout, Duration::from_secs(45));
+        assert_eq!(r.ops[1].timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn class_specific_keys_are_checked() {
+        let e = errors("[[resource]]\nid = \"p\"\nclass = \"process\"\ntype = \"Dummy\"\n");
+        assert!(
+            e.contains("t.toml:4:1: error: `type` does not apply here"),
+            "{e}"
+        );
+        assert!(e.contains("needs `command`"), "{e}");
+        let e = errors("[[resource]]\nid = \"o\"\nclass = \"ocf\"\ncommand = [\"x\"]\n");
+        assert!(e.contains("`command` does not apply here"), "{e}");
+        assert!(e.contains("needs `type`"), "{e}");
+        let e = errors("[[resource]]\nid = \"s\"\nclass = \"systemd\"\n");
+        assert!(e.contains("not supported yet"), "{e}");
+        let e = errors("[[resource]]\nid = \"bad id\"\nclass = \"ocf\"\ntype = \"Dummy\"\n");
+        assert!(e.contains("bad id \"bad id\""), "{e}");
+    }
+
+    #[test]
+    fn duplicates_and_references() {
+        let e = errors("[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"\n");
+        assert!(
+            e.contains("t.toml:4:8: error: node \"a\" is defined twice"),
+            "{e}"
+        );
+        let e = errors(
+            "[[node]]\nname = \"a\"\n[[fence_device]]\nname = \"f\"\ncommand = [\"x\"]\nnodes = [\"b\"]\n[[ban]]\nresource = \"r\"\nnode = \"a\"\n",
+        );
+        assert!(e.contains("t.toml:6:10: error: unknown node \"b\""), "{e}");
+        assert!(
+            e.contains("t.toml:8:12: error: unknown resource \"r\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn process_resources() {
+        let l = ok(r#"
+[[resource]]
+id = "web"
+class = "process"
+command = ["python3", "-m", "http.server", "8080"]
+env = { PYTHONUNBUFFERED = "1", WORKERS = 4 }
+cwd = "/srv"
+stop_signal = "SIGINT"
+stop_timeout = "3s"
+ops = [{ name = "monitor", interval = "5s", command = ["curl", "-fsS", "http://127.0.0.1:8080/"] }]
+"#);
+        let r = &l.engine.resources()[0];
+        let Agent::Process(p) = &r.agent else {
+            panic!("not a process: {:?}", r.agent)
+        };
+        assert_eq!(p.command[0], "python3");
+        assert_eq!(
+            p.env,
+            vec![
+                ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
+                ("WORKERS".to_owned(), "4".to_owned())
+            ]
+        );
+        assert_eq!(p.cwd.as_deref(), Some("/srv"));
+        assert_eq!(p.stop_signal, "INT");
+        assert_eq!(p.stop_timeout, Duration::from_secs(3));
+        assert_eq!(r.ops[0].command.as_ref().map(|c| c.len()), Some(3));
+        let defaults =
+            ok("[[resource]]\nid = \"p\"\nclass = \"process\"\ncommand = [\"sleep\", \"1\"]\n");
+        let Agent::Process(p) = &defaults.engine.resources()[0].agent else {
+            panic!("process")
+        };
+        assert_eq!(
+            (p.stop_signal.as_str(), p.stop_timeout),
+            ("TERM", DEFAULT_STOP_TIMEOUT)
+        );
+
+        let e = errors(
+            "[[resource]]\nid = \"p\"\nclass = \"process\"\ncommand = []\nstop_signal = \"STOP\"\n",
+        );
+        assert!(
+            e.contains("t.toml:4:11: error: `command` must name a program"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:5:15: error: unknown stop_signal \"STOP\""),
+            "{e}"
+        );
+        let e = errors(
+            "[[resource]]\nid = \"o\"\nclass = \"ocf\"\ntype = \"Dummy\"\ncwd = \"/\"\nops = [{ name = \"monitor\", interval = \"5s\", command = [\"true\"] }]\n",
+        );
+        assert!(
+            e.contains("t.toml:5:1: error: `cwd` does not apply here"),
+            "{e}"
+        );
+        assert!(
+            e.contains("a monitor command is for class \"process\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn upstreams() {
+        let l = ok(r#"
+[[upstream]]
+name = "foo.com"
+primary = ["127.0.0.1:8081", { addr = "127.0.0.1:8082", weight = 7, max_fails = 2, fail_timeout = "10s" }]
+backup = ["[::1]:8083"]
+[upstream.check]
+type = "http"
+http_req = "GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n"
+interval = "2s"
+timeout = "1s"
+fall = 3
+rise = 2
+valid_statuses = [200, 302]
+concurrency = 10
+"#);
+        let u = &l.upstreams[0];
+        assert_eq!(u.primary[1].weight, 7);
+        assert_eq!((u.backup[0].host.as_str(), u.backup[0].port), ("::1", 8083));
+        assert_eq!(
+            u.check.hysteresis,
+            warden_engine::health::Hysteresis { fall: 3, rise: 2 }
+        );
+        assert_eq!(u.check.valid_statuses, Some(vec![200, 302]));
+        assert_eq!(
+            u.check.jitter,
+            Duration::from_millis(200),
+            "a tenth of the interval"
+        );
+        assert_eq!(
+            u.check.kind,
+            crate::check::CheckKind::Http {
+                request: b"GET /status HTTP/1.0\r\nHost: foo.com\r\n\r\n".to_vec(),
+                tls: None
+            }
+        );
+        let l = ok(
+            "[[upstream]]\nname = \"api\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\ntype = \"http\"\npath = \"/health\"\nheaders = { X-Check = \"warden\" }\n",
+        );
+        assert_eq!(
+            l.upstreams[0].check.kind,
+            crate::check::CheckKind::Http {
+                request: b"GET /health HTTP/1.0\r\nHost: api\r\nX-Check: warden\r\n\r\n".to_vec(),
+                tls: None
+            }
+        );
+        assert_eq!(
+            l.upstreams[0].check.hysteresis,
+            warden_engine::health::Hysteresis { fall: 5, rise: 2 },
+            "lua-resty's defaults"
+        );
+
+        let e = errors(
+            "[[upstream]]\nname = \"u\"\nprimary = [\"localhost\", 5]\n[upstream.check]\ntype = \"https\"\nfall = 0\nvalid_statuses = [99]\nca = \"/nonexistent/ca.pem\"\n",
+        );
+        assert!(
+            e.contains("t.toml:3:12: error: bad peer address \"localhost\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:3:25: error: a peer is \"host:port\" or a table, not integer"),
+            "{e}"
+        );
+        // The CA file is read after reading, by the shell, and reported at its place.
+        let l = ok(
+            "[[upstream]]\nname = \"u\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\ntype = \"https\"\nca = \"/nonexistent/ca.pem\"\n",
+        );
+        let ca_err = prepare(&l, "t.toml").expect_err("missing CA").to_string();
+        assert!(
+            ca_err.starts_with("t.toml:6:6: error: cannot read ca /nonexistent/ca.pem"),
+            "{ca_err}"
+        );
+        let tls_err = errors(
+            "[[upstream]]\nname = \"u\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\ntype = \"http\"\nsni = \"x\"\n",
+        );
+        assert!(tls_err.contains("t.toml:6:1: error: `sni` does not apply here: TLS settings are for type = \"https\""), "{tls_err}");
+        let l = ok(
+            "[[upstream]]\nname = \"s\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\ntype = \"https\"\nsni = \"api.example.com\"\nverify = false\n",
+        );
+        assert!(matches!(
+            &l.upstreams[0].check.kind,
+            crate::check::CheckKind::Http { tls: Some(_), .. }
+        ));
+        assert!(
+            e.contains("t.toml:6:8: error: `fall` must be at least 1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:7:19: error: an HTTP status is between 100 and 599"),
+            "{e}"
+        );
+        let l = ok(
+            "[[upstream]]\nname = \"c\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\nunknown = \"down\"\n",
+        );
+        assert!(!l.upstreams[0].check.unknown_routable);
+        let e = errors(
+            "[[upstream]]\nname = \"c\"\nprimary = [\"127.0.0.1:1\"]\n[upstream.check]\nunknown = \"maybe\"\n",
+        );
+        assert!(e.contains("t.toml:5:11: error: unknown = \"maybe\""), "{e}");
+        let e = errors("[[upstream]]\nname = \"u\"\n");
+        assert!(
+            e.contains("t.toml:2:8: error: upstream \"u\" has no peers"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn upstreams_following_a_resource() {
+        let base = "[[node]]\nname = \"n1\"\n[[node]]\nname = \"n2\"\n[[resource]]\nid = \"db\"\nclass = \"process\"\ncommand = [\"true\"]\npromotable = true\n";
+        let l = ok(&format!(
+            "{base}[[upstream]]\nname = \"pg\"\nfrom_resource = \"db\"\nnodes = {{ n1 = \"10.0.0.1:5432\", n2 = \"10.0.0.2:5432\" }}\n"
+        ));
+        assert_eq!(l.follows[0].resource, "db");
+        assert_eq!(
+            l.follows[0].nodes,
+            [
+                ("n1".to_owned(), "10.0.0.1:5432".to_owned()),
+                ("n2".to_owned(), "10.0.0.2:5432".to_owned())
+            ]
+        );
+        assert_eq!(l.upstreams[0].backup.len(), 2);
+        let e = errors(&format!(
+            "{base}[[upstream]]\nname = \"pg\"\nfrom_resource = \"dbb\"\nnodes = {{ n3 = \"10.0.0.1:5432\", n2 = \"nowhere\" }}\nprimary = [\"10.0.0.9:1\"]\n"
+        ));
+        for want in [
+            "t.toml:12:17: error: unknown resource \"dbb\"; did you mean \"db\"?",
+            "t.toml:13:11: error: unknown node \"n3\"; did you mean \"n1\"?",
+            "t.toml:13:38: error: bad peer address \"nowhere\"",
+            "t.toml:14:1: error: `primary` does not apply here: the peers of a `from_resource` upstream are its `nodes`",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        let e = errors(&format!(
+            "{base}[[upstream]]\nname = \"pg\"\nfrom_resource = \"db\"\n"
+        ));
+        assert!(
+            e.contains("t.toml:12:17: error: upstream \"pg\" follows \"db\": add `nodes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cluster_etcd() {
+        let nodes = "[[node]]\nname = \"n1\"\naddress = \"10.77.0.1\"\n[[node]]\nname = \"n2\"\n";
+        let short_stop = "[[resource]]\nid = \"ip\"\nclass = \"ocf\"\nprovider = \"heartbeat\"\ntype = \"Dummy\"\nops = [{ name = \"stop\", timeout = \"400ms\" }]\n";
+        let l = ok(&format!(
+            "[cluster]\nname = \"demo\"\n[cluster.etcd]\nendpoints = [\"http://10.77.0.1:2379\", \"http://10.77.0.2:2379\"]\nlease_ttl = \"1s\"\n{nodes}{short_stop}"
+        ));
+        let e = l.etcd.expect("etcd settings");
+        assert_eq!(e.endpoints.len(), 2);
+        assert_eq!(e.lease_ttl, Duration::from_secs(1));
+        assert_eq!(e.prefix, "/warden/demo");
+        assert_eq!(l.addresses["n1"].to_string(), "10.77.0.1");
+        assert!(!l.addresses.contains_key("n2"));
+        // Without [cluster.etcd]: one machine, as before.
+        assert!(ok(nodes).etcd.is_none());
+
+        // A stop that cannot finish before the lease runs out is refused with the numbers.
+        let e = errors(&format!(
+            "[cluster.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"1s\"\n{nodes}[[resource]]\nid = \"db\"\nclass = \"ocf\"\nprovider = \"heartbeat\"\ntype = \"Dummy\"\n{short_stop}[[order]]\nfirst = \"db\"\nthen = \"ip\"\n"
+        ));
+        assert!(
+            e.contains("t.toml:3:13: error: lease_ttl 1s cannot keep two nodes from running a resource at once")
+                && e.contains("renew interval 250ms + 2 x request timeout 125ms + stop time 20400ms + margin 50ms = 20950ms to notice")
+                && e.contains("the chain ip -> db")
+                && e.contains("raise lease_ttl to at least 46s"),
+            "{e}"
+        );
+        let e = errors(
+            "[cluster]\nno_quorum_policy = \"freeze\"\n[cluster.etcd]\nendpoints = [\"10.0.0.1:2379\", \"https://h:1\"]\nlease_ttl = \"1500ms\"\nprefix = \"warden\"\ncert = \"c.pem\"\nuser = \"u\"\nendpoint = 1\n[[node]]\nname = \"n1\"\naddress = \"n1.example\"\n",
+        );
+        for want in [
+            "t.toml:4:14: error: bad etcd endpoint \"10.0.0.1:2379\": expected http://HOST:PORT",
+            "t.toml:5:13: error: `lease_ttl` must be whole seconds",
+            "t.toml:6:10: error: bad prefix \"warden\"",
+            "t.toml:7:8: error: `cert` and `key` go together",
+            "t.toml:8:8: error: `user` and `password` go together",
+            "t.toml:9:1: error: unknown key `endpoint` in [cluster.etcd]; did you mean `endpoints`?",
+            "t.toml:12:11: error: bad address \"n1.example\": expected an IP address",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        let e = errors(
+            "[cluster]\nno_quorum_policy = \"freeze\"\n[cluster.etcd]\nendpoints = [\"http://h:1\"]\n",
+        );
+        assert!(e.contains("t.toml:2:20: error: no_quorum_policy = \"freeze\" keeps resources running on a node cut off from etcd"), "{e}");
+        let e = errors("[cluster.etcd]\nlease_ttl = \"500ms\"\n");
+        assert!(
+            e.contains("t.toml:2:1: error: [cluster.etcd] needs `endpoints`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:2:13: error: `lease_ttl` must be at least 1s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listeners() {
+        use crate::proxy::Protocol;
+        use crate::proxy::balance::{Balance, Failback};
+        let up = "[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:1\"]\n";
+        let l = ok(&format!(
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"tcp\"\nconnect_timeout = \"250ms\"\nidle_timeout = \"10m\"\n"
+        ));
+        assert_eq!(l.listeners[0].upstream, "svc");
+        assert_eq!(l.listeners[0].connect_timeout, Duration::from_millis(250));
+        assert_eq!(l.listeners[0].idle_timeout, Some(Duration::from_secs(600)));
+        let l = ok(&format!(
+            "{up}[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"http\"\n\
+             balance = \"weighted\"\nfailback = {{ preempt_delay = \"30s\" }}\nshutdown_sessions = true\n\
+             upstream_timeout = \"2s\"\nforwarded_for = false\nupstream_keepalive = \"5s\"\n"
+        ));
+        let w = &l.listeners[0];
+        assert_eq!(w.upstream_keepalive, Duration::from_secs(5));
+        assert_eq!(w.idle_timeout, None);
+        assert_eq!(w.protocol, Protocol::Http);
+        assert_eq!(w.policy.balance, Balance::Weighted);
+        assert_eq!(
+            w.policy.failback,
+            Failback::PreemptDelay(Duration::from_secs(30))
+        );
+        assert!(w.shutdown_sessions && !w.forwarded_for);
+        assert_eq!(w.upstream_timeout, Duration::from_secs(2));
+        let e = errors(&format!(
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"udp\"\nbalance = \"round-robbin\"\nfailback = \"later\"\nupstream_timeout = \"1s\"\nidle_timeout = \"0s\"\n"
+        ));
+        for want in [
+            "t.toml:6:10: error: bad listen address \"here\"",
+            "t.toml:7:12: error: unknown upstream \"svx\"; did you mean \"svc\"?",
+            "t.toml:8:12: error: unknown protocol \"udp\" (allowed: tcp, http)",
+            "t.toml:9:11: error: unknown balance \"round-robbin\"; did you mean \"round-robin\"?",
+            "t.toml:10:12: error: failback: expected \"preempt\", \"no_preempt\" or { preempt_delay = \"30s\" }",
+            "t.toml:11:1: error: `upstream_timeout` does not apply here: it applies to protocol = \"http\"",
+            "t.toml:12:16: error: `idle_timeout` must be longer than 0",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+    }
+    #[test]
+    fn never_panics_on_mutated_input() {
+        let base = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/two-nodes.toml"
+        ))
+        .expect("example");
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"[]{}=\",.:-_ \n0123456789abcdefINFTYms#'\\";
+        for _ in 0..3000 {
+            let mut b = base.clone();
+            for _ in 0..1 + next() % 8 {
+                let i = (next() as usize) % b.len();
+                match next() % 3 {
+                    0 => b[i] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+                }
+            }
+            let src = String::from_utf8_lossy(&b);
+            let _ = parse(&src, "fuzz.toml", || "here".to_owned());
+        }
+    }
+}
