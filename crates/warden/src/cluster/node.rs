@@ -85,12 +85,10 @@ pub async fn push_config(settings: &EtcdSettings, text: &str) -> anyhow::Result<
 /// The cluster's configuration as this node runs it: the cluster's text, with this node's
 /// own settings (data dir, API, etcd) from its local file.
 fn parse_cluster_config(text: &str, rev: i64) -> anyhow::Result<crate::config::Loaded> {
-    crate::config::parse(
-        text,
-        &format!("etcd:config@{rev}"),
-        crate::config::local_node_name,
-    )
-    .map_err(anyhow::Error::from)
+    let file = format!("etcd:config@{rev}");
+    let loaded = crate::config::parse(text, &file, crate::config::local_node_name)?;
+    crate::config::prepare(&loaded, &file)?;
+    Ok(loaded)
 }
 
 /// What status reads: the state as the log says, kept up to date from a watch.

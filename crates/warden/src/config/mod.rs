@@ -782,6 +782,127 @@ concurrency = 10
             assert!(e.contains(want), "{want}\n{e}");
         }
     }
+    /// docs/config.md's key tables, by the heading above each: (heading, keys, has a default
+    /// column).
+    fn documented() -> Vec<(String, Vec<String>, bool)> {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md"))
+                .expect("docs/config.md");
+        let mut out: Vec<(String, Vec<String>, bool)> = Vec::new();
+        let mut heading = String::new();
+        let mut in_table = false;
+        for line in text.lines() {
+            if line.starts_with('#') {
+                heading = line.to_owned();
+                in_table = false;
+            } else if let Some(row) = line.strip_prefix('|') {
+                let first = row.split('|').next().unwrap_or_default();
+                if !in_table {
+                    in_table = true;
+                    let has_default = row.split('|').nth(1).is_some_and(|c| c.trim() == "default");
+                    out.push((heading.clone(), Vec::new(), has_default));
+                } else if let Some(t) = out.last_mut() {
+                    let keys = first.split('`').skip(1).step_by(2).map(str::to_owned);
+                    t.1.extend(keys);
+                }
+            } else {
+                in_table = false;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn docs_name_every_key_the_reader_takes_and_no_other() {
+        let accepted = accepted_keys();
+        let docs = documented();
+        let mut problems = Vec::new();
+        for (section, keys) in &accepted {
+            if *section == "top level" {
+                continue;
+            }
+            let marker = format!("`{section}`");
+            let tables: Vec<&(String, Vec<String>, bool)> = docs
+                .iter()
+                .filter(|(h, _, _)| h.contains(&marker))
+                .collect();
+            if tables.is_empty() {
+                problems.push(format!("no key table under a heading naming {marker}"));
+                continue;
+            }
+            for (h, _, has_default) in &tables {
+                if !has_default {
+                    problems.push(format!("the table under {h:?} has no default column"));
+                }
+            }
+            let written: Vec<&String> = tables.iter().flat_map(|t| &t.1).collect();
+            for k in keys {
+                if !written.iter().any(|w| w == k) {
+                    problems.push(format!("{section} `{k}` is not in docs/config.md"));
+                }
+            }
+            for w in written {
+                if !keys.contains(&w.as_str()) {
+                    problems.push(format!(
+                        "docs/config.md names {section} `{w}`, which the reader refuses"
+                    ));
+                }
+            }
+        }
+        for top in &accepted["top level"] {
+            let text = std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../docs/config.md"
+            ))
+            .expect("docs");
+            if !text.contains(&format!("`[{top}]`")) && !text.contains(&format!("`[[{top}]]`")) {
+                problems.push(format!("docs/config.md has no section for `{top}`"));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn the_example_shows_every_key_and_loads() {
+        let mut missing = Vec::new();
+        for (section, keys) in accepted_keys() {
+            for k in keys {
+                let found = EXAMPLE.lines().any(|l| {
+                    let l = l.trim_start_matches(['#', ' ']);
+                    l.starts_with(&format!("{k} ="))
+                        || l.starts_with(&format!("[{k}]"))
+                        || l.starts_with(&format!("[[{k}]]"))
+                        || l.contains(&format!("{{ {k} ="))
+                        || l.contains(&format!(", {k} ="))
+                        || l.starts_with('[') && l.contains(&format!(".{k}]"))
+                });
+                if !found {
+                    missing.push(format!("{section} `{k}`"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in the example: {missing:?}");
+        let l = ok(EXAMPLE);
+        assert_eq!(l.engine.resources().len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_compared_with_their_own_table() {
+        // `interval` belongs to ops and checks, not to a resource; a promotable key is not
+        // offered to a resource that is not promotable.
+        let e = errors(
+            "[[resource]]\nid = \"d\"\nclass = \"ocf\"\ntype = \"Dummy\"\nintervall = \"5s\"\nmeta = { clone_mx = 2 }\n",
+        );
+        assert!(e.contains("t.toml:5:1: error: unknown key `intervall` in [[resource]] (allowed: id, class, provider, type, params"), "{e}");
+        assert!(
+            e.contains(
+                "t.toml:6:10: error: unknown key `clone_mx` in meta (allowed: migration_threshold,"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("clone_max"), "{e}");
+    }
+
     #[test]
     fn never_panics_on_mutated_input() {
         let base = std::fs::read(concat!(
