@@ -25,4 +25,15 @@ class Hello(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Hello).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # Health checks close with a reset (no TIME_WAIT per check, as HAProxy's do): that is
+        # not an error worth a traceback in the log.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
+Server(("127.0.0.1", port), Hello).serve_forever()

@@ -22,7 +22,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -q && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${need[@]}"
 fi
-cargo build -q --release -p warden
+echo "Building Warden (cargo build --release; the first build takes about 3 minutes, later ones seconds)..."
+cargo build --release -p warden 2>&1 | grep -E '^(error|warning: unused)|Finished' || true
+[ -x target/release/warden ] || { echo "the build failed: run cargo build --release -p warden to see why" >&2; exit 1; }
 w=target/release/warden
 export WARDEN_CONFIG=examples/quickstart.toml
 # Each run starts from a clean slate: fail counts from an earlier run (web's migration_threshold
@@ -34,7 +36,10 @@ bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 "$w" check-config "$WARDEN_CONFIG"
 "$w" run --log-output target/quickstart/warden.log &
 daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT INT TERM
+# Ctrl-C (or SIGTERM) stops the daemon, which stops the resources, and the script ends with 0.
+stop() { kill -TERM "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; }
+trap stop EXIT
+trap 'echo; echo "Stopping Warden (it stops the resources)..."; exit 0' INT TERM
 
 settled() { "$w" status --json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if not s["transition_running"] and all("Started" in r["status"] for r in s["resources"]) else 1)' 2>/dev/null; }
 for _ in $(seq 100); do settled && break; sleep 0.1; done
@@ -85,4 +90,4 @@ if [ -n "${QUICKSTART_DEMO_ONLY:-}" ]; then
   exit 0
 fi
 bold "Warden keeps running. In another terminal: WARDEN_CONFIG=$WARDEN_CONFIG $w status --watch. Ctrl-C to stop."
-wait $daemon
+wait "$daemon" || true

@@ -27,8 +27,42 @@ pub fn list(ocf_root: &Path) -> anyhow::Result<String> {
     Ok(agents.into_iter().map(|a| a + "\n").collect())
 }
 
+/// An agent's full name from what the operator typed: `ocf:PROVIDER:TYPE`, `PROVIDER:TYPE`, or
+/// a bare `TYPE` when exactly one provider has it.
+pub fn resolve_agent_name(ocf_root: &Path, name: &str) -> anyhow::Result<String> {
+    if name.contains(':') {
+        let (p, t) = parse_agent_name(name)?;
+        return Ok(format!("ocf:{p}:{t}"));
+    }
+    let agents = list_agents(ocf_root).unwrap_or_default();
+    let suffix = format!(":{name}");
+    let matches: Vec<&String> = agents.iter().filter(|a| a.ends_with(&suffix)).collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => {
+            let types: Vec<&str> = agents.iter().filter_map(|a| a.rsplit(':').next()).collect();
+            let hint = crate::diag::did_you_mean(name, &types)
+                .map(|t| format!("; did you mean {t:?}?"))
+                .unwrap_or_default();
+            bail!(
+                "no agent named {name:?} under {}/resource.d{hint} (give ocf:PROVIDER:TYPE, like ocf:heartbeat:Dummy; `warden agent list` lists them)",
+                ocf_root.display()
+            )
+        }
+        several => bail!(
+            "{name:?} is ambiguous: {} (give the whole name)",
+            several
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 pub async fn info(ocf_root: &Path, name: &str, json: bool) -> anyhow::Result<String> {
-    let (provider, kind) = parse_agent_name(name)?;
+    let full = resolve_agent_name(ocf_root, name)?;
+    let (provider, kind) = parse_agent_name(&full)?;
     let md = ocf::metadata(ocf_root, provider, kind).await?;
     if json {
         let v = serde_json::json!({

@@ -240,10 +240,10 @@ enum UpstreamAction {
 
 #[derive(Debug, Subcommand)]
 enum NodeAction {
-    /// The node runs nothing.
-    Standby { node: String },
-    /// The node may run resources again.
-    Online { node: String },
+    /// The node runs nothing (default: the node of the daemon asked).
+    Standby { node: Option<String> },
+    /// The node may run resources again (default: the node of the daemon asked).
+    Online { node: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -433,6 +433,15 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             let (node, verb) = match action {
                 NodeAction::Standby { node } => (node, "standby"),
                 NodeAction::Online { node } => (node, "online"),
+            };
+            let node = match node {
+                Some(n) => n,
+                None => client
+                    .get("/v1/status")?
+                    .get("node")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .context("the daemon did not say which node it runs as: name the node")?,
             };
             client.post(&format!("/v1/nodes/{}/{verb}", escape(&node)))?;
             Ok(format!("{verb} {node}: done\n"))

@@ -716,7 +716,26 @@ fn agent_list_and_info() {
         err.contains("meta-data failed with rc 5 (not installed)"),
         "{err}"
     );
-    let (ok, _, err) = warden(dir.path(), &["agent", "info", "Dummy"]);
+    // A bare type resolves when one provider has it; a typo gets a guess.
+    let (ok, out, err) = warden(
+        dir.path(),
+        &["agent", "info", "ExitWith", "--ocf-root", &root_s],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("ocf:warden-test:ExitWith (version 1.0)"),
+        "{out}"
+    );
+    let (ok, _, err) = warden(
+        dir.path(),
+        &["agent", "info", "Markr", "--ocf-root", &root_s],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("no agent named \"Markr\"") && err.contains("did you mean \"Marker\"?"),
+        "{err}"
+    );
+    let (ok, _, err) = warden(dir.path(), &["agent", "info", "a:b:c:d"]);
     assert!(!ok);
     assert!(err.contains("expected ocf:PROVIDER:TYPE"), "{err}");
 }

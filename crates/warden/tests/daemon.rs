@@ -403,10 +403,12 @@ ops = [{ name = "monitor", interval = "1s" }]
             .is_some_and(|o| o.is_empty())
     );
 
-    // Standby: the node runs nothing; online: it runs again.
+    // Standby (of the daemon's own node when none is named): the node runs nothing; online:
+    // it runs again.
     let node = v["node"].as_str().expect("node").to_owned();
-    let (ok, _, err) = cli(&config, &["node", "standby", &node]);
+    let (ok, out, err) = cli(&config, &["node", "standby"]);
     assert!(ok, "{err}");
+    assert_eq!(out, format!("standby {node}: done\n"));
     wait_for(&config, "web stopped by standby", |v| {
         v["transition_running"] == false && resource(v, "web")["status"] == "web Stopped"
     });

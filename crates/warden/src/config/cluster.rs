@@ -1,21 +1,16 @@
-//! `[cluster]`, `[cluster.etcd]`, `[api]`, `[[node]]` and `[[fence_device]]`.
+//! `[cluster]` and `[cluster.etcd]`.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use warden_engine::{ClusterOptions, FenceDevice, NoQuorumPolicy};
+use warden_engine::{ClusterOptions, NoQuorumPolicy};
 
+use super::DEFAULT_DATA_DIR;
 use super::table::{Reader, Section, Span, Tbl};
-use super::{DEFAULT_API_LISTEN, DEFAULT_DATA_DIR, Ref};
 use crate::cluster::{EtcdSettings, TlsFiles, settings::DEFAULT_LEASE_TTL};
 
 pub(super) const CLUSTER: Section = Section::new("[cluster]", "[cluster]");
 pub(super) const ETCD: Section = Section::new("[cluster.etcd]", "[cluster.etcd]");
-pub(super) const API: Section = Section::new("[api]", "[api]");
-pub(super) const NODE: Section = Section::new("[[node]]", "[[node]]");
-pub(super) const FENCE_DEVICE: Section = Section::new("[[fence_device]]", "[[fence_device]]");
 
 /// What `[cluster]` says.
 pub(super) struct Cluster {
@@ -199,118 +194,4 @@ fn etcd(r: &mut Reader<'_>, t: &Tbl<'_, '_>, cluster_name: &str) -> Option<EtcdS
         tls,
         auth,
     })
-}
-
-/// `[api]`: the address the daemon's API listens on (None: wrong, reported).
-pub(super) fn api(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<SocketAddr> {
-    match r.string(t, "listen") {
-        Some((s, span)) => match s.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                r.d.error(
-                    span,
-                    format!("bad listen address {s:?}: expected IP:PORT, like \"127.0.0.1:7946\""),
-                );
-                None
-            }
-        },
-        None => DEFAULT_API_LISTEN.parse().ok(),
-    }
-}
-
-/// The `[[node]]`s.
-pub(super) struct Nodes {
-    /// In file order; this machine's host name alone when the file has no `[[node]]`.
-    pub names: Vec<String>,
-    /// Where each is defined (empty when the file has none).
-    pub spans: Vec<Span>,
-    pub addresses: HashMap<String, IpAddr>,
-}
-
-pub(super) fn nodes(
-    r: &mut Reader<'_>,
-    top: &Tbl<'_, '_>,
-    local: impl FnOnce() -> String,
-) -> Nodes {
-    let mut out = Nodes {
-        names: Vec::new(),
-        spans: Vec::new(),
-        addresses: HashMap::new(),
-    };
-    let given = top.take("node").is_some();
-    for (t, at) in r.tables(top, "node") {
-        r.section(t, at, NODE, |r, t| {
-            let address = r.string(t, "address").and_then(|(a, span)| {
-                a.parse::<IpAddr>()
-                    .map_err(|_| {
-                        r.d.error(
-                            span,
-                            format!("bad address {a:?}: expected an IP address, like \"10.0.0.1\""),
-                        )
-                    })
-                    .ok()
-            });
-            let Some((name, span)) = r.required_name(t, "name", "[[node]]") else {
-                return;
-            };
-            if out.names.contains(&name) {
-                r.d.error(span, format!("node {name:?} is defined twice"));
-                return;
-            }
-            if let Some(a) = address {
-                out.addresses.insert(name.clone(), a);
-            }
-            out.names.push(name);
-            out.spans.push(span);
-        });
-    }
-    if !given {
-        out.names.push(local());
-    }
-    out
-}
-
-/// The `[[fence_device]]`s, with the nodes they name (checked later).
-pub(super) struct Fencing {
-    pub devices: Vec<FenceDevice>,
-    pub node_refs: Vec<Ref>,
-    /// Fencing is on: the file has fence devices (even ones with errors).
-    pub enabled: bool,
-    /// Each device's program, with its place.
-    pub programs: Vec<(String, Span)>,
-}
-
-pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
-    let mut out = Fencing {
-        devices: Vec::new(),
-        node_refs: Vec::new(),
-        enabled: top.take("fence_device").is_some(),
-        programs: Vec::new(),
-    };
-    for (t, at) in r.tables(top, "fence_device") {
-        r.section(t, at, FENCE_DEVICE, |r, t| {
-            let name = r.required_name(t, "name", "[[fence_device]]");
-            if let Some((n, span)) = &name {
-                if out.devices.iter().any(|d| d.name == *n) {
-                    r.d.error(span.clone(), format!("fence device {n:?} is defined twice"));
-                }
-            }
-            let command = r.argv(t, "command", Some("[[fence_device]]"));
-            let nodes_of = r.string_list(t, "nodes").unwrap_or_default();
-            let names = nodes_of.iter().map(|(n, _)| n.clone()).collect();
-            out.node_refs
-                .extend(nodes_of.into_iter().map(|(name, span)| Ref { name, span }));
-            if let Some((argv, span)) = &command {
-                out.programs.push((argv[0].clone(), span.clone()));
-            }
-            if let (Some((name, _)), Some((command, _))) = (name, command) {
-                out.devices.push(FenceDevice {
-                    name,
-                    command,
-                    nodes: names,
-                });
-            }
-        });
-    }
-    out
 }

@@ -10,10 +10,12 @@
 //! command that runs the file, [`machine`] for `check-config`, both reporting at the places the
 //! reader kept ([`Places`]).
 
+mod api;
 mod cluster;
 mod constraints;
 mod listeners;
 pub mod machine;
+mod nodes;
 mod resources;
 mod table;
 mod upstreams;
@@ -212,10 +214,10 @@ fn root_of(
 ) -> Option<Loaded> {
     // Read every section.
     let cl = r.sub(top, "cluster", cluster::CLUSTER, cluster::cluster);
-    let api_listen = r.sub(top, "api", cluster::API, cluster::api);
-    let nodes = cluster::nodes(r, top, local);
+    let api_listen = r.sub(top, "api", api::API, api::api);
+    let nodes = nodes::nodes(r, top, local);
     let defaults = resources::defaults(r, top);
-    let mut fencing = cluster::fence_devices(r, top);
+    let mut fencing = nodes::fence_devices(r, top);
     let mut found = resources::Found::default();
     let res = resources::resources(r, top, &defaults, fencing.enabled, &mut found);
     let mut cons = constraints::constraints(r, top);
