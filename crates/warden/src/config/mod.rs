@@ -903,6 +903,14 @@ concurrency = 10
             "{e}"
         );
         assert!(!e.contains("clone_max"), "{e}");
+        // A misspelt class is reported once, at the class, not again at every key it decides.
+        let e = errors(
+            "[[resource]]\nid = \"p\"\nclass = \"proces\"\ncommand = [\"x\"]\nops = [{ name = \"monitor\", interval = \"5s\", command = [\"true\"] }]\n",
+        );
+        assert_eq!(
+            e, "t.toml:3:9: error: unknown class \"proces\" (allowed: ocf, process)",
+            "{e}"
+        );
     }
 
     #[test]

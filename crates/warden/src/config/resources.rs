@@ -224,6 +224,10 @@ fn resource(
         None => None,
     };
     let is_process = matches!(agent, Some(Agent::Process(_)));
+    // An operation's `command` is judged by the class as written, even when the rest of the
+    // resource has errors (a process with a bad `command` still has monitor commands, and a
+    // misspelt class is reported once, at the class).
+    let ocf_class = class.as_ref().is_some_and(|(c, _)| c == "ocf");
 
     let mut ops: Vec<OpSpec> = Vec::new();
     let mut op_spans: Vec<Span> = Vec::new();
@@ -245,7 +249,7 @@ fn resource(
                 v.span(),
                 defaults.op_timeout,
                 fencing,
-                is_process,
+                ocf_class,
                 promotable,
                 found,
             )
@@ -495,7 +499,7 @@ fn op(
     span: Span,
     default_timeout: Duration,
     fencing: bool,
-    is_process: bool,
+    ocf_class: bool,
     promotable: bool,
     found: &mut Found,
 ) -> Option<OpSpec> {
@@ -535,7 +539,7 @@ fn op(
     let on_fail = t
         .take("on_fail")
         .and_then(|v| r.keyword_value(v, OnFail::ALL).map(|f| (f, v.span())));
-    let command = if !is_process {
+    let command = if ocf_class {
         r.forbid(
             t,
             "command",
