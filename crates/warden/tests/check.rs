@@ -659,3 +659,35 @@ async fn keepalive_checks_reuse_one_connection_and_still_find_failures() {
     );
     assert!(conn.is_none(), "a timed-out connection is not kept");
 }
+
+/// The quickstart's demo servers (examples/hello.py) under Warden's HTTP checks, which close
+/// with a reset: their logs stay free of tracebacks.
+#[tokio::test]
+async fn the_quickstart_servers_take_checks_without_tracebacks() {
+    let port = closed_port().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hello.py");
+    let mut server = std::process::Command::new("python3")
+        .args([script, "demo", &port.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let p = peer("127.0.0.1", port);
+    let check = http(Some(vec![200]));
+    let mut passed = 0;
+    for _ in 0..100 {
+        if probe(&p, &check).await.is_ok() {
+            passed += 1;
+            if passed == 20 {
+                break;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(passed, 20, "the demo server answers the checks");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill().expect("kill");
+    let out = server.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("Traceback"), "{err}");
+}
