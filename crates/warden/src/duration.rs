@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted: ten years. Longer ones are typos, and a time that far ahead
+/// must still be a time every clock and formatter can hold.
+pub const MAX: Duration = Duration::from_secs(3650 * 86_400);
+
 /// Parses a duration; the error says what is wrong in words fit for a diagnostic.
 pub fn parse(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -49,6 +53,12 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         };
         rest = &rest[unit_len..];
         total = total.saturating_add(n.saturating_mul(ms_per));
+    }
+    if total > MAX.as_millis() {
+        return Err(format!(
+            "bad duration {s:?}: too long (at most {}, ten years)",
+            format(MAX)
+        ));
     }
     let ms = u64::try_from(total).map_err(|_| format!("bad duration {s:?}: too long"))?;
     Ok(Duration::from_millis(ms))
@@ -153,6 +163,11 @@ mod tests {
                 .contains("use a smaller unit")
         );
         assert_eq!(suggest_ms(0.25), "250ms");
+        assert_eq!(parse("3650d"), Ok(MAX));
+        assert_eq!(
+            parse("99999999h").expect_err("too long"),
+            "bad duration \"99999999h\": too long (at most 3650d, ten years)"
+        );
     }
 
     #[test]

@@ -133,7 +133,10 @@ fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> 
 
 /// Formats a time as RFC 3339 with milliseconds, UTC.
 pub fn format_time(t: Time) -> String {
-    let st = UNIX_EPOCH + Duration::from_millis(t.as_millis());
+    // RFC 3339 ends with year 9999; a later time (from a hand-edited state file) is shown as
+    // that year's last millisecond rather than panicking.
+    const LAST: u64 = 253_402_300_799_999;
+    let st = UNIX_EPOCH + Duration::from_millis(t.as_millis().min(LAST));
     humantime::format_rfc3339_millis(st).to_string()
 }
 
@@ -696,6 +699,18 @@ pub fn orphan_specs(defs: Vec<WireDefinition>) -> Vec<ResourceSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_past_year_9999_are_shown_not_panicked_on() {
+        assert_eq!(
+            format_time(Time::from_millis(u64::MAX)),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format_time(Time::from_millis(1_767_225_600_000)),
+            "2026-01-01T00:00:00.000Z"
+        );
+    }
 
     #[test]
     fn a_stored_definition_keeps_its_digest_and_becomes_a_disabled_orphan() {

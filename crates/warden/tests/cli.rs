@@ -559,6 +559,10 @@ fn simulate_rejects_bad_arguments_clearly() {
             "expected RES:OP[:INTERVAL]@NODE=RC",
         ),
         (&["--at", "yesterday"][..], "bad time \"yesterday\""),
+        (
+            &["--at", "+99999999h"][..],
+            "too long (at most 3650d, ten years)",
+        ),
         (&["--state", "missing.json"][..], "cannot read missing.json"),
     ];
     for (args, want) in rows {

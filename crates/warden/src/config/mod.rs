@@ -903,6 +903,14 @@ concurrency = 10
             "{e}"
         );
         assert!(!e.contains("clone_max"), "{e}");
+        // A duration no clock can reach is refused where it is written.
+        let e = errors(
+            "[[resource]]\nid = \"d\"\nclass = \"ocf\"\ntype = \"Dummy\"\nmeta = { failure_timeout = \"99999999h\" }\n",
+        );
+        assert!(
+            e.contains("t.toml:5:28: error: bad duration \"99999999h\": too long"),
+            "{e}"
+        );
         // A misspelt class is reported once, at the class, not again at every key it decides.
         let e = errors(
             "[[resource]]\nid = \"p\"\nclass = \"proces\"\ncommand = [\"x\"]\nops = [{ name = \"monitor\", interval = \"5s\", command = [\"true\"] }]\n",
