@@ -78,44 +78,40 @@ pub fn check_agents(
 /// Why `ocf:provider:kind` is not there, with the likeliest name meant.
 fn missing_agent(ocf_root: &Path, provider: &str, kind: &str) -> String {
     let root = ocf_root.join("resource.d");
-    let names = |dir: &Path| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
-    let dir = root.join(provider);
-    if !dir.is_dir() {
-        let providers = names(&root);
-        let refs: Vec<&str> = providers.iter().map(String::as_str).collect();
-        let hint = did_you_mean(provider, &refs)
+    let agents = crate::exec::metadata::list_agents(ocf_root).unwrap_or_default();
+    // "ocf:PROVIDER:TYPE" -> (PROVIDER, TYPE)
+    let split: Vec<(&str, &str)> = agents
+        .iter()
+        .filter_map(|a| a.strip_prefix("ocf:")?.split_once(':'))
+        .collect();
+    let mut providers: Vec<&str> = split.iter().map(|(p, _)| *p).collect();
+    providers.dedup();
+    if !providers.contains(&provider) {
+        let hint = did_you_mean(provider, &providers)
             .map(|h| format!("; did you mean provider {h:?}?"))
             .unwrap_or_else(|| {
-                if refs.is_empty() {
+                if providers.is_empty() {
                     format!(
                         " (no agents under {}: is resource-agents installed?)",
                         root.display()
                     )
                 } else {
-                    format!(" (providers: {})", refs.join(", "))
+                    format!(" (providers: {})", providers.join(", "))
                 }
             });
         return format!("no provider {provider:?} in {}{hint}", root.display());
     }
-    let kinds = names(&dir);
-    let refs: Vec<&str> = kinds.iter().map(String::as_str).collect();
-    let hint = did_you_mean(kind, &refs)
+    let kinds: Vec<&str> = split
+        .iter()
+        .filter(|(p, _)| *p == provider)
+        .map(|(_, k)| *k)
+        .collect();
+    let hint = did_you_mean(kind, &kinds)
         .map(|h| format!("; did you mean {h:?}?"))
         .unwrap_or_default();
     format!(
         "no agent ocf:{provider}:{kind} (no {kind:?} in {}){hint}",
-        dir.display()
+        root.join(provider).display()
     )
 }
 

@@ -54,6 +54,18 @@ pub struct Loaded {
     pub places: Places,
 }
 
+/// What the readers found that the shell checks on the machine, with the spans of its places.
+#[derive(Default)]
+pub(crate) struct Found {
+    agents: Vec<AgentUse<Span>>,
+    /// Programs the file runs.
+    programs: Vec<(String, Span)>,
+    users: Vec<(String, Span)>,
+    groups: Vec<(String, Span)>,
+    /// `https` checks: the upstream, and where to report a TLS problem.
+    tls: Vec<(String, Span)>,
+}
+
 /// A place in the file: 1-based line and column.
 pub type Pos = (usize, usize);
 
@@ -218,8 +230,7 @@ fn root_of(
     let nodes = nodes::nodes(r, top, local);
     let defaults = resources::defaults(r, top);
     let mut fencing = nodes::fence_devices(r, top);
-    let mut found = resources::Found::default();
-    let res = resources::resources(r, top, &defaults, fencing.enabled, &mut found);
+    let res = resources::resources(r, top, &defaults, fencing.enabled);
     let mut cons = constraints::constraints(r, top);
     let ups = upstreams::upstreams(r, top);
     let upstream_names: Vec<&str> = ups.list.iter().map(|u| u.name.as_str()).collect();
@@ -306,15 +317,10 @@ fn root_of(
     }
     let src = r.d.src();
     let pos = |s: &Span| line_col(src, s.start);
-    let mut programs: Vec<(String, Pos)> = Vec::new();
-    for (p, s) in found
-        .programs
-        .iter()
-        .chain(&fencing.programs)
-        .chain(&ups.programs)
-    {
-        programs.push((p.clone(), pos(s)));
-    }
+    let named = |v: &[(String, Span)]| -> Vec<(String, Pos)> {
+        v.iter().map(|(n, s)| (n.clone(), pos(s))).collect()
+    };
+    let found = &r.found;
     let places = Places {
         agents: found
             .agents
@@ -325,25 +331,13 @@ fn root_of(
                 provider: a.provider.clone(),
                 kind: a.kind.clone(),
                 kind_at: pos(&a.kind_at),
-                params: a.params.iter().map(|(k, s)| (k.clone(), pos(s))).collect(),
+                params: named(&a.params),
             })
             .collect(),
-        programs,
-        users: found
-            .users
-            .iter()
-            .map(|(u, s)| (u.clone(), pos(s)))
-            .collect(),
-        groups: found
-            .groups
-            .iter()
-            .map(|(g, s)| (g.clone(), pos(s)))
-            .collect(),
-        tls: ups
-            .tls_at
-            .iter()
-            .map(|(u, s)| (u.clone(), pos(s)))
-            .collect(),
+        programs: named(&found.programs),
+        users: named(&found.users),
+        groups: named(&found.groups),
+        tls: named(&found.tls),
         second_node: nodes.spans.get(1).map(pos),
     };
     Some(Loaded {
@@ -786,10 +780,13 @@ concurrency = 10
     }
     /// docs/config.md's key tables, by the heading above each: (heading, keys, has a default
     /// column).
+    fn config_md() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md"))
+            .expect("docs/config.md")
+    }
+
     fn documented() -> Vec<(String, Vec<String>, bool)> {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md"))
-                .expect("docs/config.md");
+        let text = config_md();
         let mut out: Vec<(String, Vec<String>, bool)> = Vec::new();
         let mut heading = String::new();
         let mut in_table = false;
@@ -851,12 +848,8 @@ concurrency = 10
                 }
             }
         }
+        let text = config_md();
         for top in &accepted["top level"] {
-            let text = std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../docs/config.md"
-            ))
-            .expect("docs");
             if !text.contains(&format!("`[{top}]`")) && !text.contains(&format!("`[[{top}]]`")) {
                 problems.push(format!("docs/config.md has no section for `{top}`"));
             }

@@ -69,8 +69,6 @@ pub(super) struct Fencing {
     pub node_refs: Vec<Ref>,
     /// Fencing is on: the file has fence devices (even ones with errors).
     pub enabled: bool,
-    /// Each device's program, with its place.
-    pub programs: Vec<(String, Span)>,
 }
 
 pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
@@ -78,7 +76,6 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
         devices: Vec::new(),
         node_refs: Vec::new(),
         enabled: top.take("fence_device").is_some(),
-        programs: Vec::new(),
     };
     let mut seen: Vec<String> = Vec::new();
     for (t, at) in r.tables(top, "fence_device") {
@@ -96,7 +93,7 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
             out.node_refs
                 .extend(nodes_of.into_iter().map(|(name, span)| Ref { name, span }));
             if let Some((argv, span)) = &command {
-                out.programs.push((argv[0].clone(), span.clone()));
+                r.found.programs.push((argv[0].clone(), span.clone()));
             }
             if let (Some((name, _)), Some((command, _))) = (name, command) {
                 out.devices.push(FenceDevice {

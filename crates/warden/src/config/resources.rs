@@ -68,24 +68,11 @@ pub(super) struct Resources {
     pub health_monitors: Vec<HealthMonitor>,
 }
 
-/// What the shell checks on the machine after reading (agents, programs, users), by place.
-#[derive(Default)]
-pub(super) struct Found {
-    /// ocf resources: id, its place, provider, type, the place of `type`, its parameters.
-    pub agents: Vec<super::AgentUse<Span>>,
-    /// Programs the file runs, with the place of each.
-    pub programs: Vec<(String, Span)>,
-    /// `user =` and `group =` values.
-    pub users: Vec<(String, Span)>,
-    pub groups: Vec<(String, Span)>,
-}
-
 pub(super) fn resources(
     r: &mut Reader<'_>,
     top: &Tbl<'_, '_>,
     defaults: &Defaults,
     fencing: bool,
-    found: &mut Found,
 ) -> Resources {
     let mut out = Resources {
         specs: Vec::new(),
@@ -93,9 +80,8 @@ pub(super) fn resources(
         health_monitors: Vec::new(),
     };
     for (t, at) in r.tables(top, "resource") {
-        let (id, spec, health) = r.section(t, at, RESOURCE, |r, t| {
-            resource(r, t, defaults, fencing, found)
-        });
+        let (id, spec, health) =
+            r.section(t, at, RESOURCE, |r, t| resource(r, t, defaults, fencing));
         let Some((id, span)) = id else {
             continue;
         };
@@ -127,7 +113,6 @@ fn resource(
     t: &Tbl<'_, '_>,
     defaults: &Defaults,
     fencing: bool,
-    found: &mut Found,
 ) -> ResourceRead {
     // Read every key first; what applies depends on the class.
     let id = r.required_name(t, "id", "[[resource]]");
@@ -165,7 +150,7 @@ fn resource(
             match kind {
                 Some((kind, type_span)) => {
                     if let Some((id, id_span)) = &id {
-                        found.agents.push(super::AgentUse {
+                        r.found.agents.push(super::AgentUse {
                             resource: id.clone(),
                             at: id_span.clone(),
                             provider: provider.clone(),
@@ -205,7 +190,7 @@ fn resource(
                     );
                 }
             }
-            process.and_then(|p| lower_process(r, t, &what, p, found))
+            process.and_then(|p| lower_process(r, t, &what, p))
         }
         Some(("systemd", span)) => {
             r.d.error(
@@ -251,7 +236,6 @@ fn resource(
                 fencing,
                 ocf_class,
                 promotable,
-                found,
             )
         });
         let Some(op) = op else { continue };
@@ -294,7 +278,7 @@ fn resource(
             op.on_fail = on_fail;
             ops.push(op);
             if let crate::check::CheckKind::Exec { command } = &hm.check.kind {
-                found.programs.push((command[0].clone(), span.clone()));
+                r.found.programs.push((command[0].clone(), span.clone()));
             }
             health_monitor = Some(hm);
         }
@@ -457,13 +441,7 @@ fn process(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<ProcessRead> {
     })
 }
 
-fn lower_process(
-    r: &mut Reader<'_>,
-    t: &Tbl<'_, '_>,
-    what: &str,
-    p: ProcessRead,
-    found: &mut Found,
-) -> Option<Agent> {
+fn lower_process(r: &mut Reader<'_>, t: &Tbl<'_, '_>, what: &str, p: ProcessRead) -> Option<Agent> {
     let Some((command, span)) = p.command else {
         if t.take("command").is_none() {
             r.d.error(
@@ -473,12 +451,12 @@ fn lower_process(
         }
         return None;
     };
-    found.programs.push((command[0].clone(), span));
+    r.found.programs.push((command[0].clone(), span));
     for (argv, span) in [&p.promote, &p.demote].into_iter().flatten() {
-        found.programs.push((argv[0].clone(), span.clone()));
+        r.found.programs.push((argv[0].clone(), span.clone()));
     }
-    found.users.extend(p.user.clone());
-    found.groups.extend(p.group.clone());
+    r.found.users.extend(p.user.clone());
+    r.found.groups.extend(p.group.clone());
     Some(Agent::Process(ProcessSpec {
         command,
         env: p.env,
@@ -501,7 +479,6 @@ fn op(
     fencing: bool,
     ocf_class: bool,
     promotable: bool,
-    found: &mut Found,
 ) -> Option<OpSpec> {
     let name = match t.take("name") {
         Some(v) => r.keyword_value(v, OpName::ALL),
@@ -569,7 +546,7 @@ fn op(
     op.role = role;
     op.check_level = check_level;
     if let Some((argv, span)) = command {
-        found.programs.push((argv[0].clone(), span));
+        r.found.programs.push((argv[0].clone(), span));
         op.command = Some(argv);
     }
     if let Some((on_fail, span)) = on_fail {

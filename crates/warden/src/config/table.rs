@@ -68,6 +68,8 @@ pub(super) struct Reader<'s> {
     pub d: Diagnostics<'s>,
     /// Per section name, the keys its reader took, in the order taken.
     pub keys: BTreeMap<&'static str, Vec<&'static str>>,
+    /// What the readers found that the shell checks on the machine.
+    pub found: super::Found,
 }
 
 impl<'s> Reader<'s> {
@@ -75,6 +77,7 @@ impl<'s> Reader<'s> {
         Reader {
             d,
             keys: BTreeMap::new(),
+            found: super::Found::default(),
         }
     }
 

@@ -23,18 +23,12 @@ pub(super) struct FollowRead {
 pub(super) struct Upstreams {
     pub list: Vec<Upstream>,
     pub follows: Vec<FollowRead>,
-    /// `https` checks: the upstream and where to report a TLS problem.
-    pub tls_at: Vec<(String, Span)>,
-    /// Programs of `exec` checks.
-    pub programs: Vec<(String, Span)>,
 }
 
 pub(super) fn upstreams(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Upstreams {
     let mut out = Upstreams {
         list: Vec::new(),
         follows: Vec::new(),
-        tls_at: Vec::new(),
-        programs: Vec::new(),
     };
     for (t, at) in r.tables(top, "upstream") {
         let read = r.section(t, at, UPSTREAM, |r, t| upstream(r, t, &mut out));
@@ -56,7 +50,7 @@ fn upstream(r: &mut Reader<'_>, t: &Tbl<'_, '_>, out: &mut Upstreams) -> Option<
     let from_resource = r.string(t, "from_resource");
     let nodes = r.table(t, "nodes");
     let host_default = name.as_ref().map_or(String::new(), |n| n.0.clone());
-    let check = r.sub(t, "check", CHECK, |r, ct| check(r, ct, &host_default, out));
+    let check = r.sub(t, "check", CHECK, |r, ct| check(r, ct, &host_default));
     let (name, name_span) = name?;
 
     if let Some((resource, rspan)) = from_resource {
@@ -135,7 +129,7 @@ fn upstream(r: &mut Reader<'_>, t: &Tbl<'_, '_>, out: &mut Upstreams) -> Option<
 }
 
 /// `[upstream.check]` of `upstream` (its name is the default `Host`).
-fn check(r: &mut Reader<'_>, ct: &Tbl<'_, '_>, upstream: &str, out: &mut Upstreams) -> CheckSpec {
+fn check(r: &mut Reader<'_>, ct: &Tbl<'_, '_>, upstream: &str) -> CheckSpec {
     let mut check = CheckSpec::default();
     // Every key, whatever the type; then what applies to the type.
     let kind = r.string(ct, "type");
@@ -216,7 +210,7 @@ fn check(r: &mut Reader<'_>, ct: &Tbl<'_, '_>, upstream: &str, out: &mut Upstrea
                     .as_ref()
                     .or(sni.as_ref())
                     .map_or(type_span, |(_, s)| s.clone());
-                out.tls_at.push((upstream.to_owned(), at));
+                r.found.tls.push((upstream.to_owned(), at));
                 crate::check::tls::Tls::new(
                     sni.map_or(host.clone(), |v| v.0),
                     verify,
@@ -227,7 +221,7 @@ fn check(r: &mut Reader<'_>, ct: &Tbl<'_, '_>, upstream: &str, out: &mut Upstrea
         }
         Some(("exec", type_span)) => match command {
             Some((command, span)) => {
-                out.programs.push((command[0].clone(), span));
+                r.found.programs.push((command[0].clone(), span));
                 CheckKind::Exec { command }
             }
             None => {
