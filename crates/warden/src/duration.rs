@@ -35,21 +35,14 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let ms_per = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" | "min" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
             "" => {
                 return Err(format!(
                     "bad duration {s:?}: add a unit (ms, s, m, h or d), like \"{n}s\""
                 ));
             }
-            u => {
-                return Err(format!(
-                    "bad duration {s:?}: unknown unit {u:?} (allowed: ms, s, m, h, d)"
-                ));
-            }
+            u => unit_ms(u).ok_or_else(|| {
+                format!("bad duration {s:?}: unknown unit {u:?} (allowed: ms, s, m, h, d)")
+            })?,
         };
         rest = &rest[unit_len..];
         total = total.saturating_add(n.saturating_mul(ms_per));
@@ -64,6 +57,18 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
+/// Milliseconds in one of a unit.
+fn unit_ms(unit: &str) -> Option<u128> {
+    match unit {
+        "ms" => Some(1),
+        "s" => Some(1_000),
+        "m" | "min" => Some(60_000),
+        "h" => Some(3_600_000),
+        "d" => Some(86_400_000),
+        _ => None,
+    }
+}
+
 /// The message for a fraction (`"0.5s"`): durations are whole numbers of a unit, and the
 /// same length in a smaller unit is suggested when there is one.
 fn fraction(s: &str, whole: u128, frac: &str) -> String {
@@ -71,15 +76,7 @@ fn fraction(s: &str, whole: u128, frac: &str) -> String {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(frac.len());
     let unit = &frac[digits..];
-    let per: Option<u128> = match unit {
-        "ms" => Some(1),
-        "s" => Some(1_000),
-        "m" | "min" => Some(60_000),
-        "h" => Some(3_600_000),
-        "d" => Some(86_400_000),
-        _ => None,
-    };
-    let exact = per.and_then(|per| {
+    let exact = unit_ms(unit).and_then(|per| {
         let f = &frac[..digits];
         let scale = 10u128.checked_pow(u32::try_from(f.len()).ok()?)?;
         let num = whole
