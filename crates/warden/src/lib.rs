@@ -16,6 +16,7 @@ pub mod exec;
 pub mod follow;
 pub mod handover;
 pub mod logging;
+pub mod net;
 pub mod proxy;
 pub mod simulate;
 pub mod store;

@@ -966,7 +966,12 @@ async fn http_requests_reach_the_peer_rewritten() {
         )
     })
     .await;
-    let (_checker, proxy) = http_proxy(port).await;
+    // This client is a trusted proxy: its X-Forwarded-For is kept and appended to.
+    let (_checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.trusted_proxies = vec!["127.0.0.0/8".parse().expect("cidr")];
+    })
+    .await;
     let mut s = client(proxy).await;
     let mut buf = Vec::new();
     // A chunked body arrives whole, with its length; hop-by-hop fields stay here.
@@ -1115,7 +1120,7 @@ async fn bad_requests_are_refused_with_their_status() {
     for (raw, status) in [
         (&b"NOT HTTP AT ALL\r\n\r\n"[..], "400"),
         (
-            b"POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n",
             "413",
         ),
         (
@@ -1123,10 +1128,28 @@ async fn bad_requests_are_refused_with_their_status() {
             "400",
         ),
         (
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             "400",
         ),
-        (b"GET / HTTP/1.1\r\nExpect: telepathy\r\n\r\n", "417"),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nExpect: telepathy\r\n\r\n",
+            "417",
+        ),
+        // A chunk that announces more than the body cap is refused at once, not waited for.
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n",
+            "413",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "501",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "400",
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n", "400"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"),
     ] {
         let mut s = client(proxy).await;
         s.write_all(raw).await.expect("write");
@@ -1147,9 +1170,10 @@ async fn bad_requests_are_refused_with_their_status() {
     assert!(h.starts_with("HTTP/1.1 200 "), "{h}");
     let text = stats.prometheus();
     for want in [
-        "warden_listener_sessions_total{listener=\"front\"} 6\n".to_owned(),
-        "warden_listener_proxy_responses_total{listener=\"front\",code=\"400\"} 3\n".into(),
-        "warden_listener_proxy_responses_total{listener=\"front\",code=\"413\"} 1\n".into(),
+        "warden_listener_sessions_total{listener=\"front\"} 11\n".to_owned(),
+        "warden_listener_proxy_responses_total{listener=\"front\",code=\"400\"} 6\n".into(),
+        "warden_listener_proxy_responses_total{listener=\"front\",code=\"413\"} 2\n".into(),
+        "warden_listener_proxy_responses_total{listener=\"front\",code=\"501\"} 1\n".into(),
         "warden_listener_proxy_responses_total{listener=\"front\",code=\"417\"} 1\n".into(),
         format!(
             "warden_listener_peer_requests_total{{listener=\"front\",peer=\"127.0.0.1:{port}\"}} 1\n"

@@ -147,6 +147,14 @@ fn listener(
             *slot = d;
         }
     }
+    if let Some(list) = r.string_list(t, "trusted_proxies") {
+        for (s, span) in list {
+            match s.parse::<crate::net::Cidr>() {
+                Ok(c) => l.trusted_proxies.push(c),
+                Err(e) => r.d.error(span, e),
+            }
+        }
+    }
     if let Some(d) = r.positive_duration(t, "idle_timeout") {
         l.idle_timeout = Some(d);
     }
@@ -154,6 +162,7 @@ fn listener(
         for key in [
             "upstream_timeout",
             "forwarded_for",
+            "trusted_proxies",
             "client_keepalive",
             "upstream_keepalive",
         ] {

@@ -750,9 +750,17 @@ concurrency = 10
         let l = ok(&format!(
             "{up}[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"http\"\n\
              balance = \"weighted\"\nfailback = {{ preempt_delay = \"30s\" }}\nshutdown_sessions = true\n\
-             upstream_timeout = \"2s\"\nforwarded_for = false\nupstream_keepalive = \"5s\"\n"
+             upstream_timeout = \"2s\"\nforwarded_for = false\nupstream_keepalive = \"5s\"\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n"
         ));
         let w = &l.listeners[0];
+        assert_eq!(
+            w.trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8", "::1/128"]
+        );
         assert_eq!(w.upstream_keepalive, Duration::from_secs(5));
         assert_eq!(w.idle_timeout, None);
         assert_eq!(w.protocol, Protocol::Http);
@@ -764,7 +772,7 @@ concurrency = 10
         assert!(w.shutdown_sessions && !w.forwarded_for);
         assert_eq!(w.upstream_timeout, Duration::from_secs(2));
         let e = errors(&format!(
-            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"udp\"\nbalance = \"round-robbin\"\nfailback = \"later\"\nupstream_timeout = \"1s\"\nidle_timeout = \"0s\"\n"
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"here\"\nupstream = \"svx\"\nprotocol = \"udp\"\nbalance = \"round-robbin\"\nfailback = \"later\"\nupstream_timeout = \"1s\"\nidle_timeout = \"0s\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n"
         ));
         for want in [
             "t.toml:6:10: error: bad listen address \"here\"",
@@ -774,6 +782,7 @@ concurrency = 10
             "t.toml:10:12: error: failback: expected \"preempt\", \"no_preempt\" or { preempt_delay = \"30s\" }",
             "t.toml:11:1: error: `upstream_timeout` does not apply here: it applies to protocol = \"http\"",
             "t.toml:12:16: error: `idle_timeout` must be longer than 0",
+            "t.toml:13:1: error: `trusted_proxies` does not apply here: it applies to protocol = \"http\"",
         ] {
             assert!(e.contains(want), "{want}\n{e}");
         }

@@ -154,12 +154,14 @@ enum Fail {
 /// connections of the listener on this thread.
 pub(super) async fn session(l: Listener, pool: Arc<Pool>, client: TcpStream, from: SocketAddr) {
     let ip = l.spec.forwarded_for.then(|| from.ip().to_string());
+    let trusted = crate::net::any_contains(&l.spec.trusted_proxies, from.ip());
     let session = Session {
         l,
         pool,
         client,
         from,
         ip,
+        trusted,
         buf: BytesMut::new(),
         fwd: Vec::new(),
         out: Vec::new(),
@@ -177,6 +179,8 @@ struct Session {
     from: SocketAddr,
     /// The client's address for `X-Forwarded-For` (when the listener adds it).
     ip: Option<String>,
+    /// The client is one of the listener's `trusted_proxies`.
+    trusted: bool,
     /// Read from the client and not used yet.
     buf: BytesMut,
     /// The current request's head for the peer.
@@ -225,7 +229,14 @@ impl Session {
     async fn read_head(&mut self) -> Result<Option<Request>, Refusal> {
         loop {
             if !self.buf.is_empty() {
-                if let Some(r) = h1::parse_request(&self.buf, self.ip.as_deref(), &mut self.fwd)? {
+                if let Some(r) = h1::parse_request(
+                    &self.buf,
+                    h1::Client {
+                        ip: self.ip.as_deref(),
+                        trusted: self.trusted,
+                    },
+                    &mut self.fwd,
+                )? {
                     return Ok(Some(r));
                 }
             }
@@ -277,7 +288,7 @@ impl Session {
                         }
                     };
                     self.buf.advance(used);
-                    if body.len() > MAX_BODY {
+                    if body.len() as u64 + dec.announced() > MAX_BODY as u64 {
                         return Ok(Err(too_large));
                     }
                     if dec.done() {

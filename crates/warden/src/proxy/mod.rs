@@ -56,6 +56,9 @@ pub struct ListenerSpec {
     pub upstream_timeout: Duration,
     /// HTTP: add `X-Forwarded-For` (and `X-Forwarded-Proto`).
     pub forwarded_for: bool,
+    /// HTTP: clients whose `Forwarded` and `X-Forwarded-*` fields pass on (other proxies in
+    /// front of this one); everyone else's are dropped.
+    pub trusted_proxies: Vec<crate::net::Cidr>,
     /// HTTP: how long an idle client connection is kept open.
     pub client_keepalive: Duration,
     /// HTTP: how long an idle pooled connection to a peer is kept open.
@@ -79,6 +82,7 @@ impl ListenerSpec {
             shutdown_backup_sessions: false,
             upstream_timeout: Duration::from_secs(60),
             forwarded_for: true,
+            trusted_proxies: Vec::new(),
             client_keepalive: Duration::from_secs(75),
             upstream_keepalive: Duration::from_secs(60),
             idle_timeout: None,
