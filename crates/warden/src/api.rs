@@ -2,6 +2,9 @@
 //! `Authorization: Bearer <token>` with the token from `<data_dir>/api.token`.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use warden_engine::{AdminCommand, rc};
 
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::Semaphore;
+use tower_service::Service;
+
+use crate::config::ApiSettings;
 use crate::control::{Control, ControlError, ErrorKind, StatusView, UpstreamView};
 use crate::wire::format_time;
 
@@ -21,8 +30,19 @@ struct Api {
     token: String,
 }
 
-/// Serves the API until the daemon exits.
-pub async fn serve(listener: tokio::net::TcpListener, control: Control, token: String) {
+/// How long a client may take to send a request head (or stay idle between requests), as
+/// HAProxy's `timeout http-request`: a slow or idle client does not hold a connection slot.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the API until the daemon exits: at most `settings.max_connections` connections at
+/// once (more wait in the kernel's accept queue), each cut when its request head does not come
+/// within [`HEADER_TIMEOUT`]; a request whose `Host` is not this machine's is refused.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Control,
+    token: String,
+    settings: ApiSettings,
+) {
     let app = Router::new()
         .route("/live", get(|| async { "ok\n" }))
         .route("/status", get(status_page))
@@ -43,8 +63,96 @@ pub async fn serve(listener: tokio::net::TcpListener, control: Control, token: S
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
         .with_state(Api { control, token });
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "the API server stopped");
+    let hosts = Arc::new(Hosts::new(settings.hosts.clone()));
+    let most = u64::from(settings.max_connections).min(crate::fds::budget().api);
+    let slots = Arc::new(Semaphore::new(usize::try_from(most).unwrap_or(usize::MAX)));
+    let mut last_error: Option<Instant> = None;
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (EMFILE) or memory: wait a little, say so once in a while.
+                if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::error!(error = %e, "the API cannot accept connections");
+                    last_error = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let hosts = Arc::clone(&hosts);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let svc = hyper::service::service_fn(move |req: axum::http::Request<Incoming>| {
+                let refused = hosts.refuse(req.headers());
+                let app = app.clone();
+                async move {
+                    match refused {
+                        Some(r) => Ok::<_, Infallible>(r),
+                        None => {
+                            let mut app = app;
+                            app.call(req.map(axum::body::Body::new)).await
+                        }
+                    }
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            let _ = conn.await;
+        });
+    }
+}
+
+/// The names a request may carry in `Host`: IP addresses, `localhost`, this machine's host
+/// name and `[api] hosts`. A page a browser loaded from another name (DNS rebinding, a name
+/// that resolves to 127.0.0.1 later) cannot read the API.
+#[derive(Debug)]
+struct Hosts {
+    names: Vec<String>,
+}
+
+impl Hosts {
+    fn new(mut names: Vec<String>) -> Hosts {
+        names.push("localhost".into());
+        let uts = rustix::system::uname();
+        if let Ok(n) = uts.nodename().to_str() {
+            names.push(n.to_ascii_lowercase());
+        }
+        Hosts { names }
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        // Without the port; an IPv6 literal is bracketed.
+        let name = if let Some(rest) = host.strip_prefix('[') {
+            return rest
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        } else {
+            host.rsplit_once(':').map_or(host, |(n, _)| n)
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.parse::<std::net::Ipv4Addr>().is_ok() || self.names.contains(&name)
+    }
+
+    fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
+        let host = headers.get("host")?;
+        let ok = host.to_str().is_ok_and(|h| self.allows(h));
+        (!ok).then(|| {
+            error(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "Host {:?} is not this machine's: use its address, or add the name to [api] hosts",
+                    String::from_utf8_lossy(host.as_bytes())
+                ),
+                Some("host"),
+            )
+        })
     }
 }
 
@@ -62,7 +170,7 @@ fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|t| t.trim() == api.token) {
+    if given.is_some_and(|t| same_secret(t.trim().as_bytes(), api.token.as_bytes())) {
         None
     } else {
         Some(error(
@@ -71,6 +179,16 @@ fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
             Some("authorization"),
         ))
     }
+}
+
+/// Whether two secrets are equal, in a time that depends on their lengths only (not on where
+/// they first differ), so the token cannot be guessed byte by byte from response times.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    std::hint::black_box(diff) == 0
 }
 
 /// A refusal of the daemon as an HTTP answer: the status from the error's kind, the field

@@ -193,10 +193,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let supervisor =
         Supervisor::new(&data_dir, exit_tx).context("cannot prepare the process supervisor")?;
-    let listener = tokio::net::TcpListener::bind(loaded.api_listen)
+    let listener = tokio::net::TcpListener::bind(loaded.api.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", loaded.api_listen))?;
+        .with_context(|| format!("cannot listen on {}", loaded.api.listen))?;
     let api_addr = listener.local_addr()?;
+    if loaded.api.exposed_unconfirmed() {
+        warn!(listen = %loaded.api.listen, "{}", crate::config::API_EXPOSED);
+    }
     // With port 0 the kernel picks one: the CLI finds it here.
     std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
         .context("cannot write api.addr")?;
@@ -232,7 +235,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // What an agent needs to reach the daemon (`warden promotion-score`).
     let agent_env = crate::exec::executor::agent_env(api_addr, &token, &node);
     let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
-    let api_task = tokio::spawn(crate::api::serve(listener, control, token));
+    let api_task = tokio::spawn(crate::api::serve(
+        listener,
+        control,
+        token,
+        loaded.api.clone(),
+    ));
     info!(cluster = %file_config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources, upstreams = loaded.upstreams.len(), "warden started");
 
     let core = Core::new(boot)?;

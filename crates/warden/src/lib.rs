@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod diag;
 pub mod duration;
 pub mod exec;
+pub mod fds;
 pub mod follow;
 pub mod handover;
 pub mod logging;

@@ -295,6 +295,15 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             ocf_root,
             leave_running,
         } => {
+            // Before any socket or thread: the descriptor budget follows the raised limit.
+            let limit = warden::fds::raise_limit();
+            let budget = warden::fds::budget();
+            tracing::info!(
+                limit,
+                connections = budget.connections,
+                "file descriptors: soft limit {limit}, {} for connections, the rest kept for agents and processes",
+                budget.connections
+            );
             let opts = daemon::Options {
                 config_path: config,
                 node,
@@ -577,6 +586,15 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                     message: "a second [[node]] without [cluster.etcd]: `warden run` runs one machine's file; several machines coordinate through etcd (add [cluster.etcd], docs/cluster.md). `warden simulate` takes the file as it is (check it with --simulate)".to_owned(),
                 });
             }
+            let mut warnings = warnings;
+            if loaded.api.exposed_unconfirmed() {
+                let (line, col) = places.api_listen.unwrap_or((1, 1));
+                warnings.push(warden::diag::Diagnostic {
+                    line,
+                    col,
+                    message: config::API_EXPOSED.to_owned(),
+                });
+            }
             for w in warnings {
                 eprintln!("{name}:{}:{}: warning: {}", w.line, w.col, w.message);
             }
@@ -604,7 +622,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                     "disabled"
                 },
                 loaded.data_dir.display(),
-                loaded.api_listen,
+                loaded.api.listen,
             ))
         }
         Command::Simulate(args) => simulate::run(&args),
@@ -683,14 +701,14 @@ fn client(t: &Target) -> anyhow::Result<Client> {
     };
     let addr = match t.api {
         Some(a) => a,
-        None if loaded.api_listen.port() == 0 => written().with_context(|| {
+        None if loaded.api.listen.port() == 0 => written().with_context(|| {
             format!(
                 "the API port is 0 in {} and {} has no api.addr: is the daemon running?",
                 t.config.display(),
                 data_dir.display()
             )
         })?,
-        None => loaded.api_listen,
+        None => loaded.api.listen,
     };
     let token = match &t.token {
         Some(tok) => Some(tok.clone()),

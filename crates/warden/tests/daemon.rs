@@ -1732,3 +1732,135 @@ fn a_reloadable_parameter_is_reloaded_and_another_one_restarts() {
     );
     assert!(state2.exists());
 }
+
+/// `warden run` with its descriptor limit (soft and hard) set to `nofile`.
+fn start_limited(config: &Path, nofile: u32) -> Daemon {
+    let log = config.with_file_name("daemon.log");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {nofile} && exec \"$0\" run --config \"$1\" --log-output \"$2\" --log-level debug"
+        ))
+        .arg(env!("CARGO_BIN_EXE_warden"))
+        .arg(config)
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warden run");
+    Daemon { child }
+}
+
+/// A raw request to the API: the status line of its answer.
+fn api_status_line(data: &Path, request: &str) -> String {
+    use std::io::{BufRead, Write};
+    let addr = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
+    let mut s = std::net::TcpStream::connect(addr.trim()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("write");
+    let mut line = String::new();
+    std::io::BufReader::new(s)
+        .read_line(&mut line)
+        .expect("read");
+    line.trim().to_owned()
+}
+
+#[test]
+fn a_flood_of_idle_connections_fails_no_resource_and_no_peer() {
+    // The fault: ~1 100 idle connections at a 1 024 descriptor limit made agents fail with
+    // EMFILE (fail count INFINITY), peers turn DOWN, and the damage stayed. Here the limit is
+    // 256 and 1 000 connections come, half to a listener, half to the API.
+    let a = LineBackend::start("A");
+    let (dir, config, data) = setup();
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    // A process whose monitor command leaves a line per run.
+    let ticks = dir.path().join("ticks");
+    text.push_str(&format!(
+        "[[resource]]\nid = \"ticker\"\nclass = \"process\"\ncommand = [\"sleep\", \"1000\"]\n\
+         ops = [{{ name = \"monitor\", interval = \"1s\", command = [\"sh\", \"-c\", \"echo tick >> {}\"] }}]\n",
+        ticks.display()
+    ));
+    text.push_str(&format!(
+        "[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:{}\"]\n\
+         check = {{ type = \"tcp\", interval = \"200ms\", fall = 1, rise = 1 }}\n\
+         [[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc\"\n",
+        a.port
+    ));
+    std::fs::write(&config, text).expect("config");
+    let _d = start_limited(&config, 256);
+    wait_for(&config, "both resources started", settled_started);
+    let front = std::fs::read_to_string(data.join("listener-front.addr")).expect("addr");
+    let api = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
+
+    // A page from another name cannot read the API (DNS rebinding); an address or this
+    // machine's names can.
+    let port = api.trim().rsplit_once(':').expect("port").1.to_owned();
+    let get = |host: &str| {
+        format!("GET /v1/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    };
+    assert!(api_status_line(&data, &get("evil.example:80")).starts_with("HTTP/1.1 421"));
+    assert!(api_status_line(&data, &get(&format!("localhost:{port}"))).starts_with("HTTP/1.1 200"));
+    assert!(api_status_line(&data, &get(api.trim())).starts_with("HTTP/1.1 200"));
+
+    let ticked = || {
+        std::fs::read_to_string(&ticks)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ticked() == 0 {
+        assert!(Instant::now() < deadline, "the ticker's monitor never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut flood = Vec::new();
+    for addr in [front.trim(), api.trim()] {
+        let to: std::net::SocketAddr = addr.parse().expect("addr");
+        for _ in 0..500 {
+            // Beyond the accept queue a connect is not answered: the queue is full.
+            match std::net::TcpStream::connect_timeout(&to, Duration::from_millis(200)) {
+                Ok(s) => flood.push(s),
+                Err(_) => break,
+            }
+        }
+    }
+    assert!(flood.len() > 300, "only {} connections", flood.len());
+    // Several monitor and check intervals under the flood: they keep running on time (the
+    // descriptors they need were kept for them), not merely once the flood is gone.
+    let before = ticked();
+    std::thread::sleep(Duration::from_secs(5));
+    let during = ticked() - before;
+    drop(flood);
+    assert!(
+        during >= 3,
+        "{during} monitor runs during the 5 s flood (interval 1s)\n{}",
+        std::fs::read_to_string(config.with_file_name("daemon.log")).unwrap_or_default()
+    );
+    let v = wait_for(&config, "the API answering again", |v| {
+        v["transition_running"] == false
+    });
+    for id in ["dummy", "web"] {
+        let r = resource(&v, id);
+        assert!(
+            r["status"].as_str().is_some_and(|s| s.contains("Started")),
+            "{id}: {r}"
+        );
+        assert_eq!(r["fail_counts"], serde_json::json!({}), "{id}: {r}");
+        let failed: Vec<Value> = history(&config, id)
+            .into_iter()
+            .filter(|h| h["rc"] != 0 && !(h["op"] == "monitor_0" && h["rc"] == 7))
+            .collect();
+        assert!(failed.is_empty(), "{id}: {failed:?}");
+    }
+    let (ok, out, err) = cli(&config, &["upstream", "status", "--json"]);
+    assert!(ok, "{err}");
+    let ups: Value = serde_json::from_str(&out).expect("json");
+    // Never turned down, not even for a moment: the version never moved.
+    assert_eq!(ups[0]["version"], 0, "{ups}");
+    assert_eq!(ups[0]["peers"][0]["state"], "UP", "{ups}");
+    // The listener serves again.
+    let mut s = connect_listener(&data, "front");
+    assert_eq!(ask_line(&mut s, "after"), "A:after");
+    drop(dir);
+}

@@ -119,11 +119,17 @@ pub enum CheckError {
     BodyMismatch,
     Exit(i32),
     Tls(String),
+    /// This machine could not check (out of descriptors or memory): says nothing of the peer,
+    /// and is not counted against it.
+    Local(String),
 }
 
 impl CheckError {
     /// A failed connect: refused, or another I/O error.
     pub fn from_connect(e: &std::io::Error) -> CheckError {
+        if crate::fds::is_local_exhaustion(e) {
+            return CheckError::Local(e.to_string());
+        }
         match e.kind() {
             std::io::ErrorKind::ConnectionRefused => CheckError::Refused,
             _ => CheckError::Io(e.to_string()),
@@ -141,6 +147,7 @@ impl CheckError {
             CheckError::BodyMismatch => "body mismatch",
             CheckError::Exit(_) => "exit",
             CheckError::Tls(_) => "tls",
+            CheckError::Local(_) => "local",
         }
     }
 }
@@ -156,6 +163,7 @@ impl fmt::Display for CheckError {
             CheckError::BodyMismatch => f.write_str("body does not match"),
             CheckError::Exit(c) => write!(f, "check command exited with {c}"),
             CheckError::Tls(e) => write!(f, "tls: {e}"),
+            CheckError::Local(e) => write!(f, "this machine cannot check now: {e}"),
         }
     }
 }
@@ -300,10 +308,16 @@ async fn probe_inner(peer: &Peer, check: &CheckSpec) -> Result<(), CheckError> {
                     exchange(s, request, check.body.is_some()).await?
                 }
             };
-            let status = status_code(&buf).ok_or(CheckError::BadStatusLine)?;
-            if let Some(valid) = &check.valid_statuses {
-                if !valid.contains(&status) {
-                    return Err(CheckError::BadStatus(status));
+            // As lua-resty-upstream-healthcheck: without `valid_statuses`, any reply line
+            // will do (the status line is not even parsed).
+            match &check.valid_statuses {
+                None if !buf.contains(&b'\n') => return Err(CheckError::BadStatusLine),
+                None => {}
+                Some(valid) => {
+                    let status = status_code(&buf).ok_or(CheckError::BadStatusLine)?;
+                    if !valid.contains(&status) {
+                        return Err(CheckError::BadStatus(status));
+                    }
                 }
             }
             if let Some(want) = &check.body {

@@ -417,6 +417,14 @@ impl Checker {
             return;
         };
         let p = &mut up.peers[pi];
+        if let Err(e @ CheckError::Local(_)) = &result {
+            // Nothing learnt about the peer: its state stays, and a human hears of it once.
+            if p.last_error_kind != Some(e.kind()) {
+                warn!(upstream = %u.name, peer = %p.peer.addr, error = %e, "peer {} of upstream {} could not be checked: {e}", p.peer.addr, u.name);
+            }
+            p.last_error_kind = Some(e.kind());
+            return;
+        }
         p.last_check = Some(crate::wire::wall_clock());
         let ok = result.is_ok();
         match &result {

@@ -144,10 +144,13 @@ pub async fn run(
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     let token = crate::daemon::ensure_token(&data_dir)?;
-    let listener = tokio::net::TcpListener::bind(local.api_listen)
+    let listener = tokio::net::TcpListener::bind(local.api.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", local.api_listen))?;
+        .with_context(|| format!("cannot listen on {}", local.api.listen))?;
     let api_addr = listener.local_addr()?;
+    if local.api.exposed_unconfirmed() {
+        warn!(listen = %local.api.listen, "{}", crate::config::API_EXPOSED);
+    }
     std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
         .context("cannot write api.addr")?;
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
@@ -170,7 +173,12 @@ pub async fn run(
         listeners.insert(l.name.clone(), running);
     }
     let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
-    let api_task = tokio::spawn(crate::api::serve(listener, control, token));
+    let api_task = tokio::spawn(crate::api::serve(
+        listener,
+        control,
+        token,
+        local.api.clone(),
+    ));
 
     let (config_tx, config_rx) = watch::channel(Arc::clone(&engine));
     let (lease_tx, lease_rx) = watch::channel::<Option<Lease>>(None);

@@ -3,23 +3,90 @@
 use std::net::SocketAddr;
 
 use super::DEFAULT_API_LISTEN;
-use super::table::{Reader, Section, Tbl};
+use super::table::{Reader, Section, Span, Tbl};
 
 pub(super) const API: Section = Section::new("[api]", "[api]");
 
-/// `[api]`: the address the daemon's API listens on (None: wrong, reported).
-pub(super) fn api(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<SocketAddr> {
-    match r.string(t, "listen") {
-        Some((s, span)) => match s.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
+/// How many connections the API serves at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+
+/// `[api]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    /// Names besides IP addresses, `localhost` and this machine's host name that requests may
+    /// carry in `Host` (a browser page on another name cannot use the API: DNS rebinding).
+    pub hosts: Vec<String>,
+    /// Connections served at once; more wait in the kernel's queue.
+    pub max_connections: u32,
+    /// The operator confirms an API listening on every interface.
+    pub public: bool,
+}
+
+/// What `warden run` and `check-config` say about an API on every interface without `public`.
+pub const EXPOSED: &str = "the API listens on every interface: its reads (status, history, metrics) are open to anyone who can reach the port; listen on 127.0.0.1 or a private address, or set `public = true` in [api] to confirm";
+
+impl ApiSettings {
+    /// Whether the API listens on every interface without `public = true`.
+    pub fn exposed_unconfirmed(&self) -> bool {
+        self.listen.ip().is_unspecified() && !self.public
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            listen: DEFAULT_API_LISTEN
+                .parse()
+                .expect("the default API address parses"),
+            hosts: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            public: false,
+        }
+    }
+}
+
+/// `[api]` (None: wrong, reported), and the place of `listen`.
+pub(super) fn api(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<(ApiSettings, Option<Span>)> {
+    let mut s = ApiSettings::default();
+    let mut ok = true;
+    let mut at = None;
+    if let Some((a, span)) = r.string(t, "listen") {
+        match a.parse::<SocketAddr>() {
+            Ok(a) => s.listen = a,
             Err(_) => {
                 r.d.error(
-                    span,
-                    format!("bad listen address {s:?}: expected IP:PORT, like \"127.0.0.1:7946\""),
+                    span.clone(),
+                    format!("bad listen address {a:?}: expected IP:PORT, like \"127.0.0.1:7946\""),
                 );
-                None
+                ok = false;
             }
-        },
-        None => DEFAULT_API_LISTEN.parse().ok(),
+        }
+        at = Some(span);
     }
+    if let Some(list) = r.string_list(t, "hosts") {
+        for (h, span) in list {
+            let valid = !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+            if valid {
+                s.hosts.push(h.to_ascii_lowercase());
+            } else {
+                r.d.error(
+                    span,
+                    format!(
+                        "bad host name {h:?}: a DNS name like \"warden.example.com\", without port"
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    if let Some(n) = r.at_least_one(t, "max_connections") {
+        s.max_connections = n;
+    }
+    if let Some(p) = r.boolean(t, "public") {
+        s.public = p;
+    }
+    ok.then_some((s, at))
 }

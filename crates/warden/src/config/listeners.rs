@@ -141,6 +141,7 @@ fn listener(
         ("connect_timeout", &mut l.connect_timeout),
         ("upstream_timeout", &mut l.upstream_timeout),
         ("client_keepalive", &mut l.client_keepalive),
+        ("client_timeout", &mut l.client_timeout),
         ("upstream_keepalive", &mut l.upstream_keepalive),
     ] {
         if let Some(d) = r.positive_duration(t, key) {
@@ -155,6 +156,9 @@ fn listener(
             }
         }
     }
+    if let Some(n) = r.at_least_one(t, "max_connections") {
+        l.max_connections = n;
+    }
     if let Some(d) = r.positive_duration(t, "idle_timeout") {
         l.idle_timeout = Some(d);
     }
@@ -164,6 +168,7 @@ fn listener(
             "forwarded_for",
             "trusted_proxies",
             "client_keepalive",
+            "client_timeout",
             "upstream_keepalive",
         ] {
             r.forbid(t, key, "it applies to protocol = \"http\"");

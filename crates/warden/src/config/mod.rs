@@ -11,6 +11,7 @@
 //! reader kept ([`Places`]).
 
 mod api;
+pub use api::{ApiSettings, EXPOSED as API_EXPOSED};
 mod cluster;
 mod constraints;
 mod listeners;
@@ -21,7 +22,6 @@ mod table;
 mod upstreams;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ pub struct Loaded {
     /// Upstreams that take their primary from a resource (`from_resource`).
     pub follows: Vec<crate::follow::Follow>,
     pub data_dir: PathBuf,
-    pub api_listen: SocketAddr,
+    pub api: ApiSettings,
     /// `[cluster.etcd]`: several machines coordinating through etcd (None: one machine,
     /// embedded store).
     pub etcd: Option<crate::cluster::EtcdSettings>,
@@ -94,6 +94,8 @@ pub struct Places {
     pub tls: Vec<(String, Pos)>,
     /// The second `[[node]]`, when there is one.
     pub second_node: Option<Pos>,
+    /// `[api] listen`, when given.
+    pub api_listen: Option<Pos>,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/warden";
@@ -226,7 +228,7 @@ fn root_of(
 ) -> Option<Loaded> {
     // Read every section.
     let cl = r.sub(top, "cluster", cluster::CLUSTER, cluster::cluster);
-    let api_listen = r.sub(top, "api", api::API, api::api);
+    let api = r.sub(top, "api", api::API, api::api);
     let nodes = nodes::nodes(r, top, local);
     let defaults = resources::defaults(r, top);
     let mut fencing = nodes::fence_devices(r, top);
@@ -339,6 +341,7 @@ fn root_of(
         groups: named(&found.groups),
         tls: named(&found.tls),
         second_node: nodes.spans.get(1).map(pos),
+        api_listen: api.as_ref().and_then(|(_, at)| at.as_ref()).map(pos),
     };
     Some(Loaded {
         engine,
@@ -347,7 +350,7 @@ fn root_of(
         listeners,
         follows: ups.follows.into_iter().map(|f| f.follow).collect(),
         data_dir: cl.data_dir,
-        api_listen: api_listen?,
+        api: api?.0,
         etcd: cl.etcd,
         addresses: nodes.addresses,
         places,
@@ -415,7 +418,7 @@ mod tests {
         assert!(r.ops[0].enabled);
         assert_eq!(r.ops[0].on_fail, None);
         assert_eq!(l.data_dir, PathBuf::from("/var/lib/warden"));
-        assert_eq!(l.api_listen.to_string(), "127.0.0.1:7946");
+        assert_eq!(l.api.listen.to_string(), "127.0.0.1:7946");
     }
 
     #[test]

@@ -408,6 +408,12 @@ fn process(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<ProcessRead> {
     let cwd = r.string(t, "cwd").map(|v| v.0);
     let user = r.string(t, "user");
     let group = r.string(t, "group");
+    if let (None, Some((_, span))) = (&user, &group) {
+        r.d.error(
+            span.clone(),
+            "`group` needs `user`: alone, the process would still run as root (name the user it runs as)",
+        );
+    }
     let mut stop_signal = "TERM".to_owned();
     if let Some((sig, span)) = r.string(t, "stop_signal") {
         let norm = sig.trim_start_matches("SIG").to_ascii_uppercase();

@@ -65,6 +65,7 @@ impl Executor {
                     self.supervisor
                         .monitor(
                             &spec.id,
+                            p,
                             op_spec.and_then(|o| o.command.as_deref()),
                             timeout,
                         )

@@ -86,17 +86,36 @@ pub async fn run_command(mut cmd: Command, timeout: Duration) -> AgentResult {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return AgentResult {
-                rc: spawn_error_rc(&e),
-                exit_reason: format!("cannot run {program}: {e}"),
-                stdout: String::new(),
-                stderr: String::new(),
-                duration: started.elapsed(),
-                timed_out: false,
-            };
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            // This machine is out of descriptors or memory for now: nothing the agent did.
+            // Try again until the operation's timeout; only then is it a (timed-out) failure.
+            Err(e) if crate::fds::is_local_exhaustion(&e) && started.elapsed() < timeout => {
+                tracing::warn!(program = %program, error = %e, "cannot start an agent now; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) if crate::fds::is_local_exhaustion(&e) => {
+                let t = crate::duration::format(timeout);
+                return AgentResult {
+                    rc: rc::ERR_GENERIC,
+                    exit_reason: format!("timed out after {t}: cannot run {program}: {e}"),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    duration: started.elapsed(),
+                    timed_out: true,
+                };
+            }
+            Err(e) => {
+                return AgentResult {
+                    rc: spawn_error_rc(&e),
+                    exit_reason: format!("cannot run {program}: {e}"),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    duration: started.elapsed(),
+                    timed_out: false,
+                };
+            }
         }
     };
     let pgid = child
@@ -148,9 +167,17 @@ pub async fn run_command(mut cmd: Command, timeout: Duration) -> AgentResult {
             (rc::ERR_GENERIC, Some(format!("timed out after {t}")), true)
         }
     };
-    for r in readers.into_iter().flatten() {
-        // Still open after the grace (a daemon holds it): what was read so far is kept.
-        let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, r).await;
+    for mut r in readers.into_iter().flatten() {
+        // Still open after the grace (a child it left behind holds it): what was read so far is
+        // kept, and the reader is stopped so our end of the pipe closes (else every such call
+        // would leave two descriptors open for as long as that child lives).
+        if tokio::time::timeout(DRAIN_AFTER_EXIT, &mut r)
+            .await
+            .is_err()
+        {
+            r.abort();
+            let _ = r.await;
+        }
     }
     let take = |b: &Arc<Mutex<Vec<u8>>>| {
         let v = b.lock().map(|v| v.clone()).unwrap_or_default();
@@ -198,6 +225,31 @@ async fn collect(mut pipe: impl AsyncRead + Unpin, buf: Arc<Mutex<Vec<u8>>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").expect("fds").count()
+    }
+
+    #[tokio::test]
+    async fn a_child_left_holding_the_output_leaks_no_descriptors() {
+        let run = || {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "sleep 3 & echo started"]);
+            run_command(cmd, Duration::from_secs(5))
+        };
+        // One run first: the runtime's own descriptors (timers, blocking pool) are made.
+        assert_eq!(run().await.stdout, "started\n");
+        let before = open_fds();
+        for _ in 0..20 {
+            let r = run().await;
+            assert_eq!((r.rc, r.stdout.as_str()), (0, "started\n"));
+        }
+        let after = open_fds();
+        assert!(
+            after < before + 5,
+            "{before} descriptors before 20 runs, {after} after"
+        );
+    }
 
     #[test]
     fn exit_reason_is_the_last_prefixed_line() {

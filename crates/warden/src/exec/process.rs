@@ -44,6 +44,122 @@ struct Running {
     start_time: u64,
 }
 
+/// Who a process's commands run as: its `user` (with the user's supplementary groups, as
+/// systemd's `User=` gives them through initgroups) or `group`'s override of the primary one.
+#[derive(Clone, Debug)]
+struct Identity {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+    groups: Vec<nix::unistd::Gid>,
+    name: String,
+    home: PathBuf,
+    shell: PathBuf,
+}
+
+impl Identity {
+    /// The identity `spec` names; `Ok(None)` when it names none (the daemon's own).
+    fn of(spec: &ProcessSpec) -> Result<Option<Identity>, String> {
+        let Some(user) = &spec.user else {
+            // `group` alone is refused when the file is read: it would still run as root.
+            return Ok(None);
+        };
+        let u = match User::from_name(user) {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(format!("unknown user {user:?}")),
+            Err(e) => return Err(format!("cannot look up user {user:?}: {e}")),
+        };
+        let gid = match &spec.group {
+            None => u.gid,
+            Some(group) => match Group::from_name(group) {
+                Ok(Some(g)) => g.gid,
+                Ok(None) => return Err(format!("unknown group {group:?}")),
+                Err(e) => return Err(format!("cannot look up group {group:?}: {e}")),
+            },
+        };
+        let cname = std::ffi::CString::new(u.name.clone())
+            .map_err(|_| format!("bad user name {user:?}"))?;
+        let mut groups = nix::unistd::getgrouplist(&cname, gid)
+            .map_err(|e| format!("cannot read the groups of {user:?}: {e}"))?;
+        if !groups.contains(&gid) {
+            groups.push(gid);
+        }
+        Ok(Some(Identity {
+            uid: u.uid,
+            gid,
+            groups,
+            name: u.name,
+            home: u.dir,
+            shell: u.shell,
+        }))
+    }
+}
+
+/// Variables of the daemon's environment a process still gets (systemd passes none but PATH
+/// and the locale; `env` adds the rest).
+const KEPT_ENV: &[&str] = &["PATH", "LANG", "LANGUAGE", "TZ"];
+
+/// Where `setpriv` (util-linux) is: it drops to a process's user and groups before running it.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// A command of a process resource (the process itself, or its monitor, promote or demote
+/// command): a clean environment (the daemon's PATH, locale and time zone; HOME, USER,
+/// LOGNAME and SHELL of the user it runs as; then `env`), its `cwd`, and its identity. With a
+/// `user`, util-linux's `setpriv` sets the groups, group and user (the whole list, as
+/// initgroups gives it) and then runs the program: the daemon's code forbids `unsafe`, so it
+/// cannot do so itself between fork and exec.
+fn command_for(argv: &[String], spec: &ProcessSpec, who: Option<&Identity>) -> Option<Command> {
+    let (program, args) = argv.split_first()?;
+    let mut cmd = match who {
+        None => Command::new(program),
+        Some(w) => {
+            let mut c = Command::new(SETPRIV);
+            c.arg(format!("--reuid={}", w.uid))
+                .arg(format!("--regid={}", w.gid));
+            if w.groups.is_empty() {
+                c.arg("--clear-groups");
+            } else {
+                let list: Vec<String> = w.groups.iter().map(ToString::to_string).collect();
+                c.arg(format!("--groups={}", list.join(",")));
+            }
+            c.arg("--").arg(program);
+            c
+        }
+    };
+    cmd.args(args).env_clear();
+    for (k, v) in std::env::vars_os() {
+        let keep = k
+            .to_str()
+            .is_some_and(|k| KEPT_ENV.contains(&k) || k.starts_with("LC_"));
+        if keep {
+            cmd.env(k, v);
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        cmd.env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
+    }
+    let me = match who {
+        Some(w) => Some((w.home.clone(), w.name.clone(), w.shell.clone())),
+        None => User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| (u.dir, u.name, u.shell)),
+    };
+    if let Some((home, name, shell)) = me {
+        cmd.env("HOME", home)
+            .env("USER", &name)
+            .env("LOGNAME", &name)
+            .env("SHELL", shell);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    Some(cmd)
+}
+
 /// Runs and watches `process` resources.
 #[derive(Clone, Debug)]
 pub struct Supervisor {
@@ -109,7 +225,11 @@ impl Supervisor {
         extra_env: &[(String, String)],
     ) -> AgentResult {
         let started = Instant::now();
-        let Some(r) = self.current(id) else {
+        let current = match self.current(id) {
+            Ok(c) => c,
+            Err(e) => return result(rc::ERR_GENERIC, e, started),
+        };
+        let Some(r) = current else {
             if !promote {
                 // Nothing runs, so nothing is promoted: the demote has nothing left to do.
                 let _ = std::fs::remove_file(self.promoted_marker(id));
@@ -127,15 +247,16 @@ impl Supervisor {
             (spec.demote.as_deref(), "demote")
         };
         if let Some(argv) = argv.filter(|a| !a.is_empty()) {
-            let mut cmd = Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+            let who = match Identity::of(spec) {
+                Ok(w) => w,
+                Err(e) => return result(rc::ERR_CONFIGURED, e, started),
+            };
+            let Some(mut cmd) = command_for(argv, spec, who.as_ref()) else {
+                return result(rc::ERR_CONFIGURED, format!("no {what} command"), started);
+            };
             cmd.envs(extra_env.iter().map(|(k, v)| (k, v)));
             cmd.env("WARDEN_PID", r.pid.to_string());
             cmd.env("WARDEN_RESOURCE", id);
-            if let Some(dir) = &spec.cwd {
-                cmd.current_dir(dir);
-            }
             let mut out = run_command(cmd, timeout).await;
             if out.rc != rc::OK {
                 if out.exit_reason.is_empty() {
@@ -178,24 +299,60 @@ impl Supervisor {
 
     /// The process of `id` if it is running: from memory, else from its pidfile (a process
     /// started before this daemon did), checked against the kernel's start time.
-    fn current(&self, id: &str) -> Option<Running> {
+    /// `Err` when that cannot be told (the pidfile or `/proc` cannot be read, as when the
+    /// daemon is out of descriptors): "not running" is never concluded from an error.
+    fn current(&self, id: &str) -> Result<Option<Running>, String> {
         let known = self.running.lock().ok().and_then(|m| m.get(id).copied());
-        let r = known.or_else(|| {
-            let text = std::fs::read_to_string(self.pidfile(id)).ok()?;
-            let mut it = text.split_whitespace();
-            Some(Running {
-                pid: it.next()?.parse().ok()?,
-                start_time: it.next()?.parse().ok()?,
-            })
-        })?;
-        (start_time(r.pid) == Some(r.start_time)).then_some(r)
+        let r = match known {
+            Some(r) => r,
+            None => {
+                let path = self.pidfile(id);
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                };
+                let mut it = text.split_whitespace();
+                let parsed = (|| {
+                    Some(Running {
+                        pid: it.next()?.parse().ok()?,
+                        start_time: it.next()?.parse().ok()?,
+                    })
+                })();
+                // A torn or foreign file names no process of ours.
+                let Some(r) = parsed else { return Ok(None) };
+                r
+            }
+        };
+        match read_start_time(r.pid) {
+            Ok(t) => Ok((t == Some(r.start_time)).then_some(r)),
+            Err(e) => Err(format!(
+                "cannot tell whether process {} runs: /proc/{}/stat: {e}",
+                r.pid, r.pid
+            )),
+        }
+    }
+
+    /// [`Supervisor::current`], asked again every 100 ms while it cannot tell, for `within`.
+    async fn current_within(&self, id: &str, within: Duration) -> Result<Option<Running>, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.current(id) {
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(resource = %id, error = %e, "trying again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Probe: rc 0 when running (and from now on watched), rc 7 otherwise.
     pub fn probe(&self, id: &str) -> AgentResult {
         let started = Instant::now();
         match self.current(id) {
-            Some(r) => {
+            Err(e) => result(rc::ERR_GENERIC, e, started),
+            Ok(Some(r)) => {
                 let adopted = self
                     .running
                     .lock()
@@ -206,7 +363,7 @@ impl Supervisor {
                 }
                 result(self.running_rc(id), String::new(), started)
             }
-            None => result(rc::NOT_RUNNING, String::new(), started),
+            Ok(None) => result(rc::NOT_RUNNING, String::new(), started),
         }
     }
 
@@ -214,11 +371,16 @@ impl Supervisor {
     pub async fn monitor(
         &self,
         id: &str,
+        spec: &ProcessSpec,
         command: Option<&[String]>,
         timeout: Duration,
     ) -> AgentResult {
         let started = Instant::now();
-        if self.current(id).is_none() {
+        let current = match self.current_within(id, timeout).await {
+            Ok(c) => c,
+            Err(e) => return result(rc::ERR_GENERIC, e, started),
+        };
+        if current.is_none() {
             return result(
                 rc::NOT_RUNNING,
                 "the process is not running".to_owned(),
@@ -228,8 +390,13 @@ impl Supervisor {
         let Some(argv) = command.filter(|c| !c.is_empty()) else {
             return result(self.running_rc(id), String::new(), started);
         };
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
+        let who = match Identity::of(spec) {
+            Ok(w) => w,
+            Err(e) => return result(rc::ERR_CONFIGURED, e, started),
+        };
+        let Some(cmd) = command_for(argv, spec, who.as_ref()) else {
+            return result(self.running_rc(id), String::new(), started);
+        };
         let mut r = run_command(cmd, timeout).await;
         if r.rc != rc::OK && r.exit_reason.is_empty() {
             let last = r
@@ -260,12 +427,20 @@ impl Supervisor {
     /// Start: spawn the process (rc 0 when it is running, or already was).
     pub fn start(&self, id: &str, spec: &ProcessSpec) -> AgentResult {
         let started = Instant::now();
-        if self.current(id).is_some() {
-            return result(rc::OK, String::new(), started);
+        match self.current(id) {
+            Ok(Some(_)) => return result(rc::OK, String::new(), started),
+            Ok(None) => {}
+            // Unsure whether a copy runs: never start a second one.
+            Err(e) => return result(rc::ERR_GENERIC, e, started),
         }
-        let Some((program, args)) = spec.command.split_first() else {
+        let who = match Identity::of(spec) {
+            Ok(w) => w,
+            Err(e) => return result(rc::ERR_CONFIGURED, e, started),
+        };
+        let Some(mut cmd) = command_for(&spec.command, spec, who.as_ref()) else {
             return result(rc::ERR_CONFIGURED, "no command".to_owned(), started);
         };
+        let program = &spec.command[0];
         // A fresh process starts unpromoted.
         let _ = std::fs::remove_file(self.promoted_marker(id));
         let (out, err) = self.log_files(id);
@@ -280,48 +455,11 @@ impl Supervisor {
                 );
             }
         };
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
+        cmd.stdin(std::process::Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
             .process_group(0)
             .kill_on_drop(false);
-        if let Some(dir) = &spec.cwd {
-            cmd.current_dir(dir);
-        }
-        if let Some(user) = &spec.user {
-            match User::from_name(user) {
-                Ok(Some(u)) => {
-                    cmd.uid(u.uid.as_raw());
-                    if spec.group.is_none() {
-                        cmd.gid(u.gid.as_raw());
-                    }
-                }
-                _ => {
-                    return result(
-                        rc::ERR_CONFIGURED,
-                        format!("unknown user {user:?}"),
-                        started,
-                    );
-                }
-            }
-        }
-        if let Some(group) = &spec.group {
-            match Group::from_name(group) {
-                Ok(Some(g)) => {
-                    cmd.gid(g.gid.as_raw());
-                }
-                _ => {
-                    return result(
-                        rc::ERR_CONFIGURED,
-                        format!("unknown group {group:?}"),
-                        started,
-                    );
-                }
-            }
-        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -343,13 +481,26 @@ impl Supervisor {
             pid,
             start_time: start_time(pid).unwrap_or(0),
         };
+        // Without its pidfile a restarted daemon would not know this copy and start another:
+        // a pidfile that cannot be written fails the start, and the copy goes.
+        if let Err(e) = write_pidfile(&self.pidfile(id), running) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            return result(
+                rc::ERR_GENERIC,
+                format!(
+                    "cannot record the pid in {}: {e}; the process was killed",
+                    self.pidfile(id).display()
+                ),
+                started,
+            );
+        }
         if let Ok(mut m) = self.running.lock() {
             m.insert(id.to_owned(), running);
         }
-        let _ = std::fs::write(
-            self.pidfile(id),
-            format!("{} {}\n", running.pid, running.start_time),
-        );
         // Reap it and say so the moment it ends.
         let (exits, running_map, id_owned) =
             (self.exits.clone(), Arc::clone(&self.running), id.to_owned());
@@ -386,7 +537,8 @@ impl Supervisor {
             Err(_) => {
                 // No pidfd (old kernel): poll, slower but sure.
                 tokio::spawn(async move {
-                    while start_time(r.pid) == Some(r.start_time) {
+                    // Until the kernel says it is gone (an unreadable /proc says nothing).
+                    while !read_start_time(r.pid).is_ok_and(|t| t != Some(r.start_time)) {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                     report_exit(&running_map, &exits, &id_owned, r.pid, "exited".to_owned());
@@ -399,7 +551,11 @@ impl Supervisor {
     /// nothing of it runs (also when it was not running).
     pub async fn stop(&self, id: &str, spec: &ProcessSpec) -> AgentResult {
         let started = Instant::now();
-        let current = self.current(id);
+        let current = match self.current_within(id, spec.stop_timeout).await {
+            Ok(c) => c,
+            // Unsure whether it runs: not stopped, and nothing forgotten.
+            Err(e) => return result(rc::ERR_GENERIC, e, started),
+        };
         // Forget it first: the exit this causes is not a failure.
         if let Ok(mut m) = self.running.lock() {
             m.remove(id);
@@ -468,7 +624,8 @@ fn report_exit(
 async fn wait_gone(r: Running, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     loop {
-        if start_time(r.pid) != Some(r.start_time) {
+        // An error reading /proc says nothing: keep waiting.
+        if read_start_time(r.pid).is_ok_and(|t| t != Some(r.start_time)) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -498,17 +655,47 @@ fn describe(s: std::process::ExitStatus) -> String {
     }
 }
 
-/// The kernel start time of a live process (field 22 of /proc/PID/stat); None when it is gone
-/// or a zombie.
+/// The kernel start time of a live process (field 22 of /proc/PID/stat); None when it is gone,
+/// a zombie, or cannot be read (use [`read_start_time`] where that difference matters).
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
+    read_start_time(pid).ok().flatten()
+}
+
+/// The kernel start time of a live process: `Ok(None)` only when the kernel says it is gone
+/// (no such entry) or a zombie; `Err` when /proc could not be read (EMFILE, ...), which says
+/// nothing about the process.
+pub fn read_start_time(pid: i32) -> std::io::Result<Option<u64>> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) => return gone_or_error(e),
+    };
+    let Some(close) = stat.rfind(')') else {
+        return Ok(None);
+    };
+    let after = stat.get(close + 2..).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     // after ") ": field 3 (state) is index 0, so field 22 is index 19.
     if fields.first() == Some(&"Z") {
-        return None;
+        return Ok(None);
     }
-    fields.get(19)?.parse().ok()
+    Ok(fields.get(19).and_then(|f| f.parse().ok()))
+}
+
+/// An error reading a process's /proc entry: gone (ENOENT, ESRCH) or unknown.
+fn gone_or_error(e: std::io::Error) -> std::io::Result<Option<u64>> {
+    let gone = e.kind() == std::io::ErrorKind::NotFound
+        || e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error());
+    if gone { Ok(None) } else { Err(e) }
+}
+
+/// Writes a pidfile whole or not at all (a new file renamed over the old one), synced.
+fn write_pidfile(path: &Path, r: Running) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("pid.new");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(format!("{} {}\n", r.pid, r.start_time).as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn result(code: i32, exit_reason: String, started: Instant) -> AgentResult {
@@ -519,5 +706,21 @@ fn result(code: i32, exit_reason: String, started: Instant) -> AgentResult {
         stderr: String::new(),
         duration: started.elapsed(),
         timed_out: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_kernel_saying_so_makes_a_process_gone() {
+        let err = |n| gone_or_error(std::io::Error::from_raw_os_error(n));
+        assert!(matches!(err(2), Ok(None)), "ENOENT: gone");
+        assert!(matches!(err(3), Ok(None)), "ESRCH: gone");
+        assert!(err(24).is_err(), "EMFILE says nothing");
+        assert!(err(12).is_err(), "ENOMEM says nothing");
+        assert!(matches!(read_start_time(i32::MAX), Ok(None)));
+        assert!(read_start_time(std::process::id() as i32).is_ok_and(|t| t.is_some()));
     }
 }

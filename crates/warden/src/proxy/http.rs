@@ -211,9 +211,25 @@ impl Session {
 
     /// Serves one request; `Ok(true)` when the connection stays open for the next.
     async fn one(&mut self) -> Result<bool, Cut> {
-        let keepalive = self.l.spec.client_keepalive;
-        let req = match tokio::time::timeout(keepalive, self.read_head()).await {
-            Err(_) | Ok(Ok(None)) => return Ok(false),
+        // Idle between requests for up to `client_keepalive`; once a request has begun, its
+        // head must come whole within `client_timeout` (a slow client holds no connection).
+        if self.buf.is_empty() {
+            reserve(&mut self.buf);
+            let first = self.client.read_buf(&mut self.buf);
+            match tokio::time::timeout(self.l.spec.client_keepalive, first).await {
+                Err(_) | Ok(Ok(0) | Err(_)) => return Ok(false),
+                Ok(Ok(_)) => {}
+            }
+        }
+        let req = match tokio::time::timeout(self.l.spec.client_timeout, self.read_head()).await {
+            Err(_) => {
+                let r = Refusal {
+                    status: 408,
+                    reason: "the request head did not come within client_timeout",
+                };
+                return self.refuse(r, false).await;
+            }
+            Ok(Ok(None)) => return Ok(false),
             Ok(Ok(Some(r))) => r,
             Ok(Err(refusal)) => return self.refuse(refusal, false).await,
         };
@@ -255,7 +271,7 @@ impl Session {
             status: 413,
             reason: "request body too large",
         };
-        let wait = self.l.spec.client_keepalive;
+        let wait = self.l.spec.client_timeout;
         match req.framing {
             Framing::None | Framing::Close => Ok(Ok(Bytes::new())),
             Framing::Length(n) => {
@@ -326,10 +342,16 @@ impl Session {
         Ok(keep_alive)
     }
 
+    /// Writes what is in `self.out` to the client, which must take it within `client_timeout`
+    /// (a client that never reads does not hold a peer connection forever).
     async fn write_out(&mut self) -> Result<(), Cut> {
-        let r = self.client.write_all(&self.out).await;
+        let write = self.client.write_all(&self.out);
+        let r = tokio::time::timeout(self.l.spec.client_timeout, write).await;
         self.out.clear();
-        r.map_err(|e| Cut(format!("writing to the client: {e}")))
+        match r {
+            Ok(r) => r.map_err(|e| Cut(format!("writing to the client: {e}"))),
+            Err(_) => Err(Cut("the client stopped taking its response".into())),
+        }
     }
 
     /// The peer connection to use for `addr`: the one this client used last, or an idle one.

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, OwnedSemaphorePermit, broadcast};
 use tracing::{debug, info, warn};
 use warden_engine::health::PeerState;
 
@@ -66,6 +66,12 @@ pub struct ListenerSpec {
     /// A TCP session (or an HTTP connection turned tunnel) through which nothing has moved
     /// for this long is closed; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// Client connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: u32,
+    /// HTTP: how long a client may take to send a request head once it started one, to send
+    /// each part of a body, and to take each part of a response (HAProxy's `timeout client`,
+    /// nginx's `client_header_timeout`/`client_body_timeout`/`send_timeout`).
+    pub client_timeout: Duration,
 }
 
 impl ListenerSpec {
@@ -86,6 +92,8 @@ impl ListenerSpec {
             client_keepalive: Duration::from_secs(75),
             upstream_keepalive: Duration::from_secs(60),
             idle_timeout: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            client_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -104,6 +112,9 @@ struct Sessions {
     open: HashMap<u64, Session>,
 }
 
+/// Client connections a listener serves at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+
 /// A listener's shared state: its spec, the health it routes by, its balancer and its open
 /// sessions.
 #[derive(Clone, Debug)]
@@ -116,6 +127,8 @@ pub struct Listener {
     views: Arc<Mutex<(u64, Views)>>,
     /// What it did, for `/metrics`.
     stats: Arc<stats::Stats>,
+    /// Its `max_connections`, one permit per client connection.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The upstream's peers (`peers[i]` is seen by the balancer as `views[i]`).
@@ -154,6 +167,7 @@ impl Drop for Lease {
 impl Listener {
     pub fn new(spec: ListenerSpec, checker: Checker, stats: Arc<stats::Stats>) -> Listener {
         let policy = spec.policy;
+        let spec_slots = spec.max_connections as usize;
         Listener {
             spec: Arc::new(spec),
             checker,
@@ -161,6 +175,7 @@ impl Listener {
             sessions: Arc::default(),
             views: Arc::new(Mutex::new((u64::MAX, Arc::default()))),
             stats,
+            slots: Arc::new(tokio::sync::Semaphore::new(spec_slots)),
         }
     }
 
@@ -219,6 +234,10 @@ impl Listener {
     /// A connect (or request) to `view` failed: nginx's passive count, and the peer's health.
     pub fn failed(&self, view: &PeerView, error: CheckError) {
         self.stats.failed_attempt();
+        if matches!(error, CheckError::Local(_)) {
+            // This machine's lack (descriptors), not the peer's fault.
+            return;
+        }
         if let Ok(mut b) = self.balancer.lock() {
             b.failed(view, tokio::time::Instant::now().into_std());
         }
@@ -465,25 +484,32 @@ struct ProxyThread {
     sessions: AtomicUsize,
 }
 
-/// One client session counted on its proxy thread while it lives.
+/// One client session counted on its proxy thread while it lives, with its place under the
+/// listener's `max_connections` and its descriptors from the daemon's budget.
 #[derive(Debug)]
-struct Counted(Option<&'static AtomicUsize>);
+struct Counted {
+    thread: Option<&'static AtomicUsize>,
+    _places: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
 
 impl Counted {
-    fn on(thread: Option<usize>) -> Counted {
+    fn on(thread: Option<usize>, places: (OwnedSemaphorePermit, OwnedSemaphorePermit)) -> Counted {
         let n = thread
             .and_then(|t| proxy_threads().get(t))
             .map(|t| &t.sessions);
         if let Some(n) = n {
             n.fetch_add(1, Ordering::Relaxed);
         }
-        Counted(n)
+        Counted {
+            thread: n,
+            _places: places,
+        }
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        if let Some(n) = self.0 {
+        if let Some(n) = self.thread {
             n.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -591,10 +617,43 @@ async fn accept_loop(
             return;
         }
     };
+    let mut last_full: Option<Instant> = None;
     loop {
+        // A place for the connection before taking it: the listener's own cap, then two
+        // descriptors (client and peer) from the daemon's budget. Until then clients wait in
+        // the kernel's queue, and agents keep the descriptors they need.
+        let slot = match Arc::clone(&l.slots).try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) => {
+                if last_full.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    warn!(listener = %l.spec.name, max_connections = l.spec.max_connections, "listener {} is serving max_connections; new clients wait", l.spec.name);
+                    last_full = Some(Instant::now());
+                }
+                let Ok(s) = Arc::clone(&l.slots).acquire_owned().await else {
+                    return;
+                };
+                s
+            }
+        };
+        let fds = match Arc::clone(&crate::fds::budget().listeners).try_acquire_many_owned(2) {
+            Ok(f) => f,
+            Err(_) => {
+                if last_full.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    warn!(listener = %l.spec.name, "the listeners have used the daemon's descriptor budget; new clients wait (raise the hard RLIMIT_NOFILE, LimitNOFILE= in systemd)");
+                    last_full = Some(Instant::now());
+                }
+                let Ok(f) = Arc::clone(&crate::fds::budget().listeners)
+                    .acquire_many_owned(2)
+                    .await
+                else {
+                    return;
+                };
+                f
+            }
+        };
         let (client, from) = accept(&l, &sock).await;
         let to = me.map(fewest_sessions);
-        let count = Counted::on(to);
+        let count = Counted::on(to, (slot, fds));
         let pool = Arc::clone(&pools[to.unwrap_or(0)]);
         if to == me {
             tokio::spawn(session(l.clone(), pool, client, from, count));
@@ -633,6 +692,9 @@ async fn session(
     }
 }
 
+/// When an accept last failed (logged at most every 10 s).
+static LAST_ACCEPT_ERROR: Mutex<Option<Instant>> = Mutex::new(None);
+
 /// The next client connection (an accept error is logged and waited out, never fatal).
 async fn accept(l: &Listener, listener: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
@@ -642,7 +704,23 @@ async fn accept(l: &Listener, listener: &TcpListener) -> (TcpStream, SocketAddr)
                 return (client, from);
             }
             Err(e) => {
-                warn!(listener = %l.spec.name, error = %e, "accept failed");
+                // EMFILE and the like: wait it out, and say so once in a while, not 20 times
+                // a second.
+                let now = Instant::now();
+                let quiet = LAST_ACCEPT_ERROR
+                    .lock()
+                    .map(|mut t| {
+                        let quiet =
+                            t.is_some_and(|t| now.duration_since(t) < Duration::from_secs(10));
+                        if !quiet {
+                            *t = Some(now);
+                        }
+                        quiet
+                    })
+                    .unwrap_or(false);
+                if !quiet {
+                    warn!(listener = %l.spec.name, error = %e, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
