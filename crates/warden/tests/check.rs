@@ -128,8 +128,17 @@ async fn probe_outcomes() {
         probe(&peer(h, err), &http(Some(vec![200]))).await,
         Err(CheckError::BadStatus(500))
     );
+    // As lua-resty-upstream-healthcheck: without valid_statuses, any reply line is healthy
+    // (the status line is not even parsed); with them, it must be an HTTP status line.
+    assert_eq!(probe(&peer(h, ssh), &http(None)).await, Ok(()));
     assert_eq!(
-        probe(&peer(h, ssh), &http(None)).await,
+        probe(&peer(h, ssh), &http(Some(vec![200]))).await,
+        Err(CheckError::BadStatusLine)
+    );
+    // No line at all (closed at once) is not a reply.
+    let mute = serve("127.0.0.1:0", Reply::Bytes(b"")).await;
+    assert_eq!(
+        probe(&peer(h, mute), &http(None)).await,
         Err(CheckError::BadStatusLine)
     );
     assert_eq!(
