@@ -393,6 +393,23 @@ mod tests {
     }
 
     #[test]
+    fn agents_are_plain_names_and_monitors_not_too_frequent() {
+        let e = errors(
+            "[[resource]]\nid = \"d\"\nclass = \"ocf\"\nprovider = \"..\"\ntype = \"../../bin/sh\"\n\
+             ops = [{ name = \"monitor\", interval = \"1ms\" }]\n",
+        );
+        for want in [
+            "t.toml:4:12: error: bad provider \"..\": an agent's provider is a plain name",
+            "t.toml:5:8: error: bad type \"../../bin/sh\": an agent's type is a plain name",
+            "t.toml:6:39: error: a monitor every 1ms would run its agent 1000 times a second: the shortest interval is 100ms",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        ok("[[resource]]\nid = \"d\"\nclass = \"ocf\"\nprovider = \"my-co.x\"\ntype = \"db_2\"\n\
+            ops = [{ name = \"monitor\", interval = \"100ms\" }]\n");
+    }
+
+    #[test]
     fn defaults_are_pacemakers() {
         let l = ok(
             "[[resource]]\nid = \"d\"\nclass = \"ocf\"\ntype = \"Dummy\"\nops = [{ name = \"monitor\", interval = \"10s\" }]\n",

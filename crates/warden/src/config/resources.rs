@@ -146,6 +146,17 @@ fn resource(
                     "an ocf resource runs its agent; this key is for class \"process\"",
                 );
             }
+            // Both name one file under $OCF_ROOT/resource.d: a path would run another file.
+            for (what, v) in [("provider", &provider), ("type", &kind)] {
+                if let Some((name, span)) = v {
+                    if !plain_name(name) {
+                        r.d.error(
+                            span.clone(),
+                            format!("bad {what} {name:?}: an agent's {what} is a plain name (letters, digits, '_', '-', '.'; not '.' or '..')"),
+                        );
+                    }
+                }
+            }
             let provider = provider.map_or("heartbeat".to_owned(), |v| v.0);
             match kind {
                 Some((kind, type_span)) => {
@@ -496,6 +507,8 @@ fn op(
             None
         }
     };
+    /// The shortest interval of a recurring operation.
+    const MIN_INTERVAL: Duration = Duration::from_millis(100);
     let interval = t
         .take("interval")
         .and_then(|v| r.duration_value(v).map(|i| (i, v.span())));
@@ -542,8 +555,18 @@ fn op(
     if let Some((i, span)) = interval {
         if !i.is_zero() && name != OpName::Monitor {
             r.d.error(
-                span,
+                span.clone(),
                 format!("only monitor operations recur; {name} takes no interval"),
+            );
+        } else if !i.is_zero() && i < MIN_INTERVAL {
+            r.d.error(
+                span.clone(),
+                format!(
+                    "a monitor every {} would run its agent {} times a second: the shortest interval is {}",
+                    duration::format(i),
+                    1000 / i.as_millis().max(1),
+                    duration::format(MIN_INTERVAL)
+                ),
             );
         }
         op.interval = i;
@@ -741,4 +764,13 @@ fn health_monitor(
         on_fail,
         span,
     ))
+}
+
+/// A name that is one path component: not empty, not `.` or `..`, no `/` or other oddities.
+fn plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
