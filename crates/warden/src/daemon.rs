@@ -264,6 +264,20 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     d.carry_out(effects)?;
     d.main_loop(rx, control_rx, exit_rx, opts.leave_running)
         .await?;
+    // A stop that failed or timed out leaves its resource running: not a clean exit.
+    let left: Vec<String> = if d.core.leaves_running() {
+        Vec::new()
+    } else {
+        let state = d.core.state();
+        d.core
+            .definitions()
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|id| state.on_node(id, &node).role.is_active())
+            .collect()
+    };
     if d.core.leaves_running() && !d.listeners.is_empty() {
         // Resources are left running for a successor: so are the listeners, until it takes
         // them. The API and the store are released first, so it can start.
@@ -274,6 +288,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let stats = d.proxy_stats.clone();
         drop(d);
         hand_over(offer, listeners, stats).await?;
+    }
+    if !left.is_empty() {
+        anyhow::bail!(
+            "stopped with resources still running here: {} (their stop failed or timed out; `warden history RESOURCE` tells why)",
+            left.join(", ")
+        );
     }
     info!("warden stopped");
     Ok(())

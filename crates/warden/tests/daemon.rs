@@ -1864,3 +1864,43 @@ fn a_flood_of_idle_connections_fails_no_resource_and_no_peer() {
     assert_eq!(ask_line(&mut s, "after"), "A:after");
     drop(dir);
 }
+
+#[test]
+fn sigterm_whose_stop_fails_exits_non_zero_and_names_what_still_runs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[resource]]\nid = \"stuck\"\nclass = \"ocf\"\nprovider = \"warden-test\"\ntype = \"StopHangs\"\n\
+             params = {{ state = \"{}\" }}\n\
+             ops = [{{ name = \"monitor\", interval = \"1s\" }}, {{ name = \"stop\", timeout = \"1s\" }}]\n",
+            dir.path().join("stuck.state").display()
+        ),
+    )
+    .expect("config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let mut d = start(&config, &["--ocf-root", root.to_str().expect("utf-8 path")]);
+    wait_for(&config, "stuck started", |v| {
+        resource(v, "stuck")["status"]
+            .as_str()
+            .is_some_and(|s| s.contains("Started"))
+    });
+    let pid = nix::unistd::Pid::from_raw(d.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).unwrap_or_default();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("stopped with resources still running here: stuck"),
+        "{log}"
+    );
+}

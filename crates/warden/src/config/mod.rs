@@ -405,8 +405,10 @@ mod tests {
         ] {
             assert!(e.contains(want), "{want}\n{e}");
         }
-        ok("[[resource]]\nid = \"d\"\nclass = \"ocf\"\nprovider = \"my-co.x\"\ntype = \"db_2\"\n\
-            ops = [{ name = \"monitor\", interval = \"100ms\" }]\n");
+        ok(
+            "[[resource]]\nid = \"d\"\nclass = \"ocf\"\nprovider = \"my-co.x\"\ntype = \"db_2\"\n\
+            ops = [{ name = \"monitor\", interval = \"100ms\" }]\n",
+        );
     }
 
     #[test]
