@@ -92,6 +92,30 @@ fn pick_node(config: &Config, wanted: Option<&str>) -> anyhow::Result<String> {
 }
 
 /// Reads the API token, creating it (mode 0600) when absent.
+/// Creates the data dir if needed and makes it the daemon's alone (0700): it holds the API
+/// token, the store and the resources' output.
+pub fn private_dir(data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let mode = std::fs::metadata(data_dir)
+        .with_context(|| format!("cannot read the data dir {}", data_dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || {
+                format!(
+                    "cannot make the data dir {} private (0700)",
+                    data_dir.display()
+                )
+            },
+        )?;
+        info!(data_dir = %data_dir.display(), was = %format!("{:o}", mode & 0o777), "the data dir is made private (0700)");
+    }
+    Ok(())
+}
+
 pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -164,8 +188,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let file_config = Arc::new(loaded.engine);
     let node = pick_node(&file_config, opts.node.as_deref())?;
     let data_dir = data_dir(&opts.config_path, &loaded.data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    private_dir(&data_dir)?;
     let store = open_store(&data_dir.join("warden.redb")).await?;
     // What the store knows that the file lost or changed: orphans to stop, and the
     // definitions copies still run with (a stop uses the definition its copy started with).

@@ -41,11 +41,13 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         ("stderr", LogFormat::Json) => builder.json().with_writer(std::io::stderr).try_init(),
         (path, format) => {
             let path = PathBuf::from(path);
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("cannot open --log-output {}", path.display()))?;
+            // Logs name resources, peers and errors: the daemon's alone (0600).
+            let file = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().create(true).append(true),
+                0o600,
+            )
+            .open(&path)
+            .with_context(|| format!("cannot open --log-output {}", path.display()))?;
             let file = std::sync::Mutex::new(file);
             match format {
                 LogFormat::Text => builder.with_ansi(false).with_writer(file).try_init(),

@@ -130,6 +130,8 @@ impl Store {
         }
         let db = Database::create(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("cannot make the store {} private (0600)", path.display()))?;
         let tx = db.begin_write()?;
         let (next_seq, logged) = {
             let log = tx.open_table(LOG)?;

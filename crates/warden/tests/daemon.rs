@@ -1904,3 +1904,26 @@ fn sigterm_whose_stop_fails_exits_non_zero_and_names_what_still_runs() {
         "{log}"
     );
 }
+
+#[test]
+fn the_data_dir_the_store_and_the_logs_are_the_daemons_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, config, data) = setup();
+    // An existing data dir open to everyone is made private.
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let _d = start(&config, &[]);
+    wait_for(&config, "both resources started", settled_started);
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700);
+    for f in ["warden.redb", "api.token", "log/web.out", "log/web.err"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(&config.with_file_name("daemon.log")), 0o600);
+}

@@ -141,8 +141,7 @@ pub async fn run(
         }
     };
     let data_dir = crate::daemon::data_dir(&opts.config_path, &local.data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    crate::daemon::private_dir(&data_dir)?;
     let token = crate::daemon::ensure_token(&data_dir)?;
     let listener = tokio::net::TcpListener::bind(local.api.listen)
         .await

@@ -444,7 +444,14 @@ impl Supervisor {
         // A fresh process starts unpromoted.
         let _ = std::fs::remove_file(self.promoted_marker(id));
         let (out, err) = self.log_files(id);
-        let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+        // The daemon's alone (0600): a process's output is its own business.
+        let open = |p: &Path| {
+            std::os::unix::fs::OpenOptionsExt::mode(
+                OpenOptions::new().create(true).append(true),
+                0o600,
+            )
+            .open(p)
+        };
         let (stdout, stderr) = match (open(&out), open(&err)) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
