@@ -411,15 +411,7 @@ async fn open_store(path: &Path) -> anyhow::Result<Store> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         match Store::open(path) {
-            Err(e)
-                if Instant::now() < deadline
-                    && e.chain().any(|c| {
-                        matches!(
-                            c.downcast_ref::<redb::DatabaseError>(),
-                            Some(redb::DatabaseError::DatabaseAlreadyOpen)
-                        )
-                    }) =>
-            {
+            Err(e) if Instant::now() < deadline && crate::store::already_open(&e) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             r => return r,

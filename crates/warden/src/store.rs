@@ -3,7 +3,7 @@
 //! committed durably before the daemon acts on it, so a daemon killed at any instant comes back
 //! with exactly the state it had acted on.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -93,6 +93,107 @@ impl Recorder for MemoryStore {
     }
 }
 
+/// What an operator does about a damaged store.
+const RECOVER: &str = "Move it aside (keep it for a post-mortem) and start again: the daemon probes every resource and rebuilds what runs, but bans, disabled resources, standby and fail counts recorded there are lost";
+
+/// Whether opening failed because another process holds the store.
+pub fn already_open(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<redb::DatabaseError>(),
+            Some(redb::DatabaseError::DatabaseAlreadyOpen)
+        )
+    })
+}
+
+/// Runs `f`, turning a panic inside it (redb panics on some damaged files) into an error; the
+/// panic's own message is kept out of the logs for the while.
+fn unpanicked<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    match r {
+        Ok(r) => r,
+        Err(p) => {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".to_owned());
+            Err(anyhow::anyhow!("the storage engine failed on it: {why}"))
+        }
+    }
+}
+
+/// Stored values are sealed: a mark, a CRC-32 of the value, the value. A changed byte is found
+/// and refused instead of trusted (a disabled resource started, a ban lost).
+const SEAL: &[u8; 2] = b"W1";
+
+fn seal(value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(value.len() + 6);
+    v.extend_from_slice(SEAL);
+    v.extend_from_slice(&crc32(value).to_be_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+/// The value a sealed one holds; a value written before seals (plain JSON, or an 8-byte
+/// sequence number) is taken as it is.
+fn unseal(bytes: &[u8]) -> Result<&[u8], &'static str> {
+    let Some(rest) = bytes.strip_prefix(SEAL) else {
+        return match bytes.first() {
+            Some(b'{' | b'[') => Ok(bytes),
+            _ if bytes.len() == 8 => Ok(bytes),
+            _ => Err("has no seal"),
+        };
+    };
+    let Some((sum, value)) = rest.split_first_chunk::<4>() else {
+        return Err("is cut short");
+    };
+    if crc32(value) == u32::from_be_bytes(*sum) {
+        Ok(value)
+    } else {
+        Err("fails its checksum (a byte changed)")
+    }
+}
+
+fn read_seq(bytes: &[u8]) -> anyhow::Result<u64> {
+    let raw = unseal(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let b: [u8; 8] = raw
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("is {} bytes, not 8", raw.len()))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// CRC-32 (IEEE 802.3, as zlib's), a byte at a time from a table made at compile time.
+fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    let mut c = !0u32;
+    for &b in data {
+        c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
 /// An event to record, with what only the history keeps.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -105,6 +206,7 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    path: PathBuf,
     next_seq: u64,
     /// Events in the log since the last snapshot, counted in memory (the daemon asks after
     /// every step; a read transaction each time would be waste).
@@ -122,14 +224,35 @@ pub struct Loaded {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`. A store that is empty, cut short or otherwise
+    /// damaged is refused with an error naming it (redb's own panics on such files are caught).
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let db = Database::create(path)
-            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            anyhow::bail!(
+                "the store {} is empty (0 bytes): it was cut or overwritten, and starting from it would forget bans, disabled resources and fail counts. {}",
+                path.display(),
+                RECOVER
+            );
+        }
+        let db = match unpanicked(|| Database::create(path).map_err(anyhow::Error::from)) {
+            Ok(db) => db,
+            Err(e) if already_open(&e) => {
+                return Err(e.context(format!(
+                    "the store {} is in use (another warden daemon runs on this data dir?)",
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                anyhow::bail!(
+                    "cannot open the store {} (damaged?): {e:#}. {RECOVER}",
+                    path.display()
+                );
+            }
+        };
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .with_context(|| format!("cannot make the store {} private (0600)", path.display()))?;
         let tx = db.begin_write()?;
@@ -140,9 +263,15 @@ impl Store {
             let meta = tx.open_table(META)?;
             let last_log = log.last()?.map(|(k, _)| k.value());
             let last_hist = hist.last()?.map(|(k, _)| k.value());
-            let snap = meta
-                .get("snapshot_seq")?
-                .and_then(|v| v.value().try_into().ok().map(u64::from_be_bytes));
+            let snap = match meta.get("snapshot_seq")? {
+                Some(v) => Some(read_seq(v.value()).with_context(|| {
+                    format!(
+                        "the store {} is damaged: its snapshot's sequence number. {RECOVER}",
+                        path.display()
+                    )
+                })?),
+                None => None,
+            };
             let next = [last_log, last_hist, snap]
                 .into_iter()
                 .flatten()
@@ -151,27 +280,49 @@ impl Store {
             (next, logged)
         };
         tx.commit()?;
-        Ok(Store {
+        let store = Store {
             db,
+            path: path.to_owned(),
             next_seq,
             logged,
-        })
+        };
+        Ok(store)
+    }
+
+    /// An error about this store's content, naming it and what to do.
+    fn damaged(&self, what: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!(
+            "the store {} is damaged: {what}. {RECOVER}",
+            self.path.display()
+        )
     }
 
     /// The state: the last snapshot with every later event applied again.
     pub fn load(&self, config: &Config) -> anyhow::Result<Loaded> {
+        unpanicked(|| self.load_inner(config))
+            .with_context(|| format!("cannot read the store {}", self.path.display()))
+    }
+
+    fn load_inner(&self, config: &Config) -> anyhow::Result<Loaded> {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
         let (mut state, mut last_time, from) =
             match (meta.get("snapshot")?, meta.get("snapshot_seq")?) {
                 (Some(snap), Some(seq)) => {
-                    let file: StateFile = serde_json::from_slice(snap.value())
-                        .context("the stored snapshot is not valid")?;
+                    let json = unseal(snap.value())
+                        .map_err(|e| self.damaged(format!("its snapshot {e}")))?;
+                    let file: StateFile = serde_json::from_slice(json)
+                        .map_err(|e| self.damaged(format!("its snapshot is not valid: {e}")))?;
                     let (s, t) = file
                         .into_state()
-                        .context("the stored snapshot is not valid")?;
-                    let seq = seq.value().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                        .map_err(|e| self.damaged(format!("its snapshot is not valid: {e:#}")))?;
+                    let seq = read_seq(seq.value()).map_err(|e| {
+                        self.damaged(format!("its snapshot's sequence number: {e}"))
+                    })?;
                     (s, Some(t), seq + 1)
+                }
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(self.damaged("its snapshot is half there"));
                 }
                 _ => (State::default(), None, 0),
             };
@@ -179,8 +330,11 @@ impl Store {
         let log = tx.open_table(LOG)?;
         for row in log.range(from..)? {
             let (seq, bytes) = row?;
-            let rec: LogRecord = serde_json::from_slice(bytes.value())
-                .with_context(|| format!("log entry {} is not valid", seq.value()))?;
+            let json = unseal(bytes.value())
+                .map_err(|e| self.damaged(format!("log entry {} {e}", seq.value())))?;
+            let rec: LogRecord = serde_json::from_slice(json).map_err(|e| {
+                self.damaged(format!("log entry {} is not valid: {e}", seq.value()))
+            })?;
             let time = Time::from_millis(rec.time_ms);
             last_time = Some(time);
             let event = match rec.event.into_event() {
@@ -217,7 +371,7 @@ impl Store {
                     time_ms: e.time.as_millis(),
                     event: WireEvent::from_event(&e.event),
                 };
-                log.insert(seq, serde_json::to_vec(&rec)?.as_slice())?;
+                log.insert(seq, seal(&serde_json::to_vec(&rec)?).as_slice())?;
                 if let (Event::OpResult(r), Some(duration_ms)) = (&e.event, e.duration_ms) {
                     let h = HistoryEntry {
                         seq,
@@ -229,7 +383,7 @@ impl Store {
                         exit_reason: r.exit_reason.clone(),
                         duration_ms,
                     };
-                    hist.insert(seq, serde_json::to_vec(&h)?.as_slice())?;
+                    hist.insert(seq, seal(&serde_json::to_vec(&h)?).as_slice())?;
                 }
             }
             // Keep the history bounded.
@@ -261,8 +415,8 @@ impl Store {
         {
             let mut meta = tx.open_table(META)?;
             let snap = serde_json::to_vec(&StateFile::from_state(state, now))?;
-            meta.insert("snapshot", snap.as_slice())?;
-            meta.insert("snapshot_seq", seq.to_be_bytes().as_slice())?;
+            meta.insert("snapshot", seal(&snap).as_slice())?;
+            meta.insert("snapshot_seq", seal(&seq.to_be_bytes()).as_slice())?;
             let mut log = tx.open_table(LOG)?;
             log.retain_in(..=seq, |_, _| false)?;
         }
@@ -279,8 +433,10 @@ impl Store {
         let Some(bytes) = meta.get("definitions")? else {
             return Ok((Vec::new(), Vec::new()));
         };
-        let raw: Vec<serde_json::Value> = serde_json::from_slice(bytes.value())
-            .context("the stored resource definitions are not valid")?;
+        let json = unseal(bytes.value())
+            .map_err(|e| self.damaged(format!("its resource definitions {e}")))?;
+        let raw: Vec<serde_json::Value> = serde_json::from_slice(json)
+            .map_err(|e| self.damaged(format!("its resource definitions are not valid: {e}")))?;
         let mut out = Vec::new();
         let mut skipped = Vec::new();
         for v in raw {
@@ -298,7 +454,7 @@ impl Store {
         let tx = self.db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
-            meta.insert("definitions", serde_json::to_vec(defs)?.as_slice())?;
+            meta.insert("definitions", seal(&serde_json::to_vec(defs)?).as_slice())?;
         }
         tx.commit()?;
         Ok(())
@@ -315,8 +471,12 @@ impl Store {
         let hist = tx.open_table(HISTORY)?;
         let mut out = Vec::new();
         for row in hist.iter()?.rev() {
-            let (_, bytes) = row?;
-            let h: HistoryEntry = serde_json::from_slice(bytes.value())?;
+            let (seq, bytes) = row?;
+            let json = unseal(bytes.value())
+                .map_err(|e| self.damaged(format!("history entry {} {e}", seq.value())))?;
+            let h: HistoryEntry = serde_json::from_slice(json).map_err(|e| {
+                self.damaged(format!("history entry {} is not valid: {e}", seq.value()))
+            })?;
             if resource.is_none_or(|r| r == h.resource) {
                 out.push(h);
                 if out.len() >= limit {
@@ -437,6 +597,88 @@ mod tests {
         );
         // Sequence numbers keep growing across reopenings.
         assert!(h.windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+
+    /// A store with some events and a snapshot, closed; returns its bytes.
+    fn written_store(path: &Path) -> Vec<u8> {
+        let c = config();
+        let mut s = Store::open(path).expect("open");
+        let mut state = State::default();
+        for i in 0..20u64 {
+            let e = if i == 0 {
+                Event::Admin(AdminCommand::Ban {
+                    resource: "d".into(),
+                    node: "n1".into(),
+                })
+            } else {
+                Event::NodeUp { node: "n1".into() }
+            };
+            let t = Time::from_millis(1_000 + i);
+            let _ = s
+                .append(&[Entry {
+                    time: t,
+                    event: e.clone(),
+                    duration_ms: None,
+                }])
+                .expect("append");
+            apply(&c, &mut state, &e, t).expect("apply");
+            if i == 10 {
+                s.snapshot(&state, t).expect("snapshot");
+            }
+        }
+        drop(s);
+        std::fs::read(path).expect("read")
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_with_a_clear_error_never_a_panic() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("warden.redb");
+        let good = written_store(&path);
+        let c = config();
+        let cuts = [0, 1, 4096, good.len() / 2, good.len() - 1];
+        for cut in cuts {
+            std::fs::write(&path, &good[..cut]).expect("write");
+            let got = std::panic::catch_unwind(|| {
+                Store::open(&path).and_then(|s| s.load(&c).map(|_| ()))
+            });
+            match got {
+                Err(_) => panic!("a store cut to {cut} bytes panicked"),
+                Ok(Ok(())) => panic!("a store cut to {cut} bytes was trusted"),
+                Ok(Err(e)) => {
+                    let msg = format!("{e:#}");
+                    assert!(msg.contains("warden.redb"), "cut {cut}: {msg}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_in_the_snapshot_is_found_not_trusted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("warden.redb");
+        let mut bytes = written_store(&path);
+        // The ban is in the snapshot only (its log entry went with the snapshot): change the
+        // node it names, as a bad disk block would.
+        let needle = b"\"banned\":[\"n1\"]";
+        let mut changed = 0;
+        for i in 0..bytes.len() - needle.len() {
+            if &bytes[i..i + needle.len()] == needle {
+                bytes[i + 11] = b'x';
+                changed += 1;
+            }
+        }
+        assert!(changed > 0);
+        std::fs::write(&path, &bytes).expect("write");
+        let e = Store::open(&path)
+            .and_then(|s| s.load(&config()).map(|_| ()))
+            .expect_err("refused");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("is damaged: its snapshot fails its checksum"),
+            "{msg}"
+        );
+        assert!(msg.contains("Move it aside"), "{msg}");
     }
 
     #[test]
