@@ -1927,3 +1927,57 @@ fn the_data_dir_the_store_and_the_logs_are_the_daemons_alone() {
     }
     assert_eq!(mode(&config.with_file_name("daemon.log")), 0o600);
 }
+
+#[test]
+fn a_start_interrupted_by_sigkill_never_runs_alongside_the_next_daemons() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let starts = dir.path().join("starts.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[resource]]\nid = \"slow\"\nclass = \"ocf\"\nprovider = \"warden-test\"\ntype = \"SlowStart\"\n\
+             params = {{ state = \"{}\", log = \"{}\", delay = \"3\" }}\n\
+             ops = [{{ name = \"monitor\", interval = \"1s\" }}]\n",
+            dir.path().join("slow.state").display(),
+            starts.display()
+        ),
+    )
+    .expect("config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let root = root.to_str().expect("utf-8 path");
+    let mut first = start(&config, &["--ocf-root", root]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&starts).is_ok_and(|t| t.contains("begin")) {
+        assert!(Instant::now() < deadline, "the first start never began");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL mid-start, and a new daemon at once.
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    let _second = start(&config, &["--ocf-root", root]);
+    wait_for(&config, "slow started by the second daemon", |v| {
+        v["transition_running"] == false
+            && resource(v, "slow")["status"]
+                .as_str()
+                .is_some_and(|s| s.contains("Started"))
+    });
+    // The first start's agent was killed before the second began: it never ended (left
+    // alone, its `end` would come 3 s after its `begin`, before the second's).
+    let log = std::fs::read_to_string(&starts).expect("starts");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    let (a, b) = (&lines[0][6..], &lines[1][6..]);
+    assert!(
+        a != b && lines[0].starts_with("begin ") && lines[1].starts_with("begin "),
+        "{log}"
+    );
+    assert_eq!(lines[2], format!("end {b}"), "{log}");
+    let daemon_log =
+        std::fs::read_to_string(config.with_file_name("daemon.log")).unwrap_or_default();
+    assert!(
+        daemon_log.contains("was still running: killed") && daemon_log.contains("slow.start"),
+        "{daemon_log}"
+    );
+}

@@ -33,6 +33,7 @@ fn inv<'a>(
         promotable: None,
         notification: None,
         role: None,
+        track: None,
     }
 }
 

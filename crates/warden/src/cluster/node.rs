@@ -155,6 +155,11 @@ pub async fn run(
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let supervisor =
         Supervisor::new(&data_dir, exit_tx).context("cannot prepare the process supervisor")?;
+    // Agents a killed daemon left running (a slow start, say) go before anything is probed:
+    // never two starts of one resource at once.
+    for a in crate::exec::reap_interrupted(&supervisor.agents_dir()) {
+        warn!(action = %a, "an agent the previous daemon had running was still running: killed; its resource is probed");
+    }
     let agent_env = crate::exec::executor::agent_env(api_addr, &token, &node);
     let executor = Executor {
         ocf_root: Arc::new(opts.ocf_root.clone()),

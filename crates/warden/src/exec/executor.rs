@@ -57,6 +57,14 @@ impl Executor {
                 inv.role = op_spec
                     .filter(|o| spec.is_promotable() && o.name == OpName::Monitor)
                     .map(|o| o.role);
+                // What changes the resource is noted while it runs; monitors only look.
+                if op.name != OpName::Monitor {
+                    inv.track = Some(self.supervisor.agents_dir().join(format!(
+                        "{}.{}",
+                        spec.id,
+                        op.name.as_str()
+                    )));
+                }
                 ocf::run(&inv).await
             }
             Agent::Process(p) => match op.name {

@@ -78,7 +78,19 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(100);
 /// group gets SIGKILL. Never fails: a missing program is rc 5, one that cannot be executed rc 4,
 /// a time-out or a death by signal rc 1; otherwise the exit code is the rc. Output is captured up
 /// to [`OUTPUT_LIMIT`] and the exit reason read from stderr.
-pub async fn run_command(mut cmd: Command, timeout: Duration) -> AgentResult {
+pub async fn run_command(cmd: Command, timeout: Duration) -> AgentResult {
+    run_tracked(cmd, timeout, None).await
+}
+
+/// [`run_command`], noting the command's process group and start time in `track` while it
+/// runs: a daemon killed meanwhile leaves the note, and the next one kills what is left of
+/// the command before it probes ([`reap_interrupted`]), so an interrupted start never runs
+/// alongside a new one.
+pub async fn run_tracked(
+    mut cmd: Command,
+    timeout: Duration,
+    track: Option<&std::path::Path>,
+) -> AgentResult {
     let started = Instant::now();
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
     cmd.stdin(Stdio::null())
@@ -122,6 +134,19 @@ pub async fn run_command(mut cmd: Command, timeout: Duration) -> AgentResult {
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
+    let tracked = match (track, pgid) {
+        (Some(path), Some(pgid)) => {
+            let started = process::start_time(pgid.as_raw()).unwrap_or(0);
+            let tmp = path.with_extension("new");
+            let noted = std::fs::write(&tmp, format!("{} {started}\n", pgid.as_raw()))
+                .and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(e) = noted {
+                tracing::warn!(path = %path.display(), error = %e, "cannot note a running agent");
+            }
+            Some(path)
+        }
+        _ => None,
+    };
     let out = Arc::new(Mutex::new(Vec::new()));
     let err = Arc::new(Mutex::new(Vec::new()));
     let readers = [
@@ -183,6 +208,9 @@ pub async fn run_command(mut cmd: Command, timeout: Duration) -> AgentResult {
         let v = b.lock().map(|v| v.clone()).unwrap_or_default();
         String::from_utf8_lossy(&v).into_owned()
     };
+    if let Some(path) = tracked {
+        let _ = std::fs::remove_file(path);
+    }
     let stdout = take(&out);
     let stderr = take(&err);
     let exit_reason = reason.unwrap_or_else(|| exit_reason(&stderr));
@@ -194,6 +222,40 @@ pub async fn run_command(mut cmd: Command, timeout: Duration) -> AgentResult {
         duration: started.elapsed(),
         timed_out,
     }
+}
+
+/// Kills what is left of agents a killed daemon had running (their notes in `dir`, written by
+/// [`run_tracked`]): the whole process group of each whose leader is still the process noted
+/// (same pid and kernel start time). Returns the notes' names (`RESOURCE.ACTION`) of those
+/// killed. Called at start, before anything is probed.
+pub fn reap_interrupted(dir: &std::path::Path) -> Vec<String> {
+    let mut killed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return killed;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let note = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut it = note.split_whitespace();
+        let parsed = (
+            it.next().and_then(|p| p.parse::<i32>().ok()),
+            it.next().and_then(|t| t.parse::<u64>().ok()),
+        );
+        if let (Some(pgid), Some(started)) = parsed {
+            if pgid > 1 && process::start_time(pgid) == Some(started) {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                // The leader is gone before anything is probed.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while process::start_time(pgid) == Some(started) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                killed.push(name.trim_end_matches(".new").to_owned());
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    killed
 }
 
 /// The OCF return code for a program that could not be started (as Pacemaker maps them).

@@ -39,6 +39,8 @@ pub struct Invocation<'a> {
     pub notification: Option<&'a Notification>,
     /// The role a recurring monitor is for (`OCF_RESKEY_CRM_meta_role`), when it has one.
     pub role: Option<OpRole>,
+    /// Where to note the agent's process group while it runs (see [`super::reap_interrupted`]).
+    pub track: Option<PathBuf>,
 }
 
 impl<'a> Invocation<'a> {
@@ -75,6 +77,7 @@ impl<'a> Invocation<'a> {
             promotable: None,
             notification: None,
             role: None,
+            track: None,
         }
     }
 
@@ -206,7 +209,7 @@ pub async fn run(inv: &Invocation<'_>) -> AgentResult {
         }
     }
     cmd.envs(inv.environment());
-    super::run_command(cmd, inv.timeout).await
+    super::run_tracked(cmd, inv.timeout, inv.track.as_deref()).await
 }
 
 /// Runs `meta-data` and parses it.
@@ -230,6 +233,7 @@ pub async fn metadata(
         promotable: None,
         notification: None,
         role: None,
+        track: None,
     };
     let r = run(&inv).await;
     if r.rc != rc::OK {

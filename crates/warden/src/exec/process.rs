@@ -181,7 +181,7 @@ impl Supervisor {
     ) -> std::io::Result<Supervisor> {
         let run_dir = data_dir.join("run");
         let log_dir = data_dir.join("log");
-        std::fs::create_dir_all(&run_dir)?;
+        std::fs::create_dir_all(run_dir.join("agents"))?;
         std::fs::create_dir_all(&log_dir)?;
         Ok(Supervisor {
             run_dir,
@@ -189,6 +189,11 @@ impl Supervisor {
             running: Arc::default(),
             exits,
         })
+    }
+
+    /// Where agents running now are noted (see [`super::reap_interrupted`]).
+    pub fn agents_dir(&self) -> PathBuf {
+        self.run_dir.join("agents")
     }
 
     fn pidfile(&self, id: &str) -> PathBuf {
