@@ -1265,9 +1265,12 @@ async fn a_post_the_peer_failed_is_not_sent_again_but_a_get_is() {
     assert!(h.starts_with("HTTP/1.1 502 "), "{h}");
     assert!(seen(&mut a_rx).await.starts_with("POST /pay"));
     assert!(b_rx.try_recv().is_err(), "the POST was not sent twice");
+    // A request-level failure is not a failed health check (HAProxy's observe layer7 is
+    // opt-in: `observe_requests`), but it counts for nginx's passive detection at once: A is
+    // out for its fail_timeout now (max_fails = 1), and the GET goes to B.
     let (peers, _) = checker.peers_of("svc").expect("svc");
-    assert!(peers[0].last_error.is_some(), "A's failure counts at once");
-    // A is out for its fail_timeout now (max_fails = 1): the GET goes to B.
+    assert_eq!(peers[0].last_error, None);
+    assert_eq!(peers[0].state(), PeerState::Up);
     s.write_all(b"GET /read HTTP/1.1\r\nHost: svc\r\n\r\n")
         .await
         .expect("write");
@@ -1524,4 +1527,98 @@ async fn a_primary_back_before_its_checks_saw_it_down_gets_traffic_after_rise_ch
     );
     let (peers, _) = checker.peers_of("svc").expect("svc");
     assert_eq!(peers[0].state(), PeerState::Up, "never seen DOWN");
+}
+
+/// Answers 200 with `name`, except a request for /poison: the connection is closed unanswered.
+fn poison_aware(req: &str, _: usize) -> (String, bool) {
+    if req.starts_with("GET /poison ") {
+        (String::new(), true)
+    } else {
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            false,
+        )
+    }
+}
+
+async fn both_up(checker: &Checker) {
+    for _ in 0..500 {
+        let all = checker.peers_of("svc").map(|(p, _)| p).unwrap_or_default();
+        if all.len() == 2 && all.iter().all(|p| p.state() == PeerState::Up) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the peers never came up");
+}
+
+async fn status_of(proxy: u16, path: &str) -> String {
+    let mut s = client(proxy).await;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: svc\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let (h, _) = read_response(&mut s, &mut Vec::new(), false).await;
+    h.lines().next().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn a_request_every_peer_drops_turns_no_peer_down() {
+    // The fault: three GETs that the backends drop turned the primary *and* the backup DOWN.
+    let (a, _a_rx) = raw_backend(poison_aware).await;
+    let (b, _b_rx) = raw_backend(poison_aware).await;
+    let check = CheckSpec {
+        kind: CheckKind::Tcp,
+        interval: Duration::from_secs(60),
+        hysteresis: Hysteresis { fall: 2, rise: 2 },
+        ..CheckSpec::default()
+    };
+    let (checker, proxy) = proxy_with(vec![peer(a)], vec![peer(b)], check.clone(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.shutdown_sessions = true;
+    })
+    .await;
+    both_up(&checker).await;
+    for _ in 0..3 {
+        assert!(
+            status_of(proxy, "/poison")
+                .await
+                .starts_with("HTTP/1.1 502 ")
+        );
+    }
+    let peers = checker.peers_of("svc").map(|(p, _)| p).unwrap_or_default();
+    assert!(
+        peers.iter().all(|p| p.state() == PeerState::Up),
+        "{:?}",
+        peers
+            .iter()
+            .map(|p| (p.peer.addr.clone(), p.state()))
+            .collect::<Vec<_>>()
+    );
+    // Nor out of the balance: the primary still takes the next request.
+    assert!(status_of(proxy, "/").await.starts_with("HTTP/1.1 200 "));
+
+    // With observe_requests, a peer that fails requests another peer answers counts them
+    // against its health (HAProxy's observe layer7).
+    let (dead, _d_rx) = raw_backend(|_, _| (String::new(), true)).await;
+    let (good, _g_rx) = raw_backend(poison_aware).await;
+    let dead = Peer {
+        max_fails: 0,
+        ..peer(dead)
+    };
+    let (checker, proxy) = proxy_with(vec![dead], vec![peer(good)], check, |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.observe_requests = true;
+    })
+    .await;
+    both_up(&checker).await;
+    for _ in 0..2 {
+        assert!(status_of(proxy, "/").await.starts_with("HTTP/1.1 200 "));
+    }
+    let peers = checker.peers_of("svc").map(|(p, _)| p).unwrap_or_default();
+    assert_eq!(
+        peers[0].state(),
+        PeerState::Down,
+        "fall = 2 failed requests"
+    );
+    assert_eq!(peers[1].state(), PeerState::Up);
 }

@@ -132,6 +132,7 @@ fn listener(
         ("shutdown_sessions", &mut l.shutdown_sessions),
         ("shutdown_backup_sessions", &mut l.shutdown_backup_sessions),
         ("forwarded_for", &mut l.forwarded_for),
+        ("observe_requests", &mut l.observe_requests),
     ] {
         if let Some(v) = r.boolean(t, key) {
             *slot = v;
@@ -167,6 +168,7 @@ fn listener(
             "upstream_timeout",
             "forwarded_for",
             "trusted_proxies",
+            "observe_requests",
             "client_keepalive",
             "client_timeout",
             "upstream_keepalive",

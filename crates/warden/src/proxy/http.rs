@@ -376,7 +376,12 @@ impl Session {
     async fn forward(&mut self, req: &Request, body: &[u8]) -> Result<bool, Cut> {
         let (all, order) = self.l.attempts();
         let mut timed_out = false;
-        for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
+        // Failures of this request on peers that received it: they count against those peers
+        // only once another peer has answered it. A request that fails everywhere (one that
+        // makes every peer drop it) says more about the request than about the peers, and one
+        // request must not turn them all DOWN.
+        let mut failed_on: Vec<(usize, CheckError)> = Vec::new();
+        for (i, peer, view) in order.into_iter().map(|i| (i, &all.peers[i], &all.views[i])) {
             let mut pooled = true;
             loop {
                 let reused = if pooled { self.reuse(&peer.addr) } else { None };
@@ -400,6 +405,9 @@ impl Session {
                 let fail = match self.exchange(conn, req, body, was_reused, &lease).await {
                     Ok((resp, conn)) => {
                         self.l.stats.took(&peer.addr);
+                        for (j, e) in failed_on.drain(..) {
+                            self.l.request_failed(&all.views[j], e);
+                        }
                         return self.relay(resp, conn, lease).await;
                     }
                     Err(f) => f,
@@ -426,17 +434,21 @@ impl Session {
                     }
                     Fail::Closed { sent, error, .. } => {
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %error, "request failed");
-                        self.l.failed(view, CheckError::Io(error));
+                        self.l.stats.failed_attempt();
                         if sent && !req.idempotent {
+                            // Not sent again: only this peer saw it, and it failed it.
+                            self.l.request_failed(view, CheckError::Io(error));
                             return self
                                 .refuse(bad_gateway("the upstream peer failed"), req.keep_alive)
                                 .await;
                         }
+                        failed_on.push((i, CheckError::Io(error)));
                     }
                     Fail::Bad(why) => {
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, "bad response: {why}");
-                        self.l.failed(view, CheckError::Io(why.to_owned()));
+                        self.l.stats.failed_attempt();
                         if !req.idempotent {
+                            self.l.request_failed(view, CheckError::Io(why.to_owned()));
                             return self
                                 .refuse(
                                     bad_gateway("the upstream peer sent a bad response"),
@@ -444,18 +456,21 @@ impl Session {
                                 )
                                 .await;
                         }
+                        failed_on.push((i, CheckError::Io(why.to_owned())));
                     }
                     Fail::TimedOut => {
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, "no answer within upstream_timeout");
-                        self.l.failed(view, CheckError::Timeout);
+                        self.l.stats.failed_attempt();
                         timed_out = true;
                         if !req.idempotent {
+                            self.l.request_failed(view, CheckError::Timeout);
                             let r = Refusal {
                                 status: 504,
                                 reason: "the upstream peer timed out",
                             };
                             return self.refuse(r, req.keep_alive).await;
                         }
+                        failed_on.push((i, CheckError::Timeout));
                     }
                     Fail::Down => {
                         self.l.stats.failed_attempt();

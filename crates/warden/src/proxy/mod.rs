@@ -68,6 +68,9 @@ pub struct ListenerSpec {
     pub idle_timeout: Option<Duration>,
     /// Client connections served at once; more wait in the kernel's accept queue.
     pub max_connections: u32,
+    /// HTTP: a request that fails on a peer (and was answered by another) also counts as a
+    /// failed health check of it (HAProxy's `observe layer7`); off, only connects count.
+    pub observe_requests: bool,
     /// HTTP: how long a client may take to send a request head once it started one, to send
     /// each part of a body, and to take each part of a response (HAProxy's `timeout client`,
     /// nginx's `client_header_timeout`/`client_body_timeout`/`send_timeout`).
@@ -93,6 +96,7 @@ impl ListenerSpec {
             upstream_keepalive: Duration::from_secs(60),
             idle_timeout: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            observe_requests: false,
             client_timeout: Duration::from_secs(30),
         }
     }
@@ -231,7 +235,23 @@ impl Listener {
         (views, order)
     }
 
-    /// A connect (or request) to `view` failed: nginx's passive count, and the peer's health.
+    /// A request that reached `view` failed there (closed, garbage, no answer in time) while
+    /// another peer answered it: nginx's passive count, and, with `observe_requests` (HAProxy's
+    /// `observe layer7`), the peer's health.
+    pub fn request_failed(&self, view: &PeerView, error: CheckError) {
+        if matches!(error, CheckError::Local(_)) {
+            return;
+        }
+        if let Ok(mut b) = self.balancer.lock() {
+            b.failed(view, tokio::time::Instant::now().into_std());
+        }
+        if self.spec.observe_requests {
+            self.checker
+                .report_failure(&self.spec.upstream, &view.addr, error);
+        }
+    }
+
+    /// A connect to `view` failed: nginx's passive count, and the peer's health.
     pub fn failed(&self, view: &PeerView, error: CheckError) {
         self.stats.failed_attempt();
         if matches!(error, CheckError::Local(_)) {
