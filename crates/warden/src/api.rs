@@ -301,6 +301,7 @@ pub fn upstreams_json(upstreams: &[UpstreamView]) -> Value {
                 json!({
                     "name": u.name,
                     "version": u.version,
+                    "late_checks": u.late_checks,
                     "peers": u.peers.iter().map(|p| json!({
                         "addr": p.peer.addr,
                         "role": if p.backup { "backup" } else { "primary" },

@@ -383,20 +383,20 @@ fn the_status_page_is_lua_restys_format_byte_for_byte() {
         )
     };
     let ups = vec![
-        UpstreamStatus {
-            name: "foo.com".into(),
-            version: 3,
-            peers: vec![
+        UpstreamStatus::for_test(
+            "foo.com",
+            3,
+            vec![
                 ps("127.0.0.1:12354", false, PeerState::Up),
                 ps("127.0.0.1:12355", false, PeerState::Down),
                 ps("127.0.0.1:12356", true, PeerState::Up),
             ],
-        },
-        UpstreamStatus {
-            name: "bar.com".into(),
-            version: 0,
-            peers: vec![ps("127.0.0.1:12357", false, PeerState::Unknown)],
-        },
+        ),
+        UpstreamStatus::for_test(
+            "bar.com",
+            0,
+            vec![ps("127.0.0.1:12357", false, PeerState::Unknown)],
+        ),
     ];
     assert_eq!(
         status_page(&ups),
@@ -699,4 +699,159 @@ async fn the_quickstart_servers_take_checks_without_tracebacks() {
     let out = server.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("Traceback"), "{err}");
+}
+
+#[tokio::test]
+async fn a_peer_no_longer_marked_down_by_a_reload_is_checked_again() {
+    let good = serve("127.0.0.1:0", Reply::Bytes(OK)).await;
+    let marked = Peer {
+        down: true,
+        ..peer("127.0.0.1", good)
+    };
+    let up = |p: Peer| Upstream {
+        name: "api".into(),
+        primary: vec![p],
+        backup: vec![],
+        check: http(Some(vec![200])),
+    };
+    let c = Checker::start(vec![up(marked)]);
+    assert_eq!(
+        state(&c.snapshot(), 0, 0),
+        PeerState::Down,
+        "down by config"
+    );
+    c.reconcile(&up(peer("127.0.0.1", good)), false)
+        .expect("reload");
+    wait_until(&c, "the peer checked and UP", |s| {
+        state(s, 0, 0) == PeerState::Up
+    })
+    .await;
+}
+
+#[test]
+fn one_peer_has_one_name() {
+    let p = Peer::parse("[0:0::1]:8080").expect("peer");
+    assert_eq!((p.addr.as_str(), p.host.as_str()), ("[::1]:8080", "::1"));
+}
+
+/// A server on its own thread (so a stalled test runtime does not stall it) that answers
+/// 200 and notes when each check came.
+fn timed_server() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let at = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            at.lock().expect("lock").push(std::time::Instant::now());
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(OK);
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn after_a_stall_checks_keep_their_interval() {
+    // The fault: after the daemon was stopped (SIGSTOP) and continued, the check queued during
+    // the stall and the next ran back to back, so a peer "turned up" 1 ms after SIGCONT.
+    let (port, seen) = timed_server();
+    let interval = Duration::from_millis(300);
+    let c = Checker::start(vec![Upstream {
+        name: "api".into(),
+        primary: vec![peer("127.0.0.1", port)],
+        backup: vec![],
+        check: CheckSpec {
+            interval,
+            ..http(Some(vec![200]))
+        },
+    }]);
+    wait_until(&c, "checked", |s| state(s, 0, 0) == PeerState::Up).await;
+    // The whole runtime stalls for several intervals, as a stopped process does.
+    std::thread::sleep(interval * 4);
+    tokio::time::sleep(interval * 4).await;
+    let times = seen.lock().expect("lock").clone();
+    assert!(times.len() >= 4, "{} checks", times.len());
+    for w in times.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= interval * 3 / 4,
+            "two checks {gap:?} apart with an interval of {interval:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn checks_that_cannot_start_on_time_are_counted_and_said() {
+    // The fault: 2 000 hung peers with the default concurrency were each checked every ~200 s,
+    // none DOWN after 40 s, and nothing said so.
+    let mut hung = Vec::new();
+    for _ in 0..30 {
+        let p = serve("127.0.0.1:0", Reply::Silence).await;
+        hung.push(peer("127.0.0.1", p));
+    }
+    let c = Checker::start(vec![Upstream {
+        name: "many".into(),
+        primary: hung,
+        backup: vec![],
+        check: CheckSpec {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(300),
+            concurrency: 2,
+            ..http(None)
+        },
+    }]);
+    let s = wait_until(&c, "late checks counted", |s| s[0].late_checks > 0).await;
+    let metrics = warden::check::runner::prometheus(&s);
+    assert!(
+        metrics.contains("warden_upstream_late_checks_total{name=\"many\"} "),
+        "{metrics}"
+    );
+}
+
+/// Captures what is logged on this thread (the test's single-threaded runtime).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_peer_not_yet_up_is_not_an_error_until_it_turns_down() {
+    let logs = Captured::default();
+    let w = logs.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(sub);
+    // A service that starts after the checks do: refused at first, then listening.
+    let late = closed_port().await;
+    let c = Checker::start(vec![Upstream {
+        name: "api".into(),
+        primary: vec![peer("127.0.0.1", late)],
+        backup: vec![],
+        check: CheckSpec {
+            hysteresis: Hysteresis { fall: 5, rise: 1 },
+            ..http(Some(vec![200]))
+        },
+    }]);
+    wait_until(&c, "a failed check", |s| s[0].peers[0].health.failures >= 2).await;
+    let _l = serve(&format!("127.0.0.1:{late}"), Reply::Bytes(OK)).await;
+    wait_until(&c, "UP", |s| state(s, 0, 0) == PeerState::Up).await;
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
+    assert!(!text.contains("ERROR"), "{text}");
 }

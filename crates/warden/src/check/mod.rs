@@ -39,6 +39,22 @@ impl Peer {
             down: false,
         }
     }
+
+    /// A peer from `HOST:PORT` as written, its address in canonical form (`[0:0::1]:80` is
+    /// `[::1]:80`), so one peer has one name in the status, the metrics and the API.
+    pub fn parse(s: &str) -> Result<Peer, String> {
+        let (host, port) = parse_peer_addr(s)?;
+        Ok(Peer::new(peer_addr(&host, port), host, port))
+    }
+}
+
+/// The canonical `HOST:PORT` of a peer (an IPv6 address bracketed).
+pub fn peer_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// What a check does.
@@ -417,7 +433,13 @@ pub fn parse_peer_addr(s: &str) -> Result<(String, u16), String> {
     if port == 0 {
         return Err(bad());
     }
-    Ok((host.to_owned(), port))
+    // An address in its one canonical form; a bracketed host must be an IPv6 address.
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) if s.starts_with('[') => return Err(bad()),
+        Err(_) => host.to_ascii_lowercase(),
+    };
+    Ok((host, port))
 }
 
 #[cfg(test)]
@@ -455,6 +477,17 @@ mod tests {
             Ok(("127.0.0.1".into(), 8081))
         );
         assert_eq!(parse_peer_addr("[::1]:8081"), Ok(("::1".into(), 8081)));
+        // One peer, one name.
+        assert_eq!(parse_peer_addr("[0:0::1]:8081"), Ok(("::1".into(), 8081)));
+        assert_eq!(
+            Peer::parse("[0:0:0:0:0:0:0:1]:8081").map(|p| p.addr),
+            Ok("[::1]:8081".into())
+        );
+        assert_eq!(
+            Peer::parse("DB.Local:5432").map(|p| p.addr),
+            Ok("db.local:5432".into())
+        );
+        assert!(parse_peer_addr("[not-ip]:80").is_err());
         assert_eq!(
             parse_peer_addr("db.local:5432"),
             Ok(("db.local".into(), 5432))

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{Semaphore, broadcast};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tracing::{debug, error, warn};
 use warden_engine::Time;
 use warden_engine::health::{PeerHealth, PeerState};
@@ -26,6 +26,19 @@ pub struct PeerStatus {
     pub since: Option<Instant>,
     /// When its current run of successful checks reached `rise` (None: not in this run).
     pub risen: Option<Instant>,
+}
+
+impl UpstreamStatus {
+    /// A status as the checker would hold it (for tests of the outputs).
+    pub fn for_test(name: &str, version: u64, peers: Vec<PeerStatus>) -> UpstreamStatus {
+        UpstreamStatus {
+            name: name.to_owned(),
+            version,
+            peers,
+            late_checks: 0,
+            late_warned: None,
+        }
+    }
 }
 
 impl PeerStatus {
@@ -78,6 +91,10 @@ pub struct UpstreamStatus {
     /// Bumped by every change of a peer's routing state.
     pub version: u64,
     pub peers: Vec<PeerStatus>,
+    /// Checks that started later than one `interval` after they were due.
+    pub late_checks: u64,
+    /// When that was last said at WARN.
+    late_warned: Option<Instant>,
 }
 
 /// A peer changed state (for the proxy and the web page).
@@ -132,6 +149,8 @@ fn status_of(u: &Upstream) -> UpstreamStatus {
     UpstreamStatus {
         name: u.name.clone(),
         version: 0,
+        late_checks: 0,
+        late_warned: None,
         peers: u
             .primary
             .iter()
@@ -304,8 +323,7 @@ impl Checker {
         addr: &str,
         backup: bool,
     ) -> Result<(), PeerChangeError> {
-        let (host, port) = super::parse_peer_addr(addr).map_err(PeerChangeError::BadAddress)?;
-        let peer = Peer::new(addr.to_owned(), host, port);
+        let peer = Peer::parse(addr).map_err(PeerChangeError::BadAddress)?;
         self.add_peer_spec(upstream, peer, backup)
     }
 
@@ -341,6 +359,8 @@ impl Checker {
     /// Removes a peer from a running upstream and stops checking it.
     pub fn remove_peer(&self, upstream: &str, addr: &str) -> Result<(), PeerChangeError> {
         let ui = self.upstream_index(upstream)?;
+        let canonical = Peer::parse(addr).map(|p| p.addr);
+        let addr = canonical.as_deref().unwrap_or(addr);
         if let Ok(mut all) = self.status.lock() {
             let before = all[ui].peers.len();
             all[ui].peers.retain(|p| p.peer.addr != addr);
@@ -383,19 +403,31 @@ impl Checker {
             .check
             .jitter
             .mul_f64(jitter_fraction((ui as u64) << 32 | seed as u64));
-        let mut tick = tokio::time::interval_at(
-            Instant::now() + offset,
-            u.check.interval.max(std::time::Duration::from_millis(1)),
-        );
-        // Fixed rate: a slow check skips ticks rather than bunching the next ones.
-        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let interval = u.check.interval.max(std::time::Duration::from_millis(1));
+        let mut next = Instant::now() + offset;
         // The connection kept between checks (`keepalive`).
         let mut conn = None;
         loop {
-            tick.tick().await;
+            tokio::time::sleep_until(next).await;
+            let due = next;
             let Ok(_permit) = sem.acquire().await else {
                 return;
             };
+            let started = Instant::now();
+            // Fixed rate on the schedule the jitter set, and never two checks of a peer closer
+            // than `interval`: after a slow check, a wait for a slot or a hang of the whole
+            // process, the missed ticks are skipped (the check due during a SIGSTOP and the
+            // next one do not run back to back).
+            next = due + interval;
+            if next < started + interval {
+                let behind = (started + interval - next).as_nanos();
+                let skip = behind.div_ceil(interval.as_nanos().max(1));
+                next += interval * u32::try_from(skip).unwrap_or(u32::MAX);
+            }
+            if started.duration_since(due) > interval {
+                // Checks cannot start on time: too many slow peers for `concurrency`.
+                self.late(ui, &u, started.duration_since(due));
+            }
             // Boxed: a check's buffers live only while it runs (at most `concurrency` at a
             // time), not in every idle peer's loop.
             let result = if u.check.keepalive {
@@ -404,6 +436,24 @@ impl Checker {
                 Box::pin(probe(&peer, &u.check)).await
             };
             self.record(ui, &peer.addr, &u, result);
+        }
+    }
+
+    /// A check started `by` late (it waited for one of the upstream's `concurrency` slots):
+    /// counted, and said at WARN at most every 30 s per upstream.
+    fn late(&self, ui: usize, u: &Upstream, by: std::time::Duration) {
+        let Ok(mut all) = self.status.lock() else {
+            return;
+        };
+        let Some(up) = all.get_mut(ui) else { return };
+        up.late_checks += 1;
+        let now = Instant::now();
+        if up
+            .late_warned
+            .is_none_or(|t| now.duration_since(t) > std::time::Duration::from_secs(30))
+        {
+            up.late_warned = Some(now);
+            warn!(upstream = %u.name, late_checks = up.late_checks, concurrency = u.check.concurrency, "checks of upstream {} start late (one by {}): {} peer(s) share {} check slot(s), and slow or hung peers hold them up to `timeout` each; raise `concurrency` or lower `timeout`", u.name, crate::duration::format(by), up.peers.len(), u.check.concurrency);
         }
     }
 
@@ -433,8 +483,10 @@ impl Checker {
                 debug!(upstream = %u.name, peer = %p.peer.addr, "check ok");
             }
             Err(e) => {
-                // The first error of each kind while the peer is up (or unknown) needs a human.
-                if p.health.state.routable() && p.last_error_kind != Some(e.kind()) {
+                // The first error of each kind while the peer is up needs a human. A peer not
+                // yet seen up (its service still starting) is not an error until it turns
+                // DOWN, which is logged at WARN.
+                if p.health.state == PeerState::Up && p.last_error_kind != Some(e.kind()) {
                     error!(upstream = %u.name, peer = %p.peer.addr, error = %e, "check of peer {} of upstream {} failed: {e}", p.peer.addr, u.name);
                 }
                 p.last_error_kind = Some(e.kind());
@@ -522,6 +574,19 @@ impl Checker {
                             x.peer = (*d).clone();
                         }
                         self.bump();
+                    }
+                    if p.peer.down != d.down {
+                        // Marked down: no more checks; no longer: checked from now on.
+                        if let Some(h) = self
+                            .loops
+                            .lock()
+                            .ok()
+                            .and_then(|mut l| l.remove(&(ui, d.addr.clone())))
+                        {
+                            h.abort();
+                        }
+                        let seed = current.len() + changes.len();
+                        self.spawn_peer(ui, seed, (*d).clone());
                     }
                     changes.push(format!("upstream {}: peer {} updated", u.name, d.addr));
                 }
@@ -695,6 +760,14 @@ pub fn prometheus(ups: &[UpstreamStatus]) -> String {
             "warden_upstream_version{{name=\"{}\"}} {}\n",
             escape(&u.name),
             u.version
+        ));
+    }
+    o.push_str("# HELP warden_upstream_late_checks_total Checks that started more than one interval after they were due (too few check slots for slow peers).\n# TYPE warden_upstream_late_checks_total counter\n");
+    for u in ups {
+        o.push_str(&format!(
+            "warden_upstream_late_checks_total{{name=\"{}\"}} {}\n",
+            escape(&u.name),
+            u.late_checks
         ));
     }
     o

@@ -700,8 +700,8 @@ fn health_monitor(
         None => None,
     };
 
-    let peer_of = |host: String, port: u16, addr: String| Peer {
-        addr,
+    let peer_of = |host: String, port: u16, _written: String| Peer {
+        addr: crate::check::peer_addr(&host, port),
         host,
         port,
         weight: 1,

@@ -71,10 +71,10 @@ fn upstream(r: &mut Reader<'_>, t: &Tbl<'_, '_>, out: &mut Upstreams) -> Option<
                         r.type_error(v, "\"host:port\" for the node");
                         continue;
                     };
-                    match crate::check::parse_peer_addr(addr) {
-                        Ok((host, port)) => {
-                            backup.push(Peer::new(addr.to_owned(), host, port));
-                            addrs.push((node.clone(), addr.to_owned()));
+                    match Peer::parse(addr) {
+                        Ok(peer) => {
+                            addrs.push((node.clone(), peer.addr.clone()));
+                            backup.push(peer);
                             node_refs.push(Ref {
                                 name: node,
                                 span: k.span(),
@@ -287,8 +287,8 @@ fn peers(r: &mut Reader<'_>, t: &Tbl<'_, '_>, key: &'static str) -> Vec<Peer> {
     let mut out = Vec::new();
     for v in r.array(t, key).unwrap_or_default() {
         let peer = match v.get_ref() {
-            DeValue::String(s) => match crate::check::parse_peer_addr(s) {
-                Ok((host, port)) => Some(Peer::new(s.to_string(), host, port)),
+            DeValue::String(s) => match Peer::parse(s) {
+                Ok(peer) => Some(peer),
                 Err(e) => {
                     r.d.error(v.span(), e);
                     None
@@ -318,14 +318,13 @@ fn peer_table(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<Peer> {
     let fail_timeout = r.duration(t, "fail_timeout");
     let down = r.boolean(t, "down");
     let (addr, span) = addr?;
-    let (host, port) = match crate::check::parse_peer_addr(&addr) {
-        Ok(hp) => hp,
+    let mut peer = match Peer::parse(&addr) {
+        Ok(p) => p,
         Err(e) => {
             r.d.error(span, e);
             return None;
         }
     };
-    let mut peer = Peer::new(addr, host, port);
     if let Some(w) = weight {
         peer.weight = w;
     }
