@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # resource-agents: the real OCF agents (ocf:heartbeat:Dummy, IPaddr2) the tests run.
 # protobuf-compiler: protoc, which the etcd client's build needs.
 # etcd-server: the real etcd cluster the several-machine tests run (etcdctl comes with it).
-packages=(resource-agents protobuf-compiler etcd-server)
+# openssl: makes an X.509 v1 certificate and serves it (s_server) for the https check test.
+packages=(resource-agents protobuf-compiler etcd-server openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -855,3 +855,119 @@ async fn a_peer_not_yet_up_is_not_an_error_until_it_turns_down() {
     let text = String::from_utf8_lossy(&logs.0.lock().expect("lock")).into_owned();
     assert!(!text.contains("ERROR"), "{text}");
 }
+
+/// `openssl s_server` with an X.509 v1 certificate (openssl makes one for `x509 -req` without
+/// extensions), answering HTTP with its status page; killed when dropped.
+struct V1Server {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl V1Server {
+    fn start() -> V1Server {
+        let dir = tempfile::tempdir().expect("dir");
+        let run = |args: &[&str]| {
+            let st = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("openssl (Debian's openssl package)");
+            assert!(st.success(), "openssl {args:?}");
+        };
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "k.pem",
+        ]);
+        run(&[
+            "req",
+            "-new",
+            "-key",
+            "k.pem",
+            "-subj",
+            "/CN=warden.test",
+            "-out",
+            "r.csr",
+        ]);
+        run(&[
+            "x509", "-req", "-in", "r.csr", "-signkey", "k.pem", "-days", "2", "-out", "c.pem",
+        ]);
+        let text = std::process::Command::new("openssl")
+            .args(["x509", "-in", "c.pem", "-noout", "-text"])
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl");
+        assert!(
+            String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
+            "not a v1 certificate"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new("openssl")
+            .args([
+                "s_server", "-quiet", "-www", "-cert", "c.pem", "-key", "k.pem",
+            ])
+            .args(["-accept", &format!("127.0.0.1:{port}")])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        V1Server {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for V1Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn verify_false_accepts_an_x509_v1_certificate() {
+    let server = V1Server::start();
+    let check = |verify: bool| CheckSpec {
+        kind: CheckKind::Http {
+            request: b"GET / HTTP/1.0\r\nHost: warden.test\r\n\r\n".to_vec(),
+            tls: Some(warden::check::tls::Tls::new(
+                "warden.test".to_owned(),
+                verify,
+                None,
+            )),
+        },
+        valid_statuses: Some(vec![200]),
+        timeout: Duration::from_secs(2),
+        ..http(None)
+    };
+    let p = peer("127.0.0.1", server.port);
+    // s_server takes a moment to listen.
+    let mut got = probe(&p, &check(false)).await;
+    for _ in 0..100 {
+        if got.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        got = probe(&p, &check(false)).await;
+    }
+    assert_eq!(got, Ok(()), "verify = false takes any certificate");
+    assert!(
+        matches!(probe(&p, &check(true)).await, Err(CheckError::Tls(_))),
+        "verified, an unknown v1 certificate is refused"
+    );
+}
