@@ -188,6 +188,9 @@ pub struct ProcessSpec {
     /// the role changes in Warden's records only.
     pub promote: Option<Vec<String>>,
     pub demote: Option<Vec<String>>,
+    /// The most bytes each of its output files holds before it is rotated (None: the
+    /// shell's default). Not part of the definition: changing it restarts nothing.
+    pub output_max: Option<u64>,
 }
 
 /// What a copy was started with: the definition digest and the restart digest.

@@ -45,6 +45,15 @@ struct Target {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// (Internal) copies standard input to FILE, rotating it at MAX bytes: what a supervised
+    /// process writes goes through one of these.
+    #[command(hide = true)]
+    OutputWriter {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        max: u64,
+    },
     /// Run the daemon: manage the configured resources on this machine.
     Run {
         /// The configuration file.
@@ -262,6 +271,13 @@ enum AgentCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::OutputWriter { file, max } = &cli.command {
+        // Nothing else: no logging, no runtime, so it costs a few hundred kilobytes.
+        return match exec::output::write_rotating(std::io::stdin().lock(), file, *max) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
     let logs = matches!(cli.command, Command::Run { .. });
     if logs {
         if let Err(e) = logging::init(&cli.log) {
@@ -289,6 +305,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
+        // Handled in main, before anything is set up.
+        Command::OutputWriter { .. } => Ok(String::new()),
         Command::Run {
             config,
             node,

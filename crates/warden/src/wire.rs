@@ -601,6 +601,8 @@ pub struct WireProcess {
     pub promote: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demote: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_max: Option<u64>,
 }
 
 impl WireDefinition {
@@ -616,6 +618,7 @@ impl WireDefinition {
                 stop_timeout_ms: warden_engine::millis(p.stop_timeout),
                 promote: p.promote.clone(),
                 demote: p.demote.clone(),
+                output_max: p.output_max,
             }),
             Agent::Ocf { .. } => None,
         };
@@ -660,6 +663,7 @@ impl WireDefinition {
                 stop_timeout: Duration::from_millis(p.stop_timeout_ms),
                 promote: p.promote,
                 demote: p.demote,
+                output_max: p.output_max,
             }),
             _ => bail!("definition of {}: bad agent {:?}", self.id, self.agent),
         };

@@ -1981,3 +1981,70 @@ fn a_start_interrupted_by_sigkill_never_runs_alongside_the_next_daemons() {
         "{daemon_log}"
     );
 }
+
+#[test]
+fn a_chatty_process_cannot_fill_the_disk_and_its_output_outlives_a_daemon_restart() {
+    let (dir, config, data) = setup();
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "[[resource]]\nid = \"chatty\"\nclass = \"process\"\n\
+         command = [\"sh\", \"-c\", \"exec yes warden-chatty-output\"]\noutput_max = \"256KiB\"\n\
+         ops = [{ name = \"monitor\", interval = \"1s\" }]\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    let sizes = || {
+        ["log/chatty.out", "log/chatty.out.1"].map(|f| {
+            std::fs::metadata(data.join(f))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+    };
+    let d = start(&config, &[]);
+    wait_for(&config, "chatty started", |v| {
+        resource(v, "chatty")["status"]
+            .as_str()
+            .is_some_and(|s| s.contains("Started"))
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sizes()[1] == 0 {
+        assert!(Instant::now() < deadline, "never rotated: {:?}", sizes());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // `yes` writes as fast as it can; each file stays under its cap all along.
+    for _ in 0..20 {
+        let [now, old] = sizes();
+        assert!(now <= 256 << 10 && old <= 256 << 10, "{now} {old}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tail = std::fs::read_to_string(data.join("log/chatty.out.1")).expect("rotated");
+    assert!(
+        tail.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("warden-chatty"))
+    );
+    // The daemon goes (SIGKILL) and comes back: the process and its capped output go on.
+    let pid = pid_of(&data, "chatty");
+    drop(d_kill(d));
+    let _d = start(&config, &[]);
+    wait_for(&config, "chatty adopted", |v| {
+        v["transition_running"] == false
+            && resource(v, "chatty")["status"]
+                .as_str()
+                .is_some_and(|s| s.contains("Started"))
+    });
+    assert_eq!(pid_of(&data, "chatty"), pid, "adopted, not restarted");
+    let before = std::fs::metadata(data.join("log/chatty.out")).map(|m| m.modified().ok());
+    std::thread::sleep(Duration::from_millis(300));
+    let after = std::fs::metadata(data.join("log/chatty.out")).map(|m| m.modified().ok());
+    assert_ne!(before.ok(), after.ok(), "still written");
+    let [now, old] = sizes();
+    assert!(now <= 256 << 10 && old <= 256 << 10, "{now} {old}");
+    drop(dir);
+}
+
+/// SIGKILL, as a crash: what the daemon runs is left as it is.
+fn d_kill(mut d: Daemon) -> Daemon {
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    d
+}

@@ -36,6 +36,7 @@ const PROCESS_KEYS: &[&str] = &[
     "group",
     "stop_signal",
     "stop_timeout",
+    "output_max",
 ];
 /// Signals a process may be stopped with.
 const STOP_SIGNALS: &[&str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
@@ -390,6 +391,7 @@ struct ProcessRead {
     stop_timeout: Duration,
     promote: Option<(Vec<String>, Span)>,
     demote: Option<(Vec<String>, Span)>,
+    output_max: Option<u64>,
 }
 
 fn process(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<ProcessRead> {
@@ -445,6 +447,30 @@ fn process(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<ProcessRead> {
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     let promote = r.argv(t, "promote", None);
     let demote = r.argv(t, "demote", None);
+    let output_max = match t.take("output_max") {
+        None => None,
+        Some(v) => {
+            let parsed = match v.get_ref() {
+                DeValue::String(s) => crate::exec::output::parse_size(s),
+                DeValue::Integer(_) => r
+                    .int_value(v, "output_max")
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| "`output_max` must be a positive size".to_owned()),
+                _ => Err("`output_max` is a size, like \"10MiB\"".to_owned()),
+            };
+            match parsed {
+                Ok(n) if n >= crate::exec::output::MIN_OUTPUT_MAX => Some(n),
+                Ok(_) => {
+                    r.d.error(v.span(), "`output_max` must be at least 64KiB");
+                    None
+                }
+                Err(e) => {
+                    r.d.error(v.span(), e);
+                    None
+                }
+            }
+        }
+    };
     Some(ProcessRead {
         command,
         env,
@@ -455,6 +481,7 @@ fn process(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<ProcessRead> {
         stop_timeout,
         promote,
         demote,
+        output_max,
     })
 }
 
@@ -484,6 +511,7 @@ fn lower_process(r: &mut Reader<'_>, t: &Tbl<'_, '_>, what: &str, p: ProcessRead
         stop_timeout: p.stop_timeout,
         promote: p.promote.map(|a| a.0),
         demote: p.demote.map(|a| a.0),
+        output_max: p.output_max,
     }))
 }
 

@@ -4,6 +4,7 @@
 pub mod executor;
 pub mod metadata;
 pub mod ocf;
+pub mod output;
 pub mod process;
 
 use std::io;

@@ -167,6 +167,9 @@ pub struct Supervisor {
     log_dir: PathBuf,
     running: Arc<Mutex<HashMap<String, Running>>>,
     exits: mpsc::UnboundedSender<Exited>,
+    /// The `warden` binary, whose `output-writer` caps and rotates each process's output (see
+    /// [`super::output`]); None: output is appended to its files directly, uncapped.
+    output_writer: Option<PathBuf>,
 }
 
 /// How long stop waits after SIGKILL before it reports failure.
@@ -188,7 +191,52 @@ impl Supervisor {
             log_dir,
             running: Arc::default(),
             exits,
+            output_writer: None,
         })
+    }
+
+    /// Output through `warden output-writer` (`program` is the warden binary): capped at each
+    /// process's `output_max` and rotated.
+    pub fn with_output_writer(mut self, program: PathBuf) -> Supervisor {
+        self.output_writer = Some(program);
+        self
+    }
+
+    /// Where a process's output goes: its file, or a pipe to an output writer of its own.
+    fn output_to(&self, file: &Path, max: u64) -> std::io::Result<std::process::Stdio> {
+        let Some(program) = &self.output_writer else {
+            // The daemon's alone (0600): a process's output is its own business.
+            let f = std::os::unix::fs::OpenOptionsExt::mode(
+                OpenOptions::new().create(true).append(true),
+                0o600,
+            )
+            .open(file)?;
+            return Ok(f.into());
+        };
+        let mut c = Command::new(program);
+        c.arg("output-writer")
+            .arg("--file")
+            .arg(file)
+            .arg("--max")
+            .arg(max.to_string())
+            .env_clear()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            // Its own group: a stop signal to the process's group leaves it to drain the pipe,
+            // and it ends when the process (every holder of the pipe) has.
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = c.spawn()?;
+        let pipe = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no pipe to the output writer"))?
+            .into_owned_fd()?;
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        Ok(pipe.into())
     }
 
     /// Where agents running now are noted (see [`super::reap_interrupted`]).
@@ -449,15 +497,8 @@ impl Supervisor {
         // A fresh process starts unpromoted.
         let _ = std::fs::remove_file(self.promoted_marker(id));
         let (out, err) = self.log_files(id);
-        // The daemon's alone (0600): a process's output is its own business.
-        let open = |p: &Path| {
-            std::os::unix::fs::OpenOptionsExt::mode(
-                OpenOptions::new().create(true).append(true),
-                0o600,
-            )
-            .open(p)
-        };
-        let (stdout, stderr) = match (open(&out), open(&err)) {
+        let max = spec.output_max.unwrap_or(super::output::DEFAULT_OUTPUT_MAX);
+        let (stdout, stderr) = match (self.output_to(&out, max), self.output_to(&err, max)) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
                 return result(
