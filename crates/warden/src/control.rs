@@ -121,7 +121,8 @@ impl ControlError {
             }
             ControlError::Config(_) => ErrorKind::Invalid,
             ControlError::Stopping | ControlError::Cluster(_) => ErrorKind::Unavailable,
-            ControlError::Store(_) => ErrorKind::Internal,
+            // The store cannot record now (a full disk): try again later.
+            ControlError::Store(_) => ErrorKind::Unavailable,
         }
     }
 }

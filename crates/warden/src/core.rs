@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tracing::{debug, error, info, warn};
 use warden_engine::health::PeerState;
 use warden_engine::{
@@ -168,6 +167,13 @@ impl HealthMon {
         }
     }
 }
+
+/// The store could not record an event: nothing was applied, and the core must not be used
+/// further (what it did before the failure is not undone); the shell holds its actions and
+/// builds a new core from the store once it records again.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot record an event in the store: {0}")]
+pub struct StoreFailed(pub String);
 
 #[derive(Debug)]
 pub struct Core {
@@ -498,9 +504,14 @@ impl Core {
             .collect();
         let recorded = store
             .append(&entries)
-            .context("cannot record an event in the store; stopping rather than acting on it")?;
+            .map_err(|e| StoreFailed(format!("{e:#}")))?;
         self.apply(recorded);
         Ok(())
+    }
+
+    /// The configuration file as last loaded (without the orphans).
+    pub fn file_config(&self) -> &Arc<Config> {
+        &self.file_config
     }
 
     /// The one place the state changes.

@@ -14,11 +14,11 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use warden_engine::{Agent, ApplyError, Config, OpKey, OpName, Time};
 
 use crate::control::{Control, ControlError, Request};
-use crate::core::{Boot, Core, Effect, Input, OpOutcome};
+use crate::core::{Boot, Core, Effect, Input, OpOutcome, StoreFailed};
 use crate::exec::executor::Executor;
 use crate::exec::process::{Exited, Supervisor};
 use crate::exec::{AgentResult, ocf};
@@ -180,6 +180,10 @@ fn serve_listener(
 
 /// Runs the daemon until SIGTERM/SIGINT (or a shutdown request).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
+    // A write past RLIMIT_FSIZE fails (EFBIG) instead of killing the daemon (SIGXFSZ): a store
+    // that cannot grow is held like a full disk, with the proxy still serving. Tokio keeps
+    // the handler for the life of the process.
+    let _ = signal(SignalKind::from_raw(rustix::process::Signal::XFSZ.as_raw()));
     let mut loaded = crate::config::load(&opts.config_path)?;
     if let Some(etcd) = loaded.etcd.take() {
         return crate::cluster::node::run(opts, loaded, etcd).await;
@@ -294,6 +298,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         config_path: opts.config_path.clone(),
         data_dir: data_dir.clone(),
         tx,
+        health_monitors: loaded.health_monitors.clone(),
+        unrecorded: None,
+        retry_store: Instant::now(),
     };
     let now = d.clock.now();
     let effects = d.core.join(now, &mut d.store)?;
@@ -452,6 +459,12 @@ struct Daemon {
     data_dir: PathBuf,
     /// Where the tasks the shell starts send the core's inputs.
     tx: mpsc::UnboundedSender<Input>,
+    /// Health checks serving as monitors (to build a new core after the store failed).
+    health_monitors: Vec<crate::config::HealthMonitor>,
+    /// The store could not record: why, and since when (see [`Daemon::held`]).
+    unrecorded: Option<(String, warden_engine::Time)>,
+    /// When to try the store again while it cannot record.
+    retry_store: Instant,
 }
 
 impl Daemon {
@@ -462,13 +475,29 @@ impl Daemon {
         mut exits: mpsc::UnboundedReceiver<Exited>,
         leave_running_default: bool,
     ) -> anyhow::Result<()> {
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigquit = signal(SignalKind::quit())?;
-        let mut sighup = signal(SignalKind::hangup())?;
+        let mut signals = [
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::quit())?,
+            signal(SignalKind::hangup())?,
+        ];
         loop {
-            let effects = self.core.poll(self.clock.now())?;
-            self.carry_out(effects)?;
+            if self.unrecorded.is_some() {
+                if !self
+                    .held(&mut rx, &mut control, &mut exits, &mut signals)
+                    .await?
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            let r = self.core.poll(self.clock.now());
+            let effects = self.recorded(r)?;
+            let r = self.carry_out(effects).map(|()| Vec::new());
+            self.recorded(r)?;
+            if self.unrecorded.is_some() {
+                continue;
+            }
             if self.core.finished() {
                 break;
             }
@@ -483,22 +512,25 @@ impl Daemon {
                 .core
                 .poll_timeout()
                 .map_or(far, |t| self.clock.instant_of(t).min(far));
-            let effects = tokio::select! {
-                Some(input) = rx.recv() => self.core.handle(input, self.clock.now(), &mut self.store)?,
-                Some(req) = control.recv() => self.control(req).await?,
-                Some(exit) = exits.recv() => self.core.handle(Input::Exited(exit), self.clock.now(), &mut self.store)?,
-                _ = tokio::time::sleep_until(deadline) => Vec::new(),
-                _ = sigterm.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store)?,
-                _ = sigint.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store)?,
-                _ = sigquit.recv() => self.core.shutdown(true, self.clock.now(), &mut self.store)?,
+            let [sigterm, sigint, sigquit, sighup] = &mut signals;
+            let r = tokio::select! {
+                Some(input) = rx.recv() => self.core.handle(input, self.clock.now(), &mut self.store),
+                Some(req) = control.recv() => self.control(req).await,
+                Some(exit) = exits.recv() => self.core.handle(Input::Exited(exit), self.clock.now(), &mut self.store),
+                _ = tokio::time::sleep_until(deadline) => Ok(Vec::new()),
+                _ = sigterm.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store),
+                _ = sigint.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store),
+                _ = sigquit.recv() => self.core.shutdown(true, self.clock.now(), &mut self.store),
                 _ = sighup.recv() => {
                     if let Err(e) = self.reload().await {
                         error!(error = %e, "reload refused; nothing changed");
                     }
-                    Vec::new()
+                    Ok(Vec::new())
                 }
             };
-            self.carry_out(effects)?;
+            let effects = self.recorded(r)?;
+            let r = self.carry_out(effects).map(|()| Vec::new());
+            self.recorded(r)?;
         }
         let now = self.clock.now();
         self.store.snapshot(self.core.state(), now)?;
@@ -581,13 +613,123 @@ impl Daemon {
                         .collect();
                     self.store
                         .set_definitions(&defs)
-                        .context("cannot store the resource definitions")?;
+                        .map_err(|e| StoreFailed(format!("the resource definitions: {e:#}")))?;
                 }
             }
         }
         if self.store.log_len() >= SNAPSHOT_EVERY {
-            self.store.snapshot(self.core.state(), self.clock.now())?;
+            self.store
+                .snapshot(self.core.state(), self.clock.now())
+                .map_err(|e| StoreFailed(format!("a snapshot: {e:#}")))?;
         }
+        Ok(())
+    }
+
+    /// `r`, unless it failed because the store cannot record: then the daemon holds its
+    /// actions (see [`Daemon::held`]) instead of stopping, so the proxy, the health checks and
+    /// the API go on.
+    fn recorded(&mut self, r: anyhow::Result<Vec<Effect>>) -> anyhow::Result<Vec<Effect>> {
+        match r {
+            Err(e) if e.chain().any(|c| c.is::<StoreFailed>()) => {
+                error!(error = %format!("{e:#}"), "the store cannot record (a full disk?): resources are left as they are and nothing more is done until it records again; the proxy, the health checks and the API go on; trying again every 5 s");
+                self.unrecorded = Some((format!("{e:#}"), crate::wire::wall_clock()));
+                self.retry_store = Instant::now() + Duration::from_secs(5);
+                Ok(Vec::new())
+            }
+            r => r,
+        }
+    }
+
+    /// While the store cannot record: what comes in is dropped (the probes after recovery
+    /// find the truth), reads are answered, changes refused with the reason, and every 5 s
+    /// the store is tried. Once it records, the state is read back from it and every resource
+    /// probed, as a restarted daemon does. Returns `false` when the daemon must stop.
+    async fn held(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Input>,
+        control: &mut mpsc::UnboundedReceiver<Request>,
+        exits: &mut mpsc::UnboundedReceiver<Exited>,
+        signals: &mut [tokio::signal::unix::Signal; 4],
+    ) -> anyhow::Result<bool> {
+        let Some((why, since)) = self.unrecorded.clone() else {
+            return Ok(true);
+        };
+        let refusal = || {
+            ControlError::Store(format!(
+                "the store cannot record since {}: {why}; nothing can be changed until it does (free space in the data dir)",
+                crate::wire::format_time(since)
+            ))
+        };
+        let [sigterm, sigint, sigquit, sighup] = signals;
+        tokio::select! {
+            Some(_) = rx.recv() => {}
+            Some(_) = exits.recv() => {}
+            Some(req) = control.recv() => match req {
+                Request::Status { reply } => {
+                    let mut v = self.core.view(self.clock.now());
+                    v.warnings.push(refusal().to_string());
+                    let _ = reply.send(v);
+                }
+                Request::History { resource, limit, reply } => {
+                    let r = self
+                        .store
+                        .history(resource.as_deref(), limit)
+                        .map_err(|e| ControlError::Store(format!("{e:#}")));
+                    let _ = reply.send(r);
+                }
+                Request::Admin { reply, .. }
+                | Request::PromotionScore { reply, .. } => {
+                    let _ = reply.send(Err(refusal()));
+                }
+                Request::Reload { reply } => {
+                    let _ = reply.send(Err(refusal()));
+                }
+                Request::Shutdown { reply, .. } => {
+                    let _ = reply.send(Ok(()));
+                    warn!("stopping while the store cannot record: resources are left as they are");
+                    return Ok(false);
+                }
+            },
+            _ = sigterm.recv() => return Ok(false),
+            _ = sigint.recv() => return Ok(false),
+            _ = sigquit.recv() => return Ok(false),
+            _ = sighup.recv() => error!("reload refused: {}", refusal()),
+            _ = tokio::time::sleep_until(self.retry_store) => {
+                self.retry_store = Instant::now() + Duration::from_secs(5);
+                match self.store.reopen().and_then(|()| self.store.writable()) {
+                    Ok(()) => self.recover()?,
+                    Err(e) => debug!(error = %format!("{e:#}"), "the store still cannot record"),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The store records again: a new core from what it holds, and every resource probed.
+    fn recover(&mut self) -> anyhow::Result<()> {
+        let (defs, _) = self.store.definitions()?;
+        let stored = crate::wire::orphan_specs(defs);
+        let store = &self.store;
+        let boot = Boot::restore(
+            Arc::clone(self.core.file_config()),
+            stored,
+            self.core.node().to_owned(),
+            self.health_monitors.clone(),
+            |config| Ok(store.load(config)?.state),
+        )?;
+        self.core = Core::new(boot)?;
+        let now = self.clock.now();
+        let was = self.unrecorded.take();
+        let r = self.core.join(now, &mut self.store);
+        let effects = self.recorded(r)?;
+        if self.unrecorded.is_some() {
+            // Failed again at once: still held, since the first failure.
+            self.unrecorded = was;
+            return Ok(());
+        }
+        info!("the store records again: state read back, every resource probed");
+        let r = self.carry_out(effects).map(|()| Vec::new());
+        self.recorded(r)?;
         Ok(())
     }
 
@@ -692,6 +834,7 @@ impl Daemon {
             .core
             .reload(&loaded.engine, &loaded.health_monitors)
             .map_err(|e| format!("{e:#}"))?;
+        self.health_monitors = loaded.health_monitors.clone();
         changes.extend(more);
         if let Err(e) = self.carry_out(effects) {
             return Err(format!("{e:#}"));

@@ -403,6 +403,30 @@ impl Store {
         ))
     }
 
+    /// Closes the file and opens it again: after a failed write redb refuses everything until
+    /// then. On an error the store is unusable (reads fail) until a reopen succeeds.
+    pub fn reopen(&mut self) -> anyhow::Result<()> {
+        // The file must be closed before it is opened again: an empty in-memory database
+        // stands in meanwhile (nothing is ever written to it: it lives only until `open`).
+        let stand_in =
+            Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        drop(std::mem::replace(&mut self.db, stand_in));
+        *self = Store::open(&self.path)?;
+        Ok(())
+    }
+
+    /// Whether the store can record now (a small write, committed durably).
+    pub fn writable(&mut self) -> anyhow::Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let now = crate::wire::wall_clock().as_millis();
+            meta.insert("alive", seal(&now.to_be_bytes()).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// How many events the log holds since the last snapshot.
     pub fn log_len(&self) -> u64 {
         self.logged

@@ -518,7 +518,8 @@ fn api_post(data: &Path, path: &str) -> (u16, Value) {
     let mut s = std::net::TcpStream::connect(addr.trim()).expect("connect");
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        addr.trim(),
         token.trim()
     )
     .expect("write");
@@ -1644,8 +1645,16 @@ fn reload_adds_removes_and_rechecks_upstreams() {
     wait_state("svc2", Some("UP"));
     assert_eq!(ask_line(&mut connect_listener(&data, "second"), "x"), "B:x");
 
-    // A changed check takes effect: an HTTP check of a line server fails, so A goes down.
-    std::fs::write(&config, format!("{base}{}{svc2}", svc("http"))).expect("config");
+    // A changed check takes effect: an HTTP check that wants a 200 fails on a line server (its
+    // reply line is not an HTTP status line), so A goes down.
+    std::fs::write(
+        &config,
+        format!(
+            "{base}{}{svc2}",
+            svc("http\", valid_statuses = [200], path = \"/")
+        ),
+    )
+    .expect("config");
     let (ok, out, err) = cli(&config, &["reload"]);
     assert!(ok, "{err}");
     assert!(out.contains("upstream svc: check updated"), "{out}");
@@ -2047,4 +2056,93 @@ fn d_kill(mut d: Daemon) -> Daemon {
     let _ = d.child.kill();
     let _ = d.child.wait();
     d
+}
+
+/// Sets the soft RLIMIT_FSIZE of a running process (util-linux prlimit); None: unlimited.
+fn set_fsize(pid: u32, soft: Option<u64>) {
+    let soft = soft.map_or("unlimited".to_owned(), |n| n.to_string());
+    let st = Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--fsize={soft}:unlimited"),
+        ])
+        .status()
+        .expect("prlimit");
+    assert!(st.success(), "prlimit");
+}
+
+#[test]
+fn a_store_that_cannot_record_holds_actions_and_the_proxy_keeps_serving() {
+    // The fault: a full disk made the daemon stop at the first event it could not record,
+    // and its proxy with it. A store that cannot grow (here: a file size limit smaller than
+    // the store, set on the running daemon, so any write past it fails with EFBIG as one past
+    // a full disk fails with ENOSPC) must hold the daemon's actions, not end it.
+    let a = LineBackend::start("A");
+    let (dir, config, data) = setup();
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "[[upstream]]\nname = \"svc\"\nprimary = [\"127.0.0.1:{}\"]\n\
+         check = {{ type = \"tcp\", interval = \"200ms\" }}\n\
+         [[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:0\"\nupstream = \"svc\"\n",
+        a.port
+    ));
+    std::fs::write(&config, text).expect("config");
+    let mut d = start(&config, &[]);
+    wait_for(&config, "both resources started", settled_started);
+    let daemon_pid = d.child.id();
+    let store_len = std::fs::metadata(data.join("warden.redb"))
+        .expect("store")
+        .len();
+    set_fsize(daemon_pid, Some(store_len / 4));
+    // Events until one cannot be recorded: each crash of web is several.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        let p = pid(&data);
+        if p > 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(v) = status(&config) {
+            if v["warnings"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|w| w.as_str().is_some_and(|s| s.contains("cannot record")))
+            }) {
+                break v;
+            }
+        }
+        assert!(
+            d.child.try_wait().expect("wait").is_none(),
+            "the daemon stopped:\n{}",
+            std::fs::read_to_string(config.with_file_name("daemon.log")).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "the store never failed");
+    };
+    // Held: the daemon runs, its proxy serves, reads answer, changes are refused with why.
+    assert!(d.child.try_wait().expect("wait").is_none());
+    assert_eq!(
+        ask_line(&mut connect_listener(&data, "front"), "held"),
+        "A:held"
+    );
+    assert!(
+        held["warnings"].to_string().contains("free space"),
+        "{held}"
+    );
+    let (ok, _, err) = cli(&config, &["resource", "restart", "dummy"]);
+    assert!(!ok && err.contains("cannot record"), "{err}");
+    let (code, body) = api_post(&data, "/v1/resources/dummy/restart");
+    assert_eq!(code, 503, "{body}");
+    // Room again: the state is read back, everything probed, web (killed) started again.
+    set_fsize(daemon_pid, None);
+    wait_for(&config, "recovered, web started again", |v| {
+        settled_started(v)
+            && pid(&data) > 0
+            && v["warnings"].as_array().is_none_or(|w| w.is_empty())
+    });
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).unwrap_or_default();
+    assert!(log.contains("the store records again"), "{log}");
+    drop(dir);
 }

@@ -515,7 +515,8 @@ impl Checker {
         let p = &up.peers[pi];
         match change.to {
             PeerState::Down => {
-                warn!(upstream = %u.name, peer = %p.peer.addr, version = up.version, "peer {} of upstream {} is turned down after {} failure(s)", p.peer.addr, u.name, change.after)
+                let why = p.last_error.as_deref().unwrap_or("marked down");
+                warn!(upstream = %u.name, peer = %p.peer.addr, version = up.version, error = %why, "peer {} of upstream {} is turned down after {} failure(s): {why}", p.peer.addr, u.name, change.after)
             }
             _ => {
                 warn!(upstream = %u.name, peer = %p.peer.addr, version = up.version, "peer {} of upstream {} is turned up after {} success(es)", p.peer.addr, u.name, change.after)
