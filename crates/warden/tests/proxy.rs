@@ -1622,3 +1622,66 @@ async fn a_request_every_peer_drops_turns_no_peer_down() {
     );
     assert_eq!(peers[1].state(), PeerState::Up);
 }
+
+#[tokio::test]
+async fn request_bodies_held_at_once_have_a_total_cap() {
+    // The fault: bodies were held in RAM with no total cap (40 clients x 16 MiB -> 611 MB).
+    // Ten clients each announce 16 MiB and send one byte: eight take the room there is
+    // (128 MiB), the others wait for room and get 503 once `client_timeout` has passed.
+    let (port, _rx) = raw_backend(|_, _| {
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            false,
+        )
+    })
+    .await;
+    let (_checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.client_timeout = Duration::from_secs(2);
+    })
+    .await;
+    use tokio::io::AsyncReadExt;
+    let head = format!(
+        "POST /big HTTP/1.1\r\nHost: svc\r\nContent-Length: {}\r\n\r\nx",
+        warden::proxy::http::MAX_BODY
+    );
+    // The first eight keep sending, a byte at a time, within client_timeout: they hold their
+    // room for as long as the test needs.
+    let mut holders = Vec::new();
+    for _ in 0..8 {
+        let mut s = client(proxy).await;
+        s.write_all(head.as_bytes()).await.expect("write");
+        holders.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if s.write_all(b"x").await.is_err() {
+                    return;
+                }
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut refused = 0;
+    for _ in 0..2 {
+        let mut s = client(proxy).await;
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        // Answered once client_timeout has passed (a generous margin on top).
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await
+        {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        if buf.starts_with(b"HTTP/1.1 503 ") {
+            refused += 1;
+        }
+    }
+    for h in holders {
+        h.abort();
+    }
+    assert_eq!(refused, 2, "the two past the cap are refused");
+}

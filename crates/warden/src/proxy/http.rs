@@ -31,6 +31,44 @@ use crate::check::CheckError;
 
 /// The largest request body the proxy buffers (so it can be sent again to another peer).
 pub const MAX_BODY: usize = 16 << 20;
+/// The most request-body bytes all sessions of the daemon hold at once: a body waits for room
+/// (up to `client_timeout`, then 503), so forty clients sending 16 MiB each cannot take
+/// 640 MiB.
+pub const MAX_BODIES: usize = 128 << 20;
+
+/// Room for buffered request bodies, shared by every listener.
+fn body_room() -> &'static Arc<tokio::sync::Semaphore> {
+    static ROOM: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    ROOM.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(MAX_BODIES)))
+}
+
+/// Takes room for `n` more body bytes (added to `held`), waiting up to `wait`.
+async fn take_room(
+    held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    n: usize,
+    wait: Duration,
+) -> Result<(), Refusal> {
+    if n == 0 {
+        return Ok(());
+    }
+    let n = u32::try_from(n).map_err(|_| Refusal {
+        status: 413,
+        reason: "request body too large",
+    })?;
+    let more = tokio::time::timeout(wait, Arc::clone(body_room()).acquire_many_owned(n))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(Refusal {
+            status: 503,
+            reason: "too many request bodies in flight; try again",
+        })?;
+    match held {
+        Some(p) => p.merge(more),
+        None => *held = Some(more),
+    }
+    Ok(())
+}
 /// Idle pooled connections kept per peer.
 const POOL_PER_PEER: usize = 64;
 /// How much room each read asks for.
@@ -234,11 +272,15 @@ impl Session {
             Ok(Err(refusal)) => return self.refuse(refusal, false).await,
         };
         self.buf.advance(req.len);
-        let body = match self.read_body(&req).await? {
+        let mut room = None;
+        let body = match self.read_body(&req, &mut room).await? {
             Ok(body) => body,
             Err(refusal) => return self.refuse(refusal, false).await,
         };
-        self.forward(&req, &body).await
+        // The body's room is given back once the request is done with it.
+        let r = self.forward(&req, &body).await;
+        drop((body, room));
+        r
     }
 
     /// The next request head; `Ok(None)` when the client closed.
@@ -266,7 +308,11 @@ impl Session {
 
     /// Reads the request body whole (the chunked coding taken off), answering
     /// `Expect: 100-continue` first.
-    async fn read_body(&mut self, req: &Request) -> Result<Result<Bytes, Refusal>, Cut> {
+    async fn read_body(
+        &mut self,
+        req: &Request,
+        room: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<Result<Bytes, Refusal>, Cut> {
         let too_large = Refusal {
             status: 413,
             reason: "request body too large",
@@ -278,6 +324,9 @@ impl Session {
                 let Some(n) = usize::try_from(n).ok().filter(|&n| n <= MAX_BODY) else {
                     return Ok(Err(too_large));
                 };
+                if let Err(r) = take_room(room, n, wait).await {
+                    return Ok(Err(r));
+                }
                 if req.expect_continue && self.buf.len() < n {
                     self.continue_().await?;
                 }
@@ -306,6 +355,10 @@ impl Session {
                     self.buf.advance(used);
                     if body.len() as u64 + dec.announced() > MAX_BODY as u64 {
                         return Ok(Err(too_large));
+                    }
+                    let held = room.as_ref().map_or(0, |p| p.num_permits());
+                    if let Err(r) = take_room(room, body.len().saturating_sub(held), wait).await {
+                        return Ok(Err(r));
                     }
                     if dec.done() {
                         return Ok(Ok(Bytes::from(body)));
