@@ -27,5 +27,11 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
-# The benchmarks must keep building (they are run by hand: see docs/benchmarks.md).
-cargo bench --workspace --locked --no-run
+# The benchmarks must keep building (they are run by hand: see docs/benchmarks.md). Built in the
+# test profile, whose dependencies the tests just built: `cargo bench --no-run` would build
+# every dependency again, optimized, for minutes, to prove the same thing.
+cargo build --workspace --benches --locked
+# Every fuzz target (fuzz/fuzz_targets, cargo-fuzz) builds and runs a little on its seeds:
+# a crash fails the suite (its input is kept in fuzz/artifacts/TARGET). Longer runs by hand:
+# bash scripts/fuzz.sh TARGET SECONDS.
+bash scripts/fuzz.sh all "${WARDEN_FUZZ_SECONDS:-10}"

@@ -43,7 +43,13 @@ pub async fn serve(
     token: String,
     settings: ApiSettings,
 ) {
-    let app = Router::new()
+    let app = router(control, token);
+    serve_with(listener, app, settings).await;
+}
+
+/// The API's routes, for `control`, mutations guarded by `token`.
+pub fn router(control: Control, token: String) -> Router {
+    Router::new()
         .route("/live", get(|| async { "ok\n" }))
         .route("/status", get(status_page))
         .route("/metrics", get(metrics))
@@ -62,7 +68,10 @@ pub async fn serve(
         )
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
-        .with_state(Api { control, token });
+        .with_state(Api { control, token })
+}
+
+async fn serve_with(listener: tokio::net::TcpListener, app: Router, settings: ApiSettings) {
     let hosts = Arc::new(Hosts::new(settings.hosts.clone()));
     let most = u64::from(settings.max_connections).min(crate::fds::budget().api);
     let slots = Arc::new(Semaphore::new(usize::try_from(most).unwrap_or(usize::MAX)));

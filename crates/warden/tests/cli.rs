@@ -677,7 +677,7 @@ fn agent_list_and_info() {
     assert!(ok, "{err}");
     assert_eq!(
         out,
-        "ocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Marker\nocf:warden-test:Reloadable\nocf:warden-test:SlowStart\nocf:warden-test:Stateful\nocf:warden-test:StopHangs\n"
+        "ocf:warden-test:Chaos\nocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Marker\nocf:warden-test:Reloadable\nocf:warden-test:SlowStart\nocf:warden-test:Stateful\nocf:warden-test:StopHangs\n"
     );
     let (ok, out, err) = warden(
         dir.path(),

@@ -7,7 +7,7 @@
 //! sessions on backups on failback (`shutdown_backup_sessions`).
 
 pub mod balance;
-mod h1;
+pub mod h1;
 pub mod http;
 mod relay;
 pub mod stats;
