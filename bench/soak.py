@@ -82,7 +82,7 @@ threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
 for t in threads:
     t.start()
 start = time.monotonic()
-next_kill = start + 75
+next_kill = start + 90
 victims = ["web", "web-backup"]
 fault = ""
 with open(out, "w", newline="") as f:
@@ -94,7 +94,7 @@ with open(out, "w", newline="") as f:
         if now >= next_kill:
             fault = kill_resource(victims[0])
             victims.reverse()
-            next_kill += 75
+            next_kill += 90
         with lock:
             lat, failed = window["lat"], window["failed"]
             window["lat"], window["failed"] = [], 0

@@ -138,7 +138,9 @@ pub async fn run_tracked(
     let tracked = match (track, pgid) {
         (Some(path), Some(pgid)) => {
             let started = process::start_time(pgid.as_raw()).unwrap_or(0);
-            let tmp = path.with_extension("new");
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".new");
+            let tmp = std::path::PathBuf::from(tmp);
             let noted = std::fs::write(&tmp, format!("{} {started}\n", pgid.as_raw()))
                 .and_then(|()| std::fs::rename(&tmp, path));
             if let Err(e) = noted {
