@@ -220,14 +220,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let supervisor =
         Supervisor::new(&data_dir, exit_tx).context("cannot prepare the process supervisor")?;
-    // Process output is capped and rotated by `warden output-writer` (this binary).
-    let supervisor = match std::env::current_exe() {
-        Ok(me) => supervisor.with_output_writer(me),
-        Err(e) => {
-            warn!(error = %e, "cannot find the warden binary: process output is not capped");
-            supervisor
-        }
-    };
+    // Process output is capped and rotated by `warden output-writer` (this very binary, even
+    // once an upgrade has replaced the file it was started from).
+    let supervisor = supervisor.with_output_writer(PathBuf::from("/proc/self/exe"));
     // Agents a killed daemon left running (a slow start, say) go before anything is probed:
     // never two starts of one resource at once.
     for a in crate::exec::reap_interrupted(&supervisor.agents_dir()) {

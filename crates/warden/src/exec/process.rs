@@ -204,14 +204,17 @@ impl Supervisor {
 
     /// Where a process's output goes: its file, or a pipe to an output writer of its own.
     fn output_to(&self, file: &Path, max: u64) -> std::io::Result<std::process::Stdio> {
-        let Some(program) = &self.output_writer else {
-            // The daemon's alone (0600): a process's output is its own business.
-            let f = std::os::unix::fs::OpenOptionsExt::mode(
+        // The daemon's alone (0600): a process's output is its own business.
+        let direct = || {
+            std::os::unix::fs::OpenOptionsExt::mode(
                 OpenOptions::new().create(true).append(true),
                 0o600,
             )
-            .open(file)?;
-            return Ok(f.into());
+            .open(file)
+            .map(std::process::Stdio::from)
+        };
+        let Some(program) = &self.output_writer else {
+            return direct();
         };
         let mut c = Command::new(program);
         c.arg("output-writer")
@@ -227,7 +230,13 @@ impl Supervisor {
             // and it ends when the process (every holder of the pipe) has.
             .process_group(0)
             .kill_on_drop(false);
-        let mut child = c.spawn()?;
+        let mut child = match c.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "cannot start an output writer: this output is appended uncapped");
+                return direct();
+            }
+        };
         let pipe = child
             .stdin
             .take()
