@@ -137,14 +137,13 @@ impl Hosts {
     }
 
     fn allows(&self, host: &str) -> bool {
-        // Without the port; an IPv6 literal is bracketed.
-        let name = if let Some(rest) = host.strip_prefix('[') {
+        // An IPv6 literal is bracketed; anything else may end in `:PORT`.
+        if let Some(rest) = host.strip_prefix('[') {
             return rest
                 .split_once(']')
                 .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
-        } else {
-            host.rsplit_once(':').map_or(host, |(n, _)| n)
-        };
+        }
+        let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         name.parse::<std::net::Ipv4Addr>().is_ok() || self.names.contains(&name)
     }

@@ -116,6 +116,52 @@ pub fn private_dir(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a daemon starts from, read from its store: the state, and what the store knows that
+/// the file lost or changed (orphans to stop, and the definitions copies still run with: a
+/// stop uses the definition its copy started with).
+fn boot_from(
+    store: &Store,
+    file_config: Arc<Config>,
+    node: String,
+    health_monitors: Vec<crate::config::HealthMonitor>,
+) -> anyhow::Result<Boot> {
+    let (defs, bad) = store.definitions()?;
+    for b in &bad {
+        warn!(definition = %b, "stored definition skipped");
+    }
+    Boot::restore(
+        file_config,
+        crate::wire::orphan_specs(defs),
+        node,
+        health_monitors,
+        |config| {
+            let restored = store.load(config)?;
+            for s in &restored.skipped {
+                warn!(entry = %s, "stored event no longer applies to the configuration; skipped");
+            }
+            Ok(restored.state)
+        },
+    )
+}
+
+/// The process supervisor of a daemon (one machine's or a cluster node's) in `data_dir`,
+/// exits sent to `exits`. Output is capped and rotated by `warden output-writer` (this very
+/// binary, even once an upgrade has replaced the file it was started from). Agents a killed
+/// daemon left running (a slow start, say) are killed first, before anything is probed: never
+/// two starts of one resource at once.
+pub(crate) fn supervisor(
+    data_dir: &Path,
+    exits: mpsc::UnboundedSender<Exited>,
+) -> anyhow::Result<Supervisor> {
+    let supervisor = Supervisor::new(data_dir, exits)
+        .context("cannot prepare the process supervisor")?
+        .with_output_writer(PathBuf::from("/proc/self/exe"));
+    for a in crate::exec::reap_interrupted(&supervisor.agents_dir()) {
+        warn!(action = %a, "an agent the previous daemon had running was still running: killed; its resource is probed");
+    }
+    Ok(supervisor)
+}
+
 pub fn ensure_token(data_dir: &Path) -> anyhow::Result<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -194,40 +240,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let data_dir = data_dir(&opts.config_path, &loaded.data_dir);
     private_dir(&data_dir)?;
     let store = open_store(&data_dir.join("warden.redb")).await?;
-    // What the store knows that the file lost or changed: orphans to stop, and the
-    // definitions copies still run with (a stop uses the definition its copy started with).
-    let (defs, bad) = store.definitions()?;
-    for b in &bad {
-        warn!(definition = %b, "stored definition skipped");
-    }
-    let stored = crate::wire::orphan_specs(defs);
-    let boot = Boot::restore(
+    let boot = boot_from(
+        &store,
         Arc::clone(&file_config),
-        stored,
         node.clone(),
         loaded.health_monitors.clone(),
-        |config| {
-            let restored = store.load(config)?;
-            for s in &restored.skipped {
-                warn!(entry = %s, "stored event no longer applies to the configuration; skipped");
-            }
-            Ok(restored.state)
-        },
     )?;
     let resources = file_config.resources().len() + boot.orphans.len();
     let token = ensure_token(&data_dir)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
-    let supervisor =
-        Supervisor::new(&data_dir, exit_tx).context("cannot prepare the process supervisor")?;
-    // Process output is capped and rotated by `warden output-writer` (this very binary, even
-    // once an upgrade has replaced the file it was started from).
-    let supervisor = supervisor.with_output_writer(PathBuf::from("/proc/self/exe"));
-    // Agents a killed daemon left running (a slow start, say) go before anything is probed:
-    // never two starts of one resource at once.
-    for a in crate::exec::reap_interrupted(&supervisor.agents_dir()) {
-        warn!(action = %a, "an agent the previous daemon had running was still running: killed; its resource is probed");
-    }
+    let supervisor = supervisor(&data_dir, exit_tx)?;
     let listener = tokio::net::TcpListener::bind(loaded.api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", loaded.api.listen))?;
@@ -702,15 +725,11 @@ impl Daemon {
 
     /// The store records again: a new core from what it holds, and every resource probed.
     fn recover(&mut self) -> anyhow::Result<()> {
-        let (defs, _) = self.store.definitions()?;
-        let stored = crate::wire::orphan_specs(defs);
-        let store = &self.store;
-        let boot = Boot::restore(
+        let boot = boot_from(
+            &self.store,
             Arc::clone(self.core.file_config()),
-            stored,
             self.core.node().to_owned(),
             self.health_monitors.clone(),
-            |config| Ok(store.load(config)?.state),
         )?;
         self.core = Core::new(boot)?;
         let now = self.clock.now();

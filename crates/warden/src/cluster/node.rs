@@ -25,7 +25,6 @@ use super::wire::Member;
 use crate::control::{Control, ControlError, Request, StatusView};
 use crate::daemon::Options;
 use crate::exec::executor::Executor;
-use crate::exec::process::Supervisor;
 use crate::store::HistoryEntry;
 use crate::wire::WireEvent;
 
@@ -153,15 +152,7 @@ pub async fn run(
     std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
         .context("cannot write api.addr")?;
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
-    let supervisor =
-        Supervisor::new(&data_dir, exit_tx).context("cannot prepare the process supervisor")?;
-    // Process output is capped and rotated by `warden output-writer` (this very binary).
-    let supervisor = supervisor.with_output_writer(std::path::PathBuf::from("/proc/self/exe"));
-    // Agents a killed daemon left running (a slow start, say) go before anything is probed:
-    // never two starts of one resource at once.
-    for a in crate::exec::reap_interrupted(&supervisor.agents_dir()) {
-        warn!(action = %a, "an agent the previous daemon had running was still running: killed; its resource is probed");
-    }
+    let supervisor = crate::daemon::supervisor(&data_dir, exit_tx)?;
     let agent_env = crate::exec::executor::agent_env(api_addr, &token, &node);
     let executor = Executor {
         ocf_root: Arc::new(opts.ocf_root.clone()),

@@ -138,12 +138,7 @@ pub async fn run_tracked(
     let tracked = match (track, pgid) {
         (Some(path), Some(pgid)) => {
             let started = process::start_time(pgid.as_raw()).unwrap_or(0);
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".new");
-            let tmp = std::path::PathBuf::from(tmp);
-            let noted = std::fs::write(&tmp, format!("{} {started}\n", pgid.as_raw()))
-                .and_then(|()| std::fs::rename(&tmp, path));
-            if let Err(e) = noted {
+            if let Err(e) = write_whole(path, &format!("{} {started}\n", pgid.as_raw())) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot note a running agent");
             }
             Some(path)
@@ -225,6 +220,24 @@ pub async fn run_tracked(
         duration: started.elapsed(),
         timed_out,
     }
+}
+
+/// `path` with `suffix` added to its name (`web.out` -> `web.out.1`).
+pub fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    std::path::PathBuf::from(s)
+}
+
+/// Writes `text` to `path` whole or not at all: a new file (`<path>.new`), synced, renamed over
+/// the old one. A reader never sees half of it.
+pub fn write_whole(path: &std::path::Path, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = with_suffix(path, ".new");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Kills what is left of agents a killed daemon had running (their notes in `dir`, written by

@@ -18,9 +18,7 @@ pub const MIN_OUTPUT_MAX: u64 = 64 << 10;
 
 /// Where a rotated file goes: `web.out` -> `web.out.1`.
 pub fn rotated(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".1");
-    PathBuf::from(s)
+    super::with_suffix(path, ".1")
 }
 
 fn open(path: &Path) -> io::Result<File> {

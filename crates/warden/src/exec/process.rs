@@ -752,12 +752,7 @@ fn gone_or_error(e: std::io::Error) -> std::io::Result<Option<u64>> {
 
 /// Writes a pidfile whole or not at all (a new file renamed over the old one), synced.
 fn write_pidfile(path: &Path, r: Running) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("pid.new");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(format!("{} {}\n", r.pid, r.start_time).as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    super::write_whole(path, &format!("{} {}\n", r.pid, r.start_time))
 }
 
 fn result(code: i32, exit_reason: String, started: Instant) -> AgentResult {

@@ -642,34 +642,23 @@ async fn accept_loop(
         // A place for the connection before taking it: the listener's own cap, then two
         // descriptors (client and peer) from the daemon's budget. Until then clients wait in
         // the kernel's queue, and agents keep the descriptors they need.
-        let slot = match Arc::clone(&l.slots).try_acquire_owned() {
-            Ok(s) => s,
-            Err(_) => {
-                if last_full.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    warn!(listener = %l.spec.name, max_connections = l.spec.max_connections, "listener {} is serving max_connections; new clients wait", l.spec.name);
-                    last_full = Some(Instant::now());
-                }
-                let Ok(s) = Arc::clone(&l.slots).acquire_owned().await else {
-                    return;
-                };
-                s
+        // Said at most every 10 s.
+        let mut full = |what: &str| {
+            if last_full.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                warn!(listener = %l.spec.name, max_connections = l.spec.max_connections, "listener {}: {what}; new clients wait", l.spec.name);
+                last_full = Some(Instant::now());
             }
         };
-        let fds = match Arc::clone(&crate::fds::budget().listeners).try_acquire_many_owned(2) {
-            Ok(f) => f,
-            Err(_) => {
-                if last_full.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    warn!(listener = %l.spec.name, "the listeners have used the daemon's descriptor budget; new clients wait (raise the hard RLIMIT_NOFILE, LimitNOFILE= in systemd)");
-                    last_full = Some(Instant::now());
-                }
-                let Ok(f) = Arc::clone(&crate::fds::budget().listeners)
-                    .acquire_many_owned(2)
-                    .await
-                else {
-                    return;
-                };
-                f
-            }
+        let Some(slot) = place(&l.slots, 1, || full("max_connections reached")).await else {
+            return;
+        };
+        let budget = &crate::fds::budget().listeners;
+        let Some(fds) = place(budget, 2, || {
+            full("the daemon's descriptor budget for listeners is used (raise the hard RLIMIT_NOFILE: LimitNOFILE= in systemd)")
+        })
+        .await
+        else {
+            return;
         };
         let (client, from) = accept(&l, &sock).await;
         let to = me.map(fewest_sessions);
@@ -710,6 +699,20 @@ async fn session(
         Protocol::Tcp => tcp_session(l, client, from).await,
         Protocol::Http => http::session(l, pool, client, from).await,
     }
+}
+
+/// `n` permits of `sem`, at once or, after calling `waiting` (which says so), when they come;
+/// None once the semaphore is closed.
+async fn place(
+    sem: &Arc<tokio::sync::Semaphore>,
+    n: u32,
+    waiting: impl FnOnce(),
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = Arc::clone(sem).try_acquire_many_owned(n) {
+        return Some(p);
+    }
+    waiting();
+    Arc::clone(sem).acquire_many_owned(n).await.ok()
 }
 
 /// When an accept last failed (logged at most every 10 s).
