@@ -1115,6 +1115,7 @@ async fn bad_requests_are_refused_with_their_status() {
         raw_backend(|_, _| ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".into(), false)).await;
     let (_checker, proxy, stats) = proxy_counted(vec![peer(port)], vec![], fast_tcp_check(), |l| {
         l.protocol = warden::proxy::Protocol::Http;
+        l.max_request_body = Some(16 << 20);
     })
     .await;
     for (raw, status) in [
@@ -1256,6 +1257,7 @@ async fn a_post_the_peer_failed_is_not_sent_again_but_a_get_is() {
         l.protocol = warden::proxy::Protocol::Http;
     })
     .await;
+    both_up(&checker).await;
     let mut s = client(proxy).await;
     let mut buf = Vec::new();
     s.write_all(b"POST /pay HTTP/1.1\r\nHost: svc\r\nContent-Length: 1\r\n\r\n1")
@@ -1623,65 +1625,208 @@ async fn a_request_every_peer_drops_turns_no_peer_down() {
     assert_eq!(peers[1].state(), PeerState::Up);
 }
 
-#[tokio::test]
-async fn request_bodies_held_at_once_have_a_total_cap() {
-    // The fault: bodies were held in RAM with no total cap (40 clients x 16 MiB -> 611 MB).
-    // Ten clients each announce 16 MiB and send one byte: eight take the room there is
-    // (128 MiB), the others wait for room and get 503 once `client_timeout` has passed.
-    let (port, _rx) = raw_backend(|_, _| {
-        (
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
-            false,
-        )
+/// A backend that tells, for each request, its head as soon as it has come (before the body),
+/// and answers with the body's length and FNV-1a hash once it is whole (by `Content-Length`
+/// or chunks).
+async fn body_backend() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let more = async |s: &mut TcpStream, buf: &mut Vec<u8>| {
+                    let mut chunk = [0u8; 65536];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => false,
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            true
+                        }
+                    }
+                };
+                let end = loop {
+                    if let Some(i) = find(&buf, b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    if !more(&mut s, &mut buf).await {
+                        return;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let _ = tx.send(head.clone());
+                buf.drain(..end);
+                let mut body = Vec::new();
+                if head.contains("transfer-encoding: chunked") {
+                    loop {
+                        let Some(i) = find(&buf, b"\r\n") else {
+                            if !more(&mut s, &mut buf).await {
+                                return;
+                            }
+                            continue;
+                        };
+                        let size = usize::from_str_radix(
+                            std::str::from_utf8(&buf[..i]).expect("size"),
+                            16,
+                        )
+                        .expect("hex");
+                        while buf.len() < i + 2 + size + 2 {
+                            if !more(&mut s, &mut buf).await {
+                                return;
+                            }
+                        }
+                        body.extend_from_slice(&buf[i + 2..i + 2 + size]);
+                        buf.drain(..i + 2 + size + 2);
+                        if size == 0 {
+                            break;
+                        }
+                    }
+                } else {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < len {
+                        if !more(&mut s, &mut buf).await {
+                            return;
+                        }
+                    }
+                    body = buf.drain(..len).collect();
+                }
+                let said = format!("{} {:x}", body.len(), fnv(&body));
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{said}",
+                            said.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    (port, rx)
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-    .await;
+}
+
+#[tokio::test]
+async fn a_large_request_body_streams_to_the_peer_and_arrives_whole() {
+    // The fault: request bodies were read whole into RAM before anything was sent (16 MiB
+    // each at most). Bodies past 1 MiB now stream: the peer has the head while the client is
+    // still sending, and gets every byte, by length or in chunks.
+    let (port, mut rx) = body_backend().await;
+    let (_checker, proxy) = http_proxy(port).await;
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let want = format!("{} {:x}", data.len(), fnv(&data));
+
+    // By length: half of 8 MiB, then the peer has the head, then the rest.
+    let mut s = client(proxy).await;
+    s.write_all(
+        format!(
+            "POST /up HTTP/1.1\r\nHost: svc\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head");
+    let (first, second) = data.split_at(data.len() / 2);
+    s.write_all(first).await.expect("first half");
+    let head = seen(&mut rx).await;
+    assert!(
+        head.contains(&format!("content-length: {}", data.len())),
+        "{head}"
+    );
+    s.write_all(second).await.expect("second half");
+    let (h, body) = read_response(&mut s, &mut Vec::new(), false).await;
+    assert!(h.starts_with("HTTP/1.1 200 "), "{h}");
+    assert_eq!(body, want);
+
+    // In chunks of 64 KiB (with an extension, and trailers): sent on as chunks.
+    let mut s = client(proxy).await;
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .expect("head");
+    for (n, c) in data.chunks(64 << 10).enumerate() {
+        s.write_all(format!("{:x};n={n}\r\n", c.len()).as_bytes())
+            .await
+            .expect("size");
+        s.write_all(c).await.expect("chunk");
+        s.write_all(b"\r\n").await.expect("crlf");
+        if n == 40 {
+            let head = seen(&mut rx).await;
+            assert!(head.contains("transfer-encoding: chunked"), "{head}");
+            assert!(!head.contains("content-length"), "{head}");
+        }
+    }
+    s.write_all(b"0\r\nX-Sum: 1\r\n\r\n")
+        .await
+        .expect("last chunk");
+    let mut buf = Vec::new();
+    let (h, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(h.starts_with("HTTP/1.1 200 "), "{h}");
+    assert_eq!(body, want);
+
+    // The connection carries the next request; a small body is still read whole first and
+    // sent with its length.
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await
+        .expect("small");
+    let (h, body) = read_response(&mut s, &mut buf, false).await;
+    assert!(h.starts_with("HTTP/1.1 200 "), "{h}");
+    assert_eq!(body, format!("3 {:x}", fnv(b"abc")));
+    let head = seen(&mut rx).await;
+    assert!(head.contains("content-length: 3"), "{head}");
+}
+
+#[tokio::test]
+async fn max_request_body_refuses_larger_bodies_however_they_come() {
+    let (port, mut rx) = body_backend().await;
     let (_checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
         l.protocol = warden::proxy::Protocol::Http;
-        l.client_timeout = Duration::from_secs(2);
+        l.max_request_body = Some(2 << 20);
     })
     .await;
-    use tokio::io::AsyncReadExt;
-    let head = format!(
-        "POST /big HTTP/1.1\r\nHost: svc\r\nContent-Length: {}\r\n\r\nx",
-        warden::proxy::http::MAX_BODY
-    );
-    // The first eight keep sending, a byte at a time, within client_timeout: they hold their
-    // room for as long as the test needs.
-    let mut holders = Vec::new();
-    for _ in 0..8 {
-        let mut s = client(proxy).await;
-        s.write_all(head.as_bytes()).await.expect("write");
-        holders.push(tokio::spawn(async move {
-            for _ in 0..20 {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                if s.write_all(b"x").await.is_err() {
-                    return;
-                }
-            }
-        }));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Announced too large: 413 at once, nothing reaches the peer.
+    let mut s = client(proxy).await;
+    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2097153\r\n\r\n")
+        .await
+        .expect("head");
+    let (h, _) = read_response(&mut s, &mut Vec::new(), false).await;
+    assert!(h.starts_with("HTTP/1.1 413 "), "{h}");
+    // Chunks that pass the limit once streaming: 413, and the connection closes.
+    let mut s = client(proxy).await;
+    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .expect("head");
+    // Nine chunks of 256 KiB: the ninth crosses 2 MiB. The proxy has not read all of it when
+    // it answers; the answer still comes whole (it drains what the client sent before closing).
+    let c = vec![b'y'; 256 << 10];
+    for _ in 0..9 {
+        s.write_all(format!("{:x}\r\n", c.len()).as_bytes())
+            .await
+            .expect("size");
+        s.write_all(&c).await.expect("chunk");
+        s.write_all(b"\r\n").await.expect("crlf");
     }
-    let mut refused = 0;
-    for _ in 0..2 {
-        let mut s = client(proxy).await;
-        s.write_all(head.as_bytes()).await.expect("write");
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        // Answered once client_timeout has passed (a generous margin on top).
-        while let Ok(Ok(n)) =
-            tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await
-        {
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        if buf.starts_with(b"HTTP/1.1 503 ") {
-            refused += 1;
-        }
-    }
-    for h in holders {
-        h.abort();
-    }
-    assert_eq!(refused, 2, "the two past the cap are refused");
+    let (h, _) = read_response(&mut s, &mut Vec::new(), false).await;
+    assert!(h.starts_with("HTTP/1.1 413 "), "{h}");
+    assert!(h.contains("Connection: close\r\n"), "{h}");
+    // The streamed request had reached the peer (its body cut short there); the first never did.
+    let head = seen(&mut rx).await;
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(rx.try_recv().is_err());
 }

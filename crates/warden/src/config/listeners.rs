@@ -160,6 +160,9 @@ fn listener(
     if let Some(n) = r.at_least_one(t, "max_connections") {
         l.max_connections = n;
     }
+    if let Some(n) = r.size(t, "max_request_body", 1, "1 byte") {
+        l.max_request_body = Some(n);
+    }
     if let Some(d) = r.positive_duration(t, "idle_timeout") {
         l.idle_timeout = Some(d);
     }
@@ -172,6 +175,7 @@ fn listener(
             "client_keepalive",
             "client_timeout",
             "upstream_keepalive",
+            "max_request_body",
         ] {
             r.forbid(t, key, "it applies to protocol = \"http\"");
         }

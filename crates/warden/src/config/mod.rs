@@ -773,9 +773,10 @@ concurrency = 10
             "{up}[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8000\"\nupstream = \"svc\"\nprotocol = \"http\"\n\
              balance = \"weighted\"\nfailback = {{ preempt_delay = \"30s\" }}\nshutdown_sessions = true\n\
              upstream_timeout = \"2s\"\nforwarded_for = false\nupstream_keepalive = \"5s\"\n\
-             trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n"
+             trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nmax_request_body = \"8MiB\"\n"
         ));
         let w = &l.listeners[0];
+        assert_eq!(w.max_request_body, Some(8 << 20));
         assert_eq!(
             w.trusted_proxies
                 .iter()
@@ -805,6 +806,16 @@ concurrency = 10
             "t.toml:11:1: error: `upstream_timeout` does not apply here: it applies to protocol = \"http\"",
             "t.toml:12:16: error: `idle_timeout` must be longer than 0",
             "t.toml:13:1: error: `trusted_proxies` does not apply here: it applies to protocol = \"http\"",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        let e = errors(&format!(
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:1\"\nupstream = \"svc\"\nprotocol = \"http\"\nmax_request_body = \"lots\"\n\
+             [[listener]]\nname = \"back\"\nlisten = \"127.0.0.1:2\"\nupstream = \"svc\"\nprotocol = \"http\"\nmax_request_body = 0\n"
+        ));
+        for want in [
+            "t.toml:9:20: error: bad size \"lots\"",
+            "t.toml:15:20: error: `max_request_body` must be at least 1 byte",
         ] {
             assert!(e.contains(want), "{want}\n{e}");
         }

@@ -447,30 +447,12 @@ fn process(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<ProcessRead> {
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     let promote = r.argv(t, "promote", None);
     let demote = r.argv(t, "demote", None);
-    let output_max = match t.take("output_max") {
-        None => None,
-        Some(v) => {
-            let parsed = match v.get_ref() {
-                DeValue::String(s) => crate::exec::output::parse_size(s),
-                DeValue::Integer(_) => r
-                    .int_value(v, "output_max")
-                    .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(|| "`output_max` must be a positive size".to_owned()),
-                _ => Err("`output_max` is a size, like \"10MiB\"".to_owned()),
-            };
-            match parsed {
-                Ok(n) if n >= crate::exec::output::MIN_OUTPUT_MAX => Some(n),
-                Ok(_) => {
-                    r.d.error(v.span(), "`output_max` must be at least 64KiB");
-                    None
-                }
-                Err(e) => {
-                    r.d.error(v.span(), e);
-                    None
-                }
-            }
-        }
-    };
+    let output_max = r.size(
+        t,
+        "output_max",
+        crate::exec::output::MIN_OUTPUT_MAX,
+        "64KiB",
+    );
     Some(ProcessRead {
         command,
         env,

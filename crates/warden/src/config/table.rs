@@ -454,6 +454,38 @@ impl<'s> Reader<'s> {
         Some(d)
     }
 
+    /// A size in bytes (`"10MiB"`, `"512K"`, or an integer) of at least `min` (`min_said` as
+    /// the error says it).
+    pub fn size(
+        &mut self,
+        t: &Tbl<'_, '_>,
+        key: &'static str,
+        min: u64,
+        min_said: &str,
+    ) -> Option<u64> {
+        let v = t.take(key)?;
+        let parsed = match v.get_ref() {
+            DeValue::String(s) => crate::exec::output::parse_size(s),
+            DeValue::Integer(_) => {
+                let n = self.int_value(v, key)?;
+                u64::try_from(n).map_err(|_| format!("`{key}` must be a positive size"))
+            }
+            _ => Err(format!("`{key}` is a size, like \"10MiB\"")),
+        };
+        match parsed {
+            Ok(n) if n >= min => Some(n),
+            Ok(_) => {
+                self.d
+                    .error(v.span(), format!("`{key}` must be at least {min_said}"));
+                None
+            }
+            Err(e) => {
+                self.d.error(v.span(), e);
+                None
+            }
+        }
+    }
+
     pub fn score_value(&mut self, v: &Value<'_>) -> Option<Score> {
         match v.get_ref() {
             DeValue::String(s) => match s.to_ascii_uppercase().as_str() {

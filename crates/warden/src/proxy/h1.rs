@@ -399,14 +399,26 @@ pub fn parse_request(
 }
 
 /// Ends a forwarded request head: `Host` when the client sent none, the body's length.
-pub fn finish_request(fwd: &mut Vec<u8>, req: &Request, peer: &str, body_len: usize) {
+pub fn finish_request(fwd: &mut Vec<u8>, req: &Request, peer: &str, body: Sent) {
     if req.no_host {
         field(fwd, "Host", peer.as_bytes());
     }
-    if req.has_body_field {
-        length_field(fwd, body_len as u64);
+    match body {
+        Sent::Length(n) if req.has_body_field => length_field(fwd, n),
+        Sent::Length(_) => {}
+        Sent::Chunked => field(fwd, "Transfer-Encoding", b"chunked"),
     }
     fwd.extend_from_slice(b"\r\n");
+}
+
+/// How a request's body goes on to the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Whole, or streamed with a known length: `Content-Length`.
+    Length(u64),
+    /// Streamed as it comes from a chunked client: chunks again (extensions and trailers
+    /// dropped).
+    Chunked,
 }
 
 /// How a response's body travels to the client.
@@ -754,7 +766,7 @@ mod tests {
         let (r, mut fwd) = req(raw, Some("10.0.0.9"));
         let r = r.expect("parses").expect("complete");
         let mut bytes = fwd.into_bytes();
-        finish_request(&mut bytes, &r, "127.0.0.1:81", 0);
+        finish_request(&mut bytes, &r, "127.0.0.1:81", Sent::Length(0));
         fwd = String::from_utf8_lossy(&bytes).into_owned();
         (r, fwd)
     }

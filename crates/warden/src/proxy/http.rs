@@ -9,10 +9,12 @@
 //! sent), and, for idempotent methods, when the peer fails before answering, does not answer
 //! within `upstream_timeout`, or turns DOWN while the request waits. A pooled connection the
 //! peer closed while it was idle is not the peer's failure: the request goes again to the same
-//! peer on a new connection (when it is idempotent or was not sent whole). Request bodies are
-//! buffered (up to [`MAX_BODY`]) so a retry can resend them; responses stream through, and a
-//! response that stalls mid-body for `upstream_timeout` is cut. `Upgrade` requests (WebSocket)
-//! become a tunnel once the peer answers 101.
+//! peer on a new connection (when it is idempotent or was not sent whole). Request bodies up
+//! to [`RESEND_BODY`] are read whole first, so a retry can send them again; larger ones (or
+//! any that finds no room among [`MAX_BODIES`]) stream from the client to the one peer that
+//! takes them, through one buffer, and are not retried once sent. Responses stream through,
+//! and a response that stalls mid-body for `upstream_timeout` is cut. `Upgrade` requests
+//! (WebSocket) become a tunnel once the peer answers 101.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,50 +31,84 @@ use super::h1::{self, ChunkedDecoder, Framing, Refusal, Relay, Request, Response
 use super::{Lease, Listener};
 use crate::check::CheckError;
 
-/// The largest request body the proxy buffers (so it can be sent again to another peer).
-pub const MAX_BODY: usize = 16 << 20;
-/// The most request-body bytes all sessions of the daemon hold at once: a body waits for room
-/// (up to `client_timeout`, then 503), so forty clients sending 16 MiB each cannot take
-/// 640 MiB.
+/// Request bodies up to this size are read whole before they are sent, so that a request can
+/// go again to the next peer; larger ones stream through.
+pub const RESEND_BODY: usize = 1 << 20;
+/// The most request-body bytes all sessions of the daemon hold at once for resending: a body
+/// that finds no room streams through instead, so many clients sending bodies at once hold
+/// no more than this (plus one read buffer each).
 pub const MAX_BODIES: usize = 128 << 20;
 
-/// Room for buffered request bodies, shared by every listener.
+/// Room for held request bodies, shared by every listener.
 fn body_room() -> &'static Arc<tokio::sync::Semaphore> {
     static ROOM: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
     ROOM.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(MAX_BODIES)))
 }
 
-/// Takes room for `n` more body bytes (added to `held`), waiting up to `wait`.
-async fn take_room(
-    held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
-    n: usize,
-    wait: Duration,
-) -> Result<(), Refusal> {
+/// Takes room for `n` more held body bytes (added to `held`) if there is some now.
+fn take_room(held: &mut Option<tokio::sync::OwnedSemaphorePermit>, n: usize) -> bool {
     if n == 0 {
-        return Ok(());
+        return true;
     }
-    let n = u32::try_from(n).map_err(|_| Refusal {
-        status: 413,
-        reason: "request body too large",
-    })?;
-    let more = tokio::time::timeout(wait, Arc::clone(body_room()).acquire_many_owned(n))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or(Refusal {
-            status: 503,
-            reason: "too many request bodies in flight; try again",
-        })?;
+    let Ok(n) = u32::try_from(n) else {
+        return false;
+    };
+    let Ok(more) = Arc::clone(body_room()).try_acquire_many_owned(n) else {
+        return false;
+    };
     match held {
         Some(p) => p.merge(more),
         None => *held = Some(more),
     }
-    Ok(())
+    true
 }
+
+/// A request body as read before the request is sent.
+#[derive(Debug)]
+enum Body {
+    /// Read whole (the chunked coding taken off): it can be sent again.
+    Whole(Bytes),
+    /// Too large to hold, or no room: sent on while it is read.
+    Stream(Stream),
+}
+
+/// A body that streams: what was read of it so far, and where the rest stands.
+#[derive(Debug)]
+struct Stream {
+    /// Data already read (chunks decoded), sent first.
+    first: Vec<u8>,
+    rest: Rest,
+}
+
+#[derive(Debug)]
+enum Rest {
+    /// `Content-Length`: this many bytes are still to come from the client.
+    Length(u64),
+    /// Chunked: the decoder, and the data seen so far (for `max_request_body`).
+    Chunked(ChunkedDecoder, u64),
+}
+
+/// How streaming a body to a peer failed.
+#[derive(Debug)]
+enum StreamFail {
+    /// The client went away or stopped sending.
+    Client(Cut),
+    /// The body broke a rule (bad chunk, too large): the client is answered.
+    Refused(Refusal),
+    /// Writing to the peer failed.
+    Peer(String),
+    /// The peer took no more of the body within `upstream_timeout`.
+    PeerTimeout,
+}
+
 /// Idle pooled connections kept per peer.
 const POOL_PER_PEER: usize = 64;
 /// How much room each read asks for.
 const READ_CHUNK: usize = 16 << 10;
+/// How long a refused client is drained before its connection is let go, and how long the
+/// drain waits for each read.
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_IDLE: Duration = Duration::from_secs(1);
 /// Bodies up to this size go out in the same write as their head.
 const COALESCE: usize = 64 << 10;
 
@@ -204,6 +240,7 @@ pub(super) async fn session(l: Listener, pool: Arc<Pool>, client: TcpStream, fro
         fwd: Vec::new(),
         out: Vec::new(),
         held: None,
+        linger: false,
     };
     session.run().await;
 }
@@ -227,6 +264,8 @@ struct Session {
     out: Vec<u8>,
     /// The peer connection this client used last.
     held: Option<Conn>,
+    /// The connection is closed after a refusal: drain the client before letting go.
+    linger: bool,
 }
 
 impl Session {
@@ -244,6 +283,22 @@ impl Session {
         let _ = self.client.shutdown().await;
         if let Some(c) = self.held.take() {
             self.pool.put(c);
+        }
+        if self.linger {
+            // Refused mid-request: what the client still sends is read and dropped for a
+            // moment (nginx's lingering close), so the kernel does not answer it with a reset
+            // that can destroy the refusal before the client has read it.
+            let drain = async {
+                let mut sink = [0u8; 16 << 10];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(LINGER_IDLE, self.client.read(&mut sink)).await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER, drain).await;
         }
     }
 
@@ -278,8 +333,11 @@ impl Session {
             Err(refusal) => return self.refuse(refusal, false).await,
         };
         // The body's room is given back once the request is done with it.
-        let r = self.forward(&req, &body).await;
-        drop((body, room));
+        let r = match body {
+            Body::Whole(body) => self.forward(&req, &body).await,
+            Body::Stream(body) => self.forward_stream(&req, body).await,
+        };
+        drop(room);
         r
     }
 
@@ -306,35 +364,39 @@ impl Session {
         }
     }
 
-    /// Reads the request body whole (the chunked coding taken off), answering
+    /// Reads the request body whole (the chunked coding taken off) when it is small enough to
+    /// hold and there is room, else the start of a streaming body; answers
     /// `Expect: 100-continue` first.
     async fn read_body(
         &mut self,
         req: &Request,
         room: &mut Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Result<Result<Bytes, Refusal>, Cut> {
-        let too_large = Refusal {
-            status: 413,
-            reason: "request body too large",
-        };
+    ) -> Result<Result<Body, Refusal>, Cut> {
+        let max = self.l.spec.max_request_body.unwrap_or(u64::MAX);
         let wait = self.l.spec.client_timeout;
         match req.framing {
-            Framing::None | Framing::Close => Ok(Ok(Bytes::new())),
+            Framing::None | Framing::Close => Ok(Ok(Body::Whole(Bytes::new()))),
             Framing::Length(n) => {
-                let Some(n) = usize::try_from(n).ok().filter(|&n| n <= MAX_BODY) else {
-                    return Ok(Err(too_large));
-                };
-                if let Err(r) = take_room(room, n, wait).await {
-                    return Ok(Err(r));
+                if n > max {
+                    return Ok(Err(too_large()));
                 }
-                if req.expect_continue && self.buf.len() < n {
+                if req.expect_continue && (self.buf.len() as u64) < n {
                     self.continue_().await?;
                 }
+                let held = usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= RESEND_BODY && take_room(room, n));
+                let Some(n) = held else {
+                    return Ok(Ok(Body::Stream(Stream {
+                        first: Vec::new(),
+                        rest: Rest::Length(n),
+                    })));
+                };
                 while self.buf.len() < n {
                     self.buf.reserve(n - self.buf.len());
                     self.read_client(wait).await?;
                 }
-                Ok(Ok(self.buf.split_to(n).freeze()))
+                Ok(Ok(Body::Whole(self.buf.split_to(n).freeze())))
             }
             Framing::Chunked => {
                 if req.expect_continue && self.buf.is_empty() {
@@ -345,28 +407,103 @@ impl Session {
                 loop {
                     let used = match dec.feed(&self.buf, |d| body.extend_from_slice(d)) {
                         Ok(n) => n,
-                        Err(h1::BadChunk) => {
-                            return Ok(Err(Refusal {
-                                status: 400,
-                                reason: "malformed chunked body",
-                            }));
-                        }
+                        Err(h1::BadChunk) => return Ok(Err(bad_chunk())),
                     };
                     self.buf.advance(used);
-                    if body.len() as u64 + dec.announced() > MAX_BODY as u64 {
-                        return Ok(Err(too_large));
+                    let seen = body.len() as u64;
+                    if seen.saturating_add(dec.announced()) > max {
+                        return Ok(Err(too_large()));
                     }
                     let held = room.as_ref().map_or(0, |p| p.num_permits());
-                    if let Err(r) = take_room(room, body.len().saturating_sub(held), wait).await {
-                        return Ok(Err(r));
+                    if body.len() > RESEND_BODY || !take_room(room, body.len().saturating_sub(held))
+                    {
+                        return Ok(Ok(Body::Stream(Stream {
+                            first: body,
+                            rest: Rest::Chunked(dec, seen),
+                        })));
                     }
                     if dec.done() {
-                        return Ok(Ok(Bytes::from(body)));
+                        return Ok(Ok(Body::Whole(Bytes::from(body))));
                     }
                     reserve(&mut self.buf);
                     self.read_client(wait).await?;
                 }
             }
+        }
+    }
+
+    /// Sends the request head and its streaming body to `conn`: the body as the client sends
+    /// it, one read at a time, each write within `upstream_timeout`.
+    async fn stream_body(
+        &mut self,
+        conn: &mut Conn,
+        req: &Request,
+        body: &mut Stream,
+    ) -> Result<(), StreamFail> {
+        let max = self.l.spec.max_request_body.unwrap_or(u64::MAX);
+        self.out.clear();
+        self.out.extend_from_slice(&self.fwd);
+        let sent = match body.rest {
+            Rest::Length(n) => h1::Sent::Length(n),
+            Rest::Chunked(..) => h1::Sent::Chunked,
+        };
+        h1::finish_request(&mut self.out, req, &conn.addr, sent);
+        if !body.first.is_empty() {
+            match body.rest {
+                Rest::Length(_) => self.out.extend_from_slice(&body.first),
+                Rest::Chunked(..) => h1::chunk(&mut self.out, &body.first),
+            }
+            body.first = Vec::new();
+        }
+        loop {
+            // What the client sent so far goes on.
+            let done = match &mut body.rest {
+                Rest::Length(left) => {
+                    let take = self
+                        .buf
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    self.out.extend_from_slice(&self.buf[..take]);
+                    self.buf.advance(take);
+                    *left -= take as u64;
+                    *left == 0
+                }
+                Rest::Chunked(dec, seen) => {
+                    let out = &mut self.out;
+                    let used = dec
+                        .feed(&self.buf, |d| {
+                            if !d.is_empty() {
+                                *seen += d.len() as u64;
+                                h1::chunk(out, d);
+                            }
+                        })
+                        .map_err(|h1::BadChunk| StreamFail::Refused(bad_chunk()))?;
+                    self.buf.advance(used);
+                    if seen.saturating_add(dec.announced()) > max {
+                        return Err(StreamFail::Refused(too_large()));
+                    }
+                    if dec.done() {
+                        h1::chunk(&mut self.out, b"");
+                    }
+                    dec.done()
+                }
+            };
+            if !self.out.is_empty() {
+                let write = conn.stream.write_all(&self.out);
+                match tokio::time::timeout(self.l.spec.upstream_timeout, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(StreamFail::Peer(e.to_string())),
+                    Err(_) => return Err(StreamFail::PeerTimeout),
+                }
+                self.out.clear();
+            }
+            if done {
+                return Ok(());
+            }
+            reserve(&mut self.buf);
+            self.read_client(self.l.spec.client_timeout)
+                .await
+                .map_err(StreamFail::Client)?;
         }
     }
 
@@ -389,6 +526,7 @@ impl Session {
 
     /// Answers with the proxy's own error page; `Ok(keep_alive)`.
     async fn refuse(&mut self, r: Refusal, keep_alive: bool) -> Result<bool, Cut> {
+        self.linger |= !keep_alive;
         self.l.stats.answered(r.status);
         h1::error_response(&mut self.out, r.status, r.reason, keep_alive);
         self.write_out().await?;
@@ -545,6 +683,80 @@ impl Session {
         self.refuse(r, req.keep_alive).await
     }
 
+    /// Sends a request whose body streams to the first peer in the balancer's order that
+    /// takes the connection, and relays its answer; once the body is on its way it is not sent
+    /// again (a failure then is 502 or 504, and counts against that peer).
+    async fn forward_stream(&mut self, req: &Request, mut body: Stream) -> Result<bool, Cut> {
+        let (all, order) = self.l.attempts();
+        for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
+            // A new connection: a pooled one the peer closed while idle could not be retried.
+            let mut conn = match self.l.connect_to(peer).await {
+                Ok(stream) => Conn {
+                    addr: peer.addr.clone(),
+                    stream,
+                    buf: BytesMut::new(),
+                },
+                Err(e) => {
+                    debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
+                    self.l.failed(view, e);
+                    continue;
+                }
+            };
+            let lease = self.l.lease(&peer.addr, view.backup);
+            let mut req = req.clone();
+            let cut_short = match self.stream_body(&mut conn, &req, &mut body).await {
+                Ok(()) => None,
+                Err(StreamFail::Client(cut)) => return Err(cut),
+                Err(StreamFail::Refused(r)) => return self.refuse(r, false).await,
+                Err(StreamFail::PeerTimeout) => {
+                    self.l.stats.failed_attempt();
+                    self.l.request_failed(view, CheckError::Timeout);
+                    let r = Refusal {
+                        status: 504,
+                        reason: "the upstream peer stopped taking the request body",
+                    };
+                    return self.refuse(r, false).await;
+                }
+                // The peer may have answered before it took the whole body (a refusal of its
+                // own): that answer goes to the client, and both connections close after it.
+                Err(StreamFail::Peer(e)) => {
+                    req.keep_alive = false;
+                    Some(e)
+                }
+            };
+            let answer = answer(&mut conn, &req, &mut self.out, false);
+            let failed = match tokio::time::timeout(self.l.spec.upstream_timeout, answer).await {
+                Ok(Ok(mut resp)) => {
+                    self.l.stats.took(&peer.addr);
+                    if cut_short.is_some() {
+                        resp.reusable = false;
+                        resp.keep_alive = false;
+                    }
+                    return self.relay(resp, conn, lease).await;
+                }
+                Ok(Err(Fail::Closed { error, .. })) => CheckError::Io(cut_short.unwrap_or(error)),
+                Ok(Err(Fail::Bad(why))) => CheckError::Io(why.to_owned()),
+                Ok(Err(Fail::TimedOut | Fail::Down)) | Err(_) => CheckError::Timeout,
+            };
+            debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %failed, "a streamed request failed");
+            self.l.stats.failed_attempt();
+            let r = match failed {
+                CheckError::Timeout => Refusal {
+                    status: 504,
+                    reason: "the upstream peer timed out",
+                },
+                _ => bad_gateway("the upstream peer failed"),
+            };
+            self.l.request_failed(view, failed);
+            let keep_alive = req.keep_alive;
+            return self.refuse(r, keep_alive).await;
+        }
+        warn!(listener = %self.l.spec.name, upstream = %self.l.spec.upstream, client = %self.from, "no peer of upstream {} answered", self.l.spec.upstream);
+        // The body was not read: the connection cannot carry another request.
+        self.refuse(bad_gateway("no upstream peer accepted the request"), false)
+            .await
+    }
+
     /// Writes the request on `conn` and reads the response head (into `self.out`, rewritten
     /// for the client), within `upstream_timeout`; an idempotent request also gives up when
     /// its peer turns DOWN.
@@ -558,7 +770,12 @@ impl Session {
     ) -> Result<(Response, Conn), Fail> {
         self.out.clear();
         self.out.extend_from_slice(&self.fwd);
-        h1::finish_request(&mut self.out, req, &conn.addr, body.len());
+        h1::finish_request(
+            &mut self.out,
+            req,
+            &conn.addr,
+            h1::Sent::Length(body.len() as u64),
+        );
         let small = body.len() <= COALESCE;
         if small {
             self.out.extend_from_slice(body);
@@ -577,37 +794,7 @@ impl Session {
                     error: e.to_string(),
                 });
             }
-            let mut got = false;
-            loop {
-                if !conn.buf.is_empty() {
-                    match h1::parse_response(&conn.buf, req, out) {
-                        Ok(Some(r)) if r.interim => {
-                            conn.buf.advance(r.len);
-                            continue;
-                        }
-                        Ok(Some(r)) => {
-                            conn.buf.advance(r.len);
-                            return Ok(r);
-                        }
-                        Ok(None) => {}
-                        Err(why) => return Err(Fail::Bad(why)),
-                    }
-                }
-                reserve(&mut conn.buf);
-                let error = match conn.stream.read_buf(&mut conn.buf).await {
-                    Ok(0) => "the peer closed the connection before answering".to_owned(),
-                    Ok(_) => {
-                        got = true;
-                        continue;
-                    }
-                    Err(e) => e.to_string(),
-                };
-                return Err(Fail::Closed {
-                    stale: reused && !got,
-                    sent: true,
-                    error,
-                });
-            }
+            answer(&mut conn, req, out, reused).await
         };
         let work = tokio::time::timeout(self.l.spec.upstream_timeout, work);
         let r = if req.idempotent {
@@ -729,6 +916,61 @@ impl Session {
             }
         }
         Ok(false)
+    }
+}
+
+/// Reads the peer's response head on `conn` (the head for the client goes into `out`),
+/// skipping interim responses; `reused`: the connection came from the pool.
+async fn answer(
+    conn: &mut Conn,
+    req: &Request,
+    out: &mut Vec<u8>,
+    reused: bool,
+) -> Result<Response, Fail> {
+    let mut got = false;
+    loop {
+        if !conn.buf.is_empty() {
+            match h1::parse_response(&conn.buf, req, out) {
+                Ok(Some(r)) if r.interim => {
+                    conn.buf.advance(r.len);
+                    continue;
+                }
+                Ok(Some(r)) => {
+                    conn.buf.advance(r.len);
+                    return Ok(r);
+                }
+                Ok(None) => {}
+                Err(why) => return Err(Fail::Bad(why)),
+            }
+        }
+        reserve(&mut conn.buf);
+        let error = match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) => "the peer closed the connection before answering".to_owned(),
+            Ok(_) => {
+                got = true;
+                continue;
+            }
+            Err(e) => e.to_string(),
+        };
+        return Err(Fail::Closed {
+            stale: reused && !got,
+            sent: true,
+            error,
+        });
+    }
+}
+
+fn too_large() -> Refusal {
+    Refusal {
+        status: 413,
+        reason: "request body too large",
+    }
+}
+
+fn bad_chunk() -> Refusal {
+    Refusal {
+        status: 400,
+        reason: "malformed chunked body",
     }
 }
 

@@ -75,6 +75,9 @@ pub struct ListenerSpec {
     /// each part of a body, and to take each part of a response (HAProxy's `timeout client`,
     /// nginx's `client_header_timeout`/`client_body_timeout`/`send_timeout`).
     pub client_timeout: Duration,
+    /// HTTP: the largest request body taken (413 above it, as nginx's
+    /// `client_max_body_size`); `None`: any size (bodies stream through).
+    pub max_request_body: Option<u64>,
 }
 
 impl ListenerSpec {
@@ -98,6 +101,7 @@ impl ListenerSpec {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             observe_requests: false,
             client_timeout: Duration::from_secs(30),
+            max_request_body: None,
         }
     }
 }
