@@ -33,10 +33,15 @@ struct Api {
 /// How long a client may take to send a request head (or stay idle between requests), as
 /// HAProxy's `timeout http-request`: a slow or idle client does not hold a connection slot.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may leave each part of a response untaken (nginx's `send_timeout`): a
+/// client that never reads what it asked for does not hold a connection slot either. (No
+/// endpoint reads a request body; one left unsent closes the connection after the answer.)
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the API until the daemon exits: at most `settings.max_connections` connections at
 /// once (more wait in the kernel's accept queue), each cut when its request head does not come
-/// within [`HEADER_TIMEOUT`]; a request whose `Host` is not this machine's is refused.
+/// within [`HEADER_TIMEOUT`] or when it takes no part of a response for [`SEND_TIMEOUT`]; a request whose `Host` is not this machine's is
+/// refused.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Control,
@@ -112,9 +117,105 @@ async fn serve_with(listener: tokio::net::TcpListener, app: Router, settings: Ap
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc);
+                .serve_connection(TokioIo::new(SendDeadline::new(stream)), svc);
             let _ = conn.await;
         });
+    }
+}
+
+/// An API connection whose writes fail once the client has taken nothing for
+/// [`SEND_TIMEOUT`].
+struct SendDeadline<S> {
+    io: S,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> SendDeadline<S> {
+    fn new(io: S) -> SendDeadline<S> {
+        SendDeadline { io, sleep: None }
+    }
+
+    /// Passes a write's outcome on; a write still pending when the deadline passes fails.
+    fn check<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::future::Future;
+        use std::task::Poll;
+        match r {
+            Poll::Ready(r) => {
+                self.sleep = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(SEND_TIMEOUT)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client took none of its response for 10 s",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SendDeadline<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendDeadline<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.io).poll_write(cx, buf);
+        this.check(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.check(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.io).poll_flush(cx);
+        this.check(cx, r)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.io).poll_shutdown(cx);
+        this.check(cx, r)
     }
 }
 

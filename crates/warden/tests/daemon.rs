@@ -2299,3 +2299,80 @@ fn request_bodies_beyond_the_room_to_hold_them_stream_through() {
     }
     assert_eq!(bodies.load(Ordering::SeqCst), CLIENTS, "every body whole");
 }
+
+#[test]
+fn api_clients_that_never_read_or_send_half_a_body_do_not_hold_its_slots() {
+    // The fault: the API's connection slots could be held forever by a client that asks and
+    // never reads (nginx's send_timeout). Here all three slots are taken that way; a fourth
+    // client is still answered once the API has let them go (after 10 s without progress).
+    use std::io::{Read, Write};
+    let (_dir, config, data) = setup();
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "listen = \"127.0.0.1:0\"\n",
+            "listen = \"127.0.0.1:0\"\nmax_connections = 3\n",
+        ),
+    )
+    .expect("config");
+    let _d = start(&config, &[]);
+    wait_for(&config, "the API", |_| true);
+    let addr = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
+    let addr = addr.trim().to_owned();
+
+    // A body sent half, then nothing: no endpoint reads one, the answer comes and the
+    // connection closes (it cannot carry another request).
+    let token = std::fs::read_to_string(data.join("api.token")).expect("api.token");
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST /v1/reload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 100\r\n\r\n0123456789",
+        token.trim()
+    )
+    .expect("half a body");
+    let mut half = Vec::new();
+    let _ = s.read_to_end(&mut half);
+    let half = String::from_utf8_lossy(&half);
+    assert!(
+        half.starts_with("HTTP/1.1 200 ") && half.contains("connection: close\r\n"),
+        "{half:?}"
+    );
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        // Asks for thousands of status pages and reads none of them.
+        let s = std::net::TcpStream::connect(&addr).expect("connect");
+        let mut w = s.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            let one = b"GET /v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+            for _ in 0..50_000 {
+                if w.write_all(one).is_err() {
+                    return;
+                }
+            }
+        });
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 "), "{got:?}");
+    // Not before the slots were let go: the order, with a generous bound.
+    assert!(
+        start.elapsed() > Duration::from_secs(5),
+        "answered after {:?}: the slots were not held",
+        start.elapsed()
+    );
+    drop(held);
+}
