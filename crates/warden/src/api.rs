@@ -275,11 +275,25 @@ fn error(status: StatusCode, message: impl Into<String>, field: Option<&str>) ->
 
 /// The refusal of a request without the right token, if it lacks it.
 fn unauthorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
+    unauthorized_for(api, headers, None)
+}
+
+/// Like [`unauthorized`]; with `resource`, that resource's own token (the one its agents get)
+/// is good too.
+fn unauthorized_for(api: &Api, headers: &HeaderMap, resource: Option<&str>) -> Option<Response> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|t| same_secret(t.trim().as_bytes(), api.token.as_bytes())) {
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let scoped = resource.map(|r| crate::exec::executor::resource_token(&api.token, r));
+    let good = given.is_some_and(|t| {
+        same_secret(t.as_bytes(), api.token.as_bytes())
+            | scoped
+                .as_ref()
+                .is_some_and(|s| same_secret(t.as_bytes(), s.as_bytes()))
+    });
+    if good {
         None
     } else {
         Some(error(
@@ -658,7 +672,7 @@ async fn promotion_score(
     node: Option<String>,
     score: Option<warden_engine::Score>,
 ) -> Response {
-    if let Some(r) = unauthorized(api, headers) {
+    if let Some(r) = unauthorized_for(api, headers, Some(&resource)) {
         return r;
     }
     let Some(node) = node else {

@@ -291,7 +291,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .context("cannot tell the stopping daemon to stop accepting")?;
     }
     // What an agent needs to reach the daemon (`warden promotion-score`).
-    let agent_env = crate::exec::executor::agent_env(api_addr, &token, &node);
+    let agent_env = crate::exec::executor::AgentEnv::new(api_addr, &token, &node);
     let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
     let api_task = tokio::spawn(crate::api::serve(
         listener,
@@ -464,7 +464,7 @@ struct Daemon {
     supervisor: Supervisor,
     ocf_root: Arc<PathBuf>,
     /// Environment variables every agent and promote/demote command gets.
-    agent_env: Arc<Vec<(String, String)>>,
+    agent_env: Arc<crate::exec::executor::AgentEnv>,
     /// The health of every upstream (the proxy routes by it).
     checker: crate::check::runner::Checker,
     /// Upstreams whose primary is where a resource is promoted (or runs).

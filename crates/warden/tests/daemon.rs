@@ -512,9 +512,13 @@ fn log_len(config: &Path) -> usize {
 
 /// A POST to the daemon's API with its token: (status, JSON body).
 fn api_post(data: &Path, path: &str) -> (u16, Value) {
+    let token = std::fs::read_to_string(data.join("api.token")).expect("api.token");
+    api_post_with(data, path, &token)
+}
+
+fn api_post_with(data: &Path, path: &str, token: &str) -> (u16, Value) {
     use std::io::{Read, Write};
     let addr = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
-    let token = std::fs::read_to_string(data.join("api.token")).expect("api.token");
     let mut s = std::net::TcpStream::connect(addr.trim()).expect("connect");
     write!(
         s,
@@ -1020,7 +1024,7 @@ fn a_promotable_process_runs_its_promote_command_and_keeps_its_role_across_a_dae
         std::fs::read_to_string(&config).expect("config")
             + &format!(
                 "class = \"process\"\ncommand = [\"sleep\", \"1000\"]\nstop_timeout = \"2s\"\n\
-                 promote = [\"sh\", \"-c\", \"echo promoted $WARDEN_RESOURCE > {role}\"]\n\
+                 promote = [\"sh\", \"-c\", \"echo promoted $WARDEN_RESOURCE > {role}; echo $WARDEN_TOKEN $WARDEN_NODE > {role}.env\"]\n\
                  demote = [\"sh\", \"-c\", \"echo unpromoted > {role}\"]\n\
                  meta = {{ promotion_score = 5 }}\n\
                  ops = [{{ name = \"monitor\", interval = \"1s\" }}, \
@@ -1043,6 +1047,25 @@ fn a_promotable_process_runs_its_promote_command_and_keeps_its_role_across_a_dae
         "promoted db\n"
     );
     let first = pid_of();
+
+    // The command holds a token good for its own resource's promotion score only, never the
+    // daemon's (it may run as an unprivileged user).
+    let env = std::fs::read_to_string(role.with_extension("env")).expect("env");
+    let (token, node) = env.trim().split_once(' ').expect("token and node");
+    let admin = std::fs::read_to_string(data.join("api.token")).expect("api.token");
+    assert!(
+        token.starts_with("resource.") && token != admin.trim(),
+        "{token}"
+    );
+    let score = format!("/v1/resources/db/promotion-score?node={node}&score=7");
+    assert_eq!(api_post_with(&data, &score, token).0, 200);
+    let other = format!("/v1/resources/web/promotion-score?node={node}&score=7");
+    assert_eq!(api_post_with(&data, &other, token).0, 401);
+    assert_eq!(
+        api_post_with(&data, "/v1/resources/db/disable", token).0,
+        401
+    );
+    assert_eq!(api_post_with(&data, "/v1/shutdown", token).0, 401);
 
     // The daemon dies; the process lives on and is adopted promoted, without another promote.
     d.child.kill().expect("kill daemon");

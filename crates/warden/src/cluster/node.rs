@@ -153,7 +153,7 @@ pub async fn run(
         .context("cannot write api.addr")?;
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let supervisor = crate::daemon::supervisor(&data_dir, exit_tx)?;
-    let agent_env = crate::exec::executor::agent_env(api_addr, &token, &node);
+    let agent_env = crate::exec::executor::AgentEnv::new(api_addr, &token, &node);
     let executor = Executor {
         ocf_root: Arc::new(opts.ocf_root.clone()),
         supervisor,

@@ -17,7 +17,7 @@ pub struct Executor {
     pub ocf_root: Arc<PathBuf>,
     pub supervisor: Supervisor,
     pub node: String,
-    pub agent_env: Arc<Vec<(String, String)>>,
+    pub agent_env: Arc<AgentEnv>,
 }
 
 impl Executor {
@@ -51,7 +51,8 @@ impl Executor {
                     &self.node,
                     op_spec.and_then(|o| o.check_level),
                 );
-                inv.extra_env = &self.agent_env;
+                let env = self.agent_env.of(&spec.id);
+                inv.extra_env = &env;
                 inv.promotable = spec.promotable.as_ref();
                 inv.notification = notification;
                 inv.role = op_spec
@@ -88,7 +89,7 @@ impl Executor {
                             p,
                             op.name == OpName::Promote,
                             timeout,
-                            &self.agent_env,
+                            &self.agent_env.of(&spec.id),
                         )
                         .await
                 }
@@ -109,17 +110,62 @@ impl Executor {
 }
 
 /// What every agent and promote/demote command gets to reach its daemon (`warden
-/// promotion-score`): `WARDEN_API`, `WARDEN_TOKEN`, `WARDEN_NODE`, `WARDEN_BIN`.
-pub fn agent_env(api: std::net::SocketAddr, token: &str, node: &str) -> Arc<Vec<(String, String)>> {
-    Arc::new(vec![
-        ("WARDEN_API".to_owned(), api.to_string()),
-        ("WARDEN_TOKEN".to_owned(), token.to_owned()),
-        ("WARDEN_NODE".to_owned(), node.to_owned()),
-        (
-            "WARDEN_BIN".to_owned(),
-            std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
-        ),
-    ])
+/// promotion-score`): `WARDEN_API`, `WARDEN_NODE`, `WARDEN_BIN`, and a `WARDEN_TOKEN` good
+/// for nothing but its own resource's promotion score ([`resource_token`]): an agent or a
+/// command running as an unprivileged `user` never holds the daemon's token.
+#[derive(Clone)]
+pub struct AgentEnv {
+    common: Vec<(String, String)>,
+    token: String,
+}
+
+impl std::fmt::Debug for AgentEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentEnv")
+            .field("common", &self.common)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentEnv {
+    pub fn new(api: std::net::SocketAddr, token: &str, node: &str) -> Arc<AgentEnv> {
+        Arc::new(AgentEnv {
+            common: vec![
+                ("WARDEN_API".to_owned(), api.to_string()),
+                ("WARDEN_NODE".to_owned(), node.to_owned()),
+                (
+                    "WARDEN_BIN".to_owned(),
+                    std::env::current_exe()
+                        .map_or("warden".to_owned(), |p| p.display().to_string()),
+                ),
+            ],
+            token: token.to_owned(),
+        })
+    }
+
+    /// The environment for an agent or command of `resource`.
+    pub fn of(&self, resource: &str) -> Vec<(String, String)> {
+        let mut env = self.common.clone();
+        env.push((
+            "WARDEN_TOKEN".to_owned(),
+            resource_token(&self.token, resource),
+        ));
+        env
+    }
+}
+
+/// The token that lets `resource`'s agents set its promotion score and nothing else: an
+/// HMAC-SHA256 of the resource's name under the daemon's token, so the API can check it
+/// without storing it, and it tells nothing about the daemon's token.
+pub fn resource_token(token: &str, resource: &str) -> String {
+    use std::fmt::Write;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("promotion-score\0{resource}").as_bytes());
+    let mut out = String::from("resource.");
+    for b in tag.as_ref() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// Runs the fence devices of `node` in order (each gets the node's name as its last
