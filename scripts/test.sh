@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # protobuf-compiler: protoc, which the etcd client's build needs.
 # etcd-server: the real etcd cluster the several-machine tests run (etcdctl comes with it).
 # openssl: makes an X.509 v1 certificate and serves it (s_server) for the https check test.
-packages=(resource-agents protobuf-compiler etcd-server openssl)
+# libfaketime: runs a daemon with its wall clock stepped (the clock-step tests and chaos).
+packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

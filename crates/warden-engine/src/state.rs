@@ -329,6 +329,46 @@ impl State {
             .or_default()
     }
 
+    /// The latest time at which something recorded in this state happened (failures, starts;
+    /// not deadlines such as a crash loop's, which may rightly lie ahead).
+    pub fn latest_time(&self) -> Option<Time> {
+        self.resources
+            .values()
+            .flat_map(|r| r.nodes.values())
+            .flat_map(|n| {
+                [n.last_failure, n.last_start]
+                    .into_iter()
+                    .flatten()
+                    .chain(n.failed_ops.values().map(|o| o.time))
+            })
+            .max()
+    }
+
+    /// Moves every time recorded here `d` earlier. After the clock was stepped back, what was
+    /// recorded keeps its age (a failure a minute older than the last record is a minute old)
+    /// instead of lying in the future, where it would not expire until the clock caught up.
+    pub fn move_times_back(&mut self, d: Duration) {
+        for n in self
+            .resources
+            .values_mut()
+            .flat_map(|r| r.nodes.values_mut())
+        {
+            for t in [
+                &mut n.last_failure,
+                &mut n.last_start,
+                &mut n.start_not_before,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *t = t.earlier_by(d);
+            }
+            for o in n.failed_ops.values_mut() {
+                o.time = o.time.earlier_by(d);
+            }
+        }
+    }
+
     /// Drops failures that have expired by `now`, so a saved state does not carry them.
     pub fn expire_failures(&mut self, config: &Config, now: Time) {
         for (id, rs) in &mut self.resources {
@@ -348,5 +388,40 @@ impl State {
             .flat_map(|r| r.nodes.iter())
             .filter(|(_, on)| on.role.is_active())
             .map(|(n, _)| n.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_move_back_together_and_keep_their_ages() {
+        let mut s = State::default();
+        let t = Time::from_millis(10_000_000);
+        let on = s.on_node_mut("web", "n1");
+        on.last_failure = Some(t);
+        on.last_start = Some(t + Duration::from_secs(1));
+        on.start_not_before = Some(t + Duration::from_secs(30));
+        on.failed_ops.insert(
+            OpKey::new(OpName::Monitor, Duration::from_secs(10)),
+            OpRecord {
+                rc: 7,
+                time: t,
+                exit_reason: String::new(),
+            },
+        );
+        // A deadline ahead is not a sign of a clock set back.
+        assert_eq!(s.latest_time(), Some(t + Duration::from_secs(1)));
+        s.move_times_back(Duration::from_secs(3600));
+        let on = s.on_node("web", "n1");
+        let back = t.earlier_by(Duration::from_secs(3600));
+        assert_eq!(on.last_failure, Some(back));
+        assert_eq!(on.last_start, Some(back + Duration::from_secs(1)));
+        assert_eq!(on.start_not_before, Some(back + Duration::from_secs(30)));
+        assert_eq!(on.failed_ops.values().next().map(|o| o.time), Some(back));
+        // Never before the epoch.
+        s.move_times_back(Duration::from_secs(1 << 40));
+        assert_eq!(s.latest_time(), Some(Time::ZERO));
     }
 }

@@ -39,6 +39,11 @@ impl Time {
         format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z")
     }
 
+    /// This instant `d` earlier (the epoch at the earliest).
+    pub fn earlier_by(self, d: Duration) -> Time {
+        Time(self.0.saturating_sub(millis(d)))
+    }
+
     /// How long after `earlier` this instant is (zero when it is not later).
     pub fn since(self, earlier: Time) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))

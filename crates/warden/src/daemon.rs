@@ -124,6 +124,7 @@ fn boot_from(
     file_config: Arc<Config>,
     node: String,
     health_monitors: Vec<crate::config::HealthMonitor>,
+    now: Time,
 ) -> anyhow::Result<Boot> {
     let (defs, bad) = store.definitions()?;
     for b in &bad {
@@ -142,6 +143,21 @@ fn boot_from(
             Ok(restored.state)
         },
     )
+    .map(|mut boot| {
+        keep_ages(&mut boot.state, now);
+        boot
+    })
+}
+
+/// A store whose latest record is later than `now` was written before the clock was stepped
+/// back: every recorded time moves back with it, so failures keep their age and expire on
+/// time instead of when the clock catches up. A step forward cannot be told from time passed.
+fn keep_ages(state: &mut warden_engine::State, now: Time) {
+    if let Some(latest) = state.latest_time().filter(|&t| t > now) {
+        let behind = latest.since(now);
+        warn!(latest = %latest.rfc3339(), now = %now.rfc3339(), "the store's last record is {} s ahead of the clock (was the clock set back?): its times are moved back as much", behind.as_secs());
+        state.move_times_back(behind);
+    }
 }
 
 /// The process supervisor of a daemon (one machine's or a cluster node's) in `data_dir`,
@@ -240,11 +256,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let data_dir = data_dir(&opts.config_path, &loaded.data_dir);
     private_dir(&data_dir)?;
     let store = open_store(&data_dir.join("warden.redb")).await?;
+    let clock = Clock::new();
     let boot = boot_from(
         &store,
         Arc::clone(&file_config),
         node.clone(),
         loaded.health_monitors.clone(),
+        clock.now(),
     )?;
     let resources = file_config.resources().len() + boot.orphans.len();
     let token = ensure_token(&data_dir)?;
@@ -305,7 +323,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut d = Daemon {
         core,
         store,
-        clock: Clock::new(),
+        clock,
         supervisor,
         ocf_root: Arc::new(opts.ocf_root),
         agent_env,
@@ -730,6 +748,7 @@ impl Daemon {
             Arc::clone(self.core.file_config()),
             self.core.node().to_owned(),
             self.health_monitors.clone(),
+            self.clock.now(),
         )?;
         self.core = Core::new(boot)?;
         let now = self.clock.now();

@@ -3,12 +3,13 @@
 //! fail or hang in start, monitor and stop; the supervised process SIGKILLed; the daemon
 //! SIGKILLed at any moment (mid-transition included) and started again at once; floods of idle
 //! connections to its API and its proxy at a 512-descriptor limit; a store that cannot grow
-//! (RLIMIT_FSIZE below its size, as a full disk). Checked: no start or stop of a resource ever
+//! (RLIMIT_FSIZE below its size, as a full disk); the wall clock stepped (hours back or ahead)
+//! for a daemon started again (libfaketime, its monotonic clock untouched as a real step leaves
+//! it; the test machine's own clock is not touched). Checked: no start or stop of a resource ever
 //! ran alongside another (the agents note it), nothing started where it is forbidden, every
 //! command the daemon acknowledged survives its SIGKILL, and everything recovers once the
 //! faults stop. `WARDEN_CHAOS_SECONDS` (default 20; `bash scripts/chaos.sh` runs 600) and
-//! `WARDEN_CHAOS_SEED` choose the run. Clock steps are left out: they would move the test
-//! machine's clock for everything on it.
+//! `WARDEN_CHAOS_SEED` choose the run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,8 +58,15 @@ struct Run {
 }
 
 impl Run {
-    fn start(&self) -> Daemon {
-        let child = Command::new("sh")
+    /// Starts the daemon; `clock`: its wall clock's offset from the machine's ("-2h"), or "".
+    fn start(&self, clock: &str) -> Daemon {
+        let mut cmd = Command::new("sh");
+        if !clock.is_empty() {
+            cmd.env("LD_PRELOAD", faketime())
+                .env("FAKETIME", clock)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let child = cmd
             .arg("-c")
             .arg("ulimit -n 512 && exec \"$0\" run --config \"$1\" --ocf-root \"$2\" --log-output \"$3\" --log-level debug")
             .arg(env!("CARGO_BIN_EXE_warden"))
@@ -193,6 +201,15 @@ fn setup() -> Run {
     }
 }
 
+/// libfaketime (Debian's package; `scripts/test.sh` installs it).
+fn faketime() -> PathBuf {
+    ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|arch| PathBuf::from(format!("/usr/lib/{arch}/faketime/libfaketime.so.1")))
+        .find(|p| p.exists())
+        .expect("libfaketime (Debian's libfaketime package; scripts/test.sh installs it)")
+}
+
 /// Sets the daemon's soft RLIMIT_FSIZE (prlimit); None: unlimited.
 fn fsize(pid: u32, soft: Option<u64>) {
     let soft = soft.map_or("unlimited".to_owned(), |n| n.to_string());
@@ -223,7 +240,8 @@ fn under_random_faults_nothing_is_lost_doubled_or_misplaced_and_all_recovers() {
     println!("chaos: {seconds} s, WARDEN_CHAOS_SEED={seed}");
     let mut rng = Rng(seed);
     let run = setup();
-    let mut daemon = run.start();
+    let mut clock = "";
+    let mut daemon = run.start(clock);
     run.wait_for("the first start", Duration::from_secs(60), |v| {
         v["transition_running"] == false && ["a", "b", "p"].iter().all(|id| started(v, id))
     });
@@ -231,7 +249,7 @@ fn under_random_faults_nothing_is_lost_doubled_or_misplaced_and_all_recovers() {
     let mut faults = std::collections::BTreeMap::<&str, usize>::new();
     let end = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < end {
-        let kind = rng.below(7);
+        let kind = rng.below(8);
         match kind {
             0 | 1 => {
                 // An agent fault, or none.
@@ -257,13 +275,17 @@ fn under_random_faults_nothing_is_lost_doubled_or_misplaced_and_all_recovers() {
                 }
                 *faults.entry("process killed").or_default() += 1;
             }
-            3 => {
-                // The daemon dies (mid-transition or not) and comes back at once; what it
-                // acknowledged before must still hold.
+            3 | 7 => {
+                // The daemon dies (mid-transition or not) and comes back at once, or with its
+                // wall clock stepped; what it acknowledged before must still hold.
+                if kind == 7 {
+                    clock = ["", "-2h", "-5m", "+1h", "+3d"][rng.below(5) as usize];
+                    *faults.entry("clock step").or_default() += 1;
+                }
                 let _ = daemon.0.kill();
                 let _ = daemon.0.wait();
                 std::mem::forget(daemon);
-                daemon = run.start();
+                daemon = run.start(clock);
                 let v = run.wait_for("the API after a SIGKILL", Duration::from_secs(30), |_| true);
                 assert_eq!(
                     disabled(&v, "b"),

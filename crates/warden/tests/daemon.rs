@@ -2399,3 +2399,92 @@ fn api_clients_that_never_read_or_send_half_a_body_do_not_hold_its_slots() {
     );
     drop(held);
 }
+
+/// libfaketime, which steps a process's wall clock (its monotonic clock untouched, as a real
+/// step leaves it); `scripts/test.sh` installs it.
+fn faketime() -> PathBuf {
+    ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|arch| PathBuf::from(format!("/usr/lib/{arch}/faketime/libfaketime.so.1")))
+        .find(|p| p.exists())
+        .expect("libfaketime (Debian's libfaketime package; scripts/test.sh installs it)")
+}
+
+/// Starts the daemon of `config` with its wall clock `offset` from the machine's ("-1h").
+fn start_at(config: &Path, offset: &str) -> Daemon {
+    let log = config.with_file_name("daemon.log");
+    let child = warden()
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--log-output"])
+        .arg(&log)
+        .args(["--log-level", "debug"])
+        .env("LD_PRELOAD", faketime())
+        .env("FAKETIME", offset)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warden run");
+    Daemon { child }
+}
+
+#[test]
+fn a_clock_set_back_between_two_daemons_keeps_failures_to_their_timeout() {
+    // The fault: failures are recorded in wall-clock time; a clock set back an hour while the
+    // daemon was down left them an hour in the future, counting (and banning) for an hour
+    // more than `failure_timeout`. Now their age is kept.
+    let (_dir, config, data) = setup();
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "stop_timeout = \"2s\"\n",
+            "stop_timeout = \"2s\"\nmeta = { failure_timeout = \"8s\" }\n",
+        ),
+    )
+    .expect("config");
+    let mut d = start(&config, &[]);
+    wait_for(&config, "web started", |v| {
+        v["transition_running"] == false
+            && resource(v, "web")["status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("web Started"))
+    });
+    let web = pid_of(&data, "web");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(web),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    wait_for(&config, "the failure recorded and web restarted", |v| {
+        v["transition_running"] == false
+            && resource(v, "web")["status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("web Started"))
+            && !v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+    });
+    d.child.kill().expect("kill the daemon");
+    d.child.wait().expect("reaped");
+    std::mem::forget(d);
+
+    // The next daemon's clock is an hour behind.
+    let _d = start_at(&config, "-1h");
+    let v = wait_for(&config, "the failure still counting", |v| {
+        !v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+    });
+    assert!(
+        resource(&v, "web")["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("web Started")),
+        "{v}"
+    );
+    wait_for(&config, "the failure to expire", |v| {
+        v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+            && resource(v, "web")["fail_counts"]
+                .as_object()
+                .is_some_and(|o| o.is_empty())
+    });
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
+    assert!(log.contains("ahead of the clock"), "{log}");
+}
