@@ -149,6 +149,16 @@ fn boot_from(
     })
 }
 
+/// SIGHUP: `--log-output` opened again (after logrotate moved it).
+pub(crate) fn reopen_log() {
+    match crate::logging::reopen() {
+        Ok(()) => info!("log output reopened"),
+        Err(e) => {
+            error!(error = %format!("{e:#}"), "cannot reopen the log output; logging on to the old file")
+        }
+    }
+}
+
 /// A store whose latest record is later than `now` was written before the clock was stepped
 /// back: every recorded time moves back with it, so failures keep their age and expire on
 /// time instead of when the clock catches up. A step forward cannot be told from time passed.
@@ -337,6 +347,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         health_monitors: loaded.health_monitors.clone(),
         unrecorded: None,
         retry_store: Instant::now(),
+        notify: crate::notify::Notifier::from_env(),
+        watchdog: crate::notify::watchdog_every(),
+        pinged: Instant::now(),
+        ready: false,
+        said: String::new(),
     };
     let now = d.clock.now();
     let effects = d.core.join(now, &mut d.store)?;
@@ -501,9 +516,73 @@ struct Daemon {
     unrecorded: Option<(String, warden_engine::Time)>,
     /// When to try the store again while it cannot record.
     retry_store: Instant,
+    /// systemd's notification socket (`Type=notify`), if it gave one.
+    notify: Option<crate::notify::Notifier>,
+    /// How often systemd's watchdog wants to hear from the loop, and when it last did.
+    watchdog: Option<Duration>,
+    pinged: Instant,
+    /// `READY=1` was sent; the last `STATUS=` sent.
+    ready: bool,
+    said: String,
 }
 
 impl Daemon {
+    /// Tells systemd what it wants to know: `READY=1` once every resource here is probed (or
+    /// blocked, which is never probed) with the listeners already bound, `STATUS=` when the
+    /// summary changes, `WATCHDOG=1` when due (from this loop: a loop that hangs stops them).
+    fn tell_systemd(&mut self) {
+        let Some(n) = &self.notify else {
+            return;
+        };
+        if let Some(every) = self.watchdog {
+            if self.pinged.elapsed() >= every {
+                n.send("WATCHDOG=1");
+                self.pinged = Instant::now();
+            }
+        }
+        let state = self.core.state();
+        let node = self.core.node();
+        let (mut probed, mut started, mut failed) = (true, 0, 0);
+        let resources = self.core.config().resources();
+        for r in resources {
+            let on = state.on_node(&r.id, node);
+            probed &= on.role != warden_engine::Role::Unknown || on.blocked;
+            started += usize::from(on.role.is_active());
+            failed += usize::from(!on.failed_ops.is_empty() || on.blocked);
+        }
+        let mut status = format!(
+            "{} resources: {started} running here, {failed} failed",
+            resources.len()
+        );
+        if self.unrecorded.is_some() {
+            status.push_str("; the store cannot record: holding");
+        } else if self.core.busy() {
+            status.push_str("; a transition runs");
+        }
+        if probed && !self.ready {
+            self.ready = true;
+            n.send(&format!("READY=1\nSTATUS={status}"));
+            self.said = status;
+        } else if status != self.said {
+            n.send(&format!("STATUS={status}"));
+            self.said = status;
+        }
+    }
+
+    /// A signal to stop: systemd hears `STOPPING=1`, the core shuts down.
+    fn stopping(&mut self, leave_running: bool) -> anyhow::Result<Vec<Effect>> {
+        if let Some(n) = &self.notify {
+            n.send("STOPPING=1");
+        }
+        self.core
+            .shutdown(leave_running, self.clock.now(), &mut self.store)
+    }
+
+    /// When the watchdog wants the next `WATCHDOG=1`.
+    fn next_ping(&self) -> Option<Instant> {
+        self.watchdog.map(|every| self.pinged + every)
+    }
+
     async fn main_loop(
         &mut self,
         mut rx: mpsc::UnboundedReceiver<Input>,
@@ -518,6 +597,7 @@ impl Daemon {
             signal(SignalKind::hangup())?,
         ];
         loop {
+            self.tell_systemd();
             if self.unrecorded.is_some() {
                 if !self
                     .held(&mut rx, &mut control, &mut exits, &mut signals)
@@ -543,21 +623,24 @@ impl Daemon {
                     &f.primaries(self.core.config(), self.core.state()),
                 );
             }
+            self.tell_systemd();
             let far = Instant::now() + Duration::from_secs(3600);
             let deadline = self
                 .core
                 .poll_timeout()
-                .map_or(far, |t| self.clock.instant_of(t).min(far));
+                .map_or(far, |t| self.clock.instant_of(t).min(far))
+                .min(self.next_ping().unwrap_or(far));
             let [sigterm, sigint, sigquit, sighup] = &mut signals;
             let r = tokio::select! {
                 Some(input) = rx.recv() => self.core.handle(input, self.clock.now(), &mut self.store),
                 Some(req) = control.recv() => self.control(req).await,
                 Some(exit) = exits.recv() => self.core.handle(Input::Exited(exit), self.clock.now(), &mut self.store),
                 _ = tokio::time::sleep_until(deadline) => Ok(Vec::new()),
-                _ = sigterm.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store),
-                _ = sigint.recv() => self.core.shutdown(leave_running_default, self.clock.now(), &mut self.store),
-                _ = sigquit.recv() => self.core.shutdown(true, self.clock.now(), &mut self.store),
+                _ = sigterm.recv() => self.stopping(leave_running_default),
+                _ = sigint.recv() => self.stopping(leave_running_default),
+                _ = sigquit.recv() => self.stopping(true),
                 _ = sighup.recv() => {
+                    reopen_log();
                     if let Err(e) = self.reload().await {
                         error!(error = %e, "reload refused; nothing changed");
                     }
@@ -697,6 +780,7 @@ impl Daemon {
             ))
         };
         let [sigterm, sigint, sigquit, sighup] = signals;
+        let ping = self.next_ping().filter(|p| *p < self.retry_store);
         tokio::select! {
             Some(_) = rx.recv() => {}
             Some(_) = exits.recv() => {}
@@ -729,7 +813,12 @@ impl Daemon {
             _ = sigterm.recv() => return Ok(false),
             _ = sigint.recv() => return Ok(false),
             _ = sigquit.recv() => return Ok(false),
-            _ = sighup.recv() => error!("reload refused: {}", refusal()),
+            _ = sighup.recv() => {
+                reopen_log();
+                error!("reload refused: {}", refusal());
+            }
+            // Back to the loop, which feeds the watchdog.
+            _ = tokio::time::sleep_until(ping.unwrap_or(self.retry_store)), if ping.is_some() => {}
             _ = tokio::time::sleep_until(self.retry_store) => {
                 self.retry_store = Instant::now() + Duration::from_secs(5);
                 match self.store.reopen().and_then(|()| self.store.writable()) {

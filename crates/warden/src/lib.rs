@@ -18,6 +18,7 @@ pub mod follow;
 pub mod handover;
 pub mod logging;
 pub mod net;
+pub mod notify;
 pub mod proxy;
 pub mod simulate;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Logs: `--log-level`, `--log-format text|json`, `--log-output stderr|FILE`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
@@ -41,14 +42,10 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         ("stderr", LogFormat::Json) => builder.json().with_writer(std::io::stderr).try_init(),
         (path, format) => {
             let path = PathBuf::from(path);
-            // Logs name resources, peers and errors: the daemon's alone (0600).
-            let file = std::os::unix::fs::OpenOptionsExt::mode(
-                std::fs::OpenOptions::new().create(true).append(true),
-                0o600,
-            )
-            .open(&path)
-            .with_context(|| format!("cannot open --log-output {}", path.display()))?;
-            let file = std::sync::Mutex::new(file);
+            let file = LogFile {
+                file: Arc::new(Mutex::new(open(&path)?)),
+            };
+            let _ = OUTPUT.set((path, file.clone()));
             match format {
                 LogFormat::Text => builder.with_ansi(false).with_writer(file).try_init(),
                 LogFormat::Json => builder.json().with_writer(file).try_init(),
@@ -56,4 +53,57 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         }
     };
     result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+/// `--log-output FILE`: its path and the file lines go to, for [`reopen`].
+static OUTPUT: OnceLock<(PathBuf, LogFile)> = OnceLock::new();
+
+/// Opens the log file to append; logs name resources, peers and errors: the daemon's alone
+/// (0600).
+fn open(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new().create(true).append(true),
+        0o600,
+    )
+    .open(path)
+    .with_context(|| format!("cannot open --log-output {}", path.display()))
+}
+
+/// Opens `--log-output` again (SIGHUP), so that a file logrotate moved away is let go and a
+/// new one started under the name. Nothing to do when logs go to stderr. On failure the old
+/// file is kept.
+pub fn reopen() -> anyhow::Result<()> {
+    let Some((path, out)) = OUTPUT.get() else {
+        return Ok(());
+    };
+    let file = open(path)?;
+    *out.file.lock().unwrap_or_else(PoisonError::into_inner) = file;
+    Ok(())
+}
+
+/// The log file, shared by every line written and [`reopen`].
+#[derive(Clone, Debug)]
+struct LogFile {
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+/// One line's hold on the log file.
+struct Line<'a>(std::sync::MutexGuard<'a, std::fs::File>);
+
+impl std::io::Write for Line<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
+    type Writer = Line<'a>;
+
+    fn make_writer(&'a self) -> Line<'a> {
+        Line(self.file.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }

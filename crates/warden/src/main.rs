@@ -12,10 +12,20 @@ use serde_json::Value;
 use warden::client::{Client, escape};
 use warden::{agent, config, daemon, diag, exec, logging, simulate};
 
+/// The version, the commit it was built from and the build date.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WARDEN_COMMIT"),
+    ", built ",
+    env!("WARDEN_BUILD_DATE"),
+    ")"
+);
+
 /// Warden keeps services available: resources with Pacemaker's failure semantics, health
 /// checks and failover, in one binary with one TOML file.
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about)]
+#[command(name = "warden", version = VERSION, about)]
 struct Cli {
     #[command(flatten)]
     log: logging::LogArgs,
@@ -176,6 +186,12 @@ enum Command {
     },
     /// What-if: schedule and run one transition on a simulated cluster (like crm_simulate).
     Simulate(Box<simulate::SimulateArgs>),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output:
+    /// `warden completions bash > /etc/bash_completion.d/warden`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The OCF resource agents installed on this machine.
     Agent {
         /// Where OCF agents live.
@@ -307,6 +323,16 @@ fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
         // Handled in main, before anything is set up.
         Command::OutputWriter { .. } => Ok(String::new()),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "warden",
+                &mut out,
+            );
+            String::from_utf8(out).context("completions are not UTF-8")
+        }
         Command::Run {
             config,
             node,

@@ -1256,3 +1256,39 @@ fn config_example_is_complete_and_loads() {
         "{out}"
     );
 }
+
+#[test]
+fn version_names_the_commit_and_the_build_date_and_completions_cover_every_command() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, out, err) = warden(dir.path(), &["--version"]);
+    assert!(ok, "{err}");
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert!(
+        out.starts_with(&format!(
+            "warden {} (commit {commit}, built 2",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F _warden"),
+        ("zsh", "#compdef warden"),
+        ("fish", "complete -c warden"),
+    ] {
+        let (ok, out, err) = warden(dir.path(), &["completions", shell]);
+        assert!(ok, "{err}");
+        assert!(out.contains(marker), "{shell}: {out}");
+        for sub in ["check-config", "simulate", "promotion-score", "resource"] {
+            assert!(out.contains(sub), "{shell} lacks {sub}");
+        }
+    }
+    let (ok, _, err) = warden(dir.path(), &["completions", "tcsh"]);
+    assert!(!ok && err.contains("tcsh"), "{err}");
+}

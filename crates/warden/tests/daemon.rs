@@ -2489,3 +2489,103 @@ fn a_clock_set_back_between_two_daemons_keeps_failures_to_their_timeout() {
     let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
     assert!(log.contains("ahead of the clock"), "{log}");
 }
+
+#[test]
+fn systemd_hears_ready_status_watchdog_and_stopping_and_sighup_reopens_the_log() {
+    use std::sync::{Arc, Mutex};
+    let (dir, config, data) = setup();
+    let path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    let heard = Arc::new(Mutex::new(Vec::<(Instant, String)>::new()));
+    {
+        let heard = Arc::clone(&heard);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                heard.lock().expect("lock").push((Instant::now(), msg));
+            }
+        });
+    }
+    let said = |what: &str| {
+        heard
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, m)| m.lines().any(|l| l.starts_with(what)))
+            .map(|(t, m)| (*t, m.clone()))
+            .collect::<Vec<_>>()
+    };
+    let eventually = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(m) = said(what).into_iter().next() {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "systemd never heard {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let log = config.with_file_name("daemon.log");
+    let mut d = Daemon {
+        child: warden()
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--log-output")
+            .arg(&log)
+            .env("NOTIFY_SOCKET", &path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("warden run"),
+    };
+    // Ready once both resources are probed: by then the status knows each one's state.
+    let (ready_at, ready) = eventually("READY=1");
+    assert!(ready.contains("STATUS=2 resources"), "{ready}");
+    let v = status(&config).expect("status");
+    for id in ["dummy", "web"] {
+        let s = resource(&v, id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!s.contains("Unknown"), "{s}");
+    }
+    // The watchdog hears from the loop every 200 ms (half of WATCHDOG_USEC).
+    std::thread::sleep(Duration::from_millis(1500));
+    let pings = said("WATCHDOG=1")
+        .iter()
+        .filter(|(t, _)| *t > ready_at)
+        .count();
+    assert!(pings >= 3, "{pings} watchdog pings in 1.5 s");
+    // What the daemon runs never sees the socket.
+    let environ =
+        std::fs::read(format!("/proc/{}/environ", pid_of(&data, "web"))).expect("environ");
+    assert!(!String::from_utf8_lossy(&environ).contains("NOTIFY_SOCKET"));
+
+    // logrotate moves the log away and sends SIGHUP: a new file under the name.
+    std::fs::rename(&log, log.with_extension("log.1")).expect("rotate");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("hup");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("log output reopened")) {
+        assert!(Instant::now() < deadline, "the log was not reopened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::fs::read_to_string(log.with_extension("log.1"))
+            .expect("old log")
+            .contains("warden started")
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("term");
+    eventually("STOPPING=1");
+    let _ = d.child.wait();
+}

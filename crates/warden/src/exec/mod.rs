@@ -94,6 +94,9 @@ pub async fn run_tracked(
 ) -> AgentResult {
     let started = Instant::now();
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    for k in crate::notify::PRIVATE_ENV {
+        cmd.env_remove(k);
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
