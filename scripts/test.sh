@@ -18,9 +18,9 @@ for p in "${packages[@]}"; do
 done
 # python3 runs the web server of the health-check test (any python3 on PATH will do).
 command -v python3 >/dev/null || missing+=(python3)
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 if [ "${#missing[@]}" -gt 0 ]; then
-  sudo_cmd=()
-  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
 fi
@@ -36,3 +36,20 @@ cargo build --workspace --benches --locked
 # a crash fails the suite (its input is kept in fuzz/artifacts/TARGET). Longer runs by hand:
 # bash scripts/fuzz.sh TARGET SECONDS.
 bash scripts/fuzz.sh all "${WARDEN_FUZZ_SECONDS:-10}"
+# The Debian package (scripts/package.sh, from the debug build the tests made) installs into a
+# clean root, its example configuration passes check-config, and a purge leaves nothing.
+deb=$(bash scripts/package.sh --debug | tail -1)
+root=$(mktemp -d)
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+touch "$root/var/lib/dpkg/status"
+dpkg_root=("${sudo_cmd[@]}" dpkg --root="$root" --force-script-chrootless --force-depends --log=/dev/null)
+"${dpkg_root[@]}" -i "$deb" >/dev/null
+"$root/usr/bin/warden" check-config "$root/etc/warden/warden.toml"
+test "$(stat -c %a "$root/var/lib/warden")" = 700
+test -s "$root/usr/share/man/man1/warden.1.gz"
+test -s "$root/usr/share/bash-completion/completions/warden"
+grep -q '^Type=notify' "$root/lib/systemd/system/warden.service"
+"${dpkg_root[@]}" -P warden >/dev/null
+test ! -e "$root/usr/bin/warden" && test ! -e "$root/var/lib/warden"
+"${sudo_cmd[@]}" rm -rf "$root"
+echo "package: $deb installs, checks its configuration and purges cleanly"

@@ -34,7 +34,18 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_target(false);
     let result = match (args.log_output.as_str(), args.log_format) {
-        // Colours only on a terminal: journald and log files store the escape codes.
+        // journald: each line with its syslog priority (`<3>`), no time (journald stamps it),
+        // no colour.
+        ("stderr", LogFormat::Text) if stderr_is_journal() => builder
+            .event_format(Priority(
+                tracing_subscriber::fmt::format()
+                    .with_target(false)
+                    .with_ansi(false)
+                    .without_time(),
+            ))
+            .with_writer(std::io::stderr)
+            .try_init(),
+        // Colours only on a terminal: log files and pipes would store the escape codes.
         ("stderr", LogFormat::Text) => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
@@ -105,5 +116,49 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
 
     fn make_writer(&'a self) -> Line<'a> {
         Line(self.file.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Whether stderr is journald's stream: systemd says so in `$JOURNAL_STREAM` (`DEV:INODE` of
+/// the stream it connected), as systemd.exec(5) describes.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(said) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(m) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    said == format!("{}:{}", m.dev(), m.ino())
+}
+
+/// A line format that starts each line with its syslog priority (sd-daemon(3)): journald
+/// stores it as the entry's priority, so `journalctl -p warning` finds warnings.
+struct Priority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Priority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// syslog's priority of a level: err, warning, info, debug.
+fn priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        tracing::Level::DEBUG | tracing::Level::TRACE => 7,
     }
 }

@@ -192,6 +192,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// (Packaging) writes the man pages of `warden` and of each command into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// The OCF resource agents installed on this machine.
     Agent {
         /// Where OCF agents live.
@@ -319,10 +322,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// `NAME.1` for `cmd`, then `NAME-SUB.1` for each of its visible commands, recursively.
+fn write_manpages(cmd: &clap::Command, dir: &Path, name: &str) -> anyhow::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .title(name.to_owned())
+        .render(&mut page)
+        .context("cannot render a man page")?;
+    let path = dir.join(format!("{name}.1"));
+    std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_manpages(sub, dir, &format!("{name}-{}", sub.get_name()))?;
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
         // Handled in main, before anything is set up.
         Command::OutputWriter { .. } => Ok(String::new()),
+        Command::Manpages { dir } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot make {}", dir.display()))?;
+            let cmd = <Cli as clap::CommandFactory>::command();
+            write_manpages(&cmd, &dir, "warden")?;
+            Ok(String::new())
+        }
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(

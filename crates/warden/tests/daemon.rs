@@ -2589,3 +2589,34 @@ fn systemd_hears_ready_status_watchdog_and_stopping_and_sighup_reopens_the_log()
     eventually("STOPPING=1");
     let _ = d.child.wait();
 }
+
+#[test]
+fn under_journald_lines_carry_their_syslog_priority_and_no_colour() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, config, _data) = setup();
+    // journald's stream is a socket; a file stands in, named the same way systemd names it.
+    let stream = dir.path().join("journal");
+    let err = std::fs::File::create(&stream).expect("stream");
+    let m = err.metadata().expect("metadata");
+    let mut d = Daemon {
+        child: warden()
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("JOURNAL_STREAM", format!("{}:{}", m.dev(), m.ino()))
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("warden run"),
+    };
+    wait_for(&config, "the daemon", |v| v["transition_running"] == false);
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    let text = std::fs::read_to_string(&stream).expect("journal");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("<6>") && l.contains("warden started")),
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l.starts_with('<')), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes: {text}");
+}
