@@ -452,6 +452,23 @@ fn a_node_that_dies_is_replaced_and_status_shows_the_whole_cluster_from_any_node
         });
         assert_eq!(s["node"], format!("n{i}"));
     }
+    // SIGHUP (systemctl reload, logrotate) reopens the log; it does not end the node.
+    let n1 = c.nodes[0].as_ref().expect("n1 runs").id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(n1 as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("hup");
+    c.wait(1, 10, "n1 answering after SIGHUP", |s| s["node"] == "n1");
+    assert!(
+        c.nodes[0]
+            .as_mut()
+            .expect("n1")
+            .try_wait()
+            .expect("wait")
+            .is_none(),
+        "SIGHUP ended the node"
+    );
     let dead: usize = first[1..].parse().expect("node number");
     c.kill(dead);
     let other = if dead == 1 { 2 } else { 1 };

@@ -530,10 +530,11 @@ impl Shell {
         mut control: mpsc::UnboundedReceiver<Request>,
         mut local: watch::Receiver<usize>,
     ) {
-        let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sigquit)) = (
+        let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sigquit), Ok(mut sighup)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::quit()),
+            signal(SignalKind::hangup()),
         ) else {
             error!("cannot handle signals");
             return;
@@ -561,6 +562,12 @@ impl Shell {
                 _ = sigquit.recv() => {
                     warn!("SIGQUIT: in a cluster, resources cannot be left running (the other nodes take over once this node's lease expires); stopping them");
                     if stopping.is_none() { stopping = Some(Instant::now()); self.ask_shutdown().await; }
+                }
+                // `systemctl reload` (ExecReload) and logrotate: the log output is opened again;
+                // a cluster's configuration lives in etcd and changes with `warden config push`.
+                _ = sighup.recv() => {
+                    crate::daemon::reopen_log();
+                    info!("SIGHUP: in a cluster the configuration changes with `warden config push FILE` (every node applies it)");
                 }
                 _ = local.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)), if stopping.is_some() => {}
