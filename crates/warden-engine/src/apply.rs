@@ -96,6 +96,40 @@ pub enum AdminCommand {
     },
 }
 
+/// As the CLI says it (`disable web`, `move web to n2`): how logs and the audit trail name a
+/// command.
+impl std::fmt::Display for AdminCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminCommand::Cleanup { resource, node } => {
+                write!(
+                    f,
+                    "cleanup {}",
+                    resource.as_deref().unwrap_or("(every resource)")
+                )?;
+                if let Some(n) = node {
+                    write!(f, " on {n}")?;
+                }
+                Ok(())
+            }
+            AdminCommand::Restart { resource, node } => {
+                write!(f, "restart {resource}")?;
+                if let Some(n) = node {
+                    write!(f, " on {n}")?;
+                }
+                Ok(())
+            }
+            AdminCommand::Enable { resource } => write!(f, "enable {resource}"),
+            AdminCommand::Disable { resource } => write!(f, "disable {resource}"),
+            AdminCommand::Move { resource, node } => write!(f, "move {resource} to {node}"),
+            AdminCommand::Ban { resource, node } => write!(f, "ban {resource} from {node}"),
+            AdminCommand::Clear { resource } => write!(f, "clear {resource}"),
+            AdminCommand::Standby { node } => write!(f, "standby {node}"),
+            AdminCommand::Online { node } => write!(f, "online {node}"),
+        }
+    }
+}
+
 /// An event that names something the configuration does not have.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
@@ -587,6 +621,57 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
             state.nodes.entry(node.clone()).or_default().standby =
                 matches!(cmd, AdminCommand::Standby { .. });
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_read_as_the_cli_says_them() {
+        let r = || "web".to_owned();
+        let n = || "n2".to_owned();
+        for (cmd, said) in [
+            (
+                AdminCommand::Cleanup {
+                    resource: None,
+                    node: None,
+                },
+                "cleanup (every resource)",
+            ),
+            (
+                AdminCommand::Cleanup {
+                    resource: Some(r()),
+                    node: Some(n()),
+                },
+                "cleanup web on n2",
+            ),
+            (
+                AdminCommand::Restart {
+                    resource: r(),
+                    node: None,
+                },
+                "restart web",
+            ),
+            (
+                AdminCommand::Move {
+                    resource: r(),
+                    node: n(),
+                },
+                "move web to n2",
+            ),
+            (
+                AdminCommand::Ban {
+                    resource: r(),
+                    node: n(),
+                },
+                "ban web from n2",
+            ),
+            (AdminCommand::Standby { node: n() }, "standby n2"),
+        ] {
+            assert_eq!(cmd.to_string(), said);
         }
     }
 }

@@ -73,6 +73,21 @@ pub fn router(control: Control, token: String) -> Router {
         )
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
+        // Errors are JSON everywhere, unknown routes and methods included.
+        .fallback(|uri: axum::http::Uri| async move {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no such endpoint: {} (docs/api.md lists them)", uri.path()),
+                Some("path"),
+            )
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here"),
+                Some("method"),
+            )
+        })
         .with_state(Api { control, token })
 }
 

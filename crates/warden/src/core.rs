@@ -1064,7 +1064,7 @@ impl Core {
     ) -> Result<Vec<Effect>, ControlError> {
         let mut probe = self.state.clone();
         warden_engine::apply(&self.config, &mut probe, &Event::Admin(cmd.clone()), now)?;
-        info!(command = ?cmd, "admin command");
+        info!(command = %cmd, "admin command");
         self.retry_fencing();
         self.record(store, now, vec![(Event::Admin(cmd), None)])
             .map_err(|e| ControlError::Store(format!("{e:#}")))?;

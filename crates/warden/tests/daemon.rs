@@ -1066,6 +1066,19 @@ fn a_promotable_process_runs_its_promote_command_and_keeps_its_role_across_a_dae
         401
     );
     assert_eq!(api_post_with(&data, "/v1/shutdown", token).0, 401);
+    // Unknown routes and methods answer JSON errors too.
+    let (code, body) = api_post(&data, "/v1/nothing-here");
+    assert_eq!(code, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/v1/nothing-here")),
+        "{body}"
+    );
+    assert_eq!(body["field"], "path");
+    let (code, body) = api_post(&data, "/v1/status");
+    assert_eq!(code, 405);
+    assert_eq!(body["field"], "method", "{body}");
 
     // The daemon dies; the process lives on and is adopted promoted, without another promote.
     d.child.kill().expect("kill daemon");
@@ -1100,6 +1113,9 @@ fn a_promotable_process_runs_its_promote_command_and_keeps_its_role_across_a_dae
     // Disable: the demote command runs before the stop.
     let (ok, _, err) = cli(&config, &["resource", "disable", "db"]);
     assert!(ok, "{err}");
+    // The audit line names the command as the CLI says it.
+    let log = std::fs::read_to_string(config.with_file_name("daemon.log")).expect("log");
+    assert!(log.contains("command=disable db"), "{log}");
     wait_for(&config, "db stopped", |v| {
         v["transition_running"] == false && db_status(v).starts_with("db Stopped")
     });
