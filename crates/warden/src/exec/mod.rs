@@ -94,6 +94,16 @@ pub async fn run_tracked(
 ) -> AgentResult {
     let started = Instant::now();
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    // Noted before it is started: a daemon killed between the start and the note with the
+    // process group would otherwise leave an agent no successor knows of. Until the group is
+    // noted, the agent is found by the mark in its environment.
+    if let Some(path) = track {
+        let mark = action_mark();
+        if let Err(e) = write_note(path, &format!("pending {mark}\n")) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot note a running agent");
+        }
+        cmd.env(ACTION_MARK, mark);
+    }
     for k in crate::notify::PRIVATE_ENV {
         cmd.env_remove(k);
     }
@@ -141,7 +151,7 @@ pub async fn run_tracked(
     let tracked = match (track, pgid) {
         (Some(path), Some(pgid)) => {
             let started = process::start_time(pgid.as_raw()).unwrap_or(0);
-            if let Err(e) = write_whole(path, &format!("{} {started}\n", pgid.as_raw())) {
+            if let Err(e) = write_note(path, &format!("{} {started}\n", pgid.as_raw())) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot note a running agent");
             }
             Some(path)
@@ -243,6 +253,44 @@ pub fn write_whole(path: &std::path::Path, text: &str) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The environment variable that marks an agent started by [`run_tracked`].
+const ACTION_MARK: &str = "WARDEN_ACTION";
+
+/// A mark no other agent carries: this daemon's pid, the time, a counter.
+fn action_mark() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{t}-{n}", std::process::id())
+}
+
+/// Writes an agent note whole (a temporary file renamed over it). Not synced: the note must
+/// outlive the daemon, not the machine (a machine that goes down takes its agents along).
+fn write_note(path: &std::path::Path, text: &str) -> io::Result<()> {
+    let tmp = with_suffix(path, ".new");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The processes whose environment carries `mark` (an agent noted before it started, and
+/// what it started).
+fn marked(mark: &str) -> Vec<i32> {
+    let want = format!("{ACTION_MARK}={mark}");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == want.as_bytes()))
+        })
+        .collect()
+}
+
 /// Kills what is left of agents a killed daemon had running (their notes in `dir`, written by
 /// [`run_tracked`]): the whole process group of each whose leader is still the process noted
 /// (same pid and kernel start time). Returns the notes' names (`RESOURCE.ACTION`) of those
@@ -261,6 +309,29 @@ pub fn reap_interrupted(dir: &std::path::Path) -> Vec<String> {
             it.next().and_then(|p| p.parse::<i32>().ok()),
             it.next().and_then(|t| t.parse::<u64>().ok()),
         );
+        if let Some(mark) = note.strip_prefix("pending ").map(str::trim) {
+            // Killed between the note and the start, or before the group was noted: whatever
+            // carries the mark goes, with its groups.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut found = false;
+            loop {
+                let pids = marked(mark);
+                if pids.is_empty() || Instant::now() > deadline {
+                    break;
+                }
+                found = true;
+                for pid in pids {
+                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if found {
+                killed.push(name.trim_end_matches(".new").to_owned());
+            }
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         if let (Some(pgid), Some(started)) = parsed {
             if pgid > 1 && process::start_time(pgid) == Some(started) {
                 let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
@@ -305,6 +376,34 @@ async fn collect(mut pipe: impl AsyncRead + Unpin, buf: Arc<Mutex<Vec<u8>>>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_agent_noted_only_as_pending_is_found_by_its_mark_and_killed() {
+        // The daemon was killed after the note and the start, before the group was noted.
+        let dir = tempfile::tempdir().expect("dir");
+        let mark = action_mark();
+        write_note(&dir.path().join("db.start"), &format!("pending {mark}\n")).expect("note");
+        let mut child = std::process::Command::new("sh");
+        std::os::unix::process::CommandExt::process_group(&mut child, 0);
+        let mut child = child
+            .args(["-c", "sleep 100 & wait"])
+            .env(ACTION_MARK, &mark)
+            .spawn()
+            .expect("agent");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while marked(&mark).len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the agent and its child never ran"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(reap_interrupted(dir.path()), ["db.start"]);
+        let status = child.wait().expect("reaped");
+        assert!(!status.success());
+        assert!(marked(&mark).is_empty(), "the agent's child lives on");
+        assert!(std::fs::read_dir(dir.path()).expect("dir").next().is_none());
+    }
+
     use super::*;
 
     fn open_fds() -> usize {
