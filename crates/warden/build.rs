@@ -24,23 +24,11 @@ fn main() {
                 .map_or(0, |d| d.as_secs())
         });
     println!("cargo:rustc-env=WARDEN_COMMIT={commit}");
-    println!("cargo:rustc-env=WARDEN_BUILD_DATE={}", civil(secs / 86_400));
+    // The engine's own calendar: the date part of its RFC 3339 form.
+    let stamp = warden_engine::Time::from_millis(secs.saturating_mul(1000)).rfc3339();
+    println!("cargo:rustc-env=WARDEN_BUILD_DATE={}", &stamp[..10]);
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     for f in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
         println!("cargo:rerun-if-changed={root}/{f}");
     }
-}
-
-/// `YYYY-MM-DD` of a day count since 1970-01-01 (Howard Hinnant's civil-from-days).
-fn civil(days: u64) -> String {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }

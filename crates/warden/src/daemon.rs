@@ -623,7 +623,6 @@ impl Daemon {
                     &f.primaries(self.core.config(), self.core.state()),
                 );
             }
-            self.tell_systemd();
             let far = Instant::now() + Duration::from_secs(3600);
             let deadline = self
                 .core

@@ -562,6 +562,22 @@ impl Session {
         }
     }
 
+    /// A new connection to `peer`; a failed connect counts against it (`view`) and is None.
+    async fn connect(&self, peer: &crate::check::Peer, view: &super::PeerView) -> Option<Conn> {
+        match self.l.connect_to(peer).await {
+            Ok(stream) => Some(Conn {
+                addr: peer.addr.clone(),
+                stream,
+                buf: BytesMut::new(),
+            }),
+            Err(e) => {
+                debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
+                self.l.failed(view, e);
+                None
+            }
+        }
+    }
+
     /// Sends the request to peers in the balancer's order until one answers, and relays the
     /// answer; `Ok(keep_alive)`.
     async fn forward(&mut self, req: &Request, body: &[u8]) -> Result<bool, Cut> {
@@ -579,17 +595,9 @@ impl Session {
                 let was_reused = reused.is_some();
                 let conn = match reused {
                     Some(c) => c,
-                    None => match self.l.connect_to(peer).await {
-                        Ok(stream) => Conn {
-                            addr: peer.addr.clone(),
-                            stream,
-                            buf: BytesMut::new(),
-                        },
-                        Err(e) => {
-                            debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
-                            self.l.failed(view, e);
-                            break;
-                        }
+                    None => match self.connect(peer, view).await {
+                        Some(c) => c,
+                        None => break,
                     },
                 };
                 let lease = self.l.lease(&peer.addr, view.backup);
@@ -690,17 +698,8 @@ impl Session {
         let (all, order) = self.l.attempts();
         for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
             // A new connection: a pooled one the peer closed while idle could not be retried.
-            let mut conn = match self.l.connect_to(peer).await {
-                Ok(stream) => Conn {
-                    addr: peer.addr.clone(),
-                    stream,
-                    buf: BytesMut::new(),
-                },
-                Err(e) => {
-                    debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
-                    self.l.failed(view, e);
-                    continue;
-                }
+            let Some(mut conn) = self.connect(peer, view).await else {
+                continue;
             };
             let lease = self.l.lease(&peer.addr, view.backup);
             let mut req = req.clone();
