@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 # etcd-server: the real etcd cluster the several-machine tests run (etcdctl comes with it).
 # openssl: makes an X.509 v1 certificate and serves it (s_server) for the https check test.
 # libfaketime: runs a daemon with its wall clock stepped (the clock-step tests and chaos).
-packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime)
+# fence-agents: the real fence agents (fence_dummy) the fencing tests call.
+packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime fence-agents)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

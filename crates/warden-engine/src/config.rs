@@ -595,13 +595,51 @@ pub struct Group {
     pub resources: Vec<String>,
 }
 
-/// A fence device: a command called with the name of the node to fence.
+/// A fence device: what the coordinator runs to power a lost node off before it recovers what
+/// the node ran.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FenceDevice {
     pub name: String,
-    pub command: Vec<String>,
+    pub method: FenceMethod,
     /// The nodes it can fence; empty means every node.
     pub nodes: Vec<String>,
+    /// How long one attempt may take before it counts as failed (Pacemaker's
+    /// `stonith-timeout`, 60 s by default).
+    pub timeout_ms: u64,
+}
+
+/// How a [`FenceDevice`] is called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FenceMethod {
+    /// A program called with the name of the node to fence as its last argument.
+    Command(Vec<String>),
+    /// A fence agent of the `fence-agents` kind, called as Pacemaker's fencer calls it.
+    Agent(FenceAgent),
+}
+
+/// A fence agent (`fence_ipmilan`, `fence_xvm`, ...): its options go to its standard input as
+/// `name=value` lines, with `action`, `nodename` and, when its metadata has the parameter, the
+/// node's `plug` (or `port`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceAgent {
+    /// The program's path.
+    pub program: String,
+    /// The device's own options (`ip`, `username`, ...), by name.
+    pub params: Vec<(String, String)>,
+    /// The plug of each node where it differs from the node's name (`pcmk_host_map`).
+    pub host_map: Vec<(String, String)>,
+    /// What the agent is asked to do (`reboot`, or `off`: `pcmk_reboot_action`).
+    pub action: String,
+}
+
+impl FenceDevice {
+    /// The program it runs.
+    pub fn program(&self) -> &str {
+        match &self.method {
+            FenceMethod::Command(argv) => argv.first().map_or("", String::as_str),
+            FenceMethod::Agent(a) => &a.program,
+        }
+    }
 }
 
 /// A configuration the engine can rely on: every reference resolves, names are unique.

@@ -18,9 +18,9 @@ mod time;
 
 pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected};
 pub use config::{
-    Agent, ClusterOptions, Colocation, Config, ConfigError, Digests, FenceDevice, Group,
-    INFINITY_COUNT, Location, Meta, MultipleActive, NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec,
-    Order, OrderKind, ProcessSpec, Promotable, ResourceSpec, TargetRole,
+    Agent, ClusterOptions, Colocation, Config, ConfigError, Digests, FenceAgent, FenceDevice,
+    FenceMethod, Group, INFINITY_COUNT, Location, Meta, MultipleActive, NoQuorumPolicy, OnFail,
+    OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, Promotable, ResourceSpec, TargetRole,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;

@@ -122,8 +122,9 @@ fn random_config(rng: &mut Rng) -> Config {
     let fence = if fencing {
         vec![FenceDevice {
             name: "power".into(),
-            command: vec!["/bin/true".into()],
+            method: FenceMethod::Command(vec!["/bin/true".into()]),
             nodes: vec![],
+            timeout_ms: 60_000,
         }]
     } else {
         vec![]

@@ -13,9 +13,9 @@ use std::time::Duration;
 use tracing::{debug, error, info, warn};
 use warden_engine::health::PeerState;
 use warden_engine::{
-    ActionId, ActionKind, AdminCommand, ApplyError, Config, Digests, Event, Notification, OpKey,
-    OpName, OpResult, Progress, ResourceSpec, Role, Score, State, TargetRole, Time, Transition,
-    expected, millis, rc, schedule,
+    ActionId, ActionKind, AdminCommand, ApplyError, Config, Digests, Event, FenceDevice,
+    Notification, OpKey, OpName, OpResult, Progress, ResourceSpec, Role, Score, State, TargetRole,
+    Time, Transition, expected, millis, rc, schedule,
 };
 
 use crate::check::{CheckSpec, Peer};
@@ -92,7 +92,7 @@ pub enum Effect {
     Fence {
         id: ActionId,
         node: String,
-        devices: Vec<Vec<String>>,
+        devices: Vec<FenceDevice>,
     },
     /// Run a recurring monitor ([`Input::MonitorDone`]).
     Monitor {
@@ -615,11 +615,7 @@ impl Core {
     fn launch(&mut self, id: ActionId, kind: &ActionKind) {
         if let ActionKind::Fence { node, reason } = kind {
             info!(node = %node, reason = %reason, "fencing");
-            let devices = self
-                .config
-                .fence_devices_for(node)
-                .map(|d| d.command.clone())
-                .collect();
+            let devices = self.config.fence_devices_for(node).cloned().collect();
             self.effects.push(Effect::Fence {
                 id,
                 node: node.clone(),

@@ -1126,8 +1126,10 @@ fn the_coordinator_fences_a_lost_node_before_recovering_its_resources() {
     .expect("device");
     std::fs::set_permissions(&device, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
+    // First a real fence agent (Debian's fence-agents) whose outlet never powers off: the
+    // coordinator must hand over to the next device.
     let fencing = format!(
-        "{DB}\n[[fence_device]]\nname = \"logger\"\ncommand = [\"{}\", \"@LOG@\"]\n",
+        "{DB}\n[[fence_device]]\nname = \"stuck-pdu\"\nagent = \"fence_dummy\"\nparams = {{ type = \"fail\", power_timeout = 1 }}\n[[fence_device]]\nname = \"logger\"\ncommand = [\"{}\", \"@LOG@\"]\n",
         device.display()
     );
     let mut c = Cluster::new(&fencing, "2s");
@@ -1158,5 +1160,11 @@ fn the_coordinator_fences_a_lost_node_before_recovering_its_resources() {
             c.logs()
         ),
     }
+    let logs = c.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("fence device failed") && l.contains("stuck-pdu")),
+        "the fence agent was not tried first\n{logs}"
+    );
     c.assert_no_overlap();
 }

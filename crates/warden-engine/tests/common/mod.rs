@@ -143,8 +143,9 @@ impl Builder {
         let fence = if self.fencing {
             vec![FenceDevice {
                 name: "power".into(),
-                command: vec!["/bin/true".into()],
+                method: FenceMethod::Command(vec!["/bin/true".into()]),
                 nodes: vec![],
+                timeout_ms: 60_000,
             }]
         } else {
             vec![]

@@ -376,7 +376,7 @@ pub fn ocf_agents(config: &Config) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use warden_engine::config::DEFAULT_STOP_TIMEOUT;
-    use warden_engine::{Agent, INFINITY_COUNT, Meta, Score};
+    use warden_engine::{Agent, FenceAgent, FenceMethod, INFINITY_COUNT, Meta, Score};
 
     fn ok(src: &str) -> Loaded {
         match parse(src, "t.toml", || "here".to_owned()) {
@@ -493,6 +493,75 @@ ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
         assert!(e.contains("t.toml:6:10: error: unknown node \"b\""), "{e}");
         assert!(
             e.contains("t.toml:8:12: error: unknown resource \"r\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fence_devices_call_a_command_or_a_fence_agent() {
+        let l = ok(r#"
+[[node]]
+name = "n1"
+[[node]]
+name = "n2"
+[[fence_device]]
+name = "ipmi"
+agent = "fence_ipmilan"
+params = { ip = "10.0.0.12", username = "admin", lanplus = 1 }
+host_map = { n2 = "2" }
+action = "off"
+timeout = "20s"
+nodes = ["n2"]
+[[fence_device]]
+name = "script"
+command = ["/usr/local/sbin/fence-power", "--hard"]
+"#);
+        let d = l.engine.fence_devices();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d[0].method,
+            FenceMethod::Agent(FenceAgent {
+                program: "/usr/sbin/fence_ipmilan".to_owned(),
+                params: vec![
+                    ("ip".to_owned(), "10.0.0.12".to_owned()),
+                    ("lanplus".to_owned(), "1".to_owned()),
+                    ("username".to_owned(), "admin".to_owned()),
+                ],
+                host_map: vec![("n2".to_owned(), "2".to_owned())],
+                action: "off".to_owned(),
+            })
+        );
+        assert_eq!(
+            (d[0].timeout_ms, d[0].nodes.clone()),
+            (20_000, vec!["n2".to_owned()])
+        );
+        assert_eq!(d[1].program(), "/usr/local/sbin/fence-power");
+        assert_eq!(d[1].timeout_ms, 60_000);
+        let e = errors("[[fence_device]]\nname = \"f\"\nagent = \"fence_x\"\ncommand = [\"x\"]\n");
+        assert!(
+            e.contains("t.toml:3:9: error: a fence device has either `command`"),
+            "{e}"
+        );
+        let e = errors("[[fence_device]]\nname = \"f\"\n");
+        assert!(e.contains("needs `agent` (a fence agent"), "{e}");
+        let e =
+            errors("[[fence_device]]\nname = \"f\"\ncommand = [\"x\"]\nparams = { ip = \"1\" }\n");
+        assert!(
+            e.contains("t.toml:4:10: error: `params` is for fence agents"),
+            "{e}"
+        );
+        let e = errors(
+            "[[fence_device]]\nname = \"f\"\nagent = \"fence_x\"\naction = \"on\"\nhost_map = { nx = \"1\" }\nparams = { passwd = \"a\\nb\" }\n",
+        );
+        assert!(
+            e.contains("t.toml:4:10: error: action \"on\" cannot fence"),
+            "{e}"
+        );
+        assert!(e.contains("t.toml:5:14: error: unknown node \"nx\""), "{e}");
+        assert!(
+            e.contains(
+                "t.toml:6:12: error: parameter \"passwd\" of a fence agent cannot hold a line break"
+            ),
             "{e}"
         );
     }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use warden_engine::FenceDevice;
+use toml::de::DeValue;
+use warden_engine::{FenceAgent, FenceDevice, FenceMethod};
 
 use super::Ref;
 use super::table::{Reader, Section, Span, Tbl};
@@ -87,22 +88,142 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
                 }
                 seen.push(n.clone());
             }
-            let command = r.argv(t, "command", Some("[[fence_device]]"));
+            let method = fence_method(r, t, &mut out.node_refs);
             let nodes_of = r.string_list(t, "nodes").unwrap_or_default();
             let names = nodes_of.iter().map(|(n, _)| n.clone()).collect();
             out.node_refs
                 .extend(nodes_of.into_iter().map(|(name, span)| Ref { name, span }));
-            if let Some((argv, span)) = &command {
-                r.found.programs.push((argv[0].clone(), span.clone()));
-            }
-            if let (Some((name, _)), Some((command, _))) = (name, command) {
+            let timeout = r.positive_duration(t, "timeout");
+            if let (Some((name, _)), Some((method, program, span))) = (name, method) {
+                r.found.programs.push((program, span));
                 out.devices.push(FenceDevice {
                     name,
-                    command,
+                    method,
                     nodes: names,
+                    timeout_ms: timeout.map_or(DEFAULT_FENCE_TIMEOUT_MS, |d| {
+                        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+                    }),
                 });
             }
         });
     }
     out
+}
+
+/// How long one fence attempt may take by default (Pacemaker's `stonith-timeout`).
+const DEFAULT_FENCE_TIMEOUT_MS: u64 = 60_000;
+
+/// Where Debian's `fence-agents` (and Pacemaker's fencer) keep fence agents: a bare agent name
+/// is a program there.
+pub const FENCE_AGENT_DIR: &str = "/usr/sbin";
+
+/// What a fence device is asked to do by default (Pacemaker's `stonith-action`).
+const FENCE_ACTIONS: [&str; 2] = ["reboot", "off"];
+
+/// A device's `command`, or its `agent` with `params`, `host_map` and `action`: the method,
+/// the program it runs and where that is named.
+fn fence_method(
+    r: &mut Reader<'_>,
+    t: &Tbl<'_, '_>,
+    node_refs: &mut Vec<Ref>,
+) -> Option<(FenceMethod, String, Span)> {
+    let command = r.argv(t, "command", None);
+    let agent = r.string(t, "agent");
+    let params = super::resources::params(r, t);
+    let host_map = r.table(t, "host_map").map(|(ht, _)| {
+        let mut map = Vec::new();
+        for (k, v) in ht.iter() {
+            match v.get_ref() {
+                DeValue::String(plug) if !plug.is_empty() => {
+                    map.push((k.get_ref().to_string(), plug.to_string(), k.span()));
+                }
+                _ => r.type_error(v, "a non-empty string (the node's plug) in `host_map`"),
+            }
+        }
+        map
+    });
+    let action = r.string(t, "action");
+    match (command, agent) {
+        (Some(_), Some((_, span))) => {
+            r.d.error(
+                span,
+                "a fence device has either `command` (a program called with the node's name) or `agent` (a fence agent), not both",
+            );
+            None
+        }
+        (None, None) => {
+            r.d.error(
+                t.span.clone(),
+                "[[fence_device]] needs `agent` (a fence agent such as \"fence_ipmilan\") or `command` (an array like [\"/usr/bin/prog\", \"--flag\"], called with the node's name)",
+            );
+            None
+        }
+        (Some((argv, span)), None) => {
+            for (key, present) in [
+                ("params", !params.is_empty()),
+                ("host_map", host_map.is_some()),
+                ("action", action.is_some()),
+            ] {
+                if present {
+                    r.d.error(
+                        t.span_of(key),
+                        format!("`{key}` is for fence agents (`agent`); a `command` gets the node's name as its last argument"),
+                    );
+                }
+            }
+            let program = argv[0].clone();
+            Some((FenceMethod::Command(argv), program, span))
+        }
+        (None, Some((agent, span))) => {
+            if agent.is_empty() || agent.ends_with('/') {
+                r.d.error(
+                    span,
+                    "`agent` must name a fence agent, like \"fence_ipmilan\"",
+                );
+                return None;
+            }
+            let program = if agent.contains('/') {
+                agent
+            } else {
+                format!("{FENCE_AGENT_DIR}/{agent}")
+            };
+            // One option a line on the agent's standard input: a line break would start another.
+            for (key, value, span) in &params {
+                if value.contains(['\n', '\r']) {
+                    r.d.error(
+                        span.clone(),
+                        format!("parameter {key:?} of a fence agent cannot hold a line break"),
+                    );
+                }
+            }
+            let host_map = host_map.unwrap_or_default();
+            for (node, _, span) in &host_map {
+                node_refs.push(Ref {
+                    name: node.clone(),
+                    span: span.clone(),
+                });
+            }
+            let action = match action {
+                None => FENCE_ACTIONS[0].to_owned(),
+                Some((a, _)) if FENCE_ACTIONS.contains(&a.as_str()) => a,
+                Some((a, span)) => {
+                    r.d.error(
+                        span,
+                        format!("action {a:?} cannot fence: use \"reboot\" or \"off\""),
+                    );
+                    return None;
+                }
+            };
+            Some((
+                FenceMethod::Agent(FenceAgent {
+                    program: program.clone(),
+                    params: params.into_iter().map(|(k, v, _)| (k, v)).collect(),
+                    host_map: host_map.into_iter().map(|(n, p, _)| (n, p)).collect(),
+                    action,
+                }),
+                program,
+                span,
+            ))
+        }
+    }
 }

@@ -345,7 +345,7 @@ fn implicit_monitors(ops: &mut Vec<OpSpec>, is_process: bool, promotable: bool, 
 }
 
 /// `params = { name = value }`: (name, value as text, place of the name).
-fn params(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String, Span)> {
+pub(super) fn params(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String, Span)> {
     let mut out = Vec::new();
     let Some((pt, _)) = r.table(t, "params") else {
         return out;

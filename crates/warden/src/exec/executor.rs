@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::warn;
-use warden_engine::{Agent, Notification, OpKey, OpName, OpSpec, ResourceSpec, rc};
+use tracing::{info, warn};
+use warden_engine::{
+    Agent, FenceAgent, FenceDevice, FenceMethod, Notification, OpKey, OpName, OpSpec, ResourceSpec,
+    rc,
+};
 
 use super::process::Supervisor;
-use super::{AgentResult, ocf, run_command};
+use super::{AgentResult, ocf, run_command, run_with_input};
 
 /// What an operation needs to run on this node, detached from any loop.
 #[derive(Clone, Debug)]
@@ -168,20 +171,193 @@ pub fn resource_token(token: &str, resource: &str) -> String {
     out
 }
 
-/// Runs the fence devices of `node` in order (each gets the node's name as its last
-/// argument) until one succeeds.
-pub async fn fence(node: &str, devices: &[Vec<String>]) -> bool {
-    for argv in devices {
-        let Some(program) = argv.first() else {
-            continue;
+/// Runs the fence devices of `node` in order until one succeeds.
+pub async fn fence(node: &str, devices: &[FenceDevice]) -> bool {
+    for device in devices {
+        let timeout = Duration::from_millis(device.timeout_ms);
+        let r = match &device.method {
+            FenceMethod::Command(argv) => {
+                let Some(program) = argv.first() else {
+                    continue;
+                };
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(&argv[1..]).arg(node);
+                run_command(cmd, timeout).await
+            }
+            FenceMethod::Agent(agent) => run_fence_agent(agent, node, timeout).await,
         };
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&argv[1..]).arg(node);
-        let r = run_command(cmd, Duration::from_secs(60)).await;
         if r.rc == 0 {
+            info!(node = %node, device = %device.name, "fenced");
             return true;
         }
-        warn!(node = %node, device = %program, rc = r.rc, reason = %r.exit_reason, "fence device failed");
+        let reason = if r.exit_reason.is_empty() {
+            last_line(&r.stderr)
+        } else {
+            r.exit_reason.clone()
+        };
+        warn!(node = %node, device = %device.name, rc = r.rc, reason = %reason, "fence device failed");
     }
     false
+}
+
+/// Calls a fence agent as Pacemaker's fencer does: its options on standard input, one
+/// `name=value` a line: `action`, `nodename`, the node's plug as `plug` or `port` when its
+/// metadata has either parameter (agents that fence only their own machine have neither), then
+/// the device's own options.
+async fn run_fence_agent(agent: &FenceAgent, node: &str, timeout: Duration) -> AgentResult {
+    let plug = agent
+        .host_map
+        .iter()
+        .find(|(n, _)| n == node)
+        .map_or(node, |(_, p)| p.as_str());
+    let metadata = run_with_input(
+        tokio::process::Command::new(&agent.program),
+        timeout,
+        b"action=metadata\n".to_vec(),
+    )
+    .await;
+    if metadata.rc != 0 {
+        return metadata;
+    }
+    let mut input = format!("action={}\nnodename={}\n", agent.action, node);
+    if let Some(name) = plug_parameter(&metadata.stdout) {
+        input.push_str(&format!("{name}={plug}\n"));
+    }
+    for (k, v) in &agent.params {
+        input.push_str(&format!("{k}={v}\n"));
+    }
+    run_with_input(
+        tokio::process::Command::new(&agent.program),
+        timeout,
+        input.into_bytes(),
+    )
+    .await
+}
+
+/// The name under which a fence agent takes the plug to act on: `plug`, else the older
+/// `port`, when its metadata (XML on standard output) has such a parameter.
+fn plug_parameter(metadata: &str) -> Option<&'static str> {
+    ["plug", "port"]
+        .into_iter()
+        .find(|p| metadata.contains(&format!("<parameter name=\"{p}\"")))
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FENCE_DUMMY: &str = "/usr/sbin/fence_dummy";
+
+    fn agent_device(name: &str, program: &str, params: &[(&str, &str)]) -> FenceDevice {
+        FenceDevice {
+            name: name.to_owned(),
+            method: FenceMethod::Agent(FenceAgent {
+                program: program.to_owned(),
+                params: params
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                host_map: vec![("n2".to_owned(), "blade-7".to_owned())],
+                action: "off".to_owned(),
+            }),
+            nodes: vec![],
+            timeout_ms: 30_000,
+        }
+    }
+
+    fn installed() {
+        assert!(
+            std::path::Path::new(FENCE_DUMMY).exists(),
+            "{FENCE_DUMMY} is missing: install Debian's fence-agents (scripts/test.sh does)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_fence_agent_hands_over_to_the_next_device() {
+        installed();
+        let dir = tempfile::tempdir().expect("dir");
+        let status = dir.path().join("power");
+        std::fs::write(&status, "on").expect("status");
+        let status_arg = status.to_string_lossy().into_owned();
+        // fence_dummy's "fail" type never sees the power go off: it fails after power_timeout.
+        let broken = agent_device(
+            "broken",
+            FENCE_DUMMY,
+            &[("type", "fail"), ("power_timeout", "1")],
+        );
+        let power = agent_device("power", FENCE_DUMMY, &[("status_file", &status_arg)]);
+        assert!(!fence("n2", std::slice::from_ref(&broken)).await);
+        assert_eq!(std::fs::read_to_string(&status).expect("status"), "on");
+        assert!(fence("n2", &[broken, power]).await);
+        // `action = "off"` reached the agent: the outlet it keeps in the file is off.
+        assert_eq!(std::fs::read_to_string(&status).expect("status"), "off");
+    }
+
+    #[tokio::test]
+    async fn a_fence_agent_reads_its_options_and_the_nodes_plug_from_stdin() {
+        // An agent that records its input and offers `plug` (or not) in its metadata, to see
+        // exactly what it is given; the real fence_dummy above shows a real agent takes it.
+        let dir = tempfile::tempdir().expect("dir");
+        let record = dir.path().join("input");
+        let agent = |name: &str, parameter: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\ninput=$(cat)\ncase \"$input\" in\naction=metadata*) echo '<resource-agent><parameters><parameter name=\"{parameter}\" unique=\"0\"/></parameters></resource-agent>'; exit 0;;\nesac\nprintf '%s\\n' \"$input\" > {}\n",
+                    record.display()
+                ),
+            )
+            .expect("agent");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
+            path.to_string_lossy().into_owned()
+        };
+        let with_plug = agent_device(
+            "a",
+            &agent("plug-agent", "plug"),
+            &[("ip", "10.0.0.9"), ("password", "p w")],
+        );
+        assert!(fence("n2", std::slice::from_ref(&with_plug)).await);
+        assert_eq!(
+            std::fs::read_to_string(&record).expect("input"),
+            "action=off\nnodename=n2\nplug=blade-7\nip=10.0.0.9\npassword=p w\n"
+        );
+        // A node missing from the host map is its own plug; an agent offering only the older
+        // `port` gets it as `port`; one offering neither fences its own machine and gets none.
+        assert!(fence("n1", &[with_plug]).await);
+        assert!(
+            std::fs::read_to_string(&record)
+                .expect("input")
+                .contains("\nplug=n1\n")
+        );
+        let with_port = agent_device("b", &agent("port-agent", "port"), &[]);
+        assert!(fence("n2", &[with_port]).await);
+        assert_eq!(
+            std::fs::read_to_string(&record).expect("input"),
+            "action=off\nnodename=n2\nport=blade-7\n"
+        );
+        let neither = agent_device("c", &agent("self-agent", "ip"), &[]);
+        assert!(fence("n2", &[neither]).await);
+        assert_eq!(
+            std::fs::read_to_string(&record).expect("input"),
+            "action=off\nnodename=n2\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_fence_agent_fails_the_device() {
+        let missing = agent_device("gone", "/nonexistent/fence_gone", &[]);
+        assert!(!fence("n2", &[missing]).await);
+    }
 }

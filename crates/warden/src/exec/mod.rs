@@ -88,9 +88,23 @@ pub async fn run_command(cmd: Command, timeout: Duration) -> AgentResult {
 /// the command before it probes ([`reap_interrupted`]), so an interrupted start never runs
 /// alongside a new one.
 pub async fn run_tracked(
+    cmd: Command,
+    timeout: Duration,
+    track: Option<&std::path::Path>,
+) -> AgentResult {
+    run(cmd, timeout, track, None).await
+}
+
+/// [`run_command`] with `input` on the command's standard input (closed after it).
+pub async fn run_with_input(cmd: Command, timeout: Duration, input: Vec<u8>) -> AgentResult {
+    run(cmd, timeout, None, Some(input)).await
+}
+
+async fn run(
     mut cmd: Command,
     timeout: Duration,
     track: Option<&std::path::Path>,
+    input: Option<Vec<u8>>,
 ) -> AgentResult {
     let started = Instant::now();
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
@@ -107,11 +121,15 @@ pub async fn run_tracked(
     for k in crate::notify::PRIVATE_ENV {
         cmd.env_remove(k);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0)
+    .kill_on_drop(false);
     let mut child = loop {
         match cmd.spawn() {
             Ok(c) => break c,
@@ -158,6 +176,14 @@ pub async fn run_tracked(
         }
         _ => None,
     };
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        // Written aside so a command that never reads cannot hold this up; the pipe closes
+        // when the writer ends (or the command exits).
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(&input).await;
+        });
+    }
     let out = Arc::new(Mutex::new(Vec::new()));
     let err = Arc::new(Mutex::new(Vec::new()));
     let readers = [
