@@ -34,4 +34,4 @@ pub use state::{
     Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State,
 };
 pub use status::{FailedAction, ResourceStatus, failed_actions, node_groups, resource_status};
-pub use time::{Time, millis};
+pub use time::{Civil, Time, millis};

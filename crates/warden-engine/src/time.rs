@@ -19,24 +19,39 @@ impl Time {
         self.0
     }
 
-    /// RFC 3339 in UTC with milliseconds (`2026-01-01T00:00:00.000Z`), computed here so
-    /// the engine needs no calendar crate (Howard Hinnant's civil-from-days).
+    /// RFC 3339 in UTC with milliseconds (`2026-01-01T00:00:00.000Z`).
     pub fn rfc3339(self) -> String {
-        let ms = self.0 % 1000;
+        let c = self.civil();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second, c.milli
+        )
+    }
+
+    /// The UTC calendar date and time of this instant, computed here so the engine needs no
+    /// calendar crate (Howard Hinnant's civil-from-days).
+    pub fn civil(self) -> Civil {
+        let milli = self.0 % 1000;
         let secs = self.0 / 1000;
         let days = secs / 86_400;
         let rem = secs % 86_400;
-        let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
         let z = days + 719_468;
         let era = z / 146_097;
         let doe = z - era * 146_097;
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
         let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
         let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + u64::from(m <= 2);
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z")
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        Civil {
+            year: yoe + era * 400 + u64::from(month <= 2),
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+            milli,
+        }
     }
 
     /// This instant `d` earlier (the epoch at the earliest).
@@ -48,6 +63,18 @@ impl Time {
     pub fn since(self, earlier: Time) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
+}
+
+/// A UTC date and time ([`Time::civil`]); months and days count from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    pub year: u64,
+    pub month: u64,
+    pub day: u64,
+    pub hour: u64,
+    pub minute: u64,
+    pub second: u64,
+    pub milli: u64,
 }
 
 /// `time + duration`, saturating at the far future instead of overflowing.

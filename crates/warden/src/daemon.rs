@@ -151,6 +151,7 @@ fn boot_from(
 
 /// SIGHUP: `--log-output` opened again (after logrotate moved it).
 pub(crate) fn reopen_log() {
+    crate::proxy::access::reopen_all();
     match crate::logging::reopen() {
         Ok(()) => info!("log output reopened"),
         Err(e) => {

@@ -1830,3 +1830,161 @@ async fn max_request_body_refuses_larger_bodies_however_they_come() {
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
     assert!(rx.try_recv().is_err());
 }
+
+/// The lines of an access log once it has `n` of them.
+async fn log_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    eventually(&format!("{n} lines in {}", path.display()), async || {
+        lines = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.len() >= n
+    })
+    .await;
+    lines
+}
+
+#[tokio::test]
+async fn the_access_log_has_a_line_per_request_in_haproxys_fields() {
+    use warden::proxy::access::{Format, Spec};
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("web.log");
+    let web = http_backend("web").await;
+    let spec = Spec {
+        path: path.clone(),
+        format: Format::Haproxy,
+    };
+    let (checker, proxy) = proxy_with(vec![peer(web)], vec![], fast_tcp_check(), |l| {
+        l.protocol = warden::proxy::Protocol::Http;
+        l.access_log = Some(spec);
+    })
+    .await;
+    primary_becomes(&checker, PeerState::Up, "the peer UP").await;
+    // Two requests on one connection: the second goes on the kept-alive peer connection.
+    let mut c = client(proxy).await;
+    c.write_all(b"GET /a?x=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("send");
+    let mut buf = Vec::new();
+    for _ in 0..2 {
+        let (head, body) = read_response(&mut c, &mut buf, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, "web");
+    }
+    // A request the proxy refuses itself, with a quote and a byte that is not ASCII in it.
+    let mut bad = client(proxy).await;
+    bad.write_all(b"GET /\"\xc3\xa9 HTTP/1.1\r\n\r\n")
+        .await
+        .expect("send");
+    let (head, _) = read_response(&mut bad, &mut Vec::new(), false).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+
+    let lines = log_lines(&path, 3).await;
+    let fields = |l: &str| -> Vec<String> { l.split(' ').map(str::to_owned).collect() };
+    let peer_name = format!("svc/127.0.0.1:{web}");
+    for (i, (line, request)) in lines
+        .iter()
+        .zip(["GET /a?x=1 HTTP/1.1", "GET /b HTTP/1.1"])
+        .enumerate()
+    {
+        let f = fields(line);
+        // client [date] listener upstream/peer TR/Tw/Tc/Tr/Ta status bytes - - term conns
+        // queues "request"
+        assert!(f[0].starts_with("127.0.0.1:"), "{line}");
+        assert!(
+            f[1].starts_with('[') && f[1].ends_with(']') && f[1].len() == 26,
+            "{line}"
+        );
+        assert_eq!(
+            (f[2].as_str(), f[3].as_str()),
+            ("front", peer_name.as_str()),
+            "{line}"
+        );
+        let timers: Vec<i64> = f[4].split('/').map(|t| t.parse().expect("timer")).collect();
+        assert_eq!(timers.len(), 5, "{line}");
+        assert!(timers.iter().all(|t| *t >= 0), "{line}");
+        if i == 1 {
+            assert_eq!(
+                timers[2], 0,
+                "a kept-alive connection needs no connect: {line}"
+            );
+        }
+        assert_eq!(f[5], "200", "{line}");
+        let bytes: u64 = f[6].parse().expect("bytes");
+        assert!(bytes > 50, "head and body counted: {line}");
+        assert_eq!(&f[7..10], ["-", "-", "----"], "{line}");
+        let conns: Vec<u64> = f[10].split('/').map(|t| t.parse().expect("conn")).collect();
+        assert_eq!(conns.len(), 5, "{line}");
+        assert!(
+            conns[0] >= 1 && conns[1] >= 1,
+            "the session itself counts: {line}"
+        );
+        assert_eq!(conns[4], 0, "no retries: {line}");
+        assert_eq!(f[11], "0/0", "{line}");
+        assert!(line.ends_with(&format!("\"{request}\"")), "{line}");
+    }
+    let refused = &lines[2];
+    let f = fields(refused);
+    assert_eq!(f[3], "svc/<NOSRV>", "{refused}");
+    assert_eq!((f[5].as_str(), f[9].as_str()), ("400", "PR--"), "{refused}");
+    assert!(
+        refused.ends_with("\"GET /#22#C3#A9 HTTP/1.1\""),
+        "{refused}"
+    );
+    assert_eq!(lines.len(), 3, "one line a request: {lines:?}");
+}
+
+#[tokio::test]
+async fn the_access_log_has_a_line_per_tcp_session_and_json_when_asked() {
+    use warden::proxy::access::{Format, Spec};
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("tcp.log");
+    let (port, _h) = backend("db", 0).await;
+    let spec = Spec {
+        path: path.clone(),
+        format: Format::Json,
+    };
+    let (checker, proxy) = proxy_with(vec![peer(port)], vec![], fast_tcp_check(), |l| {
+        l.access_log = Some(spec);
+    })
+    .await;
+    primary_becomes(&checker, PeerState::Up, "the peer UP").await;
+    let (lines, w, answer) = open(proxy, "hello").await.expect("served");
+    assert_eq!(answer, "db:hello");
+    drop((lines, w));
+    let got = log_lines(&path, 1).await;
+    let j: serde_json::Value = serde_json::from_str(&got[0]).expect("json");
+    assert_eq!(j["listener"], "front");
+    assert_eq!(j["upstream"], "svc");
+    assert_eq!(j["peer"], format!("127.0.0.1:{port}"));
+    assert_eq!(j["bytes"], "db:hello\n".len());
+    assert_eq!(j["termination"], "--");
+    assert!(j["connect_ms"].as_i64().is_some_and(|t| t >= 0), "{j}");
+    assert!(
+        j.get("status").is_none(),
+        "a TCP session has no status: {j}"
+    );
+
+    // A proxy whose only peer refuses connections: no peer took the session.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let path = dir.path().join("dead.log");
+    let spec = Spec {
+        path: path.clone(),
+        format: Format::Haproxy,
+    };
+    let (_checker, proxy) = proxy_with(vec![peer(dead)], vec![], fast_tcp_check(), |l| {
+        l.access_log = Some(spec);
+    })
+    .await;
+    let _ = open(proxy, "hello").await;
+    let got = log_lines(&path, 1).await;
+    let f: Vec<&str> = got[0].split(' ').collect();
+    assert_eq!(f[3], "svc/<NOSRV>", "{}", got[0]);
+    assert!(f[4].starts_with("0/-1/"), "{}", got[0]);
+    assert_eq!((f[5], f[6]), ("0", "SC"), "{}", got[0]);
+}

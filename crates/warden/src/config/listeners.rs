@@ -166,6 +166,43 @@ fn listener(
     if let Some(d) = r.positive_duration(t, "idle_timeout") {
         l.idle_timeout = Some(d);
     }
+    let format = r.string(t, "access_log_format").and_then(|(f, span)| {
+        let parsed = crate::proxy::access::Format::parse(&f);
+        if parsed.is_none() {
+            r.d.error(
+                span,
+                format!(
+                    "unknown access_log_format {f:?}: use {}",
+                    crate::proxy::access::Format::NAMES
+                ),
+            );
+        }
+        parsed
+    });
+    match r.string(t, "access_log") {
+        Some((path, span)) if !path.starts_with('/') => {
+            r.d.error(
+                span,
+                format!(
+                    "access_log {path:?} must be an absolute path, like \"/var/log/warden/{}.log\"",
+                    l.name
+                ),
+            );
+        }
+        Some((path, _)) => {
+            l.access_log = Some(crate::proxy::access::Spec {
+                path: path.into(),
+                format: format.unwrap_or_default(),
+            });
+        }
+        None if format.is_some() => {
+            r.d.error(
+                t.span_of("access_log_format"),
+                "access_log_format needs access_log (the file to write)",
+            );
+        }
+        None => {}
+    }
     if l.protocol == Protocol::Tcp {
         for key in [
             "upstream_timeout",

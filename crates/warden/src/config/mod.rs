@@ -888,6 +888,27 @@ concurrency = 10
         ] {
             assert!(e.contains(want), "{want}\n{e}");
         }
+        let l = ok(&format!(
+            "{up}[[listener]]\nname = \"db\"\nlisten = \"127.0.0.1:1\"\nupstream = \"svc\"\naccess_log = \"/var/log/db.log\"\naccess_log_format = \"json\"\n"
+        ));
+        assert_eq!(
+            l.listeners[0].access_log,
+            Some(crate::proxy::access::Spec {
+                path: "/var/log/db.log".into(),
+                format: crate::proxy::access::Format::Json
+            })
+        );
+        let e = errors(&format!(
+            "{up}[[listener]]\nname = \"front\"\nlisten = \"127.0.0.1:1\"\nupstream = \"svc\"\naccess_log = \"web.log\"\naccess_log_format = \"clf\"\n\
+             [[listener]]\nname = \"back\"\nlisten = \"127.0.0.1:2\"\nupstream = \"svc\"\naccess_log_format = \"json\"\n"
+        ));
+        for want in [
+            "t.toml:8:14: error: access_log \"web.log\" must be an absolute path",
+            "t.toml:9:21: error: unknown access_log_format \"clf\": use \"haproxy\" or \"json\"",
+            "t.toml:14:21: error: access_log_format needs access_log",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
     }
     /// docs/config.md's key tables, by the heading above each: (heading, keys, has a default
     /// column).

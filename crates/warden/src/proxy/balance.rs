@@ -267,6 +267,11 @@ impl Balancer {
         }
     }
 
+    /// Connections open to `addr` now.
+    pub fn conns_to(&self, addr: &str) -> u32 {
+        self.conns.get(addr).copied().unwrap_or(0)
+    }
+
     pub fn closed(&mut self, addr: &str) {
         if let Some(c) = self.conns.get_mut(addr) {
             *c = c.saturating_sub(1);

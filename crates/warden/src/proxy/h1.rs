@@ -444,6 +444,7 @@ pub enum Relay {
 pub struct Response {
     /// The head's length in the peer's buffer.
     pub len: usize,
+    pub status: u16,
     /// An interim response (1xx other than an accepted upgrade): skipped, the final one follows.
     pub interim: bool,
     /// `101 Switching Protocols` to an upgrade request: the connection becomes a tunnel.
@@ -548,6 +549,7 @@ pub fn parse_response(
     out.extend_from_slice(b"\r\n");
     Ok(Some(Response {
         len,
+        status,
         interim,
         switch,
         relay,

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -135,14 +135,18 @@ impl Conn {
         let r = match kill {
             Some(kill) => tokio::select! {
                 r = read => r,
-                _ = kill.notified() => return Err(Cut("session closed by policy".into())),
+                _ = kill.notified() => return Err(Cut::killed("session closed by policy")),
             },
             None => read.await,
         };
         match r {
             Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(Cut(format!("the upstream peer failed mid-response: {e}"))),
-            Err(_) => Err(Cut("the upstream peer stopped sending its response".into())),
+            Ok(Err(e)) => Err(Cut::server(format!(
+                "the upstream peer failed mid-response: {e}"
+            ))),
+            Err(_) => Err(Cut::server_timeout(
+                "the upstream peer stopped sending its response",
+            )),
         }
     }
 }
@@ -203,9 +207,102 @@ impl Pool {
     }
 }
 
-/// Why a client connection ends early.
+/// Why a client connection ends early, and who ended it: HAProxy's first termination state
+/// character (`C` the client, `c` its time-out, `S` the peer, `s` its time-out, `K` a policy).
 #[derive(Debug)]
-struct Cut(String);
+struct Cut {
+    why: String,
+    by: u8,
+}
+
+impl Cut {
+    fn client(why: impl Into<String>) -> Cut {
+        Cut {
+            why: why.into(),
+            by: b'C',
+        }
+    }
+
+    fn client_timeout(why: impl Into<String>) -> Cut {
+        Cut {
+            why: why.into(),
+            by: b'c',
+        }
+    }
+
+    fn server(why: impl Into<String>) -> Cut {
+        Cut {
+            why: why.into(),
+            by: b'S',
+        }
+    }
+
+    fn server_timeout(why: impl Into<String>) -> Cut {
+        Cut {
+            why: why.into(),
+            by: b's',
+        }
+    }
+
+    fn killed(why: impl Into<String>) -> Cut {
+        Cut {
+            why: why.into(),
+            by: b'K',
+        }
+    }
+}
+
+/// What the current request did, for the access log (kept only when the listener has one).
+#[derive(Debug)]
+struct Rec {
+    /// A request is under way (its first byte came).
+    open: bool,
+    began: Instant,
+    at: SystemTime,
+    t_request: i64,
+    t_connect: i64,
+    t_response: i64,
+    status: i32,
+    bytes: u64,
+    peer: Option<String>,
+    retries: u32,
+    /// Who ended it early, when someone did (HAProxy's first termination character).
+    by: u8,
+    /// Where it was: `R` the request, `C` connecting, `H` the response head, `D` data.
+    phase: u8,
+    line: String,
+}
+
+impl Rec {
+    fn new() -> Rec {
+        Rec {
+            open: false,
+            began: Instant::now(),
+            at: SystemTime::now(),
+            t_request: -1,
+            t_connect: -1,
+            t_response: -1,
+            status: -1,
+            bytes: 0,
+            peer: None,
+            retries: 0,
+            by: b'-',
+            phase: b'R',
+            line: String::new(),
+        }
+    }
+
+    /// A request begins now.
+    fn begin(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        *self = Rec {
+            open: true,
+            line,
+            ..Rec::new()
+        };
+        self.line.clear();
+    }
+}
 
 /// How an exchange with a peer failed before a response head came back.
 #[derive(Debug)]
@@ -229,6 +326,7 @@ enum Fail {
 pub(super) async fn session(l: Listener, pool: Arc<Pool>, client: TcpStream, from: SocketAddr) {
     let ip = l.spec.forwarded_for.then(|| from.ip().to_string());
     let trusted = crate::net::any_contains(&l.spec.trusted_proxies, from.ip());
+    let l_logs = l.logs();
     let session = Session {
         l,
         pool,
@@ -241,6 +339,8 @@ pub(super) async fn session(l: Listener, pool: Arc<Pool>, client: TcpStream, fro
         out: Vec::new(),
         held: None,
         linger: false,
+        logs: l_logs,
+        rec: Rec::new(),
     };
     session.run().await;
 }
@@ -266,18 +366,26 @@ struct Session {
     held: Option<Conn>,
     /// The connection is closed after a refusal: drain the client before letting go.
     linger: bool,
+    /// The listener writes an access log: `rec` is kept.
+    logs: bool,
+    rec: Rec,
 }
 
 impl Session {
     async fn run(mut self) {
         loop {
-            match self.one().await {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(Cut(why)) => {
-                    debug!(listener = %self.l.spec.name, client = %self.from, "client connection cut: {why}");
-                    break;
+            let r = self.one().await;
+            if let Err(cut) = &r {
+                debug!(listener = %self.l.spec.name, client = %self.from, "client connection cut: {}", cut.why);
+                if self.rec.by == b'-' {
+                    self.rec.by = cut.by;
                 }
+            }
+            if self.logs && self.rec.open {
+                self.log();
+            }
+            if !matches!(r, Ok(true)) {
+                break;
             }
         }
         let _ = self.client.shutdown().await;
@@ -302,6 +410,54 @@ impl Session {
         }
     }
 
+    /// Writes the access log line of the request that just ended.
+    fn log(&mut self) {
+        self.rec.open = false;
+        let r = &self.rec;
+        let done = r.by == b'-';
+        let request = if r.line.is_empty() {
+            "<BADREQ>"
+        } else {
+            r.line.as_str()
+        };
+        self.l.log(super::access::Entry {
+            client: self.from,
+            at: r.at,
+            listener: &self.l.spec.name,
+            upstream: &self.l.spec.upstream,
+            peer: r.peer.as_deref(),
+            t_request: r.t_request,
+            t_connect: r.t_connect,
+            t_response: r.t_response,
+            t_total: super::access::ms_since(r.began),
+            status: r.status,
+            bytes: r.bytes,
+            term: if done { *b"--" } else { [r.by, r.phase] },
+            conns: [0; 4],
+            retries: r.retries,
+            request: Some(request),
+        });
+    }
+
+    /// Notes the request head's arrival and its request line (what the client buffer starts
+    /// with, up to the first line break) for the access log.
+    fn note_request(&mut self) {
+        if !self.logs {
+            return;
+        }
+        self.rec.t_request = super::access::ms_since(self.rec.began);
+        let head = &self.buf[..self.buf.len().min(h1::MAX_HEAD)];
+        let end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+        let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
+        self.rec.line.push_str(&String::from_utf8_lossy(line));
+    }
+
+    /// An attempt at the current request failed on a peer.
+    fn attempt_failed(&mut self) {
+        self.l.stats.failed_attempt();
+        self.rec.retries += 1;
+    }
+
     /// Serves one request; `Ok(true)` when the connection stays open for the next.
     async fn one(&mut self) -> Result<bool, Cut> {
         // Idle between requests for up to `client_keepalive`; once a request has begun, its
@@ -314,6 +470,9 @@ impl Session {
                 Ok(Ok(_)) => {}
             }
         }
+        if self.logs {
+            self.rec.begin();
+        }
         let req = match tokio::time::timeout(self.l.spec.client_timeout, self.read_head()).await {
             Err(_) => {
                 let r = Refusal {
@@ -322,10 +481,17 @@ impl Session {
                 };
                 return self.refuse(r, false).await;
             }
-            Ok(Ok(None)) => return Ok(false),
+            Ok(Ok(None)) => {
+                self.rec.by = b'C';
+                return Ok(false);
+            }
             Ok(Ok(Some(r))) => r,
-            Ok(Err(refusal)) => return self.refuse(refusal, false).await,
+            Ok(Err(refusal)) => {
+                self.note_request();
+                return self.refuse(refusal, false).await;
+            }
         };
+        self.note_request();
         self.buf.advance(req.len);
         let mut room = None;
         let body = match self.read_body(&req, &mut room).await? {
@@ -511,16 +677,18 @@ impl Session {
         self.client
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             .await
-            .map_err(|e| Cut(e.to_string()))
+            .map_err(|e| Cut::client(e.to_string()))
     }
 
     /// Reads more of the request body from the client.
     async fn read_client(&mut self, wait: Duration) -> Result<(), Cut> {
         match tokio::time::timeout(wait, self.client.read_buf(&mut self.buf)).await {
-            Ok(Ok(0)) => Err(Cut("the client closed mid-request".into())),
+            Ok(Ok(0)) => Err(Cut::client("the client closed mid-request")),
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Cut(e.to_string())),
-            Err(_) => Err(Cut("the client stopped sending its request".into())),
+            Ok(Err(e)) => Err(Cut::client(e.to_string())),
+            Err(_) => Err(Cut::client_timeout(
+                "the client stopped sending its request",
+            )),
         }
     }
 
@@ -528,6 +696,18 @@ impl Session {
     async fn refuse(&mut self, r: Refusal, keep_alive: bool) -> Result<bool, Cut> {
         self.linger |= !keep_alive;
         self.l.stats.answered(r.status);
+        self.rec.status = i32::from(r.status);
+        if self.rec.by == b'-' {
+            // HAProxy's termination states for the proxy's own answers: a time-out of the
+            // client (408), of the peer (504), a peer that failed or none that took it (502,
+            // 503), else the proxy refused the request.
+            self.rec.by = match r.status {
+                408 => b'c',
+                504 => b's',
+                502 | 503 => b'S',
+                _ => b'P',
+            };
+        }
         h1::error_response(&mut self.out, r.status, r.reason, keep_alive);
         self.write_out().await?;
         Ok(keep_alive)
@@ -536,12 +716,15 @@ impl Session {
     /// Writes what is in `self.out` to the client, which must take it within `client_timeout`
     /// (a client that never reads does not hold a peer connection forever).
     async fn write_out(&mut self) -> Result<(), Cut> {
+        self.rec.bytes += self.out.len() as u64;
         let write = self.client.write_all(&self.out);
         let r = tokio::time::timeout(self.l.spec.client_timeout, write).await;
         self.out.clear();
         match r {
-            Ok(r) => r.map_err(|e| Cut(format!("writing to the client: {e}"))),
-            Err(_) => Err(Cut("the client stopped taking its response".into())),
+            Ok(r) => r.map_err(|e| Cut::client(format!("writing to the client: {e}"))),
+            Err(_) => Err(Cut::client_timeout(
+                "the client stopped taking its response",
+            )),
         }
     }
 
@@ -563,18 +746,34 @@ impl Session {
     }
 
     /// A new connection to `peer`; a failed connect counts against it (`view`) and is None.
-    async fn connect(&self, peer: &crate::check::Peer, view: &super::PeerView) -> Option<Conn> {
+    async fn connect(&mut self, peer: &crate::check::Peer, view: &super::PeerView) -> Option<Conn> {
+        self.rec.phase = b'C';
+        let began = Instant::now();
         match self.l.connect_to(peer).await {
-            Ok(stream) => Some(Conn {
-                addr: peer.addr.clone(),
-                stream,
-                buf: BytesMut::new(),
-            }),
+            Ok(stream) => {
+                self.rec.t_connect = super::access::ms_since(began);
+                Some(Conn {
+                    addr: peer.addr.clone(),
+                    stream,
+                    buf: BytesMut::new(),
+                })
+            }
             Err(e) => {
                 debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
+                self.rec.retries += 1;
                 self.l.failed(view, e);
                 None
             }
+        }
+    }
+
+    /// The peer at `addr` answered with `status` after `sent`: the data phase begins.
+    fn answered(&mut self, addr: &str, status: u16, sent: Instant) {
+        self.rec.t_response = super::access::ms_since(sent);
+        self.rec.status = i32::from(status);
+        self.rec.phase = b'D';
+        if self.logs {
+            self.rec.peer = Some(addr.to_owned());
         }
     }
 
@@ -594,15 +793,21 @@ impl Session {
                 let reused = if pooled { self.reuse(&peer.addr) } else { None };
                 let was_reused = reused.is_some();
                 let conn = match reused {
-                    Some(c) => c,
+                    Some(c) => {
+                        self.rec.t_connect = 0;
+                        c
+                    }
                     None => match self.connect(peer, view).await {
                         Some(c) => c,
                         None => break,
                     },
                 };
                 let lease = self.l.lease(&peer.addr, view.backup);
+                self.rec.phase = b'H';
+                let sent = Instant::now();
                 let fail = match self.exchange(conn, req, body, was_reused, &lease).await {
                     Ok((resp, conn)) => {
+                        self.answered(&peer.addr, resp.status, sent);
                         self.l.stats.took(&peer.addr);
                         for (j, e) in failed_on.drain(..) {
                             self.l.request_failed(&all.views[j], e);
@@ -633,7 +838,7 @@ impl Session {
                     }
                     Fail::Closed { sent, error, .. } => {
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %error, "request failed");
-                        self.l.stats.failed_attempt();
+                        self.attempt_failed();
                         if sent && !req.idempotent {
                             // Not sent again: only this peer saw it, and it failed it.
                             self.l.request_failed(view, CheckError::Io(error));
@@ -645,7 +850,7 @@ impl Session {
                     }
                     Fail::Bad(why) => {
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, "bad response: {why}");
-                        self.l.stats.failed_attempt();
+                        self.attempt_failed();
                         if !req.idempotent {
                             self.l.request_failed(view, CheckError::Io(why.to_owned()));
                             return self
@@ -659,7 +864,7 @@ impl Session {
                     }
                     Fail::TimedOut => {
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, "no answer within upstream_timeout");
-                        self.l.stats.failed_attempt();
+                        self.attempt_failed();
                         timed_out = true;
                         if !req.idempotent {
                             self.l.request_failed(view, CheckError::Timeout);
@@ -672,7 +877,7 @@ impl Session {
                         failed_on.push((i, CheckError::Timeout));
                     }
                     Fail::Down => {
-                        self.l.stats.failed_attempt();
+                        self.attempt_failed();
                         debug!(listener = %self.l.spec.name, peer = %peer.addr, "peer turned down while the request waited; trying the next peer");
                     }
                 }
@@ -702,13 +907,15 @@ impl Session {
                 continue;
             };
             let lease = self.l.lease(&peer.addr, view.backup);
+            self.rec.phase = b'H';
+            let sent = Instant::now();
             let mut req = req.clone();
             let cut_short = match self.stream_body(&mut conn, &req, &mut body).await {
                 Ok(()) => None,
                 Err(StreamFail::Client(cut)) => return Err(cut),
                 Err(StreamFail::Refused(r)) => return self.refuse(r, false).await,
                 Err(StreamFail::PeerTimeout) => {
-                    self.l.stats.failed_attempt();
+                    self.attempt_failed();
                     self.l.request_failed(view, CheckError::Timeout);
                     let r = Refusal {
                         status: 504,
@@ -726,6 +933,7 @@ impl Session {
             let answer = answer(&mut conn, &req, &mut self.out, false);
             let failed = match tokio::time::timeout(self.l.spec.upstream_timeout, answer).await {
                 Ok(Ok(mut resp)) => {
+                    self.answered(&peer.addr, resp.status, sent);
                     self.l.stats.took(&peer.addr);
                     if cut_short.is_some() {
                         resp.reusable = false;
@@ -738,7 +946,7 @@ impl Session {
                 Ok(Err(Fail::TimedOut | Fail::Down)) | Err(_) => CheckError::Timeout,
             };
             debug!(listener = %self.l.spec.name, peer = %peer.addr, error = %failed, "a streamed request failed");
-            self.l.stats.failed_attempt();
+            self.attempt_failed();
             let r = match failed {
                 CheckError::Timeout => Refusal {
                     status: 504,
@@ -836,7 +1044,7 @@ impl Session {
                         break;
                     }
                     if conn.read_more(idle, kill).await? == 0 {
-                        return Err(Cut("the upstream peer closed mid-response".into()));
+                        return Err(Cut::server("the upstream peer closed mid-response"));
                     }
                 }
             }
@@ -851,7 +1059,9 @@ impl Session {
                                 out.extend_from_slice(d);
                             }
                         })
-                        .map_err(|h1::BadChunk| Cut("the upstream peer sent a bad chunk".into()))?;
+                        .map_err(|h1::BadChunk| {
+                            Cut::server("the upstream peer sent a bad chunk")
+                        })?;
                     if pass {
                         self.out.extend_from_slice(&conn.buf[..used]);
                     }
@@ -861,7 +1071,7 @@ impl Session {
                         break;
                     }
                     if conn.read_more(idle, kill).await? == 0 {
-                        return Err(Cut("the upstream peer closed mid-response".into()));
+                        return Err(Cut::server("the upstream peer closed mid-response"));
                     }
                 }
             }
@@ -903,17 +1113,26 @@ impl Session {
             conn.stream
                 .write_all(&self.buf)
                 .await
-                .map_err(|e| Cut(e.to_string()))?;
+                .map_err(|e| Cut::server(e.to_string()))?;
             self.buf.clear();
         }
         let shutdown = self.l.spec.shutdown_sessions;
-        tokio::select! {
+        let mut moved = super::relay::Moved::default();
+        let by = tokio::select! {
             biased;
-            _ = super::relay::relay(&mut self.client, &mut conn.stream, self.l.spec.idle_timeout) => {}
+            r = super::relay::relay(&mut self.client, &mut conn.stream, self.l.spec.idle_timeout, &mut moved) => match r {
+                Ok(()) => b'-',
+                Err((_, Some(super::relay::End::A))) => b'C',
+                Err((_, Some(super::relay::End::B))) => b'S',
+                Err((_, None)) => b'c',
+            },
             _ = lease.kill.notified(), if shutdown => {
                 debug!(listener = %self.l.spec.name, peer = %lease.addr, client = %self.from, "session closed by policy");
+                b'K'
             }
-        }
+        };
+        self.rec.bytes += moved.b_to_a;
+        self.rec.by = by;
         Ok(false)
     }
 }

@@ -6,6 +6,7 @@
 //! can be closed (`shutdown_sessions`) so long-lived clients reconnect to the new primary, and
 //! sessions on backups on failback (`shutdown_backup_sessions`).
 
+pub mod access;
 pub mod balance;
 pub mod h1;
 pub mod http;
@@ -14,13 +15,13 @@ pub mod stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, broadcast};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use warden_engine::health::PeerState;
 
 use crate::check::runner::Checker;
@@ -78,6 +79,8 @@ pub struct ListenerSpec {
     /// HTTP: the largest request body taken (413 above it, as nginx's
     /// `client_max_body_size`); `None`: any size (bodies stream through).
     pub max_request_body: Option<u64>,
+    /// Where each request (HTTP) or session (TCP) is logged; `None`: nowhere.
+    pub access_log: Option<access::Spec>,
 }
 
 impl ListenerSpec {
@@ -102,6 +105,7 @@ impl ListenerSpec {
             observe_requests: false,
             client_timeout: Duration::from_secs(30),
             max_request_body: None,
+            access_log: None,
         }
     }
 }
@@ -137,6 +141,27 @@ pub struct Listener {
     stats: Arc<stats::Stats>,
     /// Its `max_connections`, one permit per client connection.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Its access log, when it has one (and it could be opened).
+    access: Option<Arc<access::Sink>>,
+}
+
+/// Client sessions open in every listener of this process (the access log's `actconn`).
+static ACTIVE: AtomicU64 = AtomicU64::new(0);
+
+/// A client session counted in [`ACTIVE`] while it lives.
+struct Active;
+
+impl Active {
+    fn new() -> Active {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The upstream's peers (`peers[i]` is seen by the balancer as `views[i]`).
@@ -176,6 +201,16 @@ impl Listener {
     pub fn new(spec: ListenerSpec, checker: Checker, stats: Arc<stats::Stats>) -> Listener {
         let policy = spec.policy;
         let spec_slots = spec.max_connections as usize;
+        let access = spec
+            .access_log
+            .as_ref()
+            .and_then(|a| match access::open(&a.path) {
+                Ok(sink) => Some(sink),
+                Err(e) => {
+                    error!(listener = %spec.name, path = %a.path.display(), error = %e, "cannot open the access log; the listener serves without it");
+                    None
+                }
+            });
         Listener {
             spec: Arc::new(spec),
             checker,
@@ -184,7 +219,32 @@ impl Listener {
             views: Arc::new(Mutex::new((u64::MAX, Arc::default()))),
             stats,
             slots: Arc::new(tokio::sync::Semaphore::new(spec_slots)),
+            access,
         }
+    }
+
+    /// Writes an access log line for `entry` (when the listener has a log); the session
+    /// counts are filled in here.
+    fn log(&self, mut entry: access::Entry<'_>) {
+        let (Some(sink), Some(spec)) = (&self.access, &self.spec.access_log) else {
+            return;
+        };
+        let upstream = self.sessions.lock().map_or(0, |s| s.open.len() as u64);
+        let peer = entry.peer.map_or(0, |p| {
+            self.balancer.lock().map_or(0, |b| u64::from(b.conns_to(p)))
+        });
+        entry.conns = [
+            ACTIVE.load(Ordering::Relaxed),
+            self.stats.open(),
+            upstream,
+            peer,
+        ];
+        sink.write(entry.line(spec.format));
+    }
+
+    /// The listener writes an access log.
+    fn logs(&self) -> bool {
+        self.access.is_some()
     }
 
     /// The peers of the upstream as the balancer sees them, with their configuration; derived
@@ -318,8 +378,9 @@ impl Listener {
         }
     }
 
-    /// Connects to the first peer that accepts, in the balancer's order.
-    pub async fn connect(&self) -> Option<(TcpStream, Lease)> {
+    /// Connects to the first peer that accepts, in the balancer's order, counting the
+    /// attempts that failed in `retries`.
+    pub async fn connect(&self, retries: &mut u32) -> Option<(TcpStream, Lease)> {
         let (all, order) = self.attempts();
         for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
             match self.connect_to(peer).await {
@@ -329,6 +390,7 @@ impl Listener {
                 }
                 Err(e) => {
                     debug!(listener = %self.spec.name, peer = %peer.addr, error = %e, "connect failed; trying the next peer");
+                    *retries += 1;
                     // Real traffic saw it fail: that counts for its health now.
                     self.failed(view, e);
                 }
@@ -699,6 +761,7 @@ async fn session(
     _count: Counted,
 ) {
     let _open = l.stats.session();
+    let _active = Active::new();
     match l.spec.protocol {
         Protocol::Tcp => tcp_session(l, client, from).await,
         Protocol::Http => http::session(l, pool, client, from).await,
@@ -757,22 +820,65 @@ async fn accept(l: &Listener, listener: &TcpListener) -> (TcpStream, SocketAddr)
 /// A TCP session: the first peer that accepts, then bytes both ways until either side closes
 /// (or the session is closed by policy).
 async fn tcp_session(l: Listener, mut client: TcpStream, from: SocketAddr) {
-    let Some((mut upstream, lease)) = l.connect().await else {
+    let (began, at) = (Instant::now(), std::time::SystemTime::now());
+    let mut retries = 0;
+    let entry = |peer, t_connect, bytes, term, retries| access::Entry {
+        client: from,
+        at,
+        listener: &l.spec.name,
+        upstream: &l.spec.upstream,
+        peer,
+        t_request: 0,
+        t_connect,
+        t_response: -1,
+        t_total: access::ms_since(began),
+        status: -1,
+        bytes,
+        term,
+        conns: [0; 4],
+        retries,
+        request: None,
+    };
+    let Some((mut upstream, lease)) = l.connect(&mut retries).await else {
         l.stats.unserved();
         warn!(listener = %l.spec.name, upstream = %l.spec.upstream, client = %from, "no peer of upstream {} accepted the connection", l.spec.upstream);
+        if l.logs() {
+            l.log(entry(None, -1, 0, *b"SC", retries));
+        }
         return;
     };
+    let t_connect = access::ms_since(began);
     l.stats.took(&lease.addr);
     debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
-    tokio::select! {
+    let mut moved = relay::Moved::default();
+    let term = tokio::select! {
         biased;
-        r = relay::relay(&mut client, &mut upstream, l.spec.idle_timeout) => {
-            if let Err(e) = r {
-                debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, error = %e, "session ended");
+        r = relay::relay(&mut client, &mut upstream, l.spec.idle_timeout, &mut moved) => {
+            match r {
+                Ok(()) => *b"--",
+                Err((e, end)) => {
+                    debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, error = %e, "session ended");
+                    match end {
+                        Some(relay::End::A) => *b"CD",
+                        Some(relay::End::B) => *b"SD",
+                        // Idle for idle_timeout: HAProxy's client time-out.
+                        None => *b"cD",
+                    }
+                }
             }
         }
         _ = lease.kill.notified() => {
             debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "session closed by policy");
+            *b"KD"
         }
+    };
+    if l.logs() {
+        l.log(entry(
+            Some(&lease.addr),
+            t_connect,
+            moved.b_to_a,
+            term,
+            retries,
+        ));
     }
 }

@@ -27,13 +27,30 @@ thread_local! {
     static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 
-/// Relays between `a` and `b` until both directions have ended (`Ok`) or one fails; with
-/// `idle`, also ends (`TimedOut`) once no byte has moved either way for that long.
+/// Which end of a relay failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    A,
+    B,
+}
+
+/// Bytes a relay moved so far: `a_to_b` and `b_to_a`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Moved {
+    pub a_to_b: u64,
+    pub b_to_a: u64,
+}
+
+/// Relays between `a` and `b` until both directions have ended (`Ok`) or one fails (with the
+/// end whose socket failed); with `idle`, also ends (`TimedOut`, no end) once no byte has
+/// moved either way for that long. `moved` counts the bytes as they go, so it holds them
+/// also when the relay is dropped.
 pub(super) async fn relay(
     a: &mut TcpStream,
     b: &mut TcpStream,
     idle: Option<Duration>,
-) -> io::Result<()> {
+    moved: &mut Moved,
+) -> Result<(), (io::Error, Option<End>)> {
     let (mut ar, mut aw) = a.split();
     let (mut br, mut bw) = b.split();
     let (mut ab, mut ba) = (Pipe::default(), Pipe::default());
@@ -42,19 +59,24 @@ pub(super) async fn relay(
     let mut last = Instant::now();
     let mut timer = idle.map(|d| Box::pin(tokio::time::sleep_until(last + d)));
     poll_fn(|cx| {
-        let moved = ab.moved + ba.moved;
-        let there = ab.poll(cx, &mut ar, &mut bw)?;
-        let back = ba.poll(cx, &mut br, &mut aw)?;
+        let before = ab.moved + ba.moved;
+        let there = ab.poll(cx, &mut ar, &mut bw);
+        let back = ba.poll(cx, &mut br, &mut aw);
+        moved.a_to_b = ab.moved;
+        moved.b_to_a = ba.moved;
+        // A failed read is its reader's end; a failed write, its writer's.
+        let there = there.map_err(|(e, reader)| (e, Some(if reader { End::A } else { End::B })))?;
+        let back = back.map_err(|(e, reader)| (e, Some(if reader { End::B } else { End::A })))?;
         if there.is_ready() && back.is_ready() {
             return Poll::Ready(Ok(()));
         }
-        if idle.is_some() && ab.moved + ba.moved != moved {
+        if idle.is_some() && ab.moved + ba.moved != before {
             last = Instant::now();
         }
         if let (Some(timer), Some(idle)) = (timer.as_mut(), idle) {
             while timer.as_mut().poll(cx).is_ready() {
                 if last.elapsed() >= idle {
-                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                    return Poll::Ready(Err((io::ErrorKind::TimedOut.into(), None)));
                 }
                 timer.as_mut().reset(last + idle);
             }
@@ -79,8 +101,13 @@ struct Pipe {
 
 impl Pipe {
     /// Moves bytes from `from` to `to` until either must wait; ready once `from` ended and
-    /// `to` was shut.
-    fn poll<R, W>(&mut self, cx: &mut Context<'_>, from: &mut R, to: &mut W) -> Poll<io::Result<()>>
+    /// `to` was shut. An error says whether the reader (`true`) or the writer failed.
+    fn poll<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut R,
+        to: &mut W,
+    ) -> Poll<Result<(), (io::Error, bool)>>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -90,9 +117,10 @@ impl Pipe {
                 return Poll::Ready(Ok(()));
             }
             while self.at < self.pending.len() {
-                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.pending[self.at..]))?;
+                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.pending[self.at..]))
+                    .map_err(|e| (e, false))?;
                 if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    return Poll::Ready(Err((io::ErrorKind::WriteZero.into(), false)));
                 }
                 self.at += n;
                 self.moved += n as u64;
@@ -105,7 +133,7 @@ impl Pipe {
                 }
             }
             if self.eof {
-                ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                ready!(Pin::new(&mut *to).poll_shutdown(cx)).map_err(|e| (e, false))?;
                 self.done = true;
                 continue;
             }
@@ -113,19 +141,21 @@ impl Pipe {
             // does not take is copied into the session's own `pending`.
             ready!(BUF.with_borrow_mut(|buf| {
                 let mut rb = ReadBuf::new(buf);
-                ready!(Pin::new(&mut *from).poll_read(cx, &mut rb))?;
+                ready!(Pin::new(&mut *from).poll_read(cx, &mut rb)).map_err(|e| (e, true))?;
                 let data = rb.filled();
                 if data.is_empty() {
                     self.eof = true;
                     return Poll::Ready(Ok(()));
                 }
                 match Pin::new(&mut *to).poll_write(cx, data) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err((io::ErrorKind::WriteZero.into(), false)));
+                    }
                     Poll::Ready(Ok(n)) => {
                         self.moved += n as u64;
                         self.pending.extend_from_slice(&data[n..]);
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err((e, false))),
                     Poll::Pending => self.pending.extend_from_slice(data),
                 }
                 Poll::Ready(Ok(()))
@@ -153,7 +183,11 @@ mod tests {
         // client <-> (a | relay | b) <-> server
         let (mut client, mut a) = pair().await;
         let (mut b, mut server) = pair().await;
-        let relay = tokio::spawn(async move { relay(&mut a, &mut b, None).await });
+        let relay = tokio::spawn(async move {
+            let mut moved = Moved::default();
+            let r = relay(&mut a, &mut b, None, &mut moved).await;
+            r.map(|()| moved)
+        });
         // 8 MiB one way while nobody reads it at first: the relay must hold back, not lose.
         let big: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
         let sent = big.clone();
@@ -178,7 +212,8 @@ mod tests {
         let mut back = Vec::new();
         client.read_to_end(&mut back).await.expect("read back");
         assert_eq!(back, b"answer");
-        relay.await.expect("relay").expect("ends cleanly");
+        let moved = relay.await.expect("relay").expect("ends cleanly");
+        assert_eq!((moved.a_to_b, moved.b_to_a), (8 << 20, 6));
     }
 
     #[tokio::test]
@@ -186,7 +221,10 @@ mod tests {
         let (mut client, mut a) = pair().await;
         let (mut b, mut server) = pair().await;
         let idle = std::time::Duration::from_millis(300);
-        let relay = tokio::spawn(async move { relay(&mut a, &mut b, Some(idle)).await });
+        let relay =
+            tokio::spawn(
+                async move { relay(&mut a, &mut b, Some(idle), &mut Moved::default()).await },
+            );
         // A byte every 100 ms for a second: never idle that long.
         let mut last = std::time::Instant::now();
         for i in 0..10u8 {
@@ -203,7 +241,10 @@ mod tests {
             .await
             .expect("ends within 10 s")
             .expect("relay");
-        assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        assert_eq!(
+            r.map_err(|(e, end)| (e.kind(), end)),
+            Err((io::ErrorKind::TimedOut, None))
+        );
         let quiet = last.elapsed();
         assert!(
             quiet >= std::time::Duration::from_millis(250),

@@ -36,6 +36,11 @@ impl Stats {
         Open(Arc::clone(self))
     }
 
+    /// Client connections open now.
+    pub(super) fn open(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
     pub(super) fn failed_attempt(&self) {
         self.failed_attempts.fetch_add(1, Ordering::Relaxed);
     }
