@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Failover proxy benchmark, side by side in one run (design section 5, issue 6): Warden, HAProxy
+# Failover proxy benchmark, side by side in one run (docs/benchmarks.md): Warden, HAProxy
 # and nginx from Debian's packages, set up the same way in front of the same two backends (a
 # primary A and a backup B, each a one-process nginx answering its name):
 #   HAProxy: `check inter 100 fall 2 rise 2` (HTTP check) on A and B, B `backup`
@@ -9,6 +9,9 @@
 # connection per request): a client sends a GET every 5 ms; A is SIGKILLed (then restarted) or
 # SIGSTOPped (then continued); we report failed requests, the worst latency, and the failback
 # time (A back -> first answer from A). Then throughput and p99 with wrk through each.
+# With LOGGED=1, each proxy writes an access log line per request to a file: HAProxy
+# `option httplog`/`tcplog` to stdout, nginx `access_log` (combined, and a stream format),
+# Warden `access_log` in HAProxy's format.
 # Usage: bench/proxy-vs-haproxy-nginx.sh   (installs haproxy, nginx, wrk when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,16 +59,29 @@ backend_conf A "$PA"; backend_conf B "$PB"
 start_backend A; A=$bpid
 start_backend B
 
+logged=${LOGGED:-0}
+h_global=""; h_defaults=""; h_http=""; h_tcp=""; h_out=/dev/null
+n_http="access_log off;"; n_stream=""; w_http=""; w_tcp=""
+if [ "$logged" = 1 ]; then
+  h_global="log stdout format raw local0"; h_defaults="log global"
+  h_http="option httplog"; h_tcp="option tcplog"; h_out="$work/haproxy-access.log"
+  n_http="access_log $work/nginx-access.log;"
+  n_stream="log_format basic '\$remote_addr [\$time_local] \$protocol \$status \$bytes_sent \$bytes_received \$session_time \"\$upstream_addr\"'; access_log $work/nginx-stream.log basic;"
+  w_http="access_log = \"$work/warden-http.log\""; w_tcp="access_log = \"$work/warden-tcp.log\""
+fi
 cat > "$work/haproxy.cfg" <<EOF
 global
   maxconn 8192
+  $h_global
 defaults
+  $h_defaults
   timeout connect 1s
   timeout client 30s
   timeout server 30s
 frontend web
   bind 127.0.0.1:$PH
   mode http
+  $h_http
   default_backend app
 backend app
   mode http
@@ -75,6 +91,7 @@ backend app
 frontend tcp
   bind 127.0.0.1:$PHT
   mode tcp
+  $h_tcp
   default_backend apptcp
 backend apptcp
   mode tcp
@@ -82,7 +99,7 @@ backend apptcp
   server a 127.0.0.1:$PA check inter 100 fall 2 rise 2
   server b 127.0.0.1:$PB check inter 100 fall 2 rise 2 backup
 EOF
-haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 &
+haproxy -f "$work/haproxy.cfg" -db >"$h_out" 2>/dev/null &
 pids+=($!); haproxy_pid=$!
 
 cat > "$work/nginx-proxy.conf" <<EOF
@@ -90,12 +107,12 @@ load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 daemon off; master_process off; worker_processes 1;
 pid $work/proxy.pid; error_log $work/proxy.err;
 events { worker_connections 8192; }
-http { access_log off;
+http { $n_http
   upstream app { server 127.0.0.1:$PA max_fails=1; server 127.0.0.1:$PB backup; keepalive 64; }
   server { listen 127.0.0.1:$PN;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_connect_timeout 1s; proxy_read_timeout 1s; proxy_next_upstream error timeout; } } }
-stream {
+stream { $n_stream
   upstream apptcp { server 127.0.0.1:$PA max_fails=1; server 127.0.0.1:$PB backup; }
   server { listen 127.0.0.1:$PNT; proxy_pass apptcp; proxy_connect_timeout 1s; } }
 EOF
@@ -120,10 +137,12 @@ listen = "127.0.0.1:$PW"
 upstream = "app"
 protocol = "http"
 upstream_timeout = "1s"
+$w_http
 [[listener]]
 name = "tcp"
 listen = "127.0.0.1:$PWT"
 upstream = "app"
+$w_tcp
 EOF
 "$warden" run --config "$work/warden.toml" --log-level warn --log-output "$work/warden.log" &
 pids+=($!); warden_pid=$!
@@ -209,6 +228,10 @@ for name in direct haproxy-http nginx-http warden-http haproxy-tcp nginx-tcp war
   cpu=$(cut -d' ' -f3 "$work/tp-$name" | median)
   printf '%-13s requests/s=%-10s p99_ms=%-8s cpu_us_per_request=%s\n' "$name" "$rps" "$p99" "$cpu"
 done
+if [ "$logged" = 1 ]; then
+  echo "access log lines written: haproxy $(wc -l < "$work/haproxy-access.log"), nginx $(cat "$work/nginx-access.log" "$work/nginx-stream.log" | wc -l), warden $(cat "$work/warden-http.log" "$work/warden-tcp.log" | wc -l)"
+  tail -n 1 "$work/haproxy-access.log" "$work/warden-http.log" "$work/warden-tcp.log"
+fi
 for mode in http tcp; do
   for peer in haproxy nginx; do
     rps=$(paste -d' ' "$work/tp-warden-$mode" "$work/tp-$peer-$mode" | awk '{print $1 / $4}' | median)

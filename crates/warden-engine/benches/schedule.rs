@@ -1,4 +1,4 @@
-//! Scheduler benchmark (design section 8): a cluster of R resources on N nodes in steady state,
+//! Scheduler benchmark: a cluster of R resources on N nodes in steady state,
 //! one monitor failure injected, `schedule` timed. Run: `cargo bench -p warden-engine`.
 //! Prints medians; the figures and the comparison with Pacemaker live in docs/benchmarks.md.
 

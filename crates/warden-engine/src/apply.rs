@@ -53,7 +53,7 @@ pub struct OpResult {
     pub digest: Option<Digests>,
 }
 
-/// Operator commands (design section 7).
+/// Operator commands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminCommand {
     /// Forget failures and history of a resource (all when None) on a node (all when None),

@@ -1,4 +1,4 @@
-//! Health of an upstream's peers (design section 4): lua-resty-upstream-healthcheck's
+//! Health of an upstream's peers: lua-resty-upstream-healthcheck's
 //! hysteresis, pure. Counts are strictly consecutive; a peer turns DOWN after `fall` failures in
 //! a row and UP after `rise` successes in a row. A peer starts `Unknown`, which routes as up: its
 //! first success makes it `Up` without changing where traffic goes, so that is not counted as a

@@ -1,4 +1,4 @@
-//! OCF return codes and the recovery class each one calls for (design section 3, first table).
+//! OCF return codes and the recovery class each one calls for (the failure semantics table of docs/config.md).
 
 /// `OCF_SUCCESS`.
 pub const OK: i32 = 0;

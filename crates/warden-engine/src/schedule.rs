@@ -1214,7 +1214,7 @@ impl<'a> Scheduler<'a> {
             .collect()
     }
 
-    /// The score of every node for resource `r` (design section 3, "Placement").
+    /// The score of every node for resource `r` (Pacemaker's placement rules).
     fn scores(&self, r: usize, live_active: &[usize], plans: &[Plan]) -> Vec<Score> {
         let config = self.config;
         let spec = &config.resources()[r];

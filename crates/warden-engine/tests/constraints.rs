@@ -1,4 +1,4 @@
-//! Design section 3, "Placement": groups, colocation and order constraints, through the public
+//! Placement: groups, colocation and order constraints, through the public
 //! engine API.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Design section 3 for promotable resources: copies, promotion scores, promote and demote
+//! Promotable resources: copies, promotion scores, promote and demote
 //! failures, on_fail = "demote", demote before promote, fence before promote, notifications,
 //! and constraints with roles and actions, through the public engine API.
 

@@ -1,5 +1,6 @@
-//! Design section 3, row by row: OCF return codes and their recovery class, per-action failure
-//! handling, every `on_fail` value, meta attributes and placement. Each test names its row.
+//! The failure semantics (docs/config.md, `on_fail`), row by row: OCF return codes and their
+//! recovery class, per-action failure handling, every `on_fail` value, meta attributes and
+//! placement. Each test names its row.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Crash-to-restart latency of a `process` resource (design section 8): the real daemon runs a
+//! Crash-to-restart latency of a `process` resource: the real daemon runs a
 //! `sleep` process; we SIGKILL it and time until the new process runs (its pidfile names a new,
 //! live pid). 100 trials, 1 s apart (about two minutes); prints p50, p99 and max. Run: `cargo bench -p warden --bench
 //! crash_restart`. Pacemaker's anchor: up to one monitor interval (10 s by default) + ~0.1 s.

@@ -1,4 +1,4 @@
-//! Health checks at scale (design section 8): `warden run` checks 10 000 peers over HTTP every
+//! Health checks at scale: `warden run` checks 10 000 peers over HTTP every
 //! second; we measure its CPU (percent of one core) and peak RSS over 60 s, and count the
 //! checks the peers answered to prove the rate was kept. The peers are 10 000 addresses in
 //! 127.0.0.0/8 served by four listeners (Linux delivers all of 127/8 to loopback; only loopback

@@ -1,4 +1,4 @@
-//! Active health checks of upstream peers (design section 4): the checks themselves (`probe`),
+//! Active health checks of upstream peers: the checks themselves (`probe`),
 //! the per-upstream runner (`runner`), and the outputs (status page, JSON, Prometheus). The
 //! hysteresis deciding UP and DOWN is pure and lives in `warden_engine::health`.
 

@@ -1,5 +1,5 @@
 //! Runs an OCF resource agent: the action is the only argument, parameters travel in the
-//! environment (design section 3), the agent runs in its own process group, which gets SIGKILL
+//! environment, the agent runs in its own process group, which gets SIGKILL
 //! when the time-out expires.
 
 use std::collections::BTreeMap;

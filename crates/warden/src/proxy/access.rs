@@ -1,18 +1,18 @@
 //! The proxy's access log: one line per HTTP request or TCP session, in HAProxy's `httplog` and
 //! `tcplog` layouts (so `halog` and the parsers written for HAProxy read it) or as JSON lines.
-//! Lines go to a thread of their own through a bounded queue: the proxy never waits on the
-//! disk, and when the disk cannot keep up, lines are dropped and counted, never traffic held.
+//! Lines are copied into a buffer that a thread of its own writes out in batches (at least
+//! every 100 ms): the proxy never waits on the disk nor makes a system call per line, and when
+//! the disk cannot keep up, lines are dropped and counted, never traffic held.
 //! The file is opened for appending (created 0640) and reopened on SIGHUP, for logrotate.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{error, warn};
@@ -46,22 +46,39 @@ pub struct Spec {
     pub format: Format,
 }
 
-/// Lines waiting for the writer at most; more are dropped (and counted).
-const QUEUE: usize = 16 * 1024;
+/// Bytes of lines waiting for the writer at most; more lines are dropped (and counted).
+const HELD: usize = 8 << 20;
+/// The writer is woken at once when this much waits; else it writes what waits every
+/// [`FLUSH`] (nginx's `access_log ... buffer= flush=`).
+const BATCH: usize = 64 << 10;
+const FLUSH: Duration = Duration::from_millis(100);
 
-enum Msg {
-    Line(String),
-    Reopen,
+/// What the proxy threads and the writer share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Lines not written yet.
+    waiting: Mutex<Vec<u8>>,
+    wake: Condvar,
+    reopen: AtomicBool,
+    /// The sink is gone: the writer writes what waits and ends.
+    closed: AtomicBool,
+    dropped: AtomicU64,
+    /// When a drop was last reported (at most every 10 s).
+    reported: Mutex<Option<Instant>>,
 }
 
 /// An open access log file, shared by every listener writing to it.
 #[derive(Debug)]
 pub struct Sink {
     path: PathBuf,
-    tx: SyncSender<Msg>,
-    dropped: AtomicU64,
-    /// When a drop was last reported (at most every 10 s).
-    reported: Mutex<Option<Instant>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
 }
 
 /// The open files by path: a reload that keeps a listener's `access_log` keeps its writer.
@@ -76,16 +93,15 @@ pub fn open(path: &Path) -> std::io::Result<Arc<Sink>> {
         return Ok(s);
     }
     let file = open_file(path)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let shared = Arc::new(Shared::default());
     let owned = path.to_path_buf();
+    let theirs = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("warden-access-log".into())
-        .spawn(move || write_loop(&owned, file, &rx))?;
+        .spawn(move || write_loop(&owned, file, &theirs))?;
     let sink = Arc::new(Sink {
         path: path.to_path_buf(),
-        tx,
-        dropped: AtomicU64::new(0),
-        reported: Mutex::new(None),
+        shared,
     });
     sinks.retain(|_, w| w.strong_count() > 0);
     sinks.insert(path.to_path_buf(), Arc::downgrade(&sink));
@@ -98,89 +114,111 @@ pub fn reopen_all() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     for s in sinks.values().filter_map(Weak::upgrade) {
-        // Blocking: a reopen must not be dropped like a line.
-        let _ = s.tx.send(Msg::Reopen);
+        s.shared.reopen.store(true, Ordering::Release);
+        s.shared.wake.notify_one();
     }
 }
 
-fn open_file(path: &Path) -> std::io::Result<BufWriter<File>> {
+fn open_file(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o640)
-        .open(path)?;
-    Ok(BufWriter::with_capacity(64 << 10, f))
+        .open(path)
 }
 
-/// Writes lines as they come and flushes whenever the queue is empty, so a line is on disk
-/// as soon as the proxy is not busy, and in batches when it is.
-fn write_loop(path: &Path, mut file: BufWriter<File>, rx: &Receiver<Msg>) {
+/// Writes what waits, in one write, whenever [`BATCH`] bytes wait and at least every
+/// [`FLUSH`]: a busy proxy pays a copy per line, not a system call or a wake-up.
+fn write_loop(path: &Path, mut file: File, shared: &Shared) {
     let mut failing = false;
-    while let Ok(mut msg) = rx.recv() {
-        loop {
-            match msg {
-                Msg::Line(l) => {
-                    if let Err(e) = file.write_all(l.as_bytes()) {
-                        if !failing {
-                            error!(path = %path.display(), error = %e, "cannot write the access log");
-                        }
-                        failing = true;
-                    }
-                }
-                Msg::Reopen => {
-                    let _ = file.flush();
-                    match open_file(path) {
-                        Ok(f) => {
-                            file = f;
-                            failing = false;
-                        }
-                        Err(e) => {
-                            error!(path = %path.display(), error = %e, "cannot reopen the access log; writing on to the old file");
-                        }
-                    }
-                }
+    let mut chunk = Vec::new();
+    loop {
+        {
+            let mut waiting = shared
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if waiting.len() < BATCH
+                && !shared.reopen.load(Ordering::Acquire)
+                && !shared.closed.load(Ordering::Acquire)
+            {
+                waiting = shared
+                    .wake
+                    .wait_timeout(waiting, FLUSH)
+                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
             }
-            match rx.try_recv() {
-                Ok(m) => msg = m,
-                Err(_) => break,
+            std::mem::swap(&mut *waiting, &mut chunk);
+        }
+        // Reopened before what waits is written: a line may land in the new file that came
+        // just before the rotation, never one after it in the old.
+        if shared.reopen.swap(false, Ordering::AcqRel) {
+            match open_file(path) {
+                Ok(f) => {
+                    file = f;
+                    failing = false;
+                }
+                Err(e) => {
+                    error!(path = %path.display(), error = %e, "cannot reopen the access log; writing on to the old file");
+                }
             }
         }
-        if let Err(e) = file.flush() {
-            if !failing {
-                error!(path = %path.display(), error = %e, "cannot write the access log");
+        if !chunk.is_empty() {
+            if let Err(e) = file.write_all(&chunk) {
+                if !failing {
+                    error!(path = %path.display(), error = %e, "cannot write the access log");
+                }
+                failing = true;
             }
-            failing = true;
+            chunk.clear();
+            if chunk.capacity() > 4 * BATCH {
+                chunk = Vec::new();
+            }
+        }
+        if shared.closed.load(Ordering::Acquire)
+            && shared.waiting.lock().map_or(true, |w| w.is_empty())
+        {
+            return;
         }
     }
-    let _ = file.flush();
 }
 
 impl Sink {
-    /// Queues one line (with its newline); dropped and counted when the writer is behind.
-    pub fn write(&self, line: String) {
-        match self.tx.try_send(Msg::Line(line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let now = Instant::now();
-                let due = self.reported.lock().is_ok_and(|mut t| {
-                    let due = t.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10));
-                    if due {
-                        *t = Some(now);
-                    }
-                    due
-                });
+    /// Adds one line (with its newline) to what the writer writes next; dropped and counted
+    /// when the writer is [`HELD`] bytes behind.
+    pub fn write(&self, line: &str) {
+        let s = &self.shared;
+        let Ok(mut waiting) = s.waiting.lock() else {
+            return;
+        };
+        if waiting.len() + line.len() > HELD {
+            drop(waiting);
+            let n = s.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let now = Instant::now();
+            let due = s.reported.lock().is_ok_and(|mut t| {
+                let due = t.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10));
                 if due {
-                    warn!(path = %self.path.display(), dropped = n, "the access log cannot keep up; lines dropped");
+                    *t = Some(now);
                 }
+                due
+            });
+            if due {
+                warn!(path = %self.path.display(), dropped = n, "the access log cannot keep up; lines dropped");
             }
+            return;
+        }
+        let before = waiting.len();
+        waiting.extend_from_slice(line.as_bytes());
+        let full = before < BATCH && waiting.len() >= BATCH;
+        drop(waiting);
+        if full {
+            s.wake.notify_one();
         }
     }
 
     /// Lines dropped so far.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -416,7 +454,7 @@ mod file_tests {
             Arc::ptr_eq(&sink, &open(&path).expect("again")),
             "one writer a file"
         );
-        sink.write("one\n".to_owned());
+        sink.write("one\n");
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let wait = |p: &Path, want: &str| {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -432,7 +470,7 @@ mod file_tests {
         let rotated = dir.path().join("access.log.1");
         std::fs::rename(&path, &rotated).expect("rotate");
         reopen_all();
-        sink.write("two\n".to_owned());
+        sink.write("two\n");
         wait(&path, "two\n");
         assert_eq!(read(&rotated), "one\n");
         assert_eq!(sink.dropped(), 0);

@@ -1,4 +1,4 @@
-//! The failover proxy (design section 5): a listener bound to an upstream sends each client
+//! The failover proxy: a listener bound to an upstream sends each client
 //! connection (TCP) or request (HTTP, see [`http`]) to the peer its balancer picks: a routable
 //! primary, or a backup when no primary can take it, failing back per policy. A connect that
 //! fails moves on to the next peer within the same client connection, before any client byte
@@ -239,7 +239,7 @@ impl Listener {
             upstream,
             peer,
         ];
-        sink.write(entry.line(spec.format));
+        sink.write(&entry.line(spec.format));
     }
 
     /// The listener writes an access log.
