@@ -168,6 +168,9 @@ pub enum Agent {
     Ocf { provider: String, kind: String },
     /// A command Warden supervises itself.
     Process(ProcessSpec),
+    /// A systemd unit (`nginx.service`), started, stopped and watched through systemd's
+    /// D-Bus API (Pacemaker's `systemd:` class).
+    Systemd { unit: String },
 }
 
 /// How Warden runs a `process` resource. Plain data: the engine only carries it.
@@ -252,6 +255,7 @@ impl fmt::Display for Agent {
         match self {
             Agent::Ocf { provider, kind } => write!(f, "ocf:{provider}:{kind}"),
             Agent::Process { .. } => f.write_str("process"),
+            Agent::Systemd { unit } => write!(f, "systemd:{unit}"),
         }
     }
 }
@@ -427,6 +431,10 @@ impl ResourceSpec {
                 d.field("ocf");
                 d.field(provider);
                 d.field(kind);
+            }
+            Agent::Systemd { unit } => {
+                d.field("systemd");
+                d.field(unit);
             }
             Agent::Process(p) => {
                 d.field("process");

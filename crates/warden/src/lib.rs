@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod daemon;
+pub mod dbus;
 pub mod diag;
 pub mod duration;
 pub mod exec;

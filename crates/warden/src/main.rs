@@ -648,6 +648,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 std::env::var("PATH").ok().as_deref(),
             ));
             errors.extend(config::machine::check_identities(places));
+            errors.extend(config::machine::check_systemd(places));
             if let (Some((line, col)), None, false) = (places.second_node, &loaded.etcd, simulate) {
                 errors.push(warden::diag::Diagnostic {
                     line,

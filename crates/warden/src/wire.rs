@@ -620,7 +620,7 @@ impl WireDefinition {
                 demote: p.demote.clone(),
                 output_max: p.output_max,
             }),
-            Agent::Ocf { .. } => None,
+            Agent::Ocf { .. } | Agent::Systemd { .. } => None,
         };
         WireDefinition {
             id: spec.id.clone(),
@@ -652,6 +652,9 @@ impl WireDefinition {
             (["ocf", provider, kind], _) => Agent::Ocf {
                 provider: (*provider).to_owned(),
                 kind: (*kind).to_owned(),
+            },
+            (["systemd", unit], _) => Agent::Systemd {
+                unit: (*unit).to_owned(),
             },
             (["process"], Some(p)) => Agent::Process(ProcessSpec {
                 command: p.command,
@@ -742,7 +745,13 @@ mod tests {
                 ..ProcessSpec::default()
             }),
         );
-        for spec in [ocf, proc] {
+        let unit = ResourceSpec::new(
+            "nginx",
+            Agent::Systemd {
+                unit: "nginx.service".into(),
+            },
+        );
+        for spec in [ocf, proc, unit] {
             let json = serde_json::to_string(&WireDefinition::from_spec(&spec)).expect("json");
             let back: WireDefinition = serde_json::from_str(&json).expect("parse");
             let orphan = back.into_orphan().expect("orphan");
@@ -759,7 +768,7 @@ mod tests {
             assert_eq!(stop(&orphan), stop(&spec));
         }
         let bad = WireDefinition {
-            agent: "systemd:nginx".into(),
+            agent: "lxc:nginx".into(),
             ..WireDefinition::from_spec(&ResourceSpec::new(
                 "x",
                 Agent::Ocf {

@@ -149,6 +149,18 @@ pub fn check_programs(places: &Places, path_var: Option<&str>) -> Vec<Diagnostic
     out
 }
 
+/// `class = "systemd"` resources on a machine whose init system is not systemd.
+pub fn check_systemd(places: &Places) -> Vec<Diagnostic> {
+    let Some(why) = crate::exec::systemd::unavailable() else {
+        return Vec::new();
+    };
+    places
+        .systemd_units
+        .iter()
+        .map(|(unit, pos)| at(*pos, format!("{unit}: {why}")))
+        .collect()
+}
+
 /// Users and groups that do not exist on this machine.
 pub fn check_identities(places: &Places) -> Vec<Diagnostic> {
     use nix::unistd::{Group, User};

@@ -64,6 +64,8 @@ pub(crate) struct Found {
     groups: Vec<(String, Span)>,
     /// `https` checks: the upstream, and where to report a TLS problem.
     tls: Vec<(String, Span)>,
+    /// `class = "systemd"` resources: the unit, and where the class is written.
+    systemd_units: Vec<(String, Span)>,
 }
 
 /// A place in the file: 1-based line and column.
@@ -92,6 +94,8 @@ pub struct Places {
     pub groups: Vec<(String, Pos)>,
     /// `https` checks: the upstream, and where to report its TLS files.
     pub tls: Vec<(String, Pos)>,
+    /// `class = "systemd"` resources: the unit, and where the class is written.
+    pub systemd_units: Vec<(String, Pos)>,
     /// The second `[[node]]`, when there is one.
     pub second_node: Option<Pos>,
     /// `[api] listen`, when given.
@@ -340,6 +344,7 @@ fn root_of(
         users: named(&found.users),
         groups: named(&found.groups),
         tls: named(&found.tls),
+        systemd_units: named(&found.systemd_units),
         second_node: nodes.spans.get(1).map(pos),
         api_listen: api.as_ref().and_then(|(_, at)| at.as_ref()).map(pos),
     };
@@ -364,7 +369,7 @@ pub fn ocf_agents(config: &Config) -> Vec<(String, String)> {
         .iter()
         .filter_map(|r| match &r.agent {
             warden_engine::Agent::Ocf { provider, kind } => Some((provider.clone(), kind.clone())),
-            warden_engine::Agent::Process(_) => None,
+            warden_engine::Agent::Process(_) | warden_engine::Agent::Systemd { .. } => None,
         })
         .collect();
     v.sort();
@@ -475,7 +480,31 @@ ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
         assert!(e.contains("`command` does not apply here"), "{e}");
         assert!(e.contains("needs `type`"), "{e}");
         let e = errors("[[resource]]\nid = \"s\"\nclass = \"systemd\"\n");
-        assert!(e.contains("not supported yet"), "{e}");
+        assert!(e.contains("needs `type` (the unit"), "{e}");
+        let e = errors(
+            "[[resource]]\nid = \"s\"\nclass = \"systemd\"\ntype = \"bad/unit\"\nparams = { a = 1 }\ncommand = [\"x\"]\npromotable = true\n",
+        );
+        for want in [
+            "t.toml:4:8: error: bad unit \"bad/unit\"",
+            "t.toml:5:1: error: `params` does not apply here: a systemd unit takes no parameters",
+            "t.toml:6:1: error: `command` does not apply here: a systemd resource is its unit",
+            "t.toml:7:14: error: a systemd unit cannot be promotable",
+        ] {
+            assert!(e.contains(want), "{want}\n{e}");
+        }
+        let l = ok(
+            "[[resource]]\nid = \"web\"\nclass = \"systemd\"\ntype = \"nginx\"\n[[resource]]\nid = \"t\"\nclass = \"systemd\"\ntype = \"backup.timer\"\n",
+        );
+        assert_eq!(
+            l.engine.resources()[0].agent,
+            Agent::Systemd {
+                unit: "nginx.service".to_owned()
+            }
+        );
+        assert_eq!(
+            l.engine.resources()[1].agent.to_string(),
+            "systemd:backup.timer"
+        );
         let e = errors("[[resource]]\nid = \"bad id\"\nclass = \"ocf\"\ntype = \"Dummy\"\n");
         assert!(e.contains("bad id \"bad id\""), "{e}");
     }
@@ -1041,7 +1070,7 @@ concurrency = 10
             "[[resource]]\nid = \"p\"\nclass = \"proces\"\ncommand = [\"x\"]\nops = [{ name = \"monitor\", interval = \"5s\", command = [\"true\"] }]\n",
         );
         assert_eq!(
-            e, "t.toml:3:9: error: unknown class \"proces\" (allowed: ocf, process)",
+            e, "t.toml:3:9: error: unknown class \"proces\" (allowed: ocf, process, systemd)",
             "{e}"
         );
     }

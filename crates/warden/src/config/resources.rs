@@ -204,17 +204,53 @@ fn resource(
             }
             process.and_then(|p| lower_process(r, t, &what, p))
         }
-        Some(("systemd", span)) => {
-            r.d.error(
-                span,
-                "class \"systemd\" is not supported yet (allowed: ocf, process)",
+        Some(("systemd", class_span)) => {
+            for k in PROCESS_KEYS {
+                r.forbid(
+                    t,
+                    k,
+                    "a systemd resource is its unit; this key is for class \"process\"",
+                );
+            }
+            r.forbid(t, "provider", "`provider` is for class \"ocf\"");
+            r.forbid(
+                t,
+                "params",
+                "a systemd unit takes no parameters (set them in the unit or a drop-in)",
             );
-            None
+            if promotable {
+                r.d.error(
+                    t.span_of("promotable"),
+                    "a systemd unit cannot be promotable (it has no promote or demote)",
+                );
+            }
+            match kind {
+                Some((kind, span)) => {
+                    let unit = crate::exec::systemd::unit_name(&kind);
+                    if crate::exec::systemd::valid_unit_name(&unit) {
+                        r.found.systemd_units.push((unit.clone(), class_span));
+                        Some(Agent::Systemd { unit })
+                    } else {
+                        r.d.error(
+                            span,
+                            format!("bad unit {kind:?}: a unit name like \"nginx\" or \"nginx.service\" (letters, digits, ':', '-', '_', '.', '@')"),
+                        );
+                        None
+                    }
+                }
+                None => {
+                    r.d.error(
+                        t.span.clone(),
+                        format!("{what} needs `type` (the unit, like \"nginx\")"),
+                    );
+                    None
+                }
+            }
         }
         Some((other, span)) => {
             r.d.error(
                 span,
-                format!("unknown class {other:?} (allowed: ocf, process)"),
+                format!("unknown class {other:?} (allowed: ocf, process, systemd)"),
             );
             None
         }

@@ -71,6 +71,7 @@ impl Executor {
                 }
                 ocf::run(&inv).await
             }
+            Agent::Systemd { unit } => super::systemd::run(unit, op, timeout).await,
             Agent::Process(p) => match op.name {
                 OpName::Monitor if op.is_probe() => self.supervisor.probe(&spec.id),
                 OpName::Monitor => {

@@ -6,6 +6,7 @@ pub mod metadata;
 pub mod ocf;
 pub mod output;
 pub mod process;
+pub mod systemd;
 
 use std::io;
 use std::process::Stdio;
