@@ -349,6 +349,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         unrecorded: None,
         retry_store: Instant::now(),
         notify: crate::notify::Notifier::from_env(),
+        under_systemd: std::env::var_os("INVOCATION_ID").is_some()
+            && crate::exec::systemd::booted(),
+        restarting: false,
         watchdog: crate::notify::watchdog_every(),
         pinged: Instant::now(),
         ready: false,
@@ -381,8 +384,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let offer = crate::handover::Offer::bind(&data_dir)?;
         let listeners = std::mem::take(&mut d.listeners);
         let stats = d.proxy_stats.clone();
+        let restarting = d.restarting;
         drop(d);
-        hand_over(offer, listeners, stats).await?;
+        let drain = if restarting {
+            // systemd starts the new daemon only once this one exits: a process of its own
+            // takes the sockets meanwhile, and the sessions open get a short drain (nobody
+            // accepts new ones until the new daemon runs).
+            spawn_holder(&data_dir);
+            HANDOVER_DRAIN_RESTART
+        } else {
+            HANDOVER_DRAIN
+        };
+        hand_over(offer, listeners, stats, drain).await?;
     }
     if !left.is_empty() {
         anyhow::bail!(
@@ -398,6 +411,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 /// listening sockets, and how long it then serves the sessions it accepted.
 const HANDOVER_WAIT: Duration = Duration::from_secs(60);
 const HANDOVER_DRAIN: Duration = Duration::from_secs(10);
+const HANDOVER_DRAIN_RESTART: Duration = Duration::from_secs(2);
+
+/// Starts `warden hold-listeners` (from this very binary, even one an upgrade replaced on
+/// disk) in a process group of its own, to take the listening sockets from this daemon.
+fn spawn_holder(data_dir: &Path) {
+    use std::os::unix::process::CommandExt;
+    let r = std::process::Command::new("/proc/self/exe")
+        .arg("hold-listeners")
+        .arg(data_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = r {
+        warn!(error = %e, "cannot start a process to hold the listening sockets; the new daemon binds them anew");
+    }
+}
 
 /// Offers the listening sockets to a successor; once it accepts on them, stops accepting and
 /// serves the sessions already accepted until they end (at most [`HANDOVER_DRAIN`]).
@@ -406,6 +437,7 @@ async fn hand_over(
     offer: crate::handover::Offer,
     listeners: HashMap<String, crate::proxy::Running>,
     stats: crate::proxy::stats::Registry,
+    drain: Duration,
 ) -> anyhow::Result<()> {
     let sockets: Vec<_> = listeners
         .values()
@@ -441,7 +473,7 @@ async fn hand_over(
         return Ok(());
     }
     info!("a successor accepts on the listening sockets; serving the sessions already open");
-    let deadline = Instant::now() + HANDOVER_DRAIN;
+    let deadline = Instant::now() + drain;
     while stats.open_sessions() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -519,6 +551,10 @@ struct Daemon {
     retry_store: Instant,
     /// systemd's notification socket (`Type=notify`), if it gave one.
     notify: Option<crate::notify::Notifier>,
+    /// Started by systemd as a service (`INVOCATION_ID`): SIGTERM may be a restart.
+    under_systemd: bool,
+    /// systemd restarts the unit: resources and listeners are left for the new daemon.
+    restarting: bool,
     /// How often systemd's watchdog wants to hear from the loop, and when it last did.
     watchdog: Option<Duration>,
     pinged: Instant,
@@ -579,6 +615,42 @@ impl Daemon {
             .shutdown(leave_running, self.clock.now(), &mut self.store)
     }
 
+    /// Whether the SIGTERM that came is systemd restarting this daemon's unit (`systemctl
+    /// restart`, an upgrade): then the resources stay running for the new daemon, which
+    /// adopts them, as after `warden shutdown --leave-running`. systemd tells a stop from a
+    /// restart only through the unit's job, which is asked over D-Bus; when it cannot be
+    /// asked, it is a stop (the resources stop in order), the safe reading.
+    async fn systemd_restarts(&mut self) -> bool {
+        if !self.under_systemd {
+            return false;
+        }
+        let ask = async {
+            let mut sd = crate::exec::systemd::Systemd::connect().await?;
+            sd.job_of_pid(std::process::id()).await
+        };
+        match tokio::time::timeout(Duration::from_secs(5), ask).await {
+            Ok(Ok(Some(job))) if matches!(job.as_str(), "restart" | "try-restart") => {
+                info!(job = %job, "systemd restarts this daemon: the resources stay running for the new one");
+                self.restarting = true;
+                true
+            }
+            Ok(Ok(job)) => {
+                debug!(job = ?job, "systemd stops this daemon");
+                false
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot ask systemd whether this is a restart; stopping the resources");
+                false
+            }
+            Err(_) => {
+                warn!(
+                    "systemd did not say in 5 s whether this is a restart; stopping the resources"
+                );
+                false
+            }
+        }
+    }
+
     /// When the watchdog wants the next `WATCHDOG=1`.
     fn next_ping(&self) -> Option<Instant> {
         self.watchdog.map(|every| self.pinged + every)
@@ -636,7 +708,10 @@ impl Daemon {
                 Some(req) = control.recv() => self.control(req).await,
                 Some(exit) = exits.recv() => self.core.handle(Input::Exited(exit), self.clock.now(), &mut self.store),
                 _ = tokio::time::sleep_until(deadline) => Ok(Vec::new()),
-                _ = sigterm.recv() => self.stopping(leave_running_default),
+                _ = sigterm.recv() => {
+                    let leave = leave_running_default || self.systemd_restarts().await;
+                    self.stopping(leave)
+                }
                 _ = sigint.recv() => self.stopping(leave_running_default),
                 _ = sigquit.recv() => self.stopping(true),
                 _ = sighup.recv() => {

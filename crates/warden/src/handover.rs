@@ -40,6 +40,9 @@ pub struct Offered {
 pub struct Offer {
     path: PathBuf,
     listener: UnixListener,
+    /// The (device, inode) of the socket file it bound: dropped, it removes that file only,
+    /// never one a later offer bound at the same path.
+    file: Option<(u64, u64)>,
 }
 
 impl Offer {
@@ -50,7 +53,12 @@ impl Offer {
         let listener = UnixListener::bind(&path)
             .with_context(|| format!("cannot listen on {}", path.display()))?;
         listener.set_nonblocking(true)?;
-        Ok(Offer { path, listener })
+        let file = file_id(&path);
+        Ok(Offer {
+            path,
+            listener,
+            file,
+        })
     }
 
     /// Waits up to `wait` for a successor, sends it the sockets and waits for it to say it
@@ -95,10 +103,45 @@ impl Offer {
     }
 }
 
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
 impl Drop for Offer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.file.is_some() && file_id(&self.path) == self.file {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+/// How long [`hold`] keeps the sockets for a successor.
+pub const HOLD_WAIT: Duration = Duration::from_secs(60);
+
+/// `warden hold-listeners`: takes the listening sockets a stopping daemon offers in
+/// `data_dir` and offers them in its turn, for up to `wait`, to the daemon that replaces it.
+/// What `systemctl restart` needs: the old daemon must exit before systemd starts the new
+/// one, so a process of its own holds the sockets in between. It accepts nothing: clients wait
+/// in the sockets' queues, none is refused.
+pub async fn hold(data_dir: &Path, wait: Duration) -> anyhow::Result<bool> {
+    let Some(taken) = take(data_dir, Duration::from_secs(5))? else {
+        bail!(
+            "no daemon offers its listening sockets in {}",
+            data_dir.display()
+        );
+    };
+    // Bound before the old daemon hears it may go, so a successor never finds no offer.
+    let offer = Offer::bind(data_dir)?;
+    let sockets: Vec<(Offered, Arc<std::net::TcpListener>)> = taken
+        .sockets
+        .iter()
+        .map(|(o, s)| Ok((o.clone(), Arc::new(s.try_clone()?))))
+        .collect::<std::io::Result<_>>()?;
+    taken.accepting()?;
+    offer.serve(&sockets, wait).await
 }
 
 /// Sockets received from a stopping daemon; [`Taken::accepting`] tells it to stop accepting.

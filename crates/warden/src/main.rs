@@ -64,6 +64,10 @@ enum Command {
         #[arg(long)]
         max: u64,
     },
+    /// (Internal) holds the listening sockets of a daemon that systemd restarts, for the new
+    /// daemon to take (a process of its own, as the old daemon must exit first).
+    #[command(hide = true)]
+    HoldListeners { data_dir: PathBuf },
     /// Run the daemon: manage the configured resources on this machine.
     Run {
         /// The configuration file.
@@ -341,6 +345,17 @@ fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command {
         // Handled in main, before anything is set up.
         Command::OutputWriter { .. } => Ok(String::new()),
+        Command::HoldListeners { data_dir } => {
+            let held = runtime()?.block_on(warden::handover::hold(
+                &data_dir,
+                warden::handover::HOLD_WAIT,
+            ))?;
+            Ok(if held {
+                "the listening sockets went to the new daemon\n".to_owned()
+            } else {
+                "no new daemon took the listening sockets; they are closed\n".to_owned()
+            })
+        }
         Command::Manpages { dir } => {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot make {}", dir.display()))?;
