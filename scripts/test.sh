@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 # openssl: makes an X.509 v1 certificate and serves it (s_server) for the https check test.
 # libfaketime: runs a daemon with its wall clock stepped (the clock-step tests and chaos).
 # fence-agents: the real fence agents (fence_dummy) the fencing tests call.
-packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime fence-agents)
+# systemd: booted in namespaces of its own by tests/systemd.rs (systemd units as resources,
+# `systemctl restart` of Warden); util-linux's unshare and nsenter come with Debian.
+packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime fence-agents systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
