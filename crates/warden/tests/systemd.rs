@@ -147,8 +147,8 @@ fn wait_for(config: &Path, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
             }
         }
         if Instant::now() > deadline {
-            let log = std::fs::read_to_string(config.with_file_name("warden.log"))
-                .unwrap_or_default();
+            let log =
+                std::fs::read_to_string(config.with_file_name("warden.log")).unwrap_or_default();
             panic!(
                 "timed out waiting for {what}; last status: {:?}\nlog:\n{log}",
                 status(config)
@@ -213,10 +213,9 @@ fn a_systemd_unit_is_run_by_warden_and_not_restarted_by_systemd_behind_its_back(
     let daemon = daemon.trim().to_owned();
     let v = wait_for(&config, "web started, ghost refused", |v| {
         started(v, "web")
-            && v["failed_actions"].as_array().is_some_and(|f| {
-                f.iter()
-                    .any(|a| a["resource"] == "ghost" && a["rc"] == 5)
-            })
+            && v["failed_actions"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|a| a["resource"] == "ghost" && a["rc"] == 5))
     });
     assert_eq!(sd.show("wtest-web", "ActiveState"), "active");
     let ghost = v["failed_actions"]
@@ -236,12 +235,16 @@ fn a_systemd_unit_is_run_by_warden_and_not_restarted_by_systemd_behind_its_back(
     // again.
     let first = sd.show("wtest-web", "MainPID");
     sd.sh(&format!("kill -9 {first}"));
-    let v = wait_for(&config, "the failure seen and the unit started again", |v| {
-        started(v, "web")
-            && v["failed_actions"].as_array().is_some_and(|f| {
-                f.iter().any(|a| a["resource"] == "web" && a["rc"] == 7)
-            })
-    });
+    let v = wait_for(
+        &config,
+        "the failure seen and the unit started again",
+        |v| {
+            started(v, "web")
+                && v["failed_actions"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|a| a["resource"] == "web" && a["rc"] == 7))
+        },
+    );
     let failed = v["failed_actions"]
         .as_array()
         .and_then(|f| f.iter().find(|a| a["resource"] == "web"))
@@ -256,7 +259,11 @@ fn a_systemd_unit_is_run_by_warden_and_not_restarted_by_systemd_behind_its_back(
         let now = sd.show("wtest-web", "MainPID");
         now != first && now != "0"
     });
-    assert_eq!(sd.show("wtest-web", "NRestarts"), "0", "systemd restarted it");
+    assert_eq!(
+        sd.show("wtest-web", "NRestarts"),
+        "0",
+        "systemd restarted it"
+    );
     let (ok, out, err) = cli(&config, &["history", "web", "--json", "--limit", "100"]);
     assert!(ok, "{err}");
     let starts = serde_json::from_str::<Value>(&out)
@@ -303,7 +310,8 @@ fn systemctl_restart_leaves_resources_and_listeners_to_the_new_daemon_and_stop_s
         started(v, "web") && started(v, "backend")
     });
     let get = move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", front)).map_err(|e| e.to_string())?;
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", front)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| e.to_string())?;
         std::io::Write::write_all(
@@ -371,7 +379,10 @@ fn systemctl_restart_leaves_resources_and_listeners_to_the_new_daemon_and_stop_s
     // A stop is a stop: the resources stop with the daemon.
     sd.sh("systemctl stop warden");
     assert_eq!(sd.show("wtest-web", "ActiveState"), "inactive");
-    assert_eq!(sd.sh("pgrep -f '^python3 -m http.server' || true").trim(), "");
+    assert_eq!(
+        sd.sh("pgrep -f '^python3 -m http.server' || true").trim(),
+        ""
+    );
 }
 
 #[test]
@@ -393,7 +404,9 @@ fn class_systemd_is_refused_with_its_reason_where_systemd_is_not_the_init_system
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("warden.toml:8:9: error: nginx.service: systemd is not this machine's init system"),
+        err.contains(
+            "warden.toml:8:9: error: nginx.service: systemd is not this machine's init system"
+        ),
         "{err}"
     );
     let log = dir.path().join("warden.log");
