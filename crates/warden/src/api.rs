@@ -450,6 +450,7 @@ pub fn upstreams_json(upstreams: &[UpstreamView]) -> Value {
                         "failures": p.health.failures,
                         "down_by_config": p.peer.down,
                         "last_error": p.last_error,
+                        "last_failure": p.last_failure.as_ref().map(|(e, t)| json!({ "error": e, "time": format_time(*t) })),
                         "last_check": p.last_check.map(format_time),
                     })).collect::<Vec<_>>(),
                 })
@@ -499,8 +500,34 @@ pub fn status_json(v: &StatusView) -> Value {
                         .collect()
                 })
                 .unwrap_or_default();
+            // What scripts read instead of the sentence: a state word, and where each copy
+            // runs with its role.
+            let state = if r.blocked {
+                "blocked"
+            } else if r.failed {
+                "failed"
+            } else if r.nodes.is_empty() {
+                "stopped"
+            } else {
+                "started"
+            };
+            let instances: Vec<Value> = r
+                .nodes
+                .iter()
+                .map(|n| {
+                    let role = if !r.promotable {
+                        "started"
+                    } else if r.promoted.contains(n) {
+                        "promoted"
+                    } else {
+                        "unpromoted"
+                    };
+                    json!({ "node": n, "role": role })
+                })
+                .collect();
             let mut o = json!({
-                "id": r.id, "agent": r.agent, "status": r.to_string(), "nodes": r.nodes,
+                "id": r.id, "agent": r.agent, "status": r.to_string(), "state": state,
+                "instances": instances, "nodes": r.nodes,
                 "failed": r.failed, "blocked": r.blocked, "flags": r.flags, "fail_counts": fail_counts,
             });
             if let Some(t) = r.start_delayed_until {

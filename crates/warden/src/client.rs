@@ -12,6 +12,8 @@ use serde_json::Value;
 pub struct Client {
     pub addr: SocketAddr,
     pub token: Option<String>,
+    /// Why there is no token, when it could not be read: said when the daemon wants one.
+    pub token_problem: Option<String>,
 }
 
 impl Client {
@@ -42,6 +44,11 @@ impl Client {
             .with_context(|| format!("warden answered {status} with something that is not JSON"))?;
         if !(200..300).contains(&status) {
             let msg = v["error"].as_str().unwrap_or("request failed");
+            if status == 401 {
+                if let Some(why) = &self.token_problem {
+                    bail!("{msg}: the token could not be read: {why}");
+                }
+            }
             bail!("{msg}");
         }
         Ok(v)

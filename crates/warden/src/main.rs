@@ -764,48 +764,74 @@ fn current_node(client: &Client, resource: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{resource} runs nowhere: name the node to ban it from"))
 }
 
-/// A client for the daemon the configuration describes (or that --api and --token name).
+/// A client for the daemon the configuration describes (or that --api and --token name). The
+/// daemon is found through its data dir, which holds the address it listens on and the token:
+/// a configuration file with errors (being edited) still names its data dir.
 fn client(t: &Target) -> anyhow::Result<Client> {
     if let (Some(addr), Some(token)) = (t.api, &t.token) {
         return Ok(Client {
             addr,
             token: Some(token.clone()),
+            token_problem: None,
         });
     }
-    let loaded = config::load(&t.config).with_context(|| {
+    let configured = config::data_dir_of(&t.config).with_context(|| {
         format!(
-            "reading {} to find the daemon (set --config or WARDEN_CONFIG)",
+            "reading {} to find the daemon's data dir (set --config or WARDEN_CONFIG)",
             t.config.display()
         )
     })?;
-    let data_dir = daemon::data_dir(&t.config, &loaded.data_dir);
-    // Port 0 in the configuration: the daemon wrote the port it got.
-    let written = || {
-        let s = std::fs::read_to_string(data_dir.join("api.addr")).ok()?;
-        s.trim().parse().ok()
-    };
+    let data_dir = daemon::data_dir(&t.config, &configured);
     let addr = match t.api {
         Some(a) => a,
-        None if loaded.api.listen.port() == 0 => written().with_context(|| {
-            format!(
-                "the API port is 0 in {} and {} has no api.addr: is the daemon running?",
-                t.config.display(),
-                data_dir.display()
-            )
-        })?,
-        None => loaded.api.listen,
+        None => {
+            let path = data_dir.join("api.addr");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read {}: {} (is `warden run --config {}` running?)",
+                    path.display(),
+                    io_reason(&e),
+                    t.config.display()
+                )
+            })?;
+            text.trim()
+                .parse()
+                .with_context(|| format!("{}: not an address: {:?}", path.display(), text.trim()))?
+        }
     };
-    let token = match &t.token {
-        Some(tok) => Some(tok.clone()),
-        None => read_token(&data_dir),
+    let (token, token_problem) = match &t.token {
+        Some(tok) => (Some(tok.clone()), None),
+        None => match read_token(&data_dir) {
+            Ok(tok) => (Some(tok), None),
+            Err(why) => (None, Some(why)),
+        },
     };
-    Ok(Client { addr, token })
+    Ok(Client {
+        addr,
+        token,
+        token_problem,
+    })
 }
 
-fn read_token(data_dir: &Path) -> Option<String> {
-    std::fs::read_to_string(data_dir.join("api.token"))
-        .ok()
-        .map(|s| s.trim().to_owned())
+/// An I/O error as a person reads it, with what to do for the usual ones.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (the data dir is the daemon's user's, 0700: run as that user or root, or pass --api and --token)".to_owned()
+        }
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// The daemon's API token from its data dir, or why it cannot be read.
+fn read_token(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join("api.token");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().is_empty() => Err(format!("{} is empty", path.display())),
+        Ok(s) => Ok(s.trim().to_owned()),
+        Err(e) => Err(format!("cannot read {}: {}", path.display(), io_reason(&e))),
+    }
 }
 
 /// The async runtime for commands that run agents or serve: one thread, as the daemon needs.

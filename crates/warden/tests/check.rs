@@ -269,6 +269,12 @@ async fn refused_peers_go_down_after_exactly_fall_failures_and_rise_again() {
     let s = wait_until(&c, "the flaky peer up", |s| state(s, 0, 1) == PeerState::Up).await;
     assert_eq!(s[0].version, 3);
     assert!(s[0].peers[1].health.successes >= 2);
+    // An UP peer shows no error; the failure that took it down is kept, with its time.
+    assert_eq!(s[0].peers[1].last_error, None);
+    assert_eq!(
+        s[0].peers[1].last_failure.as_ref().map(|(e, _)| e.as_str()),
+        Some("connection refused")
+    );
     // An event on every change, in order, with the version it made.
     while let Ok(e) = events.try_recv() {
         seen.push((e.peer.ends_with(&format!(":{flaky}")), e.to, e.version));

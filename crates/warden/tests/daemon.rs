@@ -193,6 +193,9 @@ fn crash_restart_kill_9_of_the_daemon_and_sigterm() {
         settled_started(v) && pid(&data) != first && pid(&data) != 0
     });
     let web = resource(&v, "web");
+    assert_eq!(web["state"], "started");
+    assert_eq!(web["instances"][0]["role"], "started");
+    assert_eq!(web["instances"][0]["node"], v["node"]);
     assert_eq!(
         web["fail_counts"]
             .as_object()
@@ -769,6 +772,7 @@ fn upstream_health_through_the_daemon() {
     let metrics = warden::client::Client {
         addr: addr.trim().parse().expect("addr"),
         token: None,
+        token_problem: None,
     }
     .get_text("/metrics")
     .expect("metrics");
@@ -955,6 +959,12 @@ fn a_promotable_ocf_agent_sets_its_score_is_promoted_notified_and_recovered() {
     let v = wait_for(&config, "db promoted", promoted_here);
     let node = v["node"].as_str().expect("node").to_owned();
     assert_eq!(resource(&v, "db")["promotion_scores"][&node], "10");
+    // Scripts read the state and the roles, not the sentence.
+    assert_eq!(resource(&v, "db")["state"], "started");
+    assert_eq!(
+        resource(&v, "db")["instances"],
+        serde_json::json!([{ "node": node, "role": "promoted" }])
+    );
     assert_eq!(
         std::fs::read_to_string(&state).expect("state"),
         "promoted\n"
@@ -1333,6 +1343,7 @@ fn reload_changes_peers_and_listeners_without_dropping_a_connection() {
     let metrics = warden::client::Client {
         addr: addr.trim().parse().expect("addr"),
         token: None,
+        token_problem: None,
     }
     .get_text("/metrics")
     .expect("metrics");
@@ -2635,4 +2646,48 @@ fn under_journald_lines_carry_their_syslog_priority_and_no_colour() {
     );
     assert!(text.lines().all(|l| l.starts_with('<')), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes: {text}");
+}
+
+#[test]
+fn the_cli_finds_the_daemon_through_its_data_dir_and_says_why_it_has_no_token() {
+    let (_dir, config, data) = setup();
+    let _d = start(&config, &[]);
+    wait_for(&config, "both resources started", settled_started);
+    // The file is being edited and has an error now: the daemon is still found.
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        good.replace("[[resource]]\nid = \"web\"", "[[resource]]\nid = web"),
+    )
+    .expect("typo");
+    assert!(
+        crate_status_ok(&config),
+        "status failed with a typo in the file"
+    );
+    // Not even TOML: the line scan finds `data_dir` under [cluster].
+    std::fs::write(&config, format!("{good}\n[[[broken")).expect("broken");
+    assert!(crate_status_ok(&config));
+    std::fs::write(&config, &good).expect("restore");
+    // No token to read: a command that needs one says which file and why, not just "unauthorized".
+    let token = data.join("api.token");
+    let kept = data.join("api.token.kept");
+    std::fs::rename(&token, &kept).expect("move the token away");
+    let (ok, _, err) = cli(&config, &["resource", "disable", "web"]);
+    std::fs::rename(&kept, &token).expect("token back");
+    assert!(!ok);
+    assert!(
+        err.contains("the token could not be read: cannot read")
+            && err.contains("api.token: no such file"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&config, &["resource", "disable", "web"]);
+    assert!(ok, "{err}");
+}
+
+fn crate_status_ok(config: &Path) -> bool {
+    let (ok, out, err) = cli(config, &["status"]);
+    ok && out.contains("web") || {
+        eprintln!("{err}");
+        false
+    }
 }

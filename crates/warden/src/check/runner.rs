@@ -18,7 +18,10 @@ pub struct PeerStatus {
     pub peer: Peer,
     pub backup: bool,
     pub health: PeerHealth,
+    /// The error of the current run of failed checks (none once a check succeeds).
     pub last_error: Option<String>,
+    /// The last failed check: its error and when (kept after the peer recovers).
+    pub last_failure: Option<(String, Time)>,
     /// The kind of the last error logged at ERROR (each kind once while the peer is up).
     last_error_kind: Option<&'static str>,
     pub last_check: Option<Time>,
@@ -49,6 +52,7 @@ impl PeerStatus {
             backup,
             health: PeerHealth::default(),
             last_error: None,
+            last_failure: None,
             last_error_kind: None,
             last_check: None,
             since: None,
@@ -480,6 +484,7 @@ impl Checker {
         match &result {
             Ok(()) => {
                 p.last_error_kind = None;
+                p.last_error = None;
                 debug!(upstream = %u.name, peer = %p.peer.addr, "check ok");
             }
             Err(e) => {
@@ -491,6 +496,7 @@ impl Checker {
                 }
                 p.last_error_kind = Some(e.kind());
                 p.last_error = Some(e.to_string());
+                p.last_failure = p.last_check.map(|t| (e.to_string(), t));
             }
         }
         let change = p.health.record(ok, u.check.hysteresis);

@@ -132,6 +132,49 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
+/// The data dir a configuration file names (`[cluster] data_dir`), read without checking the
+/// rest of the file: the CLI finds a running daemon through it even while the file, being
+/// edited, has errors. A file that is not even TOML is scanned line by line.
+pub fn data_dir_of(path: &Path) -> anyhow::Result<PathBuf> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Ok(PathBuf::from(data_dir_in(&src)))
+}
+
+fn data_dir_in(src: &str) -> String {
+    let default = || DEFAULT_DATA_DIR.to_owned();
+    if let Ok(t) = src.parse::<toml::Table>() {
+        return t
+            .get("cluster")
+            .and_then(|c| c.get("data_dir"))
+            .and_then(|d| d.as_str())
+            .map_or_else(default, str::to_owned);
+    }
+    let mut in_cluster = false;
+    for line in src.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_cluster = line.trim_start_matches('[').trim_end_matches(']').trim() == "cluster";
+            continue;
+        }
+        if !in_cluster {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            if k.trim() == "data_dir" {
+                let v = v.trim();
+                let quoted = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.split_once('"'))
+                    .or_else(|| v.strip_prefix('\'').and_then(|v| v.split_once('\'')));
+                if let Some((dir, _)) = quoted {
+                    return dir.to_owned();
+                }
+            }
+        }
+    }
+    default()
+}
+
 /// The node name used when the file defines no `[[node]]`: this machine's host name.
 pub fn local_node_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -524,6 +567,23 @@ ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
             e.contains("t.toml:8:12: error: unknown resource \"r\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_data_dir_is_found_in_a_file_with_errors() {
+        assert_eq!(data_dir_in("[cluster]\ndata_dir = \"/srv/w\"\n"), "/srv/w");
+        assert_eq!(data_dir_in("[api]\nlisten = 1\n"), DEFAULT_DATA_DIR);
+        // Valid TOML with errors Warden would report still parses as TOML.
+        assert_eq!(
+            data_dir_in("[cluster]\ndata_dir = \"d\"\nbogus = 1\n[[resource]]\nid = 3\n"),
+            "d"
+        );
+        // Not TOML at all: scanned, and only under [cluster].
+        assert_eq!(
+            data_dir_in("[api]\ndata_dir = \"no\"\n[cluster]\n data_dir = 'here' # note\n[[[x"),
+            "here"
+        );
+        assert_eq!(data_dir_in("[[[x\n"), DEFAULT_DATA_DIR);
     }
 
     #[test]
