@@ -56,6 +56,7 @@ pub async fn serve(
 pub fn router(control: Control, token: String) -> Router {
     Router::new()
         .route("/live", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
         .route("/status", get(status_page))
         .route("/metrics", get(metrics))
         .route("/v1/upstreams", get(upstreams))
@@ -457,6 +458,37 @@ pub fn upstreams_json(upstreams: &[UpstreamView]) -> Value {
             })
             .collect(),
     )
+}
+
+/// 200 once the daemon knows what runs here (every resource of this node probed, or blocked)
+/// and nothing stands in its way (no warning: a store that cannot record, no lease, etcd out
+/// of reach); 503 with the reasons before and while not. What a load balancer or an
+/// orchestrator asks before it counts on this node.
+async fn ready(State(api): State<Api>) -> Response {
+    let view = match api.control.status().await {
+        Ok(v) => v,
+        Err(e) => return refused(e),
+    };
+    let mut reasons: Vec<String> = view
+        .config
+        .resources()
+        .iter()
+        .filter(|r| {
+            let on = view.state.on_node(&r.id, &view.node);
+            on.role == warden_engine::Role::Unknown && !on.blocked
+        })
+        .map(|r| format!("resource {} is not probed yet", r.id))
+        .collect();
+    reasons.extend(view.warnings.iter().cloned());
+    if reasons.is_empty() {
+        Json(json!({ "ready": true })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "reasons": reasons })),
+        )
+            .into_response()
+    }
 }
 
 async fn status(State(api): State<Api>) -> Response {

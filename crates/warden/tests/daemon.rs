@@ -2691,3 +2691,78 @@ fn crate_status_ok(config: &Path) -> bool {
         false
     }
 }
+
+/// The whole answer to a GET of `path` on the daemon's API: (status line, body).
+fn api_get(data: &Path, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let addr = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
+    let mut s = std::net::TcpStream::connect(addr.trim()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        addr.trim()
+    )
+    .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn ready_says_503_with_reasons_until_every_resource_here_is_probed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    // An agent whose probe takes 3 s.
+    let root = dir.path().join("ocf");
+    let agent = root.join("resource.d/t/SlowProbe");
+    std::fs::create_dir_all(agent.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &agent,
+        "#!/bin/sh\ncase \"$1\" in\nmeta-data) echo '<?xml version=\"1.0\"?><resource-agent name=\"SlowProbe\"><parameters/><actions/></resource-agent>'; exit 0;;\n\
+         monitor) [ -e \"$OCF_RESKEY_state\" ] && exit 0; sleep 3; exit 7;;\nstart) touch \"$OCF_RESKEY_state\"; exit 0;;\nstop) rm -f \"$OCF_RESKEY_state\"; exit 0;;\n*) exit 3;;\nesac\n",
+    )
+    .expect("agent");
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[resource]]\nid = \"slow\"\nclass = \"ocf\"\nprovider = \"t\"\ntype = \"SlowProbe\"\n\
+             params = {{ state = \"{}\" }}\n",
+            dir.path().join("slow.state").display()
+        ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let _d = start(&config, &["--ocf-root", root.to_str().expect("utf-8 path")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !data.join("api.addr").exists() {
+        assert!(Instant::now() < deadline, "no api.addr");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (line, body) = api_get(&data, "/ready");
+    assert!(line.contains(" 503 "), "{line} {body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["ready"], false);
+    assert_eq!(v["reasons"][0], "resource slow is not probed yet");
+    let (line, _) = api_get(&data, "/live");
+    assert!(line.contains(" 200 "), "alive while not ready: {line}");
+    // Once the probe has answered, the node is ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (line, body) = api_get(&data, "/ready");
+        if line.contains(" 200 ") {
+            assert_eq!(body.trim(), "{\"ready\":true}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
