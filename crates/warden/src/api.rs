@@ -101,8 +101,8 @@ async fn serve_with(listener: tokio::net::TcpListener, app: Router, settings: Ap
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors (EMFILE) or memory: wait a little, say so once in a while.
                 if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
@@ -115,10 +115,19 @@ async fn serve_with(listener: tokio::net::TcpListener, app: Router, settings: Ap
         };
         let app = app.clone();
         let hosts = Arc::clone(&hosts);
+        // `allow`/`deny`: every request of a refused client gets 403 (as nginx answers).
+        let forbidden = settings.refuses(from.ip()).then(|| from.ip());
         tokio::spawn(async move {
             let _slot = slot;
             let svc = hyper::service::service_fn(move |req: axum::http::Request<Incoming>| {
-                let refused = hosts.refuse(req.headers());
+                let refused = match forbidden {
+                    Some(ip) => Some(error(
+                        StatusCode::FORBIDDEN,
+                        format!("{ip} may not use this API ([api] allow and deny)"),
+                        Some("client"),
+                    )),
+                    None => hosts.refuse(req.headers()),
+                };
                 let app = app.clone();
                 async move {
                     match refused {

@@ -2766,3 +2766,52 @@ fn ready_says_503_with_reasons_until_every_resource_here_is_probed() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn api_allow_and_deny_refuse_clients_with_403() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    let write = |api: &str| {
+        std::fs::write(
+            &config,
+            format!("[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n{api}"),
+        )
+        .expect("config");
+    };
+    // Only 10.0.0.0/8 may use it: this test, on 127.0.0.1, may not.
+    write("allow = [\"10.0.0.0/8\"]\n");
+    let d = start(&config, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !data.join("api.addr").exists() {
+        assert!(Instant::now() < deadline, "no api.addr");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (line, body) = api_get(&data, "/v1/status");
+    assert!(line.contains(" 403 "), "{line}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["field"], "client");
+    assert_eq!(
+        v["error"],
+        "127.0.0.1 may not use this API ([api] allow and deny)"
+    );
+    let (ok, _, err) = cli(&config, &["status"]);
+    assert!(!ok && err.contains("may not use this API"), "{err}");
+    drop(d);
+    // Allowed, then denied by a narrower rule: deny wins.
+    write("allow = [\"127.0.0.0/8\"]\n");
+    let d = start(&config, &[]);
+    wait_for(&config, "the status, allowed", |_| true);
+    drop(d);
+    write("allow = [\"127.0.0.0/8\"]\ndeny = [\"127.0.0.1\"]\n");
+    let _d = start(&config, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, _, err) = cli(&config, &["status"]);
+        if !ok && err.contains("may not use this API") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never refused: {err}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

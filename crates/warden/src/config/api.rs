@@ -21,12 +21,22 @@ pub struct ApiSettings {
     pub max_connections: u32,
     /// The operator confirms an API listening on every interface.
     pub public: bool,
+    /// Clients allowed (none: every one) and refused (nginx's `allow 127.0.0.1; deny all;`).
+    pub allow: Vec<crate::net::Cidr>,
+    pub deny: Vec<crate::net::Cidr>,
 }
 
 /// What `warden run` and `check-config` say about an API on every interface without `public`.
 pub const EXPOSED: &str = "the API listens on every interface: its reads (status, history, metrics) are open to anyone who can reach the port; listen on 127.0.0.1 or a private address, or set `public = true` in [api] to confirm";
 
 impl ApiSettings {
+    /// Whether a client at `ip` is refused: it is in `deny`, or `allow` has entries and none
+    /// holds it.
+    pub fn refuses(&self, ip: std::net::IpAddr) -> bool {
+        crate::net::any_contains(&self.deny, ip)
+            || (!self.allow.is_empty() && !crate::net::any_contains(&self.allow, ip))
+    }
+
     /// Whether the API listens on every interface without `public = true`.
     pub fn exposed_unconfirmed(&self) -> bool {
         self.listen.ip().is_unspecified() && !self.public
@@ -42,6 +52,8 @@ impl Default for ApiSettings {
             hosts: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             public: false,
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     }
 }
@@ -87,6 +99,17 @@ pub(super) fn api(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<(ApiSettings, O
     }
     if let Some(p) = r.boolean(t, "public") {
         s.public = p;
+    }
+    for (key, out) in [("allow", &mut s.allow), ("deny", &mut s.deny)] {
+        for (c, span) in r.string_list(t, key).unwrap_or_default() {
+            match c.parse::<crate::net::Cidr>() {
+                Ok(c) => out.push(c),
+                Err(e) => {
+                    r.d.error(span, e);
+                    ok = false;
+                }
+            }
+        }
     }
     ok.then_some((s, at))
 }

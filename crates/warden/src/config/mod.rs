@@ -570,6 +570,24 @@ ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
     }
 
     #[test]
+    fn api_allow_and_deny() {
+        let l = ok("[api]\nallow = [\"127.0.0.1\", \"10.0.0.0/8\"]\ndeny = [\"10.0.9.0/24\"]\n");
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert!(!l.api.refuses(ip("127.0.0.1")));
+        assert!(!l.api.refuses(ip("10.1.2.3")));
+        assert!(l.api.refuses(ip("10.0.9.7")), "deny wins over allow");
+        assert!(l.api.refuses(ip("192.168.1.1")), "not allowed");
+        let open = ok("[api]\ndeny = [\"192.168.0.0/16\"]\n");
+        assert!(
+            !open.api.refuses(ip("10.1.2.3")),
+            "no allow: everyone but deny"
+        );
+        assert!(open.api.refuses(ip("192.168.1.1")));
+        let e = errors("[api]\nallow = [\"10.0.0.0/33\"]\n");
+        assert!(e.contains("t.toml:2:10: error:"), "{e}");
+    }
+
+    #[test]
     fn the_data_dir_is_found_in_a_file_with_errors() {
         assert_eq!(data_dir_in("[cluster]\ndata_dir = \"/srv/w\"\n"), "/srv/w");
         assert_eq!(data_dir_in("[api]\nlisten = 1\n"), DEFAULT_DATA_DIR);
