@@ -21,9 +21,12 @@ pub fn parse_agent_name(s: &str) -> anyhow::Result<(&str, &str)> {
     }
 }
 
-pub fn list(ocf_root: &Path) -> anyhow::Result<String> {
+pub fn list(ocf_root: &Path, json: bool) -> anyhow::Result<String> {
     let agents = list_agents(ocf_root)
         .with_context(|| format!("cannot list agents under {}/resource.d", ocf_root.display()))?;
+    if json {
+        return Ok(format!("{}\n", serde_json::json!(agents)));
+    }
     Ok(agents.into_iter().map(|a| a + "\n").collect())
 }
 

@@ -182,6 +182,9 @@ enum Command {
         /// are fine there (`warden run` refuses them).
         #[arg(long)]
         simulate: bool,
+        /// Print JSON: `ok`, `summary`, `errors` and `warnings` (each with line, col, message).
+        #[arg(long)]
+        json: bool,
     },
     /// The cluster's configuration in etcd (several machines).
     Config {
@@ -281,7 +284,11 @@ enum NodeAction {
 #[derive(Debug, Subcommand)]
 enum AgentCommand {
     /// List every agent as ocf:PROVIDER:TYPE.
-    List,
+    List {
+        /// Print JSON (a list of names).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show an agent's parameters (required ones, defaults) and actions, from its meta-data.
     Info {
         /// The agent, like ocf:heartbeat:Dummy.
@@ -642,77 +649,45 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             file,
             ocf_root,
             simulate,
+            json,
         } => {
-            let loaded = config::load(&file)?;
-            let c = &loaded.engine;
+            let (r, warnings) = check_config(&file, &ocf_root, simulate);
             let name = file.display().to_string();
-            // Then what only this machine can tell: agents, parameters, programs, users.
-            let mut metadata = std::collections::HashMap::new();
-            let rt = runtime()?;
-            for (provider, kind) in config::ocf_agents(c) {
-                let md = rt
-                    .block_on(exec::ocf::metadata(&ocf_root, &provider, &kind))
-                    .map_err(|e| format!("{e:#}"));
-                metadata.insert((provider, kind), md);
-            }
-            let places = &loaded.places;
-            let (mut errors, warnings) =
-                config::machine::check_agents(places, &ocf_root, &metadata);
-            errors.extend(config::machine::check_programs(
-                places,
-                std::env::var("PATH").ok().as_deref(),
-            ));
-            errors.extend(config::machine::check_identities(places));
-            errors.extend(config::machine::check_systemd(places));
-            if let (Some((line, col)), None, false) = (places.second_node, &loaded.etcd, simulate) {
-                errors.push(warden::diag::Diagnostic {
-                    line,
-                    col,
-                    message: "a second [[node]] without [cluster.etcd]: `warden run` runs one machine's file; several machines coordinate through etcd (add [cluster.etcd], docs/cluster.md). `warden simulate` takes the file as it is (check it with --simulate)".to_owned(),
-                });
-            }
-            let mut warnings = warnings;
-            if loaded.api.exposed_unconfirmed() {
-                let (line, col) = places.api_listen.unwrap_or((1, 1));
-                warnings.push(warden::diag::Diagnostic {
-                    line,
-                    col,
-                    message: config::API_EXPOSED.to_owned(),
-                });
-            }
-            for w in warnings {
-                eprintln!("{name}:{}:{}: warning: {}", w.line, w.col, w.message);
-            }
-            if !errors.is_empty() {
-                errors.sort_by_key(|d| (d.line, d.col));
-                return Err(warden::diag::FileErrors {
-                    file: name,
-                    list: errors,
+            if !json {
+                for w in &warnings {
+                    eprintln!("{name}:{}:{}: warning: {}", w.line, w.col, w.message);
                 }
-                .into());
+                return r;
             }
-            Ok(format!(
-                "{}: ok ({} node(s), {} resource(s), {} constraint(s), fencing {}; data in {}, api on {})\n",
-                file.display(),
-                c.nodes().len(),
-                c.resources().len(),
-                c.locations().len() + c.colocations().len() + c.orders().len() + c.groups().len()
-                    - c.groups()
-                        .iter()
-                        .map(|g| g.resources.len().saturating_sub(1))
-                        .sum::<usize>(),
-                if c.fencing_enabled() {
-                    "enabled"
-                } else {
-                    "disabled"
+            let diag = |d: &[warden::diag::Diagnostic]| -> Vec<Value> {
+                d.iter()
+                    .map(|d| serde_json::json!({ "line": d.line, "col": d.col, "message": d.message }))
+                    .collect()
+            };
+            let (summary, errors) = match r {
+                Ok(s) => (Some(s.trim_end().to_owned()), Vec::new()),
+                Err(e) => match e.downcast::<warden::diag::FileErrors>() {
+                    Ok(fe) => (None, fe.list),
+                    Err(e) => return Err(e),
                 },
-                loaded.data_dir.display(),
-                loaded.api.listen,
-            ))
+            };
+            let v = serde_json::json!({
+                "file": name,
+                "ok": errors.is_empty(),
+                "summary": summary,
+                "errors": diag(&errors),
+                "warnings": diag(&warnings),
+            });
+            if errors.is_empty() {
+                Ok(format!("{v}\n"))
+            } else {
+                println!("{v}");
+                anyhow::bail!("{}: {} error(s)", name, errors.len())
+            }
         }
         Command::Simulate(args) => simulate::run(&args),
         Command::Agent { ocf_root, command } => match command {
-            AgentCommand::List => agent::list(&ocf_root),
+            AgentCommand::List { json } => agent::list(&ocf_root, json),
             AgentCommand::Info { agent, json } => {
                 runtime()?.block_on(agent::info(&ocf_root, &agent, json))
             }
@@ -747,6 +722,86 @@ fn status(client: &Client, json: bool) -> anyhow::Result<String> {
     }
     out.push_str(&s("text"));
     Ok(out)
+}
+
+/// `warden check-config`: the summary line, or the file's errors; and its warnings either way.
+fn check_config(
+    file: &Path,
+    ocf_root: &Path,
+    simulate: bool,
+) -> (anyhow::Result<String>, Vec<warden::diag::Diagnostic>) {
+    let loaded = match config::load(file) {
+        Ok(l) => l,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let c = &loaded.engine;
+    let name = file.display().to_string();
+    // Then what only this machine can tell: agents, parameters, programs, users.
+    let mut metadata = std::collections::HashMap::new();
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    for (provider, kind) in config::ocf_agents(c) {
+        let md = rt
+            .block_on(exec::ocf::metadata(ocf_root, &provider, &kind))
+            .map_err(|e| format!("{e:#}"));
+        metadata.insert((provider, kind), md);
+    }
+    let places = &loaded.places;
+    let (mut errors, warnings) = config::machine::check_agents(places, ocf_root, &metadata);
+    errors.extend(config::machine::check_programs(
+        places,
+        std::env::var("PATH").ok().as_deref(),
+    ));
+    errors.extend(config::machine::check_identities(places));
+    errors.extend(config::machine::check_systemd(places));
+    if let (Some((line, col)), None, false) = (places.second_node, &loaded.etcd, simulate) {
+        errors.push(warden::diag::Diagnostic {
+                    line,
+                    col,
+                    message: "a second [[node]] without [cluster.etcd]: `warden run` runs one machine's file; several machines coordinate through etcd (add [cluster.etcd], docs/cluster.md). `warden simulate` takes the file as it is (check it with --simulate)".to_owned(),
+                });
+    }
+    let mut warnings = warnings;
+    if loaded.api.exposed_unconfirmed() {
+        let (line, col) = places.api_listen.unwrap_or((1, 1));
+        warnings.push(warden::diag::Diagnostic {
+            line,
+            col,
+            message: config::API_EXPOSED.to_owned(),
+        });
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|d| (d.line, d.col));
+        return (
+            Err(warden::diag::FileErrors {
+                file: name,
+                list: errors,
+            }
+            .into()),
+            warnings,
+        );
+    }
+    let summary = format!(
+        "{}: ok ({} node(s), {} resource(s), {} constraint(s), fencing {}; data in {}, api on {})\n",
+        file.display(),
+        c.nodes().len(),
+        c.resources().len(),
+        c.locations().len() + c.colocations().len() + c.orders().len() + c.groups().len()
+            - c.groups()
+                .iter()
+                .map(|g| g.resources.len().saturating_sub(1))
+                .sum::<usize>(),
+        if c.fencing_enabled() {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        loaded.data_dir.display(),
+        loaded.api.listen,
+    );
+    (Ok(summary), warnings)
 }
 
 fn current_node(client: &Client, resource: &str) -> anyhow::Result<String> {

@@ -645,6 +645,34 @@ score = "lots"
         bad.toml:23:9: error: bad score "lots": an integer, "INFINITY" or "-INFINITY"
     "#]]
     .assert_eq(&err);
+    // The same as JSON, for scripts and editors: every error with its place, exit code 1.
+    let (ok, out, _) = warden(dir.path(), &["check-config", "--json", "bad.toml"]);
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["summary"], serde_json::Value::Null);
+    let errors = v["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 13);
+    assert_eq!(
+        errors[0],
+        serde_json::json!({ "line": 2, "col": 1, "message": "unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric, etcd)" })
+    );
+    let (ok, out, err) = warden(
+        &example(""),
+        &["check-config", "--json", "--simulate", "two-nodes.toml"],
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (v["ok"].as_bool(), v["errors"].as_array().map(Vec::len)),
+        (Some(true), Some(0))
+    );
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("two-nodes.toml: ok (2 node(s)")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -679,6 +707,13 @@ fn agent_list_and_info() {
         out,
         "ocf:warden-test:Chaos\nocf:warden-test:Daemonize\nocf:warden-test:ExitWith\nocf:warden-test:Hang\nocf:warden-test:Marker\nocf:warden-test:Reloadable\nocf:warden-test:SlowStart\nocf:warden-test:Stateful\nocf:warden-test:StopHangs\n"
     );
+    let (ok, json, err) = warden(
+        dir.path(),
+        &["agent", "--ocf-root", &root_s, "list", "--json"],
+    );
+    assert!(ok, "{err}");
+    let names: Vec<String> = serde_json::from_str(&json).expect("json");
+    assert_eq!(names.join("\n") + "\n", out);
     let (ok, out, err) = warden(
         dir.path(),
         &[
