@@ -366,8 +366,145 @@ async fn status_page(State(api): State<Api>) -> Response {
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    let text = api.control.metrics();
+    let mut text = api.control.metrics();
+    if let Ok(view) = api.control.status().await {
+        text.push_str(&resource_metrics(&status_json(&view)));
+    }
+    text.push_str(&process_metrics());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The resources in Prometheus' text format, from the status: a state per resource (one
+/// series of each name at 1, as an enum gauge), where each copy runs with its role, and fail
+/// counts per node.
+pub fn resource_metrics(status: &Value) -> String {
+    use crate::check::runner::escape;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let resources = status["resources"].as_array().cloned().unwrap_or_default();
+    out.push_str("# HELP warden_resource_state Each resource's state: 1 for the one it is in.\n# TYPE warden_resource_state gauge\n");
+    for r in &resources {
+        let id = escape(r["id"].as_str().unwrap_or_default());
+        let now = r["state"].as_str().unwrap_or_default();
+        for state in ["started", "stopped", "failed", "blocked"] {
+            let _ = writeln!(
+                out,
+                "warden_resource_state{{resource=\"{id}\",state=\"{state}\"}} {}",
+                u8::from(state == now)
+            );
+        }
+    }
+    out.push_str("# HELP warden_resource_running A copy of a resource runs on a node, in a role.\n# TYPE warden_resource_running gauge\n");
+    for r in &resources {
+        let id = escape(r["id"].as_str().unwrap_or_default());
+        for i in r["instances"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "warden_resource_running{{resource=\"{id}\",node=\"{}\",role=\"{}\"}} 1",
+                escape(i["node"].as_str().unwrap_or_default()),
+                escape(i["role"].as_str().unwrap_or_default())
+            );
+        }
+    }
+    out.push_str("# HELP warden_resource_fail_count Failures of a resource on a node that count (failure_timeout, cleanup).\n# TYPE warden_resource_fail_count gauge\n");
+    for r in &resources {
+        let id = escape(r["id"].as_str().unwrap_or_default());
+        for (node, n) in r["fail_counts"].as_object().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "warden_resource_fail_count{{resource=\"{id}\",node=\"{}\"}} {}",
+                escape(node),
+                n.as_u64().unwrap_or(0)
+            );
+        }
+    }
+    out.push_str("# HELP warden_resource_start_delayed A crash loop delays the resource's next start.\n# TYPE warden_resource_start_delayed gauge\n");
+    for r in &resources {
+        let _ = writeln!(
+            out,
+            "warden_resource_start_delayed{{resource=\"{}\"}} {}",
+            escape(r["id"].as_str().unwrap_or_default()),
+            u8::from(!r["start_delayed_until"].is_null())
+        );
+    }
+    out
+}
+
+/// The daemon's own process, with the names of Prometheus' client libraries' process
+/// collector (from /proc/self).
+pub fn process_metrics() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which may hold spaces: ") state ppid ...".
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| -> Option<f64> { fields.get(n - 3)?.parse().ok() };
+    let tick = rustix::param::clock_ticks_per_second().max(1) as f64;
+    let page = rustix::param::page_size() as f64;
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    let mut gauge = |name: &str, kind: &str, help: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+    };
+    gauge(
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time spent, in seconds.",
+        field(14).zip(field(15)).map(|(u, s)| (u + s) / tick),
+    );
+    gauge(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        field(24).map(|p| p * page),
+    );
+    gauge(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        field(23),
+    );
+    gauge(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch, in seconds.",
+        field(22).zip(boot).map(|(t, b)| b + t / tick),
+    );
+    gauge(
+        "process_threads",
+        "gauge",
+        "Threads in the process.",
+        field(20),
+    );
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as f64)
+        .ok();
+    gauge("process_open_fds", "gauge", "Open file descriptors.", fds);
+    let max = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse::<f64>().ok())
+        });
+    gauge(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+        max,
+    );
+    out
 }
 
 async fn upstreams(State(api): State<Api>) -> Response {

@@ -196,6 +196,37 @@ fn crash_restart_kill_9_of_the_daemon_and_sigterm() {
     assert_eq!(web["state"], "started");
     assert_eq!(web["instances"][0]["role"], "started");
     assert_eq!(web["instances"][0]["node"], v["node"]);
+    // The same in /metrics, with the daemon's own process.
+    let node = v["node"].as_str().expect("node");
+    let (_, metrics) = api_get(&data, "/metrics");
+    for want in [
+        "warden_resource_state{resource=\"web\",state=\"started\"} 1".to_owned(),
+        "warden_resource_state{resource=\"web\",state=\"failed\"} 0".to_owned(),
+        format!("warden_resource_running{{resource=\"web\",node=\"{node}\",role=\"started\"}} 1"),
+        format!("warden_resource_fail_count{{resource=\"web\",node=\"{node}\"}} 1"),
+        "warden_resource_start_delayed{resource=\"web\"} 0".to_owned(),
+    ] {
+        assert!(metrics.lines().any(|l| l == want), "{want}\n{metrics}");
+    }
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}\n{metrics}"))
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") > 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    let started = value("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        now - started < 600.0 && now >= started - 2.0,
+        "{started} vs {now}"
+    );
     assert_eq!(
         web["fail_counts"]
             .as_object()
