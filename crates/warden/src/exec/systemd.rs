@@ -198,8 +198,11 @@ impl Systemd {
             .filter(|r| r != "success")
     }
 
-    /// Waits until no job is pending for `unit`; its state then.
-    async fn settle(&mut self, unit: &str) -> Result<UnitState, String> {
+    /// Queues a start or stop job for `unit` (`method`, mode `replace`) and waits for it to
+    /// end; the unit's state then.
+    async fn job(&mut self, unit: &str, method: &str) -> Result<UnitState, String> {
+        self.manager(method, &[Arg::Str(unit), Arg::Str("replace")])
+            .await?;
         loop {
             let s = self.state(unit).await?;
             if s.job.is_none() {
@@ -234,13 +237,7 @@ impl Systemd {
         if let Err(e) = self.claim(unit).await {
             return result(rc::ERR_GENERIC, e);
         }
-        if let Err(e) = self
-            .manager("StartUnit", &[Arg::Str(unit), Arg::Str("replace")])
-            .await
-        {
-            return result(rc::ERR_GENERIC, e);
-        }
-        match self.settle(unit).await {
+        match self.job(unit, "StartUnit").await {
             Ok(s) if matches!(s.active.as_str(), "active" | "reloading") => {
                 result(rc::OK, String::new())
             }
@@ -264,13 +261,7 @@ impl Systemd {
             Ok(_) => {}
             Err(e) => return result(rc::ERR_GENERIC, e),
         }
-        if let Err(e) = self
-            .manager("StopUnit", &[Arg::Str(unit), Arg::Str("replace")])
-            .await
-        {
-            return result(rc::ERR_GENERIC, e);
-        }
-        match self.settle(unit).await {
+        match self.job(unit, "StopUnit").await {
             Ok(s) if matches!(s.active.as_str(), "inactive" | "failed") => {
                 result(rc::OK, String::new())
             }

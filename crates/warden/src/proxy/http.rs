@@ -216,39 +216,31 @@ struct Cut {
 }
 
 impl Cut {
-    fn client(why: impl Into<String>) -> Cut {
+    fn by(by: u8, why: impl Into<String>) -> Cut {
         Cut {
             why: why.into(),
-            by: b'C',
+            by,
         }
+    }
+
+    fn client(why: impl Into<String>) -> Cut {
+        Cut::by(b'C', why)
     }
 
     fn client_timeout(why: impl Into<String>) -> Cut {
-        Cut {
-            why: why.into(),
-            by: b'c',
-        }
+        Cut::by(b'c', why)
     }
 
     fn server(why: impl Into<String>) -> Cut {
-        Cut {
-            why: why.into(),
-            by: b'S',
-        }
+        Cut::by(b'S', why)
     }
 
     fn server_timeout(why: impl Into<String>) -> Cut {
-        Cut {
-            why: why.into(),
-            by: b's',
-        }
+        Cut::by(b's', why)
     }
 
     fn killed(why: impl Into<String>) -> Cut {
-        Cut {
-            why: why.into(),
-            by: b'K',
-        }
+        Cut::by(b'K', why)
     }
 }
 
@@ -294,13 +286,14 @@ impl Rec {
 
     /// A request begins now.
     fn begin(&mut self) {
-        let line = std::mem::take(&mut self.line);
+        // The line's buffer is kept for the next request.
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
         *self = Rec {
             open: true,
             line,
             ..Rec::new()
         };
-        self.line.clear();
     }
 }
 

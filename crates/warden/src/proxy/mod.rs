@@ -145,24 +145,9 @@ pub struct Listener {
     access: Option<Arc<access::Sink>>,
 }
 
-/// Client sessions open in every listener of this process (the access log's `actconn`).
+/// Client sessions open in every listener of this process (the access log's `actconn`),
+/// counted by [`Counted`].
 static ACTIVE: AtomicU64 = AtomicU64::new(0);
-
-/// A client session counted in [`ACTIVE`] while it lives.
-struct Active;
-
-impl Active {
-    fn new() -> Active {
-        ACTIVE.fetch_add(1, Ordering::Relaxed);
-        Active
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// The upstream's peers (`peers[i]` is seen by the balancer as `views[i]`).
 #[derive(Debug, Default)]
@@ -570,8 +555,8 @@ struct ProxyThread {
     sessions: AtomicUsize,
 }
 
-/// One client session counted on its proxy thread while it lives, with its place under the
-/// listener's `max_connections` and its descriptors from the daemon's budget.
+/// One client session counted on its proxy thread (and in [`ACTIVE`]) while it lives, with its
+/// place under the listener's `max_connections` and its descriptors from the daemon's budget.
 #[derive(Debug)]
 struct Counted {
     thread: Option<&'static AtomicUsize>,
@@ -586,6 +571,7 @@ impl Counted {
         if let Some(n) = n {
             n.fetch_add(1, Ordering::Relaxed);
         }
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
         Counted {
             thread: n,
             _places: places,
@@ -598,6 +584,7 @@ impl Drop for Counted {
         if let Some(n) = self.thread {
             n.fetch_sub(1, Ordering::Relaxed);
         }
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -761,7 +748,6 @@ async fn session(
     _count: Counted,
 ) {
     let _open = l.stats.session();
-    let _active = Active::new();
     match l.spec.protocol {
         Protocol::Tcp => tcp_session(l, client, from).await,
         Protocol::Http => http::session(l, pool, client, from).await,
