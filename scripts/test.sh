@@ -14,19 +14,27 @@ cd "$(dirname "$0")/.."
 # fence-agents: the real fence agents (fence_dummy) the fencing tests call.
 # systemd: booted in namespaces of its own by tests/systemd.rs (systemd units as resources,
 # `systemctl restart` of Warden); util-linux's unshare and nsenter come with Debian.
-packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime fence-agents systemd)
+# chromium: the headless browser tests/web.rs drives (through playwright-core, from npm).
+packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime fence-agents systemd chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 # python3 runs the web server of the health-check test (any python3 on PATH will do).
 command -v python3 >/dev/null || missing+=(python3)
+# node and npm run the browser test's driver (any Node.js 18 or later on PATH will do).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
 fi
+
+# playwright-core, the browser test's driver (no browser download: it drives Debian's chromium),
+# at the version crates/warden/tests/web/package-lock.json pins.
+npm ci --prefix crates/warden/tests/web --no-audit --no-fund --loglevel=error
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -55,6 +55,19 @@ pub async fn serve(
 /// The API's routes, for `control`, mutations guarded by `token`.
 pub fn router(control: Control, token: String) -> Router {
     Router::new()
+        .route("/", get(|| async { page("index.html") }))
+        .route(
+            "/ui/{file}",
+            get(|Path(file): Path<String>| async move { page(&file) }),
+        )
+        .route(
+            "/v1/events",
+            get(|State(api): State<Api>| async move { crate::web::events(api.control) }),
+        )
+        .route(
+            "/v1/listeners",
+            get(|State(api): State<Api>| async move { Json(api.control.listeners()) }),
+        )
         .route("/live", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/status", get(status_page))
@@ -64,6 +77,7 @@ pub fn router(control: Control, token: String) -> Router {
             "/v1/upstreams/{name}/peers",
             post(add_peer).delete(remove_peer),
         )
+        .route("/v1/upstreams/{name}/peers/{action}", post(peer_action))
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
         .route("/v1/shutdown", post(shutdown))
@@ -288,6 +302,17 @@ impl Hosts {
             )
         })
     }
+}
+
+/// A file of the web console, or a JSON 404.
+fn page(file: &str) -> Response {
+    crate::web::asset(file).unwrap_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no such file: /ui/{file}"),
+            Some("path"),
+        )
+    })
 }
 
 fn error(status: StatusCode, message: impl Into<String>, field: Option<&str>) -> Response {
@@ -560,6 +585,37 @@ async fn remove_peer(
     peer_change(api.control.remove_peer(&name, &addr))
 }
 
+/// Drains a peer (no new traffic) or takes it back: `drain` or `undrain`, `?addr=HOST:PORT`.
+async fn peer_action(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    Query(q): Query<PeerQuery>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let drained = match action.as_str() {
+        "drain" => true,
+        "undrain" => false,
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown peer action {other:?} (allowed: drain, undrain)"),
+                Some("action"),
+            );
+        }
+    };
+    let Some(addr) = q.addr else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{action} needs ?addr=HOST:PORT"),
+            Some("addr"),
+        );
+    };
+    peer_change(api.control.drain_peer(&name, &addr, drained))
+}
+
 fn peer_change(r: Result<(), crate::check::runner::PeerChangeError>) -> Response {
     use crate::check::runner::PeerChangeError as E;
     match r {
@@ -596,6 +652,7 @@ pub fn upstreams_json(upstreams: &[UpstreamView]) -> Value {
                         "successes": p.health.successes,
                         "failures": p.health.failures,
                         "down_by_config": p.peer.down,
+                        "drained": p.drained,
                         "last_error": p.last_error,
                         "last_failure": p.last_failure.as_ref().map(|(e, t)| json!({ "error": e, "time": format_time(*t) })),
                         "last_check": p.last_check.map(format_time),
@@ -711,6 +768,16 @@ pub fn status_json(v: &StatusView) -> Value {
             if let Some(t) = r.start_delayed_until {
                 o["start_delayed_until"] = json!(format_time(t));
             }
+            // What operators set at run time (`resource disable`, `move`, `ban`).
+            let overrides = v.state.resource(&r.id);
+            o["target_role"] = json!(
+                overrides
+                    .and_then(|s| s.target_role)
+                    .or(spec.map(|s| s.meta.target_role))
+                    .map(|t| t.as_str())
+            );
+            o["moved_to"] = json!(overrides.and_then(|s| s.moved_to.as_deref()));
+            o["banned"] = json!(overrides.map(|s| s.banned.iter().collect::<Vec<_>>()));
             if r.promotable {
                 o["promoted"] = json!(r.promoted);
                 o["promotion_scores"] = json!(promotion_scores);
@@ -739,7 +806,26 @@ pub fn status_json(v: &StatusView) -> Value {
         "nodes": nodes,
         "resources": resources,
         "failed_actions": failed,
+        "constraints": constraints_json(c),
         "text": crate::simulate::render_status(c, &v.state, v.now),
+    })
+}
+
+/// The configured constraints and groups (bans and moves are per resource, as the operator's).
+fn constraints_json(c: &warden_engine::Config) -> Value {
+    json!({
+        "locations": c.locations().iter().map(|l| json!({
+            "resource": l.resource, "node": l.node, "score": l.score.to_string(), "role": l.role.as_str(),
+        })).collect::<Vec<_>>(),
+        "colocations": c.colocations().iter().map(|l| json!({
+            "resource": l.resource, "with": l.with, "score": l.score.to_string(),
+            "role": l.role.as_str(), "with_role": l.with_role.as_str(),
+        })).collect::<Vec<_>>(),
+        "orders": c.orders().iter().map(|o| json!({
+            "first": o.first, "then": o.then, "kind": o.kind.as_str(), "symmetric": o.symmetric,
+            "first_action": o.first_action.as_str(), "then_action": o.then_action.as_str(),
+        })).collect::<Vec<_>>(),
+        "groups": c.groups().iter().map(|g| json!({ "id": g.id, "resources": g.resources })).collect::<Vec<_>>(),
     })
 }
 

@@ -181,6 +181,11 @@ impl Control {
         text
     }
 
+    /// Every listener's counters as JSON.
+    pub fn listeners(&self) -> serde_json::Value {
+        self.proxy_stats.json()
+    }
+
     /// Adds a peer to a running upstream (until the next restart).
     pub fn add_peer(
         &self,
@@ -193,6 +198,16 @@ impl Control {
 
     pub fn remove_peer(&self, upstream: &str, addr: &str) -> Result<(), PeerChangeError> {
         self.checker.remove_peer(upstream, addr)
+    }
+
+    /// Drains a peer (no new traffic goes there) or takes it back.
+    pub fn drain_peer(
+        &self,
+        upstream: &str,
+        addr: &str,
+        drained: bool,
+    ) -> Result<(), PeerChangeError> {
+        self.checker.set_drained(upstream, addr, drained)
     }
 
     async fn ask<T>(

@@ -23,4 +23,5 @@ pub mod notify;
 pub mod proxy;
 pub mod simulate;
 pub mod store;
+pub mod web;
 pub mod wire;

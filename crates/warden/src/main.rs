@@ -271,6 +271,11 @@ enum UpstreamAction {
     },
     /// Remove a peer from a running upstream.
     RemovePeer { upstream: String, addr: String },
+    /// Drain a peer: no new connection or request goes there, those open finish; it is still
+    /// checked (until the daemon restarts, or `undrain`).
+    Drain { upstream: String, addr: String },
+    /// Let traffic go to a drained peer again.
+    Undrain { upstream: String, addr: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -615,6 +620,14 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         }
         Command::Upstream {
             target,
+            action: UpstreamAction::Drain { upstream, addr },
+        } => drain(&target, "drain", &upstream, &addr),
+        Command::Upstream {
+            target,
+            action: UpstreamAction::Undrain { upstream, addr },
+        } => drain(&target, "undrain", &upstream, &addr),
+        Command::Upstream {
+            target,
             action: UpstreamAction::Status { json },
         } => {
             let client = client(&target)?;
@@ -817,6 +830,17 @@ fn current_node(client: &Client, resource: &str) -> anyhow::Result<String> {
         .and_then(Value::as_str);
     node.map(str::to_owned)
         .with_context(|| format!("{resource} runs nowhere: name the node to ban it from"))
+}
+
+/// `warden upstream drain|undrain UPSTREAM ADDR`.
+fn drain(target: &Target, verb: &str, upstream: &str, addr: &str) -> anyhow::Result<String> {
+    let path = format!(
+        "/v1/upstreams/{}/peers/{verb}?addr={}",
+        escape(upstream),
+        escape(addr)
+    );
+    client(target)?.post(&path)?;
+    Ok(format!("{verb}ed {addr} of {upstream}\n"))
 }
 
 /// A client for the daemon the configuration describes (or that --api and --token name). The

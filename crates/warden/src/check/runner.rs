@@ -29,6 +29,9 @@ pub struct PeerStatus {
     pub since: Option<Instant>,
     /// When its current run of successful checks reached `rise` (None: not in this run).
     pub risen: Option<Instant>,
+    /// The operator drained it (`warden upstream drain`): no new connection or request goes
+    /// there, those open finish, and it is still checked, so its health stays known.
+    pub drained: bool,
 }
 
 impl UpstreamStatus {
@@ -57,6 +60,7 @@ impl PeerStatus {
             last_check: None,
             since: None,
             risen: None,
+            drained: false,
         }
     }
 
@@ -71,6 +75,9 @@ impl PeerStatus {
     /// Whether traffic may go there: not DOWN, and not UNKNOWN when the upstream routes unknown
     /// peers as down.
     pub fn routable(&self, spec: &super::CheckSpec) -> bool {
+        if self.drained {
+            return false;
+        }
         match self.state() {
             PeerState::Down => false,
             PeerState::Unknown => spec.unknown_routable,
@@ -383,6 +390,40 @@ impl Checker {
             .and_then(|mut l| l.remove(&(ui, addr.to_owned())))
         {
             h.abort();
+        }
+        Ok(())
+    }
+
+    /// Drains a peer (`true`: no new traffic goes there) or takes it back (`false`), until the
+    /// daemon restarts; a reload keeps it.
+    pub fn set_drained(
+        &self,
+        upstream: &str,
+        addr: &str,
+        drained: bool,
+    ) -> Result<(), PeerChangeError> {
+        let ui = self.upstream_index(upstream)?;
+        let canonical = Peer::parse(addr).map(|p| p.addr);
+        let addr = canonical.as_deref().unwrap_or(addr);
+        let Ok(mut all) = self.status.lock() else {
+            return Ok(());
+        };
+        let Some(p) = all[ui].peers.iter_mut().find(|p| p.peer.addr == addr) else {
+            return Err(PeerChangeError::NoSuchPeer {
+                upstream: upstream.to_owned(),
+                addr: addr.to_owned(),
+            });
+        };
+        if p.drained != drained {
+            p.drained = drained;
+            all[ui].version += 1;
+            tracing::info!(
+                upstream,
+                peer = addr,
+                drained,
+                "peer drain changed by the operator"
+            );
+            self.bump();
         }
         Ok(())
     }

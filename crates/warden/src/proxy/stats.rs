@@ -112,6 +112,44 @@ impl Registry {
         }
     }
 
+    /// Every listener's counters as JSON (`/v1/listeners`, docs/api.md).
+    pub fn json(&self) -> serde_json::Value {
+        let all: Vec<(String, Arc<Stats>)> = match self.0.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect(),
+            Err(_) => Vec::new(),
+        };
+        let list = all
+            .iter()
+            .map(|(name, s)| {
+                let by_peer: BTreeMap<String, u64> = s
+                    .by_peer
+                    .read()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let by_status: BTreeMap<String, u64> = s
+                    .by_status
+                    .lock()
+                    .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "name": name,
+                    "sessions": s.sessions.load(Ordering::Relaxed),
+                    "sessions_total": s.sessions_total.load(Ordering::Relaxed),
+                    "requests_total": by_peer.values().sum::<u64>(),
+                    "failed_attempts_total": s.failed_attempts.load(Ordering::Relaxed),
+                    "unserved_total": s.unserved.load(Ordering::Relaxed),
+                    "peer_requests_total": by_peer,
+                    "proxy_responses_total": by_status,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    }
+
     /// The counters in Prometheus' text format.
     pub fn prometheus(&self) -> String {
         let all: Vec<(String, Arc<Stats>)> = match self.0.lock() {
