@@ -1988,3 +1988,39 @@ async fn the_access_log_has_a_line_per_tcp_session_and_json_when_asked() {
     assert!(f[4].starts_with("0/-1/"), "{}", got[0]);
     assert_eq!((f[5], f[6]), ("0", "SC"), "{}", got[0]);
 }
+
+#[tokio::test]
+async fn a_drained_peer_takes_no_new_session_and_keeps_those_open() {
+    let (a, _a) = backend("A", 0).await;
+    let (b, _b) = backend("B", 0).await;
+    let (checker, proxy) = proxy_for(vec![peer(a)], vec![peer(b)], fast_tcp_check(), 500).await;
+    primary_becomes(&checker, PeerState::Up, "the primary up").await;
+    let (mut lines, mut w, first) = open(proxy, "one").await.expect("open");
+    assert_eq!(first, "A:one");
+    let addr = format!("127.0.0.1:{a}");
+    checker.set_drained("svc", &addr, true).expect("drain");
+    let (_, _, second) = open(proxy, "two").await.expect("open");
+    assert_eq!(second, "B:two", "a drained primary takes no new session");
+    // The session open on the drained peer goes on.
+    w.write_all(b"still\n").await.expect("write");
+    let line = lines.next_line().await.expect("read").expect("line");
+    assert_eq!(line, "A:still");
+    // Still checked (its health is known), and back after undrain.
+    assert_eq!(
+        checker
+            .peers_of("svc")
+            .map(|(p, _)| (p[0].state(), p[0].drained)),
+        Some((PeerState::Up, true))
+    );
+    checker.set_drained("svc", &addr, false).expect("undrain");
+    let (_, _, third) = open(proxy, "three").await.expect("open");
+    assert_eq!(third, "A:three");
+    assert!(matches!(
+        checker.set_drained("svc", "127.0.0.1:1", true),
+        Err(warden::check::runner::PeerChangeError::NoSuchPeer { .. })
+    ));
+    assert!(matches!(
+        checker.set_drained("nope", &addr, true),
+        Err(warden::check::runner::PeerChangeError::UnknownUpstream(_))
+    ));
+}
