@@ -395,6 +395,7 @@ async fn metrics(State(api): State<Api>) -> Response {
     if let Ok(view) = api.control.status().await {
         text.push_str(&resource_metrics(&status_json(&view)));
     }
+    text.push_str(&crate::metrics::global().render());
     text.push_str(&process_metrics());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
@@ -440,6 +441,57 @@ pub fn resource_metrics(status: &Value) -> String {
                 "warden_resource_fail_count{{resource=\"{id}\",node=\"{}\"}} {}",
                 escape(node),
                 n.as_u64().unwrap_or(0)
+            );
+        }
+    }
+    out.push_str("# HELP warden_node_state Each node's state: 1 for the one it is in.\n# TYPE warden_node_state gauge\n");
+    for n in status["nodes"].as_array().into_iter().flatten() {
+        let now = if !n["unclean"].is_null() {
+            "unclean"
+        } else if n["online"] != true {
+            "offline"
+        } else if n["standby"] == true {
+            "standby"
+        } else {
+            "online"
+        };
+        for state in ["online", "standby", "offline", "unclean"] {
+            let _ = writeln!(
+                out,
+                "warden_node_state{{node=\"{}\",state=\"{state}\"}} {}",
+                escape(n["name"].as_str().unwrap_or_default()),
+                u8::from(state == now)
+            );
+        }
+    }
+    // A cluster node's link: which node coordinates, whether this one holds its lease and
+    // reaches etcd (absent on one machine).
+    if let Some(lease) = status["lease_valid"].as_bool() {
+        let me = status["node"].as_str().unwrap_or_default();
+        let coordinator = status["coordinator"].as_str();
+        let _ = writeln!(
+            out,
+            "# HELP warden_cluster_lease_valid Whether this node holds a valid etcd lease.\n# TYPE warden_cluster_lease_valid gauge\nwarden_cluster_lease_valid{{node=\"{}\"}} {}",
+            escape(me),
+            u8::from(lease)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP warden_cluster_etcd_connected Whether etcd answers this node.\n# TYPE warden_cluster_etcd_connected gauge\nwarden_cluster_etcd_connected{{node=\"{}\"}} {}",
+            escape(me),
+            u8::from(status["etcd_connected"] == true)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP warden_cluster_is_coordinator Whether this node coordinates the cluster.\n# TYPE warden_cluster_is_coordinator gauge\nwarden_cluster_is_coordinator{{node=\"{}\"}} {}",
+            escape(me),
+            u8::from(coordinator == Some(me))
+        );
+        if let Some(c) = coordinator {
+            let _ = writeln!(
+                out,
+                "# HELP warden_cluster_coordinator_info The node that coordinates the cluster, as this node sees it.\n# TYPE warden_cluster_coordinator_info gauge\nwarden_cluster_coordinator_info{{node=\"{}\"}} 1",
+                escape(c)
             );
         }
     }
@@ -802,6 +854,8 @@ pub fn status_json(v: &StatusView) -> Value {
         "transition_running": v.transition_running,
         "next_wakeup": v.next_wakeup.map(format_time),
         "coordinator": v.coordinator,
+        "lease_valid": v.cluster.map(|c| c.lease_valid),
+        "etcd_connected": v.cluster.map(|c| c.etcd_connected),
         "warnings": v.warnings,
         "nodes": nodes,
         "resources": resources,
@@ -1015,4 +1069,37 @@ async fn node_action(
 
 async fn admin(api: &Api, cmd: AdminCommand) -> Response {
     ok(api.control.admin(cmd).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_and_cluster_metrics_come_from_the_status() {
+        let status = json!({
+            "node": "n1", "coordinator": "n2", "lease_valid": true, "etcd_connected": false,
+            "nodes": [
+                {"name": "n1", "online": true, "standby": false, "unclean": null},
+                {"name": "n2", "online": true, "standby": true, "unclean": null},
+                {"name": "n3", "online": false, "standby": false, "unclean": "lost"},
+            ],
+            "resources": [],
+        });
+        let text = resource_metrics(&status);
+        for want in [
+            "warden_node_state{node=\"n1\",state=\"online\"} 1",
+            "warden_node_state{node=\"n2\",state=\"standby\"} 1",
+            "warden_node_state{node=\"n2\",state=\"online\"} 0",
+            "warden_node_state{node=\"n3\",state=\"unclean\"} 1",
+            "warden_cluster_lease_valid{node=\"n1\"} 1",
+            "warden_cluster_etcd_connected{node=\"n1\"} 0",
+            "warden_cluster_is_coordinator{node=\"n1\"} 0",
+            "warden_cluster_coordinator_info{node=\"n2\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+        }
+        let alone = json!({"node": "n1", "coordinator": null, "lease_valid": null, "nodes": [], "resources": []});
+        assert!(!resource_metrics(&alone).contains("warden_cluster"));
+    }
 }

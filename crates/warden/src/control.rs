@@ -59,6 +59,16 @@ pub struct StatusView {
     pub coordinator: Option<String>,
     /// What the operator must know about this view (etcd unreachable, say).
     pub warnings: Vec<String>,
+    /// In a cluster: whether this node holds a valid etcd lease, and whether etcd answers
+    /// (None on one machine).
+    pub cluster: Option<ClusterLink>,
+}
+
+/// A cluster node's link to etcd, as the status shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterLink {
+    pub lease_valid: bool,
+    pub etcd_connected: bool,
 }
 
 /// Why a request was refused.

@@ -375,6 +375,7 @@ impl Core {
             next_wakeup: self.wakeup,
             coordinator: None,
             warnings: Vec::new(),
+            cluster: None,
         }
     }
 
@@ -722,6 +723,7 @@ impl Core {
         };
         let ok = expected(spec, op, result.rc);
         let ms = millis(result.duration);
+        crate::metrics::observe_operation(resource, op, result.rc, result.duration);
         match (op.is_probe(), result.rc) {
             (true, rc::NOT_RUNNING) => debug!(action = %action.kind, "probe: not running"),
             (true, rc::OK | rc::RUNNING_PROMOTED | rc::DEGRADED) => {
@@ -931,6 +933,7 @@ impl Core {
             return Ok(());
         };
         let ok = expected(spec, op, result.rc);
+        crate::metrics::observe_operation(&resource, op, result.rc, result.duration);
         let key = (resource.clone(), interval_ms);
         let changed = self.last_monitor_rc.get(&key) != Some(&result.rc);
         self.last_monitor_rc.insert(key, result.rc);

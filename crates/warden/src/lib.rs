@@ -18,6 +18,7 @@ pub mod fds;
 pub mod follow;
 pub mod handover;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod proxy;

@@ -360,6 +360,7 @@ impl Store {
         if entries.is_empty() {
             return Ok(Recorded(Vec::new()));
         }
+        let began = std::time::Instant::now();
         let tx = self.db.begin_write()?;
         {
             let mut log = tx.open_table(LOG)?;
@@ -397,6 +398,9 @@ impl Store {
             }
         }
         tx.commit()?;
+        crate::metrics::global()
+            .store_writes
+            .observe(&["redb"], began.elapsed());
         self.logged += entries.len() as u64;
         Ok(Recorded(
             entries.iter().map(|e| (e.event.clone(), e.time)).collect(),

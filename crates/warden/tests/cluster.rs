@@ -543,6 +543,12 @@ fn the_coordinator_can_die_and_commands_work_from_any_node() {
     });
     // Kill the coordinator (whichever node it is), then enable from a survivor.
     let s = c.status(3).expect("status");
+    // The node's link to etcd, as the console and /metrics show it.
+    assert_eq!(
+        (&s["lease_valid"], &s["etcd_connected"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{s}"
+    );
     let coordinator: usize = s["coordinator"].as_str().expect("a coordinator")[1..]
         .parse()
         .expect("node number");

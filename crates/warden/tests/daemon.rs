@@ -216,6 +216,32 @@ fn crash_restart_kill_9_of_the_daemon_and_sigterm() {
             .unwrap_or_else(|| panic!("no {name}\n{metrics}"))
     };
     assert!(value("process_resident_memory_bytes") > 1e6);
+    // Latency histograms: each operation by result, each store write.
+    assert!(
+        value(
+            "warden_operation_duration_seconds_count{resource=\"web\",operation=\"start\",result=\"ok\"}"
+        ) >= 2.0
+    );
+    assert!(
+        value(
+            "warden_operation_duration_seconds_count{resource=\"dummy\",operation=\"probe\",result=\"not running\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metrics.contains("warden_operation_duration_seconds_bucket{resource=\"web\",operation=\"start\",result=\"ok\",le=\"+Inf\"}"),
+        "{metrics}"
+    );
+    assert!(value("warden_store_write_duration_seconds_count{store=\"redb\"}") >= 1.0);
+    assert_eq!(
+        value(&format!(
+            "warden_node_state{{node=\"{node}\",state=\"online\"}}"
+        )),
+        1.0
+    );
+    assert!(
+        !metrics.contains("warden_cluster_lease_valid"),
+        "one machine: no lease"
+    );
     assert!(value("process_open_fds") > 3.0);
     assert!(value("process_max_fds") >= value("process_open_fds"));
     let started = value("process_start_time_seconds");
@@ -808,6 +834,13 @@ fn upstream_health_through_the_daemon() {
     .get_text("/metrics")
     .expect("metrics");
     assert!(metrics.contains(&format!("warden_upstream_status_info{{name=\"api\",endpoint=\"127.0.0.1:{refused_port}\",status=\"DOWN\",role=\"backup\"}} 1")), "{metrics}");
+    // Check latency by outcome.
+    for (port, result) in [(good_port, "success"), (refused_port, "failure")] {
+        assert!(
+            metrics.contains(&format!("warden_check_duration_seconds_count{{upstream=\"api\",peer=\"127.0.0.1:{port}\",result=\"{result}\"}} ")),
+            "{metrics}"
+        );
+    }
     // Peers at runtime, through the CLI (with the token from the data dir).
     let gone = format!("127.0.0.1:{refused_port}");
     let (ok, out, err) = cli(&config, &["upstream", "remove-peer", "api", &gone]);

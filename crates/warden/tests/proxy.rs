@@ -2024,3 +2024,61 @@ async fn a_drained_peer_takes_no_new_session_and_keeps_those_open() {
         Err(warden::check::runner::PeerChangeError::UnknownUpstream(_))
     ));
 }
+
+#[tokio::test]
+async fn metrics_count_bytes_responses_and_failovers_no_client_saw() {
+    let (backup, _rx) = raw_backend(|_, _| {
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".into(),
+            false,
+        )
+    })
+    .await;
+    // A primary that refuses, still UNKNOWN (its first check is an hour away): tried first.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let slow = CheckSpec {
+        interval: Duration::from_secs(3600),
+        jitter: Duration::ZERO,
+        ..fast_tcp_check()
+    };
+    let (_checker, proxy, stats) =
+        proxy_counted(vec![peer(refused)], vec![peer(backup)], slow, |l| {
+            l.protocol = warden::proxy::Protocol::Http;
+        })
+        .await;
+    let mut s = client(proxy).await;
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    s.write_all(request).await.expect("write");
+    let (h, body) = read_response(&mut s, &mut Vec::new(), false).await;
+    assert!(h.starts_with("HTTP/1.1 200 "), "{h}");
+    assert_eq!(body, "hello");
+    let text = stats.prometheus();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}\n{text}"))
+    };
+    assert_eq!(
+        value("warden_listener_failovers_total{listener=\"front\"}"),
+        1
+    );
+    assert_eq!(
+        value("warden_listener_responses_total{listener=\"front\",code=\"200\"}"),
+        1
+    );
+    assert_eq!(
+        value("warden_listener_received_bytes_total{listener=\"front\"}"),
+        request.len() as u64
+    );
+    let sent = value("warden_listener_sent_bytes_total{listener=\"front\"}");
+    assert!(sent > 5 && sent < 200, "{sent}\n{text}");
+    assert_eq!(
+        value("warden_listener_failed_attempts_total{listener=\"front\"}"),
+        1
+    );
+}

@@ -391,6 +391,9 @@ impl Checker {
         {
             h.abort();
         }
+        crate::metrics::global()
+            .checks
+            .retain(|k| !(k[0] == upstream && k[1] == addr));
         Ok(())
     }
 
@@ -475,11 +478,20 @@ impl Checker {
             }
             // Boxed: a check's buffers live only while it runs (at most `concurrency` at a
             // time), not in every idle peer's loop.
+            let began = Instant::now();
             let result = if u.check.keepalive {
                 Box::pin(super::probe_keepalive(&peer, &u.check, &mut conn)).await
             } else {
                 Box::pin(probe(&peer, &u.check)).await
             };
+            let outcome = match &result {
+                Ok(()) => "success",
+                Err(CheckError::Local(_)) => "not_checked",
+                Err(_) => "failure",
+            };
+            crate::metrics::global()
+                .checks
+                .observe(&[&u.name, &peer.addr, outcome], began.elapsed());
             self.record(ui, &peer.addr, &u, result);
         }
     }

@@ -275,6 +275,7 @@ impl Agent {
                         .resource(&resource)
                         .map_or(result.rc == rc::OK, |s| expected(s, op, result.rc))
                 };
+                crate::metrics::observe_operation(&resource, op, result.rc, result.duration);
                 if ok {
                     info!(resource = %resource, op = %op, rc = result.rc, ms = millis(result.duration), "action done");
                 } else {

@@ -295,25 +295,40 @@ impl Etcd {
         lease: Option<i64>,
         deadline: Instant,
     ) -> Result<(), EtcdError> {
-        self.retry("put", deadline, |mut c| {
-            let (key, value) = (key.to_owned(), value.clone());
-            async move {
-                c.put(key, value, lease.map(|l| PutOptions::new().with_lease(l)))
-                    .await
-            }
-        })
-        .await
-        .map(|_| ())
+        let began = std::time::Instant::now();
+        let r = self
+            .retry("put", deadline, |mut c| {
+                let (key, value) = (key.to_owned(), value.clone());
+                async move {
+                    c.put(key, value, lease.map(|l| PutOptions::new().with_lease(l)))
+                        .await
+                }
+            })
+            .await
+            .map(|_| ());
+        wrote(began);
+        r
     }
 
     /// A transaction, sent once: a timeout leaves its outcome unknown, which the caller
     /// resolves by reading.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, EtcdError> {
-        self.once("txn", self.timing.request, |mut c| async move {
-            c.txn(txn).await
-        })
-        .await
+        let began = std::time::Instant::now();
+        let r = self
+            .once("txn", self.timing.request, |mut c| async move {
+                c.txn(txn).await
+            })
+            .await;
+        wrote(began);
+        r
     }
+}
+
+/// A write to etcd that began at `began` is over (for `/metrics`).
+fn wrote(began: std::time::Instant) {
+    crate::metrics::global()
+        .store_writes
+        .observe(&["etcd"], began.elapsed());
 }
 
 /// `d` with +-50 % jitter, so nodes that failed together do not retry together.

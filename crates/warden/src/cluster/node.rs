@@ -699,7 +699,8 @@ impl Shell {
                 t.rfc3339()
             ));
         }
-        if !self.lease.borrow().is_some_and(|l| l.valid()) {
+        let lease_valid = self.lease.borrow().is_some_and(|l| l.valid());
+        if !lease_valid {
             warnings.push(
                 "this node holds no valid etcd lease: it runs nothing until it joins again"
                     .to_owned(),
@@ -714,6 +715,10 @@ impl Shell {
             next_wakeup: None,
             coordinator,
             warnings,
+            cluster: Some(crate::control::ClusterLink {
+                lease_valid,
+                etcd_connected: disconnected.is_none(),
+            }),
         }
     }
 

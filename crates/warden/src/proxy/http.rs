@@ -460,7 +460,7 @@ impl Session {
             let first = self.client.read_buf(&mut self.buf);
             match tokio::time::timeout(self.l.spec.client_keepalive, first).await {
                 Err(_) | Ok(Ok(0) | Err(_)) => return Ok(false),
-                Ok(Ok(_)) => {}
+                Ok(Ok(n)) => self.l.stats.received(n as u64),
             }
         }
         if self.logs {
@@ -518,7 +518,7 @@ impl Session {
             reserve(&mut self.buf);
             match self.client.read_buf(&mut self.buf).await {
                 Ok(0) | Err(_) => return Ok(None),
-                Ok(_) => {}
+                Ok(n) => self.l.stats.received(n as u64),
             }
         }
     }
@@ -667,8 +667,10 @@ impl Session {
     }
 
     async fn continue_(&mut self) -> Result<(), Cut> {
+        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        self.l.stats.sent(CONTINUE.len() as u64);
         self.client
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .write_all(CONTINUE)
             .await
             .map_err(|e| Cut::client(e.to_string()))
     }
@@ -677,7 +679,10 @@ impl Session {
     async fn read_client(&mut self, wait: Duration) -> Result<(), Cut> {
         match tokio::time::timeout(wait, self.client.read_buf(&mut self.buf)).await {
             Ok(Ok(0)) => Err(Cut::client("the client closed mid-request")),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(n)) => {
+                self.l.stats.received(n as u64);
+                Ok(())
+            }
             Ok(Err(e)) => Err(Cut::client(e.to_string())),
             Err(_) => Err(Cut::client_timeout(
                 "the client stopped sending its request",
@@ -710,6 +715,7 @@ impl Session {
     /// (a client that never reads does not hold a peer connection forever).
     async fn write_out(&mut self) -> Result<(), Cut> {
         self.rec.bytes += self.out.len() as u64;
+        self.l.stats.sent(self.out.len() as u64);
         let write = self.client.write_all(&self.out);
         let r = tokio::time::timeout(self.l.spec.client_timeout, write).await;
         self.out.clear();
@@ -762,6 +768,7 @@ impl Session {
 
     /// The peer at `addr` answered with `status` after `sent`: the data phase begins.
     fn answered(&mut self, addr: &str, status: u16, sent: Instant) {
+        self.l.stats.response(status);
         self.rec.t_response = super::access::ms_since(sent);
         self.rec.status = i32::from(status);
         self.rec.phase = b'D';
@@ -780,7 +787,11 @@ impl Session {
         // makes every peer drop it) says more about the request than about the peers, and one
         // request must not turn them all DOWN.
         let mut failed_on: Vec<(usize, CheckError)> = Vec::new();
-        for (i, peer, view) in order.into_iter().map(|i| (i, &all.peers[i], &all.views[i])) {
+        for (nth, (i, peer, view)) in order
+            .into_iter()
+            .map(|i| (i, &all.peers[i], &all.views[i]))
+            .enumerate()
+        {
             let mut pooled = true;
             loop {
                 let reused = if pooled { self.reuse(&peer.addr) } else { None };
@@ -802,6 +813,9 @@ impl Session {
                     Ok((resp, conn)) => {
                         self.answered(&peer.addr, resp.status, sent);
                         self.l.stats.took(&peer.addr);
+                        if nth > 0 {
+                            self.l.stats.failover();
+                        }
                         for (j, e) in failed_on.drain(..) {
                             self.l.request_failed(&all.views[j], e);
                         }
@@ -894,7 +908,11 @@ impl Session {
     /// again (a failure then is 502 or 504, and counts against that peer).
     async fn forward_stream(&mut self, req: &Request, mut body: Stream) -> Result<bool, Cut> {
         let (all, order) = self.l.attempts();
-        for (peer, view) in order.into_iter().map(|i| (&all.peers[i], &all.views[i])) {
+        for (nth, (peer, view)) in order
+            .into_iter()
+            .map(|i| (&all.peers[i], &all.views[i]))
+            .enumerate()
+        {
             // A new connection: a pooled one the peer closed while idle could not be retried.
             let Some(mut conn) = self.connect(peer, view).await else {
                 continue;
@@ -928,6 +946,9 @@ impl Session {
                 Ok(Ok(mut resp)) => {
                     self.answered(&peer.addr, resp.status, sent);
                     self.l.stats.took(&peer.addr);
+                    if nth > 0 {
+                        self.l.stats.failover();
+                    }
                     if cut_short.is_some() {
                         resp.reusable = false;
                         resp.keep_alive = false;
@@ -1125,6 +1146,8 @@ impl Session {
             }
         };
         self.rec.bytes += moved.b_to_a;
+        self.l.stats.received(moved.a_to_b);
+        self.l.stats.sent(moved.b_to_a);
         self.rec.by = by;
         Ok(false)
     }

@@ -835,6 +835,9 @@ async fn tcp_session(l: Listener, mut client: TcpStream, from: SocketAddr) {
     };
     let t_connect = access::ms_since(began);
     l.stats.took(&lease.addr);
+    if retries > 0 {
+        l.stats.failover();
+    }
     debug!(listener = %l.spec.name, peer = %lease.addr, client = %from, "proxying");
     let mut moved = relay::Moved::default();
     let term = tokio::select! {
@@ -858,6 +861,8 @@ async fn tcp_session(l: Listener, mut client: TcpStream, from: SocketAddr) {
             *b"KD"
         }
     };
+    l.stats.received(moved.a_to_b);
+    l.stats.sent(moved.b_to_a);
     if l.logs() {
         l.log(entry(
             Some(&lease.addr),

@@ -22,6 +22,14 @@ pub struct Stats {
     failed_attempts: AtomicU64,
     /// TCP client connections no peer accepted (closed at once).
     unserved: AtomicU64,
+    /// Bytes read from clients and written to them.
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// Requests (HTTP) or sessions (TCP) a peer took after another peer failed them: each a
+    /// failure the client never saw.
+    failovers: AtomicU64,
+    /// Responses from peers (HTTP), by status.
+    by_peer_status: Mutex<BTreeMap<u16, u64>>,
     /// Requests (HTTP) or sessions (TCP) each peer took.
     by_peer: RwLock<BTreeMap<String, AtomicU64>>,
     /// Answers the proxy made itself (HTTP), by status.
@@ -61,6 +69,28 @@ impl Stats {
             m.entry(peer.to_owned())
                 .or_default()
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `n` bytes came from a client.
+    pub(super) fn received(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// `n` bytes went to a client.
+    pub(super) fn sent(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A peer took a request or session after another one failed it.
+    pub(super) fn failover(&self) {
+        self.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A peer answered a request with `status`.
+    pub(super) fn response(&self, status: u16) {
+        if let Ok(mut m) = self.by_peer_status.lock() {
+            *m.entry(status).or_default() += 1;
         }
     }
 
@@ -135,6 +165,11 @@ impl Registry {
                     .lock()
                     .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
                     .unwrap_or_default();
+                let responses: BTreeMap<String, u64> = s
+                    .by_peer_status
+                    .lock()
+                    .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+                    .unwrap_or_default();
                 serde_json::json!({
                     "name": name,
                     "sessions": s.sessions.load(Ordering::Relaxed),
@@ -142,6 +177,10 @@ impl Registry {
                     "requests_total": by_peer.values().sum::<u64>(),
                     "failed_attempts_total": s.failed_attempts.load(Ordering::Relaxed),
                     "unserved_total": s.unserved.load(Ordering::Relaxed),
+                    "received_bytes_total": s.bytes_in.load(Ordering::Relaxed),
+                    "sent_bytes_total": s.bytes_out.load(Ordering::Relaxed),
+                    "failovers_total": s.failovers.load(Ordering::Relaxed),
+                    "responses_total": responses,
                     "peer_requests_total": by_peer,
                     "proxy_responses_total": by_status,
                 })
@@ -157,7 +196,7 @@ impl Registry {
             Err(_) => Vec::new(),
         };
         let mut o = String::new();
-        let scalars: [(&str, &str, &str, Field); 4] = [
+        let scalars: [(&str, &str, &str, Field); 7] = [
             (
                 "warden_listener_sessions",
                 "gauge",
@@ -182,6 +221,24 @@ impl Registry {
                 "TCP client connections no peer accepted.",
                 |s| &s.unserved,
             ),
+            (
+                "warden_listener_received_bytes_total",
+                "counter",
+                "Bytes read from clients (TCP sessions count when they end).",
+                |s| &s.bytes_in,
+            ),
+            (
+                "warden_listener_sent_bytes_total",
+                "counter",
+                "Bytes written to clients (TCP sessions count when they end).",
+                |s| &s.bytes_out,
+            ),
+            (
+                "warden_listener_failovers_total",
+                "counter",
+                "Requests (HTTP) or sessions (TCP) a peer took after another peer failed them: failures no client saw.",
+                |s| &s.failovers,
+            ),
         ];
         for (name, kind, help, field) in scalars {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -200,6 +257,18 @@ impl Registry {
                         escape(l),
                         escape(peer),
                         n.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
+        o.push_str("# HELP warden_listener_responses_total Responses of peers relayed to clients (HTTP), by status.\n# TYPE warden_listener_responses_total counter\n");
+        for (l, s) in &all {
+            if let Ok(m) = s.by_peer_status.lock() {
+                for (code, n) in m.iter() {
+                    let _ = writeln!(
+                        o,
+                        "warden_listener_responses_total{{listener=\"{}\",code=\"{code}\"}} {n}",
+                        escape(l)
                     );
                 }
             }
@@ -236,6 +305,11 @@ mod tests {
         web.took("10.0.0.2:80");
         web.failed_attempt();
         web.answered(502);
+        web.response(200);
+        web.response(200);
+        web.received(10);
+        web.sent(20);
+        web.failover();
         r.of("db").unserved();
         assert!(Arc::ptr_eq(&web, &r.of("web")), "one set per name");
         let text = r.prometheus();
@@ -247,6 +321,10 @@ mod tests {
             "warden_listener_peer_requests_total{listener=\"web\",peer=\"10.0.0.1:80\"} 2\n",
             "warden_listener_peer_requests_total{listener=\"web\",peer=\"10.0.0.2:80\"} 1\n",
             "warden_listener_proxy_responses_total{listener=\"web\",code=\"502\"} 1\n",
+            "warden_listener_responses_total{listener=\"web\",code=\"200\"} 2\n",
+            "warden_listener_received_bytes_total{listener=\"web\"} 10\n",
+            "warden_listener_sent_bytes_total{listener=\"web\"} 20\n",
+            "warden_listener_failovers_total{listener=\"web\"} 1\n",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }
