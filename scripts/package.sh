@@ -39,6 +39,7 @@ gzip -9n "$stage"/usr/share/man/man1/*.1
 "$bin" completions fish > "$stage/usr/share/fish/vendor_completions.d/warden.fish"
 cp LICENSE "$stage/usr/share/doc/warden/copyright"
 cp README.md ARCHITECTURE.md docs/*.md "$stage/usr/share/doc/warden/"
+install -m 0644 packaging/grafana/warden.json "$stage/usr/share/doc/warden/grafana-dashboard.json"
 gzip -9n -c CHANGELOG.md > "$stage/usr/share/doc/warden/changelog.gz"
 
 size=$(du -sk "$stage" | cut -f1)

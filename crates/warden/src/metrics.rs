@@ -220,4 +220,75 @@ mod tests {
         f.render(&mut out);
         assert!(!out.contains("t_seconds_count"), "{out}");
     }
+
+    /// The metric names of docs/api.md's metrics table.
+    fn documented() -> Vec<String> {
+        let docs = include_str!("../../../docs/api.md");
+        let table = docs.split("## Metrics").nth(1).unwrap_or_default();
+        names(
+            table
+                .split("\n\n")
+                .find(|p| p.starts_with("| metric"))
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Every `warden_*` or `process_*` name in `text`.
+    fn names(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, _) in text.match_indices(['w', 'p']) {
+            let rest = &text[i..];
+            if !(rest.starts_with("warden_") || rest.starts_with("process_")) {
+                continue;
+            }
+            if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(rest.len());
+            out.push(rest[..end].to_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn the_grafana_dashboard_uses_only_documented_metrics() {
+        let documented = documented();
+        assert!(documented.len() > 20, "{documented:?}");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../packaging/grafana/warden.json"))
+                .expect("the dashboard is JSON");
+        let mut used = 0;
+        for panel in dashboard["panels"].as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                for name in names(target["expr"].as_str().unwrap_or_default()) {
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .filter(|b| documented.iter().any(|d| d == b))
+                        .unwrap_or(&name);
+                    assert!(
+                        documented.iter().any(|d| d == base),
+                        "panel {:?} uses {name}, which docs/api.md does not list",
+                        panel["title"]
+                    );
+                    used += 1;
+                }
+            }
+        }
+        assert!(used > 20, "{used}");
+        // Every histogram of the daemon is documented.
+        let mut text = String::new();
+        global().operations.render(&mut text);
+        global().checks.render(&mut text);
+        global().store_writes.render(&mut text);
+        for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let name = line.split(' ').next().unwrap_or_default();
+            assert!(
+                documented.iter().any(|d| d == name),
+                "{name} is not in docs/api.md"
+            );
+        }
+    }
 }

@@ -215,6 +215,17 @@ fn crash_restart_kill_9_of_the_daemon_and_sigterm() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name}\n{metrics}"))
     };
+    // Every metric the daemon serves is documented in docs/api.md's table.
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+        .expect("docs/api.md");
+    let table = docs.split("## Metrics").nth(1).expect("a metrics section");
+    for name in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = name.split(' ').next().unwrap_or_default();
+        assert!(
+            table.contains(&format!("`{name}`")),
+            "{name} is served but docs/api.md does not list it"
+        );
+    }
     assert!(value("process_resident_memory_bytes") > 1e6);
     // Latency histograms: each operation by result, each store write.
     assert!(
