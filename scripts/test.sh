@@ -22,6 +22,8 @@ for p in "${packages[@]}"; do
 done
 # python3 runs the web server of the health-check test (any python3 on PATH will do).
 command -v python3 >/dev/null || missing+=(python3)
+# python3's venv (with ensurepip) holds schemathesis, from PyPI, for scripts/api-fuzz.sh.
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # node and npm run the browser test's driver (any Node.js 18 or later on PATH will do).
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
@@ -39,6 +41,9 @@ npm ci --prefix crates/warden/tests/web --no-audit --no-fund --loglevel=error
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The API against its OpenAPI document (/v1/openapi.json) with schemathesis: no 5xx, every
+# status, content type and body as documented, the daemon alive after it.
+bash scripts/api-fuzz.sh
 # The benchmarks must keep building (they are run by hand: see docs/benchmarks.md). Built in the
 # test profile, whose dependencies the tests just built: `cargo bench --no-run` would build
 # every dependency again, optimized, for minutes, to prove the same thing.

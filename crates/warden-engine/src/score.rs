@@ -53,15 +53,23 @@ impl fmt::Display for Score {
 impl std::str::FromStr for Score {
     type Err = String;
 
-    /// An integer (clamped), `INFINITY`, `+INFINITY` or `-INFINITY`.
+    /// An integer (clamped, however many digits it has, as Pacemaker's `char2score`),
+    /// `INFINITY`, `+INFINITY` or `-INFINITY`.
     fn from_str(s: &str) -> Result<Score, String> {
+        use std::num::IntErrorKind;
         match s.trim().to_ascii_uppercase().as_str() {
             "INFINITY" | "+INFINITY" => Ok(Score::INFINITY),
             "-INFINITY" => Ok(Score::MINUS_INFINITY),
             v => v
                 .parse::<i64>()
                 .map(Score::new)
-                .map_err(|_| format!("bad score {s:?}: an integer, INFINITY or -INFINITY")),
+                .or_else(|e| match e.kind() {
+                    IntErrorKind::PosOverflow => Ok(Score::INFINITY),
+                    IntErrorKind::NegOverflow => Ok(Score::MINUS_INFINITY),
+                    _ => Err(format!(
+                        "bad score {s:?}: an integer, INFINITY or -INFINITY"
+                    )),
+                }),
         }
     }
 }
@@ -69,6 +77,26 @@ impl std::str::FromStr for Score {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_parse_as_pacemaker_reads_them() {
+        let cases = [
+            ("10", Ok(Score::new(10))),
+            (" -5 ", Ok(Score::new(-5))),
+            ("inf", Err(())),
+            ("+INFINITY", Ok(Score::INFINITY)),
+            ("-infinity", Ok(Score::MINUS_INFINITY)),
+            ("2000000", Ok(Score::INFINITY)),
+            // Beyond 64 bits: still clamped, not refused.
+            ("2339323812683706826782", Ok(Score::INFINITY)),
+            ("-99999999999999999999999", Ok(Score::MINUS_INFINITY)),
+            ("12x", Err(())),
+            ("", Err(())),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<Score>().map_err(|_| ()), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn infinity_arithmetic() {

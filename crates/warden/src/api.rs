@@ -58,7 +58,7 @@ pub fn router(control: Control, token: String) -> Router {
         .route("/", get(|| async { page("index.html") }))
         .route(
             "/ui/{file}",
-            get(|Path(file): Path<String>| async move { page(&file) }),
+            get(|P(file): P<String>| async move { page(&file) }),
         )
         .route(
             "/v1/events",
@@ -68,6 +68,7 @@ pub fn router(control: Control, token: String) -> Router {
             "/v1/listeners",
             get(|State(api): State<Api>| async move { Json(api.control.listeners()) }),
         )
+        .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
         .route("/live", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/status", get(status_page))
@@ -302,6 +303,53 @@ impl Hosts {
             )
         })
     }
+}
+
+/// Query parameters whose rejection (a missing or mistyped one) is a JSON error like every
+/// other, with `field: query`.
+#[derive(Debug)]
+struct Q<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Q(v)),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text(), Some("query"))),
+        }
+    }
+}
+
+/// Path parameters, rejected (not UTF-8, say) as JSON with `field: path`.
+#[derive(Debug)]
+struct P<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for P<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(P(v)),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text(), Some("path"))),
+        }
+    }
+}
+
+/// The OpenAPI document of this API, with this build's version.
+fn openapi() -> Value {
+    let mut doc: Value =
+        serde_json::from_str(include_str!("openapi.json")).unwrap_or_else(|_| json!({}));
+    doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    doc
 }
 
 /// A file of the web console, or a JSON 404.
@@ -599,8 +647,8 @@ struct PeerQuery {
 async fn add_peer(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(q): Query<PeerQuery>,
+    P(name): P<String>,
+    Q(q): Q<PeerQuery>,
 ) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
@@ -621,8 +669,8 @@ async fn add_peer(
 async fn remove_peer(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(q): Query<PeerQuery>,
+    P(name): P<String>,
+    Q(q): Q<PeerQuery>,
 ) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
@@ -641,8 +689,8 @@ async fn remove_peer(
 async fn peer_action(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((name, action)): Path<(String, String)>,
-    Query(q): Query<PeerQuery>,
+    P((name, action)): P<(String, String)>,
+    Q(q): Q<PeerQuery>,
 ) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
@@ -679,9 +727,8 @@ fn peer_change(r: Result<(), crate::check::runner::PeerChangeError>) -> Response
         Err(e @ E::UpstreamExists(_)) => {
             error(StatusCode::CONFLICT, e.to_string(), Some("upstream"))
         }
-        Err(e @ (E::BadAddress(_) | E::Exists { .. })) => {
-            error(StatusCode::BAD_REQUEST, e.to_string(), Some("addr"))
-        }
+        Err(e @ E::Exists { .. }) => error(StatusCode::CONFLICT, e.to_string(), Some("addr")),
+        Err(e @ E::BadAddress(_)) => error(StatusCode::BAD_REQUEST, e.to_string(), Some("addr")),
     }
 }
 
@@ -889,8 +936,15 @@ struct HistoryQuery {
     limit: Option<usize>,
 }
 
-async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {
-    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
+async fn history(State(api): State<Api>, Q(q): Q<HistoryQuery>) -> Response {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=10_000).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit {limit} is out of range (1 to 10000)"),
+            Some("limit"),
+        );
+    }
     match api.control.history(q.resource, limit).await {
         Ok(entries) => Json(
             entries
@@ -917,8 +971,8 @@ struct NodeParam {
 async fn resource_action(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
-    Query(q): Query<NodeParam>,
+    P((id, action)): P<(String, String)>,
+    Q(q): Q<NodeParam>,
 ) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
@@ -933,12 +987,20 @@ async fn resource_action(
         "disable" => AdminCommand::Disable { resource: id },
         "clear" => AdminCommand::Clear { resource: id },
         "move" | "ban" => {
-            let Some(node) = node else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("{action} needs a node (?node=NAME)"),
-                    Some("node"),
-                );
+            let node = match (node, action.as_str()) {
+                (Some(n), _) => n,
+                // A ban without a node bans the node it runs on, as `crm_resource --ban`.
+                (None, "ban") => match running_on(&api, &id).await {
+                    Ok(n) => n,
+                    Err(r) => return r,
+                },
+                (None, _) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("{action} needs a node (?node=NAME)"),
+                        Some("node"),
+                    );
+                }
             };
             if action == "move" {
                 AdminCommand::Move { resource: id, node }
@@ -960,6 +1022,36 @@ async fn resource_action(
     admin(&api, cmd).await
 }
 
+/// The one node `resource` runs on, for a ban without a node; else the refusal: 404 for an
+/// unknown resource, 409 when it runs nowhere or on several nodes.
+async fn running_on(api: &Api, resource: &str) -> Result<String, Response> {
+    let view = api.control.status().await.map_err(refused)?;
+    if view.config.resource(resource).is_none() {
+        return Err(refused(ControlError::Apply(
+            warden_engine::ApplyError::UnknownResource(resource.to_owned()),
+        )));
+    }
+    let mut nodes: Vec<&String> = view
+        .config
+        .nodes()
+        .iter()
+        .filter(|n| view.state.on_node(resource, n).role.is_active())
+        .collect();
+    match (nodes.pop(), nodes.is_empty()) {
+        (Some(n), true) => Ok(n.clone()),
+        (None, _) => Err(error(
+            StatusCode::CONFLICT,
+            format!("{resource} runs nowhere: name the node to ban it from (?node=NAME)"),
+            Some("node"),
+        )),
+        (Some(_), false) => Err(error(
+            StatusCode::CONFLICT,
+            format!("{resource} runs on several nodes: name the node to ban it from (?node=NAME)"),
+            Some("node"),
+        )),
+    }
+}
+
 /// Re-reads upstreams and listeners from the configuration file (`warden reload`).
 async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
@@ -979,11 +1071,7 @@ struct ShutdownQuery {
 
 /// Stops the daemon (`warden shutdown`): its resources first (in the engine's order), or,
 /// with `?leave_running=true`, none of them, for a new daemon to adopt.
-async fn shutdown(
-    State(api): State<Api>,
-    headers: HeaderMap,
-    Query(q): Query<ShutdownQuery>,
-) -> Response {
+async fn shutdown(State(api): State<Api>, headers: HeaderMap, Q(q): Q<ShutdownQuery>) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
     }
@@ -1000,8 +1088,8 @@ struct ScoreQuery {
 async fn set_promotion_score(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<ScoreQuery>,
+    P(id): P<String>,
+    Q(q): Q<ScoreQuery>,
 ) -> Response {
     let Some(score) = q.score else {
         return error(
@@ -1019,8 +1107,8 @@ async fn set_promotion_score(
 async fn delete_promotion_score(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<ScoreQuery>,
+    P(id): P<String>,
+    Q(q): Q<ScoreQuery>,
 ) -> Response {
     promotion_score(&api, &headers, id, q.node, None).await
 }
@@ -1048,7 +1136,7 @@ async fn promotion_score(
 async fn node_action(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path((name, action)): Path<(String, String)>,
+    P((name, action)): P<(String, String)>,
 ) -> Response {
     if let Some(r) = unauthorized(&api, &headers) {
         return r;
@@ -1101,5 +1189,31 @@ mod tests {
         }
         let alone = json!({"node": "n1", "coordinator": null, "lease_valid": null, "nodes": [], "resources": []});
         assert!(!resource_metrics(&alone).contains("warden_cluster"));
+    }
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_nothing_else() {
+        let doc = openapi();
+        let documented: Vec<&str> = doc["paths"]
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let source = include_str!("api.rs");
+        let routes: Vec<&str> = source
+            .match_indices(".route(")
+            .filter_map(|(i, _)| {
+                let rest = source[i..].split_once('"')?.1;
+                Some(rest.split_once('"')?.0)
+            })
+            .filter(|r| r.starts_with('/'))
+            .collect();
+        assert!(routes.len() >= 18, "{routes:?}");
+        for r in &routes {
+            assert!(documented.contains(r), "route {r} is not in openapi.json");
+        }
+        for d in &documented {
+            assert!(routes.contains(d), "openapi.json documents {d}, which is no route");
+        }
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     }
 }

@@ -453,13 +453,8 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 ResourceAction::Enable { resource } => (resource, "enable", None),
                 ResourceAction::Disable { resource } => (resource, "disable", None),
                 ResourceAction::Move { resource, node } => (resource, "move", Some(node)),
-                ResourceAction::Ban { resource, node } => {
-                    let node = match node {
-                        Some(n) => n,
-                        None => current_node(&client, &resource)?,
-                    };
-                    (resource, "ban", Some(node))
-                }
+                // Without a node, the daemon bans the node it runs on.
+                ResourceAction::Ban { resource, node } => (resource, "ban", node),
                 ResourceAction::Clear { resource } => (resource, "clear", None),
             };
             let q = node
@@ -815,21 +810,6 @@ fn check_config(
         loaded.api.listen,
     );
     (Ok(summary), warnings)
-}
-
-fn current_node(client: &Client, resource: &str) -> anyhow::Result<String> {
-    let v = client.get("/v1/status")?;
-    let r = v["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["id"] == resource);
-    let node = r
-        .and_then(|r| r["nodes"].as_array())
-        .and_then(|n| n.first())
-        .and_then(Value::as_str);
-    node.map(str::to_owned)
-        .with_context(|| format!("{resource} runs nowhere: name the node to ban it from"))
 }
 
 /// `warden upstream drain|undrain UPSTREAM ADDR`.
