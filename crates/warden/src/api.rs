@@ -47,9 +47,10 @@ pub async fn serve(
     control: Control,
     token: String,
     settings: ApiSettings,
+    tls: Option<crate::api_tls::ApiTls>,
 ) {
     let app = router(control, token);
-    serve_with(listener, app, settings).await;
+    serve_with(listener, app, settings, tls).await;
 }
 
 /// The API's routes, for `control`, mutations guarded by `token`.
@@ -107,7 +108,12 @@ pub fn router(control: Control, token: String) -> Router {
         .with_state(Api { control, token })
 }
 
-async fn serve_with(listener: tokio::net::TcpListener, app: Router, settings: ApiSettings) {
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    settings: ApiSettings,
+    tls: Option<crate::api_tls::ApiTls>,
+) {
     let hosts = Arc::new(Hosts::new(settings.hosts.clone()));
     let most = u64::from(settings.max_connections).min(crate::fds::budget().api);
     let slots = Arc::new(Semaphore::new(usize::try_from(most).unwrap_or(usize::MAX)));
@@ -130,6 +136,7 @@ async fn serve_with(listener: tokio::net::TcpListener, app: Router, settings: Ap
         };
         let app = app.clone();
         let hosts = Arc::clone(&hosts);
+        let tls = tls.clone();
         // `allow`/`deny`: every request of a refused client gets 403 (as nginx answers).
         let forbidden = settings.refuses(from.ip()).then(|| from.ip());
         tokio::spawn(async move {
@@ -154,13 +161,36 @@ async fn serve_with(listener: tokio::net::TcpListener, app: Router, settings: Ap
                     }
                 }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(SendDeadline::new(stream)), svc);
-            let _ = conn.await;
+            match tls {
+                // The handshake, like a request head, must come within HEADER_TIMEOUT.
+                Some(t) => {
+                    let handshake = t.acceptor.accept(stream);
+                    if let Ok(Ok(stream)) = tokio::time::timeout(HEADER_TIMEOUT, handshake).await {
+                        serve_connection(stream, svc).await;
+                    }
+                }
+                None => serve_connection(stream, svc).await,
+            }
         });
     }
+}
+
+/// Serves HTTP/1.1 requests on one connection (plain or TLS) until it closes.
+async fn serve_connection<I, S>(io: I, svc: S)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            axum::http::Request<Incoming>,
+            Response = Response,
+            Error = Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(SendDeadline::new(io)), svc);
+    let _ = conn.await;
 }
 
 /// An API connection whose writes fail once the client has taken nothing for
@@ -1212,7 +1242,10 @@ mod tests {
             assert!(documented.contains(r), "route {r} is not in openapi.json");
         }
         for d in &documented {
-            assert!(routes.contains(d), "openapi.json documents {d}, which is no route");
+            assert!(
+                routes.contains(d),
+                "openapi.json documents {d}, which is no route"
+            );
         }
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     }

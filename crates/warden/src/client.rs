@@ -14,6 +14,23 @@ pub struct Client {
     pub token: Option<String>,
     /// Why there is no token, when it could not be read: said when the daemon wants one.
     pub token_problem: Option<String>,
+    /// The API speaks TLS with the certificate of this pin (`sha256:HEX`, see
+    /// [`crate::api_tls`]).
+    pub pin: Option<String>,
+}
+
+/// An API address as the CLI takes it: `IP:PORT`, `http://IP:PORT` or `https://IP:PORT`;
+/// the address and whether it speaks TLS.
+pub fn parse_api(s: &str) -> anyhow::Result<(SocketAddr, bool)> {
+    let (rest, https) = match (s.strip_prefix("https://"), s.strip_prefix("http://")) {
+        (Some(r), _) => (r, true),
+        (None, Some(r)) => (r, false),
+        (None, None) => (s, false),
+    };
+    let addr = rest.trim_end_matches('/').parse().map_err(|_| {
+        anyhow::anyhow!("bad API address {s:?}: expected IP:PORT or https://IP:PORT")
+    })?;
+    Ok((addr, https))
 }
 
 impl Client {
@@ -63,19 +80,49 @@ impl Client {
                 )
             })?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let request = self.request_text(method, path);
+        let raw = match &self.pin {
+            None => {
+                s.write_all(request.as_bytes())?;
+                let mut raw = Vec::new();
+                s.read_to_end(&mut raw)?;
+                raw
+            }
+            Some(pin) => {
+                let config = crate::api_tls::client_config(pin).map_err(anyhow::Error::msg)?;
+                let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+                let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                tls.write_all(request.as_bytes())
+                    .with_context(|| format!("TLS with warden at {} failed", self.addr))?;
+                let mut raw = Vec::new();
+                match tls.read_to_end(&mut raw) {
+                    Ok(_) => {}
+                    // A server that closes without close_notify: what came is whole (the
+                    // answer says how long it is, and is checked below).
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                    Err(e) => return Err(e.into()),
+                }
+                raw
+            }
+        };
+        Self::parse_response(&raw)
+    }
+
+    fn request_text(&self, method: &str, path: &str) -> String {
         let auth = self
             .token
             .as_ref()
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
-        write!(
-            s,
+        format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n",
             self.addr
-        )?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
+        )
+    }
+
+    fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, String)> {
+        let text = String::from_utf8_lossy(raw);
         let (head, body) = text
             .split_once("\r\n\r\n")
             .context("bad response from warden")?;

@@ -24,6 +24,46 @@ use crate::exec::process::{Exited, Supervisor};
 use crate::exec::{AgentResult, ocf};
 use crate::store::{SNAPSHOT_EVERY, Store};
 
+/// Binds the API's address and writes where the CLI finds it: `<data_dir>/api.addr` (with
+/// `https://` before it when the API speaks TLS) and `api.pin`, the pin of its certificate
+/// (removed when it does not). Returns the listener, its address and the TLS, if any.
+pub(crate) async fn bind_api(
+    settings: &crate::config::ApiSettings,
+    data_dir: &Path,
+) -> anyhow::Result<(
+    tokio::net::TcpListener,
+    std::net::SocketAddr,
+    Option<crate::api_tls::ApiTls>,
+)> {
+    let tls = match &settings.tls {
+        Some(f) => Some(crate::api_tls::load(&f.cert, &f.key).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    if settings.exposed_unconfirmed() {
+        warn!(listen = %settings.listen, "{}", crate::config::API_EXPOSED);
+    }
+    let pin_file = data_dir.join("api.pin");
+    match &tls {
+        Some(t) => {
+            std::fs::write(&pin_file, format!("{}\n", t.pin)).context("cannot write api.pin")?
+        }
+        None => match std::fs::remove_file(&pin_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).context("cannot remove api.pin"),
+        },
+    }
+    // With port 0 the kernel picks one: the CLI finds it here.
+    let scheme = if tls.is_some() { "https://" } else { "" };
+    std::fs::write(data_dir.join("api.addr"), format!("{scheme}{addr}\n"))
+        .context("cannot write api.addr")?;
+    Ok((listener, addr, tls))
+}
+
 /// How `warden run` was asked to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -280,16 +320,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let supervisor = supervisor(&data_dir, exit_tx)?;
-    let listener = tokio::net::TcpListener::bind(loaded.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", loaded.api.listen))?;
-    let api_addr = listener.local_addr()?;
-    if loaded.api.exposed_unconfirmed() {
-        warn!(listen = %loaded.api.listen, "{}", crate::config::API_EXPOSED);
-    }
-    // With port 0 the kernel picks one: the CLI finds it here.
-    std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
-        .context("cannot write api.addr")?;
+    let (listener, api_addr, api_tls) = bind_api(&loaded.api, &data_dir).await?;
     let checker = crate::check::runner::Checker::start(loaded.upstreams.clone());
     // Proxy listeners: taken over from a daemon that stops (so no connection is refused
     // meanwhile), else bound now, so a taken port stops the start with a clear error.
@@ -320,13 +351,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .context("cannot tell the stopping daemon to stop accepting")?;
     }
     // What an agent needs to reach the daemon (`warden promotion-score`).
-    let agent_env = crate::exec::executor::AgentEnv::new(api_addr, &token, &node);
+    let agent_env = crate::exec::executor::AgentEnv::new(api_addr, api_tls.as_ref(), &token, &node);
     let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
     let api_task = tokio::spawn(crate::api::serve(
         listener,
         control,
         token,
         loaded.api.clone(),
+        api_tls,
     ));
     info!(cluster = %file_config.cluster.name, node = %node, data_dir = %data_dir.display(), api = %api_addr, resources, upstreams = loaded.upstreams.len(), "warden started");
 

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod api_tls;
 pub mod check;
 pub mod client;
 pub mod cluster;

@@ -45,9 +45,14 @@ struct Target {
         default_value = "/etc/warden/warden.toml"
     )]
     config: PathBuf,
-    /// The API address (default: `[api] listen` of the configuration).
+    /// The API address, IP:PORT, or https://IP:PORT when it speaks TLS (default: where the
+    /// daemon of the configuration listens, from its data dir).
     #[arg(long, global = true, env = "WARDEN_API")]
-    api: Option<std::net::SocketAddr>,
+    api: Option<String>,
+    /// The pin of the API's certificate, sha256:HEX, when it speaks TLS (default: read from
+    /// `<data_dir>/api.pin`).
+    #[arg(long, global = true, env = "WARDEN_API_PIN")]
+    api_pin: Option<String>,
     /// The API token (default: read from `<data_dir>/api.token`).
     #[arg(long, global = true, env = "WARDEN_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -827,11 +832,20 @@ fn drain(target: &Target, verb: &str, upstream: &str, addr: &str) -> anyhow::Res
 /// daemon is found through its data dir, which holds the address it listens on and the token:
 /// a configuration file with errors (being edited) still names its data dir.
 fn client(t: &Target) -> anyhow::Result<Client> {
-    if let (Some(addr), Some(token)) = (t.api, &t.token) {
+    if let (Some(api), Some(token)) = (&t.api, &t.token) {
+        let (addr, https) = warden::client::parse_api(api)?;
+        let pin = match (https, &t.api_pin) {
+            (false, _) => None,
+            (true, Some(p)) => Some(p.clone()),
+            (true, None) => anyhow::bail!(
+                "{api} speaks TLS: give the pin of its certificate with --api-pin or WARDEN_API_PIN (the daemon writes it to <data_dir>/api.pin)"
+            ),
+        };
         return Ok(Client {
             addr,
             token: Some(token.clone()),
             token_problem: None,
+            pin,
         });
     }
     let configured = config::data_dir_of(&t.config).with_context(|| {
@@ -841,8 +855,8 @@ fn client(t: &Target) -> anyhow::Result<Client> {
         )
     })?;
     let data_dir = daemon::data_dir(&t.config, &configured);
-    let addr = match t.api {
-        Some(a) => a,
+    let (addr, https) = match &t.api {
+        Some(a) => warden::client::parse_api(a)?,
         None => {
             let path = data_dir.join("api.addr");
             let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -853,9 +867,23 @@ fn client(t: &Target) -> anyhow::Result<Client> {
                     t.config.display()
                 )
             })?;
-            text.trim()
-                .parse()
+            warden::client::parse_api(text.trim())
                 .with_context(|| format!("{}: not an address: {:?}", path.display(), text.trim()))?
+        }
+    };
+    let pin = match (https, &t.api_pin) {
+        (false, _) => None,
+        (true, Some(p)) => Some(p.clone()),
+        (true, None) => {
+            let path = data_dir.join("api.pin");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "the API speaks TLS and its certificate's pin cannot be read from {}: {} (or give it with --api-pin)",
+                    path.display(),
+                    io_reason(&e)
+                )
+            })?;
+            Some(text.trim().to_owned())
         }
     };
     let (token, token_problem) = match &t.token {
@@ -869,6 +897,7 @@ fn client(t: &Target) -> anyhow::Result<Client> {
         addr,
         token,
         token_problem,
+        pin,
     })
 }
 

@@ -841,6 +841,7 @@ fn upstream_health_through_the_daemon() {
         addr: addr.trim().parse().expect("addr"),
         token: None,
         token_problem: None,
+        pin: None,
     }
     .get_text("/metrics")
     .expect("metrics");
@@ -1419,6 +1420,7 @@ fn reload_changes_peers_and_listeners_without_dropping_a_connection() {
         addr: addr.trim().parse().expect("addr"),
         token: None,
         token_problem: None,
+        pin: None,
     }
     .get_text("/metrics")
     .expect("metrics");
@@ -2889,4 +2891,90 @@ fn api_allow_and_deny_refuse_clients_with_403() {
         assert!(Instant::now() < deadline, "never refused: {err}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn the_api_over_tls_with_the_cli_pinning_its_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let cert_file = dir.path().join("api.pem");
+    let key_file = dir.path().join("api-key.pem");
+    std::fs::write(&cert_file, cert.cert.pem()).expect("cert");
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).expect("key");
+    let config = dir.path().join("warden.toml");
+    let body = |key: &Path| {
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n\n[api]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n[[resource]]\nid = \"web\"\nclass = \"process\"\ncommand = [\"sleep\", \"1000\"]\n",
+            cert_file.display(),
+            key.display()
+        )
+    };
+    // A key that cannot be read is found by check-config, at its place.
+    std::fs::write(&config, body(&dir.path().join("missing.pem"))).expect("config");
+    let out = warden()
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("check-config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("warden.toml:7:12: error: cannot read a private key from tls_key"),
+        "{err}"
+    );
+    std::fs::write(&config, body(&key_file)).expect("config");
+    let data = dir.path().join("data");
+    let _d = start(&config, &[]);
+    let v = wait_for(&config, "web started over TLS", |v| {
+        resource(v, "web")["state"] == "started"
+    });
+    assert_eq!(v["cluster"], "it");
+    let addr = std::fs::read_to_string(data.join("api.addr")).expect("api.addr");
+    let addr = addr
+        .trim()
+        .strip_prefix("https://")
+        .expect("an https address");
+    // A mutation through the CLI, pinned by <data_dir>/api.pin.
+    let (ok, _, err) = cli(&config, &["resource", "restart", "web"]);
+    assert!(ok, "{err}");
+    // A standard client that verifies the certificate (Python's ssl, with it as its CA).
+    let script = format!(
+        "import ssl, urllib.request\nctx = ssl.create_default_context(cafile={:?})\nprint(urllib.request.urlopen('https://{addr}/live', context=ctx, timeout=10).read().decode().strip())",
+        cert_file.display().to_string()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain HTTP gets no answer.
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    use std::io::{Read, Write};
+    s.write_all(b"GET /live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    // Another certificate's pin is refused, and said so.
+    let out = warden()
+        .args([
+            "status",
+            "--api",
+            &format!("https://{addr}"),
+            "--token",
+            "x",
+        ])
+        .args(["--api-pin", &format!("sha256:{}", "0".repeat(64))])
+        .output()
+        .expect("status");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the one pinned"), "{err}");
 }

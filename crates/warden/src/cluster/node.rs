@@ -142,18 +142,10 @@ pub async fn run(
     let data_dir = crate::daemon::data_dir(&opts.config_path, &local.data_dir);
     crate::daemon::private_dir(&data_dir)?;
     let token = crate::daemon::ensure_token(&data_dir)?;
-    let listener = tokio::net::TcpListener::bind(local.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", local.api.listen))?;
-    let api_addr = listener.local_addr()?;
-    if local.api.exposed_unconfirmed() {
-        warn!(listen = %local.api.listen, "{}", crate::config::API_EXPOSED);
-    }
-    std::fs::write(data_dir.join("api.addr"), format!("{api_addr}\n"))
-        .context("cannot write api.addr")?;
+    let (listener, api_addr, api_tls) = crate::daemon::bind_api(&local.api, &data_dir).await?;
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let supervisor = crate::daemon::supervisor(&data_dir, exit_tx)?;
-    let agent_env = crate::exec::executor::AgentEnv::new(api_addr, &token, &node);
+    let agent_env = crate::exec::executor::AgentEnv::new(api_addr, api_tls.as_ref(), &token, &node);
     let executor = Executor {
         ocf_root: Arc::new(opts.ocf_root.clone()),
         supervisor,
@@ -175,6 +167,7 @@ pub async fn run(
         control,
         token,
         local.api.clone(),
+        api_tls,
     ));
 
     let (config_tx, config_rx) = watch::channel(Arc::clone(&engine));

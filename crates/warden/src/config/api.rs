@@ -24,6 +24,15 @@ pub struct ApiSettings {
     /// Clients allowed (none: every one) and refused (nginx's `allow 127.0.0.1; deny all;`).
     pub allow: Vec<crate::net::Cidr>,
     pub deny: Vec<crate::net::Cidr>,
+    /// HTTPS instead of HTTP: the certificate chain and its key (PEM).
+    pub tls: Option<ApiTlsFiles>,
+}
+
+/// `[api] tls_cert` and `tls_key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiTlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// What `warden run` and `check-config` say about an API on every interface without `public`.
@@ -54,12 +63,20 @@ impl Default for ApiSettings {
             public: false,
             allow: Vec::new(),
             deny: Vec::new(),
+            tls: None,
         }
     }
 }
 
-/// `[api]` (None: wrong, reported), and the place of `listen`.
-pub(super) fn api(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<(ApiSettings, Option<Span>)> {
+/// Where `[api]`'s keys the shell checks later are written.
+#[derive(Default)]
+pub(super) struct ApiPlaces {
+    pub listen: Option<Span>,
+    pub tls: Option<Span>,
+}
+
+/// `[api]` (None: wrong, reported), and the places of `listen` and `tls_cert`.
+pub(super) fn api(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<(ApiSettings, ApiPlaces)> {
     let mut s = ApiSettings::default();
     let mut ok = true;
     let mut at = None;
@@ -111,5 +128,29 @@ pub(super) fn api(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Option<(ApiSettings, O
             }
         }
     }
-    ok.then_some((s, at))
+    let mut tls_at = None;
+    match (r.string(t, "tls_cert"), r.string(t, "tls_key")) {
+        (Some((cert, span)), Some((key, _))) => {
+            s.tls = Some(ApiTlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            });
+            tls_at = Some(span);
+        }
+        (None, None) => {}
+        (Some((_, span)), None) | (None, Some((_, span))) => {
+            r.d.error(
+                span,
+                "`tls_cert` and `tls_key` go together (the API's certificate and its key)",
+            );
+            ok = false;
+        }
+    }
+    ok.then_some((
+        s,
+        ApiPlaces {
+            listen: at,
+            tls: tls_at,
+        },
+    ))
 }

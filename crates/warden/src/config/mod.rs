@@ -100,6 +100,8 @@ pub struct Places {
     pub second_node: Option<Pos>,
     /// `[api] listen`, when given.
     pub api_listen: Option<Pos>,
+    /// `[api] tls_cert`, when given.
+    pub api_tls: Option<Pos>,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/warden";
@@ -203,6 +205,16 @@ pub fn prepare(loaded: &Loaded, file: &str) -> Result<(), FileErrors> {
                 line,
                 col,
                 message: e.to_owned(),
+            });
+        }
+    }
+    if let Some(files) = &loaded.api.tls {
+        if let Err(e) = crate::api_tls::load(&files.cert, &files.key) {
+            let (line, col) = loaded.places.api_tls.unwrap_or((1, 1));
+            list.push(Diagnostic {
+                line,
+                col,
+                message: e,
             });
         }
     }
@@ -389,7 +401,8 @@ fn root_of(
         tls: named(&found.tls),
         systemd_units: named(&found.systemd_units),
         second_node: nodes.spans.get(1).map(pos),
-        api_listen: api.as_ref().and_then(|(_, at)| at.as_ref()).map(pos),
+        api_listen: api.as_ref().and_then(|(_, at)| at.listen.as_ref()).map(pos),
+        api_tls: api.as_ref().and_then(|(_, at)| at.tls.as_ref()).map(pos),
     };
     Some(Loaded {
         engine,

@@ -132,17 +132,31 @@ impl std::fmt::Debug for AgentEnv {
 }
 
 impl AgentEnv {
-    pub fn new(api: std::net::SocketAddr, token: &str, node: &str) -> Arc<AgentEnv> {
+    pub fn new(
+        api: std::net::SocketAddr,
+        tls: Option<&crate::api_tls::ApiTls>,
+        token: &str,
+        node: &str,
+    ) -> Arc<AgentEnv> {
+        let mut common = vec![
+            (
+                "WARDEN_API".to_owned(),
+                match tls {
+                    Some(_) => format!("https://{api}"),
+                    None => api.to_string(),
+                },
+            ),
+            ("WARDEN_NODE".to_owned(), node.to_owned()),
+            (
+                "WARDEN_BIN".to_owned(),
+                std::env::current_exe().map_or("warden".to_owned(), |p| p.display().to_string()),
+            ),
+        ];
+        if let Some(t) = tls {
+            common.push(("WARDEN_API_PIN".to_owned(), t.pin.clone()));
+        }
         Arc::new(AgentEnv {
-            common: vec![
-                ("WARDEN_API".to_owned(), api.to_string()),
-                ("WARDEN_NODE".to_owned(), node.to_owned()),
-                (
-                    "WARDEN_BIN".to_owned(),
-                    std::env::current_exe()
-                        .map_or("warden".to_owned(), |p| p.display().to_string()),
-                ),
-            ],
+            common,
             token: token.to_owned(),
         })
     }
