@@ -162,12 +162,18 @@ enum Command {
         /// Remove the score (the copy can no longer be promoted by it).
         #[arg(long, short = 'D')]
         delete: bool,
+        /// Print the score shown as JSON (`resource`, `node`, `score`).
+        #[arg(long)]
+        json: bool,
     },
     /// Apply the configuration file's upstreams and listeners to the running daemon without
     /// dropping a connection (as SIGHUP does); prints what changed.
     Reload {
         #[command(flatten)]
         target: Target,
+        /// Print the daemon's answer as JSON (`ok`, `changes`).
+        #[arg(long)]
+        json: bool,
     },
     /// Health of upstream peers (the status page, or JSON).
     Upstream {
@@ -445,7 +451,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             }
             loop {
                 let out = status(&client, json).unwrap_or_else(|e| format!("warden: {e:#}\n"));
-                print!("\x1b[2J\x1b[H{out}");
+                print!("{}", redraw(&out));
                 let _ = std::io::stdout().flush();
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -475,6 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             node,
             value,
             delete,
+            json,
         } => {
             let client = client(&target)?;
             let path = format!(
@@ -499,12 +506,18 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 .find(|r| r["id"] == resource.as_str())
                 .with_context(|| format!("unknown resource {resource:?}"))?;
             match r["promotion_scores"][&node].as_str() {
+                Some(s) if json => Ok(serde_json::to_string_pretty(
+                    &serde_json::json!({ "resource": resource, "node": node, "score": s }),
+                )? + "\n"),
                 Some(s) => Ok(format!("{s}\n")),
                 None => anyhow::bail!("{resource} has no promotion score on {node}"),
             }
         }
-        Command::Reload { target } => {
+        Command::Reload { target, json } => {
             let v = client(&target)?.post("/v1/reload")?;
+            if json {
+                return Ok(serde_json::to_string_pretty(&v)? + "\n");
+            }
             let changes: Vec<&str> = v["changes"]
                 .as_array()
                 .into_iter()
@@ -815,6 +828,18 @@ fn check_config(
         loaded.api.listen,
     );
     (Ok(summary), warnings)
+}
+
+/// `text` drawn over the previous screen in place (no flicker of a full clear): home, each
+/// line with the rest of it cleared, then everything below cleared.
+fn redraw(text: &str) -> String {
+    let mut out = String::from("\x1b[H");
+    for line in text.lines() {
+        out.push_str(line);
+        out.push_str("\x1b[K\n");
+    }
+    out.push_str("\x1b[J");
+    out
 }
 
 /// `warden upstream drain|undrain UPSTREAM ADDR`.

@@ -2978,3 +2978,37 @@ fn the_api_over_tls_with_the_cli_pinning_its_certificate() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not the one pinned"), "{err}");
 }
+
+#[test]
+fn status_watch_redraws_in_place_and_reads_print_json() {
+    let (_dir, config, _data) = setup();
+    let _d = start(&config, &[]);
+    wait_for(&config, "both started", settled_started);
+    let mut watch = warden()
+        .args(["status", "--watch"])
+        .env("WARDEN_CONFIG", &config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("status --watch");
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Each refresh goes home and overwrites (no full clear: no flicker).
+    assert!(text.matches("\x1b[H").count() >= 2, "{text:?}");
+    assert!(!text.contains("\x1b[2J"), "{text:?}");
+    assert!(
+        text.contains("dummy") && text.contains("\x1b[K\n"),
+        "{text:?}"
+    );
+    // Reads and the reload print JSON on request.
+    let (ok, out, err) = cli(&config, &["reload", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("reload json");
+    assert_eq!(v["ok"], true);
+    assert!(v["changes"].is_array(), "{v}");
+    let (ok, out, err) = cli(&config, &["upstream", "status", "--json"]);
+    assert!(ok, "{err}");
+    assert!(serde_json::from_str::<Value>(&out).is_ok_and(|v| v.is_array()));
+}
