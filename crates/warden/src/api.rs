@@ -70,6 +70,7 @@ pub fn router(control: Control, token: String) -> Router {
             get(|State(api): State<Api>| async move { Json(api.control.listeners()) }),
         )
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/v1/cluster", get(cluster))
         .route("/live", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/status", get(status_page))
@@ -790,6 +791,26 @@ pub fn upstreams_json(upstreams: &[UpstreamView]) -> Value {
             })
             .collect(),
     )
+}
+
+/// Every node's upstreams and listeners: this node's now, the others' as they last published
+/// them through etcd (every 2 s; docs/cluster.md). One machine: itself only.
+async fn cluster(State(api): State<Api>) -> Response {
+    let view = match api.control.status().await {
+        Ok(v) => v,
+        Err(e) => return refused(e),
+    };
+    let mut nodes = api
+        .control
+        .elsewhere()
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    nodes.insert(
+        view.node.clone(),
+        crate::cluster::health::view(&api.control),
+    );
+    Json(json!({ "node": view.node, "nodes": nodes })).into_response()
 }
 
 /// 200 once the daemon knows what runs here (every resource of this node probed, or blocked)

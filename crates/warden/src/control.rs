@@ -145,6 +145,8 @@ pub struct Control {
     tx: mpsc::UnboundedSender<Request>,
     checker: Checker,
     proxy_stats: Registry,
+    /// What the other nodes of a cluster last published (empty on one machine).
+    elsewhere: crate::cluster::health::Elsewhere,
 }
 
 /// One upstream as the API shows it: its status and its check (None when unknown).
@@ -162,6 +164,7 @@ impl Control {
                 tx,
                 checker,
                 proxy_stats,
+                elsewhere: Default::default(),
             },
             rx,
         )
@@ -189,6 +192,12 @@ impl Control {
         let mut text = prometheus(&self.checker.snapshot());
         text.push_str(&self.proxy_stats.prometheus());
         text
+    }
+
+    /// What the other nodes of a cluster last published (their upstreams and listeners), by
+    /// node; the handle the cluster node fills.
+    pub fn elsewhere(&self) -> &crate::cluster::health::Elsewhere {
+        &self.elsewhere
     }
 
     /// Every listener's counters as JSON.

@@ -270,6 +270,10 @@ enum UpstreamAction {
         /// Print JSON (version, consecutive counts, last error and check time per peer).
         #[arg(long)]
         json: bool,
+        /// Every node's upstreams and listeners, as JSON (a cluster's nodes publish theirs
+        /// every 2 s).
+        #[arg(long)]
+        cluster: bool,
     },
     /// Add a peer to a running upstream (until the daemon restarts).
     AddPeer {
@@ -641,9 +645,13 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         } => drain(&target, "undrain", &upstream, &addr),
         Command::Upstream {
             target,
-            action: UpstreamAction::Status { json },
+            action: UpstreamAction::Status { json, cluster },
         } => {
             let client = client(&target)?;
+            if cluster {
+                let v = client.get("/v1/cluster")?;
+                return Ok(serde_json::to_string_pretty(&v)? + "\n");
+            }
             if json {
                 let v = client.get("/v1/upstreams")?;
                 return Ok(serde_json::to_string_pretty(&v)? + "\n");

@@ -56,6 +56,8 @@ pub async fn snapshot(control: &Control) -> Result<Value, ControlError> {
         "status": crate::api::status_json(&view),
         "upstreams": crate::api::upstreams_json(&control.upstreams()),
         "listeners": control.listeners(),
+        // The other nodes of a cluster: their upstreams and listeners as last published.
+        "elsewhere": control.elsewhere().lock().map(|m| m.clone()).unwrap_or_default(),
     }))
 }
 

@@ -1039,6 +1039,25 @@ fn config_push_changes_every_node_live_and_refuses_a_bad_file() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    // Any node shows every node's upstreams (published through etcd).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = c.cli(2, &["upstream", "status", "--cluster"]);
+        let v: Value = serde_json::from_str(&out).unwrap_or_default();
+        let checks_u = |n: &str| {
+            v["nodes"][n]["upstreams"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u["name"] == "u"))
+        };
+        if ok && v["node"] == "n2" && (1..=NODES).all(|i| checks_u(&format!("n{i}"))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n2 does not show every node's upstreams: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A file with an error is refused where it is pushed, with its place; nothing changes.
     std::fs::write(
         &file,

@@ -40,6 +40,8 @@ pub mod keys {
     pub const REPLY: &str = "reply/";
     /// The member-key create revision of each node the coordinator last saw join.
     pub const SEEN: &str = "seen";
+    /// `health/<node>`: the node's upstreams and listeners, on its lease.
+    pub const HEALTH: &str = "health/";
 
     pub fn log(seq: u64) -> String {
         format!("{LOG}{seq:020}")

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod coordinator;
 pub mod etcd;
+pub mod health;
 pub mod log;
 pub mod node;
 pub mod session;

@@ -164,7 +164,7 @@ pub async fn run(
     let (control, control_rx) = Control::new(checker.clone(), proxy_stats.clone());
     let api_task = tokio::spawn(crate::api::serve(
         listener,
-        control,
+        control.clone(),
         token,
         local.api.clone(),
         api_tls,
@@ -183,6 +183,13 @@ pub async fn run(
         member_key,
         serde_json::to_vec(&member)?,
         lease_tx,
+    ));
+    let health_task = tokio::spawn(super::health::run(
+        Arc::clone(&etcd),
+        node.clone(),
+        control.clone(),
+        lease_rx.clone(),
+        Arc::clone(control.elsewhere()),
     ));
     let (agent, local_count) = Agent::new(
         Arc::clone(&etcd),
@@ -246,6 +253,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     campaign.abort();
+    health_task.abort();
     replica_task.abort();
     follow_task.abort();
     config_task.abort();

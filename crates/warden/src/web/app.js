@@ -170,19 +170,39 @@ function drawResources(d) {
 
 const PEER_KIND = { UP: "ok", DOWN: "bad", UNKNOWN: "idle" };
 
-function drawUpstreams(upstreams) {
+// This node's upstreams (with actions), then each other node's as it last published them.
+function drawAllUpstreams(d) {
+  const out = drawUpstreams(d.mine, true);
+  for (const [node, v] of Object.entries(d.elsewhere)) {
+    out.push(h("h3", { class: "elsewhere", "data-node-view": node }, "on " + node + " · " + ago(v.time)));
+    out.push(...drawUpstreams(v.upstreams, false));
+  }
+  return out;
+}
+
+function drawAllListeners(d) {
+  const out = drawListeners(d.mine);
+  for (const [node, v] of Object.entries(d.elsewhere)) {
+    out.push(h("h3", { class: "elsewhere" }, "on " + node + " · " + ago(v.time)));
+    out.push(...drawListeners(v.listeners));
+  }
+  return out;
+}
+
+function drawUpstreams(upstreams, actions) {
   if (!upstreams.length) return [h("p", { class: "muted" }, "No upstreams.")];
   return upstreams.map((u) => h("div", { class: "item", "data-upstream": u.name },
     h("div", { class: "row" }, h("span", { class: "name" }, u.name), h("span", { class: "muted" }, "version " + u.version)),
     u.peers.map((p) => {
       const path = "/v1/upstreams/" + enc(u.name) + "/peers/";
       const addr = "?addr=" + enc(p.addr);
-      return h("div", { class: "item", "data-peer": p.addr, "data-state": p.state },
+      const mark = actions ? { "data-peer": p.addr } : { "data-remote-peer": p.addr };
+      return h("div", { class: "item", ...mark, "data-state": p.state },
         h("div", { class: "row" }, h("span", {}, p.addr), badge(p.state, PEER_KIND[p.state] || "idle"),
           h("span", { class: "muted" }, p.role), p.drained ? badge("drained", "warn") : null,
           h("span", { class: "muted" }, "checked " + ago(p.last_check))),
         p.last_error ? h("div", { class: "failure" }, p.last_error) : null,
-        h("div", { class: "actions" }, p.drained
+        actions && h("div", { class: "actions" }, p.drained
           ? h("button", { onclick: () => act("undrain " + p.addr, "POST", path + "undrain" + addr) }, "Undrain")
           : h("button", { onclick: () => act("drain " + p.addr, "POST", path + "drain" + addr) }, "Drain")));
     })));
@@ -251,10 +271,11 @@ function render(snap) {
   section("nodes", s, drawNodes);
   section("resources", { status: { resources: s.resources, failed_actions: s.failed_actions, nodes: s.nodes } }, drawResources);
   // Peers' check times change each check: drawn each time (no menu inside).
+  const elsewhere = snap.elsewhere || {};
   state.rendered.upstreams = null;
-  section("upstreams", snap.upstreams, drawUpstreams);
+  section("upstreams", { mine: snap.upstreams, elsewhere }, drawAllUpstreams);
   state.rendered.listeners = null;
-  section("listeners", snap.listeners, drawListeners);
+  section("listeners", { mine: snap.listeners, elsewhere }, drawAllListeners);
   section("constraints", { constraints: s.constraints, resources: s.resources }, drawConstraints);
 }
 
