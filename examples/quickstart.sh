@@ -8,6 +8,7 @@
 #   target/release/warden status --watch
 #   kill -9 "$(cut -d' ' -f1 target/quickstart/run/web.pid)"
 #   curl http://127.0.0.1:8000/      (the proxy; http://127.0.0.1:7946/metrics counts its traffic)
+#   open http://127.0.0.1:7946/       (the web console: watch a kill -9 there; docs/console.md)
 # Ctrl-C stops the daemon, which stops the resources. QUICKSTART_DEMO_ONLY=1 stops after the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,5 +90,5 @@ bold "web is now pid $(cut -d' ' -f1 target/quickstart/run/web.pid) (was $pid). 
 if [ -n "${QUICKSTART_DEMO_ONLY:-}" ]; then
   exit 0
 fi
-bold "Warden keeps running. In another terminal: WARDEN_CONFIG=$WARDEN_CONFIG $w status --watch. Ctrl-C to stop."
+bold "Warden keeps running. Watch it at http://127.0.0.1:7946/ (the web console), or in another terminal: WARDEN_CONFIG=$WARDEN_CONFIG $w status --watch. Ctrl-C to stop."
 wait "$daemon" || true

@@ -219,6 +219,7 @@ function drawListeners(listeners) {
         h("div", {}, h("b", {}, l.sessions), "open"),
         h("div", {}, h("b", {}, rate === undefined ? "…" : rate.toFixed(1)), "requests/s"),
         h("div", {}, h("b", {}, l.requests_total), "requests"),
+        h("div", {}, h("b", {}, l.failovers_total), "failovers"),
         h("div", {}, h("b", {}, l.failed_attempts_total), "failed attempts")),
       answers ? h("div", { class: "muted" }, "answered by the proxy: " + answers) : null);
   });
