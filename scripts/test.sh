@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 # systemd: booted in namespaces of its own by tests/systemd.rs (systemd units as resources,
 # `systemctl restart` of Warden); util-linux's unshare and nsenter come with Debian.
 # chromium: the headless browser tests/web.rs drives (through playwright-core, from npm).
-packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime fence-agents systemd chromium)
+# dpkg-dev: apt-get source, which brings Pacemaker's source for scripts/conformance.sh.
+packages=(resource-agents protobuf-compiler etcd-server openssl libfaketime fence-agents systemd chromium dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -44,6 +45,9 @@ cargo test --workspace --locked
 # The API against its OpenAPI document (/v1/openapi.json) with schemathesis: no 5xx, every
 # status, content type and body as documented, the daemon alive after it.
 bash scripts/api-fuzz.sh
+# Pacemaker 2.1.5's scheduler corpus through `warden simulate --cib`: every case matches or is
+# listed, with its reason, in tests/conformance/pacemaker-2.1.5.txt (which only shrinks).
+bash scripts/conformance.sh
 # The benchmarks must keep building (they are run by hand: see docs/benchmarks.md). Built in the
 # test profile, whose dependencies the tests just built: `cargo bench --no-run` would build
 # every dependency again, optimized, for minutes, to prove the same thing.

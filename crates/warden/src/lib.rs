@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod api_tls;
 pub mod check;
+pub mod cib;
 pub mod client;
 pub mod cluster;
 pub mod config;

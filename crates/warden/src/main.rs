@@ -204,6 +204,11 @@ enum Command {
     },
     /// What-if: schedule and run one transition on a simulated cluster (like crm_simulate).
     Simulate(Box<simulate::SimulateArgs>),
+    /// Migrate from another manager: writes a Warden configuration (and state) from its.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output:
     /// `warden completions bash > /etc/bash_completion.d/warden`.
     Completions {
@@ -220,6 +225,20 @@ enum Command {
         ocf_root: PathBuf,
         #[command(subcommand)]
         command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportFrom {
+    /// A Pacemaker CIB (`cibadmin -Q > cib.xml`): writes DIR/warden.toml and, from the status
+    /// section, DIR/state.json (for `warden simulate --state`); lists by name every construct
+    /// it could not carry over.
+    Pacemaker {
+        /// The CIB, XML.
+        cib: PathBuf,
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -720,6 +739,9 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             }
         }
         Command::Simulate(args) => simulate::run(&args),
+        Command::Import {
+            from: ImportFrom::Pacemaker { cib, out },
+        } => import_pacemaker(&cib, &out),
         Command::Agent { ocf_root, command } => match command {
             AgentCommand::List { json } => agent::list(&ocf_root, json),
             AgentCommand::Info { agent, json } => {
@@ -836,6 +858,38 @@ fn check_config(
         loaded.api.listen,
     );
     (Ok(summary), warnings)
+}
+
+/// `warden import pacemaker CIB --out DIR`.
+fn import_pacemaker(cib: &std::path::Path, out: &std::path::Path) -> anyhow::Result<String> {
+    let xml =
+        std::fs::read_to_string(cib).with_context(|| format!("cannot read {}", cib.display()))?;
+    let i = warden::cib::import(&xml).with_context(|| format!("{}", cib.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file = out.join("warden.toml");
+    std::fs::write(&file, &i.toml).with_context(|| format!("cannot write {}", file.display()))?;
+    let mut said = format!("wrote {}\n", file.display());
+    if let Some(state) = &i.state {
+        let path = out.join("state.json");
+        let text =
+            serde_json::to_string_pretty(&warden::wire::StateFile::from_state(state, i.time))?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        said.push_str(&format!(
+            "wrote {} (the status at {})\n",
+            path.display(),
+            warden::wire::format_time(i.time)
+        ));
+    }
+    if i.unsupported.is_empty() {
+        said.push_str("everything was carried over\n");
+    } else {
+        said.push_str(&format!("not carried over ({}):\n", i.unsupported.len()));
+        for u in &i.unsupported {
+            said.push_str(&format!("  {u}\n"));
+        }
+    }
+    Ok(said)
 }
 
 /// `text` drawn over the previous screen in place (no flicker of a full clear): home, each

@@ -23,8 +23,12 @@ use crate::wire::{StateFile, format_time, parse_time, wall_clock};
 #[derive(Debug, Default, clap::Args)]
 pub struct SimulateArgs {
     /// The configuration file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    #[arg(long, short, required_unless_present = "cib")]
+    pub config: Option<PathBuf>,
+    /// A Pacemaker CIB (`cibadmin -Q`), its configuration and status, instead of
+    /// `--config` and `--state` (docs/pacemaker.md).
+    #[arg(long, conflicts_with_all = ["config", "state"])]
+    pub cib: Option<PathBuf>,
     /// A state saved by an earlier `--save-state` (default: a fresh cluster).
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -182,27 +186,54 @@ struct Executed {
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
-    let loaded = config::load(&args.config)?;
+    let mut notes = Vec::new();
+    let (loaded, imported) = match (&args.cib, &args.config) {
+        (Some(cib), _) => {
+            let xml = std::fs::read_to_string(cib)
+                .with_context(|| format!("cannot read {}", cib.display()))?;
+            let i = crate::cib::import(&xml).with_context(|| format!("{}", cib.display()))?;
+            let name = cib.display().to_string();
+            let loaded = config::parse(&i.toml, &name, String::new).map_err(|e| {
+                anyhow::anyhow!("{e}\n(the configuration read from the CIB:)\n{}", i.toml)
+            })?;
+            notes.extend(
+                i.unsupported
+                    .iter()
+                    .map(|u| format!("not carried over: {u}")),
+            );
+            (loaded, Some((i.state, i.time)))
+        }
+        (None, Some(path)) => (config::load(path)?, None),
+        (None, None) => bail!("simulate needs --config or --cib"),
+    };
     let config = &loaded.engine;
 
-    let (mut state, saved_time) = match &args.state {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            let file: StateFile = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a warden state file", p.display()))?;
-            let (s, t) = file
-                .into_state()
-                .with_context(|| format!("{}", p.display()))?;
-            (s, Some(t))
-        }
-        None => {
-            let mut s = State::default();
-            if args.node_up.is_empty() && args.node_fail.is_empty() {
-                s = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+    let (mut state, saved_time) = match (&args.state, imported) {
+        (_, Some((state, time))) => (
+            state.unwrap_or_else(|| {
+                State::with_online_nodes(config.nodes().iter().map(String::as_str))
+            }),
+            Some(time),
+        ),
+        (state_file, None) => match state_file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                let file: StateFile = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a warden state file", p.display()))?;
+                let (s, t) = file
+                    .into_state()
+                    .with_context(|| format!("{}", p.display()))?;
+                (s, Some(t))
             }
-            (s, None)
-        }
+            None => {
+                let mut s = State::default();
+                if args.node_up.is_empty() && args.node_fail.is_empty() {
+                    s = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+                }
+                (s, None)
+            }
+        },
     };
 
     let now = match args.at.as_deref() {
@@ -245,7 +276,6 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             node: n,
         }));
     }
-    let mut notes = Vec::new();
     for i in &args.inject {
         let a = parse_op_arg(config, i, "--inject")?;
         if a.op.is_recurring_monitor() && !state.on_node(&a.resource, &a.node).role.is_active() {

@@ -1327,3 +1327,76 @@ fn version_names_the_commit_and_the_build_date_and_completions_cover_every_comma
     let (ok, _, err) = warden(dir.path(), &["completions", "tcsh"]);
     assert!(!ok && err.contains("tcsh"), "{err}");
 }
+
+/// The Transition Summary lines of `simulate`'s text.
+fn transition(text: &str) -> Vec<String> {
+    text.split("Transition Summary:")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_pacemaker_cib_is_simulated_and_imported_with_what_is_not_carried_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cib-two-nodes.xml");
+    let cib = cib.to_str().expect("path");
+    // db failed its monitor on node1 with migration-threshold 1: it leaves node1.
+    let (ok, out, err) = warden(dir.path(), &["simulate", "--cib", cib]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        transition(&out),
+        ["  * Recover db ( node1 -> node2 )"],
+        "{out}"
+    );
+    assert!(
+        out.contains("Note: not carried over: clone ping-clone (plain clones)"),
+        "{out}"
+    );
+    // The import writes the same cluster: the configuration checks, and simulating it with
+    // the imported state schedules the same.
+    let (ok, out, err) = warden(
+        dir.path(),
+        &["import", "pacemaker", cib, "--out", "imported"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("not carried over (1):\n  clone ping-clone (plain clones)"),
+        "{out}"
+    );
+    let conf = dir.path().join("imported/warden.toml");
+    let text = std::fs::read_to_string(&conf).expect("warden.toml");
+    assert!(text.contains("name = \"shop\""), "{text}");
+    let (ok, _, err) = warden(
+        dir.path(),
+        &["check-config", "--simulate", "imported/warden.toml"],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = warden(
+        dir.path(),
+        &[
+            "simulate",
+            "--config",
+            "imported/warden.toml",
+            "--state",
+            "imported/state.json",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        transition(&out),
+        ["  * Recover db ( node1 -> node2 )"],
+        "{out}"
+    );
+    // Not a CIB: said so, with the file.
+    std::fs::write(dir.path().join("x.xml"), "<config/>").expect("write");
+    let (ok, _, err) = warden(dir.path(), &["simulate", "--cib", "x.xml"]);
+    assert!(
+        !ok && err.contains("x.xml") && err.contains("not a CIB"),
+        "{err}"
+    );
+}

@@ -1,0 +1,1191 @@
+//! Pacemaker's CIB (`cibadmin -Q`) read into Warden's terms: `warden import pacemaker` writes
+//! the configuration file (and the state, from the status section), `warden simulate --cib`
+//! schedules it directly. What Warden cannot carry over is listed by name, never dropped
+//! silently. docs/pacemaker.md says what maps to what.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use anyhow::{Context, bail};
+use roxmltree::{Document, Node};
+use toml::{Table, Value};
+use warden_engine::{Event, OpKey, OpName, OpResult, State, Time, apply, rc};
+
+/// What an import gives.
+#[derive(Debug)]
+pub struct Imported {
+    /// The configuration file, TOML.
+    pub toml: String,
+    /// The status section's state at `time` (None: the CIB has no status).
+    pub state: Option<State>,
+    /// The time the CIB describes: its `execution-date`, else now.
+    pub time: Time,
+    /// Constructs not carried over, each with its name: `clone web-clone (plain clones)`.
+    pub unsupported: Vec<String>,
+}
+
+fn elements<'a, 'i>(n: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
+    n.children().filter(Node::is_element)
+}
+
+fn child<'a, 'i>(n: Node<'a, 'i>, tag: &str) -> Option<Node<'a, 'i>> {
+    elements(n).find(|c| c.has_tag_name(tag))
+}
+
+/// The nvpairs of `n`'s `set` children (`meta_attributes`, `instance_attributes`, ...): a set
+/// with a rule is reported, not read.
+fn nvpairs(
+    n: Node<'_, '_>,
+    set: &str,
+    what: &str,
+    skip: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in elements(n).filter(|c| c.has_tag_name(set)) {
+        if child(s, "rule").is_some() {
+            skip.push(format!(
+                "{what}: {set} {} (rules)",
+                s.attribute("id").unwrap_or("?")
+            ));
+            continue;
+        }
+        if s.attribute("id-ref").is_some() {
+            skip.push(format!("{what}: {set} id-ref (references)"));
+            continue;
+        }
+        for p in elements(s).filter(|c| c.has_tag_name("nvpair")) {
+            if let (Some(k), Some(v)) = (p.attribute("name"), p.attribute("value")) {
+                out.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+fn is_true(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "true" | "on" | "yes" | "y" | "1"
+    )
+}
+
+/// A Pacemaker duration (`10s`, `10000ms`, `1m`, `10`: seconds) in milliseconds.
+fn millis(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, unit) = v
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((v, ""), |i| (&v[..i], v[i..].trim()));
+    let n: u64 = num.parse().ok()?;
+    let f = match unit.to_ascii_lowercase().as_str() {
+        "" | "s" | "sec" => 1000,
+        "ms" | "msec" => 1,
+        "m" | "min" => 60_000,
+        "h" | "hr" => 3_600_000,
+        _ => return None,
+    };
+    Some(n * f)
+}
+
+fn duration_value(ms: u64) -> Value {
+    if ms % 1000 == 0 {
+        Value::String(format!("{}s", ms / 1000))
+    } else {
+        Value::String(format!("{ms}ms"))
+    }
+}
+
+/// A score as the configuration takes it.
+fn score_value(v: &str) -> Value {
+    let t = v.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "infinity" | "+infinity" => Value::String("INFINITY".into()),
+        "-infinity" => Value::String("-INFINITY".into()),
+        _ => match t.parse::<i64>() {
+            Ok(n) => Value::Integer(n.clamp(-1_000_000, 1_000_000)),
+            Err(_) => Value::String(t.to_owned()),
+        },
+    }
+}
+
+fn role_word(v: &str) -> Option<&'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "started" => Some("started"),
+        "stopped" => Some("stopped"),
+        "promoted" | "master" => Some("promoted"),
+        "unpromoted" | "slave" => Some("unpromoted"),
+        _ => None,
+    }
+}
+
+/// Resource meta attributes Warden has, in the configuration's words; those that change
+/// nothing in a schedule are taken silently; any other is reported.
+fn meta_key(k: &str) -> Option<Option<&'static str>> {
+    Some(Some(match k {
+        "migration-threshold" => "migration_threshold",
+        "failure-timeout" => "failure_timeout",
+        "resource-stickiness" | "resource_stickiness" => "resource_stickiness",
+        "target-role" => "target_role",
+        "is-managed" => "is_managed",
+        "maintenance" => "maintenance",
+        "multiple-active" => "multiple_active",
+        "priority" => "priority",
+        "requires"
+        | "description"
+        | "interleave"
+        | "ordered"
+        | "notify"
+        | "globally-unique"
+        | "clone-max"
+        | "clone-node-max"
+        | "promoted-max"
+        | "master-max"
+        | "promoted-node-max"
+        | "master-node-max"
+        | "promotable"
+        | "record-pending"
+        | "timeout"
+        | "container-attribute-target" => return Some(None),
+        _ => return None,
+    }))
+}
+
+fn meta_value(key: &str, v: &str) -> Option<Value> {
+    Some(match key {
+        "migration_threshold" => match v.trim().to_ascii_lowercase().as_str() {
+            "infinity" | "+infinity" => Value::String("INFINITY".into()),
+            n => Value::Integer(n.parse::<i64>().ok()?.max(0)),
+        },
+        "failure_timeout" => duration_value(millis(v)?),
+        "resource_stickiness" | "priority" => score_value(v),
+        // A promotable resource started may be promoted: Pacemaker's Promoted is Started.
+        "target_role" => Value::String(
+            match role_word(v)? {
+                "promoted" => "started",
+                "unpromoted" => return None,
+                w => w,
+            }
+            .to_owned(),
+        ),
+        "is_managed" | "maintenance" => Value::Boolean(is_true(v)),
+        "multiple_active" => Value::String(v.replace('-', "_")),
+        _ => return None,
+    })
+}
+
+struct Reader {
+    skip: Vec<String>,
+    resources: Vec<Table>,
+    groups: Vec<Table>,
+    fence: Vec<Table>,
+    locations: Vec<Table>,
+    colocations: Vec<Table>,
+    orders: Vec<Table>,
+    /// Resource ids Warden has, by the CIB id that names them (a promotable clone's id names
+    /// its primitive).
+    names: BTreeMap<String, String>,
+    /// Group ids.
+    group_ids: BTreeSet<String>,
+    /// Stonith primitives (fence devices, not resources).
+    stonith: BTreeSet<String>,
+    /// The cluster nodes carried over.
+    nodes: BTreeSet<String>,
+}
+
+impl Reader {
+    fn primitive(&mut self, p: Node<'_, '_>, extra_meta: &[(String, String)]) -> Option<Table> {
+        let id = p.attribute("id")?.to_owned();
+        if p.attribute("template").is_some() {
+            self.skip.push(format!("primitive {id} (templates)"));
+            return None;
+        }
+        let class = p.attribute("class").unwrap_or("ocf");
+        let kind = p.attribute("type").unwrap_or("");
+        let mut t = Table::new();
+        t.insert("id".into(), Value::String(id.clone()));
+        match class {
+            "ocf" => {
+                t.insert("class".into(), "ocf".into());
+                if let Some(pr) = p.attribute("provider") {
+                    t.insert("provider".into(), pr.into());
+                }
+                t.insert("type".into(), kind.into());
+            }
+            "lsb" | "service" | "systemd" | "upstart" => {
+                t.insert("class".into(), "systemd".into());
+                let unit = if kind.contains('.') {
+                    kind.to_owned()
+                } else {
+                    format!("{kind}.service")
+                };
+                t.insert("type".into(), unit.into());
+            }
+            "stonith" => {
+                let mut d = Table::new();
+                d.insert("name".into(), id.clone().into());
+                d.insert("agent".into(), kind.into());
+                self.fence.push(d);
+                self.stonith.insert(id);
+                return None;
+            }
+            other => {
+                self.skip.push(format!("primitive {id} (class {other})"));
+                return None;
+            }
+        }
+        let params: Table = nvpairs(
+            p,
+            "instance_attributes",
+            &format!("primitive {id}"),
+            &mut self.skip,
+        )
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+        if !params.is_empty() && class == "ocf" {
+            t.insert("params".into(), Value::Table(params));
+        }
+        let mut meta = Table::new();
+        let mut all = extra_meta.to_vec();
+        all.extend(nvpairs(
+            p,
+            "meta_attributes",
+            &format!("primitive {id}"),
+            &mut self.skip,
+        ));
+        for (k, v) in all {
+            self.meta(&id, &k, &v, &mut meta);
+        }
+        if !meta.is_empty() {
+            t.insert("meta".into(), Value::Table(meta));
+        }
+        let mut ops = Vec::new();
+        let mut seen = BTreeSet::new();
+        if let Some(list) = child(p, "operations") {
+            for op in elements(list).filter(|c| c.has_tag_name("op")) {
+                if let Some(o) = self.op(&id, op) {
+                    let key = (
+                        o.get("name").map(ToString::to_string),
+                        o.get("interval").map(ToString::to_string),
+                    );
+                    if seen.insert(key) {
+                        ops.push(Value::Table(o));
+                    } else {
+                        self.skip.push(format!(
+                            "{id}: two {} operations with one interval (one per role)",
+                            o.get("name").and_then(Value::as_str).unwrap_or("")
+                        ));
+                    }
+                }
+            }
+        }
+        if !ops.is_empty() {
+            t.insert("ops".into(), Value::Array(ops));
+        }
+        self.names.insert(id.clone(), id);
+        Some(t)
+    }
+
+    fn meta(&mut self, id: &str, k: &str, v: &str, meta: &mut Table) {
+        match meta_key(k) {
+            Some(Some(key)) => match meta_value(key, v) {
+                Some(val) => {
+                    meta.insert(key.into(), val);
+                }
+                None => self.skip.push(format!("{id}: meta {k}={v} (value)")),
+            },
+            Some(None) => {}
+            None if k == "allow-migrate" && !is_true(v) => {}
+            None if k == "allow-migrate" => self
+                .skip
+                .push(format!("{id}: allow-migrate (live migration)")),
+            None if k == "remote-node" => {
+                self.skip.push(format!("{id}: remote-node (remote nodes)"))
+            }
+            None => self.skip.push(format!("{id}: meta {k}")),
+        }
+    }
+
+    fn op(&mut self, id: &str, op: Node<'_, '_>) -> Option<Table> {
+        let name = op.attribute("name")?;
+        let interval = millis(op.attribute("interval").unwrap_or("0")).unwrap_or(0);
+        let mut o = Table::new();
+        match name {
+            "start" | "stop" | "promote" | "demote" | "notify" => {}
+            "monitor" => {}
+            "migrate_to" | "migrate_from" => {
+                self.skip.push(format!("{id}: op {name} (live migration)"));
+                return None;
+            }
+            _ => return None,
+        }
+        if name == "monitor" && interval == 0 {
+            // A probe's settings: Warden probes with its defaults.
+            return None;
+        }
+        o.insert("name".into(), name.into());
+        if interval > 0 {
+            o.insert("interval".into(), duration_value(interval));
+        }
+        if let Some(t) = op.attribute("timeout").and_then(millis) {
+            o.insert("timeout".into(), duration_value(t));
+        }
+        if let Some(f) = op.attribute("on-fail") {
+            o.insert("on_fail".into(), f.into());
+        }
+        if let Some(r) = op.attribute("role") {
+            match role_word(r) {
+                Some("stopped") => {
+                    self.skip.push(format!("{id}: monitor with role Stopped"));
+                    return None;
+                }
+                Some(w) => {
+                    o.insert("role".into(), w.into());
+                }
+                None => {}
+            }
+        }
+        if op.attribute("enabled").is_some_and(|e| !is_true(e)) {
+            o.insert("enabled".into(), false.into());
+        }
+        for (k, v) in nvpairs(
+            op,
+            "meta_attributes",
+            &format!("{id} op {name}"),
+            &mut self.skip,
+        ) {
+            match k.as_str() {
+                "timeout" => {
+                    if let Some(t) = millis(&v) {
+                        o.insert("timeout".into(), duration_value(t));
+                    }
+                }
+                "on-fail" => {
+                    o.insert("on_fail".into(), v.into());
+                }
+                _ => {}
+            }
+        }
+        Some(o)
+    }
+
+    fn resources(&mut self, list: Node<'_, '_>) {
+        for r in elements(list) {
+            let id = r.attribute("id").unwrap_or("?").to_owned();
+            match r.tag_name().name() {
+                "primitive" => {
+                    if let Some(t) = self.primitive(r, &[]) {
+                        self.resources.push(t);
+                    }
+                }
+                "group" => {
+                    let meta =
+                        nvpairs(r, "meta_attributes", &format!("group {id}"), &mut self.skip);
+                    let mut members = Vec::new();
+                    for p in elements(r).filter(|c| c.has_tag_name("primitive")) {
+                        if let Some(t) = self.primitive(p, &meta) {
+                            members.push(Value::String(
+                                t.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
+                            ));
+                            self.resources.push(t);
+                        }
+                    }
+                    let mut g = Table::new();
+                    g.insert("id".into(), id.clone().into());
+                    g.insert("resources".into(), Value::Array(members));
+                    self.groups.push(g);
+                    self.group_ids.insert(id);
+                }
+                "clone" | "master" => self.clone_of(r, &id),
+                "bundle" => self.skip.push(format!("bundle {id} (bundles)")),
+                "template" => self.skip.push(format!("template {id} (templates)")),
+                other => self.skip.push(format!("{other} {id}")),
+            }
+        }
+    }
+
+    fn clone_of(&mut self, r: Node<'_, '_>, id: &str) {
+        let meta = nvpairs(r, "meta_attributes", &format!("clone {id}"), &mut self.skip);
+        let get = |k: &str| {
+            meta.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let promotable = r.has_tag_name("master") || get("promotable").is_some_and(is_true);
+        if !promotable {
+            self.skip.push(format!("clone {id} (plain clones)"));
+            return;
+        }
+        if get("globally-unique").is_some_and(is_true) {
+            self.skip
+                .push(format!("clone {id} (globally unique clones)"));
+            return;
+        }
+        if get("clone-node-max").is_some_and(|v| v != "1") {
+            self.skip
+                .push(format!("clone {id} (clone-node-max above 1)"));
+            return;
+        }
+        let Some(p) = elements(r).find(|c| c.has_tag_name("primitive")) else {
+            self.skip.push(format!("clone {id} (a clone of a group)"));
+            return;
+        };
+        let inherited: Vec<(String, String)> = meta
+            .iter()
+            .filter(|(k, _)| meta_key(k).is_some_and(|m| m.is_some()))
+            .cloned()
+            .collect();
+        let Some(mut t) = self.primitive(p, &inherited) else {
+            return;
+        };
+        t.insert("promotable".into(), true.into());
+        let mut m = t
+            .remove("meta")
+            .and_then(|v| v.as_table().cloned())
+            .unwrap_or_default();
+        for (k, key) in [
+            ("clone-max", "clone_max"),
+            ("promoted-max", "promoted_max"),
+            ("master-max", "promoted_max"),
+        ] {
+            if let Some(n) = get(k).and_then(|v| v.parse::<i64>().ok()) {
+                m.insert(key.into(), n.into());
+            }
+        }
+        if get("notify").is_some_and(is_true) {
+            m.insert("notify".into(), true.into());
+        }
+        t.insert("meta".into(), Value::Table(m));
+        let child_id = p.attribute("id").unwrap_or(id).to_owned();
+        self.names.insert(id.to_owned(), child_id);
+        self.resources.push(t);
+    }
+
+    /// The Warden resource a constraint's reference names, or why not.
+    fn target(&self, what: &str, r: Option<&str>) -> Result<String, String> {
+        let Some(r) = r else {
+            return Err(format!("{what} (sets or patterns)"));
+        };
+        if self.group_ids.contains(r) {
+            return Err(format!("{what} names group {r} (constraints on groups)"));
+        }
+        if self.stonith.contains(r) {
+            return Err(format!("{what} names fence device {r}"));
+        }
+        self.names
+            .get(r)
+            .cloned()
+            .ok_or_else(|| format!("{what} names {r}, which is not carried over"))
+    }
+
+    fn constraints(&mut self, list: Node<'_, '_>) {
+        for c in elements(list) {
+            let id = c.attribute("id").unwrap_or("?").to_owned();
+            let tag = c.tag_name().name();
+            if child(c, "resource_set").is_some() {
+                self.skip.push(format!("{tag} {id} (resource sets)"));
+                continue;
+            }
+            let r = match tag {
+                "rsc_location" => self.location(c, &id),
+                "rsc_colocation" => self.colocation(c, &id),
+                "rsc_order" => self.order(c, &id),
+                "rsc_ticket" => Err(format!("rsc_ticket {id} (tickets)")),
+                other => Err(format!("{other} {id}")),
+            };
+            if let Err(e) = r {
+                self.skip.push(e);
+            }
+        }
+    }
+
+    fn location(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
+        let what = format!("rsc_location {id}");
+        if child(c, "rule").is_some() {
+            return Err(format!("{what} (rules)"));
+        }
+        if c.attribute("resource-discovery")
+            .is_some_and(|d| d != "always")
+        {
+            return Err(format!("{what} (resource-discovery)"));
+        }
+        let resource = self.target(&what, c.attribute("rsc"))?;
+        let node = c
+            .attribute("node")
+            .ok_or_else(|| format!("{what} (no node)"))?;
+        let score = c
+            .attribute("score")
+            .ok_or_else(|| format!("{what} (score-attribute)"))?;
+        let mut t = Table::new();
+        t.insert("resource".into(), resource.into());
+        t.insert("node".into(), node.into());
+        t.insert("score".into(), score_value(score));
+        if let Some(r) = c.attribute("role").and_then(role_word) {
+            if r == "promoted" {
+                t.insert("role".into(), r.into());
+            } else if r != "started" {
+                return Err(format!("{what} (role {r})"));
+            }
+        }
+        self.locations.push(t);
+        Ok(())
+    }
+
+    fn colocation(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
+        let what = format!("rsc_colocation {id}");
+        if c.attribute("node-attribute").is_some_and(|a| a != "#uname") {
+            return Err(format!("{what} (node-attribute)"));
+        }
+        let resource = self.target(&what, c.attribute("rsc"))?;
+        let with = self.target(&what, c.attribute("with-rsc"))?;
+        let mut t = Table::new();
+        t.insert("resource".into(), resource.into());
+        t.insert("with".into(), with.into());
+        t.insert(
+            "score".into(),
+            score_value(c.attribute("score").unwrap_or("0")),
+        );
+        for (attr, key) in [("rsc-role", "role"), ("with-rsc-role", "with_role")] {
+            match c.attribute(attr).and_then(role_word) {
+                Some("promoted") => {
+                    t.insert(key.into(), "promoted".into());
+                }
+                Some("started") | None => {}
+                Some(r) => return Err(format!("{what} ({attr} {r})")),
+            }
+        }
+        self.colocations.push(t);
+        Ok(())
+    }
+
+    fn order(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
+        let what = format!("rsc_order {id}");
+        let first = self.target(&what, c.attribute("first"))?;
+        let then = self.target(&what, c.attribute("then"))?;
+        let kind = match (c.attribute("kind"), c.attribute("score")) {
+            (Some(k), _) => k.to_ascii_lowercase(),
+            (None, Some(s)) if s.trim() == "0" => "optional".into(),
+            _ => "mandatory".into(),
+        };
+        if kind == "serialize" {
+            return Err(format!("{what} (kind Serialize)"));
+        }
+        let mut t = Table::new();
+        t.insert("first".into(), first.into());
+        t.insert("then".into(), then.into());
+        t.insert("kind".into(), kind.into());
+        if let Some(s) = c.attribute("symmetrical") {
+            t.insert("symmetric".into(), is_true(s).into());
+        }
+        for (attr, key) in [
+            ("first-action", "first_action"),
+            ("then-action", "then_action"),
+        ] {
+            match c.attribute(attr) {
+                None | Some("start") => {}
+                Some("promote") => {
+                    t.insert(key.into(), "promote".into());
+                }
+                Some(a) => return Err(format!("{what} ({attr} {a})")),
+            }
+        }
+        self.orders.push(t);
+        Ok(())
+    }
+}
+
+/// Reads a CIB: the configuration as Warden's TOML, the state of its status section.
+pub fn import(xml: &str) -> anyhow::Result<Imported> {
+    let doc = Document::parse(xml).context("not XML")?;
+    let cib = doc.root_element();
+    if !cib.has_tag_name("cib") {
+        bail!("not a CIB: the root element is <{}>", cib.tag_name().name());
+    }
+    let conf = child(cib, "configuration").context("the CIB has no <configuration>")?;
+    let mut r = Reader {
+        skip: Vec::new(),
+        resources: Vec::new(),
+        groups: Vec::new(),
+        fence: Vec::new(),
+        locations: Vec::new(),
+        colocations: Vec::new(),
+        orders: Vec::new(),
+        names: BTreeMap::new(),
+        group_ids: BTreeSet::new(),
+        stonith: BTreeSet::new(),
+        nodes: BTreeSet::new(),
+    };
+    // Cluster options.
+    let mut cluster = Table::new();
+    cluster.insert("name".into(), "pacemaker".into());
+    cluster.insert("data_dir".into(), "/var/lib/warden".into());
+    let mut stonith_enabled = true;
+    if let Some(cc) = child(conf, "crm_config") {
+        for (k, v) in nvpairs(cc, "cluster_property_set", "crm_config", &mut r.skip) {
+            match k.as_str() {
+                "cluster-name" => {
+                    cluster.insert("name".into(), v.into());
+                }
+                "symmetric-cluster" => {
+                    cluster.insert("symmetric".into(), is_true(&v).into());
+                }
+                "no-quorum-policy" => match v.as_str() {
+                    "stop" | "freeze" | "ignore" | "demote" => {
+                        cluster.insert("no_quorum_policy".into(), v.into());
+                    }
+                    _ => r.skip.push(format!("crm_config no-quorum-policy={v}")),
+                },
+                "start-failure-is-fatal" => {
+                    cluster.insert("start_failure_is_fatal".into(), is_true(&v).into());
+                }
+                "stonith-enabled" => stonith_enabled = is_true(&v),
+                "stop-all-resources" if is_true(&v) => {
+                    r.skip.push("crm_config stop-all-resources".into());
+                }
+                "maintenance-mode" if is_true(&v) => {
+                    r.skip.push("crm_config maintenance-mode".into());
+                }
+                "placement-strategy" if v != "default" => {
+                    r.skip
+                        .push(format!("crm_config placement-strategy={v} (utilization)"));
+                }
+                "stonith-action"
+                | "startup-fencing"
+                | "concurrent-fencing"
+                | "shutdown-lock"
+                | "node-health-strategy"
+                | "remove-after-stop"
+                    if !matches!(v.as_str(), "reboot" | "true" | "false" | "none" | "0") =>
+                {
+                    r.skip.push(format!("crm_config {k}={v}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    // Defaults.
+    let mut resource_defaults = Table::new();
+    let mut op_defaults = Table::new();
+    if let Some(d) = child(conf, "rsc_defaults") {
+        for (k, v) in nvpairs(d, "meta_attributes", "rsc_defaults", &mut r.skip) {
+            r.meta("rsc_defaults", &k, &v, &mut resource_defaults);
+        }
+    }
+    if let Some(d) = child(conf, "op_defaults") {
+        for (k, v) in nvpairs(d, "meta_attributes", "op_defaults", &mut r.skip) {
+            match (k.as_str(), millis(&v)) {
+                ("timeout", Some(t)) => {
+                    op_defaults.insert("timeout".into(), duration_value(t));
+                }
+                ("record-pending" | "interval", _) => {}
+                _ => r.skip.push(format!("op_defaults {k}")),
+            }
+        }
+    }
+    // Nodes.
+    let mut nodes = Vec::new();
+    let mut standby = BTreeSet::new();
+    if let Some(list) = child(conf, "nodes") {
+        for n in elements(list).filter(|c| c.has_tag_name("node")) {
+            let Some(name) = n.attribute("uname") else {
+                continue;
+            };
+            if n.attribute("type")
+                .is_some_and(|t| t != "member" && t != "normal")
+            {
+                r.skip.push(format!(
+                    "node {name} (type {})",
+                    n.attribute("type").unwrap_or("")
+                ));
+                continue;
+            }
+            for (k, v) in nvpairs(
+                n,
+                "instance_attributes",
+                &format!("node {name}"),
+                &mut r.skip,
+            ) {
+                if k == "standby" && is_true(&v) {
+                    standby.insert(name.to_owned());
+                }
+            }
+            nodes.push(name.to_owned());
+        }
+    }
+    r.nodes = nodes.iter().cloned().collect();
+    if let Some(list) = child(conf, "resources") {
+        r.resources(list);
+    }
+    if let Some(list) = child(conf, "constraints") {
+        r.constraints(list);
+    }
+    if child(conf, "tags").is_some_and(|t| elements(t).next().is_some()) {
+        r.skip.push("tags".into());
+    }
+    if !stonith_enabled {
+        r.fence.clear();
+    }
+    // The file.
+    let mut top = Table::new();
+    top.insert("cluster".into(), Value::Table(cluster));
+    if !resource_defaults.is_empty() {
+        top.insert("resource_defaults".into(), Value::Table(resource_defaults));
+    }
+    if !op_defaults.is_empty() {
+        top.insert("op_defaults".into(), Value::Table(op_defaults));
+    }
+    let node_tables: Vec<Value> = nodes
+        .iter()
+        .map(|n| {
+            let mut t = Table::new();
+            t.insert("name".into(), n.clone().into());
+            Value::Table(t)
+        })
+        .collect();
+    top.insert("node".into(), Value::Array(node_tables));
+    let fence = std::mem::take(&mut r.fence);
+    for (key, list) in [
+        ("fence_device", fence),
+        ("resource", std::mem::take(&mut r.resources)),
+        ("group", std::mem::take(&mut r.groups)),
+        ("location", std::mem::take(&mut r.locations)),
+        ("colocation", std::mem::take(&mut r.colocations)),
+        ("order", std::mem::take(&mut r.orders)),
+    ] {
+        if !list.is_empty() {
+            top.insert(
+                key.into(),
+                Value::Array(list.into_iter().map(Value::Table).collect()),
+            );
+        }
+    }
+    let mut text = String::from(
+        "# Imported from a Pacemaker CIB by `warden import pacemaker` (docs/pacemaker.md).\n",
+    );
+    for s in &r.skip {
+        let _ = writeln!(text, "# Not carried over: {s}");
+    }
+    text.push_str(&toml::to_string(&top).context("writing the configuration")?);
+
+    // The status.
+    let time = cib
+        .attribute("execution-date")
+        .and_then(|d| d.parse::<u64>().ok())
+        .map(|s| Time::from_millis(s * 1000));
+    let status = child(cib, "status");
+    let (state, newest) = match status {
+        Some(st) => {
+            let loaded = crate::config::parse(&text, "imported.toml", || {
+                nodes.first().cloned().unwrap_or_default()
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (mut s, newest) =
+                state_of(&loaded.engine, st, &standby, stonith_enabled, &mut r.skip)?;
+            s.no_quorum = cib.attribute("have-quorum").is_some_and(|q| !is_true(q));
+            (Some(s), newest)
+        }
+        None => (None, None),
+    };
+    // Without an execution date, now (as crm_simulate schedules), and never before the newest
+    // operation the history holds.
+    let time = time.unwrap_or_else(|| {
+        let now = crate::wire::wall_clock();
+        newest.map_or(now, |n| now.max(n + std::time::Duration::from_secs(1)))
+    });
+    Ok(Imported {
+        toml: text,
+        state,
+        time,
+        unsupported: r.skip,
+    })
+}
+
+/// The state the status section describes: node membership as Pacemaker reads it, then each
+/// resource's operation history replayed through the engine, in call order, then fail counts
+/// from the nodes' attributes.
+fn state_of(
+    config: &warden_engine::Config,
+    status: Node<'_, '_>,
+    standby: &BTreeSet<String>,
+    fencing: bool,
+    skip: &mut Vec<String>,
+) -> anyhow::Result<(State, Option<Time>)> {
+    let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
+    let mut newest: Option<Time> = None;
+    let mut membership: BTreeMap<String, (bool, Option<String>, bool, bool)> = BTreeMap::new();
+    let mut counts: Vec<(String, String, OpKey, u32, Option<Time>)> = Vec::new();
+    for ns in elements(status).filter(|c| c.has_tag_name("node_state")) {
+        let Some(node) = ns.attribute("uname") else {
+            continue;
+        };
+        if config.node_index(node).is_none() {
+            continue;
+        }
+        let attrs: BTreeMap<String, String> = child(ns, "transient_attributes")
+            .map(|t| nvpairs(t, "instance_attributes", "status", &mut Vec::new()))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let (online, unclean, pending) = membership_of(ns, &attrs);
+        let shutdown = attrs
+            .get("shutdown")
+            .is_some_and(|v| v != "0" && !v.is_empty());
+        membership.insert(
+            node.to_owned(),
+            (online, unclean.clone(), pending, shutdown),
+        );
+        // A node cleanly down runs nothing, whatever its history says.
+        let counts_history = online || unclean.is_some();
+        if let Some(lrm) = child(ns, "lrm").and_then(|l| child(l, "lrm_resources")) {
+            for lr in elements(lrm).filter(|c| c.has_tag_name("lrm_resource")) {
+                let Some(id) = lr.attribute("id") else {
+                    continue;
+                };
+                let id = id.split(':').next().unwrap_or(id);
+                if config.resource(id).is_none() {
+                    continue;
+                }
+                let mut ops: Vec<(i64, Node<'_, '_>)> = elements(lr)
+                    .filter(|c| c.has_tag_name("lrm_rsc_op"))
+                    .map(|o| {
+                        let call = o
+                            .attribute("call-id")
+                            .and_then(|c| c.parse::<i64>().ok())
+                            .unwrap_or(-1);
+                        (call, o)
+                    })
+                    .collect();
+                ops.sort_by_key(|(c, _)| *c);
+                for (call, o) in ops {
+                    let t = o
+                        .attribute("last-rc-change")
+                        .or(o.attribute("last-run"))
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map(|s| Time::from_millis(s * 1000));
+                    if let Some(t) = t {
+                        newest = Some(newest.map_or(t, |n| n.max(t)));
+                    }
+                    if !counts_history {
+                        continue;
+                    }
+                    let name = o.attribute("operation").unwrap_or("");
+                    let op_status = o.attribute("op-status").unwrap_or("0");
+                    // Pending (in flight) and cancelled operations tell nothing yet.
+                    if call < 0 || op_status == "-1" || op_status == "1" {
+                        continue;
+                    }
+                    let op_name = match name {
+                        "start" => OpName::Start,
+                        "stop" => OpName::Stop,
+                        "monitor" => OpName::Monitor,
+                        "promote" => OpName::Promote,
+                        "demote" => OpName::Demote,
+                        "notify" => continue,
+                        "migrate_to" | "migrate_from" => {
+                            skip.push(format!("{id}: {name} in the history (live migration)"));
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    let interval = o
+                        .attribute("interval")
+                        .and_then(|i| i.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    let mut code: i32 = o
+                        .attribute("rc-code")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(rc::ERR_GENERIC);
+                    let mut reason = o.attribute("exit-reason").unwrap_or("").to_owned();
+                    match op_status {
+                        "2" => {
+                            code = rc::ERR_GENERIC;
+                            reason = "timed out".into();
+                        }
+                        "3" => code = rc::ERR_UNIMPLEMENTED,
+                        "5" => code = rc::ERR_INSTALLED,
+                        "7" => code = rc::ERR_CONFIGURED,
+                        _ => {}
+                    }
+                    let ev = Event::OpResult(OpResult {
+                        resource: id.to_owned(),
+                        node: node.to_owned(),
+                        op: OpKey {
+                            name: op_name,
+                            interval_ms: interval,
+                        },
+                        rc: code,
+                        exit_reason: reason,
+                        digest: None,
+                    });
+                    let at = t.unwrap_or(Time::from_millis(0));
+                    let _ = apply(config, &mut state, &ev, at);
+                }
+            }
+        }
+        // Fail counts as the node's attributes hold them (the history keeps only the last
+        // failure of each operation).
+        for (k, v) in &attrs {
+            let Some(rest) = k.strip_prefix("fail-count-") else {
+                continue;
+            };
+            // `fail-count-RSC#OP_INTERVAL`, or before Pacemaker 1.1.17 one count per resource
+            // (`fail-count-RSC`, taken as the start's).
+            let (rsc, name, interval) = match rest.split_once('#') {
+                Some((rsc, op)) => {
+                    let Some((name, interval)) = op.rsplit_once('_') else {
+                        continue;
+                    };
+                    let (Ok(name), Ok(interval)) =
+                        (name.parse::<OpName>(), interval.parse::<u64>())
+                    else {
+                        continue;
+                    };
+                    (rsc, name, interval)
+                }
+                None => (rest, OpName::Start, 0),
+            };
+            let rsc = rsc.split(':').next().unwrap_or(rsc);
+            let n = match v.to_ascii_lowercase().as_str() {
+                "infinity" | "+infinity" => 1_000_000,
+                n => n.parse::<u32>().unwrap_or(0),
+            };
+            let last = attrs
+                .get(&format!("last-failure-{rest}"))
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(|s| Time::from_millis(s * 1000));
+            counts.push((
+                rsc.to_owned(),
+                node.to_owned(),
+                OpKey {
+                    name,
+                    interval_ms: interval,
+                },
+                n,
+                last,
+            ));
+        }
+    }
+    // The attributes' counts replace those the replayed history made.
+    for (rsc, node, ..) in &counts {
+        if let Some(on) = state
+            .resources
+            .get_mut(rsc)
+            .and_then(|r| r.nodes.get_mut(node))
+        {
+            on.fail_counts.clear();
+        }
+    }
+    for (rsc, node, op, n, last) in counts {
+        if config.resource(&rsc).is_none() {
+            continue;
+        }
+        let on = state
+            .resources
+            .entry(rsc)
+            .or_default()
+            .nodes
+            .entry(node)
+            .or_default();
+        on.fail_counts.insert(op, n);
+        if last.is_some() {
+            on.last_failure = last.max(on.last_failure);
+        }
+    }
+    // Membership last: nodes without a status entry have not been seen.
+    for node in config.nodes() {
+        let n = state.nodes.entry(node.clone()).or_default();
+        match membership.get(node) {
+            Some((online, unclean, pending, shutdown)) => {
+                n.online = *online;
+                n.unclean = if fencing { unclean.clone() } else { None };
+                n.standby = standby.contains(node) || *pending;
+                n.shutdown = *shutdown;
+            }
+            None => {
+                n.online = false;
+                // Pacemaker's startup fencing: a node never seen may run anything.
+                n.unclean = fencing.then(|| "node is unclean".to_owned());
+                n.standby = standby.contains(node);
+            }
+        }
+        if !n.online && n.unclean.is_none() {
+            for rs in state.resources.values_mut() {
+                if let Some(on) = rs.nodes.get_mut(node) {
+                    on.role = warden_engine::Role::Stopped;
+                    on.failed = false;
+                    on.blocked = false;
+                }
+            }
+        }
+    }
+    Ok((state, newest))
+}
+
+/// Pacemaker's reading of a `node_state` (with fencing): online, unclean (with the reason),
+/// pending (online but not ready to run resources).
+fn membership_of(
+    ns: Node<'_, '_>,
+    attrs: &BTreeMap<String, String>,
+) -> (bool, Option<String>, bool) {
+    let join = ns.attribute("join");
+    let in_cluster = ns.attribute("in_ccm");
+    let crmd = ns
+        .attribute("crmd")
+        .is_some_and(|c| c.eq_ignore_ascii_case("online"));
+    let expected = ns.attribute("expected").unwrap_or("down");
+    let terminate = attrs.get("terminate").is_some_and(|t| {
+        is_true(t)
+            || t.chars()
+                .next()
+                .is_some_and(|c| c != '0' && c.is_ascii_digit())
+    });
+    let online = in_cluster.is_some_and(is_true);
+    let shutdown = attrs
+        .get("shutdown")
+        .is_some_and(|v| v != "0" && !v.is_empty());
+    let fence = |why: &str| (online, Some(why.to_owned()), false);
+    if shutdown {
+        return (crmd, None, false);
+    }
+    match () {
+        () if in_cluster.is_none() => fence("peer has not been seen by the cluster"),
+        () if join == Some("banned") => fence("peer failed Pacemaker membership criteria"),
+        () if !terminate && expected.eq_ignore_ascii_case("down") => (online, None, online || crmd),
+        () if terminate && join == Some("down") && !online && !crmd => (false, None, false),
+        () if !online => fence("peer is no longer part of the cluster"),
+        () if !crmd => fence("peer process is no longer available"),
+        () if terminate => fence("termination was requested"),
+        () if join == Some("member") => (true, None, false),
+        () if matches!(join, Some("pending" | "down")) => (true, None, true),
+        () => fence("peer was in an unknown state"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_scores_read_as_pacemaker_writes_them() {
+        assert_eq!(millis("10s"), Some(10_000));
+        assert_eq!(millis("10"), Some(10_000));
+        assert_eq!(millis("1500ms"), Some(1500));
+        assert_eq!(millis("2min"), Some(120_000));
+        assert_eq!(millis("x"), None);
+        assert_eq!(score_value("+INFINITY"), Value::String("INFINITY".into()));
+        assert_eq!(score_value("-infinity"), Value::String("-INFINITY".into()));
+        assert_eq!(score_value("50"), Value::Integer(50));
+    }
+
+    const SIMPLE: &str = r#"<cib execution-date="1700000000">
+  <configuration>
+    <crm_config><cluster_property_set id="o">
+      <nvpair id="a" name="stonith-enabled" value="false"/>
+      <nvpair id="b" name="no-quorum-policy" value="ignore"/>
+    </cluster_property_set></crm_config>
+    <nodes><node id="1" uname="node1"/><node id="2" uname="node2"/></nodes>
+    <resources>
+      <primitive id="rsc1" class="ocf" provider="heartbeat" type="Dummy">
+        <operations><op id="m" name="monitor" interval="10s"/></operations>
+      </primitive>
+      <clone id="web-clone"><primitive id="web" class="ocf" provider="heartbeat" type="apache"/></clone>
+    </resources>
+    <constraints>
+      <rsc_location id="l1" rsc="rsc1" node="node2" score="100"/>
+      <rsc_ticket id="t1" rsc="rsc1" ticket="T"/>
+    </constraints>
+  </configuration>
+  <status>
+    <node_state id="1" uname="node1" in_ccm="true" crmd="online" join="member" expected="member">
+      <transient_attributes id="1"><instance_attributes id="s">
+        <nvpair id="f" name="fail-count-rsc1#monitor_10000" value="2"/>
+      </instance_attributes></transient_attributes>
+      <lrm id="1"><lrm_resources><lrm_resource id="rsc1" type="Dummy" class="ocf" provider="heartbeat">
+        <lrm_rsc_op id="r1" operation="start" call-id="2" rc-code="0" op-status="0" interval="0" last-rc-change="1699999000"/>
+        <lrm_rsc_op id="r2" operation="monitor" call-id="3" rc-code="7" op-status="0" interval="10000" last-rc-change="1699999900"/>
+      </lrm_resource></lrm_resources></lrm>
+    </node_state>
+    <node_state id="2" uname="node2" in_ccm="true" crmd="online" join="member" expected="member"/>
+  </status>
+</cib>"#;
+
+    #[test]
+    fn a_cib_becomes_a_configuration_a_state_and_a_list_of_what_is_not_carried() {
+        let i = import(SIMPLE).expect("import");
+        assert!(
+            i.toml.contains("[[resource]]") && i.toml.contains("id = \"rsc1\""),
+            "{}",
+            i.toml
+        );
+        assert!(
+            i.toml.contains("no_quorum_policy = \"ignore\""),
+            "{}",
+            i.toml
+        );
+        let loaded = crate::config::parse(&i.toml, "t.toml", || "node1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        assert_eq!(loaded.engine.resources().len(), 1);
+        assert_eq!(loaded.engine.locations().len(), 1);
+        assert_eq!(
+            i.unsupported,
+            vec![
+                "clone web-clone (plain clones)".to_owned(),
+                "rsc_ticket t1 (tickets)".to_owned()
+            ]
+        );
+        assert_eq!(i.time, Time::from_millis(1_700_000_000_000));
+        let state = i.state.expect("state");
+        let on = state.on_node("rsc1", "node1");
+        assert!(on.failed, "the monitor's rc 7 is a failure: {on:?}");
+        assert_eq!(
+            on.fail_counts.get(&OpKey {
+                name: OpName::Monitor,
+                interval_ms: 10_000
+            }),
+            Some(&2),
+            "the count comes from the node's attribute"
+        );
+        assert!(state.nodes.get("node2").is_some_and(|n| n.online));
+    }
+
+    #[test]
+    fn membership_follows_pacemakers_reading() {
+        let doc = |attrs: &str| format!("<node_state uname=\"n\" {attrs}/>");
+        let cases = [
+            (
+                "in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\"",
+                (true, None, false),
+            ),
+            (
+                "in_ccm=\"false\" crmd=\"offline\" join=\"down\" expected=\"down\"",
+                (false, None, false),
+            ),
+            (
+                "in_ccm=\"false\" crmd=\"offline\" join=\"member\" expected=\"member\"",
+                (false, Some("peer is no longer part of the cluster"), false),
+            ),
+            (
+                "in_ccm=\"true\" crmd=\"offline\" join=\"member\" expected=\"member\"",
+                (true, Some("peer process is no longer available"), false),
+            ),
+            (
+                "in_ccm=\"true\" crmd=\"online\" join=\"pending\" expected=\"member\"",
+                (true, None, true),
+            ),
+            (
+                "crmd=\"online\"",
+                (false, Some("peer has not been seen by the cluster"), false),
+            ),
+        ];
+        for (attrs, (online, unclean, pending)) in cases {
+            let text = doc(attrs);
+            let d = Document::parse(&text).expect("xml");
+            let got = membership_of(d.root_element(), &BTreeMap::new());
+            assert_eq!(
+                got,
+                (online, unclean.map(str::to_owned), pending),
+                "{attrs}"
+            );
+        }
+    }
+}
