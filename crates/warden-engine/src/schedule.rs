@@ -194,12 +194,16 @@ pub enum Change {
         resource: String,
         node: String,
         reason: Option<StopReason>,
+        /// A copy of a promotable resource: the role it stops in (`Promoted`, `Unpromoted`).
+        role: Option<&'static str>,
     },
     /// A failed resource restarted in place (`from == to`) or elsewhere.
     Recover {
         resource: String,
         from: String,
         to: String,
+        /// A copy of a promotable resource: its role before and after.
+        roles: Option<(&'static str, &'static str)>,
     },
     Move {
         resource: String,
@@ -245,8 +249,12 @@ impl fmt::Display for Change {
                 resource,
                 node,
                 reason,
+                role,
             } => {
-                write!(f, "Stop {resource} ( {node} )")?;
+                match role {
+                    Some(role) => write!(f, "Stop {resource} ( {role} {node} )")?,
+                    None => write!(f, "Stop {resource} ( {node} )")?,
+                }
                 match reason {
                     Some(StopReason::NodeAvailability) => f.write_str(" due to node availability"),
                     Some(StopReason::NoQuorum) => f.write_str(" due to no quorum"),
@@ -255,12 +263,22 @@ impl fmt::Display for Change {
                     None => Ok(()),
                 }
             }
-            Change::Recover { resource, from, to } if from == to => {
-                write!(f, "Recover {resource} ( {from} )")
-            }
-            Change::Recover { resource, from, to } => {
-                write!(f, "Recover {resource} ( {from} -> {to} )")
-            }
+            // As crm_simulate details a copy of a promotable resource: with its roles.
+            Change::Recover {
+                resource,
+                from,
+                to,
+                roles,
+            } => match roles {
+                None if from == to => write!(f, "Recover {resource} ( {from} )"),
+                None => write!(f, "Recover {resource} ( {from} -> {to} )"),
+                Some((a, b)) if from == to && a == b => {
+                    write!(f, "Recover {resource} ( {a} {from} )")
+                }
+                Some((a, b)) if from == to => write!(f, "Recover {resource} ( {a} -> {b} {from} )"),
+                Some((a, b)) if a == b => write!(f, "Recover {resource} ( {from} -> {to} {a} )"),
+                Some((a, b)) => write!(f, "Recover {resource} ( {a} {from} -> {b} {to} )"),
+            },
             Change::Move { resource, from, to } => write!(f, "Move {resource} ( {from} -> {to} )"),
             Change::Restart {
                 resource,
@@ -1285,7 +1303,9 @@ impl<'a> Scheduler<'a> {
             && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore
         {
             Some(StopReason::NoQuorum)
-        } else if p.want_run || p.fatal {
+        } else if p.want_run || p.fatal || p.targets.is_empty() {
+            // As Pacemaker: a stop of what is placed nowhere (target role stopped included)
+            // is for node availability.
             Some(StopReason::NodeAvailability)
         } else {
             None
@@ -1315,6 +1335,7 @@ impl<'a> Scheduler<'a> {
             let (stop, start) = (p.stops.contains(&i), p.starts.contains(&i));
             let (demote, promote) = (p.demotes.contains(&i), p.promotes.contains(&i));
             let was_promoted = p.promoted_now.contains(&i);
+            let role = |promoted: bool| if promoted { "Promoted" } else { "Unpromoted" };
             let change = if stop && start {
                 let change = match (&p.forced, p.failed.contains(&i)) {
                     (Some(why), false) => Change::Restart {
@@ -1322,14 +1343,19 @@ impl<'a> Scheduler<'a> {
                         node,
                         reason: why.clone(),
                     },
-                    _ => Change::Recover {
-                        resource,
-                        from: node.clone(),
-                        to: node,
-                    },
+                    // One line with the roles before and after, as crm_simulate.
+                    _ => {
+                        self.out.summary.push(Change::Recover {
+                            resource,
+                            from: node.clone(),
+                            to: node,
+                            roles: Some((role(was_promoted), role(promote))),
+                        });
+                        continue;
+                    }
                 };
                 self.out.summary.push(change);
-                // Recovered into another role than it had.
+                // Restarted into another role than it had.
                 match (was_promoted, promote) {
                     (false, true) => Change::Promote {
                         resource: id.clone(),
@@ -1347,6 +1373,7 @@ impl<'a> Scheduler<'a> {
                     resource,
                     node,
                     reason: self.stop_reason(p),
+                    role: Some(role(was_promoted)),
                 }
             } else if start && promote {
                 Change::Promote {
@@ -1410,6 +1437,7 @@ impl<'a> Scheduler<'a> {
                         resource: id,
                         from: name(f),
                         to: name(t),
+                        roles: None,
                     },
                 }
             }
@@ -1417,6 +1445,7 @@ impl<'a> Scheduler<'a> {
                 resource: id,
                 from: name(f),
                 to: name(t),
+                roles: None,
             },
             (&[f], Some(t)) => Change::Move {
                 resource: id,
@@ -1427,14 +1456,22 @@ impl<'a> Scheduler<'a> {
                 resource: id,
                 node: name(f),
                 reason: self.stop_reason(p),
+                role: None,
             },
             (many, target) => {
+                // Active on several nodes: placed nowhere, each copy stops for that reason.
+                let reason = if target.is_none() {
+                    self.stop_reason(p)
+                } else {
+                    None
+                };
                 for &f in many {
                     if Some(f) != target {
                         self.out.summary.push(Change::Stop {
                             resource: id.clone(),
                             node: name(f),
-                            reason: None,
+                            reason: reason.clone(),
+                            role: None,
                         });
                     }
                 }

@@ -111,7 +111,7 @@ fn a_member_that_cannot_run_holds_the_ones_after_it() {
     assert_eq!(
         w.settle(),
         [
-            "Stop b ( node1 )",
+            "Stop b ( node1 ) due to node availability",
             "Stop c ( node1 ) due to unrunnable b start"
         ]
     );
@@ -230,7 +230,7 @@ fn mandatory_order() {
     assert_eq!(
         w.settle(),
         [
-            "Stop db ( node1 )",
+            "Stop db ( node1 ) due to node availability",
             "Stop web ( node2 ) due to unrunnable db start"
         ]
     );
@@ -261,7 +261,11 @@ fn optional_order_orders_without_forcing() {
     w.admin(AdminCommand::Disable {
         resource: "db".into(),
     });
-    assert_eq!(w.settle(), ["Stop db ( node1 )"], "web keeps running");
+    assert_eq!(
+        w.settle(),
+        ["Stop db ( node1 ) due to node availability"],
+        "web keeps running"
+    );
 }
 
 #[test]

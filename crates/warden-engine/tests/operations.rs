@@ -437,7 +437,10 @@ fn an_orphan_is_stopped_and_never_started() {
     orphan.meta.orphan = true;
     orphan.meta.target_role = TargetRole::Stopped;
     w.config = base.with_extra_resources(vec![orphan]).expect("config");
-    assert_eq!(w.settle(), ["Stop other ( node1 )"]);
+    assert_eq!(
+        w.settle(),
+        ["Stop other ( node1 ) due to node availability"]
+    );
     assert_eq!(
         w.status_of("other"),
         "other Stopped (orphan: gone from the configuration) (disabled)"

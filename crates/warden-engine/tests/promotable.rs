@@ -181,19 +181,29 @@ fn monitor_results_by_role() {
             true,
             "node1",
             rc::FAILED_PROMOTED,
-            &["Recover db ( node1 )"],
+            &["Recover db ( Promoted node1 )"],
         ),
-        (true, "node1", rc::ERR_GENERIC, &["Recover db ( node1 )"]),
+        (
+            true,
+            "node1",
+            rc::ERR_GENERIC,
+            &["Recover db ( Promoted node1 )"],
+        ),
         // The promoted copy says it is merely running: a failure too.
-        (true, "node1", rc::OK, &["Recover db ( node1 )"]),
+        (true, "node1", rc::OK, &["Recover db ( Promoted node1 )"]),
         // An unpromoted copy saying it is promoted is a failure.
         (
             false,
             "node2",
             rc::RUNNING_PROMOTED,
-            &["Recover db ( node2 )"],
+            &["Recover db ( Unpromoted node2 )"],
         ),
-        (false, "node3", rc::NOT_RUNNING, &["Recover db ( node3 )"]),
+        (
+            false,
+            "node3",
+            rc::NOT_RUNNING,
+            &["Recover db ( Unpromoted node3 )"],
+        ),
     ];
     for &(promoted, node, code, want) in rows {
         let mut w = three(stateful("db")).world();
@@ -232,7 +242,7 @@ fn a_failed_promoted_copy_at_its_threshold_hands_over_the_promotion() {
     assert_eq!(
         w.plan(),
         [
-            "Stop db ( node1 ) due to node availability",
+            "Stop db ( Promoted node1 ) due to node availability",
             "Promote db ( Unpromoted -> Promoted node2 )"
         ]
     );
@@ -281,7 +291,7 @@ fn promote_and_demote_failures() {
     score(&mut w, "node2", 10);
     w.step(&[("db", OpName::Promote, "node2", rc::ERR_GENERIC)]);
     assert_eq!(w.fail_count("db", "node2"), 1);
-    assert_eq!(w.plan(), ["Recover db ( node2 )"]);
+    assert_eq!(w.plan(), ["Recover db ( Promoted node2 )"]);
     let t = schedule(&w.config, &w.state, w.now);
     assert!(depends(&t, promote_on(&t, "node2"), demote_on(&t, "node2")));
     w.settle();

@@ -495,7 +495,10 @@ fn on_fail_stop_stops_and_starts_nowhere() {
         OnFail::Stop,
     ));
     w.monitor("dummy", "node1", rc::ERR_GENERIC);
-    assert_eq!(w.settle(), ["Stop dummy ( node1 )"]);
+    assert_eq!(
+        w.settle(),
+        ["Stop dummy ( node1 ) due to node availability"]
+    );
     assert_eq!(w.status_of("dummy"), "dummy Stopped");
     w.admin(AdminCommand::Cleanup {
         resource: Some("dummy".into()),
@@ -807,7 +810,11 @@ fn target_role_stopped_and_enable_disable() {
     w.admin(AdminCommand::Disable {
         resource: "dummy".into(),
     });
-    assert_eq!(w.settle(), ["Stop dummy ( node1 )"]);
+    // As Pacemaker says it of a stop of what may run nowhere, target role included.
+    assert_eq!(
+        w.settle(),
+        ["Stop dummy ( node1 ) due to node availability"]
+    );
 }
 
 #[test]
@@ -850,7 +857,10 @@ fn multiple_active_policies() {
         ),
         (
             MultipleActive::StopOnly,
-            &["Stop dummy ( node1 )", "Stop dummy ( node2 )"],
+            &[
+                "Stop dummy ( node1 ) due to node availability",
+                "Stop dummy ( node2 ) due to node availability",
+            ],
             "dummy Stopped",
         ),
         (

@@ -1153,7 +1153,7 @@ fn story_promotable_two_nodes_failed_primary() {
         ],
         expect![[r#"
             Transition Summary:
-              * Stop db ( node1 ) due to node availability
+              * Stop db ( Promoted node1 ) due to node availability
               * Promote db ( Unpromoted -> Promoted node2 )
               * Move vip ( node1 -> node2 )
               * Move app ( node1 -> node2 )
