@@ -89,6 +89,7 @@ pub fn router(control: Control, token: String) -> Router {
             "/v1/resources/{id}/promotion-score",
             post(set_promotion_score).delete(delete_promotion_score),
         )
+        .route("/v1/resources/{id}/move", post(move_resource))
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
         // Errors are JSON everywhere, unknown routes and methods included.
@@ -1071,6 +1072,31 @@ async fn resource_action(
         }
     };
     admin(&api, cmd).await
+}
+
+#[derive(Debug, Deserialize)]
+struct MoveQuery {
+    node: String,
+}
+
+/// `move` names its node (a query without one is refused like any malformed query).
+async fn move_resource(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    P(id): P<String>,
+    Q(q): Q<MoveQuery>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    admin(
+        &api,
+        AdminCommand::Move {
+            resource: id,
+            node: q.node,
+        },
+    )
+    .await
 }
 
 /// The one node `resource` runs on, for a ban without a node; else the refusal: 404 for an
