@@ -526,15 +526,7 @@ pub fn resource_metrics(status: &Value) -> String {
     }
     out.push_str("# HELP warden_node_state Each node's state: 1 for the one it is in.\n# TYPE warden_node_state gauge\n");
     for n in status["nodes"].as_array().into_iter().flatten() {
-        let now = if !n["unclean"].is_null() {
-            "unclean"
-        } else if n["online"] != true {
-            "offline"
-        } else if n["standby"] == true {
-            "standby"
-        } else {
-            "online"
-        };
+        let now = crate::web::node_word(n);
         for state in ["online", "standby", "offline", "unclean"] {
             let _ = writeln!(
                 out,

@@ -135,17 +135,15 @@ fn item(time: &str, level: &str, kind: &str, text: String) -> Value {
 /// nothing wrong (one every few seconds per resource would bury everything else).
 fn operation(h: &HistoryEntry) -> Option<Value> {
     let time = format_time(warden_engine::Time::from_millis(h.time_ms));
-    // History names operations with their interval (`start_0`, `monitor_10000`); a probe
-    // (`monitor_0`) that finds the resource stopped is no failure.
-    let (name, interval) = h.op.rsplit_once('_').unwrap_or((&h.op, ""));
-    let probe = name == "monitor" && interval == "0";
-    let ok = h.rc == 0 || (probe && h.rc == 7);
-    if ok && name == "monitor" && !probe {
+    // A probe that finds the resource stopped is no failure.
+    let name = op_label(&h.op);
+    let ok = h.rc == 0 || (name == "probe" && h.rc == 7);
+    if ok && name == "monitor" {
         return None;
     }
     let mut text = format!(
         "{} {} on {}: {} ({} ms)",
-        if probe { "probe" } else { name },
+        name,
         h.resource,
         h.node,
         warden_engine::rc::name(h.rc),
@@ -163,8 +161,18 @@ fn operation(h: &HistoryEntry) -> Option<Value> {
     ))
 }
 
-/// A node's state as one word.
-fn node_word(n: &Value) -> &'static str {
+/// An operation as history names it (`start_0`, `monitor_10000`) in a word: its name, or
+/// `probe` for a monitor of interval 0.
+fn op_label(op: &str) -> &str {
+    match op.rsplit_once('_') {
+        Some(("monitor", "0")) => "probe",
+        Some((name, _)) => name,
+        None => op,
+    }
+}
+
+/// A node's state as one word (the console's and `warden_node_state`'s).
+pub(crate) fn node_word(n: &Value) -> &'static str {
     if !n["unclean"].is_null() {
         "unclean"
     } else if n["online"] != true {
@@ -230,14 +238,9 @@ pub fn changes(prev: &Value, next: &Value) -> Vec<Value> {
         .flatten()
     {
         if !failed_before.contains(&key(f)) {
-            let op = f["op"].as_str().unwrap_or_default();
             let mut text = format!(
                 "{} {} on {} failed: {}",
-                match op.rsplit_once('_') {
-                    Some(("monitor", "0")) => "probe",
-                    Some((name, _)) => name,
-                    None => op,
-                },
+                op_label(f["op"].as_str().unwrap_or_default()),
                 f["resource"].as_str().unwrap_or_default(),
                 f["node"].as_str().unwrap_or_default(),
                 f["rc_name"].as_str().unwrap_or_default()

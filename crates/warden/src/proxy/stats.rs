@@ -105,6 +105,14 @@ impl Stats {
 /// One of a listener's counters.
 type Field = fn(&Stats) -> &AtomicU64;
 
+/// One of a listener's counts by HTTP status.
+type CodeField = fn(&Stats) -> &Mutex<BTreeMap<u16, u64>>;
+
+/// A count by status, as it is now.
+fn codes(m: &Mutex<BTreeMap<u16, u64>>) -> BTreeMap<u16, u64> {
+    m.lock().map(|m| m.clone()).unwrap_or_default()
+}
+
 /// A client connection counted open.
 #[derive(Debug)]
 pub(super) struct Open(Arc<Stats>);
@@ -142,12 +150,17 @@ impl Registry {
         }
     }
 
-    /// Every listener's counters as JSON (`/v1/listeners`, docs/api.md).
-    pub fn json(&self) -> serde_json::Value {
-        let all: Vec<(String, Arc<Stats>)> = match self.0.lock() {
+    /// Every listener's counters, by name.
+    fn listeners(&self) -> Vec<(String, Arc<Stats>)> {
+        match self.0.lock() {
             Ok(m) => m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect(),
             Err(_) => Vec::new(),
-        };
+        }
+    }
+
+    /// Every listener's counters as JSON (`/v1/listeners`, docs/api.md).
+    pub fn json(&self) -> serde_json::Value {
+        let all = self.listeners();
         let list = all
             .iter()
             .map(|(name, s)| {
@@ -160,16 +173,6 @@ impl Registry {
                             .collect()
                     })
                     .unwrap_or_default();
-                let by_status: BTreeMap<String, u64> = s
-                    .by_status
-                    .lock()
-                    .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
-                    .unwrap_or_default();
-                let responses: BTreeMap<String, u64> = s
-                    .by_peer_status
-                    .lock()
-                    .map(|m| m.iter().map(|(k, v)| (k.to_string(), *v)).collect())
-                    .unwrap_or_default();
                 serde_json::json!({
                     "name": name,
                     "sessions": s.sessions.load(Ordering::Relaxed),
@@ -180,9 +183,9 @@ impl Registry {
                     "received_bytes_total": s.bytes_in.load(Ordering::Relaxed),
                     "sent_bytes_total": s.bytes_out.load(Ordering::Relaxed),
                     "failovers_total": s.failovers.load(Ordering::Relaxed),
-                    "responses_total": responses,
+                    "responses_total": codes(&s.by_peer_status),
                     "peer_requests_total": by_peer,
-                    "proxy_responses_total": by_status,
+                    "proxy_responses_total": codes(&s.by_status),
                 })
             })
             .collect();
@@ -191,10 +194,7 @@ impl Registry {
 
     /// The counters in Prometheus' text format.
     pub fn prometheus(&self) -> String {
-        let all: Vec<(String, Arc<Stats>)> = match self.0.lock() {
-            Ok(m) => m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect(),
-            Err(_) => Vec::new(),
-        };
+        let all = self.listeners();
         let mut o = String::new();
         let scalars: [(&str, &str, &str, Field); 7] = [
             (
@@ -261,25 +261,25 @@ impl Registry {
                 }
             }
         }
-        o.push_str("# HELP warden_listener_responses_total Responses of peers relayed to clients (HTTP), by status.\n# TYPE warden_listener_responses_total counter\n");
-        for (l, s) in &all {
-            if let Ok(m) = s.by_peer_status.lock() {
-                for (code, n) in m.iter() {
+        let by_code: [(&str, &str, CodeField); 2] = [
+            (
+                "warden_listener_responses_total",
+                "Responses of peers relayed to clients (HTTP), by status.",
+                |s| &s.by_peer_status,
+            ),
+            (
+                "warden_listener_proxy_responses_total",
+                "Answers the proxy made itself (HTTP), by status.",
+                |s| &s.by_status,
+            ),
+        ];
+        for (name, help, field) in by_code {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (l, s) in &all {
+                for (code, n) in codes(field(s)) {
                     let _ = writeln!(
                         o,
-                        "warden_listener_responses_total{{listener=\"{}\",code=\"{code}\"}} {n}",
-                        escape(l)
-                    );
-                }
-            }
-        }
-        o.push_str("# HELP warden_listener_proxy_responses_total Answers the proxy made itself (HTTP), by status.\n# TYPE warden_listener_proxy_responses_total counter\n");
-        for (l, s) in &all {
-            if let Ok(m) = s.by_status.lock() {
-                for (code, n) in m.iter() {
-                    let _ = writeln!(
-                        o,
-                        "warden_listener_proxy_responses_total{{listener=\"{}\",code=\"{code}\"}} {n}",
+                        "{name}{{listener=\"{}\",code=\"{code}\"}} {n}",
                         escape(l)
                     );
                 }
