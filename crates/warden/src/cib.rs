@@ -100,10 +100,17 @@ fn score_value(v: &str) -> Value {
     match t.to_ascii_lowercase().as_str() {
         "infinity" | "+infinity" => Value::String("INFINITY".into()),
         "-infinity" => Value::String("-INFINITY".into()),
-        _ => match t.parse::<i64>() {
-            Ok(n) => Value::Integer(n.clamp(-1_000_000, 1_000_000)),
-            Err(_) => Value::String(t.to_owned()),
-        },
+        // As Pacemaker's char2score: the leading integer ("1.0" is 1).
+        _ => {
+            let end = t
+                .char_indices()
+                .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+                .map_or(t.len(), |(i, _)| i);
+            match t[..end].parse::<i64>() {
+                Ok(n) => Value::Integer(n.clamp(-1_000_000, 1_000_000)),
+                Err(_) => Value::String(t.to_owned()),
+            }
+        }
     }
 }
 
@@ -212,6 +219,8 @@ impl Reader {
             }
             "lsb" | "service" | "systemd" | "upstart" => {
                 t.insert("class".into(), "systemd".into());
+                // An LSB script may be named by its path; systemd knows it by its name.
+                let kind = kind.rsplit('/').next().unwrap_or(kind);
                 let unit = if kind.contains('.') {
                     kind.to_owned()
                 } else {
@@ -295,6 +304,8 @@ impl Reader {
             },
             Some(None) => {}
             None if k == "allow-migrate" && !is_true(v) => {}
+            // Groups are collocated and ordered unless told otherwise.
+            None if (k == "collocated" || k == "ordered") && is_true(v) => {}
             None if k == "allow-migrate" => self
                 .skip
                 .push(format!("{id}: allow-migrate (live migration)")),
@@ -389,10 +400,13 @@ impl Reader {
                             self.resources.push(t);
                         }
                     }
-                    let mut g = Table::new();
-                    g.insert("id".into(), id.clone().into());
-                    g.insert("resources".into(), Value::Array(members));
-                    self.groups.push(g);
+                    // A group of fence devices only leaves no group of resources.
+                    if !members.is_empty() {
+                        let mut g = Table::new();
+                        g.insert("id".into(), id.clone().into());
+                        g.insert("resources".into(), Value::Array(members));
+                        self.groups.push(g);
+                    }
                     self.group_ids.insert(id);
                 }
                 "clone" | "master" => self.clone_of(r, &id),
@@ -513,6 +527,9 @@ impl Reader {
         let node = c
             .attribute("node")
             .ok_or_else(|| format!("{what} (no node)"))?;
+        if !self.nodes.contains(node) {
+            return Err(format!("{what} names node {node}, which is not carried over"));
+        }
         let score = c
             .attribute("score")
             .ok_or_else(|| format!("{what} (score-attribute)"))?;
@@ -565,6 +582,11 @@ impl Reader {
         let kind = match (c.attribute("kind"), c.attribute("score")) {
             (Some(k), _) => k.to_ascii_lowercase(),
             (None, Some(s)) if s.trim() == "0" => "optional".into(),
+            _ => "mandatory".into(),
+        };
+        // Pacemaker resets a kind it does not know to Mandatory.
+        let kind = match kind.as_str() {
+            "optional" | "serialize" => kind,
             _ => "mandatory".into(),
         };
         if kind == "serialize" {
@@ -724,6 +746,14 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     }
     if !stonith_enabled {
         r.fence.clear();
+    } else if r.fence.is_empty() {
+        // Fencing enabled without a device: Pacemaker schedules fencing all the same, and
+        // it never succeeds (what an unclean node ran stays where it is). A device that
+        // always fails does the same here.
+        let mut d = Table::new();
+        d.insert("name".into(), "no-device".into());
+        d.insert("command".into(), Value::Array(vec!["false".into()]));
+        r.fence.push(d);
     }
     // The file.
     let mut top = Table::new();
