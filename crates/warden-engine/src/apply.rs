@@ -2,7 +2,7 @@
 //! per-action failure table), node membership, fencing, quorum and admin commands.
 
 use crate::config::{
-    Config, Digests, INFINITY_COUNT, OnFail, OpName, OpRole, ResourceSpec, TargetRole,
+    Config, Digests, INFINITY_COUNT, OnFail, OpName, OpRole, ResourceSpec, TargetRole, TicketAction,
 };
 use crate::rc::{self, FailureClass};
 use crate::score::Score;
@@ -94,6 +94,11 @@ pub enum AdminCommand {
     Online {
         node: String,
     },
+    /// Grant, revoke, put on standby or activate a ticket (Pacemaker's `crm_ticket`).
+    Ticket {
+        ticket: String,
+        action: TicketAction,
+    },
 }
 
 /// As the CLI says it (`disable web`, `move web to n2`): how logs and the audit trail name a
@@ -126,6 +131,7 @@ impl std::fmt::Display for AdminCommand {
             AdminCommand::Clear { resource } => write!(f, "clear {resource}"),
             AdminCommand::Standby { node } => write!(f, "standby {node}"),
             AdminCommand::Online { node } => write!(f, "online {node}"),
+            AdminCommand::Ticket { ticket, action } => write!(f, "ticket {action} {ticket}"),
         }
     }
 }
@@ -137,6 +143,8 @@ pub enum ApplyError {
     UnknownResource(String),
     #[error("unknown node {0:?}")]
     UnknownNode(String),
+    #[error("bad ticket name {0:?}: use letters, digits, '-', '_' and '.'")]
+    BadTicket(String),
     /// A restart of a resource that does not run there.
     #[error("{resource} is not started{}", node.as_ref().map(|n| format!(" on {n}")).unwrap_or_default())]
     NotActive {
@@ -273,6 +281,15 @@ fn forget_promotion_scores(state: &mut State, node: &str) {
     for rs in state.resources.values_mut() {
         rs.promotion_scores.remove(node);
     }
+}
+
+/// A ticket name: Pacemaker's XML id characters.
+pub fn valid_ticket(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn check_node(config: &Config, node: &str) -> Result<(), ApplyError> {
@@ -622,6 +639,19 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
                 matches!(cmd, AdminCommand::Standby { .. });
             Ok(())
         }
+        AdminCommand::Ticket { ticket, action } => {
+            if !valid_ticket(ticket) {
+                return Err(ApplyError::BadTicket(ticket.clone()));
+            }
+            let t = state.tickets.entry(ticket.clone()).or_default();
+            match action {
+                TicketAction::Grant => t.granted = true,
+                TicketAction::Revoke => t.granted = false,
+                TicketAction::Standby => t.standby = true,
+                TicketAction::Activate => t.standby = false,
+            }
+            Ok(())
+        }
     }
 }
 
@@ -670,6 +700,13 @@ mod tests {
                 "ban web from n2",
             ),
             (AdminCommand::Standby { node: n() }, "standby n2"),
+            (
+                AdminCommand::Ticket {
+                    ticket: "site-a".into(),
+                    action: TicketAction::Revoke,
+                },
+                "ticket revoke site-a",
+            ),
         ] {
             assert_eq!(cmd.to_string(), said);
         }

@@ -139,6 +139,35 @@ keyword_enum!(
     }
 );
 
+keyword_enum!(
+    /// What happens to a resource whose ticket is revoked while it runs (Pacemaker's
+    /// `loss-policy`).
+    LossPolicy {
+        /// Stop it (the default, and what any ticket not granted does to a stopped resource).
+        Stop = "stop",
+        /// Demote its promoted copies; the copies keep running unpromoted.
+        Demote = "demote",
+        /// Fence the nodes it runs on (in the ticket's role).
+        Fence = "fence",
+        /// Leave it as it is: nothing starts, stops or moves until the ticket comes back.
+        Freeze = "freeze",
+    }
+);
+
+keyword_enum!(
+    /// What an operator does to a ticket.
+    TicketAction {
+        /// The resources that need it may run.
+        Grant = "grant",
+        /// Take it away: the resources that need it stop, as their `loss_policy` says.
+        Revoke = "revoke",
+        /// Keep it granted but let its resources go (stop or demote) without the loss policy.
+        Standby = "standby",
+        /// Out of standby.
+        Activate = "activate",
+    }
+);
+
 impl OnFail {
     /// Whether this `on_fail` value may be set on an operation of this name and role.
     pub fn allowed_for(self, op: OpName, role: OpRole) -> bool {
@@ -603,6 +632,17 @@ pub struct Group {
     pub resources: Vec<String>,
 }
 
+/// `resource` may run (in `role`) only while `ticket` is granted and not on standby
+/// (Pacemaker's `rsc_ticket`); `loss_policy` says what a revoke does to it while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketConstraint {
+    pub ticket: String,
+    pub resource: String,
+    /// `Promoted`: only the promoted copies need the ticket.
+    pub role: OpRole,
+    pub loss_policy: LossPolicy,
+}
+
 /// A fence device: what the coordinator runs to power a lost node off before it recovers what
 /// the node ran.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -669,6 +709,9 @@ pub struct Config {
     /// The orders as given (without those of groups).
     given_orders: Vec<Order>,
     groups: Vec<Group>,
+    tickets: Vec<TicketConstraint>,
+    /// Per resource: indexes in `tickets` of the tickets it needs.
+    tickets_of: Vec<Vec<usize>>,
     /// Per resource: its definition digest and restart digest ([`ResourceSpec::digest`]).
     digests: Vec<Digests>,
     /// Per resource: the colocations it depends on.
@@ -805,6 +848,8 @@ impl Config {
             orders: Vec::new(),
             given_orders: Vec::new(),
             groups: Vec::new(),
+            tickets: Vec::new(),
+            tickets_of: vec![Vec::new(); n],
             digests,
             colocated_with: vec![Vec::new(); n],
             orders_from: vec![Vec::new(); n],
@@ -947,7 +992,33 @@ impl Config {
             self.colocations.clone(),
             self.given_orders.clone(),
             self.groups.clone(),
-        )
+        )?
+        .with_tickets(self.tickets.clone())
+    }
+
+    /// Adds ticket constraints. Refuses unknown resources and a `promoted` role on a
+    /// resource that is not promotable.
+    pub fn with_tickets(mut self, tickets: Vec<TicketConstraint>) -> Result<Config, ConfigError> {
+        let mut tickets_of = vec![Vec::new(); self.resources.len()];
+        for (k, t) in tickets.iter().enumerate() {
+            let what = || format!("ticket {:?} of {:?}", t.ticket, t.resource);
+            let r =
+                self.resource_index(&t.resource)
+                    .ok_or_else(|| ConfigError::UnknownResource {
+                        what: what(),
+                        resource: t.resource.clone(),
+                    })?;
+            if t.role == OpRole::Promoted && !self.resources[r].is_promotable() {
+                return Err(ConfigError::NotPromotable {
+                    what: format!("{} with role promoted", what()),
+                    resource: t.resource.clone(),
+                });
+            }
+            tickets_of[r].push(k);
+        }
+        self.tickets = tickets;
+        self.tickets_of = tickets_of;
+        Ok(self)
     }
 
     /// The definition digests of resource number `r`.
@@ -1025,6 +1096,15 @@ impl Config {
 
     pub fn groups(&self) -> &[Group] {
         &self.groups
+    }
+
+    pub fn tickets(&self) -> &[TicketConstraint] {
+        &self.tickets
+    }
+
+    /// The ticket constraints of resource number `r`.
+    pub(crate) fn tickets_of(&self, r: usize) -> impl Iterator<Item = &TicketConstraint> {
+        self.tickets_of[r].iter().map(|&k| &self.tickets[k])
     }
 
     /// Promotion scores of resource number `r` from `role = "promoted"` locations.

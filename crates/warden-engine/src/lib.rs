@@ -16,11 +16,12 @@ mod state;
 mod status;
 mod time;
 
-pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected};
+pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected, valid_ticket};
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, Digests, FenceAgent, FenceDevice,
-    FenceMethod, Group, INFINITY_COUNT, Location, Meta, MultipleActive, NoQuorumPolicy, OnFail,
-    OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, Promotable, ResourceSpec, TargetRole,
+    FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive, NoQuorumPolicy,
+    OnFail, OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, Promotable, ResourceSpec,
+    TargetRole, TicketAction, TicketConstraint,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;
@@ -31,7 +32,7 @@ pub use schedule::{
 };
 pub use score::{INFINITY, Score};
 pub use state::{
-    Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State,
+    Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State, TicketState,
 };
 pub use status::{FailedAction, ResourceStatus, failed_actions, node_groups, resource_status};
 pub use time::{Civil, Time, millis};

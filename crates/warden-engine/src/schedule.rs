@@ -4,7 +4,8 @@
 use std::fmt;
 
 use crate::config::{
-    Config, MultipleActive, NoQuorumPolicy, OpName, OrderKind, ResourceSpec, TargetRole,
+    Config, LossPolicy, MultipleActive, NoQuorumPolicy, OpName, OpRole, OrderKind, ResourceSpec,
+    TargetRole,
 };
 use crate::score::Score;
 use crate::state::{Effective, OpKey, ResourceState, Role, State};
@@ -419,6 +420,8 @@ struct Plan {
     forced: Option<String>,
     /// A crash loop keeps it from starting until then.
     delayed: Option<Time>,
+    /// A ticket it needs in the promoted role is missing: no copy is promoted.
+    no_promote: bool,
     /// Nodes where it restarts because an operator asked (for it, or for what it is
     /// colocated with).
     requested: Vec<usize>,
@@ -485,6 +488,17 @@ impl Plan {
     }
 }
 
+/// What the tickets of a resource do to it in this transition.
+#[derive(Clone, Copy, Debug, Default)]
+struct TicketEffect {
+    /// May run nowhere.
+    banned: bool,
+    /// Stays as it is (loss policy freeze).
+    frozen: bool,
+    /// No copy may be promoted.
+    no_promote: bool,
+}
+
 /// What the scheduler needs to know of one node.
 #[derive(Clone, Debug, Default)]
 struct NodeView {
@@ -495,6 +509,8 @@ struct NodeView {
     /// Resources placed here so far in this run: the tie-break after score.
     load: u32,
     fence: Option<ActionId>,
+    /// Why it is fenced (when `unclean`).
+    fence_reason: String,
 }
 
 impl NodeView {
@@ -563,9 +579,36 @@ impl<'a> Scheduler<'a> {
                     standby: ns.is_some_and(|s| s.standby || s.shutdown),
                     load: 0,
                     fence: None,
+                    fence_reason: ns.and_then(|s| s.unclean.clone()).unwrap_or_default(),
                 }
             })
             .collect();
+        // A ticket revoked with loss_policy "fence": the nodes running what needs it (in the
+        // ticket's role) are fenced.
+        if fencing {
+            for t in config.tickets() {
+                if t.loss_policy != LossPolicy::Fence
+                    || state.tickets.get(&t.ticket).is_some_and(|s| s.granted)
+                {
+                    continue;
+                }
+                let Some(rs) = state.resource(&t.resource) else {
+                    continue;
+                };
+                for (n, on) in &rs.nodes {
+                    let matches = match t.role {
+                        OpRole::Promoted => on.role == Role::Promoted,
+                        _ => on.role.is_active(),
+                    };
+                    if let Some(i) = config.node_index(n).filter(|_| matches) {
+                        if nodes[i].online && !nodes[i].unclean {
+                            nodes[i].unclean = true;
+                            nodes[i].fence_reason = "deadman ticket was lost".to_owned();
+                        }
+                    }
+                }
+            }
+        }
         // A failure with on_fail = "standby" puts its node in standby while it counts.
         for (id, rs) in &state.resources {
             let Some(spec) = config.resource(id) else {
@@ -602,11 +645,7 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let node = self.config.nodes()[i].clone();
-            let reason = self
-                .state
-                .node(&node)
-                .and_then(|s| s.unclean.clone())
-                .unwrap_or_default();
+            let reason = self.nodes[i].fence_reason.clone();
             self.out.summary.push(Change::Fence {
                 node: node.clone(),
                 reason: reason.clone(),
@@ -685,7 +724,10 @@ impl<'a> Scheduler<'a> {
             .filter(|&i| self.nodes[i].reachable() && self.eff[i].role == Role::Unknown)
             .collect();
 
-        let scores = self.scores(r, &p.live_active, plans);
+        let mut scores = self.scores(r, &p.live_active, plans);
+        if self.tickets(r, &p).banned {
+            scores.fill(Score::MINUS_INFINITY);
+        }
         if self.opts.scores {
             for (i, s) in scores.iter().enumerate() {
                 self.out.scores.push(ScoreEntry {
@@ -697,7 +739,12 @@ impl<'a> Scheduler<'a> {
             }
         }
         let multiple = !p.promotable && p.live_active.len() + p.unclean_active.len() > 1;
-        if !meta.is_managed || (multiple && meta.multiple_active == MultipleActive::Block) {
+        let tickets = self.tickets(r, &p);
+        p.no_promote = tickets.no_promote;
+        if !meta.is_managed
+            || tickets.frozen
+            || (multiple && meta.multiple_active == MultipleActive::Block)
+        {
             return self.stays(p);
         }
         p.acts = true;
@@ -858,7 +905,7 @@ impl<'a> Scheduler<'a> {
         }
         if let Some(pr) = &spec.promotable {
             let frozen = quorum == NoQuorumPolicy::Freeze;
-            p.promoted = if quorum == NoQuorumPolicy::Demote {
+            p.promoted = if quorum == NoQuorumPolicy::Demote || p.no_promote {
                 Vec::new()
             } else {
                 self.choose_promoted(r, &p, pr.promoted_max as usize, plans, frozen)
@@ -868,6 +915,37 @@ impl<'a> Scheduler<'a> {
         }
         p.derive();
         p
+    }
+
+    /// What the tickets resource `r` needs do to it (Pacemaker's `rsc_ticket`): a ticket
+    /// not granted (or on standby) bans it everywhere, but a revoke while it runs follows the
+    /// loss policy (demote: only the promoted role goes; fence: the nodes are fenced, see
+    /// `new`; freeze: it stays as it is). A ticket of the promoted role that is missing
+    /// forbids promotion.
+    fn tickets(&self, r: usize, p: &Plan) -> TicketEffect {
+        let mut out = TicketEffect::default();
+        let running = !p.live_active.is_empty() || !p.unclean_active.is_empty();
+        for t in self.config.tickets_of(r) {
+            let st = self.state.tickets.get(&t.ticket);
+            let granted = st.is_some_and(|s| s.granted);
+            if granted && !st.is_some_and(|s| s.standby) {
+                continue;
+            }
+            let promoted_role = t.role == OpRole::Promoted;
+            out.no_promote |= promoted_role;
+            let role_matches = !promoted_role || !p.promoted_now.is_empty();
+            if !granted && running {
+                match t.loss_policy {
+                    LossPolicy::Stop => out.banned = true,
+                    LossPolicy::Demote => out.banned |= !promoted_role,
+                    LossPolicy::Fence => out.banned |= role_matches && !promoted_role,
+                    LossPolicy::Freeze => out.frozen |= role_matches,
+                }
+            } else if !promoted_role || t.loss_policy == LossPolicy::Stop {
+                out.banned = true;
+            }
+        }
+        out
     }
 
     /// The copies to promote: running ones (after the transition) with a promotion score of

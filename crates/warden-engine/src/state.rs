@@ -16,6 +16,17 @@ pub struct State {
     pub resources: BTreeMap<String, ResourceState>,
     /// False when the cluster has lost quorum (only in multi-node clusters).
     pub no_quorum: bool,
+    /// Tickets by name; a ticket not here was never granted.
+    pub tickets: BTreeMap<String, TicketState>,
+}
+
+/// A ticket (Pacemaker's `crm_ticket`): what the resources that need it may do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TicketState {
+    pub granted: bool,
+    /// Granted but on standby: the resources that need it stop (or demote) as if revoked,
+    /// without their loss policy.
+    pub standby: bool,
 }
 
 /// What is known of one node.
@@ -305,6 +316,13 @@ impl State {
 
     pub fn node(&self, name: &str) -> Option<&NodeState> {
         self.nodes.get(name)
+    }
+
+    /// Whether `ticket` is granted and not on standby.
+    pub fn ticket_ok(&self, ticket: &str) -> bool {
+        self.tickets
+            .get(ticket)
+            .is_some_and(|t| t.granted && !t.standby)
     }
 
     pub fn resource(&self, id: &str) -> Option<&ResourceState> {

@@ -92,6 +92,7 @@ pub fn router(control: Control, token: String) -> Router {
         .route("/v1/resources/{id}/move", post(move_resource))
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
+        .route("/v1/tickets/{name}/{action}", post(ticket_action))
         // Errors are JSON everywhere, unknown routes and methods included.
         .fallback(|uri: axum::http::Uri| async move {
             error(
@@ -950,10 +951,32 @@ pub fn status_json(v: &StatusView) -> Value {
         "warnings": v.warnings,
         "nodes": nodes,
         "resources": resources,
+        "tickets": tickets_json(c, &v.state),
         "failed_actions": failed,
         "constraints": constraints_json(c),
         "text": crate::simulate::render_status(c, &v.state, v.now),
     })
+}
+
+/// Every ticket a constraint names or an operator set: granted, standby, and the resources
+/// that need it.
+fn tickets_json(c: &warden_engine::Config, state: &warden_engine::State) -> Value {
+    let mut names: std::collections::BTreeSet<&str> =
+        c.tickets().iter().map(|t| t.ticket.as_str()).collect();
+    names.extend(state.tickets.keys().map(String::as_str));
+    names
+        .into_iter()
+        .map(|name| {
+            let st = state.tickets.get(name).cloned().unwrap_or_default();
+            let resources: Vec<&str> = c
+                .tickets()
+                .iter()
+                .filter(|t| t.ticket == name)
+                .map(|t| t.resource.as_str())
+                .collect();
+            json!({ "name": name, "granted": st.granted, "standby": st.standby, "resources": resources })
+        })
+        .collect()
 }
 
 /// The configured constraints and groups (bans and moves are per resource, as the operator's).
@@ -1222,6 +1245,24 @@ async fn node_action(
         }
     };
     admin(&api, cmd).await
+}
+
+async fn ticket_action(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    P((ticket, action)): P<(String, String)>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let Ok(action) = action.parse::<warden_engine::TicketAction>() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("unknown ticket action {action:?} (allowed: grant, revoke, standby, activate)"),
+            Some("action"),
+        );
+    };
+    admin(&api, AdminCommand::Ticket { ticket, action }).await
 }
 
 async fn admin(api: &Api, cmd: AdminCommand) -> Response {

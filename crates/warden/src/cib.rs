@@ -192,6 +192,9 @@ struct Reader {
     names: BTreeMap<String, String>,
     /// Group ids.
     group_ids: BTreeSet<String>,
+    /// The members carried over of each group.
+    group_members: BTreeMap<String, Vec<String>>,
+    tickets: Vec<Table>,
     /// Stonith primitives (fence devices, not resources).
     stonith: BTreeSet<String>,
     /// The cluster nodes carried over.
@@ -400,6 +403,13 @@ impl Reader {
                             self.resources.push(t);
                         }
                     }
+                    self.group_members.insert(
+                        id.clone(),
+                        members
+                            .iter()
+                            .filter_map(|m| m.as_str().map(str::to_owned))
+                            .collect(),
+                    );
                     // A group of fence devices only leaves no group of resources.
                     if !members.is_empty() {
                         let mut g = Table::new();
@@ -504,7 +514,7 @@ impl Reader {
                 "rsc_location" => self.location(c, &id),
                 "rsc_colocation" => self.colocation(c, &id),
                 "rsc_order" => self.order(c, &id),
-                "rsc_ticket" => Err(format!("rsc_ticket {id} (tickets)")),
+                "rsc_ticket" => self.ticket(c, &id),
                 other => Err(format!("{other} {id}")),
             };
             if let Err(e) = r {
@@ -528,7 +538,9 @@ impl Reader {
             .attribute("node")
             .ok_or_else(|| format!("{what} (no node)"))?;
         if !self.nodes.contains(node) {
-            return Err(format!("{what} names node {node}, which is not carried over"));
+            return Err(format!(
+                "{what} names node {node}, which is not carried over"
+            ));
         }
         let score = c
             .attribute("score")
@@ -572,6 +584,44 @@ impl Reader {
             }
         }
         self.colocations.push(t);
+        Ok(())
+    }
+
+    /// A ticket constraint; one on a group binds each member, as Pacemaker applies it to the
+    /// group's children.
+    fn ticket(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
+        let what = format!("rsc_ticket {id}");
+        let ticket = c
+            .attribute("ticket")
+            .ok_or_else(|| format!("{what} (no ticket)"))?;
+        let resources = match c.attribute("rsc") {
+            Some(g) if self.group_members.contains_key(g) => {
+                self.group_members.get(g).cloned().unwrap_or_default()
+            }
+            r => vec![self.target(&what, r)?],
+        };
+        let role = match c.attribute("rsc-role").and_then(role_word) {
+            Some("promoted") => "promoted",
+            Some("started") | None => "started",
+            Some(r) => return Err(format!("{what} (rsc-role {r})")),
+        };
+        let policy = c.attribute("loss-policy").map(str::to_ascii_lowercase);
+        let policy = match policy.as_deref() {
+            Some(p @ ("stop" | "demote" | "freeze" | "fence")) => Some(p),
+            _ => None,
+        };
+        for resource in resources {
+            let mut t = Table::new();
+            t.insert("ticket".into(), ticket.into());
+            t.insert("resource".into(), resource.into());
+            if role == "promoted" {
+                t.insert("role".into(), role.into());
+            }
+            if let Some(p) = policy {
+                t.insert("loss_policy".into(), p.into());
+            }
+            self.tickets.push(t);
+        }
         Ok(())
     }
 
@@ -634,6 +684,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         orders: Vec::new(),
         names: BTreeMap::new(),
         group_ids: BTreeSet::new(),
+        group_members: BTreeMap::new(),
+        tickets: Vec::new(),
         stonith: BTreeSet::new(),
         nodes: BTreeSet::new(),
     };
@@ -746,6 +798,12 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     }
     if !stonith_enabled {
         r.fence.clear();
+        // As Pacemaker resets it when fencing is disabled.
+        for t in &mut r.tickets {
+            if t.get("loss_policy").and_then(Value::as_str) == Some("fence") {
+                t.insert("loss_policy".into(), "stop".into());
+            }
+        }
     } else if r.fence.is_empty() {
         // Fencing enabled without a device: Pacemaker schedules fencing all the same, and
         // it never succeeds (what an unclean node ran stays where it is). A device that
@@ -781,6 +839,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         ("location", std::mem::take(&mut r.locations)),
         ("colocation", std::mem::take(&mut r.colocations)),
         ("order", std::mem::take(&mut r.orders)),
+        ("ticket", std::mem::take(&mut r.tickets)),
     ] {
         if !list.is_empty() {
             top.insert(
@@ -812,6 +871,23 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
             let (mut s, newest) =
                 state_of(&loaded.engine, st, &standby, stonith_enabled, &mut r.skip)?;
             s.no_quorum = cib.attribute("have-quorum").is_some_and(|q| !is_true(q));
+            if let Some(list) = child(st, "tickets") {
+                for t in elements(list).filter(|c| c.has_tag_name("ticket_state")) {
+                    let Some(id) = t
+                        .attribute("id")
+                        .filter(|id| warden_engine::valid_ticket(id))
+                    else {
+                        continue;
+                    };
+                    s.tickets.insert(
+                        id.to_owned(),
+                        warden_engine::TicketState {
+                            granted: t.attribute("granted").is_some_and(is_true),
+                            standby: t.attribute("standby").is_some_and(is_true),
+                        },
+                    );
+                }
+            }
             (Some(s), newest)
         }
         None => (None, None),
@@ -1119,6 +1195,7 @@ mod tests {
         <operations><op id="m" name="monitor" interval="10s"/></operations>
       </primitive>
       <clone id="web-clone"><primitive id="web" class="ocf" provider="heartbeat" type="apache"/></clone>
+      <bundle id="b"/>
     </resources>
     <constraints>
       <rsc_location id="l1" rsc="rsc1" node="node2" score="100"/>
@@ -1126,6 +1203,7 @@ mod tests {
     </constraints>
   </configuration>
   <status>
+    <tickets><ticket_state id="T" granted="true" standby="false"/></tickets>
     <node_state id="1" uname="node1" in_ccm="true" crmd="online" join="member" expected="member">
       <transient_attributes id="1"><instance_attributes id="s">
         <nvpair id="f" name="fail-count-rsc1#monitor_10000" value="2"/>
@@ -1156,15 +1234,19 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
         assert_eq!(loaded.engine.resources().len(), 1);
         assert_eq!(loaded.engine.locations().len(), 1);
+        let t = &loaded.engine.tickets()[0];
+        assert_eq!((t.ticket.as_str(), t.resource.as_str()), ("T", "rsc1"));
+        assert_eq!(t.loss_policy, warden_engine::LossPolicy::Stop);
         assert_eq!(
             i.unsupported,
             vec![
                 "clone web-clone (plain clones)".to_owned(),
-                "rsc_ticket t1 (tickets)".to_owned()
+                "bundle b (bundles)".to_owned()
             ]
         );
         assert_eq!(i.time, Time::from_millis(1_700_000_000_000));
         let state = i.state.expect("state");
+        assert!(state.ticket_ok("T"), "{:?}", state.tickets);
         let on = state.on_node("rsc1", "node1");
         assert!(on.failed, "the monitor's rc 7 is a failure: {on:?}");
         assert_eq!(

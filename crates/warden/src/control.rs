@@ -116,6 +116,7 @@ impl ControlError {
             ControlError::Apply(ApplyError::UnknownResource(_) | ApplyError::NotActive { .. })
             | ControlError::NotPromotable(_) => Some("resource"),
             ControlError::Apply(ApplyError::UnknownNode(_)) => Some("node"),
+            ControlError::Apply(ApplyError::BadTicket(_)) => Some("ticket"),
             ControlError::Config(_) => Some("config"),
             ControlError::Store(_) | ControlError::Stopping | ControlError::Cluster(_) => None,
         }
@@ -129,7 +130,9 @@ impl ControlError {
             ControlError::Apply(ApplyError::NotActive { .. }) | ControlError::NotPromotable(_) => {
                 ErrorKind::Conflict
             }
-            ControlError::Config(_) => ErrorKind::Invalid,
+            ControlError::Config(_) | ControlError::Apply(ApplyError::BadTicket(_)) => {
+                ErrorKind::Invalid
+            }
             ControlError::Stopping | ControlError::Cluster(_) => ErrorKind::Unavailable,
             // The store cannot record now (a full disk): try again later.
             ControlError::Store(_) => ErrorKind::Unavailable,

@@ -128,6 +128,15 @@ enum Command {
         #[command(subcommand)]
         action: NodeAction,
     },
+    /// Grant, revoke, put on standby or activate a ticket (as Pacemaker's crm_ticket): the
+    /// resources a `[[ticket]]` binds to it run only while it is granted.
+    Ticket {
+        #[command(flatten)]
+        target: Target,
+        #[arg(value_parser = ["grant", "revoke", "standby", "activate"])]
+        action: String,
+        ticket: String,
+    },
     /// Every operation: time, rc, duration, exit reason (all resources, or one).
     History {
         #[command(flatten)]
@@ -586,6 +595,14 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             };
             client.post(&format!("/v1/nodes/{}/{verb}", escape(&node)))?;
             Ok(format!("{verb} {node}: done\n"))
+        }
+        Command::Ticket {
+            target,
+            action,
+            ticket,
+        } => {
+            client(&target)?.post(&format!("/v1/tickets/{}/{action}", escape(&ticket)))?;
+            Ok(format!("ticket {action} {ticket}: done\n"))
         }
         Command::History {
             target,

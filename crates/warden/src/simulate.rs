@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use warden_engine::{
     ActionKind, AdminCommand, Config, Event, OpKey, OpName, OpResult, Outcome, ScheduleOptions,
-    Score, State, Time, apply, check_transition, default_outcome, execute, failed_actions,
-    node_groups, rc, resource_status, schedule_with,
+    Score, State, TicketAction, Time, apply, check_transition, default_outcome, execute,
+    failed_actions, node_groups, rc, resource_status, schedule_with,
 };
 
 use crate::config;
@@ -47,6 +47,18 @@ pub struct SimulateArgs {
     /// Take a node out of standby (repeatable).
     #[arg(long, value_name = "NODE")]
     pub online: Vec<String>,
+    /// Grant a ticket (repeatable).
+    #[arg(long, value_name = "TICKET")]
+    pub ticket_grant: Vec<String>,
+    /// Revoke a ticket (repeatable).
+    #[arg(long, value_name = "TICKET")]
+    pub ticket_revoke: Vec<String>,
+    /// Put a ticket on standby (repeatable).
+    #[arg(long, value_name = "TICKET")]
+    pub ticket_standby: Vec<String>,
+    /// Take a ticket out of standby (repeatable).
+    #[arg(long, value_name = "TICKET")]
+    pub ticket_activate: Vec<String>,
     /// Clean up a resource's failures, on one node or all: RES[@NODE] (repeatable).
     #[arg(long, value_name = "RES[@NODE]")]
     pub cleanup: Vec<String>,
@@ -266,6 +278,19 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             .iter()
             .map(|n| Event::Admin(AdminCommand::Online { node: n.clone() })),
     );
+    for (list, action) in [
+        (&args.ticket_grant, TicketAction::Grant),
+        (&args.ticket_revoke, TicketAction::Revoke),
+        (&args.ticket_standby, TicketAction::Standby),
+        (&args.ticket_activate, TicketAction::Activate),
+    ] {
+        events.extend(list.iter().map(|t| {
+            Event::Admin(AdminCommand::Ticket {
+                ticket: t.clone(),
+                action,
+            })
+        }));
+    }
     for c in &args.cleanup {
         let (r, n) = match c.split_once('@') {
             Some((r, n)) => (r, Some(n.to_owned())),
@@ -472,6 +497,19 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
     let _ = writeln!(o, "  * Resources:");
     for r in resource_status(config, state, now) {
         let _ = writeln!(o, "    * {r}");
+    }
+    // Every ticket a constraint names or an operator set, as crm_mon lists them.
+    let mut tickets: std::collections::BTreeSet<&str> =
+        config.tickets().iter().map(|t| t.ticket.as_str()).collect();
+    tickets.extend(state.tickets.keys().map(String::as_str));
+    if !tickets.is_empty() {
+        let _ = writeln!(o, "  * Tickets:");
+        for t in tickets {
+            let st = state.tickets.get(t).cloned().unwrap_or_default();
+            let word = if st.granted { "granted" } else { "revoked" };
+            let standby = if st.standby { " (standby)" } else { "" };
+            let _ = writeln!(o, "    * {t}: {word}{standby}");
+        }
     }
     // Like crm_mon -f: every resource with failures on a node, against its threshold.
     let mut summary = Vec::new();

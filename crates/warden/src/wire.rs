@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use warden_engine::{
     AdminCommand, Agent, Digests, Event, NodeState, OpKey, OpName, OpRecord, OpResult, OpSpec,
     ProcessSpec, Promotable, ResourceOnNode, ResourceSpec, ResourceState, Role, Score, State,
-    TargetRole, Time,
+    TargetRole, TicketState, Time,
 };
 
 /// The version of the state file format.
@@ -25,6 +25,17 @@ pub struct StateFile {
     pub no_quorum: bool,
     pub nodes: BTreeMap<String, WireNode>,
     pub resources: BTreeMap<String, WireResource>,
+    /// Tickets by name (absent: never granted).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tickets: BTreeMap<String, WireTicket>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireTicket {
+    pub granted: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub standby: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -273,6 +284,19 @@ impl StateFile {
             no_quorum: state.no_quorum,
             nodes,
             resources,
+            tickets: state
+                .tickets
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.clone(),
+                        WireTicket {
+                            granted: t.granted,
+                            standby: t.standby,
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -289,6 +313,18 @@ impl StateFile {
             no_quorum: self.no_quorum,
             ..State::default()
         };
+        for (k, t) in self.tickets {
+            if !warden_engine::valid_ticket(&k) {
+                bail!("tickets: bad ticket name {k:?}");
+            }
+            state.tickets.insert(
+                k,
+                TicketState {
+                    granted: t.granted,
+                    standby: t.standby,
+                },
+            );
+        }
         for (n, w) in self.nodes {
             state.nodes.insert(
                 n,
@@ -456,6 +492,11 @@ pub enum WireEvent {
     Online {
         node: String,
     },
+    Ticket {
+        ticket: String,
+        /// grant, revoke, standby or activate.
+        action: String,
+    },
     PromotionScore {
         resource: String,
         node: String,
@@ -501,6 +542,10 @@ impl WireEvent {
                 AdminCommand::Clear { resource } => WireEvent::Clear { resource },
                 AdminCommand::Standby { node } => WireEvent::Standby { node },
                 AdminCommand::Online { node } => WireEvent::Online { node },
+                AdminCommand::Ticket { ticket, action } => WireEvent::Ticket {
+                    ticket,
+                    action: action.as_str().to_owned(),
+                },
             },
         }
     }
@@ -549,6 +594,14 @@ impl WireEvent {
             WireEvent::Clear { resource } => admin(AdminCommand::Clear { resource }),
             WireEvent::Standby { node } => admin(AdminCommand::Standby { node }),
             WireEvent::Online { node } => admin(AdminCommand::Online { node }),
+            WireEvent::Ticket { ticket, action } => admin(AdminCommand::Ticket {
+                ticket,
+                action: action.parse().map_err(|()| {
+                    anyhow::anyhow!(
+                        "unknown ticket action {action:?} (allowed: grant, revoke, standby, activate)"
+                    )
+                })?,
+            }),
             WireEvent::PromotionScore {
                 resource,
                 node,

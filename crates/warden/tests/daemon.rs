@@ -3021,3 +3021,57 @@ fn status_watch_redraws_in_place_and_reads_print_json() {
     assert!(ok, "{err}");
     assert!(serde_json::from_str::<Value>(&out).is_ok_and(|v| v.is_array()));
 }
+
+#[test]
+fn a_ticket_gates_its_resource_through_the_cli_and_survives_a_daemon_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[resource]]\nid = \"web\"\nclass = \"process\"\ncommand = [\"sleep\", \"600\"]\n\
+         [[ticket]]\nticket = \"site-a\"\nresource = \"web\"\n",
+    )
+    .expect("config");
+    let state_of = |v: &Value| resource(v, "web")["state"].as_str().map(str::to_owned);
+    let settled = |want: &'static str| {
+        move |v: &Value| v["transition_running"] == false && state_of(v).as_deref() == Some(want)
+    };
+    let mut d = start(&config, &[]);
+    let v = wait_for(&config, "the first transition", |v| {
+        v["transition_running"] == false && !v["next_wakeup"].is_string()
+    });
+    assert_eq!(state_of(&v).as_deref(), Some("stopped"), "no ticket: {v}");
+    assert_eq!(
+        v["tickets"][0],
+        serde_json::json!({"name": "site-a", "granted": false, "standby": false, "resources": ["web"]})
+    );
+    let (ok, out, err) = cli(&config, &["ticket", "grant", "site-a"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "ticket grant site-a: done\n");
+    wait_for(&config, "web started by the grant", settled("started"));
+    let (ok, out, err) = cli(&config, &["status"]);
+    assert!(
+        ok && out.contains("* Tickets:\n    * site-a: granted\n"),
+        "{out}{err}"
+    );
+
+    // The grant is state: a restarted daemon still holds it.
+    drop(d);
+    d = start(&config, &[]);
+    let v = wait_for(&config, "web started again", settled("started"));
+    assert_eq!(v["tickets"][0]["granted"], true);
+
+    // A bad name is refused with the field named; a revoke stops web.
+    let (code, body) = api_post(&data, "/v1/tickets/a%20b/grant");
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (422, Some("ticket")),
+        "{body}"
+    );
+    let (ok, _, err) = cli(&config, &["ticket", "revoke", "site-a"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "web stopped by the revoke", settled("stopped"));
+    drop(d);
+}

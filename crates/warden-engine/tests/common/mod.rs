@@ -57,6 +57,7 @@ pub struct Builder {
     pub colocations: Vec<Colocation>,
     pub orders: Vec<Order>,
     pub groups: Vec<Group>,
+    pub tickets: Vec<TicketConstraint>,
 }
 
 pub fn build(nodes: &[&str]) -> Builder {
@@ -69,6 +70,7 @@ pub fn build(nodes: &[&str]) -> Builder {
         colocations: Vec::new(),
         orders: Vec::new(),
         groups: Vec::new(),
+        tickets: Vec::new(),
     }
 }
 
@@ -131,6 +133,21 @@ impl Builder {
         });
         self
     }
+    pub fn ticket(
+        mut self,
+        ticket: &str,
+        resource: &str,
+        role: OpRole,
+        loss_policy: LossPolicy,
+    ) -> Self {
+        self.tickets.push(TicketConstraint {
+            ticket: ticket.into(),
+            resource: resource.into(),
+            role,
+            loss_policy,
+        });
+        self
+    }
     pub fn fencing(mut self) -> Self {
         self.fencing = true;
         self
@@ -158,6 +175,7 @@ impl Builder {
             self.locations,
         )
         .and_then(|c| c.with_constraints(self.colocations, self.orders, self.groups))
+        .and_then(|c| c.with_tickets(self.tickets))
         .expect("valid config")
     }
     /// A world with every node online, settled into its steady state.

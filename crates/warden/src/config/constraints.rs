@@ -1,9 +1,12 @@
-//! `[[location]]`, `[[ban]]`, `[[group]]`, `[[colocation]]` and `[[order]]`: read with the
+//! `[[location]]`, `[[ban]]`, `[[group]]`, `[[colocation]]`, `[[order]]` and `[[ticket]]`: read with the
 //! places of the names they use; roles and actions are checked against the resources after.
 
 use std::collections::HashSet;
 
-use warden_engine::{Colocation, Group, Location, OpName, OpRole, Order, OrderKind, Score};
+use warden_engine::{
+    Colocation, Group, Location, LossPolicy, OpName, OpRole, Order, OrderKind, Score,
+    TicketConstraint,
+};
 
 use super::Ref;
 use super::table::{Reader, Section, Span, Tbl};
@@ -13,6 +16,7 @@ pub(super) const BAN: Section = Section::new("[[ban]]", "[[ban]]");
 pub(super) const GROUP: Section = Section::new("[[group]]", "[[group]]");
 pub(super) const COLOCATION: Section = Section::new("[[colocation]]", "[[colocation]]");
 pub(super) const ORDER: Section = Section::new("[[order]]", "[[order]]");
+pub(super) const TICKET: Section = Section::new("[[ticket]]", "[[ticket]]");
 
 /// `role`, `with_role`, `first_action` or `then_action` as written: promoted (or promote)
 /// when Some, with its place and the resource it applies to.
@@ -29,6 +33,9 @@ pub(super) struct Constraints {
     pub groups: Vec<Group>,
     pub colocations: Vec<Colocation>,
     pub orders: Vec<Order>,
+    pub tickets: Vec<TicketConstraint>,
+    /// Where a ticket's `loss_policy = "fence"` is written (it needs fencing).
+    pub fence_tickets: Vec<Span>,
     pub resource_refs: Vec<Ref>,
     pub node_refs: Vec<Ref>,
     /// The first colocation, order or group: where a cycle is reported.
@@ -64,6 +71,8 @@ pub(super) fn constraints(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Constraints 
         groups: Vec::new(),
         colocations: Vec::new(),
         orders: Vec::new(),
+        tickets: Vec::new(),
+        fence_tickets: Vec::new(),
         resource_refs: Vec::new(),
         node_refs: Vec::new(),
         first_at: None,
@@ -84,7 +93,36 @@ pub(super) fn constraints(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Constraints 
     for (t, at) in r.tables(top, "order") {
         r.section(t, at, ORDER, |r, t| order(r, t, &mut c));
     }
+    for (t, at) in r.tables(top, "ticket") {
+        r.section(t, at, TICKET, |r, t| ticket(r, t, &mut c));
+    }
     c
+}
+
+fn ticket(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
+    let name = r.required_name(t, "ticket", "[[ticket]]");
+    let res = r.required_string(t, "resource", "[[ticket]]");
+    let role = role(r, t, "role", res.as_ref(), c);
+    let loss_policy = match r.keyword(t, "loss_policy", LossPolicy::ALL) {
+        Some((p, span)) => {
+            if p == LossPolicy::Fence {
+                c.fence_tickets.push(span);
+            }
+            p
+        }
+        // Pacemaker's default: the promoted role is demoted, anything else stopped.
+        None if role == OpRole::Promoted => LossPolicy::Demote,
+        None => LossPolicy::Stop,
+    };
+    reference(c, &res);
+    if let (Some((ticket, _)), Some((resource, _))) = (name, res) {
+        c.tickets.push(TicketConstraint {
+            ticket,
+            resource,
+            role,
+            loss_policy,
+        });
+    }
 }
 
 fn reference(c: &mut Constraints, v: &Option<(String, Span)>) {

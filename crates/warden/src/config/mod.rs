@@ -275,7 +275,7 @@ fn read(src: &str, local: impl FnOnce() -> String) -> Read {
 pub fn accepted_keys() -> BTreeMap<&'static str, Vec<&'static str>> {
     const ALL: &str = "[cluster]\n[cluster.etcd]\n[api]\n[resource_defaults]\n[op_defaults]\n\
         [[node]]\n[[fence_device]]\n[[resource]]\nops = [{}]\nmonitor = {}\n\
-        [[location]]\n[[ban]]\n[[group]]\n[[colocation]]\n[[order]]\n\
+        [[location]]\n[[ban]]\n[[group]]\n[[colocation]]\n[[order]]\n[[ticket]]\n\
         [[upstream]]\nprimary = [{}]\n[[listener]]\nfailback = {}\n";
     read(ALL, || "here".to_owned()).2
 }
@@ -321,6 +321,14 @@ fn root_of(
         .collect();
     let known: HashSet<String> = res.specs.iter().map(|s| s.id.clone()).collect();
     cons.validate(r, &promotable, &known);
+    if !fencing.enabled {
+        for span in std::mem::take(&mut cons.fence_tickets) {
+            r.d.error(
+                span,
+                "loss_policy = \"fence\" needs fencing: add a [[fence_device]]",
+            );
+        }
+    }
     let mut node_refs = std::mem::take(&mut fencing.node_refs);
     node_refs.append(&mut cons.node_refs);
     let mut resource_refs = std::mem::take(&mut cons.resource_refs);
@@ -361,7 +369,8 @@ fn root_of(
         res.specs,
         cons.locations,
     )
-    .and_then(|c| c.with_constraints(cons.colocations, cons.orders, cons.groups));
+    .and_then(|c| c.with_constraints(cons.colocations, cons.orders, cons.groups))
+    .and_then(|c| c.with_tickets(cons.tickets));
     let engine = match built {
         Ok(engine) => engine,
         Err(e) => {
