@@ -215,9 +215,9 @@ fn bench_promotable(resources: usize, nodes: usize, iters: usize) {
             m.role = OpRole::Promoted;
             r.ops.push(m);
             r.meta.migration_threshold = 3;
-            r.promotable = Some(Promotable {
+            r.copies = Some(Copies {
                 score: Some(Score::new(5)),
-                ..Promotable::default()
+                ..Copies::promotable()
             });
             r
         })

@@ -393,32 +393,52 @@ pub struct ResourceSpec {
     pub params: Vec<(String, String)>,
     pub meta: Meta,
     pub ops: Vec<OpSpec>,
-    /// Runs as copies on several nodes, some of them promoted (None: one copy, no roles).
-    pub promotable: Option<Promotable>,
+    /// A clone: runs as copies on several nodes, some of them promoted when promotable
+    /// (None: a primitive, one copy, no roles).
+    pub copies: Option<Copies>,
     /// Its agent offers `reload-agent`: the parameters it can change without a restart
     /// (from the agent's meta-data; None: every change restarts).
     pub reloadable: Option<Vec<String>>,
 }
 
-/// How a promotable resource runs: up to `clone_max` copies, at most `promoted_max` promoted.
+/// How a clone runs: up to `clone_max` copies, at most one per node; when promotable, at
+/// most `promoted_max` of them promoted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Promotable {
+pub struct Copies {
     /// How many copies run at most (None: one per node).
     pub clone_max: Option<u32>,
+    /// Copies may be promoted (Pacemaker's promotable clone).
+    pub promotable: bool,
     pub promoted_max: u32,
     /// Send pre and post notifications of start, stop, promote and demote to the copies.
     pub notify: bool,
+    /// Orders and colocations with another clone bind copy to copy on each node, not the
+    /// whole clone (Pacemaker's `interleave`).
+    pub interleave: bool,
     /// The promotion score of a running copy until its agent sets one (`warden promotion-score`).
     pub score: Option<Score>,
 }
 
-impl Default for Promotable {
+impl Default for Copies {
+    /// A plain clone: one copy per node, none promoted.
     fn default() -> Self {
-        Promotable {
+        Copies {
             clone_max: None,
+            promotable: false,
             promoted_max: 1,
             notify: false,
+            interleave: false,
             score: None,
+        }
+    }
+}
+
+impl Copies {
+    /// A promotable clone with the defaults: one copy per node, one promoted.
+    pub fn promotable() -> Copies {
+        Copies {
+            promotable: true,
+            ..Copies::default()
         }
     }
 }
@@ -431,7 +451,7 @@ impl ResourceSpec {
             params: Vec::new(),
             meta: Meta::default(),
             ops: Vec::new(),
-            promotable: None,
+            copies: None,
             reloadable: None,
         }
     }
@@ -484,8 +504,19 @@ impl ResourceSpec {
         d.0
     }
 
+    /// A clone whose copies may be promoted.
     pub fn is_promotable(&self) -> bool {
-        self.promotable.is_some()
+        self.copies.as_ref().is_some_and(|c| c.promotable)
+    }
+
+    /// A clone (promotable or not): copies on several nodes.
+    pub fn is_clone(&self) -> bool {
+        self.copies.is_some()
+    }
+
+    /// The promotable clone's settings.
+    pub fn promotable(&self) -> Option<&Copies> {
+        self.copies.as_ref().filter(|c| c.promotable)
     }
 
     /// The role a recurring monitor of this interval runs in (Started when not configured).

@@ -102,8 +102,8 @@ pub fn check_transition(
             // Every copy that is (or, on an unclean node, may be) active must be stopped or
             // fenced first.
             for (n, on) in rs.map(|rs| rs.nodes.iter()).into_iter().flatten() {
-                // Copies of a promotable resource run side by side: only its own node counts.
-                if spec.is_promotable() && n != node {
+                // Copies of a clone run side by side: only its own node counts.
+                if spec.is_clone() && n != node {
                     continue;
                 }
                 let unclean_node =
@@ -140,7 +140,7 @@ pub fn check_transition(
     }
     if let Some((r, n)) = starts
         .iter()
-        .find(|(r, n)| **n > 1 && config.resource(r).is_some_and(|s| !s.is_promotable()))
+        .find(|(r, n)| **n > 1 && config.resource(r).is_some_and(|s| !s.is_clone()))
     {
         return Err(format!("{r} started {n} times in one transition"));
     }
@@ -159,7 +159,7 @@ fn check_promotions(config: &Config, state: &State, t: &Transition) -> Result<()
         let Some(spec) = config.resource(resource) else {
             return Err(format!("{} for unknown resource", a.kind));
         };
-        let Some(pr) = &spec.promotable else {
+        let Some(pr) = spec.promotable() else {
             return Err(format!("{} of a resource that is not promotable", a.kind));
         };
         let before = ancestors(t, a.id);
@@ -253,8 +253,22 @@ fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), St
         .iter()
         .filter(|o| o.kind == OrderKind::Mandatory)
     {
-        let firsts = actions_of(&o.first, o.first_action);
+        // Interleaved clones: copy to copy, on the same node only.
+        let clone = |id: &str| config.resource(id).and_then(|r| r.copies.as_ref());
+        let interleaved = o.first_action == OpName::Start
+            && o.then_action == OpName::Start
+            && clone(&o.first).is_some()
+            && clone(&o.then).is_some_and(|c| c.interleave);
+        let same_node = |a: &crate::schedule::Action, b: &crate::schedule::Action| {
+            !interleaved || a.kind.node() == b.kind.node()
+        };
+        let all_firsts = actions_of(&o.first, o.first_action);
         for then in actions_of(&o.then, o.then_action) {
+            let firsts: Vec<_> = all_firsts
+                .iter()
+                .copied()
+                .filter(|f| same_node(f, then))
+                .collect();
             if let Some(f) = firsts.iter().find(|f| !reaches(t, then.id, f.id)) {
                 return Err(format!(
                     "{} does not wait for {} (order {} {} then {} {})",
@@ -270,7 +284,9 @@ fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), St
                             OpName::Promote => on.role == Role::Promoted,
                             _ => on.role.is_active(),
                         };
-                        there && !undone.iter().any(|a| a.kind.node() == n)
+                        there
+                            && !undone.iter().any(|a| a.kind.node() == n)
+                            && (!interleaved || n == then.kind.node())
                     })
                 });
                 if !stays {
@@ -295,7 +311,10 @@ fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), St
         if o.symmetric {
             let thens = actions_of(&o.then, inverse(o.then_action));
             for f in actions_of(&o.first, inverse(o.first_action)) {
-                if let Some(th) = thens.iter().find(|th| !reaches(t, f.id, th.id)) {
+                if let Some(th) = thens
+                    .iter()
+                    .find(|th| same_node(f, th) && !reaches(t, f.id, th.id))
+                {
                     return Err(format!(
                         "{} does not wait for {} (order {} {} then {} {})",
                         f.kind, th.kind, o.first_action, o.first, o.then_action, o.then

@@ -18,9 +18,9 @@ mod time;
 
 pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected, valid_ticket};
 pub use config::{
-    Agent, ClusterOptions, Colocation, Config, ConfigError, Digests, FenceAgent, FenceDevice,
-    FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive, NoQuorumPolicy,
-    OnFail, OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, Promotable, ResourceSpec,
+    Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, FenceAgent,
+    FenceDevice, FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive,
+    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, ResourceSpec,
     TargetRole, TicketAction, TicketConstraint,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};

@@ -210,11 +210,15 @@ pub enum Change {
         resource: String,
         from: String,
         to: String,
+        /// A copy of a promotable resource: its role before and after.
+        roles: Option<(&'static str, &'static str)>,
     },
     Restart {
         resource: String,
         node: String,
         reason: String,
+        /// A copy of a promotable resource: its role.
+        role: Option<&'static str>,
     },
     Fence {
         node: String,
@@ -280,14 +284,25 @@ impl fmt::Display for Change {
                 Some((a, b)) if a == b => write!(f, "Recover {resource} ( {from} -> {to} {a} )"),
                 Some((a, b)) => write!(f, "Recover {resource} ( {a} {from} -> {b} {to} )"),
             },
-            Change::Move { resource, from, to } => write!(f, "Move {resource} ( {from} -> {to} )"),
+            Change::Move {
+                resource,
+                from,
+                to,
+                roles,
+            } => match roles {
+                None => write!(f, "Move {resource} ( {from} -> {to} )"),
+                Some((a, b)) if a == b => write!(f, "Move {resource} ( {from} -> {to} {a} )"),
+                Some((a, b)) => write!(f, "Move {resource} ( {a} {from} -> {b} {to} )"),
+            },
             Change::Restart {
                 resource,
                 node,
                 reason,
-            } => {
-                write!(f, "Restart {resource} ( {node} ) due to {reason}")
-            }
+                role,
+            } => match role {
+                Some(role) => write!(f, "Restart {resource} ( {role} {node} ) due to {reason}"),
+                None => write!(f, "Restart {resource} ( {node} ) due to {reason}"),
+            },
             Change::Fence { node, reason } => write!(f, "Fence (reboot) {node} '{reason}'"),
             Change::Promote {
                 resource,
@@ -370,7 +385,7 @@ pub fn schedule_with(
     s.apply_orders(&mut plans);
     s.emit(&plans);
     for &r in config.placement_order() {
-        if plans[r].promotable {
+        if plans[r].clone {
             s.summarize_copies(r, &plans[r]);
         } else {
             s.summarize(r, &plans[r]);
@@ -387,7 +402,8 @@ struct Plan {
     /// Starts and stops are decided for it (managed, not blocked, not in maintenance, not
     /// multiple-active with the `block` policy).
     acts: bool,
-    promotable: bool,
+    /// A clone: copies on several nodes.
+    clone: bool,
     /// Nodes to probe.
     probes: Vec<usize>,
     /// Nodes it runs on (reachable), and on unclean nodes waiting for fencing.
@@ -685,7 +701,7 @@ impl<'a> Scheduler<'a> {
         }
         let all = 0..node_names.len();
         let mut p = Plan {
-            promotable: spec.is_promotable(),
+            clone: spec.is_clone(),
             live_active: all
                 .clone()
                 .filter(|&i| self.eff[i].role.is_active() && self.nodes[i].reachable())
@@ -738,7 +754,7 @@ impl<'a> Scheduler<'a> {
                 });
             }
         }
-        let multiple = !p.promotable && p.live_active.len() + p.unclean_active.len() > 1;
+        let multiple = !p.clone && p.live_active.len() + p.unclean_active.len() > 1;
         let tickets = self.tickets(r, &p);
         p.no_promote = tickets.no_promote;
         if !meta.is_managed
@@ -755,8 +771,8 @@ impl<'a> Scheduler<'a> {
         } else {
             NoQuorumPolicy::Ignore
         };
-        let quorum_stops =
-            quorum == NoQuorumPolicy::Stop || (quorum == NoQuorumPolicy::Demote && !p.promotable);
+        let quorum_stops = quorum == NoQuorumPolicy::Stop
+            || (quorum == NoQuorumPolicy::Demote && !spec.is_promotable());
         // An orphan (gone from the file) is only ever stopped, whatever `enable` said.
         let orphan = meta.orphan;
         p.want_run = target_role == TargetRole::Started
@@ -766,7 +782,7 @@ impl<'a> Scheduler<'a> {
 
         p.targets = if !p.want_run {
             Vec::new()
-        } else if let Some(pr) = &spec.promotable {
+        } else if let Some(pr) = &spec.copies {
             // One copy per node, best scores first, at most clone_max, counting the copies
             // on nodes waiting to be fenced (they may still run).
             let max = pr.clone_max.map_or(node_names.len(), |c| c as usize);
@@ -903,7 +919,7 @@ impl<'a> Scheduler<'a> {
         for &t in &p.targets {
             self.nodes[t].load += 1;
         }
-        if let Some(pr) = &spec.promotable {
+        if let Some(pr) = spec.promotable() {
             let frozen = quorum == NoQuorumPolicy::Freeze;
             p.promoted = if quorum == NoQuorumPolicy::Demote || p.no_promote {
                 Vec::new()
@@ -963,7 +979,7 @@ impl<'a> Scheduler<'a> {
         let config = self.config;
         let spec = &config.resources()[r];
         let rs = self.state.resource(&spec.id);
-        let default = spec.promotable.as_ref().and_then(|pr| pr.score);
+        let default = spec.promotable().and_then(|pr| pr.score);
         let mut cand: Vec<(Score, usize)> = Vec::new();
         for &i in &p.targets {
             let node = &config.nodes()[i];
@@ -1039,6 +1055,36 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                     let first = || format!("{} {}", config.resources()[f].id, o.first_action);
+                    if self.interleaved(k) {
+                        // Copy to copy: a copy of `then` runs only where `first` has one, and
+                        // restarts only where `first`'s copy (re)starts.
+                        let (f_targets, f_starts) =
+                            (plans[f].targets.clone(), plans[f].starts.clone());
+                        let then = &mut plans[t];
+                        let before = then.targets.len();
+                        then.targets.retain(|i| f_targets.contains(i));
+                        let mut touched = then.targets.len() != before;
+                        if touched {
+                            then.forced = Some(format!("unrunnable {}", first()));
+                        }
+                        let again: Vec<usize> = then
+                            .targets
+                            .iter()
+                            .copied()
+                            .filter(|i| f_starts.contains(i) && !then.starts.contains(i))
+                            .collect();
+                        if !again.is_empty() {
+                            then.restart.extend(again);
+                            then.forced = Some(format!("required {}", first()));
+                            touched = true;
+                        }
+                        if touched {
+                            then.promoted.retain(|i| f_targets.contains(i));
+                            then.derive();
+                            changed = true;
+                        }
+                        continue;
+                    }
                     let (first_runs, first_starts) = match o.first_action {
                         OpName::Promote => {
                             (!plans[f].promoted.is_empty(), !plans[f].promotes.is_empty())
@@ -1101,12 +1147,23 @@ impl<'a> Scheduler<'a> {
             // The inverse of an order: what `then` undoes (stop or demote) comes before what
             // `first` undoes (demote before an order on `promote`, stop otherwise).
             let mut after = [Vec::new(), Vec::new()];
+            // Interleaved clones: each copy's stop waits for the other clone's stop on its
+            // own node only.
+            let mut stop_after_on: Vec<Vec<ActionId>> = Vec::new();
             for &(t, k) in config.orders_from(r) {
                 let o = &config.orders()[k];
-                if o.symmetric || o.kind == OrderKind::Serialize {
-                    let slot = usize::from(o.first_action == OpName::Promote);
-                    after[slot].extend(done[t].undone(o.then_action));
+                if !(o.symmetric || o.kind == OrderKind::Serialize) {
+                    continue;
                 }
+                if self.interleaved(k) {
+                    stop_after_on.resize(self.nodes.len(), Vec::new());
+                    for (&i, &a) in plans[t].stops.iter().zip(&done[t].stops) {
+                        stop_after_on[i].push(a);
+                    }
+                    continue;
+                }
+                let slot = usize::from(o.first_action == OpName::Promote);
+                after[slot].extend(done[t].undone(o.then_action));
             }
             let [mut before_stop, mut before_demote] = after;
             // What the probes of a resource it depends on find can undo the reason to stop
@@ -1115,18 +1172,42 @@ impl<'a> Scheduler<'a> {
                 before_stop.extend(&probed[r]);
                 before_demote.extend(&probed[r]);
             }
-            let ids = self.emit_round(r, p, OpName::Demote, &p.demotes, before_demote, &mut done);
+            let ids = self.emit_round(
+                r,
+                p,
+                OpName::Demote,
+                &p.demotes,
+                (before_demote, &[]),
+                &mut done,
+            );
             done[r].demotes = ids;
             let mut stop_deps = before_stop;
             stop_deps.extend(&done[r].demotes);
-            let ids = self.emit_round(r, p, OpName::Stop, &p.stops, stop_deps, &mut done);
+            let ids = self.emit_round(
+                r,
+                p,
+                OpName::Stop,
+                &p.stops,
+                (stop_deps, &stop_after_on),
+                &mut done,
+            );
             done[r].stops = ids;
         }
         for &r in config.action_order() {
             let p = &plans[r];
             let mut before: [Vec<ActionId>; 2] = [Vec::new(), Vec::new()];
+            // Interleaved clones: each copy's start waits for the other clone's start on its
+            // own node only.
+            let mut start_after_on: Vec<Vec<ActionId>> = Vec::new();
             for &(f, k) in config.orders_to(r) {
                 let o = &config.orders()[k];
+                if self.interleaved(k) {
+                    start_after_on.resize(self.nodes.len(), Vec::new());
+                    for (&i, &a) in plans[f].starts.iter().zip(&done[f].starts) {
+                        start_after_on[i].push(a);
+                    }
+                    continue;
+                }
                 let slot = usize::from(o.then_action == OpName::Promote);
                 before[slot].extend(done[f].done(o.first_action));
                 if o.kind == OrderKind::Serialize {
@@ -1139,16 +1220,30 @@ impl<'a> Scheduler<'a> {
             deps.extend(&done[r].stops);
             let mut start_deps = deps.clone();
             start_deps.extend(start_before);
-            if !p.promotable {
+            if !p.clone {
                 start_deps.extend(&p.fences);
             }
-            let ids = self.emit_round(r, p, OpName::Start, &p.starts, start_deps, &mut done);
+            let ids = self.emit_round(
+                r,
+                p,
+                OpName::Start,
+                &p.starts,
+                (start_deps, &start_after_on),
+                &mut done,
+            );
             done[r].starts = ids;
             let mut promote_deps = deps;
             promote_deps.extend(&done[r].starts);
             promote_deps.extend(&p.fences);
             promote_deps.extend(promote_before);
-            let ids = self.emit_round(r, p, OpName::Promote, &p.promotes, promote_deps, &mut done);
+            let ids = self.emit_round(
+                r,
+                p,
+                OpName::Promote,
+                &p.promotes,
+                (promote_deps, &[]),
+                &mut done,
+            );
             done[r].promotes = ids;
             for &i in p.reloads.iter().filter(|i| !p.stops.contains(i)) {
                 let kind = self.kind(OpName::Reload, r, i);
@@ -1204,8 +1299,22 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Emits the `op` actions of resource `r` on `nodes`, each after `deps` (and, for a
-    /// demote or stop, after the demote on its own node); with notifications, after a pre
+    /// Whether order number `k` binds copy to copy, node by node: a start-to-start order
+    /// between two clones whose `then` interleaves (Pacemaker reads `interleave` of the
+    /// `then` clone, for the order and its inverse).
+    fn interleaved(&self, k: usize) -> bool {
+        let config = self.config;
+        let o = &config.orders()[k];
+        let clone = |id: &str| config.resource(id).and_then(|r| r.copies.as_ref());
+        o.first_action == OpName::Start
+            && o.then_action == OpName::Start
+            && clone(&o.first).is_some()
+            && clone(&o.then).is_some_and(|c| c.interleave)
+    }
+
+    /// Emits the `op` actions of resource `r` on `nodes`, each after `deps.0` and after
+    /// `deps.1[node]` when given (and, for a demote or stop, after the demote on its own
+    /// node); with notifications, after a pre
     /// notification of the copies active before them, and followed by a post notification of
     /// those active after them. Returns the action ids, in node order.
     fn emit_round(
@@ -1214,14 +1323,14 @@ impl<'a> Scheduler<'a> {
         p: &Plan,
         op: OpName,
         nodes: &[usize],
-        mut deps: Vec<ActionId>,
+        (mut deps, on_node): (Vec<ActionId>, &[Vec<ActionId>]),
         done: &mut [Emitted],
     ) -> Vec<ActionId> {
         if nodes.is_empty() {
             return Vec::new();
         }
         let notify = self.config.resources()[r]
-            .promotable
+            .copies
             .as_ref()
             .is_some_and(|pr| pr.notify);
         deps.extend(&done[r].notified);
@@ -1253,7 +1362,13 @@ impl<'a> Scheduler<'a> {
         deps.sort_unstable();
         deps.dedup();
         for &i in nodes {
-            ids.push(self.push(self.kind(op, r, i), deps.clone()));
+            let mut d = deps.clone();
+            if let Some(more) = on_node.get(i).filter(|m| !m.is_empty()) {
+                d.extend(more);
+                d.sort_unstable();
+                d.dedup();
+            }
+            ids.push(self.push(self.kind(op, r, i), d));
         }
         if notify {
             done[r].notified = self.notify(r, p, op, NotifyKind::Post, &after, ids.clone());
@@ -1401,25 +1516,71 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// The summary lines of a clone: one per copy that changes. A copy that stops on one
+    /// node while another starts elsewhere moves (Pacemaker's instance keeps its identity),
+    /// paired in node order. Copies of a promotable resource carry their roles, as
+    /// crm_simulate prints them.
     fn summarize_copies(&mut self, r: usize, p: &Plan) {
         if !p.acts {
             return;
         }
         let names = self.config.nodes();
-        let id = self.config.resources()[r].id.clone();
+        let spec = &self.config.resources()[r];
+        let promotable = spec.is_promotable();
+        let id = spec.id.clone();
+        let role =
+            |promoted: bool| promotable.then_some(if promoted { "Promoted" } else { "Unpromoted" });
+        let roles = |a: bool, b: bool| role(a).zip(role(b));
+        let gone: Vec<usize> = p
+            .stops
+            .iter()
+            .copied()
+            .filter(|i| !p.starts.contains(i))
+            .collect();
+        let new: Vec<usize> = p
+            .starts
+            .iter()
+            .copied()
+            .filter(|i| !p.stops.contains(i))
+            .collect();
+        let moved: Vec<(usize, usize)> = gone.iter().copied().zip(new.iter().copied()).collect();
+        for &(f, t) in &moved {
+            let (from, to) = (names[f].clone(), names[t].clone());
+            let roles = roles(p.promoted_now.contains(&f), p.promotes.contains(&t));
+            let change = if p.failed.contains(&f) {
+                Change::Recover {
+                    resource: id.clone(),
+                    from,
+                    to,
+                    roles,
+                }
+            } else {
+                Change::Move {
+                    resource: id.clone(),
+                    from,
+                    to,
+                    roles,
+                }
+            };
+            self.out.summary.push(change);
+        }
+        let paired = |i: usize| moved.iter().any(|&(f, t)| f == i || t == i);
         for (i, name) in names.iter().enumerate() {
+            if paired(i) {
+                continue;
+            }
             let node = name.clone();
             let resource = id.clone();
             let (stop, start) = (p.stops.contains(&i), p.starts.contains(&i));
             let (demote, promote) = (p.demotes.contains(&i), p.promotes.contains(&i));
             let was_promoted = p.promoted_now.contains(&i);
-            let role = |promoted: bool| if promoted { "Promoted" } else { "Unpromoted" };
             let change = if stop && start {
                 let change = match (&p.forced, p.failed.contains(&i)) {
                     (Some(why), false) => Change::Restart {
                         resource,
                         node,
                         reason: why.clone(),
+                        role: role(was_promoted),
                     },
                     // One line with the roles before and after, as crm_simulate.
                     _ => {
@@ -1427,7 +1588,7 @@ impl<'a> Scheduler<'a> {
                             resource,
                             from: node.clone(),
                             to: node,
-                            roles: Some((role(was_promoted), role(promote))),
+                            roles: roles(was_promoted, promote),
                         });
                         continue;
                     }
@@ -1451,7 +1612,7 @@ impl<'a> Scheduler<'a> {
                     resource,
                     node,
                     reason: self.stop_reason(p),
-                    role: Some(role(was_promoted)),
+                    role: role(was_promoted),
                 }
             } else if start && promote {
                 Change::Promote {
@@ -1510,6 +1671,7 @@ impl<'a> Scheduler<'a> {
                         resource: id,
                         node: name(t),
                         reason: why.clone(),
+                        role: None,
                     },
                     _ => Change::Recover {
                         resource: id,
@@ -1529,6 +1691,7 @@ impl<'a> Scheduler<'a> {
                 resource: id,
                 from: name(f),
                 to: name(t),
+                roles: None,
             },
             (&[f], None) => Change::Stop {
                 resource: id,
@@ -1558,6 +1721,7 @@ impl<'a> Scheduler<'a> {
                         resource: id,
                         node: name(t),
                         reason: "resource being active on multiple nodes".to_owned(),
+                        role: None,
                     },
                     Some(t) if !many.contains(&t) => Change::Start {
                         resource: id,

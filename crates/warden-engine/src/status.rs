@@ -17,6 +17,8 @@ pub struct ResourceStatus {
     /// Of `nodes`, those where a promotable resource is promoted.
     pub promoted: Vec<String>,
     pub promotable: bool,
+    /// A clone (promotable or not): copies on several nodes.
+    pub clone: bool,
     pub failed: bool,
     pub blocked: bool,
     pub flags: Vec<&'static str>,
@@ -94,6 +96,7 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
                 nodes: Vec::new(),
                 promoted: Vec::new(),
                 promotable: spec.is_promotable(),
+                clone: spec.is_clone(),
                 failed: false,
                 blocked: false,
                 flags: Vec::new(),
@@ -159,7 +162,7 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
             if fatal && st.nodes.is_empty() {
                 flags.push("fatal error: cleanup needed");
             }
-            if st.nodes.len() > 1 && !st.promotable {
+            if st.nodes.len() > 1 && !st.clone {
                 flags.push("multiple active");
             }
             st

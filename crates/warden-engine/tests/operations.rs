@@ -225,9 +225,9 @@ fn shutdown_stops_in_the_engines_order_and_a_rejoin_starts_again() {
 #[test]
 fn shutdown_demotes_before_it_stops() {
     let mut db = dummy("db");
-    db.promotable = Some(Promotable {
+    db.copies = Some(Copies {
         score: Some(Score::new(10)),
-        ..Promotable::default()
+        ..Copies::promotable()
     });
     let mut w = build(&["node1"]).resource(db).world();
     assert_eq!(w.status_of("db"), "db Promoted [ node1 ]");

@@ -1,4 +1,4 @@
-//! Promotable resources: copies, promotion scores, promote and demote
+//! Copies resources: copies, promotion scores, promote and demote
 //! failures, on_fail = "demote", demote before promote, fence before promote, notifications,
 //! and constraints with roles and actions, through the public engine API.
 
@@ -18,15 +18,15 @@ fn stateful(id: &str) -> ResourceSpec {
     let mut promoted = OpSpec::new(OpName::Monitor, PROMOTED_MON);
     promoted.role = OpRole::Promoted;
     r.ops.push(promoted);
-    r.promotable = Some(Promotable {
+    r.copies = Some(Copies {
         score: Some(Score::new(5)),
-        ..Promotable::default()
+        ..Copies::promotable()
     });
     r
 }
 
-fn with(mut r: ResourceSpec, f: impl FnOnce(&mut Promotable)) -> ResourceSpec {
-    f(r.promotable.as_mut().expect("promotable"));
+fn with(mut r: ResourceSpec, f: impl FnOnce(&mut Copies)) -> ResourceSpec {
+    f(r.copies.as_mut().expect("promotable"));
     r
 }
 

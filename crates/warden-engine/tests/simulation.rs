@@ -89,11 +89,21 @@ fn random_config(rng: &mut Rng) -> Config {
                 promoted.on_fail = Some(OnFail::Demote);
             }
             r.ops.push(promoted);
-            r.promotable = Some(Promotable {
+            r.copies = Some(Copies {
                 clone_max: *rng.pick(&[None, None, Some(1), Some(2)]),
+                promotable: true,
                 promoted_max: *rng.pick(&[1, 1, 1, 2, 0]),
                 notify: rng.chance(50),
+                interleave: rng.chance(50),
                 score: *rng.pick(&[None, Some(Score::new(5)), Some(Score::ZERO)]),
+            });
+        } else if rng.chance(20) {
+            // A plain clone.
+            r.copies = Some(Copies {
+                clone_max: *rng.pick(&[None, None, Some(1), Some(2)]),
+                notify: rng.chance(50),
+                interleave: rng.chance(50),
+                ..Copies::default()
             });
         }
         resources.push(r);
@@ -347,7 +357,7 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
                 .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked));
             if !policy_keeps && !blocked {
                 let n = live_copies(config, state, &r.id);
-                let max = r.promotable.as_ref().map_or(1, |p| {
+                let max = r.copies.as_ref().map_or(1, |p| {
                     p.clone_max.map_or(config.nodes().len(), |c| c as usize)
                 });
                 assert!(
@@ -356,7 +366,7 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
                     r.id
                 );
                 // Never more than promoted_max promoted.
-                if let Some(p) = &r.promotable {
+                if let Some(p) = r.promotable() {
                     let promoted = state
                         .resource(&r.id)
                         .into_iter()

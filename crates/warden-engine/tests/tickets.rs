@@ -94,9 +94,9 @@ fn a_promoted_role_ticket_demotes_on_revoke_and_the_copies_keep_running() {
     let mut promoted = OpSpec::new(OpName::Monitor, std::time::Duration::from_secs(9));
     promoted.role = OpRole::Promoted;
     db.ops.push(promoted);
-    db.promotable = Some(Promotable {
+    db.copies = Some(Copies {
         score: Some(Score::new(5)),
-        ..Promotable::default()
+        ..Copies::promotable()
     });
     let mut w = build(&["node1", "node2"])
         .resource(db)

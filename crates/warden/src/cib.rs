@@ -436,13 +436,13 @@ impl Reader {
                 .map(|(_, v)| v.as_str())
         };
         let promotable = r.has_tag_name("master") || get("promotable").is_some_and(is_true);
-        if !promotable {
-            self.skip.push(format!("clone {id} (plain clones)"));
-            return;
-        }
         if get("globally-unique").is_some_and(is_true) {
             self.skip
                 .push(format!("clone {id} (globally unique clones)"));
+            return;
+        }
+        if get("clone-min").is_some_and(|v| v != "0") {
+            self.skip.push(format!("clone {id} (clone-min)"));
             return;
         }
         if get("clone-node-max").is_some_and(|v| v != "1") {
@@ -462,22 +462,33 @@ impl Reader {
         let Some(mut t) = self.primitive(p, &inherited) else {
             return;
         };
-        t.insert("promotable".into(), true.into());
+        if promotable {
+            t.insert("promotable".into(), true.into());
+        } else {
+            t.insert("clone".into(), true.into());
+        }
         let mut m = t
             .remove("meta")
             .and_then(|v| v.as_table().cloned())
             .unwrap_or_default();
-        for (k, key) in [
-            ("clone-max", "clone_max"),
-            ("promoted-max", "promoted_max"),
-            ("master-max", "promoted_max"),
-        ] {
+        let counts: &[(&str, &str)] = if promotable {
+            &[
+                ("clone-max", "clone_max"),
+                ("promoted-max", "promoted_max"),
+                ("master-max", "promoted_max"),
+            ]
+        } else {
+            &[("clone-max", "clone_max")]
+        };
+        for &(k, key) in counts {
             if let Some(n) = get(k).and_then(|v| v.parse::<i64>().ok()) {
                 m.insert(key.into(), n.into());
             }
         }
-        if get("notify").is_some_and(is_true) {
-            m.insert("notify".into(), true.into());
+        for k in ["notify", "interleave"] {
+            if get(k).is_some_and(is_true) {
+                m.insert(k.into(), true.into());
+            }
         }
         t.insert("meta".into(), Value::Table(m));
         let child_id = p.attribute("id").unwrap_or(id).to_owned();
@@ -629,6 +640,9 @@ impl Reader {
         let what = format!("rsc_order {id}");
         let first = self.target(&what, c.attribute("first"))?;
         let then = self.target(&what, c.attribute("then"))?;
+        if c.attribute("require-all").is_some_and(|v| !is_true(v)) {
+            return Err(format!("{what} (require-all false)"));
+        }
         let kind = match (c.attribute("kind"), c.attribute("score")) {
             (Some(k), _) => k.to_ascii_lowercase(),
             (None, Some(s)) if s.trim() == "0" => "optional".into(),
@@ -1232,18 +1246,18 @@ mod tests {
         );
         let loaded = crate::config::parse(&i.toml, "t.toml", || "node1".into())
             .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
-        assert_eq!(loaded.engine.resources().len(), 1);
+        assert_eq!(loaded.engine.resources().len(), 2);
+        let web = loaded
+            .engine
+            .resource("web")
+            .expect("the clone's primitive");
+        assert!(web.is_clone() && !web.is_promotable(), "{web:?}");
+        assert_eq!(web.meta.resource_stickiness.value(), 1, "a clone sticks");
         assert_eq!(loaded.engine.locations().len(), 1);
         let t = &loaded.engine.tickets()[0];
         assert_eq!((t.ticket.as_str(), t.resource.as_str()), ("T", "rsc1"));
         assert_eq!(t.loss_policy, warden_engine::LossPolicy::Stop);
-        assert_eq!(
-            i.unsupported,
-            vec![
-                "clone web-clone (plain clones)".to_owned(),
-                "bundle b (bundles)".to_owned()
-            ]
-        );
+        assert_eq!(i.unsupported, vec!["bundle b (bundles)".to_owned()]);
         assert_eq!(i.time, Time::from_millis(1_700_000_000_000));
         let state = i.state.expect("state");
         assert!(state.ticket_ok("T"), "{:?}", state.tickets);

@@ -43,7 +43,7 @@ impl Follow {
 mod tests {
     use super::*;
     use warden_engine::{
-        Agent, ClusterOptions, Event, OpKey, OpName, OpResult, Promotable, ResourceSpec, apply, rc,
+        Agent, ClusterOptions, Copies, Event, OpKey, OpName, OpResult, ResourceSpec, apply, rc,
     };
 
     fn config(promotable: bool) -> Config {
@@ -55,7 +55,7 @@ mod tests {
             },
         );
         if promotable {
-            r.promotable = Some(Promotable::default());
+            r.copies = Some(Copies::promotable());
         }
         Config::new(
             ClusterOptions::default(),

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use warden_engine::{
-    AdminCommand, Agent, Digests, Event, NodeState, OpKey, OpName, OpRecord, OpResult, OpSpec,
-    ProcessSpec, Promotable, ResourceOnNode, ResourceSpec, ResourceState, Role, Score, State,
+    AdminCommand, Agent, Copies, Digests, Event, NodeState, OpKey, OpName, OpRecord, OpResult,
+    OpSpec, ProcessSpec, ResourceOnNode, ResourceSpec, ResourceState, Role, Score, State,
     TargetRole, TicketState, Time,
 };
 
@@ -634,6 +634,9 @@ pub struct WireDefinition {
     pub ops: Vec<(String, u64, u64)>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub promotable: bool,
+    /// A clone (copies on several nodes); `promotable` says whether they may be promoted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clone: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -692,6 +695,7 @@ impl WireDefinition {
                 })
                 .collect(),
             promotable: spec.is_promotable(),
+            clone: spec.is_clone(),
         }
     }
 
@@ -737,7 +741,9 @@ impl WireDefinition {
             spec.ops.push(op);
         }
         if self.promotable {
-            spec.promotable = Some(Promotable::default());
+            spec.copies = Some(Copies::promotable());
+        } else if self.clone {
+            spec.copies = Some(Copies::default());
         }
         spec.meta.orphan = true;
         spec.meta.target_role = TargetRole::Stopped;

@@ -430,6 +430,36 @@ ops = [
 ]
 "#;
 
+/// A plain clone: a copy on every node.
+const AGENTD: &str = r#"
+[[resource]]
+id = "agentd"
+class = "process"
+clone = true
+command = ["sleep", "600"]
+stop_timeout = "300ms"
+"#;
+
+/// The resource `id` of a status.
+fn resource_of<'a>(s: &'a Value, id: &str) -> &'a Value {
+    s["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["id"] == id)
+        .unwrap_or(&Value::Null)
+}
+
+/// The nodes where `id` runs, from a status.
+fn running_on(s: &Value, id: &str) -> Vec<String> {
+    resource_of(s, id)["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect()
+}
+
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -437,11 +467,19 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn a_node_that_dies_is_replaced_and_status_shows_the_whole_cluster_from_any_node() {
     let _g = lock();
-    let mut c = Cluster::new(DB, "3s");
+    let mut c = Cluster::new(&format!("{DB}{AGENTD}"), "3s");
     let s = c.wait(1, 60, "db promoted somewhere", |s| {
         Cluster::promoted_on(s).is_some() && !s["transition_running"].as_bool().unwrap_or(true)
     });
     let first = Cluster::promoted_on(&s).expect("promoted");
+    // The clone runs a copy on each node.
+    let s = c.wait(1, 30, "a copy of agentd on every node", |s| {
+        running_on(s, "agentd").len() == NODES
+    });
+    assert_eq!(
+        resource_of(&s, "agentd")["status"],
+        "agentd Started [ n1 n2 n3 ]"
+    );
     // Every node shows the same cluster.
     for i in 1..=NODES {
         let s = c.wait(i, 10, "the same view", |s| {
@@ -484,10 +522,23 @@ fn a_node_that_dies_is_replaced_and_status_shows_the_whole_cluster_from_any_node
         .collect();
     assert_eq!(offline, vec![first.as_str()], "{}", s["text"]);
     c.assert_no_overlap();
+    // The lost node's copy is gone; the others stay where they are (one per node).
+    let mut others: Vec<String> = (1..=NODES)
+        .filter(|&i| i != dead)
+        .map(|i| format!("n{i}"))
+        .collect();
+    others.sort();
+    let s = c.wait(other, 30, "agentd on the two live nodes", |s| {
+        running_on(s, "agentd") == others
+    });
+    assert_eq!(resource_of(&s, "agentd")["flags"], serde_json::json!([]));
 
-    // It comes back: probed, joins as a backup.
+    // It comes back: probed, joins as a backup, and runs its copy of the clone again.
     c.start(dead);
     c.wait(other, 30, "the node back online", all_online_and_settled);
+    c.wait(other, 30, "agentd on every node again", |s| {
+        running_on(s, "agentd").len() == NODES
+    });
     c.assert_no_overlap();
 }
 

@@ -30,7 +30,7 @@ fn inv<'a>(
         node: "node1",
         check_level: None,
         extra_env: &[],
-        promotable: None,
+        copies: None,
         notification: None,
         role: None,
         track: None,

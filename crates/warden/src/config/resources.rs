@@ -7,8 +7,8 @@ use std::time::Duration;
 use toml::de::DeValue;
 use warden_engine::config::DEFAULT_STOP_TIMEOUT;
 use warden_engine::{
-    Agent, INFINITY_COUNT, Meta, MultipleActive, OnFail, OpName, OpRole, OpSpec, ProcessSpec,
-    Promotable, ResourceSpec, TargetRole,
+    Agent, Copies, INFINITY_COUNT, Meta, MultipleActive, OnFail, OpName, OpRole, OpSpec,
+    ProcessSpec, ResourceSpec, TargetRole,
 };
 
 use super::table::{Reader, Section, Span, Tbl};
@@ -24,7 +24,10 @@ pub(super) const OP_DEFAULTS: Section = Section::new("[op_defaults]", "[op_defau
 pub(super) const MONITOR: Section = Section::new("monitor", "monitor");
 
 /// Meta attributes of resources with `promotable = true`.
-const PROMOTABLE_META_KEYS: &[&str] = &["clone_max", "promoted_max", "notify", "promotion_score"];
+/// Meta keys of clones (`clone = true` or `promotable = true`).
+const CLONE_META_KEYS: &[&str] = &["clone_max", "notify", "interleave"];
+/// Meta keys of promotable resources only.
+const PROMOTABLE_META_KEYS: &[&str] = &["promoted_max", "promotion_score"];
 /// Keys of class `process` only.
 const PROCESS_KEYS: &[&str] = &[
     "command",
@@ -45,19 +48,27 @@ const STOP_SIGNALS: &[&str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "K
 pub(super) struct Defaults {
     pub meta: Meta,
     pub op_timeout: Duration,
+    /// `[resource_defaults]` sets `resource_stickiness` (clones then take it, not 1).
+    pub stickiness_set: bool,
 }
 
 pub(super) fn defaults(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Defaults {
     let mut meta = Meta::default();
+    let mut stickiness_set = false;
     r.sub(top, "resource_defaults", RESOURCE_DEFAULTS, |r, t| {
         read_meta(r, t, &mut meta);
-        promotable_meta(r, t, None);
+        stickiness_set = t.take("resource_stickiness").is_some();
+        clone_meta(r, t, None);
     });
     let op_timeout = r.sub(top, "op_defaults", OP_DEFAULTS, |r, t| {
         r.positive_duration(t, "timeout")
             .unwrap_or(warden_engine::config::DEFAULT_OP_TIMEOUT)
     });
-    Defaults { meta, op_timeout }
+    Defaults {
+        meta,
+        op_timeout,
+        stickiness_set,
+    }
 }
 
 /// The resources of the file.
@@ -126,12 +137,24 @@ fn resource(
     let params = params(r, t);
     let process = process(r, t);
     let promotable = r.boolean(t, "promotable").unwrap_or(false);
+    let clone = r.boolean(t, "clone").unwrap_or(false) || promotable;
     let mut meta = defaults.meta.clone();
-    let mut promotable_spec = promotable.then(Promotable::default);
+    let mut copies = if promotable {
+        Some(Copies::promotable())
+    } else {
+        clone.then(Copies::default)
+    };
+    let mut stickiness_set = defaults.stickiness_set;
     r.sub(t, "meta", META, |r, mt| {
         read_meta(r, mt, &mut meta);
-        promotable_meta(r, mt, promotable_spec.as_mut());
+        stickiness_set |= mt.take("resource_stickiness").is_some();
+        clone_meta(r, mt, copies.as_mut());
     });
+    // As Pacemaker: a clone with no stickiness of its own or from the defaults sticks with 1,
+    // so its copies stay where they run when scores tie.
+    if clone && !stickiness_set {
+        meta.resource_stickiness = warden_engine::Score::new(1);
+    }
     let health = r.table(t, "monitor").and_then(|(mt, span)| {
         let rid = id.as_ref().map_or("", |(i, _)| i.as_str()).to_owned();
         r.section(mt, span, MONITOR, |r, mt| health_monitor(r, mt, &rid))
@@ -339,7 +362,7 @@ fn resource(
             spec.params = params.into_iter().map(|(k, v, _)| (k, v)).collect();
             spec.meta = meta;
             spec.ops = ops;
-            spec.promotable = promotable_spec;
+            spec.copies = copies;
             Some(spec)
         }
         _ => None,
@@ -688,10 +711,17 @@ fn read_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, meta: &mut Meta) {
     }
 }
 
-/// `clone_max`, `promoted_max`, `notify` and `promotion_score` of a promotable resource (None:
-/// not promotable, and these keys do not apply).
-fn promotable_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Promotable>) {
+/// `clone_max`, `notify` and `interleave` of a clone, `promoted_max` and `promotion_score` of
+/// a promotable one (None: not a clone, and these keys do not apply).
+fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
     let Some(spec) = spec else {
+        for k in CLONE_META_KEYS {
+            r.forbid(
+                t,
+                k,
+                "it applies to clones (`clone = true` or `promotable = true`)",
+            );
+        }
         for k in PROMOTABLE_META_KEYS {
             r.forbid(t, k, "it applies to resources with `promotable = true`");
         }
@@ -700,11 +730,20 @@ fn promotable_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Promot
     if let Some(n) = r.at_least_one(t, "clone_max") {
         spec.clone_max = Some(n);
     }
-    if let Some(n) = r.u32(t, "promoted_max") {
-        spec.promoted_max = n;
-    }
     if let Some(v) = r.boolean(t, "notify") {
         spec.notify = v;
+    }
+    if let Some(v) = r.boolean(t, "interleave") {
+        spec.interleave = v;
+    }
+    if !spec.promotable {
+        for k in PROMOTABLE_META_KEYS {
+            r.forbid(t, k, "it applies to resources with `promotable = true`");
+        }
+        return;
+    }
+    if let Some(n) = r.u32(t, "promoted_max") {
+        spec.promoted_max = n;
     }
     if let Some(v) = t.take("promotion_score") {
         spec.score = r.score_value(v);

@@ -56,7 +56,7 @@ impl Executor {
                 );
                 let env = self.agent_env.of(&spec.id);
                 inv.extra_env = &env;
-                inv.promotable = spec.promotable.as_ref();
+                inv.copies = spec.copies.as_ref();
                 inv.notification = notification;
                 inv.role = op_spec
                     .filter(|o| spec.is_promotable() && o.name == OpName::Monitor)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::process::Command;
-use warden_engine::{Notification, OpKey, OpName, OpRole, Promotable, millis, rc};
+use warden_engine::{Copies, Notification, OpKey, OpName, OpRole, millis, rc};
 
 use super::{AgentResult, EXIT_REASON_PREFIX};
 
@@ -33,8 +33,8 @@ pub struct Invocation<'a> {
     pub check_level: Option<u32>,
     /// Further variables (how to reach the daemon).
     pub extra_env: &'a [(String, String)],
-    /// For promotable resources: the clone meta attributes Pacemaker passes.
-    pub promotable: Option<&'a Promotable>,
+    /// For clones: the clone meta attributes Pacemaker passes.
+    pub copies: Option<&'a Copies>,
     /// For `notify`: what the notification tells.
     pub notification: Option<&'a Notification>,
     /// The role a recurring monitor is for (`OCF_RESKEY_CRM_meta_role`), when it has one.
@@ -74,7 +74,7 @@ impl<'a> Invocation<'a> {
             node,
             check_level,
             extra_env: &[],
-            promotable: None,
+            copies: None,
             notification: None,
             role: None,
             track: None,
@@ -125,23 +125,26 @@ impl<'a> Invocation<'a> {
             Some(OpRole::Unpromoted) => set("OCF_RESKEY_CRM_meta_role", "Unpromoted".into()),
             _ => {}
         }
-        if let Some(p) = self.promotable {
+        if let Some(p) = self.copies {
             // Pacemaker's names, old and new: agents read either.
             let clone_max = p.clone_max.map_or(String::new(), |c| c.to_string());
             if !clone_max.is_empty() {
                 set("OCF_RESKEY_CRM_meta_clone_max", clone_max);
             }
             set("OCF_RESKEY_CRM_meta_clone_node_max", "1".into());
-            for k in ["promoted_max", "master_max"] {
-                set(
-                    &format!("OCF_RESKEY_CRM_meta_{k}"),
-                    p.promoted_max.to_string(),
-                );
+            set("OCF_RESKEY_CRM_meta_globally_unique", "false".into());
+            if p.promotable {
+                for k in ["promoted_max", "master_max"] {
+                    set(
+                        &format!("OCF_RESKEY_CRM_meta_{k}"),
+                        p.promoted_max.to_string(),
+                    );
+                }
+                for k in ["promoted_node_max", "master_node_max"] {
+                    set(&format!("OCF_RESKEY_CRM_meta_{k}"), "1".into());
+                }
+                set("OCF_RESKEY_CRM_meta_promotable", "true".into());
             }
-            for k in ["promoted_node_max", "master_node_max"] {
-                set(&format!("OCF_RESKEY_CRM_meta_{k}"), "1".into());
-            }
-            set("OCF_RESKEY_CRM_meta_promotable", "true".into());
             set("OCF_RESKEY_CRM_meta_notify", p.notify.to_string());
         }
         if let Some(n) = self.notification {
@@ -230,7 +233,7 @@ pub async fn metadata(
         node: "",
         check_level: None,
         extra_env: &[],
-        promotable: None,
+        copies: None,
         notification: None,
         role: None,
         track: None,

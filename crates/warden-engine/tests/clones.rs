@@ -1,0 +1,182 @@
+//! Plain clones (Pacemaker's anonymous clones): a copy per node, `clone_max`, copies that
+//! move, colocations and orders with a clone, and `interleave`.
+
+mod common;
+
+use common::*;
+use warden_engine::*;
+
+/// A plain clone of a Dummy-like resource (stickiness 1, as the config reader gives clones).
+fn clone(id: &str, f: impl FnOnce(&mut Copies)) -> ResourceSpec {
+    let mut r = dummy(id);
+    let mut c = Copies::default();
+    f(&mut c);
+    r.copies = Some(c);
+    r.meta.resource_stickiness = Score::new(1);
+    r
+}
+
+fn three() -> Builder {
+    build(&["node1", "node2", "node3"])
+}
+
+fn standby(w: &mut World, node: &str) {
+    w.admin(AdminCommand::Standby { node: node.into() });
+}
+
+fn start_of(t: &Transition, resource: &str, node: &str) -> ActionId {
+    t.actions
+        .iter()
+        .find(|a| {
+            matches!(&a.kind, ActionKind::Start { resource: r, node: n } if r == resource && n == node)
+        })
+        .map(|a| a.id)
+        .unwrap_or_else(|| panic!("no start of {resource} on {node}: {t:#?}"))
+}
+
+#[test]
+fn a_clone_runs_a_copy_on_every_node_and_is_not_multiple_active() {
+    let mut world = World {
+        state: State::with_online_nodes(["node1", "node2", "node3"]),
+        config: three().resource(clone("web", |_| {})).config(),
+        now: T0,
+    };
+    let mut started = world.settle();
+    started.sort();
+    assert_eq!(
+        started,
+        [
+            "Start web ( node1 )",
+            "Start web ( node2 )",
+            "Start web ( node3 )"
+        ]
+    );
+    assert_eq!(world.status_of("web"), "web Started [ node1 node2 node3 ]");
+    // A node going into standby stops its copy only: the others have a node each already.
+    standby(&mut world, "node2");
+    assert_eq!(
+        world.settle(),
+        ["Stop web ( node2 ) due to node availability"]
+    );
+    assert_eq!(world.status_of("web"), "web Started [ node1 node3 ]");
+}
+
+#[test]
+fn with_clone_max_a_copy_moves_to_a_node_without_one() {
+    let mut w = three()
+        .resource(clone("web", |c| c.clone_max = Some(2)))
+        .world();
+    assert_eq!(w.status_of("web"), "web Started [ node1 node2 ]");
+    standby(&mut w, "node1");
+    assert_eq!(w.settle(), ["Move web ( node1 -> node3 )"]);
+    // A failed copy goes elsewhere only past its threshold: here it recovers in place.
+    w.monitor("web", "node2", rc::ERR_GENERIC);
+    assert_eq!(w.settle(), ["Recover web ( node2 )"]);
+}
+
+#[test]
+fn a_resource_colocated_with_a_clone_runs_where_a_copy_runs() {
+    let mut w = three()
+        .resource(clone("web", |_| {}))
+        .resource(dummy("vip"))
+        .location(loc("web", "node1", -1_000_000))
+        .colocation("vip", "web", Score::INFINITY)
+        .world();
+    assert_eq!(w.status_of("web"), "web Started [ node2 node3 ]");
+    let vip = w.status_of("vip");
+    assert!(
+        vip == "vip Started node2" || vip == "vip Started node3",
+        "{vip}"
+    );
+    // No copy anywhere: the dependent cannot run.
+    w.admin(AdminCommand::Disable {
+        resource: "web".into(),
+    });
+    let plan = w.plan();
+    assert!(
+        plan.iter()
+            .any(|l| l.starts_with("Stop vip") && l.contains("unrunnable web start")),
+        "{plan:?}"
+    );
+}
+
+#[test]
+fn an_order_after_a_clone_waits_for_every_copy_and_a_new_copy_restarts_it() {
+    let config = three()
+        .resource(clone("web", |_| {}))
+        .resource(dummy("app"))
+        .location(loc("app", "node1", 100))
+        .order("web", "app", OrderKind::Mandatory)
+        .config();
+    let state = State::with_online_nodes(["node1", "node2"]);
+    let t = schedule(&config, &state, T0);
+    let app = start_of(&t, "app", "node1");
+    for n in ["node1", "node2"] {
+        assert!(
+            depends(&t, app, start_of(&t, "web", n)),
+            "app after web on {n}"
+        );
+    }
+    let mut w = World {
+        config,
+        state,
+        now: T0,
+    };
+    w.settle();
+    // node3 joins: its new copy starts, and app, ordered after the whole clone, restarts.
+    w.event(Event::NodeUp {
+        node: "node3".into(),
+    });
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Restart app ( node1 ) due to required web start",
+            "Start web ( node3 )"
+        ]
+    );
+}
+
+#[test]
+fn interleaved_clones_bind_copy_to_copy_on_each_node() {
+    let config = three()
+        .resource(clone("base", |_| {}))
+        .resource(clone("top", |c| c.interleave = true))
+        .order("base", "top", OrderKind::Mandatory)
+        .config();
+    let mut w = World {
+        state: State::with_online_nodes(["node1", "node2"]),
+        config,
+        now: T0,
+    };
+    w.settle();
+    w.event(Event::NodeUp {
+        node: "node3".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    let mut plan: Vec<String> = t.summary.iter().map(ToString::to_string).collect();
+    plan.sort();
+    // Nothing restarts on node1 and node2.
+    assert_eq!(plan, ["Start base ( node3 )", "Start top ( node3 )"]);
+    assert!(depends(
+        &t,
+        start_of(&t, "top", "node3"),
+        start_of(&t, "base", "node3")
+    ));
+    w.settle();
+    // base cannot run on node2 any more: only top's copy there stops with it.
+    w.admin(AdminCommand::Ban {
+        resource: "base".into(),
+        node: "node2".into(),
+    });
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Stop base ( node2 ) due to node availability",
+            "Stop top ( node2 ) due to unrunnable base start"
+        ]
+    );
+}
