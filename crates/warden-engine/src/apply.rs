@@ -94,6 +94,13 @@ pub enum AdminCommand {
     Online {
         node: String,
     },
+    /// Set (Some) or delete (None) a node attribute that rules read (Pacemaker's
+    /// `crm_attribute -l reboot`, `attrd_updater`).
+    NodeAttribute {
+        node: String,
+        name: String,
+        value: Option<String>,
+    },
     /// Grant, revoke, put on standby or activate a ticket (Pacemaker's `crm_ticket`).
     Ticket {
         ticket: String,
@@ -132,6 +139,16 @@ impl std::fmt::Display for AdminCommand {
             AdminCommand::Standby { node } => write!(f, "standby {node}"),
             AdminCommand::Online { node } => write!(f, "online {node}"),
             AdminCommand::Ticket { ticket, action } => write!(f, "ticket {action} {ticket}"),
+            AdminCommand::NodeAttribute {
+                node,
+                name,
+                value: Some(v),
+            } => write!(f, "attribute {name}={v} on {node}"),
+            AdminCommand::NodeAttribute {
+                node,
+                name,
+                value: None,
+            } => write!(f, "attribute {name} deleted on {node}"),
         }
     }
 }
@@ -145,6 +162,10 @@ pub enum ApplyError {
     UnknownNode(String),
     #[error("bad ticket name {0:?}: use letters, digits, '-', '_' and '.'")]
     BadTicket(String),
+    #[error(
+        "bad attribute name {0:?}: not empty, no blanks, and not starting with '#' (those are Warden's own)"
+    )]
+    BadAttribute(String),
     /// A restart of a resource that does not run there.
     #[error("{resource} is not started{}", node.as_ref().map(|n| format!(" on {n}")).unwrap_or_default())]
     NotActive {
@@ -281,6 +302,15 @@ fn forget_promotion_scores(state: &mut State, node: &str) {
     for rs in state.resources.values_mut() {
         rs.promotion_scores.remove(node);
     }
+}
+
+/// A node attribute's name: not empty, no blanks or control characters, and not one of the
+/// built-in `#` names.
+pub fn valid_attribute(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('#')
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// A ticket name: Pacemaker's XML id characters.
@@ -637,6 +667,25 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
             check_node(config, node)?;
             state.nodes.entry(node.clone()).or_default().standby =
                 matches!(cmd, AdminCommand::Standby { .. });
+            Ok(())
+        }
+        AdminCommand::NodeAttribute { node, name, value } => {
+            check_node(config, node)?;
+            if !valid_attribute(name) {
+                return Err(ApplyError::BadAttribute(name.clone()));
+            }
+            let attrs = state.node_attributes.entry(node.clone()).or_default();
+            match value {
+                Some(v) => {
+                    attrs.insert(name.clone(), v.clone());
+                }
+                None => {
+                    attrs.remove(name);
+                }
+            }
+            if attrs.is_empty() {
+                state.node_attributes.remove(node);
+            }
             Ok(())
         }
         AdminCommand::Ticket { ticket, action } => {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::rule::Rule;
 use crate::score::Score;
 
 /// Pacemaker's INFINITY as a fail count or threshold.
@@ -578,6 +579,25 @@ pub struct Location {
     pub role: OpRole,
 }
 
+/// A location whose nodes a rule picks (Pacemaker's `rsc_location` with a `rule`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleLocation {
+    pub resource: String,
+    pub rule: Rule,
+    pub score: RuleScore,
+    /// `Promoted`: adds to the promotion scores of a promotable resource's copies.
+    pub role: OpRole,
+}
+
+/// What a rule location adds on the nodes its rule matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleScore {
+    Score(Score),
+    /// The value of this node attribute on the node (Pacemaker's `score-attribute`);
+    /// -INFINITY where the node does not have it.
+    Attribute(String),
+}
+
 keyword_enum!(
     /// How an order constraint binds.
     OrderKind {
@@ -743,6 +763,11 @@ pub struct Config {
     tickets: Vec<TicketConstraint>,
     /// Per resource: indexes in `tickets` of the tickets it needs.
     tickets_of: Vec<Vec<usize>>,
+    rule_locations: Vec<RuleLocation>,
+    /// Per resource: indexes in `rule_locations` of its own.
+    rule_locations_of: Vec<Vec<usize>>,
+    /// Per node: its attributes from the file (rules read them; the state's override them).
+    node_attributes: Vec<Vec<(String, String)>>,
     /// Per resource: its definition digest and restart digest ([`ResourceSpec::digest`]).
     digests: Vec<Digests>,
     /// Per resource: the colocations it depends on.
@@ -859,6 +884,7 @@ impl Config {
             }
         }
         let n = resources.len();
+        let node_count = nodes.len();
         let by_priority: Vec<usize> = {
             let mut v: Vec<usize> = (0..n).collect();
             v.sort_by_key(|&i| std::cmp::Reverse(resources[i].meta.priority));
@@ -881,6 +907,9 @@ impl Config {
             groups: Vec::new(),
             tickets: Vec::new(),
             tickets_of: vec![Vec::new(); n],
+            rule_locations: Vec::new(),
+            rule_locations_of: vec![Vec::new(); n],
+            node_attributes: vec![Vec::new(); node_count],
             digests,
             colocated_with: vec![Vec::new(); n],
             orders_from: vec![Vec::new(); n],
@@ -1024,7 +1053,57 @@ impl Config {
             self.given_orders.clone(),
             self.groups.clone(),
         )?
-        .with_tickets(self.tickets.clone())
+        .with_tickets(self.tickets.clone())?
+        .with_rule_locations(self.rule_locations.clone())
+        .map(|c| c.with_node_attributes(self.node_attributes.clone()))
+    }
+
+    /// Adds locations whose nodes rules pick. Refuses unknown resources and a `promoted`
+    /// role on a resource that is not promotable.
+    pub fn with_rule_locations(mut self, list: Vec<RuleLocation>) -> Result<Config, ConfigError> {
+        let mut of = vec![Vec::new(); self.resources.len()];
+        for (k, l) in list.iter().enumerate() {
+            let what = || format!("location of {:?} by rule {}", l.resource, l.rule);
+            let r =
+                self.resource_index(&l.resource)
+                    .ok_or_else(|| ConfigError::UnknownResource {
+                        what: what(),
+                        resource: l.resource.clone(),
+                    })?;
+            if l.role == OpRole::Promoted && !self.resources[r].is_promotable() {
+                return Err(ConfigError::NotPromotable {
+                    what: format!("{} with role promoted", what()),
+                    resource: l.resource.clone(),
+                });
+            }
+            of[r].push(k);
+        }
+        self.rule_locations = list;
+        self.rule_locations_of = of;
+        Ok(self)
+    }
+
+    /// Sets the nodes' attributes from the file, by node index (missing nodes have none).
+    pub fn with_node_attributes(mut self, mut attrs: Vec<Vec<(String, String)>>) -> Config {
+        attrs.resize(self.nodes.len(), Vec::new());
+        self.node_attributes = attrs;
+        self
+    }
+
+    pub fn rule_locations(&self) -> &[RuleLocation] {
+        &self.rule_locations
+    }
+
+    /// The rule locations of resource number `r`.
+    pub(crate) fn rule_locations_of(&self, r: usize) -> impl Iterator<Item = &RuleLocation> {
+        self.rule_locations_of[r]
+            .iter()
+            .map(|&k| &self.rule_locations[k])
+    }
+
+    /// Node number `i`'s attributes from the file.
+    pub fn node_attributes(&self, i: usize) -> &[(String, String)] {
+        self.node_attributes.get(i).map_or(&[], Vec::as_slice)
     }
 
     /// Adds ticket constraints. Refuses unknown resources and a `promoted` role on a

@@ -10,22 +10,26 @@ pub mod health;
 mod invariants;
 mod progress;
 pub mod rc;
+pub mod rule;
 mod schedule;
 mod score;
 mod state;
 mod status;
 mod time;
 
-pub use apply::{AdminCommand, ApplyError, Event, OpResult, apply, expected, valid_ticket};
+pub use apply::{
+    AdminCommand, ApplyError, Event, OpResult, apply, expected, valid_attribute, valid_ticket,
+};
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, FenceAgent,
     FenceDevice, FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive,
     NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, ResourceSpec,
-    TargetRole, TicketAction, TicketConstraint,
+    RuleLocation, RuleScore, TargetRole, TicketAction, TicketConstraint,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;
 pub use progress::{Progress, Step};
+pub use rule::{AttrOp, DateExpr, Rule, ValueKind, parse_date};
 pub use schedule::{
     Action, ActionId, ActionKind, Change, Notification, NotifyKind, ScheduleOptions, ScoreEntry,
     StopReason, Transition, schedule, schedule_with,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::config::{
     Config, LossPolicy, MultipleActive, NoQuorumPolicy, OpName, OpRole, OrderKind, ResourceSpec,
-    TargetRole,
+    RuleScore, TargetRole,
 };
 use crate::score::Score;
 use crate::state::{Effective, OpKey, ResourceState, Role, State};
@@ -699,6 +699,11 @@ impl<'a> Scheduler<'a> {
             };
             self.eff.push(e);
         }
+        for l in config.rule_locations_of(r) {
+            if let Some(t) = l.rule.next_change(self.now) {
+                self.note_wakeup(t);
+            }
+        }
         let all = 0..node_names.len();
         let mut p = Plan {
             clone: spec.is_clone(),
@@ -992,6 +997,7 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .filter(|(n, _)| *n == i)
                 .map(|(_, s)| *s)
+                .chain(self.rule_score(r, i, true))
                 .collect();
             if agent.is_none() && locs.is_empty() {
                 continue;
@@ -1425,6 +1431,60 @@ impl<'a> Scheduler<'a> {
             .collect()
     }
 
+    /// Node number `i`'s attribute `name` as rules read it: the built-in `#uname`, `#id`,
+    /// `#kind` and `#is_dc`, else the state's (set at run time), else the file's.
+    fn node_attribute(&self, i: usize, name: &str) -> Option<&'a str> {
+        let config = self.config;
+        let node = config.nodes()[i].as_str();
+        match name {
+            "#uname" | "#id" => return Some(node),
+            "#kind" => return Some("cluster"),
+            "#is_dc" => {
+                return Some(if self.state.dc.as_deref() == Some(node) {
+                    "true"
+                } else {
+                    "false"
+                });
+            }
+            "#cluster-name" => return Some(config.cluster.name.as_str()),
+            _ => {}
+        }
+        self.state
+            .node_attributes
+            .get(node)
+            .and_then(|a| a.get(name))
+            .map(String::as_str)
+            .or_else(|| {
+                config
+                    .node_attributes(i)
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            })
+    }
+
+    /// What the rule locations of resource `r` in `role` add on node `i` (None: no rule
+    /// matches there).
+    fn rule_score(&self, r: usize, i: usize, promoted: bool) -> Option<Score> {
+        let mut out: Option<Score> = None;
+        for l in self.config.rule_locations_of(r) {
+            if (l.role == OpRole::Promoted) != promoted {
+                continue;
+            }
+            if !l.rule.matches(&|k| self.node_attribute(i, k), self.now) {
+                continue;
+            }
+            let s = match &l.score {
+                RuleScore::Score(s) => *s,
+                RuleScore::Attribute(a) => self
+                    .node_attribute(i, a)
+                    .map_or(Score::MINUS_INFINITY, Score::parse_lenient),
+            };
+            out = Some(out.unwrap_or(Score::ZERO).add(s));
+        }
+        out
+    }
+
     /// The score of every node for resource `r` (Pacemaker's placement rules).
     fn scores(&self, r: usize, live_active: &[usize], plans: &[Plan]) -> Vec<Score> {
         let config = self.config;
@@ -1435,6 +1495,11 @@ impl<'a> Scheduler<'a> {
             vec![config.cluster.symmetric.then_some(Score::ZERO); self.nodes.len()];
         for &(i, s) in config.locations_of(r) {
             scores[i] = Some(scores[i].unwrap_or(Score::ZERO).add(s));
+        }
+        for (i, score) in scores.iter_mut().enumerate() {
+            if let Some(s) = self.rule_score(r, i, false) {
+                *score = Some(score.unwrap_or(Score::ZERO).add(s));
+            }
         }
         if let Some(rs) = rs {
             if let Some(i) = rs.moved_to.as_deref().and_then(|n| config.node_index(n)) {

@@ -23,6 +23,20 @@ impl Score {
         self.0
     }
 
+    /// A score read as Pacemaker's `char2score` reads a node attribute's value: INFINITY
+    /// words, else the leading integer ("10.5" is 10), else 0.
+    pub fn parse_lenient(s: &str) -> Score {
+        let t = s.trim();
+        if let Ok(v) = t.parse::<Score>() {
+            return v;
+        }
+        let end = t
+            .char_indices()
+            .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+            .map_or(t.len(), |(i, _)| i);
+        t[..end].parse::<Score>().unwrap_or(Score::ZERO)
+    }
+
     pub fn is_minus_infinity(self) -> bool {
         self.0 <= -INFINITY
     }

@@ -18,6 +18,11 @@ pub struct State {
     pub no_quorum: bool,
     /// Tickets by name; a ticket not here was never granted.
     pub tickets: BTreeMap<String, TicketState>,
+    /// Node attributes set at run time (`warden node attribute`, Pacemaker's transient
+    /// attributes), by node: they override the file's.
+    pub node_attributes: BTreeMap<String, BTreeMap<String, String>>,
+    /// The node rules see as `#is_dc` (an imported CIB's DC).
+    pub dc: Option<String>,
 }
 
 /// A ticket (Pacemaker's `crm_ticket`): what the resources that need it may do.

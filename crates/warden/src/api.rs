@@ -93,6 +93,10 @@ pub fn router(control: Control, token: String) -> Router {
         .route("/v1/resources/{id}/{action}", post(resource_action))
         .route("/v1/nodes/{name}/{action}", post(node_action))
         .route("/v1/tickets/{name}/{action}", post(ticket_action))
+        .route(
+            "/v1/nodes/{name}/attributes/{attr}",
+            post(set_node_attribute).delete(delete_node_attribute),
+        )
         // Errors are JSON everywhere, unknown routes and methods included.
         .fallback(|uri: axum::http::Uri| async move {
             error(
@@ -853,7 +857,10 @@ pub fn status_json(v: &StatusView) -> Value {
         .iter()
         .map(|n| {
             let s = v.state.node(n).cloned().unwrap_or_default();
-            json!({ "name": n, "online": s.online, "standby": s.standby, "unclean": s.unclean })
+            json!({
+                "name": n, "online": s.online, "standby": s.standby, "unclean": s.unclean,
+                "attributes": node_attributes(c, &v.state, n),
+            })
         })
         .collect();
     let resources: Vec<Value> = warden_engine::resource_status(c, &v.state, v.now)
@@ -956,6 +963,22 @@ pub fn status_json(v: &StatusView) -> Value {
         "constraints": constraints_json(c),
         "text": crate::simulate::render_status(c, &v.state, v.now),
     })
+}
+
+/// A node's attributes as rules read them: the file's, overridden by those set at run time.
+pub fn node_attributes(
+    c: &warden_engine::Config,
+    state: &warden_engine::State,
+    node: &str,
+) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = c
+        .node_index(node)
+        .map(|i| c.node_attributes(i).iter().cloned().collect())
+        .unwrap_or_default();
+    if let Some(run) = state.node_attributes.get(node) {
+        out.extend(run.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    out
 }
 
 /// Every ticket a constraint names or an operator set: granted, standby, and the resources
@@ -1243,6 +1266,51 @@ async fn node_action(
                 Some("action"),
             );
         }
+    };
+    admin(&api, cmd).await
+}
+
+#[derive(serde::Deserialize)]
+struct AttributeQuery {
+    value: Option<String>,
+}
+
+async fn set_node_attribute(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    P((node, name)): P<(String, String)>,
+    Q(q): Q<AttributeQuery>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let Some(value) = q.value else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "setting an attribute needs a value (?value=V; DELETE removes it)".to_owned(),
+            Some("value"),
+        );
+    };
+    let cmd = AdminCommand::NodeAttribute {
+        node,
+        name,
+        value: Some(value),
+    };
+    admin(&api, cmd).await
+}
+
+async fn delete_node_attribute(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    P((node, name)): P<(String, String)>,
+) -> Response {
+    if let Some(r) = unauthorized(&api, &headers) {
+        return r;
+    }
+    let cmd = AdminCommand::NodeAttribute {
+        node,
+        name,
+        value: None,
     };
     admin(&api, cmd).await
 }

@@ -536,15 +536,47 @@ impl Reader {
 
     fn location(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
         let what = format!("rsc_location {id}");
-        if child(c, "rule").is_some() {
-            return Err(format!("{what} (rules)"));
-        }
         if c.attribute("resource-discovery")
             .is_some_and(|d| d != "always")
         {
             return Err(format!("{what} (resource-discovery)"));
         }
+        if c.attribute("rsc-pattern").is_some() {
+            return Err(format!("{what} (rsc-pattern)"));
+        }
         let resource = self.target(&what, c.attribute("rsc"))?;
+        if child(c, "rule").is_some() {
+            // Each rule is a location of its own, as Pacemaker unpacks them.
+            let mut out = Vec::new();
+            for rule in elements(c).filter(|e| e.has_tag_name("rule")) {
+                let text = rule_of(rule).map_err(|e| format!("{what}: {e}"))?;
+                let mut t = Table::new();
+                t.insert("resource".into(), resource.clone().into());
+                t.insert("rule".into(), text.to_string().into());
+                match (rule.attribute("score"), rule.attribute("score-attribute")) {
+                    (Some(s), _) => {
+                        t.insert("score".into(), score_value(s));
+                    }
+                    (None, Some(a)) => {
+                        t.insert("score_attribute".into(), a.into());
+                    }
+                    (None, None) => {
+                        t.insert("score".into(), Value::Integer(0));
+                    }
+                }
+                let role = rule.attribute("role").or(c.attribute("role"));
+                match role.and_then(role_word) {
+                    Some("promoted") => {
+                        t.insert("role".into(), "promoted".into());
+                    }
+                    Some("started" | "unpromoted") | None => {}
+                    Some(r) => return Err(format!("{what} (role {r})")),
+                }
+                out.push(t);
+            }
+            self.locations.extend(out);
+            return Ok(());
+        }
         let node = c
             .attribute("node")
             .ok_or_else(|| format!("{what} (no node)"))?;
@@ -680,6 +712,97 @@ impl Reader {
     }
 }
 
+/// A CIB `<rule>` as Warden's rule; what Warden's rules lack is named.
+fn rule_of(rule: Node<'_, '_>) -> Result<warden_engine::Rule, String> {
+    use warden_engine::{AttrOp, DateExpr, Rule, ValueKind};
+    if rule.attribute("id-ref").is_some() {
+        return Err("a rule by reference (references)".into());
+    }
+    let mut parts = Vec::new();
+    for e in elements(rule) {
+        let part = match e.tag_name().name() {
+            "rule" => rule_of(e)?,
+            "expression" => {
+                if e.attribute("value-source").is_some_and(|v| v != "literal") {
+                    return Err("an expression with a value-source (rules)".into());
+                }
+                let attribute = e
+                    .attribute("attribute")
+                    .ok_or("an expression without an attribute (rules)")?
+                    .to_owned();
+                let op = e.attribute("operation").unwrap_or("");
+                let op = match op.to_ascii_lowercase().as_str() {
+                    "defined" => AttrOp::Defined,
+                    "not_defined" => AttrOp::NotDefined,
+                    o => AttrOp::comparison(o)
+                        .ok_or_else(|| format!("an expression with operation {op:?} (rules)"))?,
+                };
+                let kind = match e.attribute("type") {
+                    None => None,
+                    Some(t) => Some(
+                        ValueKind::parse(t)
+                            .ok_or_else(|| format!("an expression of type {t:?} (rules)"))?,
+                    ),
+                };
+                let value = match op {
+                    AttrOp::Defined | AttrOp::NotDefined => None,
+                    _ => Some(e.attribute("value").unwrap_or("").to_owned()),
+                };
+                Rule::Attr {
+                    attribute,
+                    op,
+                    value,
+                    kind,
+                }
+            }
+            "date_expression" => {
+                let date = |k: &str| -> Result<Option<Time>, String> {
+                    match e.attribute(k) {
+                        None => Ok(None),
+                        Some(v) => warden_engine::parse_date(v)
+                            .map(Some)
+                            .ok_or_else(|| format!("a date {v:?} (rules)")),
+                    }
+                };
+                let (start, end) = (date("start")?, date("end")?);
+                if child(e, "duration").is_some() {
+                    return Err("a date expression with a duration (rules)".into());
+                }
+                match e.attribute("operation").unwrap_or("in_range") {
+                    "gt" => Rule::Date(DateExpr::Gt(start.ok_or("date gt without a start")?)),
+                    "lt" => Rule::Date(DateExpr::Lt(end.ok_or("date lt without an end")?)),
+                    "in_range" => Rule::Date(DateExpr::InRange { start, end }),
+                    "date_spec" => {
+                        let spec = child(e, "date_spec").ok_or("date_spec without a spec")?;
+                        let mut text = String::from("date-spec");
+                        for a in spec.attributes() {
+                            if a.name() == "id" {
+                                continue;
+                            }
+                            let _ = write!(text, " {}={}", a.name(), a.value());
+                        }
+                        Rule::parse(&text).map_err(|e| format!("{e} (rules)"))?
+                    }
+                    o => return Err(format!("a date expression with operation {o:?} (rules)")),
+                }
+            }
+            other => return Err(format!("a {other} in a rule (rules)")),
+        };
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        return Err("a rule without expressions (rules)".into());
+    }
+    let or = rule
+        .attribute("boolean-op")
+        .is_some_and(|b| b.eq_ignore_ascii_case("or"));
+    Ok(match (parts.len(), or) {
+        (1, _) => parts.remove(0),
+        (_, true) => Rule::Any(parts),
+        (_, false) => Rule::All(parts),
+    })
+}
+
 /// Reads a CIB: the configuration as Warden's TOML, the state of its status section.
 pub fn import(xml: &str) -> anyhow::Result<Imported> {
     let doc = Document::parse(xml).context("not XML")?;
@@ -773,6 +896,9 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     // Nodes.
     let mut nodes = Vec::new();
     let mut standby = BTreeSet::new();
+    let mut node_attrs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    // Node ids (the status and `dc-uuid` name nodes by id).
+    let mut node_ids: BTreeMap<String, String> = BTreeMap::new();
     if let Some(list) = child(conf, "nodes") {
         for n in elements(list).filter(|c| c.has_tag_name("node")) {
             let Some(name) = n.attribute("uname") else {
@@ -793,9 +919,16 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 &format!("node {name}"),
                 &mut r.skip,
             ) {
-                if k == "standby" && is_true(&v) {
-                    standby.insert(name.to_owned());
+                if k == "standby" {
+                    if is_true(&v) {
+                        standby.insert(name.to_owned());
+                    }
+                } else if warden_engine::valid_attribute(&k) {
+                    node_attrs.entry(name.to_owned()).or_default().push((k, v));
                 }
+            }
+            if let Some(id) = n.attribute("id") {
+                node_ids.insert(id.to_owned(), name.to_owned());
             }
             nodes.push(name.to_owned());
         }
@@ -841,6 +974,13 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         .map(|n| {
             let mut t = Table::new();
             t.insert("name".into(), n.clone().into());
+            if let Some(attrs) = node_attrs.get(n) {
+                let a: Table = attrs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                t.insert("attributes".into(), Value::Table(a));
+            }
             Value::Table(t)
         })
         .collect();
@@ -884,6 +1024,48 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let (mut s, newest) =
                 state_of(&loaded.engine, st, &standby, stonith_enabled, &mut r.skip)?;
+            s.dc = cib.attribute("dc-uuid").and_then(|id| {
+                node_ids.get(id).cloned().or_else(|| {
+                    elements(st)
+                        .filter(|c| c.has_tag_name("node_state"))
+                        .find(|c| c.attribute("id") == Some(id))
+                        .and_then(|c| c.attribute("uname"))
+                        .map(str::to_owned)
+                })
+            });
+            // Promotion scores are node attributes, `master-RSC`, in the file's or the
+            // status' (where the agent's crm_master puts them).
+            for (node, attrs) in node_attrs
+                .iter()
+                .map(|(n, a)| (n.clone(), a.clone()))
+                .chain(
+                    s.node_attributes
+                        .iter()
+                        .map(|(n, a)| (n.clone(), a.clone().into_iter().collect())),
+                )
+                .collect::<Vec<_>>()
+            {
+                for (k, v) in attrs {
+                    let Some(rsc) = k.strip_prefix("master-") else {
+                        continue;
+                    };
+                    let rsc = rsc.split(':').next().unwrap_or(rsc);
+                    let Some(rsc) = r.names.get(rsc).cloned() else {
+                        continue;
+                    };
+                    if loaded
+                        .engine
+                        .resource(&rsc)
+                        .is_some_and(|x| x.is_promotable())
+                    {
+                        s.resources
+                            .entry(rsc)
+                            .or_default()
+                            .promotion_scores
+                            .insert(node.clone(), warden_engine::Score::parse_lenient(&v));
+                    }
+                }
+            }
             s.no_quorum = cib.attribute("have-quorum").is_some_and(|q| !is_true(q));
             if let Some(list) = child(st, "tickets") {
                 for t in elements(list).filter(|c| c.has_tag_name("ticket_state")) {
@@ -947,6 +1129,20 @@ fn state_of(
             .into_iter()
             .collect();
         let (online, unclean, pending) = membership_of(ns, &attrs);
+        // What is left of the transient attributes are node attributes rules read.
+        let user: BTreeMap<String, String> = attrs
+            .iter()
+            .filter(|(k, _)| {
+                !k.starts_with("fail-count-")
+                    && !k.starts_with("last-failure-")
+                    && !matches!(k.as_str(), "shutdown" | "terminate" | "probe_complete")
+                    && warden_engine::valid_attribute(k)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !user.is_empty() {
+            state.node_attributes.insert(node.to_owned(), user);
+        }
         let shutdown = attrs
             .get("shutdown")
             .is_some_and(|v| v != "0" && !v.is_empty());

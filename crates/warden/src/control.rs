@@ -117,6 +117,7 @@ impl ControlError {
             | ControlError::NotPromotable(_) => Some("resource"),
             ControlError::Apply(ApplyError::UnknownNode(_)) => Some("node"),
             ControlError::Apply(ApplyError::BadTicket(_)) => Some("ticket"),
+            ControlError::Apply(ApplyError::BadAttribute(_)) => Some("attribute"),
             ControlError::Config(_) => Some("config"),
             ControlError::Store(_) | ControlError::Stopping | ControlError::Cluster(_) => None,
         }
@@ -130,7 +131,8 @@ impl ControlError {
             ControlError::Apply(ApplyError::NotActive { .. }) | ControlError::NotPromotable(_) => {
                 ErrorKind::Conflict
             }
-            ControlError::Config(_) | ControlError::Apply(ApplyError::BadTicket(_)) => {
+            ControlError::Config(_)
+            | ControlError::Apply(ApplyError::BadTicket(_) | ApplyError::BadAttribute(_)) => {
                 ErrorKind::Invalid
             }
             ControlError::Stopping | ControlError::Cluster(_) => ErrorKind::Unavailable,

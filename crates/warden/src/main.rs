@@ -327,6 +327,16 @@ enum NodeAction {
     Standby { node: Option<String> },
     /// The node may run resources again (default: the node of the daemon asked).
     Online { node: Option<String> },
+    /// Set a node attribute that location rules read (as Pacemaker's crm_attribute), or
+    /// remove it with --delete.
+    Attribute {
+        node: String,
+        name: String,
+        #[arg(required_unless_present = "delete")]
+        value: Option<String>,
+        #[arg(long, conflicts_with = "value")]
+        delete: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -583,6 +593,24 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             let (node, verb) = match action {
                 NodeAction::Standby { node } => (node, "standby"),
                 NodeAction::Online { node } => (node, "online"),
+                NodeAction::Attribute {
+                    node,
+                    name,
+                    value,
+                    delete,
+                } => {
+                    let path = format!("/v1/nodes/{}/attributes/{}", escape(&node), escape(&name));
+                    return match value.filter(|_| !delete) {
+                        Some(v) => {
+                            client.post(&format!("{path}?value={}", escape(&v)))?;
+                            Ok(format!("{name}={v} on {node}: done\n"))
+                        }
+                        None => {
+                            client.delete(&path)?;
+                            Ok(format!("{name} deleted on {node}: done\n"))
+                        }
+                    };
+                }
             };
             let node = match node {
                 Some(n) => n,

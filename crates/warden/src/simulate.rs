@@ -47,6 +47,10 @@ pub struct SimulateArgs {
     /// Take a node out of standby (repeatable).
     #[arg(long, value_name = "NODE")]
     pub online: Vec<String>,
+    /// Set a node attribute as `warden node attribute` does: NODE@NAME=VALUE, or NODE@NAME=
+    /// to delete it (repeatable).
+    #[arg(long, value_name = "NODE@NAME=VALUE")]
+    pub node_attribute: Vec<String>,
     /// Grant a ticket (repeatable).
     #[arg(long, value_name = "TICKET")]
     pub ticket_grant: Vec<String>,
@@ -278,6 +282,18 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             .iter()
             .map(|n| Event::Admin(AdminCommand::Online { node: n.clone() })),
     );
+    for a in &args.node_attribute {
+        let usage = || {
+            format!("--node-attribute {a:?}: expected NODE@NAME=VALUE (or NODE@NAME= to delete)")
+        };
+        let (lhs, value) = a.split_once('=').with_context(usage)?;
+        let (node, name) = lhs.split_once('@').with_context(usage)?;
+        events.push(Event::Admin(AdminCommand::NodeAttribute {
+            node: node.to_owned(),
+            name: name.to_owned(),
+            value: (!value.is_empty()).then(|| value.to_owned()),
+        }));
+    }
     for (list, action) in [
         (&args.ticket_grant, TicketAction::Grant),
         (&args.ticket_revoke, TicketAction::Revoke),
@@ -497,6 +513,20 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
     let _ = writeln!(o, "  * Resources:");
     for r in resource_status(config, state, now) {
         let _ = writeln!(o, "    * {r}");
+    }
+    // Node attributes (the file's and those set at run time), as crm_mon -A lists them.
+    let attrs: Vec<(&String, std::collections::BTreeMap<String, String>)> = config
+        .nodes()
+        .iter()
+        .map(|n| (n, crate::api::node_attributes(config, state, n)))
+        .filter(|(_, a)| !a.is_empty())
+        .collect();
+    if !attrs.is_empty() {
+        let _ = writeln!(o, "  * Node Attributes:");
+        for (n, a) in attrs {
+            let list: Vec<String> = a.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(o, "    * {n}: {}", list.join(" "));
+        }
     }
     // Every ticket a constraint names or an operator set, as crm_mon lists them.
     let mut tickets: std::collections::BTreeSet<&str> =

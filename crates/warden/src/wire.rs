@@ -28,6 +28,12 @@ pub struct StateFile {
     /// Tickets by name (absent: never granted).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tickets: BTreeMap<String, WireTicket>,
+    /// Node attributes set at run time, by node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_attributes: BTreeMap<String, BTreeMap<String, String>>,
+    /// The node rules see as `#is_dc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dc: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -297,6 +303,8 @@ impl StateFile {
                     )
                 })
                 .collect(),
+            node_attributes: state.node_attributes.clone(),
+            dc: state.dc.clone(),
         }
     }
 
@@ -311,8 +319,15 @@ impl StateFile {
         let now = parse_time(&self.time).context("field `time`")?;
         let mut state = State {
             no_quorum: self.no_quorum,
+            dc: self.dc,
             ..State::default()
         };
+        for (n, attrs) in self.node_attributes {
+            if let Some(bad) = attrs.keys().find(|k| !warden_engine::valid_attribute(k)) {
+                bail!("node_attributes.{n}: bad attribute name {bad:?}");
+            }
+            state.node_attributes.insert(n, attrs);
+        }
         for (k, t) in self.tickets {
             if !warden_engine::valid_ticket(&k) {
                 bail!("tickets: bad ticket name {k:?}");
@@ -497,6 +512,13 @@ pub enum WireEvent {
         /// grant, revoke, standby or activate.
         action: String,
     },
+    NodeAttribute {
+        node: String,
+        name: String,
+        /// None: deleted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+    },
     PromotionScore {
         resource: String,
         node: String,
@@ -542,6 +564,9 @@ impl WireEvent {
                 AdminCommand::Clear { resource } => WireEvent::Clear { resource },
                 AdminCommand::Standby { node } => WireEvent::Standby { node },
                 AdminCommand::Online { node } => WireEvent::Online { node },
+                AdminCommand::NodeAttribute { node, name, value } => {
+                    WireEvent::NodeAttribute { node, name, value }
+                }
                 AdminCommand::Ticket { ticket, action } => WireEvent::Ticket {
                     ticket,
                     action: action.as_str().to_owned(),
@@ -594,6 +619,9 @@ impl WireEvent {
             WireEvent::Clear { resource } => admin(AdminCommand::Clear { resource }),
             WireEvent::Standby { node } => admin(AdminCommand::Standby { node }),
             WireEvent::Online { node } => admin(AdminCommand::Online { node }),
+            WireEvent::NodeAttribute { node, name, value } => {
+                admin(AdminCommand::NodeAttribute { node, name, value })
+            }
             WireEvent::Ticket { ticket, action } => admin(AdminCommand::Ticket {
                 ticket,
                 action: action.parse().map_err(|()| {

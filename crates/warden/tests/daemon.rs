@@ -3075,3 +3075,50 @@ fn a_ticket_gates_its_resource_through_the_cli_and_survives_a_daemon_restart() {
     wait_for(&config, "web stopped by the revoke", settled("stopped"));
     drop(d);
 }
+
+#[test]
+fn a_node_attribute_set_by_the_cli_drives_a_location_rule() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[resource]]\nid = \"web\"\nclass = \"process\"\ncommand = [\"sleep\", \"600\"]\n\
+         [[location]]\nresource = \"web\"\nrule = \"defined drain\"\nscore = \"-INFINITY\"\n",
+    )
+    .expect("config");
+    let state_of = |v: &Value| resource(v, "web")["state"].as_str().map(str::to_owned);
+    let settled = |want: &'static str| {
+        move |v: &Value| v["transition_running"] == false && state_of(v).as_deref() == Some(want)
+    };
+    let _d = start(&config, &[]);
+    let v = wait_for(&config, "web started", settled("started"));
+    let node = v["node"].as_str().expect("node").to_owned();
+    let (ok, out, err) = cli(&config, &["node", "attribute", &node, "drain", "yes"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("drain=yes on {node}: done\n"));
+    let v = wait_for(&config, "web stopped by the rule", settled("stopped"));
+    assert_eq!(
+        v["nodes"][0]["attributes"],
+        serde_json::json!({"drain": "yes"})
+    );
+    let (ok, out, err) = cli(&config, &["status"]);
+    assert!(
+        ok && out.contains(&format!("* Node Attributes:\n    * {node}: drain=yes\n")),
+        "{out}{err}"
+    );
+    // A name Warden keeps for itself is refused, with the field named.
+    let (code, body) = api_post(
+        &data,
+        &format!("/v1/nodes/{node}/attributes/%23uname?value=x"),
+    );
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (422, Some("attribute")),
+        "{body}"
+    );
+    let (ok, _, err) = cli(&config, &["node", "attribute", &node, "drain", "--delete"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "web back", settled("started"));
+}

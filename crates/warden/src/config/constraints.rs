@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use warden_engine::{
-    Colocation, Group, Location, LossPolicy, OpName, OpRole, Order, OrderKind, Score,
-    TicketConstraint,
+    Colocation, Group, Location, LossPolicy, OpName, OpRole, Order, OrderKind, Rule, RuleLocation,
+    RuleScore, Score, TicketConstraint,
 };
 
 use super::Ref;
@@ -30,6 +30,7 @@ struct Promoted {
 /// The constraints of the file, read.
 pub(super) struct Constraints {
     pub locations: Vec<Location>,
+    pub rule_locations: Vec<RuleLocation>,
     pub groups: Vec<Group>,
     pub colocations: Vec<Colocation>,
     pub orders: Vec<Order>,
@@ -68,6 +69,7 @@ impl Constraints {
 pub(super) fn constraints(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Constraints {
     let mut c = Constraints {
         locations: Vec::new(),
+        rule_locations: Vec::new(),
         groups: Vec::new(),
         colocations: Vec::new(),
         orders: Vec::new(),
@@ -207,10 +209,18 @@ fn action(
 fn location(r: &mut Reader<'_>, t: &Tbl<'_, '_>, is_ban: bool, c: &mut Constraints) {
     let what = if is_ban { "[[ban]]" } else { "[[location]]" };
     let res = r.required_string(t, "resource", what);
+    if !is_ban && t.take("rule").is_some() {
+        return rule_location(r, t, res, c);
+    }
     let node = r.required_string(t, "node", what);
     let (score, role) = if is_ban {
         (Some(Score::MINUS_INFINITY), OpRole::Started)
     } else {
+        r.forbid(
+            t,
+            "score_attribute",
+            "it applies to a location with a `rule`",
+        );
         let score = match t.take("score") {
             Some(v) => r.score_value(v),
             None => {
@@ -234,6 +244,53 @@ fn location(r: &mut Reader<'_>, t: &Tbl<'_, '_>, is_ban: bool, c: &mut Constrain
         c.locations.push(Location {
             role,
             ..Location::new(res, n, score)
+        });
+    }
+}
+
+/// A `[[location]]` whose nodes a `rule` picks, with a `score` or a `score_attribute`.
+fn rule_location(
+    r: &mut Reader<'_>,
+    t: &Tbl<'_, '_>,
+    res: Option<(String, Span)>,
+    c: &mut Constraints,
+) {
+    r.forbid(
+        t,
+        "node",
+        "a location with a `rule` picks its nodes by the rule",
+    );
+    let rule = r.string(t, "rule").and_then(|(text, span)| {
+        Rule::parse(&text)
+            .map_err(|e| r.d.error(span, format!("bad rule {text:?}: {e}")))
+            .ok()
+    });
+    let score = match (t.take("score"), r.string(t, "score_attribute")) {
+        (Some(v), None) => r.score_value(v).map(RuleScore::Score),
+        (None, Some((a, _))) => Some(RuleScore::Attribute(a)),
+        (Some(v), Some(_)) => {
+            r.d.error(
+                v.span(),
+                "a location with a rule takes `score` or `score_attribute`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            r.d.error(
+                t.span.clone(),
+                "a location with a rule needs `score` (an integer, \"INFINITY\" or \"-INFINITY\") or `score_attribute` (a node attribute holding the score)",
+            );
+            None
+        }
+    };
+    let role = role(r, t, "role", res.as_ref(), c);
+    reference(c, &res);
+    if let (Some((resource, _)), Some(rule), Some(score)) = (res, rule, score) {
+        c.rule_locations.push(RuleLocation {
+            resource,
+            rule,
+            score,
+            role,
         });
     }
 }

@@ -362,6 +362,7 @@ fn root_of(
     }
 
     // Lower.
+    let node_attributes = nodes.attributes.clone();
     let built = Config::new(
         cl.options,
         nodes.names,
@@ -370,7 +371,9 @@ fn root_of(
         cons.locations,
     )
     .and_then(|c| c.with_constraints(cons.colocations, cons.orders, cons.groups))
-    .and_then(|c| c.with_tickets(cons.tickets));
+    .and_then(|c| c.with_tickets(cons.tickets))
+    .and_then(|c| c.with_rule_locations(cons.rule_locations))
+    .map(|c| c.with_node_attributes(node_attributes));
     let engine = match built {
         Ok(engine) => engine,
         Err(e) => {
@@ -460,6 +463,80 @@ mod tests {
             Ok(_) => panic!("expected errors for {src}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn rules_tickets_attributes_and_clones_are_read_and_bad_ones_named_at_their_place() {
+        let base = "[[node]]\nname = \"n1\"\nattributes = { rack = \"a\", weight = 5 }\n\
+                    [[resource]]\nid = \"d\"\nclass = \"ocf\"\ntype = \"Dummy\"\nclone = true\n";
+        let l = ok(&format!(
+            "{base}[[location]]\nresource = \"d\"\nrule = \"rack eq a or defined pingd\"\nscore_attribute = \"weight\"\n\
+             [[ticket]]\nticket = \"t\"\nresource = \"d\"\n"
+        ));
+        let e = &l.engine;
+        assert_eq!(
+            e.node_attributes(0),
+            [
+                ("rack".to_owned(), "a".to_owned()),
+                ("weight".to_owned(), "5".to_owned())
+            ]
+        );
+        let rl = &e.rule_locations()[0];
+        assert_eq!(rl.rule.to_string(), "rack eq a or defined pingd");
+        assert_eq!(
+            rl.score,
+            warden_engine::RuleScore::Attribute("weight".into())
+        );
+        assert_eq!(e.tickets()[0].loss_policy, warden_engine::LossPolicy::Stop);
+        let d = e.resource("d").expect("d");
+        assert!(d.is_clone() && !d.is_promotable());
+        assert_eq!(d.meta.resource_stickiness.value(), 1);
+        for (extra, want) in [
+            (
+                "[[location]]\nresource = \"d\"\nrule = \"rack is a\"\nscore = 1\n",
+                "t.toml:11:8: error: bad rule \"rack is a\": unknown comparison \"is\"",
+            ),
+            (
+                "[[location]]\nresource = \"d\"\nrule = \"rack eq a\"\nnode = \"n1\"\nscore = 1\n",
+                "t.toml:12:1: error: `node` does not apply here: a location with a `rule` picks its nodes by the rule",
+            ),
+            (
+                "[[location]]\nresource = \"d\"\nrule = \"rack eq a\"\n",
+                "error: a location with a rule needs `score`",
+            ),
+            (
+                "[[ticket]]\nticket = \"t\"\nresource = \"d\"\nloss_policy = \"fence\"\n",
+                "t.toml:12:15: error: loss_policy = \"fence\" needs fencing",
+            ),
+            (
+                "[[ticket]]\nticket = \"t t\"\nresource = \"d\"\n",
+                "t.toml:10:10: error: bad ticket \"t t\"",
+            ),
+            (
+                "[[ticket]]\nticket = \"t\"\nresource = \"d\"\nrole = \"promoted\"\n",
+                "needs \"d\" to be promotable",
+            ),
+        ] {
+            let e = errors(&format!("{base}{extra}"));
+            assert!(e.contains(want), "{extra}\n{e}");
+        }
+        let e = errors("[[node]]\nname = \"n1\"\nattributes = { \"#uname\" = \"x\" }\n");
+        assert!(
+            e.contains("t.toml:3:16: error: bad attribute name \"#uname\""),
+            "{e}"
+        );
+        // Clone keys on a resource that is not a clone, promotable keys on a plain clone.
+        let e = errors(
+            "[[resource]]\nid = \"p\"\nclass = \"ocf\"\ntype = \"Dummy\"\nmeta = { interleave = true }\n\
+             [[resource]]\nid = \"c\"\nclass = \"ocf\"\ntype = \"Dummy\"\nclone = true\nmeta = { promoted_max = 1 }\n",
+        );
+        assert!(
+            e.contains(
+                "t.toml:5:10: error: `interleave` does not apply here: it applies to clones"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("t.toml:11:10: error: `promoted_max` does not apply here: it applies to resources with `promotable = true`"), "{e}");
     }
 
     #[test]

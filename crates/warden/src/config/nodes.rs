@@ -19,6 +19,8 @@ pub(super) struct Nodes {
     /// Where each is defined (empty when the file has none).
     pub spans: Vec<Span>,
     pub addresses: HashMap<String, IpAddr>,
+    /// Per node (in `names` order): its attributes, which location rules read.
+    pub attributes: Vec<Vec<(String, String)>>,
 }
 
 pub(super) fn nodes(
@@ -30,6 +32,7 @@ pub(super) fn nodes(
         names: Vec::new(),
         spans: Vec::new(),
         addresses: HashMap::new(),
+        attributes: Vec::new(),
     };
     let given = top.take("node").is_some();
     for (t, at) in r.tables(top, "node") {
@@ -44,6 +47,7 @@ pub(super) fn nodes(
                     })
                     .ok()
             });
+            let attributes = attributes(r, t);
             let Some((name, span)) = r.required_name(t, "name", "[[node]]") else {
                 return;
             };
@@ -56,10 +60,48 @@ pub(super) fn nodes(
             }
             out.names.push(name);
             out.spans.push(span);
+            out.attributes.push(attributes);
         });
     }
     if !given {
         out.names.push(local());
+        out.attributes.push(Vec::new());
+    }
+    out
+}
+
+/// `attributes = { rack = "a", weight = 10 }`: the node's attributes, as text.
+fn attributes(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some((at, _)) = r.table(t, "attributes") else {
+        return out;
+    };
+    for (k, v) in at.iter() {
+        let key = k.get_ref().to_string();
+        if !warden_engine::valid_attribute(&key) {
+            r.d.error(
+                k.span(),
+                format!("bad attribute name {key:?}: not empty, no blanks, and not starting with '#' (#uname and the like are Warden's own)"),
+            );
+            continue;
+        }
+        let value = match v.get_ref() {
+            DeValue::String(s) => s.to_string(),
+            DeValue::Integer(i) => i.to_string(),
+            DeValue::Float(f) => f.to_string(),
+            DeValue::Boolean(b) => b.to_string(),
+            other => {
+                r.d.error(
+                    v.span(),
+                    format!(
+                        "attribute {key:?} must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ),
+                );
+                continue;
+            }
+        };
+        out.push((key, value));
     }
     out
 }

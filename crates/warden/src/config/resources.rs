@@ -411,10 +411,14 @@ pub(super) fn params(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String
     };
     for (k, v) in pt.iter() {
         let key = k.get_ref().to_string();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
             r.d.error(
                 k.span(),
-                format!("bad parameter name {key:?}: use letters, digits and _"),
+                format!("bad parameter name {key:?}: use letters, digits, '_', '-' and '.'"),
             );
             continue;
         }
