@@ -634,6 +634,9 @@ pub struct Order {
     pub first_action: OpName,
     /// `Start` or `Promote`.
     pub then_action: OpName,
+    /// When `first` stands for a group (its last member): what reasons call it, as
+    /// Pacemaker names the group's action (`web-group running`).
+    pub first_label: Option<String>,
 }
 
 impl Location {
@@ -658,6 +661,7 @@ impl Order {
             symmetric: true,
             first_action: OpName::Start,
             then_action: OpName::Start,
+            first_label: None,
         }
     }
 }
@@ -819,6 +823,8 @@ pub(crate) struct ColocRef {
     pub promoted: bool,
     /// With the nodes where `with` is promoted, not where it runs.
     pub with_promoted: bool,
+    /// A group's own (a member with the one before it).
+    pub internal: bool,
 }
 
 impl Config {
@@ -956,7 +962,7 @@ impl Config {
         }
         let n = self.resources.len();
         let mut colocated_with = vec![Vec::new(); n];
-        for c in &all_colocations {
+        for (k, c) in all_colocations.iter().enumerate() {
             let what = || format!("colocation of {:?} with {:?}", c.resource, c.with);
             let (r, w) = (idx(&what, &c.resource)?, idx(&what, &c.with)?);
             let promoted = |role: OpRole, i: usize, name: &str| {
@@ -977,6 +983,7 @@ impl Config {
                 score: c.score,
                 promoted: promoted(c.role, r, &c.resource)?,
                 with_promoted: promoted(c.with_role, w, &c.with)?,
+                internal: k >= colocations.len(),
             });
         }
         let mut orders_from = vec![Vec::new(); n];

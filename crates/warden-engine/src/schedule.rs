@@ -833,7 +833,8 @@ impl<'a> Scheduler<'a> {
         // Kept from running by what it must run with: say so, not "node availability".
         if p.want_run && p.targets.is_empty() && p.delayed.is_none() {
             let stuck = config.colocated_with(r).iter().find(|c| {
-                !c.promoted
+                !c.internal
+                    && !c.promoted
                     && c.score == Score::INFINITY
                     && plans[c.with].nodes_for(c.with_promoted).is_empty()
             });
@@ -1060,7 +1061,11 @@ impl<'a> Scheduler<'a> {
                     if o.kind != OrderKind::Mandatory || !plans[t].acts {
                         continue;
                     }
-                    let first = || format!("{} {}", config.resources()[f].id, o.first_action);
+                    let first = || {
+                        o.first_label.clone().unwrap_or_else(|| {
+                            format!("{} {}", config.resources()[f].id, o.first_action)
+                        })
+                    };
                     if self.interleaved(k) {
                         // Copy to copy: a copy of `then` runs only where `first` has one, and
                         // restarts only where `first`'s copy (re)starts.

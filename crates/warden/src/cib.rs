@@ -501,8 +501,13 @@ impl Reader {
         let Some(r) = r else {
             return Err(format!("{what} (sets or patterns)"));
         };
+        // A group carried over is named as it is (the configuration reader applies the
+        // constraint to its members as Pacemaker does); one of fence devices only is not.
         if self.group_ids.contains(r) {
-            return Err(format!("{what} names group {r} (constraints on groups)"));
+            return match self.group_members.get(r) {
+                Some(m) if !m.is_empty() => Ok(r.to_owned()),
+                _ => Err(format!("{what} names group {r}, which is not carried over")),
+            };
         }
         if self.stonith.contains(r) {
             return Err(format!("{what} names fence device {r}"));

@@ -1400,3 +1400,69 @@ fn a_pacemaker_cib_is_simulated_and_imported_with_what_is_not_carried_named() {
         "{err}"
     );
 }
+
+#[test]
+fn constraints_may_name_a_group_as_pacemaker_applies_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let base = std::fs::read_to_string(example("group.toml")).expect("example");
+    // The group prefers node2 (every member gets the location), `report` runs with the whole
+    // group (INFINITY: with its last member) and after it (its last member's start).
+    let extra = "\n[[resource]]\nid = \"report\"\nclass = \"ocf\"\ntype = \"Dummy\"\n\
+                 [[location]]\nresource = \"stack\"\nnode = \"node2\"\nscore = 100\n\
+                 [[colocation]]\nresource = \"report\"\nwith = \"stack\"\n\
+                 [[order]]\nfirst = \"stack\"\nthen = \"report\"\n";
+    std::fs::write(d.join("c.toml"), base + extra).expect("config");
+    let (ok, out, err) = warden(
+        d,
+        &[
+            "simulate",
+            "-c",
+            "c.toml",
+            "--at",
+            AT,
+            "--save-state",
+            "s0.json",
+        ],
+    );
+    assert!(ok, "{err}");
+    for want in [
+        "* Start ip ( node2 )",
+        "* Start app ( node2 )",
+        "* Start report ( node2 )",
+    ] {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
+    let at = |o: &str| out.find(o).unwrap_or_else(|| panic!("{o}\n{out}"));
+    assert!(
+        at("app_start_0 on node2") < at("report_start_0 on node2"),
+        "{out}"
+    );
+    // A member fails: the group restarts from it, and report, after the group, with it.
+    let (ok, out, err) = warden(
+        d,
+        &[
+            "simulate",
+            "-c",
+            "c.toml",
+            "--state",
+            "s0.json",
+            "--inject",
+            "db:monitor:10s@node2=1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("* Restart report ( node2 ) due to required stack running"),
+        "{out}"
+    );
+    // An unknown name is still refused, with a hint.
+    std::fs::write(
+        d.join("bad.toml"),
+        std::fs::read_to_string(example("group.toml")).expect("example")
+            + "\n[[location]]\nresource = \"stak\"\nnode = \"node2\"\nscore = 1\n",
+    )
+    .expect("config");
+    let (ok, _, err) = warden(d, &["check-config", "--simulate", "bad.toml"]);
+    assert!(!ok && err.contains("unknown resource \"stak\""), "{err}");
+}

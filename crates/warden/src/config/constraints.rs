@@ -45,6 +45,76 @@ pub(super) struct Constraints {
 }
 
 impl Constraints {
+    /// Constraints that name a group, in terms of its members, as Pacemaker applies them: a
+    /// location or a ticket binds every member; a group colocated with something places its
+    /// first member (the rest follow it); something colocated with a group goes with its last
+    /// member when the score is INFINITY (the whole group up), else with its first; an order
+    /// waits for the group's last member to start (`first`) or starts the group's first
+    /// member (`then`).
+    pub fn expand_groups(&mut self) {
+        let members: std::collections::HashMap<String, Vec<String>> = self
+            .groups
+            .iter()
+            .filter(|g| !g.resources.is_empty())
+            .map(|g| (g.id.clone(), g.resources.clone()))
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let each = |name: &str| -> Vec<String> {
+            members
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| vec![name.to_owned()])
+        };
+        let first = |name: &str| each(name).first().cloned().unwrap_or_default();
+        let last = |name: &str| each(name).last().cloned().unwrap_or_default();
+        self.locations = std::mem::take(&mut self.locations)
+            .into_iter()
+            .flat_map(|l| {
+                each(&l.resource).into_iter().map(move |m| Location {
+                    resource: m,
+                    ..l.clone()
+                })
+            })
+            .collect();
+        self.rule_locations = std::mem::take(&mut self.rule_locations)
+            .into_iter()
+            .flat_map(|l| {
+                each(&l.resource).into_iter().map(move |m| RuleLocation {
+                    resource: m,
+                    ..l.clone()
+                })
+            })
+            .collect();
+        self.tickets = std::mem::take(&mut self.tickets)
+            .into_iter()
+            .flat_map(|t| {
+                each(&t.resource)
+                    .into_iter()
+                    .map(move |m| TicketConstraint {
+                        resource: m,
+                        ..t.clone()
+                    })
+            })
+            .collect();
+        for c in &mut self.colocations {
+            c.resource = first(&c.resource);
+            c.with = if c.score == Score::INFINITY {
+                last(&c.with)
+            } else {
+                first(&c.with)
+            };
+        }
+        for o in &mut self.orders {
+            if members.contains_key(&o.first) {
+                o.first_label = Some(format!("{} running", o.first));
+            }
+            o.first = last(&o.first);
+            o.then = first(&o.then);
+        }
+    }
+
     /// Checks the roles and actions that need a promotable resource.
     pub fn validate(
         &self,

@@ -348,9 +348,11 @@ fn root_of(
             r.d.error(n.span, format!("unknown node {:?}{hint}", n.name));
         }
     }
+    let group_ids: HashSet<&str> = cons.groups.iter().map(|g| g.id.as_str()).collect();
     for rr in resource_refs {
-        // A resource whose block has errors is reported there, not as unknown here.
-        if !res.declared.contains_key(&rr.name) {
+        // A resource whose block has errors is reported there, not as unknown here; a
+        // constraint may name a group.
+        if !res.declared.contains_key(&rr.name) && !group_ids.contains(rr.name.as_str()) {
             let mut ids: Vec<&str> = res.declared.keys().map(String::as_str).collect();
             ids.sort_unstable();
             let hint = suggest(&rr.name, ids.into_iter());
@@ -362,6 +364,7 @@ fn root_of(
     }
 
     // Lower.
+    cons.expand_groups();
     let node_attributes = nodes.attributes.clone();
     let built = Config::new(
         cl.options,
