@@ -1058,10 +1058,10 @@ fn story_promotable_three_nodes_primary_node_lost() {
         expect![[r#"
             Allocation scores:
               db allocation score on node1: 0
-              db allocation score on node2: 0
-              db allocation score on node3: 0
+              db allocation score on node2: 1
+              db allocation score on node3: 1
               db promotion score on node1: 105
-              db promotion score on node2: 5
+              db promotion score on node2: 6
               db promotion score on node3: 5
               vip allocation score on node1: INFINITY
               vip allocation score on node2: -INFINITY
@@ -1345,16 +1345,18 @@ fn a_pacemaker_cib_is_simulated_and_imported_with_what_is_not_carried_named() {
     let dir = tempfile::tempdir().expect("dir");
     let cib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cib-two-nodes.xml");
     let cib = cib.to_str().expect("path");
-    // db failed its monitor on node1 with migration-threshold 1: it leaves node1.
+    // db failed its monitor on node1 with migration-threshold 1: it leaves node1; the clone
+    // starts a copy on each node.
+    let want = [
+        "  * Recover db ( node1 -> node2 )",
+        "  * Start ping ( node1 )",
+        "  * Start ping ( node2 )",
+    ];
     let (ok, out, err) = warden(dir.path(), &["simulate", "--cib", cib]);
     assert!(ok, "{err}");
-    assert_eq!(
-        transition(&out),
-        ["  * Recover db ( node1 -> node2 )"],
-        "{out}"
-    );
+    assert_eq!(transition(&out), want, "{out}");
     assert!(
-        out.contains("Note: not carried over: clone ping-clone (plain clones)"),
+        out.contains("Note: not carried over: bundle web-bundle (bundles)"),
         "{out}"
     );
     // The import writes the same cluster: the configuration checks, and simulating it with
@@ -1365,7 +1367,7 @@ fn a_pacemaker_cib_is_simulated_and_imported_with_what_is_not_carried_named() {
     );
     assert!(ok, "{err}");
     assert!(
-        out.contains("not carried over (1):\n  clone ping-clone (plain clones)"),
+        out.contains("not carried over (1):\n  bundle web-bundle (bundles)"),
         "{out}"
     );
     let conf = dir.path().join("imported/warden.toml");
@@ -1387,11 +1389,7 @@ fn a_pacemaker_cib_is_simulated_and_imported_with_what_is_not_carried_named() {
         ],
     );
     assert!(ok, "{err}");
-    assert_eq!(
-        transition(&out),
-        ["  * Recover db ( node1 -> node2 )"],
-        "{out}"
-    );
+    assert_eq!(transition(&out), want, "{out}");
     // Not a CIB: said so, with the file.
     std::fs::write(dir.path().join("x.xml"), "<config/>").expect("write");
     let (ok, _, err) = warden(dir.path(), &["simulate", "--cib", "x.xml"]);
