@@ -201,6 +201,10 @@ pub enum Agent {
     /// A systemd unit (`nginx.service`), started, stopped and watched through systemd's
     /// D-Bus API (Pacemaker's `systemd:` class).
     Systemd { unit: String },
+    /// A fence device placed on a node as Pacemaker places its `stonith` resources: started
+    /// there by checking the device (its agent's `monitor`), and checked again by its
+    /// recurring monitor. Fencing itself does not depend on where it runs.
+    Fence(Box<FenceDevice>),
 }
 
 /// How Warden runs a `process` resource. Plain data: the engine only carries it.
@@ -286,6 +290,7 @@ impl fmt::Display for Agent {
             Agent::Ocf { provider, kind } => write!(f, "ocf:{provider}:{kind}"),
             Agent::Process { .. } => f.write_str("process"),
             Agent::Systemd { unit } => write!(f, "systemd:{unit}"),
+            Agent::Fence(d) => write!(f, "fence:{}", d.program()),
         }
     }
 }
@@ -485,6 +490,17 @@ impl ResourceSpec {
             Agent::Systemd { unit } => {
                 d.field("systemd");
                 d.field(unit);
+            }
+            Agent::Fence(dev) => {
+                d.field("fence");
+                d.field(&dev.name);
+                match &dev.method {
+                    FenceMethod::Command(argv) => d.list(argv),
+                    FenceMethod::Agent(a) => {
+                        d.field(&a.program);
+                        d.pairs(&a.params);
+                    }
+                }
             }
             Agent::Process(p) => {
                 d.field("process");

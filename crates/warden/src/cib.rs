@@ -235,8 +235,19 @@ impl Reader {
                 let mut d = Table::new();
                 d.insert("name".into(), id.clone().into());
                 d.insert("agent".into(), kind.into());
+                // Placed as a resource and checked as often as its monitor says (none: only
+                // when it starts).
+                let monitor = child(p, "operations")
+                    .into_iter()
+                    .flat_map(elements)
+                    .filter(|o| o.attribute("name") == Some("monitor"))
+                    .filter_map(|o| millis(o.attribute("interval").unwrap_or("0")))
+                    .find(|&ms| ms > 0)
+                    .unwrap_or(0);
+                d.insert("monitor".into(), duration_value(monitor));
                 self.fence.push(d);
-                self.stonith.insert(id);
+                self.stonith.insert(id.clone());
+                self.names.insert(id.clone(), id);
                 return None;
             }
             other => {
@@ -460,6 +471,16 @@ impl Reader {
             .cloned()
             .collect();
         let Some(mut t) = self.primitive(p, &inherited) else {
+            // A cloned fence device: a copy checks it on every node.
+            let child_id = p.attribute("id").unwrap_or_default();
+            if let Some(d) = self
+                .fence
+                .iter_mut()
+                .find(|d| d.get("name").and_then(Value::as_str) == Some(child_id))
+            {
+                d.insert("clone".into(), true.into());
+                self.names.insert(id.to_owned(), child_id.to_owned());
+            }
             return;
         };
         if promotable {
@@ -509,9 +530,7 @@ impl Reader {
                 _ => Err(format!("{what} names group {r}, which is not carried over")),
             };
         }
-        if self.stonith.contains(r) {
-            return Err(format!("{what} names fence device {r}"));
-        }
+
         self.names
             .get(r)
             .cloned()
@@ -715,6 +734,29 @@ impl Reader {
         self.orders.push(t);
         Ok(())
     }
+}
+
+/// One `lrm_resource`'s operations, by call id.
+type History<'a, 'i> = Vec<(i64, Node<'a, 'i>)>;
+
+/// Whether an operation history (by call id) left its resource running: its last completed
+/// operation is a successful start, promote, demote, migrate or monitor.
+fn left_running(ops: &[(i64, Node<'_, '_>)]) -> bool {
+    ops.iter()
+        .rev()
+        .find(|(call, o)| {
+            *call >= 0
+                && !matches!(o.attribute("op-status"), Some("-1" | "1"))
+                && o.attribute("operation") != Some("notify")
+        })
+        .is_some_and(|(_, o)| {
+            let rc = o.attribute("rc-code").unwrap_or("1");
+            match o.attribute("operation").unwrap_or("") {
+                "stop" => rc != "0",
+                "monitor" => rc == "0" || rc == "8",
+                _ => rc == "0",
+            }
+        })
 }
 
 /// A CIB `<rule>` as Warden's rule; what Warden's rules lack is named.
@@ -1158,6 +1200,9 @@ fn state_of(
         // A node cleanly down runs nothing, whatever its history says.
         let counts_history = online || unclean.is_some();
         if let Some(lrm) = child(ns, "lrm").and_then(|l| child(l, "lrm_resources")) {
+            // A clone's copies may have several histories on one node (`web:0`, `web:1`): the
+            // copy runs there when any of them left it running, so those are replayed last.
+            let mut entries: Vec<(&str, bool, History<'_, '_>)> = Vec::new();
             for lr in elements(lrm).filter(|c| c.has_tag_name("lrm_resource")) {
                 let Some(id) = lr.attribute("id") else {
                     continue;
@@ -1177,6 +1222,10 @@ fn state_of(
                     })
                     .collect();
                 ops.sort_by_key(|(c, _)| *c);
+                entries.push((id, left_running(&ops), ops));
+            }
+            entries.sort_by_key(|(id, running, _)| (*id, *running));
+            for (id, _, ops) in entries {
                 for (call, o) in ops {
                     let t = o
                         .attribute("last-rc-change")

@@ -536,7 +536,7 @@ pub(crate) async fn with_reloadable(config: Config, ocf_root: &Path) -> Config {
                 .cloned()
                 .flatten()
                 .map(|p| (r.id.clone(), p)),
-            Agent::Process(_) | Agent::Systemd { .. } => None,
+            Agent::Process(_) | Agent::Systemd { .. } | Agent::Fence(_) => None,
         })
         .collect();
     config.with_reloadable(&reloadable)

@@ -704,7 +704,7 @@ impl WireDefinition {
                 demote: p.demote.clone(),
                 output_max: p.output_max,
             }),
-            Agent::Ocf { .. } | Agent::Systemd { .. } => None,
+            Agent::Ocf { .. } | Agent::Systemd { .. } | Agent::Fence(_) => None,
         };
         WireDefinition {
             id: spec.id.clone(),
@@ -753,6 +753,13 @@ impl WireDefinition {
                 demote: p.demote,
                 output_max: p.output_max,
             }),
+            // A fence device gone from the file: its stop does nothing to undo.
+            (["fence", ..], _) => Agent::Fence(Box::new(warden_engine::FenceDevice {
+                name: self.id.clone(),
+                method: warden_engine::FenceMethod::Command(Vec::new()),
+                nodes: Vec::new(),
+                timeout_ms: 60_000,
+            })),
             _ => bail!("definition of {}: bad agent {:?}", self.id, self.agent),
         };
         let mut spec = ResourceSpec::new(self.id, agent);

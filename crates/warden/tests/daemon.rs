@@ -3122,3 +3122,60 @@ fn a_node_attribute_set_by_the_cli_drives_a_location_rule() {
     assert!(ok, "{err}");
     wait_for(&config, "web back", settled("started"));
 }
+
+#[test]
+fn a_fence_agent_device_is_placed_and_checked_like_a_resource() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    // A fence agent whose check fails (Pacemaker calls it with `action=monitor` on stdin).
+    let broken = dir.path().join("fence_broken");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\nwhile read l; do case \"$l\" in action=monitor) echo 'device unreachable' >&2; exit 1;; esac; done\nexit 0\n",
+    )
+    .expect("agent");
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[fence_device]]\nname = \"ipmi\"\nagent = \"fence_dummy\"\nmonitor = \"1s\"\n\
+             [[fence_device]]\nname = \"broken\"\nagent = \"{}\"\n\
+             [[fence_device]]\nname = \"script\"\ncommand = [\"true\"]\n",
+            broken.display()
+        ),
+    )
+    .expect("config");
+    let _d = start(&config, &[]);
+    let v = wait_for(&config, "the devices placed and checked", |v| {
+        v["transition_running"] == false
+            && resource(v, "ipmi")["state"] == "started"
+            && !v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+    });
+    assert!(
+        resource(&v, "ipmi")["agent"]
+            .as_str()
+            .is_some_and(|a| a.ends_with("fence_dummy")),
+        "{v}"
+    );
+    assert_eq!(resource(&v, "broken")["state"], "stopped", "{v}");
+    let failed = &v["failed_actions"][0];
+    assert_eq!(failed["resource"], "broken");
+    assert!(
+        failed["exit_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("device unreachable")),
+        "{failed}"
+    );
+    // A command device has nothing to check: it is not placed.
+    assert!(
+        v["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["id"] != "script")),
+        "{v}"
+    );
+    // Its recurring check runs: a monitor of ipmi shows up in the history.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(count_ops(&history(&config, "ipmi"), "monitor_1000") >= 1);
+}

@@ -79,6 +79,8 @@ pub fn stop_time(spec: &ResourceSpec) -> Duration {
     let stop = match &spec.agent {
         // A process gets `stop_signal`, then SIGKILL after `stop_timeout`.
         Agent::Process(p) => p.stop_timeout + Duration::from_millis(100),
+        // A fence device's stop does nothing.
+        Agent::Fence(_) => Duration::from_millis(100),
         _ => op(OpName::Stop),
     };
     if spec.is_promotable() {

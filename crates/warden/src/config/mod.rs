@@ -291,7 +291,46 @@ fn root_of(
     let nodes = nodes::nodes(r, top, local);
     let defaults = resources::defaults(r, top);
     let mut fencing = nodes::fence_devices(r, top);
-    let res = resources::resources(r, top, &defaults, fencing.enabled);
+    let mut res = resources::resources(r, top, &defaults, fencing.enabled);
+    // Each fence agent device is placed on a node as a resource, as Pacemaker's stonith
+    // resources are: started there by checking the device, checked again every `monitor`. A
+    // command device has nothing to check and is not placed.
+    for (device, (interval, clone, at)) in fencing.devices.iter().zip(&fencing.monitors) {
+        if matches!(device.method, warden_engine::FenceMethod::Command(_)) {
+            continue;
+        }
+        if res.declared.contains_key(&device.name) {
+            r.d.error(
+                at.clone(),
+                format!(
+                    "fence device {:?} has the name of a resource: a fence device is placed as a resource of its own name",
+                    device.name
+                ),
+            );
+            continue;
+        }
+        let mut spec = warden_engine::ResourceSpec::new(
+            device.name.clone(),
+            warden_engine::Agent::Fence(Box::new(device.clone())),
+        );
+        spec.meta = defaults.meta.clone();
+        if *clone {
+            spec.copies = Some(warden_engine::Copies::default());
+            if !defaults.stickiness_set {
+                spec.meta.resource_stickiness = warden_engine::Score::new(1);
+            }
+        }
+        let mut start = warden_engine::OpSpec::new(warden_engine::OpName::Start, Duration::ZERO);
+        start.timeout = Duration::from_millis(device.timeout_ms);
+        spec.ops.push(start);
+        if !interval.is_zero() {
+            let mut m = warden_engine::OpSpec::new(warden_engine::OpName::Monitor, *interval);
+            m.timeout = Duration::from_millis(device.timeout_ms);
+            spec.ops.push(m);
+        }
+        res.declared.insert(device.name.clone(), at.clone());
+        res.specs.push(spec);
+    }
     let mut cons = constraints::constraints(r, top);
     let ups = upstreams::upstreams(r, top);
     let upstream_names: Vec<&str> = ups.list.iter().map(|u| u.name.as_str()).collect();
@@ -440,7 +479,9 @@ pub fn ocf_agents(config: &Config) -> Vec<(String, String)> {
         .iter()
         .filter_map(|r| match &r.agent {
             warden_engine::Agent::Ocf { provider, kind } => Some((provider.clone(), kind.clone())),
-            warden_engine::Agent::Process(_) | warden_engine::Agent::Systemd { .. } => None,
+            warden_engine::Agent::Process(_)
+            | warden_engine::Agent::Systemd { .. }
+            | warden_engine::Agent::Fence(_) => None,
         })
         .collect();
     v.sort();

@@ -109,6 +109,9 @@ fn attributes(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String)> {
 /// The `[[fence_device]]`s, with the nodes they name (checked later).
 pub(super) struct Fencing {
     pub devices: Vec<FenceDevice>,
+    /// Per device (in `devices` order): its recurring check's interval (zero: none), whether
+    /// a copy is placed on every node (`clone`), and where its name is written.
+    pub monitors: Vec<(std::time::Duration, bool, Span)>,
     pub node_refs: Vec<Ref>,
     /// Fencing is on: the file has fence devices (even ones with errors).
     pub enabled: bool,
@@ -117,6 +120,7 @@ pub(super) struct Fencing {
 pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
     let mut out = Fencing {
         devices: Vec::new(),
+        monitors: Vec::new(),
         node_refs: Vec::new(),
         enabled: top.take("fence_device").is_some(),
     };
@@ -136,8 +140,11 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
             out.node_refs
                 .extend(nodes_of.into_iter().map(|(name, span)| Ref { name, span }));
             let timeout = r.positive_duration(t, "timeout");
-            if let (Some((name, _)), Some((method, program, span))) = (name, method) {
+            let monitor = r.duration(t, "monitor").unwrap_or(DEFAULT_FENCE_MONITOR);
+            let clone = r.boolean(t, "clone").unwrap_or(false);
+            if let (Some((name, name_at)), Some((method, program, span))) = (name, method) {
                 r.found.programs.push((program, span));
+                out.monitors.push((monitor, clone, name_at));
                 out.devices.push(FenceDevice {
                     name,
                     method,
@@ -151,6 +158,10 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
     }
     out
 }
+
+/// How often a fence device is checked where it is placed, by default (pcs gives stonith
+/// resources a 60 s monitor).
+const DEFAULT_FENCE_MONITOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long one fence attempt may take by default (Pacemaker's `stonith-timeout`).
 const DEFAULT_FENCE_TIMEOUT_MS: u64 = 60_000;

@@ -72,6 +72,7 @@ impl Executor {
                 ocf::run(&inv).await
             }
             Agent::Systemd { unit } => super::systemd::run(unit, op, timeout).await,
+            Agent::Fence(device) => fence_device_op(device, op, timeout).await,
             Agent::Process(p) => match op.name {
                 OpName::Monitor if op.is_probe() => self.supervisor.probe(&spec.id),
                 OpName::Monitor => {
@@ -184,6 +185,47 @@ pub fn resource_token(token: &str, resource: &str) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// An operation of a fence device placed as a resource: start and the recurring monitor check
+/// the device (a fence agent's `monitor` action; a command device has nothing to check), stop
+/// does nothing, and a probe finds it stopped (it runs only where this daemon started it).
+async fn fence_device_op(device: &FenceDevice, op: OpKey, timeout: Duration) -> AgentResult {
+    let done = |rc: i32| AgentResult {
+        rc,
+        exit_reason: String::new(),
+        stdout: String::new(),
+        stderr: String::new(),
+        duration: Duration::ZERO,
+        timed_out: false,
+    };
+    match op.name {
+        OpName::Monitor if op.is_probe() => done(rc::NOT_RUNNING),
+        OpName::Start | OpName::Monitor => match &device.method {
+            FenceMethod::Command(_) => done(rc::OK),
+            FenceMethod::Agent(agent) => {
+                let mut input = String::from("action=monitor\n");
+                for (k, v) in &agent.params {
+                    input.push_str(&format!("{k}={v}\n"));
+                }
+                let mut r = run_with_input(
+                    tokio::process::Command::new(&agent.program),
+                    timeout,
+                    input.into_bytes(),
+                )
+                .await;
+                if r.rc != rc::OK {
+                    if r.exit_reason.is_empty() {
+                        r.exit_reason =
+                            format!("fence device check failed: {}", last_line(&r.stderr));
+                    }
+                    r.rc = rc::ERR_GENERIC;
+                }
+                r
+            }
+        },
+        _ => done(rc::OK),
+    }
 }
 
 /// Runs the fence devices of `node` in order until one succeeds.
