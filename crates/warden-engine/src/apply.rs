@@ -184,9 +184,12 @@ pub fn expected(spec: &ResourceSpec, op: OpKey, rc: i32) -> bool {
             matches!(rc, rc::RUNNING_PROMOTED | rc::DEGRADED_PROMOTED)
         }
         OpName::Monitor => matches!(rc, rc::OK | rc::DEGRADED),
-        OpName::Start | OpName::Promote | OpName::Demote | OpName::Reload => {
-            matches!(rc, rc::OK | rc::DEGRADED)
-        }
+        OpName::Start
+        | OpName::Promote
+        | OpName::Demote
+        | OpName::Reload
+        | OpName::MigrateTo
+        | OpName::MigrateFrom => matches!(rc, rc::OK | rc::DEGRADED),
         OpName::Stop => matches!(rc, rc::OK | rc::NOT_RUNNING),
         OpName::Notify => true,
     }
@@ -393,12 +396,17 @@ fn op_result(
                 return Ok(());
             }
         }
-        OpName::Start | OpName::Promote | OpName::Demote => {
-            if op.name == OpName::Start {
+        // Migrated away: it still runs here until its stop.
+        OpName::MigrateTo if ok => return Ok(()),
+        // A failed migrate_to leaves it running here, failed: recovery stops it.
+        OpName::MigrateTo => on.role = Role::Started,
+        OpName::Start | OpName::Promote | OpName::Demote | OpName::MigrateFrom => {
+            let start = matches!(op.name, OpName::Start | OpName::MigrateFrom);
+            if start {
                 on.last_start = Some(now);
             }
             if ok {
-                if op.name == OpName::Start {
+                if start {
                     let d = r.digest.unwrap_or_else(|| Digests::of(spec));
                     on.digest = Some(d.all);
                     on.restart_digest = Some(d.restart);
@@ -415,10 +423,7 @@ fn op_result(
             }
             // A failed start leaves the resource active and failed: it must be stopped. A
             // failed promote or demote leaves it promoted, as far as anyone can tell.
-            on.role = match op.name {
-                OpName::Start => Role::Started,
-                _ => Role::Promoted,
-            };
+            on.role = if start { Role::Started } else { Role::Promoted };
             if op.name == OpName::Demote {
                 on.demote_failed = true;
             }

@@ -86,6 +86,10 @@ keyword_enum!(
         Notify = "notify",
         /// OCF `reload-agent`: apply changed reloadable parameters without a restart.
         Reload = "reload",
+        /// Live migration, on the node it leaves (`allow_migrate`).
+        MigrateTo = "migrate_to",
+        /// Live migration, on the node it arrives at.
+        MigrateFrom = "migrate_from",
     }
 );
 
@@ -177,7 +181,11 @@ impl OnFail {
             OpName::Notify => matches!(self, OnFail::Ignore),
             OpName::Promote => true,
             OpName::Monitor => self != OnFail::Demote || role == OpRole::Promoted,
-            OpName::Start | OpName::Demote | OpName::Reload => self != OnFail::Demote,
+            OpName::Start
+            | OpName::Demote
+            | OpName::Reload
+            | OpName::MigrateTo
+            | OpName::MigrateFrom => self != OnFail::Demote,
         }
     }
 
@@ -313,6 +321,9 @@ pub struct Meta {
     /// The longest a crash loop delays the next start of the resource on that node (the
     /// delay starts at [`CRASH_LOOP_FIRST_DELAY`] and doubles). Zero: never delayed.
     pub crash_loop_delay_max: Duration,
+    /// Moves by live migration (`migrate_to` where it runs, `migrate_from` where it goes,
+    /// then a stop where it was) instead of a stop and a start, when its agent offers it.
+    pub allow_migrate: bool,
     /// Gone from the configuration but still active somewhere: stopped, never started
     /// (Pacemaker's `stop-orphan-resources`); set by the daemon, not by the file.
     pub orphan: bool,
@@ -334,6 +345,7 @@ impl Default for Meta {
             priority: 0,
             crash_loop_window: Duration::from_secs(1),
             crash_loop_delay_max: Duration::from_secs(10),
+            allow_migrate: false,
             orphan: false,
         }
     }

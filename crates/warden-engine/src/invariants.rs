@@ -238,10 +238,16 @@ fn ancestors(t: &Transition, id: usize) -> HashSet<usize> {
 /// nor while `first` neither runs nor starts.
 fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), String> {
     // The actions of resource `r` that are `op` (start, stop, promote or demote).
+    // A live migration's migrate_from is its start where it goes.
     let actions_of = |r: &str, op: OpName| -> Vec<&crate::schedule::Action> {
         t.actions
             .iter()
-            .filter(|a| a.kind.resource() == Some(r) && a.kind.op().is_some_and(|k| k.name == op))
+            .filter(|a| {
+                a.kind.resource() == Some(r)
+                    && a.kind.op().is_some_and(|k| {
+                        k.name == op || (op == OpName::Start && k.name == OpName::MigrateFrom)
+                    })
+            })
             .collect()
     };
     let inverse = |op: OpName| match op {

@@ -46,6 +46,18 @@ pub enum ActionKind {
         resource: String,
         node: String,
     },
+    /// Live migration, first step, on the node it runs on: send it to `target`.
+    MigrateTo {
+        resource: String,
+        node: String,
+        target: String,
+    },
+    /// Live migration, second step, on the node it goes to: take it from `source`.
+    MigrateFrom {
+        resource: String,
+        node: String,
+        source: String,
+    },
     /// Tell the copy on the node what is about to happen or just happened to the resource.
     Notify {
         resource: String,
@@ -103,6 +115,8 @@ impl ActionKind {
             ActionKind::Demote { .. } => OpName::Demote,
             ActionKind::Notify { .. } => OpName::Notify,
             ActionKind::Reload { .. } => OpName::Reload,
+            ActionKind::MigrateTo { .. } => OpName::MigrateTo,
+            ActionKind::MigrateFrom { .. } => OpName::MigrateFrom,
             ActionKind::Fence { .. } => return None,
         };
         Some(OpKey {
@@ -119,6 +133,8 @@ impl ActionKind {
             | ActionKind::Promote { resource, .. }
             | ActionKind::Demote { resource, .. }
             | ActionKind::Reload { resource, .. }
+            | ActionKind::MigrateTo { resource, .. }
+            | ActionKind::MigrateFrom { resource, .. }
             | ActionKind::Notify { resource, .. } => Some(resource),
             ActionKind::Fence { .. } => None,
         }
@@ -132,6 +148,8 @@ impl ActionKind {
             | ActionKind::Promote { node, .. }
             | ActionKind::Demote { node, .. }
             | ActionKind::Reload { node, .. }
+            | ActionKind::MigrateTo { node, .. }
+            | ActionKind::MigrateFrom { node, .. }
             | ActionKind::Notify { node, .. }
             | ActionKind::Fence { node, .. } => node,
         }
@@ -147,6 +165,16 @@ impl fmt::Display for ActionKind {
             ActionKind::Promote { resource, node } => write!(f, "{resource}_promote_0 on {node}"),
             ActionKind::Demote { resource, node } => write!(f, "{resource}_demote_0 on {node}"),
             ActionKind::Reload { resource, node } => write!(f, "{resource}_reload_0 on {node}"),
+            ActionKind::MigrateTo {
+                resource,
+                node,
+                target,
+            } => write!(f, "{resource}_migrate_to_0 on {node} (to {target})"),
+            ActionKind::MigrateFrom {
+                resource,
+                node,
+                source,
+            } => write!(f, "{resource}_migrate_from_0 on {node} (from {source})"),
             ActionKind::Notify {
                 resource,
                 node,
@@ -244,6 +272,12 @@ pub enum Change {
         resource: String,
         node: String,
     },
+    /// Moved by live migration (`allow_migrate`).
+    Migrate {
+        resource: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl fmt::Display for Change {
@@ -323,6 +357,9 @@ impl fmt::Display for Change {
                 write!(f, "Re-promote {resource} ( Promoted {node} )")
             }
             Change::Reload { resource, node } => write!(f, "Reload {resource} ( {node} )"),
+            Change::Migrate { resource, from, to } => {
+                write!(f, "Migrate {resource} ( {from} -> {to} )")
+            }
         }
     }
 }
@@ -382,7 +419,18 @@ pub fn schedule_with(
     for &r in config.placement_order() {
         plans[r] = s.plan(r, &plans);
     }
-    s.apply_orders(&mut plans);
+    // A resource that migrates does not restart what is ordered after it; a migration that
+    // orders make impossible is a stop and a start after all, which may restart others.
+    // Migrations are only ever cancelled, so this ends; the bound says so.
+    for _ in 0..=plans.len() {
+        let before: Vec<Option<(usize, usize)>> = plans.iter().map(|p| p.migrate).collect();
+        s.plan_migrations(&mut plans);
+        s.apply_orders(&mut plans);
+        s.plan_migrations(&mut plans);
+        if plans.iter().map(|p| p.migrate).eq(before) {
+            break;
+        }
+    }
     s.emit(&plans);
     for &r in config.placement_order() {
         if plans[r].clone {
@@ -438,6 +486,8 @@ struct Plan {
     delayed: Option<Time>,
     /// A ticket it needs in the promoted role is missing: no copy is promoted.
     no_promote: bool,
+    /// Moves by live migration: (from, to).
+    migrate: Option<(usize, usize)>,
     /// Nodes where it restarts because an operator asked (for it, or for what it is
     /// colocated with).
     requested: Vec<usize>,
@@ -1100,7 +1150,11 @@ impl<'a> Scheduler<'a> {
                         OpName::Promote => {
                             (!plans[f].promoted.is_empty(), !plans[f].promotes.is_empty())
                         }
-                        _ => (!plans[f].targets.is_empty(), !plans[f].starts.is_empty()),
+                        // A migration is no restart: what follows stays.
+                        _ => (
+                            !plans[f].targets.is_empty(),
+                            !plans[f].starts.is_empty() && plans[f].migrate.is_none(),
+                        ),
                     };
                     let then = &mut plans[t];
                     if o.then_action == OpName::Promote {
@@ -1138,6 +1192,47 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Which moves are live migrations: a primitive with `allow_migrate`, managed, running
+    /// on one reachable node, not failed nor restarted, moving to another (Pacemaker's
+    /// `pcmk__rsc_can_migrate`). A resource whose `first` (of a symmetric order) stops in the
+    /// same transition is stopped and started instead, so its stop comes before that one.
+    fn plan_migrations(&self, plans: &mut [Plan]) {
+        let config = self.config;
+        for r in 0..plans.len() {
+            let spec = &config.resources()[r];
+            let p = &plans[r];
+            // Only OCF agents have migrate_to and migrate_from.
+            let ocf = matches!(spec.agent, crate::config::Agent::Ocf { .. });
+            if !spec.meta.allow_migrate
+                || !ocf
+                || !p.acts
+                || p.clone
+                || !p.unclean_active.is_empty()
+            {
+                plans[r].migrate = None;
+                continue;
+            }
+            let (&[f], &[t]) = (p.stops.as_slice(), p.starts.as_slice()) else {
+                plans[r].migrate = None;
+                continue;
+            };
+            // Its stop comes after every other stop (it migrates first): something it is
+            // ordered after that stops without migrating would have to stop after it.
+            let stopping_first = config.orders_to(r).iter().any(|&(first, k)| {
+                config.orders()[k].symmetric
+                    && !plans[first].stops.is_empty()
+                    && plans[first].migrate.is_none()
+            });
+            let ok = f != t
+                && p.live_active == [f]
+                && !p.failed.contains(&f)
+                && p.restart.is_empty()
+                && p.forced.is_none()
+                && !stopping_first;
+            plans[r].migrate = ok.then_some((f, t));
+        }
+    }
+
     /// Turns plans into actions: probes; then, in reverse order, demotes and stops (each after
     /// the undoing of what is ordered after it); then, in order, starts and promotes (each
     /// after its own probes, demotes and stops, the fencing it waits for, and what is ordered
@@ -1153,6 +1248,7 @@ impl<'a> Scheduler<'a> {
             }
         }
         let probed = self.probes_above(plans, &done);
+        let mut deferred_stop: Vec<Vec<ActionId>> = vec![Vec::new(); n];
         for &r in config.action_order().iter().rev() {
             let p = &plans[r];
             // The inverse of an order: what `then` undoes (stop or demote) comes before what
@@ -1194,6 +1290,11 @@ impl<'a> Scheduler<'a> {
             done[r].demotes = ids;
             let mut stop_deps = before_stop;
             stop_deps.extend(&done[r].demotes);
+            if p.migrate.is_some() {
+                // Stopped where it was only after it migrated (in the start round).
+                deferred_stop[r] = stop_deps;
+                continue;
+            }
             let ids = self.emit_round(
                 r,
                 p,
@@ -1234,6 +1335,33 @@ impl<'a> Scheduler<'a> {
             if !p.clone {
                 start_deps.extend(&p.fences);
             }
+            if let Some((f, t)) = p.migrate {
+                // migrate_to where it runs, migrate_from where it goes, then the stop where
+                // it was; what waits for its start waits for the migrate_from.
+                let resource = config.resources()[r].id.clone();
+                let (from, to) = (config.nodes()[f].clone(), config.nodes()[t].clone());
+                start_deps.sort_unstable();
+                start_deps.dedup();
+                let mt = self.push(
+                    ActionKind::MigrateTo {
+                        resource: resource.clone(),
+                        node: from.clone(),
+                        target: to.clone(),
+                    },
+                    start_deps,
+                );
+                let mf = self.push(
+                    ActionKind::MigrateFrom {
+                        resource: resource.clone(),
+                        node: to,
+                        source: from.clone(),
+                    },
+                    vec![mt],
+                );
+                deferred_stop[r].push(mf);
+                done[r].starts = vec![mf];
+                continue;
+            }
             let ids = self.emit_round(
                 r,
                 p,
@@ -1260,6 +1388,23 @@ impl<'a> Scheduler<'a> {
                 let kind = self.kind(OpName::Reload, r, i);
                 self.push(kind, done[r].probes.clone());
             }
+        }
+        // The stops where migrated resources were, last, in reverse order: each after its
+        // migrate_from and after the stops of what is ordered after it.
+        for &r in config.action_order().iter().rev() {
+            let Some((f, _)) = plans[r].migrate else {
+                continue;
+            };
+            let mut deps = std::mem::take(&mut deferred_stop[r]);
+            for &(t, k) in config.orders_from(r) {
+                if config.orders()[k].symmetric {
+                    deps.extend(&done[t].stops);
+                }
+            }
+            deps.sort_unstable();
+            deps.dedup();
+            let kind = self.kind(OpName::Stop, r, f);
+            done[r].stops = vec![self.push(kind, deps)];
         }
     }
 
@@ -1306,7 +1451,11 @@ impl<'a> Scheduler<'a> {
             OpName::Stop => ActionKind::Stop { resource, node },
             OpName::Promote => ActionKind::Promote { resource, node },
             OpName::Reload => ActionKind::Reload { resource, node },
-            OpName::Demote | OpName::Notify => ActionKind::Demote { resource, node },
+            // Migrations and notifications are built where they are emitted, with their peer
+            // or notification; a demote is what is left.
+            OpName::Demote | OpName::Notify | OpName::MigrateTo | OpName::MigrateFrom => {
+                ActionKind::Demote { resource, node }
+            }
         }
     }
 
@@ -1756,6 +1905,11 @@ impl<'a> Scheduler<'a> {
                 from: name(f),
                 to: name(t),
                 roles: None,
+            },
+            (&[f], Some(t)) if p.migrate.is_some() => Change::Migrate {
+                resource: id,
+                from: name(f),
+                to: name(t),
             },
             (&[f], Some(t)) => Change::Move {
                 resource: id,

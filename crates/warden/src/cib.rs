@@ -317,12 +317,11 @@ impl Reader {
                 None => self.skip.push(format!("{id}: meta {k}={v} (value)")),
             },
             Some(None) => {}
-            None if k == "allow-migrate" && !is_true(v) => {}
+            None if k == "allow-migrate" => {
+                meta.insert("allow_migrate".into(), is_true(v).into());
+            }
             // Groups are collocated and ordered unless told otherwise.
             None if (k == "collocated" || k == "ordered") && is_true(v) => {}
-            None if k == "allow-migrate" => self
-                .skip
-                .push(format!("{id}: allow-migrate (live migration)")),
             None if k == "remote-node" => {
                 self.skip.push(format!("{id}: remote-node (remote nodes)"))
             }
@@ -337,10 +336,8 @@ impl Reader {
         match name {
             "start" | "stop" | "promote" | "demote" | "notify" => {}
             "monitor" => {}
-            "migrate_to" | "migrate_from" => {
-                self.skip.push(format!("{id}: op {name} (live migration)"));
-                return None;
-            }
+            // Other operations (migrate_to and migrate_from among them) take Warden's
+            // defaults.
             _ => return None,
         }
         if name == "monitor" && interval == 0 {

@@ -86,6 +86,8 @@ pub enum Effect {
         spec: ResourceSpec,
         op: OpKey,
         notification: Option<Notification>,
+        /// A live migration's step: (source, target).
+        migration: Option<(String, String)>,
     },
     /// Run the fence devices of `node`, in order, until one succeeds
     /// ([`Input::FenceDone`]).
@@ -642,6 +644,11 @@ impl Core {
             ActionKind::Notify { notification, .. } => Some((**notification).clone()),
             _ => None,
         };
+        let migration = match kind {
+            ActionKind::MigrateTo { node, target, .. } => Some((node.clone(), target.clone())),
+            ActionKind::MigrateFrom { node, source, .. } => Some((source.clone(), node.clone())),
+            _ => None,
+        };
         debug!(action = %kind, "action starts");
         self.effects.push(Effect::Run {
             id,
@@ -649,6 +656,7 @@ impl Core {
             spec,
             op,
             notification,
+            migration,
         });
     }
 
@@ -734,13 +742,13 @@ impl Core {
                 warn!(action = %action.kind, rc = result.rc, rc_name = rc::name(result.rc), reason = %result.exit_reason, ms, "action failed")
             }
         }
-        if op.name == OpName::Start && ok {
+        if matches!(op.name, OpName::Start | OpName::MigrateFrom) && ok {
             self.last_start.insert(resource.to_owned(), now);
         }
         // Monitors follow the role: a new instance or role gets fresh ones.
         if matches!(
             op.name,
-            OpName::Start | OpName::Stop | OpName::Promote | OpName::Demote
+            OpName::Start | OpName::Stop | OpName::Promote | OpName::Demote | OpName::MigrateFrom
         ) {
             *self.generation.entry(resource.to_owned()).or_default() += 1;
             self.monitors.retain(|(r, _), _| r != resource);
@@ -752,7 +760,12 @@ impl Core {
             op,
             rc: result.rc,
             exit_reason: result.exit_reason,
-            digest: digest.filter(|_| matches!(op.name, OpName::Start | OpName::Reload)),
+            digest: digest.filter(|_| {
+                matches!(
+                    op.name,
+                    OpName::Start | OpName::Reload | OpName::MigrateFrom
+                )
+            }),
         });
         self.record(store, now, vec![(ev, Some(ms))])?;
         self.finish_step(id, ok, now);

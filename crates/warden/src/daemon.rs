@@ -776,10 +776,14 @@ impl Daemon {
                     op,
                     node: _,
                     notification,
+                    migration,
                 } => {
                     let ctx = self.executor();
                     tokio::spawn(async move {
-                        let r = ctx.run_op(&spec, op, notification.as_ref()).await;
+                        let migration = migration.as_ref().map(|(s, t)| (s.as_str(), t.as_str()));
+                        let r = ctx
+                            .run_migration_op(&spec, op, notification.as_ref(), migration)
+                            .await;
                         let _ = tx.send(Input::ActionDone {
                             id,
                             result: outcome(r),

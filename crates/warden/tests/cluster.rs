@@ -1244,3 +1244,54 @@ fn the_coordinator_fences_a_lost_node_before_recovering_its_resources() {
     );
     c.assert_no_overlap();
 }
+
+#[test]
+fn a_move_of_a_migratable_resource_is_a_live_migration_across_nodes() {
+    let _g = lock();
+    let vm = r#"
+[[resource]]
+id = "vm"
+class = "ocf"
+provider = "warden-test"
+type = "Marker"
+params = { log = "@LOG@" }
+meta = { allow_migrate = true }
+ops = [{ name = "monitor", interval = "1s" }, { name = "stop", timeout = "400ms" }]
+"#;
+    let c = Cluster::new(vm, "3s");
+    let s = c.wait(1, 60, "vm started", |s| {
+        all_online_and_settled(s) && running_on(s, "vm").len() == 1
+    });
+    let from = running_on(&s, "vm")[0].clone();
+    let to = (1..=NODES)
+        .map(|i| format!("n{i}"))
+        .find(|n| *n != from)
+        .expect("another node");
+    let (ok, out) = c.cli(1, &["resource", "move", "vm", &to]);
+    assert!(ok, "{out}");
+    c.wait(1, 30, "vm on the target", |s| {
+        all_online_and_settled(s) && running_on(s, "vm") == [to.clone()]
+    });
+    // migrate_to where it ran (told the target), migrate_from where it went (told the source),
+    // then the stop where it was, in that order; no start on the target.
+    let events: Vec<(String, String)> = c
+        .events_of("vm")
+        .into_iter()
+        .filter(|(_, _, _, p)| p == "end")
+        .map(|(_, n, a, _)| (n, a))
+        .collect();
+    let after_first_start = events
+        .iter()
+        .position(|(n, a)| *n == from && a == "start")
+        .expect("the first start");
+    assert_eq!(
+        events[after_first_start + 1..],
+        [
+            (from.clone(), format!("migrate_to:{to}")),
+            (to.clone(), format!("migrate_from:{from}")),
+            (from.clone(), "stop".to_owned()),
+        ],
+        "{}",
+        c.logs()
+    );
+}

@@ -32,6 +32,7 @@ fn inv<'a>(
         extra_env: &[],
         copies: None,
         notification: None,
+        migration: None,
         role: None,
         track: None,
     }

@@ -234,7 +234,7 @@ impl Agent {
         *self.busy.entry(a.resource.clone()).or_default() += 1;
         if matches!(
             op.name,
-            OpName::Start | OpName::Stop | OpName::Promote | OpName::Demote
+            OpName::Start | OpName::Stop | OpName::Promote | OpName::Demote | OpName::MigrateFrom
         ) {
             *self.generation.entry(a.resource.clone()).or_default() += 1;
             self.monitors.retain(|(r, _), _| r != &a.resource);
@@ -243,8 +243,16 @@ impl Agent {
         let executor = self.executor.clone();
         let tx = self.tx.clone();
         let resource = a.resource;
+        let migration = a.migration;
         tokio::spawn(async move {
-            let result = executor.run_op(&spec, op, notification.as_ref()).await;
+            let result = executor
+                .run_migration_op(
+                    &spec,
+                    op,
+                    notification.as_ref(),
+                    migration.as_ref().map(|(s, t)| (s.as_str(), t.as_str())),
+                )
+                .await;
             let _ = tx.send(Done::Op {
                 key,
                 resource,
@@ -361,9 +369,16 @@ impl Agent {
             (OpName::Monitor, rc::OK | rc::DEGRADED) if op.is_probe() => {
                 Some((Role::Started, false))
             }
-            (OpName::Start | OpName::Demote, rc::OK | rc::DEGRADED) => Some((Role::Started, false)),
+            (OpName::Start | OpName::Demote | OpName::MigrateFrom, rc::OK | rc::DEGRADED) => {
+                Some((Role::Started, false))
+            }
             (OpName::Promote, rc::OK | rc::DEGRADED) => Some((Role::Promoted, false)),
             (OpName::Stop, rc::OK | rc::NOT_RUNNING) => None,
+            // Migrated away: it runs here until its stop.
+            (OpName::MigrateTo, rc::OK | rc::DEGRADED) => match self.local.get(resource) {
+                Some(c) => Some((c.role, c.failed)),
+                None => return,
+            },
             (OpName::Notify | OpName::Reload | OpName::Monitor, _) => {
                 // Unchanged (a reload that failed leaves what ran).
                 match self.local.get(resource) {

@@ -640,7 +640,12 @@ impl Coordinator {
             op,
             rc: result.rc,
             exit_reason: result.exit_reason,
-            digest: digest.filter(|_| matches!(op.name, OpName::Start | OpName::Reload)),
+            digest: digest.filter(|_| {
+                matches!(
+                    op.name,
+                    OpName::Start | OpName::Reload | OpName::MigrateFrom
+                )
+            }),
         });
         self.log.also_delete = std::iter::once(assign_key.to_owned())
             .chain(result_key)
@@ -872,6 +877,7 @@ impl Coordinator {
                     spec,
                     op,
                     notification,
+                    migration,
                 } => {
                     self.next_n += 1;
                     let n = self.next_n;
@@ -887,6 +893,7 @@ impl Coordinator {
                         restart_digest: format_digest(spec.restart_digest()),
                         definition: WireDefinition::from_spec(&spec),
                         notification: notification.as_ref().map(WireNotification::from),
+                        migration,
                     };
                     debug!(node = %node, resource = %spec.id, op = %op, "assigned");
                     puts.push((key, serde_json::to_vec(&a)?));

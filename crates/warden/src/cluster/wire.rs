@@ -20,6 +20,9 @@ pub struct Assignment {
     pub definition: WireDefinition,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<WireNotification>,
+    /// A live migration's step: (source, target) nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<(String, String)>,
 }
 
 /// An action's result (`result/<node>/<epoch>-<n>`).

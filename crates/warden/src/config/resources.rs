@@ -713,6 +713,9 @@ fn read_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, meta: &mut Meta) {
     if let Some(d) = r.duration(t, "crash_loop_delay_max") {
         meta.crash_loop_delay_max = d;
     }
+    if let Some(v) = r.boolean(t, "allow_migrate") {
+        meta.allow_migrate = v;
+    }
 }
 
 /// `clone_max`, `notify` and `interleave` of a clone, `promoted_max` and `promotion_score` of

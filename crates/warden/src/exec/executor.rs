@@ -30,6 +30,17 @@ impl Executor {
         op: OpKey,
         notification: Option<&Notification>,
     ) -> AgentResult {
+        self.run_migration_op(spec, op, notification, None).await
+    }
+
+    /// [`Executor::run_op`] for a live migration's step: `migration` is (source, target).
+    pub async fn run_migration_op(
+        &self,
+        spec: &ResourceSpec,
+        op: OpKey,
+        notification: Option<&Notification>,
+        migration: Option<(&str, &str)>,
+    ) -> AgentResult {
         let op_spec: Option<&OpSpec> = spec.op(op.name, op.interval());
         // A probe takes the probe op's timeout, else the recurring monitor's.
         let timeout = op_spec
@@ -58,6 +69,7 @@ impl Executor {
                 inv.extra_env = &env;
                 inv.copies = spec.copies.as_ref();
                 inv.notification = notification;
+                inv.migration = migration;
                 inv.role = op_spec
                     .filter(|o| spec.is_promotable() && o.name == OpName::Monitor)
                     .map(|o| o.role);
@@ -100,6 +112,9 @@ impl Executor {
                 }
                 // A process has no reload-agent (its definition is never reloadable).
                 OpName::Reload => AgentResult::failed("a process cannot reload"),
+                OpName::MigrateTo | OpName::MigrateFrom => {
+                    AgentResult::failed("a process cannot migrate")
+                }
                 // A process takes no notifications; they succeed.
                 OpName::Notify => AgentResult {
                     rc: rc::OK,

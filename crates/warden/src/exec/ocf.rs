@@ -37,6 +37,8 @@ pub struct Invocation<'a> {
     pub copies: Option<&'a Copies>,
     /// For `notify`: what the notification tells.
     pub notification: Option<&'a Notification>,
+    /// For `migrate_to` and `migrate_from`: (source, target) nodes.
+    pub migration: Option<(&'a str, &'a str)>,
     /// The role a recurring monitor is for (`OCF_RESKEY_CRM_meta_role`), when it has one.
     pub role: Option<OpRole>,
     /// Where to note the agent's process group while it runs (see [`super::reap_interrupted`]).
@@ -76,6 +78,7 @@ impl<'a> Invocation<'a> {
             extra_env: &[],
             copies: None,
             notification: None,
+            migration: None,
             role: None,
             track: None,
         }
@@ -146,6 +149,10 @@ impl<'a> Invocation<'a> {
                 set("OCF_RESKEY_CRM_meta_promotable", "true".into());
             }
             set("OCF_RESKEY_CRM_meta_notify", p.notify.to_string());
+        }
+        if let Some((source, target)) = self.migration {
+            set("OCF_RESKEY_CRM_meta_migrate_source", source.to_owned());
+            set("OCF_RESKEY_CRM_meta_migrate_target", target.to_owned());
         }
         if let Some(n) = self.notification {
             set("OCF_RESKEY_CRM_meta_notify_type", n.kind.as_str().into());
@@ -235,6 +242,7 @@ pub async fn metadata(
         extra_env: &[],
         copies: None,
         notification: None,
+        migration: None,
         role: None,
         track: None,
     };

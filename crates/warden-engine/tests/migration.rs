@@ -1,0 +1,96 @@
+//! Live migration (`allow_migrate`): a move is migrate_to, migrate_from, then the stop where
+//! it was; a recovery is not a migration; what is ordered after a migrating resource stays.
+
+mod common;
+
+use common::*;
+use warden_engine::*;
+
+fn migratable(id: &str) -> ResourceSpec {
+    let mut r = dummy(id);
+    r.meta.allow_migrate = true;
+    r
+}
+
+fn kinds(t: &Transition) -> Vec<String> {
+    t.actions
+        .iter()
+        .filter(|a| !matches!(a.kind, ActionKind::Probe { .. }))
+        .map(|a| a.kind.to_string())
+        .collect()
+}
+
+#[test]
+fn a_move_migrates_and_the_stop_comes_last() {
+    let mut w = build(&["node1", "node2"])
+        .resource(migratable("vm"))
+        .resource(dummy("app"))
+        .location(loc("vm", "node1", 100))
+        .location(loc("app", "node2", 100))
+        .order("vm", "app", OrderKind::Mandatory)
+        .world();
+    assert_eq!(w.status_of("vm"), "vm Started node1");
+    w.admin(AdminCommand::Move {
+        resource: "vm".into(),
+        node: "node2".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    // app, ordered after vm, is not restarted by a migration.
+    assert_eq!(
+        t.summary
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["Migrate vm ( node1 -> node2 )"]
+    );
+    assert_eq!(
+        kinds(&t),
+        [
+            "vm_migrate_to_0 on node1 (to node2)",
+            "vm_migrate_from_0 on node2 (from node1)",
+            "vm_stop_0 on node1"
+        ]
+    );
+    assert!(depends(&t, 2, 1) && depends(&t, 1, 0));
+    assert_eq!(w.settle(), ["Migrate vm ( node1 -> node2 )"]);
+    assert_eq!(w.status_of("vm"), "vm Started node2");
+}
+
+#[test]
+fn a_failed_resource_is_recovered_not_migrated_and_a_failed_migration_recovers() {
+    let mut w = build(&["node1", "node2"])
+        .resource(migratable("vm"))
+        .location(loc("vm", "node1", 100))
+        .cluster(|c| c.start_failure_is_fatal = true)
+        .world();
+    let mut vm = migratable("vm");
+    vm.meta.migration_threshold = 1;
+    w.config = build(&["node1", "node2"])
+        .resource(vm)
+        .location(loc("vm", "node1", 100))
+        .config();
+    w.monitor("vm", "node1", rc::ERR_GENERIC);
+    assert_eq!(w.settle(), ["Recover vm ( node1 -> node2 )"]);
+    // A migration whose migrate_from fails leaves it possibly active on both nodes: stopped on
+    // both and started once, on node1 (node2 reached its threshold of 1).
+    w.admin(AdminCommand::Cleanup {
+        resource: None,
+        node: None,
+    });
+    w.settle();
+    assert_eq!(w.status_of("vm"), "vm Started node1");
+    w.admin(AdminCommand::Move {
+        resource: "vm".into(),
+        node: "node2".into(),
+    });
+    let lines = w.step(&[("vm", OpName::MigrateFrom, "node2", rc::ERR_GENERIC)]);
+    assert_eq!(lines, ["Migrate vm ( node1 -> node2 )"]);
+    assert_eq!(
+        w.plan(),
+        [
+            "Stop vm ( node2 )",
+            "Restart vm ( node1 ) due to resource being active on multiple nodes"
+        ]
+    );
+    assert_eq!(w.fail_count("vm", "node2"), 1);
+}
