@@ -136,6 +136,14 @@ keyword_enum!(
 );
 
 keyword_enum!(
+    /// What a resource needs to run (Pacemaker's `requires`).
+    Requires {
+        Quorum = "quorum",
+        Nothing = "nothing",
+    }
+);
+
+keyword_enum!(
     /// The role a recurring operation applies to.
     OpRole {
         Started = "started",
@@ -321,6 +329,9 @@ pub struct Meta {
     /// The longest a crash loop delays the next start of the resource on that node (the
     /// delay starts at [`CRASH_LOOP_FIRST_DELAY`] and doubles). Zero: never delayed.
     pub crash_loop_delay_max: Duration,
+    /// What it needs to run: quorum (what `no_quorum_policy` does without it applies), or
+    /// nothing (it keeps running and may start without quorum).
+    pub requires: Requires,
     /// Moves by live migration (`migrate_to` where it runs, `migrate_from` where it goes,
     /// then a stop where it was) instead of a stop and a start, when its agent offers it.
     pub allow_migrate: bool,
@@ -346,6 +357,7 @@ impl Default for Meta {
             crash_loop_window: Duration::from_secs(1),
             crash_loop_delay_max: Duration::from_secs(10),
             allow_migrate: false,
+            requires: Requires::Quorum,
             orphan: false,
         }
     }
@@ -433,6 +445,10 @@ pub struct Copies {
     /// Orders and colocations with another clone bind copy to copy on each node, not the
     /// whole clone (Pacemaker's `interleave`).
     pub interleave: bool,
+    /// Each copy is a different instance to its agent (Pacemaker's `globally-unique`): OCF
+    /// agents get `OCF_RESKEY_CRM_meta_globally_unique=true` and the copy's number (its
+    /// node's place in the node list) as `OCF_RESKEY_CRM_meta_clone`.
+    pub globally_unique: bool,
     /// The promotion score of a running copy until its agent sets one (`warden promotion-score`).
     pub score: Option<Score>,
 }
@@ -446,6 +462,7 @@ impl Default for Copies {
             promoted_max: 1,
             notify: false,
             interleave: false,
+            globally_unique: false,
             score: None,
         }
     }

@@ -23,8 +23,8 @@ pub use apply::{
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, FenceAgent,
     FenceDevice, FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive,
-    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, ResourceSpec,
-    RuleLocation, RuleScore, TargetRole, TicketAction, TicketConstraint,
+    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, Requires,
+    ResourceSpec, RuleLocation, RuleScore, TargetRole, TicketAction, TicketConstraint,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::check_transition;

@@ -821,7 +821,7 @@ impl<'a> Scheduler<'a> {
         p.acts = true;
 
         let target_role = rs.and_then(|rs| rs.target_role).unwrap_or(meta.target_role);
-        let quorum = if self.state.no_quorum {
+        let quorum = if self.state.no_quorum && meta.requires == crate::config::Requires::Quorum {
             self.config.cluster.no_quorum_policy
         } else {
             NoQuorumPolicy::Ignore

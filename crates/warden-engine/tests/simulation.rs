@@ -95,6 +95,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 promoted_max: *rng.pick(&[1, 1, 1, 2, 0]),
                 notify: rng.chance(50),
                 interleave: rng.chance(50),
+                globally_unique: false,
                 score: *rng.pick(&[None, Some(Score::new(5)), Some(Score::ZERO)]),
             });
         } else if rng.chance(20) {

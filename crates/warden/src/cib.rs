@@ -136,8 +136,8 @@ fn meta_key(k: &str) -> Option<Option<&'static str>> {
         "maintenance" => "maintenance",
         "multiple-active" => "multiple_active",
         "priority" => "priority",
-        "requires"
-        | "description"
+        "requires" => "requires",
+        "description"
         | "interleave"
         | "ordered"
         | "notify"
@@ -175,6 +175,14 @@ fn meta_value(key: &str, v: &str) -> Option<Value> {
         ),
         "is_managed" | "maintenance" => Value::Boolean(is_true(v)),
         "multiple_active" => Value::String(v.replace('-', "_")),
+        // Fencing before recovery is what Warden does whenever it has fencing.
+        "requires" => Value::String(
+            match v.to_ascii_lowercase().as_str() {
+                "nothing" => "nothing",
+                _ => "quorum",
+            }
+            .to_owned(),
+        ),
         _ => return None,
     })
 }
@@ -444,11 +452,7 @@ impl Reader {
                 .map(|(_, v)| v.as_str())
         };
         let promotable = r.has_tag_name("master") || get("promotable").is_some_and(is_true);
-        if get("globally-unique").is_some_and(is_true) {
-            self.skip
-                .push(format!("clone {id} (globally unique clones)"));
-            return;
-        }
+
         if get("clone-min").is_some_and(|v| v != "0") {
             self.skip.push(format!("clone {id} (clone-min)"));
             return;
@@ -503,9 +507,13 @@ impl Reader {
                 m.insert(key.into(), n.into());
             }
         }
-        for k in ["notify", "interleave"] {
+        for (k, key) in [
+            ("notify", "notify"),
+            ("interleave", "interleave"),
+            ("globally-unique", "globally_unique"),
+        ] {
             if get(k).is_some_and(is_true) {
-                m.insert(k.into(), true.into());
+                m.insert(key.into(), true.into());
             }
         }
         t.insert("meta".into(), Value::Table(m));

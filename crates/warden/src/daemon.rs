@@ -972,6 +972,7 @@ impl Daemon {
             supervisor: self.supervisor.clone(),
             node: self.core.node().to_owned(),
             agent_env: Arc::clone(&self.agent_env),
+            copy_number: self.core.config().node_index(self.core.node()).unwrap_or(0),
         }
     }
 

@@ -31,6 +31,7 @@ fn inv<'a>(
         check_level: None,
         extra_env: &[],
         copies: None,
+        copy_number: None,
         notification: None,
         migration: None,
         role: None,
@@ -137,6 +138,30 @@ OCF_ROOT={}
         );
     }
     assert!(env.contains("OCF_RESKEY_CRM_meta_timeout=1500\n"));
+
+    // A copy of a globally unique clone knows it is one and its number; a migration step
+    // knows both ends.
+    let copies = warden_engine::Copies {
+        clone_max: Some(3),
+        globally_unique: true,
+        ..warden_engine::Copies::default()
+    };
+    i.action = "migrate_to";
+    i.copies = Some(&copies);
+    i.copy_number = Some(2);
+    i.migration = Some(("node1", "node2"));
+    assert_eq!(run(&i).await.rc, 0);
+    let env = read(&envfile);
+    for want in [
+        "OCF_RESKEY_CRM_meta_clone=2\n",
+        "OCF_RESKEY_CRM_meta_clone_max=3\n",
+        "OCF_RESKEY_CRM_meta_globally_unique=true\n",
+        "OCF_RESKEY_CRM_meta_migrate_source=node1\n",
+        "OCF_RESKEY_CRM_meta_migrate_target=node2\n",
+    ] {
+        assert!(env.contains(want), "{want} missing:\n{env}");
+    }
+    assert!(!env.contains("OCF_RESKEY_CRM_meta_promotable"), "{env}");
 }
 
 #[tokio::test]

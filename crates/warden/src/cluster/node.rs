@@ -151,6 +151,7 @@ pub async fn run(
         supervisor,
         node: node.clone(),
         agent_env,
+        copy_number: engine.node_index(&node).unwrap_or(0),
     };
     // Health checks and the failover proxy run on every node; an upstream that follows a
     // resource takes its primary from the replica of the cluster's state.

@@ -25,7 +25,7 @@ pub(super) const MONITOR: Section = Section::new("monitor", "monitor");
 
 /// Meta attributes of resources with `promotable = true`.
 /// Meta keys of clones (`clone = true` or `promotable = true`).
-const CLONE_META_KEYS: &[&str] = &["clone_max", "notify", "interleave"];
+const CLONE_META_KEYS: &[&str] = &["clone_max", "notify", "interleave", "globally_unique"];
 /// Meta keys of promotable resources only.
 const PROMOTABLE_META_KEYS: &[&str] = &["promoted_max", "promotion_score"];
 /// Keys of class `process` only.
@@ -716,6 +716,9 @@ fn read_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, meta: &mut Meta) {
     if let Some(v) = r.boolean(t, "allow_migrate") {
         meta.allow_migrate = v;
     }
+    if let Some((v, _)) = r.keyword(t, "requires", warden_engine::Requires::ALL) {
+        meta.requires = v;
+    }
 }
 
 /// `clone_max`, `notify` and `interleave` of a clone, `promoted_max` and `promotion_score` of
@@ -742,6 +745,9 @@ fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
     }
     if let Some(v) = r.boolean(t, "interleave") {
         spec.interleave = v;
+    }
+    if let Some(v) = r.boolean(t, "globally_unique") {
+        spec.globally_unique = v;
     }
     if !spec.promotable {
         for k in PROMOTABLE_META_KEYS {

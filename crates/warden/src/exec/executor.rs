@@ -21,6 +21,9 @@ pub struct Executor {
     pub supervisor: Supervisor,
     pub node: String,
     pub agent_env: Arc<AgentEnv>,
+    /// This node's place in the node list: the copy number a globally unique clone's copy
+    /// here has.
+    pub copy_number: usize,
 }
 
 impl Executor {
@@ -68,6 +71,7 @@ impl Executor {
                 let env = self.agent_env.of(&spec.id);
                 inv.extra_env = &env;
                 inv.copies = spec.copies.as_ref();
+                inv.copy_number = Some(self.copy_number);
                 inv.notification = notification;
                 inv.migration = migration;
                 inv.role = op_spec

@@ -35,6 +35,8 @@ pub struct Invocation<'a> {
     pub extra_env: &'a [(String, String)],
     /// For clones: the clone meta attributes Pacemaker passes.
     pub copies: Option<&'a Copies>,
+    /// For globally unique clones: this copy's number.
+    pub copy_number: Option<usize>,
     /// For `notify`: what the notification tells.
     pub notification: Option<&'a Notification>,
     /// For `migrate_to` and `migrate_from`: (source, target) nodes.
@@ -77,6 +79,7 @@ impl<'a> Invocation<'a> {
             check_level,
             extra_env: &[],
             copies: None,
+            copy_number: None,
             notification: None,
             migration: None,
             role: None,
@@ -135,7 +138,13 @@ impl<'a> Invocation<'a> {
                 set("OCF_RESKEY_CRM_meta_clone_max", clone_max);
             }
             set("OCF_RESKEY_CRM_meta_clone_node_max", "1".into());
-            set("OCF_RESKEY_CRM_meta_globally_unique", "false".into());
+            set(
+                "OCF_RESKEY_CRM_meta_globally_unique",
+                p.globally_unique.to_string(),
+            );
+            if let Some(n) = self.copy_number.filter(|_| p.globally_unique) {
+                set("OCF_RESKEY_CRM_meta_clone", n.to_string());
+            }
             if p.promotable {
                 for k in ["promoted_max", "master_max"] {
                     set(
@@ -241,6 +250,7 @@ pub async fn metadata(
         check_level: None,
         extra_env: &[],
         copies: None,
+        copy_number: None,
         notification: None,
         migration: None,
         role: None,
