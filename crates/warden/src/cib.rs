@@ -22,6 +22,8 @@ pub struct Imported {
     pub time: Time,
     /// Constructs not carried over, each with its name: `clone web-clone (plain clones)`.
     pub unsupported: Vec<String>,
+    /// What Pacemaker itself ignores (configuration errors it logs), left out the same way.
+    pub ignored: Vec<String>,
 }
 
 fn elements<'a, 'i>(n: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
@@ -189,6 +191,8 @@ fn meta_value(key: &str, v: &str) -> Option<Value> {
 
 struct Reader {
     skip: Vec<String>,
+    /// What Pacemaker itself ignores.
+    ignored: Vec<String>,
     resources: Vec<Table>,
     groups: Vec<Table>,
     fence: Vec<Table>,
@@ -289,26 +293,40 @@ impl Reader {
         if !meta.is_empty() {
             t.insert("meta".into(), Value::Table(meta));
         }
-        let mut ops = Vec::new();
-        let mut seen = BTreeSet::new();
+        let mut ops: Vec<Table> = Vec::new();
         if let Some(list) = child(p, "operations") {
             for op in elements(list).filter(|c| c.has_tag_name("op")) {
                 if let Some(o) = self.op(&id, op) {
-                    let key = (
-                        o.get("name").map(ToString::to_string),
-                        o.get("interval").map(ToString::to_string),
-                    );
-                    if seen.insert(key) {
-                        ops.push(Value::Table(o));
-                    } else {
-                        self.skip.push(format!(
-                            "{id}: two {} operations with one interval (one per role)",
-                            o.get("name").and_then(Value::as_str).unwrap_or("")
-                        ));
-                    }
+                    ops.push(o);
                 }
             }
         }
+        // Two operations with one name and interval: Pacemaker ignores every such recurring
+        // operation (a configuration error it logs) and takes the first of one-shot ones.
+        let key = |o: &Table| {
+            (
+                o.get("name").map(ToString::to_string),
+                o.get("interval").map(ToString::to_string),
+            )
+        };
+        let mut kept: Vec<Table> = Vec::new();
+        for o in &ops {
+            let same = ops.iter().filter(|x| key(x) == key(o)).count();
+            let recurring = o.get("interval").is_some();
+            let name = o.get("name").and_then(Value::as_str).unwrap_or("");
+            if same > 1 && recurring {
+                let what = format!(
+                    "{id}: the {name} operations of interval {} (one name and interval twice)",
+                    o.get("interval").and_then(Value::as_str).unwrap_or("")
+                );
+                if !self.ignored.contains(&what) {
+                    self.ignored.push(what);
+                }
+            } else if !kept.iter().any(|x| key(x) == key(o)) {
+                kept.push(o.clone());
+            }
+        }
+        let ops: Vec<Value> = kept.into_iter().map(Value::Table).collect();
         if !ops.is_empty() {
             t.insert("ops".into(), Value::Array(ops));
         }
@@ -865,6 +883,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     let conf = child(cib, "configuration").context("the CIB has no <configuration>")?;
     let mut r = Reader {
         skip: Vec::new(),
+        ignored: Vec::new(),
         resources: Vec::new(),
         groups: Vec::new(),
         fence: Vec::new(),
@@ -1060,6 +1079,9 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     for s in &r.skip {
         let _ = writeln!(text, "# Not carried over: {s}");
     }
+    for s in &r.ignored {
+        let _ = writeln!(text, "# Ignored, as Pacemaker ignores it: {s}");
+    }
     text.push_str(&toml::to_string(&top).context("writing the configuration")?);
 
     // The status.
@@ -1151,6 +1173,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         state,
         time,
         unsupported: r.skip,
+        ignored: r.ignored,
     })
 }
 
@@ -1439,6 +1462,40 @@ fn membership_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_recurring_operations_with_one_interval_are_ignored_as_pacemaker_ignores_them() {
+        let xml = r#"<cib><configuration><crm_config/>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><master id="ms"><primitive id="db" class="ocf" provider="heartbeat" type="Dummy">
+    <operations>
+      <op id="m1" name="monitor" interval="10" role="Promoted"/>
+      <op id="m2" name="monitor" interval="10" role="Unpromoted"/>
+      <op id="m3" name="monitor" interval="20"/>
+      <op id="s1" name="start" timeout="30s"/>
+      <op id="s2" name="start" timeout="40s"/>
+    </operations>
+  </primitive></master></resources><constraints/></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert_eq!(
+            i.ignored,
+            ["db: the monitor operations of interval 10s (one name and interval twice)"]
+        );
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let db = l.engine.resource("db").expect("db");
+        let monitors: Vec<u128> = db
+            .recurring_monitors()
+            .map(|o| o.interval.as_millis())
+            .collect();
+        assert_eq!(monitors, [20_000]);
+        // Of one-shot operations, the first counts.
+        let start = db
+            .op(OpName::Start, std::time::Duration::ZERO)
+            .expect("start");
+        assert_eq!(start.timeout, std::time::Duration::from_secs(30));
+    }
 
     #[test]
     fn durations_and_scores_read_as_pacemaker_writes_them() {

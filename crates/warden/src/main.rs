@@ -926,6 +926,15 @@ fn import_pacemaker(cib: &std::path::Path, out: &std::path::Path) -> anyhow::Res
             warden::wire::format_time(i.time)
         ));
     }
+    if !i.ignored.is_empty() {
+        said.push_str(&format!(
+            "ignored, as Pacemaker ignores it ({}):\n",
+            i.ignored.len()
+        ));
+        for u in &i.ignored {
+            said.push_str(&format!("  {u}\n"));
+        }
+    }
     if i.unsupported.is_empty() {
         said.push_str("everything was carried over\n");
     } else {

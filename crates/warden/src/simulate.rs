@@ -217,6 +217,11 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
                     .iter()
                     .map(|u| format!("not carried over: {u}")),
             );
+            notes.extend(
+                i.ignored
+                    .iter()
+                    .map(|u| format!("ignored, as Pacemaker ignores it: {u}")),
+            );
             (loaded, Some((i.state, i.time)))
         }
         (None, Some(path)) => (config::load(path)?, None),
