@@ -180,6 +180,9 @@ pub enum ApplyError {
 pub fn expected(spec: &ResourceSpec, op: OpKey, rc: i32) -> bool {
     match op.name {
         OpName::Monitor if op.interval_ms == 0 => rc == rc::NOT_RUNNING,
+        OpName::Monitor if spec.monitor_role(op.interval()) == OpRole::Stopped => {
+            rc == rc::NOT_RUNNING
+        }
         OpName::Monitor if spec.monitor_role(op.interval()) == OpRole::Promoted => {
             matches!(rc, rc::RUNNING_PROMOTED | rc::DEGRADED_PROMOTED)
         }
@@ -368,6 +371,19 @@ fn op_result(
         OpName::Monitor if op.is_probe() => {
             probe_result(on, op, r.rc, record, promotable);
             return Ok(());
+        }
+        OpName::Monitor if spec.monitor_role(op.interval()) == OpRole::Stopped => {
+            // A monitor of where it is stopped: a result for a copy that runs here now is
+            // stale; "not running" is what it expects; anything else found it running where
+            // it should not: active here (and failed), so it is stopped.
+            if on.role.is_active() || ok {
+                return Ok(());
+            }
+            on.role = if matches!(r.rc, rc::RUNNING_PROMOTED | rc::FAILED_PROMOTED) && promotable {
+                Role::Promoted
+            } else {
+                Role::Started
+            };
         }
         OpName::Monitor => {
             // A late result for a copy no longer running here, or no longer in the role the

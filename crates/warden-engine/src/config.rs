@@ -149,6 +149,8 @@ keyword_enum!(
         Started = "started",
         Unpromoted = "unpromoted",
         Promoted = "promoted",
+        /// Monitors only: run where the resource is stopped, to find it running there.
+        Stopped = "stopped",
     }
 );
 
@@ -575,7 +577,14 @@ impl ResourceSpec {
     /// promoted copy runs the monitors with role `promoted`, the others every other monitor.
     pub fn recurring_monitors_in(&self, promoted: bool) -> impl Iterator<Item = &OpSpec> {
         self.recurring_monitors()
-            .filter(move |o| (o.role == OpRole::Promoted) == promoted)
+            .filter(move |o| o.role != OpRole::Stopped && (o.role == OpRole::Promoted) == promoted)
+    }
+
+    /// The enabled recurring monitors with role `stopped`: they run on the nodes where the
+    /// resource is stopped, and expect it not running (Pacemaker's `role="Stopped"`).
+    pub fn stopped_monitors(&self) -> impl Iterator<Item = &OpSpec> {
+        self.recurring_monitors()
+            .filter(|o| o.role == OpRole::Stopped)
     }
 
     /// The enabled operation with this name and interval, if configured.

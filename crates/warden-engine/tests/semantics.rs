@@ -1130,3 +1130,35 @@ fn events_naming_unknown_things_are_refused() {
     assert_eq!(w.state, before, "a refused event changes nothing");
     w.settle();
 }
+
+#[test]
+fn a_monitor_of_the_stopped_role_finds_it_running_where_it_must_not_and_it_is_stopped() {
+    let mut r = dummy("dummy");
+    let mut m = OpSpec::new(OpName::Monitor, Duration::from_secs(30));
+    m.role = OpRole::Stopped;
+    r.ops.push(m);
+    let mut w = two_nodes(r);
+    assert_eq!(w.status_of("dummy"), "dummy Started node1");
+    let stopped_monitor = OpKey::new(OpName::Monitor, Duration::from_secs(30));
+    // "Not running" on node2 is what it expects: nothing happens.
+    w.op("dummy", "node2", stopped_monitor, rc::NOT_RUNNING);
+    assert!(w.plan().is_empty());
+    assert!(expected(
+        w.config.resource("dummy").expect("dummy"),
+        stopped_monitor,
+        rc::NOT_RUNNING
+    ));
+    // Running on node2 too: a failure there, and it is stopped there.
+    w.op("dummy", "node2", stopped_monitor, rc::OK);
+    assert_eq!(w.fail_count("dummy", "node2"), 1);
+    let plan = w.plan();
+    assert!(
+        plan.iter().any(|l| l.starts_with("Stop dummy ( node2 )")),
+        "{plan:?}"
+    );
+    w.settle();
+    assert_eq!(w.status_of("dummy"), "dummy Started node1");
+    // A stale result of that monitor on the node where it runs is ignored.
+    w.op("dummy", "node1", stopped_monitor, rc::OK);
+    assert_eq!(w.fail_count("dummy", "node1"), 0);
+}

@@ -382,10 +382,9 @@ impl Reader {
         }
         if let Some(r) = op.attribute("role") {
             match role_word(r) {
-                Some("stopped") => {
-                    self.skip.push(format!("{id}: monitor with role Stopped"));
-                    return None;
-                }
+                // A monitor of where it is stopped; a stopped role on anything else is
+                // Pacemaker's error, ignored.
+                Some("stopped") if name != "monitor" => return None,
                 Some(w) => {
                     o.insert("role".into(), w.into());
                 }

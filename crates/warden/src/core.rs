@@ -860,6 +860,13 @@ impl Core {
             else {
                 continue;
             };
+            // Where it is known stopped, the monitors of the stopped role look for it.
+            if on.role == Role::Stopped && !on.blocked {
+                for op in spec.stopped_monitors() {
+                    desired.push((spec.id.clone(), millis(op.interval), op.interval));
+                }
+                continue;
+            }
             if !on.role.is_active() || on.failed || on.demote_on_fail || on.blocked {
                 continue;
             }
@@ -934,10 +941,6 @@ impl Core {
     ) -> anyhow::Result<()> {
         let current = self.generation.get(&resource).copied().unwrap_or(0);
         let started = self.state.on_node(&resource, &self.node).role.is_active();
-        if generation != current || !started {
-            debug!(resource = %resource, "stale monitor result dropped");
-            return Ok(());
-        }
         let op = OpKey {
             name: OpName::Monitor,
             interval_ms,
@@ -945,6 +948,12 @@ impl Core {
         let Some(spec) = self.config.resource(&resource) else {
             return Ok(());
         };
+        // A monitor of the stopped role is for where it does not run.
+        let of_stopped = spec.monitor_role(op.interval()) == warden_engine::OpRole::Stopped;
+        if generation != current || started == of_stopped {
+            debug!(resource = %resource, "stale monitor result dropped");
+            return Ok(());
+        }
         let ok = expected(spec, op, result.rc);
         crate::metrics::observe_operation(&resource, op, result.rc, result.duration);
         let key = (resource.clone(), interval_ms);

@@ -3179,3 +3179,35 @@ fn a_fence_agent_device_is_placed_and_checked_like_a_resource() {
     std::thread::sleep(Duration::from_millis(2500));
     assert!(count_ops(&history(&config, "ipmi"), "monitor_1000") >= 1);
 }
+
+#[test]
+fn a_monitor_of_the_stopped_role_finds_a_service_started_behind_wardens_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let state = dir.path().join("dummy.state");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[resource]]\nid = \"dummy\"\nclass = \"ocf\"\ntype = \"Dummy\"\n\
+             params = {{ state = \"{}\" }}\nmeta = {{ target_role = \"stopped\" }}\n\
+             ops = [{{ name = \"monitor\", interval = \"1s\", role = \"stopped\" }}]\n",
+            state.display()
+        ),
+    )
+    .expect("config");
+    let _d = start(&config, &[]);
+    wait_for(&config, "dummy probed, stopped", |v| {
+        v["transition_running"] == false
+            && resource(v, "dummy")["status"] == "dummy Stopped (disabled)"
+    });
+    // Someone starts it by hand (Dummy's state file): the next check finds it and Warden stops it.
+    std::fs::write(&state, "").expect("start behind its back");
+    let v = wait_for(&config, "found running and stopped", |v| {
+        v["transition_running"] == false
+            && !state.exists()
+            && !v["failed_actions"].as_array().is_some_and(Vec::is_empty)
+    });
+    assert_eq!(v["failed_actions"][0]["op"], "monitor_1000", "{v}");
+    assert_eq!(resource(&v, "dummy")["state"], "stopped", "{v}");
+}

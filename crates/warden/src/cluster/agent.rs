@@ -322,9 +322,6 @@ impl Agent {
                     .local
                     .get(&resource)
                     .is_some_and(|c| c.role.is_active() && !c.failed);
-                if generation != current || !active {
-                    return;
-                }
                 let op = OpKey {
                     name: OpName::Monitor,
                     interval_ms,
@@ -333,6 +330,15 @@ impl Agent {
                 let Some(spec) = config.resource(&resource) else {
                     return;
                 };
+                // A monitor of the stopped role is for where it does not run.
+                let of_stopped = spec.monitor_role(op.interval()) == warden_engine::OpRole::Stopped;
+                let here = self
+                    .local
+                    .get(&resource)
+                    .is_some_and(|c| c.role.is_active());
+                if generation != current || (of_stopped && here) || (!of_stopped && !active) {
+                    return;
+                }
                 let ok = expected(spec, op, result.rc);
                 let changed = self.last_rc.get(&key) != Some(&result.rc);
                 self.last_rc.insert(key, result.rc);
@@ -534,6 +540,27 @@ impl Agent {
                     in_flight: false,
                 });
                 keep.insert(k);
+            }
+        }
+        // Where a resource does not run here, the monitors of the stopped role look for it.
+        if self.may_act() {
+            for spec in config.resources() {
+                if spec.meta.maintenance
+                    || self
+                        .local
+                        .get(&spec.id)
+                        .is_some_and(|c| c.role.is_active() || c.failed)
+                {
+                    continue;
+                }
+                for op in spec.stopped_monitors() {
+                    let k = (spec.id.clone(), millis(op.interval));
+                    self.monitors.entry(k.clone()).or_insert(Slot {
+                        next_due: now + op.interval,
+                        in_flight: false,
+                    });
+                    keep.insert(k);
+                }
             }
         }
         self.monitors.retain(|k, s| keep.contains(k) || s.in_flight);

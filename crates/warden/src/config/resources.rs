@@ -589,6 +589,15 @@ fn op(
     let enabled = r.boolean(t, "enabled").unwrap_or(true);
     let role = match t.take("role") {
         Some(v) => match r.keyword_value(v, OpRole::ALL) {
+            // A monitor of the stopped role checks where the resource must not run.
+            Some(OpRole::Stopped) if name != Some(OpName::Monitor) || interval.is_none() => {
+                r.d.error(
+                    v.span(),
+                    "role \"stopped\" applies to recurring monitors (they check the nodes where the resource is stopped)",
+                );
+                OpRole::Started
+            }
+            Some(OpRole::Stopped) => OpRole::Stopped,
             Some(role) if role != OpRole::Started && !promotable => {
                 r.d.error(
                     v.span(),
