@@ -563,20 +563,240 @@ impl Reader {
         for c in elements(list) {
             let id = c.attribute("id").unwrap_or("?").to_owned();
             let tag = c.tag_name().name();
-            if child(c, "resource_set").is_some() {
-                self.skip.push(format!("{tag} {id} (resource sets)"));
-                continue;
-            }
-            let r = match tag {
-                "rsc_location" => self.location(c, &id),
-                "rsc_colocation" => self.colocation(c, &id),
-                "rsc_order" => self.order(c, &id),
-                "rsc_ticket" => self.ticket(c, &id),
-                other => Err(format!("{other} {id}")),
+            let r = if child(c, "resource_set").is_some() {
+                self.sets(c, tag, &id)
+            } else {
+                match tag {
+                    "rsc_location" => self.location(c, &id),
+                    "rsc_colocation" => self.colocation(c, &id),
+                    "rsc_order" => self.order(c, &id),
+                    "rsc_ticket" => self.ticket(c, &id),
+                    other => Err(format!("{other} {id}")),
+                }
             };
             if let Err(e) = r {
                 self.skip.push(e);
             }
+        }
+    }
+
+    /// A constraint with resource sets, as the plain constraints Pacemaker expands it into
+    /// (`unpack_colocation_set`, `colocate_rsc_sets`, `unpack_order_set`, `order_rsc_sets`).
+    fn sets(&mut self, c: Node<'_, '_>, tag: &str, id: &str) -> Result<(), String> {
+        let what = format!("{tag} {id}");
+        struct Set {
+            members: Vec<String>,
+            /// `sequential` as written (None: not written).
+            sequential: Option<bool>,
+            role: Option<&'static str>,
+            action: String,
+            score: Option<String>,
+            kind: Option<String>,
+        }
+        let mut sets = Vec::new();
+        for set in elements(c).filter(|e| e.has_tag_name("resource_set")) {
+            if set.attribute("require-all").is_some_and(|v| !is_true(v)) {
+                return Err(format!("{what} (require-all false)"));
+            }
+            if set.attribute("id-ref").is_some() {
+                return Err(format!("{what} (references)"));
+            }
+            let mut members = Vec::new();
+            for r in elements(set).filter(|e| e.has_tag_name("resource_ref")) {
+                members.push(self.target(&what, r.attribute("id"))?);
+            }
+            let role = match set.attribute("role").and_then(role_word) {
+                Some("promoted") => Some("promoted"),
+                Some("started") | None => None,
+                Some(r) => return Err(format!("{what} (set role {r})")),
+            };
+            let action = set.attribute("action").unwrap_or("start").to_owned();
+            if action != "start" && action != "promote" {
+                return Err(format!("{what} (set action {action})"));
+            }
+            sets.push(Set {
+                members,
+                sequential: set.attribute("sequential").map(is_true),
+                role,
+                action,
+                score: set.attribute("score").map(str::to_owned),
+                kind: set.attribute("kind").map(str::to_ascii_lowercase),
+            });
+        }
+        match tag {
+            "rsc_ticket" => {
+                let ticket = c
+                    .attribute("ticket")
+                    .ok_or_else(|| format!("{what} (no ticket)"))?;
+                let policy = c.attribute("loss-policy").map(str::to_ascii_lowercase);
+                for set in &sets {
+                    for m in &set.members {
+                        let mut t = Table::new();
+                        t.insert("ticket".into(), ticket.into());
+                        t.insert("resource".into(), m.clone().into());
+                        if let Some(r) = set.role {
+                            t.insert("role".into(), r.into());
+                        }
+                        if let Some(p) = policy
+                            .as_deref()
+                            .filter(|p| matches!(*p, "stop" | "demote" | "freeze" | "fence"))
+                        {
+                            t.insert("loss_policy".into(), p.into());
+                        }
+                        self.tickets.push(t);
+                    }
+                }
+                Ok(())
+            }
+            "rsc_colocation" => {
+                let score = c.attribute("score").unwrap_or("0");
+                let colocate = |r: &str,
+                                with: &str,
+                                score: &Value,
+                                role: Option<&str>,
+                                wrole: Option<&str>| {
+                    let mut t = Table::new();
+                    t.insert("resource".into(), r.into());
+                    t.insert("with".into(), with.into());
+                    t.insert("score".into(), score.clone());
+                    if let Some(x) = role {
+                        t.insert("role".into(), x.into());
+                    }
+                    if let Some(x) = wrole {
+                        t.insert("with_role".into(), x.into());
+                    }
+                    t
+                };
+                let mut out = Vec::new();
+                for set in &sets {
+                    let local = score_value(set.score.as_deref().unwrap_or(score));
+                    let value = local.as_integer().unwrap_or(match local.as_str() {
+                        Some("-INFINITY") => -1,
+                        _ => 1,
+                    });
+                    if value == 0 || set.sequential == Some(false) {
+                        continue;
+                    }
+                    let m = &set.members;
+                    if value > 0 {
+                        // Each member with the one before it.
+                        for w in m.windows(2) {
+                            out.push(colocate(&w[1], &w[0], &local, set.role, set.role));
+                        }
+                    } else {
+                        // Each member away from every one before it.
+                        for (i, r) in m.iter().enumerate() {
+                            for w in &m[..i] {
+                                out.push(colocate(r, w, &local, set.role, set.role));
+                            }
+                        }
+                    }
+                }
+                let total = score_value(score);
+                if total.as_integer() != Some(0) {
+                    for pair in sets.windows(2) {
+                        let (s1, s2) = (&pair[0], &pair[1]);
+                        let r1: Vec<&String> = if s1.sequential != Some(false) {
+                            s1.members.first().into_iter().collect()
+                        } else {
+                            s1.members.iter().collect()
+                        };
+                        let r2: Vec<&String> = if s2.sequential != Some(false) {
+                            s2.members.last().into_iter().collect()
+                        } else {
+                            s2.members.iter().collect()
+                        };
+                        for a in &r1 {
+                            for b in &r2 {
+                                out.push(colocate(a, b, &total, s1.role, s2.role));
+                            }
+                        }
+                    }
+                }
+                for t in &out {
+                    if t.get("resource") == t.get("with") {
+                        return Err(format!("{what} (a resource colocated with itself)"));
+                    }
+                }
+                self.colocations.extend(out);
+                Ok(())
+            }
+            "rsc_order" => {
+                let kind = match (c.attribute("kind"), c.attribute("score")) {
+                    (Some(k), _) => k.to_ascii_lowercase(),
+                    (None, Some(s)) if s.trim() == "0" => "optional".into(),
+                    _ => "mandatory".into(),
+                };
+                let symmetric = c.attribute("symmetrical").map(is_true);
+                let mut out = Vec::new();
+                let order = |f: &str, fa: &str, t: &str, ta: &str, kind: &str| {
+                    let mut o = Table::new();
+                    o.insert("first".into(), f.into());
+                    o.insert("then".into(), t.into());
+                    o.insert("kind".into(), kind.into());
+                    if let Some(s) = symmetric {
+                        o.insert("symmetric".into(), s.into());
+                    }
+                    if fa == "promote" {
+                        o.insert("first_action".into(), "promote".into());
+                    }
+                    if ta == "promote" {
+                        o.insert("then_action".into(), "promote".into());
+                    }
+                    o
+                };
+                for set in &sets {
+                    let k = set.kind.clone().unwrap_or_else(|| kind.clone());
+                    if k == "serialize" {
+                        return Err(format!("{what} (kind Serialize)"));
+                    }
+                    let k = if k == "optional" {
+                        "optional"
+                    } else {
+                        "mandatory"
+                    };
+                    if set.sequential != Some(false) {
+                        for w in set.members.windows(2) {
+                            out.push(order(&w[0], &set.action, &w[1], &set.action, k));
+                        }
+                    }
+                }
+                if kind == "serialize" {
+                    return Err(format!("{what} (kind Serialize)"));
+                }
+                let k = if kind == "optional" {
+                    "optional"
+                } else {
+                    "mandatory"
+                };
+                for pair in sets.windows(2) {
+                    let (s1, s2) = (&pair[0], &pair[1]);
+                    // Between sets only `sequential="true"` as written picks one member.
+                    let r1: Vec<&String> = if s1.sequential == Some(true) {
+                        s1.members.last().into_iter().collect()
+                    } else {
+                        s1.members.iter().collect()
+                    };
+                    let r2: Vec<&String> = if s2.sequential == Some(true) {
+                        s2.members.first().into_iter().collect()
+                    } else {
+                        s2.members.iter().collect()
+                    };
+                    for a in &r1 {
+                        for b in &r2 {
+                            out.push(order(a, &s1.action, b, &s2.action, k));
+                        }
+                    }
+                }
+                for o in &out {
+                    if o.get("first") == o.get("then") {
+                        return Err(format!("{what} (a resource ordered after itself)"));
+                    }
+                }
+                self.orders.extend(out);
+                Ok(())
+            }
+            _ => Err(format!("{what} (resource sets)")),
         }
     }
 
@@ -1494,6 +1714,50 @@ mod tests {
             .op(OpName::Start, std::time::Duration::ZERO)
             .expect("start");
         assert_eq!(start.timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn resource_sets_become_the_constraints_pacemaker_expands_them_into() {
+        let xml = r#"<cib><configuration><crm_config/>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="d" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources>
+  <constraints>
+    <rsc_colocation id="col" score="INFINITY">
+      <resource_set id="s1"><resource_ref id="a"/><resource_ref id="b"/></resource_set>
+      <resource_set id="s2"><resource_ref id="c"/><resource_ref id="d"/></resource_set>
+    </rsc_colocation>
+    <rsc_order id="ord">
+      <resource_set id="o1" sequential="true"><resource_ref id="a"/><resource_ref id="b"/></resource_set>
+      <resource_set id="o2" sequential="false"><resource_ref id="c"/><resource_ref id="d"/></resource_set>
+    </rsc_order>
+  </constraints></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let cols: Vec<(&str, &str)> = l
+            .engine
+            .colocations()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.with.as_str()))
+            .collect();
+        // Within a set each member with the one before it; between sets the first set's first
+        // member with the second set's last.
+        assert_eq!(cols, [("b", "a"), ("d", "c"), ("a", "d")]);
+        let ords: Vec<(&str, &str)> = l
+            .engine
+            .orders()
+            .iter()
+            .map(|o| (o.first.as_str(), o.then.as_str()))
+            .collect();
+        // Within the sequential set a then b; the unordered set has none; between the sets the
+        // sequential one's last member before every member of the other.
+        assert_eq!(ords, [("a", "b"), ("b", "c"), ("b", "d")]);
     }
 
     #[test]
