@@ -830,6 +830,8 @@ pub struct Config {
     digests: Vec<Digests>,
     /// Per resource: the colocations it depends on.
     colocated_with: Vec<Vec<ColocRef>>,
+    /// Per resource: (dependent, score) of the plain colocations with it (no roles).
+    dependents_of: Vec<Vec<(usize, Score)>>,
     /// Per resource: (index of `then`, order) of the orders where it comes first.
     orders_from: Vec<Vec<(usize, usize)>>,
     /// Per resource: (index of `first`, order) of the orders where it comes second.
@@ -972,6 +974,7 @@ impl Config {
             node_attributes: vec![Vec::new(); node_count],
             digests,
             colocated_with: vec![Vec::new(); n],
+            dependents_of: vec![Vec::new(); n],
             orders_from: vec![Vec::new(); n],
             orders_to: vec![Vec::new(); n],
             placement_order: by_priority.clone(),
@@ -1086,6 +1089,13 @@ impl Config {
             .map_err(|c| ConfigError::Cycle(format!("colocations of {}", names(c))))?;
         self.action_order = topo(&by_priority, &order_edges)
             .map_err(|c| ConfigError::Cycle(format!("orders of {}", names(c))))?;
+        let mut dependents_of = vec![Vec::new(); n];
+        for (r, list) in colocated_with.iter().enumerate() {
+            for c in list.iter().filter(|c| !c.promoted && !c.with_promoted) {
+                dependents_of[c.with].push((r, c.score));
+            }
+        }
+        self.dependents_of = dependents_of;
         self.colocated_with = colocated_with;
         self.orders_from = orders_from;
         self.orders_to = orders_to;
@@ -1281,6 +1291,11 @@ impl Config {
     /// Promotion scores of resource number `r` from `role = "promoted"` locations.
     pub(crate) fn promotion_locations_of(&self, r: usize) -> &[(usize, Score)] {
         &self.promotion_locations[r]
+    }
+
+    /// (dependent, score) of the plain colocations with resource number `r`.
+    pub(crate) fn dependents_of(&self, r: usize) -> &[(usize, Score)] {
+        &self.dependents_of[r]
     }
 
     pub(crate) fn colocated_with(&self, r: usize) -> &[ColocRef] {

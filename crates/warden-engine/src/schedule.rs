@@ -554,6 +554,12 @@ impl Plan {
     }
 }
 
+/// A colocation's score as a fraction of INFINITY.
+#[allow(clippy::cast_precision_loss)]
+fn fraction(score: Score) -> f64 {
+    score.value() as f64 / crate::score::INFINITY as f64
+}
+
 /// What the tickets of a resource do to it in this transition.
 #[derive(Clone, Copy, Debug, Default)]
 struct TicketEffect {
@@ -1642,9 +1648,94 @@ impl<'a> Scheduler<'a> {
     /// The score of every node for resource `r` (Pacemaker's placement rules).
     fn scores(&self, r: usize, live_active: &[usize], plans: &[Plan]) -> Vec<Score> {
         let config = self.config;
+        let mut scores = self.base_scores(r, &self.eff, live_active);
+        for (i, s) in scores.iter_mut().enumerate() {
+            if s.is_minus_infinity() {
+                continue;
+            }
+            // Colocations: with the nodes the other resource will run (or be promoted)
+            // on; it was placed before.
+            for c in config.colocated_with(r).iter().filter(|c| !c.promoted) {
+                if plans[c.with].nodes_for(c.with_promoted).contains(&i) {
+                    *s = s.add(c.score);
+                } else if c.score == Score::INFINITY {
+                    *s = Score::MINUS_INFINITY;
+                }
+            }
+        }
+        // What is colocated with it pulls it (Pacemaker's merge of colocated node scores).
+        if !config.resources()[r].is_clone() {
+            let mut visiting = vec![false; config.resources().len()];
+            visiting[r] = true;
+            for &(d, score) in config.dependents_of(r) {
+                self.merge_dependent(d, &mut scores, fraction(score), &mut visiting);
+            }
+        }
+        scores
+    }
+
+    /// Adds the node scores of `d` (a resource colocated with the one being placed), scaled by
+    /// `factor` (the colocation's score over INFINITY), then of what is colocated with `d`, as
+    /// Pacemaker's `pcmk__add_colocated_node_scores`: a negative preference of a dependent
+    /// that avoids its primary is not counted, and scores that would leave no node allowed are
+    /// rolled back.
+    fn merge_dependent(
+        &self,
+        d: usize,
+        nodes: &mut Vec<Score>,
+        factor: f64,
+        visiting: &mut [bool],
+    ) {
+        let config = self.config;
+        let spec = &config.resources()[d];
+        if visiting[d] || spec.is_clone() {
+            return;
+        }
+        visiting[d] = true;
+        let rs = self.state.resource(&spec.id);
+        let eff: Vec<Effective> = config
+            .nodes()
+            .iter()
+            .map(|n| {
+                rs.and_then(|rs| rs.nodes.get(n))
+                    .map_or_else(Effective::default, |on| on.effective(&spec.meta, self.now))
+            })
+            .collect();
+        let active: Vec<usize> = (0..eff.len())
+            .filter(|&i| eff[i].role.is_active() && self.nodes[i].reachable())
+            .collect();
+        let base = self.base_scores(d, &eff, &active);
+        let mut work = nodes.clone();
+        for (i, w) in work.iter_mut().enumerate() {
+            let score = base[i].value();
+            if factor < 0.0 && score < 0 {
+                continue;
+            }
+            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            let mut weight = (factor * score as f64).round() as i64;
+            if weight == 0 && score != 0 {
+                weight = if factor > 0.0 { 1 } else { -1 };
+            }
+            *w = Score::new(weight).add(*w);
+        }
+        if work.iter().any(|s| s.value() >= 0) {
+            let sign = if factor < 0.0 { -1.0 } else { 1.0 };
+            for &(d2, score) in config.dependents_of(d) {
+                self.merge_dependent(d2, &mut work, sign * fraction(score), visiting);
+            }
+            *nodes = work;
+        }
+        visiting[d] = false;
+    }
+
+    /// The score of every node for resource `r` before colocations: locations (and rules, a
+    /// move), -INFINITY where it may not run (bans, failures, unavailable nodes), and its
+    /// stickiness where it runs when it runs on one node.
+    fn base_scores(&self, r: usize, eff: &[Effective], live_active: &[usize]) -> Vec<Score> {
+        let config = self.config;
         let spec = &config.resources()[r];
         let rs = self.state.resource(&spec.id);
-        let fatal = self.eff.iter().any(|e| e.fatal);
+        let fatal = eff.iter().any(|e| e.fatal);
         let mut scores: Vec<Option<Score>> =
             vec![config.cluster.symmetric.then_some(Score::ZERO); self.nodes.len()];
         for &(i, s) in config.locations_of(r) {
@@ -1665,7 +1756,7 @@ impl<'a> Scheduler<'a> {
             .enumerate()
             .map(|(i, s)| {
                 let name = &config.nodes()[i];
-                let e = &self.eff[i];
+                let e = &eff[i];
                 let banned = rs.is_some_and(|rs| rs.banned.contains(name));
                 if fatal || banned || e.hard_ban || e.threshold_reached || !self.nodes[i].can_run()
                 {
@@ -1674,15 +1765,6 @@ impl<'a> Scheduler<'a> {
                 let mut s = s.unwrap_or(Score::MINUS_INFINITY);
                 if live_active.contains(&i) {
                     s = s.add(spec.meta.resource_stickiness);
-                }
-                // Colocations: with the nodes the other resource will run (or be promoted)
-                // on; it was placed before.
-                for c in config.colocated_with(r).iter().filter(|c| !c.promoted) {
-                    if plans[c.with].nodes_for(c.with_promoted).contains(&i) {
-                        s = s.add(c.score);
-                    } else if c.score == Score::INFINITY {
-                        s = Score::MINUS_INFINITY;
-                    }
                 }
                 s
             })

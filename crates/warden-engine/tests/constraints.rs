@@ -318,3 +318,26 @@ fn cycles_and_double_membership_are_refused() {
     let e = cfg(base().order("a", "zz", OrderKind::Optional)).expect_err("unknown");
     assert!(e.to_string().contains("unknown resource \"zz\""), "{e}");
 }
+
+#[test]
+fn a_dependents_preference_pulls_the_resource_it_is_colocated_with() {
+    // app must run with db and prefers node2; db has no preference of its own: Pacemaker
+    // merges app's scores into db's, so both start on node2 (not db on node1, app following).
+    let w = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("app"))
+        .location(loc("app", "node2", 50))
+        .colocation("app", "db", Score::INFINITY)
+        .world();
+    assert_eq!(w.status(), ["db Started node2", "app Started node2"]);
+    // A dependent banned from a node keeps its primary off it too; a negative colocation
+    // (away from) does not count the dependent's dislikes.
+    let w = build(&["node1", "node2"])
+        .resource(dummy("db"))
+        .resource(dummy("app"))
+        .location(loc("db", "node1", 10))
+        .location(loc("app", "node1", -1_000_000))
+        .colocation("app", "db", Score::INFINITY)
+        .world();
+    assert_eq!(w.status(), ["db Started node2", "app Started node2"]);
+}
