@@ -272,6 +272,13 @@ pub enum Change {
         resource: String,
         node: String,
     },
+    /// A start that cannot happen, and why (crm_simulate's `(blocked)` lines): where the
+    /// resource would start.
+    BlockedStart {
+        resource: String,
+        node: String,
+        reason: String,
+    },
     /// Moved by live migration (`allow_migrate`).
     Migrate {
         resource: String,
@@ -357,6 +364,11 @@ impl fmt::Display for Change {
                 write!(f, "Re-promote {resource} ( Promoted {node} )")
             }
             Change::Reload { resource, node } => write!(f, "Reload {resource} ( {node} )"),
+            Change::BlockedStart {
+                resource,
+                node,
+                reason,
+            } => write!(f, "Start {resource} ( {node} ) due to {reason} (blocked)"),
             Change::Migrate { resource, from, to } => {
                 write!(f, "Migrate {resource} ( {from} -> {to} )")
             }
@@ -488,6 +500,9 @@ struct Plan {
     no_promote: bool,
     /// Moves by live migration: (from, to).
     migrate: Option<(usize, usize)>,
+    /// A stopped primitive that would start on this node but cannot, and why (the summary's
+    /// `(blocked)` line).
+    blocked: Option<(usize, String)>,
     /// Nodes where it restarts because an operator asked (for it, or for what it is
     /// colocated with).
     requested: Vec<usize>,
@@ -864,7 +879,22 @@ impl<'a> Scheduler<'a> {
         };
         // Without quorum under "freeze", nothing starts where it does not already run.
         if quorum == NoQuorumPolicy::Freeze {
+            if let (false, Some(&t)) = (p.clone || !p.live_active.is_empty(), p.targets.first()) {
+                p.blocked = Some((t, "quorum freeze".to_owned()));
+            }
             p.targets.retain(|t| p.live_active.contains(t));
+        }
+        // Kept from starting only by the lost quorum: where it would start, for the summary.
+        if quorum_stops
+            && !p.clone
+            && p.live_active.is_empty()
+            && p.unclean_active.is_empty()
+            && target_role == TargetRole::Started
+            && !orphan
+        {
+            if let Some(t) = self.choose(&scores, &p.live_active) {
+                p.blocked = Some((t, "no quorum".to_owned()));
+            }
         }
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
             p.targets.clear();
@@ -1171,6 +1201,12 @@ impl<'a> Scheduler<'a> {
                             changed = true;
                         }
                     } else if !first_runs && !then.targets.is_empty() {
+                        if let (false, Some(&t)) = (
+                            then.clone || !then.live_active.is_empty(),
+                            then.targets.first(),
+                        ) {
+                            then.blocked = Some((t, format!("unrunnable {}", first())));
+                        }
                         then.targets.clear();
                         then.promoted.clear();
                         then.forced = Some(format!("unrunnable {}", first()));
@@ -1962,7 +1998,14 @@ impl<'a> Scheduler<'a> {
                 resource: id,
                 node: name(t),
             },
-            ([], _) => return,
+            ([], _) => match &p.blocked {
+                Some((t, why)) => Change::BlockedStart {
+                    resource: id,
+                    node: name(*t),
+                    reason: why.clone(),
+                },
+                None => return,
+            },
             (&[f], Some(t)) if f == t => {
                 if !p.restarts_in_place() {
                     return;

@@ -341,3 +341,39 @@ fn a_dependents_preference_pulls_the_resource_it_is_colocated_with() {
         .world();
     assert_eq!(w.status(), ["db Started node2", "app Started node2"]);
 }
+
+#[test]
+fn a_start_that_cannot_happen_is_listed_as_blocked_with_its_reason() {
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .order("a", "b", OrderKind::Mandatory)
+        .config();
+    let mut state = State::with_online_nodes(["node1", "node2"]);
+    let disable = Event::Admin(AdminCommand::Disable {
+        resource: "a".into(),
+    });
+    apply(&w, &mut state, &disable, T0).expect("disable");
+    let t = schedule(&w, &state, T0);
+    let lines: Vec<String> = t.summary.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        ["Start b ( node1 ) due to unrunnable a start (blocked)"]
+    );
+    assert!(
+        !t.actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Start { .. })),
+        "nothing starts"
+    );
+    // Without quorum (no_quorum_policy stop), where it would start.
+    w = build(&["node1", "node2"]).resource(dummy("c")).config();
+    let mut state = State::with_online_nodes(["node1", "node2"]);
+    state.no_quorum = true;
+    let lines: Vec<String> = schedule(&w, &state, T0)
+        .summary
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(lines, ["Start c ( node1 ) due to no quorum (blocked)"]);
+}

@@ -225,6 +225,13 @@ impl Reader {
         let mut t = Table::new();
         t.insert("id".into(), Value::String(id.clone()));
         match class {
+            // A Pacemaker Remote connection: remote nodes stay out (docs/pacemaker.md).
+            "ocf" if p.attribute("provider") == Some("pacemaker") && kind == "remote" => {
+                self.skip.push(format!(
+                    "primitive {id} (remote nodes: ocf:pacemaker:remote)"
+                ));
+                return None;
+            }
             "ocf" => {
                 t.insert("class".into(), "ocf".into());
                 if let Some(pr) = p.attribute("provider") {
