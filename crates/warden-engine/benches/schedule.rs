@@ -254,7 +254,8 @@ fn bench_promotable(resources: usize, nodes: usize, iters: usize) {
     );
     let (last, times) = time_schedule(&config, &state, iters);
     let summary: Vec<String> = last.summary.iter().map(ToString::to_string).collect();
-    assert_eq!(summary, [format!("Recover p{victim} ( {node} )")]);
+    // A failed promoted copy recovers in its role, as crm_simulate words it.
+    assert_eq!(summary, [format!("Recover p{victim} ( Promoted {node} )")]);
     assert_eq!(last.actions.len(), 4, "demote, stop, start, promote");
     let med = median(times);
     println!(

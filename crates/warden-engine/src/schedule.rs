@@ -620,6 +620,8 @@ struct Scheduler<'a> {
     out: Transition,
     /// Per-resource scratch, reused to avoid allocating per resource.
     eff: Vec<Effective>,
+    /// Base node scores of resources colocated with others, computed once per run.
+    dependent_base: std::cell::RefCell<Vec<Option<std::rc::Rc<Vec<Score>>>>>,
 }
 
 /// The actions emitted for one resource, by kind.
@@ -717,6 +719,7 @@ impl<'a> Scheduler<'a> {
             nodes,
             out: Transition::default(),
             eff: Vec::new(),
+            dependent_base: std::cell::RefCell::new(vec![None; config.resources().len()]),
         }
     }
 
@@ -1728,19 +1731,7 @@ impl<'a> Scheduler<'a> {
             return;
         }
         visiting[d] = true;
-        let rs = self.state.resource(&spec.id);
-        let eff: Vec<Effective> = config
-            .nodes()
-            .iter()
-            .map(|n| {
-                rs.and_then(|rs| rs.nodes.get(n))
-                    .map_or_else(Effective::default, |on| on.effective(&spec.meta, self.now))
-            })
-            .collect();
-        let active: Vec<usize> = (0..eff.len())
-            .filter(|&i| eff[i].role.is_active() && self.nodes[i].reachable())
-            .collect();
-        let base = self.base_scores(d, &eff, &active);
+        let base = self.dependent_base(d);
         let mut work = nodes.clone();
         for (i, w) in work.iter_mut().enumerate() {
             let score = base[i].value();
@@ -1762,6 +1753,32 @@ impl<'a> Scheduler<'a> {
             *nodes = work;
         }
         visiting[d] = false;
+    }
+
+    /// [`Scheduler::base_scores`] of resource `d`, from its own state (computed once a run).
+    fn dependent_base(&self, d: usize) -> std::rc::Rc<Vec<Score>> {
+        if let Some(b) = self.dependent_base.borrow().get(d).cloned().flatten() {
+            return b;
+        }
+        let config = self.config;
+        let spec = &config.resources()[d];
+        let rs = self.state.resource(&spec.id);
+        let eff: Vec<Effective> = config
+            .nodes()
+            .iter()
+            .map(|n| {
+                rs.and_then(|rs| rs.nodes.get(n))
+                    .map_or_else(Effective::default, |on| on.effective(&spec.meta, self.now))
+            })
+            .collect();
+        let active: Vec<usize> = (0..eff.len())
+            .filter(|&i| eff[i].role.is_active() && self.nodes[i].reachable())
+            .collect();
+        let b = std::rc::Rc::new(self.base_scores(d, &eff, &active));
+        if let Some(slot) = self.dependent_base.borrow_mut().get_mut(d) {
+            *slot = Some(std::rc::Rc::clone(&b));
+        }
+        b
     }
 
     /// The score of every node for resource `r` before colocations: locations (and rules, a
