@@ -24,6 +24,10 @@ pub struct Imported {
     pub unsupported: Vec<String>,
     /// What Pacemaker itself ignores (configuration errors it logs), left out the same way.
     pub ignored: Vec<String>,
+    /// Resources the status knows but the configuration no longer has (orphans), which are
+    /// stopped where they run, as Pacemaker's `stop-orphan-resources` does: the state holds
+    /// them, and the engine takes them with `Config::with_extra_resources`.
+    pub orphans: Vec<warden_engine::ResourceSpec>,
 }
 
 fn elements<'a, 'i>(n: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
@@ -985,6 +989,58 @@ impl Reader {
     }
 }
 
+/// The resources the status' histories name that the configuration does not have (nor names
+/// under another id), as orphans: disabled, stopped wherever they run.
+fn orphans_of(
+    config: &warden_engine::Config,
+    status: Node<'_, '_>,
+    names: &BTreeMap<String, String>,
+) -> Vec<warden_engine::ResourceSpec> {
+    use warden_engine::{Agent, ResourceSpec, TargetRole};
+    let mut out: Vec<ResourceSpec> = Vec::new();
+    let lrm = elements(status)
+        .filter(|c| c.has_tag_name("node_state"))
+        .filter_map(|ns| child(ns, "lrm").and_then(|l| child(l, "lrm_resources")))
+        .flat_map(|l| elements(l).filter(|c| c.has_tag_name("lrm_resource")));
+    for lr in lrm {
+        let Some(id) = lr.attribute("id") else {
+            continue;
+        };
+        let id = id.split(':').next().unwrap_or(id);
+        if config.resource(id).is_some()
+            || names.contains_key(id)
+            || out.iter().any(|o| o.id == id)
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            continue;
+        }
+        let kind = lr.attribute("type").unwrap_or("");
+        let agent = match lr.attribute("class") {
+            Some("ocf") => Agent::Ocf {
+                provider: lr.attribute("provider").unwrap_or("heartbeat").to_owned(),
+                kind: kind.to_owned(),
+            },
+            Some("stonith") => Agent::Fence(Box::new(warden_engine::FenceDevice {
+                name: id.to_owned(),
+                method: warden_engine::FenceMethod::Command(Vec::new()),
+                nodes: Vec::new(),
+                timeout_ms: 60_000,
+            })),
+            Some("lsb" | "service" | "systemd") => Agent::Systemd {
+                unit: format!("{}.service", kind.rsplit('/').next().unwrap_or(kind)),
+            },
+            _ => continue,
+        };
+        let mut spec = ResourceSpec::new(id, agent);
+        spec.meta.orphan = true;
+        spec.meta.target_role = TargetRole::Stopped;
+        out.push(spec);
+    }
+    out
+}
+
 /// One `lrm_resource`'s operations, by call id.
 type History<'a, 'i> = Vec<(i64, Node<'a, 'i>)>;
 
@@ -1128,6 +1184,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     cluster.insert("name".into(), "pacemaker".into());
     cluster.insert("data_dir".into(), "/var/lib/warden".into());
     let mut stonith_enabled = true;
+    let mut stop_orphans = true;
     if let Some(cc) = child(conf, "crm_config") {
         for (k, v) in nvpairs(cc, "cluster_property_set", "crm_config", &mut r.skip) {
             match k.as_str() {
@@ -1147,6 +1204,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                     cluster.insert("start_failure_is_fatal".into(), is_true(&v).into());
                 }
                 "stonith-enabled" => stonith_enabled = is_true(&v),
+                "stop-orphan-resources" => stop_orphans = is_true(&v),
                 "stop-all-resources" if is_true(&v) => {
                     r.skip.push("crm_config stop-all-resources".into());
                 }
@@ -1316,14 +1374,25 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         .and_then(|d| d.parse::<u64>().ok())
         .map(|s| Time::from_millis(s * 1000));
     let status = child(cib, "status");
+    let mut orphans = Vec::new();
     let (state, newest) = match status {
         Some(st) => {
             let loaded = crate::config::parse(&text, "imported.toml", || {
                 nodes.first().cloned().unwrap_or_default()
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (mut s, newest) =
-                state_of(&loaded.engine, st, &standby, stonith_enabled, &mut r.skip)?;
+            orphans = orphans_of(&loaded.engine, st, &r.names);
+            // With stop-orphan-resources off, Pacemaker leaves them as they are.
+            if !stop_orphans {
+                for o in &mut orphans {
+                    o.meta.is_managed = false;
+                }
+            }
+            let engine = loaded
+                .engine
+                .with_extra_resources(orphans.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (mut s, newest) = state_of(&engine, st, &standby, stonith_enabled, &mut r.skip)?;
             s.dc = cib.attribute("dc-uuid").and_then(|id| {
                 node_ids.get(id).cloned().or_else(|| {
                     elements(st)
@@ -1400,6 +1469,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         time,
         unsupported: r.skip,
         ignored: r.ignored,
+        orphans,
     })
 }
 
@@ -1765,6 +1835,39 @@ mod tests {
         // Within the sequential set a then b; the unordered set has none; between the sets the
         // sequential one's last member before every member of the other.
         assert_eq!(ords, [("a", "b"), ("b", "c"), ("b", "d")]);
+    }
+
+    #[test]
+    fn a_resource_the_status_knows_and_the_configuration_lost_is_stopped_as_an_orphan() {
+        let xml = |stop_orphans: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/>
+  <nvpair id="p" name="stop-orphan-resources" value="{stop_orphans}"/>
+  </cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes><resources/><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="old" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="a" operation="start" call-id="1" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#
+            )
+        };
+        let plan = |stop_orphans: &str| -> Vec<String> {
+            let i = import(&xml(stop_orphans)).expect("import");
+            assert_eq!(i.orphans.len(), 1);
+            let l = crate::config::parse(&i.toml, "t.toml", || "n1".into()).expect("config");
+            let config = l.engine.with_extra_resources(i.orphans).expect("orphans");
+            let state = i.state.expect("state");
+            warden_engine::schedule(&config, &state, i.time)
+                .summary
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(plan("true"), ["Stop old ( n1 ) due to node availability"]);
+        // Pacemaker leaves orphans alone when told to.
+        assert!(plan("false").is_empty());
     }
 
     #[test]

@@ -209,9 +209,16 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
                 .with_context(|| format!("cannot read {}", cib.display()))?;
             let i = crate::cib::import(&xml).with_context(|| format!("{}", cib.display()))?;
             let name = cib.display().to_string();
-            let loaded = config::parse(&i.toml, &name, String::new).map_err(|e| {
+            let mut loaded = config::parse(&i.toml, &name, String::new).map_err(|e| {
                 anyhow::anyhow!("{e}\n(the configuration read from the CIB:)\n{}", i.toml)
             })?;
+            // What the status knows and the configuration lost: stopped as orphans.
+            if !i.orphans.is_empty() {
+                loaded.engine = loaded
+                    .engine
+                    .with_extra_resources(i.orphans.clone())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
             notes.extend(
                 i.unsupported
                     .iter()
