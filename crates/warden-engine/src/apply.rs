@@ -448,6 +448,10 @@ fn op_result(
             // A restart asked for is done once the copy stops (or its stop failed, which
             // recovery handles).
             on.restart = false;
+            if !ok && !on.role.is_active() {
+                // A stop that failed leaves it possibly running, whatever was known before.
+                on.role = Role::Started;
+            }
             if ok {
                 on.role = Role::Stopped;
                 on.digest = None;

@@ -49,7 +49,18 @@ pub fn check_transition(
                     .any(|on| f(&on.effective(&spec.meta, now)))
             })
         };
-        if eff_any(|e| e.blocked) {
+        // Blocked where it is, unless that node is being fenced (the fence settles it).
+        let fenced_here = |n: &str| {
+            t.actions
+                .iter()
+                .any(|b| matches!(&b.kind, ActionKind::Fence { node, .. } if node == n))
+        };
+        let blocked = rs.is_some_and(|rs| {
+            rs.nodes
+                .iter()
+                .any(|(n, on)| on.effective(&spec.meta, now).blocked && !fenced_here(n))
+        });
+        if blocked {
             return Err(format!(
                 "{} scheduled for blocked resource {resource}",
                 a.kind

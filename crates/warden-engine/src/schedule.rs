@@ -500,6 +500,9 @@ struct Plan {
     no_promote: bool,
     /// Moves by live migration: (from, to).
     migrate: Option<(usize, usize)>,
+    /// FAILED and blocked where it is: it stays, but its start can never run, so what must
+    /// start after it cannot start either.
+    stuck: bool,
     /// A stopped primitive that would start on this node but cannot, and why (the summary's
     /// `(blocked)` line).
     blocked: Option<(usize, String)>,
@@ -803,14 +806,29 @@ impl<'a> Scheduler<'a> {
             fatal: self.eff.iter().any(|e| e.fatal),
             ..Plan::default()
         };
+        // A failed copy on a node that is gone (offline, waiting for its fence) is settled by
+        // the fence: what ran there moves, as crm_simulate says; a node fenced for the
+        // failure itself (still online) recovers it.
         p.failed = p
             .live_active
             .iter()
             .chain(&p.unclean_active)
             .copied()
-            .filter(|&i| self.eff[i].failed)
+            .filter(|&i| self.eff[i].failed && self.nodes[i].online)
             .collect();
-        if meta.maintenance || self.eff.iter().any(|e| e.blocked) {
+        // A blocked failure on a node about to be fenced is resolved by the fence: the
+        // resource is recovered elsewhere after it.
+        let blocked = self
+            .eff
+            .iter()
+            .enumerate()
+            .any(|(i, e)| e.blocked && !self.nodes[i].unclean);
+        if meta.maintenance || blocked {
+            p.stuck = self
+                .eff
+                .iter()
+                .enumerate()
+                .any(|(i, e)| e.blocked && e.failed && !self.nodes[i].unclean);
             return self.stays(p);
         }
         // Probe wherever we do not know the state.
@@ -1190,8 +1208,10 @@ impl<'a> Scheduler<'a> {
                             (!plans[f].promoted.is_empty(), !plans[f].promotes.is_empty())
                         }
                         // A migration is no restart: what follows stays.
+                        // A failed, blocked `first` runs for nothing that has yet to start.
                         _ => (
-                            !plans[f].targets.is_empty(),
+                            !plans[f].targets.is_empty()
+                                && !(plans[f].stuck && plans[t].live_active.is_empty()),
                             !plans[f].starts.is_empty() && plans[f].migrate.is_none(),
                         ),
                     };

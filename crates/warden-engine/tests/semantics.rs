@@ -1162,3 +1162,30 @@ fn a_monitor_of_the_stopped_role_finds_it_running_where_it_must_not_and_it_is_st
     w.op("dummy", "node1", stopped_monitor, rc::OK);
     assert_eq!(w.fail_count("dummy", "node1"), 0);
 }
+
+#[test]
+fn a_blocked_stop_failure_on_a_node_then_lost_is_moved_after_the_fence() {
+    // on_fail = "block" on the stop: FAILED and blocked on node1, nothing happens...
+    let r = with_on_fail(dummy("dummy"), OpName::Stop, Duration::ZERO, OnFail::Block);
+    let mut w = build(&["node1", "node2"])
+        .resource(r)
+        .location(loc("dummy", "node1", 100))
+        .fencing()
+        .world();
+    w.monitor("dummy", "node1", rc::ERR_GENERIC);
+    w.step(&[("dummy", OpName::Stop, "node1", rc::ERR_GENERIC)]);
+    assert_eq!(w.status_of("dummy"), "dummy FAILED node1 (blocked)");
+    assert!(w.plan().is_empty());
+    // ...until node1 is lost: the fence settles the failure, and it moves.
+    w.event(Event::NodeDown {
+        node: "node1".into(),
+    });
+    assert_eq!(
+        w.settle(),
+        [
+            "Fence (reboot) node1 'peer is no longer part of the cluster'",
+            "Move dummy ( node1 -> node2 )"
+        ]
+    );
+    assert_eq!(w.status_of("dummy"), "dummy Started node2");
+}

@@ -278,14 +278,25 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
     if let Err(e) = check_transition(config, state, now, &t) {
         panic!("invariant violated before execution: {e}\ntransition: {t:#?}\nstate: {state:#?}");
     }
-    // Blocked resources and those that may not start must see no start.
+    // Blocked resources and those that may not start must see no start (a resource blocked
+    // only on nodes this transition fences is settled by the fence).
+    let fenced: HashSet<&str> = t
+        .actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::Fence { node, .. } => Some(node.as_str()),
+            _ => None,
+        })
+        .collect();
     let blocked: HashSet<String> = config
         .resources()
         .iter()
         .filter(|r| {
-            state
-                .resource(&r.id)
-                .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked))
+            state.resource(&r.id).is_some_and(|rs| {
+                rs.nodes
+                    .iter()
+                    .any(|(n, on)| on.blocked && !fenced.contains(n.as_str()))
+            })
         })
         .map(|r| r.id.clone())
         .collect();
