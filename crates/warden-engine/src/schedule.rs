@@ -1210,8 +1210,8 @@ impl<'a> Scheduler<'a> {
                         // A migration is no restart: what follows stays.
                         // A failed, blocked `first` runs for nothing that has yet to start.
                         _ => (
-                            !plans[f].targets.is_empty()
-                                && !(plans[f].stuck && plans[t].live_active.is_empty()),
+                            !(plans[f].targets.is_empty()
+                                || (plans[f].stuck && plans[t].live_active.is_empty())),
                             !plans[f].starts.is_empty() && plans[f].migrate.is_none(),
                         ),
                     };
