@@ -163,7 +163,7 @@ pub enum ApplyError {
     #[error("bad ticket name {0:?}: use letters, digits, '-', '_' and '.'")]
     BadTicket(String),
     #[error(
-        "bad attribute name {0:?}: not empty, no blanks, and not starting with '#' (those are Warden's own)"
+        "bad attribute name {0:?}: letters, digits, '_', '.', ':', '-' (and '#' after the first; a leading '#' is Warden's own)"
     )]
     BadAttribute(String),
     /// A restart of a resource that does not run there.
@@ -310,13 +310,12 @@ fn forget_promotion_scores(state: &mut State, node: &str) {
     }
 }
 
-/// A node attribute's name: not empty, no blanks or control characters, and not one of the
-/// built-in `#` names.
+/// A node attribute's name: 1 to 255 of letters, digits, `_ . : -` and (after the first) `#`;
+/// a leading `#` is for Warden's own names (`#uname`).
 pub fn valid_attribute(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with('#')
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+    let mut chars = name.chars();
+    chars.next().is_some_and(ok) && name.len() <= 255 && chars.all(|c| ok(c) || c == '#')
 }
 
 /// A ticket name: Pacemaker's XML id characters.

@@ -81,7 +81,7 @@ fn attributes(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String)> {
         if !warden_engine::valid_attribute(&key) {
             r.d.error(
                 k.span(),
-                format!("bad attribute name {key:?}: not empty, no blanks, and not starting with '#' (#uname and the like are Warden's own)"),
+                format!("bad attribute name {key:?}: letters, digits, '_', '.', ':', '-' (and '#' after the first; #uname and the like are Warden's own)"),
             );
             continue;
         }
