@@ -357,7 +357,11 @@ pub fn parse_date(s: &str) -> Option<Time> {
     let year: i64 = d.next()?.parse().ok()?;
     let month: i64 = d.next().map_or(Some(1), |m| m.parse().ok())?;
     let day: i64 = d.next().map_or(Some(1), |m| m.parse().ok())?;
-    if d.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if d.next().is_some()
+        || !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+    {
         return None;
     }
     let rest = rest.trim_start_matches([' ', 'T']).trim();
@@ -805,5 +809,8 @@ mod tests {
             Some("2026-01-02T01:04:05.000Z".into())
         );
         assert_eq!(t("2026-13-02"), None);
+        // Years no clock reaches are refused, not overflowed.
+        assert_eq!(t("99999999999999-01-01"), None);
+        assert_eq!(t("1969-12-31"), None);
     }
 }

@@ -572,6 +572,9 @@ impl Plan {
     }
 }
 
+/// How deep the merge of colocated node scores follows chains of colocations.
+const MERGE_DEPTH: usize = 64;
+
 /// A colocation's score as a fraction of INFINITY.
 #[allow(clippy::cast_precision_loss)]
 fn fraction(score: Score) -> f64 {
@@ -1727,7 +1730,7 @@ impl<'a> Scheduler<'a> {
             let mut visiting = vec![false; config.resources().len()];
             visiting[r] = true;
             for &(d, score) in config.dependents_of(r) {
-                self.merge_dependent(d, &mut scores, fraction(score), &mut visiting);
+                self.merge_dependent(d, &mut scores, fraction(score), &mut visiting, 0);
             }
         }
         scores
@@ -1744,10 +1747,13 @@ impl<'a> Scheduler<'a> {
         nodes: &mut Vec<Score>,
         factor: f64,
         visiting: &mut [bool],
+        depth: usize,
     ) {
         let config = self.config;
         let spec = &config.resources()[d];
-        if visiting[d] || spec.is_clone() {
+        // A chain of colocations deeper than this adds nothing more (and keeps the recursion
+        // well inside any thread's stack).
+        if visiting[d] || spec.is_clone() || depth >= MERGE_DEPTH {
             return;
         }
         visiting[d] = true;
@@ -1768,7 +1774,7 @@ impl<'a> Scheduler<'a> {
         if work.iter().any(|s| s.value() >= 0) {
             let sign = if factor < 0.0 { -1.0 } else { 1.0 };
             for &(d2, score) in config.dependents_of(d) {
-                self.merge_dependent(d2, &mut work, sign * fraction(score), visiting);
+                self.merge_dependent(d2, &mut work, sign * fraction(score), visiting, depth + 1);
             }
             *nodes = work;
         }
