@@ -790,6 +790,17 @@ pub struct FenceAgent {
 }
 
 impl FenceDevice {
+    /// A device of this name with nothing to run: what a resource placed for a fence device
+    /// that is gone from the configuration stands on (its stop does nothing).
+    pub fn gone(name: impl Into<String>) -> FenceDevice {
+        FenceDevice {
+            name: name.into(),
+            method: FenceMethod::Command(Vec::new()),
+            nodes: Vec::new(),
+            timeout_ms: 60_000,
+        }
+    }
+
     /// The program it runs.
     pub fn program(&self) -> &str {
         match &self.method {
@@ -826,6 +837,8 @@ pub struct Config {
     rule_locations_of: Vec<Vec<usize>>,
     /// Per node: its attributes from the file (rules read them; the state's override them).
     node_attributes: Vec<Vec<(String, String)>>,
+    /// Resources with monitors of the stopped role, by index.
+    stopped_monitored: Vec<usize>,
     /// Per resource: its definition digest and restart digest ([`ResourceSpec::digest`]).
     digests: Vec<Digests>,
     /// Per resource: the colocations it depends on.
@@ -836,6 +849,8 @@ pub struct Config {
     orders_from: Vec<Vec<(usize, usize)>>,
     /// Per resource: (index of `first`, order) of the orders where it comes second.
     orders_to: Vec<Vec<(usize, usize)>>,
+    /// Per order (of `orders`): it binds copy to copy, node by node (see `interleaved`).
+    interleaved: Vec<bool>,
     /// Resource indexes, each after those it is colocated with (then by priority, then order).
     placement_order: Vec<usize>,
     /// Resource indexes, each after those ordered before it.
@@ -953,6 +968,9 @@ impl Config {
             v
         };
         let digests: Vec<Digests> = resources.iter().map(Digests::of).collect();
+        let stopped_monitored = (0..n)
+            .filter(|&i| resources[i].stopped_monitors().next().is_some())
+            .collect();
         Ok(Config {
             cluster,
             nodes,
@@ -973,10 +991,12 @@ impl Config {
             rule_locations_of: vec![Vec::new(); n],
             node_attributes: vec![Vec::new(); node_count],
             digests,
+            stopped_monitored,
             colocated_with: vec![Vec::new(); n],
             dependents_of: vec![Vec::new(); n],
             orders_from: vec![Vec::new(); n],
             orders_to: vec![Vec::new(); n],
+            interleaved: Vec::new(),
             placement_order: by_priority.clone(),
             action_order: by_priority,
         })
@@ -1097,6 +1117,16 @@ impl Config {
         }
         self.dependents_of = dependents_of;
         self.colocated_with = colocated_with;
+        let copies = |id: &str| self.resource(id).and_then(|r| r.copies.as_ref());
+        self.interleaved = all_orders
+            .iter()
+            .map(|o| {
+                o.first_action == OpName::Start
+                    && o.then_action == OpName::Start
+                    && copies(&o.first).is_some()
+                    && copies(&o.then).is_some_and(|c| c.interleave)
+            })
+            .collect();
         self.orders_from = orders_from;
         self.orders_to = orders_to;
         self.colocations = colocations;
@@ -1228,6 +1258,11 @@ impl Config {
         &self.resources
     }
 
+    /// The resources with monitors of the stopped role (`role = "stopped"`).
+    pub fn stopped_monitored(&self) -> impl Iterator<Item = &ResourceSpec> {
+        self.stopped_monitored.iter().map(|&i| &self.resources[i])
+    }
+
     pub fn locations(&self) -> &[Location] {
         &self.locations
     }
@@ -1304,6 +1339,13 @@ impl Config {
 
     pub(crate) fn orders_from(&self, r: usize) -> &[(usize, usize)] {
         &self.orders_from[r]
+    }
+
+    /// Whether order number `k` binds copy to copy, node by node: a start-to-start order
+    /// between two clones whose `then` interleaves (Pacemaker reads `interleave` of the `then`
+    /// clone, for the order and its inverse).
+    pub(crate) fn interleaved(&self, k: usize) -> bool {
+        self.interleaved.get(k).copied().unwrap_or(false)
     }
 
     pub(crate) fn orders_to(&self, r: usize) -> &[(usize, usize)] {

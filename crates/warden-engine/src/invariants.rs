@@ -265,17 +265,14 @@ fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), St
         OpName::Promote => OpName::Demote,
         _ => OpName::Stop,
     };
-    for o in config
+    for (k, o) in config
         .orders()
         .iter()
-        .filter(|o| o.kind == OrderKind::Mandatory)
+        .enumerate()
+        .filter(|(_, o)| o.kind == OrderKind::Mandatory)
     {
         // Interleaved clones: copy to copy, on the same node only.
-        let clone = |id: &str| config.resource(id).and_then(|r| r.copies.as_ref());
-        let interleaved = o.first_action == OpName::Start
-            && o.then_action == OpName::Start
-            && clone(&o.first).is_some()
-            && clone(&o.then).is_some_and(|c| c.interleave);
+        let interleaved = config.interleaved(k);
         let same_node = |a: &crate::schedule::Action, b: &crate::schedule::Action| {
             !interleaved || a.kind.node() == b.kind.node()
         };

@@ -38,5 +38,7 @@ pub use score::{INFINITY, Score};
 pub use state::{
     Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State, TicketState,
 };
-pub use status::{FailedAction, ResourceStatus, failed_actions, node_groups, resource_status};
+pub use status::{
+    FailedAction, ResourceStatus, failed_actions, node_attributes, node_groups, resource_status,
+};
 pub use time::{Civil, Time, millis};

@@ -434,10 +434,10 @@ pub fn schedule_with(
     // A resource that migrates does not restart what is ordered after it; a migration that
     // orders make impossible is a stop and a start after all, which may restart others.
     // Migrations are only ever cancelled, so this ends; the bound says so.
+    s.plan_migrations(&mut plans);
     for _ in 0..=plans.len() {
-        let before: Vec<Option<(usize, usize)>> = plans.iter().map(|p| p.migrate).collect();
-        s.plan_migrations(&mut plans);
         s.apply_orders(&mut plans);
+        let before: Vec<Option<(usize, usize)>> = plans.iter().map(|p| p.migrate).collect();
         s.plan_migrations(&mut plans);
         if plans.iter().map(|p| p.migrate).eq(before) {
             break;
@@ -840,8 +840,9 @@ impl<'a> Scheduler<'a> {
             .filter(|&i| self.nodes[i].reachable() && self.eff[i].role == Role::Unknown)
             .collect();
 
+        let tickets = self.tickets(r, &p);
         let mut scores = self.scores(r, &p.live_active, plans);
-        if self.tickets(r, &p).banned {
+        if tickets.banned {
             scores.fill(Score::MINUS_INFINITY);
         }
         if self.opts.scores {
@@ -855,7 +856,6 @@ impl<'a> Scheduler<'a> {
             }
         }
         let multiple = !p.clone && p.live_active.len() + p.unclean_active.len() > 1;
-        let tickets = self.tickets(r, &p);
         p.no_promote = tickets.no_promote;
         if !meta.is_managed
             || tickets.frozen
@@ -1176,7 +1176,7 @@ impl<'a> Scheduler<'a> {
                             format!("{} {}", config.resources()[f].id, o.first_action)
                         })
                     };
-                    if self.interleaved(k) {
+                    if config.interleaved(k) {
                         // Copy to copy: a copy of `then` runs only where `first` has one, and
                         // restarts only where `first`'s copy (re)starts.
                         let (f_targets, f_starts) =
@@ -1330,7 +1330,7 @@ impl<'a> Scheduler<'a> {
                 if !(o.symmetric || o.kind == OrderKind::Serialize) {
                     continue;
                 }
-                if self.interleaved(k) {
+                if config.interleaved(k) {
                     stop_after_on.resize(self.nodes.len(), Vec::new());
                     for (&i, &a) in plans[t].stops.iter().zip(&done[t].stops) {
                         stop_after_on[i].push(a);
@@ -1381,7 +1381,7 @@ impl<'a> Scheduler<'a> {
             let mut start_after_on: Vec<Vec<ActionId>> = Vec::new();
             for &(f, k) in config.orders_to(r) {
                 let o = &config.orders()[k];
-                if self.interleaved(k) {
+                if config.interleaved(k) {
                     start_after_on.resize(self.nodes.len(), Vec::new());
                     for (&i, &a) in plans[f].starts.iter().zip(&done[f].starts) {
                         start_after_on[i].push(a);
@@ -1525,19 +1525,6 @@ impl<'a> Scheduler<'a> {
                 ActionKind::Demote { resource, node }
             }
         }
-    }
-
-    /// Whether order number `k` binds copy to copy, node by node: a start-to-start order
-    /// between two clones whose `then` interleaves (Pacemaker reads `interleave` of the
-    /// `then` clone, for the order and its inverse).
-    fn interleaved(&self, k: usize) -> bool {
-        let config = self.config;
-        let o = &config.orders()[k];
-        let clone = |id: &str| config.resource(id).and_then(|r| r.copies.as_ref());
-        o.first_action == OpName::Start
-            && o.then_action == OpName::Start
-            && clone(&o.first).is_some()
-            && clone(&o.then).is_some_and(|c| c.interleave)
     }
 
     /// Emits the `op` actions of resource `r` on `nodes`, each after `deps.0` and after

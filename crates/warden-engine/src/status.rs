@@ -170,6 +170,23 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
         .collect()
 }
 
+/// A node's attributes as rules read them (but the built-in `#` ones): the file's,
+/// overridden by those set at run time.
+pub fn node_attributes(
+    config: &Config,
+    state: &State,
+    node: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out: std::collections::BTreeMap<String, String> = config
+        .node_index(node)
+        .map(|i| config.node_attributes(i).iter().cloned().collect())
+        .unwrap_or_default();
+    if let Some(run) = state.node_attributes.get(node) {
+        out.extend(run.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    out
+}
+
 /// Nodes grouped as operators read them: (label, names).
 pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<String>)> {
     let fencing = config.fencing_enabled();

@@ -859,7 +859,7 @@ pub fn status_json(v: &StatusView) -> Value {
             let s = v.state.node(n).cloned().unwrap_or_default();
             json!({
                 "name": n, "online": s.online, "standby": s.standby, "unclean": s.unclean,
-                "attributes": node_attributes(c, &v.state, n),
+                "attributes": warden_engine::node_attributes(c, &v.state, n),
             })
         })
         .collect();
@@ -963,22 +963,6 @@ pub fn status_json(v: &StatusView) -> Value {
         "constraints": constraints_json(c),
         "text": crate::simulate::render_status(c, &v.state, v.now),
     })
-}
-
-/// A node's attributes as rules read them: the file's, overridden by those set at run time.
-pub fn node_attributes(
-    c: &warden_engine::Config,
-    state: &warden_engine::State,
-    node: &str,
-) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = c
-        .node_index(node)
-        .map(|i| c.node_attributes(i).iter().cloned().collect())
-        .unwrap_or_default();
-    if let Some(run) = state.node_attributes.get(node) {
-        out.extend(run.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    out
 }
 
 /// Every ticket a constraint names or an operator set: granted, standby, and the resources

@@ -639,22 +639,11 @@ impl Reader {
                 let ticket = c
                     .attribute("ticket")
                     .ok_or_else(|| format!("{what} (no ticket)"))?;
-                let policy = c.attribute("loss-policy").map(str::to_ascii_lowercase);
+                let policy = loss_policy(c);
                 for set in &sets {
                     for m in &set.members {
-                        let mut t = Table::new();
-                        t.insert("ticket".into(), ticket.into());
-                        t.insert("resource".into(), m.clone().into());
-                        if let Some(r) = set.role {
-                            t.insert("role".into(), r.into());
-                        }
-                        if let Some(p) = policy
-                            .as_deref()
-                            .filter(|p| matches!(*p, "stop" | "demote" | "freeze" | "fence"))
-                        {
-                            t.insert("loss_policy".into(), p.into());
-                        }
-                        self.tickets.push(t);
+                        self.tickets
+                            .push(ticket_table(ticket, m, set.role.is_some(), policy));
                     }
                 }
                 Ok(())
@@ -733,11 +722,7 @@ impl Reader {
                 Ok(())
             }
             "rsc_order" => {
-                let kind = match (c.attribute("kind"), c.attribute("score")) {
-                    (Some(k), _) => k.to_ascii_lowercase(),
-                    (None, Some(s)) if s.trim() == "0" => "optional".into(),
-                    _ => "mandatory".into(),
-                };
+                let kind = order_kind(c.attribute("kind"), c.attribute("score"));
                 let symmetric = c.attribute("symmetrical").map(is_true);
                 let mut out = Vec::new();
                 let order = |f: &str, fa: &str, t: &str, ta: &str, kind: &str| {
@@ -757,15 +742,13 @@ impl Reader {
                     o
                 };
                 for set in &sets {
-                    let k = set.kind.clone().unwrap_or_else(|| kind.clone());
+                    let k = set
+                        .kind
+                        .as_deref()
+                        .map_or(kind, |k| order_kind(Some(k), None));
                     if k == "serialize" {
                         return Err(format!("{what} (kind Serialize)"));
                     }
-                    let k = if k == "optional" {
-                        "optional"
-                    } else {
-                        "mandatory"
-                    };
                     if set.sequential != Some(false) {
                         for w in set.members.windows(2) {
                             out.push(order(&w[0], &set.action, &w[1], &set.action, k));
@@ -775,11 +758,7 @@ impl Reader {
                 if kind == "serialize" {
                     return Err(format!("{what} (kind Serialize)"));
                 }
-                let k = if kind == "optional" {
-                    "optional"
-                } else {
-                    "mandatory"
-                };
+                let k = kind;
                 for pair in sets.windows(2) {
                     let (s1, s2) = (&pair[0], &pair[1]);
                     // Between sets only `sequential="true"` as written picks one member.
@@ -914,34 +893,14 @@ impl Reader {
         let ticket = c
             .attribute("ticket")
             .ok_or_else(|| format!("{what} (no ticket)"))?;
-        let resources = match c.attribute("rsc") {
-            Some(g) if self.group_members.contains_key(g) => {
-                self.group_members.get(g).cloned().unwrap_or_default()
-            }
-            r => vec![self.target(&what, r)?],
-        };
-        let role = match c.attribute("rsc-role").and_then(role_word) {
-            Some("promoted") => "promoted",
-            Some("started") | None => "started",
+        let resource = self.target(&what, c.attribute("rsc"))?;
+        let promoted = match c.attribute("rsc-role").and_then(role_word) {
+            Some("promoted") => true,
+            Some("started") | None => false,
             Some(r) => return Err(format!("{what} (rsc-role {r})")),
         };
-        let policy = c.attribute("loss-policy").map(str::to_ascii_lowercase);
-        let policy = match policy.as_deref() {
-            Some(p @ ("stop" | "demote" | "freeze" | "fence")) => Some(p),
-            _ => None,
-        };
-        for resource in resources {
-            let mut t = Table::new();
-            t.insert("ticket".into(), ticket.into());
-            t.insert("resource".into(), resource.into());
-            if role == "promoted" {
-                t.insert("role".into(), role.into());
-            }
-            if let Some(p) = policy {
-                t.insert("loss_policy".into(), p.into());
-            }
-            self.tickets.push(t);
-        }
+        self.tickets
+            .push(ticket_table(ticket, &resource, promoted, loss_policy(c)));
         Ok(())
     }
 
@@ -952,16 +911,7 @@ impl Reader {
         if c.attribute("require-all").is_some_and(|v| !is_true(v)) {
             return Err(format!("{what} (require-all false)"));
         }
-        let kind = match (c.attribute("kind"), c.attribute("score")) {
-            (Some(k), _) => k.to_ascii_lowercase(),
-            (None, Some(s)) if s.trim() == "0" => "optional".into(),
-            _ => "mandatory".into(),
-        };
-        // Pacemaker resets a kind it does not know to Mandatory.
-        let kind = match kind.as_str() {
-            "optional" | "serialize" => kind,
-            _ => "mandatory".into(),
-        };
+        let kind = order_kind(c.attribute("kind"), c.attribute("score"));
         if kind == "serialize" {
             return Err(format!("{what} (kind Serialize)"));
         }
@@ -1022,12 +972,7 @@ fn orphans_of(
                 provider: lr.attribute("provider").unwrap_or("heartbeat").to_owned(),
                 kind: kind.to_owned(),
             },
-            Some("stonith") => Agent::Fence(Box::new(warden_engine::FenceDevice {
-                name: id.to_owned(),
-                method: warden_engine::FenceMethod::Command(Vec::new()),
-                nodes: Vec::new(),
-                timeout_ms: 60_000,
-            })),
+            Some("stonith") => Agent::Fence(Box::new(warden_engine::FenceDevice::gone(id))),
             Some("lsb" | "service" | "systemd") => Agent::Systemd {
                 unit: format!("{}.service", kind.rsplit('/').next().unwrap_or(kind)),
             },
@@ -1043,6 +988,43 @@ fn orphans_of(
 
 /// One `lrm_resource`'s operations, by call id.
 type History<'a, 'i> = Vec<(i64, Node<'a, 'i>)>;
+
+/// An order's kind as Pacemaker reads it: its `kind`, else `optional` for a score of 0, else
+/// `mandatory`; a kind Pacemaker does not know is reset to Mandatory.
+fn order_kind(kind: Option<&str>, score: Option<&str>) -> &'static str {
+    match (kind.map(str::to_ascii_lowercase).as_deref(), score) {
+        (Some("optional"), _) => "optional",
+        (Some("serialize"), _) => "serialize",
+        (Some(_), _) => "mandatory",
+        (None, Some(s)) if s.trim() == "0" => "optional",
+        _ => "mandatory",
+    }
+}
+
+/// A ticket constraint's `loss-policy` in Warden's words (None: Pacemaker's default by role).
+fn loss_policy(c: Node<'_, '_>) -> Option<&'static str> {
+    match c.attribute("loss-policy")?.to_ascii_lowercase().as_str() {
+        "stop" => Some("stop"),
+        "demote" => Some("demote"),
+        "freeze" => Some("freeze"),
+        "fence" => Some("fence"),
+        _ => None,
+    }
+}
+
+/// A `[[ticket]]` table.
+fn ticket_table(ticket: &str, resource: &str, promoted: bool, policy: Option<&str>) -> Table {
+    let mut t = Table::new();
+    t.insert("ticket".into(), ticket.into());
+    t.insert("resource".into(), resource.into());
+    if promoted {
+        t.insert("role".into(), "promoted".into());
+    }
+    if let Some(p) = policy {
+        t.insert("loss_policy".into(), p.into());
+    }
+    t
+}
 
 /// Whether an operation history (by call id) left its resource running: its last completed
 /// operation is a successful start, promote, demote, migrate or monitor.

@@ -530,7 +530,7 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
     let attrs: Vec<(&String, std::collections::BTreeMap<String, String>)> = config
         .nodes()
         .iter()
-        .map(|n| (n, crate::api::node_attributes(config, state, n)))
+        .map(|n| (n, warden_engine::node_attributes(config, state, n)))
         .filter(|(_, a)| !a.is_empty())
         .collect();
     if !attrs.is_empty() {

@@ -754,12 +754,9 @@ impl WireDefinition {
                 output_max: p.output_max,
             }),
             // A fence device gone from the file: its stop does nothing to undo.
-            (["fence", ..], _) => Agent::Fence(Box::new(warden_engine::FenceDevice {
-                name: self.id.clone(),
-                method: warden_engine::FenceMethod::Command(Vec::new()),
-                nodes: Vec::new(),
-                timeout_ms: 60_000,
-            })),
+            (["fence", ..], _) => {
+                Agent::Fence(Box::new(warden_engine::FenceDevice::gone(self.id.clone())))
+            }
             _ => bail!("definition of {}: bad agent {:?}", self.id, self.agent),
         };
         let mut spec = ResourceSpec::new(self.id, agent);

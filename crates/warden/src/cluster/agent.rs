@@ -544,7 +544,7 @@ impl Agent {
         }
         // Where a resource does not run here, the monitors of the stopped role look for it.
         if self.may_act() {
-            for spec in config.resources() {
+            for spec in config.stopped_monitored() {
                 if spec.meta.maintenance
                     || self
                         .local

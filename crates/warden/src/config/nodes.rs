@@ -85,21 +85,8 @@ fn attributes(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String)> {
             );
             continue;
         }
-        let value = match v.get_ref() {
-            DeValue::String(s) => s.to_string(),
-            DeValue::Integer(i) => i.to_string(),
-            DeValue::Float(f) => f.to_string(),
-            DeValue::Boolean(b) => b.to_string(),
-            other => {
-                r.d.error(
-                    v.span(),
-                    format!(
-                        "attribute {key:?} must be a string, number or boolean, not {}",
-                        other.type_str()
-                    ),
-                );
-                continue;
-            }
+        let Some(value) = r.scalar_text(v, &format!("attribute {key:?}")) else {
+            continue;
         };
         out.push((key, value));
     }

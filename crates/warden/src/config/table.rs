@@ -157,6 +157,27 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// A string, number or boolean as text (agent parameters, node attributes); anything else
+    /// is an error naming `what`.
+    pub fn scalar_text(&mut self, v: &Value<'_>, what: &str) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            DeValue::Integer(i) => Some(i.to_string()),
+            DeValue::Float(f) => Some(f.to_string()),
+            DeValue::Boolean(b) => Some(b.to_string()),
+            other => {
+                self.d.error(
+                    v.span(),
+                    format!(
+                        "{what} must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     pub fn type_error(&mut self, v: &Value<'_>, want: &str) {
         self.d.error(
             v.span(),
