@@ -1105,8 +1105,9 @@ impl Config {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        self.placement_order = topo(&by_priority, &coloc_edges)
-            .map_err(|c| ConfigError::Cycle(format!("colocations of {}", names(c))))?;
+        // Colocations may form a loop, as in Pacemaker: the scheduler breaks it where it
+        // starts placing (the one placed first does not see the one that closes the loop).
+        self.placement_order = topo(&by_priority, &coloc_edges).unwrap_or(by_priority.clone());
         self.action_order = topo(&by_priority, &order_edges)
             .map_err(|c| ConfigError::Cycle(format!("orders of {}", names(c))))?;
         let mut dependents_of = vec![Vec::new(); n];

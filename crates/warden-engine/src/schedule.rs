@@ -4,8 +4,8 @@
 use std::fmt;
 
 use crate::config::{
-    Config, LossPolicy, MultipleActive, NoQuorumPolicy, OpName, OpRole, OrderKind, ResourceSpec,
-    RuleScore, TargetRole,
+    ColocRef, Config, LossPolicy, MultipleActive, NoQuorumPolicy, OpName, OpRole, OrderKind,
+    ResourceSpec, RuleScore, TargetRole,
 };
 use crate::score::Score;
 use crate::state::{Effective, OpKey, ResourceState, Role, State};
@@ -428,8 +428,9 @@ pub fn schedule_with(
     let mut s = Scheduler::new(config, state, now, opts);
     s.fence_unclean_nodes();
     let mut plans: Vec<Plan> = vec![Plan::default(); config.resources().len()];
-    for &r in config.placement_order() {
+    for r in s.assignment_order() {
         plans[r] = s.plan(r, &plans);
+        plans[r].placed = true;
     }
     // A resource that migrates does not restart what is ordered after it; a migration that
     // orders make impossible is a stop and a start after all, which may restart others.
@@ -464,6 +465,9 @@ struct Plan {
     acts: bool,
     /// A clone: copies on several nodes.
     clone: bool,
+    /// Placed already (a resource colocated with one not placed yet, on a colocation loop,
+    /// does not see it).
+    placed: bool,
     /// Nodes to probe.
     probes: Vec<usize>,
     /// Nodes it runs on (reachable), and on unclean nodes waiting for fencing.
@@ -1698,19 +1702,23 @@ impl<'a> Scheduler<'a> {
     fn scores(&self, r: usize, live_active: &[usize], plans: &[Plan]) -> Vec<Score> {
         let config = self.config;
         let mut scores = self.base_scores(r, &self.eff, live_active);
-        for (i, s) in scores.iter_mut().enumerate() {
-            if s.is_minus_infinity() {
-                continue;
-            }
-            // Colocations: with the nodes the other resource will run (or be promoted)
-            // on; it was placed before.
-            for c in config.colocated_with(r).iter().filter(|c| !c.promoted) {
-                if plans[c.with].nodes_for(c.with_promoted).contains(&i) {
-                    *s = s.add(c.score);
-                } else if c.score == Score::INFINITY {
-                    *s = Score::MINUS_INFINITY;
-                }
-            }
+        // Colocations: with the nodes the other resource will run (or be promoted) on; it
+        // was placed before. The highest priority first, then clones.
+        let resources = config.resources();
+        let mut cons: Vec<&ColocRef> = config
+            .colocated_with(r)
+            .iter()
+            .filter(|c| !c.promoted)
+            .collect();
+        cons.sort_by_key(|c| {
+            (
+                std::cmp::Reverse(resources[c.with].meta.priority),
+                !resources[c.with].is_clone(),
+                !resources[c.with].is_promotable(),
+            )
+        });
+        for c in cons.into_iter().filter(|c| plans[c.with].placed) {
+            self.apply_colocation(&mut scores, c, plans[c.with].nodes_for(c.with_promoted));
         }
         // What is colocated with it pulls it (Pacemaker's merge of colocated node scores).
         if !config.resources()[r].is_clone() {
@@ -1721,6 +1729,34 @@ impl<'a> Scheduler<'a> {
             }
         }
         scores
+    }
+
+    /// One colocation of the resource being placed with `with` (placed on `on`), as
+    /// Pacemaker applies it: a mandatory one bans the nodes `with` is not on (all of them
+    /// when it is nowhere) and adds nothing where it is, so the resource's own preferences
+    /// still choose among those; an optional one adds its score where `with` is, and takes
+    /// it from every node when `with` (not a clone) runs nowhere. An optional one that
+    /// would leave no node allowed is not applied.
+    fn apply_colocation(&self, scores: &mut Vec<Score>, c: &ColocRef, on: &[usize]) {
+        let clone = self.config.resources()[c.with].is_clone() || c.with_promoted;
+        let mut work = scores.clone();
+        for (i, s) in work.iter_mut().enumerate() {
+            if on.is_empty() && !clone {
+                if c.score.value() > 0 {
+                    *s = s.add(Score::new(-c.score.value()));
+                }
+            } else if on.contains(&i) {
+                if c.score != Score::INFINITY {
+                    *s = s.add(c.score);
+                }
+            } else if c.score == Score::INFINITY {
+                *s = Score::MINUS_INFINITY;
+            }
+        }
+        let mandatory = c.score == Score::INFINITY || c.score == Score::MINUS_INFINITY;
+        if mandatory || work.iter().any(|s| s.value() >= 0) {
+            *scores = work;
+        }
     }
 
     /// Adds the node scores of `d` (a resource colocated with the one being placed), scaled by
@@ -1837,16 +1873,91 @@ impl<'a> Scheduler<'a> {
             .collect()
     }
 
+    /// The order resources are placed in, as Pacemaker's: the highest priority first, then
+    /// in configuration order, a group as one (by its first member's priority). Each
+    /// resource is placed after those it is colocated with (the highest priority, then
+    /// clones, first), so it sees where they go.
+    fn assignment_order(&self) -> Vec<usize> {
+        let config = self.config;
+        let resources = config.resources();
+        let mut group_of: Vec<Option<usize>> = vec![None; resources.len()];
+        let members: Vec<Vec<usize>> = config
+            .groups()
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                let m: Vec<usize> = group
+                    .resources
+                    .iter()
+                    .filter_map(|id| config.resource_index(id))
+                    .collect();
+                for &r in &m {
+                    group_of[r] = Some(g);
+                }
+                m
+            })
+            .collect();
+        let mut units: Vec<Vec<usize>> = Vec::new();
+        let mut group_done = vec![false; members.len()];
+        for (r, group) in group_of.iter().enumerate() {
+            match *group {
+                Some(g) if group_done[g] => {}
+                Some(g) => {
+                    group_done[g] = true;
+                    units.push(members[g].clone());
+                }
+                None => units.push(vec![r]),
+            }
+        }
+        let mut sorted: Vec<usize> = (0..units.len()).collect();
+        sorted.sort_by_key(|&u| std::cmp::Reverse(resources[units[u][0]].meta.priority));
+        let mut order = Vec::with_capacity(resources.len());
+        let mut seen = vec![false; resources.len()];
+        for u in sorted {
+            for &r in &units[u] {
+                self.assign_after_primaries(r, &mut seen, &mut order);
+            }
+        }
+        order
+    }
+
+    fn assign_after_primaries(&self, r: usize, seen: &mut [bool], order: &mut Vec<usize>) {
+        if seen[r] {
+            return;
+        }
+        seen[r] = true;
+        let resources = self.config.resources();
+        let mut primaries: Vec<usize> = self
+            .config
+            .colocated_with(r)
+            .iter()
+            .map(|c| c.with)
+            .collect();
+        primaries.sort_by_key(|&w| {
+            (
+                std::cmp::Reverse(resources[w].meta.priority),
+                !resources[w].is_clone(),
+                !resources[w].is_promotable(),
+            )
+        });
+        for w in primaries {
+            self.assign_after_primaries(w, seen, order);
+        }
+        order.push(r);
+    }
+
     /// Highest score wins; ties go to the node it runs on, then the least loaded, then the
     /// first in configuration order. A negative score means "cannot run here".
     fn choose(&self, scores: &[Score], live_active: &[usize]) -> Option<usize> {
         (0..scores.len())
             .filter(|&i| scores[i].value() >= 0)
             .min_by_key(|&i| {
+                let here = live_active.contains(&i);
                 (
                     std::cmp::Reverse(scores[i]),
-                    !live_active.contains(&i),
+                    !(here && scores[i].value() > 0),
                     self.nodes[i].load,
+                    !here,
                     i,
                 )
             })

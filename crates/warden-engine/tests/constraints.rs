@@ -294,7 +294,7 @@ fn serialize_never_runs_both_at_once() {
 }
 
 #[test]
-fn cycles_and_double_membership_are_refused() {
+fn order_cycles_and_double_membership_are_refused() {
     let base = || build(&["node1"]).resource(dummy("a")).resource(dummy("b"));
     let cfg = |b: Builder| {
         Config::new(b.cluster, b.nodes, vec![], b.resources, b.locations)
@@ -305,11 +305,6 @@ fn cycles_and_double_membership_are_refused() {
         .order("b", "a", OrderKind::Mandatory))
     .expect_err("cycle");
     assert_eq!(e.to_string(), "orders of a, b form a cycle");
-    let e = cfg(base()
-        .colocation("a", "b", Score::INFINITY)
-        .colocation("b", "a", Score::INFINITY))
-    .expect_err("cycle");
-    assert_eq!(e.to_string(), "colocations of a, b form a cycle");
     let e = cfg(base().group("g1", &["a", "b"]).group("g2", &["b"])).expect_err("two groups");
     assert_eq!(
         e.to_string(),
@@ -376,4 +371,83 @@ fn a_start_that_cannot_happen_is_listed_as_blocked_with_its_reason() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(lines, ["Start c ( node1 ) due to no quorum (blocked)"]);
+}
+
+#[test]
+fn a_colocation_loop_is_placed_as_pacemaker_places_it() {
+    // rsc1 with rsc2 with rsc3 with rsc1, all mandatory: Pacemaker's coloc-loop case. The
+    // loop is broken where placing starts; all three land on one node.
+    let config = build(&["node1", "node2", "node3"])
+        .resource(dummy("rsc1"))
+        .resource(dummy("rsc2"))
+        .resource(dummy("rsc3"))
+        .colocation("rsc1", "rsc2", Score::INFINITY)
+        .colocation("rsc2", "rsc3", Score::INFINITY)
+        .colocation("rsc3", "rsc1", Score::INFINITY)
+        .config();
+    let state = State::with_online_nodes(["node1", "node2", "node3"]);
+    let t = schedule(&config, &state, T0);
+    assert_eq!(
+        t.summary
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "Start rsc1 ( node1 )",
+            "Start rsc2 ( node1 )",
+            "Start rsc3 ( node1 )"
+        ]
+    );
+}
+
+#[test]
+fn equal_scores_go_to_the_least_loaded_node_before_the_current_one() {
+    // As Pacemaker's node sort: score, then (when the score is positive) the node it runs on,
+    // then the node with fewer resources placed, then the node it runs on, then the name.
+    let both_on_node1 = || {
+        build(&["node1", "node2"])
+            .resource(dummy("a"))
+            .resource(dummy("b"))
+            .location(loc("a", "node1", 10))
+            .location(loc("b", "node1", 10))
+            .world()
+    };
+    let mut w = both_on_node1();
+    assert_eq!(w.status(), ["a Started node1", "b Started node1"]);
+    // Without the preference and without stickiness both nodes score 0: a stays (its node
+    // breaks the tie between empty nodes), b goes where fewer resources are.
+    w.config = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .config();
+    assert_eq!(w.plan(), ["Move b ( node1 -> node2 )"]);
+    // With stickiness the node it runs on scores higher: both stay.
+    let mut w = both_on_node1();
+    let sticky = |id: &str| {
+        let mut r = dummy(id);
+        r.meta.resource_stickiness = Score::new(1);
+        r
+    };
+    w.config = build(&["node1", "node2"])
+        .resource(sticky("a"))
+        .resource(sticky("b"))
+        .config();
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+}
+
+#[test]
+fn a_mandatory_colocation_bans_other_nodes_and_leaves_the_choice_to_the_locations() {
+    // As Pacemaker: "with db, INFINITY" adds nothing where db is, so app's own preference
+    // (node3 over node2) still chooses among db's nodes. Adding INFINITY there would tie
+    // node2 and node3 and take node2, the first.
+    let mut db = dummy("db");
+    db.copies = Some(Copies::default());
+    let w = build(&["node1", "node2", "node3"])
+        .resource(db)
+        .resource(dummy("app"))
+        .location(loc("db", "node1", -1_000_000))
+        .location(loc("app", "node3", 100))
+        .colocation("app", "db", Score::INFINITY)
+        .world();
+    assert_eq!(w.status_of("app"), "app Started node3");
 }

@@ -200,6 +200,9 @@ struct Reader {
     resources: Vec<Table>,
     groups: Vec<Table>,
     fence: Vec<Table>,
+    /// Resources and fence devices in the order the CIB declares them, which is the order
+    /// the configuration keeps them in (Pacemaker places resources of equal priority in it).
+    written: Vec<(&'static str, usize)>,
     locations: Vec<Table>,
     colocations: Vec<Table>,
     orders: Vec<Table>,
@@ -268,6 +271,7 @@ impl Reader {
                     .find(|&ms| ms > 0)
                     .unwrap_or(0);
                 d.insert("monitor".into(), duration_value(monitor));
+                self.written.push(("fence_device", self.fence.len()));
                 self.fence.push(d);
                 self.stonith.insert(id.clone());
                 self.names.insert(id.clone(), id);
@@ -426,13 +430,18 @@ impl Reader {
         Some(o)
     }
 
+    fn push_resource(&mut self, t: Table) {
+        self.written.push(("resource", self.resources.len()));
+        self.resources.push(t);
+    }
+
     fn resources(&mut self, list: Node<'_, '_>) {
         for r in elements(list) {
             let id = r.attribute("id").unwrap_or("?").to_owned();
             match r.tag_name().name() {
                 "primitive" => {
                     if let Some(t) = self.primitive(r, &[]) {
-                        self.resources.push(t);
+                        self.push_resource(t);
                     }
                 }
                 "group" => {
@@ -444,7 +453,7 @@ impl Reader {
                             members.push(Value::String(
                                 t.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
                             ));
-                            self.resources.push(t);
+                            self.push_resource(t);
                         }
                     }
                     self.group_members.insert(
@@ -547,7 +556,7 @@ impl Reader {
         t.insert("meta".into(), Value::Table(m));
         let child_id = p.attribute("id").unwrap_or(id).to_owned();
         self.names.insert(id.to_owned(), child_id);
-        self.resources.push(t);
+        self.push_resource(t);
     }
 
     /// The Warden resource a constraint's reference names, or why not.
@@ -1151,6 +1160,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         resources: Vec::new(),
         groups: Vec::new(),
         fence: Vec::new(),
+        written: Vec::new(),
         locations: Vec::new(),
         colocations: Vec::new(),
         orders: Vec::new(),
@@ -1270,6 +1280,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
             nodes.push(name.to_owned());
         }
     }
+    // Pacemaker breaks ties between equal nodes by name; Warden by configuration order.
+    nodes.sort();
     r.nodes = nodes.iter().cloned().collect();
     if let Some(list) = child(conf, "resources") {
         r.resources(list);
@@ -1322,10 +1334,25 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         })
         .collect();
     top.insert("node".into(), Value::Array(node_tables));
-    let fence = std::mem::take(&mut r.fence);
+    // Resources and fence devices, in the CIB's order.
+    let mut placed: Vec<(&str, Table)> = Vec::new();
+    let mut resources: Vec<Option<Table>> = r.resources.drain(..).map(Some).collect();
+    let mut fence: Vec<Option<Table>> = r.fence.drain(..).map(Some).collect();
+    for &(key, i) in &r.written {
+        let list = if key == "resource" {
+            &mut resources
+        } else {
+            &mut fence
+        };
+        if let Some(t) = list.get_mut(i).and_then(Option::take) {
+            placed.push((key, t));
+        }
+    }
+    // What was never declared (the stand-in fence device) goes first.
+    for t in fence.into_iter().flatten() {
+        placed.insert(0, ("fence_device", t));
+    }
     for (key, list) in [
-        ("fence_device", fence),
-        ("resource", std::mem::take(&mut r.resources)),
         ("group", std::mem::take(&mut r.groups)),
         ("location", std::mem::take(&mut r.locations)),
         ("colocation", std::mem::take(&mut r.colocations)),
@@ -1349,6 +1376,12 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         let _ = writeln!(text, "# Ignored, as Pacemaker ignores it: {s}");
     }
     text.push_str(&toml::to_string(&top).context("writing the configuration")?);
+    for (key, t) in placed {
+        let mut one = Table::new();
+        one.insert(key.into(), Value::Array(vec![Value::Table(t)]));
+        text.push('\n');
+        text.push_str(&toml::to_string(&one).context("writing the configuration")?);
+    }
 
     // The status.
     let time = cib
@@ -1773,6 +1806,23 @@ mod tests {
             .op(OpName::Start, std::time::Duration::ZERO)
             .expect("start");
         assert_eq!(start.timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn resources_and_fence_devices_keep_the_cibs_order_and_nodes_go_by_name() {
+        let xml = r#"<cib><configuration><crm_config/>
+  <nodes><node id="2" uname="n2"/><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="fence" class="stonith" type="fence_dummy"/>
+    <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources><constraints/></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let ids: Vec<&str> = l.engine.resources().iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "fence", "b"]);
+        assert_eq!(l.engine.nodes(), ["n1", "n2"]);
     }
 
     #[test]

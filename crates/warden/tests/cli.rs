@@ -1063,10 +1063,10 @@ fn story_promotable_three_nodes_primary_node_lost() {
               db promotion score on node1: 105
               db promotion score on node2: 6
               db promotion score on node3: 5
-              vip allocation score on node1: INFINITY
+              vip allocation score on node1: 0
               vip allocation score on node2: -INFINITY
               vip allocation score on node3: -INFINITY
-              app allocation score on node1: INFINITY
+              app allocation score on node1: 0
               app allocation score on node2: -INFINITY
               app allocation score on node3: -INFINITY
 

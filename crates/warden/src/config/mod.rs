@@ -331,6 +331,10 @@ fn root_of(
         res.declared.insert(device.name.clone(), at.clone());
         res.specs.push(spec);
     }
+    // Resources and fence devices are placed in the order the file declares them (after
+    // priority), as Pacemaker places them in the CIB's order.
+    res.specs
+        .sort_by_key(|s| res.declared.get(&s.id).map_or(usize::MAX, |at| at.start));
     let mut cons = constraints::constraints(r, top);
     let ups = upstreams::upstreams(r, top);
     let upstream_names: Vec<&str> = ups.list.iter().map(|u| u.name.as_str()).collect();
@@ -745,6 +749,27 @@ ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
             "here"
         );
         assert_eq!(data_dir_in("[[[x\n"), DEFAULT_DATA_DIR);
+    }
+
+    #[test]
+    fn resources_and_fence_devices_are_placed_in_the_order_declared() {
+        let l = ok(r#"
+[[node]]
+name = "n1"
+[[resource]]
+id = "first"
+class = "process"
+command = ["sleep", "1000"]
+[[fence_device]]
+name = "ipmi"
+agent = "fence_ipmilan"
+[[resource]]
+id = "last"
+class = "process"
+command = ["sleep", "1000"]
+"#);
+        let ids: Vec<&str> = l.engine.resources().iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["first", "ipmi", "last"]);
     }
 
     #[test]
