@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, bail};
 use roxmltree::{Document, Node};
 use toml::{Table, Value};
-use warden_engine::{Event, OpKey, OpName, OpResult, State, Time, apply, rc};
+use warden_engine::{Event, OpKey, OpName, OpResult, OpRole, State, Time, apply, rc};
 
 /// What an import gives.
 #[derive(Debug)]
@@ -1550,13 +1550,19 @@ fn state_of(
                 if config.resource(id).is_none() {
                     continue;
                 }
+                // A history without call ids (older Pacemakers wrote some) is in the order
+                // written, as Pacemaker reads it; otherwise an operation without one is pending.
+                let written = elements(lr)
+                    .filter(|c| c.has_tag_name("lrm_rsc_op"))
+                    .all(|o| o.attribute("call-id").is_none());
                 let mut ops: Vec<(i64, Node<'_, '_>)> = elements(lr)
                     .filter(|c| c.has_tag_name("lrm_rsc_op"))
-                    .map(|o| {
+                    .enumerate()
+                    .map(|(i, o)| {
                         let call = o
                             .attribute("call-id")
                             .and_then(|c| c.parse::<i64>().ok())
-                            .unwrap_or(-1);
+                            .unwrap_or(if written { i as i64 } else { -1 });
                         (call, o)
                     })
                     .collect();
@@ -1615,6 +1621,35 @@ fn state_of(
                         "7" => code = rc::ERR_CONFIGURED,
                         _ => {}
                     }
+                    let at = t.unwrap_or(Time::from_millis(0));
+                    // A recurring monitor where the history holds no start (Pacemaker keeps
+                    // only the last operations, and rebuilds histories after a restart) says
+                    // it was running there, as Pacemaker reads it: as a probe that found it,
+                    // then the monitor's own result (a failure fails the running copy).
+                    let active = state
+                        .resource(id)
+                        .and_then(|rs| rs.nodes.get(node))
+                        .is_some_and(|on| on.role.is_active());
+                    let stopped_role = config.resource(id).is_some_and(|spec| {
+                        spec.monitor_role(std::time::Duration::from_millis(interval))
+                            == OpRole::Stopped
+                    });
+                    if op_name == OpName::Monitor && interval > 0 && !active && !stopped_role {
+                        let found = if matches!(code, rc::RUNNING_PROMOTED | rc::FAILED_PROMOTED) {
+                            rc::RUNNING_PROMOTED
+                        } else {
+                            rc::OK
+                        };
+                        let probe = Event::OpResult(OpResult {
+                            resource: id.to_owned(),
+                            node: node.to_owned(),
+                            op: OpKey::probe(),
+                            rc: found,
+                            exit_reason: String::new(),
+                            digest: None,
+                        });
+                        let _ = apply(config, &mut state, &probe, at);
+                    }
                     let ev = Event::OpResult(OpResult {
                         resource: id.to_owned(),
                         node: node.to_owned(),
@@ -1626,7 +1661,6 @@ fn state_of(
                         exit_reason: reason,
                         digest: None,
                     });
-                    let at = t.unwrap_or(Time::from_millis(0));
                     let _ = apply(config, &mut state, &ev, at);
                 }
             }
@@ -1806,6 +1840,29 @@ mod tests {
             .op(OpName::Start, std::time::Duration::ZERO)
             .expect("start");
         assert_eq!(start.timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_recurring_monitor_without_a_start_in_the_history_says_where_it_ran() {
+        // Pacemaker's monitor-onfail-stop: the history holds the failed monitor (call 4) and
+        // the monitor itself (call 7), no start. It ran there and failed; on-fail=stop.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="A" class="ocf" provider="heartbeat" type="Dummy">
+    <operations><op id="m" name="monitor" interval="20s" on-fail="stop"/></operations>
+  </primitive></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="A_monitor_20000" operation="monitor" call-id="7" rc-code="0" op-status="0" interval="20000"/>
+      <lrm_rsc_op id="A_last_failure_0" operation="monitor" call-id="4" rc-code="7" op-status="0" interval="20000"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let state = i.state.expect("a state");
+        let on = &state.resources["A"].nodes["n1"];
+        assert_eq!(on.role, warden_engine::Role::Started);
+        assert!(on.failed && on.stop_on_fail, "{on:?}");
     }
 
     #[test]
