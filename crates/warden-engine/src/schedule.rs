@@ -225,6 +225,9 @@ pub enum Change {
         reason: Option<StopReason>,
         /// A copy of a promotable resource: the role it stops in (`Promoted`, `Unpromoted`).
         role: Option<&'static str>,
+        /// The stop cannot happen: what must stop before it cannot (crm_simulate's
+        /// `(blocked)`); it keeps running.
+        blocked: bool,
     },
     /// A failed resource restarted in place (`from == to`) or elsewhere.
     Recover {
@@ -296,18 +299,25 @@ impl fmt::Display for Change {
                 node,
                 reason,
                 role,
+                blocked,
             } => {
                 match role {
                     Some(role) => write!(f, "Stop {resource} ( {role} {node} )")?,
                     None => write!(f, "Stop {resource} ( {node} )")?,
                 }
                 match reason {
-                    Some(StopReason::NodeAvailability) => f.write_str(" due to node availability"),
-                    Some(StopReason::NoQuorum) => f.write_str(" due to no quorum"),
-                    Some(StopReason::Order(why)) => write!(f, " due to {why}"),
-                    Some(StopReason::CrashLoop) => f.write_str(" due to crash loop"),
-                    None => Ok(()),
+                    Some(StopReason::NodeAvailability) => {
+                        f.write_str(" due to node availability")?
+                    }
+                    Some(StopReason::NoQuorum) => f.write_str(" due to no quorum")?,
+                    Some(StopReason::Order(why)) => write!(f, " due to {why}")?,
+                    Some(StopReason::CrashLoop) => f.write_str(" due to crash loop")?,
+                    None => {}
                 }
+                if *blocked {
+                    f.write_str(" (blocked)")?;
+                }
+                Ok(())
             }
             // As crm_simulate details a copy of a promotable resource: with its roles.
             Change::Recover {
@@ -444,6 +454,7 @@ pub fn schedule_with(
             break;
         }
     }
+    s.block_stops(&mut plans);
     s.emit(&plans);
     for &r in config.placement_order() {
         if plans[r].clone {
@@ -510,6 +521,10 @@ struct Plan {
     /// A stopped primitive that would start on this node but cannot, and why (the summary's
     /// `(blocked)` line).
     blocked: Option<(usize, String)>,
+    /// Stops that cannot happen because what must stop first cannot (a failed, blocked
+    /// resource ordered after it), and why it would have stopped: it stays where it runs.
+    blocked_stops: Vec<usize>,
+    blocked_stop_reason: Option<StopReason>,
     /// Nodes where it restarts because an operator asked (for it, or for what it is
     /// colocated with).
     requested: Vec<usize>,
@@ -1257,6 +1272,50 @@ impl<'a> Scheduler<'a> {
                         }
                     }
                 }
+            }
+            if !changed {
+                return;
+            }
+        }
+    }
+
+    /// Symmetric mandatory orders stop `then` before `first`: when `then` cannot stop (failed
+    /// and blocked where it runs, or held by such a resource itself), `first` cannot stop
+    /// either and keeps running; the summary lists its stop as `(blocked)`. Repeated along
+    /// chains (groups included); a plan only ever turns to staying, so this ends.
+    fn block_stops(&self, plans: &mut [Plan]) {
+        let config = self.config;
+        loop {
+            let mut changed = false;
+            for (k, o) in config.orders().iter().enumerate() {
+                if o.kind != OrderKind::Mandatory || !o.symmetric || config.interleaved(k) {
+                    continue;
+                }
+                let (Some(f), Some(t)) = (
+                    config.resource_index(&o.first),
+                    config.resource_index(&o.then),
+                ) else {
+                    continue;
+                };
+                let held = {
+                    let then = &plans[t];
+                    !then.live_active.is_empty() && (then.stuck || !then.blocked_stops.is_empty())
+                };
+                let first = &plans[f];
+                if !held || !first.acts || first.stops.is_empty() || !first.blocked_stops.is_empty()
+                {
+                    continue;
+                }
+                let reason = self.stop_reason(first);
+                let first = &mut plans[f];
+                first.blocked_stops = first.stops.clone();
+                first.blocked_stop_reason = reason;
+                first.targets = first.live_active.clone();
+                first.promoted = first.promoted_now.clone();
+                first.restart.clear();
+                first.migrate = None;
+                first.derive();
+                changed = true;
             }
             if !changed {
                 return;
@@ -2091,6 +2150,7 @@ impl<'a> Scheduler<'a> {
                     node,
                     reason: self.stop_reason(p),
                     role: role(was_promoted),
+                    blocked: false,
                 }
             } else if start && promote {
                 Change::Promote {
@@ -2120,6 +2180,18 @@ impl<'a> Scheduler<'a> {
     /// The summary line(s) of one resource's plan.
     fn summarize(&mut self, r: usize, p: &Plan) {
         if !p.acts {
+            return;
+        }
+        if !p.blocked_stops.is_empty() {
+            for &i in &p.blocked_stops {
+                self.out.summary.push(Change::Stop {
+                    resource: self.config.resources()[r].id.clone(),
+                    node: self.config.nodes()[i].clone(),
+                    reason: p.blocked_stop_reason.clone(),
+                    role: None,
+                    blocked: true,
+                });
+            }
             return;
         }
         let names = self.config.nodes();
@@ -2188,6 +2260,7 @@ impl<'a> Scheduler<'a> {
                 node: name(f),
                 reason: self.stop_reason(p),
                 role: None,
+                blocked: false,
             },
             (many, target) => {
                 // Active on several nodes: placed nowhere, each copy stops for that reason.
@@ -2203,6 +2276,7 @@ impl<'a> Scheduler<'a> {
                             node: name(f),
                             reason: reason.clone(),
                             role: None,
+                            blocked: false,
                         });
                     }
                 }

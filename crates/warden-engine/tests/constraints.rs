@@ -451,3 +451,46 @@ fn a_mandatory_colocation_bans_other_nodes_and_leaves_the_choice_to_the_location
         .world();
     assert_eq!(w.status_of("app"), "app Started node3");
 }
+
+#[test]
+fn a_stop_that_must_wait_for_a_blocked_stop_is_listed_as_blocked_and_not_run() {
+    // a then b (mandatory, symmetric): b stops before a. b's stop failed without fencing,
+    // so b is blocked where it runs; a, asked to stop, cannot (Pacemaker's unmanaged-stop-1).
+    let mut w = build(&["node1"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .order("a", "b", OrderKind::Mandatory)
+        .world();
+    assert_eq!(w.status(), ["a Started node1", "b Started node1"]);
+    w.op(
+        "b",
+        "node1",
+        OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        },
+        rc::ERR_GENERIC,
+    );
+    let mut a = dummy("a");
+    a.meta.target_role = TargetRole::Stopped;
+    w.config = build(&["node1"])
+        .resource(a)
+        .resource(dummy("b"))
+        .order("a", "b", OrderKind::Mandatory)
+        .config();
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        t.summary
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["Stop a ( node1 ) due to node availability (blocked)"]
+    );
+    assert!(
+        !t.actions
+            .iter()
+            .any(|x| matches!(&x.kind, ActionKind::Stop { resource, .. } if resource == "a")),
+        "{:?}",
+        t.actions
+    );
+}
