@@ -61,7 +61,12 @@ fn nvpairs(
         }
         for p in elements(s).filter(|c| c.has_tag_name("nvpair")) {
             if let (Some(k), Some(v)) = (p.attribute("name"), p.attribute("value")) {
-                out.push((k.to_owned(), v.to_owned()));
+                // `#default` unsets it: the default applies, as Pacemaker reads it.
+                if v == "#default" {
+                    out.retain(|(name, _)| name != k);
+                } else {
+                    out.push((k.to_owned(), v.to_owned()));
+                }
             }
         }
     }
@@ -1957,6 +1962,20 @@ mod tests {
         assert_eq!(plan("true"), ["Stop old ( n1 ) due to node availability"]);
         // Pacemaker leaves orphans alone when told to.
         assert!(plan("false").is_empty());
+    }
+
+    #[test]
+    fn a_value_of_default_unsets_the_attribute() {
+        let xml = r#"<primitive id="r"><meta_attributes id="m">
+  <nvpair id="a" name="target-role" value="Stopped"/>
+  <nvpair id="b" name="target-role" value="#default"/>
+  <nvpair id="c" name="priority" value="3"/>
+</meta_attributes></primitive>"#;
+        let doc = Document::parse(xml).expect("xml");
+        let mut skip = Vec::new();
+        let pairs = nvpairs(doc.root_element(), "meta_attributes", "r", &mut skip);
+        assert_eq!(pairs, [("priority".to_owned(), "3".to_owned())]);
+        assert!(skip.is_empty(), "{skip:?}");
     }
 
     #[test]
