@@ -1966,11 +1966,11 @@ mod tests {
 
     #[test]
     fn a_value_of_default_unsets_the_attribute() {
-        let xml = r#"<primitive id="r"><meta_attributes id="m">
+        let xml = r##"<primitive id="r"><meta_attributes id="m">
   <nvpair id="a" name="target-role" value="Stopped"/>
   <nvpair id="b" name="target-role" value="#default"/>
   <nvpair id="c" name="priority" value="3"/>
-</meta_attributes></primitive>"#;
+</meta_attributes></primitive>"##;
         let doc = Document::parse(xml).expect("xml");
         let mut skip = Vec::new();
         let pairs = nvpairs(doc.root_element(), "meta_attributes", "r", &mut skip);
