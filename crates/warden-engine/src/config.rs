@@ -21,6 +21,8 @@ pub struct ClusterOptions {
     pub no_quorum_policy: NoQuorumPolicy,
     /// When false, resources run only where a location constraint allows them (opt-in cluster).
     pub symmetric: bool,
+    /// How nodes' capacities and resources' utilization weigh in placement.
+    pub placement_strategy: PlacementStrategy,
 }
 
 impl Default for ClusterOptions {
@@ -30,6 +32,7 @@ impl Default for ClusterOptions {
             start_failure_is_fatal: true,
             no_quorum_policy: NoQuorumPolicy::Stop,
             symmetric: true,
+            placement_strategy: PlacementStrategy::Default,
         }
     }
 }
@@ -72,6 +75,21 @@ keyword_enum!(
         Freeze = "freeze",
         Ignore = "ignore",
         Demote = "demote",
+    }
+);
+
+keyword_enum!(
+    /// How nodes' capacities (`utilization` of a node) and what resources use (`utilization`
+    /// of a resource) weigh in placement, as Pacemaker's `placement-strategy`.
+    PlacementStrategy {
+        /// Utilization is not looked at.
+        Default = "default",
+        /// A resource goes only where the remaining capacity holds what it uses.
+        Utilization = "utilization",
+        /// As `utilization`, and ties go by node order, not by load (fewest nodes used).
+        Minimal = "minimal",
+        /// As `utilization`, and ties go to the node with the most capacity left.
+        Balanced = "balanced",
     }
 );
 
@@ -431,6 +449,9 @@ pub struct ResourceSpec {
     /// Its agent offers `reload-agent`: the parameters it can change without a restart
     /// (from the agent's meta-data; None: every change restarts).
     pub reloadable: Option<Vec<String>>,
+    /// What it uses of a node's capacity, by name (`cpu`, `memory`, ...), when a placement
+    /// strategy other than `default` is set.
+    pub utilization: Vec<(String, i64)>,
 }
 
 /// How a clone runs: up to `clone_max` copies, at most one per node; when promotable, at
@@ -490,6 +511,7 @@ impl ResourceSpec {
             ops: Vec::new(),
             copies: None,
             reloadable: None,
+            utilization: Vec::new(),
         }
     }
 
@@ -837,6 +859,8 @@ pub struct Config {
     rule_locations_of: Vec<Vec<usize>>,
     /// Per node: its attributes from the file (rules read them; the state's override them).
     node_attributes: Vec<Vec<(String, String)>>,
+    /// Per node: its capacities (`utilization`), by name.
+    node_capacity: Vec<Vec<(String, i64)>>,
     /// Resources with monitors of the stopped role, by index.
     stopped_monitored: Vec<usize>,
     /// Per resource: its definition digest and restart digest ([`ResourceSpec::digest`]).
@@ -990,6 +1014,7 @@ impl Config {
             rule_locations: Vec::new(),
             rule_locations_of: vec![Vec::new(); n],
             node_attributes: vec![Vec::new(); node_count],
+            node_capacity: vec![Vec::new(); node_count],
             digests,
             stopped_monitored,
             colocated_with: vec![Vec::new(); n],
@@ -1157,7 +1182,10 @@ impl Config {
         )?
         .with_tickets(self.tickets.clone())?
         .with_rule_locations(self.rule_locations.clone())
-        .map(|c| c.with_node_attributes(self.node_attributes.clone()))
+        .map(|c| {
+            c.with_node_attributes(self.node_attributes.clone())
+                .with_node_capacity(self.node_capacity.clone())
+        })
     }
 
     /// Adds locations whose nodes rules pick. Refuses unknown resources and a `promoted`
@@ -1190,6 +1218,18 @@ impl Config {
         attrs.resize(self.nodes.len(), Vec::new());
         self.node_attributes = attrs;
         self
+    }
+
+    /// Sets the nodes' capacities, by node index (missing nodes have none).
+    pub fn with_node_capacity(mut self, mut capacity: Vec<Vec<(String, i64)>>) -> Config {
+        capacity.resize(self.nodes.len(), Vec::new());
+        self.node_capacity = capacity;
+        self
+    }
+
+    /// Node number `i`'s capacities.
+    pub fn node_capacity(&self, i: usize) -> &[(String, i64)] {
+        self.node_capacity.get(i).map_or(&[], Vec::as_slice)
     }
 
     pub fn rule_locations(&self) -> &[RuleLocation] {

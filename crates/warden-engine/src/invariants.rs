@@ -344,3 +344,31 @@ fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), St
 fn reaches(t: &Transition, later: usize, earlier: usize) -> bool {
     ancestors(t, later).contains(&earlier)
 }
+
+/// Whether resource `id` may stay where it runs whatever the scheduler wants: blocked there
+/// (a failed operation with `block`), or held by such a resource, since a symmetric mandatory
+/// order stops `then` before `first` and a `then` that cannot stop keeps `first` running.
+pub fn blocked_or_held(config: &Config, state: &State, id: &str) -> bool {
+    let mut seen = vec![id.to_owned()];
+    let mut k = 0;
+    while k < seen.len() {
+        let r = seen[k].clone();
+        k += 1;
+        if state
+            .resource(&r)
+            .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked))
+        {
+            return true;
+        }
+        for o in config.orders() {
+            if o.first == r
+                && o.kind == OrderKind::Mandatory
+                && o.symmetric
+                && !seen.contains(&o.then)
+            {
+                seen.push(o.then.clone());
+            }
+        }
+    }
+    false
+}

@@ -23,11 +23,12 @@ pub use apply::{
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, FenceAgent,
     FenceDevice, FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive,
-    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order, OrderKind, ProcessSpec, Requires,
-    ResourceSpec, RuleLocation, RuleScore, TargetRole, TicketAction, TicketConstraint,
+    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order, OrderKind, PlacementStrategy,
+    ProcessSpec, Requires, ResourceSpec, RuleLocation, RuleScore, TargetRole, TicketAction,
+    TicketConstraint,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
-pub use invariants::check_transition;
+pub use invariants::{blocked_or_held, check_transition};
 pub use progress::{Progress, Step};
 pub use rule::{AttrOp, DateExpr, Rule, ValueKind, parse_date};
 pub use schedule::{
@@ -39,6 +40,7 @@ pub use state::{
     Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State, TicketState,
 };
 pub use status::{
-    FailedAction, ResourceStatus, failed_actions, node_attributes, node_groups, resource_status,
+    FailedAction, ResourceStatus, failed_actions, node_attributes, node_groups, node_utilization,
+    resource_status,
 };
 pub use time::{Civil, Time, millis};

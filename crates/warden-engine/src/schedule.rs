@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::config::{
     ColocRef, Config, LossPolicy, MultipleActive, NoQuorumPolicy, OpName, OpRole, OrderKind,
-    ResourceSpec, RuleScore, TargetRole,
+    PlacementStrategy, ResourceSpec, RuleScore, TargetRole,
 };
 use crate::score::Score;
 use crate::state::{Effective, OpKey, ResourceState, Role, State};
@@ -620,6 +620,9 @@ struct NodeView {
     standby: bool,
     /// Resources placed here so far in this run: the tie-break after score.
     load: u32,
+    /// Capacity left after what was placed here so far (placement strategies other than
+    /// `default`), by name.
+    remaining: Vec<(String, i64)>,
     fence: Option<ActionId>,
     /// Why it is fenced (when `unclean`).
     fence_reason: String,
@@ -682,12 +685,19 @@ impl Emitted {
 impl<'a> Scheduler<'a> {
     fn new(config: &'a Config, state: &'a State, now: Time, opts: ScheduleOptions) -> Self {
         let fencing = config.fencing_enabled();
+        let capacities = config.cluster.placement_strategy != PlacementStrategy::Default;
         let mut nodes: Vec<NodeView> = config
             .nodes()
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 let ns = state.node(n);
                 NodeView {
+                    remaining: if capacities {
+                        config.node_capacity(i).to_vec()
+                    } else {
+                        Vec::new()
+                    },
                     online: ns.is_some_and(|s| s.online),
                     unclean: fencing && ns.is_some_and(|s| s.unclean.is_some()),
                     standby: ns.is_some_and(|s| s.standby || s.shutdown),
@@ -851,7 +861,7 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .enumerate()
                 .any(|(i, e)| e.blocked && e.failed && !self.nodes[i].unclean);
-            return self.stays(p);
+            return self.stays(r, p);
         }
         // Probe wherever we do not know the state.
         p.probes = all
@@ -880,7 +890,7 @@ impl<'a> Scheduler<'a> {
             || tickets.frozen
             || (multiple && meta.multiple_active == MultipleActive::Block)
         {
-            return self.stays(p);
+            return self.stays(r, p);
         }
         p.acts = true;
 
@@ -905,7 +915,11 @@ impl<'a> Scheduler<'a> {
             // One copy per node, best scores first, at most clone_max, counting the copies
             // on nodes waiting to be fenced (they may still run).
             let max = pr.clone_max.map_or(node_names.len(), |c| c as usize);
-            let mut cand: Vec<usize> = all.clone().filter(|&i| scores[i].value() >= 0).collect();
+            let own = &spec.utilization;
+            let mut cand: Vec<usize> = all
+                .clone()
+                .filter(|&i| scores[i].value() >= 0 && self.has_capacity(i, own))
+                .collect();
             cand.sort_by_key(|&i| {
                 (
                     std::cmp::Reverse(scores[i]),
@@ -918,7 +932,16 @@ impl<'a> Scheduler<'a> {
             cand.sort_unstable();
             cand
         } else {
-            self.choose(&scores, &p.live_active).into_iter().collect()
+            let prefer = self.ban_insufficient_capacity(r, &mut scores, plans);
+            let best = self.choose(&scores, &p.live_active);
+            // The node with the most capacity left, when none holds it and what is colocated
+            // with it, as long as it scores as well as the best.
+            match (prefer, best) {
+                (Some(n), Some(b)) if scores[n] >= scores[b] && scores[n].value() >= 0 => {
+                    vec![n]
+                }
+                _ => best.into_iter().collect(),
+            }
         };
         // Without quorum under "freeze", nothing starts where it does not already run.
         if quorum == NoQuorumPolicy::Freeze {
@@ -1052,7 +1075,7 @@ impl<'a> Scheduler<'a> {
             .filter(|&i| self.eff[i].demote_failed)
             .collect();
         for &t in &p.targets {
-            self.nodes[t].load += 1;
+            self.place_on(r, t);
         }
         if let Some(pr) = spec.promotable() {
             let frozen = quorum == NoQuorumPolicy::Freeze;
@@ -1167,9 +1190,9 @@ impl<'a> Scheduler<'a> {
 
     /// The plan of a resource that does not act: it stays where it is, as far as the others
     /// are concerned.
-    fn stays(&mut self, mut p: Plan) -> Plan {
+    fn stays(&mut self, r: usize, mut p: Plan) -> Plan {
         for &i in &p.live_active {
-            self.nodes[i].load += 1;
+            self.place_on(r, i);
         }
         p.targets = p.live_active.clone();
         p.promoted = p.promoted_now.clone();
@@ -1970,6 +1993,33 @@ impl<'a> Scheduler<'a> {
         }
         let mut sorted: Vec<usize> = (0..units.len()).collect();
         sorted.sort_by_key(|&u| std::cmp::Reverse(resources[units[u][0]].meta.priority));
+        if config.cluster.placement_strategy != PlacementStrategy::Default {
+            // With utilization, as Pacemaker sorts them then: what has the higher score where
+            // it runs first (what runs before what does not), then the higher score on the
+            // first node (most capacity first under `balanced`) where they differ.
+            let mut nodes: Vec<usize> = (0..config.nodes().len()).collect();
+            if config.cluster.placement_strategy == PlacementStrategy::Balanced {
+                nodes.sort_by(|&a, &b| self.compare_capacities(a, b).then(a.cmp(&b)));
+            }
+            let keys: Vec<(Score, Vec<Score>)> = units
+                .iter()
+                .map(|unit| {
+                    let base = self.dependent_base(unit[0]);
+                    let current = unit
+                        .iter()
+                        .find_map(|&m| self.running_on(m))
+                        .map_or(Score::MINUS_INFINITY, |i| base[i]);
+                    (current, nodes.iter().map(|&i| base[i]).collect())
+                })
+                .collect();
+            sorted.sort_by(|&a, &b| {
+                let pa = resources[units[a][0]].meta.priority;
+                let pb = resources[units[b][0]].meta.priority;
+                pb.cmp(&pa)
+                    .then(keys[b].0.cmp(&keys[a].0))
+                    .then_with(|| keys[b].1.cmp(&keys[a].1))
+            });
+        }
         let mut order = Vec::with_capacity(resources.len());
         let mut seen = vec![false; resources.len()];
         for u in sorted {
@@ -1978,6 +2028,17 @@ impl<'a> Scheduler<'a> {
             }
         }
         order
+    }
+
+    /// The first reachable node where resource `r` is active now.
+    fn running_on(&self, r: usize) -> Option<usize> {
+        let spec = &self.config.resources()[r];
+        let rs = self.state.resource(&spec.id)?;
+        self.config.nodes().iter().enumerate().find_map(|(i, n)| {
+            let on = rs.nodes.get(n)?;
+            (on.effective(&spec.meta, self.now).role.is_active() && self.nodes[i].reachable())
+                .then_some(i)
+        })
     }
 
     fn assign_after_primaries(&self, r: usize, seen: &mut [bool], order: &mut Vec<usize>) {
@@ -2005,20 +2066,155 @@ impl<'a> Scheduler<'a> {
         order.push(r);
     }
 
+    /// Resource `r` is placed on node `i`: one more resource there, and (placement strategies
+    /// other than `default`) less capacity left.
+    fn place_on(&mut self, r: usize, i: usize) {
+        let node = &mut self.nodes[i];
+        node.load += 1;
+        if self.config.cluster.placement_strategy == PlacementStrategy::Default {
+            return;
+        }
+        for (name, used) in &self.config.resources()[r].utilization {
+            match node.remaining.iter_mut().find(|(n, _)| n == name) {
+                Some((_, left)) => *left = left.saturating_sub(*used),
+                None => node.remaining.push((name.clone(), used.saturating_neg())),
+            }
+        }
+    }
+
+    /// What node `i` has left of capacity `name` (none: 0).
+    fn remaining(&self, i: usize, name: &str) -> i64 {
+        self.nodes[i]
+            .remaining
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// Whether node `i` has the capacity left for `need` (always, under `default`).
+    fn has_capacity(&self, i: usize, need: &[(String, i64)]) -> bool {
+        self.config.cluster.placement_strategy == PlacementStrategy::Default
+            || need.iter().all(|(n, v)| self.remaining(i, n) >= *v)
+    }
+
+    /// Pacemaker's comparison of two nodes' capacity left: by how many capacities one has
+    /// more of than the other. Less means `a` has more left.
+    fn compare_capacities(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        let mut result = 0i32;
+        let names = self.nodes[a]
+            .remaining
+            .iter()
+            .chain(&self.nodes[b].remaining)
+            .map(|(n, _)| n.as_str())
+            .collect::<std::collections::BTreeSet<&str>>();
+        for n in names {
+            match self.remaining(a, n).cmp(&self.remaining(b, n)) {
+                std::cmp::Ordering::Greater => result -= 1,
+                std::cmp::Ordering::Less => result += 1,
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+        result.cmp(&0)
+    }
+
+    /// Bans the nodes without the capacity left for resource `r` (placement strategies other
+    /// than `default`), as Pacemaker: for `r` and what is colocated with it (mandatory, both
+    /// ways, not placed yet) together when some node holds them all; else for `r` alone, and
+    /// then the node with the most capacity left is preferred.
+    fn ban_insufficient_capacity(
+        &self,
+        r: usize,
+        scores: &mut [Score],
+        plans: &[Plan],
+    ) -> Option<usize> {
+        let config = self.config;
+        if config.cluster.placement_strategy == PlacementStrategy::Default {
+            return None;
+        }
+        let resources = config.resources();
+        // What goes with r: mandatory colocations either way, not placed yet.
+        let mut with = vec![r];
+        let mut k = 0;
+        while k < with.len() {
+            let x = with[k];
+            k += 1;
+            let primaries = config
+                .colocated_with(x)
+                .iter()
+                .filter(|c| c.score == Score::INFINITY && !c.promoted && !c.with_promoted)
+                .map(|c| c.with);
+            let dependents = config
+                .dependents_of(x)
+                .iter()
+                .filter(|&&(d, score)| {
+                    // A clone cannot tell where a primitive colocated with it goes.
+                    score == Score::INFINITY
+                        && (!resources[x].is_clone() || resources[d].is_clone())
+                })
+                .map(|&(d, _)| d);
+            for y in primaries.chain(dependents).collect::<Vec<_>>() {
+                if !with.contains(&y) && !plans[y].placed {
+                    with.push(y);
+                }
+            }
+        }
+        let mut sum: Vec<(String, i64)> = Vec::new();
+        for &x in &with {
+            for (name, used) in &resources[x].utilization {
+                match sum.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, v)) => *v = v.saturating_add(*used),
+                    None => sum.push((name.clone(), *used)),
+                }
+            }
+        }
+        let available: Vec<usize> = (0..scores.len())
+            .filter(|&i| scores[i].value() >= 0)
+            .collect();
+        let any = available.iter().any(|&i| self.has_capacity(i, &sum));
+        let (need, prefer) = if any {
+            (&sum, None)
+        } else {
+            let most = available.iter().copied().reduce(|m, i| {
+                if self.compare_capacities(i, m).is_lt() {
+                    i
+                } else {
+                    m
+                }
+            });
+            (&resources[r].utilization, most)
+        };
+        for &i in &available {
+            if !self.has_capacity(i, need) {
+                scores[i] = Score::MINUS_INFINITY;
+            }
+        }
+        prefer
+    }
+
     /// Highest score wins; ties go to the node it runs on, then the least loaded, then the
     /// first in configuration order. A negative score means "cannot run here".
     fn choose(&self, scores: &[Score], live_active: &[usize]) -> Option<usize> {
+        let strategy = self.config.cluster.placement_strategy;
         (0..scores.len())
             .filter(|&i| scores[i].value() >= 0)
-            .min_by_key(|&i| {
-                let here = live_active.contains(&i);
-                (
-                    std::cmp::Reverse(scores[i]),
-                    !(here && scores[i].value() > 0),
-                    self.nodes[i].load,
-                    !here,
-                    i,
-                )
+            .min_by(|&a, &b| {
+                let key = |i: usize| {
+                    let here = live_active.contains(&i);
+                    (
+                        std::cmp::Reverse(scores[i]),
+                        !(here && scores[i].value() > 0),
+                    )
+                };
+                let rest = |i: usize| (self.nodes[i].load, !live_active.contains(&i));
+                key(a).cmp(&key(b)).then_with(|| match strategy {
+                    // Fewest nodes: no balancing, the first node in order.
+                    PlacementStrategy::Minimal => a.cmp(&b),
+                    PlacementStrategy::Balanced => self
+                        .compare_capacities(a, b)
+                        .then_with(|| rest(a).cmp(&rest(b)))
+                        .then(a.cmp(&b)),
+                    _ => rest(a).cmp(&rest(b)).then(a.cmp(&b)),
+                })
             })
     }
 

@@ -187,6 +187,36 @@ pub fn node_attributes(
     out
 }
 
+/// A node's capacities under a placement strategy other than `default`: (name, used by
+/// what runs there now, capacity). Empty under `default`, or when the node names none.
+pub fn node_utilization(config: &Config, state: &State, node: &str) -> Vec<(String, i64, i64)> {
+    let Some(i) = config.node_index(node) else {
+        return Vec::new();
+    };
+    if config.cluster.placement_strategy == crate::config::PlacementStrategy::Default {
+        return Vec::new();
+    }
+    config
+        .node_capacity(i)
+        .iter()
+        .map(|(name, capacity)| {
+            let used = config
+                .resources()
+                .iter()
+                .filter(|r| {
+                    state
+                        .resource(&r.id)
+                        .and_then(|rs| rs.nodes.get(node))
+                        .is_some_and(|on| on.role.is_active())
+                })
+                .flat_map(|r| &r.utilization)
+                .filter(|(n, _)| n == name)
+                .fold(0i64, |sum, (_, v)| sum.saturating_add(*v));
+            (name.clone(), used, *capacity)
+        })
+        .collect()
+}
+
 /// Nodes grouped as operators read them: (label, names).
 pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<String>)> {
     let fencing = config.fencing_enabled();

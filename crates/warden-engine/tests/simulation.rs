@@ -271,23 +271,6 @@ fn live_copies(config: &Config, state: &State, id: &str) -> usize {
         .count()
 }
 
-/// Blocked where it runs (a failed operation with `block`), or held by such a resource: a
-/// symmetric mandatory order stops `then` before `first`, so a `first` whose `then` cannot
-/// stop cannot stop either.
-fn blocked_or_held(config: &Config, state: &State, id: &str, depth: usize) -> bool {
-    let blocked = state
-        .resource(id)
-        .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked));
-    blocked
-        || (depth < config.resources().len()
-            && config.orders().iter().any(|o| {
-                o.first == id
-                    && o.kind == OrderKind::Mandatory
-                    && o.symmetric
-                    && blocked_or_held(config, state, &o.then, depth + 1)
-            }))
-}
-
 /// Runs one transition with random failures; checks invariants. Returns whether every action
 /// got its expected result.
 fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_rate: u64) -> bool {
@@ -381,7 +364,7 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
         for r in config.resources() {
             let policy_keeps =
                 r.meta.multiple_active == MultipleActive::Block || !r.meta.is_managed;
-            let blocked = blocked_or_held(config, state, &r.id, 0);
+            let blocked = blocked_or_held(config, state, &r.id);
             if !policy_keeps && !blocked {
                 let n = live_copies(config, state, &r.id);
                 let max = r.copies.as_ref().map_or(1, |p| {

@@ -73,6 +73,18 @@ fn nvpairs(
     out
 }
 
+/// A `utilization` set: whole numbers from 0 by name (Pacemaker takes anything else as 0).
+fn utilization(n: Node<'_, '_>, what: &str, skip: &mut Vec<String>) -> Table {
+    nvpairs(n, "utilization", what, skip)
+        .into_iter()
+        .filter(|(k, _)| warden_engine::valid_attribute(k))
+        .map(|(k, v)| {
+            let n = v.trim().parse::<i64>().unwrap_or(0).max(0);
+            (k, Value::Integer(n))
+        })
+        .collect()
+}
+
 fn is_true(v: &str) -> bool {
     matches!(
         v.to_ascii_lowercase().as_str(),
@@ -298,6 +310,10 @@ impl Reader {
         .collect();
         if !params.is_empty() && class == "ocf" {
             t.insert("params".into(), Value::Table(params));
+        }
+        let used = utilization(p, &format!("primitive {id}"), &mut self.skip);
+        if !used.is_empty() {
+            t.insert("utilization".into(), Value::Table(used));
         }
         let mut meta = Table::new();
         let mut all = extra_meta.to_vec();
@@ -1208,10 +1224,12 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 "maintenance-mode" if is_true(&v) => {
                     r.skip.push("crm_config maintenance-mode".into());
                 }
-                "placement-strategy" if v != "default" => {
-                    r.skip
-                        .push(format!("crm_config placement-strategy={v} (utilization)"));
-                }
+                "placement-strategy" => match v.to_ascii_lowercase().as_str() {
+                    v @ ("default" | "utilization" | "minimal" | "balanced") => {
+                        cluster.insert("placement_strategy".into(), v.into());
+                    }
+                    _ => r.skip.push(format!("crm_config placement-strategy={v}")),
+                },
                 "stonith-action"
                 | "startup-fencing"
                 | "concurrent-fencing"
@@ -1251,6 +1269,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     let mut node_attrs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     // Node ids (the status and `dc-uuid` name nodes by id).
     let mut node_ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut node_capacity: BTreeMap<String, Table> = BTreeMap::new();
     if let Some(list) = child(conf, "nodes") {
         for n in elements(list).filter(|c| c.has_tag_name("node")) {
             let Some(name) = n.attribute("uname") else {
@@ -1281,6 +1300,10 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
             }
             if let Some(id) = n.attribute("id") {
                 node_ids.insert(id.to_owned(), name.to_owned());
+            }
+            let capacity = utilization(n, &format!("node {name}"), &mut r.skip);
+            if !capacity.is_empty() {
+                node_capacity.insert(name.to_owned(), capacity);
             }
             nodes.push(name.to_owned());
         }
@@ -1334,6 +1357,9 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                     .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                     .collect();
                 t.insert("attributes".into(), Value::Table(a));
+            }
+            if let Some(c) = node_capacity.get(n) {
+                t.insert("utilization".into(), Value::Table(c.clone()));
             }
             Value::Table(t)
         })
@@ -1962,6 +1988,32 @@ mod tests {
         assert_eq!(plan("true"), ["Stop old ( n1 ) due to node availability"]);
         // Pacemaker leaves orphans alone when told to.
         assert!(plan("false").is_empty());
+    }
+
+    #[test]
+    fn utilization_and_the_placement_strategy_are_carried_over() {
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="p" name="placement-strategy" value="balanced"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"><utilization id="u1">
+    <nvpair id="c" name="cpu" value="4"/><nvpair id="m" name="memory" value="x"/>
+  </utilization></node></nodes>
+  <resources><primitive id="r" class="ocf" provider="heartbeat" type="Dummy">
+    <utilization id="u2"><nvpair id="rc" name="cpu" value="2"/></utilization>
+  </primitive></resources><constraints/></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        assert_eq!(
+            l.engine.cluster.placement_strategy,
+            warden_engine::PlacementStrategy::Balanced
+        );
+        // Pacemaker takes what is not a number as 0.
+        assert_eq!(
+            l.engine.node_capacity(0),
+            [("cpu".to_owned(), 4), ("memory".to_owned(), 0)]
+        );
+        let r = l.engine.resource("r").expect("r");
+        assert_eq!(r.utilization, [("cpu".to_owned(), 2)]);
     }
 
     #[test]

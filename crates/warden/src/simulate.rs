@@ -540,6 +540,22 @@ pub fn render_status(config: &Config, state: &State, now: Time) -> String {
             let _ = writeln!(o, "    * {n}: {}", list.join(" "));
         }
     }
+    // Capacities used and held, under a placement strategy (as crm_simulate -U).
+    let used: Vec<String> = config
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            let u = warden_engine::node_utilization(config, state, n);
+            let list: Vec<String> = u.iter().map(|(k, a, b)| format!("{k}={a}/{b}")).collect();
+            (!list.is_empty()).then(|| format!("    * {n}: {}", list.join(" ")))
+        })
+        .collect();
+    if !used.is_empty() {
+        let _ = writeln!(o, "  * Node Utilization:");
+        for line in used {
+            let _ = writeln!(o, "{line}");
+        }
+    }
     // Every ticket a constraint names or an operator set, as crm_mon lists them.
     let mut tickets: std::collections::BTreeSet<&str> =
         config.tickets().iter().map(|t| t.ticket.as_str()).collect();

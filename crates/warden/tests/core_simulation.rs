@@ -597,7 +597,7 @@ impl Sim {
         let config = Arc::clone(self.core.config());
         for spec in config.resources() {
             let on = self.core.state().on_node(&spec.id, NODE);
-            if on.blocked || !spec.meta.is_managed {
+            if blocked_or_held(&config, self.core.state(), &spec.id) || !spec.meta.is_managed {
                 continue;
             }
             let recorded = on.role.is_active();

@@ -58,6 +58,8 @@ pub struct Builder {
     pub orders: Vec<Order>,
     pub groups: Vec<Group>,
     pub tickets: Vec<TicketConstraint>,
+    /// Node capacities (`utilization`), by node name.
+    pub capacity: Vec<(String, Vec<(String, i64)>)>,
 }
 
 pub fn build(nodes: &[&str]) -> Builder {
@@ -71,6 +73,7 @@ pub fn build(nodes: &[&str]) -> Builder {
         orders: Vec::new(),
         groups: Vec::new(),
         tickets: Vec::new(),
+        capacity: Vec::new(),
     }
 }
 
@@ -152,6 +155,11 @@ impl Builder {
         self.fencing = true;
         self
     }
+    pub fn capacity(mut self, node: &str, c: &[(&str, i64)]) -> Self {
+        let c = c.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        self.capacity.push((node.to_string(), c));
+        self
+    }
     pub fn cluster(mut self, f: impl FnOnce(&mut ClusterOptions)) -> Self {
         f(&mut self.cluster);
         self
@@ -176,6 +184,20 @@ impl Builder {
         )
         .and_then(|c| c.with_constraints(self.colocations, self.orders, self.groups))
         .and_then(|c| c.with_tickets(self.tickets))
+        .map(|c| {
+            let capacity = c
+                .nodes()
+                .iter()
+                .map(|n| {
+                    self.capacity
+                        .iter()
+                        .find(|(name, _)| name == n)
+                        .map(|(_, c)| c.clone())
+                        .unwrap_or_default()
+                })
+                .collect();
+            c.with_node_capacity(capacity)
+        })
         .expect("valid config")
     }
     /// A world with every node online, settled into its steady state.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use warden_engine::{ClusterOptions, NoQuorumPolicy};
+use warden_engine::{ClusterOptions, NoQuorumPolicy, PlacementStrategy};
 
 use super::DEFAULT_DATA_DIR;
 use super::table::{Reader, Section, Span, Tbl};
@@ -42,6 +42,9 @@ pub(super) fn cluster(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Cluster {
     }
     if let Some(v) = r.boolean(t, "symmetric") {
         options.symmetric = v;
+    }
+    if let Some((v, _)) = r.keyword(t, "placement_strategy", PlacementStrategy::ALL) {
+        options.placement_strategy = v;
     }
     let (etcd, etcd_at) = match r.table(t, "etcd") {
         Some((et, span)) => {

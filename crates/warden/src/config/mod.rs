@@ -409,6 +409,7 @@ fn root_of(
     // Lower.
     cons.expand_groups();
     let node_attributes = nodes.attributes.clone();
+    let node_capacity = nodes.capacity.clone();
     let built = Config::new(
         cl.options,
         nodes.names,
@@ -419,7 +420,10 @@ fn root_of(
     .and_then(|c| c.with_constraints(cons.colocations, cons.orders, cons.groups))
     .and_then(|c| c.with_tickets(cons.tickets))
     .and_then(|c| c.with_rule_locations(cons.rule_locations))
-    .map(|c| c.with_node_attributes(node_attributes));
+    .map(|c| {
+        c.with_node_attributes(node_attributes)
+            .with_node_capacity(node_capacity)
+    });
     let engine = match built {
         Ok(engine) => engine,
         Err(e) => {
@@ -749,6 +753,49 @@ ops = [{ name = "monitor", interval = "5s" }, { name = "stop", timeout = "2m" }]
             "here"
         );
         assert_eq!(data_dir_in("[[[x\n"), DEFAULT_DATA_DIR);
+    }
+
+    #[test]
+    fn utilization_and_the_placement_strategy_are_read_and_checked() {
+        let l = ok(r#"
+[cluster]
+placement_strategy = "balanced"
+[[node]]
+name = "n1"
+utilization = { cpu = 8, memory = 2048 }
+[[resource]]
+id = "r"
+class = "process"
+command = ["sleep", "1000"]
+utilization = { cpu = 2 }
+"#);
+        assert_eq!(
+            l.engine.cluster.placement_strategy,
+            warden_engine::PlacementStrategy::Balanced
+        );
+        assert_eq!(
+            l.engine.node_capacity(0),
+            [("cpu".to_owned(), 8), ("memory".to_owned(), 2048)]
+        );
+        let r = l.engine.resource("r").expect("r");
+        assert_eq!(r.utilization, [("cpu".to_owned(), 2)]);
+        let e = errors(
+            "[[node]]\nname = \"n1\"\nutilization = { cpu = -1, \"a b\" = 2, mem = \"x\" }\n",
+        );
+        assert!(
+            e.contains("t.toml:3:23: error: `cpu` must be 0 or more"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:3:27: error: bad utilization name \"a b\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:3:44: error: expected an integer for `mem`"),
+            "{e}"
+        );
+        let e = errors("[cluster]\nplacement_strategy = \"packed\"\n");
+        assert!(e.contains("t.toml:2:22: error:"), "{e}");
     }
 
     #[test]

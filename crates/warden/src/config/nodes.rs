@@ -21,6 +21,8 @@ pub(super) struct Nodes {
     pub addresses: HashMap<String, IpAddr>,
     /// Per node (in `names` order): its attributes, which location rules read.
     pub attributes: Vec<Vec<(String, String)>>,
+    /// Per node (in `names` order): its capacities (`utilization`).
+    pub capacity: Vec<Vec<(String, i64)>>,
 }
 
 pub(super) fn nodes(
@@ -33,6 +35,7 @@ pub(super) fn nodes(
         spans: Vec::new(),
         addresses: HashMap::new(),
         attributes: Vec::new(),
+        capacity: Vec::new(),
     };
     let given = top.take("node").is_some();
     for (t, at) in r.tables(top, "node") {
@@ -48,6 +51,7 @@ pub(super) fn nodes(
                     .ok()
             });
             let attributes = attributes(r, t);
+            let capacity = r.utilization(t);
             let Some((name, span)) = r.required_name(t, "name", "[[node]]") else {
                 return;
             };
@@ -61,11 +65,13 @@ pub(super) fn nodes(
             out.names.push(name);
             out.spans.push(span);
             out.attributes.push(attributes);
+            out.capacity.push(capacity);
         });
     }
     if !given {
         out.names.push(local());
         out.attributes.push(Vec::new());
+        out.capacity.push(Vec::new());
     }
     out
 }

@@ -135,6 +135,7 @@ fn resource(
     let provider = r.string(t, "provider");
     let kind = r.string(t, "type");
     let params = params(r, t);
+    let utilization = r.utilization(t);
     let process = process(r, t);
     let promotable = r.boolean(t, "promotable").unwrap_or(false);
     let clone = r.boolean(t, "clone").unwrap_or(false) || promotable;
@@ -363,6 +364,7 @@ fn resource(
             spec.meta = meta;
             spec.ops = ops;
             spec.copies = copies;
+            spec.utilization = utilization;
             Some(spec)
         }
         _ => None,

@@ -386,6 +386,34 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// `utilization = { cpu = 2, memory = 2048 }`: capacities (of a node) or what a resource
+    /// uses, by name: names as node attributes', whole numbers from 0.
+    pub fn utilization(&mut self, t: &Tbl<'_, '_>) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        let Some((ut, _)) = self.table(t, "utilization") else {
+            return out;
+        };
+        for (k, v) in ut.iter() {
+            let key = k.get_ref().to_string();
+            if !warden_engine::valid_attribute(&key) {
+                self.d.error(
+                    k.span(),
+                    format!("bad utilization name {key:?}: letters, digits, '_', '.', ':', '-'"),
+                );
+                continue;
+            }
+            let Some(n) = self.int_value(v, &key) else {
+                continue;
+            };
+            if n < 0 {
+                self.d.error(v.span(), format!("`{key}` must be 0 or more"));
+                continue;
+            }
+            out.push((key, n));
+        }
+        out
+    }
+
     pub fn int(&mut self, t: &Tbl<'_, '_>, key: &'static str) -> Option<i64> {
         let v = t.take(key)?;
         self.int_value(v, key)

@@ -1,0 +1,100 @@
+//! Utilization and placement strategies: nodes' capacities, what resources use, and how
+//! `utilization`, `minimal` and `balanced` place them (Pacemaker's `placement-strategy`).
+
+mod common;
+
+use common::*;
+use warden_engine::*;
+
+fn using(id: &str, cpu: i64) -> ResourceSpec {
+    let mut r = dummy(id);
+    r.utilization = vec![("cpu".to_owned(), cpu)];
+    r
+}
+
+fn strategy(s: PlacementStrategy) -> impl FnOnce(&mut ClusterOptions) {
+    move |c| c.placement_strategy = s
+}
+
+#[test]
+fn a_node_takes_only_what_its_capacity_holds() {
+    let three = |s: PlacementStrategy| {
+        build(&["node1", "node2"])
+            .capacity("node1", &[("cpu", 2)])
+            .capacity("node2", &[("cpu", 4)])
+            .resource(using("a", 2))
+            .resource(using("b", 2))
+            .resource(using("c", 2))
+            .cluster(strategy(s))
+            .world()
+    };
+    // Under `default` utilization is not looked at: c goes to node1, the first of two nodes
+    // with one resource each.
+    assert_eq!(
+        three(PlacementStrategy::Default).status(),
+        ["a Started node1", "b Started node2", "c Started node1"]
+    );
+    // Under `utilization` node1 is full after a.
+    let w = three(PlacementStrategy::Utilization);
+    assert_eq!(
+        w.status(),
+        ["a Started node1", "b Started node2", "c Started node2"]
+    );
+    // The status shows what is used of each capacity.
+    assert_eq!(
+        node_utilization(&w.config, &w.state, "node2"),
+        [("cpu".to_owned(), 4, 4)]
+    );
+    assert!(
+        node_utilization(&three(PlacementStrategy::Default).config, &w.state, "node2").is_empty()
+    );
+    // What fits nowhere does not start.
+    let w = build(&["node1"])
+        .capacity("node1", &[("cpu", 1)])
+        .resource(using("big", 2))
+        .cluster(strategy(PlacementStrategy::Utilization))
+        .world();
+    assert_eq!(w.status(), ["big Stopped"]);
+}
+
+#[test]
+fn balanced_prefers_the_most_capacity_left_and_minimal_the_first_node() {
+    let two = |s: PlacementStrategy| {
+        build(&["node1", "node2"])
+            .capacity("node1", &[("cpu", 4)])
+            .capacity("node2", &[("cpu", 8)])
+            .resource(using("a", 1))
+            .resource(using("b", 1))
+            .cluster(strategy(s))
+            .world()
+    };
+    // `utilization`: ties by load, then node order.
+    assert_eq!(
+        two(PlacementStrategy::Utilization).status(),
+        ["a Started node1", "b Started node2"]
+    );
+    // `balanced`: node2 has more left, for both (8 - 1 = 7 > 4).
+    assert_eq!(
+        two(PlacementStrategy::Balanced).status(),
+        ["a Started node2", "b Started node2"]
+    );
+    // `minimal`: as few nodes as will do, so the first node while it holds them.
+    assert_eq!(
+        two(PlacementStrategy::Minimal).status(),
+        ["a Started node1", "b Started node1"]
+    );
+}
+
+#[test]
+fn a_group_goes_where_all_its_members_fit() {
+    // node1 holds either member but not both: the group's first member already avoids it.
+    let w = build(&["node1", "node2"])
+        .capacity("node1", &[("cpu", 3)])
+        .capacity("node2", &[("cpu", 4)])
+        .resource(using("g1", 2))
+        .resource(using("g2", 2))
+        .group("g", &["g1", "g2"])
+        .cluster(strategy(PlacementStrategy::Utilization))
+        .world();
+    assert_eq!(w.status(), ["g1 Started node2", "g2 Started node2"]);
+}
