@@ -1464,3 +1464,48 @@ fn constraints_may_name_a_group_as_pacemaker_applies_them() {
     let (ok, _, err) = warden(d, &["check-config", "--simulate", "bad.toml"]);
     assert!(!ok && err.contains("unknown resource \"stak\""), "{err}");
 }
+
+#[test]
+fn a_placement_strategy_places_by_capacity_and_the_status_shows_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    // node1 holds 2 cpu, node2 4; three resources of 2 each. Under "utilization" node1 is
+    // full after the first; under "default" the third would go to node1 (fewer resources).
+    let config = |strategy: &str| {
+        let mut c = format!(
+            "[cluster]\nplacement_strategy = \"{strategy}\"\n\
+             [[node]]\nname = \"node1\"\nutilization = {{ cpu = 2 }}\n\
+             [[node]]\nname = \"node2\"\nutilization = {{ cpu = 4 }}\n"
+        );
+        for id in ["a", "b", "c"] {
+            c.push_str(&format!(
+                "[[resource]]\nid = \"{id}\"\nclass = \"ocf\"\ntype = \"Dummy\"\nutilization = {{ cpu = 2 }}\n"
+            ));
+        }
+        c
+    };
+    std::fs::write(d.join("u.toml"), config("utilization")).expect("config");
+    let (ok, out, err) = warden(d, &["simulate", "-c", "u.toml", "--at", AT]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        transition(&out),
+        [
+            "  * Start a ( node1 )",
+            "  * Start b ( node2 )",
+            "  * Start c ( node2 )"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("  * Node Utilization:\n    * node1: cpu=2/2\n    * node2: cpu=4/4\n"),
+        "{out}"
+    );
+    std::fs::write(d.join("d.toml"), config("default")).expect("config");
+    let (ok, out, err) = warden(d, &["simulate", "-c", "d.toml", "--at", AT]);
+    assert!(ok, "{err}");
+    assert!(
+        transition(&out).contains(&"  * Start c ( node1 )".to_owned()),
+        "{out}"
+    );
+    assert!(!out.contains("Node Utilization"), "{out}");
+}
