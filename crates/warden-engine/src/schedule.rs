@@ -1268,6 +1268,28 @@ impl<'a> Scheduler<'a> {
                             then.derive();
                             changed = true;
                         }
+                    } else if !first_runs && !o.symmetric && !then.targets.is_empty() {
+                        // An order one way only (Pacemaker's symmetrical=false) holds starts:
+                        // what already runs (and is not restarted) stays.
+                        let stay: Vec<usize> = then
+                            .targets
+                            .iter()
+                            .copied()
+                            .filter(|i| then.live_active.contains(i) && !then.restart.contains(i))
+                            .collect();
+                        if stay.len() != then.targets.len() {
+                            if let (true, Some(&t)) = (
+                                stay.is_empty() && !then.clone && then.live_active.is_empty(),
+                                then.targets.first(),
+                            ) {
+                                then.blocked = Some((t, format!("unrunnable {}", first())));
+                            }
+                            then.promoted.retain(|i| stay.contains(i));
+                            then.targets = stay;
+                            then.forced = Some(format!("unrunnable {}", first()));
+                            then.derive();
+                            changed = true;
+                        }
                     } else if !first_runs && !then.targets.is_empty() {
                         if let (false, Some(&t)) = (
                             then.clone || !then.live_active.is_empty(),
@@ -1280,7 +1302,7 @@ impl<'a> Scheduler<'a> {
                         then.forced = Some(format!("unrunnable {}", first()));
                         then.derive();
                         changed = true;
-                    } else if first_starts {
+                    } else if first_starts && o.symmetric {
                         let again: Vec<usize> = then
                             .targets
                             .iter()
@@ -2264,9 +2286,11 @@ impl<'a> Scheduler<'a> {
         let role =
             |promoted: bool| promotable.then_some(if promoted { "Promoted" } else { "Unpromoted" });
         let roles = |a: bool, b: bool| role(a).zip(role(b));
+        // Copies on nodes being fenced stop with the fence.
         let gone: Vec<usize> = p
             .stops
             .iter()
+            .chain(&p.unclean_active)
             .copied()
             .filter(|i| !p.starts.contains(i))
             .collect();
@@ -2304,9 +2328,16 @@ impl<'a> Scheduler<'a> {
             }
             let node = name.clone();
             let resource = id.clone();
-            let (stop, start) = (p.stops.contains(&i), p.starts.contains(&i));
+            let fenced = p.unclean_active.contains(&i);
+            let (stop, start) = (p.stops.contains(&i) || fenced, p.starts.contains(&i));
             let (demote, promote) = (p.demotes.contains(&i), p.promotes.contains(&i));
-            let was_promoted = p.promoted_now.contains(&i);
+            let was_promoted = p.promoted_now.contains(&i)
+                || (fenced
+                    && self
+                        .state
+                        .resource(&id)
+                        .and_then(|rs| rs.nodes.get(name))
+                        .is_some_and(|on| on.role == Role::Promoted));
             let change = if stop && start {
                 let change = match (&p.forced, p.failed.contains(&i)) {
                     (Some(why), false) => Change::Restart {

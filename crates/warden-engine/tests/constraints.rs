@@ -494,3 +494,28 @@ fn a_stop_that_must_wait_for_a_blocked_stop_is_listed_as_blocked_and_not_run() {
         t.actions
     );
 }
+
+#[test]
+fn an_order_one_way_holds_starts_only() {
+    // "a then b", not symmetric (Pacemaker's symmetrical=false): b waits for a to start, but
+    // b running stays when a stops, and a restart of a restarts nothing.
+    let one_way = |a: ResourceSpec| {
+        let mut b = build(&["node1"]).resource(a).resource(dummy("b"));
+        b.orders.push(Order {
+            symmetric: false,
+            ..Order::new("a", "b", OrderKind::Mandatory)
+        });
+        b
+    };
+    let mut w = one_way(dummy("a")).world();
+    assert_eq!(w.status(), ["a Started node1", "b Started node1"]);
+    w.monitor("a", "node1", rc::ERR_GENERIC);
+    assert_eq!(w.plan(), ["Recover a ( node1 )"]);
+    let mut stopped = dummy("a");
+    stopped.meta.target_role = TargetRole::Stopped;
+    w.config = one_way(stopped.clone()).config();
+    assert_eq!(w.plan(), ["Stop a ( node1 ) due to node availability"]);
+    // What has yet to start waits for a.
+    let w = one_way(stopped).world();
+    assert_eq!(w.status(), ["a Stopped (disabled)", "b Stopped"]);
+}
