@@ -1771,7 +1771,12 @@ fn state_of(
         match membership.get(node) {
             Some((online, unclean, pending, shutdown)) => {
                 n.online = *online;
-                n.unclean = if fencing { unclean.clone() } else { None };
+                // A failure the history replayed may have asked for the fence already.
+                n.unclean = if fencing {
+                    unclean.clone().or(n.unclean.take())
+                } else {
+                    None
+                };
                 n.standby = standby.contains(node) || *pending;
                 n.shutdown = *shutdown;
             }
@@ -2014,6 +2019,27 @@ mod tests {
         );
         let r = l.engine.resource("r").expect("r");
         assert_eq!(r.utilization, [("cpu".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn a_failed_stop_in_the_history_asks_for_the_fence_of_its_node() {
+        // Pacemaker's rec-rsc-5: with fencing, the failed stop fences the node.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="true"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><primitive id="st" class="stonith" type="fence_dummy"/>
+    <primitive id="A" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints/></configuration>
+  <status>
+  <node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member"/>
+  <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="2"><lrm_resources><lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="A_stop_0" operation="stop" call-id="2" rc-code="1" op-status="4" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let state = i.state.expect("a state");
+        assert_eq!(state.nodes["n2"].unclean.as_deref(), Some("A failed there"));
     }
 
     #[test]
