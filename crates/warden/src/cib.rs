@@ -1647,9 +1647,14 @@ fn state_of(
                             code = rc::ERR_GENERIC;
                             reason = "timed out".into();
                         }
+                        // Pacemaker's execution statuses: not supported, a hard error (not
+                        // on this node again), a fatal one (nowhere), not installed here.
                         "3" => code = rc::ERR_UNIMPLEMENTED,
-                        "5" => code = rc::ERR_INSTALLED,
-                        "7" => code = rc::ERR_CONFIGURED,
+                        "5" if rc::class(code, false) == rc::FailureClass::Soft => {
+                            code = rc::ERR_PERM;
+                        }
+                        "6" => code = rc::ERR_CONFIGURED,
+                        "7" => code = rc::ERR_INSTALLED,
                         _ => {}
                     }
                     let at = t.unwrap_or(Time::from_millis(0));
@@ -2040,6 +2045,35 @@ mod tests {
         let i = import(xml).expect("import");
         let state = i.state.expect("a state");
         assert_eq!(state.nodes["n2"].unclean.as_deref(), Some("A failed there"));
+    }
+
+    #[test]
+    fn execution_statuses_read_as_pacemaker_reads_them() {
+        // op-status 5: a hard error (not on this node again); 6: fatal (nowhere); 7: not
+        // installed here (hard).
+        let xml = |status: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="A" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="A_start_0" operation="start" call-id="2" rc-code="1" op-status="{status}" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#
+            )
+        };
+        let on = |status: &str| {
+            let i = import(&xml(status)).expect("import");
+            i.state.expect("state").resources["A"].nodes["n1"].clone()
+        };
+        let (hard, fatal, missing, soft) = (on("5"), on("6"), on("7"), on("4"));
+        assert!(hard.hard_ban && !hard.fatal, "{hard:?}");
+        assert!(fatal.fatal, "{fatal:?}");
+        assert!(missing.hard_ban && !missing.fatal, "{missing:?}");
+        assert!(!soft.hard_ban && !soft.fatal, "{soft:?}");
     }
 
     #[test]
