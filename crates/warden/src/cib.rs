@@ -220,6 +220,8 @@ struct Reader {
     /// Resources and fence devices in the order the CIB declares them, which is the order
     /// the configuration keeps them in (Pacemaker places resources of equal priority in it).
     written: Vec<(&'static str, usize)>,
+    /// Node names by CIB node id (rules on `#id` name nodes by id).
+    node_ids: BTreeMap<String, String>,
     locations: Vec<Table>,
     colocations: Vec<Table>,
     orders: Vec<Table>,
@@ -835,7 +837,7 @@ impl Reader {
             // Each rule is a location of its own, as Pacemaker unpacks them.
             let mut out = Vec::new();
             for rule in elements(c).filter(|e| e.has_tag_name("rule")) {
-                let text = rule_of(rule).map_err(|e| format!("{what}: {e}"))?;
+                let text = rule_of(rule, &self.node_ids).map_err(|e| format!("{what}: {e}"))?;
                 let mut t = Table::new();
                 t.insert("resource".into(), resource.clone().into());
                 t.insert("rule".into(), text.to_string().into());
@@ -1076,8 +1078,12 @@ fn left_running(ops: &[(i64, Node<'_, '_>)]) -> bool {
         })
 }
 
-/// A CIB `<rule>` as Warden's rule; what Warden's rules lack is named.
-fn rule_of(rule: Node<'_, '_>) -> Result<warden_engine::Rule, String> {
+/// A CIB `<rule>` as Warden's rule; what Warden's rules lack is named. `#id` compares node
+/// ids, which Warden does not have: an equality on one is an equality on the node's name.
+fn rule_of(
+    rule: Node<'_, '_>,
+    ids: &BTreeMap<String, String>,
+) -> Result<warden_engine::Rule, String> {
     use warden_engine::{AttrOp, DateExpr, Rule, ValueKind};
     if rule.attribute("id-ref").is_some() {
         return Err("a rule by reference (references)".into());
@@ -1085,7 +1091,7 @@ fn rule_of(rule: Node<'_, '_>) -> Result<warden_engine::Rule, String> {
     let mut parts = Vec::new();
     for e in elements(rule) {
         let part = match e.tag_name().name() {
-            "rule" => rule_of(e)?,
+            "rule" => rule_of(e, ids)?,
             "expression" => {
                 if e.attribute("value-source").is_some_and(|v| v != "literal") {
                     return Err("an expression with a value-source (rules)".into());
@@ -1108,10 +1114,17 @@ fn rule_of(rule: Node<'_, '_>) -> Result<warden_engine::Rule, String> {
                             .ok_or_else(|| format!("an expression of type {t:?} (rules)"))?,
                     ),
                 };
-                let value = match op {
+                let mut value = match op {
                     AttrOp::Defined | AttrOp::NotDefined => None,
                     _ => Some(e.attribute("value").unwrap_or("").to_owned()),
                 };
+                let mut attribute = attribute;
+                if attribute == "#id" && matches!(op, AttrOp::Eq | AttrOp::Ne) {
+                    if let Some(name) = value.as_ref().and_then(|v| ids.get(v)) {
+                        attribute = "#uname".to_owned();
+                        value = Some(name.clone());
+                    }
+                }
                 Rule::Attr {
                     attribute,
                     op,
@@ -1182,6 +1195,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         groups: Vec::new(),
         fence: Vec::new(),
         written: Vec::new(),
+        node_ids: BTreeMap::new(),
         locations: Vec::new(),
         colocations: Vec::new(),
         orders: Vec::new(),
@@ -1311,6 +1325,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     // Pacemaker breaks ties between equal nodes by name; Warden by configuration order.
     nodes.sort();
     r.nodes = nodes.iter().cloned().collect();
+    r.node_ids = node_ids.clone();
     if let Some(list) = child(conf, "resources") {
         r.resources(list);
     }
@@ -2074,6 +2089,18 @@ mod tests {
         assert!(fatal.fatal, "{fatal:?}");
         assert!(missing.hard_ban && !missing.fatal, "{missing:?}");
         assert!(!soft.hard_ban && !soft.fatal, "{soft:?}");
+    }
+
+    #[test]
+    fn a_rule_on_a_node_id_names_the_node() {
+        let xml = r##"<cib><configuration><crm_config/>
+  <nodes><node id="uuid1" uname="node1"/><node id="uuid2" uname="node2"/></nodes>
+  <resources><primitive id="A" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints><rsc_location id="l" rsc="A"><rule id="r" score="1">
+    <expression id="e" attribute="#id" operation="eq" value="uuid2"/>
+  </rule></rsc_location></constraints></configuration></cib>"##;
+        let i = import(xml).expect("import");
+        assert!(i.toml.contains("rule = \"#uname eq node2\""), "{}", i.toml);
     }
 
     #[test]
