@@ -1582,8 +1582,9 @@ fn state_of(
             node.to_owned(),
             (online, unclean.clone(), pending, shutdown),
         );
-        // A node cleanly down runs nothing, whatever its history says.
-        let counts_history = online || unclean.is_some();
+        // Pacemaker reads the history of a node that is down only with fencing enabled
+        // (without, a node down runs nothing, whatever its history says).
+        let counts_history = online || fencing;
         if let Some(lrm) = child(ns, "lrm").and_then(|l| child(l, "lrm_resources")) {
             // A clone's copies may have several histories on one node (`web:0`, `web:1`): the
             // copy runs there when any of them left it running, so those are replayed last.
@@ -2101,6 +2102,37 @@ mod tests {
   </rule></rsc_location></constraints></configuration></cib>"##;
         let i = import(xml).expect("import");
         assert!(i.toml.contains("rule = \"#uname eq node2\""), "{}", i.toml);
+    }
+
+    #[test]
+    fn the_history_of_a_node_that_is_down_counts_only_with_fencing() {
+        // Pacemaker's rec-node-3: n1 is down; its failed stop counts only when fencing is on.
+        let xml = |fencing: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="{fencing}"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><primitive id="st" class="stonith" type="fence_dummy"/>
+    <primitive id="A" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="false" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="A_stop_0" operation="stop" call-id="1" rc-code="6" op-status="4" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state>
+  <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member"/>
+  </status></cib>"#
+            )
+        };
+        let fatal = |fencing: &str| {
+            let state = import(&xml(fencing)).expect("import").state.expect("state");
+            state
+                .resource("A")
+                .and_then(|rs| rs.nodes.get("n1"))
+                .is_some_and(|on| on.fatal)
+        };
+        assert!(!fatal("false"));
+        assert!(fatal("true"));
     }
 
     #[test]
