@@ -765,8 +765,13 @@ impl<'a> Scheduler<'a> {
     }
 
     fn fence_unclean_nodes(&mut self) {
+        // Without quorum (unless no_quorum_policy = "ignore") a node is fenced only while it
+        // is still a member, as Pacemaker: the other side may have quorum and be fencing
+        // this one. What runs on a node left unclean stays there as far as anyone knows.
+        let quorate =
+            !self.state.no_quorum || self.config.cluster.no_quorum_policy == NoQuorumPolicy::Ignore;
         for i in 0..self.nodes.len() {
-            if !self.nodes[i].unclean {
+            if !self.nodes[i].unclean || !(quorate || self.nodes[i].online) {
                 continue;
             }
             let node = self.config.nodes()[i].clone();
@@ -2377,7 +2382,7 @@ impl<'a> Scheduler<'a> {
                     node,
                     reason: self.stop_reason(p),
                     role: role(was_promoted),
-                    blocked: false,
+                    blocked: fenced && self.nodes[i].fence.is_none(),
                 }
             } else if start && promote {
                 Change::Promote {
@@ -2487,7 +2492,8 @@ impl<'a> Scheduler<'a> {
                 node: name(f),
                 reason: self.stop_reason(p),
                 role: None,
-                blocked: false,
+                // On a node that is unclean and cannot be fenced, nothing can stop it.
+                blocked: self.nodes[f].unclean && self.nodes[f].fence.is_none(),
             },
             (many, target) => {
                 // Active on several nodes: placed nowhere, each copy stops for that reason.
@@ -2503,7 +2509,7 @@ impl<'a> Scheduler<'a> {
                             node: name(f),
                             reason: reason.clone(),
                             role: None,
-                            blocked: false,
+                            blocked: self.nodes[f].unclean && self.nodes[f].fence.is_none(),
                         });
                     }
                 }

@@ -1189,3 +1189,34 @@ fn a_blocked_stop_failure_on_a_node_then_lost_is_moved_after_the_fence() {
     );
     assert_eq!(w.status_of("dummy"), "dummy Started node2");
 }
+
+#[test]
+fn without_quorum_a_lost_node_is_not_fenced_and_what_it_ran_stays_there() {
+    // As Pacemaker: the other side may hold quorum and fence this one; a node that is no
+    // longer a member is fenced only with quorum (or no_quorum_policy = "ignore").
+    let lost = |policy: NoQuorumPolicy| {
+        let mut w = build(&["node1", "node2", "node3"])
+            .resource(dummy("dummy"))
+            .location(loc("dummy", "node2", 100))
+            .fencing()
+            .cluster(|c| c.no_quorum_policy = policy)
+            .world();
+        assert_eq!(w.status_of("dummy"), "dummy Started node2");
+        w.event(Event::NodeDown {
+            node: "node2".into(),
+        });
+        w.state.no_quorum = true;
+        w.plan()
+    };
+    assert_eq!(
+        lost(NoQuorumPolicy::Stop),
+        ["Stop dummy ( node2 ) due to no quorum (blocked)"]
+    );
+    assert_eq!(
+        lost(NoQuorumPolicy::Ignore),
+        [
+            "Fence (reboot) node2 'peer is no longer part of the cluster'",
+            "Move dummy ( node2 -> node1 )"
+        ]
+    );
+}
