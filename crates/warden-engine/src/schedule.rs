@@ -859,13 +859,13 @@ impl<'a> Scheduler<'a> {
             .eff
             .iter()
             .enumerate()
-            .any(|(i, e)| e.blocked && !self.nodes[i].unclean);
+            .any(|(i, e)| e.blocked && self.nodes[i].fence.is_none());
         if meta.maintenance || blocked {
             p.stuck = self
                 .eff
                 .iter()
                 .enumerate()
-                .any(|(i, e)| e.blocked && e.failed && !self.nodes[i].unclean);
+                .any(|(i, e)| e.blocked && e.failed && self.nodes[i].fence.is_none());
             return self.stays(r, p);
         }
         // Probe wherever we do not know the state.
@@ -968,6 +968,14 @@ impl<'a> Scheduler<'a> {
             }
         }
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
+            p.targets.clear();
+        }
+        // It may still run on an unclean node that will not be fenced (no quorum): it starts
+        // nowhere else, unless it needs neither quorum nor fencing.
+        if !p.clone
+            && meta.requires != crate::config::Requires::Nothing
+            && p.unclean_active.iter().any(|&i| self.nodes[i].fence.is_none())
+        {
             p.targets.clear();
         }
         // A crash loop delays its start on that node: it stays stopped there until then.
