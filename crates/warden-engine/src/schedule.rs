@@ -974,7 +974,9 @@ impl<'a> Scheduler<'a> {
         // nowhere else, unless it needs neither quorum nor fencing.
         if !p.clone
             && meta.requires != crate::config::Requires::Nothing
-            && p.unclean_active.iter().any(|&i| self.nodes[i].fence.is_none())
+            && p.unclean_active
+                .iter()
+                .any(|&i| self.nodes[i].fence.is_none())
         {
             p.targets.clear();
         }

@@ -290,6 +290,13 @@ impl Reader {
                     .find(|&ms| ms > 0)
                     .unwrap_or(0);
                 d.insert("monitor".into(), duration_value(monitor));
+                let runs_without_quorum = nvpairs(p, "meta_attributes", &id, &mut Vec::new())
+                    .iter()
+                    .chain(extra_meta)
+                    .any(|(k, v)| k == "requires" && v.eq_ignore_ascii_case("nothing"));
+                if runs_without_quorum {
+                    d.insert("requires".into(), "nothing".into());
+                }
                 self.written.push(("fence_device", self.fence.len()));
                 self.fence.push(d);
                 self.stonith.insert(id.clone());

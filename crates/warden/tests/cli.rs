@@ -990,6 +990,7 @@ fn story_promotable_three_nodes_primary_node_lost() {
         expect![[r#"
             Transition Summary:
               * Fence (reboot) node1 'peer is no longer part of the cluster'
+              * Stop db ( Promoted node1 ) due to node availability
               * Promote db ( Unpromoted -> Promoted node2 )
               * Move vip ( node1 -> node2 )
               * Move app ( node1 -> node2 )
@@ -1023,6 +1024,7 @@ fn story_promotable_three_nodes_primary_node_lost() {
         expect![[r#"
             Transition Summary:
               * Fence (reboot) node1 'peer is no longer part of the cluster'
+              * Stop db ( Promoted node1 ) due to node availability
               * Promote db ( Unpromoted -> Promoted node2 )
               * Move vip ( node1 -> node2 )
               * Move app ( node1 -> node2 )

@@ -295,7 +295,7 @@ fn root_of(
     // Each fence agent device is placed on a node as a resource, as Pacemaker's stonith
     // resources are: started there by checking the device, checked again every `monitor`. A
     // command device has nothing to check and is not placed.
-    for (device, (interval, clone, at)) in fencing.devices.iter().zip(&fencing.monitors) {
+    for (device, (interval, clone, requires, at)) in fencing.devices.iter().zip(&fencing.monitors) {
         if matches!(device.method, warden_engine::FenceMethod::Command(_)) {
             continue;
         }
@@ -314,6 +314,9 @@ fn root_of(
             warden_engine::Agent::Fence(Box::new(device.clone())),
         );
         spec.meta = defaults.meta.clone();
+        if let Some(requires) = requires {
+            spec.meta.requires = *requires;
+        }
         if *clone {
             spec.copies = Some(warden_engine::Copies::default());
             if !defaults.stickiness_set {
@@ -810,6 +813,7 @@ command = ["sleep", "1000"]
 [[fence_device]]
 name = "ipmi"
 agent = "fence_ipmilan"
+requires = "nothing"
 [[resource]]
 id = "last"
 class = "process"
@@ -817,6 +821,8 @@ command = ["sleep", "1000"]
 "#);
         let ids: Vec<&str> = l.engine.resources().iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["first", "ipmi", "last"]);
+        let ipmi = l.engine.resource("ipmi").expect("ipmi");
+        assert_eq!(ipmi.meta.requires, warden_engine::Requires::Nothing);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use toml::de::DeValue;
-use warden_engine::{FenceAgent, FenceDevice, FenceMethod};
+use warden_engine::{FenceAgent, FenceDevice, FenceMethod, Requires};
 
 use super::Ref;
 use super::table::{Reader, Section, Span, Tbl};
@@ -103,8 +103,9 @@ fn attributes(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String)> {
 pub(super) struct Fencing {
     pub devices: Vec<FenceDevice>,
     /// Per device (in `devices` order): its recurring check's interval (zero: none), whether
-    /// a copy is placed on every node (`clone`), and where its name is written.
-    pub monitors: Vec<(std::time::Duration, bool, Span)>,
+    /// a copy is placed on every node (`clone`), what it needs to run (`requires`), and where
+    /// its name is written.
+    pub monitors: Vec<(std::time::Duration, bool, Option<Requires>, Span)>,
     pub node_refs: Vec<Ref>,
     /// Fencing is on: the file has fence devices (even ones with errors).
     pub enabled: bool,
@@ -135,9 +136,10 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
             let timeout = r.positive_duration(t, "timeout");
             let monitor = r.duration(t, "monitor").unwrap_or(DEFAULT_FENCE_MONITOR);
             let clone = r.boolean(t, "clone").unwrap_or(false);
+            let requires = r.keyword(t, "requires", Requires::ALL).map(|(v, _)| v);
             if let (Some((name, name_at)), Some((method, program, span))) = (name, method) {
                 r.found.programs.push((program, span));
-                out.monitors.push((monitor, clone, name_at));
+                out.monitors.push((monitor, clone, requires, name_at));
                 out.devices.push(FenceDevice {
                     name,
                     method,
