@@ -875,8 +875,15 @@ pub struct Config {
     orders_to: Vec<Vec<(usize, usize)>>,
     /// Per order (of `orders`): it binds copy to copy, node by node (see `interleaved`).
     interleaved: Vec<bool>,
-    /// Resource indexes, each after those it is colocated with (then by priority, then order).
+    /// Resource indexes, each after those it is colocated with (then by priority, then
+    /// order): the order of the summary.
     placement_order: Vec<usize>,
+    /// What is placed together in Pacemaker's order: each resource alone, a group as one (its
+    /// members in order), in declaration order.
+    placement_units: Vec<Vec<usize>>,
+    /// The order resources are placed in under the `default` placement strategy (see
+    /// [`Config::assignment_order`]).
+    assignment_order: Vec<usize>,
     /// Resource indexes, each after those ordered before it.
     action_order: Vec<usize>,
 }
@@ -1023,6 +1030,8 @@ impl Config {
             orders_to: vec![Vec::new(); n],
             interleaved: Vec::new(),
             placement_order: by_priority.clone(),
+            placement_units: (0..n).map(|r| vec![r]).collect(),
+            assignment_order: by_priority.clone(),
             action_order: by_priority,
         })
     }
@@ -1159,6 +1168,9 @@ impl Config {
         self.orders = all_orders;
         self.given_orders = orders;
         self.groups = groups;
+        self.placement_units = self.units();
+        let by_priority = self.units_by_priority();
+        self.assignment_order = self.assign_in(&by_priority);
         Ok(self)
     }
 
@@ -1395,6 +1407,93 @@ impl Config {
 
     pub(crate) fn placement_order(&self) -> &[usize] {
         &self.placement_order
+    }
+
+    pub(crate) fn placement_units(&self) -> &[Vec<usize>] {
+        &self.placement_units
+    }
+
+    /// The order resources are placed in under the `default` placement strategy, as
+    /// Pacemaker's: the highest priority first, then in configuration order, a group as one
+    /// (by its first member's priority), each resource after those it is colocated with.
+    pub(crate) fn assignment_order(&self) -> &[usize] {
+        &self.assignment_order
+    }
+
+    /// Each resource alone and each group as one, in declaration order.
+    fn units(&self) -> Vec<Vec<usize>> {
+        let mut group_of: Vec<Option<usize>> = vec![None; self.resources.len()];
+        let members: Vec<Vec<usize>> = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                let m: Vec<usize> = group
+                    .resources
+                    .iter()
+                    .filter_map(|id| self.resource_index(id))
+                    .collect();
+                for &r in &m {
+                    group_of[r] = Some(g);
+                }
+                m
+            })
+            .collect();
+        let mut units: Vec<Vec<usize>> = Vec::new();
+        let mut group_done = vec![false; members.len()];
+        for (r, group) in group_of.iter().enumerate() {
+            match *group {
+                Some(g) if group_done[g] => {}
+                Some(g) => {
+                    group_done[g] = true;
+                    units.push(members[g].clone());
+                }
+                None => units.push(vec![r]),
+            }
+        }
+        units
+    }
+
+    /// Unit indexes (of `placement_units`) by descending priority, declaration order kept.
+    pub(crate) fn units_by_priority(&self) -> Vec<usize> {
+        let units = &self.placement_units;
+        let mut sorted: Vec<usize> = (0..units.len()).collect();
+        sorted.sort_by_key(|&u| std::cmp::Reverse(self.resources[units[u][0]].meta.priority));
+        sorted
+    }
+
+    /// The resources of `units` (indexes of `placement_units`) in that order, each after those
+    /// it is colocated with (the highest priority, then clones, first); a colocation loop is
+    /// broken where it is met.
+    pub(crate) fn assign_in(&self, units: &[usize]) -> Vec<usize> {
+        let mut order = Vec::with_capacity(self.resources.len());
+        let mut seen = vec![false; self.resources.len()];
+        for &u in units {
+            for &r in &self.placement_units[u] {
+                self.assign_after_primaries(r, &mut seen, &mut order);
+            }
+        }
+        order
+    }
+
+    fn assign_after_primaries(&self, r: usize, seen: &mut [bool], order: &mut Vec<usize>) {
+        if seen[r] {
+            return;
+        }
+        seen[r] = true;
+        let resources = &self.resources;
+        let mut primaries: Vec<usize> = self.colocated_with[r].iter().map(|c| c.with).collect();
+        primaries.sort_by_key(|&w| {
+            (
+                std::cmp::Reverse(resources[w].meta.priority),
+                !resources[w].is_clone(),
+                !resources[w].is_promotable(),
+            )
+        });
+        for w in primaries {
+            self.assign_after_primaries(w, seen, order);
+        }
+        order.push(r);
     }
 
     pub(crate) fn action_order(&self) -> &[usize] {

@@ -438,7 +438,7 @@ pub fn schedule_with(
     let mut s = Scheduler::new(config, state, now, opts);
     s.fence_unclean_nodes();
     let mut plans: Vec<Plan> = vec![Plan::default(); config.resources().len()];
-    for r in s.assignment_order() {
+    for &r in s.assignment_order().iter() {
         plans[r] = s.plan(r, &plans);
         plans[r].placed = true;
     }
@@ -611,6 +611,14 @@ struct TicketEffect {
     no_promote: bool,
 }
 
+/// Adds `delta` to amount `name` of a capacity list (a missing one counts from 0).
+fn add_amount(list: &mut Vec<(String, i64)>, name: &str, delta: i64) {
+    match list.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => *v = v.saturating_add(delta),
+        None => list.push((name.to_owned(), delta)),
+    }
+}
+
 /// What the scheduler needs to know of one node.
 #[derive(Clone, Debug, Default)]
 struct NodeView {
@@ -636,6 +644,12 @@ impl NodeView {
     /// Whether actions can be run there at all.
     fn reachable(&self) -> bool {
         self.online && !self.unclean
+    }
+
+    /// Unclean and not fenced in this transition (no quorum): what runs there stays there
+    /// as far as anyone knows.
+    fn stranded(&self) -> bool {
+        self.unclean && self.fence.is_none()
     }
 }
 
@@ -974,9 +988,7 @@ impl<'a> Scheduler<'a> {
         // nowhere else, unless it needs neither quorum nor fencing.
         if !p.clone
             && meta.requires != crate::config::Requires::Nothing
-            && p.unclean_active
-                .iter()
-                .any(|&i| self.nodes[i].fence.is_none())
+            && p.unclean_active.iter().any(|&i| self.nodes[i].stranded())
         {
             p.targets.clear();
         }
@@ -1992,79 +2004,41 @@ impl<'a> Scheduler<'a> {
             .collect()
     }
 
-    /// The order resources are placed in, as Pacemaker's: the highest priority first, then
-    /// in configuration order, a group as one (by its first member's priority). Each
-    /// resource is placed after those it is colocated with (the highest priority, then
-    /// clones, first), so it sees where they go.
-    fn assignment_order(&self) -> Vec<usize> {
+    /// The order resources are placed in ([`Config::assignment_order`]); under another
+    /// placement strategy, as Pacemaker sorts them then: what has the higher score where it
+    /// runs first (what runs before what does not), then the higher score on the first node
+    /// (most capacity first under `balanced`) where they differ.
+    fn assignment_order(&self) -> std::borrow::Cow<'a, [usize]> {
         let config = self.config;
+        if config.cluster.placement_strategy == PlacementStrategy::Default {
+            return std::borrow::Cow::Borrowed(config.assignment_order());
+        }
         let resources = config.resources();
-        let mut group_of: Vec<Option<usize>> = vec![None; resources.len()];
-        let members: Vec<Vec<usize>> = config
-            .groups()
+        let units = config.placement_units();
+        let mut sorted = config.units_by_priority();
+        let mut nodes: Vec<usize> = (0..config.nodes().len()).collect();
+        if config.cluster.placement_strategy == PlacementStrategy::Balanced {
+            nodes.sort_by(|&a, &b| self.compare_capacities(a, b).then(a.cmp(&b)));
+        }
+        let keys: Vec<(Score, Vec<Score>)> = units
             .iter()
-            .enumerate()
-            .map(|(g, group)| {
-                let m: Vec<usize> = group
-                    .resources
+            .map(|unit| {
+                let base = self.dependent_base(unit[0]);
+                let current = unit
                     .iter()
-                    .filter_map(|id| config.resource_index(id))
-                    .collect();
-                for &r in &m {
-                    group_of[r] = Some(g);
-                }
-                m
+                    .find_map(|&m| self.running_on(m))
+                    .map_or(Score::MINUS_INFINITY, |i| base[i]);
+                (current, nodes.iter().map(|&i| base[i]).collect())
             })
             .collect();
-        let mut units: Vec<Vec<usize>> = Vec::new();
-        let mut group_done = vec![false; members.len()];
-        for (r, group) in group_of.iter().enumerate() {
-            match *group {
-                Some(g) if group_done[g] => {}
-                Some(g) => {
-                    group_done[g] = true;
-                    units.push(members[g].clone());
-                }
-                None => units.push(vec![r]),
-            }
-        }
-        let mut sorted: Vec<usize> = (0..units.len()).collect();
-        sorted.sort_by_key(|&u| std::cmp::Reverse(resources[units[u][0]].meta.priority));
-        if config.cluster.placement_strategy != PlacementStrategy::Default {
-            // With utilization, as Pacemaker sorts them then: what has the higher score where
-            // it runs first (what runs before what does not), then the higher score on the
-            // first node (most capacity first under `balanced`) where they differ.
-            let mut nodes: Vec<usize> = (0..config.nodes().len()).collect();
-            if config.cluster.placement_strategy == PlacementStrategy::Balanced {
-                nodes.sort_by(|&a, &b| self.compare_capacities(a, b).then(a.cmp(&b)));
-            }
-            let keys: Vec<(Score, Vec<Score>)> = units
-                .iter()
-                .map(|unit| {
-                    let base = self.dependent_base(unit[0]);
-                    let current = unit
-                        .iter()
-                        .find_map(|&m| self.running_on(m))
-                        .map_or(Score::MINUS_INFINITY, |i| base[i]);
-                    (current, nodes.iter().map(|&i| base[i]).collect())
-                })
-                .collect();
-            sorted.sort_by(|&a, &b| {
-                let pa = resources[units[a][0]].meta.priority;
-                let pb = resources[units[b][0]].meta.priority;
-                pb.cmp(&pa)
-                    .then(keys[b].0.cmp(&keys[a].0))
-                    .then_with(|| keys[b].1.cmp(&keys[a].1))
-            });
-        }
-        let mut order = Vec::with_capacity(resources.len());
-        let mut seen = vec![false; resources.len()];
-        for u in sorted {
-            for &r in &units[u] {
-                self.assign_after_primaries(r, &mut seen, &mut order);
-            }
-        }
-        order
+        sorted.sort_by(|&a, &b| {
+            let pa = resources[units[a][0]].meta.priority;
+            let pb = resources[units[b][0]].meta.priority;
+            pb.cmp(&pa)
+                .then(keys[b].0.cmp(&keys[a].0))
+                .then_with(|| keys[b].1.cmp(&keys[a].1))
+        });
+        std::borrow::Cow::Owned(config.assign_in(&sorted))
     }
 
     /// The first reachable node where resource `r` is active now.
@@ -2078,31 +2052,6 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    fn assign_after_primaries(&self, r: usize, seen: &mut [bool], order: &mut Vec<usize>) {
-        if seen[r] {
-            return;
-        }
-        seen[r] = true;
-        let resources = self.config.resources();
-        let mut primaries: Vec<usize> = self
-            .config
-            .colocated_with(r)
-            .iter()
-            .map(|c| c.with)
-            .collect();
-        primaries.sort_by_key(|&w| {
-            (
-                std::cmp::Reverse(resources[w].meta.priority),
-                !resources[w].is_clone(),
-                !resources[w].is_promotable(),
-            )
-        });
-        for w in primaries {
-            self.assign_after_primaries(w, seen, order);
-        }
-        order.push(r);
-    }
-
     /// Resource `r` is placed on node `i`: one more resource there, and (placement strategies
     /// other than `default`) less capacity left.
     fn place_on(&mut self, r: usize, i: usize) {
@@ -2112,10 +2061,7 @@ impl<'a> Scheduler<'a> {
             return;
         }
         for (name, used) in &self.config.resources()[r].utilization {
-            match node.remaining.iter_mut().find(|(n, _)| n == name) {
-                Some((_, left)) => *left = left.saturating_sub(*used),
-                None => node.remaining.push((name.clone(), used.saturating_neg())),
-            }
+            add_amount(&mut node.remaining, name, used.saturating_neg());
         }
     }
 
@@ -2198,10 +2144,7 @@ impl<'a> Scheduler<'a> {
         let mut sum: Vec<(String, i64)> = Vec::new();
         for &x in &with {
             for (name, used) in &resources[x].utilization {
-                match sum.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, v)) => *v = v.saturating_add(*used),
-                    None => sum.push((name.clone(), *used)),
-                }
+                add_amount(&mut sum, name, *used);
             }
         }
         let available: Vec<usize> = (0..scores.len())
@@ -2392,7 +2335,7 @@ impl<'a> Scheduler<'a> {
                     node,
                     reason: self.stop_reason(p),
                     role: role(was_promoted),
-                    blocked: fenced && self.nodes[i].fence.is_none(),
+                    blocked: fenced && self.nodes[i].stranded(),
                 }
             } else if start && promote {
                 Change::Promote {
@@ -2503,7 +2446,7 @@ impl<'a> Scheduler<'a> {
                 reason: self.stop_reason(p),
                 role: None,
                 // On a node that is unclean and cannot be fenced, nothing can stop it.
-                blocked: self.nodes[f].unclean && self.nodes[f].fence.is_none(),
+                blocked: self.nodes[f].stranded(),
             },
             (many, target) => {
                 // Active on several nodes: placed nowhere, each copy stops for that reason.
@@ -2519,7 +2462,7 @@ impl<'a> Scheduler<'a> {
                             node: name(f),
                             reason: reason.clone(),
                             role: None,
-                            blocked: self.nodes[f].unclean && self.nodes[f].fence.is_none(),
+                            blocked: self.nodes[f].stranded(),
                         });
                     }
                 }

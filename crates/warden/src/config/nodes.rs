@@ -78,25 +78,10 @@ pub(super) fn nodes(
 
 /// `attributes = { rack = "a", weight = 10 }`: the node's attributes, as text.
 fn attributes(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let Some((at, _)) = r.table(t, "attributes") else {
-        return out;
-    };
-    for (k, v) in at.iter() {
-        let key = k.get_ref().to_string();
-        if !warden_engine::valid_attribute(&key) {
-            r.d.error(
-                k.span(),
-                format!("bad attribute name {key:?}: letters, digits, '_', '.', ':', '-' (and '#' after the first; #uname and the like are Warden's own)"),
-            );
-            continue;
-        }
-        let Some(value) = r.scalar_text(v, &format!("attribute {key:?}")) else {
-            continue;
-        };
-        out.push((key, value));
-    }
-    out
+    let names = "letters, digits, '_', '.', ':', '-' (and '#' after the first; #uname and the like are Warden's own)";
+    r.named_values(t, "attributes", "attribute", names, |r, name, v| {
+        r.scalar_text(v, &format!("attribute {name:?}"))
+    })
 }
 
 /// The `[[fence_device]]`s, with the nodes they name (checked later).

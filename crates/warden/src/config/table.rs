@@ -386,32 +386,47 @@ impl<'s> Reader<'s> {
         }
     }
 
-    /// `utilization = { cpu = 2, memory = 2048 }`: capacities (of a node) or what a resource
-    /// uses, by name: names as node attributes', whole numbers from 0.
-    pub fn utilization(&mut self, t: &Tbl<'_, '_>) -> Vec<(String, i64)> {
+    /// A table of named values (`attributes`, `utilization`): names as node attributes'
+    /// (a bad one is reported as a bad `what` name, `bad_name` saying what they may be), each
+    /// value read by `value`; a bad entry is reported at its place and left out.
+    pub fn named_values<T>(
+        &mut self,
+        t: &Tbl<'_, '_>,
+        key: &'static str,
+        what: &str,
+        bad_name: &str,
+        mut value: impl FnMut(&mut Self, &str, &Value<'_>) -> Option<T>,
+    ) -> Vec<(String, T)> {
         let mut out = Vec::new();
-        let Some((ut, _)) = self.table(t, "utilization") else {
+        let Some((table, _)) = self.table(t, key) else {
             return out;
         };
-        for (k, v) in ut.iter() {
-            let key = k.get_ref().to_string();
-            if !warden_engine::valid_attribute(&key) {
-                self.d.error(
-                    k.span(),
-                    format!("bad utilization name {key:?}: letters, digits, '_', '.', ':', '-'"),
-                );
+        for (k, v) in table.iter() {
+            let name = k.get_ref().to_string();
+            if !warden_engine::valid_attribute(&name) {
+                self.d
+                    .error(k.span(), format!("bad {what} name {name:?}: {bad_name}"));
                 continue;
             }
-            let Some(n) = self.int_value(v, &key) else {
-                continue;
-            };
-            if n < 0 {
-                self.d.error(v.span(), format!("`{key}` must be 0 or more"));
-                continue;
+            if let Some(v) = value(self, &name, v) {
+                out.push((name, v));
             }
-            out.push((key, n));
         }
         out
+    }
+
+    /// `utilization = { cpu = 2, memory = 2048 }`: capacities (of a node) or what a resource
+    /// uses, by name: whole numbers from 0.
+    pub fn utilization(&mut self, t: &Tbl<'_, '_>) -> Vec<(String, i64)> {
+        let names = "letters, digits, '_', '.', ':', '-'";
+        self.named_values(t, "utilization", "utilization", names, |r, name, v| {
+            let n = r.int_value(v, name)?;
+            if n < 0 {
+                r.d.error(v.span(), format!("`{name}` must be 0 or more"));
+                return None;
+            }
+            Some(n)
+        })
     }
 
     pub fn int(&mut self, t: &Tbl<'_, '_>, key: &'static str) -> Option<i64> {
