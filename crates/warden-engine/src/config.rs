@@ -884,6 +884,9 @@ pub struct Config {
     /// The order resources are placed in under the `default` placement strategy (see
     /// [`Config::assignment_order`]).
     assignment_order: Vec<usize>,
+    /// For each resource, the one whose placement places it first (it is colocated with
+    /// it), under the `default` placement strategy.
+    assignment_within: Vec<Option<usize>>,
     /// Resource indexes, each after those ordered before it.
     action_order: Vec<usize>,
 }
@@ -1032,6 +1035,7 @@ impl Config {
             placement_order: by_priority.clone(),
             placement_units: (0..n).map(|r| vec![r]).collect(),
             assignment_order: by_priority.clone(),
+            assignment_within: vec![None; n],
             action_order: by_priority,
         })
     }
@@ -1170,7 +1174,7 @@ impl Config {
         self.groups = groups;
         self.placement_units = self.units();
         let by_priority = self.units_by_priority();
-        self.assignment_order = self.assign_in(&by_priority);
+        (self.assignment_order, self.assignment_within) = self.assign_in(&by_priority);
         Ok(self)
     }
 
@@ -1420,6 +1424,12 @@ impl Config {
         &self.assignment_order
     }
 
+    /// For each resource, the one whose placement places it first, in
+    /// [`Config::assignment_order`].
+    pub(crate) fn assignment_within(&self) -> &[Option<usize>] {
+        &self.assignment_within
+    }
+
     /// Each resource alone and each group as one, in declaration order.
     fn units(&self) -> Vec<Vec<usize>> {
         let mut group_of: Vec<Option<usize>> = vec![None; self.resources.len()];
@@ -1464,23 +1474,33 @@ impl Config {
 
     /// The resources of `units` (indexes of `placement_units`) in that order, each after those
     /// it is colocated with (the highest priority, then clones, first); a colocation loop is
-    /// broken where it is met.
-    pub(crate) fn assign_in(&self, units: &[usize]) -> Vec<usize> {
+    /// broken where it is met. With it, for each resource, the one whose placement placed it
+    /// first (Pacemaker places the primaries of a resource while placing it).
+    pub(crate) fn assign_in(&self, units: &[usize]) -> (Vec<usize>, Vec<Option<usize>>) {
         let mut order = Vec::with_capacity(self.resources.len());
+        let mut within = vec![None; self.resources.len()];
         let mut seen = vec![false; self.resources.len()];
         for &u in units {
             for &r in &self.placement_units[u] {
-                self.assign_after_primaries(r, &mut seen, &mut order);
+                self.assign_after_primaries(r, None, &mut seen, &mut order, &mut within);
             }
         }
-        order
+        (order, within)
     }
 
-    fn assign_after_primaries(&self, r: usize, seen: &mut [bool], order: &mut Vec<usize>) {
+    fn assign_after_primaries(
+        &self,
+        r: usize,
+        parent: Option<usize>,
+        seen: &mut [bool],
+        order: &mut Vec<usize>,
+        within: &mut [Option<usize>],
+    ) {
         if seen[r] {
             return;
         }
         seen[r] = true;
+        within[r] = parent;
         let resources = &self.resources;
         let mut primaries: Vec<usize> = self.colocated_with[r].iter().map(|c| c.with).collect();
         primaries.sort_by_key(|&w| {
@@ -1491,7 +1511,7 @@ impl Config {
             )
         });
         for w in primaries {
-            self.assign_after_primaries(w, seen, order);
+            self.assign_after_primaries(w, Some(r), seen, order, within);
         }
         order.push(r);
     }

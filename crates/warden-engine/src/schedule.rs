@@ -438,7 +438,9 @@ pub fn schedule_with(
     let mut s = Scheduler::new(config, state, now, opts);
     s.fence_unclean_nodes();
     let mut plans: Vec<Plan> = vec![Plan::default(); config.resources().len()];
-    for &r in s.assignment_order().iter() {
+    let (order, within) = s.assignment_order();
+    s.within = within;
+    for &r in order.iter() {
         plans[r] = s.plan(r, &plans);
         plans[r].placed = true;
     }
@@ -664,6 +666,9 @@ struct Scheduler<'a> {
     eff: Vec<Effective>,
     /// Base node scores of resources colocated with others, computed once per run.
     dependent_base: std::cell::RefCell<Vec<Option<std::rc::Rc<Vec<Score>>>>>,
+    /// For each resource, the one whose placement places it first (see
+    /// [`Config::assign_in`]).
+    within: Vec<Option<usize>>,
 }
 
 /// The actions emitted for one resource, by kind.
@@ -769,6 +774,7 @@ impl<'a> Scheduler<'a> {
             out: Transition::default(),
             eff: Vec::new(),
             dependent_base: std::cell::RefCell::new(vec![None; config.resources().len()]),
+            within: Vec::new(),
         }
     }
 
@@ -1856,7 +1862,7 @@ impl<'a> Scheduler<'a> {
             let mut visiting = vec![false; config.resources().len()];
             visiting[r] = true;
             for &(d, score) in config.dependents_of(r) {
-                self.merge_dependent(d, &mut scores, fraction(score), &mut visiting, 0);
+                self.merge_dependent(r, d, &mut scores, fraction(score), plans, &mut visiting, 0);
             }
         }
         scores
@@ -1895,11 +1901,14 @@ impl<'a> Scheduler<'a> {
     /// Pacemaker's `pcmk__add_colocated_node_scores`: a negative preference of a dependent
     /// that avoids its primary is not counted, and scores that would leave no node allowed are
     /// rolled back.
+    #[allow(clippy::too_many_arguments)]
     fn merge_dependent(
         &self,
+        r: usize,
         d: usize,
         nodes: &mut Vec<Score>,
         factor: f64,
+        plans: &[Plan],
         visiting: &mut [bool],
         depth: usize,
     ) {
@@ -1911,7 +1920,18 @@ impl<'a> Scheduler<'a> {
             return;
         }
         visiting[d] = true;
-        let base = self.dependent_base(d);
+        let mut base = self.dependent_base(d);
+        // A dependent whose placement is placing this one has taken in its colocations with
+        // what is already placed (Pacemaker applies each as soon as its primary is placed).
+        if self.places(d, r) {
+            let mut own = (*base).clone();
+            for c in config.colocated_with(d).iter().filter(|c| !c.promoted) {
+                if plans[c.with].placed {
+                    self.apply_colocation(&mut own, c, plans[c.with].nodes_for(c.with_promoted));
+                }
+            }
+            base = std::rc::Rc::new(own);
+        }
         let mut work = nodes.clone();
         for (i, w) in work.iter_mut().enumerate() {
             let score = base[i].value();
@@ -1928,11 +1948,32 @@ impl<'a> Scheduler<'a> {
         if work.iter().any(|s| s.value() >= 0) {
             let sign = if factor < 0.0 { -1.0 } else { 1.0 };
             for &(d2, score) in config.dependents_of(d) {
-                self.merge_dependent(d2, &mut work, sign * fraction(score), visiting, depth + 1);
+                self.merge_dependent(
+                    r,
+                    d2,
+                    &mut work,
+                    sign * fraction(score),
+                    plans,
+                    visiting,
+                    depth + 1,
+                );
             }
             *nodes = work;
         }
         visiting[d] = false;
+    }
+
+    /// Whether placing `d` is what places `r` (`r` is placed while `d`'s primaries are).
+    fn places(&self, d: usize, r: usize) -> bool {
+        let mut at = r;
+        for _ in 0..self.within.len() {
+            match self.within.get(at).copied().flatten() {
+                Some(p) if p == d => return true,
+                Some(p) => at = p,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// [`Scheduler::base_scores`] of resource `d`, from its own state (computed once a run).
@@ -2008,10 +2049,13 @@ impl<'a> Scheduler<'a> {
     /// placement strategy, as Pacemaker sorts them then: what has the higher score where it
     /// runs first (what runs before what does not), then the higher score on the first node
     /// (most capacity first under `balanced`) where they differ.
-    fn assignment_order(&self) -> std::borrow::Cow<'a, [usize]> {
+    fn assignment_order(&self) -> (std::borrow::Cow<'a, [usize]>, Vec<Option<usize>>) {
         let config = self.config;
         if config.cluster.placement_strategy == PlacementStrategy::Default {
-            return std::borrow::Cow::Borrowed(config.assignment_order());
+            return (
+                std::borrow::Cow::Borrowed(config.assignment_order()),
+                config.assignment_within().to_vec(),
+            );
         }
         let resources = config.resources();
         let units = config.placement_units();
@@ -2038,7 +2082,8 @@ impl<'a> Scheduler<'a> {
                 .then(keys[b].0.cmp(&keys[a].0))
                 .then_with(|| keys[b].1.cmp(&keys[a].1))
         });
-        std::borrow::Cow::Owned(config.assign_in(&sorted))
+        let (order, within) = config.assign_in(&sorted);
+        (std::borrow::Cow::Owned(order), within)
     }
 
     /// The first reachable node where resource `r` is active now.

@@ -401,6 +401,32 @@ fn a_colocation_loop_is_placed_as_pacemaker_places_it() {
 }
 
 #[test]
+fn a_resource_with_several_primaries_keeps_them_together() {
+    // rsc1 must run with each of rsc2, rsc3 and rsc4. Placing rsc1 places its primaries
+    // first, and once rsc2 is placed rsc1 can only go where rsc2 is: rsc3 and rsc4, pulled
+    // by rsc1, follow (Pacemaker applies each colocation as soon as its primary is placed).
+    // Balancing rsc3 onto the emptier node would leave rsc1 nowhere to run.
+    let w = build(&["node1", "node2"])
+        .resource(dummy("rsc1"))
+        .resource(dummy("rsc2"))
+        .resource(dummy("rsc3"))
+        .resource(dummy("rsc4"))
+        .colocation("rsc1", "rsc2", Score::INFINITY)
+        .colocation("rsc1", "rsc3", Score::INFINITY)
+        .colocation("rsc1", "rsc4", Score::INFINITY)
+        .world();
+    assert_eq!(
+        w.status(),
+        [
+            "rsc1 Started node1",
+            "rsc2 Started node1",
+            "rsc3 Started node1",
+            "rsc4 Started node1"
+        ]
+    );
+}
+
+#[test]
 fn equal_scores_go_to_the_least_loaded_node_before_the_current_one() {
     // As Pacemaker's node sort: score, then (when the score is positive) the node it runs on,
     // then the node with fewer resources placed, then the node it runs on, then the name.

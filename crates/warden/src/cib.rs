@@ -73,6 +73,19 @@ fn nvpairs(
     out
 }
 
+/// The nvpairs of the `set` children of each of `nodes` in turn.
+fn nvpairs_of(
+    nodes: &[Node<'_, '_>],
+    set: &str,
+    what: &str,
+    skip: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .flat_map(|n| nvpairs(*n, set, what, skip))
+        .collect()
+}
+
 /// A `utilization` set: whole numbers from 0 by name (Pacemaker takes anything else as 0).
 fn utilization(n: Node<'_, '_>, what: &str, skip: &mut Vec<String>) -> Table {
     nvpairs(n, "utilization", what, skip)
@@ -237,22 +250,60 @@ struct Reader {
     stonith: BTreeSet<String>,
     /// The cluster nodes carried over.
     nodes: BTreeSet<String>,
+    /// What each tag and each template stands for in constraints: the CIB ids of the
+    /// resources tagged with it or made from it.
+    tags: BTreeMap<String, Vec<String>>,
+}
+
+/// A resource set of a constraint, as read (or as Pacemaker makes one of a constraint that
+/// names a tag or a template).
+struct Set {
+    members: Vec<String>,
+    /// `sequential` as written (None: not written).
+    sequential: Option<bool>,
+    role: Option<&'static str>,
+    action: String,
+    score: Option<String>,
+    kind: Option<String>,
 }
 
 impl Reader {
     fn primitive(&mut self, p: Node<'_, '_>, extra_meta: &[(String, String)]) -> Option<Table> {
         let id = p.attribute("id")?.to_owned();
-        if p.attribute("template").is_some() {
-            self.skip.push(format!("primitive {id} (templates)"));
-            return None;
-        }
-        let class = p.attribute("class").unwrap_or("ocf");
-        let kind = p.attribute("type").unwrap_or("");
+        // A primitive made from a template: the template's class, agent, attributes and
+        // operations, then its own (which win), as Pacemaker's `unpack_template` expands it.
+        let template = match p.attribute("template") {
+            Some(name) => match p
+                .document()
+                .root_element()
+                .descendants()
+                .find(|n| n.has_tag_name("template") && n.attribute("id") == Some(name))
+            {
+                Some(t) => {
+                    self.tags
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(id.clone());
+                    Some(t)
+                }
+                None => {
+                    self.skip
+                        .push(format!("primitive {id} (template {name} not found)"));
+                    return None;
+                }
+            },
+            None => None,
+        };
+        // The primitive and its template, the template first.
+        let sources: Vec<Node<'_, '_>> = template.into_iter().chain([p]).collect();
+        let attr = |k: &str| p.attribute(k).or(template.and_then(|t| t.attribute(k)));
+        let class = attr("class").unwrap_or("ocf");
+        let kind = attr("type").unwrap_or("");
         let mut t = Table::new();
         t.insert("id".into(), Value::String(id.clone()));
         match class {
             // A Pacemaker Remote connection: remote nodes stay out (docs/pacemaker.md).
-            "ocf" if p.attribute("provider") == Some("pacemaker") && kind == "remote" => {
+            "ocf" if attr("provider") == Some("pacemaker") && kind == "remote" => {
                 self.skip.push(format!(
                     "primitive {id} (remote nodes: ocf:pacemaker:remote)"
                 ));
@@ -260,7 +311,7 @@ impl Reader {
             }
             "ocf" => {
                 t.insert("class".into(), "ocf".into());
-                if let Some(pr) = p.attribute("provider") {
+                if let Some(pr) = attr("provider") {
                     t.insert("provider".into(), pr.into());
                 }
                 t.insert("type".into(), kind.into());
@@ -282,18 +333,20 @@ impl Reader {
                 d.insert("agent".into(), kind.into());
                 // Placed as a resource and checked as often as its monitor says (none: only
                 // when it starts).
-                let monitor = child(p, "operations")
-                    .into_iter()
+                let monitor = sources
+                    .iter()
+                    .filter_map(|s| child(*s, "operations"))
                     .flat_map(elements)
                     .filter(|o| o.attribute("name") == Some("monitor"))
                     .filter_map(|o| millis(o.attribute("interval").unwrap_or("0")))
                     .find(|&ms| ms > 0)
                     .unwrap_or(0);
                 d.insert("monitor".into(), duration_value(monitor));
-                let runs_without_quorum = nvpairs(p, "meta_attributes", &id, &mut Vec::new())
-                    .iter()
-                    .chain(extra_meta)
-                    .any(|(k, v)| k == "requires" && v.eq_ignore_ascii_case("nothing"));
+                let runs_without_quorum =
+                    nvpairs_of(&sources, "meta_attributes", &id, &mut Vec::new())
+                        .iter()
+                        .chain(extra_meta)
+                        .any(|(k, v)| k == "requires" && v.eq_ignore_ascii_case("nothing"));
                 if runs_without_quorum {
                     d.insert("requires".into(), "nothing".into());
                 }
@@ -308,8 +361,8 @@ impl Reader {
                 return None;
             }
         }
-        let params: Table = nvpairs(
-            p,
+        let params: Table = nvpairs_of(
+            &sources,
             "instance_attributes",
             &format!("primitive {id}"),
             &mut self.skip,
@@ -320,14 +373,17 @@ impl Reader {
         if !params.is_empty() && class == "ocf" {
             t.insert("params".into(), Value::Table(params));
         }
-        let used = utilization(p, &format!("primitive {id}"), &mut self.skip);
+        let mut used = Table::new();
+        for s in &sources {
+            used.extend(utilization(*s, &format!("primitive {id}"), &mut self.skip));
+        }
         if !used.is_empty() {
             t.insert("utilization".into(), Value::Table(used));
         }
         let mut meta = Table::new();
         let mut all = extra_meta.to_vec();
-        all.extend(nvpairs(
-            p,
+        all.extend(nvpairs_of(
+            &sources,
             "meta_attributes",
             &format!("primitive {id}"),
             &mut self.skip,
@@ -339,11 +395,29 @@ impl Reader {
             t.insert("meta".into(), Value::Table(meta));
         }
         let mut ops: Vec<Table> = Vec::new();
-        if let Some(list) = child(p, "operations") {
-            for op in elements(list).filter(|c| c.has_tag_name("op")) {
-                if let Some(o) = self.op(&id, op) {
-                    ops.push(o);
-                }
+        // Its own operations, then those of its template it has no operation of the same
+        // name, interval and role for.
+        let op_key = |o: Node<'_, '_>| {
+            (
+                o.attribute("name").unwrap_or_default().to_owned(),
+                millis(o.attribute("interval").unwrap_or("0")),
+                o.attribute("role").and_then(role_word),
+            )
+        };
+        let own: Vec<Node<'_, '_>> = child(p, "operations")
+            .into_iter()
+            .flat_map(elements)
+            .filter(|c| c.has_tag_name("op"))
+            .collect();
+        let from_template = template
+            .and_then(|t| child(t, "operations"))
+            .into_iter()
+            .flat_map(elements)
+            .filter(|c| c.has_tag_name("op"))
+            .filter(|o| !own.iter().any(|x| op_key(*x) == op_key(*o)));
+        for op in own.iter().copied().chain(from_template) {
+            if let Some(o) = self.op(&id, op) {
+                ops.push(o);
             }
         }
         // Two operations with one name and interval: Pacemaker ignores every such recurring
@@ -504,7 +578,8 @@ impl Reader {
                 }
                 "clone" | "master" => self.clone_of(r, &id),
                 "bundle" => self.skip.push(format!("bundle {id} (bundles)")),
-                "template" => self.skip.push(format!("template {id} (templates)")),
+                // Read where a primitive names it.
+                "template" => {}
                 other => self.skip.push(format!("{other} {id}")),
             }
         }
@@ -609,12 +684,32 @@ impl Reader {
             .ok_or_else(|| format!("{what} names {r}, which is not carried over"))
     }
 
+    /// The Warden resources a reference names: those a tag or a template stands for, or the
+    /// one resource it names.
+    fn refs(&self, what: &str, r: Option<&str>) -> Result<Vec<String>, String> {
+        match r.and_then(|r| self.tags.get(r)) {
+            Some(members) => members.iter().map(|m| self.target(what, Some(m))).collect(),
+            None => self.target(what, r).map(|t| vec![t]),
+        }
+    }
+
+    /// Whether a reference names a tag or a template.
+    fn is_tag(&self, r: Option<&str>) -> bool {
+        r.is_some_and(|r| self.tags.contains_key(r))
+    }
+
     fn constraints(&mut self, list: Node<'_, '_>) {
         for c in elements(list) {
             let id = c.attribute("id").unwrap_or("?").to_owned();
             let tag = c.tag_name().name();
             let r = if child(c, "resource_set").is_some() {
                 self.sets(c, tag, &id)
+            } else if tag != "rsc_location"
+                && ["rsc", "with-rsc", "first", "then"]
+                    .iter()
+                    .any(|a| self.is_tag(c.attribute(*a)))
+            {
+                self.tag_sets(c, tag, &id)
             } else {
                 match tag {
                     "rsc_location" => self.location(c, &id),
@@ -634,15 +729,6 @@ impl Reader {
     /// (`unpack_colocation_set`, `colocate_rsc_sets`, `unpack_order_set`, `order_rsc_sets`).
     fn sets(&mut self, c: Node<'_, '_>, tag: &str, id: &str) -> Result<(), String> {
         let what = format!("{tag} {id}");
-        struct Set {
-            members: Vec<String>,
-            /// `sequential` as written (None: not written).
-            sequential: Option<bool>,
-            role: Option<&'static str>,
-            action: String,
-            score: Option<String>,
-            kind: Option<String>,
-        }
         let mut sets = Vec::new();
         for set in elements(c).filter(|e| e.has_tag_name("resource_set")) {
             if set.attribute("require-all").is_some_and(|v| !is_true(v)) {
@@ -652,14 +738,11 @@ impl Reader {
                 return Err(format!("{what} (references)"));
             }
             let mut members = Vec::new();
+            // A tag or a template among them stands for its resources.
             for r in elements(set).filter(|e| e.has_tag_name("resource_ref")) {
-                members.push(self.target(&what, r.attribute("id"))?);
+                members.extend(self.refs(&what, r.attribute("id"))?);
             }
-            let role = match set.attribute("role").and_then(role_word) {
-                Some("promoted") => Some("promoted"),
-                Some("started") | None => None,
-                Some(r) => return Err(format!("{what} (set role {r})")),
-            };
+            let role = set_role(&what, set.attribute("role"))?;
             let action = set.attribute("action").unwrap_or("start").to_owned();
             if action != "start" && action != "promote" {
                 return Err(format!("{what} (set action {action})"));
@@ -673,7 +756,76 @@ impl Reader {
                 kind: set.attribute("kind").map(str::to_ascii_lowercase),
             });
         }
+        self.expand_sets(c, tag, &what, sets)
+    }
+
+    /// A colocation, order or ticket that names a tag or a template, as the resource sets
+    /// Pacemaker turns it into (`pcmk__tag_to_set`): the tag's resources one set, not
+    /// sequential, the other side a set of its one resource; roles and actions go with
+    /// their side.
+    fn tag_sets(&mut self, c: Node<'_, '_>, tag: &str, id: &str) -> Result<(), String> {
+        let what = format!("{tag} {id}");
+        let sides: &[(&str, Option<&str>)] = match tag {
+            "rsc_colocation" => &[
+                ("rsc", Some("rsc-role")),
+                ("with-rsc", Some("with-rsc-role")),
+            ],
+            "rsc_order" => &[
+                ("first", Some("first-action")),
+                ("then", Some("then-action")),
+            ],
+            "rsc_ticket" => &[("rsc", Some("rsc-role"))],
+            _ => return Err(format!("{what} (tags)")),
+        };
+        if tag == "rsc_colocation" && sides.iter().all(|(a, _)| self.is_tag(c.attribute(*a))) {
+            // Pacemaker ignores it ("two templates or tags cannot be colocated").
+            self.ignored
+                .push(format!("{what} (a colocation of two tags or templates)"));
+            return Ok(());
+        }
+        let mut sets = Vec::new();
+        for &(attr, extra) in sides {
+            let r = c.attribute(attr);
+            let extra = extra.and_then(|e| c.attribute(e));
+            let (role, action) = if tag == "rsc_order" {
+                (None, extra.unwrap_or("start").to_owned())
+            } else {
+                (set_role(&what, extra)?, "start".to_owned())
+            };
+            if action != "start" && action != "promote" {
+                return Err(format!("{what} (set action {action})"));
+            }
+            sets.push(Set {
+                members: self.refs(&what, r)?,
+                sequential: self.is_tag(r).then_some(false),
+                role,
+                action,
+                score: None,
+                kind: None,
+            });
+        }
+        self.expand_sets(c, tag, &what, sets)
+    }
+
+    /// Resource sets as the plain constraints Pacemaker expands them into.
+    fn expand_sets(
+        &mut self,
+        c: Node<'_, '_>,
+        tag: &str,
+        what: &str,
+        sets: Vec<Set>,
+    ) -> Result<(), String> {
         match tag {
+            "rsc_location" => {
+                let mut out = Vec::new();
+                for set in &sets {
+                    for m in &set.members {
+                        out.extend(self.location_of(c, what, m, set.role, set.score.as_deref())?);
+                    }
+                }
+                self.locations.extend(out);
+                Ok(())
+            }
             "rsc_ticket" => {
                 let ticket = c
                     .attribute("ticket")
@@ -839,28 +991,52 @@ impl Reader {
         if c.attribute("rsc-pattern").is_some() {
             return Err(format!("{what} (rsc-pattern)"));
         }
-        let resource = self.target(&what, c.attribute("rsc"))?;
+        let mut out = Vec::new();
+        for resource in self.refs(&what, c.attribute("rsc"))? {
+            out.extend(self.location_of(c, &what, &resource, None, None)?);
+        }
+        self.locations.extend(out);
+        Ok(())
+    }
+
+    /// The locations a `rsc_location` gives one resource, with the role and score of its
+    /// set when it has them.
+    fn location_of(
+        &self,
+        c: Node<'_, '_>,
+        what: &str,
+        resource: &str,
+        role: Option<&'static str>,
+        score: Option<&str>,
+    ) -> Result<Vec<Table>, String> {
         if child(c, "rule").is_some() {
             // Each rule is a location of its own, as Pacemaker unpacks them.
             let mut out = Vec::new();
             for rule in elements(c).filter(|e| e.has_tag_name("rule")) {
                 let text = rule_of(rule, &self.node_ids).map_err(|e| format!("{what}: {e}"))?;
                 let mut t = Table::new();
-                t.insert("resource".into(), resource.clone().into());
+                t.insert("resource".into(), resource.into());
                 t.insert("rule".into(), text.to_string().into());
-                match (rule.attribute("score"), rule.attribute("score-attribute")) {
-                    (Some(s), _) => {
+                match (
+                    score,
+                    rule.attribute("score"),
+                    rule.attribute("score-attribute"),
+                ) {
+                    (Some(s), _, _) | (None, Some(s), _) => {
                         t.insert("score".into(), score_value(s));
                     }
-                    (None, Some(a)) => {
+                    (None, None, Some(a)) => {
                         t.insert("score_attribute".into(), a.into());
                     }
-                    (None, None) => {
+                    (None, None, None) => {
                         t.insert("score".into(), Value::Integer(0));
                     }
                 }
-                let role = rule.attribute("role").or(c.attribute("role"));
-                match role.and_then(role_word) {
+                let role = role.or(rule
+                    .attribute("role")
+                    .or(c.attribute("role"))
+                    .and_then(role_word));
+                match role {
                     Some("promoted") => {
                         t.insert("role".into(), "promoted".into());
                     }
@@ -869,8 +1045,7 @@ impl Reader {
                 }
                 out.push(t);
             }
-            self.locations.extend(out);
-            return Ok(());
+            return Ok(out);
         }
         let node = c
             .attribute("node")
@@ -880,22 +1055,21 @@ impl Reader {
                 "{what} names node {node}, which is not carried over"
             ));
         }
-        let score = c
-            .attribute("score")
+        let score = score
+            .or(c.attribute("score"))
             .ok_or_else(|| format!("{what} (score-attribute)"))?;
         let mut t = Table::new();
         t.insert("resource".into(), resource.into());
         t.insert("node".into(), node.into());
         t.insert("score".into(), score_value(score));
-        if let Some(r) = c.attribute("role").and_then(role_word) {
+        if let Some(r) = role.or(c.attribute("role").and_then(role_word)) {
             if r == "promoted" {
                 t.insert("role".into(), r.into());
             } else if r != "started" {
                 return Err(format!("{what} (role {r})"));
             }
         }
-        self.locations.push(t);
-        Ok(())
+        Ok(vec![t])
     }
 
     fn colocation(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
@@ -975,6 +1149,16 @@ impl Reader {
         }
         self.orders.push(t);
         Ok(())
+    }
+}
+
+/// The role of a resource set (or of the side of a constraint made one): promoted, or none
+/// for started.
+fn set_role(what: &str, role: Option<&str>) -> Result<Option<&'static str>, String> {
+    match role.and_then(role_word) {
+        Some("promoted") => Ok(Some("promoted")),
+        Some("started") | None => Ok(None),
+        Some(r) => Err(format!("{what} (set role {r})")),
     }
 }
 
@@ -1212,6 +1396,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         tickets: Vec::new(),
         stonith: BTreeSet::new(),
         nodes: BTreeSet::new(),
+        tags: BTreeMap::new(),
     };
     // Cluster options.
     let mut cluster = Table::new();
@@ -1336,11 +1521,20 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     if let Some(list) = child(conf, "resources") {
         r.resources(list);
     }
+    for tag in child(conf, "tags")
+        .into_iter()
+        .flat_map(elements)
+        .filter(|t| t.has_tag_name("tag"))
+    {
+        let refs = elements(tag)
+            .filter(|o| o.has_tag_name("obj_ref"))
+            .filter_map(|o| o.attribute("id").map(str::to_owned));
+        if let Some(id) = tag.attribute("id") {
+            r.tags.entry(id.to_owned()).or_default().extend(refs);
+        }
+    }
     if let Some(list) = child(conf, "constraints") {
         r.constraints(list);
-    }
-    if child(conf, "tags").is_some_and(|t| elements(t).next().is_some()) {
-        r.skip.push("tags".into());
     }
     if !stonith_enabled {
         r.fence.clear();
@@ -1988,6 +2182,87 @@ mod tests {
         // Within the sequential set a then b; the unordered set has none; between the sets the
         // sequential one's last member before every member of the other.
         assert_eq!(ords, [("a", "b"), ("b", "c"), ("b", "d")]);
+    }
+
+    #[test]
+    fn templates_and_tags_expand_as_pacemaker_expands_them() {
+        let xml = r#"<cib><configuration><crm_config/>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources>
+    <template id="tpl" class="ocf" provider="heartbeat" type="Dummy">
+      <instance_attributes id="tpl-ia"><nvpair id="t1" name="state" value="/tmp/t"/></instance_attributes>
+      <meta_attributes id="tpl-ma"><nvpair id="t2" name="target-role" value="Stopped"/></meta_attributes>
+      <utilization id="tpl-u"><nvpair id="t3" name="cpu" value="2"/></utilization>
+      <operations>
+        <op id="t4" name="monitor" interval="10s" timeout="20s"/>
+        <op id="t5" name="start" interval="0" timeout="30s"/>
+      </operations>
+    </template>
+    <primitive id="a" template="tpl"/>
+    <primitive id="b" template="tpl">
+      <meta_attributes id="b-ma"><nvpair id="b1" name="target-role" value="Started"/></meta_attributes>
+      <operations><op id="b2" name="monitor" interval="10s" timeout="5s"/></operations>
+    </primitive>
+    <primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="d" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources>
+  <constraints>
+    <rsc_location id="loc" rsc="tpl" node="n2" score="50"/>
+    <rsc_colocation id="col" rsc="c" with-rsc="tpl" score="INFINITY"/>
+    <rsc_order id="ord" first="tpl" then="tagged"/>
+    <rsc_colocation id="two" rsc="tpl" with-rsc="tagged" score="INFINITY"/>
+  </constraints>
+  <tags><tag id="tagged"><obj_ref id="c"/><obj_ref id="d"/></tag></tags>
+  </configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        // Pacemaker ignores a colocation of two tags, and says so.
+        assert!(
+            i.ignored.iter().any(|w| w.contains("rsc_colocation two")),
+            "{:?}",
+            i.ignored
+        );
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let e = &l.engine;
+        let a = e.resource("a").expect("a");
+        let b = e.resource("b").expect("b");
+        // The template's agent, parameters, utilization and operations; its own win.
+        assert!(matches!(&a.agent, warden_engine::Agent::Ocf { kind, .. } if kind == "Dummy"));
+        assert_eq!(a.params, [("state".to_owned(), "/tmp/t".to_owned())]);
+        assert_eq!(a.utilization, [("cpu".to_owned(), 2)]);
+        assert_eq!(a.meta.target_role, warden_engine::TargetRole::Stopped);
+        assert_eq!(b.meta.target_role, warden_engine::TargetRole::Started);
+        let monitor = |r: &warden_engine::ResourceSpec| {
+            r.ops
+                .iter()
+                .filter(|o| o.name == warden_engine::OpName::Monitor)
+                .map(|o| o.timeout.as_secs())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(monitor(a), [20]);
+        assert_eq!(monitor(b), [5]);
+        assert!(
+            b.ops
+                .iter()
+                .any(|o| o.name == warden_engine::OpName::Start && o.timeout.as_secs() == 30)
+        );
+        // A constraint on the template binds each resource made from it; one on a tag each
+        // resource tagged.
+        let locs: Vec<&str> = e.locations().iter().map(|l| l.resource.as_str()).collect();
+        assert_eq!(locs, ["a", "b"]);
+        let cols: Vec<(&str, &str)> = e
+            .colocations()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.with.as_str()))
+            .collect();
+        assert_eq!(cols, [("c", "a"), ("c", "b")]);
+        let ords: Vec<(&str, &str)> = e
+            .orders()
+            .iter()
+            .map(|o| (o.first.as_str(), o.then.as_str()))
+            .collect();
+        assert_eq!(ords, [("a", "c"), ("a", "d"), ("b", "c"), ("b", "d")]);
     }
 
     #[test]
