@@ -1016,7 +1016,8 @@ impl<'a> Scheduler<'a> {
             }
         }
         // Kept from running by what it must run with: say so, not "node availability".
-        if p.want_run && p.targets.is_empty() && p.delayed.is_none() {
+        // (A clone's copies placed nowhere are stopped for node availability.)
+        if p.want_run && p.targets.is_empty() && p.delayed.is_none() && !spec.is_clone() {
             let stuck = config.colocated_with(r).iter().find(|c| {
                 !c.internal
                     && !c.promoted

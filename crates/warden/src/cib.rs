@@ -250,6 +250,8 @@ struct Reader {
     stonith: BTreeSet<String>,
     /// The cluster nodes carried over.
     nodes: BTreeSet<String>,
+    /// `stonith-enabled`.
+    stonith_enabled: bool,
     /// What each tag and each template stands for in constraints: the CIB ids of the
     /// resources tagged with it or made from it.
     tags: BTreeMap<String, Vec<String>>,
@@ -320,7 +322,14 @@ impl Reader {
                 t.insert("class".into(), "systemd".into());
                 // An LSB script may be named by its path; systemd knows it by its name.
                 let kind = kind.rsplit('/').next().unwrap_or(kind);
-                let unit = if kind.contains('.') {
+                // A unit name has its type after the dot ("asterisk-11.0.1" is a script).
+                let typed = kind.rsplit_once('.').is_some_and(|(_, t)| {
+                    matches!(
+                        t,
+                        "service" | "socket" | "target" | "mount" | "timer" | "path" | "slice"
+                    )
+                });
+                let unit = if typed {
                     kind.to_owned()
                 } else {
                     format!("{kind}.service")
@@ -496,9 +505,7 @@ impl Reader {
         if let Some(t) = op.attribute("timeout").and_then(millis) {
             o.insert("timeout".into(), duration_value(t));
         }
-        if let Some(f) = op.attribute("on-fail") {
-            o.insert("on_fail".into(), f.into());
-        }
+        let mut on_fail = op.attribute("on-fail").map(str::to_owned);
         if let Some(r) = op.attribute("role") {
             match role_word(r) {
                 // A monitor of where it is stopped; a stopped role on anything else is
@@ -525,10 +532,32 @@ impl Reader {
                         o.insert("timeout".into(), duration_value(t));
                     }
                 }
-                "on-fail" => {
-                    o.insert("on_fail".into(), v.into());
-                }
+                "on-fail" => on_fail = Some(v),
                 _ => {}
+            }
+        }
+        if let Some(f) = on_fail {
+            let f = f.to_ascii_lowercase();
+            // What Pacemaker resets (with a configuration error) before it schedules.
+            let reset = match f.as_str() {
+                "standby" | "demote" | "stop" if name == "stop" => Some("the default"),
+                // Warden's stop has no "stop" on failure: the default (block) there.
+                "fence" if !self.stonith_enabled && name == "stop" => Some("the default"),
+                "fence" if !self.stonith_enabled => Some("stop"),
+                _ => None,
+            };
+            match reset {
+                Some(to) => {
+                    self.ignored.push(format!(
+                        "{id}: on-fail={f} of its {name} operation (reset to {to})"
+                    ));
+                    if to == "stop" {
+                        o.insert("on_fail".into(), "stop".into());
+                    }
+                }
+                None => {
+                    o.insert("on_fail".into(), f.into());
+                }
             }
         }
         Some(o)
@@ -691,6 +720,64 @@ impl Reader {
             Some(members) => members.iter().map(|m| self.target(what, Some(m))).collect(),
             None => self.target(what, r).map(|t| vec![t]),
         }
+    }
+
+    /// Colocations by the promoted role of what is not promotable, as Pacemaker schedules
+    /// them: a plain clone's copies have no role to choose (the role is not looked at), and a
+    /// resource of one copy is never promoted (a colocation that wants it promoted does
+    /// nothing; one that wants it away from its promoted role keeps away from where it runs).
+    fn roles_of_colocations(&mut self) {
+        let kind = |id: &str| {
+            self.resources
+                .iter()
+                .find(|t| t.get("id").and_then(Value::as_str) == Some(id))
+                .map(|t| {
+                    (
+                        t.get("clone").is_some_and(|v| v.as_bool() == Some(true)),
+                        t.get("promotable")
+                            .is_some_and(|v| v.as_bool() == Some(true)),
+                    )
+                })
+                .unwrap_or((false, false))
+        };
+        let mut kept = Vec::new();
+        let mut dropped = Vec::new();
+        for mut t in std::mem::take(&mut self.colocations) {
+            let positive = t.get("score").is_some_and(|s| {
+                s.as_integer()
+                    .map_or(s.as_str() != Some("-INFINITY"), |n| n > 0)
+            });
+            let mut useless = false;
+            for (role_key, side) in [("role", "resource"), ("with_role", "with")] {
+                if t.get(role_key).and_then(Value::as_str) != Some("promoted") {
+                    continue;
+                }
+                let name = t.get(side).and_then(Value::as_str).unwrap_or_default();
+                match kind(name) {
+                    (_, true) => {}
+                    (true, false) => {
+                        t.remove(role_key);
+                    }
+                    (false, false) if positive => useless = true,
+                    (false, false) => {
+                        t.remove(role_key);
+                    }
+                }
+            }
+            if useless {
+                dropped.push(format!(
+                    "a colocation of {} with {} by a promoted role it never has",
+                    t.get("resource")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    t.get("with").and_then(Value::as_str).unwrap_or_default()
+                ));
+            } else {
+                kept.push(t);
+            }
+        }
+        self.colocations = kept;
+        self.ignored.extend(dropped);
     }
 
     /// Whether a reference names a tag or a template.
@@ -1397,6 +1484,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         stonith: BTreeSet::new(),
         nodes: BTreeSet::new(),
         tags: BTreeMap::new(),
+        stonith_enabled: true,
     };
     // Cluster options.
     let mut cluster = Table::new();
@@ -1450,6 +1538,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
             }
         }
     }
+    r.stonith_enabled = stonith_enabled;
     // Defaults.
     let mut resource_defaults = Table::new();
     let mut op_defaults = Table::new();
@@ -1535,6 +1624,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     }
     if let Some(list) = child(conf, "constraints") {
         r.constraints(list);
+        r.roles_of_colocations();
     }
     if !stonith_enabled {
         r.fence.clear();
@@ -2263,6 +2353,68 @@ mod tests {
             .map(|o| (o.first.as_str(), o.then.as_str()))
             .collect();
         assert_eq!(ords, [("a", "c"), ("a", "d"), ("b", "c"), ("b", "d")]);
+    }
+
+    #[test]
+    fn what_pacemaker_resets_or_never_applies_is_read_as_pacemaker_reads_it() {
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="c">
+    <nvpair id="c1" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy">
+      <operations>
+        <op id="a1" name="stop" interval="0" on-fail="stop"/>
+        <op id="a2" name="monitor" interval="10s" on-fail="fence"/>
+      </operations>
+    </primitive>
+    <primitive id="s" class="lsb" type="asterisk-11.0.1"/>
+    <primitive id="u" class="systemd" type="named.socket"/>
+    <clone id="c-clone"><primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/></clone>
+    <primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources>
+  <constraints>
+    <rsc_colocation id="x1" rsc="a" with-rsc="c-clone" with-rsc-role="Promoted" score="INFINITY"/>
+    <rsc_colocation id="x2" rsc="s" with-rsc="p" with-rsc-role="Promoted" score="INFINITY"/>
+  </constraints></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let e = &l.engine;
+        let a = e.resource("a").expect("a");
+        // A stop may not stop on failure (the default then); fence without fencing is stop.
+        let on_fail = |name| a.ops.iter().find(|o| o.name == name).map(|o| o.on_fail);
+        assert_eq!(on_fail(warden_engine::OpName::Stop), Some(None));
+        assert_eq!(
+            on_fail(warden_engine::OpName::Monitor),
+            Some(Some(warden_engine::OnFail::Stop))
+        );
+        assert_eq!(
+            i.ignored.iter().filter(|w| w.contains("on-fail")).count(),
+            2,
+            "{:?}",
+            i.ignored
+        );
+        // A script's name with dots is a script; a unit's type is kept.
+        let unit = |id| match &e.resource(id).expect(id).agent {
+            warden_engine::Agent::Systemd { unit } => unit.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(unit("s"), "asterisk-11.0.1.service");
+        assert_eq!(unit("u"), "named.socket");
+        // A plain clone has no role: the colocation is by where it runs. A resource of one
+        // copy is never promoted: with its promoted role is nothing.
+        let cols: Vec<(&str, &str, warden_engine::OpRole)> = e
+            .colocations()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.with.as_str(), c.with_role))
+            .collect();
+        assert_eq!(cols, [("a", "c", warden_engine::OpRole::Started)]);
+        assert!(
+            i.ignored
+                .iter()
+                .any(|w| w.contains("a colocation of s with p"))
+        );
     }
 
     #[test]

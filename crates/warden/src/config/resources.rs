@@ -735,7 +735,7 @@ fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
         }
         return;
     };
-    if let Some(n) = r.at_least_one(t, "clone_max") {
+    if let Some(n) = r.u32(t, "clone_max") {
         spec.clone_max = Some(n);
     }
     if let Some(v) = r.boolean(t, "notify") {
