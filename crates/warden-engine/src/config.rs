@@ -474,6 +474,9 @@ pub struct Copies {
     pub globally_unique: bool,
     /// The promotion score of a running copy until its agent sets one (`warden promotion-score`).
     pub score: Option<Score>,
+    /// What is ordered after the clone needs only this many of its copies (Pacemaker's
+    /// `clone-min`): it starts once that many can run, and stops only when fewer can.
+    pub clone_min: Option<u32>,
 }
 
 impl Default for Copies {
@@ -487,6 +490,7 @@ impl Default for Copies {
             interleave: false,
             globally_unique: false,
             score: None,
+            clone_min: None,
         }
     }
 }
@@ -711,8 +715,16 @@ pub struct Order {
     /// `Start` or `Promote`.
     pub then_action: OpName,
     /// When `first` stands for a group (its last member): what reasons call it, as
-    /// Pacemaker names the group's action (`web-group running`).
+    /// Pacemaker names the group's action (`web-group running`); with `first_min`, the
+    /// name of what `then` waits for (orders with one label and one `then` count together).
     pub first_label: Option<String>,
+    /// `then` needs only this many copies of `first` (of the resources of the orders with
+    /// the same `first_label` and `then`, all copies counted) to run or be promoted, not all
+    /// of them (Pacemaker's `clone-min`, and `require-all = false` of a set); no start of
+    /// `first` restarts `then`.
+    pub first_min: Option<u32>,
+    /// The constraint's name, for reasons (`clone-one-or-more:ID`).
+    pub id: Option<String>,
 }
 
 impl Location {
@@ -738,6 +750,8 @@ impl Order {
             first_action: OpName::Start,
             then_action: OpName::Start,
             first_label: None,
+            first_min: None,
+            id: None,
         }
     }
 }
@@ -1057,6 +1071,32 @@ impl Config {
         };
         let mut all_colocations = colocations.clone();
         let mut all_orders = orders.clone();
+        // After a clone with `clone_min` (or with `first_min` of its own), an order waits
+        // for that many copies (as Pacemaker's `clone-one-or-more:ORDER` pseudo-action); a
+        // `first_min` of an order from what is not a clone means nothing (as Pacemaker's
+        // `require-all` there), unless it comes from a set (`one-or-more:SET`).
+        for o in &mut all_orders {
+            let copies = self.resource(&o.first).and_then(|r| r.copies.as_ref());
+            let of_a_set = o
+                .first_label
+                .as_deref()
+                .is_some_and(|l| l.starts_with("one-or-more:"));
+            let min = match copies {
+                _ if of_a_set && o.first_min.is_some() => continue,
+                Some(c) => c.clone_min.filter(|&m| m > 0).or(o.first_min),
+                None => {
+                    o.first_min = None;
+                    continue;
+                }
+            };
+            if let Some(m) = min {
+                o.first_min = Some(m);
+                let id =
+                    o.id.clone()
+                        .unwrap_or_else(|| format!("{}-then-{}", o.first, o.then));
+                o.first_label = Some(format!("clone-one-or-more:{id}"));
+            }
+        }
         let mut member_of: HashMap<&str, &str> = HashMap::new();
         for g in &groups {
             for (i, m) in g.resources.iter().enumerate() {
@@ -1162,6 +1202,7 @@ impl Config {
             .map(|o| {
                 o.first_action == OpName::Start
                     && o.then_action == OpName::Start
+                    && o.first_min.is_none()
                     && copies(&o.first).is_some()
                     && copies(&o.then).is_some_and(|c| c.interleave)
             })

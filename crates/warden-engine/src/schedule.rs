@@ -443,6 +443,7 @@ pub fn schedule_with(
     for &r in order.iter() {
         plans[r] = s.plan(r, &plans);
         plans[r].placed = true;
+        plans[r].assigned = plans[r].targets.clone();
     }
     // A resource that migrates does not restart what is ordered after it; a migration that
     // orders make impossible is a stop and a start after all, which may restart others.
@@ -481,6 +482,14 @@ struct Plan {
     /// Placed already (a resource colocated with one not placed yet, on a colocation loop,
     /// does not see it).
     placed: bool,
+    /// Where placing put it, before orders: a copy stopped on a node it was not placed on
+    /// stops for node availability, whatever the orders say.
+    assigned: Vec<usize>,
+    /// Copies of a clone that would start but cannot, and why (`(blocked)` lines).
+    blocked_copies: Vec<(usize, String)>,
+    /// Copies an interleaved order took away because `first` has no copy placed beside
+    /// them (Pacemaker unassigns them: no `(blocked)` line, here or after).
+    unassigned: Vec<usize>,
     /// Nodes to probe.
     probes: Vec<usize>,
     /// Nodes it runs on (reachable), and on unclean nodes waiting for fencing.
@@ -544,6 +553,16 @@ impl Plan {
     /// Stopped and started again on the node it stays on.
     fn restarts_in_place(&self) -> bool {
         self.starts.iter().any(|t| self.stops.contains(t))
+    }
+
+    /// Copies that would have started on `nodes` and now cannot, listed `(blocked)` with
+    /// `why` (the first reason a node gets is kept).
+    fn block_copies(&mut self, nodes: &[usize], why: &str) {
+        for &i in nodes {
+            if !self.live_active.contains(&i) && !self.blocked_copies.iter().any(|b| b.0 == i) {
+                self.blocked_copies.push((i, why.to_owned()));
+            }
+        }
     }
 
     /// Nodes of `with` that a colocation refers to: where it is promoted, or where it runs.
@@ -1255,14 +1274,39 @@ impl<'a> Scheduler<'a> {
                     if config.interleaved(k) {
                         // Copy to copy: a copy of `then` runs only where `first` has one, and
                         // restarts only where `first`'s copy (re)starts.
+                        // Where `first` has a copy placed (that interleaving did not take
+                        // away).
+                        let f_assigned: Vec<usize> = plans[f]
+                            .assigned
+                            .iter()
+                            .copied()
+                            .filter(|i| !plans[f].unassigned.contains(i))
+                            .collect();
                         let (f_targets, f_starts) =
                             (plans[f].targets.clone(), plans[f].starts.clone());
                         let then = &mut plans[t];
                         let before = then.targets.len();
+                        // Copies with no copy of `first` placed beside them are not placed
+                        // either (Pacemaker unassigns them); those whose `first` copy is
+                        // placed but cannot start are blocked.
+                        let lost: Vec<usize> = then
+                            .targets
+                            .iter()
+                            .copied()
+                            .filter(|i| !f_targets.contains(i) && f_assigned.contains(i))
+                            .collect();
+                        let dropped: Vec<usize> = then
+                            .targets
+                            .iter()
+                            .copied()
+                            .filter(|i| !f_targets.contains(i) && !f_assigned.contains(i))
+                            .collect();
+                        then.unassigned.extend(dropped);
                         then.targets.retain(|i| f_targets.contains(i));
                         let mut touched = then.targets.len() != before;
                         if touched {
                             then.forced = Some(format!("unrunnable {}", first()));
+                            then.block_copies(&lost, &format!("unrunnable {}", first()));
                         }
                         let again: Vec<usize> = then
                             .targets
@@ -1283,6 +1327,23 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                     let (first_runs, first_starts) = match o.first_action {
+                        // Enough copies of what it waits for; their starts restart nothing.
+                        action if o.first_min.is_some() => {
+                            let count: usize = config
+                                .orders_to(t)
+                                .iter()
+                                .filter(|&&(_, k2)| {
+                                    let o2 = &config.orders()[k2];
+                                    o2.first_min.is_some() && o2.first_label == o.first_label
+                                })
+                                .map(|&(f2, _)| match action {
+                                    OpName::Promote => plans[f2].promoted.len(),
+                                    _ => plans[f2].targets.len(),
+                                })
+                                .sum();
+                            let need = o.first_min.unwrap_or(1) as usize;
+                            (count >= need, false)
+                        }
                         OpName::Promote => {
                             (!plans[f].promoted.is_empty(), !plans[f].promotes.is_empty())
                         }
@@ -1330,6 +1391,10 @@ impl<'a> Scheduler<'a> {
                             then.targets.first(),
                         ) {
                             then.blocked = Some((t, format!("unrunnable {}", first())));
+                        }
+                        if then.clone {
+                            let lost = then.targets.clone();
+                            then.block_copies(&lost, &format!("unrunnable {}", first()));
                         }
                         then.targets.clear();
                         then.promoted.clear();
@@ -2376,10 +2441,17 @@ impl<'a> Scheduler<'a> {
                     _ => continue,
                 }
             } else if stop {
+                // A copy on a node it would not be placed on anyway stops for that.
+                let reason = match self.stop_reason(p) {
+                    Some(StopReason::Order(_)) if !p.assigned.contains(&i) => {
+                        Some(StopReason::NodeAvailability)
+                    }
+                    other => other,
+                };
                 Change::Stop {
                     resource,
                     node,
-                    reason: self.stop_reason(p),
+                    reason,
                     role: role(was_promoted),
                     blocked: fenced && self.nodes[i].stranded(),
                 }
@@ -2405,6 +2477,15 @@ impl<'a> Scheduler<'a> {
                 continue;
             };
             self.out.summary.push(change);
+        }
+        for (i, why) in &p.blocked_copies {
+            if !p.starts.contains(i) && !p.live_active.contains(i) {
+                self.out.summary.push(Change::BlockedStart {
+                    resource: id.clone(),
+                    node: names[*i].clone(),
+                    reason: why.clone(),
+                });
+            }
         }
     }
 

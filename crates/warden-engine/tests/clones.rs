@@ -180,3 +180,56 @@ fn interleaved_clones_bind_copy_to_copy_on_each_node() {
         ]
     );
 }
+
+#[test]
+fn clone_min_lets_what_follows_run_on_that_many_copies() {
+    // app waits for 2 copies of web (Pacemaker's clone-min), not for all of them.
+    let config = || {
+        three()
+            .resource(clone("web", |c| c.clone_min = Some(2)))
+            .resource(dummy("app"))
+            .location(loc("app", "node1", 100))
+            .order("web", "app", OrderKind::Mandatory)
+            .config()
+    };
+    let mut w = World {
+        config: config(),
+        state: State::with_online_nodes(["node1"]),
+        now: T0,
+    };
+    // One copy can run: app's start waits, and says for what.
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Start app ( node1 ) due to unrunnable clone-one-or-more:web-then-app (blocked)",
+            "Start web ( node1 )"
+        ]
+    );
+    w.event(Event::NodeUp {
+        node: "node2".into(),
+    });
+    w.settle();
+    assert_eq!(w.status_of("app"), "app Started node1");
+    // A third copy starting restarts nothing (without clone_min app would restart).
+    w.event(Event::NodeUp {
+        node: "node3".into(),
+    });
+    assert_eq!(w.plan(), ["Start web ( node3 )"]);
+    w.settle();
+    // Losing one copy of three leaves two: app stays. Losing another stops it.
+    standby(&mut w, "node3");
+    assert_eq!(w.plan(), ["Stop web ( node3 ) due to node availability"]);
+    w.settle();
+    standby(&mut w, "node2");
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Stop app ( node1 ) due to unrunnable clone-one-or-more:web-then-app",
+            "Stop web ( node2 ) due to node availability"
+        ]
+    );
+}

@@ -545,3 +545,54 @@ fn an_order_one_way_holds_starts_only() {
     let w = one_way(stopped).world();
     assert_eq!(w.status(), ["a Stopped (disabled)", "b Stopped"]);
 }
+
+#[test]
+fn after_a_set_that_needs_one_of_its_resources_one_is_enough() {
+    // c after one of a and b (a resource set with require-all = false): as Pacemaker's
+    // one-or-more pseudo-action, c starts when either can run, and waits when neither can.
+    let config = |ban_a: bool, ban_b: bool| {
+        let mut b = build(&["node1"])
+            .resource(dummy("a"))
+            .resource(dummy("b"))
+            .resource(dummy("c"));
+        for (r, banned) in [("a", ban_a), ("b", ban_b)] {
+            if banned {
+                b = b.location(loc(r, "node1", -1_000_000));
+            }
+        }
+        for first in ["a", "b"] {
+            b.orders.push(Order {
+                first_min: Some(1),
+                first_label: Some("one-or-more:s1".into()),
+                ..Order::new(first, "c", OrderKind::Mandatory)
+            });
+        }
+        b.config()
+    };
+    let world = |config| World {
+        config,
+        state: State::with_online_nodes(["node1"]),
+        now: T0,
+    };
+    let mut plan = world(config(true, false)).plan();
+    plan.sort();
+    assert_eq!(plan, ["Start b ( node1 )", "Start c ( node1 )"]);
+    assert_eq!(
+        world(config(true, true)).plan(),
+        ["Start c ( node1 ) due to unrunnable one-or-more:s1 (blocked)"]
+    );
+    // What is not a clone and not in such a set ignores `first_min` (Pacemaker's
+    // require-all on a plain resource): c waits for a as usual.
+    let mut b = build(&["node1"])
+        .resource(dummy("a"))
+        .resource(dummy("c"))
+        .location(loc("a", "node1", -1_000_000));
+    b.orders.push(Order {
+        first_min: Some(1),
+        ..Order::new("a", "c", OrderKind::Mandatory)
+    });
+    assert_eq!(
+        world(b.config()).plan(),
+        ["Start c ( node1 ) due to unrunnable a start (blocked)"]
+    );
+}

@@ -260,7 +260,11 @@ struct Reader {
 /// A resource set of a constraint, as read (or as Pacemaker makes one of a constraint that
 /// names a tag or a template).
 struct Set {
+    /// Its id (a set made of a tag or a resource: the tag's or the resource's).
+    id: String,
     members: Vec<String>,
+    /// `require-all` (an order's set).
+    require_all: bool,
     /// `sequential` as written (None: not written).
     sequential: Option<bool>,
     role: Option<&'static str>,
@@ -624,10 +628,6 @@ impl Reader {
         };
         let promotable = r.has_tag_name("master") || get("promotable").is_some_and(is_true);
 
-        if get("clone-min").is_some_and(|v| v != "0") {
-            self.skip.push(format!("clone {id} (clone-min)"));
-            return;
-        }
         if get("clone-node-max").is_some_and(|v| v != "1") {
             self.skip
                 .push(format!("clone {id} (clone-node-max above 1)"));
@@ -667,11 +667,12 @@ impl Reader {
         let counts: &[(&str, &str)] = if promotable {
             &[
                 ("clone-max", "clone_max"),
+                ("clone-min", "clone_min"),
                 ("promoted-max", "promoted_max"),
                 ("master-max", "promoted_max"),
             ]
         } else {
-            &[("clone-max", "clone_max")]
+            &[("clone-max", "clone_max"), ("clone-min", "clone_min")]
         };
         for &(k, key) in counts {
             if let Some(n) = get(k).and_then(|v| v.parse::<i64>().ok()) {
@@ -818,9 +819,6 @@ impl Reader {
         let what = format!("{tag} {id}");
         let mut sets = Vec::new();
         for set in elements(c).filter(|e| e.has_tag_name("resource_set")) {
-            if set.attribute("require-all").is_some_and(|v| !is_true(v)) {
-                return Err(format!("{what} (require-all false)"));
-            }
             if set.attribute("id-ref").is_some() {
                 return Err(format!("{what} (references)"));
             }
@@ -835,7 +833,9 @@ impl Reader {
                 return Err(format!("{what} (set action {action})"));
             }
             sets.push(Set {
+                id: set.attribute("id").unwrap_or("set").to_owned(),
                 members,
+                require_all: !set.attribute("require-all").is_some_and(|v| !is_true(v)),
                 sequential: set.attribute("sequential").map(is_true),
                 role,
                 action,
@@ -883,6 +883,8 @@ impl Reader {
                 return Err(format!("{what} (set action {action})"));
             }
             sets.push(Set {
+                id: r.unwrap_or("set").to_owned(),
+                require_all: true,
                 members: self.refs(&what, r)?,
                 sequential: self.is_tag(r).then_some(false),
                 role,
@@ -926,142 +928,63 @@ impl Reader {
                 }
                 Ok(())
             }
+            // Written as sets: the configuration reader expands them as Pacemaker does.
             "rsc_colocation" => {
-                let score = c.attribute("score").unwrap_or("0");
-                let colocate = |r: &str,
-                                with: &str,
-                                score: &Value,
-                                role: Option<&str>,
-                                wrole: Option<&str>| {
-                    let mut t = Table::new();
-                    t.insert("resource".into(), r.into());
-                    t.insert("with".into(), with.into());
-                    t.insert("score".into(), score.clone());
-                    if let Some(x) = role {
-                        t.insert("role".into(), x.into());
-                    }
-                    if let Some(x) = wrole {
-                        t.insert("with_role".into(), x.into());
-                    }
-                    t
-                };
-                let mut out = Vec::new();
-                for set in &sets {
-                    let local = score_value(set.score.as_deref().unwrap_or(score));
-                    let value = local.as_integer().unwrap_or(match local.as_str() {
-                        Some("-INFINITY") => -1,
-                        _ => 1,
-                    });
-                    if value == 0 || set.sequential == Some(false) {
-                        continue;
-                    }
-                    let m = &set.members;
-                    if value > 0 {
-                        // Each member with the one before it.
-                        for w in m.windows(2) {
-                            out.push(colocate(&w[1], &w[0], &local, set.role, set.role));
+                let mut t = Table::new();
+                t.insert(
+                    "score".into(),
+                    score_value(c.attribute("score").unwrap_or("0")),
+                );
+                let list = sets
+                    .iter()
+                    .map(|set| {
+                        let mut s = set_table(set);
+                        if let Some(r) = set.role {
+                            s.insert("role".into(), r.into());
                         }
-                    } else {
-                        // Each member away from every one before it.
-                        for (i, r) in m.iter().enumerate() {
-                            for w in &m[..i] {
-                                out.push(colocate(r, w, &local, set.role, set.role));
-                            }
+                        if let Some(score) = &set.score {
+                            s.insert("score".into(), score_value(score));
                         }
-                    }
-                }
-                let total = score_value(score);
-                if total.as_integer() != Some(0) {
-                    for pair in sets.windows(2) {
-                        let (s1, s2) = (&pair[0], &pair[1]);
-                        let r1: Vec<&String> = if s1.sequential != Some(false) {
-                            s1.members.first().into_iter().collect()
-                        } else {
-                            s1.members.iter().collect()
-                        };
-                        let r2: Vec<&String> = if s2.sequential != Some(false) {
-                            s2.members.last().into_iter().collect()
-                        } else {
-                            s2.members.iter().collect()
-                        };
-                        for a in &r1 {
-                            for b in &r2 {
-                                out.push(colocate(a, b, &total, s1.role, s2.role));
-                            }
-                        }
-                    }
-                }
-                for t in &out {
-                    if t.get("resource") == t.get("with") {
-                        return Err(format!("{what} (a resource colocated with itself)"));
-                    }
-                }
-                self.colocations.extend(out);
+                        Value::Table(s)
+                    })
+                    .collect();
+                t.insert("sets".into(), Value::Array(list));
+                self.colocations.push(t);
                 Ok(())
             }
             "rsc_order" => {
                 let kind = order_kind(c.attribute("kind"), c.attribute("score"));
-                let symmetric = c.attribute("symmetrical").map(is_true);
-                let mut out = Vec::new();
-                let order = |f: &str, fa: &str, t: &str, ta: &str, kind: &str| {
-                    let mut o = Table::new();
-                    o.insert("first".into(), f.into());
-                    o.insert("then".into(), t.into());
-                    o.insert("kind".into(), kind.into());
-                    if let Some(s) = symmetric {
-                        o.insert("symmetric".into(), s.into());
-                    }
-                    if fa == "promote" {
-                        o.insert("first_action".into(), "promote".into());
-                    }
-                    if ta == "promote" {
-                        o.insert("then_action".into(), "promote".into());
-                    }
-                    o
-                };
-                for set in &sets {
-                    let k = set
-                        .kind
-                        .as_deref()
-                        .map_or(kind, |k| order_kind(Some(k), None));
-                    if k == "serialize" {
-                        return Err(format!("{what} (kind Serialize)"));
-                    }
-                    if set.sequential != Some(false) {
-                        for w in set.members.windows(2) {
-                            out.push(order(&w[0], &set.action, &w[1], &set.action, k));
-                        }
-                    }
-                }
-                if kind == "serialize" {
+                let serialize = kind == "serialize"
+                    || sets.iter().any(|s| {
+                        s.kind.as_deref().map(|k| order_kind(Some(k), None)) == Some("serialize")
+                    });
+                if serialize {
                     return Err(format!("{what} (kind Serialize)"));
                 }
-                let k = kind;
-                for pair in sets.windows(2) {
-                    let (s1, s2) = (&pair[0], &pair[1]);
-                    // Between sets only `sequential="true"` as written picks one member.
-                    let r1: Vec<&String> = if s1.sequential == Some(true) {
-                        s1.members.last().into_iter().collect()
-                    } else {
-                        s1.members.iter().collect()
-                    };
-                    let r2: Vec<&String> = if s2.sequential == Some(true) {
-                        s2.members.first().into_iter().collect()
-                    } else {
-                        s2.members.iter().collect()
-                    };
-                    for a in &r1 {
-                        for b in &r2 {
-                            out.push(order(a, &s1.action, b, &s2.action, k));
+                let mut t = Table::new();
+                t.insert("id".into(), c.attribute("id").unwrap_or("order").into());
+                t.insert("kind".into(), kind.into());
+                if let Some(s) = c.attribute("symmetrical") {
+                    t.insert("symmetric".into(), is_true(s).into());
+                }
+                let list = sets
+                    .iter()
+                    .map(|set| {
+                        let mut s = set_table(set);
+                        if set.action == "promote" {
+                            s.insert("action".into(), "promote".into());
                         }
-                    }
-                }
-                for o in &out {
-                    if o.get("first") == o.get("then") {
-                        return Err(format!("{what} (a resource ordered after itself)"));
-                    }
-                }
-                self.orders.extend(out);
+                        if !set.require_all {
+                            s.insert("require_all".into(), false.into());
+                        }
+                        if let Some(k) = &set.kind {
+                            s.insert("kind".into(), order_kind(Some(k), None).into());
+                        }
+                        Value::Table(s)
+                    })
+                    .collect();
+                t.insert("sets".into(), Value::Array(list));
+                self.orders.push(t);
                 Ok(())
             }
             _ => Err(format!("{what} (resource sets)")),
@@ -1208,14 +1131,15 @@ impl Reader {
         let what = format!("rsc_order {id}");
         let first = self.target(&what, c.attribute("first"))?;
         let then = self.target(&what, c.attribute("then"))?;
-        if c.attribute("require-all").is_some_and(|v| !is_true(v)) {
-            return Err(format!("{what} (require-all false)"));
-        }
         let kind = order_kind(c.attribute("kind"), c.attribute("score"));
         if kind == "serialize" {
             return Err(format!("{what} (kind Serialize)"));
         }
         let mut t = Table::new();
+        t.insert("id".into(), id.into());
+        if c.attribute("require-all").is_some_and(|v| !is_true(v)) {
+            t.insert("require_all".into(), false.into());
+        }
         t.insert("first".into(), first.into());
         t.insert("then".into(), then.into());
         t.insert("kind".into(), kind.into());
@@ -1237,6 +1161,26 @@ impl Reader {
         self.orders.push(t);
         Ok(())
     }
+}
+
+/// What every set written to the configuration has: its id, resources and `sequential` as
+/// written.
+fn set_table(set: &Set) -> Table {
+    let mut s = Table::new();
+    s.insert("id".into(), set.id.clone().into());
+    s.insert(
+        "resources".into(),
+        Value::Array(
+            set.members
+                .iter()
+                .map(|m| Value::String(m.clone()))
+                .collect(),
+        ),
+    );
+    if let Some(q) = set.sequential {
+        s.insert("sequential".into(), q.into());
+    }
+    s
 }
 
 /// The role of a resource set (or of the side of a constraint made one): promoted, or none

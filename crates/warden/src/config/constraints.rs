@@ -107,7 +107,7 @@ impl Constraints {
             };
         }
         for o in &mut self.orders {
-            if members.contains_key(&o.first) {
+            if members.contains_key(&o.first) && o.first_label.is_none() {
                 o.first_label = Some(format!("{} running", o.first));
             }
             o.first = last(&o.first);
@@ -390,12 +390,26 @@ fn group(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
 
 fn colocation(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
     c.first_at.get_or_insert_with(|| t.span.clone());
-    let res = r.required_string(t, "resource", "[[colocation]]");
-    let with = r.required_string(t, "with", "[[colocation]]");
     let score = match t.take("score") {
         Some(v) => r.score_value(v),
         None => Some(Score::INFINITY),
     };
+    if t.take("sets").is_some() {
+        for key in ["resource", "with", "role", "with_role"] {
+            r.forbid(
+                t,
+                key,
+                "a colocation of `sets` names its resources in its sets",
+            );
+        }
+        let sets = sets(r, t, COLOCATION_SET, c);
+        if let Some(score) = score {
+            colocate_sets(r, &sets, score, c);
+        }
+        return;
+    }
+    let res = r.required_string(t, "resource", "[[colocation]]");
+    let with = r.required_string(t, "with", "[[colocation]]");
     let res_role = role(r, t, "role", res.as_ref(), c);
     let with_role = role(r, t, "with_role", with.as_ref(), c);
     reference(c, &res);
@@ -415,16 +429,40 @@ fn colocation(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
 
 fn order(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
     c.first_at.get_or_insert_with(|| t.span.clone());
-    let first = r.required_string(t, "first", "[[order]]");
-    let then = r.required_string(t, "then", "[[order]]");
+    let id = r.string(t, "id").map(|(s, _)| s);
     let kind = r
         .keyword(t, "kind", OrderKind::ALL)
         .map_or(OrderKind::Mandatory, |k| k.0);
     let symmetric = r
         .boolean(t, "symmetric")
         .unwrap_or(kind != OrderKind::Serialize);
+    if t.take("sets").is_some() {
+        for key in [
+            "first",
+            "then",
+            "first_action",
+            "then_action",
+            "require_all",
+        ] {
+            r.forbid(t, key, "an order of `sets` names its resources in its sets");
+        }
+        let sets = sets(r, t, ORDER_SET, c);
+        let template = Order {
+            symmetric,
+            id,
+            ..Order::new("", "", kind)
+        };
+        order_sets(r, &sets, &template, c);
+        return;
+    }
+    let first = r.required_string(t, "first", "[[order]]");
+    let then = r.required_string(t, "then", "[[order]]");
     let first_action = action(r, t, "first_action", first.as_ref(), c);
     let then_action = action(r, t, "then_action", then.as_ref(), c);
+    // Pacemaker's `require-all = false`: after a clone, one copy is enough.
+    let first_min = r
+        .boolean(t, "require_all")
+        .and_then(|all| (!all).then_some(1));
     reference(c, &first);
     reference(c, &then);
     if let (Some((first, fs)), Some((then, _))) = (first, then) {
@@ -435,8 +473,246 @@ fn order(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
                 symmetric,
                 first_action,
                 then_action,
+                first_min,
+                id,
                 ..Order::new(first, then, kind)
             });
+        }
+    }
+}
+
+/// One resource set of a `[[colocation]]` or `[[order]]` (`sets = [{ resources = [...] }]`),
+/// as Pacemaker's `resource_set`.
+struct ResourceSet {
+    id: String,
+    resources: Vec<(String, Span)>,
+    /// As written (None: not written): Pacemaker reads an unwritten one as sequential within
+    /// the set, and as not between sets of an order.
+    sequential: Option<bool>,
+    /// Of an order's set: what follows it needs only one of its resources.
+    require_all: bool,
+    /// Of an order's set.
+    action: OpName,
+    kind: Option<OrderKind>,
+    /// Of a colocation's set.
+    role: OpRole,
+    score: Option<Score>,
+}
+
+pub(super) const COLOCATION_SET: Section = Section::new("colocation sets", "a colocation's set");
+pub(super) const ORDER_SET: Section = Section::new("order sets", "an order's set");
+
+fn sets(
+    r: &mut Reader<'_>,
+    t: &Tbl<'_, '_>,
+    section: Section,
+    c: &mut Constraints,
+) -> Vec<ResourceSet> {
+    let order = section.name == ORDER_SET.name;
+    let mut out = Vec::new();
+    let Some(list) = r.array(t, "sets") else {
+        return out;
+    };
+    if list.is_empty() {
+        r.d.error(t.span_of("sets"), "`sets` needs at least one set");
+    }
+    for (n, v) in list.iter().enumerate() {
+        let toml::de::DeValue::Table(tbl) = v.get_ref() else {
+            r.type_error(v, "a table in `sets` ({ resources = [...] })");
+            continue;
+        };
+        let set = r.section(tbl, v.span(), section, |r, s| {
+            let id = r
+                .string(s, "id")
+                .map_or_else(|| format!("set{}", n + 1), |(id, _)| id);
+            let resources = r.string_list(s, "resources").unwrap_or_default();
+            if resources.is_empty() {
+                r.d.error(s.span.clone(), "a set needs `resources`, at least one");
+            }
+            let sequential = r.boolean(s, "sequential");
+            let (mut require_all, mut action, mut kind) = (true, OpName::Start, None);
+            let (mut role, mut score) = (OpRole::Started, None);
+            if order {
+                require_all = r.boolean(s, "require_all").unwrap_or(true);
+                kind = r.keyword(s, "kind", OrderKind::ALL).map(|k| k.0);
+                if let Some(v) = s.take("action") {
+                    action = r
+                        .keyword_value(v, &[OpName::Start, OpName::Promote])
+                        .unwrap_or(OpName::Start);
+                }
+            } else {
+                if let Some(v) = s.take("role") {
+                    role = r
+                        .keyword_value(v, &[OpRole::Started, OpRole::Promoted])
+                        .unwrap_or(OpRole::Started);
+                }
+                score = s.take("score").and_then(|v| r.score_value(v));
+            }
+            let promoted = role == OpRole::Promoted || action == OpName::Promote;
+            if promoted {
+                let (key, word) = if order {
+                    ("action", "promote")
+                } else {
+                    ("role", "promoted")
+                };
+                let span = s.span_of(key);
+                for (name, _) in &resources {
+                    c.promoted.push(Promoted {
+                        key,
+                        word,
+                        resource: name.clone(),
+                        span: span.clone(),
+                    });
+                }
+            }
+            for (name, span) in &resources {
+                c.resource_refs.push(Ref {
+                    name: name.clone(),
+                    span: span.clone(),
+                });
+            }
+            ResourceSet {
+                id,
+                resources,
+                sequential,
+                require_all,
+                action,
+                kind,
+                role,
+                score,
+            }
+        });
+        out.push(set);
+    }
+    out
+}
+
+/// A colocation of sets as the plain colocations Pacemaker expands it into
+/// (`unpack_colocation_set`, `colocate_rsc_sets`): within a sequential set each resource
+/// with the one before it (a negative score: away from every one before it); between two
+/// sets the first set's first resource (all of it when not sequential) with the second's
+/// last (all of it when not sequential).
+fn colocate_sets(r: &mut Reader<'_>, sets: &[ResourceSet], score: Score, c: &mut Constraints) {
+    let mut out: Vec<(Colocation, Span)> = Vec::new();
+    let pair = |a: &(String, Span), b: &(String, Span), score, role, with_role| {
+        (
+            Colocation {
+                role,
+                with_role,
+                ..Colocation::new(a.0.clone(), b.0.clone(), score)
+            },
+            a.1.clone(),
+        )
+    };
+    for set in sets {
+        let local = set.score.unwrap_or(score);
+        if local == Score::ZERO || set.sequential == Some(false) {
+            continue;
+        }
+        let m = &set.resources;
+        if local.value() > 0 {
+            for w in m.windows(2) {
+                out.push(pair(&w[1], &w[0], local, set.role, set.role));
+            }
+        } else {
+            for (i, a) in m.iter().enumerate() {
+                for b in &m[..i] {
+                    out.push(pair(a, b, local, set.role, set.role));
+                }
+            }
+        }
+    }
+    if score != Score::ZERO {
+        for w in sets.windows(2) {
+            let (s1, s2) = (&w[0], &w[1]);
+            let r1: &[(String, Span)] = match (s1.sequential, s1.resources.first()) {
+                (Some(false), _) | (_, None) => &s1.resources,
+                (_, Some(_)) => &s1.resources[..1],
+            };
+            let r2: &[(String, Span)] = match (s2.sequential, s2.resources.len()) {
+                (Some(false), _) | (_, 0) => &s2.resources,
+                (_, n) => &s2.resources[n - 1..],
+            };
+            for a in r1 {
+                for b in r2 {
+                    out.push(pair(a, b, score, s1.role, s2.role));
+                }
+            }
+        }
+    }
+    for (col, span) in out {
+        if col.resource == col.with {
+            r.d.error(
+                span,
+                format!("{} cannot be colocated with itself", col.resource),
+            );
+        } else {
+            c.colocations.push(col);
+        }
+    }
+}
+
+/// An order of sets as the plain orders Pacemaker expands it into (`unpack_order_set`,
+/// `order_rsc_sets`): within a sequential set each resource after the one before it; between
+/// two sets the first set's last resource (all of it unless written sequential) before the
+/// second's first (all of it unless written sequential); after a set with `require_all =
+/// false`, one of its resources is enough (`one-or-more:SET`).
+fn order_sets(r: &mut Reader<'_>, sets: &[ResourceSet], template: &Order, c: &mut Constraints) {
+    let mut out: Vec<(Order, Span)> = Vec::new();
+    let pair = |a: &(String, Span), fa: OpName, b: &(String, Span), ta: OpName, kind| {
+        (
+            Order {
+                first_action: fa,
+                then_action: ta,
+                ..Order {
+                    first: a.0.clone(),
+                    then: b.0.clone(),
+                    kind,
+                    ..template.clone()
+                }
+            },
+            a.1.clone(),
+        )
+    };
+    for set in sets {
+        if set.sequential != Some(false) {
+            let kind = set.kind.unwrap_or(template.kind);
+            for w in set.resources.windows(2) {
+                out.push(pair(&w[0], set.action, &w[1], set.action, kind));
+            }
+        }
+    }
+    for w in sets.windows(2) {
+        let (s1, s2) = (&w[0], &w[1]);
+        let n = s1.resources.len();
+        let r1: &[(String, Span)] = if s1.sequential == Some(true) && s1.require_all && n > 0 {
+            &s1.resources[n - 1..]
+        } else {
+            &s1.resources
+        };
+        // After a set that needs only one of its resources, every one of the next set waits.
+        let r2: &[(String, Span)] =
+            if s2.sequential == Some(true) && s1.require_all && !s2.resources.is_empty() {
+                &s2.resources[..1]
+            } else {
+                &s2.resources
+            };
+        for a in r1 {
+            for b in r2 {
+                let (mut o, span) = pair(a, s1.action, b, s2.action, template.kind);
+                if !s1.require_all {
+                    o.first_min = Some(1);
+                    o.first_label = Some(format!("one-or-more:{}", s1.id));
+                }
+                out.push((o, span));
+            }
+        }
+    }
+    for (o, span) in out {
+        if o.first == o.then {
+            r.d.error(span, format!("{} cannot be ordered after itself", o.first));
+        } else {
+            c.orders.push(o);
         }
     }
 }

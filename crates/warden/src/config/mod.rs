@@ -275,7 +275,8 @@ fn read(src: &str, local: impl FnOnce() -> String) -> Read {
 pub fn accepted_keys() -> BTreeMap<&'static str, Vec<&'static str>> {
     const ALL: &str = "[cluster]\n[cluster.etcd]\n[api]\n[resource_defaults]\n[op_defaults]\n\
         [[node]]\n[[fence_device]]\n[[resource]]\nops = [{}]\nmonitor = {}\n\
-        [[location]]\n[[ban]]\n[[group]]\n[[colocation]]\n[[order]]\n[[ticket]]\n\
+        [[location]]\n[[ban]]\n[[group]]\n[[colocation]]\nsets = [{}]\n[[order]]\nsets = [{}]\n\
+        [[ticket]]\n\
         [[upstream]]\nprimary = [{}]\n[[listener]]\nfailback = {}\n";
     read(ALL, || "here".to_owned()).2
 }
@@ -518,6 +519,66 @@ mod tests {
             Ok(_) => panic!("expected errors for {src}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn resource_sets_expand_as_pacemakers_and_bad_ones_are_named_at_their_place() {
+        let mut base = String::new();
+        for id in ["a", "b", "c", "d", "e"] {
+            base.push_str(&format!(
+                "[[resource]]\nid = \"{id}\"\nclass = \"ocf\"\ntype = \"Dummy\"\n"
+            ));
+        }
+        base.push_str("[[resource]]\nid = \"w\"\nclass = \"ocf\"\ntype = \"Dummy\"\nclone = true\nmeta = { clone_min = 2 }\n");
+        let l = ok(&format!(
+            "{base}[[colocation]]\nsets = [{{ resources = [\"a\", \"b\"] }}, {{ resources = [\"c\", \"d\"], sequential = false }}]\n\
+             [[order]]\nid = \"o\"\nsets = [{{ id = \"s1\", resources = [\"a\", \"b\"], sequential = false, require_all = false }}, {{ resources = [\"c\", \"d\"], sequential = true }}]\n\
+             [[order]]\nfirst = \"w\"\nthen = \"e\"\n"
+        ));
+        let cols: Vec<(&str, &str)> = l
+            .engine
+            .colocations()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.with.as_str()))
+            .collect();
+        // b with a within the first set; a (its first) with each of the unordered second set.
+        assert_eq!(cols, [("b", "a"), ("a", "c"), ("a", "d")]);
+        let ords: Vec<(&str, &str, Option<u32>, Option<&str>)> = l
+            .engine
+            .orders()
+            .iter()
+            .map(|o| {
+                (
+                    o.first.as_str(),
+                    o.then.as_str(),
+                    o.first_min,
+                    o.first_label.as_deref(),
+                )
+            })
+            .collect();
+        // Within the sequential set c then d; after the set of which one is enough, each of
+        // the next set waits for one of a and b; after a clone with clone_min, for 2 copies.
+        assert_eq!(
+            ords,
+            [
+                ("c", "d", None, None),
+                ("a", "c", Some(1), Some("one-or-more:s1")),
+                ("a", "d", Some(1), Some("one-or-more:s1")),
+                ("b", "c", Some(1), Some("one-or-more:s1")),
+                ("b", "d", Some(1), Some("one-or-more:s1")),
+                ("w", "e", Some(2), Some("clone-one-or-more:w-then-e")),
+            ]
+        );
+        let e = errors(&format!(
+            "{base}[[order]]\nfirst = \"a\"\nsets = [{{ resources = [] }}, {{ resources = [\"zz\"], actoin = \"start\" }}]\n"
+        ));
+        assert!(e.contains("error: `first` does not apply here"), "{e}");
+        assert!(e.contains("a set needs `resources`, at least one"), "{e}");
+        assert!(
+            e.contains("unknown key `actoin` in an order's set; did you mean `action`?"),
+            "{e}"
+        );
+        assert!(e.contains("unknown resource \"zz\""), "{e}");
     }
 
     #[test]

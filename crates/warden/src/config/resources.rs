@@ -25,7 +25,13 @@ pub(super) const MONITOR: Section = Section::new("monitor", "monitor");
 
 /// Meta attributes of resources with `promotable = true`.
 /// Meta keys of clones (`clone = true` or `promotable = true`).
-const CLONE_META_KEYS: &[&str] = &["clone_max", "notify", "interleave", "globally_unique"];
+const CLONE_META_KEYS: &[&str] = &[
+    "clone_max",
+    "clone_min",
+    "notify",
+    "interleave",
+    "globally_unique",
+];
 /// Meta keys of promotable resources only.
 const PROMOTABLE_META_KEYS: &[&str] = &["promoted_max", "promotion_score"];
 /// Keys of class `process` only.
@@ -737,6 +743,9 @@ fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
     };
     if let Some(n) = r.u32(t, "clone_max") {
         spec.clone_max = Some(n);
+    }
+    if let Some(n) = r.u32(t, "clone_min") {
+        spec.clone_min = (n > 0).then_some(n);
     }
     if let Some(v) = r.boolean(t, "notify") {
         spec.notify = v;
