@@ -458,6 +458,7 @@ pub fn schedule_with(
         }
     }
     s.block_stops(&mut plans);
+    s.keep_away_from_blocked_stops(&mut plans);
     s.emit(&plans);
     for &r in config.placement_order() {
         if plans[r].clone {
@@ -1463,6 +1464,35 @@ impl<'a> Scheduler<'a> {
             }
             if !changed {
                 return;
+            }
+        }
+    }
+
+    /// A resource whose stop cannot happen stays where it runs: what must never run beside
+    /// it (a -INFINITY colocation, either way) does not start there, though placing, which
+    /// took it for stopped, chose that node.
+    fn keep_away_from_blocked_stops(&self, plans: &mut [Plan]) {
+        let config = self.config;
+        for r in 0..plans.len() {
+            for c in config.colocated_with(r) {
+                if c.score != Score::MINUS_INFINITY {
+                    continue;
+                }
+                for (stays, other) in [(c.with, r), (r, c.with)] {
+                    let held = plans[stays].blocked_stops.clone();
+                    if held.is_empty() {
+                        continue;
+                    }
+                    let p = &mut plans[other];
+                    let before = p.targets.len();
+                    let live = p.live_active.clone();
+                    p.targets.retain(|i| !held.contains(i) || live.contains(i));
+                    if p.targets.len() != before {
+                        let targets = p.targets.clone();
+                        p.promoted.retain(|i| targets.contains(i));
+                        p.derive();
+                    }
+                }
             }
         }
     }

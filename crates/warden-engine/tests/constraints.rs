@@ -522,6 +522,54 @@ fn a_stop_that_must_wait_for_a_blocked_stop_is_listed_as_blocked_and_not_run() {
 }
 
 #[test]
+fn what_must_never_run_beside_a_resource_whose_stop_is_blocked_does_not_start_there() {
+    // a cannot stop (b, ordered after it, is blocked where it runs), so a stays on node1:
+    // c, which must never run with a, does not start there although placing took a for
+    // stopped.
+    let config = |a_stopped: bool| {
+        let mut a = dummy("a");
+        if a_stopped {
+            a.meta.target_role = TargetRole::Stopped;
+        }
+        let mut c = dummy("c");
+        c.meta.target_role = if a_stopped {
+            TargetRole::Started
+        } else {
+            TargetRole::Stopped
+        };
+        build(&["node1"])
+            .resource(a)
+            .resource(dummy("b"))
+            .resource(c)
+            .order("a", "b", OrderKind::Mandatory)
+            .colocation("c", "a", Score::MINUS_INFINITY)
+            .config()
+    };
+    let mut w = World {
+        config: config(false),
+        state: State::with_online_nodes(["node1"]),
+        now: T0,
+    };
+    w.settle();
+    w.op(
+        "b",
+        "node1",
+        OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        },
+        rc::ERR_GENERIC,
+    );
+    w.config = config(true);
+    assert_eq!(
+        w.plan(),
+        ["Stop a ( node1 ) due to node availability (blocked)"]
+    );
+    w.settle();
+    assert_eq!(w.status_of("c"), "c Stopped");
+}
+
+#[test]
 fn an_order_one_way_holds_starts_only() {
     // "a then b", not symmetric (Pacemaker's symmetrical=false): b waits for a to start, but
     // b running stays when a stops, and a restart of a restarts nothing.

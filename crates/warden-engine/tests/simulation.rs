@@ -97,6 +97,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 interleave: rng.chance(50),
                 globally_unique: false,
                 score: *rng.pick(&[None, Some(Score::new(5)), Some(Score::ZERO)]),
+                clone_min: *rng.pick(&[None, None, None, Some(1), Some(2)]),
             });
         } else if rng.chance(20) {
             // A plain clone.
@@ -104,6 +105,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 clone_max: *rng.pick(&[None, None, Some(1), Some(2)]),
                 notify: rng.chance(50),
                 interleave: rng.chance(50),
+                clone_min: *rng.pick(&[None, None, None, Some(1), Some(2)]),
                 ..Copies::default()
             });
         }

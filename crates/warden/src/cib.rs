@@ -835,7 +835,7 @@ impl Reader {
             sets.push(Set {
                 id: set.attribute("id").unwrap_or("set").to_owned(),
                 members,
-                require_all: !set.attribute("require-all").is_some_and(|v| !is_true(v)),
+                require_all: set.attribute("require-all").is_none_or(is_true),
                 sequential: set.attribute("sequential").map(is_true),
                 role,
                 action,
