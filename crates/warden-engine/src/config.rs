@@ -1197,14 +1197,18 @@ impl Config {
         self.dependents_of = dependents_of;
         self.colocated_with = colocated_with;
         let copies = |id: &str| self.resource(id).and_then(|r| r.copies.as_ref());
+        // The members of a group of clones go together copy by copy (a cloned group, as
+        // Pacemaker's clone of a group), whatever their `interleave`.
         self.interleaved = all_orders
             .iter()
-            .map(|o| {
+            .enumerate()
+            .map(|(k, o)| {
+                let within_group = k >= orders.len();
                 o.first_action == OpName::Start
                     && o.then_action == OpName::Start
                     && o.first_min.is_none()
                     && copies(&o.first).is_some()
-                    && copies(&o.then).is_some_and(|c| c.interleave)
+                    && copies(&o.then).is_some_and(|c| c.interleave || within_group)
             })
             .collect();
         self.orders_from = orders_from;

@@ -233,3 +233,35 @@ fn clone_min_lets_what_follows_run_on_that_many_copies() {
         ]
     );
 }
+
+#[test]
+fn a_group_of_clones_runs_its_members_together_copy_by_copy() {
+    // A cloned group (Pacemaker's clone of a group): fs then app on each node, bound copy by
+    // copy, although neither clone is interleaved.
+    let mut w = three()
+        .resource(clone("fs", |_| {}))
+        .resource(clone("app", |_| {}))
+        .location(loc("fs", "node3", -1_000_000))
+        .group("stack", &["fs", "app"])
+        .world();
+    // app runs only where fs does.
+    assert_eq!(
+        w.status(),
+        ["fs Started [ node1 node2 ]", "app Started [ node1 node2 ]"]
+    );
+    // A failure of fs on node1 restarts fs and app there, nothing on node2.
+    w.monitor("fs", "node1", rc::ERR_GENERIC);
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Recover fs ( node1 )",
+            "Restart app ( node1 ) due to required fs start"
+        ]
+    );
+    w.settle();
+    // app failing on node2 restarts only itself.
+    w.monitor("app", "node2", rc::ERR_GENERIC);
+    assert_eq!(w.plan(), ["Recover app ( node2 )"]);
+}

@@ -633,15 +633,21 @@ impl Reader {
                 .push(format!("clone {id} (clone-node-max above 1)"));
             return;
         }
-        let Some(p) = elements(r).find(|c| c.has_tag_name("primitive")) else {
-            self.skip.push(format!("clone {id} (a clone of a group)"));
-            return;
-        };
         let inherited: Vec<(String, String)> = meta
             .iter()
             .filter(|(k, _)| meta_key(k).is_some_and(|m| m.is_some()))
             .cloned()
             .collect();
+        let Some(p) = elements(r).find(|c| c.has_tag_name("primitive")) else {
+            match elements(r).find(|c| c.has_tag_name("group")) {
+                Some(g) if !promotable => self.cloned_group(g, id, &meta, &inherited),
+                Some(_) => self
+                    .skip
+                    .push(format!("clone {id} (a promotable clone of a group)")),
+                None => self.skip.push(format!("clone {id} (nothing to clone)")),
+            }
+            return;
+        };
         let Some(mut t) = self.primitive(p, &inherited) else {
             // A cloned fence device: a copy checks it on every node.
             let child_id = p.attribute("id").unwrap_or_default();
@@ -655,43 +661,50 @@ impl Reader {
             }
             return;
         };
-        if promotable {
-            t.insert("promotable".into(), true.into());
-        } else {
-            t.insert("clone".into(), true.into());
-        }
-        let mut m = t
-            .remove("meta")
-            .and_then(|v| v.as_table().cloned())
-            .unwrap_or_default();
-        let counts: &[(&str, &str)] = if promotable {
-            &[
-                ("clone-max", "clone_max"),
-                ("clone-min", "clone_min"),
-                ("promoted-max", "promoted_max"),
-                ("master-max", "promoted_max"),
-            ]
-        } else {
-            &[("clone-max", "clone_max"), ("clone-min", "clone_min")]
-        };
-        for &(k, key) in counts {
-            if let Some(n) = get(k).and_then(|v| v.parse::<i64>().ok()) {
-                m.insert(key.into(), n.into());
-            }
-        }
-        for (k, key) in [
-            ("notify", "notify"),
-            ("interleave", "interleave"),
-            ("globally-unique", "globally_unique"),
-        ] {
-            if get(k).is_some_and(is_true) {
-                m.insert(key.into(), true.into());
-            }
-        }
-        t.insert("meta".into(), Value::Table(m));
+        clone_table(&mut t, promotable, &meta);
         let child_id = p.attribute("id").unwrap_or(id).to_owned();
         self.names.insert(id.to_owned(), child_id);
         self.push_resource(t);
+    }
+
+    /// A clone of a group: a group of clones, each member cloned as the clone says, whose
+    /// copies go together on each node (Warden's cloned group, docs/config.md).
+    fn cloned_group(
+        &mut self,
+        g: Node<'_, '_>,
+        id: &str,
+        meta: &[(String, String)],
+        inherited: &[(String, String)],
+    ) {
+        let gid = g.attribute("id").unwrap_or("?").to_owned();
+        let mut gmeta = inherited.to_vec();
+        gmeta.extend(nvpairs(
+            g,
+            "meta_attributes",
+            &format!("group {gid}"),
+            &mut self.skip,
+        ));
+        let mut members = Vec::new();
+        for p in elements(g).filter(|c| c.has_tag_name("primitive")) {
+            let Some(mut t) = self.primitive(p, &gmeta) else {
+                continue;
+            };
+            clone_table(&mut t, false, meta);
+            members.push(t.get("id").and_then(Value::as_str).unwrap_or("").to_owned());
+            self.push_resource(t);
+        }
+        self.group_members.insert(gid.clone(), members.clone());
+        if !members.is_empty() {
+            let mut t = Table::new();
+            t.insert("id".into(), gid.clone().into());
+            t.insert(
+                "resources".into(),
+                Value::Array(members.into_iter().map(Value::String).collect()),
+            );
+            self.groups.push(t);
+        }
+        self.group_ids.insert(gid.clone());
+        self.names.insert(id.to_owned(), gid);
     }
 
     /// The Warden resource a constraint's reference names, or why not.
@@ -1161,6 +1174,50 @@ impl Reader {
         self.orders.push(t);
         Ok(())
     }
+}
+
+/// Makes a primitive's table a clone (promotable or not) with the clone's meta attributes.
+fn clone_table(t: &mut Table, promotable: bool, meta: &[(String, String)]) {
+    let get = |k: &str| {
+        meta.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    if promotable {
+        t.insert("promotable".into(), true.into());
+    } else {
+        t.insert("clone".into(), true.into());
+    }
+    let mut m = t
+        .remove("meta")
+        .and_then(|v| v.as_table().cloned())
+        .unwrap_or_default();
+    let counts: &[(&str, &str)] = if promotable {
+        &[
+            ("clone-max", "clone_max"),
+            ("clone-min", "clone_min"),
+            ("promoted-max", "promoted_max"),
+            ("master-max", "promoted_max"),
+        ]
+    } else {
+        &[("clone-max", "clone_max"), ("clone-min", "clone_min")]
+    };
+    for &(k, key) in counts {
+        if let Some(n) = get(k).and_then(|v| v.parse::<i64>().ok()) {
+            m.insert(key.into(), n.into());
+        }
+    }
+    for (k, key) in [
+        ("notify", "notify"),
+        ("interleave", "interleave"),
+        ("globally-unique", "globally_unique"),
+    ] {
+        if get(k).is_some_and(is_true) {
+            m.insert(key.into(), true.into());
+        }
+    }
+    t.insert("meta".into(), Value::Table(m));
 }
 
 /// What every set written to the configuration has: its id, resources and `sequential` as
@@ -2359,6 +2416,42 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("a colocation of s with p"))
         );
+    }
+
+    #[test]
+    fn a_clone_of_a_group_becomes_a_group_of_clones() {
+        let xml = r#"<cib><configuration><crm_config/>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources>
+    <clone id="stack-clone">
+      <meta_attributes id="m"><nvpair id="m1" name="clone-max" value="1"/></meta_attributes>
+      <group id="stack">
+        <primitive id="fs" class="ocf" provider="heartbeat" type="Dummy"/>
+        <primitive id="app" class="ocf" provider="heartbeat" type="Dummy"/>
+      </group>
+    </clone>
+    <primitive id="ip" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources>
+  <constraints>
+    <rsc_colocation id="c" rsc="ip" with-rsc="stack-clone" score="INFINITY"/>
+  </constraints></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let e = &l.engine;
+        for id in ["fs", "app"] {
+            let copies = e.resource(id).and_then(|r| r.copies.as_ref());
+            assert_eq!(copies.and_then(|c| c.clone_max), Some(1), "{id}");
+        }
+        assert_eq!(e.groups()[0].resources, ["fs", "app"]);
+        // Naming the clone names the group: with it (INFINITY) is with its last member.
+        let cols: Vec<(&str, &str)> = e
+            .colocations()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.with.as_str()))
+            .collect();
+        assert_eq!(cols, [("ip", "app")]);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(super) struct Constraints {
     pub locations: Vec<Location>,
     pub rule_locations: Vec<RuleLocation>,
     pub groups: Vec<Group>,
+    /// Where each group is written.
+    group_at: Vec<Span>,
     pub colocations: Vec<Colocation>,
     pub orders: Vec<Order>,
     pub tickets: Vec<TicketConstraint>,
@@ -115,13 +117,34 @@ impl Constraints {
         }
     }
 
-    /// Checks the roles and actions that need a promotable resource.
+    /// Checks the roles and actions that need a promotable resource, and that a group is of
+    /// plain resources or of clones alike (a cloned group).
     pub fn validate(
         &self,
         r: &mut Reader<'_>,
         promotable: &HashSet<String>,
         known: &HashSet<String>,
+        copies: &std::collections::HashMap<String, Option<warden_engine::Copies>>,
     ) {
+        for (g, at) in self.groups.iter().zip(&self.group_at) {
+            let kinds: Vec<Option<(bool, Option<u32>)>> = g
+                .resources
+                .iter()
+                .filter_map(|m| copies.get(m))
+                .map(|c| c.as_ref().map(|c| (c.promotable, c.clone_max)))
+                .collect();
+            let cloned = kinds.iter().any(Option::is_some);
+            let alike = kinds.windows(2).all(|w| w[0] == w[1]);
+            if cloned && (!alike || kinds.iter().flatten().any(|k| k.0)) {
+                r.d.error(
+                    at.clone(),
+                    format!(
+                        "group {:?} mixes clones and other resources: a cloned group has every member `clone = true` with one `clone_max` (not promotable)",
+                        g.id
+                    ),
+                );
+            }
+        }
         for p in &self.promoted {
             if known.contains(&p.resource) && !promotable.contains(&p.resource) {
                 r.d.error(
@@ -141,6 +164,7 @@ pub(super) fn constraints(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Constraints 
         locations: Vec::new(),
         rule_locations: Vec::new(),
         groups: Vec::new(),
+        group_at: Vec::new(),
         colocations: Vec::new(),
         orders: Vec::new(),
         tickets: Vec::new(),
@@ -381,6 +405,7 @@ fn group(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
             span: span.clone(),
         }));
     if let Some((id, _)) = id {
+        c.group_at.push(t.span.clone());
         c.groups.push(Group {
             id,
             resources: members.into_iter().map(|m| m.0).collect(),

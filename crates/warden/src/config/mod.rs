@@ -367,7 +367,12 @@ fn root_of(
         .map(|s| s.id.clone())
         .collect();
     let known: HashSet<String> = res.specs.iter().map(|s| s.id.clone()).collect();
-    cons.validate(r, &promotable, &known);
+    let copies: std::collections::HashMap<String, Option<warden_engine::Copies>> = res
+        .specs
+        .iter()
+        .map(|s| (s.id.clone(), s.copies.clone()))
+        .collect();
+    cons.validate(r, &promotable, &known, &copies);
     if !fencing.enabled {
         for span in std::mem::take(&mut cons.fence_tickets) {
             r.d.error(
@@ -519,6 +524,30 @@ mod tests {
             Ok(_) => panic!("expected errors for {src}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_group_of_clones_is_a_cloned_group_and_a_mixed_one_is_refused_at_its_place() {
+        let res = |id: &str, clone: bool| {
+            format!(
+                "[[resource]]\nid = \"{id}\"\nclass = \"ocf\"\ntype = \"Dummy\"\nclone = {clone}\n"
+            )
+        };
+        let l = ok(&format!(
+            "{}{}[[group]]\nid = \"g\"\nresources = [\"a\", \"b\"]\n",
+            res("a", true),
+            res("b", true)
+        ));
+        assert_eq!(l.engine.groups()[0].resources, ["a", "b"]);
+        let e = errors(&format!(
+            "{}{}[[group]]\nid = \"g\"\nresources = [\"a\", \"b\"]\n",
+            res("a", true),
+            res("b", false)
+        ));
+        assert!(
+            e.contains("t.toml:12:1: error: group \"g\" mixes clones and other resources"),
+            "{e}"
+        );
     }
 
     #[test]
