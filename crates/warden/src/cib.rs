@@ -252,6 +252,8 @@ struct Reader {
     nodes: BTreeSet<String>,
     /// `stonith-enabled`.
     stonith_enabled: bool,
+    /// Nodes of the CIB not carried over (remote nodes).
+    skipped_nodes: BTreeSet<String>,
     /// What each tag and each template stands for in constraints: the CIB ids of the
     /// resources tagged with it or made from it.
     tags: BTreeMap<String, Vec<String>>,
@@ -591,6 +593,11 @@ impl Reader {
                                 t.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
                             ));
                             self.push_resource(t);
+                        } else if let Some(device) =
+                            p.attribute("id").filter(|d| self.stonith.contains(*d))
+                        {
+                            // Fence devices are placed as resources: a group of them too.
+                            members.push(Value::String(device.to_owned()));
                         }
                     }
                     self.group_members.insert(
@@ -600,7 +607,6 @@ impl Reader {
                             .filter_map(|m| m.as_str().map(str::to_owned))
                             .collect(),
                     );
-                    // A group of fence devices only leaves no group of resources.
                     if !members.is_empty() {
                         let mut g = Table::new();
                         g.insert("id".into(), id.clone().into());
@@ -687,6 +693,16 @@ impl Reader {
         let mut members = Vec::new();
         for p in elements(g).filter(|c| c.has_tag_name("primitive")) {
             let Some(mut t) = self.primitive(p, &gmeta) else {
+                // A fence device, cloned: a member as a group of them is.
+                let device = p.attribute("id").unwrap_or_default();
+                if let Some(d) = self
+                    .fence
+                    .iter_mut()
+                    .find(|d| d.get("name").and_then(Value::as_str) == Some(device))
+                {
+                    d.insert("clone".into(), true.into());
+                    members.push(device.to_owned());
+                }
                 continue;
             };
             clone_table(&mut t, false, meta);
@@ -792,6 +808,69 @@ impl Reader {
         }
         self.colocations = kept;
         self.ignored.extend(dropped);
+    }
+
+    /// Drops `gone` from groups and constraints: a constraint naming one, a set's member, a
+    /// group's member (and a group left empty).
+    fn forget(&mut self, gone: &BTreeSet<String>) {
+        let mut gone = gone.clone();
+        for g in &mut self.groups {
+            if let Some(Value::Array(list)) = g.get_mut("resources") {
+                list.retain(|v| !v.as_str().is_some_and(|v| gone.contains(v)));
+            }
+        }
+        // A group left empty goes, and what names it.
+        self.groups.retain(|g| {
+            let empty = g
+                .get("resources")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
+            if empty {
+                if let Some(id) = g.get("id").and_then(Value::as_str) {
+                    gone.insert(id.to_owned());
+                }
+            }
+            !empty
+        });
+        let gone = &gone;
+        let names = |t: &Table, keys: &[&str]| {
+            keys.iter().any(|k| {
+                t.get(*k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| gone.contains(v))
+            })
+        };
+        let prune = |t: &mut Table, key: &str| {
+            if let Some(Value::Array(list)) = t.get_mut(key) {
+                list.retain(|v| !v.as_str().is_some_and(|v| gone.contains(v)));
+            }
+        };
+        self.locations.retain(|t| !names(t, &["resource"]));
+        self.tickets.retain(|t| !names(t, &["resource"]));
+        self.colocations
+            .retain(|t| !names(t, &["resource", "with"]));
+        self.orders.retain(|t| !names(t, &["first", "then"]));
+        for t in self.colocations.iter_mut().chain(self.orders.iter_mut()) {
+            if let Some(Value::Array(sets)) = t.get_mut("sets") {
+                for set in sets.iter_mut() {
+                    if let Value::Table(set) = set {
+                        prune(set, "resources");
+                    }
+                }
+                sets.retain(|s| {
+                    s.get("resources")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty())
+                });
+            }
+        }
+        let empty_sets = |t: &Table| {
+            t.get("sets")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        };
+        self.colocations.retain(|t| !empty_sets(t));
+        self.orders.retain(|t| !empty_sets(t));
     }
 
     /// Whether a reference names a tag or a template.
@@ -1025,7 +1104,7 @@ impl Reader {
     /// The locations a `rsc_location` gives one resource, with the role and score of its
     /// set when it has them.
     fn location_of(
-        &self,
+        &mut self,
         c: Node<'_, '_>,
         what: &str,
         resource: &str,
@@ -1073,10 +1152,18 @@ impl Reader {
         let node = c
             .attribute("node")
             .ok_or_else(|| format!("{what} (no node)"))?;
-        if !self.nodes.contains(node) {
+        if self.skipped_nodes.contains(node) {
             return Err(format!(
                 "{what} names node {node}, which is not carried over"
             ));
+        }
+        if !self.nodes.contains(node) {
+            // Pacemaker ignores a location on a node it does not know.
+            let note = format!("{what}: node {node} is not in the CIB");
+            if !self.ignored.contains(&note) {
+                self.ignored.push(note);
+            }
+            return Ok(Vec::new());
         }
         let score = score
             .or(c.attribute("score"))
@@ -1486,6 +1573,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         nodes: BTreeSet::new(),
         tags: BTreeMap::new(),
         stonith_enabled: true,
+        skipped_nodes: BTreeSet::new(),
     };
     // Cluster options.
     let mut cluster = Table::new();
@@ -1578,6 +1666,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                     "node {name} (type {})",
                     n.attribute("type").unwrap_or("")
                 ));
+                r.skipped_nodes.insert(name.to_owned());
                 continue;
             }
             for (k, v) in nvpairs(
@@ -1629,6 +1718,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     }
     if !stonith_enabled {
         r.fence.clear();
+        // No fence device is placed: constraints and groups naming one go with it.
+        r.forget(&r.stonith.clone());
         // As Pacemaker resets it when fencing is disabled.
         for t in &mut r.tickets {
             if t.get("loss_policy").and_then(Value::as_str) == Some("fence") {
@@ -2452,6 +2543,55 @@ mod tests {
             .map(|c| (c.resource.as_str(), c.with.as_str()))
             .collect();
         assert_eq!(cols, [("ip", "app")]);
+    }
+
+    #[test]
+    fn groups_of_fence_devices_are_placed_and_go_with_fencing() {
+        let xml = |enabled: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="c">
+    <nvpair id="c1" name="stonith-enabled" value="{enabled}"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources>
+    <group id="fencing">
+      <primitive id="f1" class="stonith" type="fence_dummy"/>
+      <primitive id="f2" class="stonith" type="fence_dummy"/>
+    </group>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources>
+  <constraints>
+    <rsc_location id="l1" rsc="fencing" node="n2" score="100"/>
+    <rsc_location id="l2" rsc="a" node="ghost" score="100"/>
+    <rsc_order id="o1" first="fencing" then="a"/>
+  </constraints></configuration></cib>"#
+            )
+        };
+        let i = import(&xml("true")).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        // Pacemaker ignores a location on a node it does not know; so does the import, and
+        // says so.
+        assert!(
+            i.ignored.iter().any(|w| w.contains("node ghost")),
+            "{:?}",
+            i.ignored
+        );
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        assert_eq!(l.engine.groups()[0].resources, ["f1", "f2"]);
+        let locs: Vec<(&str, &str)> = l
+            .engine
+            .locations()
+            .iter()
+            .map(|l| (l.resource.as_str(), l.node.as_str()))
+            .collect();
+        assert_eq!(locs, [("f1", "n2"), ("f2", "n2")]);
+        // Without fencing there is no device, and nothing that names one or their group.
+        let i = import(&xml("false")).expect("import");
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        assert!(l.engine.groups().is_empty());
+        assert!(l.engine.locations().is_empty());
+        assert!(l.engine.orders().is_empty());
     }
 
     #[test]
