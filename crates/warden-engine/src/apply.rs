@@ -311,11 +311,14 @@ fn forget_promotion_scores(state: &mut State, node: &str) {
 }
 
 /// A node attribute's name: 1 to 255 of letters, digits, `_ . : -` and (after the first) `#`;
-/// a leading `#` is for Warden's own names (`#uname`).
+/// a leading `#` is for Warden's own names (`#uname`), but for node health's (`#health...`).
 pub fn valid_attribute(name: &str) -> bool {
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
     let mut chars = name.chars();
-    chars.next().is_some_and(ok) && name.len() <= 255 && chars.all(|c| ok(c) || c == '#')
+    // `#health...`: node health (Pacemaker's name for it); other `#` names are built in.
+    (chars.next().is_some_and(ok) || name.starts_with("#health"))
+        && name.len() <= 255
+        && chars.all(|c| ok(c) || c == '#')
 }
 
 /// A ticket name: Pacemaker's XML id characters.

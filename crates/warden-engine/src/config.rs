@@ -23,6 +23,77 @@ pub struct ClusterOptions {
     pub symmetric: bool,
     /// How nodes' capacities and resources' utilization weigh in placement.
     pub placement_strategy: PlacementStrategy,
+    /// How node health attributes weigh in placement.
+    pub node_health: NodeHealth,
+}
+
+/// Node health (Pacemaker's `node-health-strategy` and its scores): node attributes named
+/// `#health...` valued `red`, `yellow`, `green` or a score add up, per node, to a score every
+/// resource gets there (but a negative one for resources with `allow_unhealthy_nodes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeHealth {
+    pub strategy: NodeHealthStrategy,
+    /// What every node starts from (`progressive` only).
+    pub base: Score,
+    /// What `green`, `yellow` and `red` count (`progressive` and `custom`; the other
+    /// strategies fix them).
+    pub green: Score,
+    pub yellow: Score,
+    pub red: Score,
+}
+
+impl Default for NodeHealth {
+    fn default() -> Self {
+        NodeHealth {
+            strategy: NodeHealthStrategy::None,
+            base: Score::ZERO,
+            green: Score::ZERO,
+            yellow: Score::ZERO,
+            red: Score::MINUS_INFINITY,
+        }
+    }
+}
+
+impl NodeHealth {
+    /// What `red`, `yellow` and `green` count under the strategy.
+    pub fn colors(&self) -> (Score, Score, Score) {
+        match self.strategy {
+            NodeHealthStrategy::None => (Score::ZERO, Score::ZERO, Score::ZERO),
+            NodeHealthStrategy::MigrateOnRed => (Score::MINUS_INFINITY, Score::ZERO, Score::ZERO),
+            NodeHealthStrategy::OnlyGreen => {
+                (Score::MINUS_INFINITY, Score::MINUS_INFINITY, Score::ZERO)
+            }
+            NodeHealthStrategy::Progressive | NodeHealthStrategy::Custom => {
+                (self.red, self.yellow, self.green)
+            }
+        }
+    }
+
+    /// The health score of a node with these attributes (zero: no effect).
+    pub fn score<'a>(&self, attributes: impl Iterator<Item = (&'a str, &'a str)>) -> Score {
+        if self.strategy == NodeHealthStrategy::None {
+            return Score::ZERO;
+        }
+        let (red, yellow, green) = self.colors();
+        let mut sum = if self.strategy == NodeHealthStrategy::Progressive {
+            self.base
+        } else {
+            Score::ZERO
+        };
+        for (name, value) in attributes {
+            if !name.starts_with("#health") {
+                continue;
+            }
+            let v = match value.trim().to_ascii_lowercase().as_str() {
+                "red" => red,
+                "yellow" => yellow,
+                "green" => green,
+                other => other.parse::<Score>().unwrap_or(Score::ZERO),
+            };
+            sum = sum.add(v);
+        }
+        sum
+    }
 }
 
 impl Default for ClusterOptions {
@@ -33,6 +104,7 @@ impl Default for ClusterOptions {
             no_quorum_policy: NoQuorumPolicy::Stop,
             symmetric: true,
             placement_strategy: PlacementStrategy::Default,
+            node_health: NodeHealth::default(),
         }
     }
 }
@@ -75,6 +147,22 @@ keyword_enum!(
         Freeze = "freeze",
         Ignore = "ignore",
         Demote = "demote",
+    }
+);
+
+keyword_enum!(
+    /// How node health attributes weigh in placement (Pacemaker's `node-health-strategy`).
+    NodeHealthStrategy {
+        /// Health attributes are not looked at.
+        None = "none",
+        /// A red node runs nothing (but what allows unhealthy nodes).
+        MigrateOnRed = "migrate_on_red",
+        /// A red or yellow node runs nothing (but what allows unhealthy nodes).
+        OnlyGreen = "only_green",
+        /// Colors count the configured scores, from a configured base.
+        Progressive = "progressive",
+        /// Colors count the configured scores.
+        Custom = "custom",
     }
 );
 
@@ -358,6 +446,8 @@ pub struct Meta {
     /// Gone from the configuration but still active somewhere: stopped, never started
     /// (Pacemaker's `stop-orphan-resources`); set by the daemon, not by the file.
     pub orphan: bool,
+    /// A negative node health does not keep it away (Pacemaker's `allow-unhealthy-nodes`).
+    pub allow_unhealthy_nodes: bool,
 }
 
 /// The first delay of a crash loop: the second quick failure in a row waits this long.
@@ -379,6 +469,7 @@ impl Default for Meta {
             allow_migrate: false,
             requires: Requires::Quorum,
             orphan: false,
+            allow_unhealthy_nodes: false,
         }
     }
 }

@@ -23,9 +23,9 @@ pub use apply::{
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, FenceAgent,
     FenceDevice, FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive,
-    NoQuorumPolicy, OnFail, OpName, OpRole, OpSpec, Order, OrderKind, PlacementStrategy,
-    ProcessSpec, Requires, ResourceSpec, RuleLocation, RuleScore, TargetRole, TicketAction,
-    TicketConstraint,
+    NoQuorumPolicy, NodeHealth, NodeHealthStrategy, OnFail, OpName, OpRole, OpSpec, Order,
+    OrderKind, PlacementStrategy, ProcessSpec, Requires, ResourceSpec, RuleLocation, RuleScore,
+    TargetRole, TicketAction, TicketConstraint,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::{blocked_or_held, check_transition};

@@ -689,6 +689,8 @@ struct Scheduler<'a> {
     /// For each resource, the one whose placement places it first (see
     /// [`Config::assign_in`]).
     within: Vec<Option<usize>>,
+    /// Each node's health score (see [`crate::config::NodeHealth`]).
+    health: Vec<Score>,
 }
 
 /// The actions emitted for one resource, by kind.
@@ -795,6 +797,22 @@ impl<'a> Scheduler<'a> {
             eff: Vec::new(),
             dependent_base: std::cell::RefCell::new(vec![None; config.resources().len()]),
             within: Vec::new(),
+            health: (0..config.nodes().len())
+                .map(|i| {
+                    let node = config.nodes()[i].as_str();
+                    let live = state.node_attributes.get(node);
+                    let configured = config
+                        .node_attributes(i)
+                        .iter()
+                        .filter(|(k, _)| !live.is_some_and(|l| l.contains_key(k)))
+                        .map(|(k, v)| (k.as_str(), v.as_str()));
+                    let set = live
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.as_str(), v.as_str()));
+                    config.cluster.node_health.score(configured.chain(set))
+                })
+                .collect(),
         }
     }
 
@@ -2110,6 +2128,13 @@ impl<'a> Scheduler<'a> {
             vec![config.cluster.symmetric.then_some(Score::ZERO); self.nodes.len()];
         for &(i, s) in config.locations_of(r) {
             scores[i] = Some(scores[i].unwrap_or(Score::ZERO).add(s));
+        }
+        // Node health counts as a location of every resource (a negative one not for those
+        // allowed on unhealthy nodes).
+        for (i, &h) in self.health.iter().enumerate() {
+            if h != Score::ZERO && (h.value() > 0 || !spec.meta.allow_unhealthy_nodes) {
+                scores[i] = Some(scores[i].unwrap_or(Score::ZERO).add(h));
+            }
         }
         for (i, score) in scores.iter_mut().enumerate() {
             if let Some(s) = self.rule_score(r, i, false) {

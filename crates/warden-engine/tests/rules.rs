@@ -201,3 +201,48 @@ fn bad_attribute_names_are_refused() {
         );
     }
 }
+
+#[test]
+fn node_health_keeps_resources_off_unhealthy_nodes_as_the_strategy_says() {
+    // a prefers node1; b too, but b may run on unhealthy nodes.
+    let world = |strategy: NodeHealthStrategy| {
+        let mut b = dummy("b");
+        b.meta.allow_unhealthy_nodes = true;
+        let mut w = build(&["node1", "node2"])
+            .resource(dummy("a"))
+            .resource(b)
+            .location(loc("a", "node1", 10))
+            .location(loc("b", "node1", 10))
+            .cluster(|c| {
+                c.node_health.strategy = strategy;
+                c.node_health.yellow = Score::new(-8);
+                c.node_health.base = Score::new(5);
+            })
+            .world();
+        w.settle();
+        w
+    };
+    // A red node runs nothing but what allows unhealthy nodes.
+    let mut w = world(NodeHealthStrategy::MigrateOnRed);
+    set(&mut w, "node1", "#health-disk", Some("red"));
+    assert_eq!(w.plan(), ["Move a ( node1 -> node2 )"]);
+    // Yellow is nothing to migrate_on_red, everything to only_green.
+    let mut w = world(NodeHealthStrategy::MigrateOnRed);
+    set(&mut w, "node1", "#health-disk", Some("yellow"));
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+    let mut w = world(NodeHealthStrategy::OnlyGreen);
+    set(&mut w, "node1", "#health-disk", Some("yellow"));
+    assert_eq!(w.plan(), ["Move a ( node1 -> node2 )"]);
+    // Progressive: every node starts from the base (5) and the configured scores add up:
+    // node1 scores 10 + 5 - 8 = 7 against node2's 5, then 10 + 5 - 16 = -1 (and a negative
+    // score does not count for b).
+    let mut w = world(NodeHealthStrategy::Progressive);
+    set(&mut w, "node1", "#health-disk", Some("yellow"));
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+    set(&mut w, "node1", "#health-cpu", Some("yellow"));
+    assert_eq!(w.plan(), ["Move a ( node1 -> node2 )"]);
+    // Without a strategy health attributes are only attributes.
+    let mut w = world(NodeHealthStrategy::None);
+    set(&mut w, "node1", "#health-disk", Some("red"));
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+}

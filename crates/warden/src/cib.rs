@@ -162,6 +162,28 @@ fn role_word(v: &str) -> Option<&'static str> {
 
 /// Resource meta attributes Warden has, in the configuration's words; those that change
 /// nothing in a schedule are taken silently; any other is reported.
+/// Meta attributes Pacemaker schedules by that the importer does not carry over (any other it
+/// does not know is a user's own, which Pacemaker ignores).
+const PACEMAKER_META: &[&str] = &[
+    "container",
+    "remote-port",
+    "remote-addr",
+    "remote-connect-timeout",
+    "remote-allow-migrate",
+    "critical",
+    "collocated",
+    "ordered",
+    "isolation",
+    "isolation-instance",
+    "isolation-wrapper",
+    "isolation-host",
+    "resource-failure-stickiness",
+    "failure-stickiness",
+    "clone-node-max",
+    "promoted-node-max",
+    "master-node-max",
+];
+
 fn meta_key(k: &str) -> Option<Option<&'static str>> {
     Some(Some(match k {
         "migration-threshold" => "migration_threshold",
@@ -179,6 +201,7 @@ fn meta_key(k: &str) -> Option<Option<&'static str>> {
         | "notify"
         | "globally-unique"
         | "clone-max"
+        | "clone-min"
         | "clone-node-max"
         | "promoted-max"
         | "master-max"
@@ -254,6 +277,8 @@ struct Reader {
     stonith_enabled: bool,
     /// Nodes of the CIB not carried over (remote nodes).
     skipped_nodes: BTreeSet<String>,
+    /// Resources with the old `restart-type=restart`.
+    restart_type: Vec<String>,
     /// What each tag and each template stands for in constraints: the CIB ids of the
     /// resources tagged with it or made from it.
     tags: BTreeMap<String, Vec<String>>,
@@ -480,12 +505,30 @@ impl Reader {
             None if k == "allow-migrate" => {
                 meta.insert("allow_migrate".into(), is_true(v).into());
             }
+            None if k == "allow-unhealthy-nodes" => {
+                meta.insert("allow_unhealthy_nodes".into(), is_true(v).into());
+            }
             // Groups are collocated and ordered unless told otherwise.
             None if (k == "collocated" || k == "ordered") && is_true(v) => {}
+            // It matters only after an optional order (checked once the orders are read).
+            None if k == "restart-type" => {
+                if v.eq_ignore_ascii_case("restart") && !self.restart_type.iter().any(|r| r == id) {
+                    self.restart_type.push(id.to_owned());
+                }
+            }
             None if k == "remote-node" => {
                 self.skip.push(format!("{id}: remote-node (remote nodes)"))
             }
-            None => self.skip.push(format!("{id}: meta {k}")),
+            // Pacemaker's own meta attributes Warden does not have.
+            None if PACEMAKER_META.contains(&k) => self.skip.push(format!("{id}: meta {k}")),
+            // Any other is the user's: Pacemaker passes it to the agent and schedules
+            // without it.
+            None => {
+                let note = format!("{id}: meta {k} (not Pacemaker's: it schedules without it)");
+                if !self.ignored.contains(&note) {
+                    self.ignored.push(note);
+                }
+            }
         }
     }
 
@@ -639,9 +682,10 @@ impl Reader {
                 .push(format!("clone {id} (clone-node-max above 1)"));
             return;
         }
+        // What the clone's meta attributes say of its resource (not of the clone itself).
         let inherited: Vec<(String, String)> = meta
             .iter()
-            .filter(|(k, _)| meta_key(k).is_some_and(|m| m.is_some()))
+            .filter(|(k, _)| meta_key(k) != Some(None))
             .cloned()
             .collect();
         let Some(p) = elements(r).find(|c| c.has_tag_name("primitive")) else {
@@ -1574,6 +1618,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         tags: BTreeMap::new(),
         stonith_enabled: true,
         skipped_nodes: BTreeSet::new(),
+        restart_type: Vec::new(),
     };
     // Cluster options.
     let mut cluster = Table::new();
@@ -1607,17 +1652,23 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 "maintenance-mode" if is_true(&v) => {
                     r.skip.push("crm_config maintenance-mode".into());
                 }
+                "node-health-strategy" => match v.to_ascii_lowercase().as_str() {
+                    s @ ("none" | "migrate-on-red" | "only-green" | "progressive" | "custom") => {
+                        cluster.insert("node_health_strategy".into(), s.replace('-', "_").into());
+                    }
+                    _ => r.skip.push(format!("crm_config node-health-strategy={v}")),
+                },
+                "node-health-base" | "node-health-green" | "node-health-yellow"
+                | "node-health-red" => {
+                    cluster.insert(k.replace('-', "_"), score_value(&v));
+                }
                 "placement-strategy" => match v.to_ascii_lowercase().as_str() {
                     v @ ("default" | "utilization" | "minimal" | "balanced") => {
                         cluster.insert("placement_strategy".into(), v.into());
                     }
                     _ => r.skip.push(format!("crm_config placement-strategy={v}")),
                 },
-                "stonith-action"
-                | "startup-fencing"
-                | "concurrent-fencing"
-                | "shutdown-lock"
-                | "node-health-strategy"
+                "stonith-action" | "startup-fencing" | "concurrent-fencing" | "shutdown-lock"
                 | "remove-after-stop"
                     if !matches!(v.as_str(), "reboot" | "true" | "false" | "none" | "0") =>
                 {
@@ -1715,6 +1766,23 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     if let Some(list) = child(conf, "constraints") {
         r.constraints(list);
         r.roles_of_colocations();
+        // `restart-type=restart` restarts a resource after an optional order's `first`
+        // restarts, which Warden's optional orders do not do; without such an order it
+        // changes nothing.
+        for id in std::mem::take(&mut r.restart_type) {
+            let after_optional = r.orders.iter().any(|o| {
+                o.get("kind").and_then(Value::as_str) == Some("optional")
+                    && (o.get("then").and_then(Value::as_str) == Some(id.as_str())
+                        || o.get("sets").is_some())
+            });
+            if after_optional {
+                r.skip.push(format!("{id}: meta restart-type"));
+            } else {
+                r.ignored.push(format!(
+                    "{id}: meta restart-type (no optional order before it)"
+                ));
+            }
+        }
     }
     if !stonith_enabled {
         r.fence.clear();
@@ -2592,6 +2660,48 @@ mod tests {
         assert!(l.engine.groups().is_empty());
         assert!(l.engine.locations().is_empty());
         assert!(l.engine.orders().is_empty());
+    }
+
+    #[test]
+    fn node_health_and_a_users_own_meta_attributes_are_read_as_pacemaker_reads_them() {
+        let xml = r##"<cib><configuration><crm_config><cluster_property_set id="c">
+    <nvpair id="c1" name="node-health-strategy" value="progressive"/>
+    <nvpair id="c2" name="node-health-yellow" value="-50"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"><instance_attributes id="i">
+    <nvpair id="i1" name="#health-ipmi" value="yellow"/></instance_attributes></node></nodes>
+  <resources>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy">
+      <meta_attributes id="m"><nvpair id="m1" name="allow-unhealthy-nodes" value="true"/>
+        <nvpair id="m2" name="comment" value="the old one"/></meta_attributes>
+    </primitive>
+  </resources>
+  <constraints/></configuration></cib>"##;
+        let i = import(xml).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        assert!(
+            i.ignored.iter().any(|w| w.contains("meta comment")),
+            "{:?}",
+            i.ignored
+        );
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let health = l.engine.cluster.node_health;
+        assert_eq!(
+            health.strategy,
+            warden_engine::NodeHealthStrategy::Progressive
+        );
+        assert_eq!(health.yellow, warden_engine::Score::new(-50));
+        assert_eq!(
+            l.engine.node_attributes(0),
+            [("#health-ipmi".to_owned(), "yellow".to_owned())]
+        );
+        assert!(
+            l.engine
+                .resource("a")
+                .expect("a")
+                .meta
+                .allow_unhealthy_nodes
+        );
     }
 
     #[test]

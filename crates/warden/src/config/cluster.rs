@@ -46,6 +46,24 @@ pub(super) fn cluster(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Cluster {
     if let Some((v, _)) = r.keyword(t, "placement_strategy", PlacementStrategy::ALL) {
         options.placement_strategy = v;
     }
+    let health = &mut options.node_health;
+    if let Some((v, _)) = r.keyword(
+        t,
+        "node_health_strategy",
+        warden_engine::NodeHealthStrategy::ALL,
+    ) {
+        health.strategy = v;
+    }
+    for (key, score) in [
+        ("node_health_base", &mut health.base),
+        ("node_health_green", &mut health.green),
+        ("node_health_yellow", &mut health.yellow),
+        ("node_health_red", &mut health.red),
+    ] {
+        if let Some(v) = r.score(t, key) {
+            *score = v;
+        }
+    }
     let (etcd, etcd_at) = match r.table(t, "etcd") {
         Some((et, span)) => {
             let name = options.name.clone();

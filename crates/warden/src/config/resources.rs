@@ -720,6 +720,9 @@ fn read_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, meta: &mut Meta) {
     if let Some(v) = r.boolean(t, "allow_migrate") {
         meta.allow_migrate = v;
     }
+    if let Some(v) = r.boolean(t, "allow_unhealthy_nodes") {
+        meta.allow_unhealthy_nodes = v;
+    }
     if let Some((v, _)) = r.keyword(t, "requires", warden_engine::Requires::ALL) {
         meta.requires = v;
     }
