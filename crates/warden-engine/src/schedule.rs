@@ -1539,10 +1539,13 @@ impl<'a> Scheduler<'a> {
                 plans[r].migrate = None;
                 continue;
             };
-            // Its stop comes after every other stop (it migrates first): something it is
-            // ordered after that stops without migrating would have to stop after it.
+            // Its stop comes after every other stop (it migrates first): something it must
+            // run after (a mandatory order) that stops without migrating would have to stop
+            // after it. An optional order does not hold it (Pacemaker migrates it).
             let stopping_first = config.orders_to(r).iter().any(|&(first, k)| {
-                config.orders()[k].symmetric
+                let o = &config.orders()[k];
+                o.symmetric
+                    && o.kind == OrderKind::Mandatory
                     && !plans[first].stops.is_empty()
                     && plans[first].migrate.is_none()
             });

@@ -94,3 +94,30 @@ fn a_failed_resource_is_recovered_not_migrated_and_a_failed_migration_recovers()
     );
     assert_eq!(w.fail_count("vm", "node2"), 1);
 }
+
+#[test]
+fn what_it_is_ordered_after_optionally_does_not_keep_it_from_migrating() {
+    // vm after storage: storage leaves node1 in the same transition as vm moves. A mandatory
+    // order makes vm stop before storage stops, so it moves; an optional one does not hold
+    // it, and it migrates (as Pacemaker's migrate-stop).
+    for (kind, line) in [
+        (OrderKind::Mandatory, "Move vm ( node1 -> node2 )"),
+        (OrderKind::Optional, "Migrate vm ( node1 -> node2 )"),
+    ] {
+        let mut w = build(&["node1", "node2"])
+            .resource(dummy("storage"))
+            .resource(migratable("vm"))
+            .location(loc("storage", "node1", 100))
+            .location(loc("vm", "node1", 100))
+            .order("storage", "vm", kind)
+            .world();
+        w.admin(AdminCommand::Standby {
+            node: "node1".into(),
+        });
+        let mut plan = w.plan();
+        plan.sort();
+        let mut want = vec![line, "Move storage ( node1 -> node2 )"];
+        want.sort();
+        assert_eq!(plan, want, "{kind:?}");
+    }
+}
