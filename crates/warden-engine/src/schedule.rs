@@ -613,6 +613,9 @@ impl Plan {
     }
 }
 
+/// Why a start waits for quorum (the summary's reason).
+const NO_QUORUM: &str = "no quorum";
+
 /// How deep the merge of colocated node scores follows chains of colocations.
 const MERGE_DEPTH: usize = 64;
 
@@ -1021,8 +1024,11 @@ impl<'a> Scheduler<'a> {
             && target_role == TargetRole::Started
             && !orphan
         {
+            let scores = self.scores_as(r, &p.live_active, plans, true);
             if let Some(t) = self.choose(&scores, &p.live_active) {
-                p.blocked = Some((t, "no quorum".to_owned()));
+                p.blocked = Some((t, NO_QUORUM.to_owned()));
+                // Placed there all the same, as Pacemaker places it: it counts in the load.
+                self.place_on(r, t);
             }
         }
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
@@ -1954,6 +1960,19 @@ impl<'a> Scheduler<'a> {
 
     /// The score of every node for resource `r` (Pacemaker's placement rules).
     fn scores(&self, r: usize, live_active: &[usize], plans: &[Plan]) -> Vec<Score> {
+        self.scores_as(r, live_active, plans, false)
+    }
+
+    /// [`Scheduler::scores`]; with `as_if_quorate`, what is kept from starting only by the
+    /// lost quorum counts where it would start (for the `(blocked)` lines: Pacemaker places
+    /// resources before it looks at quorum).
+    fn scores_as(
+        &self,
+        r: usize,
+        live_active: &[usize],
+        plans: &[Plan],
+        as_if_quorate: bool,
+    ) -> Vec<Score> {
         let config = self.config;
         let mut scores = self.base_scores(r, &self.eff, live_active);
         // Colocations: with the nodes the other resource will run (or be promoted) on; it
@@ -1972,7 +1991,19 @@ impl<'a> Scheduler<'a> {
             )
         });
         for c in cons.into_iter().filter(|c| plans[c.with].placed) {
-            self.apply_colocation(&mut scores, c, plans[c.with].nodes_for(c.with_promoted));
+            let with = &plans[c.with];
+            let held: Vec<usize> = match &with.blocked {
+                Some((t, why)) if as_if_quorate && with.targets.is_empty() && why == NO_QUORUM => {
+                    vec![*t]
+                }
+                _ => Vec::new(),
+            };
+            let on = if held.is_empty() {
+                with.nodes_for(c.with_promoted)
+            } else {
+                &held
+            };
+            self.apply_colocation(&mut scores, c, on);
         }
         // What is colocated with it pulls it (Pacemaker's merge of colocated node scores).
         if !config.resources()[r].is_clone() {

@@ -371,6 +371,28 @@ fn a_start_that_cannot_happen_is_listed_as_blocked_with_its_reason() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(lines, ["Start c ( node1 ) due to no quorum (blocked)"]);
+    // A group's members, each where it would go (with the member before it), and what is
+    // held counts in the load as placed: d goes to the other node.
+    w = build(&["node1", "node2"])
+        .resource(dummy("c"))
+        .resource(dummy("c2"))
+        .resource(dummy("d"))
+        .group("g", &["c", "c2"])
+        .config();
+    let mut lines: Vec<String> = schedule(&w, &state, T0)
+        .summary
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "Start c ( node1 ) due to no quorum (blocked)",
+            "Start c2 ( node1 ) due to no quorum (blocked)",
+            "Start d ( node2 ) due to no quorum (blocked)"
+        ]
+    );
 }
 
 #[test]
