@@ -722,7 +722,14 @@ impl ResourceSpec {
     /// (`restart`; for `stop`, `fence` when fencing is enabled and `block` otherwise; for `demote`,
     /// the promoted monitor's value).
     pub fn on_fail(&self, name: OpName, interval: Duration, fencing: bool) -> OnFail {
-        if let Some(v) = self.op(name, interval).and_then(|o| o.on_fail) {
+        // A disabled operation's `on_fail` still says what a failure of it means (a result
+        // from before it was disabled), as Pacemaker reads it.
+        let configured = self.op(name, interval).or_else(|| {
+            self.ops
+                .iter()
+                .find(|o| o.name == name && o.interval == interval)
+        });
+        if let Some(v) = configured.and_then(|o| o.on_fail) {
             return v;
         }
         match name {

@@ -570,3 +570,22 @@ fn a_failed_reload_fails_the_copy_and_recovers_it() {
         ]
     );
 }
+
+#[test]
+fn a_disabled_monitors_on_fail_still_says_what_its_failure_means() {
+    // The monitor was disabled after it failed (as Pacemaker's bug-5069-op-disabled): its
+    // `on_fail = "ignore"` still applies to that failure, so nothing is recovered.
+    let mut r = with_on_fail(
+        dummy("a"),
+        OpName::Monitor,
+        Duration::from_secs(10),
+        OnFail::Ignore,
+    );
+    let mut w = build(&["node1"]).resource(r.clone()).world();
+    for o in &mut r.ops {
+        o.enabled = o.name != OpName::Monitor;
+    }
+    w.config = build(&["node1"]).resource(r).config();
+    w.monitor("a", "node1", rc::NOT_RUNNING);
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+}
