@@ -151,6 +151,19 @@ keyword_enum!(
 );
 
 keyword_enum!(
+    /// Whether a resource is looked for (probed) on a location's node (Pacemaker's
+    /// `resource-discovery`).
+    Discovery {
+        /// Probed there (the default).
+        Always = "always",
+        /// Never probed there: what runs there unbeknownst to Warden stays unknown.
+        Never = "never",
+        /// Probed only on the nodes of its exclusive locations, and runs nowhere else.
+        Exclusive = "exclusive",
+    }
+);
+
+keyword_enum!(
     /// How node health attributes weigh in placement (Pacemaker's `node-health-strategy`).
     NodeHealthStrategy {
         /// Health attributes are not looked at.
@@ -755,6 +768,8 @@ pub struct Location {
     pub score: Score,
     /// `Started`: where it runs; `Promoted`: where a promotable resource is promoted.
     pub role: OpRole,
+    /// Whether it is probed there.
+    pub discovery: Discovery,
 }
 
 /// A location whose nodes a rule picks (Pacemaker's `rsc_location` with a `rule`).
@@ -833,6 +848,7 @@ impl Location {
             node: node.into(),
             score,
             role: OpRole::Started,
+            discovery: Discovery::Always,
         }
     }
 }
@@ -955,6 +971,8 @@ pub struct Config {
     node_index: HashMap<String, usize>,
     resource_index: HashMap<String, usize>,
     locations_by_resource: Vec<Vec<(usize, Score)>>,
+    /// Per resource with a location that is not `always`, each node's discovery.
+    discovery: Vec<Option<Vec<Discovery>>>,
     /// Per resource: (node index, score) of its `role = "promoted"` locations.
     promotion_locations: Vec<Vec<(usize, Score)>>,
     colocations: Vec<Colocation>,
@@ -1078,6 +1096,7 @@ impl Config {
         }
         let mut locations_by_resource = vec![Vec::new(); resources.len()];
         let mut promotion_locations = vec![Vec::new(); resources.len()];
+        let mut discovery: Vec<Option<Vec<Discovery>>> = vec![None; resources.len()];
         for l in &locations {
             let what = || format!("location of {:?} on {:?}", l.resource, l.node);
             let r =
@@ -1093,6 +1112,12 @@ impl Config {
                     what: what(),
                     node: l.node.clone(),
                 })?;
+            if l.discovery != Discovery::Always {
+                // The strongest a node is given: exclusive, then never, then always.
+                let modes =
+                    discovery[r].get_or_insert_with(|| vec![Discovery::Always; nodes.len()]);
+                modes[n] = modes[n].max(l.discovery);
+            }
             match l.role {
                 OpRole::Promoted => {
                     if !resources[r].is_promotable() {
@@ -1127,6 +1152,7 @@ impl Config {
             resource_index,
             locations_by_resource,
             promotion_locations,
+            discovery,
             colocations: Vec::new(),
             orders: Vec::new(),
             given_orders: Vec::new(),
@@ -1493,6 +1519,34 @@ impl Config {
 
     pub fn resource(&self, id: &str) -> Option<&ResourceSpec> {
         self.resource_index(id).map(|i| &self.resources[i])
+    }
+
+    /// Whether resource number `r` is looked for (probed) on node number `i`.
+    pub fn discovers(&self, r: usize, i: usize) -> bool {
+        match self.discovery.get(r).and_then(Option::as_ref) {
+            None => true,
+            Some(modes) => match modes.get(i) {
+                Some(Discovery::Exclusive) => true,
+                Some(Discovery::Never) | None => false,
+                Some(Discovery::Always) => !self.exclusive_discovery(r),
+            },
+        }
+    }
+
+    /// [`Config::discovers`] by names (true for names it does not know).
+    pub fn discovers_on(&self, resource: &str, node: &str) -> bool {
+        match (self.resource_index(resource), self.node_index(node)) {
+            (Some(r), Some(i)) => self.discovers(r, i),
+            _ => true,
+        }
+    }
+
+    /// Whether resource number `r` runs only on the nodes of its exclusive locations.
+    pub(crate) fn exclusive_discovery(&self, r: usize) -> bool {
+        self.discovery
+            .get(r)
+            .and_then(Option::as_ref)
+            .is_some_and(|m| m.contains(&Discovery::Exclusive))
     }
 
     /// Location scores of resource number `r`, as (node index, score).

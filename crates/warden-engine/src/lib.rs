@@ -21,7 +21,7 @@ pub use apply::{
     AdminCommand, ApplyError, Event, OpResult, apply, expected, valid_attribute, valid_ticket,
 };
 pub use config::{
-    Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, FenceAgent,
+    Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, Discovery, FenceAgent,
     FenceDevice, FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive,
     NoQuorumPolicy, NodeHealth, NodeHealthStrategy, OnFail, OpName, OpRole, OpSpec, Order,
     OrderKind, PlacementStrategy, ProcessSpec, Requires, ResourceSpec, RuleLocation, RuleScore,

@@ -932,7 +932,11 @@ impl<'a> Scheduler<'a> {
         // Probe wherever we do not know the state.
         p.probes = all
             .clone()
-            .filter(|&i| self.nodes[i].reachable() && self.eff[i].role == Role::Unknown)
+            .filter(|&i| {
+                self.nodes[i].reachable()
+                    && self.eff[i].role == Role::Unknown
+                    && config.discovers(r, i)
+            })
             .collect();
 
         let tickets = self.tickets(r, &p);
@@ -2158,6 +2162,8 @@ impl<'a> Scheduler<'a> {
         let spec = &config.resources()[r];
         let rs = self.state.resource(&spec.id);
         let fatal = eff.iter().any(|e| e.fatal);
+        // Exclusive discovery: only the nodes of its exclusive locations.
+        let exclusive = config.exclusive_discovery(r);
         let mut scores: Vec<Option<Score>> =
             vec![config.cluster.symmetric.then_some(Score::ZERO); self.nodes.len()];
         for &(i, s) in config.locations_of(r) {
@@ -2186,7 +2192,8 @@ impl<'a> Scheduler<'a> {
             .map(|(i, s)| {
                 let name = &config.nodes()[i];
                 let e = &eff[i];
-                let banned = rs.is_some_and(|rs| rs.banned.contains(name));
+                let banned = rs.is_some_and(|rs| rs.banned.contains(name))
+                    || (exclusive && !config.discovers(r, i));
                 if fatal || banned || e.hard_ban || e.threshold_reached || !self.nodes[i].can_run()
                 {
                     return Score::MINUS_INFINITY;

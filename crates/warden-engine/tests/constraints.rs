@@ -666,3 +666,49 @@ fn after_a_set_that_needs_one_of_its_resources_one_is_enough() {
         ["Start c ( node1 ) due to unrunnable a start (blocked)"]
     );
 }
+
+#[test]
+fn resource_discovery_says_where_a_resource_is_looked_for_and_exclusive_where_it_runs() {
+    let probes = |config: &Config| -> Vec<String> {
+        let state = State::with_online_nodes(["node1", "node2", "node3"]);
+        schedule(config, &state, T0)
+            .actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::Probe { resource, node } if resource == "a" => Some(node.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let with = |discovery: &[(&str, Discovery, i64)]| {
+        let mut b = build(&["node1", "node2", "node3"]).resource(dummy("a"));
+        for &(node, discovery, score) in discovery {
+            b = b.location(Location {
+                discovery,
+                ..loc("a", node, score)
+            });
+        }
+        b.config()
+    };
+    // Looked for everywhere by default; never on node2.
+    assert_eq!(probes(&with(&[])), ["node1", "node2", "node3"]);
+    assert_eq!(
+        probes(&with(&[("node2", Discovery::Never, 0)])),
+        ["node1", "node3"]
+    );
+    // Exclusive: looked for on its exclusive nodes only, and runs only there, whatever the
+    // other scores.
+    let config = with(&[
+        ("node3", Discovery::Exclusive, 0),
+        ("node1", Discovery::Always, 100),
+    ]);
+    assert_eq!(probes(&config), ["node3"]);
+    assert!(config.discovers(0, 2) && !config.discovers(0, 0));
+    let mut w = World {
+        config,
+        state: State::with_online_nodes(["node1", "node2", "node3"]),
+        now: T0,
+    };
+    w.settle();
+    assert_eq!(w.status_of("a"), "a Started node3");
+}

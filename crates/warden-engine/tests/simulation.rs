@@ -121,8 +121,16 @@ fn random_config(rng: &mut Rng) -> Config {
         } else {
             OpRole::Started
         };
+        let discovery = *rng.pick(&[
+            Discovery::Always,
+            Discovery::Always,
+            Discovery::Always,
+            Discovery::Never,
+            Discovery::Exclusive,
+        ]);
         locations.push(Location {
             role,
+            discovery,
             ..Location::new(r.id.clone(), n, score)
         });
     }

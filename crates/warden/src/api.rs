@@ -811,10 +811,10 @@ async fn cluster(State(api): State<Api>) -> Response {
     Json(json!({ "node": view.node, "nodes": nodes })).into_response()
 }
 
-/// 200 once the daemon knows what runs here (every resource of this node probed, or blocked)
-/// and nothing stands in its way (no warning: a store that cannot record, no lease, etcd out
-/// of reach); 503 with the reasons before and while not. What a load balancer or an
-/// orchestrator asks before it counts on this node.
+/// 200 once the daemon knows what runs here (every resource of this node probed, blocked, or
+/// never looked for here) and nothing stands in its way (no warning: a store that cannot
+/// record, no lease, etcd out of reach); 503 with the reasons before and while not. What a
+/// load balancer or an orchestrator asks before it counts on this node.
 async fn ready(State(api): State<Api>) -> Response {
     let view = match api.control.status().await {
         Ok(v) => v,
@@ -826,7 +826,9 @@ async fn ready(State(api): State<Api>) -> Response {
         .iter()
         .filter(|r| {
             let on = view.state.on_node(&r.id, &view.node);
-            on.role == warden_engine::Role::Unknown && !on.blocked
+            on.role == warden_engine::Role::Unknown
+                && !on.blocked
+                && view.config.discovers_on(&r.id, &view.node)
         })
         .map(|r| format!("resource {} is not probed yet", r.id))
         .collect();

@@ -1129,10 +1129,13 @@ impl Reader {
 
     fn location(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
         let what = format!("rsc_location {id}");
-        if c.attribute("resource-discovery")
-            .is_some_and(|d| d != "always")
-        {
-            return Err(format!("{what} (resource-discovery)"));
+        // On a node, carried over; rules pick nodes Warden's discovery does not follow.
+        let discovery = c.attribute("resource-discovery").filter(|d| *d != "always");
+        if discovery.is_some() && child(c, "rule").is_some() {
+            return Err(format!("{what} (resource-discovery with rules)"));
+        }
+        if let Some(d) = discovery.filter(|d| !matches!(*d, "never" | "exclusive")) {
+            return Err(format!("{what} (resource-discovery={d})"));
         }
         if c.attribute("rsc-pattern").is_some() {
             return Err(format!("{what} (rsc-pattern)"));
@@ -1216,6 +1219,9 @@ impl Reader {
         t.insert("resource".into(), resource.into());
         t.insert("node".into(), node.into());
         t.insert("score".into(), score_value(score));
+        if let Some(d) = c.attribute("resource-discovery").filter(|d| *d != "always") {
+            t.insert("resource_discovery".into(), d.into());
+        }
         if let Some(r) = role.or(c.attribute("role").and_then(role_word)) {
             if r == "promoted" {
                 t.insert("role".into(), r.into());
@@ -2702,6 +2708,31 @@ mod tests {
                 .meta
                 .allow_unhealthy_nodes
         );
+    }
+
+    #[test]
+    fn resource_discovery_is_carried_over_on_a_node_and_named_on_a_rule() {
+        let xml = r#"<cib><configuration><crm_config/>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints>
+    <rsc_location id="l1" rsc="a" node="n2" score="0" resource-discovery="exclusive"/>
+    <rsc_location id="l2" rsc="a" score="10" resource-discovery="never">
+      <rule id="r" score="10"><expression id="e" attribute="x" operation="defined"/></rule>
+    </rsc_location>
+  </constraints></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert_eq!(
+            i.unsupported,
+            ["rsc_location l2 (resource-discovery with rules)"]
+        );
+        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        assert_eq!(
+            l.engine.locations()[0].discovery,
+            warden_engine::Discovery::Exclusive
+        );
+        assert!(l.engine.discovers(0, 1) && !l.engine.discovers(0, 0));
     }
 
     #[test]

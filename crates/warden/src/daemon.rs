@@ -612,10 +612,14 @@ impl Daemon {
         let state = self.core.state();
         let node = self.core.node();
         let (mut probed, mut started, mut failed) = (true, 0, 0);
-        let resources = self.core.config().resources();
+        let config = self.core.config();
+        let resources = config.resources();
         for r in resources {
             let on = state.on_node(&r.id, node);
-            probed &= on.role != warden_engine::Role::Unknown || on.blocked;
+            // What is never looked for here (resource_discovery) is never probed here.
+            probed &= on.role != warden_engine::Role::Unknown
+                || on.blocked
+                || !config.discovers_on(&r.id, node);
             started += usize::from(on.role.is_active());
             failed += usize::from(!on.failed_ops.is_empty() || on.blocked);
         }

@@ -2816,18 +2816,33 @@ fn ready_says_503_with_reasons_until_every_resource_here_is_probed() {
     .expect("agent");
     std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
+    // `hidden` is never looked for here (resource_discovery = "never"): readiness does not
+    // wait for a probe that never comes.
     std::fs::write(
         &config,
         format!(
             "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[node]]\nname = \"n1\"\n\
              [[resource]]\nid = \"slow\"\nclass = \"ocf\"\nprovider = \"t\"\ntype = \"SlowProbe\"\n\
-             params = {{ state = \"{}\" }}\n",
-            dir.path().join("slow.state").display()
+             params = {{ state = \"{}\" }}\n\
+             [[resource]]\nid = \"hidden\"\nclass = \"ocf\"\nprovider = \"t\"\ntype = \"SlowProbe\"\n\
+             params = {{ state = \"{}\" }}\n\
+             [[location]]\nresource = \"hidden\"\nnode = \"n1\"\nscore = 0\nresource_discovery = \"never\"\n",
+            dir.path().join("slow.state").display(),
+            dir.path().join("hidden.state").display()
         ),
     )
     .expect("config");
     let data = dir.path().join("data");
-    let _d = start(&config, &["--ocf-root", root.to_str().expect("utf-8 path")]);
+    let _d = start(
+        &config,
+        &[
+            "--node",
+            "n1",
+            "--ocf-root",
+            root.to_str().expect("utf-8 path"),
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !data.join("api.addr").exists() {
         assert!(Instant::now() < deadline, "no api.addr");
@@ -2837,7 +2852,10 @@ fn ready_says_503_with_reasons_until_every_resource_here_is_probed() {
     assert!(line.contains(" 503 "), "{line} {body}");
     let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["ready"], false);
-    assert_eq!(v["reasons"][0], "resource slow is not probed yet");
+    assert_eq!(
+        v["reasons"],
+        serde_json::json!(["resource slow is not probed yet"])
+    );
     let (line, _) = api_get(&data, "/live");
     assert!(line.contains(" 200 "), "alive while not ready: {line}");
     // Once the probe has answered, the node is ready.
@@ -2849,6 +2867,12 @@ fn ready_says_503_with_reasons_until_every_resource_here_is_probed() {
             break;
         }
         assert!(Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Not looked for is still placed: hidden starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("hidden.state").exists() {
+        assert!(Instant::now() < deadline, "hidden never started");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -327,6 +327,12 @@ fn location(r: &mut Reader<'_>, t: &Tbl<'_, '_>, is_ban: bool, c: &mut Constrain
         };
         (score, role(r, t, "role", res.as_ref(), c))
     };
+    let discovery = if is_ban {
+        warden_engine::Discovery::Always
+    } else {
+        r.keyword(t, "resource_discovery", warden_engine::Discovery::ALL)
+            .map_or(warden_engine::Discovery::Always, |d| d.0)
+    };
     reference(c, &res);
     if let Some((n, span)) = &node {
         c.node_refs.push(Ref {
@@ -337,6 +343,7 @@ fn location(r: &mut Reader<'_>, t: &Tbl<'_, '_>, is_ban: bool, c: &mut Constrain
     if let (Some((res, _)), Some((n, _)), Some(score)) = (res, node, score) {
         c.locations.push(Location {
             role,
+            discovery,
             ..Location::new(res, n, score)
         });
     }
@@ -353,6 +360,11 @@ fn rule_location(
         t,
         "node",
         "a location with a `rule` picks its nodes by the rule",
+    );
+    r.forbid(
+        t,
+        "resource_discovery",
+        "it applies to a location on a `node`",
     );
     let rule = r.string(t, "rule").and_then(|(text, span)| {
         Rule::parse(&text)
