@@ -581,6 +581,9 @@ pub struct Copies {
     /// What is ordered after the clone needs only this many of its copies (Pacemaker's
     /// `clone-min`): it starts once that many can run, and stops only when fewer can.
     pub clone_min: Option<u32>,
+    /// Copies start one after another, in node order, and stop in reverse (Pacemaker's
+    /// `ordered`), rather than all at once.
+    pub ordered: bool,
 }
 
 impl Default for Copies {
@@ -595,6 +598,7 @@ impl Default for Copies {
             globally_unique: false,
             score: None,
             clone_min: None,
+            ordered: false,
         }
     }
 }

@@ -1127,6 +1127,26 @@ impl<'a> Scheduler<'a> {
         if !p.requested.is_empty() && p.forced.is_none() {
             p.forced = Some("operator request".to_owned());
         }
+        // Its state is unknown on an unclean node that will not be fenced (it may run there):
+        // nothing starts, here or elsewhere, until that is settled; what runs stays.
+        let maybe_stranded = !p.clone
+            && meta.requires != crate::config::Requires::Nothing
+            && all.clone().any(|i| {
+                self.eff[i].role == Role::Unknown
+                    && self.nodes[i].unclean
+                    && self.nodes[i].stranded()
+            });
+        if maybe_stranded {
+            let (live, restart) = (p.live_active.clone(), p.restart.clone());
+            p.targets
+                .retain(|i| live.contains(i) && !restart.contains(i));
+            let targets = p.targets.clone();
+            p.promoted.retain(|i| targets.contains(i));
+            if !p.requested.is_empty() && p.forced.as_deref() == Some("operator request") {
+                p.forced = None;
+            }
+            p.requested.clear();
+        }
         for c in config.colocated_with(r) {
             if c.promoted || c.score != Score::INFINITY {
                 continue;
@@ -1497,24 +1517,47 @@ impl<'a> Scheduler<'a> {
     }
 
     /// A resource whose stop cannot happen stays where it runs: what must never run beside
-    /// it (a -INFINITY colocation, either way) does not start there, though placing, which
+    /// it (a -INFINITY colocation, either way) does not start there, and stops there if it
+    /// runs there (nor, by its promoted role, is it promoted there), though placing, which
     /// took it for stopped, chose that node.
-    fn keep_away_from_blocked_stops(&self, plans: &mut [Plan]) {
+    fn keep_away_from_blocked_stops(&mut self, plans: &mut [Plan]) {
         let config = self.config;
         for r in 0..plans.len() {
             for c in config.colocated_with(r) {
                 if c.score != Score::MINUS_INFINITY {
                     continue;
                 }
-                for (stays, other) in [(c.with, r), (r, c.with)] {
+                for (stays, other, promoted) in
+                    [(c.with, r, c.promoted), (r, c.with, c.with_promoted)]
+                {
                     let held = plans[stays].blocked_stops.clone();
                     if held.is_empty() {
                         continue;
                     }
+                    // By its promoted role: promoted where the one that stays is not (the
+                    // choice made again, now that it is known to stay); else no start there.
+                    if promoted {
+                        if plans[other].promoted.iter().any(|i| held.contains(i)) {
+                            let max = config.resources()[other]
+                                .promotable()
+                                .map_or(0, |pr| pr.promoted_max as usize);
+                            let scores = std::mem::replace(&mut self.opts.scores, false);
+                            let chosen =
+                                self.choose_promoted(other, &plans[other], max, plans, false);
+                            self.opts.scores = scores;
+                            let p = &mut plans[other];
+                            let now = p.promoted_now.clone();
+                            p.promoted = chosen
+                                .into_iter()
+                                .filter(|i| !held.contains(i) || now.contains(i))
+                                .collect();
+                            p.derive();
+                        }
+                        continue;
+                    }
                     let p = &mut plans[other];
                     let before = p.targets.len();
-                    let live = p.live_active.clone();
-                    p.targets.retain(|i| !held.contains(i) || live.contains(i));
+                    p.targets.retain(|i| !held.contains(i));
                     if p.targets.len() != before {
                         let targets = p.targets.clone();
                         p.promoted.retain(|i| targets.contains(i));
@@ -1812,10 +1855,20 @@ impl<'a> Scheduler<'a> {
         if nodes.is_empty() {
             return Vec::new();
         }
-        let notify = self.config.resources()[r]
-            .copies
-            .as_ref()
-            .is_some_and(|pr| pr.notify);
+        let copies = self.config.resources()[r].copies.as_ref();
+        let notify = copies.is_some_and(|pr| pr.notify);
+        // An ordered clone's copies start one after another and stop in reverse.
+        let serial =
+            copies.is_some_and(|pr| pr.ordered) && matches!(op, OpName::Start | OpName::Stop);
+        // Serial: the actions in node order (stops in reverse). Ids are returned in `nodes`'
+        // order.
+        let mut turn: Vec<usize> = (0..nodes.len()).collect();
+        if serial {
+            turn.sort_unstable_by_key(|&k| nodes[k]);
+            if op == OpName::Stop {
+                turn.reverse();
+            }
+        }
         deps.extend(&done[r].notified);
         // Who is running before and after this round.
         let before: Vec<usize> = match op {
@@ -1841,17 +1894,24 @@ impl<'a> Scheduler<'a> {
             let pre = self.notify(r, p, op, NotifyKind::Pre, &before, deps.clone());
             deps.extend(pre);
         }
-        let mut ids = Vec::with_capacity(nodes.len());
+        let mut ids = vec![0; nodes.len()];
         deps.sort_unstable();
         deps.dedup();
-        for &i in nodes {
+        let mut previous = None;
+        for k in turn {
+            let i = nodes[k];
             let mut d = deps.clone();
             if let Some(more) = on_node.get(i).filter(|m| !m.is_empty()) {
                 d.extend(more);
-                d.sort_unstable();
-                d.dedup();
             }
-            ids.push(self.push(self.kind(op, r, i), d));
+            if let (true, Some(p)) = (serial, previous) {
+                d.push(p);
+            }
+            d.sort_unstable();
+            d.dedup();
+            let id = self.push(self.kind(op, r, i), d);
+            ids[k] = id;
+            previous = Some(id);
         }
         if notify {
             done[r].notified = self.notify(r, p, op, NotifyKind::Post, &after, ids.clone());

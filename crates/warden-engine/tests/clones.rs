@@ -265,3 +265,44 @@ fn a_group_of_clones_runs_its_members_together_copy_by_copy() {
     w.monitor("app", "node2", rc::ERR_GENERIC);
     assert_eq!(w.plan(), ["Recover app ( node2 )"]);
 }
+
+#[test]
+fn an_ordered_clones_copies_start_one_after_another_and_stop_in_reverse() {
+    let run = |ordered: bool| {
+        let config = three()
+            .resource(clone("web", |c| c.ordered = ordered))
+            .config();
+        let state = State::with_online_nodes(["node1", "node2", "node3"]);
+        let t = schedule(&config, &state, T0);
+        let starts: Vec<ActionId> = ["node1", "node2", "node3"]
+            .iter()
+            .map(|n| start_of(&t, "web", n))
+            .collect();
+        (t, starts)
+    };
+    let (t, s) = run(true);
+    assert!(depends(&t, s[1], s[0]) && depends(&t, s[2], s[1]));
+    let (t, s) = run(false);
+    assert!(!depends(&t, s[1], s[0]) && !depends(&t, s[2], s[1]));
+    // Stopping: node3's copy first, then node2's, then node1's.
+    let mut w = World {
+        config: three()
+            .resource(clone("web", |c| c.ordered = true))
+            .config(),
+        state: State::with_online_nodes(["node1", "node2", "node3"]),
+        now: T0,
+    };
+    w.settle();
+    w.admin(AdminCommand::Disable {
+        resource: "web".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    let stop = |n: &str| {
+        t.actions
+            .iter()
+            .find(|a| matches!(&a.kind, ActionKind::Stop { node, .. } if node == n))
+            .map(|a| a.id)
+            .unwrap_or_else(|| panic!("no stop on {n}"))
+    };
+    assert!(depends(&t, stop("node2"), stop("node3")) && depends(&t, stop("node1"), stop("node2")));
+}

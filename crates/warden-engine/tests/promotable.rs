@@ -582,3 +582,53 @@ fn notifications_wrap_each_kind_of_action() {
     assert_eq!(s.on_node("db", "node1").role, Role::Promoted);
     assert_eq!(s.on_node("db", "node1").fail_counts.len(), 0);
 }
+
+#[test]
+fn no_copy_is_promoted_beside_what_must_never_be_with_its_promoted_role_and_cannot_stop() {
+    // db's promoted copy must never be with a. a cannot stop on node1 (b, ordered after it,
+    // is blocked there), so db is promoted elsewhere, not on node1 where a stays.
+    let config = |a_stopped: bool| {
+        let mut a = dummy("a");
+        if a_stopped {
+            a.meta.target_role = TargetRole::Stopped;
+        }
+        build(&["node1", "node2"])
+            .resource(a)
+            .resource(dummy("b"))
+            .resource(with(stateful("db"), |c| c.score = None))
+            .location(loc("a", "node1", 100))
+            .location(loc("b", "node1", 100))
+            .order("a", "b", OrderKind::Mandatory)
+            .colocation_roles(
+                "db",
+                OpRole::Promoted,
+                "a",
+                OpRole::Started,
+                Score::MINUS_INFINITY,
+            )
+            .config()
+    };
+    let mut w = World {
+        config: config(false),
+        state: State::with_online_nodes(["node1", "node2"]),
+        now: T0,
+    };
+    w.settle();
+    w.op(
+        "b",
+        "node1",
+        OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        },
+        rc::ERR_GENERIC,
+    );
+    w.config = config(true);
+    score(&mut w, "node1", 100);
+    score(&mut w, "node2", 10);
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 ]"
+    );
+}

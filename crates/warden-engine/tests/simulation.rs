@@ -98,6 +98,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 globally_unique: false,
                 score: *rng.pick(&[None, Some(Score::new(5)), Some(Score::ZERO)]),
                 clone_min: *rng.pick(&[None, None, None, Some(1), Some(2)]),
+                ordered: rng.chance(30),
             });
         } else if rng.chance(20) {
             // A plain clone.
@@ -106,6 +107,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 notify: rng.chance(50),
                 interleave: rng.chance(50),
                 clone_min: *rng.pick(&[None, None, None, Some(1), Some(2)]),
+                ordered: rng.chance(30),
                 ..Copies::default()
             });
         }

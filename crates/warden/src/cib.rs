@@ -1347,6 +1347,7 @@ fn clone_table(t: &mut Table, promotable: bool, meta: &[(String, String)]) {
     }
     for (k, key) in [
         ("notify", "notify"),
+        ("ordered", "ordered"),
         ("interleave", "interleave"),
         ("globally-unique", "globally_unique"),
     ] {

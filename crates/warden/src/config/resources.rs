@@ -28,6 +28,7 @@ pub(super) const MONITOR: Section = Section::new("monitor", "monitor");
 const CLONE_META_KEYS: &[&str] = &[
     "clone_max",
     "clone_min",
+    "ordered",
     "notify",
     "interleave",
     "globally_unique",
@@ -749,6 +750,9 @@ fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
     }
     if let Some(n) = r.u32(t, "clone_min") {
         spec.clone_min = (n > 0).then_some(n);
+    }
+    if let Some(v) = r.boolean(t, "ordered") {
+        spec.ordered = v;
     }
     if let Some(v) = r.boolean(t, "notify") {
         spec.notify = v;
