@@ -1466,10 +1466,61 @@ impl<'a> Scheduler<'a> {
                     }
                 }
             }
+            changed |= self.follow_colocations(plans);
             if !changed {
                 return;
             }
         }
+    }
+
+    /// What must run with a resource (INFINITY) that an order has kept from where it was
+    /// placed does not run there either (Pacemaker's `pcmk__block_colocation_dependents`):
+    /// `Stop R ( N ) due to colocation with W`, or a `(blocked)` start. Returns whether a
+    /// plan changed.
+    fn follow_colocations(&self, plans: &mut [Plan]) -> bool {
+        let config = self.config;
+        let mut changed = false;
+        for d in 0..plans.len() {
+            for c in config.colocated_with(d) {
+                if c.score != Score::INFINITY || c.promoted || c.with_promoted || c.internal {
+                    continue;
+                }
+                let (w_targets, w_assigned) = (
+                    plans[c.with].targets.clone(),
+                    plans[c.with].assigned.clone(),
+                );
+                let p = &mut plans[d];
+                if !p.acts {
+                    continue;
+                }
+                // Only what orders took away since placing (a colocation loop may leave a
+                // dependent where its primary never was).
+                let lost: Vec<usize> = p
+                    .targets
+                    .iter()
+                    .copied()
+                    .filter(|i| !w_targets.contains(i) && w_assigned.contains(i))
+                    .collect();
+                if lost.is_empty() {
+                    continue;
+                }
+                let why = format!("colocation with {}", config.resources()[c.with].id);
+                p.targets.retain(|i| !lost.contains(i));
+                if p.clone {
+                    p.block_copies(&lost, &why);
+                } else if p.live_active.is_empty() {
+                    p.blocked = Some((lost[0], why.clone()));
+                }
+                if p.forced.is_none() {
+                    p.forced = Some(why);
+                }
+                let targets = p.targets.clone();
+                p.promoted.retain(|i| targets.contains(i));
+                p.derive();
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Symmetric mandatory orders stop `then` before `first`: when `then` cannot stop (failed

@@ -712,3 +712,56 @@ fn resource_discovery_says_where_a_resource_is_looked_for_and_exclusive_where_it
     w.settle();
     assert_eq!(w.status_of("a"), "a Started node3");
 }
+
+#[test]
+fn what_must_run_with_a_resource_an_order_stops_stops_with_it() {
+    // central runs after base (mandatory) and engine with central (INFINITY). Disabling base
+    // stops central (the order) and so engine (the colocation), as Pacemaker's
+    // enforce-colo1: engine was placed with central before the order took central away.
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("base"))
+        .resource(dummy("central"))
+        .resource(dummy("engine"))
+        .location(loc("base", "node1", 10))
+        .location(loc("central", "node2", 10))
+        .order("base", "central", OrderKind::Mandatory)
+        .colocation("engine", "central", Score::INFINITY)
+        .world();
+    assert_eq!(w.status_of("engine"), "engine Started node2");
+    w.admin(AdminCommand::Disable {
+        resource: "base".into(),
+    });
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Stop base ( node1 ) due to node availability",
+            "Stop central ( node2 ) due to unrunnable base start",
+            "Stop engine ( node2 ) due to colocation with central",
+        ]
+    );
+    // Starting from nothing, engine's start is listed as blocked, with that reason.
+    let mut base = dummy("base");
+    base.meta.target_role = TargetRole::Stopped;
+    let w = World {
+        config: build(&["node1"])
+            .resource(base)
+            .resource(dummy("central"))
+            .resource(dummy("engine"))
+            .order("base", "central", OrderKind::Mandatory)
+            .colocation("engine", "central", Score::INFINITY)
+            .config(),
+        state: State::with_online_nodes(["node1"]),
+        now: T0,
+    };
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Start central ( node1 ) due to unrunnable base start (blocked)",
+            "Start engine ( node1 ) due to colocation with central (blocked)"
+        ]
+    );
+}
