@@ -584,6 +584,9 @@ pub struct Copies {
     /// Copies start one after another, in node order, and stop in reverse (Pacemaker's
     /// `ordered`), rather than all at once.
     pub ordered: bool,
+    /// The clone's name as a whole (Pacemaker's clone id), as reasons call it
+    /// (`unrunnable web-clone running`); None: the resource's id.
+    pub name: Option<String>,
 }
 
 impl Default for Copies {
@@ -599,6 +602,7 @@ impl Default for Copies {
             score: None,
             clone_min: None,
             ordered: false,
+            name: None,
         }
     }
 }
@@ -1339,6 +1343,20 @@ impl Config {
                     && copies(&o.then).is_some_and(|c| c.interleave || within_group)
             })
             .collect();
+        // An order after a whole clone (not copy to copy) waits for the clone to be running,
+        // as reasons say (Pacemaker's `web-clone running`).
+        for (k, o) in all_orders.iter_mut().enumerate() {
+            if o.first_label.is_some()
+                || o.first_action != OpName::Start
+                || self.interleaved.get(k).copied().unwrap_or(false)
+            {
+                continue;
+            }
+            if let Some(c) = self.resource(&o.first).and_then(|r| r.copies.as_ref()) {
+                let name = c.name.clone().unwrap_or_else(|| o.first.clone());
+                o.first_label = Some(format!("{name} running"));
+            }
+        }
         self.orders_from = orders_from;
         self.orders_to = orders_to;
         self.colocations = colocations;

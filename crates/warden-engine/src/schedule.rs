@@ -1489,6 +1489,10 @@ impl<'a> Scheduler<'a> {
                     plans[c.with].targets.clone(),
                     plans[c.with].assigned.clone(),
                 );
+                // A clone holds its dependents back only when no copy can run at all.
+                if plans[c.with].clone && !w_targets.is_empty() {
+                    continue;
+                }
                 let p = &mut plans[d];
                 if !p.acts {
                     continue;

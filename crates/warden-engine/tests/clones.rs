@@ -103,7 +103,7 @@ fn a_resource_colocated_with_a_clone_runs_where_a_copy_runs() {
 #[test]
 fn an_order_after_a_clone_waits_for_every_copy_and_a_new_copy_restarts_it() {
     let config = three()
-        .resource(clone("web", |_| {}))
+        .resource(clone("web", |c| c.name = Some("web-clone".into())))
         .resource(dummy("app"))
         .location(loc("app", "node1", 100))
         .order("web", "app", OrderKind::Mandatory)
@@ -123,7 +123,8 @@ fn an_order_after_a_clone_waits_for_every_copy_and_a_new_copy_restarts_it() {
         now: T0,
     };
     w.settle();
-    // node3 joins: its new copy starts, and app, ordered after the whole clone, restarts.
+    // node3 joins: its new copy starts, and app, ordered after the whole clone, restarts
+    // (the reason names the whole clone, as Pacemaker's `web-clone running`).
     w.event(Event::NodeUp {
         node: "node3".into(),
     });
@@ -132,7 +133,7 @@ fn an_order_after_a_clone_waits_for_every_copy_and_a_new_copy_restarts_it() {
     assert_eq!(
         plan,
         [
-            "Restart app ( node1 ) due to required web start",
+            "Restart app ( node1 ) due to required web-clone running",
             "Start web ( node3 )"
         ]
     );

@@ -99,6 +99,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 score: *rng.pick(&[None, Some(Score::new(5)), Some(Score::ZERO)]),
                 clone_min: *rng.pick(&[None, None, None, Some(1), Some(2)]),
                 ordered: rng.chance(30),
+                name: None,
             });
         } else if rng.chance(20) {
             // A plain clone.

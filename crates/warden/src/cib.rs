@@ -712,6 +712,10 @@ impl Reader {
             return;
         };
         clone_table(&mut t, promotable, &meta);
+        // Reasons call the clone as a whole by its id (`keystone-clone running`).
+        if let Some(Value::Table(m)) = t.get_mut("meta") {
+            m.insert("clone_name".into(), id.into());
+        }
         let child_id = p.attribute("id").unwrap_or(id).to_owned();
         self.names.insert(id.to_owned(), child_id);
         self.push_resource(t);

@@ -29,6 +29,7 @@ const CLONE_META_KEYS: &[&str] = &[
     "clone_max",
     "clone_min",
     "ordered",
+    "clone_name",
     "notify",
     "interleave",
     "globally_unique",
@@ -753,6 +754,9 @@ fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
     }
     if let Some(v) = r.boolean(t, "ordered") {
         spec.ordered = v;
+    }
+    if let Some((name, _)) = r.string(t, "clone_name") {
+        spec.name = Some(name);
     }
     if let Some(v) = r.boolean(t, "notify") {
         spec.notify = v;
