@@ -2586,6 +2586,12 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("a colocation of s with p"))
         );
+        // The clone as a whole keeps its name, for reasons.
+        let name = e
+            .resource("c")
+            .and_then(|r| r.copies.as_ref())
+            .and_then(|c| c.name.clone());
+        assert_eq!(name.as_deref(), Some("c-clone"));
     }
 
     #[test]
