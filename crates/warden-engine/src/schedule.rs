@@ -1063,23 +1063,6 @@ impl<'a> Scheduler<'a> {
                 self.note_wakeup(t);
             }
         }
-        // Kept from running by what it must run with: say so, not "node availability".
-        // (A clone's copies placed nowhere are stopped for node availability.)
-        if p.want_run && p.targets.is_empty() && p.delayed.is_none() && !spec.is_clone() {
-            let stuck = config.colocated_with(r).iter().find(|c| {
-                !c.internal
-                    && !c.promoted
-                    && c.score == Score::INFINITY
-                    && plans[c.with].nodes_for(c.with_promoted).is_empty()
-            });
-            if let Some(c) = stuck {
-                let action = if c.with_promoted { "promote" } else { "start" };
-                p.forced = Some(format!(
-                    "unrunnable {} {action}",
-                    config.resources()[c.with].id
-                ));
-            }
-        }
         p.restart = p
             .live_active
             .iter()
