@@ -1013,9 +1013,10 @@ impl<'a> Scheduler<'a> {
                 _ => best.into_iter().collect(),
             }
         };
-        // Without quorum under "freeze", nothing starts where it does not already run.
-        if quorum == NoQuorumPolicy::Freeze {
-            if let (false, Some(&t)) = (p.clone || !p.live_active.is_empty(), p.targets.first()) {
+        // Without quorum under "freeze", what is stopped does not start (a copy of a clone
+        // neither); what runs may still move, as Pacemaker's freeze keeps roles from rising.
+        if quorum == NoQuorumPolicy::Freeze && (p.clone || p.live_active.is_empty()) {
+            if let (false, Some(&t)) = (p.clone, p.targets.first()) {
                 p.blocked = Some((t, "quorum freeze".to_owned()));
             }
             p.targets.retain(|t| p.live_active.contains(t));

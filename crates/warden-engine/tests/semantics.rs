@@ -1090,16 +1090,29 @@ fn no_quorum_policies() {
         w.event(Event::Quorum(false));
         assert_eq!(w.plan(), *want, "{policy}");
     }
-    // Freeze: keeps running but recovers nowhere new.
+    // Freeze: what runs may be recovered elsewhere (its role does not rise, as Pacemaker's
+    // freeze has it); what is stopped does not start.
     let mut w = build(&["node1", "node2"])
         .resource(dummy("dummy"))
         .cluster(|c| c.no_quorum_policy = NoQuorumPolicy::Freeze)
         .world();
     w.event(Event::Quorum(false));
     w.monitor("dummy", "node1", rc::ERR_INSTALLED);
+    assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);
+    let config = build(&["node1", "node2"])
+        .resource(dummy("dummy"))
+        .cluster(|c| c.no_quorum_policy = NoQuorumPolicy::Freeze)
+        .config();
+    let mut state = State::with_online_nodes(["node1", "node2"]);
+    state.no_quorum = true;
+    let lines: Vec<String> = schedule(&config, &state, T0)
+        .summary
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
-        w.settle(),
-        ["Stop dummy ( node1 ) due to node availability"]
+        lines,
+        ["Start dummy ( node1 ) due to quorum freeze (blocked)"]
     );
 }
 
