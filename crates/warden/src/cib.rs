@@ -2022,7 +2022,7 @@ fn state_of(
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let (online, unclean, pending) = membership_of(ns, &attrs);
+        let (online, unclean, pending) = membership_of(ns, &attrs, fencing);
         // What is left of the transient attributes are node attributes rules read.
         let user: BTreeMap<String, String> = attrs
             .iter()
@@ -2288,6 +2288,7 @@ fn state_of(
 fn membership_of(
     ns: Node<'_, '_>,
     attrs: &BTreeMap<String, String>,
+    fencing: bool,
 ) -> (bool, Option<String>, bool) {
     let join = ns.attribute("join");
     let in_cluster = ns.attribute("in_ccm");
@@ -2295,6 +2296,21 @@ fn membership_of(
         .attribute("crmd")
         .is_some_and(|c| c.eq_ignore_ascii_case("online"));
     let expected = ns.attribute("expected").unwrap_or("down");
+    if !fencing {
+        // Pacemaker's reading without fencing (`determine_online_status_no_fencing`): a
+        // node is up when its controller is and it has joined; one expected up whose
+        // controller is not is unclean ("unexpectedly down"), and is down all the same.
+        let shutdown = attrs
+            .get("shutdown")
+            .is_some_and(|v| v != "0" && !v.is_empty());
+        let expected_up = !shutdown && expected.eq_ignore_ascii_case("member");
+        return match () {
+            () if !in_cluster.is_some_and(is_true) => (false, None, false),
+            () if crmd => (join == Some("member"), None, false),
+            () if !expected_up => (false, None, false),
+            () => (false, Some("peer is unexpectedly down".to_owned()), false),
+        };
+    }
     let terminate = attrs.get("terminate").is_some_and(|t| {
         is_true(t)
             || t.chars()
@@ -3033,7 +3049,37 @@ mod tests {
         for (attrs, (online, unclean, pending)) in cases {
             let text = doc(attrs);
             let d = Document::parse(&text).expect("xml");
-            let got = membership_of(d.root_element(), &BTreeMap::new());
+            let got = membership_of(d.root_element(), &BTreeMap::new(), true);
+            assert_eq!(
+                got,
+                (online, unclean.map(str::to_owned), pending),
+                "{attrs}"
+            );
+        }
+        // Without fencing, as `determine_online_status_no_fencing`: up only with its
+        // controller up and joined; unclean when expected up without its controller.
+        let cases: [(&str, (bool, Option<&str>, bool)); 4] = [
+            (
+                "in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\"",
+                (true, None, false),
+            ),
+            (
+                "in_ccm=\"true\" crmd=\"online\" join=\"pending\" expected=\"member\"",
+                (false, None, false),
+            ),
+            (
+                "in_ccm=\"true\" join=\"member\" expected=\"member\"",
+                (false, Some("peer is unexpectedly down"), false),
+            ),
+            (
+                "in_ccm=\"true\" join=\"member\" expected=\"down\"",
+                (false, None, false),
+            ),
+        ];
+        for (attrs, (online, unclean, pending)) in cases {
+            let text = doc(attrs);
+            let d = Document::parse(&text).expect("xml");
+            let got = membership_of(d.root_element(), &BTreeMap::new(), false);
             assert_eq!(
                 got,
                 (online, unclean.map(str::to_owned), pending),
