@@ -3058,7 +3058,7 @@ mod tests {
         }
         // Without fencing, as `determine_online_status_no_fencing`: up only with its
         // controller up and joined; unclean when expected up without its controller.
-        let cases: [(&str, (bool, Option<&str>, bool)); 4] = [
+        let cases = [
             (
                 "in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\"",
                 (true, None, false),
