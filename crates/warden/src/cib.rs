@@ -2072,7 +2072,10 @@ fn state_of(
                             .attribute("call-id")
                             .and_then(|c| c.parse::<i64>().ok())
                             .unwrap_or(if written { i as i64 } else { -1 });
-                        (call, o)
+                        // An operation in flight is the newest one.
+                        let pending =
+                            o.attribute("op-status") == Some("-1") || (call < 0 && !written);
+                        (if pending { i64::MAX } else { call }, o)
                     })
                     .collect();
                 ops.sort_by_key(|(c, _)| *c);
@@ -2094,8 +2097,14 @@ fn state_of(
                     }
                     let name = o.attribute("operation").unwrap_or("");
                     let op_status = o.attribute("op-status").unwrap_or("0");
-                    // Pending (in flight) and cancelled operations tell nothing yet.
-                    if call < 0 || op_status == "-1" || op_status == "1" {
+                    // An operation in flight: a start or a promote may have happened (Pacemaker
+                    // counts the resource active, or promoted, there); any other tells nothing
+                    // yet, nor does a cancelled one.
+                    let pending = call == i64::MAX;
+                    if (pending && !matches!(name, "start" | "promote"))
+                        || call < 0
+                        || op_status == "1"
+                    {
                         continue;
                     }
                     let op_name = match name {
@@ -2120,6 +2129,9 @@ fn state_of(
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(rc::ERR_GENERIC);
                     let mut reason = o.attribute("exit-reason").unwrap_or("").to_owned();
+                    if pending {
+                        code = rc::OK;
+                    }
                     match op_status {
                         "2" => {
                             code = rc::ERR_GENERIC;
@@ -2398,6 +2410,39 @@ mod tests {
         let on = &state.resources["A"].nodes["n1"];
         assert_eq!(on.role, warden_engine::Role::Started);
         assert!(on.failed && on.stop_on_fail, "{on:?}");
+    }
+
+    #[test]
+    fn an_operation_in_flight_is_the_newest_and_a_start_may_have_happened() {
+        // Pacemaker's 764: A stopped (call 21), then a start in flight (no call id yet):
+        // Pacemaker counts A active there ("Starting"). B's stop in flight tells nothing:
+        // B still runs.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="A" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="B" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources>
+      <lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+        <lrm_rsc_op id="A_stop_0" operation="stop" call-id="21" rc-code="0" op-status="0" interval="0"/>
+        <lrm_rsc_op id="A_start_0" operation="start" call-id="-1" op-status="-1" interval="0"/>
+      </lrm_resource>
+      <lrm_resource id="B" class="ocf" provider="heartbeat" type="Dummy">
+        <lrm_rsc_op id="B_stop_0" operation="stop" call-id="-1" op-status="-1" interval="0"/>
+        <lrm_rsc_op id="B_start_0" operation="start" call-id="9" rc-code="0" op-status="0" interval="0"/>
+      </lrm_resource>
+    </lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let state = i.state.expect("a state");
+        for r in ["A", "B"] {
+            let on = &state.resources[r].nodes["n1"];
+            assert_eq!(on.role, warden_engine::Role::Started, "{r}");
+            assert!(!on.failed, "{r}: {on:?}");
+        }
     }
 
     #[test]
