@@ -1550,7 +1550,7 @@ impl Config {
             Some(modes) => match modes.get(i) {
                 Some(Discovery::Exclusive) => true,
                 Some(Discovery::Never) | None => false,
-                Some(Discovery::Always) => !self.exclusive_discovery(r),
+                Some(Discovery::Always) => !modes.contains(&Discovery::Exclusive),
             },
         }
     }

@@ -1306,34 +1306,26 @@ impl<'a> Scheduler<'a> {
                     };
                     if config.interleaved(k) {
                         // Copy to copy: a copy of `then` runs only where `first` has one, and
-                        // restarts only where `first`'s copy (re)starts.
-                        // Where `first` has a copy placed (that interleaving did not take
-                        // away).
-                        let f_assigned: Vec<usize> = plans[f]
-                            .assigned
-                            .iter()
-                            .copied()
-                            .filter(|i| !plans[f].unassigned.contains(i))
-                            .collect();
+                        // restarts only where `first`'s copy (re)starts. Of the copies with
+                        // none beside them, those whose `first` copy is placed (and was not
+                        // taken away by interleaving) but cannot start are blocked; the others
+                        // are not placed either (Pacemaker unassigns them).
+                        let (lost, dropped): (Vec<usize>, Vec<usize>) = {
+                            let first_plan = &plans[f];
+                            plans[t]
+                                .targets
+                                .iter()
+                                .copied()
+                                .filter(|i| !first_plan.targets.contains(i))
+                                .partition(|i| {
+                                    first_plan.assigned.contains(i)
+                                        && !first_plan.unassigned.contains(i)
+                                })
+                        };
                         let (f_targets, f_starts) =
                             (plans[f].targets.clone(), plans[f].starts.clone());
                         let then = &mut plans[t];
                         let before = then.targets.len();
-                        // Copies with no copy of `first` placed beside them are not placed
-                        // either (Pacemaker unassigns them); those whose `first` copy is
-                        // placed but cannot start are blocked.
-                        let lost: Vec<usize> = then
-                            .targets
-                            .iter()
-                            .copied()
-                            .filter(|i| !f_targets.contains(i) && f_assigned.contains(i))
-                            .collect();
-                        let dropped: Vec<usize> = then
-                            .targets
-                            .iter()
-                            .copied()
-                            .filter(|i| !f_targets.contains(i) && !f_assigned.contains(i))
-                            .collect();
                         then.unassigned.extend(dropped);
                         then.targets.retain(|i| f_targets.contains(i));
                         let mut touched = then.targets.len() != before;
@@ -1469,16 +1461,9 @@ impl<'a> Scheduler<'a> {
                 if c.score != Score::INFINITY || c.promoted || c.with_promoted || c.internal {
                     continue;
                 }
-                let (w_targets, w_assigned) = (
-                    plans[c.with].targets.clone(),
-                    plans[c.with].assigned.clone(),
-                );
+                let (w, p) = (&plans[c.with], &plans[d]);
                 // A clone holds its dependents back only when no copy can run at all.
-                if plans[c.with].clone && !w_targets.is_empty() {
-                    continue;
-                }
-                let p = &mut plans[d];
-                if !p.acts {
+                if !p.acts || (w.clone && !w.targets.is_empty()) {
                     continue;
                 }
                 // Only what orders took away since placing (a colocation loop may leave a
@@ -1487,11 +1472,12 @@ impl<'a> Scheduler<'a> {
                     .targets
                     .iter()
                     .copied()
-                    .filter(|i| !w_targets.contains(i) && w_assigned.contains(i))
+                    .filter(|i| !w.targets.contains(i) && w.assigned.contains(i))
                     .collect();
                 if lost.is_empty() {
                     continue;
                 }
+                let p = &mut plans[d];
                 let why = format!("colocation with {}", config.resources()[c.with].id);
                 p.targets.retain(|i| !lost.contains(i));
                 if p.clone {
@@ -1569,10 +1555,10 @@ impl<'a> Scheduler<'a> {
                 for (stays, other, promoted) in
                     [(c.with, r, c.promoted), (r, c.with, c.with_promoted)]
                 {
-                    let held = plans[stays].blocked_stops.clone();
-                    if held.is_empty() {
+                    if plans[stays].blocked_stops.is_empty() {
                         continue;
                     }
+                    let held = plans[stays].blocked_stops.clone();
                     // By its promoted role: promoted where the one that stays is not (the
                     // choice made again, now that it is known to stay); else no start there.
                     if promoted {

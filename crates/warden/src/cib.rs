@@ -172,16 +172,12 @@ const PACEMAKER_META: &[&str] = &[
     "remote-allow-migrate",
     "critical",
     "collocated",
-    "ordered",
     "isolation",
     "isolation-instance",
     "isolation-wrapper",
     "isolation-host",
     "resource-failure-stickiness",
     "failure-stickiness",
-    "clone-node-max",
-    "promoted-node-max",
-    "master-node-max",
 ];
 
 fn meta_key(k: &str) -> Option<Option<&'static str>> {
@@ -699,14 +695,8 @@ impl Reader {
             return;
         };
         let Some(mut t) = self.primitive(p, &inherited) else {
-            // A cloned fence device: a copy checks it on every node.
             let child_id = p.attribute("id").unwrap_or_default();
-            if let Some(d) = self
-                .fence
-                .iter_mut()
-                .find(|d| d.get("name").and_then(Value::as_str) == Some(child_id))
-            {
-                d.insert("clone".into(), true.into());
+            if self.clone_fence_device(child_id) {
                 self.names.insert(id.to_owned(), child_id.to_owned());
             }
             return;
@@ -743,12 +733,7 @@ impl Reader {
             let Some(mut t) = self.primitive(p, &gmeta) else {
                 // A fence device, cloned: a member as a group of them is.
                 let device = p.attribute("id").unwrap_or_default();
-                if let Some(d) = self
-                    .fence
-                    .iter_mut()
-                    .find(|d| d.get("name").and_then(Value::as_str) == Some(device))
-                {
-                    d.insert("clone".into(), true.into());
+                if self.clone_fence_device(device) {
                     members.push(device.to_owned());
                 }
                 continue;
@@ -769,6 +754,22 @@ impl Reader {
         }
         self.group_ids.insert(gid.clone());
         self.names.insert(id.to_owned(), gid);
+    }
+
+    /// Makes the fence device `name` (just read from a stonith primitive) a cloned one: a
+    /// copy checks it on every node. False when there is no such device.
+    fn clone_fence_device(&mut self, name: &str) -> bool {
+        match self
+            .fence
+            .iter_mut()
+            .find(|d| d.get("name").and_then(Value::as_str) == Some(name))
+        {
+            Some(d) => {
+                d.insert("clone".into(), true.into());
+                true
+            }
+            None => false,
+        }
     }
 
     /// The Warden resource a constraint's reference names, or why not.
@@ -2355,6 +2356,12 @@ fn membership_of(
 mod tests {
     use super::*;
 
+    /// The configuration an import wrote, read (on node n1); its errors and text if bad.
+    fn loaded(i: &Imported) -> crate::config::Loaded {
+        crate::config::parse(&i.toml, "t.toml", || "n1".into())
+            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml))
+    }
+
     #[test]
     fn two_recurring_operations_with_one_interval_are_ignored_as_pacemaker_ignores_them() {
         let xml = r#"<cib><configuration><crm_config/>
@@ -2374,8 +2381,7 @@ mod tests {
             ["db: the monitor operations of interval 10s (one name and interval twice)"]
         );
         assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         let db = l.engine.resource("db").expect("db");
         let monitors: Vec<u128> = db
             .recurring_monitors()
@@ -2455,8 +2461,7 @@ mod tests {
     <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/>
   </resources><constraints/></configuration></cib>"#;
         let i = import(xml).expect("import");
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         let ids: Vec<&str> = l.engine.resources().iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["a", "fence", "b"]);
         assert_eq!(l.engine.nodes(), ["n1", "n2"]);
@@ -2484,8 +2489,7 @@ mod tests {
   </constraints></configuration></cib>"#;
         let i = import(xml).expect("import");
         assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         let cols: Vec<(&str, &str)> = l
             .engine
             .colocations()
@@ -2544,8 +2548,7 @@ mod tests {
             "{:?}",
             i.ignored
         );
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         let e = &l.engine;
         let a = e.resource("a").expect("a");
         let b = e.resource("b").expect("b");
@@ -2610,8 +2613,7 @@ mod tests {
   </constraints></configuration></cib>"#;
         let i = import(xml).expect("import");
         assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         let e = &l.engine;
         let a = e.resource("a").expect("a");
         // A stop may not stop on failure (the default then); fence without fencing is stop.
@@ -2674,8 +2676,7 @@ mod tests {
   </constraints></configuration></cib>"#;
         let i = import(xml).expect("import");
         assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         let e = &l.engine;
         for id in ["fs", "app"] {
             let copies = e.resource(id).and_then(|r| r.copies.as_ref());
@@ -2721,8 +2722,7 @@ mod tests {
             "{:?}",
             i.ignored
         );
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         assert_eq!(l.engine.groups()[0].resources, ["f1", "f2"]);
         let locs: Vec<(&str, &str)> = l
             .engine
@@ -2733,8 +2733,7 @@ mod tests {
         assert_eq!(locs, [("f1", "n2"), ("f2", "n2")]);
         // Without fencing there is no device, and nothing that names one or their group.
         let i = import(&xml("false")).expect("import");
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         assert!(l.engine.groups().is_empty());
         assert!(l.engine.locations().is_empty());
         assert!(l.engine.orders().is_empty());
@@ -2761,8 +2760,7 @@ mod tests {
             "{:?}",
             i.ignored
         );
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         let health = l.engine.cluster.node_health;
         assert_eq!(
             health.strategy,
@@ -2798,8 +2796,7 @@ mod tests {
             i.unsupported,
             ["rsc_location l2 (resource-discovery with rules)"]
         );
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         assert_eq!(
             l.engine.locations()[0].discovery,
             warden_engine::Discovery::Exclusive
@@ -2851,8 +2848,7 @@ mod tests {
     <utilization id="u2"><nvpair id="rc" name="cpu" value="2"/></utilization>
   </primitive></resources><constraints/></configuration></cib>"#;
         let i = import(xml).expect("import");
-        let l = crate::config::parse(&i.toml, "t.toml", || "n1".into())
-            .unwrap_or_else(|e| panic!("{e}\n{}", i.toml));
+        let l = loaded(&i);
         assert_eq!(
             l.engine.cluster.placement_strategy,
             warden_engine::PlacementStrategy::Balanced
@@ -3065,70 +3061,69 @@ mod tests {
     #[test]
     fn membership_follows_pacemakers_reading() {
         let doc = |attrs: &str| format!("<node_state uname=\"n\" {attrs}/>");
+        // (fencing, attributes, (online, unclean, pending)). Without fencing, as
+        // `determine_online_status_no_fencing`: up only with its controller up and joined;
+        // unclean when expected up without its controller.
         let cases = [
             (
+                true,
                 "in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\"",
                 (true, None, false),
             ),
             (
+                true,
                 "in_ccm=\"false\" crmd=\"offline\" join=\"down\" expected=\"down\"",
                 (false, None, false),
             ),
             (
+                true,
                 "in_ccm=\"false\" crmd=\"offline\" join=\"member\" expected=\"member\"",
                 (false, Some("peer is no longer part of the cluster"), false),
             ),
             (
+                true,
                 "in_ccm=\"true\" crmd=\"offline\" join=\"member\" expected=\"member\"",
                 (true, Some("peer process is no longer available"), false),
             ),
             (
+                true,
                 "in_ccm=\"true\" crmd=\"online\" join=\"pending\" expected=\"member\"",
                 (true, None, true),
             ),
             (
+                true,
                 "crmd=\"online\"",
                 (false, Some("peer has not been seen by the cluster"), false),
             ),
-        ];
-        for (attrs, (online, unclean, pending)) in cases {
-            let text = doc(attrs);
-            let d = Document::parse(&text).expect("xml");
-            let got = membership_of(d.root_element(), &BTreeMap::new(), true);
-            assert_eq!(
-                got,
-                (online, unclean.map(str::to_owned), pending),
-                "{attrs}"
-            );
-        }
-        // Without fencing, as `determine_online_status_no_fencing`: up only with its
-        // controller up and joined; unclean when expected up without its controller.
-        let cases = [
             (
+                false,
                 "in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\"",
                 (true, None, false),
             ),
             (
+                false,
                 "in_ccm=\"true\" crmd=\"online\" join=\"pending\" expected=\"member\"",
                 (false, None, false),
             ),
             (
+                false,
                 "in_ccm=\"true\" join=\"member\" expected=\"member\"",
                 (false, Some("peer is unexpectedly down"), false),
             ),
             (
+                false,
                 "in_ccm=\"true\" join=\"member\" expected=\"down\"",
                 (false, None, false),
             ),
         ];
-        for (attrs, (online, unclean, pending)) in cases {
+        for (fencing, attrs, (online, unclean, pending)) in cases {
             let text = doc(attrs);
             let d = Document::parse(&text).expect("xml");
-            let got = membership_of(d.root_element(), &BTreeMap::new(), false);
+            let got = membership_of(d.root_element(), &BTreeMap::new(), fencing);
             assert_eq!(
                 got,
                 (online, unclean.map(str::to_owned), pending),
-                "{attrs}"
+                "{attrs} (fencing {fencing})"
             );
         }
     }

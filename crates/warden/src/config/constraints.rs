@@ -1,7 +1,7 @@
 //! `[[location]]`, `[[ban]]`, `[[group]]`, `[[colocation]]`, `[[order]]` and `[[ticket]]`: read with the
 //! places of the names they use; roles and actions are checked against the resources after.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use warden_engine::{
     Colocation, Group, Location, LossPolicy, OpName, OpRole, Order, OrderKind, Rule, RuleLocation,
@@ -118,13 +118,12 @@ impl Constraints {
     }
 
     /// Checks the roles and actions that need a promotable resource, and that a group is of
-    /// plain resources or of clones alike (a cloned group).
+    /// plain resources or of clones alike (a cloned group); `copies` has every resource,
+    /// with how it is cloned.
     pub fn validate(
         &self,
         r: &mut Reader<'_>,
-        promotable: &HashSet<String>,
-        known: &HashSet<String>,
-        copies: &std::collections::HashMap<String, Option<warden_engine::Copies>>,
+        copies: &HashMap<String, Option<warden_engine::Copies>>,
     ) {
         for (g, at) in self.groups.iter().zip(&self.group_at) {
             let kinds: Vec<Option<(bool, Option<u32>)>> = g
@@ -146,7 +145,10 @@ impl Constraints {
             }
         }
         for p in &self.promoted {
-            if known.contains(&p.resource) && !promotable.contains(&p.resource) {
+            let promotable = copies
+                .get(&p.resource)
+                .map(|c| c.as_ref().is_some_and(|c| c.promotable));
+            if promotable == Some(false) {
                 r.d.error(
                     p.span.clone(),
                     format!(

@@ -360,19 +360,12 @@ fn root_of(
             ),
         );
     }
-    let promotable: HashSet<String> = res
-        .specs
-        .iter()
-        .filter(|s| s.is_promotable())
-        .map(|s| s.id.clone())
-        .collect();
-    let known: HashSet<String> = res.specs.iter().map(|s| s.id.clone()).collect();
     let copies: std::collections::HashMap<String, Option<warden_engine::Copies>> = res
         .specs
         .iter()
         .map(|s| (s.id.clone(), s.copies.clone()))
         .collect();
-    cons.validate(r, &promotable, &known, &copies);
+    cons.validate(r, &copies);
     if !fencing.enabled {
         for span in std::mem::take(&mut cons.fence_tickets) {
             r.d.error(
