@@ -1594,7 +1594,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Which moves are live migrations: a primitive with `allow_migrate`, managed, running
-    /// on one reachable node, not failed nor restarted, moving to another (Pacemaker's
+    /// on one reachable node, not failed nor restarted where it goes, moving to another (Pacemaker's
     /// `pcmk__rsc_can_migrate`). A resource whose `first` (of a symmetric order) stops in the
     /// same transition is stopped and started instead, so its stop comes before that one.
     fn plan_migrations(&self, plans: &mut [Plan]) {
@@ -1630,7 +1630,9 @@ impl<'a> Scheduler<'a> {
             let ok = f != t
                 && p.live_active == [f]
                 && !p.failed.contains(&f)
-                && p.restart.is_empty()
+                // A restart where it leaves (a definition changed there) is no restart:
+                // it starts on the other node with the definition now.
+                && p.restart.iter().all(|&i| i == f)
                 && p.forced.is_none()
                 && !stopping_first;
             plans[r].migrate = ok.then_some((f, t));

@@ -121,3 +121,35 @@ fn what_it_is_ordered_after_optionally_does_not_keep_it_from_migrating() {
         assert_eq!(plan, want, "{kind:?}");
     }
 }
+
+#[test]
+fn a_resource_started_with_another_definition_still_migrates_where_it_goes() {
+    // The definition changed where it runs, and it moves anyway: the migration starts it
+    // with the definition now (Pacemaker's migrate-1); staying, it restarts.
+    let mut w = build(&["node1", "node2"])
+        .resource(migratable("vm"))
+        .location(loc("vm", "node1", 100))
+        .world();
+    assert_eq!(w.status_of("vm"), "vm Started node1");
+    let on = w
+        .state
+        .resources
+        .get_mut("vm")
+        .and_then(|r| r.nodes.get_mut("node1"))
+        .expect("vm on node1");
+    on.digest = on.digest.map(|d| !d);
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        t.summary
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["Restart vm ( node1 ) due to resource definition change"]
+    );
+    w.admin(AdminCommand::Move {
+        resource: "vm".into(),
+        node: "node2".into(),
+    });
+    assert_eq!(w.settle(), ["Migrate vm ( node1 -> node2 )"]);
+    assert_eq!(w.status_of("vm"), "vm Started node2");
+}

@@ -11,6 +11,8 @@ use roxmltree::{Document, Node};
 use toml::{Table, Value};
 use warden_engine::{Event, OpKey, OpName, OpResult, OpRole, State, Time, apply, rc};
 
+mod digest;
+
 /// What an import gives.
 #[derive(Debug)]
 pub struct Imported {
@@ -28,6 +30,9 @@ pub struct Imported {
     /// stopped where they run, as Pacemaker's `stop-orphan-resources` does: the state holds
     /// them, and the engine takes them with `Config::with_extra_resources`.
     pub orphans: Vec<warden_engine::ResourceSpec>,
+    /// The parameters each resource's agent reloads, as the status's operations record them
+    /// (`Config::with_reloadable`; the daemon reads them from the agents' meta-data).
+    pub reloadable: std::collections::HashMap<String, Vec<String>>,
 }
 
 fn elements<'a, 'i>(n: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
@@ -278,6 +283,9 @@ struct Reader {
     /// What each tag and each template stands for in constraints: the CIB ids of the
     /// resources tagged with it or made from it.
     tags: BTreeMap<String, Vec<String>>,
+    /// Each primitive's definition as Pacemaker hashes it, to compare with the digests the
+    /// status recorded.
+    definitions: BTreeMap<String, digest::Definition>,
 }
 
 /// A resource set of a constraint, as read (or as Pacemaker makes one of a constraint that
@@ -328,6 +336,8 @@ impl Reader {
         let attr = |k: &str| p.attribute(k).or(template.and_then(|t| t.attribute(k)));
         let class = attr("class").unwrap_or("ocf");
         let kind = attr("type").unwrap_or("");
+        self.definitions
+            .insert(id.clone(), definition(&sources, class == "stonith"));
         let mut t = Table::new();
         t.insert("id".into(), Value::String(id.clone()));
         match class {
@@ -1319,6 +1329,185 @@ impl Reader {
 }
 
 /// Makes a primitive's table a clone (promotable or not) with the clone's meta attributes.
+/// The resources' definitions as Pacemaker hashes them, to tell from the digests the status
+/// recorded what was started with another definition.
+struct Definitions<'d> {
+    of: &'d BTreeMap<String, digest::Definition>,
+    /// The operations' default timeout (ms): `op_defaults`' or Pacemaker's 20 s.
+    default_timeout: u64,
+}
+
+impl Definitions<'_> {
+    /// How a running resource's history (in call order) compares with its definition now:
+    /// the operations since its last start (or what implies one), as Pacemaker's
+    /// `process_rsc_history` checks them.
+    fn change(&self, id: &str, ops: &[(i64, Node<'_, '_>)]) -> digest::Change {
+        let Some(def) = self.of.get(id) else {
+            return digest::Change::None;
+        };
+        // Pacemaker's `calculate_active_ops`.
+        let (mut start, mut stop) = (None, None);
+        let (mut implied_monitor, mut implied_promote) = (None, None);
+        for (i, (_, o)) in ops.iter().enumerate() {
+            match o.attribute("operation").unwrap_or("") {
+                "stop" if o.attribute("op-status") == Some("0") => stop = Some(i),
+                "start" | "migrate_from" => start = Some(i),
+                "monitor"
+                    if implied_monitor <= stop
+                        && matches!(o.attribute("rc-code"), Some("0" | "8")) =>
+                {
+                    implied_monitor = Some(i);
+                }
+                "promote" | "demote" => implied_promote = Some(i),
+                _ => {}
+            }
+        }
+        let start = start.or(implied_promote).or(implied_monitor);
+        if start < stop {
+            return digest::Change::None;
+        }
+        let from = start.unwrap_or(0);
+        ops[from..]
+            .iter()
+            .filter_map(|(_, o)| {
+                let task = o.attribute("operation")?;
+                let interval_ms = o
+                    .attribute("interval")
+                    .and_then(|i| i.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let checked = interval_ms > 0
+                    || matches!(task, "monitor" | "start" | "promote" | "migrate_from");
+                checked.then(|| {
+                    def.compare(
+                        &digest::Recorded {
+                            task,
+                            interval_ms,
+                            digest: o.attribute("op-digest"),
+                            restart_digest: o.attribute("op-restart-digest"),
+                            force_restart: o.attribute("op-force-restart"),
+                            secure_digest: o.attribute("op-secure-digest"),
+                            secure_params: o.attribute("op-secure-params"),
+                            feature_set: o.attribute("crm_feature_set"),
+                        },
+                        self.default_timeout,
+                    )
+                })
+            })
+            .max()
+            .unwrap_or(digest::Change::None)
+    }
+
+    /// Records in the state that `id` runs on `node` with another definition: a restart, or
+    /// a reload (never of a failed copy, which is recovered).
+    fn mark(
+        &self,
+        config: &warden_engine::Config,
+        state: &mut State,
+        id: &str,
+        node: &str,
+        change: digest::Change,
+    ) {
+        let Some(spec) = config.resource(id) else {
+            return;
+        };
+        let now = warden_engine::Digests::of(spec);
+        let Some(on) = state
+            .resources
+            .get_mut(id)
+            .and_then(|rs| rs.nodes.get_mut(node))
+            .filter(|on| on.role.is_active())
+        else {
+            return;
+        };
+        match change {
+            // Digests other than the configuration's (a probe that found it running
+            // recorded none).
+            digest::Change::Restart => {
+                on.digest = Some(!now.all);
+                on.restart_digest = Some(!now.restart);
+            }
+            digest::Change::Reload if !on.failed => {
+                on.digest = Some(!now.all);
+                on.restart_digest = Some(now.restart);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The parameters each resource's agent reloads, as the status records them: those not
+/// named in `op-force-restart` of an operation with a restart digest.
+fn reloadable_of(
+    status: Node<'_, '_>,
+    definitions: &BTreeMap<String, digest::Definition>,
+) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out = std::collections::HashMap::new();
+    for o in status
+        .descendants()
+        .filter(|n| n.has_tag_name("lrm_rsc_op") && n.attribute("op-restart-digest").is_some())
+    {
+        let Some(id) = o
+            .parent()
+            .and_then(|p| p.attribute("id"))
+            .map(|id| id.split(':').next().unwrap_or(id))
+        else {
+            continue;
+        };
+        let Some(def) = definitions.get(id) else {
+            continue;
+        };
+        let fixed = o.attribute("op-force-restart").unwrap_or("");
+        let reload: Vec<String> = def
+            .params
+            .keys()
+            .filter(|k| !fixed.split_ascii_whitespace().any(|f| f == k.as_str()))
+            .cloned()
+            .collect();
+        out.insert(id.to_owned(), reload);
+    }
+    out
+}
+
+/// A primitive's definition as Pacemaker hashes it (`sources`: its template, then itself):
+/// its parameters, and its operations' (the first of one name and interval, its own before
+/// its template's).
+fn definition(sources: &[Node<'_, '_>], stonith: bool) -> digest::Definition {
+    let mut d = digest::Definition {
+        stonith,
+        ..Default::default()
+    };
+    d.params = nvpairs_of(sources, "instance_attributes", "", &mut Vec::new())
+        .into_iter()
+        .collect();
+    for op in sources
+        .iter()
+        .rev()
+        .filter_map(|s| child(*s, "operations"))
+        .flat_map(elements)
+        .filter(|c| c.has_tag_name("op"))
+    {
+        let (Some(name), Some(interval)) = (
+            op.attribute("name"),
+            millis(op.attribute("interval").unwrap_or("0")),
+        ) else {
+            continue;
+        };
+        let timeout = op.attribute("timeout").and_then(millis).or_else(|| {
+            nvpairs(op, "meta_attributes", "", &mut Vec::new())
+                .into_iter()
+                .find(|(k, _)| k == "timeout")
+                .and_then(|(_, v)| millis(&v))
+        });
+        let own = nvpairs(op, "instance_attributes", "", &mut Vec::new())
+            .into_iter()
+            .collect();
+        d.ops
+            .entry((name.to_owned(), interval))
+            .or_insert((timeout, own));
+    }
+    d
+}
+
 fn clone_table(t: &mut Table, promotable: bool, meta: &[(String, String)]) {
     let get = |k: &str| {
         meta.iter()
@@ -1631,6 +1820,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         stonith_enabled: true,
         skipped_nodes: BTreeSet::new(),
         restart_type: Vec::new(),
+        definitions: BTreeMap::new(),
     };
     // Cluster options.
     let mut cluster = Table::new();
@@ -1694,6 +1884,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     // Defaults.
     let mut resource_defaults = Table::new();
     let mut op_defaults = Table::new();
+    // Pacemaker's default timeout of an operation (ms).
+    let mut default_timeout: u64 = 20_000;
     if let Some(d) = child(conf, "rsc_defaults") {
         for (k, v) in nvpairs(d, "meta_attributes", "rsc_defaults", &mut r.skip) {
             r.meta("rsc_defaults", &k, &v, &mut resource_defaults);
@@ -1703,6 +1895,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         for (k, v) in nvpairs(d, "meta_attributes", "op_defaults", &mut r.skip) {
             match (k.as_str(), millis(&v)) {
                 ("timeout", Some(t)) => {
+                    default_timeout = t;
                     op_defaults.insert("timeout".into(), duration_value(t));
                 }
                 ("record-pending" | "interval", _) => {}
@@ -1899,6 +2092,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         .map(|s| Time::from_millis(s * 1000));
     let status = child(cib, "status");
     let mut orphans = Vec::new();
+    let mut reloadable = std::collections::HashMap::new();
     let (state, newest) = match status {
         Some(st) => {
             let loaded = crate::config::parse(&text, "imported.toml", || {
@@ -1912,11 +2106,24 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                     o.meta.is_managed = false;
                 }
             }
+            reloadable = reloadable_of(st, &r.definitions);
             let engine = loaded
                 .engine
                 .with_extra_resources(orphans.clone())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (mut s, newest) = state_of(&engine, st, &standby, stonith_enabled, &mut r.skip)?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .with_reloadable(&reloadable);
+            let definitions = Definitions {
+                of: &r.definitions,
+                default_timeout,
+            };
+            let (mut s, newest) = state_of(
+                &engine,
+                st,
+                &standby,
+                stonith_enabled,
+                &definitions,
+                &mut r.skip,
+            )?;
             s.dc = cib.attribute("dc-uuid").and_then(|id| {
                 node_ids.get(id).cloned().or_else(|| {
                     elements(st)
@@ -1994,6 +2201,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         unsupported: r.skip,
         ignored: r.ignored,
         orphans,
+        reloadable,
     })
 }
 
@@ -2005,6 +2213,7 @@ fn state_of(
     status: Node<'_, '_>,
     standby: &BTreeSet<String>,
     fencing: bool,
+    definitions: &Definitions<'_>,
     skip: &mut Vec<String>,
 ) -> anyhow::Result<(State, Option<Time>)> {
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
@@ -2083,6 +2292,14 @@ fn state_of(
                 entries.push((id, left_running(&ops), ops));
             }
             entries.sort_by_key(|(id, running, _)| (*id, *running));
+            // What was started with another definition (compared before the replay, which
+            // records the configuration's digests for each start).
+            let changes: Vec<(&str, digest::Change)> = entries
+                .iter()
+                .filter(|(_, running, _)| *running && counts_history)
+                .map(|(id, _, ops)| (*id, definitions.change(id, ops)))
+                .filter(|(_, c)| *c != digest::Change::None)
+                .collect();
             for (id, _, ops) in entries {
                 for (call, o) in ops {
                     let t = o
@@ -2190,6 +2407,9 @@ fn state_of(
                     });
                     let _ = apply(config, &mut state, &ev, at);
                 }
+            }
+            for (id, change) in changes {
+                definitions.mark(config, &mut state, id, node, change);
             }
         }
         // Fail counts as the node's attributes hold them (the history keeps only the last
@@ -2416,6 +2636,61 @@ mod tests {
         let on = &state.resources["A"].nodes["n1"];
         assert_eq!(on.role, warden_engine::Role::Started);
         assert!(on.failed && on.stop_on_fail, "{on:?}");
+    }
+
+    #[test]
+    fn a_resource_started_with_other_parameters_restarts_or_reloads() {
+        // The digests Pacemaker recorded (its params-1 and params-4): A started with other
+        // parameters than `ip=127.0.0.20` (restart); B the same, but its agent reloads and
+        // the parameters it cannot reload (none) are the same (reload); C as configured.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="A" class="ocf" provider="heartbeat" type="IPaddr"><instance_attributes id="a">
+      <nvpair id="a1" name="ip" value="127.0.0.20"/></instance_attributes></primitive>
+    <primitive id="B" class="ocf" provider="heartbeat" type="IPaddr"><instance_attributes id="b">
+      <nvpair id="b1" name="ip" value="127.0.0.20"/></instance_attributes></primitive>
+    <primitive id="C" class="ocf" provider="heartbeat" type="IPaddr"><instance_attributes id="c">
+      <nvpair id="c1" name="ip" value="127.0.0.20"/></instance_attributes></primitive>
+  </resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources>
+      <lrm_resource id="A" class="ocf" provider="heartbeat" type="IPaddr">
+        <lrm_rsc_op id="A_start_0" operation="start" call-id="4" rc-code="0" op-status="0" interval="0" op-digest="21ccbd2b8e65014ca7b36a2070642a2e"/></lrm_resource>
+      <lrm_resource id="B" class="ocf" provider="heartbeat" type="IPaddr">
+        <lrm_rsc_op id="B_start_0" operation="start" call-id="5" rc-code="0" op-status="0" interval="0" op-digest="21ccbd2b8e65014ca7b36a2070642a2e" op-force-restart=" dummy " op-restart-digest="f2317cad3d54cec5d7d7aa7d0bf35cf8"/></lrm_resource>
+      <lrm_resource id="C" class="ocf" provider="heartbeat" type="IPaddr">
+        <lrm_rsc_op id="C_start_0" operation="start" call-id="6" rc-code="0" op-status="0" interval="0" op-digest="c85a9e95c9e9147a613b270c79b58db6"/></lrm_resource>
+    </lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        assert_eq!(i.reloadable.get("B"), Some(&vec!["ip".to_owned()]));
+        let config = loaded(&i).engine.with_reloadable(&i.reloadable);
+        let state = i.state.expect("a state");
+        let now = |id: &str| warden_engine::Digests::of(config.resource(id).expect(id));
+        let on = |id: &str| &state.resources[id].nodes["n1"];
+        assert_ne!(on("A").digest, Some(now("A").all));
+        assert_ne!(on("A").restart_digest, Some(now("A").restart));
+        assert_ne!(on("B").digest, Some(now("B").all));
+        assert_eq!(on("B").restart_digest, Some(now("B").restart));
+        assert_eq!(on("C").digest, Some(now("C").all));
+        let summary: Vec<String> = warden_engine::schedule(&config, &state, i.time)
+            .summary
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            summary
+                .iter()
+                .any(|l| l.contains("Restart A") && l.contains("resource definition change")),
+            "{summary:?}"
+        );
+        assert!(
+            summary.iter().any(|l| l.contains("Reload B")),
+            "{summary:?}"
+        );
+        assert!(!summary.iter().any(|l| l.contains(" C ")), "{summary:?}");
     }
 
     #[test]

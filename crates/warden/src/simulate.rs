@@ -212,6 +212,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             let mut loaded = config::parse(&i.toml, &name, String::new).map_err(|e| {
                 anyhow::anyhow!("{e}\n(the configuration read from the CIB:)\n{}", i.toml)
             })?;
+            loaded.engine = loaded.engine.with_reloadable(&i.reloadable);
             // What the status knows and the configuration lost: stopped as orphans.
             if !i.orphans.is_empty() {
                 loaded.engine = loaded
