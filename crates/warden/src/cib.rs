@@ -1333,8 +1333,6 @@ impl Reader {
 /// recorded what was started with another definition.
 struct Definitions<'d> {
     of: &'d BTreeMap<String, digest::Definition>,
-    /// The operations' default timeout (ms): `op_defaults`' or Pacemaker's 20 s.
-    default_timeout: u64,
 }
 
 impl Definitions<'_> {
@@ -1378,19 +1376,16 @@ impl Definitions<'_> {
                 let checked = interval_ms > 0
                     || matches!(task, "monitor" | "start" | "promote" | "migrate_from");
                 checked.then(|| {
-                    def.compare(
-                        &digest::Recorded {
-                            task,
-                            interval_ms,
-                            digest: o.attribute("op-digest"),
-                            restart_digest: o.attribute("op-restart-digest"),
-                            force_restart: o.attribute("op-force-restart"),
-                            secure_digest: o.attribute("op-secure-digest"),
-                            secure_params: o.attribute("op-secure-params"),
-                            feature_set: o.attribute("crm_feature_set"),
-                        },
-                        self.default_timeout,
-                    )
+                    def.compare(&digest::Recorded {
+                        task,
+                        interval_ms,
+                        digest: o.attribute("op-digest"),
+                        restart_digest: o.attribute("op-restart-digest"),
+                        force_restart: o.attribute("op-force-restart"),
+                        secure_digest: o.attribute("op-secure-digest"),
+                        secure_params: o.attribute("op-secure-params"),
+                        feature_set: o.attribute("crm_feature_set"),
+                    })
                 })
             })
             .max()
@@ -1435,6 +1430,77 @@ impl Definitions<'_> {
     }
 }
 
+/// A failure Pacemaker no longer counts (its `check_operation_expiry`): the resource has a
+/// failure timeout, the failure is older than it, and no fail count of that operation (or
+/// the resource's old single count) is younger. Pacemaker ignores it: a one-shot operation's
+/// failure is as if it had not happened, a recurring monitor's is rescheduled.
+fn expired_failure(
+    config: &warden_engine::Config,
+    id: &str,
+    o: Node<'_, '_>,
+    attrs: &BTreeMap<String, String>,
+    now: Time,
+) -> bool {
+    let Some(timeout) = config.resource(id).and_then(|s| s.meta.failure_timeout) else {
+        return false;
+    };
+    let Some(at) = o
+        .attribute("last-rc-change")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|s| Time::from_millis(s * 1000))
+    else {
+        return false;
+    };
+    let status = o.attribute("op-status").unwrap_or("0");
+    // Not expected: the result the transition key asked for (its third field) is not the
+    // one recorded; an agent not installed never expires.
+    let expected = o
+        .attribute("transition-key")
+        .and_then(|k| k.split(':').nth(2))
+        .and_then(|rc| rc.parse::<i32>().ok());
+    let code = o.attribute("rc-code").and_then(|v| v.parse::<i32>().ok());
+    let failed = status != "0" || expected.is_some_and(|e| Some(e) != code);
+    if !failed || status == "7" || now < at + timeout {
+        return false;
+    }
+    let task = o.attribute("operation").unwrap_or("");
+    let interval = o.attribute("interval").unwrap_or("0");
+    // A probe's finding (running, not running, promoted, degraded) never expires.
+    if task == "monitor"
+        && interval == "0"
+        && code.is_some_and(|c| matches!(c, 0 | 7 | 8 | 190 | 191))
+    {
+        return false;
+    }
+    let this_op = format!("{task}_{interval}");
+    let mut count = 0u64;
+    let mut last: Option<Time> = None;
+    for (k, v) in attrs {
+        let Some(rest) = k.strip_prefix("fail-count-") else {
+            continue;
+        };
+        let (rsc, op) = match rest.split_once('#') {
+            Some((rsc, op)) => (rsc, Some(op)),
+            None => (rest, None),
+        };
+        if rsc.split(':').next() != Some(id) || op.is_some_and(|op| op != this_op) {
+            continue;
+        }
+        count += match v.to_ascii_lowercase().as_str() {
+            "infinity" | "+infinity" => 1_000_000,
+            n => n.parse::<u64>().unwrap_or(0),
+        };
+        if let Some(t) = attrs
+            .get(&format!("last-failure-{rest}"))
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(|s| Time::from_millis(s * 1000))
+        {
+            last = Some(last.map_or(t, |l| l.max(t)));
+        }
+    }
+    count == 0 || last.is_some_and(|l| now >= l + timeout)
+}
+
 /// The parameters each resource's agent reloads, as the status records them: those not
 /// named in `op-force-restart` of an operation with a restart digest.
 fn reloadable_of(
@@ -1469,7 +1535,7 @@ fn reloadable_of(
 }
 
 /// A primitive's definition as Pacemaker hashes it (`sources`: its template, then itself):
-/// its parameters, and its operations' (the first of one name and interval, its own before
+/// its parameters, and its one-shot operations' own (the first of one name, its own before
 /// its template's).
 fn definition(sources: &[Node<'_, '_>], stonith: bool) -> digest::Definition {
     let mut d = digest::Definition {
@@ -1486,24 +1552,16 @@ fn definition(sources: &[Node<'_, '_>], stonith: bool) -> digest::Definition {
         .flat_map(elements)
         .filter(|c| c.has_tag_name("op"))
     {
-        let (Some(name), Some(interval)) = (
-            op.attribute("name"),
-            millis(op.attribute("interval").unwrap_or("0")),
-        ) else {
+        let Some(name) = op.attribute("name") else {
             continue;
         };
-        let timeout = op.attribute("timeout").and_then(millis).or_else(|| {
-            nvpairs(op, "meta_attributes", "", &mut Vec::new())
-                .into_iter()
-                .find(|(k, _)| k == "timeout")
-                .and_then(|(_, v)| millis(&v))
-        });
+        if millis(op.attribute("interval").unwrap_or("0")) != Some(0) {
+            continue;
+        }
         let own = nvpairs(op, "instance_attributes", "", &mut Vec::new())
             .into_iter()
             .collect();
-        d.ops
-            .entry((name.to_owned(), interval))
-            .or_insert((timeout, own));
+        d.ops.entry(name.to_owned()).or_insert(own);
     }
     d
 }
@@ -1884,8 +1942,6 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     // Defaults.
     let mut resource_defaults = Table::new();
     let mut op_defaults = Table::new();
-    // Pacemaker's default timeout of an operation (ms).
-    let mut default_timeout: u64 = 20_000;
     if let Some(d) = child(conf, "rsc_defaults") {
         for (k, v) in nvpairs(d, "meta_attributes", "rsc_defaults", &mut r.skip) {
             r.meta("rsc_defaults", &k, &v, &mut resource_defaults);
@@ -1895,7 +1951,6 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         for (k, v) in nvpairs(d, "meta_attributes", "op_defaults", &mut r.skip) {
             match (k.as_str(), millis(&v)) {
                 ("timeout", Some(t)) => {
-                    default_timeout = t;
                     op_defaults.insert("timeout".into(), duration_value(t));
                 }
                 ("record-pending" | "interval", _) => {}
@@ -2112,16 +2167,14 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 .with_extra_resources(orphans.clone())
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .with_reloadable(&reloadable);
-            let definitions = Definitions {
-                of: &r.definitions,
-                default_timeout,
-            };
+            let definitions = Definitions { of: &r.definitions };
             let (mut s, newest) = state_of(
                 &engine,
                 st,
                 &standby,
                 stonith_enabled,
                 &definitions,
+                time.unwrap_or_else(crate::wire::wall_clock),
                 &mut r.skip,
             )?;
             s.dc = cib.attribute("dc-uuid").and_then(|id| {
@@ -2214,6 +2267,7 @@ fn state_of(
     standby: &BTreeSet<String>,
     fencing: bool,
     definitions: &Definitions<'_>,
+    now: Time,
     skip: &mut Vec<String>,
 ) -> anyhow::Result<(State, Option<Time>)> {
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
@@ -2349,6 +2403,8 @@ fn state_of(
                     let mut reason = o.attribute("exit-reason").unwrap_or("").to_owned();
                     if pending {
                         code = rc::OK;
+                    } else if expired_failure(config, id, o, &attrs, now) {
+                        continue;
                     }
                     match op_status {
                         "2" => {
@@ -2691,6 +2747,42 @@ mod tests {
             "{summary:?}"
         );
         assert!(!summary.iter().any(|l| l.contains(" C ")), "{summary:?}");
+    }
+
+    #[test]
+    fn a_failure_older_than_the_failure_timeout_is_ignored_as_pacemaker_ignores_it() {
+        // Pacemaker's failcount: A's monitor timed out long before the CIB's date, A has a
+        // failure timeout of 60 s and no fail count: the failure expired, A runs (its monitor
+        // is rescheduled). With a fail count younger than the timeout, it stands.
+        let xml = |count: &str| {
+            format!(
+                r#"<cib execution-date="1340900000"><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="A" class="ocf" provider="heartbeat" type="Dummy">
+    <meta_attributes id="m"><nvpair id="m1" name="failure-timeout" value="60"/></meta_attributes>
+    <operations><op id="o" name="monitor" interval="10s"/></operations>
+  </primitive></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="1"><instance_attributes id="t">{count}</instance_attributes></transient_attributes>
+    <lrm id="1"><lrm_resources><lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="A_start_0" operation="start" call-id="3" rc-code="0" op-status="0" interval="0" transition-key="1:1:0:x"/>
+      <lrm_rsc_op id="A_monitor_10000" operation="monitor" call-id="4" rc-code="-2" op-status="2" interval="10000" transition-key="2:1:0:x" last-rc-change="1340817748"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#
+            )
+        };
+        let on = |count: &str| {
+            let i = import(&xml(count)).expect("import");
+            i.state.expect("a state").resources["A"].nodes["n1"].clone()
+        };
+        let expired = on("");
+        assert!(expired.role.is_active() && !expired.failed, "{expired:?}");
+        let standing = on(
+            r#"<nvpair id="c" name="fail-count-A#monitor_10000" value="1"/>
+            <nvpair id="l" name="last-failure-A#monitor_10000" value="1340899990"/>"#,
+        );
+        assert!(standing.failed, "{standing:?}");
     }
 
     #[test]

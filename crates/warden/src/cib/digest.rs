@@ -8,20 +8,16 @@ use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
 
-/// What Pacemaker hashes of a resource's definition: its parameters and each operation's
-/// own parameters and timeout.
+/// What Pacemaker hashes of a resource's definition: its parameters and each one-shot
+/// operation's own (its `instance_attributes`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Definition {
     pub params: BTreeMap<String, String>,
-    /// By name and interval (ms).
-    pub ops: BTreeMap<(String, u64), OpDefinition>,
+    /// By operation name (one-shot operations: start, promote, ...).
+    pub ops: BTreeMap<String, BTreeMap<String, String>>,
     /// A fence device (Pacemaker leaves its own `pcmk_*` parameters out of old secure digests).
     pub stonith: bool,
 }
-
-/// What Pacemaker hashes of one operation: the timeout as configured (ms) and the
-/// operation's own parameters (its `instance_attributes`).
-pub(crate) type OpDefinition = (Option<u64>, BTreeMap<String, String>);
 
 /// How a running resource's recorded operations compare with its definition now, as
 /// Pacemaker's `pcmk__check_action_config` decides.
@@ -104,24 +100,20 @@ impl Definition {
     /// What one recorded operation of a running resource says, as Pacemaker's
     /// `rsc_action_digest_cmp` and `pcmk__check_action_config` read it (with
     /// `crm_simulate`'s sanitized flag: a change of secret parameters only is none).
-    /// `default_timeout`: the operations' default timeout (ms).
-    pub(crate) fn compare(&self, op: &Recorded<'_>, default_timeout: u64) -> Change {
-        let own = self.ops.get(&(op.task.to_owned(), op.interval_ms));
-        if op.interval_ms > 0 && own.is_none() {
-            // A recurring operation no longer configured: cancelled, nothing more.
+    pub(crate) fn compare(&self, op: &Recorded<'_>) -> Change {
+        if op.interval_ms > 0 {
+            // A recurring operation with other parameters is rescheduled (whatever digest
+            // differs), one no longer configured cancelled: nothing more.
             return Change::None;
         }
+        let own = self.ops.get(op.task);
         // The resource's parameters, then the operation's own (which win).
         let mut all = self.params.clone();
-        if let Some((_, extra)) = own {
+        if let Some(extra) = own {
             all.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        if op.interval_ms > 0 {
-            let timeout = own.and_then(|(t, _)| *t).unwrap_or(default_timeout);
-            all.insert("CRM_meta_timeout".into(), timeout.to_string());
-        }
         // An operation with its own parameters restarts rather than reloads.
-        let extra_params = op.interval_ms == 0 && own.is_some_and(|(_, e)| !e.is_empty());
+        let extra_params = own.is_some_and(|e| !e.is_empty());
         let restart_changed = op.restart_digest.is_some_and(|recorded| {
             let kept: BTreeMap<String, String> = all
                 .iter()
@@ -136,9 +128,8 @@ impl Definition {
             match op.digest {
                 Some(d) if d == digest(&all) => return Change::None,
                 Some(_) if extra_params => Change::Restart,
-                // Changed or unknown: recurring operations are rescheduled; otherwise a
-                // reload where the agent reloads, a restart where it does not.
-                _ if op.interval_ms > 0 => Change::None,
+                // Changed or unknown: a reload where the agent reloads, a restart where it
+                // does not.
                 _ if op.restart_digest.is_some() => Change::Reload,
                 _ => Change::Restart,
             }
@@ -221,17 +212,11 @@ mod tests {
         };
         let same = digest(&def.params);
         let other = digest(&map(&[("ip", "127.0.0.21")]));
-        assert_eq!(
-            def.compare(&recorded("start", 0, &same), 20_000),
-            Change::None
-        );
-        assert_eq!(
-            def.compare(&recorded("start", 0, &other), 20_000),
-            Change::Restart
-        );
+        assert_eq!(def.compare(&recorded("start", 0, &same)), Change::None);
+        assert_eq!(def.compare(&recorded("start", 0, &other)), Change::Restart);
         // A probe that found it running counts as its start.
         assert_eq!(
-            def.compare(&recorded("monitor", 0, &other), 20_000),
+            def.compare(&recorded("monitor", 0, &other)),
             Change::Restart
         );
         // The agent reloads (a restart digest is recorded) and the parameters it cannot
@@ -242,24 +227,21 @@ mod tests {
             force_restart: Some(" "),
             ..recorded("start", 0, &other)
         };
-        assert_eq!(def.compare(&reload, 20_000), Change::Reload);
+        assert_eq!(def.compare(&reload), Change::Reload);
         // ... unless one of those changed.
         let fixed = Recorded {
             force_restart: Some(" ip "),
             ..reload
         };
-        assert_eq!(def.compare(&fixed, 20_000), Change::Restart);
+        assert_eq!(def.compare(&fixed), Change::Restart);
         // A recurring monitor with other parameters is only rescheduled; one no longer
         // configured is cancelled.
-        let mut def = def;
-        def.ops
-            .insert(("monitor".into(), 10_000), (Some(30_000), BTreeMap::new()));
         assert_eq!(
-            def.compare(&recorded("monitor", 10_000, &other), 20_000),
+            def.compare(&recorded("monitor", 10_000, &other)),
             Change::None
         );
         assert_eq!(
-            def.compare(&recorded("monitor", 5_000, &other), 20_000),
+            def.compare(&recorded("monitor", 5_000, &other)),
             Change::None
         );
         // Only a secret parameter changed (the secure digest, without it, matches).
@@ -273,6 +255,6 @@ mod tests {
             secure_params: Some(" passwd "),
             ..recorded("start", 0, &other)
         };
-        assert_eq!(def.compare(&hidden, 20_000), Change::None);
+        assert_eq!(def.compare(&hidden), Change::None);
     }
 }
