@@ -110,9 +110,13 @@ fn is_true(v: &str) -> bool {
     )
 }
 
-/// A Pacemaker duration (`10s`, `10000ms`, `1m`, `10`: seconds) in milliseconds.
+/// A Pacemaker duration (`10s`, `10000ms`, `1m`, `10`: seconds, or ISO 8601's `P30S`,
+/// `PT1M30S`, `P1DT2H`) in milliseconds.
 fn millis(v: &str) -> Option<u64> {
     let v = v.trim();
+    if let Some(iso) = v.strip_prefix('P') {
+        return iso_duration(iso);
+    }
     let (num, unit) = v
         .find(|c: char| !c.is_ascii_digit())
         .map_or((v, ""), |i| (&v[..i], v[i..].trim()));
@@ -125,6 +129,39 @@ fn millis(v: &str) -> Option<u64> {
         _ => return None,
     };
     Some(n * f)
+}
+
+/// An ISO 8601 duration after its `P` (`1Y2M3W4DT5H6M7S`; a month 30 days and a year 365,
+/// as Pacemaker counts them for an interval), in milliseconds. Before a `T`, `M` is months;
+/// after it, minutes (Pacemaker also reads a bare `P30S` as seconds).
+fn iso_duration(v: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut time = false;
+    let mut any = false;
+    for c in v.chars() {
+        match c {
+            '0'..='9' => num.push(c),
+            'T' | 't' if num.is_empty() => time = true,
+            _ => {
+                let n: u64 = num.parse().ok()?;
+                num.clear();
+                let secs = match c.to_ascii_uppercase() {
+                    'Y' if !time => 365 * 86_400,
+                    'M' if !time => 30 * 86_400,
+                    'W' if !time => 7 * 86_400,
+                    'D' if !time => 86_400,
+                    'H' => 3_600,
+                    'M' => 60,
+                    'S' => 1,
+                    _ => return None,
+                };
+                total = total.checked_add(n.checked_mul(secs)?.checked_mul(1000)?)?;
+                any = true;
+            }
+        }
+    }
+    (any && num.is_empty()).then_some(total)
 }
 
 fn duration_value(ms: u64) -> Value {
@@ -3343,6 +3380,13 @@ mod tests {
         assert_eq!(millis("1500ms"), Some(1500));
         assert_eq!(millis("2min"), Some(120_000));
         assert_eq!(millis("x"), None);
+        // ISO 8601, as Pacemaker's intervals case writes them.
+        assert_eq!(millis("P30S"), Some(30_000));
+        assert_eq!(millis("PT1M30S"), Some(90_000));
+        assert_eq!(millis("P1DT2H"), Some(93_600_000));
+        assert_eq!(millis("P1M"), Some(30 * 86_400_000));
+        assert_eq!(millis("P"), None);
+        assert_eq!(millis("P5"), None);
         assert_eq!(score_value("+INFINITY"), Value::String("INFINITY".into()));
         assert_eq!(score_value("-infinity"), Value::String("-INFINITY".into()));
         assert_eq!(score_value("50"), Value::Integer(50));
