@@ -52,8 +52,10 @@ impl Constraints {
     /// first member (the rest follow it); something colocated with a group goes with its last
     /// member when the score is INFINITY (the whole group up), else with its first; an order
     /// waits for the group's last member to start (`first`) or starts the group's first
-    /// member (`then`).
-    pub fn expand_groups(&mut self) {
+    /// member (`then`). Where a member is unmanaged (it stays where it runs, whatever binds
+    /// it), the members after it do not follow the colocations through it: a group's
+    /// INFINITY colocations bind each of them too (Pacemaker's `expand_group_colocations`).
+    pub fn expand_groups(&mut self, unmanaged: &std::collections::HashSet<String>) {
         let members: std::collections::HashMap<String, Vec<String>> = self
             .groups
             .iter()
@@ -100,7 +102,18 @@ impl Constraints {
                     })
             })
             .collect();
+        let mut after_unmanaged = Vec::new();
         for c in &mut self.colocations {
+            if c.score == Score::INFINITY {
+                let ms = each(&c.resource);
+                if let Some(u) = ms.iter().position(|m| unmanaged.contains(m)) {
+                    after_unmanaged.extend(ms[u + 1..].iter().map(|m| Colocation {
+                        resource: m.clone(),
+                        with: last(&c.with),
+                        ..c.clone()
+                    }));
+                }
+            }
             c.resource = first(&c.resource);
             c.with = if c.score == Score::INFINITY {
                 last(&c.with)
@@ -108,6 +121,7 @@ impl Constraints {
                 first(&c.with)
             };
         }
+        self.colocations.extend(after_unmanaged);
         for o in &mut self.orders {
             if members.contains_key(&o.first) && o.first_label.is_none() {
                 o.first_label = Some(format!("{} running", o.first));

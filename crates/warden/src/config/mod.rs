@@ -409,7 +409,13 @@ fn root_of(
     }
 
     // Lower.
-    cons.expand_groups();
+    let unmanaged: HashSet<String> = res
+        .specs
+        .iter()
+        .filter(|s| !s.meta.is_managed)
+        .map(|s| s.id.clone())
+        .collect();
+    cons.expand_groups(&unmanaged);
     let node_attributes = nodes.attributes.clone();
     let node_capacity = nodes.capacity.clone();
     let built = Config::new(
@@ -541,6 +547,36 @@ mod tests {
             e.contains("t.toml:12:1: error: group \"g\" mixes clones and other resources"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn after_an_unmanaged_member_a_groups_mandatory_colocations_bind_each_member() {
+        let res = |id: &str, managed: bool| {
+            format!(
+                "[[resource]]\nid = \"{id}\"\nclass = \"ocf\"\ntype = \"Dummy\"\nmeta = {{ is_managed = {managed} }}\n"
+            )
+        };
+        let cols = |b_managed: bool| {
+            let l = ok(&format!(
+                "{}{}{}{}[[group]]\nid = \"g\"\nresources = [\"a\", \"b\", \"c\"]\n\
+                 [[colocation]]\nresource = \"g\"\nwith = \"x\"\n",
+                res("a", true),
+                res("b", b_managed),
+                res("c", true),
+                res("x", true)
+            ));
+            l.engine
+                .colocations()
+                .iter()
+                .filter(|c| c.with == "x")
+                .map(|c| c.resource.clone())
+                .collect::<Vec<_>>()
+        };
+        // The first member, the rest following it through the group's own colocations.
+        assert_eq!(cols(true), ["a"]);
+        // b stays where it runs whatever binds it: c, after it, is bound itself (Pacemaker's
+        // colocate-unmanaged-group).
+        assert_eq!(cols(false), ["a", "c"]);
     }
 
     #[test]
