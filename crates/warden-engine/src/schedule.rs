@@ -874,6 +874,13 @@ impl<'a> Scheduler<'a> {
             };
             self.eff.push(e);
         }
+        // A failure ignored (`on_fail = "ignore"`) anywhere: so is the migration threshold,
+        // whatever else counted (Pacemaker's `pe_rsc_failure_ignored`).
+        if self.eff.iter().any(|e| e.failure_ignored) {
+            for e in &mut self.eff {
+                e.threshold_reached = false;
+            }
+        }
         for l in config.rule_locations_of(r) {
             if let Some(t) = l.rule.next_change(self.now) {
                 self.note_wakeup(t);

@@ -456,6 +456,36 @@ fn on_fail_ignore_records_and_keeps_running() {
 }
 
 #[test]
+fn an_ignored_failure_sets_the_migration_threshold_aside_too() {
+    // Two fail counts (from a failed start, say) reach a threshold of 2: the resource moves,
+    // unless a failure of it was ignored, which sets the threshold aside (Pacemaker's
+    // on-fail-ignore: `pe_rsc_failure_ignored`).
+    let spec = || {
+        let mut r = with_on_fail(dummy("dummy"), OpName::Monitor, MON, OnFail::Ignore);
+        r.meta.migration_threshold = 2;
+        r
+    };
+    let counted = |w: &mut World| {
+        let on = w
+            .state
+            .resources
+            .get_mut("dummy")
+            .and_then(|r| r.nodes.get_mut("node1"))
+            .expect("dummy on node1");
+        on.fail_counts
+            .insert(OpKey::new(OpName::Start, Duration::ZERO), 2);
+        on.last_failure = Some(w.now);
+    };
+    let mut w = two_nodes(spec());
+    counted(&mut w);
+    assert_eq!(w.settle(), ["Move dummy ( node1 -> node2 )"]);
+    let mut w = two_nodes(spec());
+    w.monitor("dummy", "node1", rc::ERR_GENERIC);
+    counted(&mut w);
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+}
+
+#[test]
 fn on_fail_ignore_still_honours_a_hard_ban() {
     let mut w = two_nodes(with_on_fail(
         dummy("dummy"),
