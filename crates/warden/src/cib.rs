@@ -1468,14 +1468,15 @@ impl Definitions<'_> {
 }
 
 /// A failure Pacemaker no longer counts (its `check_operation_expiry`): the resource has a
-/// failure timeout, the failure is older than it, and no fail count of that operation (or
-/// the resource's old single count) is younger. Pacemaker ignores it: a one-shot operation's
+/// failure timeout, the failure is older than it, and its fail count (summed over its
+/// operations; `legacy_counts`: the old single count per resource) is none or no younger. Pacemaker ignores it: a one-shot operation's
 /// failure is as if it had not happened, a recurring monitor's is rescheduled.
 fn expired_failure(
     config: &warden_engine::Config,
     id: &str,
     o: Node<'_, '_>,
     attrs: &BTreeMap<String, String>,
+    legacy_counts: bool,
     now: Time,
 ) -> bool {
     let Some(timeout) = config.resource(id).and_then(|s| s.meta.failure_timeout) else {
@@ -1509,7 +1510,6 @@ fn expired_failure(
     {
         return false;
     }
-    let this_op = format!("{task}_{interval}");
     let mut count = 0u64;
     let mut last: Option<Time> = None;
     for (k, v) in attrs {
@@ -1520,7 +1520,7 @@ fn expired_failure(
             Some((rsc, op)) => (rsc, Some(op)),
             None => (rest, None),
         };
-        if rsc.split(':').next() != Some(id) || op.is_some_and(|op| op != this_op) {
+        if rsc.split(':').next() != Some(id) || op.is_some() == legacy_counts {
             continue;
         }
         count += match v.to_ascii_lowercase().as_str() {
@@ -2212,6 +2212,9 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 stonith_enabled,
                 &definitions,
                 time.unwrap_or_else(crate::wire::wall_clock),
+                // Fail counts per resource before feature set 3.0.13 (Pacemaker 1.1.17).
+                cib.attribute("crm_feature_set")
+                    .is_none_or(|v| digest::older(v, (3, 0, 13))),
                 &mut r.skip,
             )?;
             s.dc = cib.attribute("dc-uuid").and_then(|id| {
@@ -2305,6 +2308,7 @@ fn state_of(
     fencing: bool,
     definitions: &Definitions<'_>,
     now: Time,
+    legacy_counts: bool,
     skip: &mut Vec<String>,
 ) -> anyhow::Result<(State, Option<Time>)> {
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
@@ -2440,7 +2444,7 @@ fn state_of(
                     let mut reason = o.attribute("exit-reason").unwrap_or("").to_owned();
                     if pending {
                         code = rc::OK;
-                    } else if expired_failure(config, id, o, &attrs, now) {
+                    } else if expired_failure(config, id, o, &attrs, legacy_counts, now) {
                         continue;
                     }
                     match op_status {
@@ -2512,7 +2516,11 @@ fn state_of(
                 continue;
             };
             // `fail-count-RSC#OP_INTERVAL`, or before Pacemaker 1.1.17 one count per resource
-            // (`fail-count-RSC`, taken as the start's).
+            // (`fail-count-RSC`, taken as the start's): Pacemaker reads only the kind the CIB's
+            // feature set writes.
+            if rest.contains('#') == legacy_counts {
+                continue;
+            }
             let (rsc, name, interval) = match rest.split_once('#') {
                 Some((rsc, op)) => {
                     let Some((name, interval)) = op.rsplit_once('_') else {
@@ -2793,7 +2801,7 @@ mod tests {
         // is rescheduled). With a fail count younger than the timeout, it stands.
         let xml = |count: &str| {
             format!(
-                r#"<cib execution-date="1340900000"><configuration><crm_config><cluster_property_set id="o">
+                r#"<cib crm_feature_set="3.0.14" execution-date="1340900000"><configuration><crm_config><cluster_property_set id="o">
   <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
   <nodes><node id="1" uname="n1"/></nodes>
   <resources><primitive id="A" class="ocf" provider="heartbeat" type="Dummy">
@@ -2820,6 +2828,11 @@ mod tests {
             <nvpair id="l" name="last-failure-A#monitor_10000" value="1340899990"/>"#,
         );
         assert!(standing.failed, "{standing:?}");
+        // A count per resource (before feature set 3.0.13) is not what this CIB writes:
+        // Pacemaker does not read it.
+        let legacy = on(r#"<nvpair id="c" name="fail-count-A" value="1"/>
+            <nvpair id="l" name="last-failure-A" value="1340899990"/>"#);
+        assert!(legacy.role.is_active() && !legacy.failed, "{legacy:?}");
     }
 
     #[test]
@@ -3392,7 +3405,7 @@ mod tests {
         assert_eq!(score_value("50"), Value::Integer(50));
     }
 
-    const SIMPLE: &str = r#"<cib execution-date="1700000000">
+    const SIMPLE: &str = r#"<cib crm_feature_set="3.16.2" execution-date="1700000000">
   <configuration>
     <crm_config><cluster_property_set id="o">
       <nvpair id="a" name="stonith-enabled" value="false"/>

@@ -81,7 +81,7 @@ fn listed(list: &str, k: &str) -> bool {
 }
 
 /// Feature set `v` is older than `major.minor.patch`.
-fn older(v: &str, than: (u32, u32, u32)) -> bool {
+pub(crate) fn older(v: &str, than: (u32, u32, u32)) -> bool {
     let mut parts = v.split('.').map(|p| p.trim().parse::<u32>().unwrap_or(0));
     let v = (
         parts.next().unwrap_or(0),
