@@ -1366,13 +1366,18 @@ impl Reader {
 }
 
 /// Makes a primitive's table a clone (promotable or not) with the clone's meta attributes.
-/// The resources' definitions as Pacemaker hashes them, to tell from the digests the status
-/// recorded what was started with another definition.
-struct Definitions<'d> {
+/// How the status section is read: the resources' definitions as Pacemaker hashes them (to
+/// tell from the digests the status recorded what was started with another definition), the
+/// time it is read at, and which fail counts its version writes.
+struct Reading<'d> {
     of: &'d BTreeMap<String, digest::Definition>,
+    now: Time,
+    /// Fail counts per resource (`fail-count-RSC`), before feature set 3.0.13; else per
+    /// operation.
+    legacy_counts: bool,
 }
 
-impl Definitions<'_> {
+impl Reading<'_> {
     /// How a running resource's history (in call order) compares with its definition now:
     /// the operations since its last start (or what implies one), as Pacemaker's
     /// `process_rsc_history` checks them.
@@ -2204,17 +2209,20 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 .with_extra_resources(orphans.clone())
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .with_reloadable(&reloadable);
-            let definitions = Definitions { of: &r.definitions };
+            let reading = Reading {
+                of: &r.definitions,
+                now: time.unwrap_or_else(crate::wire::wall_clock),
+                // Fail counts per resource before feature set 3.0.13 (Pacemaker 1.1.17).
+                legacy_counts: cib
+                    .attribute("crm_feature_set")
+                    .is_none_or(|v| digest::older(v, (3, 0, 13))),
+            };
             let (mut s, newest) = state_of(
                 &engine,
                 st,
                 &standby,
                 stonith_enabled,
-                &definitions,
-                time.unwrap_or_else(crate::wire::wall_clock),
-                // Fail counts per resource before feature set 3.0.13 (Pacemaker 1.1.17).
-                cib.attribute("crm_feature_set")
-                    .is_none_or(|v| digest::older(v, (3, 0, 13))),
+                &reading,
                 &mut r.skip,
             )?;
             s.dc = cib.attribute("dc-uuid").and_then(|id| {
@@ -2306,9 +2314,7 @@ fn state_of(
     status: Node<'_, '_>,
     standby: &BTreeSet<String>,
     fencing: bool,
-    definitions: &Definitions<'_>,
-    now: Time,
-    legacy_counts: bool,
+    reading: &Reading<'_>,
     skip: &mut Vec<String>,
 ) -> anyhow::Result<(State, Option<Time>)> {
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
@@ -2392,7 +2398,7 @@ fn state_of(
             let changes: Vec<(&str, digest::Change)> = entries
                 .iter()
                 .filter(|(_, running, _)| *running && counts_history)
-                .map(|(id, _, ops)| (*id, definitions.change(id, ops)))
+                .map(|(id, _, ops)| (*id, reading.change(id, ops)))
                 .filter(|(_, c)| *c != digest::Change::None)
                 .collect();
             for (id, _, ops) in entries {
@@ -2444,7 +2450,14 @@ fn state_of(
                     let mut reason = o.attribute("exit-reason").unwrap_or("").to_owned();
                     if pending {
                         code = rc::OK;
-                    } else if expired_failure(config, id, o, &attrs, legacy_counts, now) {
+                    } else if expired_failure(
+                        config,
+                        id,
+                        o,
+                        &attrs,
+                        reading.legacy_counts,
+                        reading.now,
+                    ) {
                         continue;
                     }
                     match op_status {
@@ -2506,7 +2519,7 @@ fn state_of(
                 }
             }
             for (id, change) in changes {
-                definitions.mark(config, &mut state, id, node, change);
+                reading.mark(config, &mut state, id, node, change);
             }
         }
         // Fail counts as the node's attributes hold them (the history keeps only the last
@@ -2518,7 +2531,7 @@ fn state_of(
             // `fail-count-RSC#OP_INTERVAL`, or before Pacemaker 1.1.17 one count per resource
             // (`fail-count-RSC`, taken as the start's): Pacemaker reads only the kind the CIB's
             // feature set writes.
-            if rest.contains('#') == legacy_counts {
+            if rest.contains('#') == reading.legacy_counts {
                 continue;
             }
             let (rsc, name, interval) = match rest.split_once('#') {
