@@ -92,7 +92,11 @@ pub fn check_transition(
                 .unwrap_or(spec.meta.target_role);
             let why = if standby {
                 Some("a standby node")
-            } else if banned || on.hard_ban || on.threshold_reached {
+            } else if banned
+                || on.hard_ban
+                // An ignored failure anywhere sets the migration threshold aside.
+                || (on.threshold_reached && !eff_any(|e| e.failure_ignored))
+            {
                 Some("a node it is banned from")
             } else if eff_any(|e| e.fatal) {
                 Some("anywhere after a fatal error")

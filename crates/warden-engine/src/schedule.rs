@@ -247,7 +247,9 @@ pub enum Change {
     Restart {
         resource: String,
         node: String,
-        reason: String,
+        /// Why (None: no reason is given, as `crm_simulate` gives none where the start
+        /// itself has none: a restart for being active on several nodes).
+        reason: Option<String>,
         /// A copy of a promotable resource: its role.
         role: Option<&'static str>,
     },
@@ -350,10 +352,16 @@ impl fmt::Display for Change {
                 node,
                 reason,
                 role,
-            } => match role {
-                Some(role) => write!(f, "Restart {resource} ( {role} {node} ) due to {reason}"),
-                None => write!(f, "Restart {resource} ( {node} ) due to {reason}"),
-            },
+            } => {
+                match role {
+                    Some(role) => write!(f, "Restart {resource} ( {role} {node} )")?,
+                    None => write!(f, "Restart {resource} ( {node} )")?,
+                }
+                match reason {
+                    Some(reason) => write!(f, " due to {reason}"),
+                    None => Ok(()),
+                }
+            }
             Change::Fence { node, reason } => write!(f, "Fence (reboot) {node} '{reason}'"),
             Change::Promote {
                 resource,
@@ -961,7 +969,17 @@ impl<'a> Scheduler<'a> {
                 });
             }
         }
-        let multiple = !p.clone && p.live_active.len() + p.unclean_active.len() > 1;
+        // Active on several nodes: where it may still run on a node to be fenced counts only
+        // for what waits for fencing to start elsewhere (not fence devices, nor what requires
+        // nothing, which start elsewhere at once), as Pacemaker counts it.
+        let waits_for_fencing = meta.requires == crate::config::Requires::Quorum
+            && !matches!(spec.agent, crate::config::Agent::Fence(_));
+        let unclean_count = if waits_for_fencing {
+            p.unclean_active.len()
+        } else {
+            0
+        };
+        let multiple = !p.clone && p.live_active.len() + unclean_count > 1;
         p.no_promote = tickets.no_promote;
         if !meta.is_managed
             || tickets.frozen
@@ -2602,7 +2620,7 @@ impl<'a> Scheduler<'a> {
                     (Some(why), false) => Change::Restart {
                         resource,
                         node,
-                        reason: why.clone(),
+                        reason: Some(why.clone()),
                         role: role(was_promoted),
                     },
                     // One line with the roles before and after, as crm_simulate.
@@ -2729,7 +2747,7 @@ impl<'a> Scheduler<'a> {
                     (Some(why), false) => Change::Restart {
                         resource: id,
                         node: name(t),
-                        reason: why.clone(),
+                        reason: Some(why.clone()),
                         role: None,
                     },
                     _ => Change::Recover {
@@ -2766,7 +2784,35 @@ impl<'a> Scheduler<'a> {
                 blocked: self.nodes[f].stranded(),
             },
             (many, target) => {
-                // Active on several nodes: placed nowhere, each copy stops for that reason.
+                // Active on several nodes and staying on one of them: one line, a restart
+                // where it stays, whether it restarts there or only its other copies stop
+                // (`stop_unexpected`), as crm_simulate lists it (the other copies' stops only
+                // when it stops everywhere or cannot start). Copies on nodes to be fenced stop
+                // with them: nothing to say.
+                if let Some(t) = target.filter(|t| many.contains(t)) {
+                    let stops_live = p.stops.iter().any(|i| p.live_active.contains(i));
+                    if !p.restarts_in_place() && !stops_live {
+                        return;
+                    }
+                    // Failed on any of them: recovered (Pacemaker marks the whole resource).
+                    self.out.summary.push(if p.failed.is_empty() {
+                        Change::Restart {
+                            resource: id,
+                            node: name(t),
+                            reason: p.forced.clone(),
+                            role: None,
+                        }
+                    } else {
+                        Change::Recover {
+                            resource: id,
+                            from: name(t),
+                            to: name(t),
+                            roles: None,
+                        }
+                    });
+                    return;
+                }
+                // Placed nowhere, each copy stops for that reason.
                 let reason = if target.is_none() {
                     self.stop_reason(p)
                 } else {
@@ -2784,12 +2830,6 @@ impl<'a> Scheduler<'a> {
                     }
                 }
                 match target {
-                    Some(t) if many.contains(&t) && p.restarts_in_place() => Change::Restart {
-                        resource: id,
-                        node: name(t),
-                        reason: "resource being active on multiple nodes".to_owned(),
-                        role: None,
-                    },
                     Some(t) if !many.contains(&t) => Change::Start {
                         resource: id,
                         node: name(t),
