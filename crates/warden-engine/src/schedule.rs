@@ -659,6 +659,9 @@ struct NodeView {
     /// Waiting to be fenced (only when fencing is enabled).
     unclean: bool,
     standby: bool,
+    /// In maintenance (its `maintenance` node attribute is true, as Pacemaker's): nothing is
+    /// placed or probed here, and what runs here is left as it is.
+    maintenance: bool,
     /// Resources placed here so far in this run: the tie-break after score.
     load: u32,
     /// Capacity left after what was placed here so far (placement strategies other than
@@ -671,7 +674,7 @@ struct NodeView {
 
 impl NodeView {
     fn can_run(&self) -> bool {
-        self.online && !self.unclean && !self.standby
+        self.online && !self.unclean && !self.standby && !self.maintenance
     }
 
     /// Whether actions can be run there at all.
@@ -753,6 +756,8 @@ impl<'a> Scheduler<'a> {
                     online: ns.is_some_and(|s| s.online),
                     unclean: fencing && ns.is_some_and(|s| s.unclean.is_some()),
                     standby: ns.is_some_and(|s| s.standby || s.shutdown),
+                    // Set below, from the node's attributes.
+                    maintenance: false,
                     load: 0,
                     fence: None,
                     fence_reason: ns.and_then(|s| s.unclean.clone()).unwrap_or_default(),
@@ -784,6 +789,9 @@ impl<'a> Scheduler<'a> {
                     }
                 }
             }
+        }
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.maintenance = state.node_in_maintenance(config, &config.nodes()[i]);
         }
         // A failure with on_fail = "standby" puts its node in standby while it counts.
         for (id, rs) in &state.resources {
@@ -936,7 +944,12 @@ impl<'a> Scheduler<'a> {
             .iter()
             .enumerate()
             .any(|(i, e)| e.blocked && self.nodes[i].fence.is_none());
-        if meta.maintenance || blocked {
+        // Running on a node in maintenance (online or not: a node left in maintenance keeps
+        // what it ran): left as it is there (and, as a clone with a blocked copy, everywhere).
+        let on_maintenance_node = all
+            .clone()
+            .any(|i| self.nodes[i].maintenance && self.eff[i].role.is_active());
+        if meta.maintenance || blocked || on_maintenance_node {
             p.stuck = self
                 .eff
                 .iter()
@@ -949,6 +962,7 @@ impl<'a> Scheduler<'a> {
             .clone()
             .filter(|&i| {
                 self.nodes[i].reachable()
+                    && !self.nodes[i].maintenance
                     && self.eff[i].role == Role::Unknown
                     && config.discovers(r, i)
             })

@@ -304,6 +304,31 @@ pub struct Effective {
 }
 
 impl State {
+    /// Node `node` is in maintenance: its `maintenance` attribute (set at run time, else
+    /// configured) is true as Pacemaker reads a boolean (`true`, `on`, `yes`, `y`, `1`).
+    /// Nothing is placed or probed there, and what runs there is left as it is.
+    pub fn node_in_maintenance(&self, config: &Config, node: &str) -> bool {
+        self.node_attributes
+            .get(node)
+            .and_then(|a| a.get("maintenance"))
+            .map(String::as_str)
+            .or_else(|| {
+                config.node_index(node).and_then(|i| {
+                    config
+                        .node_attributes(i)
+                        .iter()
+                        .find(|(k, _)| k == "maintenance")
+                        .map(|(_, v)| v.as_str())
+                })
+            })
+            .is_some_and(|v| {
+                matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "true" | "on" | "yes" | "y" | "1"
+                )
+            })
+    }
+
     /// A state in which the given nodes are online and nothing has been probed.
     pub fn with_online_nodes<'a>(nodes: impl IntoIterator<Item = &'a str>) -> State {
         let mut s = State::default();

@@ -222,6 +222,7 @@ pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<Str
     let fencing = config.fencing_enabled();
     let mut online = Vec::new();
     let mut standby = Vec::new();
+    let mut maintenance = Vec::new();
     let mut unclean = Vec::new();
     let mut offline = Vec::new();
     for n in config.nodes() {
@@ -232,6 +233,8 @@ pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<Str
             offline.push(n.clone());
         } else if ns.standby {
             standby.push(n.clone());
+        } else if state.node_in_maintenance(config, n) {
+            maintenance.push(n.clone());
         } else {
             online.push(n.clone());
         }
@@ -239,6 +242,7 @@ pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<Str
     [
         ("Online", online),
         ("Standby", standby),
+        ("Maintenance", maintenance),
         ("UNCLEAN", unclean),
         ("OFFLINE", offline),
     ]

@@ -246,3 +246,58 @@ fn node_health_keeps_resources_off_unhealthy_nodes_as_the_strategy_says() {
     set(&mut w, "node1", "#health-disk", Some("red"));
     assert!(w.plan().is_empty(), "{:?}", w.plan());
 }
+
+#[test]
+fn a_node_in_maintenance_keeps_what_runs_there_and_takes_nothing_new() {
+    // Pacemaker's node `maintenance` attribute, set at run time as `crm_attribute` sets it.
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .resource({
+            let mut c = dummy("c");
+            c.meta.target_role = TargetRole::Stopped;
+            c
+        })
+        .location(loc("a", "node1", 100))
+        .location(loc("b", "node1", 50))
+        .location(loc("c", "node1", 50))
+        .world();
+    assert_eq!(w.status_of("a"), "a Started node1");
+    assert_eq!(w.status_of("b"), "b Started node1");
+    w.admin(AdminCommand::NodeAttribute {
+        node: "node1".into(),
+        name: "maintenance".into(),
+        value: Some("on".into()),
+    });
+    // What runs on node1 is left as it is: not moved, not stopped, not probed again.
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+    assert_eq!(
+        node_groups(&w.config, &w.state),
+        [
+            ("Online", vec!["node2".to_owned()]),
+            ("Maintenance", vec!["node1".to_owned()]),
+        ]
+    );
+    // Even disabled, what runs there stays; what is not running there starts elsewhere.
+    w.admin(AdminCommand::Disable {
+        resource: "b".into(),
+    });
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+    w.admin(AdminCommand::Enable {
+        resource: "c".into(),
+    });
+    assert_eq!(w.settle(), ["Start c ( node2 )"]);
+    // Out of maintenance, placement applies again.
+    w.admin(AdminCommand::NodeAttribute {
+        node: "node1".into(),
+        name: "maintenance".into(),
+        value: Some("false".into()),
+    });
+    assert_eq!(
+        w.settle(),
+        [
+            "Stop b ( node1 ) due to node availability",
+            "Move c ( node2 -> node1 )"
+        ]
+    );
+}

@@ -2617,7 +2617,11 @@ fn state_of(
                 n.standby = standby.contains(node);
             }
         }
-        if !n.online && n.unclean.is_none() {
+        // A node down and clean runs nothing, unless it was left in maintenance: what it ran
+        // is still there as far as Pacemaker knows (it is left alone).
+        let maintenance = state.node_in_maintenance(config, node);
+        let n = state.nodes.entry(node.clone()).or_default();
+        if !n.online && n.unclean.is_none() && !maintenance {
             for rs in state.resources.values_mut() {
                 if let Some(on) = rs.nodes.get_mut(node) {
                     on.role = warden_engine::Role::Stopped;
