@@ -1419,6 +1419,18 @@ impl<'a> Scheduler<'a> {
                             !plans[f].starts.is_empty() && plans[f].migrate.is_none(),
                         ),
                     };
+                    // What was running and now stops: crm_simulate words what must stop
+                    // after it `required X start` (its start required first), where a
+                    // resource that was not running makes it `unrunnable X start`.
+                    let stopped_word = if plans[f].live_active.is_empty()
+                        || plans[f].clone
+                        || o.first_label.is_some()
+                        || config.resources()[t].meta.allow_migrate
+                    {
+                        "unrunnable"
+                    } else {
+                        "required"
+                    };
                     let then = &mut plans[t];
                     if o.then_action == OpName::Promote {
                         if !first_runs && !then.promoted.is_empty() {
@@ -1462,7 +1474,7 @@ impl<'a> Scheduler<'a> {
                         }
                         then.targets.clear();
                         then.promoted.clear();
-                        then.forced = Some(format!("unrunnable {}", first()));
+                        then.forced = Some(format!("{stopped_word} {}", first()));
                         then.derive();
                         changed = true;
                     } else if first_starts && o.symmetric {

@@ -222,7 +222,8 @@ fn mandatory_order() {
         ]
     );
     w.settle();
-    // db cannot run: web stops, and stops first.
+    // db cannot run: web stops, and stops first (crm_simulate's words for what stops
+    // after a resource that ran: its start was required).
     w.admin(AdminCommand::Disable {
         resource: "db".into(),
     });
@@ -232,7 +233,7 @@ fn mandatory_order() {
         w.settle(),
         [
             "Stop db ( node1 ) due to node availability",
-            "Stop web ( node2 ) due to unrunnable db start"
+            "Stop web ( node2 ) due to required db start"
         ]
     );
 }
@@ -737,7 +738,7 @@ fn what_must_run_with_a_resource_an_order_stops_stops_with_it() {
         plan,
         [
             "Stop base ( node1 ) due to node availability",
-            "Stop central ( node2 ) due to unrunnable base start",
+            "Stop central ( node2 ) due to required base start",
             "Stop engine ( node2 ) due to colocation with central",
         ]
     );
