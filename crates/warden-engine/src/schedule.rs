@@ -652,6 +652,11 @@ fn add_amount(list: &mut Vec<(String, i64)>, name: &str, delta: i64) {
     }
 }
 
+/// A reason that names an order (`unrunnable X start`, `required X running`).
+fn order_reason(why: &str) -> bool {
+    why.starts_with("unrunnable ") || why.starts_with("required ")
+}
+
 /// What the scheduler needs to know of one node.
 #[derive(Clone, Debug, Default)]
 struct NodeView {
@@ -1363,13 +1368,22 @@ impl<'a> Scheduler<'a> {
                         };
                         let (f_targets, f_starts) =
                             (plans[f].targets.clone(), plans[f].starts.clone());
+                        // Copies that ran and stop because of an order of their own: what
+                        // follows them stops for their `required` start (crm_simulate's words).
+                        let word = if plans[f].live_active.is_empty()
+                            || !plans[f].forced.as_deref().is_some_and(order_reason)
+                        {
+                            "unrunnable"
+                        } else {
+                            "required"
+                        };
                         let then = &mut plans[t];
                         let before = then.targets.len();
                         then.unassigned.extend(dropped);
                         then.targets.retain(|i| f_targets.contains(i));
                         let mut touched = then.targets.len() != before;
                         if touched {
-                            then.forced = Some(format!("unrunnable {}", first()));
+                            then.forced = Some(format!("{word} {}", first()));
                             then.block_copies(&lost, &format!("unrunnable {}", first()));
                         }
                         let again: Vec<usize> = then
@@ -1421,16 +1435,19 @@ impl<'a> Scheduler<'a> {
                     };
                     // What was running and now stops: crm_simulate words what must stop
                     // after it `required X start` (its start required first), where a
-                    // resource that was not running makes it `unrunnable X start`.
-                    let stopped_word = if plans[f].live_active.is_empty()
-                        || plans[f].clone
-                        || o.first_label.is_some()
-                        || config.resources()[t].meta.allow_migrate
-                    {
-                        "unrunnable"
-                    } else {
-                        "required"
-                    };
+                    // resource that was not running makes it `unrunnable X start`; after a
+                    // whole clone (`X running`), `required` only when the clone stops for
+                    // an order of its own (not for node availability).
+                    let first_plan = &plans[f];
+                    let required = !first_plan.live_active.is_empty()
+                        && !config.resources()[t].meta.allow_migrate
+                        && if first_plan.clone || o.first_label.is_some() {
+                            o.first_min.is_none()
+                                && first_plan.forced.as_deref().is_some_and(order_reason)
+                        } else {
+                            true
+                        };
+                    let stopped_word = if required { "required" } else { "unrunnable" };
                     let then = &mut plans[t];
                     if o.then_action == OpName::Promote {
                         if !first_runs && !then.promoted.is_empty() {
