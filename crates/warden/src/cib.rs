@@ -789,18 +789,20 @@ impl Reader {
             members.push(t.get("id").and_then(Value::as_str).unwrap_or("").to_owned());
             self.push_resource(t);
         }
-        self.group_members.insert(gid.clone(), members.clone());
+        // Named as the clone (reasons call it `glance-clone running`, as Pacemaker's); the
+        // group's own id names it too.
+        self.group_members.insert(id.to_owned(), members.clone());
         if !members.is_empty() {
             let mut t = Table::new();
-            t.insert("id".into(), gid.clone().into());
+            t.insert("id".into(), id.into());
             t.insert(
                 "resources".into(),
                 Value::Array(members.into_iter().map(Value::String).collect()),
             );
             self.groups.push(t);
         }
-        self.group_ids.insert(gid.clone());
-        self.names.insert(id.to_owned(), gid);
+        self.group_ids.insert(id.to_owned());
+        self.names.insert(gid, id.to_owned());
     }
 
     /// Makes the fence device `name` (just read from a stonith primitive) a cloned one: a
