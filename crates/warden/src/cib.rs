@@ -3119,6 +3119,8 @@ mod tests {
             assert_eq!(copies.and_then(|c| c.clone_max), Some(1), "{id}");
         }
         assert_eq!(e.groups()[0].resources, ["fs", "app"]);
+        // The group is named as the clone, as Pacemaker's reasons call it.
+        assert_eq!(e.groups()[0].id, "stack-clone");
         // Naming the clone names the group: with it (INFINITY) is with its last member.
         let cols: Vec<(&str, &str)> = e
             .colocations()
