@@ -38,6 +38,7 @@ pub use schedule::{
 pub use score::{INFINITY, Score};
 pub use state::{
     Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State, TicketState,
+    truthy,
 };
 pub use status::{
     FailedAction, ResourceStatus, failed_actions, node_attributes, node_groups, node_utilization,

@@ -761,8 +761,7 @@ impl<'a> Scheduler<'a> {
                     online: ns.is_some_and(|s| s.online),
                     unclean: fencing && ns.is_some_and(|s| s.unclean.is_some()),
                     standby: ns.is_some_and(|s| s.standby || s.shutdown),
-                    // Set below, from the node's attributes.
-                    maintenance: false,
+                    maintenance: state.node_in_maintenance(config, n),
                     load: 0,
                     fence: None,
                     fence_reason: ns.and_then(|s| s.unclean.clone()).unwrap_or_default(),
@@ -794,9 +793,6 @@ impl<'a> Scheduler<'a> {
                     }
                 }
             }
-        }
-        for (i, node) in nodes.iter_mut().enumerate() {
-            node.maintenance = state.node_in_maintenance(config, &config.nodes()[i]);
         }
         // A failure with on_fail = "standby" puts its node in standby while it counts.
         for (id, rs) in &state.resources {
@@ -1662,9 +1658,10 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Which moves are live migrations: a primitive with `allow_migrate`, managed, running
-    /// on one reachable node, not failed nor restarted where it goes, moving to another (Pacemaker's
-    /// `pcmk__rsc_can_migrate`). A resource whose `first` (of a symmetric order) stops in the
-    /// same transition is stopped and started instead, so its stop comes before that one.
+    /// on one reachable node, not failed nor restarted where it goes, moving to another
+    /// (Pacemaker's `pcmk__rsc_can_migrate`). A resource whose `first` (of a symmetric order)
+    /// stops in the same transition is stopped and started instead, so its stop comes before
+    /// that one.
     fn plan_migrations(&self, plans: &mut [Plan]) {
         let config = self.config;
         for r in 0..plans.len() {

@@ -303,9 +303,18 @@ pub struct Effective {
     pub restart_digest: Option<u64>,
 }
 
+/// True as Pacemaker reads a boolean (`crm_is_true`): `true`, `on`, `yes`, `y`, `1`, in any
+/// case.
+pub fn truthy(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "true" | "on" | "yes" | "y" | "1"
+    )
+}
+
 impl State {
     /// Node `node` is in maintenance: its `maintenance` attribute (set at run time, else
-    /// configured) is true as Pacemaker reads a boolean (`true`, `on`, `yes`, `y`, `1`).
+    /// configured) is [`truthy`].
     /// Nothing is placed or probed there, and what runs there is left as it is.
     pub fn node_in_maintenance(&self, config: &Config, node: &str) -> bool {
         self.node_attributes
@@ -321,12 +330,7 @@ impl State {
                         .map(|(_, v)| v.as_str())
                 })
             })
-            .is_some_and(|v| {
-                matches!(
-                    v.to_ascii_lowercase().as_str(),
-                    "true" | "on" | "yes" | "y" | "1"
-                )
-            })
+            .is_some_and(truthy)
     }
 
     /// A state in which the given nodes are online and nothing has been probed.

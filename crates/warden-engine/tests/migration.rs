@@ -126,19 +126,10 @@ fn a_resource_started_with_another_definition_still_migrates_where_it_goes() {
         .location(loc("vm", "node1", 100))
         .world();
     assert_eq!(w.status_of("vm"), "vm Started node1");
-    let on = w
-        .state
-        .resources
-        .get_mut("vm")
-        .and_then(|r| r.nodes.get_mut("node1"))
-        .expect("vm on node1");
+    let on = w.on_node_mut("vm", "node1");
     on.digest = on.digest.map(|d| !d);
-    let t = schedule(&w.config, &w.state, w.now);
     assert_eq!(
-        t.summary
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
+        w.plan(),
         ["Restart vm ( node1 ) due to resource definition change"]
     );
     w.admin(AdminCommand::Move {

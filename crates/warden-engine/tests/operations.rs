@@ -412,12 +412,7 @@ fn the_digest_survives_a_cleanup_and_an_unknown_one_restarts_nothing() {
     );
     // A copy whose definition nobody recorded (adopted from an older state) is left alone.
     let mut w = stack();
-    w.state
-        .resources
-        .get_mut("db")
-        .and_then(|r| r.nodes.get_mut("node1"))
-        .expect("db on node1")
-        .digest = None;
+    w.on_node_mut("db", "node1").digest = None;
     w.config = stack_with(|db| db.params.push(("fake".into(), "1".into())));
     assert!(w.plan().is_empty());
 }

@@ -460,15 +460,11 @@ fn an_ignored_failure_sets_the_migration_threshold_aside_too() {
         r
     };
     let counted = |w: &mut World| {
-        let on = w
-            .state
-            .resources
-            .get_mut("dummy")
-            .and_then(|r| r.nodes.get_mut("node1"))
-            .expect("dummy on node1");
+        let now = w.now;
+        let on = w.on_node_mut("dummy", "node1");
         on.fail_counts
             .insert(OpKey::new(OpName::Start, Duration::ZERO), 2);
-        on.last_failure = Some(w.now);
+        on.last_failure = Some(now);
     };
     let mut w = two_nodes(spec());
     counted(&mut w);

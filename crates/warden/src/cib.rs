@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use anyhow::{Context, bail};
 use roxmltree::{Document, Node};
 use toml::{Table, Value};
-use warden_engine::{Event, OpKey, OpName, OpResult, OpRole, State, Time, apply, rc};
+use warden_engine::{
+    Event, OpKey, OpName, OpResult, OpRole, State, Time, apply, rc, truthy as is_true,
+};
 
 mod digest;
 
@@ -101,13 +103,6 @@ fn utilization(n: Node<'_, '_>, what: &str, skip: &mut Vec<String>) -> Table {
             (k, Value::Integer(n))
         })
         .collect()
-}
-
-fn is_true(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "true" | "on" | "yes" | "y" | "1"
-    )
 }
 
 /// A Pacemaker duration (`10s`, `10000ms`, `1m`, `10`: seconds, or ISO 8601's `P30S`,
@@ -1478,6 +1473,52 @@ impl Reading<'_> {
 /// failure timeout, the failure is older than it, and its fail count (summed over its
 /// operations; `legacy_counts`: the old single count per resource) is none or no younger. Pacemaker ignores it: a one-shot operation's
 /// failure is as if it had not happened, a recurring monitor's is rescheduled.
+/// One `fail-count-RSC#OP_INTERVAL` node attribute (or, when `legacy`, the old
+/// `fail-count-RSC`, taken as the start's), with its `last-failure-...`: Pacemaker reads only
+/// the kind the CIB's feature set writes.
+struct FailAttribute<'a> {
+    /// The resource (a clone instance's number dropped).
+    resource: &'a str,
+    op: OpKey,
+    count: u32,
+    last: Option<Time>,
+}
+
+fn fail_attributes(
+    attrs: &BTreeMap<String, String>,
+    legacy: bool,
+) -> impl Iterator<Item = FailAttribute<'_>> {
+    attrs.iter().filter_map(move |(k, v)| {
+        let rest = k.strip_prefix("fail-count-")?;
+        if rest.contains('#') == legacy {
+            return None;
+        }
+        let (rsc, op) = match rest.split_once('#') {
+            Some((rsc, op)) => {
+                let (name, interval) = op.rsplit_once('_')?;
+                let op = OpKey {
+                    name: name.parse::<OpName>().ok()?,
+                    interval_ms: interval.parse::<u64>().ok()?,
+                };
+                (rsc, op)
+            }
+            None => (rest, OpKey::new(OpName::Start, std::time::Duration::ZERO)),
+        };
+        Some(FailAttribute {
+            resource: rsc.split(':').next().unwrap_or(rsc),
+            op,
+            count: match v.to_ascii_lowercase().as_str() {
+                "infinity" | "+infinity" => 1_000_000,
+                n => n.parse::<u32>().unwrap_or(0),
+            },
+            last: attrs
+                .get(&format!("last-failure-{rest}"))
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(|s| Time::from_millis(s * 1000)),
+        })
+    })
+}
+
 fn expired_failure(
     config: &warden_engine::Config,
     id: &str,
@@ -1517,31 +1558,11 @@ fn expired_failure(
     {
         return false;
     }
-    let mut count = 0u64;
-    let mut last: Option<Time> = None;
-    for (k, v) in attrs {
-        let Some(rest) = k.strip_prefix("fail-count-") else {
-            continue;
-        };
-        let (rsc, op) = match rest.split_once('#') {
-            Some((rsc, op)) => (rsc, Some(op)),
-            None => (rest, None),
-        };
-        if rsc.split(':').next() != Some(id) || op.is_some() == legacy_counts {
-            continue;
-        }
-        count += match v.to_ascii_lowercase().as_str() {
-            "infinity" | "+infinity" => 1_000_000,
-            n => n.parse::<u64>().unwrap_or(0),
-        };
-        if let Some(t) = attrs
-            .get(&format!("last-failure-{rest}"))
-            .and_then(|t| t.parse::<u64>().ok())
-            .map(|s| Time::from_millis(s * 1000))
-        {
-            last = Some(last.map_or(t, |l| l.max(t)));
-        }
-    }
+    let mine: Vec<FailAttribute<'_>> = fail_attributes(attrs, legacy_counts)
+        .filter(|f| f.resource == id)
+        .collect();
+    let count: u64 = mine.iter().map(|f| u64::from(f.count)).sum();
+    let last = mine.iter().filter_map(|f| f.last).max();
     count == 0 || last.is_some_and(|l| now >= l + timeout)
 }
 
@@ -2526,48 +2547,13 @@ fn state_of(
         }
         // Fail counts as the node's attributes hold them (the history keeps only the last
         // failure of each operation).
-        for (k, v) in &attrs {
-            let Some(rest) = k.strip_prefix("fail-count-") else {
-                continue;
-            };
-            // `fail-count-RSC#OP_INTERVAL`, or before Pacemaker 1.1.17 one count per resource
-            // (`fail-count-RSC`, taken as the start's): Pacemaker reads only the kind the CIB's
-            // feature set writes.
-            if rest.contains('#') == reading.legacy_counts {
-                continue;
-            }
-            let (rsc, name, interval) = match rest.split_once('#') {
-                Some((rsc, op)) => {
-                    let Some((name, interval)) = op.rsplit_once('_') else {
-                        continue;
-                    };
-                    let (Ok(name), Ok(interval)) =
-                        (name.parse::<OpName>(), interval.parse::<u64>())
-                    else {
-                        continue;
-                    };
-                    (rsc, name, interval)
-                }
-                None => (rest, OpName::Start, 0),
-            };
-            let rsc = rsc.split(':').next().unwrap_or(rsc);
-            let n = match v.to_ascii_lowercase().as_str() {
-                "infinity" | "+infinity" => 1_000_000,
-                n => n.parse::<u32>().unwrap_or(0),
-            };
-            let last = attrs
-                .get(&format!("last-failure-{rest}"))
-                .and_then(|t| t.parse::<u64>().ok())
-                .map(|s| Time::from_millis(s * 1000));
+        for f in fail_attributes(&attrs, reading.legacy_counts) {
             counts.push((
-                rsc.to_owned(),
+                f.resource.to_owned(),
                 node.to_owned(),
-                OpKey {
-                    name,
-                    interval_ms: interval,
-                },
-                n,
-                last,
+                f.op,
+                f.count,
+                f.last,
             ));
         }
     }

@@ -333,6 +333,15 @@ impl World {
             .expect("resource exists")
     }
 
+    /// The recorded status of `resource` on `node`, to change by hand.
+    pub fn on_node_mut(&mut self, resource: &str, node: &str) -> &mut ResourceOnNode {
+        self.state
+            .resources
+            .get_mut(resource)
+            .and_then(|r| r.nodes.get_mut(node))
+            .expect("a recorded status")
+    }
+
     pub fn fail_count(&self, resource: &str, node: &str) -> u32 {
         let meta = &self.config.resource(resource).expect("resource").meta;
         self.state
