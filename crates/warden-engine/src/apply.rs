@@ -400,6 +400,16 @@ fn op_result(
                 on.degraded = matches!(r.rc, rc::DEGRADED | rc::DEGRADED_PROMOTED);
                 return Ok(());
             }
+            // Not running, and nobody manages it: it is stopped, not failed (nothing would
+            // recover it), as Pacemaker reads it; managed again, it starts like any other.
+            if r.rc == rc::NOT_RUNNING && (!spec.meta.is_managed || spec.meta.maintenance) {
+                on.role = Role::Stopped;
+                on.failed = false;
+                on.degraded = false;
+                on.digest = None;
+                on.restart_digest = None;
+                return Ok(());
+            }
         }
         OpName::Reload => {
             if !on.role.is_active() {

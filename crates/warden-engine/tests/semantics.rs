@@ -849,6 +849,33 @@ fn unmanaged_resources_are_probed_but_never_started_or_stopped() {
 }
 
 #[test]
+fn an_unmanaged_resource_found_not_running_is_stopped_and_what_follows_it_stops() {
+    // A group's middle member, unmanaged, stopped by hand: it is stopped, not failed, and the
+    // member colocated with it can run nowhere (Pacemaker's group-unmanaged-stopped).
+    let mut b = dummy("b");
+    b.meta.is_managed = false;
+    let config = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(b)
+        .resource(dummy("c"))
+        .group("g", &["a", "b", "c"])
+        .config();
+    let mut w = World {
+        state: State::with_online_nodes(["node1", "node2"]),
+        config,
+        now: T0,
+    };
+    for r in ["a", "b", "c"] {
+        w.op(r, "node1", OpKey::probe(), rc::OK);
+        w.op(r, "node2", OpKey::probe(), rc::NOT_RUNNING);
+    }
+    w.monitor("b", "node1", rc::NOT_RUNNING);
+    assert_eq!(w.status_of("b"), "b Stopped (unmanaged)");
+    assert_eq!(w.step(&[]), ["Stop c ( node1 ) due to node availability"]);
+    assert_eq!(w.status_of("a"), "a Started node1");
+}
+
+#[test]
 fn maintenance_resources_get_no_action_at_all() {
     let mut r = dummy("dummy");
     r.meta.maintenance = true;
