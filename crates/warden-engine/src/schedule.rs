@@ -541,6 +541,9 @@ struct Plan {
     /// A stopped primitive that would start on this node but cannot, and why (the summary's
     /// `(blocked)` line).
     blocked: Option<(usize, String)>,
+    /// Nodes where a copy failed and is blocked (`on_fail = "block"`, or a stop failed with
+    /// no fencing): it stays there, but nothing colocated with the clone counts on it.
+    blocked_on: Vec<usize>,
     /// Stops that cannot happen because what must stop first cannot (a failed, blocked
     /// resource ordered after it), and why it would have stopped: it stays where it runs.
     blocked_stops: Vec<usize>,
@@ -580,6 +583,23 @@ impl Plan {
             &self.promoted
         } else {
             &self.targets
+        }
+    }
+
+    /// The nodes a colocation `c` with this resource binds to: [`Plan::nodes_for`], less a
+    /// clone's copies that failed and are blocked under a mandatory colocation (Pacemaker
+    /// counts no `pe_rsc_block` instance there).
+    fn colocated_nodes(&self, c: &ColocRef) -> std::borrow::Cow<'_, [usize]> {
+        let on = self.nodes_for(c.with_promoted);
+        if self.clone && c.score == Score::INFINITY && !self.blocked_on.is_empty() {
+            std::borrow::Cow::Owned(
+                on.iter()
+                    .copied()
+                    .filter(|i| !self.blocked_on.contains(i))
+                    .collect(),
+            )
+        } else {
+            std::borrow::Cow::Borrowed(on)
         }
     }
 
@@ -940,11 +960,11 @@ impl<'a> Scheduler<'a> {
             .collect();
         // A blocked failure on a node about to be fenced is resolved by the fence: the
         // resource is recovered elsewhere after it.
-        let blocked = self
-            .eff
-            .iter()
-            .enumerate()
-            .any(|(i, e)| e.blocked && self.nodes[i].fence.is_none());
+        p.blocked_on = all
+            .clone()
+            .filter(|&i| self.eff[i].blocked && self.nodes[i].fence.is_none())
+            .collect();
+        let blocked = !p.blocked_on.is_empty();
         // Running on a node in maintenance (online or not: a node left in maintenance keeps
         // what it ran): left as it is there (and, as a clone with a blocked copy, everywhere).
         let on_maintenance_node = all
@@ -2155,11 +2175,11 @@ impl<'a> Scheduler<'a> {
                 _ => Vec::new(),
             };
             let on = if held.is_empty() {
-                with.nodes_for(c.with_promoted)
+                with.colocated_nodes(c)
             } else {
-                &held
+                std::borrow::Cow::Owned(held)
             };
-            self.apply_colocation(&mut scores, c, on);
+            self.apply_colocation(&mut scores, c, &on);
         }
         // What is colocated with it pulls it (Pacemaker's merge of colocated node scores).
         if !config.resources()[r].is_clone() {
@@ -2231,7 +2251,7 @@ impl<'a> Scheduler<'a> {
             let mut own = (*base).clone();
             for c in config.colocated_with(d).iter().filter(|c| !c.promoted) {
                 if plans[c.with].placed {
-                    self.apply_colocation(&mut own, c, plans[c.with].nodes_for(c.with_promoted));
+                    self.apply_colocation(&mut own, c, &plans[c.with].colocated_nodes(c));
                 }
             }
             base = std::rc::Rc::new(own);

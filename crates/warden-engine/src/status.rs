@@ -21,6 +21,8 @@ pub struct ResourceStatus {
     pub clone: bool,
     pub failed: bool,
     pub blocked: bool,
+    /// Of `nodes`, those where the copy failed (or is blocked).
+    pub failed_nodes: Vec<String>,
     pub flags: Vec<&'static str>,
     /// A crash loop delays its next start until then.
     pub start_delayed_until: Option<Time>,
@@ -28,32 +30,51 @@ pub struct ResourceStatus {
 
 impl fmt::Display for ResourceStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let word = if self.failed || self.blocked {
-            "FAILED"
-        } else if self.nodes.is_empty() {
-            "Stopped"
-        } else {
-            "Started"
-        };
-        if self.promotable && !self.nodes.is_empty() {
-            // `db Promoted [ node1 ] Unpromoted [ node2 node3 ]`, FAILED first when failed.
+        if self.clone && !self.nodes.is_empty() {
+            // Copies by role, the failed ones last and apart (as crm_mon lists a failed
+            // instance on a line of its own): `web Started [ node2 node3 ] FAILED [ node1 ]`,
+            // `db Promoted [ node1 ] Unpromoted [ node2 ] FAILED Unpromoted [ node3 ]`.
             write!(f, "{}", self.id)?;
-            if self.failed || self.blocked {
-                f.write_str(" FAILED")?;
-            }
-            let unpromoted: Vec<&str> = self
-                .nodes
-                .iter()
-                .filter(|n| !self.promoted.contains(n))
-                .map(String::as_str)
-                .collect();
-            if !self.promoted.is_empty() {
-                write!(f, " Promoted [ {} ]", self.promoted.join(" "))?;
-            }
-            if !unpromoted.is_empty() {
-                write!(f, " Unpromoted [ {} ]", unpromoted.join(" "))?;
-            }
+            let group = |f: &mut fmt::Formatter<'_>, failed: bool| -> fmt::Result {
+                let of = |promoted: bool| -> Vec<&str> {
+                    self.nodes
+                        .iter()
+                        .filter(|n| self.failed_nodes.contains(n) == failed)
+                        .filter(|n| !self.promotable || self.promoted.contains(n) == promoted)
+                        .map(String::as_str)
+                        .collect()
+                };
+                let prefix = if failed { " FAILED" } else { "" };
+                let roles: &[(bool, &str)] = if self.promotable {
+                    &[(true, "Promoted"), (false, "Unpromoted")]
+                } else if failed {
+                    &[(false, "")]
+                } else {
+                    &[(false, " Started")]
+                };
+                for &(promoted, word) in roles {
+                    let nodes = of(promoted);
+                    if !nodes.is_empty() {
+                        let word = if self.promotable {
+                            format!(" {word}")
+                        } else {
+                            word.to_owned()
+                        };
+                        write!(f, "{prefix}{word} [ {} ]", nodes.join(" "))?;
+                    }
+                }
+                Ok(())
+            };
+            group(f, false)?;
+            group(f, true)?;
         } else {
+            let word = if self.failed || self.blocked {
+                "FAILED"
+            } else if self.nodes.is_empty() {
+                "Stopped"
+            } else {
+                "Started"
+            };
             write!(f, "{} {word}", self.id)?;
             match self.nodes.as_slice() {
                 [] => {}
@@ -99,6 +120,7 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
                 clone: spec.is_clone(),
                 failed: false,
                 blocked: false,
+                failed_nodes: Vec::new(),
                 flags: Vec::new(),
                 start_delayed_until: None,
             };
@@ -127,6 +149,9 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
                 }
                 st.failed |= e.failed;
                 st.blocked |= e.blocked;
+                if e.failed || e.blocked {
+                    st.failed_nodes.push(n.clone());
+                }
                 ignored |= e.failure_ignored;
                 degraded |= on.degraded;
                 unclean |= fencing && ns.is_some_and(|s| s.unclean.is_some());

@@ -102,6 +102,33 @@ fn a_resource_colocated_with_a_clone_runs_where_a_copy_runs() {
 }
 
 #[test]
+fn a_copy_failed_and_blocked_is_no_copy_to_be_colocated_with() {
+    // Pacemaker's bug-cl-5170 and clone-fail-block-colocation: the copy stays where it failed
+    // (nothing acts on it), but what must run with the clone leaves that node.
+    let web = with_on_fail(
+        clone("web", |_| {}),
+        OpName::Monitor,
+        std::time::Duration::from_secs(10),
+        OnFail::Block,
+    );
+    let mut w = three()
+        .resource(web)
+        .resource(dummy("vip"))
+        .location(loc("vip", "node1", 100))
+        .colocation("vip", "web", Score::INFINITY)
+        .world();
+    assert_eq!(w.status_of("vip"), "vip Started node1");
+    w.monitor("web", "node1", rc::ERR_GENERIC);
+    let plan = w.plan();
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    assert!(plan[0].starts_with("Move vip ( node1 -> node"), "{plan:?}");
+    assert_eq!(
+        w.status_of("web"),
+        "web Started [ node2 node3 ] FAILED [ node1 ] (blocked)"
+    );
+}
+
+#[test]
 fn an_order_after_a_clone_waits_for_every_copy_and_a_new_copy_restarts_it() {
     let config = three()
         .resource(clone("web", |c| c.name = Some("web-clone".into())))

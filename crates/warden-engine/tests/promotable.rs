@@ -308,7 +308,7 @@ fn promote_and_demote_failures() {
     // Still promoted as far as anyone knows: node3 must wait.
     assert_eq!(
         w.status_of("db"),
-        "db FAILED Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+        "db Unpromoted [ node2 node3 ] FAILED Promoted [ node1 ]"
     );
     let t = schedule(&w.config, &w.state, w.now);
     assert!(

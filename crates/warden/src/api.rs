@@ -910,7 +910,7 @@ pub fn status_json(v: &StatusView) -> Value {
                     } else {
                         "unpromoted"
                     };
-                    json!({ "node": n, "role": role })
+                    json!({ "node": n, "role": role, "failed": r.failed_nodes.contains(n) })
                 })
                 .collect();
             let mut o = json!({

@@ -1039,7 +1039,7 @@ fn a_promotable_ocf_agent_sets_its_score_is_promoted_notified_and_recovered() {
     assert_eq!(resource(&v, "db")["state"], "started");
     assert_eq!(
         resource(&v, "db")["instances"],
-        serde_json::json!([{ "node": node, "role": "promoted" }])
+        serde_json::json!([{ "node": node, "role": "promoted", "failed": false }])
     );
     assert_eq!(
         std::fs::read_to_string(&state).expect("state"),
