@@ -2640,7 +2640,10 @@ impl<'a> Scheduler<'a> {
         let moved: Vec<(usize, usize)> = gone.iter().copied().zip(new.iter().copied()).collect();
         for &(f, t) in &moved {
             let (from, to) = (names[f].clone(), names[t].clone());
-            let roles = roles(p.promoted_now.contains(&f), p.promotes.contains(&t));
+            let roles = roles(
+                p.promoted_now.contains(&f) && !p.no_demote.contains(&f),
+                p.promotes.contains(&t),
+            );
             let change = if p.failed.contains(&f) {
                 Change::Recover {
                     resource: id.clone(),
@@ -2668,7 +2671,9 @@ impl<'a> Scheduler<'a> {
             let fenced = p.unclean_active.contains(&i);
             let (stop, start) = (p.stops.contains(&i) || fenced, p.starts.contains(&i));
             let (demote, promote) = (p.demotes.contains(&i), p.promotes.contains(&i));
-            let was_promoted = p.promoted_now.contains(&i)
+            // A copy whose demote failed reads as unpromoted, as Pacemaker records it (it
+            // is stopped without another demote, before anything is promoted).
+            let was_promoted = (p.promoted_now.contains(&i) && !p.no_demote.contains(&i))
                 || (fenced
                     && self
                         .state

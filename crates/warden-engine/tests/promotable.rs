@@ -321,6 +321,14 @@ fn promote_and_demote_failures() {
         |k| matches!(k, ActionKind::Stop { node, .. } if node == "node1"),
     );
     assert!(depends(&t, promote_on(&t, "node3"), stop));
+    // Summarised as Pacemaker records a failed demote: the copy is unpromoted.
+    assert_eq!(
+        w.plan(),
+        [
+            "Recover db ( Unpromoted node1 )",
+            "Promote db ( Unpromoted -> Promoted node3 )"
+        ]
+    );
     w.settle();
     assert_eq!(
         w.status_of("db"),
