@@ -485,7 +485,9 @@ fn op_result(
     if on_fail != OnFail::Ignore {
         crash_loop(on, &spec.meta, op, now);
     }
+    // An ignored failure is pretended a success: however hard, it bans nothing.
     match class {
+        _ if on_fail == OnFail::Ignore => {}
         FailureClass::Soft => {}
         FailureClass::Hard => on.hard_ban = true,
         FailureClass::Fatal => on.fatal = true,

@@ -584,3 +584,22 @@ fn a_disabled_monitors_on_fail_still_says_what_its_failure_means() {
     w.monitor("a", "node1", rc::NOT_RUNNING);
     assert!(w.plan().is_empty(), "{:?}", w.plan());
 }
+
+#[test]
+fn an_ignored_hard_failure_bans_nothing() {
+    // Pacemaker's not-installed-tools: `on_fail = "ignore"` pretends the monitor succeeded,
+    // however hard its return code (5, not installed): the resource stays where it runs.
+    let r = with_on_fail(
+        dummy("a"),
+        OpName::Monitor,
+        Duration::from_secs(10),
+        OnFail::Ignore,
+    );
+    let mut w = build(&["node1", "node2"])
+        .resource(r)
+        .location(loc("a", "node1", 100))
+        .world();
+    w.monitor("a", "node1", rc::ERR_INSTALLED);
+    assert!(w.plan().is_empty(), "{:?}", w.plan());
+    assert_eq!(w.status_of("a"), "a Started node1 (failure ignored)");
+}
