@@ -1792,8 +1792,9 @@ fn ticket_table(ticket: &str, resource: &str, promoted: bool, policy: Option<&st
     t
 }
 
-/// Whether an operation history (by call id) left its resource running: its last completed
-/// operation is a successful start, promote, demote, migrate or monitor.
+/// Whether an operation history (by call id) left its resource active, failed or not: its
+/// last completed operation is anything but a successful stop, a monitor that found it not
+/// running, or a probe that found it cannot run here.
 fn left_running(ops: &[(i64, Node<'_, '_>)]) -> bool {
     ops.iter()
         .rev()
@@ -1803,11 +1804,14 @@ fn left_running(ops: &[(i64, Node<'_, '_>)]) -> bool {
                 && o.attribute("operation") != Some("notify")
         })
         .is_some_and(|(_, o)| {
+            // Active, failed or not: only a stop that succeeded, a monitor that found it not
+            // running, or a probe that found it cannot run here leave it stopped.
             let rc = o.attribute("rc-code").unwrap_or("1");
+            let probe = o.attribute("interval").is_none_or(|i| i == "0");
             match o.attribute("operation").unwrap_or("") {
                 "stop" => rc != "0",
-                "monitor" => rc == "0" || rc == "8",
-                _ => rc == "0",
+                "monitor" => rc != "7" && !(probe && matches!(rc, "2" | "5" | "6")),
+                _ => true,
             }
         })
 }
@@ -2742,6 +2746,32 @@ mod tests {
         let on = &state.resources["A"].nodes["n1"];
         assert_eq!(on.role, warden_engine::Role::Started);
         assert!(on.failed && on.stop_on_fail, "{on:?}");
+    }
+
+    #[test]
+    fn a_copy_with_a_failed_probe_after_its_start_is_active_whatever_another_history_says() {
+        // Pacemaker's interleave-restart: on n1, `c:0` started and a later probe failed (it
+        // runs, failed); `c:1` was only probed, not running. The copy runs there, failed.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><clone id="cl"><primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+  </clone></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources>
+    <lrm_resource id="c:0" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="c0_monitor_0" operation="monitor" call-id="30" rc-code="1" op-status="0" interval="0"/>
+      <lrm_rsc_op id="c0_start_0" operation="start" call-id="11" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource>
+    <lrm_resource id="c:1" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="c1_monitor_0" operation="monitor" call-id="7" rc-code="7" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let state = i.state.expect("a state");
+        let on = &state.resources["c"].nodes["n1"];
+        assert_eq!(on.role, warden_engine::Role::Started);
+        assert!(on.failed, "{on:?}");
     }
 
     #[test]
