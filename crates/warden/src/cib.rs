@@ -420,13 +420,24 @@ impl Reader {
                     .find(|&ms| ms > 0)
                     .unwrap_or(0);
                 d.insert("monitor".into(), duration_value(monitor));
-                let runs_without_quorum =
-                    nvpairs_of(&sources, "meta_attributes", &id, &mut Vec::new())
-                        .iter()
-                        .chain(extra_meta)
-                        .any(|(k, v)| k == "requires" && v.eq_ignore_ascii_case("nothing"));
-                if runs_without_quorum {
+                // Its meta attributes that placing it reads: `requires`, `is-managed` (a
+                // clone's first, its own win).
+                let meta: Vec<(String, String)> = extra_meta
+                    .iter()
+                    .cloned()
+                    .chain(nvpairs_of(
+                        &sources,
+                        "meta_attributes",
+                        &id,
+                        &mut Vec::new(),
+                    ))
+                    .collect();
+                let last = |key: &str| meta.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
+                if last("requires").is_some_and(|v| v.eq_ignore_ascii_case("nothing")) {
                     d.insert("requires".into(), "nothing".into());
+                }
+                if last("is-managed").is_some_and(|v| !is_true(v)) {
+                    d.insert("is_managed".into(), false.into());
                 }
                 self.written.push(("fence_device", self.fence.len()));
                 self.fence.push(d);

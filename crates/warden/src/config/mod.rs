@@ -296,7 +296,14 @@ fn root_of(
     // Each fence agent device is placed on a node as a resource, as Pacemaker's stonith
     // resources are: started there by checking the device, checked again every `monitor`. A
     // command device has nothing to check and is not placed.
-    for (device, (interval, clone, requires, at)) in fencing.devices.iter().zip(&fencing.monitors) {
+    for (device, placed) in fencing.devices.iter().zip(&fencing.monitors) {
+        let nodes::Placement {
+            monitor: interval,
+            clone,
+            requires,
+            managed,
+            at,
+        } = placed;
         if matches!(device.method, warden_engine::FenceMethod::Command(_)) {
             continue;
         }
@@ -317,6 +324,9 @@ fn root_of(
         spec.meta = defaults.meta.clone();
         if let Some(requires) = requires {
             spec.meta.requires = *requires;
+        }
+        if let Some(managed) = managed {
+            spec.meta.is_managed = *managed;
         }
         if *clone {
             spec.copies = Some(warden_engine::Copies::default());
@@ -942,6 +952,38 @@ command = ["sleep", "1000"]
         assert_eq!(ids, ["first", "ipmi", "last"]);
         let ipmi = l.engine.resource("ipmi").expect("ipmi");
         assert_eq!(ipmi.meta.requires, warden_engine::Requires::Nothing);
+    }
+
+    #[test]
+    fn an_unmanaged_fence_device_is_never_started_and_resource_defaults_reach_it() {
+        let config = |device: &str, defaults: &str| {
+            ok(&format!(
+                "[[node]]\nname = \"n1\"\n{defaults}[[fence_device]]\nname = \"ipmi\"\nagent = \"fence_ipmilan\"\n{device}"
+            ))
+            .engine
+        };
+        let managed = |c: &warden_engine::Config| c.resource("ipmi").expect("ipmi").meta.is_managed;
+        assert!(managed(&config("", "")));
+        let off = config("is_managed = false\n", "");
+        assert!(!managed(&off));
+        assert!(!managed(&config(
+            "",
+            "[resource_defaults]\nis_managed = false\n"
+        )));
+        assert!(managed(&config(
+            "is_managed = true\n",
+            "[resource_defaults]\nis_managed = false\n"
+        )));
+        // Probed, never started.
+        let state = warden_engine::State::with_online_nodes(["n1"]);
+        let t = warden_engine::schedule(&off, &state, warden_engine::Time::from_millis(0));
+        assert!(
+            t.actions
+                .iter()
+                .all(|a| !matches!(a.kind, warden_engine::ActionKind::Start { .. })),
+            "{t:?}"
+        );
+        assert!(!t.actions.is_empty(), "probed");
     }
 
     #[test]

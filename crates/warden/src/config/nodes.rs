@@ -84,13 +84,26 @@ fn attributes(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Vec<(String, String)> {
     })
 }
 
+/// How an agent fence device is placed as a resource.
+pub(super) struct Placement {
+    /// Its recurring check's interval (zero: none).
+    pub monitor: std::time::Duration,
+    /// A copy is placed on every node.
+    pub clone: bool,
+    /// What it needs to run.
+    pub requires: Option<Requires>,
+    /// Whether Warden starts, checks and stops it (`is_managed = false`: only probed, as
+    /// Pacemaker's unmanaged stonith resources); None: as `[resource_defaults]` says.
+    pub managed: Option<bool>,
+    /// Where its name is written.
+    pub at: Span,
+}
+
 /// The `[[fence_device]]`s, with the nodes they name (checked later).
 pub(super) struct Fencing {
     pub devices: Vec<FenceDevice>,
-    /// Per device (in `devices` order): its recurring check's interval (zero: none), whether
-    /// a copy is placed on every node (`clone`), what it needs to run (`requires`), and where
-    /// its name is written.
-    pub monitors: Vec<(std::time::Duration, bool, Option<Requires>, Span)>,
+    /// Per device (in `devices` order): how it is placed as a resource.
+    pub monitors: Vec<Placement>,
     pub node_refs: Vec<Ref>,
     /// Fencing is on: the file has fence devices (even ones with errors).
     pub enabled: bool,
@@ -122,9 +135,16 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
             let monitor = r.duration(t, "monitor").unwrap_or(DEFAULT_FENCE_MONITOR);
             let clone = r.boolean(t, "clone").unwrap_or(false);
             let requires = r.keyword(t, "requires", Requires::ALL).map(|(v, _)| v);
+            let managed = r.boolean(t, "is_managed");
             if let (Some((name, name_at)), Some((method, program, span))) = (name, method) {
                 r.found.programs.push((program, span));
-                out.monitors.push((monitor, clone, requires, name_at));
+                out.monitors.push(Placement {
+                    monitor,
+                    clone,
+                    requires,
+                    managed,
+                    at: name_at,
+                });
                 out.devices.push(FenceDevice {
                     name,
                     method,
