@@ -1039,6 +1039,20 @@ impl Reader {
                 kind: set.attribute("kind").map(str::to_ascii_lowercase),
             });
         }
+        // Pacemaker's `ordering="listed"` colocation set (the default is `group`) colocates each
+        // member with the next one rather than the one before: the same set, listed backwards.
+        let listed = elements(c)
+            .filter(|e| e.has_tag_name("resource_set"))
+            .any(|e| {
+                e.attribute("ordering")
+                    .is_some_and(|o| !o.eq_ignore_ascii_case("group"))
+            });
+        if listed && tag == "rsc_colocation" {
+            match sets.as_mut_slice() {
+                [one] => one.members.reverse(),
+                _ => return Err(format!("{what} (ordering=listed in one of several sets)")),
+            }
+        }
         self.expand_sets(c, tag, &what, sets)
     }
 
@@ -2971,6 +2985,48 @@ mod tests {
         // Within the sequential set a then b; the unordered set has none; between the sets the
         // sequential one's last member before every member of the other.
         assert_eq!(ords, [("a", "b"), ("b", "c"), ("b", "d")]);
+    }
+
+    #[test]
+    fn a_colocation_set_ordering_listed_colocates_each_member_with_the_next() {
+        // Pacemaker's ordered-set-natural: `ordering="listed"` reverses the chain of a
+        // colocation set (the default, `group`, colocates each with the one before).
+        let constraint = |sets: &str| {
+            format!(
+                r#"<cib><configuration><crm_config/>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources>
+  <constraints><rsc_colocation id="col" score="INFINITY">{sets}</rsc_colocation>
+  </constraints></configuration></cib>"#
+            )
+        };
+        let refs = r#"<resource_ref id="a"/><resource_ref id="b"/><resource_ref id="c"/>"#;
+        let i = import(&constraint(&format!(
+            r#"<resource_set id="s" ordering="listed">{refs}</resource_set>"#
+        )))
+        .expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        let l = loaded(&i);
+        let cols: Vec<(&str, &str)> = l
+            .engine
+            .colocations()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.with.as_str()))
+            .collect();
+        assert_eq!(cols, [("b", "c"), ("a", "b")]);
+        // Of several sets, not carried over (named).
+        let i = import(&constraint(&format!(
+            r#"<resource_set id="s" ordering="listed">{refs}</resource_set><resource_set id="t"><resource_ref id="a"/></resource_set>"#
+        )))
+        .expect("import");
+        assert_eq!(
+            i.unsupported,
+            ["rsc_colocation col (ordering=listed in one of several sets)"]
+        );
     }
 
     #[test]
