@@ -948,15 +948,20 @@ impl<'a> Scheduler<'a> {
             fatal: self.eff.iter().any(|e| e.fatal),
             ..Plan::default()
         };
-        // A failed copy on a node that is gone (offline, waiting for its fence) is settled by
-        // the fence: what ran there moves, as crm_simulate says; a node fenced for the
-        // failure itself (still online) recovers it.
+        // A failed copy on a node to be fenced is settled by the fence: what ran there moves,
+        // as crm_simulate says; a node fenced for the failure itself (still online) recovers
+        // it.
+        let fenced_for = format!("{} failed there", spec.id);
         p.failed = p
             .live_active
             .iter()
-            .chain(&p.unclean_active)
             .copied()
-            .filter(|&i| self.eff[i].failed && self.nodes[i].online)
+            .filter(|&i| self.eff[i].failed)
+            .chain(p.unclean_active.iter().copied().filter(|&i| {
+                self.eff[i].failed
+                    && self.nodes[i].online
+                    && self.nodes[i].fence_reason == fenced_for
+            }))
             .collect();
         // A blocked failure on a node about to be fenced is resolved by the fence: the
         // resource is recovered elsewhere after it.

@@ -382,6 +382,39 @@ fn stop_failure_with_fencing_fences_then_recovers_elsewhere() {
 }
 
 #[test]
+fn a_failure_on_a_node_fenced_for_something_else_is_settled_by_the_fence() {
+    // Pacemaker's rec-node-6: the stop failed (on_fail = "block"), then node1's daemon went
+    // away (still a member): the fence stops it, and it moves, not recovers; the resource
+    // whose failure fenced the node is recovered.
+    let blocked = with_on_fail(dummy("a"), OpName::Stop, Duration::ZERO, OnFail::Block);
+    let fenced = with_on_fail(
+        dummy("b"),
+        OpName::Monitor,
+        Duration::from_secs(10),
+        OnFail::Fence,
+    );
+    let mut w = build(&["node1", "node2"])
+        .resource(blocked)
+        .resource(fenced)
+        .location(loc("a", "node1", 100))
+        .location(loc("b", "node1", 100))
+        .fencing()
+        .world();
+    w.monitor("a", "node1", rc::ERR_GENERIC);
+    w.step(&[("a", OpName::Stop, "node1", rc::ERR_GENERIC)]);
+    assert_eq!(w.status_of("a"), "a FAILED node1 (blocked)");
+    w.monitor("b", "node1", rc::ERR_GENERIC);
+    assert_eq!(
+        w.plan(),
+        [
+            "Fence (reboot) node1 'b failed there'",
+            "Move a ( node1 -> node2 )",
+            "Recover b ( node1 -> node2 )"
+        ]
+    );
+}
+
+#[test]
 fn notify_failures_are_ignored_and_never_counted() {
     let mut w = two_nodes(dummy("dummy"));
     w.op(
@@ -473,18 +506,6 @@ fn an_ignored_failure_sets_the_migration_threshold_aside_too() {
     w.monitor("dummy", "node1", rc::ERR_GENERIC);
     counted(&mut w);
     assert!(w.plan().is_empty(), "{:?}", w.plan());
-}
-
-#[test]
-fn on_fail_ignore_still_honours_a_hard_ban() {
-    let mut w = two_nodes(with_on_fail(
-        dummy("dummy"),
-        OpName::Monitor,
-        MON,
-        OnFail::Ignore,
-    ));
-    w.monitor("dummy", "node1", rc::ERR_INSTALLED);
-    assert_eq!(w.settle(), ["Move dummy ( node1 -> node2 )"]);
 }
 
 #[test]
