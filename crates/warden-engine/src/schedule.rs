@@ -470,7 +470,7 @@ pub fn schedule_with(
     s.emit(&plans);
     for &r in config.placement_order() {
         if plans[r].clone {
-            s.summarize_copies(r, &plans[r]);
+            s.summarize_copies(r, &plans);
         } else {
             s.summarize(r, &plans[r]);
         }
@@ -541,6 +541,10 @@ struct Plan {
     /// A stopped primitive that would start on this node but cannot, and why (the summary's
     /// `(blocked)` line).
     blocked: Option<(usize, String)>,
+    /// Nodes it runs on that could run resources but whose score for it is negative (banned,
+    /// failed past its threshold): a copy leaving one moves only after copies not running
+    /// anywhere are placed.
+    disallowed: Vec<usize>,
     /// Nodes where a copy failed and is blocked (`on_fail = "block"`, or a stop failed with
     /// no fencing): it stays there, but nothing colocated with the clone counts on it.
     blocked_on: Vec<usize>,
@@ -999,6 +1003,13 @@ impl<'a> Scheduler<'a> {
         if tickets.banned {
             scores.fill(Score::MINUS_INFINITY);
         }
+        p.disallowed = p
+            .live_active
+            .iter()
+            .chain(&p.unclean_active)
+            .copied()
+            .filter(|&i| scores[i].value() < 0 && self.nodes[i].can_run())
+            .collect();
         if self.opts.scores {
             for (i, s) in scores.iter().enumerate() {
                 self.out.scores.push(ScoreEntry {
@@ -2617,10 +2628,28 @@ impl<'a> Scheduler<'a> {
     /// node while another starts elsewhere moves (Pacemaker's instance keeps its identity),
     /// paired in node order. Copies of a promotable resource carry their roles, as
     /// crm_simulate prints them.
-    fn summarize_copies(&mut self, r: usize, p: &Plan) {
+    fn summarize_copies(&mut self, r: usize, plans: &[Plan]) {
+        let p = &plans[r];
         if !p.acts {
             return;
         }
+        // A member of a cloned group whose group runs on a node already (another member
+        // runs there) starts there as part of that copy of the group: nothing moves to it.
+        let id_of = |m: &String| self.config.resource_index(m);
+        let mates: Vec<usize> = self
+            .config
+            .groups()
+            .iter()
+            .find(|g| g.resources.iter().any(|m| id_of(m) == Some(r)))
+            .map(|g| {
+                g.resources
+                    .iter()
+                    .filter_map(id_of)
+                    .filter(|&m| m != r)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let group_here = |i: usize| mates.iter().any(|&m| plans[m].live_active.contains(&i));
         let names = self.config.nodes();
         let spec = &self.config.resources()[r];
         let promotable = spec.is_promotable();
@@ -2640,9 +2669,31 @@ impl<'a> Scheduler<'a> {
             .starts
             .iter()
             .copied()
-            .filter(|i| !p.stops.contains(i))
+            .filter(|&i| !p.stops.contains(&i) && !group_here(i))
             .collect();
-        let moved: Vec<(usize, usize)> = gone.iter().copied().zip(new.iter().copied()).collect();
+        // Copies that leave a node they may still run on (standby, unclean) move to new
+        // nodes first; then copies not running anywhere (Pacemaker's inactive instances)
+        // take new nodes, before copies that leave a node they are banned from: the order
+        // Pacemaker assigns its instances in (`pcmk__cmp_instance`).
+        let max = spec
+            .copies
+            .as_ref()
+            .and_then(|c| c.clone_max)
+            .map_or(names.len(), |m| m as usize);
+        let spare = max.saturating_sub(p.live_active.len() + p.unclean_active.len());
+        let (banned, allowed): (Vec<usize>, Vec<usize>) =
+            gone.iter().partition(|i| p.disallowed.contains(i));
+        let moved: Vec<(usize, usize)> = allowed
+            .iter()
+            .copied()
+            .zip(new.iter().copied())
+            .chain(
+                banned
+                    .iter()
+                    .copied()
+                    .zip(new.iter().copied().skip(allowed.len() + spare)),
+            )
+            .collect();
         for &(f, t) in &moved {
             let (from, to) = (names[f].clone(), names[t].clone());
             let roles = roles(

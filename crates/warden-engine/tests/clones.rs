@@ -75,6 +75,40 @@ fn with_clone_max_a_copy_moves_to_a_node_without_one() {
 }
 
 #[test]
+fn a_copy_banned_from_its_node_stops_when_a_copy_not_running_can_start_instead() {
+    // Pacemaker assigns a clone's inactive instances before one active on a node it is now
+    // banned from (clone-no-shuffle), but one active on a node that merely cannot run
+    // resources (standby) first of all (migrate-stop_start): stop and start, or a move.
+    let world = || {
+        let mut w = three().resource(clone("web", |_| {})).world();
+        standby(&mut w, "node3");
+        w.settle();
+        assert_eq!(w.status_of("web"), "web Started [ node1 node2 ]");
+        w.admin(AdminCommand::Online {
+            node: "node3".into(),
+        });
+        w
+    };
+    let mut w = world();
+    w.admin(AdminCommand::Ban {
+        resource: "web".into(),
+        node: "node1".into(),
+    });
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Start web ( node3 )",
+            "Stop web ( node1 ) due to node availability"
+        ]
+    );
+    let mut w = world();
+    standby(&mut w, "node1");
+    assert_eq!(w.plan(), ["Move web ( node1 -> node3 )"]);
+}
+
+#[test]
 fn a_resource_colocated_with_a_clone_runs_where_a_copy_runs() {
     let mut w = three()
         .resource(clone("web", |_| {}))
@@ -293,6 +327,29 @@ fn a_group_of_clones_runs_its_members_together_copy_by_copy() {
     // app failing on node2 restarts only itself.
     w.monitor("app", "node2", rc::ERR_GENERIC);
     assert_eq!(w.plan(), ["Recover app ( node2 )"]);
+}
+
+#[test]
+fn a_cloned_group_member_starting_where_its_group_runs_moves_nothing_there() {
+    // Pacemaker's bug-lf-2508: the group's copy on node3 runs fs only; node1 leaves. app's
+    // start on node3 completes that copy of the group; node1's copy just stops.
+    let mut w = three()
+        .resource(clone("fs", |_| {}))
+        .resource(clone("app", |_| {}))
+        .group("stack", &["fs", "app"])
+        .world();
+    w.on_node_mut("app", "node3").role = Role::Stopped;
+    standby(&mut w, "node1");
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Start app ( node3 )",
+            "Stop app ( node1 ) due to node availability",
+            "Stop fs ( node1 ) due to node availability"
+        ]
+    );
 }
 
 #[test]
