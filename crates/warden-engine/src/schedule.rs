@@ -243,6 +243,9 @@ pub enum Change {
         to: String,
         /// A copy of a promotable resource: its role before and after.
         roles: Option<(&'static str, &'static str)>,
+        /// Why a resource that could migrate moves by stop and start instead (`unrunnable A
+        /// stop`: it runs after A, which moves by stop and start, as crm_simulate words it).
+        reason: Option<String>,
     },
     Restart {
         resource: String,
@@ -342,11 +345,20 @@ impl fmt::Display for Change {
                 from,
                 to,
                 roles,
-            } => match roles {
-                None => write!(f, "Move {resource} ( {from} -> {to} )"),
-                Some((a, b)) if a == b => write!(f, "Move {resource} ( {from} -> {to} {a} )"),
-                Some((a, b)) => write!(f, "Move {resource} ( {a} {from} -> {b} {to} )"),
-            },
+                reason,
+            } => {
+                match roles {
+                    None => write!(f, "Move {resource} ( {from} -> {to} )")?,
+                    Some((a, b)) if a == b => {
+                        write!(f, "Move {resource} ( {from} -> {to} {a} )")?;
+                    }
+                    Some((a, b)) => write!(f, "Move {resource} ( {a} {from} -> {b} {to} )")?,
+                }
+                match reason {
+                    Some(why) => write!(f, " due to {why}"),
+                    None => Ok(()),
+                }
+            }
             Change::Restart {
                 resource,
                 node,
@@ -535,6 +547,8 @@ struct Plan {
     no_promote: bool,
     /// Moves by live migration: (from, to).
     migrate: Option<(usize, usize)>,
+    /// Why it moves by stop and start although it could migrate (a move's reason).
+    no_migrate: Option<String>,
     /// FAILED and blocked where it is: it stays, but its start can never run, so what must
     /// start after it cannot start either.
     stuck: bool,
@@ -1718,16 +1732,26 @@ impl<'a> Scheduler<'a> {
                 plans[r].migrate = None;
                 continue;
             };
-            // Its stop comes after every other stop (it migrates first): something it must
-            // run after (a mandatory order) that stops without migrating would have to stop
-            // after it. An optional order does not hold it (Pacemaker migrates it).
-            let stopping_first = config.orders_to(r).iter().any(|&(first, k)| {
+            // Its migrate_to comes after the start of what it must run after (a mandatory
+            // order) and before that one's stop (which follows its own): something that both
+            // stops and starts without migrating holds it to a stop and a start (Pacemaker's
+            // migration loop, `unrunnable A stop`). One that only stops or only starts does
+            // not, nor does an optional order.
+            let moving_first = config.orders_to(r).iter().find_map(|&(first, k)| {
                 let o = &config.orders()[k];
-                o.symmetric
+                let fp = &plans[first];
+                (o.symmetric
                     && o.kind == OrderKind::Mandatory
-                    && !plans[first].stops.is_empty()
-                    && plans[first].migrate.is_none()
+                    && !fp.stops.is_empty()
+                    && !fp.starts.is_empty()
+                    && fp.migrate.is_none())
+                .then(|| {
+                    let spec = &config.resources()[first];
+                    let name = spec.copies.as_ref().and_then(|c| c.name.as_deref());
+                    format!("unrunnable {} stop", name.unwrap_or(&spec.id))
+                })
             });
+            let stopping_first = moving_first.is_some();
             let ok = f != t
                 && p.live_active == [f]
                 && !p.failed.contains(&f)
@@ -1737,6 +1761,7 @@ impl<'a> Scheduler<'a> {
                 && p.forced.is_none()
                 && !stopping_first;
             plans[r].migrate = ok.then_some((f, t));
+            plans[r].no_migrate = moving_first.filter(|_| !ok);
         }
     }
 
@@ -2713,6 +2738,7 @@ impl<'a> Scheduler<'a> {
                     from,
                     to,
                     roles,
+                    reason: None,
                 }
             };
             self.out.summary.push(change);
@@ -2895,6 +2921,7 @@ impl<'a> Scheduler<'a> {
                 from: name(f),
                 to: name(t),
                 roles: None,
+                reason: p.no_migrate.clone(),
             },
             (&[f], None) => Change::Stop {
                 resource: id,

@@ -93,10 +93,14 @@ fn a_failed_resource_is_recovered_not_migrated_and_a_failed_migration_recovers()
 #[test]
 fn what_it_is_ordered_after_optionally_does_not_keep_it_from_migrating() {
     // vm after storage: storage leaves node1 in the same transition as vm moves. A mandatory
-    // order makes vm stop before storage stops, so it moves; an optional one does not hold
-    // it, and it migrates (as Pacemaker's migrate-stop).
+    // order makes vm stop before storage stops, and start after storage starts, so it moves
+    // (crm_simulate says why, Pacemaker's 5-am-then-bm-a-not-migratable); an optional one
+    // does not hold it, and it migrates (as Pacemaker's migrate-stop).
     for (kind, line) in [
-        (OrderKind::Mandatory, "Move vm ( node1 -> node2 )"),
+        (
+            OrderKind::Mandatory,
+            "Move vm ( node1 -> node2 ) due to unrunnable storage stop",
+        ),
         (OrderKind::Optional, "Migrate vm ( node1 -> node2 )"),
     ] {
         let mut w = build(&["node1", "node2"])
@@ -138,4 +142,39 @@ fn a_resource_started_with_another_definition_still_migrates_where_it_goes() {
     });
     assert_eq!(w.settle(), ["Migrate vm ( node1 -> node2 )"]);
     assert_eq!(w.status_of("vm"), "vm Started node2");
+}
+
+#[test]
+fn what_it_is_ordered_after_only_stopping_does_not_keep_it_from_migrating() {
+    // Pacemaker's 10-a-then-bm-b-move-a-clone: the clone vm runs after only loses its copy
+    // on node1; vm migrates all the same (its migrate_to comes before that stop).
+    let mut base = dummy("base");
+    base.copies = Some(Copies {
+        name: Some("base-clone".into()),
+        ..Copies::default()
+    });
+    let mut w = build(&["node1", "node2"])
+        .resource(base)
+        .resource(migratable("vm"))
+        .location(loc("vm", "node1", 100))
+        .order("base", "vm", OrderKind::Mandatory)
+        .world();
+    assert_eq!(w.status_of("base"), "base Started [ node1 node2 ]");
+    w.admin(AdminCommand::Ban {
+        resource: "base".into(),
+        node: "node1".into(),
+    });
+    w.admin(AdminCommand::Move {
+        resource: "vm".into(),
+        node: "node2".into(),
+    });
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Migrate vm ( node1 -> node2 )",
+            "Stop base ( node1 ) due to node availability"
+        ]
+    );
 }
