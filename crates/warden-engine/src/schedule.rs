@@ -1071,26 +1071,8 @@ impl<'a> Scheduler<'a> {
 
         p.targets = if !p.want_run {
             Vec::new()
-        } else if let Some(pr) = &spec.copies {
-            // One copy per node, best scores first, at most clone_max, counting the copies
-            // on nodes waiting to be fenced (they may still run).
-            let max = pr.clone_max.map_or(node_names.len(), |c| c as usize);
-            let own = &spec.utilization;
-            let mut cand: Vec<usize> = all
-                .clone()
-                .filter(|&i| scores[i].value() >= 0 && self.has_capacity(i, own))
-                .collect();
-            cand.sort_by_key(|&i| {
-                (
-                    std::cmp::Reverse(scores[i]),
-                    !p.live_active.contains(&i),
-                    self.nodes[i].load,
-                    i,
-                )
-            });
-            cand.truncate(max.saturating_sub(p.unclean_active.len()));
-            cand.sort_unstable();
-            cand
+        } else if spec.copies.is_some() {
+            self.copy_targets(r, &scores, &p)
         } else {
             let prefer = self.ban_insufficient_capacity(r, &mut scores, plans);
             let best = self.choose(&scores, &p.live_active);
@@ -1125,6 +1107,17 @@ impl<'a> Scheduler<'a> {
                 // Placed there all the same, as Pacemaker places it: it counts in the load.
                 self.place_on(r, t);
             }
+        }
+        // A clone's copies kept from starting only by the lost quorum: where they would
+        // start, for the summary (and for what is colocated with the clone).
+        if quorum_stops && p.clone && target_role == TargetRole::Started && !orphan {
+            let scores = self.scores_as(r, &p.live_active, plans, true);
+            let would: Vec<usize> = self
+                .copy_targets(r, &scores, &p)
+                .into_iter()
+                .filter(|i| !p.live_active.contains(i) && !p.unclean_active.contains(i))
+                .collect();
+            p.block_copies(&would, NO_QUORUM);
         }
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
             p.targets.clear();
@@ -1272,6 +1265,32 @@ impl<'a> Scheduler<'a> {
     /// loss policy (demote: only the promoted role goes; fence: the nodes are fenced, see
     /// `new`; freeze: it stays as it is). A ticket of the promoted role that is missing
     /// forbids promotion.
+    /// Where a clone's copies go: one per node, best scores first, at most `clone_max`,
+    /// counting the copies on nodes waiting to be fenced (they may still run).
+    fn copy_targets(&self, r: usize, scores: &[Score], p: &Plan) -> Vec<usize> {
+        let spec = &self.config.resources()[r];
+        let max = spec
+            .copies
+            .as_ref()
+            .and_then(|c| c.clone_max)
+            .map_or(self.nodes.len(), |c| c as usize);
+        let own = &spec.utilization;
+        let mut cand: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| scores[i].value() >= 0 && self.has_capacity(i, own))
+            .collect();
+        cand.sort_by_key(|&i| {
+            (
+                std::cmp::Reverse(scores[i]),
+                !p.live_active.contains(&i),
+                self.nodes[i].load,
+                i,
+            )
+        });
+        cand.truncate(max.saturating_sub(p.unclean_active.len()));
+        cand.sort_unstable();
+        cand
+    }
+
     fn tickets(&self, r: usize, p: &Plan) -> TicketEffect {
         let mut out = TicketEffect::default();
         let running = !p.live_active.is_empty() || !p.unclean_active.is_empty();
@@ -2213,6 +2232,17 @@ impl<'a> Scheduler<'a> {
                 Some((t, why)) if as_if_quorate && with.targets.is_empty() && why == NO_QUORUM => {
                     vec![*t]
                 }
+                _ if as_if_quorate && with.clone => with
+                    .targets
+                    .iter()
+                    .copied()
+                    .chain(
+                        with.blocked_copies
+                            .iter()
+                            .filter(|(_, why)| why == NO_QUORUM)
+                            .map(|&(i, _)| i),
+                    )
+                    .collect(),
                 _ => Vec::new(),
             };
             let on = if held.is_empty() {
@@ -2625,9 +2655,11 @@ impl<'a> Scheduler<'a> {
         } else if let Some(why) = &p.forced {
             Some(StopReason::Order(why.clone()))
         } else if !p.want_run
+            && !p.clone
             && self.state.no_quorum
             && self.config.cluster.no_quorum_policy != NoQuorumPolicy::Ignore
         {
+            // (A clone's copies stop for node availability, as crm_simulate says.)
             Some(StopReason::NoQuorum)
         } else if p.want_run || p.fatal || p.targets.is_empty() {
             // As Pacemaker: a stop of what is placed nowhere (target role stopped included)

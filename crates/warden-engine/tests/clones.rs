@@ -109,6 +109,45 @@ fn a_copy_banned_from_its_node_stops_when_a_copy_not_running_can_start_instead()
 }
 
 #[test]
+fn without_quorum_a_clone_stops_for_node_availability_and_says_where_it_would_start() {
+    // Pacemaker's stop-failure-with-fencing: the copies kept from starting by the lost quorum
+    // are listed blocked, so is what is colocated with the clone; running copies stop for
+    // node availability (a primitive's stop says no quorum).
+    let mut w = build(&["node1", "node2"])
+        .resource(clone("web", |_| {}))
+        .resource(dummy("vip"))
+        .colocation("vip", "web", Score::INFINITY)
+        .cluster(|c| c.no_quorum_policy = NoQuorumPolicy::Stop)
+        .world();
+    w.state.no_quorum = true;
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Stop vip ( node1 ) due to no quorum",
+            "Stop web ( node1 ) due to node availability",
+            "Stop web ( node2 ) due to node availability"
+        ]
+    );
+    w.settle();
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(plan.len(), 3, "{plan:?}");
+    assert!(
+        plan[0].starts_with("Start vip ( node")
+            && plan[0].ends_with(" ) due to no quorum (blocked)")
+    );
+    assert_eq!(
+        plan[1..],
+        [
+            "Start web ( node1 ) due to no quorum (blocked)",
+            "Start web ( node2 ) due to no quorum (blocked)"
+        ]
+    );
+}
+
+#[test]
 fn a_resource_colocated_with_a_clone_runs_where_a_copy_runs() {
     let mut w = three()
         .resource(clone("web", |_| {}))

@@ -2156,6 +2156,18 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         d.insert("name".into(), "no-device".into());
         d.insert("command".into(), Value::Array(vec!["false".into()]));
         r.fence.push(d);
+        // And it manages no resource at all ("Resource start-up disabled since no STONITH
+        // resources have been defined"): every resource is unmanaged.
+        if r.stonith.is_empty() {
+            for t in &mut r.resources {
+                let meta = t
+                    .entry("meta")
+                    .or_insert_with(|| Value::Table(Table::new()));
+                if let Value::Table(m) = meta {
+                    m.insert("is_managed".into(), false.into());
+                }
+            }
+        }
     }
     // The file.
     let mut top = Table::new();
@@ -2985,6 +2997,35 @@ mod tests {
         // Within the sequential set a then b; the unordered set has none; between the sets the
         // sequential one's last member before every member of the other.
         assert_eq!(ords, [("a", "b"), ("b", "c"), ("b", "d")]);
+    }
+
+    #[test]
+    fn fencing_enabled_without_a_device_manages_nothing() {
+        // Pacemaker's stop-failure-no-fencing: stonith-enabled (the default) and no stonith
+        // resource: every resource is left unmanaged; with stonith-enabled=false, managed.
+        let cib = |options: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">{options}</cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+  <clone id="cl"><primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/></clone>
+  </resources><constraints/></configuration></cib>"#
+            )
+        };
+        let managed = |xml: &str| -> Vec<bool> {
+            let l = loaded(&import(xml).expect("import"));
+            ["a", "c"]
+                .iter()
+                .map(|id| l.engine.resource(id).expect("resource").meta.is_managed)
+                .collect()
+        };
+        assert_eq!(managed(&cib("")), [false, false]);
+        assert_eq!(
+            managed(&cib(
+                r#"<nvpair id="s" name="stonith-enabled" value="false"/>"#
+            )),
+            [true, true]
+        );
     }
 
     #[test]
