@@ -49,16 +49,25 @@ pub fn check_transition(
                     .any(|on| f(&on.effective(&spec.meta, now)))
             })
         };
-        // Blocked where it is, unless that node is being fenced (the fence settles it).
+        // Blocked where it is, unless that node is being fenced (the fence settles it) or is
+        // unclean for another reason (its failures are left to the fence).
         let fenced_here = |n: &str| {
             t.actions
                 .iter()
                 .any(|b| matches!(&b.kind, ActionKind::Fence { node, .. } if node == n))
         };
+        let fenced_for = format!("{resource} failed there");
+        let unclean_otherwise = |n: &str| {
+            config.fencing_enabled()
+                && state
+                    .node(n)
+                    .and_then(|s| s.unclean.as_deref())
+                    .is_some_and(|why| why != fenced_for)
+        };
         let blocked = rs.is_some_and(|rs| {
-            rs.nodes
-                .iter()
-                .any(|(n, on)| on.effective(&spec.meta, now).blocked && !fenced_here(n))
+            rs.nodes.iter().any(|(n, on)| {
+                on.effective(&spec.meta, now).blocked && !fenced_here(n) && !unclean_otherwise(n)
+            })
         });
         if blocked {
             return Err(format!(

@@ -319,8 +319,11 @@ impl fmt::Display for Change {
                     Some(StopReason::CrashLoop) => f.write_str(" due to crash loop")?,
                     None => {}
                 }
-                if *blocked {
-                    f.write_str(" (blocked)")?;
+                // As crm_simulate: `(blocked)` after a reason, a bare `blocked` without one.
+                match (*blocked, reason) {
+                    (true, Some(_)) => f.write_str(" (blocked)")?,
+                    (true, None) => f.write_str(" blocked")?,
+                    (false, _) => {}
                 }
                 Ok(())
             }
@@ -929,6 +932,17 @@ impl<'a> Scheduler<'a> {
             };
             self.eff.push(e);
         }
+        // A failure on a node that is unclean for another reason is left to the fence (which
+        // stops the copy there): the copy is neither failed nor blocked, as Pacemaker skips
+        // the failure handling of what runs on an unclean node.
+        let fenced_for = format!("{} failed there", spec.id);
+        for (i, e) in self.eff.iter_mut().enumerate() {
+            let n = &self.nodes[i];
+            if n.unclean && n.fence_reason != fenced_for {
+                e.failed = false;
+                e.blocked = false;
+            }
+        }
         // A failure ignored (`on_fail = "ignore"`) anywhere: so is the migration threshold,
         // whatever else counted (Pacemaker's `pe_rsc_failure_ignored`).
         if self.eff.iter().any(|e| e.failure_ignored) {
@@ -969,7 +983,6 @@ impl<'a> Scheduler<'a> {
         // A failed copy on a node to be fenced is settled by the fence: what ran there moves,
         // as crm_simulate says; a node fenced for the failure itself (still online) recovers
         // it.
-        let fenced_for = format!("{} failed there", spec.id);
         p.failed = p
             .live_active
             .iter()
@@ -2958,7 +2971,16 @@ impl<'a> Scheduler<'a> {
             (&[f], None) => Change::Stop {
                 resource: id,
                 node: name(f),
-                reason: self.stop_reason(p),
+                // Frozen without quorum, it is not taken off its unclean node, only kept from
+                // starting anew: crm_simulate gives its blocked stop there no reason.
+                reason: if self.nodes[f].stranded()
+                    && self.state.no_quorum
+                    && self.config.cluster.no_quorum_policy == NoQuorumPolicy::Freeze
+                {
+                    None
+                } else {
+                    self.stop_reason(p)
+                },
                 role: None,
                 // On a node that is unclean and cannot be fenced, nothing can stop it.
                 blocked: self.nodes[f].stranded(),

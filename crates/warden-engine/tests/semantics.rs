@@ -415,6 +415,44 @@ fn a_failure_on_a_node_fenced_for_something_else_is_settled_by_the_fence() {
 }
 
 #[test]
+fn without_quorum_what_runs_on_a_lost_node_cannot_stop_and_its_failures_are_left_to_the_fence() {
+    // Pacemaker's rec-node-8 (freeze) and rec-node-10 (stop): node1 is lost and cannot be
+    // fenced without quorum. a's blocked stop failure there is no block anymore (the fence
+    // will settle it): a and b alike are stopped there only as far as the summary goes.
+    for (policy, why) in [
+        (NoQuorumPolicy::Freeze, " blocked"),
+        (NoQuorumPolicy::Stop, " due to no quorum (blocked)"),
+    ] {
+        let blocked = with_on_fail(dummy("a"), OpName::Stop, Duration::ZERO, OnFail::Block);
+        let mut w = build(&["node1", "node2", "node3"])
+            .resource(blocked)
+            .resource(dummy("b"))
+            .location(loc("a", "node1", 100))
+            .location(loc("b", "node1", 100))
+            .fencing()
+            .cluster(|c| c.no_quorum_policy = policy)
+            .world();
+        w.monitor("a", "node1", rc::ERR_GENERIC);
+        w.step(&[("a", OpName::Stop, "node1", rc::ERR_GENERIC)]);
+        assert_eq!(w.status_of("a"), "a FAILED node1 (blocked)");
+        w.event(Event::NodeDown {
+            node: "node1".into(),
+        });
+        w.state.no_quorum = true;
+        let mut plan = w.plan();
+        plan.retain(|l| l.starts_with("Stop"));
+        assert_eq!(
+            plan,
+            [
+                format!("Stop a ( node1 ){why}"),
+                format!("Stop b ( node1 ){why}")
+            ],
+            "{policy:?}"
+        );
+    }
+}
+
+#[test]
 fn notify_failures_are_ignored_and_never_counted() {
     let mut w = two_nodes(dummy("dummy"));
     w.op(

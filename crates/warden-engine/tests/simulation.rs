@@ -306,9 +306,18 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
         .iter()
         .filter(|r| {
             state.resource(&r.id).is_some_and(|rs| {
-                rs.nodes
-                    .iter()
-                    .any(|(n, on)| on.blocked && !fenced.contains(n.as_str()))
+                // A node unclean for another reason leaves the failure to its fence.
+                let fenced_for = format!("{} failed there", r.id);
+                let unclean_otherwise = |n: &str| {
+                    config.fencing_enabled()
+                        && state
+                            .node(n)
+                            .and_then(|s| s.unclean.as_deref())
+                            .is_some_and(|why| why != fenced_for)
+                };
+                rs.nodes.iter().any(|(n, on)| {
+                    on.blocked && !fenced.contains(n.as_str()) && !unclean_otherwise(n)
+                })
             })
         })
         .map(|r| r.id.clone())
