@@ -550,6 +550,8 @@ struct Plan {
     no_promote: bool,
     /// Moves by live migration: (from, to).
     migrate: Option<(usize, usize)>,
+    /// Frozen without quorum where it would have started (or moved) elsewhere.
+    frozen: bool,
     /// Why it moves by stop and start although it could migrate (a move's reason).
     no_migrate: Option<String>,
     /// FAILED and blocked where it is: it stays, but its start can never run, so what must
@@ -1104,6 +1106,7 @@ impl<'a> Scheduler<'a> {
             if let (false, Some(&t)) = (p.clone, p.targets.first()) {
                 p.blocked = Some((t, "quorum freeze".to_owned()));
             }
+            p.frozen = p.targets.iter().any(|t| !p.live_active.contains(t));
             p.targets.retain(|t| p.live_active.contains(t));
         }
         // Kept from starting only by the lost quorum: where it would start, for the summary.
@@ -2971,12 +2974,10 @@ impl<'a> Scheduler<'a> {
             (&[f], None) => Change::Stop {
                 resource: id,
                 node: name(f),
-                // Frozen without quorum, it is not taken off its unclean node, only kept from
-                // starting anew: crm_simulate gives its blocked stop there no reason.
-                reason: if self.nodes[f].stranded()
-                    && self.state.no_quorum
-                    && self.config.cluster.no_quorum_policy == NoQuorumPolicy::Freeze
-                {
+                // Frozen without quorum where it could run elsewhere, it is not taken off its
+                // unclean node, only kept from starting anew: crm_simulate gives its blocked
+                // stop there no reason (where it can run nowhere, node availability).
+                reason: if self.nodes[f].stranded() && p.frozen {
                     None
                 } else {
                     self.stop_reason(p)

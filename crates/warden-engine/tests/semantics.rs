@@ -419,16 +419,29 @@ fn without_quorum_what_runs_on_a_lost_node_cannot_stop_and_its_failures_are_left
     // Pacemaker's rec-node-8 (freeze) and rec-node-10 (stop): node1 is lost and cannot be
     // fenced without quorum. a's blocked stop failure there is no block anymore (the fence
     // will settle it): a and b alike are stopped there only as far as the summary goes.
-    for (policy, why) in [
-        (NoQuorumPolicy::Freeze, " blocked"),
-        (NoQuorumPolicy::Stop, " due to no quorum (blocked)"),
+    // c can run nowhere else: frozen or not, it is for node availability (bug-cl-5212).
+    for (policy, why, why_c) in [
+        (
+            NoQuorumPolicy::Freeze,
+            " blocked",
+            " due to node availability (blocked)",
+        ),
+        (
+            NoQuorumPolicy::Stop,
+            " due to no quorum (blocked)",
+            " due to no quorum (blocked)",
+        ),
     ] {
         let blocked = with_on_fail(dummy("a"), OpName::Stop, Duration::ZERO, OnFail::Block);
         let mut w = build(&["node1", "node2", "node3"])
             .resource(blocked)
             .resource(dummy("b"))
+            .resource(dummy("c"))
             .location(loc("a", "node1", 100))
             .location(loc("b", "node1", 100))
+            .location(loc("c", "node1", 100))
+            .location(loc("c", "node2", -1_000_000))
+            .location(loc("c", "node3", -1_000_000))
             .fencing()
             .cluster(|c| c.no_quorum_policy = policy)
             .world();
@@ -445,7 +458,8 @@ fn without_quorum_what_runs_on_a_lost_node_cannot_stop_and_its_failures_are_left
             plan,
             [
                 format!("Stop a ( node1 ){why}"),
-                format!("Stop b ( node1 ){why}")
+                format!("Stop b ( node1 ){why}"),
+                format!("Stop c ( node1 ){why_c}")
             ],
             "{policy:?}"
         );

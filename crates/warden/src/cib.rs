@@ -2384,6 +2384,8 @@ fn state_of(
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
     let mut newest: Option<Time> = None;
     let mut membership: BTreeMap<String, (bool, Option<String>, bool, bool)> = BTreeMap::new();
+    // Each node's resource histories in the order written (Pacemaker reads them so).
+    let mut written: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut counts: Vec<(String, String, OpKey, u32, Option<Time>)> = Vec::new();
     for ns in elements(status).filter(|c| c.has_tag_name("node_state")) {
         let Some(node) = ns.attribute("uname") else {
@@ -2434,6 +2436,10 @@ fn state_of(
                 if config.resource(id).is_none() {
                     continue;
                 }
+                written
+                    .entry(node.to_owned())
+                    .or_default()
+                    .push(id.to_owned());
                 // A history without call ids (older Pacemakers wrote some) is in the order
                 // written, as Pacemaker reads it; otherwise an operation without one is pending.
                 let written = elements(lr)
@@ -2638,6 +2644,33 @@ fn state_of(
                 };
                 n.standby = standby.contains(node) || *pending;
                 n.shutdown = *shutdown;
+                // Down, and a managed resource still thought active there: with fencing, it
+                // must be fenced before that can run elsewhere (Pacemaker's "is thought to
+                // be active there").
+                if fencing
+                    && !*online
+                    && n.unclean.is_none()
+                    && !state.node_in_maintenance(config, node)
+                {
+                    let active = |id: &&String| {
+                        let managed = config
+                            .resource(id)
+                            .is_some_and(|r| r.meta.is_managed && !r.meta.maintenance);
+                        managed
+                            && state
+                                .resources
+                                .get(*id)
+                                .and_then(|rs| rs.nodes.get(node))
+                                .is_some_and(|on| on.role.is_active())
+                    };
+                    let first = written.get(node).and_then(|ids| ids.iter().find(active));
+                    if let Some(id) = first {
+                        let reason = format!("{id} is thought to be active there");
+                        if let Some(n) = state.nodes.get_mut(node) {
+                            n.unclean = Some(reason);
+                        }
+                    }
+                }
             }
             None => {
                 n.online = false;
@@ -2997,6 +3030,45 @@ mod tests {
         // Within the sequential set a then b; the unordered set has none; between the sets the
         // sequential one's last member before every member of the other.
         assert_eq!(ords, [("a", "b"), ("b", "c"), ("b", "d")]);
+    }
+
+    #[test]
+    fn a_node_down_that_still_runs_a_managed_resource_is_fenced() {
+        // Pacemaker's bug-5186-partial-migrate and bug-cl-5212: n2 left cleanly (expected
+        // down) but its history says b and a still run there: with fencing, it is unclean
+        // for the first of them in its history; without a managed one there, it is clean.
+        let cib = |managed: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="true"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><primitive id="f" class="stonith" type="fence_xvm"/>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"><meta_attributes id="am">
+      <nvpair id="am1" name="is-managed" value="{managed}"/></meta_attributes></primitive>
+    <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"><meta_attributes id="bm">
+      <nvpair id="bm1" name="is-managed" value="{managed}"/></meta_attributes></primitive>
+  </resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member"/>
+  <node_state id="2" uname="n2" in_ccm="false" crmd="offline" join="down" expected="down">
+    <lrm id="2"><lrm_resources>
+    <lrm_resource id="b" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="b1" operation="start" call-id="3" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource>
+    <lrm_resource id="a" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="a1" operation="start" call-id="2" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#
+            )
+        };
+        let unclean = |xml: &str| {
+            let state = import(xml).expect("import").state.expect("a state");
+            state.nodes["n2"].unclean.clone()
+        };
+        assert_eq!(
+            unclean(&cib("true")).as_deref(),
+            Some("b is thought to be active there")
+        );
+        assert_eq!(unclean(&cib("false")), None);
     }
 
     #[test]
