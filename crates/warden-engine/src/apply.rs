@@ -213,6 +213,8 @@ pub fn apply(
             let n = state.nodes.entry(node.clone()).or_default();
             n.online = true;
             n.shutdown = false;
+            // Joined: no longer pending.
+            n.pending = false;
             // Whatever ran there is unknown now: probe it again. A node still waiting to be
             // fenced keeps what it ran until the fence says otherwise.
             if !(fencing && n.unclean.is_some()) {
@@ -224,6 +226,7 @@ pub fn apply(
             check_node(config, node)?;
             let fencing = config.fencing_enabled();
             let n = state.nodes.entry(node.clone()).or_default();
+            n.pending = false;
             if n.online {
                 n.online = false;
                 if fencing && n.unclean.is_none() {

@@ -401,6 +401,11 @@ impl fmt::Display for Change {
                 resource,
                 node,
                 reason,
+            } if reason.is_empty() => write!(f, "Start {resource} ( {node} ) blocked"),
+            Change::BlockedStart {
+                resource,
+                node,
+                reason,
             } => write!(f, "Start {resource} ( {node} ) due to {reason} (blocked)"),
             Change::Migrate { resource, from, to } => {
                 write!(f, "Migrate {resource} ( {from} -> {to} )")
@@ -710,6 +715,8 @@ struct NodeView {
     /// In maintenance (its `maintenance` node attribute is true, as Pacemaker's): nothing is
     /// placed or probed here, and what runs here is left as it is.
     maintenance: bool,
+    /// Still joining: nothing is placed or probed here yet.
+    pending: bool,
     /// Resources placed here so far in this run: the tie-break after score.
     load: u32,
     /// Capacity left after what was placed here so far (placement strategies other than
@@ -722,7 +729,7 @@ struct NodeView {
 
 impl NodeView {
     fn can_run(&self) -> bool {
-        self.online && !self.unclean && !self.standby && !self.maintenance
+        self.online && !self.unclean && !self.standby && !self.maintenance && !self.pending
     }
 
     /// Whether actions can be run there at all.
@@ -805,6 +812,7 @@ impl<'a> Scheduler<'a> {
                     unclean: fencing && ns.is_some_and(|s| s.unclean.is_some()),
                     standby: ns.is_some_and(|s| s.standby || s.shutdown),
                     maintenance: state.node_in_maintenance(config, n),
+                    pending: ns.is_some_and(|s| s.pending && s.online),
                     load: 0,
                     fence: None,
                     fence_reason: ns.and_then(|s| s.unclean.clone()).unwrap_or_default(),
@@ -1022,6 +1030,7 @@ impl<'a> Scheduler<'a> {
             .filter(|&i| {
                 self.nodes[i].reachable()
                     && !self.nodes[i].maintenance
+                    && !self.nodes[i].pending
                     && self.eff[i].role == Role::Unknown
                     && config.discovers(r, i)
             })
@@ -1134,6 +1143,18 @@ impl<'a> Scheduler<'a> {
                 .filter(|i| !p.live_active.contains(i) && !p.unclean_active.contains(i))
                 .collect();
             p.block_copies(&would, NO_QUORUM);
+        }
+        // Running nowhere known, and not yet probed on a node still joining (it might run
+        // there): it does not start until that node has been probed (Pacemaker's start after
+        // an unrunnable probe; crm_simulate says a bare `blocked`).
+        if !p.clone && p.live_active.is_empty() && p.unclean_active.is_empty() {
+            let unknown_on_pending = all.clone().any(|i| {
+                self.nodes[i].pending && self.eff[i].role == Role::Unknown && config.discovers(r, i)
+            });
+            if let (true, Some(&t)) = (unknown_on_pending, p.targets.first()) {
+                p.blocked = Some((t, String::new()));
+                p.targets.clear();
+            }
         }
         if multiple && meta.multiple_active == MultipleActive::StopOnly {
             p.targets.clear();

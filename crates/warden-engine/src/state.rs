@@ -45,6 +45,10 @@ pub struct NodeState {
     /// Its daemon is shutting down: every resource leaves it, in the engine's order, and it
     /// runs nothing until it joins again.
     pub shutdown: bool,
+    /// A member still joining (Pacemaker's pending node): nothing is placed or probed there
+    /// yet, and a resource running nowhere does not start while it is unknown there (it might
+    /// run there).
+    pub pending: bool,
 }
 
 /// Admin overrides and per-node status of one resource.

@@ -248,6 +248,7 @@ pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<Str
     let mut online = Vec::new();
     let mut standby = Vec::new();
     let mut maintenance = Vec::new();
+    let mut pending = Vec::new();
     let mut unclean = Vec::new();
     let mut offline = Vec::new();
     for n in config.nodes() {
@@ -256,6 +257,8 @@ pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<Str
             unclean.push(n.clone());
         } else if !ns.online {
             offline.push(n.clone());
+        } else if ns.pending {
+            pending.push(n.clone());
         } else if ns.standby {
             standby.push(n.clone());
         } else if state.node_in_maintenance(config, n) {
@@ -268,6 +271,7 @@ pub fn node_groups(config: &Config, state: &State) -> Vec<(&'static str, Vec<Str
         ("Online", online),
         ("Standby", standby),
         ("Maintenance", maintenance),
+        ("Pending", pending),
         ("UNCLEAN", unclean),
         ("OFFLINE", offline),
     ]

@@ -467,6 +467,41 @@ fn without_quorum_what_runs_on_a_lost_node_cannot_stop_and_its_failures_are_left
 }
 
 #[test]
+fn a_resource_running_nowhere_waits_for_a_node_still_joining() {
+    // Pacemaker's probe-4 and stonith-4: node2 is pending (a member not done joining): it is
+    // not probed, and what runs nowhere known does not start (it might run there).
+    let mut state = State::with_online_nodes(["node1", "node2"]);
+    state.nodes.get_mut("node2").expect("node2").pending = true;
+    let mut w = World {
+        state,
+        config: build(&["node1", "node2"])
+            .resource(dummy("a"))
+            .location(loc("a", "node1", 100))
+            .config(),
+        now: T0,
+    };
+    w.op("a", "node1", OpKey::probe(), rc::NOT_RUNNING);
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(
+        t.actions.iter().all(|a| a.kind.node() != "node2"),
+        "nothing on the pending node: {t:?}"
+    );
+    assert_eq!(w.plan(), ["Start a ( node1 ) blocked"]);
+    assert_eq!(
+        node_groups(&w.config, &w.state),
+        [
+            ("Online", vec!["node1".to_owned()]),
+            ("Pending", vec!["node2".to_owned()])
+        ]
+    );
+    // Joined: probed there, and started.
+    w.event(Event::NodeUp {
+        node: "node2".into(),
+    });
+    assert_eq!(w.settle(), ["Start a ( node1 )"]);
+}
+
+#[test]
 fn notify_failures_are_ignored_and_never_counted() {
     let mut w = two_nodes(dummy("dummy"));
     w.op(

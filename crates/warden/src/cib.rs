@@ -2642,7 +2642,8 @@ fn state_of(
                 } else {
                     None
                 };
-                n.standby = standby.contains(node) || *pending;
+                n.standby = standby.contains(node);
+                n.pending = *pending;
                 n.shutdown = *shutdown;
                 // Down, and a managed resource still thought active there: with fencing, it
                 // must be fenced before that can run elsewhere (Pacemaker's "is thought to

@@ -55,6 +55,9 @@ pub struct WireNode {
     /// Its daemon is shutting down: it runs nothing until it joins again.
     #[serde(default, skip_serializing_if = "is_false")]
     pub shutdown: bool,
+    /// Still joining (an imported CIB's pending node).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pending: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -220,6 +223,7 @@ impl StateFile {
                         unclean: s.unclean.clone(),
                         standby: s.standby,
                         shutdown: s.shutdown,
+                        pending: s.pending,
                     },
                 )
             })
@@ -348,6 +352,7 @@ impl StateFile {
                     unclean: w.unclean,
                     standby: w.standby,
                     shutdown: w.shutdown,
+                    pending: w.pending,
                 },
             );
         }
