@@ -1531,6 +1531,15 @@ impl Config {
             .filter(move |d| d.nodes.is_empty() || d.nodes.iter().any(|n| n == node))
     }
 
+    /// What fencing `node` does: the action of the first device able to fence it (`reboot`
+    /// for a command device, or when none can).
+    pub fn fence_action<'a>(&'a self, node: &'a str) -> &'a str {
+        match self.fence_devices_for(node).next().map(|d| &d.method) {
+            Some(FenceMethod::Agent(a)) => &a.action,
+            _ => "reboot",
+        }
+    }
+
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.node_index.get(name).copied()
     }

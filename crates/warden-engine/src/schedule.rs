@@ -259,6 +259,8 @@ pub enum Change {
     Fence {
         node: String,
         reason: String,
+        /// What the device asked first is to do: `reboot` or `off`.
+        action: String,
     },
     /// A copy promoted: from unpromoted (`from` Started) or from stopped (started first).
     Promote {
@@ -377,7 +379,11 @@ impl fmt::Display for Change {
                     None => Ok(()),
                 }
             }
-            Change::Fence { node, reason } => write!(f, "Fence (reboot) {node} '{reason}'"),
+            Change::Fence {
+                node,
+                reason,
+                action,
+            } => write!(f, "Fence ({action}) {node} '{reason}'"),
             Change::Promote {
                 resource,
                 node,
@@ -908,6 +914,7 @@ impl<'a> Scheduler<'a> {
             self.out.summary.push(Change::Fence {
                 node: node.clone(),
                 reason: reason.clone(),
+                action: self.config.fence_action(&node).to_owned(),
             });
             let id = self.push(ActionKind::Fence { node, reason }, Vec::new());
             self.nodes[i].fence = Some(id);

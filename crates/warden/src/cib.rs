@@ -308,6 +308,10 @@ struct Reader {
     nodes: BTreeSet<String>,
     /// `stonith-enabled`.
     stonith_enabled: bool,
+    /// `stonith-action=off`: every agent device powers its node off.
+    fence_off: bool,
+    /// `startup-fencing` (true unless set false): a node never seen is unclean.
+    startup_fencing: bool,
     /// Nodes of the CIB not carried over (remote nodes).
     skipped_nodes: BTreeSet<String>,
     /// Resources with the old `restart-type=restart`.
@@ -438,6 +442,9 @@ impl Reader {
                 }
                 if last("is-managed").is_some_and(|v| !is_true(v)) {
                     d.insert("is_managed".into(), false.into());
+                }
+                if self.fence_off {
+                    d.insert("action".into(), "off".into());
                 }
                 self.written.push(("fence_device", self.fence.len()));
                 self.fence.push(d);
@@ -1397,6 +1404,8 @@ struct Reading<'d> {
     /// Fail counts per resource (`fail-count-RSC`), before feature set 3.0.13; else per
     /// operation.
     legacy_counts: bool,
+    /// `startup-fencing`: a node never seen may run anything, so it is unclean (unless false).
+    startup_fencing: bool,
 }
 
 impl Reading<'_> {
@@ -1970,6 +1979,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         nodes: BTreeSet::new(),
         tags: BTreeMap::new(),
         stonith_enabled: true,
+        fence_off: false,
+        startup_fencing: true,
         skipped_nodes: BTreeSet::new(),
         restart_type: Vec::new(),
         definitions: BTreeMap::new(),
@@ -1979,6 +1990,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     cluster.insert("name".into(), "pacemaker".into());
     cluster.insert("data_dir".into(), "/var/lib/warden".into());
     let mut stonith_enabled = true;
+    // `stonith-action`: what every fence device is asked to do (`reboot` unless `off`).
+    let mut fence_off = false;
     let mut stop_orphans = true;
     if let Some(cc) = child(conf, "crm_config") {
         for (k, v) in nvpairs(cc, "cluster_property_set", "crm_config", &mut r.skip) {
@@ -2022,10 +2035,18 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                     }
                     _ => r.skip.push(format!("crm_config placement-strategy={v}")),
                 },
-                "stonith-action" | "startup-fencing" | "concurrent-fencing" | "shutdown-lock"
-                | "remove-after-stop"
-                    if !matches!(v.as_str(), "reboot" | "true" | "false" | "none" | "0") =>
-                {
+                // `poweroff` is the old name of `off`.
+                "stonith-action" => match v.as_str() {
+                    "reboot" => {}
+                    "off" | "poweroff" => fence_off = true,
+                    _ => r.skip.push(format!("crm_config {k}={v}")),
+                },
+                // What Warden does (startup fencing) or needs not say (concurrency); what it
+                // does not do is named.
+                "startup-fencing" => r.startup_fencing = is_true(&v),
+                "concurrent-fencing" => {}
+                "shutdown-lock" | "remove-after-stop" if !is_true(&v) => {}
+                "shutdown-lock" | "remove-after-stop" => {
                     r.skip.push(format!("crm_config {k}={v}"));
                 }
                 _ => {}
@@ -2033,6 +2054,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         }
     }
     r.stonith_enabled = stonith_enabled;
+    r.fence_off = fence_off;
     // Defaults.
     let mut resource_defaults = Table::new();
     let mut op_defaults = Table::new();
@@ -2280,6 +2302,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 legacy_counts: cib
                     .attribute("crm_feature_set")
                     .is_none_or(|v| digest::older(v, (3, 0, 13))),
+                startup_fencing: r.startup_fencing,
             };
             let (mut s, newest) = state_of(
                 &engine,
@@ -2676,7 +2699,8 @@ fn state_of(
             None => {
                 n.online = false;
                 // Pacemaker's startup fencing: a node never seen may run anything.
-                n.unclean = fencing.then(|| "node is unclean".to_owned());
+                n.unclean =
+                    (fencing && reading.startup_fencing).then(|| "node is unclean".to_owned());
                 n.standby = standby.contains(node);
             }
         }
@@ -3070,6 +3094,51 @@ mod tests {
             Some("b is thought to be active there")
         );
         assert_eq!(unclean(&cib("false")), None);
+    }
+
+    #[test]
+    fn fencing_options_are_carried_over_or_named() {
+        // stonith-action=off (or its old name poweroff): every agent device powers off, and
+        // the summary says so; startup-fencing=false: a node never seen is clean; what Warden
+        // does not do (shutdown-lock) is named.
+        let cib = |options: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">{options}</cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><primitive id="f" class="stonith" type="fence_xvm"/></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member"/></status></cib>"#
+            )
+        };
+        let off = import(&cib(
+            r#"<nvpair id="a" name="stonith-action" value="poweroff"/>"#,
+        ))
+        .expect("import");
+        assert!(off.unsupported.is_empty(), "{:?}", off.unsupported);
+        let l = loaded(&off);
+        assert_eq!(l.engine.fence_action("n2"), "off");
+        let state = off.state.expect("a state");
+        assert_eq!(
+            state.nodes["n2"].unclean.as_deref(),
+            Some("node is unclean")
+        );
+        let t = warden_engine::schedule(&l.engine, &state, warden_engine::Time::from_millis(0));
+        assert!(
+            t.summary
+                .iter()
+                .any(|c| c.to_string() == "Fence (off) n2 'node is unclean'"),
+            "{:?}",
+            t.summary
+        );
+        let seen = import(&cib(
+            r#"<nvpair id="b" name="startup-fencing" value="false"/>"#,
+        ))
+        .expect("import");
+        assert_eq!(seen.state.expect("a state").nodes["n2"].unclean, None);
+        let lock = import(&cib(
+            r#"<nvpair id="c" name="shutdown-lock" value="true"/>"#,
+        ))
+        .expect("import");
+        assert_eq!(lock.unsupported, ["crm_config shutdown-lock=true"]);
     }
 
     #[test]
