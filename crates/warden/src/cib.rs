@@ -312,6 +312,10 @@ struct Reader {
     fence_off: bool,
     /// `startup-fencing` (true unless set false): a node never seen is unclean.
     startup_fencing: bool,
+    /// `stop-all-resources`: every resource is stopped (as if disabled).
+    stop_all: bool,
+    /// `maintenance-mode`: every resource is in maintenance (left exactly as it is).
+    maintenance_mode: bool,
     /// Nodes of the CIB not carried over (remote nodes).
     skipped_nodes: BTreeSet<String>,
     /// Resources with the old `restart-type=restart`.
@@ -816,6 +820,19 @@ impl Reader {
         }
         self.group_ids.insert(id.to_owned());
         self.names.insert(gid, id.to_owned());
+    }
+
+    /// Sets meta attribute `key` of every resource to `value`, whatever it said (a cluster
+    /// option that overrides them all).
+    fn meta_of_all(&mut self, key: &str, value: Value) {
+        for t in &mut self.resources {
+            let meta = t
+                .entry("meta")
+                .or_insert_with(|| Value::Table(Table::new()));
+            if let Value::Table(m) = meta {
+                m.insert(key.into(), value.clone());
+            }
+        }
     }
 
     /// Makes the fence device `name` (just read from a stonith primitive) a cloned one: a
@@ -1981,6 +1998,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         stonith_enabled: true,
         fence_off: false,
         startup_fencing: true,
+        stop_all: false,
+        maintenance_mode: false,
         skipped_nodes: BTreeSet::new(),
         restart_type: Vec::new(),
         definitions: BTreeMap::new(),
@@ -2013,12 +2032,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 }
                 "stonith-enabled" => stonith_enabled = is_true(&v),
                 "stop-orphan-resources" => stop_orphans = is_true(&v),
-                "stop-all-resources" if is_true(&v) => {
-                    r.skip.push("crm_config stop-all-resources".into());
-                }
-                "maintenance-mode" if is_true(&v) => {
-                    r.skip.push("crm_config maintenance-mode".into());
-                }
+                "stop-all-resources" => r.stop_all = is_true(&v),
+                "maintenance-mode" => r.maintenance_mode = is_true(&v),
                 "node-health-strategy" => match v.to_ascii_lowercase().as_str() {
                     s @ ("none" | "migrate-on-red" | "only-green" | "progressive" | "custom") => {
                         cluster.insert("node_health_strategy".into(), s.replace('-', "_").into());
@@ -2181,15 +2196,15 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         // And it manages no resource at all ("Resource start-up disabled since no STONITH
         // resources have been defined"): every resource is unmanaged.
         if r.stonith.is_empty() {
-            for t in &mut r.resources {
-                let meta = t
-                    .entry("meta")
-                    .or_insert_with(|| Value::Table(Table::new()));
-                if let Value::Table(m) = meta {
-                    m.insert("is_managed".into(), false.into());
-                }
-            }
+            r.meta_of_all("is_managed", false.into());
         }
+    }
+    // Cluster options that override every resource's own meta attributes.
+    if r.maintenance_mode {
+        r.meta_of_all("maintenance", true.into());
+    }
+    if r.stop_all {
+        r.meta_of_all("target_role", "stopped".into());
     }
     // The file.
     let mut top = Table::new();
@@ -3139,6 +3154,32 @@ mod tests {
         ))
         .expect("import");
         assert_eq!(lock.unsupported, ["crm_config shutdown-lock=true"]);
+    }
+
+    #[test]
+    fn maintenance_mode_and_stop_all_resources_override_every_resource() {
+        let cib = |options: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/>{options}</cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="a" class="ocf" provider="heartbeat" type="Dummy"><meta_attributes id="am">
+    <nvpair id="am1" name="target-role" value="Started"/><nvpair id="am2" name="maintenance" value="false"/>
+  </meta_attributes></primitive></resources><constraints/></configuration></cib>"#
+            )
+        };
+        let meta = |options: &str| {
+            let i = import(&cib(options)).expect("import");
+            assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+            loaded(&i).engine.resource("a").expect("a").meta.clone()
+        };
+        let m = meta(r#"<nvpair id="m" name="maintenance-mode" value="true"/>"#);
+        assert!(m.maintenance);
+        let m = meta(r#"<nvpair id="x" name="stop-all-resources" value="true"/>"#);
+        assert_eq!(m.target_role, warden_engine::TargetRole::Stopped);
+        let m = meta("");
+        assert!(!m.maintenance);
+        assert_eq!(m.target_role, warden_engine::TargetRole::Started);
     }
 
     #[test]
