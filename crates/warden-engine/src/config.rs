@@ -237,6 +237,9 @@ keyword_enum!(
     TargetRole {
         Started = "started",
         Stopped = "stopped",
+        /// Running, never promoted (Pacemaker's `Unpromoted`; for a resource without roles,
+        /// started).
+        Unpromoted = "unpromoted",
     }
 );
 

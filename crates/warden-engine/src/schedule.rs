@@ -1086,6 +1086,8 @@ impl<'a> Scheduler<'a> {
         p.acts = true;
 
         let target_role = rs.and_then(|rs| rs.target_role).unwrap_or(meta.target_role);
+        // Unpromoted: no copy is promoted (its promoted copies demote).
+        p.no_promote |= target_role == TargetRole::Unpromoted;
         let quorum = if self.state.no_quorum && meta.requires == crate::config::Requires::Quorum {
             self.config.cluster.no_quorum_policy
         } else {
@@ -1095,7 +1097,7 @@ impl<'a> Scheduler<'a> {
             || (quorum == NoQuorumPolicy::Demote && !spec.is_promotable());
         // An orphan (gone from the file) is only ever stopped, whatever `enable` said.
         let orphan = meta.orphan;
-        p.want_run = target_role == TargetRole::Started
+        p.want_run = target_role != TargetRole::Stopped
             && !orphan
             && !self.eff.iter().any(|e| e.stop_on_fail)
             && !quorum_stops;
@@ -1130,7 +1132,7 @@ impl<'a> Scheduler<'a> {
             && !p.clone
             && p.live_active.is_empty()
             && p.unclean_active.is_empty()
-            && target_role == TargetRole::Started
+            && target_role != TargetRole::Stopped
             && !orphan
         {
             let scores = self.scores_as(r, &p.live_active, plans, true);
@@ -1142,7 +1144,7 @@ impl<'a> Scheduler<'a> {
         }
         // A clone's copies kept from starting only by the lost quorum: where they would
         // start, for the summary (and for what is colocated with the clone).
-        if quorum_stops && p.clone && target_role == TargetRole::Started && !orphan {
+        if quorum_stops && p.clone && target_role != TargetRole::Stopped && !orphan {
             let scores = self.scores_as(r, &p.live_active, plans, true);
             let would: Vec<usize> = self
                 .copy_targets(r, &scores, &p)

@@ -640,3 +640,24 @@ fn no_copy_is_promoted_beside_what_must_never_be_with_its_promoted_role_and_cann
         "db Promoted [ node2 ] Unpromoted [ node1 ]"
     );
 }
+
+#[test]
+fn target_role_unpromoted_runs_every_copy_and_promotes_none() {
+    // Pacemaker's target-role=Unpromoted: the promoted copy demotes, nothing is promoted
+    // in its place, and the copies keep running; on a resource without roles it is started.
+    let mut w = three(stateful("db")).world();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+    );
+    let mut db = stateful("db");
+    db.meta.target_role = TargetRole::Unpromoted;
+    w.config = three(db).config();
+    assert_eq!(w.settle(), ["Demote db ( Promoted -> Unpromoted node1 )"]);
+    assert_eq!(w.status_of("db"), "db Unpromoted [ node1 node2 node3 ]");
+    let mut plain = dummy("web");
+    plain.meta.target_role = TargetRole::Unpromoted;
+    let w = build(&["node1"]).resource(plain).world();
+    assert_eq!(w.status_of("web"), "web Started node1");
+    assert!(w.plan().is_empty());
+}

@@ -260,7 +260,6 @@ fn meta_value(key: &str, v: &str) -> Option<Value> {
         "target_role" => Value::String(
             match role_word(v)? {
                 "promoted" => "started",
-                "unpromoted" => return None,
                 w => w,
             }
             .to_owned(),
