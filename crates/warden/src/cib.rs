@@ -2423,6 +2423,7 @@ fn state_of(
     let mut membership: BTreeMap<String, (bool, Option<String>, bool, bool)> = BTreeMap::new();
     // Each node's resource histories in the order written (Pacemaker reads them so).
     let mut written: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut transient_standby: BTreeMap<String, bool> = BTreeMap::new();
     let mut counts: Vec<(String, String, OpKey, u32, Option<Time>)> = Vec::new();
     for ns in elements(status).filter(|c| c.has_tag_name("node_state")) {
         let Some(node) = ns.attribute("uname") else {
@@ -2443,13 +2444,20 @@ fn state_of(
             .filter(|(k, _)| {
                 !k.starts_with("fail-count-")
                     && !k.starts_with("last-failure-")
-                    && !matches!(k.as_str(), "shutdown" | "terminate" | "probe_complete")
+                    && !matches!(
+                        k.as_str(),
+                        "shutdown" | "terminate" | "probe_complete" | "standby"
+                    )
                     && warden_engine::valid_attribute(k)
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if !user.is_empty() {
             state.node_attributes.insert(node.to_owned(), user);
+        }
+        // A transient `standby` (`crm_standby -l reboot`) overrides the node's own.
+        if let Some(v) = attrs.get("standby") {
+            transient_standby.insert(node.to_owned(), is_true(v));
         }
         let shutdown = attrs
             .get("shutdown")
@@ -2679,7 +2687,10 @@ fn state_of(
                 } else {
                     None
                 };
-                n.standby = standby.contains(node);
+                n.standby = transient_standby
+                    .get(node)
+                    .copied()
+                    .unwrap_or_else(|| standby.contains(node));
                 n.pending = *pending;
                 n.shutdown = *shutdown;
                 // Down, and a managed resource still thought active there: with fencing, it
@@ -2715,7 +2726,10 @@ fn state_of(
                 // Pacemaker's startup fencing: a node never seen may run anything.
                 n.unclean =
                     (fencing && reading.startup_fencing).then(|| "node is unclean".to_owned());
-                n.standby = standby.contains(node);
+                n.standby = transient_standby
+                    .get(node)
+                    .copied()
+                    .unwrap_or_else(|| standby.contains(node));
             }
         }
         // A node down and clean runs nothing, unless it was left in maintenance: what it ran
@@ -3179,6 +3193,31 @@ mod tests {
         let m = meta("");
         assert!(!m.maintenance);
         assert_eq!(m.target_role, warden_engine::TargetRole::Started);
+    }
+
+    #[test]
+    fn a_transient_standby_overrides_the_nodes_own() {
+        // Pacemaker's standby case: n1 is configured standby=off, its status says standby=on
+        // (`crm_standby -l reboot`); n2 the other way round.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"><instance_attributes id="i1"><nvpair id="a1" name="standby" value="off"/></instance_attributes></node>
+  <node id="2" uname="n2"><instance_attributes id="i2"><nvpair id="a2" name="standby" value="on"/></instance_attributes></node></nodes>
+  <resources/><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="t1"><instance_attributes id="ti1"><nvpair id="b1" name="standby" value="on"/></instance_attributes></transient_attributes></node_state>
+  <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="t2"><instance_attributes id="ti2"><nvpair id="b2" name="standby" value="off"/></instance_attributes></transient_attributes></node_state>
+  </status></cib>"#;
+        let state = import(xml).expect("import").state.expect("a state");
+        assert!(state.nodes["n1"].standby);
+        assert!(!state.nodes["n2"].standby);
+        assert!(
+            state
+                .node_attributes
+                .get("n1")
+                .is_none_or(|a| !a.contains_key("standby"))
+        );
     }
 
     #[test]
