@@ -401,6 +401,23 @@ fn op_result(
             }
             if ok {
                 on.degraded = matches!(r.rc, rc::DEGRADED | rc::DEGRADED_PROMOTED);
+                // The monitor that failed last succeeds again: the failure is past (its fail
+                // count stays), as Pacemaker clears a past failure handled by restart, block,
+                // ignore or demote; one handled by stop, fence or standby stands.
+                let newest = on
+                    .failed_ops
+                    .iter()
+                    .max_by_key(|(_, f)| f.time)
+                    .map(|(k, _)| *k);
+                let clears = matches!(
+                    spec.on_fail(op.name, op.interval(), fencing),
+                    OnFail::Restart | OnFail::Block | OnFail::Ignore | OnFail::Demote
+                );
+                if newest == Some(op) && clears {
+                    on.failed = false;
+                    on.blocked = false;
+                    on.demote_on_fail = false;
+                }
                 return Ok(());
             }
             // Not running, and nobody manages it: it is stopped, not failed (nothing would

@@ -603,3 +603,34 @@ fn an_ignored_hard_failure_bans_nothing() {
     assert!(w.plan().is_empty(), "{:?}", w.plan());
     assert_eq!(w.status_of("a"), "a Started node1 (failure ignored)");
 }
+
+#[test]
+fn a_monitor_that_succeeds_again_after_its_failure_clears_it_unless_it_stopped_the_resource() {
+    // Pacemaker's monitor-recovery: the monitor that failed last reports success again
+    // before anything was done: the failure is past (its fail count stays). With on_fail
+    // = "stop" it stands (Pacemaker does not clear a failure handled by stop).
+    for (on_fail, plan) in [
+        (OnFail::Restart, Vec::<&str>::new()),
+        (
+            OnFail::Stop,
+            vec!["Stop a ( node1 ) due to node availability"],
+        ),
+    ] {
+        let r = with_on_fail(
+            dummy("a"),
+            OpName::Monitor,
+            Duration::from_secs(10),
+            on_fail,
+        );
+        let mut w = build(&["node1", "node2"])
+            .resource(r)
+            .location(loc("a", "node1", 100))
+            .world();
+        w.monitor("a", "node1", rc::ERR_GENERIC);
+        assert!(!w.plan().is_empty());
+        w.now = w.now + Duration::from_secs(10);
+        w.monitor("a", "node1", rc::OK);
+        assert_eq!(w.plan(), plan, "{on_fail:?}");
+        assert_eq!(w.fail_count("a", "node1"), 1, "{on_fail:?}");
+    }
+}

@@ -2504,7 +2504,18 @@ fn state_of(
                         (if pending { i64::MAX } else { call }, o)
                     })
                     .collect();
-                ops.sort_by_key(|(c, _)| *c);
+                // One call id twice (an operation and its last failure): the older change
+                // first, as Pacemaker's `pe__is_newer_op` orders them.
+                let changed = |o: &Node<'_, '_>| {
+                    o.attribute("last-rc-change")
+                        .and_then(|v| v.parse::<i64>().ok())
+                };
+                ops.sort_by(|(a, x), (b, y)| {
+                    a.cmp(b).then_with(|| match (changed(x), changed(y)) {
+                        (Some(p), Some(q)) => p.cmp(&q),
+                        _ => std::cmp::Ordering::Equal,
+                    })
+                });
                 entries.push((id, left_running(&ops), ops));
             }
             entries.sort_by_key(|(id, running, _)| (*id, *running));
@@ -3218,6 +3229,43 @@ mod tests {
                 .get("n1")
                 .is_none_or(|a| !a.contains_key("standby"))
         );
+    }
+
+    #[test]
+    fn an_operation_and_its_failure_under_one_call_id_go_by_their_change_times() {
+        // Pacemaker's monitor-recovery: the monitor's record (rc 0) and its last failure (rc 1)
+        // carry call id 44; the success changed later, so the failure is past.
+        let op = |id: &str, rc: &str, changed: &str| {
+            format!(
+                r#"<lrm_rsc_op id="{id}" operation="monitor" call-id="44" rc-code="{rc}" op-status="0" interval="15000" last-rc-change="{changed}"/>"#
+            )
+        };
+        let cib = |first: String, second: String| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="A" class="ocf" provider="heartbeat" type="Dummy">
+    <operations><op id="m" name="monitor" interval="15s" on-fail="block"/></operations>
+  </primitive></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="A_start_0" operation="start" call-id="41" rc-code="0" op-status="0" interval="0"/>
+      {first}{second}
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#
+            )
+        };
+        let failed = |xml: String| {
+            let state = import(&xml).expect("import").state.expect("a state");
+            state.resources["A"].nodes["n1"].failed
+        };
+        let success = || op("A_monitor_15000", "0", "1367910303");
+        let failure = |t: &str| op("A_last_failure_0", "1", t);
+        // Written either way round, the later change wins.
+        assert!(!failed(cib(success(), failure("1367909258"))));
+        assert!(!failed(cib(failure("1367909258"), success())));
+        assert!(failed(cib(success(), failure("1367919999"))));
     }
 
     #[test]
