@@ -2519,6 +2519,18 @@ fn state_of(
                 entries.push((id, left_running(&ops), ops));
             }
             entries.sort_by_key(|(id, running, _)| (*id, *running));
+            // A clone runs one copy per node: two histories left running on one node (an
+            // anonymous clone's duplicate instances, which Pacemaker stops) cannot be carried.
+            if counts_history {
+                for w in entries.windows(2) {
+                    if w[0].0 == w[1].0 && w[0].1 && w[1].1 {
+                        skip.push(format!(
+                            "{}: several copies active on {node} (one copy per node)",
+                            w[0].0
+                        ));
+                    }
+                }
+            }
             // What was started with another definition (compared before the replay, which
             // records the configuration's digests for each start).
             let changes: Vec<(&str, digest::Change)> = entries
@@ -3266,6 +3278,36 @@ mod tests {
         assert!(!failed(cib(success(), failure("1367909258"))));
         assert!(!failed(cib(failure("1367909258"), success())));
         assert!(failed(cib(success(), failure("1367919999"))));
+    }
+
+    #[test]
+    fn two_copies_of_a_clone_active_on_one_node_are_named() {
+        // Pacemaker's clone-anon-dup: c:0 and c:1 both run on n1; Warden runs one copy per
+        // node, so the import says what it could not carry over.
+        let history = |i: u32| {
+            format!(
+                r#"<lrm_resource id="c:{i}" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="c{i}_start_0" operation="start" call-id="{i}" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource>"#
+            )
+        };
+        let xml = format!(
+            r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><clone id="cl"><primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+  </clone></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources>{}{}</lrm_resources></lrm>
+  </node_state></status></cib>"#,
+            history(0),
+            history(1)
+        );
+        let i = import(&xml).expect("import");
+        assert_eq!(
+            i.unsupported,
+            ["c: several copies active on n1 (one copy per node)"]
+        );
     }
 
     #[test]
