@@ -1324,11 +1324,15 @@ impl<'a> Scheduler<'a> {
         let mut cand: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| scores[i].value() >= 0 && self.has_capacity(i, own))
             .collect();
+        // Copies already running keep their nodes in node order (Pacemaker numbers the
+        // instances it finds in the status that way, and keeps the lowest); new copies go to
+        // the least loaded nodes.
         cand.sort_by_key(|&i| {
+            let active = p.live_active.contains(&i);
             (
                 std::cmp::Reverse(scores[i]),
-                !p.live_active.contains(&i),
-                self.nodes[i].load,
+                !active,
+                if active { 0 } else { self.nodes[i].load },
                 i,
             )
         });

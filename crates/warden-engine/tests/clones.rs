@@ -148,6 +148,30 @@ fn without_quorum_a_clone_stops_for_node_availability_and_says_where_it_would_st
 }
 
 #[test]
+fn copies_beyond_clone_max_stop_last_in_node_order_whatever_the_load() {
+    // Pacemaker's anon-instance-pending: it keeps the instances it numbered first (in node
+    // order) and stops the rest, however loaded their nodes are.
+    let with = |max: Option<u32>| {
+        three()
+            .resource(dummy("a"))
+            .resource(dummy("b"))
+            .location(loc("a", "node1", 100))
+            .location(loc("b", "node1", 100))
+            .resource(clone("web", |c| c.clone_max = max))
+            .config()
+    };
+    let mut w = World {
+        state: State::with_online_nodes(["node1", "node2", "node3"]),
+        config: with(None),
+        now: T0,
+    };
+    w.settle();
+    assert_eq!(w.status_of("web"), "web Started [ node1 node2 node3 ]");
+    w.config = with(Some(2));
+    assert_eq!(w.plan(), ["Stop web ( node3 ) due to node availability"]);
+}
+
+#[test]
 fn a_resource_colocated_with_a_clone_runs_where_a_copy_runs() {
     let mut w = three()
         .resource(clone("web", |_| {}))
