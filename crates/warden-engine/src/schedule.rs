@@ -1563,6 +1563,28 @@ impl<'a> Scheduler<'a> {
                             true
                         };
                     let stopped_word = if required { "required" } else { "unrunnable" };
+                    // After a whole clone, a resource (not a clone) restarts only for a copy
+                    // that starts or stops where it runs (Pacemaker reads the clone's actions
+                    // on the node of what follows it); another `then` for any copy started.
+                    let by_node = first_plan.clone
+                        && !plans[t].clone
+                        && o.first_min.is_none()
+                        && o.first_action == OpName::Start;
+                    let first_moves: Vec<usize> = if by_node {
+                        first_plan
+                            .starts
+                            .iter()
+                            .chain(&first_plan.stops)
+                            .copied()
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let first_starts = if by_node {
+                        !first_moves.is_empty() && first_plan.migrate.is_none()
+                    } else {
+                        first_starts
+                    };
                     let then = &mut plans[t];
                     if o.then_action == OpName::Promote {
                         if !first_runs && !then.promoted.is_empty() {
@@ -1615,6 +1637,7 @@ impl<'a> Scheduler<'a> {
                             .iter()
                             .copied()
                             .filter(|i| !then.starts.contains(i))
+                            .filter(|i| !by_node || first_moves.contains(i))
                             .collect();
                         if !again.is_empty() {
                             then.restart.extend(again);

@@ -226,7 +226,7 @@ fn a_copy_failed_and_blocked_is_no_copy_to_be_colocated_with() {
 }
 
 #[test]
-fn an_order_after_a_clone_waits_for_every_copy_and_a_new_copy_restarts_it() {
+fn an_order_after_a_clone_waits_for_every_copy_and_restarts_for_a_copy_where_it_runs() {
     let config = three()
         .resource(clone("web", |c| c.name = Some("web-clone".into())))
         .resource(dummy("app"))
@@ -248,18 +248,23 @@ fn an_order_after_a_clone_waits_for_every_copy_and_a_new_copy_restarts_it() {
         now: T0,
     };
     w.settle();
-    // node3 joins: its new copy starts, and app, ordered after the whole clone, restarts
-    // (the reason names the whole clone, as Pacemaker's `web-clone running`).
+    // node3 joins: its new copy starts elsewhere, and app stays (Pacemaker's bug-lf-2581).
     w.event(Event::NodeUp {
         node: "node3".into(),
     });
+    assert_eq!(w.settle(), ["Start web ( node3 )"]);
+    // The copy on app's node restarts: so does app, ordered after the whole clone (the
+    // reason names the whole clone, as Pacemaker's `web-clone running`); one elsewhere not.
+    w.monitor("web", "node2", rc::ERR_GENERIC);
+    assert_eq!(w.settle(), ["Recover web ( node2 )"]);
+    w.monitor("web", "node1", rc::ERR_GENERIC);
     let mut plan = w.plan();
     plan.sort();
     assert_eq!(
         plan,
         [
-            "Restart app ( node1 ) due to required web-clone running",
-            "Start web ( node3 )"
+            "Recover web ( node1 )",
+            "Restart app ( node1 ) due to required web-clone running"
         ]
     );
 }
