@@ -2902,7 +2902,10 @@ impl<'a> Scheduler<'a> {
                 }
             } else if stop {
                 // A copy on a node it would not be placed on anyway stops for that.
+                // One an interleaved order took away (its `first` has no copy placed there)
+                // stops with no reason, as crm_simulate lists an unassigned instance.
                 let reason = match self.stop_reason(p) {
+                    _ if p.unassigned.contains(&i) => None,
                     Some(StopReason::Order(_)) if !p.assigned.contains(&i) => {
                         Some(StopReason::NodeAvailability)
                     }
