@@ -2672,13 +2672,10 @@ fn state_of(
             ));
         }
     }
-    // The attributes' counts replace those the replayed history made.
-    for (rsc, node, ..) in &counts {
-        if let Some(on) = state
-            .resources
-            .get_mut(rsc)
-            .and_then(|r| r.nodes.get_mut(node))
-        {
+    // Pacemaker counts failures only by the nodes' fail-count attributes: they replace
+    // whatever the replayed history counted, and where there is none, nothing counts.
+    for rs in state.resources.values_mut() {
+        for on in rs.nodes.values_mut() {
             on.fail_counts.clear();
         }
     }
@@ -3278,6 +3275,31 @@ mod tests {
         assert!(!failed(cib(success(), failure("1367909258"))));
         assert!(!failed(cib(failure("1367909258"), success())));
         assert!(failed(cib(success(), failure("1367919999"))));
+    }
+
+    #[test]
+    fn fail_counts_come_only_from_the_nodes_attributes() {
+        // Pacemaker's clone-interleave-3: the start failed (the history says so) but no
+        // fail-count attribute was written: nothing counts, so it recovers in place.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="A" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="A" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="A_last_0" operation="start" call-id="1" rc-code="1" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let l = loaded(&i);
+        let state = i.state.expect("a state");
+        let on = &state.resources["A"].nodes["n1"];
+        assert!(on.failed, "{on:?}");
+        assert!(on.fail_counts.is_empty(), "{on:?}");
+        let t = warden_engine::schedule(&l.engine, &state, warden_engine::Time::from_millis(0));
+        let lines: Vec<String> = t.summary.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, ["Recover A ( n1 )"]);
     }
 
     #[test]
