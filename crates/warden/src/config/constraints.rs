@@ -55,7 +55,17 @@ impl Constraints {
     /// member (`then`). Where a member is unmanaged (it stays where it runs, whatever binds
     /// it), the members after it do not follow the colocations through it: a group's
     /// INFINITY colocations bind each of them too (Pacemaker's `expand_group_colocations`).
-    pub fn expand_groups(&mut self, unmanaged: &std::collections::HashSet<String>) {
+    /// Something colocated with a cloned group (a group of clones, `cloned` names them) goes
+    /// with its first member: a copy of the group is placed where its first member is, even
+    /// when later members cannot run there (the order on the group then holds it); but an
+    /// interleaved clone (in `interleaved`) pairs each copy with the group's copy beside it,
+    /// whole: with its last member.
+    pub fn expand_groups(
+        &mut self,
+        unmanaged: &std::collections::HashSet<String>,
+        cloned: &std::collections::HashSet<String>,
+        interleaved: &std::collections::HashSet<String>,
+    ) {
         let members: std::collections::HashMap<String, Vec<String>> = self
             .groups
             .iter()
@@ -115,7 +125,10 @@ impl Constraints {
                 }
             }
             c.resource = first(&c.resource);
-            c.with = if c.score == Score::INFINITY {
+            let cloned_group = cloned.contains(&first(&c.with))
+                && members.contains_key(&c.with)
+                && !interleaved.contains(&c.resource);
+            c.with = if c.score == Score::INFINITY && !cloned_group {
                 last(&c.with)
             } else {
                 first(&c.with)

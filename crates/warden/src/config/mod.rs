@@ -425,7 +425,18 @@ fn root_of(
         .filter(|s| !s.meta.is_managed)
         .map(|s| s.id.clone())
         .collect();
-    cons.expand_groups(&unmanaged);
+    let cloned = |interleaved: bool| -> HashSet<String> {
+        res.specs
+            .iter()
+            .filter(|s| {
+                s.copies
+                    .as_ref()
+                    .is_some_and(|c| !interleaved || c.interleave)
+            })
+            .map(|s| s.id.clone())
+            .collect()
+    };
+    cons.expand_groups(&unmanaged, &cloned(false), &cloned(true));
     let node_attributes = nodes.attributes.clone();
     let node_capacity = nodes.capacity.clone();
     let built = Config::new(
@@ -587,6 +598,38 @@ mod tests {
         // b stays where it runs whatever binds it: c, after it, is bound itself (Pacemaker's
         // colocate-unmanaged-group).
         assert_eq!(cols(false), ["a", "c"]);
+    }
+
+    #[test]
+    fn what_runs_with_a_cloned_group_goes_with_its_first_member_unless_interleaved() {
+        // Pacemaker's bug-suse-707150 and bug-lf-2422: a copy of a cloned group is placed
+        // where its first member is; an interleaved clone pairs with the whole copy beside it.
+        let res = |id: &str, meta: &str| {
+            format!("[[resource]]\nid = \"{id}\"\nclass = \"ocf\"\ntype = \"Dummy\"\n{meta}")
+        };
+        let l = ok(&format!(
+            "{}{}{}{}{}[[group]]\nid = \"g\"\nresources = [\"a\", \"b\"]\n\
+             [[colocation]]\nresource = \"vm\"\nwith = \"g\"\n\
+             [[colocation]]\nresource = \"x\"\nwith = \"g\"\n\
+             [[colocation]]\nresource = \"y\"\nwith = \"p\"\n\
+             [[group]]\nid = \"p\"\nresources = [\"c\", \"d\"]\n",
+            res("a", "clone = true\n"),
+            res("b", "clone = true\n"),
+            res("vm", ""),
+            res("x", "clone = true\nmeta = { interleave = true }\n"),
+            format!("{}{}{}", res("y", ""), res("c", ""), res("d", ""))
+        ));
+        let with = |r: &str| {
+            l.engine
+                .colocations()
+                .iter()
+                .find(|c| c.resource == r)
+                .map(|c| c.with.clone())
+        };
+        assert_eq!(with("vm").as_deref(), Some("a"));
+        assert_eq!(with("x").as_deref(), Some("b"));
+        // A plain group: its last member (it runs whole only where that one does).
+        assert_eq!(with("y").as_deref(), Some("d"));
     }
 
     #[test]
