@@ -607,17 +607,22 @@ mod tests {
         let res = |id: &str, meta: &str| {
             format!("[[resource]]\nid = \"{id}\"\nclass = \"ocf\"\ntype = \"Dummy\"\n{meta}")
         };
-        let l = ok(&format!(
-            "{}{}{}{}{}[[group]]\nid = \"g\"\nresources = [\"a\", \"b\"]\n\
-             [[colocation]]\nresource = \"vm\"\nwith = \"g\"\n\
-             [[colocation]]\nresource = \"x\"\nwith = \"g\"\n\
-             [[colocation]]\nresource = \"y\"\nwith = \"p\"\n\
-             [[group]]\nid = \"p\"\nresources = [\"c\", \"d\"]\n",
+        let resources = [
             res("a", "clone = true\n"),
             res("b", "clone = true\n"),
             res("vm", ""),
             res("x", "clone = true\nmeta = { interleave = true }\n"),
-            format!("{}{}{}", res("y", ""), res("c", ""), res("d", ""))
+            res("y", ""),
+            res("c", ""),
+            res("d", ""),
+        ]
+        .concat();
+        let l = ok(&format!(
+            "{resources}[[group]]\nid = \"g\"\nresources = [\"a\", \"b\"]\n\
+             [[colocation]]\nresource = \"vm\"\nwith = \"g\"\n\
+             [[colocation]]\nresource = \"x\"\nwith = \"g\"\n\
+             [[colocation]]\nresource = \"y\"\nwith = \"p\"\n\
+             [[group]]\nid = \"p\"\nresources = [\"c\", \"d\"]\n"
         ));
         let with = |r: &str| {
             l.engine
