@@ -2869,11 +2869,17 @@ impl<'a> Scheduler<'a> {
                         .is_some_and(|on| on.role == Role::Promoted));
             let change = if stop && start {
                 let change = match (&p.forced, p.failed.contains(&i)) {
+                    // Restarted into another role than it had: one line with both roles,
+                    // as crm_simulate.
                     (Some(why), false) => Change::Restart {
                         resource,
                         node,
                         reason: Some(why.clone()),
-                        role: role(was_promoted),
+                        role: match (promotable, was_promoted, promote) {
+                            (true, false, true) => Some("Unpromoted -> Promoted"),
+                            (true, true, false) => Some("Promoted -> Unpromoted"),
+                            _ => role(was_promoted),
+                        },
                     },
                     // One line with the roles before and after, as crm_simulate.
                     _ => {
@@ -2886,20 +2892,7 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                 };
-                self.out.summary.push(change);
-                // Restarted into another role than it had.
-                match (was_promoted, promote) {
-                    (false, true) => Change::Promote {
-                        resource: id.clone(),
-                        node: name.clone(),
-                        from: Role::Started,
-                    },
-                    (true, false) => Change::Demote {
-                        resource: id.clone(),
-                        node: name.clone(),
-                    },
-                    _ => continue,
-                }
+                change
             } else if stop {
                 // A copy on a node it would not be placed on anyway stops for that.
                 // One an interleaved order took away (its `first` has no copy placed there)

@@ -661,3 +661,27 @@ fn target_role_unpromoted_runs_every_copy_and_promotes_none() {
     assert_eq!(w.status_of("web"), "web Started node1");
     assert!(w.plan().is_empty());
 }
+
+#[test]
+fn a_copy_restarted_by_an_order_into_another_role_is_one_line_with_both_roles() {
+    // Pacemaker's promoted-pseudo: `Restart R ( Unpromoted -> Promoted N ) due to ...`, not
+    // a restart and a promotion apart.
+    let mut w = three(stateful("db"))
+        .resource(dummy("app"))
+        .location(loc("app", "node2", 100))
+        .order("app", "db", OrderKind::Mandatory)
+        .world();
+    assert_eq!(w.status_of("app"), "app Started node2");
+    score(&mut w, "node2", 50);
+    w.monitor("app", "node2", rc::ERR_GENERIC);
+    let plan = w.plan();
+    assert!(
+        plan.iter()
+            .any(|l| l == "Restart db ( Unpromoted -> Promoted node2 ) due to required app start"),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|l| l.starts_with("Promote db")),
+        "{plan:?}"
+    );
+}
