@@ -2868,7 +2868,7 @@ impl<'a> Scheduler<'a> {
                         .and_then(|rs| rs.nodes.get(name))
                         .is_some_and(|on| on.role == Role::Promoted));
             let change = if stop && start {
-                let change = match (&p.forced, p.failed.contains(&i)) {
+                match (&p.forced, p.failed.contains(&i)) {
                     // Restarted into another role than it had: one line with both roles,
                     // as crm_simulate.
                     (Some(why), false) => Change::Restart {
@@ -2891,8 +2891,7 @@ impl<'a> Scheduler<'a> {
                         });
                         continue;
                     }
-                };
-                change
+                }
             } else if stop {
                 // A copy on a node it would not be placed on anyway stops for that.
                 // One an interleaved order took away (its `first` has no copy placed there)
