@@ -1425,7 +1425,37 @@ impl<'a> Scheduler<'a> {
                 cand.push((s, i));
             }
         }
-        cand.sort_by_key(|&(s, i)| (std::cmp::Reverse(s), !p.promoted_now.contains(&i), i));
+        // Ties: the copy promoted now; then where what is colocated with the clone prefers
+        // (its node scores, scaled by the colocation's); then the lower instance number
+        // (where known); then node order: as Pacemaker orders its instances
+        // (`pcmk__cmp_instance`).
+        let instance = |i: usize| {
+            rs.and_then(|rs| rs.nodes.get(&config.nodes()[i]))
+                .and_then(|on| on.instance)
+                .unwrap_or(u32::MAX)
+        };
+        let pulls: Vec<(std::rc::Rc<Vec<Score>>, f64)> = config
+            .dependents_of(r)
+            .iter()
+            .filter(|&&(d, _)| !config.resources()[d].is_clone())
+            .map(|&(d, score)| (self.dependent_base(d), fraction(score)))
+            .collect();
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let pull = |i: usize| -> i64 {
+            pulls
+                .iter()
+                .map(|(base, f)| (base[i].value() as f64 * f).round() as i64)
+                .fold(0i64, i64::saturating_add)
+        };
+        cand.sort_by_key(|&(s, i)| {
+            (
+                std::cmp::Reverse(s),
+                !p.promoted_now.contains(&i),
+                std::cmp::Reverse(pull(i)),
+                instance(i),
+                i,
+            )
+        });
         // A copy still promoted on a node waiting to be fenced is not counted: every promote
         // waits for that fence (see `emit`).
         let mut out: Vec<usize> = cand.into_iter().take(max).map(|(_, i)| i).collect();

@@ -192,6 +192,9 @@ pub struct ResourceOnNode {
     /// Its restart digest ([`crate::ResourceSpec::restart_digest`]): when only the full digest
     /// differs, a reload is enough.
     pub restart_digest: Option<u64>,
+    /// The copy's instance number where one is known (an imported CIB's `rsc:N`): among
+    /// copies alike, the lower one is kept promoted, as Pacemaker orders its instances.
+    pub instance: Option<u32>,
 }
 
 impl ResourceOnNode {

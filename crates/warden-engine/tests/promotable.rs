@@ -685,3 +685,34 @@ fn a_copy_restarted_by_an_order_into_another_role_is_one_line_with_both_roles() 
         "{plan:?}"
     );
 }
+
+#[test]
+fn promotion_ties_go_where_what_follows_the_clone_prefers_then_to_the_lower_instance() {
+    // Two copies promoted, one to keep, equal scores: the lower instance number stays
+    // promoted (Pacemaker's promoted-role); a resource colocated with the clone pulls the
+    // tie its way first (promoted-demote).
+    let mut db = stateful("db");
+    db.copies.as_mut().expect("a clone").promoted_max = 2;
+    let mut w = three(db).world();
+    score(&mut w, "node1", 10);
+    score(&mut w, "node2", 10);
+    score(&mut w, "node3", 5);
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 node2 ] Unpromoted [ node3 ]"
+    );
+    w.on_node_mut("db", "node1").instance = Some(1);
+    w.on_node_mut("db", "node2").instance = Some(0);
+    w.config = three(stateful("db")).config();
+    assert_eq!(w.plan(), ["Demote db ( Promoted -> Unpromoted node1 )"]);
+    w.config = three(stateful("db"))
+        .resource(dummy("vip"))
+        .location(loc("vip", "node1", 50))
+        .colocation("vip", "db", Score::INFINITY)
+        .config();
+    let plan = w.plan();
+    assert!(
+        plan.contains(&"Demote db ( Promoted -> Unpromoted node2 )".to_owned()),
+        "{plan:?}"
+    );
+}

@@ -2424,6 +2424,8 @@ fn state_of(
     // Each node's resource histories in the order written (Pacemaker reads them so).
     let mut written: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut transient_standby: BTreeMap<String, bool> = BTreeMap::new();
+    // How many copies of each anonymous clone were found running so far (their numbers).
+    let mut anonymous: BTreeMap<String, u32> = BTreeMap::new();
     let mut counts: Vec<(String, String, OpKey, u32, Option<Time>)> = Vec::new();
     for ns in elements(status).filter(|c| c.has_tag_name("node_state")) {
         let Some(node) = ns.attribute("uname") else {
@@ -2473,6 +2475,7 @@ fn state_of(
             // A clone's copies may have several histories on one node (`web:0`, `web:1`): the
             // copy runs there when any of them left it running, so those are replayed last.
             let mut entries: Vec<(&str, bool, History<'_, '_>)> = Vec::new();
+            let mut instances: BTreeMap<&str, u32> = BTreeMap::new();
             for lr in elements(lrm).filter(|c| c.has_tag_name("lrm_resource")) {
                 let Some(id) = lr.attribute("id") else {
                     continue;
@@ -2516,7 +2519,27 @@ fn state_of(
                         _ => std::cmp::Ordering::Equal,
                     })
                 });
-                entries.push((id, left_running(&ops), ops));
+                let running = left_running(&ops);
+                // The instance number of a copy left running, for ties Pacemaker breaks by
+                // it: a unique clone's own (`c:1`); an anonymous clone's copies are numbered
+                // as Pacemaker finds them, node by node in the status's order.
+                let unique = config
+                    .resource(id)
+                    .and_then(|r| r.copies.as_ref())
+                    .is_some_and(|c| c.globally_unique);
+                let number = if unique {
+                    lr.attribute("id")
+                        .and_then(|full| full.split_once(':'))
+                        .and_then(|(_, n)| n.parse::<u32>().ok())
+                } else {
+                    Some(anonymous.get(id).copied().unwrap_or(0))
+                };
+                if let (true, Some(n)) = (running, number) {
+                    if instances.insert(id, n).is_none() && !unique {
+                        *anonymous.entry(id.to_owned()).or_insert(0) += 1;
+                    }
+                }
+                entries.push((id, running, ops));
             }
             entries.sort_by_key(|(id, running, _)| (*id, *running));
             // A clone runs one copy per node: two histories left running on one node (an
@@ -2654,6 +2677,15 @@ fn state_of(
                         digest: None,
                     });
                     let _ = apply(config, &mut state, &ev, at);
+                }
+            }
+            for (id, n) in instances {
+                if let Some(on) = state
+                    .resources
+                    .get_mut(id)
+                    .and_then(|rs| rs.nodes.get_mut(node))
+                {
+                    on.instance = Some(n);
                 }
             }
             for (id, change) in changes {
@@ -3578,13 +3610,14 @@ mod tests {
         assert_eq!(e.groups()[0].resources, ["fs", "app"]);
         // The group is named as the clone, as Pacemaker's reasons call it.
         assert_eq!(e.groups()[0].id, "stack-clone");
-        // Naming the clone names the group: with it (INFINITY) is with its last member.
+        // Naming the clone names the group: with it (INFINITY) is with its first member,
+        // where Pacemaker places a copy of the group (bug-suse-707150).
         let cols: Vec<(&str, &str)> = e
             .colocations()
             .iter()
             .map(|c| (c.resource.as_str(), c.with.as_str()))
             .collect();
-        assert_eq!(cols, [("ip", "app")]);
+        assert_eq!(cols, [("ip", "fs")]);
     }
 
     #[test]

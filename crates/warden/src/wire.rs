@@ -101,6 +101,9 @@ pub struct WireOnNode {
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_digest: Option<String>,
+    /// The copy's instance number, where an imported CIB gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -256,6 +259,7 @@ impl StateFile {
                             start_not_before: on.start_not_before.map(format_time),
                             digest: on.digest.map(format_digest),
                             restart_digest: on.restart_digest.map(format_digest),
+                            instance: on.instance,
                             failed_ops: on
                                 .failed_ops
                                 .iter()
@@ -420,6 +424,7 @@ impl StateFile {
                 on.quick_failures = wn.quick_failures;
                 on.digest = opt(wn.digest, parse_digest, || at("digest"))?;
                 on.restart_digest = opt(wn.restart_digest, parse_digest, || at("restart_digest"))?;
+                on.instance = wn.instance;
                 on.start_not_before =
                     opt(wn.start_not_before, parse_time, || at("start_not_before"))?;
                 for (k, op) in wn.failed_ops {
