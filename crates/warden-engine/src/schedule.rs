@@ -1397,12 +1397,20 @@ impl<'a> Scheduler<'a> {
                 .map(|(_, s)| *s)
                 .chain(self.rule_score(r, i, true))
                 .collect();
+            // The clone's own location scores there count too (Pacemaker's promotion
+            // priority is the clone's node weight plus the copy's promotion score).
+            let placed: Score = config
+                .locations_of(r)
+                .iter()
+                .filter(|(n, _)| *n == i)
+                .fold(Score::ZERO, |acc, (_, s)| acc.add(*s));
             if agent.is_none() && locs.is_empty() {
                 continue;
             }
             let mut s = locs
                 .iter()
-                .fold(agent.unwrap_or(Score::ZERO), |acc, l| acc.add(*l));
+                .fold(agent.unwrap_or(Score::ZERO), |acc, l| acc.add(*l))
+                .add(placed);
             if p.promoted_now.contains(&i) && !p.failed.contains(&i) {
                 s = s.add(spec.meta.resource_stickiness);
             }

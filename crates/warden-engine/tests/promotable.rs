@@ -716,3 +716,20 @@ fn promotion_ties_go_where_what_follows_the_clone_prefers_then_to_the_lower_inst
         "{plan:?}"
     );
 }
+
+#[test]
+fn a_clones_own_location_scores_count_toward_promotion() {
+    // Pacemaker's bug-cl-5168: equal promotion scores, and the clone prefers node3 (a plain
+    // location, not one for the promoted role): node3's copy is promoted.
+    let mut w = three(stateful("db"))
+        .location(loc("db", "node3", 100))
+        .world();
+    score(&mut w, "node1", 0);
+    score(&mut w, "node2", 10);
+    score(&mut w, "node3", 10);
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node3 ] Unpromoted [ node1 node2 ]"
+    );
+}
