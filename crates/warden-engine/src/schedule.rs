@@ -1383,6 +1383,20 @@ impl<'a> Scheduler<'a> {
         let spec = &config.resources()[r];
         let rs = self.state.resource(&spec.id);
         let default = spec.promotable().and_then(|pr| pr.score);
+        // What is colocated with the promoted role adds its own node scores, scaled by the
+        // colocation's (Pacemaker's `apply_coloc_to_primary`): one that would turn a node's
+        // positive priority negative leaves it 1, the lowest there is, and a zero unchanged.
+        let with_promoted: Vec<(std::rc::Rc<Vec<Score>>, f64)> = (0..config.resources().len())
+            .filter(|&d| d != r && !config.resources()[d].is_clone())
+            .flat_map(|d| {
+                config
+                    .colocated_with(d)
+                    .iter()
+                    .filter(move |c| c.with == r && c.with_promoted && !c.promoted)
+                    .map(move |c| (d, c.score))
+            })
+            .map(|(d, score)| (self.dependent_base(d), fraction(score)))
+            .collect();
         let mut cand: Vec<(Score, usize)> = Vec::new();
         for &i in &p.targets {
             let node = &config.nodes()[i];
@@ -1413,6 +1427,21 @@ impl<'a> Scheduler<'a> {
                 .add(placed);
             if p.promoted_now.contains(&i) && !p.failed.contains(&i) {
                 s = s.add(spec.meta.resource_stickiness);
+            }
+            for (base, factor) in &with_promoted {
+                let b = base[i].value();
+                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                let mut w = (b as f64 * factor).round() as i64;
+                if w == 0 && b != 0 {
+                    w = if *factor > 0.0 { 1 } else { -1 };
+                }
+                let merged = s.add(Score::new(w));
+                s = match s.value() {
+                    _ if merged.value() >= 0 => merged,
+                    v if v > 0 => Score::new(1),
+                    0 => s,
+                    _ => merged,
+                };
             }
             for c in config.colocated_with(r).iter().filter(|c| c.promoted) {
                 if plans[c.with].nodes_for(c.with_promoted).contains(&i) {

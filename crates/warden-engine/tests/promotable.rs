@@ -733,3 +733,34 @@ fn a_clones_own_location_scores_count_toward_promotion() {
         "db Promoted [ node3 ] Unpromoted [ node1 node2 ]"
     );
 }
+
+#[test]
+fn what_runs_with_the_promoted_copy_pulls_the_promotion_where_it_can_run() {
+    // Pacemaker's promoted-13 and promoted-move: vip must run with the promoted copy and
+    // cannot run on node1; node1's priority drops to the lowest (1), so node2 is promoted.
+    let mut w = three(stateful("db")).world();
+    score(&mut w, "node1", 10);
+    score(&mut w, "node2", 10);
+    score(&mut w, "node3", 5);
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+    );
+    w.config = three(stateful("db"))
+        .resource(dummy("vip"))
+        .location(loc("vip", "node1", -1_000_000))
+        .colocation_roles(
+            "vip",
+            OpRole::Started,
+            "db",
+            OpRole::Promoted,
+            Score::INFINITY,
+        )
+        .config();
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 node3 ]"
+    );
+    assert_eq!(w.status_of("vip"), "vip Started node2");
+}
