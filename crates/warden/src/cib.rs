@@ -2318,7 +2318,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                     .is_none_or(|v| digest::older(v, (3, 0, 13))),
                 startup_fencing: r.startup_fencing,
             };
-            let (mut s, newest) = state_of(
+            let (mut s, newest, histories) = state_of(
                 &engine,
                 st,
                 &standby,
@@ -2347,19 +2347,55 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 )
                 .collect::<Vec<_>>()
             {
+                // An instance's own (`master-RSC:1`) is the score of the copy whose history
+                // there is `RSC:1`, else (none runs there) of the lowest number no other
+                // node's copy has; the plain `master-RSC` otherwise, as Pacemaker looks them
+                // up by the name its history gave the copy.
+                let mut by_rsc: BTreeMap<String, (Option<String>, BTreeMap<u32, String>)> =
+                    BTreeMap::new();
                 for (k, v) in attrs {
                     let Some(rsc) = k.strip_prefix("master-") else {
                         continue;
                     };
-                    let rsc = rsc.split(':').next().unwrap_or(rsc);
-                    let Some(rsc) = r.names.get(rsc).cloned() else {
+                    let (base, number) = match rsc.split_once(':') {
+                        Some((b, n)) => (b, n.parse::<u32>().ok()),
+                        None => (rsc, None),
+                    };
+                    let Some(rsc) = r.names.get(base).cloned() else {
                         continue;
                     };
-                    if loaded
+                    if !loaded
                         .engine
                         .resource(&rsc)
                         .is_some_and(|x| x.is_promotable())
                     {
+                        continue;
+                    }
+                    let entry = by_rsc.entry(rsc).or_default();
+                    match number {
+                        Some(n) => {
+                            entry.1.insert(n, v);
+                        }
+                        None => entry.0 = Some(v),
+                    }
+                }
+                for (rsc, (plain, numbered)) in by_rsc {
+                    let here = histories.get(&(rsc.clone(), node.clone())).copied();
+                    let taken: Vec<u32> = histories
+                        .iter()
+                        .filter(|((r2, n2), _)| *r2 == rsc && *n2 != node)
+                        .map(|(_, k)| *k)
+                        .collect();
+                    let value = match here {
+                        Some(k) => numbered.get(&k).cloned(),
+                        None => numbered
+                            .iter()
+                            .find(|(k, _)| !taken.contains(k))
+                            .map(|(_, v)| v.clone()),
+                    }
+                    .or(plain)
+                    .or_else(|| numbered.values().next().cloned());
+                    if let Some(v) = value {
                         s.resources
                             .entry(rsc)
                             .or_default()
@@ -2407,6 +2443,9 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     })
 }
 
+/// Per resource and node, the number of the history (`c:1`) that left a copy running there.
+type HistoryNames = BTreeMap<(String, String), u32>;
+
 /// The state the status section describes: node membership as Pacemaker reads it, then each
 /// resource's operation history replayed through the engine, in call order, then fail counts
 /// from the nodes' attributes.
@@ -2417,7 +2456,7 @@ fn state_of(
     fencing: bool,
     reading: &Reading<'_>,
     skip: &mut Vec<String>,
-) -> anyhow::Result<(State, Option<Time>)> {
+) -> anyhow::Result<(State, Option<Time>, HistoryNames)> {
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
     let mut newest: Option<Time> = None;
     let mut membership: BTreeMap<String, (bool, Option<String>, bool, bool)> = BTreeMap::new();
@@ -2426,6 +2465,9 @@ fn state_of(
     let mut transient_standby: BTreeMap<String, bool> = BTreeMap::new();
     // How many copies of each anonymous clone were found running so far (their numbers).
     let mut anonymous: BTreeMap<String, u32> = BTreeMap::new();
+    // The number in the history id (`c:1`) that left a copy running on a node: the name
+    // its promotion score attribute goes by.
+    let mut histories: HistoryNames = BTreeMap::new();
     let mut counts: Vec<(String, String, OpKey, u32, Option<Time>)> = Vec::new();
     for ns in elements(status).filter(|c| c.has_tag_name("node_state")) {
         let Some(node) = ns.attribute("uname") else {
@@ -2527,10 +2569,15 @@ fn state_of(
                     .resource(id)
                     .and_then(|r| r.copies.as_ref())
                     .is_some_and(|c| c.globally_unique);
+                let suffix = lr
+                    .attribute("id")
+                    .and_then(|full| full.split_once(':'))
+                    .and_then(|(_, n)| n.parse::<u32>().ok());
+                if let (true, Some(n)) = (running, suffix) {
+                    histories.insert((id.to_owned(), node.to_owned()), n);
+                }
                 let number = if unique {
-                    lr.attribute("id")
-                        .and_then(|full| full.split_once(':'))
-                        .and_then(|(_, n)| n.parse::<u32>().ok())
+                    suffix
                 } else {
                     Some(anonymous.get(id).copied().unwrap_or(0))
                 };
@@ -2798,7 +2845,7 @@ fn state_of(
             }
         }
     }
-    Ok((state, newest))
+    Ok((state, newest, histories))
 }
 
 /// Pacemaker's reading of a `node_state` (with fencing): online, unclean (with the reason),
@@ -3362,6 +3409,36 @@ mod tests {
             i.unsupported,
             ["c: several copies active on n1 (one copy per node)"]
         );
+    }
+
+    #[test]
+    fn an_instances_promotion_score_goes_by_the_history_that_runs_it() {
+        // Pacemaker's bug-1765: each node carries master-db:0 and master-db:1; the copy on
+        // a node takes the one named as its history there (`db:0` on n1, `db:1` on n2).
+        let node = |id: &str, n: &str, history: &str, zero: &str, one: &str| {
+            format!(
+                r#"<node_state id="{id}" uname="{n}" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="t{id}"><instance_attributes id="i{id}">
+      <nvpair id="a{id}" name="master-db:0" value="{zero}"/><nvpair id="b{id}" name="master-db:1" value="{one}"/>
+    </instance_attributes></transient_attributes>
+    <lrm id="{id}"><lrm_resources><lrm_resource id="{history}" class="ocf" provider="heartbeat" type="Stateful">
+      <lrm_rsc_op id="s{id}" operation="start" call-id="1" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm></node_state>"#
+            )
+        };
+        let xml = format!(
+            r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><master id="ms"><primitive id="db" class="ocf" provider="heartbeat" type="Stateful"/></master></resources>
+  <constraints/></configuration><status>{}{}</status></cib>"#,
+            node("1", "n1", "db:0", "75", "10"),
+            node("2", "n2", "db:1", "20", "5")
+        );
+        let state = import(&xml).expect("import").state.expect("a state");
+        let scores = &state.resources["db"].promotion_scores;
+        assert_eq!(scores["n1"], warden_engine::Score::new(75));
+        assert_eq!(scores["n2"], warden_engine::Score::new(5));
     }
 
     #[test]
