@@ -2891,6 +2891,28 @@ impl<'a> Scheduler<'a> {
                     .zip(new.iter().copied().skip(allowed.len() + spare)),
             )
             .collect();
+        // A failed copy restarting where it was while a copy starts on a new node: Pacemaker's
+        // failed instance (no stickiness keeps it) takes the new node, and a fresh one starts
+        // where it was: `Recover R ( N1 -> N2 )` and `Start R ( N1 )`.
+        let unmatched: Vec<usize> = new
+            .iter()
+            .copied()
+            .filter(|t| !moved.iter().any(|&(_, m)| m == *t))
+            .collect();
+        let swapped: Vec<(usize, usize)> = p
+            .failed
+            .iter()
+            .copied()
+            .filter(|i| !promotable && p.stops.contains(i) && p.starts.contains(i))
+            .zip(unmatched)
+            .collect();
+        for &(f, _) in &swapped {
+            self.out.summary.push(Change::Start {
+                resource: id.clone(),
+                node: names[f].clone(),
+            });
+        }
+        let moved: Vec<(usize, usize)> = moved.into_iter().chain(swapped).collect();
         for &(f, t) in &moved {
             let (from, to) = (names[f].clone(), names[t].clone());
             let roles = roles(

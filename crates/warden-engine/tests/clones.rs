@@ -172,6 +172,30 @@ fn copies_beyond_clone_max_stop_last_in_node_order_whatever_the_load() {
 }
 
 #[test]
+fn a_failed_copy_restarting_while_a_new_copy_starts_is_summarised_as_pacemaker_pairs_them() {
+    // Pacemaker's novell-252693-3: the failed instance takes the new node, a fresh one
+    // starts where it failed.
+    let mut w = World {
+        state: State::with_online_nodes(["node1", "node2"]),
+        config: three().resource(clone("web", |_| {})).config(),
+        now: T0,
+    };
+    w.settle();
+    w.monitor("web", "node2", rc::ERR_GENERIC);
+    w.event(Event::NodeUp {
+        node: "node3".into(),
+    });
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        ["Recover web ( node2 -> node3 )", "Start web ( node2 )"]
+    );
+    w.settle();
+    assert_eq!(w.status_of("web"), "web Started [ node1 node2 node3 ]");
+}
+
+#[test]
 fn a_resource_colocated_with_a_clone_runs_where_a_copy_runs() {
     let mut w = three()
         .resource(clone("web", |_| {}))
