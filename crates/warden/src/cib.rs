@@ -2565,10 +2565,8 @@ fn state_of(
                 // The instance number of a copy left running, for ties Pacemaker breaks by
                 // it: a unique clone's own (`c:1`); an anonymous clone's copies are numbered
                 // as Pacemaker finds them, node by node in the status's order.
-                let unique = config
-                    .resource(id)
-                    .and_then(|r| r.copies.as_ref())
-                    .is_some_and(|c| c.globally_unique);
+                let copies = config.resource(id).and_then(|r| r.copies.as_ref());
+                let unique = copies.is_some_and(|c| c.globally_unique);
                 let suffix = lr
                     .attribute("id")
                     .and_then(|full| full.split_once(':'))
@@ -2581,7 +2579,7 @@ fn state_of(
                 } else {
                     Some(anonymous.get(id).copied().unwrap_or(0))
                 };
-                if let (true, Some(n)) = (running, number) {
+                if let (true, Some(n), true) = (running, number, copies.is_some()) {
                     if instances.insert(id, n).is_none() && !unique {
                         *anonymous.entry(id.to_owned()).or_insert(0) += 1;
                     }
@@ -3376,6 +3374,8 @@ mod tests {
         let on = &state.resources["A"].nodes["n1"];
         assert!(on.failed, "{on:?}");
         assert!(on.fail_counts.is_empty(), "{on:?}");
+        // A primitive's copy has no instance number.
+        assert_eq!(on.instance, None);
         let t = warden_engine::schedule(&l.engine, &state, warden_engine::Time::from_millis(0));
         let lines: Vec<String> = t.summary.iter().map(ToString::to_string).collect();
         assert_eq!(lines, ["Recover A ( n1 )"]);
