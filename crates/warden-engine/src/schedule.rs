@@ -764,6 +764,9 @@ struct Scheduler<'a> {
     /// For each resource, the one whose placement places it first (see
     /// [`Config::assign_in`]).
     within: Vec<Option<usize>>,
+    /// For each promotable resource, what is colocated with its promoted role (not itself
+    /// promoted, nor a clone), with the colocation's score.
+    with_promoted: Vec<Vec<(usize, Score)>>,
     /// Each node's health score (see [`crate::config::NodeHealth`]).
     health: Vec<Score>,
 }
@@ -874,6 +877,20 @@ impl<'a> Scheduler<'a> {
             eff: Vec::new(),
             dependent_base: std::cell::RefCell::new(vec![None; config.resources().len()]),
             within: Vec::new(),
+            with_promoted: {
+                let mut index = vec![Vec::new(); config.resources().len()];
+                for d in 0..config.resources().len() {
+                    if config.resources()[d].is_clone() {
+                        continue;
+                    }
+                    for c in config.colocated_with(d) {
+                        if c.with_promoted && !c.promoted && c.with != d {
+                            index[c.with].push((d, c.score));
+                        }
+                    }
+                }
+                index
+            },
             health: (0..config.nodes().len())
                 .map(|i| {
                     let node = config.nodes()[i].as_str();
@@ -952,12 +969,14 @@ impl<'a> Scheduler<'a> {
         // A failure on a node that is unclean for another reason is left to the fence (which
         // stops the copy there): the copy is neither failed nor blocked, as Pacemaker skips
         // the failure handling of what runs on an unclean node.
-        let fenced_for = format!("{} failed there", spec.id);
-        for (i, e) in self.eff.iter_mut().enumerate() {
-            let n = &self.nodes[i];
-            if n.unclean && n.fence_reason != fenced_for {
-                e.failed = false;
-                e.blocked = false;
+        if self.nodes.iter().any(|n| n.unclean) {
+            let fenced_for = format!("{} failed there", spec.id);
+            for (i, e) in self.eff.iter_mut().enumerate() {
+                let n = &self.nodes[i];
+                if n.unclean && n.fence_reason != fenced_for {
+                    e.failed = false;
+                    e.blocked = false;
+                }
             }
         }
         // A failure ignored (`on_fail = "ignore"`) anywhere: so is the migration threshold,
@@ -1005,11 +1024,13 @@ impl<'a> Scheduler<'a> {
             .iter()
             .copied()
             .filter(|&i| self.eff[i].failed)
-            .chain(p.unclean_active.iter().copied().filter(|&i| {
-                self.eff[i].failed
-                    && self.nodes[i].online
-                    && self.nodes[i].fence_reason == fenced_for
-            }))
+            // (A failure on a node unclean for another reason was cleared above.)
+            .chain(
+                p.unclean_active
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.eff[i].failed && self.nodes[i].online),
+            )
             .collect();
         // A blocked failure on a node about to be fenced is resolved by the fence: the
         // resource is recovered elsewhere after it.
@@ -1386,16 +1407,9 @@ impl<'a> Scheduler<'a> {
         // What is colocated with the promoted role adds its own node scores, scaled by the
         // colocation's (Pacemaker's `apply_coloc_to_primary`): one that would turn a node's
         // positive priority negative leaves it 1, the lowest there is, and a zero unchanged.
-        let with_promoted: Vec<(std::rc::Rc<Vec<Score>>, f64)> = (0..config.resources().len())
-            .filter(|&d| d != r && !config.resources()[d].is_clone())
-            .flat_map(|d| {
-                config
-                    .colocated_with(d)
-                    .iter()
-                    .filter(move |c| c.with == r && c.with_promoted && !c.promoted)
-                    .map(move |c| (d, c.score))
-            })
-            .map(|(d, score)| (self.dependent_base(d), fraction(score)))
+        let with_promoted: Vec<(std::rc::Rc<Vec<Score>>, f64)> = self.with_promoted[r]
+            .iter()
+            .map(|&(d, score)| (self.dependent_base(d), fraction(score)))
             .collect();
         let mut cand: Vec<(Score, usize)> = Vec::new();
         for &i in &p.targets {
@@ -1471,12 +1485,21 @@ impl<'a> Scheduler<'a> {
                 .and_then(|on| on.instance)
                 .unwrap_or(u32::MAX)
         };
-        let pulls: Vec<(std::rc::Rc<Vec<Score>>, f64)> = config
-            .dependents_of(r)
+        // (Computed only when there is a tie to break.)
+        let tied = cand
             .iter()
-            .filter(|&&(d, _)| !config.resources()[d].is_clone())
-            .map(|&(d, score)| (self.dependent_base(d), fraction(score)))
-            .collect();
+            .enumerate()
+            .any(|(k, a)| cand[k + 1..].iter().any(|b| a.0 == b.0));
+        let pulls: Vec<(std::rc::Rc<Vec<Score>>, f64)> = if tied {
+            config
+                .dependents_of(r)
+                .iter()
+                .filter(|&&(d, _)| !config.resources()[d].is_clone())
+                .map(|&(d, score)| (self.dependent_base(d), fraction(score)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
         let pull = |i: usize| -> i64 {
             pulls
@@ -1484,12 +1507,12 @@ impl<'a> Scheduler<'a> {
                 .map(|(base, f)| (base[i].value() as f64 * f).round() as i64)
                 .fold(0i64, i64::saturating_add)
         };
-        cand.sort_by_key(|&(s, i)| {
+        cand.sort_by_cached_key(|&(s, i)| {
             (
                 std::cmp::Reverse(s),
                 !p.promoted_now.contains(&i),
-                std::cmp::Reverse(pull(i)),
-                instance(i),
+                std::cmp::Reverse(if tied { pull(i) } else { 0 }),
+                if tied { instance(i) } else { 0 },
                 i,
             )
         });
