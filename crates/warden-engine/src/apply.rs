@@ -550,7 +550,7 @@ fn op_result(
         }
         OnFail::Fence => {
             on.failed = true;
-            let reason = format!("{} failed there", r.resource);
+            let reason = crate::state::fenced_for_failure_of(&r.resource);
             let n = state.nodes.entry(r.node.clone()).or_default();
             if n.unclean.is_none() {
                 n.unclean = Some(reason);

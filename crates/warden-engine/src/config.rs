@@ -611,6 +611,12 @@ impl Default for Copies {
 }
 
 impl Copies {
+    /// How many copies run at most in a cluster of `nodes` nodes (`clone_max`, else one per
+    /// node).
+    pub fn max_copies(&self, nodes: usize) -> usize {
+        self.clone_max.map_or(nodes, |c| c as usize)
+    }
+
     /// A promotable clone with the defaults: one copy per node, one promoted.
     pub fn promotable() -> Copies {
         Copies {
@@ -1010,6 +1016,9 @@ pub struct Config {
     colocated_with: Vec<Vec<ColocRef>>,
     /// Per resource: (dependent, score) of the plain colocations with it (no roles).
     dependents_of: Vec<Vec<(usize, Score)>>,
+    /// Per promotable resource: (dependent, score) of the colocations with its promoted role
+    /// (of dependents that are neither clones nor placed by their own promoted role).
+    promoted_dependents_of: Vec<Vec<(usize, Score)>>,
     /// Per resource: (index of `then`, order) of the orders where it comes first.
     orders_from: Vec<Vec<(usize, usize)>>,
     /// Per resource: (index of `first`, order) of the orders where it comes second.
@@ -1022,6 +1031,8 @@ pub struct Config {
     /// What is placed together in Pacemaker's order: each resource alone, a group as one (its
     /// members in order), in declaration order.
     placement_units: Vec<Vec<usize>>,
+    /// Per resource: the index of its unit in `placement_units`.
+    unit_of: Vec<usize>,
     /// The order resources are placed in under the `default` placement strategy (see
     /// [`Config::assignment_order`]).
     assignment_order: Vec<usize>,
@@ -1178,11 +1189,13 @@ impl Config {
             stopped_monitored,
             colocated_with: vec![Vec::new(); n],
             dependents_of: vec![Vec::new(); n],
+            promoted_dependents_of: vec![Vec::new(); n],
             orders_from: vec![Vec::new(); n],
             orders_to: vec![Vec::new(); n],
             interleaved: Vec::new(),
             placement_order: by_priority.clone(),
             placement_units: (0..n).map(|r| vec![r]).collect(),
+            unit_of: (0..n).collect(),
             assignment_order: by_priority.clone(),
             assignment_within: vec![None; n],
             action_order: by_priority,
@@ -1324,12 +1337,18 @@ impl Config {
         self.action_order = topo(&by_priority, &order_edges)
             .map_err(|c| ConfigError::Cycle(format!("orders of {}", names(c))))?;
         let mut dependents_of = vec![Vec::new(); n];
+        let mut promoted_dependents_of = vec![Vec::new(); n];
         for (r, list) in colocated_with.iter().enumerate() {
-            for c in list.iter().filter(|c| !c.promoted && !c.with_promoted) {
-                dependents_of[c.with].push((r, c.score));
+            for c in list.iter().filter(|c| !c.promoted) {
+                if !c.with_promoted {
+                    dependents_of[c.with].push((r, c.score));
+                } else if c.with != r && !self.resources[r].is_clone() {
+                    promoted_dependents_of[c.with].push((r, c.score));
+                }
             }
         }
         self.dependents_of = dependents_of;
+        self.promoted_dependents_of = promoted_dependents_of;
         self.colocated_with = colocated_with;
         let copies = |id: &str| self.resource(id).and_then(|r| r.copies.as_ref());
         // The members of a group of clones go together copy by copy (a cloned group, as
@@ -1367,6 +1386,12 @@ impl Config {
         self.given_orders = orders;
         self.groups = groups;
         self.placement_units = self.units();
+        self.unit_of = vec![0; self.resources.len()];
+        for (u, unit) in self.placement_units.iter().enumerate() {
+            for &r in unit {
+                self.unit_of[r] = u;
+            }
+        }
         let by_priority = self.units_by_priority();
         (self.assignment_order, self.assignment_within) = self.assign_in(&by_priority);
         Ok(self)
@@ -1621,6 +1646,11 @@ impl Config {
         &self.dependents_of[r]
     }
 
+    /// What is colocated with the promoted role of `r` (see the field).
+    pub(crate) fn promoted_dependents_of(&self, r: usize) -> &[(usize, Score)] {
+        &self.promoted_dependents_of[r]
+    }
+
     pub(crate) fn colocated_with(&self, r: usize) -> &[ColocRef] {
         &self.colocated_with[r]
     }
@@ -1646,6 +1676,11 @@ impl Config {
 
     pub(crate) fn placement_units(&self) -> &[Vec<usize>] {
         &self.placement_units
+    }
+
+    /// The unit `r` is placed with: itself alone, or its group's members.
+    pub(crate) fn unit_of(&self, r: usize) -> &[usize] {
+        &self.placement_units[self.unit_of[r]]
     }
 
     /// The order resources are placed in under the `default` placement strategy, as

@@ -56,17 +56,11 @@ pub fn check_transition(
                 .iter()
                 .any(|b| matches!(&b.kind, ActionKind::Fence { node, .. } if node == n))
         };
-        let fenced_for = format!("{resource} failed there");
-        let unclean_otherwise = |n: &str| {
-            config.fencing_enabled()
-                && state
-                    .node(n)
-                    .and_then(|s| s.unclean.as_deref())
-                    .is_some_and(|why| why != fenced_for)
-        };
         let blocked = rs.is_some_and(|rs| {
             rs.nodes.iter().any(|(n, on)| {
-                on.effective(&spec.meta, now).blocked && !fenced_here(n) && !unclean_otherwise(n)
+                on.effective(&spec.meta, now).blocked
+                    && !fenced_here(n)
+                    && !state.unclean_for_another(config, resource, n)
             })
         });
         if blocked {

@@ -687,6 +687,18 @@ fn fraction(score: Score) -> f64 {
     score.value() as f64 / crate::score::INFINITY as f64
 }
 
+/// A node score `value` scaled by a colocation's `factor`, rounded, and never rounded away to
+/// nothing (Pacemaker's `add_node_scores_matching_attr`).
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+fn scaled(value: i64, factor: f64) -> i64 {
+    let weight = (factor * value as f64).round() as i64;
+    match weight {
+        0 if value != 0 && factor > 0.0 => 1,
+        0 if value != 0 => -1,
+        w => w,
+    }
+}
+
 /// What the tickets of a resource do to it in this transition.
 #[derive(Clone, Copy, Debug, Default)]
 struct TicketEffect {
@@ -764,9 +776,6 @@ struct Scheduler<'a> {
     /// For each resource, the one whose placement places it first (see
     /// [`Config::assign_in`]).
     within: Vec<Option<usize>>,
-    /// For each promotable resource, what is colocated with its promoted role (not itself
-    /// promoted, nor a clone), with the colocation's score.
-    with_promoted: Vec<Vec<(usize, Score)>>,
     /// Each node's health score (see [`crate::config::NodeHealth`]).
     health: Vec<Score>,
 }
@@ -877,20 +886,6 @@ impl<'a> Scheduler<'a> {
             eff: Vec::new(),
             dependent_base: std::cell::RefCell::new(vec![None; config.resources().len()]),
             within: Vec::new(),
-            with_promoted: {
-                let mut index = vec![Vec::new(); config.resources().len()];
-                for d in 0..config.resources().len() {
-                    if config.resources()[d].is_clone() {
-                        continue;
-                    }
-                    for c in config.colocated_with(d) {
-                        if c.with_promoted && !c.promoted && c.with != d {
-                            index[c.with].push((d, c.score));
-                        }
-                    }
-                }
-                index
-            },
             health: (0..config.nodes().len())
                 .map(|i| {
                     let node = config.nodes()[i].as_str();
@@ -970,7 +965,7 @@ impl<'a> Scheduler<'a> {
         // stops the copy there): the copy is neither failed nor blocked, as Pacemaker skips
         // the failure handling of what runs on an unclean node.
         if self.nodes.iter().any(|n| n.unclean) {
-            let fenced_for = format!("{} failed there", spec.id);
+            let fenced_for = crate::state::fenced_for_failure_of(&spec.id);
             for (i, e) in self.eff.iter_mut().enumerate() {
                 let n = &self.nodes[i];
                 if n.unclean && n.fence_reason != fenced_for {
@@ -1069,13 +1064,15 @@ impl<'a> Scheduler<'a> {
         if tickets.banned {
             scores.fill(Score::MINUS_INFINITY);
         }
-        p.disallowed = p
-            .live_active
-            .iter()
-            .chain(&p.unclean_active)
-            .copied()
-            .filter(|&i| scores[i].value() < 0 && self.nodes[i].can_run())
-            .collect();
+        if p.clone {
+            p.disallowed = p
+                .live_active
+                .iter()
+                .chain(&p.unclean_active)
+                .copied()
+                .filter(|&i| scores[i].value() < 0 && self.nodes[i].can_run())
+                .collect();
+        }
         if self.opts.scores {
             for (i, s) in scores.iter().enumerate() {
                 self.out.scores.push(ScoreEntry {
@@ -1327,11 +1324,6 @@ impl<'a> Scheduler<'a> {
         p
     }
 
-    /// What the tickets resource `r` needs do to it (Pacemaker's `rsc_ticket`): a ticket
-    /// not granted (or on standby) bans it everywhere, but a revoke while it runs follows the
-    /// loss policy (demote: only the promoted role goes; fence: the nodes are fenced, see
-    /// `new`; freeze: it stays as it is). A ticket of the promoted role that is missing
-    /// forbids promotion.
     /// Where a clone's copies go: one per node, best scores first, at most `clone_max`,
     /// counting the copies on nodes waiting to be fenced (they may still run).
     fn copy_targets(&self, r: usize, scores: &[Score], p: &Plan) -> Vec<usize> {
@@ -1339,8 +1331,7 @@ impl<'a> Scheduler<'a> {
         let max = spec
             .copies
             .as_ref()
-            .and_then(|c| c.clone_max)
-            .map_or(self.nodes.len(), |c| c as usize);
+            .map_or(self.nodes.len(), |c| c.max_copies(self.nodes.len()));
         let own = &spec.utilization;
         let mut cand: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| scores[i].value() >= 0 && self.has_capacity(i, own))
@@ -1362,6 +1353,11 @@ impl<'a> Scheduler<'a> {
         cand
     }
 
+    /// What the tickets resource `r` needs do to it (Pacemaker's `rsc_ticket`): a ticket
+    /// not granted (or on standby) bans it everywhere, but a revoke while it runs follows the
+    /// loss policy (demote: only the promoted role goes; fence: the nodes are fenced, see
+    /// `new`; freeze: it stays as it is). A ticket of the promoted role that is missing
+    /// forbids promotion.
     fn tickets(&self, r: usize, p: &Plan) -> TicketEffect {
         let mut out = TicketEffect::default();
         let running = !p.live_active.is_empty() || !p.unclean_active.is_empty();
@@ -1407,7 +1403,8 @@ impl<'a> Scheduler<'a> {
         // What is colocated with the promoted role adds its own node scores, scaled by the
         // colocation's (Pacemaker's `apply_coloc_to_primary`): one that would turn a node's
         // positive priority negative leaves it 1, the lowest there is, and a zero unchanged.
-        let with_promoted: Vec<(std::rc::Rc<Vec<Score>>, f64)> = self.with_promoted[r]
+        let with_promoted: Vec<(std::rc::Rc<Vec<Score>>, f64)> = config
+            .promoted_dependents_of(r)
             .iter()
             .map(|&(d, score)| (self.dependent_base(d), fraction(score)))
             .collect();
@@ -1443,13 +1440,7 @@ impl<'a> Scheduler<'a> {
                 s = s.add(spec.meta.resource_stickiness);
             }
             for (base, factor) in &with_promoted {
-                let b = base[i].value();
-                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-                let mut w = (b as f64 * factor).round() as i64;
-                if w == 0 && b != 0 {
-                    w = if *factor > 0.0 { 1 } else { -1 };
-                }
-                let merged = s.add(Score::new(w));
+                let merged = s.add(Score::new(scaled(base[i].value(), *factor)));
                 s = match s.value() {
                     _ if merged.value() >= 0 => merged,
                     v if v > 0 => Score::new(1),
@@ -1500,11 +1491,10 @@ impl<'a> Scheduler<'a> {
         } else {
             Vec::new()
         };
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
         let pull = |i: usize| -> i64 {
             pulls
                 .iter()
-                .map(|(base, f)| (base[i].value() as f64 * f).round() as i64)
+                .map(|(base, f)| scaled(base[i].value(), *f))
                 .fold(0i64, i64::saturating_add)
         };
         cand.sort_by_cached_key(|&(s, i)| {
@@ -2496,12 +2486,7 @@ impl<'a> Scheduler<'a> {
             if factor < 0.0 && score < 0 {
                 continue;
             }
-            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-            let mut weight = (factor * score as f64).round() as i64;
-            if weight == 0 && score != 0 {
-                weight = if factor > 0.0 { 1 } else { -1 };
-            }
-            *w = Score::new(weight).add(*w);
+            *w = Score::new(scaled(score, factor)).add(*w);
         }
         if work.iter().any(|s| s.value() >= 0) {
             let sign = if factor < 0.0 { -1.0 } else { 1.0 };
@@ -2855,21 +2840,12 @@ impl<'a> Scheduler<'a> {
         }
         // A member of a cloned group whose group runs on a node already (another member
         // runs there) starts there as part of that copy of the group: nothing moves to it.
-        let id_of = |m: &String| self.config.resource_index(m);
-        let mates: Vec<usize> = self
-            .config
-            .groups()
-            .iter()
-            .find(|g| g.resources.iter().any(|m| id_of(m) == Some(r)))
-            .map(|g| {
-                g.resources
-                    .iter()
-                    .filter_map(id_of)
-                    .filter(|&m| m != r)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let group_here = |i: usize| mates.iter().any(|&m| plans[m].live_active.contains(&i));
+        let mates = self.config.unit_of(r);
+        let group_here = |i: usize| {
+            mates
+                .iter()
+                .any(|&m| m != r && plans[m].live_active.contains(&i))
+        };
         let names = self.config.nodes();
         let spec = &self.config.resources()[r];
         let promotable = spec.is_promotable();
@@ -2898,8 +2874,7 @@ impl<'a> Scheduler<'a> {
         let max = spec
             .copies
             .as_ref()
-            .and_then(|c| c.clone_max)
-            .map_or(names.len(), |m| m as usize);
+            .map_or(names.len(), |c| c.max_copies(names.len()));
         let spare = max.saturating_sub(p.live_active.len() + p.unclean_active.len());
         let (banned, allowed): (Vec<usize>, Vec<usize>) =
             gone.iter().partition(|i| p.disallowed.contains(i));

@@ -319,7 +319,24 @@ pub fn truthy(v: &str) -> bool {
     )
 }
 
+/// The reason a node is fenced for a failure of `resource` there (`on_fail = "fence"`, or a
+/// stop that failed with fencing).
+pub fn fenced_for_failure_of(resource: &str) -> String {
+    format!("{resource} failed there")
+}
+
 impl State {
+    /// With fencing, node `node` is unclean for something other than a failure of `resource`
+    /// there: that resource's failures there are left to the fence (Pacemaker skips their
+    /// handling on an unclean node).
+    pub fn unclean_for_another(&self, config: &Config, resource: &str, node: &str) -> bool {
+        config.fencing_enabled()
+            && self
+                .node(node)
+                .and_then(|s| s.unclean.as_deref())
+                .is_some_and(|why| why != fenced_for_failure_of(resource))
+    }
+
     /// Node `node` is in maintenance: its `maintenance` attribute (set at run time, else
     /// configured) is [`truthy`].
     /// Nothing is placed or probed there, and what runs there is left as it is.

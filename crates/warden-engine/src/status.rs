@@ -46,7 +46,7 @@ impl fmt::Display for ResourceStatus {
                 };
                 let prefix = if failed { " FAILED" } else { "" };
                 let roles: &[(bool, &str)] = if self.promotable {
-                    &[(true, "Promoted"), (false, "Unpromoted")]
+                    &[(true, " Promoted"), (false, " Unpromoted")]
                 } else if failed {
                     &[(false, "")]
                 } else {
@@ -55,11 +55,6 @@ impl fmt::Display for ResourceStatus {
                 for &(promoted, word) in roles {
                     let nodes = of(promoted);
                     if !nodes.is_empty() {
-                        let word = if self.promotable {
-                            format!(" {word}")
-                        } else {
-                            word.to_owned()
-                        };
                         write!(f, "{prefix}{word} [ {} ]", nodes.join(" "))?;
                     }
                 }

@@ -307,16 +307,10 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
         .filter(|r| {
             state.resource(&r.id).is_some_and(|rs| {
                 // A node unclean for another reason leaves the failure to its fence.
-                let fenced_for = format!("{} failed there", r.id);
-                let unclean_otherwise = |n: &str| {
-                    config.fencing_enabled()
-                        && state
-                            .node(n)
-                            .and_then(|s| s.unclean.as_deref())
-                            .is_some_and(|why| why != fenced_for)
-                };
                 rs.nodes.iter().any(|(n, on)| {
-                    on.blocked && !fenced.contains(n.as_str()) && !unclean_otherwise(n)
+                    on.blocked
+                        && !fenced.contains(n.as_str())
+                        && !state.unclean_for_another(config, &r.id, n)
                 })
             })
         })

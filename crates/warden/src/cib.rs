@@ -2008,8 +2008,6 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     cluster.insert("name".into(), "pacemaker".into());
     cluster.insert("data_dir".into(), "/var/lib/warden".into());
     let mut stonith_enabled = true;
-    // `stonith-action`: what every fence device is asked to do (`reboot` unless `off`).
-    let mut fence_off = false;
     let mut stop_orphans = true;
     if let Some(cc) = child(conf, "crm_config") {
         for (k, v) in nvpairs(cc, "cluster_property_set", "crm_config", &mut r.skip) {
@@ -2052,7 +2050,7 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 // `poweroff` is the old name of `off`.
                 "stonith-action" => match v.as_str() {
                     "reboot" => {}
-                    "off" | "poweroff" => fence_off = true,
+                    "off" | "poweroff" => r.fence_off = true,
                     _ => r.skip.push(format!("crm_config {k}={v}")),
                 },
                 // What Warden does (startup fencing) or needs not say (concurrency); what it
@@ -2068,7 +2066,6 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         }
     }
     r.stonith_enabled = stonith_enabled;
-    r.fence_off = fence_off;
     // Defaults.
     let mut resource_defaults = Table::new();
     let mut op_defaults = Table::new();
@@ -2775,6 +2772,11 @@ fn state_of(
     // Membership last: nodes without a status entry have not been seen.
     for node in config.nodes() {
         let n = state.nodes.entry(node.clone()).or_default();
+        // A transient `standby` (in the status) over the node's own.
+        n.standby = transient_standby
+            .get(node)
+            .copied()
+            .unwrap_or_else(|| standby.contains(node));
         match membership.get(node) {
             Some((online, unclean, pending, shutdown)) => {
                 n.online = *online;
@@ -2784,10 +2786,6 @@ fn state_of(
                 } else {
                     None
                 };
-                n.standby = transient_standby
-                    .get(node)
-                    .copied()
-                    .unwrap_or_else(|| standby.contains(node));
                 n.pending = *pending;
                 n.shutdown = *shutdown;
                 // Down, and a managed resource still thought active there: with fencing, it
@@ -2823,10 +2821,6 @@ fn state_of(
                 // Pacemaker's startup fencing: a node never seen may run anything.
                 n.unclean =
                     (fencing && reading.startup_fencing).then(|| "node is unclean".to_owned());
-                n.standby = transient_standby
-                    .get(node)
-                    .copied()
-                    .unwrap_or_else(|| standby.contains(node));
             }
         }
         // A node down and clean runs nothing, unless it was left in maintenance: what it ran
@@ -2905,6 +2899,14 @@ fn membership_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each colocation as (resource, with), in the configuration's order.
+    fn colocation_pairs(e: &warden_engine::Config) -> Vec<(&str, &str)> {
+        e.colocations()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.with.as_str()))
+            .collect()
+    }
 
     /// The configuration an import wrote, read (on node n1); its errors and text if bad.
     fn loaded(i: &Imported) -> crate::config::Loaded {
@@ -3162,12 +3164,7 @@ mod tests {
         let i = import(xml).expect("import");
         assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
         let l = loaded(&i);
-        let cols: Vec<(&str, &str)> = l
-            .engine
-            .colocations()
-            .iter()
-            .map(|c| (c.resource.as_str(), c.with.as_str()))
-            .collect();
+        let cols = colocation_pairs(&l.engine);
         // Within a set each member with the one before it; between sets the first set's first
         // member with the second set's last.
         assert_eq!(cols, [("b", "a"), ("d", "c"), ("a", "d")]);
@@ -3494,12 +3491,7 @@ mod tests {
         .expect("import");
         assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
         let l = loaded(&i);
-        let cols: Vec<(&str, &str)> = l
-            .engine
-            .colocations()
-            .iter()
-            .map(|c| (c.resource.as_str(), c.with.as_str()))
-            .collect();
+        let cols = colocation_pairs(&l.engine);
         assert_eq!(cols, [("b", "c"), ("a", "b")]);
         // Of several sets, not carried over (named).
         let i = import(&constraint(&format!(
@@ -3578,11 +3570,7 @@ mod tests {
         // resource tagged.
         let locs: Vec<&str> = e.locations().iter().map(|l| l.resource.as_str()).collect();
         assert_eq!(locs, ["a", "b"]);
-        let cols: Vec<(&str, &str)> = e
-            .colocations()
-            .iter()
-            .map(|c| (c.resource.as_str(), c.with.as_str()))
-            .collect();
+        let cols = colocation_pairs(e);
         assert_eq!(cols, [("c", "a"), ("c", "b")]);
         let ords: Vec<(&str, &str)> = e
             .orders()
@@ -3689,11 +3677,7 @@ mod tests {
         assert_eq!(e.groups()[0].id, "stack-clone");
         // Naming the clone names the group: with it (INFINITY) is with its first member,
         // where Pacemaker places a copy of the group (bug-suse-707150).
-        let cols: Vec<(&str, &str)> = e
-            .colocations()
-            .iter()
-            .map(|c| (c.resource.as_str(), c.with.as_str()))
-            .collect();
+        let cols = colocation_pairs(e);
         assert_eq!(cols, [("ip", "fs")]);
     }
 
