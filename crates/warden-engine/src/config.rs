@@ -1067,6 +1067,12 @@ pub enum ConfigError {
     Cycle(String),
     #[error("{what} needs {resource:?} to be promotable")]
     NotPromotable { what: String, resource: String },
+    #[error("{what}: role {role:?} is not allowed here (allowed: {allowed})")]
+    BadRole {
+        what: String,
+        role: String,
+        allowed: &'static str,
+    },
     #[error("{what}: action {action:?} is not allowed here (allowed: start, promote)")]
     BadAction { what: String, action: String },
 }
@@ -1080,8 +1086,17 @@ pub(crate) struct ColocRef {
     pub promoted: bool,
     /// With the nodes where `with` is promoted, not where it runs.
     pub with_promoted: bool,
+    /// With the nodes where `with` runs unpromoted (Pacemaker's `with-rsc-role="Unpromoted"`).
+    pub with_unpromoted: bool,
     /// A group's own (a member with the one before it).
     pub internal: bool,
+}
+
+impl ColocRef {
+    /// With a role of `with` (promoted or unpromoted), not with wherever it runs.
+    pub fn by_role(&self) -> bool {
+        self.with_promoted || self.with_unpromoted
+    }
 }
 
 impl Config {
@@ -1281,11 +1296,39 @@ impl Config {
                     })
                 }
             };
+            if !matches!(c.role, OpRole::Started | OpRole::Promoted) {
+                return Err(ConfigError::BadRole {
+                    what: what(),
+                    role: c.role.to_string(),
+                    allowed: "started, promoted",
+                });
+            }
+            if c.with_role == OpRole::Stopped {
+                return Err(ConfigError::BadRole {
+                    what: what(),
+                    role: c.with_role.to_string(),
+                    allowed: "started, promoted, unpromoted",
+                });
+            }
+            let unpromoted = |role: OpRole, i: usize, name: &str| {
+                if role != OpRole::Unpromoted {
+                    return Ok(false);
+                }
+                if self.resources[i].is_promotable() {
+                    Ok(true)
+                } else {
+                    Err(ConfigError::NotPromotable {
+                        what: format!("{} with role unpromoted", what()),
+                        resource: name.to_owned(),
+                    })
+                }
+            };
             colocated_with[r].push(ColocRef {
                 with: w,
                 score: c.score,
                 promoted: promoted(c.role, r, &c.resource)?,
                 with_promoted: promoted(c.with_role, w, &c.with)?,
+                with_unpromoted: unpromoted(c.with_role, w, &c.with)?,
                 internal: k >= colocations.len(),
             });
         }
@@ -1339,7 +1382,7 @@ impl Config {
         let mut dependents_of = vec![Vec::new(); n];
         let mut promoted_dependents_of = vec![Vec::new(); n];
         for (r, list) in colocated_with.iter().enumerate() {
-            for c in list.iter().filter(|c| !c.promoted) {
+            for c in list.iter().filter(|c| !c.promoted && !c.with_unpromoted) {
                 if !c.with_promoted {
                     dependents_of[c.with].push((r, c.score));
                 } else if c.with != r && !self.resources[r].is_clone() {

@@ -624,6 +624,15 @@ impl Plan {
     /// clone's copies that failed and are blocked under a mandatory colocation (Pacemaker
     /// counts no `pe_rsc_block` instance there).
     fn colocated_nodes(&self, c: &ColocRef) -> std::borrow::Cow<'_, [usize]> {
+        if c.with_unpromoted {
+            return std::borrow::Cow::Owned(
+                self.targets
+                    .iter()
+                    .copied()
+                    .filter(|i| !self.promoted.contains(i) && !self.blocked_on.contains(i))
+                    .collect(),
+            );
+        }
         let on = self.nodes_for(c.with_promoted);
         if self.clone && c.score == Score::INFINITY && !self.blocked_on.is_empty() {
             std::borrow::Cow::Owned(
@@ -1449,7 +1458,7 @@ impl<'a> Scheduler<'a> {
                 };
             }
             for c in config.colocated_with(r).iter().filter(|c| c.promoted) {
-                if plans[c.with].nodes_for(c.with_promoted).contains(&i) {
+                if plans[c.with].colocated_nodes(c).contains(&i) {
                     s = s.add(c.score);
                 } else if c.score == Score::INFINITY {
                     s = Score::MINUS_INFINITY;
@@ -1744,7 +1753,7 @@ impl<'a> Scheduler<'a> {
         let mut changed = false;
         for d in 0..plans.len() {
             for c in config.colocated_with(d) {
-                if c.score != Score::INFINITY || c.promoted || c.with_promoted || c.internal {
+                if c.score != Score::INFINITY || c.promoted || c.by_role() || c.internal {
                     continue;
                 }
                 let (w, p) = (&plans[c.with], &plans[d]);
@@ -2423,7 +2432,7 @@ impl<'a> Scheduler<'a> {
     /// it from every node when `with` (not a clone) runs nowhere. An optional one that
     /// would leave no node allowed is not applied.
     fn apply_colocation(&self, scores: &mut Vec<Score>, c: &ColocRef, on: &[usize]) {
-        let clone = self.config.resources()[c.with].is_clone() || c.with_promoted;
+        let clone = self.config.resources()[c.with].is_clone() || c.by_role();
         let mut work = scores.clone();
         for (i, s) in work.iter_mut().enumerate() {
             if on.is_empty() && !clone {
@@ -2722,7 +2731,7 @@ impl<'a> Scheduler<'a> {
             let primaries = config
                 .colocated_with(x)
                 .iter()
-                .filter(|c| c.score == Score::INFINITY && !c.promoted && !c.with_promoted)
+                .filter(|c| c.score == Score::INFINITY && !c.promoted && !c.by_role())
                 .map(|c| c.with);
             let dependents = config
                 .dependents_of(x)

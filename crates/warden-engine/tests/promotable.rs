@@ -449,6 +449,89 @@ fn colocation_with_the_promoted_copy_follows_the_promotion() {
 }
 
 #[test]
+fn colocation_with_the_unpromoted_role_follows_the_replicas() {
+    // "ro" lives with a replica (an unpromoted copy), "backup" never on one; when the
+    // promotion moves, so do both (Pacemaker's with-rsc-role="Unpromoted").
+    let mut w = build(&["node1", "node2"])
+        .resource(stateful("db"))
+        .resource(dummy("ro"))
+        .resource(dummy("backup"))
+        .location(loc("ro", "node1", 50))
+        .colocation_roles(
+            "ro",
+            OpRole::Started,
+            "db",
+            OpRole::Unpromoted,
+            Score::new(1000),
+        )
+        .colocation_roles(
+            "backup",
+            OpRole::Started,
+            "db",
+            OpRole::Unpromoted,
+            Score::MINUS_INFINITY,
+        )
+        .world();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 ]"
+    );
+    assert_eq!(w.status_of("ro"), "ro Started node2");
+    assert_eq!(w.status_of("backup"), "backup Started node1");
+    score(&mut w, "node2", 50);
+    assert_eq!(
+        w.plan(),
+        [
+            "Demote db ( Promoted -> Unpromoted node1 )",
+            "Promote db ( Unpromoted -> Promoted node2 )",
+            "Move ro ( node2 -> node1 )",
+            "Move backup ( node1 -> node2 )"
+        ]
+    );
+    w.settle();
+    assert_eq!(w.status_of("ro"), "ro Started node1");
+    assert_eq!(w.status_of("backup"), "backup Started node2");
+}
+
+#[test]
+fn a_colocation_role_must_be_one_the_resources_have() {
+    let plain = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .colocation_roles(
+            "a",
+            OpRole::Started,
+            "b",
+            OpRole::Unpromoted,
+            Score::INFINITY,
+        )
+        .try_config()
+        .expect_err("b has no roles");
+    assert!(
+        plain.to_string().contains("needs \"b\" to be promotable"),
+        "{plain}"
+    );
+    let dependent = build(&["node1", "node2"])
+        .resource(stateful("db"))
+        .resource(dummy("b"))
+        .colocation_roles(
+            "db",
+            OpRole::Unpromoted,
+            "b",
+            OpRole::Started,
+            Score::INFINITY,
+        )
+        .try_config()
+        .expect_err("the dependent's role is started or promoted");
+    assert!(
+        dependent
+            .to_string()
+            .contains("role \"unpromoted\" is not allowed here"),
+        "{dependent}"
+    );
+}
+
+#[test]
 fn the_promoted_copy_can_be_colocated_with_another_resource() {
     let w = three(stateful("db"))
         .resource(dummy("vip"))

@@ -183,7 +183,10 @@ fn random_config(rng: &mut Rng) -> Config {
                 let score = Score::new(*rng.pick(&[-INFINITY, -100, 100, INFINITY]));
                 colocations.push(Colocation {
                     role: role(rng, j),
-                    with_role: role(rng, i),
+                    with_role: match role(rng, i) {
+                        OpRole::Promoted if rng.chance(30) => OpRole::Unpromoted,
+                        r => r,
+                    },
                     ..Colocation::new(ids[j].clone(), ids[i].clone(), score)
                 });
             }
@@ -351,6 +354,7 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
                     .flat_map(|rs| rs.nodes.iter())
                     .filter(|(_, on)| match role {
                         OpRole::Promoted => on.role == Role::Promoted,
+                        OpRole::Unpromoted => on.role == Role::Started,
                         _ => on.role.is_active(),
                     })
                     .map(|(n, _)| n.clone())
@@ -391,13 +395,19 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
                     "{} has {n} live copies after a clean transition (at most {max})",
                     r.id
                 );
-                // Never more than promoted_max promoted.
+                // Never more than promoted_max promoted (live: a copy on a lost node that
+                // cannot be fenced is past the cluster's reach, as for live_copies).
                 if let Some(p) = r.promotable() {
                     let promoted = state
                         .resource(&r.id)
                         .into_iter()
-                        .flat_map(|rs| rs.nodes.values())
-                        .filter(|on| on.role == Role::Promoted)
+                        .flat_map(|rs| rs.nodes.iter())
+                        .filter(|(n, on)| {
+                            on.role == Role::Promoted
+                                && state.node(n).is_some_and(|s| {
+                                    s.online && (s.unclean.is_none() || !config.fencing_enabled())
+                                })
+                        })
                         .count();
                     assert!(
                         promoted <= p.promoted_max as usize,

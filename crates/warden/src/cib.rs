@@ -904,26 +904,31 @@ impl Reader {
                 s.as_integer()
                     .map_or(s.as_str() != Some("-INFINITY"), |n| n > 0)
             });
-            let mut useless = false;
+            let mut useless = None;
             for (role_key, side) in [("role", "resource"), ("with_role", "with")] {
-                if t.get(role_key).and_then(Value::as_str) != Some("promoted") {
+                let role = t.get(role_key).and_then(Value::as_str).unwrap_or_default();
+                let name = t.get(side).and_then(Value::as_str).unwrap_or_default();
+                if role == "unpromoted" && !kind(name).1 {
+                    // Only a promotable clone's copies are ever unpromoted.
+                    useless = Some("an unpromoted");
+                }
+                if role != "promoted" {
                     continue;
                 }
-                let name = t.get(side).and_then(Value::as_str).unwrap_or_default();
                 match kind(name) {
                     (_, true) => {}
                     (true, false) => {
                         t.remove(role_key);
                     }
-                    (false, false) if positive => useless = true,
+                    (false, false) if positive => useless = Some("a promoted"),
                     (false, false) => {
                         t.remove(role_key);
                     }
                 }
             }
-            if useless {
+            if let Some(role) = useless {
                 dropped.push(format!(
-                    "a colocation of {} with {} by a promoted role it never has",
+                    "a colocation of {} with {} by {role} role it never has",
                     t.get("resource")
                         .and_then(Value::as_str)
                         .unwrap_or_default(),
@@ -1345,8 +1350,11 @@ impl Reader {
         );
         for (attr, key) in [("rsc-role", "role"), ("with-rsc-role", "with_role")] {
             match c.attribute(attr).and_then(role_word) {
-                Some("promoted") => {
-                    t.insert(key.into(), "promoted".into());
+                Some(r @ "promoted") => {
+                    t.insert(key.into(), r.into());
+                }
+                Some(r @ "unpromoted") if key == "with_role" => {
+                    t.insert(key.into(), r.into());
                 }
                 Some("started") | None => {}
                 Some(r) => return Err(format!("{what} ({attr} {r})")),
@@ -3596,10 +3604,14 @@ mod tests {
     <primitive id="u" class="systemd" type="named.socket"/>
     <clone id="c-clone"><primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/></clone>
     <primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/>
+    <clone id="ms"><meta_attributes id="ms-m"><nvpair id="ms-m1" name="promotable" value="true"/>
+      </meta_attributes><primitive id="db" class="ocf" provider="pacemaker" type="Stateful"/></clone>
   </resources>
   <constraints>
     <rsc_colocation id="x1" rsc="a" with-rsc="c-clone" with-rsc-role="Promoted" score="INFINITY"/>
     <rsc_colocation id="x2" rsc="s" with-rsc="p" with-rsc-role="Promoted" score="INFINITY"/>
+    <rsc_colocation id="x3" rsc="u" with-rsc="c-clone" with-rsc-role="Slave" score="-INFINITY"/>
+    <rsc_colocation id="x4" rsc="p" with-rsc="ms" with-rsc-role="Unpromoted" score="100"/>
   </constraints></configuration></cib>"#;
         let i = import(xml).expect("import");
         assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
@@ -3627,18 +3639,31 @@ mod tests {
         assert_eq!(unit("s"), "asterisk-11.0.1.service");
         assert_eq!(unit("u"), "named.socket");
         // A plain clone has no role: the colocation is by where it runs. A resource of one
-        // copy is never promoted: with its promoted role is nothing.
+        // copy is never promoted: with its promoted role is nothing; nor is anything but a
+        // promotable clone's copy ever unpromoted. With a promotable clone's unpromoted
+        // copies is kept.
         let cols: Vec<(&str, &str, warden_engine::OpRole)> = e
             .colocations()
             .iter()
             .map(|c| (c.resource.as_str(), c.with.as_str(), c.with_role))
             .collect();
-        assert_eq!(cols, [("a", "c", warden_engine::OpRole::Started)]);
-        assert!(
-            i.ignored
-                .iter()
-                .any(|w| w.contains("a colocation of s with p"))
+        assert_eq!(
+            cols,
+            [
+                ("a", "c", warden_engine::OpRole::Started),
+                ("p", "db", warden_engine::OpRole::Unpromoted)
+            ]
         );
+        for gone in [
+            "a colocation of s with p by a promoted role",
+            "a colocation of u with c by an unpromoted role",
+        ] {
+            assert!(
+                i.ignored.iter().any(|w| w.contains(gone)),
+                "{:?}",
+                i.ignored
+            );
+        }
         // The clone as a whole keeps its name, for reasons.
         let name = e
             .resource("c")

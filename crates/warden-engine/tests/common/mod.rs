@@ -165,6 +165,10 @@ impl Builder {
         self
     }
     pub fn config(self) -> Config {
+        self.try_config().expect("valid config")
+    }
+    /// The configuration, or why `Config` refuses it.
+    pub fn try_config(self) -> Result<Config, ConfigError> {
         let fence = if self.fencing {
             vec![FenceDevice {
                 name: "power".into(),
@@ -198,7 +202,6 @@ impl Builder {
                 .collect();
             c.with_node_capacity(capacity)
         })
-        .expect("valid config")
     }
     /// A world with every node online, settled into its steady state.
     pub fn world(self) -> World {

@@ -310,6 +310,33 @@ fn role(
     )
 }
 
+/// A colocation's `with_role`: started (the default), promoted or unpromoted; the last two
+/// need `with` to be promotable.
+fn with_role(
+    r: &mut Reader<'_>,
+    t: &Tbl<'_, '_>,
+    resource: Option<&(String, Span)>,
+    c: &mut Constraints,
+) -> OpRole {
+    let Some(v) = t.take("with_role") else {
+        return OpRole::Started;
+    };
+    let role = r
+        .keyword_value(v, &[OpRole::Started, OpRole::Promoted, OpRole::Unpromoted])
+        .unwrap_or(OpRole::Started);
+    if role != OpRole::Started {
+        if let Some((res, _)) = resource {
+            c.promoted.push(Promoted {
+                key: "with_role",
+                word: role.as_str(),
+                resource: res.clone(),
+                span: v.span(),
+            });
+        }
+    }
+    role
+}
+
 fn action(
     r: &mut Reader<'_>,
     t: &Tbl<'_, '_>,
@@ -477,7 +504,7 @@ fn colocation(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
     let res = r.required_string(t, "resource", "[[colocation]]");
     let with = r.required_string(t, "with", "[[colocation]]");
     let res_role = role(r, t, "role", res.as_ref(), c);
-    let with_role = role(r, t, "with_role", with.as_ref(), c);
+    let with_role = with_role(r, t, with.as_ref(), c);
     reference(c, &res);
     reference(c, &with);
     if let (Some((res, rs)), Some((with, _))) = (res, with) {

@@ -748,6 +748,14 @@ mod tests {
                 "[[ticket]]\nticket = \"t\"\nresource = \"d\"\nrole = \"promoted\"\n",
                 "needs \"d\" to be promotable",
             ),
+            (
+                "[[resource]]\nid = \"e\"\nclass = \"ocf\"\ntype = \"Dummy\"\n[[colocation]]\nresource = \"e\"\nwith = \"d\"\nwith_role = \"unpromoted\"\n",
+                "t.toml:16:13: error: with_role \"unpromoted\" needs \"d\" to be promotable",
+            ),
+            (
+                "[[resource]]\nid = \"e\"\nclass = \"ocf\"\ntype = \"Dummy\"\n[[colocation]]\nresource = \"d\"\nwith = \"e\"\nrole = \"unpromoted\"\n",
+                "t.toml:16:8: error: unknown value \"unpromoted\"; did you mean \"promoted\"? (allowed: started, promoted)",
+            ),
         ] {
             let e = errors(&format!("{base}{extra}"));
             assert!(e.contains(want), "{extra}\n{e}");

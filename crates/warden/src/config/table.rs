@@ -331,7 +331,7 @@ impl<'s> Reader<'s> {
         }
     }
 
-    pub fn keyword<T: Copy + std::fmt::Display + std::str::FromStr>(
+    pub fn keyword<T: Copy + PartialEq + std::fmt::Display + std::str::FromStr>(
         &mut self,
         t: &Tbl<'_, '_>,
         key: &'static str,
@@ -341,7 +341,7 @@ impl<'s> Reader<'s> {
         self.keyword_value(v, all).map(|k| (k, v.span()))
     }
 
-    pub fn keyword_value<T: Copy + std::fmt::Display + std::str::FromStr>(
+    pub fn keyword_value<T: Copy + PartialEq + std::fmt::Display + std::str::FromStr>(
         &mut self,
         v: &Value<'_>,
         all: &[T],
@@ -351,9 +351,10 @@ impl<'s> Reader<'s> {
             self.type_error(v, &format!("one of {}", allowed.join(", ")));
             return None;
         };
-        match s.parse::<T>() {
-            Ok(x) => Some(x),
-            Err(_) => {
+        // A word of the type that is not one of `all` here is as unknown as any other.
+        match s.parse::<T>().ok().filter(|x| all.contains(x)) {
+            Some(x) => Some(x),
+            None => {
                 let refs: Vec<&str> = allowed.iter().map(String::as_str).collect();
                 let hint = did_you_mean(s, &refs)
                     .map(|h| format!("; did you mean {h:?}?"))
