@@ -1084,6 +1084,10 @@ pub(crate) struct ColocRef {
     pub score: Score,
     /// The dependent's promoted copy is placed (promotion scores), not where it runs.
     pub promoted: bool,
+    /// The dependent's unpromoted copies: a positive score keeps its promotion off the nodes
+    /// of `with` (as Pacemaker's role phase takes the score from the copy's priority there)
+    /// and places nothing; a negative one also places, as a plain colocation.
+    pub unpromoted: bool,
     /// With the nodes where `with` is promoted, not where it runs.
     pub with_promoted: bool,
     /// With the nodes where `with` runs unpromoted (Pacemaker's `with-rsc-role="Unpromoted"`).
@@ -1096,6 +1100,12 @@ impl ColocRef {
     /// With a role of `with` (promoted or unpromoted), not with wherever it runs.
     pub fn by_role(&self) -> bool {
         self.with_promoted || self.with_unpromoted
+    }
+
+    /// Whether it weighs where the dependent runs (not only where it is promoted).
+    pub fn places(&self) -> bool {
+        let positive_unpromoted = self.unpromoted && self.score.value() > 0;
+        !self.promoted && !positive_unpromoted
     }
 }
 
@@ -1296,11 +1306,11 @@ impl Config {
                     })
                 }
             };
-            if !matches!(c.role, OpRole::Started | OpRole::Promoted) {
+            if c.role == OpRole::Stopped {
                 return Err(ConfigError::BadRole {
                     what: what(),
                     role: c.role.to_string(),
-                    allowed: "started, promoted",
+                    allowed: "started, promoted, unpromoted",
                 });
             }
             if c.with_role == OpRole::Stopped {
@@ -1327,6 +1337,7 @@ impl Config {
                 with: w,
                 score: c.score,
                 promoted: promoted(c.role, r, &c.resource)?,
+                unpromoted: unpromoted(c.role, r, &c.resource)?,
                 with_promoted: promoted(c.with_role, w, &c.with)?,
                 with_unpromoted: unpromoted(c.with_role, w, &c.with)?,
                 internal: k >= colocations.len(),
@@ -1382,7 +1393,7 @@ impl Config {
         let mut dependents_of = vec![Vec::new(); n];
         let mut promoted_dependents_of = vec![Vec::new(); n];
         for (r, list) in colocated_with.iter().enumerate() {
-            for c in list.iter().filter(|c| !c.promoted && !c.with_unpromoted) {
+            for c in list.iter().filter(|c| c.places() && !c.with_unpromoted) {
                 if !c.with_promoted {
                     dependents_of[c.with].push((r, c.score));
                 } else if c.with != r && !self.resources[r].is_clone() {

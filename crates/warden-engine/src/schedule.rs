@@ -1288,7 +1288,7 @@ impl<'a> Scheduler<'a> {
             p.requested.clear();
         }
         for c in config.colocated_with(r) {
-            if c.promoted || c.score != Score::INFINITY {
+            if !c.places() || c.score != Score::INFINITY {
                 continue;
             }
             let again: Vec<usize> = plans[c.with]
@@ -1462,6 +1462,12 @@ impl<'a> Scheduler<'a> {
                     s = s.add(c.score);
                 } else if c.score == Score::INFINITY {
                     s = Score::MINUS_INFINITY;
+                }
+            }
+            // Its unpromoted copies with `with`: the copy there is that much less promotable.
+            for c in config.colocated_with(r).iter().filter(|c| c.unpromoted) {
+                if plans[c.with].colocated_nodes(c).contains(&i) {
+                    s = s.add(Score::new(-c.score.value()));
                 }
             }
             if self.opts.scores {
@@ -1753,7 +1759,7 @@ impl<'a> Scheduler<'a> {
         let mut changed = false;
         for d in 0..plans.len() {
             for c in config.colocated_with(d) {
-                if c.score != Score::INFINITY || c.promoted || c.by_role() || c.internal {
+                if c.score != Score::INFINITY || !c.places() || c.by_role() || c.internal {
                     continue;
                 }
                 let (w, p) = (&plans[c.with], &plans[d]);
@@ -2379,7 +2385,7 @@ impl<'a> Scheduler<'a> {
         let mut cons: Vec<&ColocRef> = config
             .colocated_with(r)
             .iter()
-            .filter(|c| !c.promoted)
+            .filter(|c| c.places())
             .collect();
         cons.sort_by_key(|c| {
             (
@@ -2482,7 +2488,7 @@ impl<'a> Scheduler<'a> {
         // what is already placed (Pacemaker applies each as soon as its primary is placed).
         if self.places(d, r) {
             let mut own = (*base).clone();
-            for c in config.colocated_with(d).iter().filter(|c| !c.promoted) {
+            for c in config.colocated_with(d).iter().filter(|c| c.places()) {
                 if plans[c.with].placed {
                     self.apply_colocation(&mut own, c, &plans[c.with].colocated_nodes(c));
                 }
@@ -2731,7 +2737,7 @@ impl<'a> Scheduler<'a> {
             let primaries = config
                 .colocated_with(x)
                 .iter()
-                .filter(|c| c.score == Score::INFINITY && !c.promoted && !c.by_role())
+                .filter(|c| c.score == Score::INFINITY && c.places() && !c.by_role())
                 .map(|c| c.with);
             let dependents = config
                 .dependents_of(x)

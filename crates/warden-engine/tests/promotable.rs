@@ -511,23 +511,58 @@ fn a_colocation_role_must_be_one_the_resources_have() {
         plain.to_string().contains("needs \"b\" to be promotable"),
         "{plain}"
     );
-    let dependent = build(&["node1", "node2"])
+    let stopped = build(&["node1", "node2"])
         .resource(stateful("db"))
         .resource(dummy("b"))
+        .colocation_roles("db", OpRole::Stopped, "b", OpRole::Started, Score::INFINITY)
+        .try_config()
+        .expect_err("what is stopped is placed nowhere");
+    assert!(
+        stopped
+            .to_string()
+            .contains("role \"stopped\" is not allowed here"),
+        "{stopped}"
+    );
+}
+
+#[test]
+fn unpromoted_copies_colocated_with_a_resource_keep_the_promotion_off_its_node() {
+    // db's unpromoted copy goes with "a": a positive score places no copy (both nodes run
+    // one) but takes that much from the promotion where "a" runs, so when "a" moves to
+    // node1 the promotion leaves it (Pacemaker's colo_unpromoted_w_native).
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(stateful("db"))
+        .location(loc("a", "node2", 50))
         .colocation_roles(
             "db",
             OpRole::Unpromoted,
-            "b",
+            "a",
             OpRole::Started,
             Score::INFINITY,
         )
-        .try_config()
-        .expect_err("the dependent's role is started or promoted");
-    assert!(
-        dependent
-            .to_string()
-            .contains("role \"unpromoted\" is not allowed here"),
-        "{dependent}"
+        .world();
+    assert_eq!(w.status_of("a"), "a Started node2");
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 ]"
+    );
+    w.admin(AdminCommand::Move {
+        resource: "a".into(),
+        node: "node1".into(),
+    });
+    assert_eq!(
+        w.plan(),
+        [
+            "Move a ( node2 -> node1 )",
+            "Demote db ( Promoted -> Unpromoted node1 )",
+            "Promote db ( Unpromoted -> Promoted node2 )"
+        ]
+    );
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 ]"
     );
 }
 

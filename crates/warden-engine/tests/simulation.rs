@@ -182,7 +182,10 @@ fn random_config(rng: &mut Rng) -> Config {
             if rng.chance(20) {
                 let score = Score::new(*rng.pick(&[-INFINITY, -100, 100, INFINITY]));
                 colocations.push(Colocation {
-                    role: role(rng, j),
+                    role: match role(rng, j) {
+                        OpRole::Promoted if rng.chance(30) => OpRole::Unpromoted,
+                        r => r,
+                    },
                     with_role: match role(rng, i) {
                         OpRole::Promoted if rng.chance(30) => OpRole::Unpromoted,
                         r => r,

@@ -1353,7 +1353,7 @@ impl Reader {
                 Some(r @ "promoted") => {
                     t.insert(key.into(), r.into());
                 }
-                Some(r @ "unpromoted") if key == "with_role" => {
+                Some(r @ "unpromoted") => {
                     t.insert(key.into(), r.into());
                 }
                 Some("started") | None => {}

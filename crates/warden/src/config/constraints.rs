@@ -310,15 +310,16 @@ fn role(
     )
 }
 
-/// A colocation's `with_role`: started (the default), promoted or unpromoted; the last two
-/// need `with` to be promotable.
-fn with_role(
+/// A colocation's `role` or `with_role`: started (the default), promoted or unpromoted; the
+/// last two need the resource to be promotable.
+fn colocation_role(
     r: &mut Reader<'_>,
     t: &Tbl<'_, '_>,
+    key: &'static str,
     resource: Option<&(String, Span)>,
     c: &mut Constraints,
 ) -> OpRole {
-    let Some(v) = t.take("with_role") else {
+    let Some(v) = t.take(key) else {
         return OpRole::Started;
     };
     let role = r
@@ -327,7 +328,7 @@ fn with_role(
     if role != OpRole::Started {
         if let Some((res, _)) = resource {
             c.promoted.push(Promoted {
-                key: "with_role",
+                key,
                 word: role.as_str(),
                 resource: res.clone(),
                 span: v.span(),
@@ -503,8 +504,8 @@ fn colocation(r: &mut Reader<'_>, t: &Tbl<'_, '_>, c: &mut Constraints) {
     }
     let res = r.required_string(t, "resource", "[[colocation]]");
     let with = r.required_string(t, "with", "[[colocation]]");
-    let res_role = role(r, t, "role", res.as_ref(), c);
-    let with_role = with_role(r, t, with.as_ref(), c);
+    let res_role = colocation_role(r, t, "role", res.as_ref(), c);
+    let with_role = colocation_role(r, t, "with_role", with.as_ref(), c);
     reference(c, &res);
     reference(c, &with);
     if let (Some((res, rs)), Some((with, _))) = (res, with) {

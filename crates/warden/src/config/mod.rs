@@ -754,7 +754,7 @@ mod tests {
             ),
             (
                 "[[resource]]\nid = \"e\"\nclass = \"ocf\"\ntype = \"Dummy\"\n[[colocation]]\nresource = \"d\"\nwith = \"e\"\nrole = \"unpromoted\"\n",
-                "t.toml:16:8: error: unknown value \"unpromoted\"; did you mean \"promoted\"? (allowed: started, promoted)",
+                "t.toml:16:8: error: role \"unpromoted\" needs \"d\" to be promotable",
             ),
         ] {
             let e = errors(&format!("{base}{extra}"));
