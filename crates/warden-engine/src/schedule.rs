@@ -289,6 +289,14 @@ pub enum Change {
         node: String,
         reason: String,
     },
+    /// A promotion that cannot happen, and why (crm_simulate's `(blocked)` promote lines):
+    /// the copy still starts (`from` Stopped) or keeps running unpromoted.
+    BlockedPromote {
+        resource: String,
+        node: String,
+        from: Role,
+        reason: String,
+    },
     /// Moved by live migration (`allow_migrate`).
     Migrate {
         resource: String,
@@ -395,6 +403,22 @@ impl fmt::Display for Change {
                     "Stopped"
                 };
                 write!(f, "Promote {resource} ( {from} -> Promoted {node} )")
+            }
+            Change::BlockedPromote {
+                resource,
+                node,
+                from,
+                reason,
+            } => {
+                let from = if *from == Role::Started {
+                    "Unpromoted"
+                } else {
+                    "Stopped"
+                };
+                write!(
+                    f,
+                    "Promote {resource} ( {from} -> Promoted {node} ) due to {reason} (blocked)"
+                )
             }
             Change::Demote { resource, node } => {
                 write!(f, "Demote {resource} ( Promoted -> Unpromoted {node} )")
@@ -522,6 +546,8 @@ struct Plan {
     assigned: Vec<usize>,
     /// Copies of a clone that would start but cannot, and why (`(blocked)` lines).
     blocked_copies: Vec<(usize, String)>,
+    /// Copies that would be promoted but cannot, and why (`(blocked)` promote lines).
+    blocked_promotions: Vec<(usize, String)>,
     /// Copies an interleaved order took away because `first` has no copy placed beside
     /// them (Pacemaker unassigns them: no `(blocked)` line, here or after).
     unassigned: Vec<usize>,
@@ -1438,14 +1464,17 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .filter(|(n, _)| *n == i)
                 .fold(Score::ZERO, |acc, (_, s)| acc.add(*s));
-            if agent.is_none() && locs.is_empty() {
-                continue;
-            }
-            let mut s = locs
-                .iter()
-                .fold(agent.unwrap_or(Score::ZERO), |acc, l| acc.add(*l))
-                .add(placed);
-            if p.promoted_now.contains(&i) && !p.failed.contains(&i) {
+            // Without a score of its own, a copy starts at -1: only what adds to it (a
+            // colocation of the promoted role with where something runs) can promote it, as
+            // Pacemaker's default priority.
+            let base = match agent {
+                Some(a) => a,
+                None if locs.is_empty() => Score::new(-1),
+                None => Score::ZERO,
+            };
+            let mut s = locs.iter().fold(base, |acc, l| acc.add(*l)).add(placed);
+            let scored = agent.is_some() || !locs.is_empty();
+            if scored && p.promoted_now.contains(&i) && !p.failed.contains(&i) {
                 s = s.add(spec.meta.resource_stickiness);
             }
             for (base, factor) in &with_promoted {
@@ -1759,6 +1788,33 @@ impl<'a> Scheduler<'a> {
         let mut changed = false;
         for d in 0..plans.len() {
             for c in config.colocated_with(d) {
+                if c.promoted && c.score == Score::INFINITY && !c.by_role() {
+                    // The promoted role with what an order kept from where it was placed: the
+                    // promotion there cannot happen (`Promote R ( ... ) due to colocation with
+                    // W (blocked)`); the copy itself still runs.
+                    let (w, p) = (&plans[c.with], &plans[d]);
+                    let lost: Vec<usize> = p
+                        .promoted
+                        .iter()
+                        .copied()
+                        .filter(|i| !w.targets.contains(i) && w.assigned.contains(i))
+                        .filter(|i| !p.promoted_now.contains(i))
+                        .collect();
+                    if !p.acts || lost.is_empty() {
+                        continue;
+                    }
+                    let p = &mut plans[d];
+                    let why = format!("colocation with {}", config.resources()[c.with].id);
+                    for &i in &lost {
+                        if !p.blocked_promotions.iter().any(|b| b.0 == i) {
+                            p.blocked_promotions.push((i, why.clone()));
+                        }
+                    }
+                    p.promoted.retain(|i| !lost.contains(i));
+                    p.derive();
+                    changed = true;
+                    continue;
+                }
                 if c.score != Score::INFINITY || !c.places() || c.by_role() || c.internal {
                     continue;
                 }
@@ -3017,6 +3073,17 @@ impl<'a> Scheduler<'a> {
                     resource,
                     node,
                     from: Role::Stopped,
+                }
+            } else if let Some((_, why)) = p
+                .blocked_promotions
+                .iter()
+                .find(|b| b.0 == i && !promote && !demote)
+            {
+                Change::BlockedPromote {
+                    resource,
+                    node,
+                    from: if start { Role::Stopped } else { Role::Started },
+                    reason: why.clone(),
                 }
             } else if start {
                 Change::Start { resource, node }

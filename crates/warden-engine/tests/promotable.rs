@@ -567,6 +567,49 @@ fn unpromoted_copies_colocated_with_a_resource_keep_the_promotion_off_its_node()
 }
 
 #[test]
+fn a_promotion_held_by_what_cannot_start_is_listed_blocked() {
+    // No copy has a score of its own: what the promoted role is colocated with is what
+    // promotes one (Pacemaker's default priority of -1, plus INFINITY). "vip" is placed on
+    // node1 but cannot start (it waits for "gate", which is stopped): the copy there still
+    // starts, its promotion is listed blocked, and no other copy is promoted instead.
+    let mut gate = dummy("gate");
+    gate.meta.target_role = TargetRole::Stopped;
+    let mut w = build(&["node1", "node2"])
+        .resource(with(stateful("db"), |c| c.score = None))
+        .resource(dummy("vip"))
+        .resource(gate)
+        .order("gate", "vip", OrderKind::Mandatory)
+        .colocation_roles(
+            "db",
+            OpRole::Promoted,
+            "vip",
+            OpRole::Started,
+            Score::INFINITY,
+        )
+        .world();
+    assert_eq!(w.status_of("db"), "db Unpromoted [ node1 node2 ]");
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Promote db ( Unpromoted -> Promoted node1 ) due to colocation with vip (blocked)",
+            "Start vip ( node1 ) due to unrunnable gate start (blocked)",
+        ]
+    );
+    // Once "gate" may run, so does "vip", and the copy beside it is promoted.
+    w.admin(AdminCommand::Enable {
+        resource: "gate".into(),
+    });
+    w.settle();
+    assert_eq!(w.status_of("vip"), "vip Started node1");
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 ]"
+    );
+}
+
+#[test]
 fn the_promoted_copy_can_be_colocated_with_another_resource() {
     let w = three(stateful("db"))
         .resource(dummy("vip"))
