@@ -108,6 +108,38 @@ pub enum AdminCommand {
     },
 }
 
+impl AdminCommand {
+    /// The resource it names, if any.
+    pub fn resource(&self) -> Option<&str> {
+        match self {
+            AdminCommand::Cleanup { resource, .. } => resource.as_deref(),
+            AdminCommand::Restart { resource, .. }
+            | AdminCommand::Enable { resource }
+            | AdminCommand::Disable { resource }
+            | AdminCommand::Move { resource, .. }
+            | AdminCommand::Ban { resource, .. }
+            | AdminCommand::Clear { resource } => Some(resource),
+            _ => None,
+        }
+    }
+
+    /// The same command for resource `id` instead.
+    pub fn for_resource(&self, id: &str) -> AdminCommand {
+        let mut c = self.clone();
+        match &mut c {
+            AdminCommand::Cleanup { resource, .. } => *resource = Some(id.to_owned()),
+            AdminCommand::Restart { resource, .. }
+            | AdminCommand::Enable { resource }
+            | AdminCommand::Disable { resource }
+            | AdminCommand::Move { resource, .. }
+            | AdminCommand::Ban { resource, .. }
+            | AdminCommand::Clear { resource } => *resource = id.to_owned(),
+            _ => {}
+        }
+        c
+    }
+}
+
 /// As the CLI says it (`disable web`, `move web to n2`): how logs and the audit trail name a
 /// command.
 impl std::fmt::Display for AdminCommand {
@@ -631,6 +663,29 @@ fn probe_result(on: &mut ResourceOnNode, op: OpKey, rc: i32, record: OpRecord, p
 }
 
 fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), ApplyError> {
+    // A command naming a clone of instances is for each instance; a restart of one that runs
+    // nowhere is refused only when none runs.
+    if let Some(members) = cmd.resource().and_then(|r| config.instances_of(r)) {
+        let mut result = Ok(());
+        let mut any = false;
+        for &m in members {
+            match admin(config, state, &cmd.for_resource(&config.resources()[m].id)) {
+                Ok(()) => any = true,
+                Err(ApplyError::NotActive { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !any {
+            result = Err(ApplyError::NotActive {
+                resource: cmd.resource().unwrap_or_default().to_owned(),
+                node: match cmd {
+                    AdminCommand::Restart { node, .. } => node.clone(),
+                    _ => None,
+                },
+            });
+        }
+        return result;
+    }
     match cmd {
         AdminCommand::Cleanup { resource, node } => {
             if let Some(r) = resource {

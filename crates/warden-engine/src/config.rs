@@ -559,6 +559,27 @@ pub struct ResourceSpec {
     /// What it uses of a node's capacity, by name (`cpu`, `memory`, ...), when a placement
     /// strategy other than `default` is set.
     pub utilization: Vec<(String, i64)>,
+    /// One instance of a globally unique clone with `clone_node_max` above 1 (set by
+    /// [`Config::new`], which turns such a clone into its instances).
+    pub instance: Option<Instance>,
+}
+
+/// One copy of a globally unique clone that may run several copies on a node
+/// (`clone_node_max` above 1): a resource of its own, `R:N`, as Pacemaker's instances are, so
+/// that its number (what the agent serves: an IPaddr2 `clusterip` bucket) moves with it.
+/// Constraints and commands naming the clone (`R`) name all its instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// The clone's resource id.
+    pub of: String,
+    /// Its number, `0 .. clone_max`.
+    pub number: u32,
+    pub clone_max: u32,
+    pub clone_node_max: u32,
+    /// What follows the clone needs this many instances (`clone_min`, else 1).
+    pub clone_min: u32,
+    /// The clone's name as reasons call it (`unrunnable ip-clone running`).
+    pub name: String,
 }
 
 /// How a clone runs: up to `clone_max` copies, at most one per node; when promotable, at
@@ -567,6 +588,9 @@ pub struct ResourceSpec {
 pub struct Copies {
     /// How many copies run at most (None: one per node).
     pub clone_max: Option<u32>,
+    /// How many copies run on one node at most (Pacemaker's `clone-node-max`). Above 1, the
+    /// clone must be globally unique: [`Config::new`] turns it into its [`Instance`]s.
+    pub clone_node_max: u32,
     /// Copies may be promoted (Pacemaker's promotable clone).
     pub promotable: bool,
     pub promoted_max: u32,
@@ -597,6 +621,7 @@ impl Default for Copies {
     fn default() -> Self {
         Copies {
             clone_max: None,
+            clone_node_max: 1,
             promotable: false,
             promoted_max: 1,
             notify: false,
@@ -637,6 +662,7 @@ impl ResourceSpec {
             copies: None,
             reloadable: None,
             utilization: Vec::new(),
+            instance: None,
         }
     }
 
@@ -1041,6 +1067,53 @@ pub struct Config {
     assignment_within: Vec<Option<usize>>,
     /// Resource indexes, each after those ordered before it.
     action_order: Vec<usize>,
+    /// Clones turned into instances ([`Instance`]): the clone's id and its instances'
+    /// indexes, in number order.
+    instance_sets: Vec<(String, Vec<usize>)>,
+    /// Index in `instance_sets` by the clone's id.
+    set_index: HashMap<String, usize>,
+}
+
+/// Turns each globally unique clone with `clone_node_max` above 1 into its instances
+/// (`R:0`, `R:1`, ...: [`Instance`]), in its place; refuses what its instances cannot be yet.
+fn instances(resources: Vec<ResourceSpec>, nodes: usize) -> Result<Vec<ResourceSpec>, ConfigError> {
+    let mut out = Vec::with_capacity(resources.len());
+    for r in resources {
+        let Some(c) = r.copies.as_ref().filter(|c| c.clone_node_max > 1) else {
+            out.push(r);
+            continue;
+        };
+        let refuse = |why| {
+            Err(ConfigError::Instances {
+                resource: r.id.clone(),
+                why,
+            })
+        };
+        if !c.globally_unique {
+            // Copies of an anonymous clone on one node are one and the same to its agent.
+            return refuse("needs globally_unique = true");
+        }
+        if c.promotable || c.notify || c.ordered || c.interleave {
+            return refuse("is not supported with promotable, notify, ordered or interleave yet");
+        }
+        let clone_max = c.clone_max.unwrap_or(nodes as u32);
+        for number in 0..clone_max {
+            out.push(ResourceSpec {
+                id: format!("{}:{number}", r.id),
+                copies: None,
+                instance: Some(Instance {
+                    of: r.id.clone(),
+                    number,
+                    clone_max,
+                    clone_node_max: c.clone_node_max,
+                    clone_min: c.clone_min.filter(|&m| m > 0).unwrap_or(1),
+                    name: c.name.clone().unwrap_or_else(|| r.id.clone()),
+                }),
+                ..r.clone()
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Why a set of parts is not a configuration. The `warden` crate reports these with positions
@@ -1049,6 +1122,8 @@ pub struct Config {
 pub enum ConfigError {
     #[error("a cluster needs at least one node")]
     NoNodes,
+    #[error("clone {resource:?}: clone_node_max above 1 {why}")]
+    Instances { resource: String, why: &'static str },
     #[error("node {0:?} is defined twice")]
     DuplicateNode(String),
     #[error("resource {0:?} is defined twice")]
@@ -1092,6 +1167,9 @@ pub(crate) struct ColocRef {
     pub with_promoted: bool,
     /// With the nodes where `with` runs unpromoted (Pacemaker's `with-rsc-role="Unpromoted"`).
     pub with_unpromoted: bool,
+    /// With a clone of instances (index of its set): where any of them runs; `with` is its
+    /// last instance.
+    pub with_set: Option<usize>,
     /// A group's own (a member with the one before it).
     pub internal: bool,
 }
@@ -1127,12 +1205,42 @@ impl Config {
                 return Err(ConfigError::DuplicateNode(n.clone()));
             }
         }
+        let resources = instances(resources, nodes.len())?;
         let mut resource_index = HashMap::with_capacity(resources.len());
         for (i, r) in resources.iter().enumerate() {
             if resource_index.insert(r.id.clone(), i).is_some() {
                 return Err(ConfigError::DuplicateResource(r.id.clone()));
             }
         }
+        let mut instance_sets: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut set_index: HashMap<String, usize> = HashMap::new();
+        for (i, r) in resources.iter().enumerate() {
+            if let Some(inst) = &r.instance {
+                if resource_index.contains_key(&inst.of) {
+                    return Err(ConfigError::DuplicateResource(inst.of.clone()));
+                }
+                let k = *set_index.entry(inst.of.clone()).or_insert_with(|| {
+                    instance_sets.push((inst.of.clone(), Vec::new()));
+                    instance_sets.len() - 1
+                });
+                instance_sets[k].1.push(i);
+            }
+        }
+        // What names a clone of instances names each of them.
+        let locations: Vec<Location> = locations
+            .into_iter()
+            .flat_map(|l| match set_index.get(&l.resource) {
+                Some(&k) => instance_sets[k]
+                    .1
+                    .iter()
+                    .map(|&m| Location {
+                        resource: resources[m].id.clone(),
+                        ..l.clone()
+                    })
+                    .collect(),
+                None => vec![l],
+            })
+            .collect();
         for d in &fence_devices {
             if let Some(n) = d.nodes.iter().find(|n| !node_index.contains_key(*n)) {
                 return Err(ConfigError::UnknownNode {
@@ -1197,6 +1305,8 @@ impl Config {
             locations,
             node_index,
             resource_index,
+            instance_sets,
+            set_index,
             locations_by_resource,
             promotion_locations,
             discovery,
@@ -1242,6 +1352,67 @@ impl Config {
                     resource: r.to_owned(),
                 })
         };
+        // A clone of instances: as the dependent, each instance is; as what it is colocated
+        // with, any of them (where one runs); first in an order, what follows needs
+        // `clone_min` of them (the clone running); then in an order, each instance.
+        let given_colocations = colocations;
+        let mut colocations = Vec::with_capacity(given_colocations.len());
+        let mut coloc_sets: Vec<Option<usize>> = Vec::new();
+        for c in &given_colocations {
+            let with_set = self.set_index.get(&c.with).copied();
+            let with = match with_set {
+                Some(k) => self.instance_sets[k]
+                    .1
+                    .last()
+                    .map(|&m| self.resources[m].id.clone()),
+                None => None,
+            };
+            for dep in self.named_ids(&c.resource) {
+                colocations.push(Colocation {
+                    resource: dep,
+                    with: with.clone().unwrap_or_else(|| c.with.clone()),
+                    ..c.clone()
+                });
+                coloc_sets.push(with_set);
+            }
+        }
+        let given_orders = orders;
+        let mut orders = Vec::with_capacity(given_orders.len());
+        for o in &given_orders {
+            let from_set = self.set_index.get(&o.first).copied();
+            for first in self.named_ids(&o.first) {
+                for then in self.named_ids(&o.then) {
+                    let mut e = Order {
+                        first: first.clone(),
+                        then,
+                        ..o.clone()
+                    };
+                    if let Some(k) = from_set {
+                        let inst = self.resources[self.instance_sets[k].1[0]]
+                            .instance
+                            .as_ref()
+                            .expect("an instance");
+                        e.first_min = Some(inst.clone_min);
+                        e.first_label = Some(format!("{} running", inst.name));
+                    }
+                    orders.push(e);
+                }
+            }
+        }
+        if let Some(g) = groups
+            .iter()
+            .find(|g| g.resources.iter().any(|m| self.set_index.contains_key(m)))
+        {
+            return Err(ConfigError::Instances {
+                resource: g
+                    .resources
+                    .iter()
+                    .find(|m| self.set_index.contains_key(*m))
+                    .cloned()
+                    .unwrap_or_default(),
+                why: "is not supported in a group yet",
+            });
+        }
         let mut all_colocations = colocations.clone();
         let mut all_orders = orders.clone();
         // After a clone with `clone_min` (or with `first_min` of its own), an order waits
@@ -1249,6 +1420,12 @@ impl Config {
         // `first_min` of an order from what is not a clone means nothing (as Pacemaker's
         // `require-all` there), unless it comes from a set (`one-or-more:SET`).
         for o in &mut all_orders {
+            if self
+                .resource(&o.first)
+                .is_some_and(|r| r.instance.is_some())
+            {
+                continue;
+            }
             let copies = self.resource(&o.first).and_then(|r| r.copies.as_ref());
             let of_a_set = o
                 .first_label
@@ -1340,6 +1517,7 @@ impl Config {
                 unpromoted: unpromoted(c.role, r, &c.resource)?,
                 with_promoted: promoted(c.with_role, w, &c.with)?,
                 with_unpromoted: unpromoted(c.with_role, w, &c.with)?,
+                with_set: coloc_sets.get(k).copied().flatten(),
                 internal: k >= colocations.len(),
             });
         }
@@ -1372,7 +1550,14 @@ impl Config {
         let by_priority = self.placement_order.clone();
         let coloc_edges: Vec<Vec<usize>> = colocated_with
             .iter()
-            .map(|v| v.iter().map(|c| c.with).collect())
+            .map(|v| {
+                v.iter()
+                    .flat_map(|c| match c.with_set {
+                        Some(k) => self.instance_sets[k].1.clone(),
+                        None => vec![c.with],
+                    })
+                    .collect()
+            })
             .collect();
         let order_edges: Vec<Vec<usize>> = orders_to
             .iter()
@@ -1393,7 +1578,10 @@ impl Config {
         let mut dependents_of = vec![Vec::new(); n];
         let mut promoted_dependents_of = vec![Vec::new(); n];
         for (r, list) in colocated_with.iter().enumerate() {
-            for c in list.iter().filter(|c| c.places() && !c.with_unpromoted) {
+            for c in list
+                .iter()
+                .filter(|c| c.places() && !c.with_unpromoted && c.with_set.is_none())
+            {
                 if !c.with_promoted {
                     dependents_of[c.with].push((r, c.score));
                 } else if c.with != r && !self.resources[r].is_clone() {
@@ -1435,9 +1623,9 @@ impl Config {
         }
         self.orders_from = orders_from;
         self.orders_to = orders_to;
-        self.colocations = colocations;
+        self.colocations = given_colocations;
         self.orders = all_orders;
-        self.given_orders = orders;
+        self.given_orders = given_orders;
         self.groups = groups;
         self.placement_units = self.units();
         self.unit_of = vec![0; self.resources.len()];
@@ -1480,6 +1668,17 @@ impl Config {
     /// Adds locations whose nodes rules pick. Refuses unknown resources and a `promoted`
     /// role on a resource that is not promotable.
     pub fn with_rule_locations(mut self, list: Vec<RuleLocation>) -> Result<Config, ConfigError> {
+        let list: Vec<RuleLocation> = list
+            .into_iter()
+            .flat_map(|l| {
+                self.named_ids(&l.resource)
+                    .into_iter()
+                    .map(move |resource| RuleLocation {
+                        resource,
+                        ..l.clone()
+                    })
+            })
+            .collect();
         let mut of = vec![Vec::new(); self.resources.len()];
         for (k, l) in list.iter().enumerate() {
             let what = || format!("location of {:?} by rule {}", l.resource, l.rule);
@@ -1540,6 +1739,17 @@ impl Config {
     /// Adds ticket constraints. Refuses unknown resources and a `promoted` role on a
     /// resource that is not promotable.
     pub fn with_tickets(mut self, tickets: Vec<TicketConstraint>) -> Result<Config, ConfigError> {
+        let tickets: Vec<TicketConstraint> = tickets
+            .into_iter()
+            .flat_map(|t| {
+                self.named_ids(&t.resource)
+                    .into_iter()
+                    .map(move |resource| TicketConstraint {
+                        resource,
+                        ..t.clone()
+                    })
+            })
+            .collect();
         let mut tickets_of = vec![Vec::new(); self.resources.len()];
         for (k, t) in tickets.iter().enumerate() {
             let what = || format!("ticket {:?} of {:?}", t.ticket, t.resource);
@@ -1632,6 +1842,36 @@ impl Config {
 
     pub fn resource(&self, id: &str) -> Option<&ResourceSpec> {
         self.resource_index(id).map(|i| &self.resources[i])
+    }
+
+    /// The instances (indexes, in number order) of a clone turned into instances
+    /// ([`Instance`]), by the clone's id.
+    pub fn instances_of(&self, id: &str) -> Option<&[usize]> {
+        self.set_index
+            .get(id)
+            .map(|&k| self.instance_sets[k].1.as_slice())
+    }
+
+    /// The members (indexes) of instance set number `k` (see [`ColocRef::with_set`]).
+    pub(crate) fn set_members(&self, k: usize) -> &[usize] {
+        &self.instance_sets[k].1
+    }
+
+    /// The name of instance set number `k`, as reasons call it.
+    pub(crate) fn set_name(&self, k: usize) -> &str {
+        &self.instance_sets[k].0
+    }
+
+    /// The resource ids a constraint or command naming `id` applies to: the resource itself,
+    /// or a clone's instances (an unknown name is kept, for the caller to refuse).
+    pub fn named_ids(&self, id: &str) -> Vec<String> {
+        match self.instances_of(id) {
+            Some(members) => members
+                .iter()
+                .map(|&m| self.resources[m].id.clone())
+                .collect(),
+            None => vec![id.to_owned()],
+        }
     }
 
     /// Whether resource number `r` is looked for (probed) on node number `i`.
@@ -1822,7 +2062,13 @@ impl Config {
         seen[r] = true;
         within[r] = parent;
         let resources = &self.resources;
-        let mut primaries: Vec<usize> = self.colocated_with[r].iter().map(|c| c.with).collect();
+        let mut primaries: Vec<usize> = self.colocated_with[r]
+            .iter()
+            .flat_map(|c| match c.with_set {
+                Some(k) => self.instance_sets[k].1.clone(),
+                None => vec![c.with],
+            })
+            .collect();
         primaries.sort_by_key(|&w| {
             (
                 std::cmp::Reverse(resources[w].meta.priority),

@@ -297,19 +297,44 @@ fn check_orders(config: &Config, state: &State, t: &Transition) -> Result<(), St
                 ));
             }
             if firsts.is_empty() {
-                // Then `first` must already be (and stay) running, or promoted.
-                let undone = actions_of(&o.first, inverse(o.first_action));
-                let stays = state.resource(&o.first).is_some_and(|rs| {
-                    rs.nodes.iter().any(|(n, on)| {
-                        let there = match o.first_action {
-                            OpName::Promote => on.role == Role::Promoted,
-                            _ => on.role.is_active(),
-                        };
-                        there
-                            && !undone.iter().any(|a| a.kind.node() == n)
-                            && (!interleaved || n == then.kind.node())
-                    })
+                // Then `first` must already be (and stay) running, or promoted; of what needs
+                // only some of several (`first_min`: a clone's instances, a set), one of them
+                // running or starting will do.
+                let group: Vec<&crate::config::Order> = if o.first_min.is_some() {
+                    config
+                        .orders()
+                        .iter()
+                        .filter(|o2| {
+                            o2.then == o.then
+                                && o2.first_min.is_some()
+                                && o2.first_label == o.first_label
+                        })
+                        .collect()
+                } else {
+                    vec![o]
+                };
+                let one_of = group.iter().filter(|o2| o2.first != o.first).any(|o2| {
+                    let undone = actions_of(&o2.first, inverse(o2.first_action));
+                    !actions_of(&o2.first, o2.first_action).is_empty()
+                        || state.resource(&o2.first).is_some_and(|rs| {
+                            rs.nodes.iter().any(|(n, on)| {
+                                on.role.is_active() && !undone.iter().any(|a| a.kind.node() == n)
+                            })
+                        })
                 });
+                let undone = actions_of(&o.first, inverse(o.first_action));
+                let stays = one_of
+                    || state.resource(&o.first).is_some_and(|rs| {
+                        rs.nodes.iter().any(|(n, on)| {
+                            let there = match o.first_action {
+                                OpName::Promote => on.role == Role::Promoted,
+                                _ => on.role.is_active(),
+                            };
+                            there
+                                && !undone.iter().any(|a| a.kind.node() == n)
+                                && (!interleaved || n == then.kind.node())
+                        })
+                    });
                 if !stays {
                     return Err(format!(
                         "{} while {} is not {} and will not be (order {} {} then {} {})",

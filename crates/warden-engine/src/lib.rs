@@ -22,10 +22,10 @@ pub use apply::{
 };
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, Discovery, FenceAgent,
-    FenceDevice, FenceMethod, Group, INFINITY_COUNT, Location, LossPolicy, Meta, MultipleActive,
-    NoQuorumPolicy, NodeHealth, NodeHealthStrategy, OnFail, OpName, OpRole, OpSpec, Order,
-    OrderKind, PlacementStrategy, ProcessSpec, Requires, ResourceSpec, RuleLocation, RuleScore,
-    TargetRole, TicketAction, TicketConstraint,
+    FenceDevice, FenceMethod, Group, INFINITY_COUNT, Instance, Location, LossPolicy, Meta,
+    MultipleActive, NoQuorumPolicy, NodeHealth, NodeHealthStrategy, OnFail, OpName, OpRole, OpSpec,
+    Order, OrderKind, PlacementStrategy, ProcessSpec, Requires, ResourceSpec, RuleLocation,
+    RuleScore, TargetRole, TicketAction, TicketConstraint,
 };
 pub use execute::{Executed, Outcome, default_outcome, execute};
 pub use invariants::{blocked_or_held, check_transition};

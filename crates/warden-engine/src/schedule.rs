@@ -1161,7 +1161,13 @@ impl<'a> Scheduler<'a> {
             self.copy_targets(r, &scores, &p)
         } else {
             let prefer = self.ban_insufficient_capacity(r, &mut scores, plans);
-            let best = self.choose(&scores, &p.live_active);
+            // An instance beyond its fair share of its node is placed afresh: where it runs
+            // breaks no tie (Pacemaker's second pass over a clone's instances).
+            let here: &[usize] = match self.preallocated(r) {
+                Some(None) => &[],
+                _ => &p.live_active,
+            };
+            let best = self.choose(&scores, here);
             // The node with the most capacity left, when none holds it and what is colocated
             // with it, as long as it scores as well as the best.
             match (prefer, best) {
@@ -1317,7 +1323,8 @@ impl<'a> Scheduler<'a> {
             if !c.places() || c.score != Score::INFINITY {
                 continue;
             }
-            let again: Vec<usize> = plans[c.with]
+            let again: Vec<usize> = self
+                .with_plan(c, plans)
                 .requested
                 .iter()
                 .copied()
@@ -1327,7 +1334,7 @@ impl<'a> Scheduler<'a> {
             if !again.is_empty() {
                 p.restart.extend(&again);
                 p.requested.extend(again);
-                p.forced = Some(format!("restart of {}", config.resources()[c.with].id));
+                p.forced = Some(format!("restart of {}", self.with_name(c)));
             }
         }
         p.repromote = p
@@ -1487,7 +1494,7 @@ impl<'a> Scheduler<'a> {
                 };
             }
             for c in config.colocated_with(r).iter().filter(|c| c.promoted) {
-                if plans[c.with].colocated_nodes(c).contains(&i) {
+                if self.with_plan(c, plans).colocated_nodes(c).contains(&i) {
                     s = s.add(c.score);
                 } else if c.score == Score::INFINITY {
                     s = Score::MINUS_INFINITY;
@@ -1495,7 +1502,7 @@ impl<'a> Scheduler<'a> {
             }
             // Its unpromoted copies with `with`: the copy there is that much less promotable.
             for c in config.colocated_with(r).iter().filter(|c| c.unpromoted) {
-                if plans[c.with].colocated_nodes(c).contains(&i) {
+                if self.with_plan(c, plans).colocated_nodes(c).contains(&i) {
                     s = s.add(Score::new(-c.score.value()));
                 }
             }
@@ -1555,6 +1562,107 @@ impl<'a> Scheduler<'a> {
         let mut out: Vec<usize> = cand.into_iter().take(max).map(|(_, i)| i).collect();
         out.sort_unstable();
         out
+    }
+
+    /// For an instance of a clone ([`crate::Instance`]): the node it keeps before any other
+    /// instance is placed, if any. In number order, an instance that runs (not failed) on a
+    /// node that can run it keeps it while that node holds fewer than its fair share of the
+    /// clone (`clone_max` over the nodes available, at least 1) and fewer than
+    /// `clone_node_max`, as Pacemaker pre-allocates instances (`distribute_children`). None:
+    /// not an instance.
+    fn preallocated(&self, r: usize) -> Option<Option<usize>> {
+        let inst = self.config.resources()[r].instance.as_ref()?;
+        let members = self.config.instances_of(&inst.of)?;
+        let k = members.iter().position(|&m| m == r)?;
+        Some(self.preallocation(inst)[k])
+    }
+
+    /// [`Scheduler::preallocated`] for every instance of `inst`'s clone, in number order.
+    fn preallocation(&self, inst: &crate::Instance) -> Vec<Option<usize>> {
+        let config = self.config;
+        let members = config.instances_of(&inst.of).unwrap_or_default();
+        let available = self.nodes.iter().filter(|n| n.can_run()).count().max(1);
+        let fair = (inst.clone_max as usize / available)
+            .max(1)
+            .min(inst.clone_node_max as usize);
+        let mut count = vec![0usize; config.nodes().len()];
+        members
+            .iter()
+            .map(|&m| {
+                let spec = &config.resources()[m];
+                // One that cannot leave (blocked where it failed, or unmanaged) keeps its
+                // node whatever its share; a failed one is placed afresh.
+                let mut pinned = !spec.meta.is_managed || spec.meta.maintenance;
+                let active: Vec<usize> = self
+                    .state
+                    .resource(&spec.id)
+                    .into_iter()
+                    .flat_map(|rs| rs.nodes.iter())
+                    .filter(|(_, on)| {
+                        pinned |= on.role.is_active() && on.blocked;
+                        on.role.is_active() && (!on.failed || on.blocked)
+                    })
+                    .filter_map(|(n, _)| config.node_index(n))
+                    .filter(|&i| self.nodes[i].reachable())
+                    .collect();
+                // Active on several nodes, only one that cannot leave keeps one of them.
+                let current = match active.as_slice() {
+                    [i] => Some(*i),
+                    [i, ..] if pinned => Some(*i),
+                    _ => None,
+                };
+                let kept =
+                    current.filter(|&i| pinned || (self.nodes[i].can_run() && count[i] < fair));
+                if let Some(i) = kept {
+                    count[i] += 1;
+                }
+                kept
+            })
+            .collect()
+    }
+
+    /// What colocation `c` is with: its resource's plan, or for a clone of instances the
+    /// union of its instances' plans (as one clone: placed once all of them are).
+    fn with_plan<'p>(&self, c: &ColocRef, plans: &'p [Plan]) -> std::borrow::Cow<'p, Plan> {
+        let Some(k) = c.with_set else {
+            return std::borrow::Cow::Borrowed(&plans[c.with]);
+        };
+        let mut u = Plan {
+            clone: true,
+            placed: true,
+            acts: true,
+            ..Plan::default()
+        };
+        let add = |to: &mut Vec<usize>, from: &[usize]| {
+            for &i in from {
+                if !to.contains(&i) {
+                    to.push(i);
+                }
+            }
+        };
+        for &m in self.config.set_members(k) {
+            let p = &plans[m];
+            u.placed &= p.placed;
+            add(&mut u.targets, &p.targets);
+            add(&mut u.assigned, &p.assigned);
+            add(&mut u.live_active, &p.live_active);
+            add(&mut u.requested, &p.requested);
+            add(&mut u.blocked_on, &p.blocked_on);
+            add(&mut u.starts, &p.starts);
+            add(&mut u.stops, &p.stops);
+            u.blocked_copies.extend(p.blocked.iter().cloned());
+            u.blocked_copies.extend(p.blocked_copies.iter().cloned());
+        }
+        u.targets.sort_unstable();
+        std::borrow::Cow::Owned(u)
+    }
+
+    /// The name reasons give what colocation `c` is with (`colocation with W`).
+    fn with_name(&self, c: &ColocRef) -> &'a str {
+        match c.with_set {
+            Some(k) => self.config.set_name(k),
+            None => &self.config.resources()[c.with].id,
+        }
     }
 
     /// The plan of a resource that does not act: it stays where it is, as far as the others
@@ -1792,7 +1900,8 @@ impl<'a> Scheduler<'a> {
                     // The promoted role with what an order kept from where it was placed: the
                     // promotion there cannot happen (`Promote R ( ... ) due to colocation with
                     // W (blocked)`); the copy itself still runs.
-                    let (w, p) = (&plans[c.with], &plans[d]);
+                    let w = self.with_plan(c, plans);
+                    let p = &plans[d];
                     let lost: Vec<usize> = p
                         .promoted
                         .iter()
@@ -1800,11 +1909,13 @@ impl<'a> Scheduler<'a> {
                         .filter(|i| !w.targets.contains(i) && w.assigned.contains(i))
                         .filter(|i| !p.promoted_now.contains(i))
                         .collect();
-                    if !p.acts || lost.is_empty() {
+                    let acts = p.acts;
+                    drop(w);
+                    if !acts || lost.is_empty() {
                         continue;
                     }
                     let p = &mut plans[d];
-                    let why = format!("colocation with {}", config.resources()[c.with].id);
+                    let why = format!("colocation with {}", self.with_name(c));
                     for &i in &lost {
                         if !p.blocked_promotions.iter().any(|b| b.0 == i) {
                             p.blocked_promotions.push((i, why.clone()));
@@ -1818,7 +1929,8 @@ impl<'a> Scheduler<'a> {
                 if c.score != Score::INFINITY || !c.places() || c.by_role() || c.internal {
                     continue;
                 }
-                let (w, p) = (&plans[c.with], &plans[d]);
+                let w = self.with_plan(c, plans);
+                let p = &plans[d];
                 // A clone holds its dependents back only when no copy can run at all.
                 if !p.acts || (w.clone && !w.targets.is_empty()) {
                     continue;
@@ -1831,11 +1943,12 @@ impl<'a> Scheduler<'a> {
                     .copied()
                     .filter(|i| !w.targets.contains(i) && w.assigned.contains(i))
                     .collect();
+                drop(w);
                 if lost.is_empty() {
                     continue;
                 }
                 let p = &mut plans[d];
-                let why = format!("colocation with {}", config.resources()[c.with].id);
+                let why = format!("colocation with {}", self.with_name(c));
                 p.targets.retain(|i| !lost.contains(i));
                 if p.clone {
                     p.block_copies(&lost, &why);
@@ -1887,6 +2000,15 @@ impl<'a> Scheduler<'a> {
                 first.blocked_stop_reason = reason;
                 first.targets = first.live_active.clone();
                 first.promoted = first.promoted_now.clone();
+                // A copy that stays promoted where it cannot stop leaves no room to promote
+                // again one that is demoted for its failure (`on_fail = "demote"`).
+                let max = config.resources()[f]
+                    .promotable()
+                    .map_or(usize::MAX, |p| p.promoted_max as usize);
+                if first.promoted.len() > max {
+                    let again = std::mem::take(&mut first.repromote);
+                    first.promoted.retain(|i| !again.contains(i));
+                }
                 first.restart.clear();
                 first.migrate = None;
                 first.derive();
@@ -2435,6 +2557,28 @@ impl<'a> Scheduler<'a> {
     ) -> Vec<Score> {
         let config = self.config;
         let mut scores = self.base_scores(r, &self.eff, live_active);
+        // An instance of a clone goes nowhere that already has `clone_node_max` of them:
+        // those placed, and those not placed yet that keep the node they run on (see
+        // `preallocated`).
+        if let Some(inst) = &config.resources()[r].instance {
+            let members = config.instances_of(&inst.of).unwrap_or_default();
+            let kept = self.preallocation(inst);
+            let mut taken = vec![0usize; scores.len()];
+            for (k, &m) in members.iter().enumerate().filter(|&(_, &m)| m != r) {
+                if plans[m].placed {
+                    for &i in &plans[m].targets {
+                        taken[i] += 1;
+                    }
+                } else if let Some(i) = kept[k] {
+                    taken[i] += 1;
+                }
+            }
+            for (s, &t) in scores.iter_mut().zip(&taken) {
+                if t >= inst.clone_node_max as usize {
+                    *s = Score::MINUS_INFINITY;
+                }
+            }
+        }
         // Colocations: with the nodes the other resource will run (or be promoted) on; it
         // was placed before. The highest priority first, then clones.
         let resources = config.resources();
@@ -2450,8 +2594,11 @@ impl<'a> Scheduler<'a> {
                 !resources[c.with].is_promotable(),
             )
         });
-        for c in cons.into_iter().filter(|c| plans[c.with].placed) {
-            let with = &plans[c.with];
+        for c in cons {
+            let with = self.with_plan(c, plans);
+            if !with.placed {
+                continue;
+            }
             let held: Vec<usize> = match &with.blocked {
                 Some((t, why)) if as_if_quorate && with.targets.is_empty() && why == NO_QUORUM => {
                     vec![*t]
@@ -2494,7 +2641,8 @@ impl<'a> Scheduler<'a> {
     /// it from every node when `with` (not a clone) runs nowhere. An optional one that
     /// would leave no node allowed is not applied.
     fn apply_colocation(&self, scores: &mut Vec<Score>, c: &ColocRef, on: &[usize]) {
-        let clone = self.config.resources()[c.with].is_clone() || c.by_role();
+        let clone =
+            self.config.resources()[c.with].is_clone() || c.by_role() || c.with_set.is_some();
         let mut work = scores.clone();
         for (i, s) in work.iter_mut().enumerate() {
             if on.is_empty() && !clone {
@@ -2545,8 +2693,9 @@ impl<'a> Scheduler<'a> {
         if self.places(d, r) {
             let mut own = (*base).clone();
             for c in config.colocated_with(d).iter().filter(|c| c.places()) {
-                if plans[c.with].placed {
-                    self.apply_colocation(&mut own, c, &plans[c.with].colocated_nodes(c));
+                let with = self.with_plan(c, plans);
+                if with.placed {
+                    self.apply_colocation(&mut own, c, &with.colocated_nodes(c));
                 }
             }
             base = std::rc::Rc::new(own);

@@ -485,3 +485,106 @@ fn an_ordered_clones_copies_start_one_after_another_and_stop_in_reverse() {
     };
     assert!(depends(&t, stop("node2"), stop("node3")) && depends(&t, stop("node1"), stop("node2")));
 }
+
+/// A globally unique clone that runs up to `node_max` copies on a node: its instances.
+fn unique(id: &str, clone_max: u32, node_max: u32) -> ResourceSpec {
+    clone(id, |c| {
+        c.globally_unique = true;
+        c.clone_max = Some(clone_max);
+        c.clone_node_max = node_max;
+    })
+}
+
+#[test]
+fn clone_node_max_runs_instances_that_keep_their_numbers_when_they_move() {
+    // Five instances, two per node at most, two nodes: four run, spread (Pacemaker's inc0).
+    let w = build(&["node1", "node2"])
+        .resource(unique("ip", 5, 2))
+        .world();
+    let mut running: Vec<String> = (0..5).map(|n| w.status_of(&format!("ip:{n}"))).collect();
+    running.sort();
+    assert_eq!(
+        running,
+        [
+            "ip:0 Started node1",
+            "ip:1 Started node2",
+            "ip:2 Started node1",
+            "ip:3 Started node2",
+            "ip:4 Stopped"
+        ]
+    );
+    // The clusterip case: two instances, both may run on one node. node2 leaves: its
+    // instance (its number, what the agent serves) moves to node1, beside the other.
+    let mut w = build(&["node1", "node2"])
+        .resource(unique("ip", 2, 2))
+        .world();
+    assert_eq!(w.status_of("ip:1"), "ip:1 Started node2");
+    standby(&mut w, "node2");
+    assert_eq!(w.plan(), ["Move ip:1 ( node2 -> node1 )"]);
+    w.settle();
+    assert_eq!(w.status_of("ip:0"), "ip:0 Started node1");
+    assert_eq!(w.status_of("ip:1"), "ip:1 Started node1");
+}
+
+#[test]
+fn constraints_and_commands_naming_a_clone_of_instances_name_them_all() {
+    // "web" runs only where an instance of "ip" runs and after one has started; a ban of
+    // "ip" bans every instance; two per node at most.
+    let mut w = three()
+        .resource(unique("ip", 2, 2))
+        .resource(dummy("web"))
+        .location(loc("ip", "node3", 100))
+        .location(loc("web", "node1", 50))
+        .colocation("web", "ip", Score::INFINITY)
+        .order("ip", "web", OrderKind::Mandatory)
+        .world();
+    assert_eq!(w.status_of("ip:0"), "ip:0 Started node3");
+    assert_eq!(w.status_of("ip:1"), "ip:1 Started node3");
+    assert_eq!(w.status_of("web"), "web Started node3");
+    w.admin(AdminCommand::Ban {
+        resource: "ip".into(),
+        node: "node3".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    let mut plan: Vec<String> = t.summary.iter().map(ToString::to_string).collect();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Move ip:0 ( node3 -> node1 )",
+            "Move ip:1 ( node3 -> node2 )",
+            "Move web ( node3 -> node1 )"
+        ]
+    );
+    // web starts after an instance of ip has started (the clone running).
+    let web = start_of(&t, "web", "node1");
+    let ip0 = start_of(&t, "ip:0", "node1");
+    assert!(depends(&t, web, ip0), "{t:#?}");
+    w.settle();
+    // Without any instance, web runs nowhere (as a colocation with a clone that runs nowhere).
+    w.admin(AdminCommand::Disable {
+        resource: "ip".into(),
+    });
+    let mut plan = w.plan();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "Stop ip:0 ( node1 ) due to node availability",
+            "Stop ip:1 ( node2 ) due to node availability",
+            "Stop web ( node1 ) due to node availability"
+        ]
+    );
+}
+
+#[test]
+fn clone_node_max_above_one_needs_a_globally_unique_clone() {
+    let anonymous = three()
+        .resource(clone("web", |c| c.clone_node_max = 2))
+        .try_config()
+        .expect_err("anonymous copies on one node are one to the agent");
+    assert_eq!(
+        anonymous.to_string(),
+        "clone \"web\": clone_node_max above 1 needs globally_unique = true"
+    );
+}

@@ -925,3 +925,64 @@ fn what_runs_with_the_promoted_copy_pulls_the_promotion_where_it_can_run() {
     );
     assert_eq!(w.status_of("vip"), "vip Started node2");
 }
+
+#[test]
+fn a_promoted_copy_held_by_a_blocked_stop_leaves_no_room_to_promote_another_again() {
+    // db is promoted twice: on node1 it failed and must stop, but "app" (after db) cannot
+    // stop, so neither can db; on node2 its promoted monitor failed under on_fail = "demote".
+    // node1 stays promoted: node2 is demoted, not promoted again (promoted_max 1).
+    let mut db = stateful("db");
+    db.ops
+        .iter_mut()
+        .filter(|o| o.role == OpRole::Promoted)
+        .for_each(|o| o.on_fail = Some(OnFail::Demote));
+    let config = build(&["node1", "node2"])
+        .resource(db)
+        .resource(dummy("app"))
+        .order("db", "app", OrderKind::Mandatory)
+        .config();
+    let mut state = State::with_online_nodes(["node1", "node2"]);
+    let rs = state.resources.entry("db".into()).or_default();
+    rs.nodes.insert(
+        "node1".into(),
+        ResourceOnNode {
+            role: Role::Promoted,
+            failed: true,
+            hard_ban: true,
+            ..Default::default()
+        },
+    );
+    rs.nodes.insert(
+        "node2".into(),
+        ResourceOnNode {
+            role: Role::Promoted,
+            demote_on_fail: true,
+            ..Default::default()
+        },
+    );
+    state
+        .resources
+        .entry("app".into())
+        .or_default()
+        .nodes
+        .insert(
+            "node2".into(),
+            ResourceOnNode {
+                role: Role::Started,
+                failed: true,
+                blocked: true,
+                ..Default::default()
+            },
+        );
+    let t = schedule(&config, &state, T0);
+    let kinds: Vec<String> = t.actions.iter().map(|a| a.kind.to_string()).collect();
+    assert!(
+        kinds.contains(&"db_demote_0 on node2".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("db_promote_0")),
+        "{kinds:?}"
+    );
+    check_transition(&config, &state, T0, &t).expect("invariants hold");
+}

@@ -93,6 +93,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 clone_max: *rng.pick(&[None, None, Some(1), Some(2)]),
                 promotable: true,
                 promoted_max: *rng.pick(&[1, 1, 1, 2, 0]),
+                clone_node_max: 1,
                 notify: rng.chance(50),
                 interleave: rng.chance(50),
                 globally_unique: false,
@@ -109,6 +110,15 @@ fn random_config(rng: &mut Rng) -> Config {
                 interleave: rng.chance(50),
                 clone_min: *rng.pick(&[None, None, None, Some(1), Some(2)]),
                 ordered: rng.chance(30),
+                ..Copies::default()
+            });
+        } else if rng.chance(15) {
+            // A globally unique clone of instances, several per node.
+            r.copies = Some(Copies {
+                clone_max: Some(*rng.pick(&[2, 3, 5])),
+                clone_node_max: *rng.pick(&[2, 3]),
+                globally_unique: true,
+                clone_min: *rng.pick(&[None, None, Some(2)]),
                 ..Copies::default()
             });
         }
@@ -169,8 +179,13 @@ fn random_config(rng: &mut Rng) -> Config {
     let mut colocations = Vec::new();
     let mut orders = Vec::new();
     let mut next = 0;
-    if ids.len() >= 2 && rng.chance(50) {
-        let len = 2 + rng.below(ids.len() - 1);
+    // (A clone of instances is in no group: the engine refuses that yet.)
+    let in_no_group = resources
+        .iter()
+        .position(|r| r.copies.as_ref().is_some_and(|c| c.clone_node_max > 1))
+        .unwrap_or(ids.len());
+    if in_no_group >= 2 && rng.chance(50) {
+        let len = 2 + rng.below(in_no_group - 1);
         groups.push(Group {
             id: "g".into(),
             resources: ids[..len].to_vec(),
@@ -276,6 +291,23 @@ fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> 
         99 => Some(Event::NodeShutdown { node }),
         _ => None,
     }
+}
+
+/// Live instances of clone `of` on each node, most first (a clone of instances is never more
+/// than `clone_node_max` on a node once a transition completes cleanly).
+fn instances_per_node(config: &Config, state: &State, of: &str) -> usize {
+    let mut per: std::collections::BTreeMap<&str, usize> = Default::default();
+    for &m in config.instances_of(of).unwrap_or_default() {
+        for n in state.active_nodes(&config.resources()[m].id) {
+            if state
+                .node(n)
+                .is_some_and(|s| s.online && s.unclean.is_none())
+            {
+                *per.entry(n).or_default() += 1;
+            }
+        }
+    }
+    per.values().copied().max().unwrap_or(0)
 }
 
 /// Live copies of a resource: started on an online node that is not waiting to be fenced.
@@ -398,6 +430,15 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
                     "{} has {n} live copies after a clean transition (at most {max})",
                     r.id
                 );
+                if let Some(inst) = &r.instance {
+                    let most = instances_per_node(config, state, &inst.of);
+                    assert!(
+                        most <= inst.clone_node_max as usize,
+                        "{most} instances of {} on one node (clone_node_max {})",
+                        inst.of,
+                        inst.clone_node_max
+                    );
+                }
                 // Never more than promoted_max promoted (live: a copy on a lost node that
                 // cannot be fenced is past the cluster's reach, as for live_copies).
                 if let Some(p) = r.promotable() {

@@ -736,10 +736,25 @@ impl Reader {
         };
         let promotable = r.has_tag_name("master") || get("promotable").is_some_and(is_true);
 
+        // Several copies on a node: a globally unique clone of a primitive only, as Warden's
+        // instances (docs/config.md); an anonymous clone's copies on one node are one and
+        // the same to Pacemaker's history too.
         if get("clone-node-max").is_some_and(|v| v != "1") {
-            self.skip
-                .push(format!("clone {id} (clone-node-max above 1)"));
-            return;
+            let flag = |k: &str| get(k).is_some_and(is_true);
+            let why = if !flag("globally-unique") {
+                Some("on an anonymous clone")
+            } else if promotable || flag("notify") || flag("ordered") || flag("interleave") {
+                Some("with promotable, notify, ordered or interleave")
+            } else if !elements(r).any(|c| c.has_tag_name("primitive")) {
+                Some("of a group")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.skip
+                    .push(format!("clone {id} (clone-node-max above 1 {why})"));
+                return;
+            }
         }
         // What the clone's meta attributes say of its resource (not of the clone itself).
         let inherited: Vec<(String, String)> = meta
@@ -1531,6 +1546,17 @@ impl Reading<'_> {
 /// failure timeout, the failure is older than it, and its fail count (summed over its
 /// operations; `legacy_counts`: the old single count per resource) is none or no younger. Pacemaker ignores it: a one-shot operation's
 /// failure is as if it had not happened, a recurring monitor's is rescheduled.
+/// The resource a history (or fail count) named `full` belongs to: an instance of a clone that
+/// may run several copies on a node keeps its number (`ip:1` is a resource of its own); any
+/// other clone's copy is its clone's (`web:1` is `web`).
+fn history_id<'a>(config: &warden_engine::Config, full: &'a str) -> &'a str {
+    if config.resource(full).is_some_and(|r| r.instance.is_some()) {
+        full
+    } else {
+        full.split(':').next().unwrap_or(full)
+    }
+}
+
 /// One `fail-count-RSC#OP_INTERVAL` node attribute (or, when `legacy`, the old
 /// `fail-count-RSC`, taken as the start's), with its `last-failure-...`: Pacemaker reads only
 /// the kind the CIB's feature set writes.
@@ -1563,7 +1589,7 @@ fn fail_attributes(
             None => (rest, OpKey::new(OpName::Start, std::time::Duration::ZERO)),
         };
         Some(FailAttribute {
-            resource: rsc.split(':').next().unwrap_or(rsc),
+            resource: rsc,
             op,
             count: match v.to_ascii_lowercase().as_str() {
                 "infinity" | "+infinity" => 1_000_000,
@@ -1617,7 +1643,7 @@ fn expired_failure(
         return false;
     }
     let mine: Vec<FailAttribute<'_>> = fail_attributes(attrs, legacy_counts)
-        .filter(|f| f.resource == id)
+        .filter(|f| history_id(config, f.resource) == id)
         .collect();
     let count: u64 = mine.iter().map(|f| u64::from(f.count)).sum();
     let last = mine.iter().filter_map(|f| f.last).max();
@@ -1713,7 +1739,11 @@ fn clone_table(t: &mut Table, promotable: bool, meta: &[(String, String)]) {
             ("master-max", "promoted_max"),
         ]
     } else {
-        &[("clone-max", "clone_max"), ("clone-min", "clone_min")]
+        &[
+            ("clone-max", "clone_max"),
+            ("clone-min", "clone_min"),
+            ("clone-node-max", "clone_node_max"),
+        ]
     };
     for &(k, key) in counts {
         if let Some(n) = get(k).and_then(|v| v.parse::<i64>().ok()) {
@@ -1780,7 +1810,7 @@ fn orphans_of(
         let Some(id) = lr.attribute("id") else {
             continue;
         };
-        let id = id.split(':').next().unwrap_or(id);
+        let id = history_id(config, id);
         if config.resource(id).is_some()
             || names.contains_key(id)
             || out.iter().any(|o| o.id == id)
@@ -2527,7 +2557,7 @@ fn state_of(
                 let Some(id) = lr.attribute("id") else {
                     continue;
                 };
-                let id = id.split(':').next().unwrap_or(id);
+                let id = history_id(config, id);
                 if config.resource(id).is_none() {
                     continue;
                 }
@@ -2746,7 +2776,7 @@ fn state_of(
         // failure of each operation).
         for f in fail_attributes(&attrs, reading.legacy_counts) {
             counts.push((
-                f.resource.to_owned(),
+                history_id(config, f.resource).to_owned(),
                 node.to_owned(),
                 f.op,
                 f.count,
@@ -2976,6 +3006,55 @@ mod tests {
         let on = &state.resources["A"].nodes["n1"];
         assert_eq!(on.role, warden_engine::Role::Started);
         assert!(on.failed && on.stop_on_fail, "{on:?}");
+    }
+
+    #[test]
+    fn a_unique_clone_with_several_copies_per_node_imports_as_instances_with_their_histories() {
+        // Pacemaker's rebalance-unique-clones: both instances run on n1, each with its own
+        // history and fail count; an anonymous clone with clone-node-max 2 is named.
+        let xml = r#"<cib crm_feature_set="3.17.4"><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><clone id="C"><meta_attributes id="m">
+      <nvpair id="m1" name="globally-unique" value="true"/>
+      <nvpair id="m2" name="clone-max" value="2"/>
+      <nvpair id="m3" name="clone-node-max" value="2"/></meta_attributes>
+    <primitive id="P" class="ocf" provider="heartbeat" type="Dummy"/></clone>
+  <clone id="A"><meta_attributes id="a"><nvpair id="a1" name="clone-node-max" value="2"/>
+    </meta_attributes><primitive id="Q" class="ocf" provider="heartbeat" type="Dummy"/></clone>
+  </resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="1"><instance_attributes id="t">
+      <nvpair id="f" name="fail-count-P:1#monitor_10000" value="2"/>
+      <nvpair id="l" name="last-failure-P:1#monitor_10000" value="1340899990"/>
+    </instance_attributes></transient_attributes>
+    <lrm id="1"><lrm_resources>
+      <lrm_resource id="P:0" class="ocf" provider="heartbeat" type="Dummy">
+        <lrm_rsc_op id="P:0_start_0" operation="start" call-id="3" rc-code="0" op-status="0" interval="0"/>
+      </lrm_resource>
+      <lrm_resource id="P:1" class="ocf" provider="heartbeat" type="Dummy">
+        <lrm_rsc_op id="P:1_start_0" operation="start" call-id="4" rc-code="0" op-status="0" interval="0"/>
+      </lrm_resource></lrm_resources></lrm>
+  </node_state>
+  <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member"/>
+  </status></cib>"#;
+        let i = import(xml).expect("import");
+        assert_eq!(
+            i.unsupported,
+            ["clone A (clone-node-max above 1 on an anonymous clone)"]
+        );
+        let l = loaded(&i);
+        let ids: Vec<&str> = l.engine.resources().iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["P:0", "P:1"]);
+        let state = i.state.expect("a state");
+        for id in ["P:0", "P:1"] {
+            assert_eq!(
+                state.resources[id].nodes["n1"].role,
+                warden_engine::Role::Started
+            );
+        }
+        let counts = &state.resources["P:1"].nodes["n1"].fail_counts;
+        assert_eq!(counts.values().sum::<u32>(), 2, "{counts:?}");
     }
 
     #[test]

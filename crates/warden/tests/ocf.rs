@@ -32,6 +32,7 @@ fn inv<'a>(
         extra_env: &[],
         copies: None,
         copy_number: None,
+        clone_instance: None,
         notification: None,
         migration: None,
         role: None,
@@ -162,6 +163,32 @@ OCF_ROOT={}
         assert!(env.contains(want), "{want} missing:\n{env}");
     }
     assert!(!env.contains("OCF_RESKEY_CRM_meta_promotable"), "{env}");
+
+    // An instance of a clone that runs up to two copies on a node: its own number, the
+    // clone's limits.
+    let instance = warden_engine::Instance {
+        of: "ip".into(),
+        number: 1,
+        clone_max: 2,
+        clone_node_max: 2,
+        clone_min: 1,
+        name: "ip-clone".into(),
+    };
+    i.copies = None;
+    i.copy_number = None;
+    i.migration = None;
+    i.action = "start";
+    i.clone_instance = Some(&instance);
+    assert_eq!(run(&i).await.rc, 0);
+    let env = read(&envfile);
+    for want in [
+        "OCF_RESKEY_CRM_meta_clone=1\n",
+        "OCF_RESKEY_CRM_meta_clone_max=2\n",
+        "OCF_RESKEY_CRM_meta_clone_node_max=2\n",
+        "OCF_RESKEY_CRM_meta_globally_unique=true\n",
+    ] {
+        assert!(env.contains(want), "{want} missing:\n{env}");
+    }
 }
 
 #[tokio::test]

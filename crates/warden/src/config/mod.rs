@@ -749,6 +749,14 @@ mod tests {
                 "needs \"d\" to be promotable",
             ),
             (
+                "[[resource]]\nid = \"f\"\nclass = \"ocf\"\ntype = \"Dummy\"\nclone = true\nmeta = { clone_node_max = 2 }\n",
+                "t.toml:14:27: error: clone_node_max above 1 needs `globally_unique = true`",
+            ),
+            (
+                "[[resource]]\nid = \"f\"\nclass = \"ocf\"\ntype = \"Dummy\"\nclone = true\nmeta = { globally_unique = true, notify = true, clone_node_max = 2 }\n",
+                "t.toml:14:66: error: clone_node_max above 1 is not supported with promotable, notify, ordered or interleave yet",
+            ),
+            (
                 "[[resource]]\nid = \"e\"\nclass = \"ocf\"\ntype = \"Dummy\"\n[[colocation]]\nresource = \"e\"\nwith = \"d\"\nwith_role = \"unpromoted\"\n",
                 "t.toml:16:13: error: with_role \"unpromoted\" needs \"d\" to be promotable",
             ),

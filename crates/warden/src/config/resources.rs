@@ -27,6 +27,7 @@ pub(super) const MONITOR: Section = Section::new("monitor", "monitor");
 /// Meta keys of clones (`clone = true` or `promotable = true`).
 const CLONE_META_KEYS: &[&str] = &[
     "clone_max",
+    "clone_node_max",
     "clone_min",
     "ordered",
     "clone_name",
@@ -766,6 +767,23 @@ fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
     }
     if let Some(v) = r.boolean(t, "globally_unique") {
         spec.globally_unique = v;
+    }
+    if let Some(v) = t.take("clone_node_max") {
+        match r.u32_value(v, "clone_node_max") {
+            Some(0) => r.d.error(v.span(), "`clone_node_max` must be at least 1"),
+            Some(n) if n > 1 && !spec.globally_unique => r.d.error(
+                v.span(),
+                "clone_node_max above 1 needs `globally_unique = true` (copies of an anonymous clone on one node are one and the same to its agent)",
+            ),
+            Some(n) if n > 1 && (spec.promotable || spec.notify || spec.ordered || spec.interleave) => {
+                r.d.error(
+                    v.span(),
+                    "clone_node_max above 1 is not supported with promotable, notify, ordered or interleave yet",
+                )
+            }
+            Some(n) => spec.clone_node_max = n,
+            None => {}
+        }
     }
     if !spec.promotable {
         for k in PROMOTABLE_META_KEYS {

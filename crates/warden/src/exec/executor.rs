@@ -71,6 +71,7 @@ impl Executor {
                 let env = self.agent_env.of(&spec.id);
                 inv.extra_env = &env;
                 inv.copies = spec.copies.as_ref();
+                inv.clone_instance = spec.instance.as_ref();
                 inv.copy_number = Some(self.copy_number);
                 inv.notification = notification;
                 inv.migration = migration;

@@ -37,6 +37,8 @@ pub struct Invocation<'a> {
     pub copies: Option<&'a Copies>,
     /// For globally unique clones: this copy's number.
     pub copy_number: Option<usize>,
+    /// For an instance of a clone that may run several copies on a node: which one.
+    pub clone_instance: Option<&'a warden_engine::Instance>,
     /// For `notify`: what the notification tells.
     pub notification: Option<&'a Notification>,
     /// For `migrate_to` and `migrate_from`: (source, target) nodes.
@@ -80,6 +82,7 @@ impl<'a> Invocation<'a> {
             extra_env: &[],
             copies: None,
             copy_number: None,
+            clone_instance: None,
             notification: None,
             migration: None,
             role: None,
@@ -131,13 +134,28 @@ impl<'a> Invocation<'a> {
             Some(OpRole::Unpromoted) => set("OCF_RESKEY_CRM_meta_role", "Unpromoted".into()),
             _ => {}
         }
+        if let Some(inst) = self.clone_instance {
+            // An instance is its own resource (OCF_RESOURCE_INSTANCE is `R:N`), with the
+            // clone's attributes and its own number, as Pacemaker gives them.
+            set("OCF_RESKEY_CRM_meta_clone", inst.number.to_string());
+            set("OCF_RESKEY_CRM_meta_clone_max", inst.clone_max.to_string());
+            set(
+                "OCF_RESKEY_CRM_meta_clone_node_max",
+                inst.clone_node_max.to_string(),
+            );
+            set("OCF_RESKEY_CRM_meta_globally_unique", "true".into());
+            set("OCF_RESKEY_CRM_meta_notify", "false".into());
+        }
         if let Some(p) = self.copies {
             // Pacemaker's names, old and new: agents read either.
             let clone_max = p.clone_max.map_or(String::new(), |c| c.to_string());
             if !clone_max.is_empty() {
                 set("OCF_RESKEY_CRM_meta_clone_max", clone_max);
             }
-            set("OCF_RESKEY_CRM_meta_clone_node_max", "1".into());
+            set(
+                "OCF_RESKEY_CRM_meta_clone_node_max",
+                p.clone_node_max.to_string(),
+            );
             set(
                 "OCF_RESKEY_CRM_meta_globally_unique",
                 p.globally_unique.to_string(),
@@ -251,6 +269,7 @@ pub async fn metadata(
         extra_env: &[],
         copies: None,
         copy_number: None,
+        clone_instance: None,
         notification: None,
         migration: None,
         role: None,
