@@ -1127,7 +1127,9 @@ async fn move_resource(
 /// unknown resource, 409 when it runs nowhere or on several nodes.
 async fn running_on(api: &Api, resource: &str) -> Result<String, Response> {
     let view = api.control.status().await.map_err(refused)?;
-    if view.config.resource(resource).is_none() {
+    // A clone of instances runs where any of its instances runs.
+    let ids = view.config.named_ids(resource);
+    if ids.iter().any(|id| view.config.resource(id).is_none()) {
         return Err(refused(ControlError::Apply(
             warden_engine::ApplyError::UnknownResource(resource.to_owned()),
         )));
@@ -1136,7 +1138,10 @@ async fn running_on(api: &Api, resource: &str) -> Result<String, Response> {
         .config
         .nodes()
         .iter()
-        .filter(|n| view.state.on_node(resource, n).role.is_active())
+        .filter(|n| {
+            ids.iter()
+                .any(|id| view.state.on_node(id, n).role.is_active())
+        })
         .collect();
     match (nodes.pop(), nodes.is_empty()) {
         (Some(n), true) => Ok(n.clone()),

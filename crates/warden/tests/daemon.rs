@@ -3239,3 +3239,77 @@ fn a_monitor_of_the_stopped_role_finds_a_service_started_behind_wardens_back() {
     assert_eq!(v["failed_actions"][0]["op"], "monitor_1000", "{v}");
     assert_eq!(resource(&v, "dummy")["state"], "stopped", "{v}");
 }
+
+#[test]
+fn a_clone_of_instances_runs_each_instance_with_its_number_and_commands_reach_them_all() {
+    // clone_node_max 2 on a one-node cluster: both instances of "ip" run here, each a real
+    // OCF agent with its own OCF_RESOURCE_INSTANCE (so its own state file); a ban of "ip"
+    // stops both, a clear starts both again.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let rsctmp = dir.path().join("rsctmp");
+    std::fs::create_dir_all(&rsctmp).expect("rsctmp");
+    let log = dir.path().join("marker.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[resource]]\nid = \"ip\"\nclass = \"ocf\"\nprovider = \"warden-test\"\ntype = \"Marker\"\n\
+             params = {{ log = \"{}\" }}\nclone = true\n\
+             meta = {{ globally_unique = true, clone_max = 2, clone_node_max = 2 }}\n\
+             ops = [{{ name = \"monitor\", interval = \"1s\" }}]\n",
+            log.display()
+        ),
+    )
+    .expect("config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let child = warden()
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--ocf-root")
+        .arg(&root)
+        .arg("--log-output")
+        .arg(config.with_file_name("daemon.log"))
+        .env("HA_RSCTMP", &rsctmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warden run");
+    let _d = Daemon { child };
+    let both = |want: &'static str| {
+        move |v: &Value| {
+            v["transition_running"] == false
+                && ["ip:0", "ip:1"].iter().all(|id| {
+                    resource(v, id)["status"]
+                        .as_str()
+                        .is_some_and(|s| s.contains(want))
+                })
+        }
+    };
+    wait_for(&config, "both instances started", both("Started"));
+    for n in 0..2 {
+        assert!(
+            rsctmp.join(format!("Marker-ip:{n}")).exists(),
+            "instance {n} holds its own state"
+        );
+    }
+    // Without a node: the one node where its instances run.
+    let (ok, _, err) = cli(&config, &["resource", "ban", "ip"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "both instances stopped", both("Stopped"));
+    assert!(!rsctmp.join("Marker-ip:0").exists() && !rsctmp.join("Marker-ip:1").exists());
+    let (ok, _, err) = cli(&config, &["resource", "clear", "ip"]);
+    assert!(ok, "{err}");
+    wait_for(&config, "both instances started again", both("Started"));
+    let marks = std::fs::read_to_string(&log).expect("marker log");
+    for id in ["ip:0", "ip:1"] {
+        assert_eq!(
+            marks
+                .lines()
+                .filter(|l| l.ends_with(&format!("start end {id}")))
+                .count(),
+            2,
+            "{marks}"
+        );
+    }
+}
