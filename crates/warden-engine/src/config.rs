@@ -580,6 +580,9 @@ pub struct Instance {
     pub clone_min: u32,
     /// The clone's name as reasons call it (`unrunnable ip-clone running`).
     pub name: String,
+    /// The clone is `ordered`: each instance starts after the one numbered before it (when
+    /// both start) and stops before it.
+    pub ordered: bool,
 }
 
 /// How a clone runs: up to `clone_max` copies, at most one per node; when promotable, at
@@ -1093,8 +1096,8 @@ fn instances(resources: Vec<ResourceSpec>, nodes: usize) -> Result<Vec<ResourceS
             // Copies of an anonymous clone on one node are one and the same to its agent.
             return refuse("needs globally_unique = true");
         }
-        if c.promotable || c.notify || c.ordered || c.interleave {
-            return refuse("is not supported with promotable, notify, ordered or interleave yet");
+        if c.promotable || c.notify || c.interleave {
+            return refuse("is not supported with promotable, notify or interleave yet");
         }
         let clone_max = c.clone_max.unwrap_or(nodes as u32);
         for number in 0..clone_max {
@@ -1108,6 +1111,7 @@ fn instances(resources: Vec<ResourceSpec>, nodes: usize) -> Result<Vec<ResourceS
                     clone_node_max: c.clone_node_max,
                     clone_min: c.clone_min.filter(|&m| m > 0).unwrap_or(1),
                     name: c.name.clone().unwrap_or_else(|| r.id.clone()),
+                    ordered: c.ordered,
                 }),
                 ..r.clone()
             });
@@ -1396,6 +1400,23 @@ impl Config {
                         e.first_label = Some(format!("{} running", inst.name));
                     }
                     orders.push(e);
+                }
+            }
+        }
+        // An ordered clone's instances: one after another, as Pacemaker orders its instances
+        // (optionally: one that cannot start holds none of the others).
+        for (_, members) in &self.instance_sets {
+            let ordered = members
+                .first()
+                .and_then(|&m| self.resources[m].instance.as_ref())
+                .is_some_and(|i| i.ordered);
+            if ordered {
+                for w in members.windows(2) {
+                    orders.push(Order::new(
+                        self.resources[w[0]].id.clone(),
+                        self.resources[w[1]].id.clone(),
+                        OrderKind::Optional,
+                    ));
                 }
             }
         }

@@ -517,6 +517,12 @@ pub fn schedule_with(
     }
     s.block_stops(&mut plans);
     s.keep_away_from_blocked_stops(&mut plans);
+    // A stop held back keeps its resource's promotions as they are: what an order binds to a
+    // promotion that will not happen now cannot run either.
+    if plans.iter().any(|p| !p.blocked_stops.is_empty()) {
+        s.drop_unpromoted_orders(&mut plans);
+        s.block_stops(&mut plans);
+    }
     s.emit(&plans);
     for &r in config.placement_order() {
         if plans[r].clone {
@@ -2020,6 +2026,43 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Mandatory orders on `first`'s promotion whose `first` is promoted nowhere now: `then`
+    /// runs nowhere (as `apply_orders` decides, for promotions a held stop took away).
+    fn drop_unpromoted_orders(&self, plans: &mut [Plan]) {
+        let config = self.config;
+        for (k, o) in config.orders().iter().enumerate() {
+            if o.kind != OrderKind::Mandatory
+                || o.first_action != OpName::Promote
+                || config.interleaved(k)
+            {
+                continue;
+            }
+            let (Some(f), Some(t)) = (
+                config.resource_index(&o.first),
+                config.resource_index(&o.then),
+            ) else {
+                continue;
+            };
+            if !plans[f].promoted.is_empty() || !plans[t].acts {
+                continue;
+            }
+            let then = &mut plans[t];
+            let gone = match o.then_action {
+                OpName::Promote => !std::mem::take(&mut then.promoted).is_empty(),
+                _ => {
+                    let had = !then.targets.is_empty();
+                    then.targets.clear();
+                    then.promoted.clear();
+                    had
+                }
+            };
+            if gone {
+                then.forced = Some(format!("unrunnable {} promote", o.first));
+                then.derive();
+            }
+        }
+    }
+
     /// A resource whose stop cannot happen stays where it runs: what must never run beside
     /// it (a -INFINITY colocation, either way) does not start there, and stops there if it
     /// runs there (nor, by its promoted role, is it promoted there), though placing, which
@@ -2034,7 +2077,8 @@ impl<'a> Scheduler<'a> {
                 for (stays, other, promoted) in
                     [(c.with, r, c.promoted), (r, c.with, c.with_promoted)]
                 {
-                    if plans[stays].blocked_stops.is_empty() {
+                    // What does not act (blocked, unmanaged) stays where it is too.
+                    if plans[stays].blocked_stops.is_empty() || !plans[other].acts {
                         continue;
                     }
                     let held = plans[stays].blocked_stops.clone();

@@ -588,3 +588,18 @@ fn clone_node_max_above_one_needs_a_globally_unique_clone() {
         "clone \"web\": clone_node_max above 1 needs globally_unique = true"
     );
 }
+
+#[test]
+fn an_ordered_clone_of_instances_starts_them_one_after_another() {
+    let mut ip = unique("ip", 3, 2);
+    ip.copies.as_mut().expect("clone").ordered = true;
+    let w = build(&["node1", "node2"]).resource(ip).config();
+    let state = State::with_online_nodes(["node1", "node2"]);
+    let t = schedule(&w, &state, T0);
+    let (s0, s1, s2) = (
+        start_of(&t, "ip:0", "node1"),
+        start_of(&t, "ip:1", "node2"),
+        start_of(&t, "ip:2", "node1"),
+    );
+    assert!(depends(&t, s1, s0) && depends(&t, s2, s1), "{t:#?}");
+}

@@ -986,3 +986,51 @@ fn a_promoted_copy_held_by_a_blocked_stop_leaves_no_room_to_promote_another_agai
     );
     check_transition(&config, &state, T0, &t).expect("invariants hold");
 }
+
+#[test]
+fn what_waits_for_a_promotion_a_held_stop_prevents_does_not_start() {
+    // db would be promoted on node1, but its failed copy on node2 cannot stop ("blocker",
+    // after db, cannot stop there), so nothing of db changes: "web", after db's promotion,
+    // must not start (nor restart) for a promotion that does not happen.
+    let config = build(&["node1", "node2"])
+        .resource(stateful("db"))
+        .resource(dummy("blocker"))
+        .resource(dummy("web"))
+        .order("db", "blocker", OrderKind::Mandatory)
+        .order_actions(OpName::Promote, "db", OpName::Start, "web")
+        .config();
+    let mut state = State::with_online_nodes(["node1", "node2"]);
+    let on = |role, failed, blocked| ResourceOnNode {
+        role,
+        failed,
+        blocked,
+        hard_ban: failed,
+        ..Default::default()
+    };
+    let db = state.resources.entry("db".into()).or_default();
+    db.nodes
+        .insert("node1".into(), on(Role::Started, false, false));
+    db.nodes
+        .insert("node2".into(), on(Role::Started, true, false));
+    state
+        .resources
+        .entry("blocker".into())
+        .or_default()
+        .nodes
+        .insert("node2".into(), on(Role::Started, true, true));
+    state
+        .resources
+        .entry("web".into())
+        .or_default()
+        .nodes
+        .insert("node1".into(), on(Role::Started, false, false));
+    let t = schedule(&config, &state, T0);
+    let kinds: Vec<String> = t.actions.iter().map(|a| a.kind.to_string()).collect();
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k.starts_with("web_start") || k.starts_with("db_promote")),
+        "{kinds:?}"
+    );
+    check_transition(&config, &state, T0, &t).expect("invariants hold");
+}

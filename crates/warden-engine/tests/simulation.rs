@@ -119,6 +119,7 @@ fn random_config(rng: &mut Rng) -> Config {
                 clone_node_max: *rng.pick(&[2, 3]),
                 globally_unique: true,
                 clone_min: *rng.pick(&[None, None, Some(2)]),
+                ordered: rng.chance(30),
                 ..Copies::default()
             });
         }

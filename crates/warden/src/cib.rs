@@ -743,8 +743,8 @@ impl Reader {
             let flag = |k: &str| get(k).is_some_and(is_true);
             let why = if !flag("globally-unique") {
                 Some("on an anonymous clone")
-            } else if promotable || flag("notify") || flag("ordered") || flag("interleave") {
-                Some("with promotable, notify, ordered or interleave")
+            } else if promotable || flag("notify") || flag("interleave") {
+                Some("with promotable, notify or interleave")
             } else if !elements(r).any(|c| c.has_tag_name("primitive")) {
                 Some("of a group")
             } else {

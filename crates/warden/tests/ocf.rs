@@ -173,6 +173,7 @@ OCF_ROOT={}
         clone_node_max: 2,
         clone_min: 1,
         name: "ip-clone".into(),
+        ordered: false,
     };
     i.copies = None;
     i.copy_number = None;

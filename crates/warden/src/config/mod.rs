@@ -754,7 +754,7 @@ mod tests {
             ),
             (
                 "[[resource]]\nid = \"f\"\nclass = \"ocf\"\ntype = \"Dummy\"\nclone = true\nmeta = { globally_unique = true, notify = true, clone_node_max = 2 }\n",
-                "t.toml:14:66: error: clone_node_max above 1 is not supported with promotable, notify, ordered or interleave yet",
+                "t.toml:14:66: error: clone_node_max above 1 is not supported with promotable, notify or interleave yet",
             ),
             (
                 "[[resource]]\nid = \"e\"\nclass = \"ocf\"\ntype = \"Dummy\"\n[[colocation]]\nresource = \"e\"\nwith = \"d\"\nwith_role = \"unpromoted\"\n",

@@ -775,12 +775,10 @@ fn clone_meta(r: &mut Reader<'_>, t: &Tbl<'_, '_>, spec: Option<&mut Copies>) {
                 v.span(),
                 "clone_node_max above 1 needs `globally_unique = true` (copies of an anonymous clone on one node are one and the same to its agent)",
             ),
-            Some(n) if n > 1 && (spec.promotable || spec.notify || spec.ordered || spec.interleave) => {
-                r.d.error(
-                    v.span(),
-                    "clone_node_max above 1 is not supported with promotable, notify, ordered or interleave yet",
-                )
-            }
+            Some(n) if n > 1 && (spec.promotable || spec.notify || spec.interleave) => r.d.error(
+                v.span(),
+                "clone_node_max above 1 is not supported with promotable, notify or interleave yet",
+            ),
             Some(n) => spec.clone_node_max = n,
             None => {}
         }
