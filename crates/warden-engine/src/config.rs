@@ -1100,6 +1100,10 @@ fn instances(resources: Vec<ResourceSpec>, nodes: usize) -> Result<Vec<ResourceS
             return refuse("is not supported with promotable, notify or interleave yet");
         }
         let clone_max = c.clone_max.unwrap_or(nodes as u32);
+        if clone_max == 0 {
+            // Its name would name nothing; `target_role = "stopped"` stops every instance.
+            return refuse("needs clone_max of at least 1");
+        }
         for number in 0..clone_max {
             out.push(ResourceSpec {
                 id: format!("{}:{number}", r.id),

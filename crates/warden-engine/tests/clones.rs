@@ -587,6 +587,14 @@ fn clone_node_max_above_one_needs_a_globally_unique_clone() {
         anonymous.to_string(),
         "clone \"web\": clone_node_max above 1 needs globally_unique = true"
     );
+    let none = three()
+        .resource(unique("ip", 0, 2))
+        .try_config()
+        .expect_err("no instance to name");
+    assert_eq!(
+        none.to_string(),
+        "clone \"ip\": clone_node_max above 1 needs clone_max of at least 1"
+    );
 }
 
 #[test]
