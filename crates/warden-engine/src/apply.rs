@@ -666,7 +666,6 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
     // A command naming a clone of instances is for each instance; a restart of one that runs
     // nowhere is refused only when none runs.
     if let Some(members) = cmd.resource().and_then(|r| config.instances_of(r)) {
-        let mut result = Ok(());
         let mut any = false;
         for &m in members {
             match admin(config, state, &cmd.for_resource(&config.resources()[m].id)) {
@@ -675,16 +674,16 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
                 Err(e) => return Err(e),
             }
         }
-        if !any {
-            result = Err(ApplyError::NotActive {
-                resource: cmd.resource().unwrap_or_default().to_owned(),
-                node: match cmd {
-                    AdminCommand::Restart { node, .. } => node.clone(),
-                    _ => None,
-                },
-            });
+        if any {
+            return Ok(());
         }
-        return result;
+        return Err(ApplyError::NotActive {
+            resource: cmd.resource().unwrap_or_default().to_owned(),
+            node: match cmd {
+                AdminCommand::Restart { node, .. } => node.clone(),
+                _ => None,
+            },
+        });
     }
     match cmd {
         AdminCommand::Cleanup { resource, node } => {

@@ -263,10 +263,13 @@ pub enum Change {
         action: String,
     },
     /// A copy promoted: from unpromoted (`from` Started) or from stopped (started first).
+    /// With `blocked`, the promotion cannot happen, and why (crm_simulate's `(blocked)`
+    /// promote lines): the copy still starts or keeps running unpromoted.
     Promote {
         resource: String,
         node: String,
         from: Role,
+        blocked: Option<String>,
     },
     Demote {
         resource: String,
@@ -287,14 +290,6 @@ pub enum Change {
     BlockedStart {
         resource: String,
         node: String,
-        reason: String,
-    },
-    /// A promotion that cannot happen, and why (crm_simulate's `(blocked)` promote lines):
-    /// the copy still starts (`from` Stopped) or keeps running unpromoted.
-    BlockedPromote {
-        resource: String,
-        node: String,
-        from: Role,
         reason: String,
     },
     /// Moved by live migration (`allow_migrate`).
@@ -396,29 +391,18 @@ impl fmt::Display for Change {
                 resource,
                 node,
                 from,
+                blocked,
             } => {
                 let from = if *from == Role::Started {
                     "Unpromoted"
                 } else {
                     "Stopped"
                 };
-                write!(f, "Promote {resource} ( {from} -> Promoted {node} )")
-            }
-            Change::BlockedPromote {
-                resource,
-                node,
-                from,
-                reason,
-            } => {
-                let from = if *from == Role::Started {
-                    "Unpromoted"
-                } else {
-                    "Stopped"
-                };
-                write!(
-                    f,
-                    "Promote {resource} ( {from} -> Promoted {node} ) due to {reason} (blocked)"
-                )
+                write!(f, "Promote {resource} ( {from} -> Promoted {node} )")?;
+                match blocked {
+                    Some(why) => write!(f, " due to {why} (blocked)"),
+                    None => Ok(()),
+                }
             }
             Change::Demote { resource, node } => {
                 write!(f, "Demote {resource} ( Promoted -> Unpromoted {node} )")
@@ -3266,17 +3250,18 @@ impl<'a> Scheduler<'a> {
                     resource,
                     node,
                     from: Role::Stopped,
+                    blocked: None,
                 }
             } else if let Some((_, why)) = p
                 .blocked_promotions
                 .iter()
                 .find(|b| b.0 == i && !promote && !demote)
             {
-                Change::BlockedPromote {
+                Change::Promote {
                     resource,
                     node,
                     from: if start { Role::Stopped } else { Role::Started },
-                    reason: why.clone(),
+                    blocked: Some(why.clone()),
                 }
             } else if start {
                 Change::Start { resource, node }
@@ -3289,6 +3274,7 @@ impl<'a> Scheduler<'a> {
                     resource,
                     node,
                     from: Role::Started,
+                    blocked: None,
                 }
             } else {
                 continue;

@@ -36,6 +36,11 @@ fn warden() -> Command {
 }
 
 fn start(config: &Path, extra: &[&str]) -> Daemon {
+    start_env(config, extra, &[])
+}
+
+/// [`start`] with these variables in the daemon's environment.
+fn start_env(config: &Path, extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
     let log = config.with_file_name("daemon.log");
     let child = warden()
         .args(["run", "--config"])
@@ -44,6 +49,7 @@ fn start(config: &Path, extra: &[&str]) -> Daemon {
         .args(["--log-output"])
         .arg(&log)
         .args(["--log-level", "debug"])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -2526,21 +2532,16 @@ fn faketime() -> PathBuf {
 
 /// Starts the daemon of `config` with its wall clock `offset` from the machine's ("-1h").
 fn start_at(config: &Path, offset: &str) -> Daemon {
-    let log = config.with_file_name("daemon.log");
-    let child = warden()
-        .args(["run", "--config"])
-        .arg(config)
-        .args(["--log-output"])
-        .arg(&log)
-        .args(["--log-level", "debug"])
-        .env("LD_PRELOAD", faketime())
-        .env("FAKETIME", offset)
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start warden run");
-    Daemon { child }
+    let preload = faketime();
+    start_env(
+        config,
+        &[],
+        &[
+            ("LD_PRELOAD", preload.as_os_str()),
+            ("FAKETIME", offset.as_ref()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".as_ref()),
+        ],
+    )
 }
 
 #[test]
@@ -3263,19 +3264,12 @@ fn a_clone_of_instances_runs_each_instance_with_its_number_and_commands_reach_th
     )
     .expect("config");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
-    let child = warden()
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--ocf-root")
-        .arg(&root)
-        .arg("--log-output")
-        .arg(config.with_file_name("daemon.log"))
-        .env("HA_RSCTMP", &rsctmp)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start warden run");
-    let _d = Daemon { child };
+    let root = root.to_str().expect("utf-8 path");
+    let _d = start_env(
+        &config,
+        &["--ocf-root", root],
+        &[("HA_RSCTMP", rsctmp.as_os_str())],
+    );
     let both = |want: &'static str| {
         move |v: &Value| {
             v["transition_running"] == false

@@ -22,7 +22,7 @@ pub(super) const TICKET: Section = Section::new("[[ticket]]", "[[ticket]]");
 /// when Some, with its place and the resource it applies to.
 struct Promoted {
     key: &'static str,
-    word: &'static str,
+    word: String,
     resource: String,
     span: Span,
 }
@@ -259,33 +259,33 @@ fn reference(c: &mut Constraints, v: &Option<(String, Span)>) {
     }
 }
 
-/// A keyword that is `plain` (the default) or `promoted`; the latter is noted for checking
-/// against `resource` once the resources are known.
-#[allow(clippy::too_many_arguments)]
-fn plain_or_promoted<T: Copy + PartialEq + std::fmt::Display + std::str::FromStr>(
+/// A keyword that is `plain` (the default) or one of `roles`, which are noted for checking
+/// against `resource` (it must be promotable) once the resources are known.
+fn plain_or_role<T: Copy + PartialEq + std::fmt::Display + std::str::FromStr>(
     r: &mut Reader<'_>,
     t: &Tbl<'_, '_>,
     key: &'static str,
-    word: &'static str,
     resource: Option<&(String, Span)>,
-    plain: T,
-    promoted: T,
+    (plain, roles): (T, &[T]),
     c: &mut Constraints,
 ) -> T {
     let Some(v) = t.take(key) else {
         return plain;
     };
-    match r.keyword_value(v, &[plain, promoted]) {
-        Some(k) if k == promoted => {
+    let allowed: Vec<T> = std::iter::once(plain)
+        .chain(roles.iter().copied())
+        .collect();
+    match r.keyword_value(v, &allowed) {
+        Some(k) if k != plain => {
             if let Some((res, _)) = resource {
                 c.promoted.push(Promoted {
                     key,
-                    word,
+                    word: k.to_string(),
                     resource: res.clone(),
                     span: v.span(),
                 });
             }
-            promoted
+            k
         }
         _ => plain,
     }
@@ -298,14 +298,12 @@ fn role(
     resource: Option<&(String, Span)>,
     c: &mut Constraints,
 ) -> OpRole {
-    plain_or_promoted(
+    plain_or_role(
         r,
         t,
         key,
-        "promoted",
         resource,
-        OpRole::Started,
-        OpRole::Promoted,
+        (OpRole::Started, &[OpRole::Promoted]),
         c,
     )
 }
@@ -319,23 +317,8 @@ fn colocation_role(
     resource: Option<&(String, Span)>,
     c: &mut Constraints,
 ) -> OpRole {
-    let Some(v) = t.take(key) else {
-        return OpRole::Started;
-    };
-    let role = r
-        .keyword_value(v, &[OpRole::Started, OpRole::Promoted, OpRole::Unpromoted])
-        .unwrap_or(OpRole::Started);
-    if role != OpRole::Started {
-        if let Some((res, _)) = resource {
-            c.promoted.push(Promoted {
-                key,
-                word: role.as_str(),
-                resource: res.clone(),
-                span: v.span(),
-            });
-        }
-    }
-    role
+    let roles = (OpRole::Started, &[OpRole::Promoted, OpRole::Unpromoted][..]);
+    plain_or_role(r, t, key, resource, roles, c)
 }
 
 fn action(
@@ -345,16 +328,7 @@ fn action(
     resource: Option<&(String, Span)>,
     c: &mut Constraints,
 ) -> OpName {
-    plain_or_promoted(
-        r,
-        t,
-        key,
-        "promote",
-        resource,
-        OpName::Start,
-        OpName::Promote,
-        c,
-    )
+    plain_or_role(r, t, key, resource, (OpName::Start, &[OpName::Promote]), c)
 }
 
 fn location(r: &mut Reader<'_>, t: &Tbl<'_, '_>, is_ban: bool, c: &mut Constraints) {
@@ -653,7 +627,7 @@ fn sets(
                 for (name, _) in &resources {
                     c.promoted.push(Promoted {
                         key,
-                        word,
+                        word: word.to_owned(),
                         resource: name.clone(),
                         span: span.clone(),
                     });
