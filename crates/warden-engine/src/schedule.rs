@@ -571,6 +571,9 @@ struct Plan {
     promotes: Vec<usize>,
     /// Why an order constraint changed the plan: "required X start", "unrunnable X start".
     forced: Option<String>,
+    /// The running resource whose restart restarts this one (an order after it): its stop
+    /// requires this one's stop first (Pacemaker's `required X stop` once that is held).
+    restarted_with: Option<usize>,
     /// A crash loop keeps it from starting until then.
     delayed: Option<Time>,
     /// A ticket it needs in the promoted role is missing: no copy is promoted.
@@ -1807,6 +1810,8 @@ impl<'a> Scheduler<'a> {
                     } else {
                         first_starts
                     };
+                    // A running resource (not a clone) that starts again restarts.
+                    let first_restarts = !first_plan.live_active.is_empty() && !first_plan.clone;
                     let then = &mut plans[t];
                     if o.then_action == OpName::Promote {
                         if !first_runs && !then.promoted.is_empty() {
@@ -1864,6 +1869,7 @@ impl<'a> Scheduler<'a> {
                         if !again.is_empty() {
                             then.restart.extend(again);
                             then.forced = Some(format!("required {}", first()));
+                            then.restarted_with = first_restarts.then_some(f);
                             then.derive();
                             changed = true;
                         }
@@ -1984,7 +1990,23 @@ impl<'a> Scheduler<'a> {
                 {
                     continue;
                 }
-                let reason = self.stop_reason(first);
+                // As crm_simulate words a stop held this way: one placed nowhere keeps its
+                // own reason (node availability); one restarted because what it follows
+                // restarts is `required X stop` (that stop needs it first); any other is
+                // `unrunnable T stop` (the held stop of what follows it).
+                let reason = if first.targets.is_empty() {
+                    self.stop_reason(first)
+                } else if let Some(x) = first.restarted_with {
+                    Some(StopReason::Order(format!(
+                        "required {} stop",
+                        config.resources()[x].id
+                    )))
+                } else {
+                    Some(StopReason::Order(format!(
+                        "unrunnable {} stop",
+                        config.resources()[t].id
+                    )))
+                };
                 let first = &mut plans[f];
                 first.blocked_stops = first.stops.clone();
                 first.blocked_stop_reason = reason;

@@ -545,6 +545,75 @@ fn a_stop_that_must_wait_for_a_blocked_stop_is_listed_as_blocked_and_not_run() {
 }
 
 #[test]
+fn stops_held_along_a_group_name_what_holds_them_as_crm_simulate_does() {
+    // b, c, d run as a group; d's stop failed without fencing, so d is blocked where it runs.
+    // A new first member a starts: b and c would restart after it, but their stops must wait
+    // for d's, which cannot happen. c restarts because b does (`required b stop`); b because
+    // a starts, and its stop waits for c's (`unrunnable c stop`), as Pacemaker's
+    // unmanaged-block-restart lists them.
+    let mut w = build(&["node1"])
+        .resource(dummy("b"))
+        .resource(dummy("c"))
+        .resource(dummy("d"))
+        .group("g", &["b", "c", "d"])
+        .world();
+    w.settle();
+    w.op(
+        "d",
+        "node1",
+        OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        },
+        rc::ERR_GENERIC,
+    );
+    w.config = build(&["node1"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .resource(dummy("c"))
+        .resource(dummy("d"))
+        .group("g", &["a", "b", "c", "d"])
+        .config();
+    assert_eq!(
+        w.plan(),
+        [
+            "Start a ( node1 )",
+            "Stop b ( node1 ) due to unrunnable c stop (blocked)",
+            "Stop c ( node1 ) due to required b stop (blocked)",
+        ]
+    );
+    // A member that would move away: its stop waits for the held one after it (bug-5028).
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .group("g", &["a", "b"])
+        .location(loc("a", "node1", 10))
+        .world();
+    w.settle();
+    w.op(
+        "b",
+        "node1",
+        OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        },
+        rc::ERR_GENERIC,
+    );
+    w.config = build(&["node1", "node2"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .group("g", &["a", "b"])
+        .location(loc("a", "node2", 10))
+        .config();
+    assert_eq!(
+        w.plan(),
+        ["Stop a ( node1 ) due to unrunnable b stop (blocked)"]
+    );
+    w.settle();
+    assert_eq!(w.status(), ["a Started node1", "b FAILED node1 (blocked)"]);
+}
+
+#[test]
 fn what_must_never_run_beside_a_resource_whose_stop_is_blocked_does_not_start_there() {
     // a cannot stop (b, ordered after it, is blocked where it runs), so a stays on node1:
     // c, which must never run with a, does not start there although placing took a for
