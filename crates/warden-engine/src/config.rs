@@ -258,8 +258,12 @@ keyword_enum!(
 );
 
 keyword_enum!(
-    /// What a resource needs to run (Pacemaker's `requires`).
+    /// What a resource needs to start (Pacemaker's `requires`): `fencing` (the default)
+    /// quorum, and the fencing of every node it may still run on; `quorum` quorum only (a
+    /// copy on a lost node counts for nothing: it starts elsewhere before the fence);
+    /// `nothing` neither.
     Requires {
+        Fencing = "fencing",
         Quorum = "quorum",
         Nothing = "nothing",
     }
@@ -453,8 +457,10 @@ pub struct Meta {
     /// The longest a crash loop delays the next start of the resource on that node (the
     /// delay starts at [`CRASH_LOOP_FIRST_DELAY`] and doubles). Zero: never delayed.
     pub crash_loop_delay_max: Duration,
-    /// What it needs to run: quorum (what `no_quorum_policy` does without it applies), or
-    /// nothing (it keeps running and may start without quorum).
+    /// What it needs to start: quorum and the fence of every lost node it may run on
+    /// (fencing), quorum only (a copy on a lost node is taken for stopped), or nothing (it
+    /// keeps running and may start without quorum). Without quorum, what `no_quorum_policy`
+    /// says applies to all but `nothing`.
     pub requires: Requires,
     /// Moves by live migration (`migrate_to` where it runs, `migrate_from` where it goes,
     /// then a stop where it was) instead of a stop and a start, when its agent offers it.
@@ -483,7 +489,7 @@ impl Default for Meta {
             crash_loop_window: Duration::from_secs(1),
             crash_loop_delay_max: Duration::from_secs(10),
             allow_migrate: false,
-            requires: Requires::Quorum,
+            requires: Requires::Fencing,
             orphan: false,
             allow_unhealthy_nodes: false,
         }
@@ -726,6 +732,12 @@ impl ResourceSpec {
             .collect();
         d.pairs(&params);
         d.0
+    }
+
+    /// Starts only once every lost node it may run on is fenced (`requires = "fencing"`;
+    /// a fence device never waits for fencing, as Pacemaker's).
+    pub fn needs_fencing(&self) -> bool {
+        self.meta.requires == Requires::Fencing && !matches!(self.agent, Agent::Fence(_))
     }
 
     /// A clone whose copies may be promoted.

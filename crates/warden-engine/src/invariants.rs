@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{Config, OpName, OrderKind, TargetRole};
+use crate::config::{Config, OpName, OrderKind, Requires, TargetRole};
 use crate::schedule::{ActionKind, Transition};
 use crate::state::{Role, State};
 use crate::time::Time;
@@ -135,7 +135,13 @@ pub fn check_transition(
                 let reachable = ns.is_some_and(|s| {
                     s.online && (s.unclean.is_none() || !config.fencing_enabled())
                 });
-                let unclean = config.fencing_enabled() && ns.is_some_and(|s| s.unclean.is_some());
+                // What does not wait for fencing (a fence device, what requires only quorum)
+                // takes a copy on a lost node for stopped, but still waits where its state
+                // is unknown there; what requires nothing never waits.
+                let unclean = config.fencing_enabled()
+                    && ns.is_some_and(|s| s.unclean.is_some())
+                    && (spec.needs_fencing()
+                        || (spec.meta.requires != Requires::Nothing && on.role == Role::Unknown));
                 let stopped_first = t.actions.iter().any(|b| {
                     a.deps.contains(&b.id)
                         && match &b.kind {
@@ -203,6 +209,12 @@ fn check_promotions(config: &Config, state: &State, t: &Transition) -> Result<()
             .into_iter()
             .flat_map(|rs| rs.nodes.iter())
             .filter(|(n, on)| *n != node && on.role == Role::Promoted && !undone_before(n))
+            // What does not wait for fencing takes a copy on a lost node for stopped.
+            .filter(|(n, _)| {
+                spec.needs_fencing()
+                    || !config.fencing_enabled()
+                    || state.node(n).is_none_or(|s| s.unclean.is_none())
+            })
             .map(|(n, _)| n.as_str())
             .collect();
         let promotes = t

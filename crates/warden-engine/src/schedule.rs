@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::config::{
     ColocRef, Config, LossPolicy, MultipleActive, NoQuorumPolicy, OpName, OpRole, OrderKind,
-    PlacementStrategy, ResourceSpec, RuleScore, TargetRole,
+    PlacementStrategy, Requires, ResourceSpec, RuleScore, TargetRole,
 };
 use crate::score::Score;
 use crate::state::{Effective, OpKey, ResourceState, Role, State};
@@ -574,6 +574,9 @@ struct Plan {
     /// The running resource whose restart restarts this one (an order after it): its stop
     /// requires this one's stop first (Pacemaker's `required X stop` once that is held).
     restarted_with: Option<usize>,
+    /// Nodes where it restarts only because a resource it is ordered after starts (that
+    /// resource, the nodes): undone when that start is held after all.
+    restarted_for: Vec<(usize, Vec<usize>)>,
     /// A crash loop keeps it from starting until then.
     delayed: Option<Time>,
     /// A ticket it needs in the promoted role is missing: no copy is promoted.
@@ -1015,6 +1018,7 @@ impl<'a> Scheduler<'a> {
             }
         }
         let all = 0..node_names.len();
+        let needs_fencing = spec.needs_fencing();
         let mut p = Plan {
             clone: spec.is_clone(),
             live_active: all
@@ -1030,10 +1034,15 @@ impl<'a> Scheduler<'a> {
                 .filter(|&i| self.eff[i].role == Role::Promoted && self.nodes[i].reachable())
                 .collect(),
             // Starting (or promoting) anywhere waits for the fencing of every unclean node it
-            // might run on.
+            // might run on; what requires only quorum for the nodes where its state is
+            // unknown (it may run there unseen), as Pacemaker's `order_start_vs_fencing`.
             fences: all
                 .clone()
-                .filter(|&i| self.eff[i].role != Role::Stopped)
+                .filter(|&i| match (needs_fencing, meta.requires) {
+                    (true, _) => self.eff[i].role != Role::Stopped,
+                    (false, Requires::Nothing) => false,
+                    (false, _) => self.eff[i].role == Role::Unknown,
+                })
                 .filter_map(|i| self.nodes[i].fence)
                 .collect(),
             fatal: self.eff.iter().any(|e| e.fatal),
@@ -1113,10 +1122,8 @@ impl<'a> Scheduler<'a> {
         }
         // Active on several nodes: where it may still run on a node to be fenced counts only
         // for what waits for fencing to start elsewhere (not fence devices, nor what requires
-        // nothing, which start elsewhere at once), as Pacemaker counts it.
-        let waits_for_fencing = meta.requires == crate::config::Requires::Quorum
-            && !matches!(spec.agent, crate::config::Agent::Fence(_));
-        let unclean_count = if waits_for_fencing {
+        // only quorum or nothing, which start elsewhere at once), as Pacemaker counts it.
+        let unclean_count = if needs_fencing {
             p.unclean_active.len()
         } else {
             0
@@ -1134,7 +1141,7 @@ impl<'a> Scheduler<'a> {
         let target_role = rs.and_then(|rs| rs.target_role).unwrap_or(meta.target_role);
         // Unpromoted: no copy is promoted (its promoted copies demote).
         p.no_promote |= target_role == TargetRole::Unpromoted;
-        let quorum = if self.state.no_quorum && meta.requires == crate::config::Requires::Quorum {
+        let quorum = if self.state.no_quorum && meta.requires != Requires::Nothing {
             self.config.cluster.no_quorum_policy
         } else {
             NoQuorumPolicy::Ignore
@@ -1223,7 +1230,7 @@ impl<'a> Scheduler<'a> {
         // It may still run on an unclean node that will not be fenced (no quorum): it starts
         // nowhere else, unless it needs neither quorum nor fencing.
         if !p.clone
-            && meta.requires != crate::config::Requires::Nothing
+            && meta.requires != Requires::Nothing
             && p.unclean_active.iter().any(|&i| self.nodes[i].stranded())
         {
             p.targets.clear();
@@ -1295,7 +1302,7 @@ impl<'a> Scheduler<'a> {
         // Its state is unknown on an unclean node that will not be fenced (it may run there):
         // nothing starts, here or elsewhere, until that is settled; what runs stays.
         let maybe_stranded = !p.clone
-            && meta.requires != crate::config::Requires::Nothing
+            && meta.requires != Requires::Nothing
             && all.clone().any(|i| {
                 self.eff[i].role == Role::Unknown
                     && self.nodes[i].unclean
@@ -1383,7 +1390,15 @@ impl<'a> Scheduler<'a> {
                 i,
             )
         });
-        cand.truncate(max.saturating_sub(p.unclean_active.len()));
+        // A copy on a node to be fenced keeps its place until the fence when the clone waits
+        // for fencing, or runs everywhere; otherwise it is taken for stopped and replaced at
+        // once (Pacemaker makes it an orphan, `find_anonymous_clone`).
+        let unclean = if spec.needs_fencing() || max == self.nodes.len() {
+            p.unclean_active.len()
+        } else {
+            0
+        };
+        cand.truncate(max.saturating_sub(unclean));
         cand.sort_unstable();
         cand
     }
@@ -1733,7 +1748,8 @@ impl<'a> Scheduler<'a> {
                             .filter(|i| f_starts.contains(i) && !then.starts.contains(i))
                             .collect();
                         if !again.is_empty() {
-                            then.restart.extend(again);
+                            then.restart.extend(&again);
+                            then.restarted_for.push((f, again));
                             then.forced = Some(format!("required {}", first()));
                             touched = true;
                         }
@@ -1867,7 +1883,8 @@ impl<'a> Scheduler<'a> {
                             .filter(|i| !by_node || first_moves.contains(i))
                             .collect();
                         if !again.is_empty() {
-                            then.restart.extend(again);
+                            then.restart.extend(&again);
+                            then.restarted_for.push((f, again));
                             then.forced = Some(format!("required {}", first()));
                             then.restarted_with = first_restarts.then_some(f);
                             then.derive();
@@ -2024,10 +2041,46 @@ impl<'a> Scheduler<'a> {
                 first.restart.clear();
                 first.migrate = None;
                 first.derive();
+                Self::undo_restarts_for(f, plans);
                 changed = true;
             }
             if !changed {
                 return;
+            }
+        }
+    }
+
+    /// `f` no longer starts (its stop is held): what restarted only for its start stays
+    /// as it runs, and so on down the orders.
+    fn undo_restarts_for(f: usize, plans: &mut [Plan]) {
+        let mut held = vec![f];
+        while let Some(f) = held.pop() {
+            for (t, p) in plans.iter_mut().enumerate() {
+                let Some(k) = p.restarted_for.iter().position(|(by, _)| *by == f) else {
+                    continue;
+                };
+                let (_, nodes) = p.restarted_for.remove(k);
+                let still: Vec<usize> = p
+                    .restarted_for
+                    .iter()
+                    .flat_map(|(_, n)| n.iter().copied())
+                    .collect();
+                let before = p.restart.len();
+                p.restart
+                    .retain(|i| !nodes.contains(i) || still.contains(i));
+                if p.restart.len() == before {
+                    continue;
+                }
+                if p.restarted_for.is_empty() && p.forced.as_deref().is_some_and(order_reason) {
+                    p.forced = None;
+                }
+                if p.restarted_with == Some(f) {
+                    p.restarted_with = None;
+                }
+                p.derive();
+                if p.starts.is_empty() {
+                    held.push(t);
+                }
             }
         }
     }
@@ -3145,9 +3198,19 @@ impl<'a> Scheduler<'a> {
             .copies
             .as_ref()
             .map_or(names.len(), |c| c.max_copies(names.len()));
-        let spare = max.saturating_sub(p.live_active.len() + p.unclean_active.len());
-        let (banned, allowed): (Vec<usize>, Vec<usize>) =
-            gone.iter().partition(|i| p.disallowed.contains(i));
+        // A copy on a node to be fenced that the clone does not wait for is another
+        // instance (an orphan to Pacemaker): it stops, it does not move.
+        let orphans: &[usize] = if spec.needs_fencing() || max == names.len() {
+            &[]
+        } else {
+            &p.unclean_active
+        };
+        let spare =
+            max.saturating_sub(p.live_active.len() + p.unclean_active.len() - orphans.len());
+        let (banned, allowed): (Vec<usize>, Vec<usize>) = gone
+            .iter()
+            .filter(|i| !orphans.contains(i))
+            .partition(|i| p.disallowed.contains(i));
         let moved: Vec<(usize, usize)> = allowed
             .iter()
             .copied()

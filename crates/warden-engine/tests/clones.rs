@@ -611,3 +611,39 @@ fn an_ordered_clone_of_instances_starts_them_one_after_another() {
     );
     assert!(depends(&t, s1, s0) && depends(&t, s2, s1), "{t:#?}");
 }
+
+#[test]
+fn a_copy_on_a_lost_node_of_a_clone_that_requires_only_quorum_is_replaced_at_once() {
+    // Two copies on three nodes; node1 is lost. A clone that waits for fencing keeps the
+    // lost copy's place until the fence: only then does a copy start on node3. One that
+    // requires only quorum takes that copy for stopped: a new copy starts on node3 at once,
+    // not after the fence, and the lost one stops with it (Pacemaker's
+    // clone-requires-quorum-recovery).
+    for requires in [Requires::Fencing, Requires::Quorum] {
+        let mut web = clone("web", |c| c.clone_max = Some(2));
+        web.meta.requires = requires;
+        let mut w = three().resource(web).fencing().world();
+        w.settle();
+        assert_eq!(w.status_of("web"), "web Started [ node1 node2 ]");
+        w.event(Event::NodeDown {
+            node: "node1".into(),
+        });
+        let t = schedule(&w.config, &w.state, w.now);
+        let fence = find(&t, |k| matches!(k, ActionKind::Fence { .. }));
+        let fenced = "Fence (reboot) node1 'peer is no longer part of the cluster'";
+        let stop = "Stop web ( node1 ) due to node availability";
+        if requires == Requires::Fencing {
+            assert!(
+                !t.actions
+                    .iter()
+                    .any(|a| matches!(a.kind, ActionKind::Start { .. }))
+            );
+            assert_eq!(w.step(&[]), [fenced, stop]);
+            assert_eq!(w.settle(), ["Start web ( node3 )"]);
+        } else {
+            assert!(!depends(&t, start_of(&t, "web", "node3"), fence));
+            assert_eq!(w.step(&[]), [fenced, stop, "Start web ( node3 )"]);
+        }
+        assert_eq!(w.status_of("web"), "web Started [ node2 node3 ]");
+    }
+}

@@ -614,6 +614,38 @@ fn stops_held_along_a_group_name_what_holds_them_as_crm_simulate_does() {
 }
 
 #[test]
+fn what_would_restart_for_a_start_that_a_held_stop_prevents_stays_as_it_runs() {
+    // a then b, a then c. b's stop failed (blocked where it runs); a's monitor then fails:
+    // its recovery needs its stop, which must wait for b's, so a stays as it is. c would
+    // restart after a's start, which will not happen: c stays too, rather than restarting
+    // in every transition (found by the seeded simulation).
+    let mut w = build(&["node1"])
+        .resource(dummy("a"))
+        .resource(dummy("b"))
+        .resource(dummy("c"))
+        .order("a", "b", OrderKind::Mandatory)
+        .order("a", "c", OrderKind::Mandatory)
+        .world();
+    w.settle();
+    w.op(
+        "b",
+        "node1",
+        OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        },
+        rc::ERR_GENERIC,
+    );
+    w.monitor("a", "node1", rc::ERR_GENERIC);
+    assert_eq!(
+        w.plan(),
+        ["Stop a ( node1 ) due to unrunnable b stop (blocked)"]
+    );
+    w.settle();
+    assert_eq!(w.status_of("c"), "c Started node1");
+}
+
+#[test]
 fn what_must_never_run_beside_a_resource_whose_stop_is_blocked_does_not_start_there() {
     // a cannot stop (b, ordered after it, is blocked where it runs), so a stays on node1:
     // c, which must never run with a, does not start there although placing took a for

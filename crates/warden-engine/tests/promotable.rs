@@ -42,14 +42,6 @@ fn score(w: &mut World, node: &str, s: i64) {
     });
 }
 
-fn find(t: &Transition, f: impl Fn(&ActionKind) -> bool) -> ActionId {
-    t.actions
-        .iter()
-        .find(|a| f(&a.kind))
-        .map(|a| a.id)
-        .expect("action present")
-}
-
 fn promote_on(t: &Transition, node: &str) -> ActionId {
     find(
         t,

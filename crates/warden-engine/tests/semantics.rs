@@ -382,6 +382,60 @@ fn stop_failure_with_fencing_fences_then_recovers_elsewhere() {
 }
 
 #[test]
+fn what_requires_only_quorum_starts_elsewhere_before_the_fence() {
+    // node1 is lost. By default (requires = "fencing") the resource starts on node2 only
+    // after node1 is fenced; with requires = "quorum" it is taken for stopped on the lost
+    // node and starts at once (Pacemaker's `requires`); with "nothing" as well.
+    for (requires, waits) in [
+        (Requires::Fencing, true),
+        (Requires::Quorum, false),
+        (Requires::Nothing, false),
+    ] {
+        let mut d = dummy("dummy");
+        d.meta.requires = requires;
+        let mut w = build(&["node1", "node2"])
+            .resource(d)
+            .location(loc("dummy", "node1", 100))
+            .fencing()
+            .world();
+        w.event(Event::NodeDown {
+            node: "node1".into(),
+        });
+        let t = schedule(&w.config, &w.state, w.now);
+        let fence = find(&t, |k| matches!(k, ActionKind::Fence { .. }));
+        let start = find(&t, |k| matches!(k, ActionKind::Start { .. }));
+        assert_eq!(depends(&t, start, fence), waits, "{requires}: {t:#?}");
+        assert_eq!(
+            w.step(&[]),
+            [
+                "Fence (reboot) node1 'peer is no longer part of the cluster'",
+                "Move dummy ( node1 -> node2 )"
+            ],
+            "{requires}"
+        );
+    }
+    // Where its state is unknown on the lost node (never probed there), even quorum waits:
+    // it may run there unseen (Pacemaker's `order_start_vs_fencing`).
+    let mut d = dummy("dummy");
+    d.meta.requires = Requires::Quorum;
+    let config = build(&["node1", "node2"]).resource(d).fencing().config();
+    let mut state = State::with_online_nodes(["node1", "node2"]);
+    apply(
+        &config,
+        &mut state,
+        &Event::NodeDown {
+            node: "node1".into(),
+        },
+        T0,
+    )
+    .expect("node1 lost");
+    let t = schedule(&config, &state, T0);
+    let fence = find(&t, |k| matches!(k, ActionKind::Fence { .. }));
+    let start = find(&t, |k| matches!(k, ActionKind::Start { .. }));
+    assert!(depends(&t, start, fence), "{t:#?}");
+}
+
+#[test]
 fn a_failure_on_a_node_fenced_for_something_else_is_settled_by_the_fence() {
     // Pacemaker's rec-node-6: the stop failed (on_fail = "block"), then node1's daemon went
     // away (still a member): the fence stops it, and it moves, not recovers; the resource

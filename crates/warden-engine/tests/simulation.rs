@@ -82,6 +82,12 @@ fn random_config(rng: &mut Rng) -> Config {
         r.meta.multiple_active = *rng.pick(MultipleActive::ALL);
         r.meta.is_managed = !rng.chance(5);
         r.meta.priority = *rng.pick(&[0, 0, 5]);
+        r.meta.requires = *rng.pick(&[
+            Requires::Fencing,
+            Requires::Fencing,
+            Requires::Quorum,
+            Requires::Nothing,
+        ]);
         if rng.chance(30) {
             let mut promoted = OpSpec::new(OpName::Monitor, PROMOTED_MON);
             promoted.role = OpRole::Promoted;
@@ -299,10 +305,17 @@ fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> 
 fn instances_per_node(config: &Config, state: &State, of: &str) -> usize {
     let mut per: std::collections::BTreeMap<&str, usize> = Default::default();
     for &m in config.instances_of(of).unwrap_or_default() {
-        for n in state.active_nodes(&config.resources()[m].id) {
-            if state
-                .node(n)
-                .is_some_and(|s| s.online && s.unclean.is_none())
+        let id = &config.resources()[m].id;
+        for n in state.active_nodes(id) {
+            // One blocked where it runs is past the scheduler's reach.
+            let blocked = state
+                .resource(id)
+                .and_then(|rs| rs.nodes.get(n))
+                .is_some_and(|on| on.blocked);
+            if !blocked
+                && state
+                    .node(n)
+                    .is_some_and(|s| s.online && s.unclean.is_none())
             {
                 *per.entry(n).or_default() += 1;
             }
@@ -327,6 +340,33 @@ fn live_copies(config: &Config, state: &State, id: &str) -> usize {
 /// got its expected result.
 fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_rate: u64) -> bool {
     let t = schedule(config, state, now);
+    if std::env::var("WARDEN_SIM_TRACE").is_ok() {
+        eprintln!(
+            "--- {:?}",
+            t.summary
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        );
+        for r in config.resources() {
+            let on: Vec<String> = state
+                .resource(&r.id)
+                .into_iter()
+                .flat_map(|rs| rs.nodes.iter())
+                .filter(|(_, on)| on.role != Role::Stopped)
+                .map(|(n, on)| {
+                    format!(
+                        "{n}:{:?}{}{}",
+                        on.role,
+                        if on.failed { "!" } else { "" },
+                        if on.blocked { "B" } else { "" }
+                    )
+                })
+                .collect();
+            eprintln!("    {} {on:?}", r.id);
+        }
+        eprintln!("    nodes {:?}", state.nodes);
+    }
     if let Err(e) = check_transition(config, state, now, &t) {
         panic!("invariant violated before execution: {e}\ntransition: {t:#?}\nstate: {state:#?}");
     }
@@ -470,6 +510,9 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
 fn run_seed(seed: u64) {
     let mut rng = Rng(seed);
     let config = random_config(&mut rng);
+    if std::env::var("WARDEN_SIM_TRACE").is_ok() {
+        eprintln!("{config:#?}");
+    }
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
     let mut now = T0;
     for _ in 0..120 {

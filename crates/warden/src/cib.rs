@@ -266,11 +266,13 @@ fn meta_value(key: &str, v: &str) -> Option<Value> {
         ),
         "is_managed" | "maintenance" => Value::Boolean(is_true(v)),
         "multiple_active" => Value::String(v.replace('-', "_")),
-        // Fencing before recovery is what Warden does whenever it has fencing.
+        // Unfencing is fencing to Warden (it has no unfencing); anything else unknown is
+        // Pacemaker's default, fencing.
         "requires" => Value::String(
             match v.to_ascii_lowercase().as_str() {
                 "nothing" => "nothing",
-                _ => "quorum",
+                "quorum" => "quorum",
+                _ => "fencing",
             }
             .to_owned(),
         ),

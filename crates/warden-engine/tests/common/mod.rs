@@ -357,6 +357,15 @@ impl World {
     }
 }
 
+/// The first action of a transition that `f` picks.
+pub fn find(t: &Transition, f: impl Fn(&ActionKind) -> bool) -> ActionId {
+    t.actions
+        .iter()
+        .find(|a| f(&a.kind))
+        .map(|a| a.id)
+        .expect("action present")
+}
+
 /// Whether action `later` waits, directly or not, for action `earlier`.
 pub fn depends(t: &Transition, later: ActionId, earlier: ActionId) -> bool {
     let mut stack = vec![later];

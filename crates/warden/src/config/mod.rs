@@ -1019,6 +1019,24 @@ command = ["sleep", "1000"]
     }
 
     #[test]
+    fn requires_is_fencing_by_default_and_a_fence_device_never_waits_for_fencing() {
+        let base = "[[node]]\nname = \"n1\"\n[[resource]]\nid = \"a\"\nclass = \"process\"\ncommand = [\"sleep\", \"1000\"]\n";
+        let l = ok(base);
+        let a = l.engine.resource("a").expect("a");
+        assert_eq!(a.meta.requires, warden_engine::Requires::Fencing);
+        let l = ok(&format!("{base}[resource.meta]\nrequires = \"quorum\"\n"));
+        let a = l.engine.resource("a").expect("a");
+        assert_eq!(a.meta.requires, warden_engine::Requires::Quorum);
+        let e = errors(&format!(
+            "{base}[[fence_device]]\nname = \"ipmi\"\nagent = \"fence_ipmilan\"\nrequires = \"fencing\"\n"
+        ));
+        assert!(
+            e.contains("t.toml:10:12: error: unknown value \"fencing\" (allowed: quorum, nothing)"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn an_unmanaged_fence_device_is_never_started_and_resource_defaults_reach_it() {
         let config = |device: &str, defaults: &str| {
             ok(&format!(

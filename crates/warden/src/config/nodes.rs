@@ -134,7 +134,10 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
             let timeout = r.positive_duration(t, "timeout");
             let monitor = r.duration(t, "monitor").unwrap_or(DEFAULT_FENCE_MONITOR);
             let clone = r.boolean(t, "clone").unwrap_or(false);
-            let requires = r.keyword(t, "requires", Requires::ALL).map(|(v, _)| v);
+            // A fence device never waits for fencing itself.
+            let requires = r
+                .keyword(t, "requires", &[Requires::Quorum, Requires::Nothing])
+                .map(|(v, _)| v);
             let managed = r.boolean(t, "is_managed");
             if let (Some((name, name_at)), Some((method, program, span))) = (name, method) {
                 r.found.programs.push((program, span));
