@@ -3276,6 +3276,22 @@ impl<'a> Scheduler<'a> {
             let node = name.clone();
             let resource = id.clone();
             let fenced = p.unclean_active.contains(&i);
+            // A copy blocked by its own failure (or whose stop failed) on a lost node that
+            // cannot be fenced is past the cluster's reach: no line, as crm_simulate lists
+            // an unmanaged instance.
+            let stop_failed = || {
+                self.state
+                    .resource(&id)
+                    .and_then(|rs| rs.nodes.get(name))
+                    .is_some_and(|on| {
+                        on.failed_ops.iter().any(|(k, op)| {
+                            k.name == OpName::Stop && on.last_start.is_none_or(|t| op.time >= t)
+                        })
+                    })
+            };
+            if fenced && self.nodes[i].stranded() && (p.blocked_on.contains(&i) || stop_failed()) {
+                continue;
+            }
             let (stop, start) = (p.stops.contains(&i) || fenced, p.starts.contains(&i));
             let (demote, promote) = (p.demotes.contains(&i), p.promotes.contains(&i));
             // A copy whose demote failed reads as unpromoted, as Pacemaker records it (it

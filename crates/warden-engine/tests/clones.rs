@@ -647,3 +647,41 @@ fn a_copy_on_a_lost_node_of_a_clone_that_requires_only_quorum_is_replaced_at_onc
         assert_eq!(w.status_of("web"), "web Started [ node2 node3 ]");
     }
 }
+
+#[test]
+fn a_copy_whose_stop_failed_on_a_lost_node_that_cannot_be_fenced_has_no_line() {
+    // web runs on every node. Its stop fails on node3, which is to be fenced for it; before
+    // the fence, quorum is lost and node3 leaves: it cannot be fenced without quorum, and the
+    // copy there is past the cluster's reach. crm_simulate lists nothing for it
+    // (stop-failure-no-quorum), where a copy that merely ran there is a blocked stop.
+    let mut w = three().resource(clone("web", |_| {})).fencing().world();
+    w.settle();
+    w.op(
+        "web",
+        "node3",
+        OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        },
+        rc::ERR_GENERIC,
+    );
+    w.event(Event::Quorum(false));
+    w.event(Event::NodeDown {
+        node: "node3".into(),
+    });
+    let plan = w.plan();
+    assert!(!plan.iter().any(|l| l.contains("node3")), "{plan:?}");
+    // A copy that only ran on a lost node that cannot be fenced: its stop is blocked.
+    let mut w = three().resource(clone("web", |_| {})).fencing().world();
+    w.settle();
+    w.event(Event::Quorum(false));
+    w.event(Event::NodeDown {
+        node: "node3".into(),
+    });
+    assert!(
+        w.plan()
+            .contains(&"Stop web ( node3 ) due to node availability (blocked)".to_owned()),
+        "{:?}",
+        w.plan()
+    );
+}
