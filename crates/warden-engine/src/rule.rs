@@ -185,6 +185,17 @@ impl Rule {
         }
     }
 
+    /// Every node attribute the rule reads.
+    pub fn attributes(&self) -> Vec<&str> {
+        match self {
+            Rule::All(parts) | Rule::Any(parts) => {
+                parts.iter().flat_map(|p| p.attributes()).collect()
+            }
+            Rule::Attr { attribute, .. } => vec![attribute.as_str()],
+            Rule::Date(_) => Vec::new(),
+        }
+    }
+
     /// The first instant after `now` when a date expression of the rule changes its value
     /// (the scheduler wakes then).
     pub fn next_change(&self, now: Time) -> Option<Time> {

@@ -809,6 +809,73 @@ struct Scheduler<'a> {
     within: Vec<Option<usize>>,
     /// Each node's health score (see [`crate::config::NodeHealth`]).
     health: Vec<Score>,
+    /// The fail counts and last failures rules read, by node, as Pacemaker's node
+    /// attributes (`fail-count-R#monitor_10000`; see [`failure_attributes`]).
+    failure_attrs: Vec<Vec<(String, String)>>,
+}
+
+/// The node attributes Pacemaker keeps for failures that `rules` read, for each node:
+/// `fail-count-R#OP_INTERVAL` (an operation's fail count), `fail-count-R` (all of them),
+/// `last-failure-R#OP_INTERVAL` and `last-failure-R` (seconds since the epoch).
+fn failure_attributes(config: &Config, state: &State) -> Vec<Vec<(String, String)>> {
+    let mut names: Vec<&str> = config
+        .rule_locations()
+        .iter()
+        .flat_map(|l| {
+            let mut a = l.rule.attributes();
+            if let RuleScore::Attribute(s) = &l.score {
+                a.push(s);
+            }
+            a
+        })
+        .filter(|a| a.starts_with("fail-count-") || a.starts_with("last-failure-"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    config
+        .nodes()
+        .iter()
+        .map(|node| {
+            names
+                .iter()
+                .filter_map(|&name| {
+                    let (count, rest) = match name.strip_prefix("fail-count-") {
+                        Some(rest) => (true, rest),
+                        None => (false, name.strip_prefix("last-failure-")?),
+                    };
+                    let (id, op) = match rest.split_once('#') {
+                        Some((id, op)) => (id, Some(op)),
+                        None => (rest, None),
+                    };
+                    let on = state.resource(id)?.nodes.get(node)?;
+                    let value = if count {
+                        let n: u64 = on
+                            .fail_counts
+                            .iter()
+                            .filter(|(k, _)| op.is_none_or(|op| k.to_string() == op))
+                            .map(|(_, &c)| u64::from(c))
+                            .sum();
+                        if n == 0 {
+                            return None;
+                        }
+                        Score::new(i64::try_from(n).unwrap_or(i64::MAX)).to_string()
+                    } else {
+                        let t = match op {
+                            Some(op) => on
+                                .failed_ops
+                                .iter()
+                                .filter(|(k, _)| k.to_string() == op)
+                                .map(|(_, r)| r.time)
+                                .max()?,
+                            None => on.last_failure?,
+                        };
+                        (t.as_millis() / 1000).to_string()
+                    };
+                    Some((name.to_owned(), value))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The actions emitted for one resource, by kind.
@@ -917,6 +984,7 @@ impl<'a> Scheduler<'a> {
             eff: Vec::new(),
             dependent_base: std::cell::RefCell::new(vec![None; config.resources().len()]),
             within: Vec::new(),
+            failure_attrs: failure_attributes(config, state),
             health: (0..config.nodes().len())
                 .map(|i| {
                     let node = config.nodes()[i].as_str();
@@ -2590,8 +2658,9 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Node number `i`'s attribute `name` as rules read it: the built-in `#uname`, `#id`,
-    /// `#kind` and `#is_dc`, else the state's (set at run time), else the file's.
-    fn node_attribute(&self, i: usize, name: &str) -> Option<&'a str> {
+    /// `#kind` and `#is_dc`, else the state's (set at run time), else the failure
+    /// attributes, else the file's.
+    fn node_attribute(&self, i: usize, name: &str) -> Option<&str> {
         let config = self.config;
         let node = config.nodes()[i].as_str();
         match name {
@@ -2612,6 +2681,12 @@ impl<'a> Scheduler<'a> {
             .get(node)
             .and_then(|a| a.get(name))
             .map(String::as_str)
+            .or_else(|| {
+                self.failure_attrs[i]
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            })
             .or_else(|| {
                 config
                     .node_attributes(i)

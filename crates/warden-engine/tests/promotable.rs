@@ -277,6 +277,51 @@ fn on_fail_demote_demotes_and_promotes_again_without_a_stop() {
 }
 
 #[test]
+fn a_rule_on_the_fail_count_keeps_the_promotion_off_the_node_that_failed() {
+    // Pacemaker's idiom with on-fail=demote (on_fail_demote2): a promoted-role location of
+    // -INFINITY where `fail-count-db#monitor_9000 gt 0`. The failed copy is demoted and
+    // another promoted, rather than promoted again where it failed.
+    let r = with_on_fail(
+        stateful("db"),
+        OpName::Monitor,
+        PROMOTED_MON,
+        OnFail::Demote,
+    );
+    let config = three(r)
+        .config()
+        .with_rule_locations(vec![RuleLocation {
+            resource: "db".into(),
+            rule: Rule::parse("fail-count-db#monitor_9000 gt 0").expect("rule"),
+            score: RuleScore::Score(Score::MINUS_INFINITY),
+            role: OpRole::Promoted,
+        }])
+        .expect("rule");
+    let mut w = World {
+        state: State::with_online_nodes(config.nodes().iter().map(String::as_str)),
+        config,
+        now: T0,
+    };
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node1 ] Unpromoted [ node2 node3 ]"
+    );
+    promoted_monitor(&mut w, "node1", rc::ERR_GENERIC);
+    assert_eq!(
+        w.plan(),
+        [
+            "Demote db ( Promoted -> Unpromoted node1 )",
+            "Promote db ( Unpromoted -> Promoted node2 )"
+        ]
+    );
+    w.settle();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 node3 ]"
+    );
+}
+
+#[test]
 fn promote_and_demote_failures() {
     // A failed promote: fail count +1; demote, stop, start, and the promotion is tried again.
     let mut w = three(with(stateful("db"), |p| p.score = None)).world();
