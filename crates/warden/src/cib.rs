@@ -2691,6 +2691,23 @@ fn state_of(
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(rc::ERR_GENERIC);
                     let mut reason = o.attribute("exit-reason").unwrap_or("").to_owned();
+                    // A start (or other one-shot operation) that found it not running, as its
+                    // transition asked (its key's third field): it is stopped there, no
+                    // failure (Pacemaker takes a result it expected for a success).
+                    let expected = o
+                        .attribute("transition-key")
+                        .and_then(|k| k.split(':').nth(2))
+                        .and_then(|rc| rc.parse::<i32>().ok());
+                    let op_name = if code == rc::NOT_RUNNING
+                        && expected == Some(code)
+                        && op_status == "0"
+                        && interval == 0
+                        && op_name != OpName::Monitor
+                    {
+                        OpName::Monitor
+                    } else {
+                        op_name
+                    };
                     if pending {
                         code = rc::OK;
                     } else if expired_failure(
@@ -3083,6 +3100,33 @@ mod tests {
         let on = &state.resources["c"].nodes["n1"];
         assert_eq!(on.role, warden_engine::Role::Started);
         assert!(on.failed, "{on:?}");
+    }
+
+    #[test]
+    fn a_start_that_found_it_not_running_as_its_transition_expected_is_no_failure() {
+        // Pacemaker's unfence-startup: on n2 the start of `f` returned 7 (not running), which
+        // its transition key asked for (third field 7): it is stopped there, not failed.
+        // On n1 the same result where 0 was expected is a failed start.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources><primitive id="f" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="f" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="f_last_0" operation="start" call-id="3" rc-code="7" op-status="0" interval="0" transition-key="1:1:0:x"/>
+    </lrm_resource></lrm_resources></lrm></node_state>
+  <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="2"><lrm_resources><lrm_resource id="f" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="f_last_0" operation="start" call-id="3" rc-code="7" op-status="0" interval="0" transition-key="1:1:7:x"/>
+    </lrm_resource></lrm_resources></lrm></node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let state = i.state.expect("a state");
+        let n1 = &state.resources["f"].nodes["n1"];
+        assert!(n1.failed, "{n1:?}");
+        let n2 = &state.resources["f"].nodes["n2"];
+        assert_eq!(n2.role, warden_engine::Role::Stopped, "{n2:?}");
+        assert!(!n2.failed, "{n2:?}");
     }
 
     #[test]
