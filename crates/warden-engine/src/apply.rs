@@ -25,6 +25,8 @@ pub enum Event {
     NodeShutdown { node: String },
     /// A fence action finished.
     Fenced { node: String, ok: bool },
+    /// An unfence action (the devices' `on`) finished.
+    Unfenced { node: String, ok: bool },
     /// The cluster gained (true) or lost (false) quorum.
     Quorum(bool),
     /// An operator's command.
@@ -259,6 +261,7 @@ pub fn apply(
             let fencing = config.fencing_enabled();
             let n = state.nodes.entry(node.clone()).or_default();
             n.pending = false;
+            n.unfenced = false;
             if n.online {
                 n.online = false;
                 if fencing && n.unclean.is_none() {
@@ -274,7 +277,10 @@ pub fn apply(
         }
         Event::NodeShutdown { node } => {
             check_node(config, node)?;
-            state.nodes.entry(node.clone()).or_default().shutdown = true;
+            let n = state.nodes.entry(node.clone()).or_default();
+            n.shutdown = true;
+            // It leaves: unfenced again when it joins.
+            n.unfenced = false;
             Ok(())
         }
         Event::Fenced { node, ok } => {
@@ -283,9 +289,17 @@ pub fn apply(
                 let n = state.nodes.entry(node.clone()).or_default();
                 n.online = false;
                 n.unclean = None;
+                n.unfenced = false;
                 // The node is down: nothing runs there, blocked or not.
                 reset_node(state, node, Role::Stopped, true);
                 forget_promotion_scores(state, node);
+            }
+            Ok(())
+        }
+        Event::Unfenced { node, ok } => {
+            check_node(config, node)?;
+            if *ok {
+                state.nodes.entry(node.clone()).or_default().unfenced = true;
             }
             Ok(())
         }

@@ -263,6 +263,9 @@ keyword_enum!(
     /// copy on a lost node counts for nothing: it starts elsewhere before the fence);
     /// `nothing` neither.
     Requires {
+        /// Fencing, and its node unfenced before it starts there (the default where a fence
+        /// device unfences).
+        Unfencing = "unfencing",
         Fencing = "fencing",
         Quorum = "quorum",
         Nothing = "nothing",
@@ -737,7 +740,13 @@ impl ResourceSpec {
     /// Starts only once every lost node it may run on is fenced (`requires = "fencing"`;
     /// a fence device never waits for fencing, as Pacemaker's).
     pub fn needs_fencing(&self) -> bool {
-        self.meta.requires == Requires::Fencing && !matches!(self.agent, Agent::Fence(_))
+        matches!(self.meta.requires, Requires::Fencing | Requires::Unfencing)
+            && !matches!(self.agent, Agent::Fence(_))
+    }
+
+    /// Starts on a node only once it is unfenced (`requires = "unfencing"`).
+    pub fn needs_unfencing(&self) -> bool {
+        self.meta.requires == Requires::Unfencing && !matches!(self.agent, Agent::Fence(_))
     }
 
     /// A clone whose copies may be promoted.
@@ -971,6 +980,9 @@ pub struct FenceDevice {
     /// How long one attempt may take before it counts as failed (Pacemaker's
     /// `stonith-timeout`, 60 s by default).
     pub timeout_ms: u64,
+    /// It also unfences (Pacemaker's `provides=unfencing`: fence_scsi, fence_mpath): a node
+    /// is unfenced (the agent's `on`) before what requires unfencing starts there.
+    pub unfence: bool,
 }
 
 /// How a [`FenceDevice`] is called.
@@ -1006,6 +1018,7 @@ impl FenceDevice {
             method: FenceMethod::Command(Vec::new()),
             nodes: Vec::new(),
             timeout_ms: 60_000,
+            unfence: false,
         }
     }
 
@@ -1851,6 +1864,12 @@ impl Config {
     /// Fencing is enabled when at least one fence device is configured.
     pub fn fencing_enabled(&self) -> bool {
         !self.fence_devices.is_empty()
+    }
+
+    /// A fence device unfences: nodes are unfenced before what needs it (and fence devices)
+    /// is probed or started there.
+    pub fn unfencing_enabled(&self) -> bool {
+        self.fence_devices.iter().any(|d| d.unfence)
     }
 
     /// The fence devices able to fence `node`, in configuration order.

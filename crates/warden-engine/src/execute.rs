@@ -42,7 +42,7 @@ pub struct Executed {
 /// every other operation and every fence succeeds.
 pub fn default_outcome(kind: &ActionKind) -> Outcome {
     match kind {
-        ActionKind::Fence { .. } => Outcome::Fenced(true),
+        ActionKind::Fence { .. } | ActionKind::Unfence { .. } => Outcome::Fenced(true),
         ActionKind::Probe { .. } => Outcome::rc(crate::rc::NOT_RUNNING),
         _ => Outcome::rc(crate::rc::OK),
     }
@@ -97,6 +97,13 @@ fn apply_outcome(
     match (kind, outcome) {
         (ActionKind::Fence { node, .. }, Outcome::Fenced(ok)) => {
             let ev = Event::Fenced {
+                node: node.clone(),
+                ok: *ok,
+            };
+            apply(config, state, &ev, now).is_ok() && *ok
+        }
+        (ActionKind::Unfence { node, .. }, Outcome::Fenced(ok)) => {
+            let ev = Event::Unfenced {
                 node: node.clone(),
                 ok: *ok,
             };

@@ -72,6 +72,24 @@ pub fn check_transition(
         if node_state.is_none_or(|n| !n.online) {
             return Err(format!("{} scheduled on offline node", a.kind));
         }
+        // What requires unfencing is probed or started only on a node unfenced (before, or
+        // in this transition first); one shutting down is not unfenced again (a probe
+        // there only looks).
+        if spec.needs_unfencing()
+            && config.unfencing_enabled()
+            && config.fence_devices_for(node).any(|d| d.unfence)
+            && matches!(a.kind, ActionKind::Probe { .. } | ActionKind::Start { .. })
+            && !node_state.is_some_and(|n| n.unfenced || n.shutdown)
+        {
+            let before = ancestors(t, a.id);
+            let unfenced = t.actions.iter().any(|b| {
+                before.contains(&b.id)
+                    && matches!(&b.kind, ActionKind::Unfence { node: n, .. } if n == node)
+            });
+            if !unfenced {
+                return Err(format!("{}, a node not unfenced", a.kind));
+            }
+        }
         if config.fencing_enabled() && node_state.is_some_and(|n| n.unclean.is_some()) {
             return Err(format!(
                 "{} scheduled on a node waiting to be fenced",

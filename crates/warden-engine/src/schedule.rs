@@ -69,6 +69,12 @@ pub enum ActionKind {
         node: String,
         reason: String,
     },
+    /// Unfence a node (the `on` of every device that unfences it) before what requires
+    /// unfencing is probed or started there.
+    Unfence {
+        node: String,
+        reason: String,
+    },
 }
 
 /// Before or after the operation it tells of.
@@ -117,7 +123,7 @@ impl ActionKind {
             ActionKind::Reload { .. } => OpName::Reload,
             ActionKind::MigrateTo { .. } => OpName::MigrateTo,
             ActionKind::MigrateFrom { .. } => OpName::MigrateFrom,
-            ActionKind::Fence { .. } => return None,
+            ActionKind::Fence { .. } | ActionKind::Unfence { .. } => return None,
         };
         Some(OpKey {
             name,
@@ -136,7 +142,7 @@ impl ActionKind {
             | ActionKind::MigrateTo { resource, .. }
             | ActionKind::MigrateFrom { resource, .. }
             | ActionKind::Notify { resource, .. } => Some(resource),
-            ActionKind::Fence { .. } => None,
+            ActionKind::Fence { .. } | ActionKind::Unfence { .. } => None,
         }
     }
 
@@ -151,7 +157,8 @@ impl ActionKind {
             | ActionKind::MigrateTo { node, .. }
             | ActionKind::MigrateFrom { node, .. }
             | ActionKind::Notify { node, .. }
-            | ActionKind::Fence { node, .. } => node,
+            | ActionKind::Fence { node, .. }
+            | ActionKind::Unfence { node, .. } => node,
         }
     }
 }
@@ -186,6 +193,7 @@ impl fmt::Display for ActionKind {
                 n.operation
             ),
             ActionKind::Fence { node, .. } => write!(f, "fence (reboot) {node}"),
+            ActionKind::Unfence { node, .. } => write!(f, "fence (on) {node}"),
         }
     }
 }
@@ -2309,9 +2317,18 @@ impl<'a> Scheduler<'a> {
         let config = self.config;
         let n = plans.len();
         let mut done: Vec<Emitted> = vec![Emitted::default(); n];
+        let unfences = self.unfence(plans);
+        let unfenced_first = |r: usize| {
+            let spec = &config.resources()[r];
+            spec.needs_unfencing() || matches!(spec.agent, crate::config::Agent::Fence(_))
+        };
         for &r in config.action_order() {
             for &i in &plans[r].probes {
-                let a = self.push(self.kind(OpName::Monitor, r, i), Vec::new());
+                let deps = match unfences[i] {
+                    Some(u) if unfenced_first(r) => vec![u],
+                    _ => Vec::new(),
+                };
+                let a = self.push(self.kind(OpName::Monitor, r, i), deps);
                 done[r].probes.push(a);
             }
         }
@@ -2402,6 +2419,13 @@ impl<'a> Scheduler<'a> {
             start_deps.extend(start_before);
             if !p.clone {
                 start_deps.extend(&p.fences);
+            }
+            // Where it starts on a node unfenced in this transition, after the unfence.
+            if unfenced_first(r) && p.starts.iter().any(|&i| unfences[i].is_some()) {
+                start_after_on.resize(self.nodes.len(), Vec::new());
+                for &i in &p.starts {
+                    start_after_on[i].extend(unfences[i]);
+                }
             }
             if let Some((f, t)) = p.migrate {
                 // migrate_to where it runs, migrate_from where it goes, then the stop where
@@ -2606,6 +2630,63 @@ impl<'a> Scheduler<'a> {
             done[r].notified = self.notify(r, p, op, NotifyKind::Post, &after, ids.clone());
         }
         ids
+    }
+
+    /// The unfence actions of this transition, by node (Pacemaker's `pcmk__order_vs_unfence`):
+    /// a node that can run resources and has not been unfenced since it joined is unfenced
+    /// before a fence device or what requires unfencing is probed or started there. The
+    /// reason names the first such action (probes first, in action order), as crm_simulate's
+    /// `Fence (on) N 'required by R monitor'`.
+    fn unfence(&mut self, plans: &[Plan]) -> Vec<Option<ActionId>> {
+        let config = self.config;
+        let mut out = vec![None; self.nodes.len()];
+        if !config.unfencing_enabled() {
+            return out;
+        }
+        let needs = |r: usize| {
+            let spec = &config.resources()[r];
+            spec.needs_unfencing() || matches!(spec.agent, crate::config::Agent::Fence(_))
+        };
+        for (i, name) in config.nodes().iter().enumerate() {
+            let v = &self.nodes[i];
+            let node = self.state.node(name);
+            if !v.reachable()
+                || v.pending
+                || node.is_none_or(|s| s.shutdown || s.unfenced)
+                || !config.fence_devices_for(name).any(|d| d.unfence)
+            {
+                continue;
+            }
+            let trigger = config
+                .action_order()
+                .iter()
+                .find(|&&r| needs(r) && plans[r].probes.contains(&i))
+                .map(|&r| (r, "monitor"))
+                .or_else(|| {
+                    config
+                        .action_order()
+                        .iter()
+                        .find(|&&r| needs(r) && plans[r].starts.contains(&i))
+                        .map(|&r| (r, "start"))
+                });
+            let Some((r, task)) = trigger else {
+                continue;
+            };
+            let reason = format!("required by {} {task}", config.resources()[r].id);
+            self.out.summary.push(Change::Fence {
+                node: name.clone(),
+                reason: reason.clone(),
+                action: "on".to_owned(),
+            });
+            out[i] = Some(self.push(
+                ActionKind::Unfence {
+                    node: name.clone(),
+                    reason,
+                },
+                Vec::new(),
+            ));
+        }
+        out
     }
 
     /// One round of notifications of `op` to the copies on `to`, each after `deps`.

@@ -49,6 +49,8 @@ pub struct NodeState {
     /// yet, and a resource running nowhere does not start while it is unknown there (it might
     /// run there).
     pub pending: bool,
+    /// Unfenced since it last joined (Pacemaker's `#node-unfenced`); lost when it leaves.
+    pub unfenced: bool,
 }
 
 /// Admin overrides and per-node status of one resource.

@@ -1444,3 +1444,56 @@ fn without_quorum_a_lost_node_is_not_fenced_and_what_it_ran_stays_there() {
         ]
     );
 }
+
+#[test]
+fn a_node_is_unfenced_before_what_requires_unfencing_is_probed_or_started_there() {
+    // A fence device that unfences (fence_scsi): each node is unfenced (the device's `on`)
+    // before `disk`, which requires unfencing, is probed there; once unfenced, not again,
+    // until the node leaves and joins again. What requires only fencing waits for nothing.
+    let mut disk = dummy("disk");
+    disk.meta.requires = Requires::Unfencing;
+    let mut w = build(&["node1", "node2"])
+        .resource(disk)
+        .location(loc("disk", "node1", 10))
+        .unfencing()
+        .world();
+    // `world` settled the cluster: both nodes were unfenced first.
+    for n in ["node1", "node2"] {
+        assert!(w.state.node(n).is_some_and(|s| s.unfenced), "{n}");
+    }
+    assert_eq!(w.status_of("disk"), "disk Started node1");
+    assert!(w.plan().is_empty());
+    // node2 leaves and joins again: unfenced again before the probe there.
+    w.event(Event::NodeDown {
+        node: "node2".into(),
+    });
+    w.settle();
+    w.event(Event::NodeUp {
+        node: "node2".into(),
+    });
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(w.plan(), ["Fence (on) node2 'required by disk monitor'"]);
+    let unfence = find(&t, |k| matches!(k, ActionKind::Unfence { .. }));
+    let probe = find(
+        &t,
+        |k| matches!(k, ActionKind::Probe { node, .. } if node == "node2"),
+    );
+    assert!(depends(&t, probe, unfence));
+    // The unfence fails: the probe does not run, and the next transition tries again.
+    w.step_with(&[], &["node2"]);
+    assert!(!w.state.node("node2").is_some_and(|s| s.unfenced));
+    assert_eq!(w.plan(), ["Fence (on) node2 'required by disk monitor'"]);
+    w.settle();
+    assert!(w.state.node("node2").is_some_and(|s| s.unfenced));
+
+    // Requiring fencing only: no unfencing.
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("disk"))
+        .unfencing()
+        .world();
+    assert!(!w.state.node("node1").is_some_and(|s| s.unfenced));
+    w.event(Event::NodeUp {
+        node: "node1".into(),
+    });
+    assert!(w.settle().iter().all(|l| !l.contains("Fence (on)")));
+}

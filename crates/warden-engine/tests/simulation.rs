@@ -83,6 +83,7 @@ fn random_config(rng: &mut Rng) -> Config {
         r.meta.is_managed = !rng.chance(5);
         r.meta.priority = *rng.pick(&[0, 0, 5]);
         r.meta.requires = *rng.pick(&[
+            Requires::Unfencing,
             Requires::Fencing,
             Requires::Fencing,
             Requires::Quorum,
@@ -160,12 +161,14 @@ fn random_config(rng: &mut Rng) -> Config {
         no_quorum_policy: *rng.pick(NoQuorumPolicy::ALL),
         ..ClusterOptions::default()
     };
+    let unfencing = fencing && rng.chance(30);
     let fence = if fencing {
         vec![FenceDevice {
             name: "power".into(),
             method: FenceMethod::Command(vec!["/bin/true".into()]),
             nodes: vec![],
             timeout_ms: 60_000,
+            unfence: unfencing,
         }]
     } else {
         vec![]

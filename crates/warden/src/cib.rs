@@ -266,12 +266,12 @@ fn meta_value(key: &str, v: &str) -> Option<Value> {
         ),
         "is_managed" | "maintenance" => Value::Boolean(is_true(v)),
         "multiple_active" => Value::String(v.replace('-', "_")),
-        // Unfencing is fencing to Warden (it has no unfencing); anything else unknown is
-        // Pacemaker's default, fencing.
+        // Anything else unknown is Pacemaker's default, fencing.
         "requires" => Value::String(
             match v.to_ascii_lowercase().as_str() {
                 "nothing" => "nothing",
                 "quorum" => "quorum",
+                "unfencing" => "unfencing",
                 _ => "fencing",
             }
             .to_owned(),
@@ -447,6 +447,17 @@ impl Reader {
                 }
                 if last("is-managed").is_some_and(|v| !is_true(v)) {
                     d.insert("is_managed".into(), false.into());
+                }
+                // `provides=unfencing` (fence_scsi, fence_mpath): it unfences as well.
+                let provides = last("provides").cloned().or_else(|| {
+                    nvpairs_of(&sources, "instance_attributes", &id, &mut Vec::new())
+                        .into_iter()
+                        .rev()
+                        .find(|(k, _)| k == "provides")
+                        .map(|(_, v)| v)
+                });
+                if provides.is_some_and(|v| v.eq_ignore_ascii_case("unfencing")) {
+                    d.insert("unfence".into(), true.into());
                 }
                 if self.fence_off {
                     d.insert("action".into(), "off".into());
@@ -2500,6 +2511,7 @@ fn state_of(
     // Each node's resource histories in the order written (Pacemaker reads them so).
     let mut written: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut transient_standby: BTreeMap<String, bool> = BTreeMap::new();
+    let mut unfenced: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     // How many copies of each anonymous clone were found running so far (their numbers).
     let mut anonymous: BTreeMap<String, u32> = BTreeMap::new();
     // The number in the history id (`c:1`) that left a copy running on a node: the name
@@ -2535,6 +2547,10 @@ fn state_of(
             .collect();
         if !user.is_empty() {
             state.node_attributes.insert(node.to_owned(), user);
+        }
+        // Unfenced since it joined (Pacemaker's fencer records when).
+        if attrs.get("#node-unfenced").is_some_and(|v| !v.is_empty()) {
+            unfenced.insert(node.to_owned());
         }
         // A transient `standby` (`crm_standby -l reboot`) overrides the node's own.
         if let Some(v) = attrs.get("standby") {
@@ -2845,6 +2861,7 @@ fn state_of(
                 };
                 n.pending = *pending;
                 n.shutdown = *shutdown;
+                n.unfenced = *online && unfenced.contains(node);
                 // Down, and a managed resource still thought active there: with fencing, it
                 // must be fenced before that can run elsewhere (Pacemaker's "is thought to
                 // be active there").

@@ -95,6 +95,8 @@ pub enum Effect {
         id: ActionId,
         node: String,
         devices: Vec<FenceDevice>,
+        /// Unfence instead: the `on` of every device (all must succeed).
+        unfence: bool,
     },
     /// Run a recurring monitor ([`Input::MonitorDone`]).
     Monitor {
@@ -623,6 +625,23 @@ impl Core {
                 id,
                 node: node.clone(),
                 devices,
+                unfence: false,
+            });
+            return;
+        }
+        if let ActionKind::Unfence { node, reason } = kind {
+            info!(node = %node, reason = %reason, "unfencing");
+            let devices = self
+                .config
+                .fence_devices_for(node)
+                .filter(|d| d.unfence)
+                .cloned()
+                .collect();
+            self.effects.push(Effect::Fence {
+                id,
+                node: node.clone(),
+                devices,
+                unfence: true,
             });
             return;
         }
@@ -667,14 +686,37 @@ impl Core {
         now: Time,
         store: &mut dyn Recorder,
     ) -> anyhow::Result<()> {
-        let Some(node) = self
-            .run
-            .as_ref()
-            .and_then(|r| r.progress.action(id))
-            .map(|a| a.kind.node().to_owned())
+        let Some((node, unfence)) =
+            self.run
+                .as_ref()
+                .and_then(|r| r.progress.action(id))
+                .map(|a| {
+                    (
+                        a.kind.node().to_owned(),
+                        matches!(a.kind, ActionKind::Unfence { .. }),
+                    )
+                })
         else {
             return Ok(());
         };
+        if unfence {
+            self.record(
+                store,
+                now,
+                vec![(
+                    Event::Unfenced {
+                        node: node.clone(),
+                        ok,
+                    },
+                    None,
+                )],
+            )?;
+            if !ok {
+                error!(node = %node, "unfencing failed: what requires it does not start there");
+            }
+            self.finish_step(id, ok, now);
+            return Ok(());
+        }
         self.record(
             store,
             now,

@@ -794,9 +794,14 @@ impl Daemon {
                         });
                     });
                 }
-                Effect::Fence { id, node, devices } => {
+                Effect::Fence {
+                    id,
+                    node,
+                    devices,
+                    unfence,
+                } => {
                     tokio::spawn(async move {
-                        let ok = crate::exec::executor::fence(&node, &devices).await;
+                        let ok = crate::exec::executor::fence(&node, &devices, unfence).await;
                         let _ = tx.send(Input::FenceDone { id, ok });
                     });
                 }

@@ -385,6 +385,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
     // Run the transition: an action runs once all it depends on succeeded.
     let results = execute(config, &mut state, &transition, now, |kind| match kind {
         ActionKind::Fence { node, .. } => Outcome::Fenced(!fence_fails.contains(node)),
+        ActionKind::Unfence { .. } => Outcome::Fenced(true),
         kind => fails
             .iter()
             .find(|f| {

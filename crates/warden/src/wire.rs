@@ -58,6 +58,9 @@ pub struct WireNode {
     /// Still joining (an imported CIB's pending node).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pending: bool,
+    /// Unfenced since it joined.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unfenced: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -227,6 +230,7 @@ impl StateFile {
                         standby: s.standby,
                         shutdown: s.shutdown,
                         pending: s.pending,
+                        unfenced: s.unfenced,
                     },
                 )
             })
@@ -357,6 +361,7 @@ impl StateFile {
                     standby: w.standby,
                     shutdown: w.shutdown,
                     pending: w.pending,
+                    unfenced: w.unfenced,
                 },
             );
         }
@@ -480,6 +485,10 @@ pub enum WireEvent {
         node: String,
         ok: bool,
     },
+    Unfenced {
+        node: String,
+        ok: bool,
+    },
     Quorum {
         quorum: bool,
     },
@@ -554,6 +563,7 @@ impl WireEvent {
             Event::NodeDown { node } => WireEvent::NodeDown { node },
             Event::NodeShutdown { node } => WireEvent::NodeShutdown { node },
             Event::Fenced { node, ok } => WireEvent::Fenced { node, ok },
+            Event::Unfenced { node, ok } => WireEvent::Unfenced { node, ok },
             Event::Quorum(quorum) => WireEvent::Quorum { quorum },
             Event::PromotionScore {
                 resource,
@@ -615,6 +625,7 @@ impl WireEvent {
             WireEvent::NodeDown { node } => Event::NodeDown { node },
             WireEvent::NodeShutdown { node } => Event::NodeShutdown { node },
             WireEvent::Fenced { node, ok } => Event::Fenced { node, ok },
+            WireEvent::Unfenced { node, ok } => Event::Unfenced { node, ok },
             WireEvent::Quorum { quorum } => Event::Quorum(quorum),
             WireEvent::Cleanup { resource, node } => {
                 admin(AdminCommand::Cleanup { resource, node })

@@ -54,6 +54,8 @@ pub struct Builder {
     pub resources: Vec<ResourceSpec>,
     pub locations: Vec<Location>,
     pub fencing: bool,
+    /// The fence device also unfences.
+    pub unfencing: bool,
     pub colocations: Vec<Colocation>,
     pub orders: Vec<Order>,
     pub groups: Vec<Group>,
@@ -69,6 +71,7 @@ pub fn build(nodes: &[&str]) -> Builder {
         resources: Vec::new(),
         locations: Vec::new(),
         fencing: false,
+        unfencing: false,
         colocations: Vec::new(),
         orders: Vec::new(),
         groups: Vec::new(),
@@ -155,6 +158,12 @@ impl Builder {
         self.fencing = true;
         self
     }
+    /// Fencing by a device that also unfences (an agent's `on`).
+    pub fn unfencing(mut self) -> Self {
+        self.fencing = true;
+        self.unfencing = true;
+        self
+    }
     pub fn capacity(mut self, node: &str, c: &[(&str, i64)]) -> Self {
         let c = c.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         self.capacity.push((node.to_string(), c));
@@ -175,6 +184,7 @@ impl Builder {
                 method: FenceMethod::Command(vec!["/bin/true".into()]),
                 nodes: vec![],
                 timeout_ms: 60_000,
+                unfence: self.unfencing,
             }]
         } else {
             vec![]
@@ -233,7 +243,7 @@ impl World {
         self.step_with(fails, &[])
     }
 
-    /// [`World::step`] where fencing of the listed nodes fails.
+    /// [`World::step`] where fencing (and unfencing) of the listed nodes fails.
     pub fn step_with(&mut self, fails: &[Fail<'_>], fence_fails: &[&str]) -> Vec<String> {
         let t = schedule(&self.config, &self.state, self.now);
         if let Err(e) = check_transition(&self.config, &self.state, self.now, &t) {
@@ -245,7 +255,7 @@ impl World {
             &t,
             self.now,
             |kind| match kind {
-                ActionKind::Fence { node, .. } => {
+                ActionKind::Fence { node, .. } | ActionKind::Unfence { node, .. } => {
                     Outcome::Fenced(!fence_fails.contains(&node.as_str()))
                 }
                 kind => fails

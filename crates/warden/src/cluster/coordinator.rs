@@ -899,10 +899,15 @@ impl Coordinator {
                     puts.push((key, serde_json::to_vec(&a)?));
                     self.assigned.insert(n, Assigned { id, node });
                 }
-                Effect::Fence { id, node, devices } => {
+                Effect::Fence {
+                    id,
+                    node,
+                    devices,
+                    unfence,
+                } => {
                     let tx = self.tx.clone();
                     self.shared.rt.spawn(async move {
-                        let ok = crate::exec::executor::fence(&node, &devices).await;
+                        let ok = crate::exec::executor::fence(&node, &devices, unfence).await;
                         let _ = tx.send(In::Fenced { id, ok });
                     });
                 }

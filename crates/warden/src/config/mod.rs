@@ -290,8 +290,9 @@ fn root_of(
     let cl = r.sub(top, "cluster", cluster::CLUSTER, cluster::cluster);
     let api = r.sub(top, "api", api::API, api::api);
     let nodes = nodes::nodes(r, top, local);
-    let defaults = resources::defaults(r, top);
+    let mut defaults = resources::defaults(r, top);
     let mut fencing = nodes::fence_devices(r, top);
+    defaults.unfencing = fencing.devices.iter().any(|d| d.unfence);
     let mut res = resources::resources(r, top, &defaults, fencing.enabled);
     // Each fence agent device is placed on a node as a resource, as Pacemaker's stonith
     // resources are: started there by checking the device, checked again every `monitor`. A
@@ -1032,6 +1033,35 @@ command = ["sleep", "1000"]
         ));
         assert!(
             e.contains("t.toml:10:12: error: unknown value \"fencing\" (allowed: quorum, nothing)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_fence_device_that_unfences_makes_resources_require_unfencing_by_default() {
+        let base = "[[node]]\nname = \"n1\"\n[[resource]]\nid = \"a\"\nclass = \"process\"\ncommand = [\"sleep\", \"1000\"]\n[[resource]]\nid = \"b\"\nclass = \"process\"\ncommand = [\"sleep\", \"1000\"]\n[resource.meta]\nrequires = \"fencing\"\n";
+        let l = ok(&format!(
+            "{base}[[fence_device]]\nname = \"scsi\"\nagent = \"fence_scsi\"\nunfence = true\n"
+        ));
+        assert!(l.engine.unfencing_enabled());
+        let requires = |id: &str| l.engine.resource(id).expect(id).meta.requires;
+        assert_eq!(requires("a"), warden_engine::Requires::Unfencing);
+        // Said otherwise: kept.
+        assert_eq!(requires("b"), warden_engine::Requires::Fencing);
+        // Without such a device, the default is fencing.
+        let l = ok(&format!(
+            "{base}[[fence_device]]\nname = \"ipmi\"\nagent = \"fence_ipmilan\"\n"
+        ));
+        assert_eq!(
+            l.engine.resource("a").expect("a").meta.requires,
+            warden_engine::Requires::Fencing
+        );
+        // A command device only fences.
+        let e = errors(&format!(
+            "{base}[[fence_device]]\nname = \"power\"\ncommand = [\"/usr/local/sbin/power\"]\nunfence = true\n"
+        ));
+        assert!(
+            e.contains("t.toml:16:11: error: `unfence` applies to fence agents"),
             "{e}"
         );
     }

@@ -139,6 +139,15 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
                 .keyword(t, "requires", &[Requires::Quorum, Requires::Nothing])
                 .map(|(v, _)| v);
             let managed = r.boolean(t, "is_managed");
+            // Unfencing is the agent's `on` action: fence agents only.
+            let unfence = r.boolean(t, "unfence").unwrap_or(false);
+            if unfence && matches!(method, Some((FenceMethod::Command(_), _, _))) {
+                r.d.error(
+                    t.span_of("unfence"),
+                    "`unfence` applies to fence agents (`agent`), whose `on` action unfences; \
+                     a `command` device only fences",
+                );
+            }
             if let (Some((name, name_at)), Some((method, program, span))) = (name, method) {
                 r.found.programs.push((program, span));
                 out.monitors.push(Placement {
@@ -155,6 +164,7 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
                     timeout_ms: timeout.map_or(DEFAULT_FENCE_TIMEOUT_MS, |d| {
                         u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
                     }),
+                    unfence,
                 });
             }
         });

@@ -59,14 +59,21 @@ pub(super) struct Defaults {
     pub op_timeout: Duration,
     /// `[resource_defaults]` sets `resource_stickiness` (clones then take it, not 1).
     pub stickiness_set: bool,
+    /// `[resource_defaults]` sets `requires`.
+    pub requires_set: bool,
+    /// A fence device unfences: what sets no `requires` requires unfencing, as Pacemaker's
+    /// default then.
+    pub unfencing: bool,
 }
 
 pub(super) fn defaults(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Defaults {
     let mut meta = Meta::default();
     let mut stickiness_set = false;
+    let mut requires_set = false;
     r.sub(top, "resource_defaults", RESOURCE_DEFAULTS, |r, t| {
         read_meta(r, t, &mut meta);
         stickiness_set = t.take("resource_stickiness").is_some();
+        requires_set = t.take("requires").is_some();
         clone_meta(r, t, None);
     });
     let op_timeout = r.sub(top, "op_defaults", OP_DEFAULTS, |r, t| {
@@ -77,6 +84,8 @@ pub(super) fn defaults(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Defaults {
         meta,
         op_timeout,
         stickiness_set,
+        requires_set,
+        unfencing: false,
     }
 }
 
@@ -155,11 +164,16 @@ fn resource(
         clone.then(Copies::default)
     };
     let mut stickiness_set = defaults.stickiness_set;
+    let mut requires_set = defaults.requires_set;
     r.sub(t, "meta", META, |r, mt| {
         read_meta(r, mt, &mut meta);
         stickiness_set |= mt.take("resource_stickiness").is_some();
+        requires_set |= mt.take("requires").is_some();
         clone_meta(r, mt, copies.as_mut());
     });
+    if defaults.unfencing && !requires_set {
+        meta.requires = warden_engine::Requires::Unfencing;
+    }
     // As Pacemaker: a clone with no stickiness of its own or from the defaults sticks with 1,
     // so its copies stay where they run when scores tie.
     if clone && !stickiness_set {

@@ -248,8 +248,36 @@ async fn fence_device_op(device: &FenceDevice, op: OpKey, timeout: Duration) -> 
     }
 }
 
-/// Runs the fence devices of `node` in order until one succeeds.
-pub async fn fence(node: &str, devices: &[FenceDevice]) -> bool {
+/// Runs the fence devices of `node` in order until one succeeds; or, to unfence it, the
+/// `on` action of each (every one must succeed: each guards its own storage).
+pub async fn fence(node: &str, devices: &[FenceDevice], unfence: bool) -> bool {
+    if unfence {
+        let mut all = !devices.is_empty();
+        for device in devices {
+            let timeout = Duration::from_millis(device.timeout_ms);
+            let FenceMethod::Agent(agent) = &device.method else {
+                all = false;
+                continue;
+            };
+            let on = FenceAgent {
+                action: "on".to_owned(),
+                ..agent.clone()
+            };
+            let r = run_fence_agent(&on, node, timeout).await;
+            if r.rc == 0 {
+                info!(node = %node, device = %device.name, "unfenced");
+            } else {
+                let reason = if r.exit_reason.is_empty() {
+                    last_line(&r.stderr)
+                } else {
+                    r.exit_reason.clone()
+                };
+                warn!(node = %node, device = %device.name, rc = r.rc, reason = %reason, "unfencing failed");
+                all = false;
+            }
+        }
+        return all;
+    }
     for device in devices {
         let timeout = Duration::from_millis(device.timeout_ms);
         let r = match &device.method {
@@ -349,6 +377,7 @@ mod tests {
             }),
             nodes: vec![],
             timeout_ms: 30_000,
+            unfence: false,
         }
     }
 
@@ -373,11 +402,16 @@ mod tests {
             &[("type", "fail"), ("power_timeout", "1")],
         );
         let power = agent_device("power", FENCE_DUMMY, &[("status_file", &status_arg)]);
-        assert!(!fence("n2", std::slice::from_ref(&broken)).await);
+        assert!(!fence("n2", std::slice::from_ref(&broken), false).await);
         assert_eq!(std::fs::read_to_string(&status).expect("status"), "on");
-        assert!(fence("n2", &[broken, power]).await);
+        assert!(fence("n2", &[broken.clone(), power.clone()], false).await);
         // `action = "off"` reached the agent: the outlet it keeps in the file is off.
         assert_eq!(std::fs::read_to_string(&status).expect("status"), "off");
+        // Unfencing runs the agent's `on`: the outlet is on again. Every device must succeed.
+        assert!(fence("n2", std::slice::from_ref(&power), true).await);
+        assert_eq!(std::fs::read_to_string(&status).expect("status"), "on");
+        assert!(!fence("n2", &[power, broken], true).await);
+        assert!(!fence("n2", &[], true).await, "no device: nothing unfenced");
     }
 
     #[tokio::test]
@@ -405,27 +439,27 @@ mod tests {
             &agent("plug-agent", "plug"),
             &[("ip", "10.0.0.9"), ("password", "p w")],
         );
-        assert!(fence("n2", std::slice::from_ref(&with_plug)).await);
+        assert!(fence("n2", std::slice::from_ref(&with_plug), false).await);
         assert_eq!(
             std::fs::read_to_string(&record).expect("input"),
             "action=off\nnodename=n2\nplug=blade-7\nip=10.0.0.9\npassword=p w\n"
         );
         // A node missing from the host map is its own plug; an agent offering only the older
         // `port` gets it as `port`; one offering neither fences its own machine and gets none.
-        assert!(fence("n1", &[with_plug]).await);
+        assert!(fence("n1", &[with_plug], false).await);
         assert!(
             std::fs::read_to_string(&record)
                 .expect("input")
                 .contains("\nplug=n1\n")
         );
         let with_port = agent_device("b", &agent("port-agent", "port"), &[]);
-        assert!(fence("n2", &[with_port]).await);
+        assert!(fence("n2", &[with_port], false).await);
         assert_eq!(
             std::fs::read_to_string(&record).expect("input"),
             "action=off\nnodename=n2\nport=blade-7\n"
         );
         let neither = agent_device("c", &agent("self-agent", "ip"), &[]);
-        assert!(fence("n2", &[neither]).await);
+        assert!(fence("n2", &[neither], false).await);
         assert_eq!(
             std::fs::read_to_string(&record).expect("input"),
             "action=off\nnodename=n2\n"
@@ -435,6 +469,6 @@ mod tests {
     #[tokio::test]
     async fn a_missing_fence_agent_fails_the_device() {
         let missing = agent_device("gone", "/nonexistent/fence_gone", &[]);
-        assert!(!fence("n2", &[missing]).await);
+        assert!(!fence("n2", &[missing], false).await);
     }
 }
