@@ -3210,6 +3210,47 @@ fn a_fence_agent_device_is_placed_and_checked_like_a_resource() {
 }
 
 #[test]
+fn a_node_is_unfenced_by_the_agents_on_before_what_requires_it_starts() {
+    // fence_dummy keeps its "outlet" in a file: off to begin with. The device unfences, so
+    // the process resource requires unfencing: the daemon runs the agent's `on` for this
+    // node first (the file says on), then starts the process.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let outlet = dir.path().join("outlet");
+    std::fs::write(&outlet, "off").expect("outlet");
+    let started = dir.path().join("started");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [[fence_device]]\nname = \"scsi\"\nagent = \"fence_dummy\"\nunfence = true\n\
+             params = {{ status_file = \"{}\" }}\n\
+             [[resource]]\nid = \"app\"\nclass = \"process\"\n\
+             command = [\"sh\", \"-c\", \"cat {} > {}; exec sleep 1000\"]\n",
+            outlet.display(),
+            outlet.display(),
+            started.display()
+        ),
+    )
+    .expect("config");
+    let _d = start(&config, &[]);
+    wait_for(&config, "app started", |v| {
+        v["transition_running"] == false && resource(v, "app")["state"] == "started"
+    });
+    assert_eq!(std::fs::read_to_string(&outlet).expect("outlet"), "on");
+    // What the process saw when it started: the node was unfenced already.
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = std::fs::read_to_string(&started).unwrap_or_default();
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen, "on");
+}
+
+#[test]
 fn a_monitor_of_the_stopped_role_finds_a_service_started_behind_wardens_back() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("warden.toml");
