@@ -247,8 +247,10 @@ pub fn apply(
             let n = state.nodes.entry(node.clone()).or_default();
             n.online = true;
             n.shutdown = false;
-            // Joined: no longer pending.
+            // Joined: no longer pending, and unfenced again before what needs it runs here
+            // (Pacemaker forgets a node's `#node-unfenced` when it leaves).
             n.pending = false;
+            n.unfenced = false;
             // Whatever ran there is unknown now: probe it again. A node still waiting to be
             // fenced keeps what it ran until the fence says otherwise.
             if !(fencing && n.unclean.is_some()) {
