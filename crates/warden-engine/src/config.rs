@@ -749,6 +749,12 @@ impl ResourceSpec {
         self.meta.requires == Requires::Unfencing && !matches!(self.agent, Agent::Fence(_))
     }
 
+    /// Probed and started on a node only once it is unfenced, where a device unfences: what
+    /// needs unfencing, and fence devices (whose agents may not even probe before).
+    pub(crate) fn after_unfencing(&self) -> bool {
+        self.needs_unfencing() || matches!(self.agent, Agent::Fence(_))
+    }
+
     /// A clone whose copies may be promoted.
     pub fn is_promotable(&self) -> bool {
         self.copies.as_ref().is_some_and(|c| c.promotable)

@@ -579,9 +579,6 @@ struct Plan {
     promotes: Vec<usize>,
     /// Why an order constraint changed the plan: "required X start", "unrunnable X start".
     forced: Option<String>,
-    /// The running resource whose restart restarts this one (an order after it): its stop
-    /// requires this one's stop first (Pacemaker's `required X stop` once that is held).
-    restarted_with: Option<usize>,
     /// Nodes where it restarts only because a resource it is ordered after starts (that
     /// resource, the nodes): undone when that start is held after all.
     restarted_for: Vec<(usize, Vec<usize>)>,
@@ -1902,8 +1899,6 @@ impl<'a> Scheduler<'a> {
                     } else {
                         first_starts
                     };
-                    // A running resource (not a clone) that starts again restarts.
-                    let first_restarts = !first_plan.live_active.is_empty() && !first_plan.clone;
                     let then = &mut plans[t];
                     if o.then_action == OpName::Promote {
                         if !first_runs && !then.promoted.is_empty() {
@@ -1962,7 +1957,6 @@ impl<'a> Scheduler<'a> {
                             then.restart.extend(&again);
                             then.restarted_for.push((f, again));
                             then.forced = Some(format!("required {}", first()));
-                            then.restarted_with = first_restarts.then_some(f);
                             then.derive();
                             changed = true;
                         }
@@ -2089,7 +2083,14 @@ impl<'a> Scheduler<'a> {
                 // `unrunnable T stop` (the held stop of what follows it).
                 let reason = if first.targets.is_empty() {
                     self.stop_reason(first)
-                } else if let Some(x) = first.restarted_with {
+                } else if let Some(x) = first
+                    .restarted_for
+                    .iter()
+                    .map(|&(x, _)| x)
+                    // A running resource (not a clone) that restarts: its stop needs this
+                    // one's first.
+                    .find(|&x| !plans[x].live_active.is_empty() && !plans[x].clone)
+                {
                     Some(StopReason::Order(format!(
                         "required {} stop",
                         config.resources()[x].id
@@ -2149,9 +2150,6 @@ impl<'a> Scheduler<'a> {
                 }
                 if p.restarted_for.is_empty() && p.forced.as_deref().is_some_and(order_reason) {
                     p.forced = None;
-                }
-                if p.restarted_with == Some(f) {
-                    p.restarted_with = None;
                 }
                 p.derive();
                 if p.starts.is_empty() {
@@ -2318,10 +2316,7 @@ impl<'a> Scheduler<'a> {
         let n = plans.len();
         let mut done: Vec<Emitted> = vec![Emitted::default(); n];
         let unfences = self.unfence(plans);
-        let unfenced_first = |r: usize| {
-            let spec = &config.resources()[r];
-            spec.needs_unfencing() || matches!(spec.agent, crate::config::Agent::Fence(_))
-        };
+        let unfenced_first = |r: usize| config.resources()[r].after_unfencing();
         for &r in config.action_order() {
             for &i in &plans[r].probes {
                 let deps = match unfences[i] {
@@ -2643,10 +2638,7 @@ impl<'a> Scheduler<'a> {
         if !config.unfencing_enabled() {
             return out;
         }
-        let needs = |r: usize| {
-            let spec = &config.resources()[r];
-            spec.needs_unfencing() || matches!(spec.agent, crate::config::Agent::Fence(_))
-        };
+        let needs = |r: usize| config.resources()[r].after_unfencing();
         for (i, name) in config.nodes().iter().enumerate() {
             let v = &self.nodes[i];
             let node = self.state.node(name);

@@ -656,15 +656,7 @@ fn a_copy_whose_stop_failed_on_a_lost_node_that_cannot_be_fenced_has_no_line() {
     // (stop-failure-no-quorum), where a copy that merely ran there is a blocked stop.
     let mut w = three().resource(clone("web", |_| {})).fencing().world();
     w.settle();
-    w.op(
-        "web",
-        "node3",
-        OpKey {
-            name: OpName::Stop,
-            interval_ms: 0,
-        },
-        rc::ERR_GENERIC,
-    );
+    w.fail_stop("web", "node3");
     w.event(Event::Quorum(false));
     w.event(Event::NodeDown {
         node: "node3".into(),

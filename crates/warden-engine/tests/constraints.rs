@@ -511,15 +511,7 @@ fn a_stop_that_must_wait_for_a_blocked_stop_is_listed_as_blocked_and_not_run() {
         .order("a", "b", OrderKind::Mandatory)
         .world();
     assert_eq!(w.status(), ["a Started node1", "b Started node1"]);
-    w.op(
-        "b",
-        "node1",
-        OpKey {
-            name: OpName::Stop,
-            interval_ms: 0,
-        },
-        rc::ERR_GENERIC,
-    );
+    w.fail_stop("b", "node1");
     let mut a = dummy("a");
     a.meta.target_role = TargetRole::Stopped;
     w.config = build(&["node1"])
@@ -558,15 +550,7 @@ fn stops_held_along_a_group_name_what_holds_them_as_crm_simulate_does() {
         .group("g", &["b", "c", "d"])
         .world();
     w.settle();
-    w.op(
-        "d",
-        "node1",
-        OpKey {
-            name: OpName::Stop,
-            interval_ms: 0,
-        },
-        rc::ERR_GENERIC,
-    );
+    w.fail_stop("d", "node1");
     w.config = build(&["node1"])
         .resource(dummy("a"))
         .resource(dummy("b"))
@@ -590,15 +574,7 @@ fn stops_held_along_a_group_name_what_holds_them_as_crm_simulate_does() {
         .location(loc("a", "node1", 10))
         .world();
     w.settle();
-    w.op(
-        "b",
-        "node1",
-        OpKey {
-            name: OpName::Stop,
-            interval_ms: 0,
-        },
-        rc::ERR_GENERIC,
-    );
+    w.fail_stop("b", "node1");
     w.config = build(&["node1", "node2"])
         .resource(dummy("a"))
         .resource(dummy("b"))
@@ -627,15 +603,7 @@ fn what_would_restart_for_a_start_that_a_held_stop_prevents_stays_as_it_runs() {
         .order("a", "c", OrderKind::Mandatory)
         .world();
     w.settle();
-    w.op(
-        "b",
-        "node1",
-        OpKey {
-            name: OpName::Stop,
-            interval_ms: 0,
-        },
-        rc::ERR_GENERIC,
-    );
+    w.fail_stop("b", "node1");
     w.monitor("a", "node1", rc::ERR_GENERIC);
     assert_eq!(
         w.plan(),
@@ -675,15 +643,7 @@ fn what_must_never_run_beside_a_resource_whose_stop_is_blocked_does_not_start_th
         now: T0,
     };
     w.settle();
-    w.op(
-        "b",
-        "node1",
-        OpKey {
-            name: OpName::Stop,
-            interval_ms: 0,
-        },
-        rc::ERR_GENERIC,
-    );
+    w.fail_stop("b", "node1");
     w.config = config(true);
     assert_eq!(
         w.plan(),

@@ -820,15 +820,7 @@ fn no_copy_is_promoted_beside_what_must_never_be_with_its_promoted_role_and_cann
         now: T0,
     };
     w.settle();
-    w.op(
-        "b",
-        "node1",
-        OpKey {
-            name: OpName::Stop,
-            interval_ms: 0,
-        },
-        rc::ERR_GENERIC,
-    );
+    w.fail_stop("b", "node1");
     w.config = config(true);
     score(&mut w, "node1", 100);
     score(&mut w, "node2", 10);

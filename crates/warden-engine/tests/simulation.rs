@@ -1,7 +1,9 @@
 //! Seeded simulation of the engine: random clusters driven by random operation results, node
 //! loss, admin commands and the passage of virtual time, with invariants checked after every
 //! step. A failing seed is printed; replay it with `WARDEN_SIM_SEED=<seed> cargo test -p
-//! warden-engine --test simulation`. `WARDEN_SIM_SEEDS=<n>` runs more seeds.
+//! warden-engine --test simulation`. `WARDEN_SIM_SEEDS=<n>` runs more seeds; with
+//! `WARDEN_SIM_TRACE=1` a replay prints the configuration, then each transition's summary and
+//! the state it starts from.
 
 mod common;
 

@@ -699,36 +699,21 @@ impl Core {
         else {
             return Ok(());
         };
-        if unfence {
-            self.record(
-                store,
-                now,
-                vec![(
-                    Event::Unfenced {
-                        node: node.clone(),
-                        ok,
-                    },
-                    None,
-                )],
-            )?;
-            if !ok {
-                error!(node = %node, "unfencing failed: what requires it does not start there");
+        let event = if unfence {
+            Event::Unfenced {
+                node: node.clone(),
+                ok,
             }
-            self.finish_step(id, ok, now);
-            return Ok(());
-        }
-        self.record(
-            store,
-            now,
-            vec![(
-                Event::Fenced {
-                    node: node.clone(),
-                    ok,
-                },
-                None,
-            )],
-        )?;
-        if !ok {
+        } else {
+            Event::Fenced {
+                node: node.clone(),
+                ok,
+            }
+        };
+        self.record(store, now, vec![(event, None)])?;
+        if !ok && unfence {
+            error!(node = %node, "unfencing failed: what requires it does not start there");
+        } else if !ok {
             error!(node = %node, "fencing failed: nothing it ran is recovered until it succeeds");
             if let Some(run) = &mut self.run {
                 run.fence_failed = true;

@@ -315,6 +315,15 @@ impl World {
         );
     }
 
+    /// The stop of `resource` on `node` failed (blocked there without fencing).
+    pub fn fail_stop(&mut self, resource: &str, node: &str) {
+        let stop = OpKey {
+            name: OpName::Stop,
+            interval_ms: 0,
+        };
+        self.op(resource, node, stop, rc::ERR_GENERIC);
+    }
+
     pub fn op(&mut self, resource: &str, node: &str, op: OpKey, rc: i32) {
         self.event(Event::OpResult(OpResult {
             resource: resource.into(),
