@@ -476,6 +476,7 @@ fn op_result(
                 on.degraded = false;
                 on.digest = None;
                 on.restart_digest = None;
+                on.agent_digest = None;
                 return Ok(());
             }
         }
@@ -489,6 +490,7 @@ fn op_result(
                 let d = r.digest.unwrap_or_else(|| Digests::of(spec));
                 on.digest = Some(d.all);
                 on.restart_digest = Some(d.restart);
+                on.agent_digest = d.agent;
                 return Ok(());
             }
         }
@@ -506,6 +508,7 @@ fn op_result(
                     let d = r.digest.unwrap_or_else(|| Digests::of(spec));
                     on.digest = Some(d.all);
                     on.restart_digest = Some(d.restart);
+                    on.agent_digest = d.agent;
                 }
                 on.role = match op.name {
                     OpName::Promote => Role::Promoted,
@@ -536,6 +539,7 @@ fn op_result(
                 on.role = Role::Stopped;
                 on.digest = None;
                 on.restart_digest = None;
+                on.agent_digest = None;
                 on.failed = false;
                 on.degraded = false;
                 on.demote_on_fail = false;
@@ -720,6 +724,7 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
                         *on = ResourceOnNode {
                             digest: on.digest,
                             restart_digest: on.restart_digest,
+                            agent_digest: on.agent_digest,
                             ..ResourceOnNode::default()
                         };
                     }

@@ -377,11 +377,13 @@ pub struct ProcessSpec {
     pub output_max: Option<u64>,
 }
 
-/// What a copy was started with: the definition digest and the restart digest.
+/// What a copy was started with: the definition digest, the restart digest and the agent's
+/// (None where not known: a record from before Warden kept it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Digests {
     pub all: u64,
     pub restart: u64,
+    pub agent: Option<u64>,
 }
 
 impl Digests {
@@ -389,6 +391,7 @@ impl Digests {
         Digests {
             all: spec.digest(),
             restart: spec.restart_digest(),
+            agent: Some(spec.agent_digest()),
         }
     }
 }
@@ -693,6 +696,34 @@ impl ResourceSpec {
     /// reloaded, not restarted.
     pub fn restart_digest(&self) -> u64 {
         self.digest_but(self.reloadable.as_deref().unwrap_or(&[]))
+    }
+
+    /// The digest of which agent runs it, without its parameters (Pacemaker compares the
+    /// class, provider and type a resource's history recorded): another agent is a restart
+    /// whatever the agent reloads, and unfences again where the resource is an unfencing
+    /// device (`Device definition changed`).
+    pub fn agent_digest(&self) -> u64 {
+        let mut d = Digest::default();
+        match &self.agent {
+            Agent::Ocf { provider, kind } => {
+                d.field("ocf");
+                d.field(provider);
+                d.field(kind);
+            }
+            Agent::Systemd { unit } => {
+                d.field("systemd");
+                d.field(unit);
+            }
+            Agent::Fence(dev) => {
+                d.field("fence");
+                match &dev.method {
+                    FenceMethod::Command(_) => d.field("\0"),
+                    FenceMethod::Agent(a) => d.field(&a.program),
+                }
+            }
+            Agent::Process(_) => d.field("process"),
+        }
+        d.0
     }
 
     fn digest_but(&self, skip: &[String]) -> u64 {

@@ -568,6 +568,8 @@ struct Plan {
     promoted: Vec<usize>,
     /// Running nodes where it is stopped and started again (failed, or forced by an order).
     restart: Vec<usize>,
+    /// Running nodes where it restarts because another agent runs it now.
+    redefined: Vec<usize>,
     /// Promoted nodes demoted and promoted again without a stop (`on_fail = "demote"`).
     repromote: Vec<usize>,
     /// Promoted nodes whose demote failed: stopped without another demote.
@@ -817,6 +819,58 @@ struct Scheduler<'a> {
     /// The fail counts and last failures rules read, by node, as Pacemaker's node
     /// attributes (`fail-count-R#monitor_10000`; see [`failure_attributes`]).
     failure_attrs: Vec<Vec<(String, String)>>,
+    /// By node: why it is unfenced again in this transition, where the definition of an
+    /// unfencing device that runs there changed (see [`devices_changed`]).
+    device_changed: Vec<Option<&'static str>>,
+}
+
+/// Nodes unfenced again because an unfencing device running there runs with another
+/// definition than the configuration's (Pacemaker's `trigger_unfencing` from its digest
+/// checks): `Device definition changed` (another agent), `Device parameters changed`, or
+/// `(reload)` where the device is only reloaded.
+/// Only nodes that are members, clean and not shutting down are unfenced.
+fn devices_changed(
+    config: &Config,
+    state: &State,
+    nodes: &[NodeView],
+) -> Vec<Option<&'static str>> {
+    let mut out = vec![None; nodes.len()];
+    if !config.unfencing_enabled() {
+        return out;
+    }
+    for spec in config.resources() {
+        let crate::config::Agent::Fence(dev) = &spec.agent else {
+            continue;
+        };
+        let Some(rs) = state.resource(&spec.id).filter(|_| dev.unfence) else {
+            continue;
+        };
+        let now = crate::config::Digests::of(spec);
+        for (n, on) in &rs.nodes {
+            let Some(i) = config.node_index(n) else {
+                continue;
+            };
+            let v = &nodes[i];
+            if !on.role.is_active()
+                || on.digest.is_none_or(|d| d == now.all)
+                || !v.reachable()
+                || v.pending
+                || state.node(n).is_none_or(|s| s.shutdown)
+            {
+                continue;
+            }
+            let reload = spec.reloadable.is_some() && on.restart_digest == Some(now.restart);
+            let agent = on.agent_digest.is_some_and(|d| Some(d) != now.agent);
+            out[i].get_or_insert(if agent {
+                "Device definition changed"
+            } else if reload {
+                "Device parameters changed (reload)"
+            } else {
+                "Device parameters changed"
+            });
+        }
+    }
+    out
 }
 
 /// The node attributes Pacemaker keeps for failures that `rules` read, for each node:
@@ -979,6 +1033,7 @@ impl<'a> Scheduler<'a> {
                 }
             }
         }
+        let device_changed = devices_changed(config, state, &nodes);
         Scheduler {
             config,
             state,
@@ -990,6 +1045,7 @@ impl<'a> Scheduler<'a> {
             dependent_base: std::cell::RefCell::new(vec![None; config.resources().len()]),
             within: Vec::new(),
             failure_attrs: failure_attributes(config, state),
+            device_changed,
             health: (0..config.nodes().len())
                 .map(|i| {
                     let node = config.nodes()[i].as_str();
@@ -1355,11 +1411,40 @@ impl<'a> Scheduler<'a> {
                 .collect();
             changed.retain(|i| !p.reloads.contains(i));
         }
+        // Another agent now: restarted without a reason, as crm_simulate words it (the
+        // digests of its parameters may not tell, so neither does Pacemaker).
+        p.redefined = changed
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.eff[i]
+                    .agent_digest
+                    .is_some_and(|d| Some(d) != digests.agent)
+            })
+            .collect();
         if !changed.is_empty() {
-            if changed.iter().any(|i| p.targets.contains(i)) {
+            if changed
+                .iter()
+                .any(|i| p.targets.contains(i) && !p.redefined.contains(i))
+            {
                 p.forced = Some("resource definition change".to_owned());
             }
             p.restart.extend(changed);
+        }
+        // Where its node is unfenced again (an unfencing device's definition changed there),
+        // what requires unfencing stops before and starts after it, as Pacemaker orders
+        // them (`pcmk__order_restart_vs_unfence`): `due to required stonith`.
+        if spec.needs_unfencing() {
+            let again: Vec<usize> = p
+                .live_active
+                .iter()
+                .copied()
+                .filter(|&i| self.unfenced_again(i) && !p.restart.contains(&i))
+                .collect();
+            if again.iter().any(|i| p.targets.contains(i)) && p.forced.is_none() {
+                p.forced = Some("required stonith".to_owned());
+            }
+            p.restart.extend(again);
         }
         // An operator's restart: stopped and started again where it stays; so is what is
         // colocated with it there (as `pcs resource restart`, which disables and enables).
@@ -2385,6 +2470,10 @@ impl<'a> Scheduler<'a> {
             );
             done[r].stops = ids;
         }
+        let mut unfences = unfences;
+        for (i, u) in self.unfence_again(plans, &done).into_iter().enumerate() {
+            unfences[i] = unfences[i].or(u);
+        }
         for &r in config.action_order() {
             let p = &plans[r];
             let mut before: [Vec<ActionId>; 2] = [Vec::new(), Vec::new()];
@@ -2627,6 +2716,51 @@ impl<'a> Scheduler<'a> {
         ids
     }
 
+    /// Whether node `i` is unfenced again in this transition, after what requires unfencing
+    /// there stops: it was unfenced, and an unfencing device that runs there changed.
+    fn unfenced_again(&self, i: usize) -> bool {
+        self.device_changed[i].is_some()
+            && self
+                .state
+                .node(&self.config.nodes()[i])
+                .is_some_and(|s| s.unfenced)
+    }
+
+    /// The unfence actions of nodes unfenced again (see [`Self::unfenced_again`]), by node:
+    /// each after the stops there of what requires unfencing and of fence devices, so that
+    /// they start again after it.
+    fn unfence_again(&mut self, plans: &[Plan], done: &[Emitted]) -> Vec<Option<ActionId>> {
+        let config = self.config;
+        (0..self.nodes.len())
+            .map(|i| {
+                if !self.unfenced_again(i) {
+                    return None;
+                }
+                let deps: Vec<ActionId> = config
+                    .action_order()
+                    .iter()
+                    .filter(|&&r| config.resources()[r].after_unfencing())
+                    .flat_map(|&r| {
+                        plans[r]
+                            .stops
+                            .iter()
+                            .zip(&done[r].stops)
+                            .filter(|&(&n, _)| n == i)
+                            .map(|(_, &a)| a)
+                    })
+                    .collect();
+                let node = config.nodes()[i].clone();
+                let reason = self.device_changed[i].unwrap_or_default().to_owned();
+                self.out.summary.push(Change::Fence {
+                    node: node.clone(),
+                    reason: reason.clone(),
+                    action: "on".to_owned(),
+                });
+                Some(self.push(ActionKind::Unfence { node, reason }, deps))
+            })
+            .collect()
+    }
+
     /// The unfence actions of this transition, by node (Pacemaker's `pcmk__order_vs_unfence`):
     /// a node that can run resources and has not been unfenced since it joined is unfenced
     /// before a fence device or what requires unfencing is probed or started there. The
@@ -2649,6 +2783,8 @@ impl<'a> Scheduler<'a> {
             {
                 continue;
             }
+            // A changed unfencing device unfences its node whatever runs there.
+            let reason = self.device_changed[i].map(str::to_owned);
             let trigger = config
                 .action_order()
                 .iter()
@@ -2661,10 +2797,13 @@ impl<'a> Scheduler<'a> {
                         .find(|&&r| needs(r) && plans[r].starts.contains(&i))
                         .map(|&r| (r, "start"))
                 });
-            let Some((r, task)) = trigger else {
-                continue;
+            let reason = match (reason, trigger) {
+                (Some(reason), _) => reason,
+                (None, Some((r, task))) => {
+                    format!("required by {} {task}", config.resources()[r].id)
+                }
+                (None, None) => continue,
             };
-            let reason = format!("required by {} {task}", config.resources()[r].id);
             self.out.summary.push(Change::Fence {
                 node: name.clone(),
                 reason: reason.clone(),
@@ -3452,7 +3591,14 @@ impl<'a> Scheduler<'a> {
                         .and_then(|rs| rs.nodes.get(name))
                         .is_some_and(|on| on.role == Role::Promoted));
             let change = if stop && start {
+                let redefined = p.redefined.contains(&i) && p.forced.is_none();
                 match (&p.forced, p.failed.contains(&i)) {
+                    (None, false) if redefined => Change::Restart {
+                        resource,
+                        node,
+                        reason: None,
+                        role: role(was_promoted),
+                    },
                     // Restarted into another role than it had: one line with both roles,
                     // as crm_simulate.
                     (Some(why), false) => Change::Restart {
@@ -3592,6 +3738,12 @@ impl<'a> Scheduler<'a> {
                         resource: id,
                         node: name(t),
                         reason: Some(why.clone()),
+                        role: None,
+                    },
+                    (None, false) if p.redefined.contains(&f) => Change::Restart {
+                        resource: id,
+                        node: name(t),
+                        reason: None,
                         role: None,
                     },
                     _ => Change::Recover {

@@ -194,6 +194,9 @@ pub struct ResourceOnNode {
     /// Its restart digest ([`crate::ResourceSpec::restart_digest`]): when only the full digest
     /// differs, a reload is enough.
     pub restart_digest: Option<u64>,
+    /// Its agent's digest ([`crate::ResourceSpec::agent_digest`]): another agent now is a
+    /// restart, never a reload.
+    pub agent_digest: Option<u64>,
     /// The copy's instance number where one is known (an imported CIB's `rsc:N`): among
     /// copies alike, the lower one is kept promoted, as Pacemaker orders its instances.
     pub instance: Option<u32>,
@@ -284,6 +287,7 @@ impl ResourceOnNode {
             start_not_before: self.start_not_before.filter(|&t| t > now),
             digest: self.digest.filter(|_| self.role.is_active()),
             restart_digest: self.restart_digest.filter(|_| self.role.is_active()),
+            agent_digest: self.agent_digest.filter(|_| self.role.is_active()),
         }
     }
 }
@@ -310,6 +314,7 @@ pub struct Effective {
     /// The definition digest an active copy was started with.
     pub digest: Option<u64>,
     pub restart_digest: Option<u64>,
+    pub agent_digest: Option<u64>,
 }
 
 /// True as Pacemaker reads a boolean (`crm_is_true`): `true`, `on`, `yes`, `y`, `1`, in any

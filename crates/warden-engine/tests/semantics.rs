@@ -1445,6 +1445,94 @@ fn without_quorum_a_lost_node_is_not_fenced_and_what_it_ran_stays_there() {
     );
 }
 
+/// An unfencing fence agent (fence_scsi's kind) placed as a resource, with `devices`.
+fn scsi_device(program: &str, devices: &str) -> ResourceSpec {
+    ResourceSpec::new(
+        "scsi",
+        Agent::Fence(Box::new(FenceDevice {
+            name: "scsi".into(),
+            method: FenceMethod::Agent(FenceAgent {
+                program: program.into(),
+                params: vec![("devices".into(), devices.into())],
+                host_map: vec![],
+                action: "off".into(),
+            }),
+            nodes: vec![],
+            timeout_ms: 60_000,
+            unfence: true,
+        })),
+    )
+}
+
+#[test]
+fn a_node_is_unfenced_again_where_an_unfencing_device_changed() {
+    // As Pacemaker (unfence-parameters, unfence-definition): where an unfencing device
+    // runs with another definition, its node is unfenced again, and what requires
+    // unfencing there stops before and starts after that (`due to required stonith`).
+    // What requires only fencing stays; so does the other node.
+    let config = |program: &str, devices: &str| {
+        let mut disk = dummy("disk");
+        disk.meta.requires = Requires::Unfencing;
+        let mut copies = dummy("vol");
+        copies.meta.requires = Requires::Unfencing;
+        copies.copies = Some(Copies::default());
+        build(&["node1", "node2"])
+            .resource(scsi_device(program, devices))
+            .resource(disk)
+            .resource(copies)
+            .resource(dummy("web"))
+            .location(loc("scsi", "node1", 10))
+            .location(loc("disk", "node1", 10))
+            .location(loc("web", "node1", 10))
+            .unfencing()
+    };
+    let mut w = config("fence_scsi", "/dev/sdb").world();
+    assert_eq!(w.status_of("scsi"), "scsi Started node1");
+    assert_eq!(w.status_of("disk"), "disk Started node1");
+    assert!(w.plan().is_empty());
+
+    w.config = config("fence_scsi", "/dev/sdc").config();
+    let t = schedule(&w.config, &w.state, w.now);
+    assert_eq!(
+        w.plan(),
+        [
+            "Fence (on) node1 'Device parameters changed'",
+            "Restart scsi ( node1 ) due to resource definition change",
+            "Restart disk ( node1 ) due to required stonith",
+            "Restart vol ( node1 ) due to required stonith",
+        ]
+    );
+    let unfence = find(&t, |k| matches!(k, ActionKind::Unfence { .. }));
+    let op = |op: OpName, r: &str| {
+        find(&t, |k| {
+            k.resource() == Some(r) && k.node() == "node1" && k.op().is_some_and(|o| o.name == op)
+        })
+    };
+    for r in ["scsi", "disk", "vol"] {
+        assert!(depends(&t, unfence, op(OpName::Stop, r)), "{r} stop");
+    }
+    for r in ["disk", "vol"] {
+        assert!(depends(&t, op(OpName::Start, r), unfence), "{r} start");
+    }
+    w.settle();
+    assert!(w.state.node("node1").is_some_and(|s| s.unfenced));
+    assert!(w.plan().is_empty());
+
+    // Another agent: `Device definition changed`, and the device restarts without a reason.
+    w.config = config("fence_mpath", "/dev/sdc").config();
+    assert_eq!(
+        w.plan(),
+        [
+            "Fence (on) node1 'Device definition changed'",
+            "Restart scsi ( node1 )",
+            "Restart disk ( node1 ) due to required stonith",
+            "Restart vol ( node1 ) due to required stonith",
+        ]
+    );
+    w.settle();
+    assert!(w.plan().is_empty());
+}
+
 #[test]
 fn a_node_is_unfenced_before_what_requires_unfencing_is_probed_or_started_there() {
     // A fence device that unfences (fence_scsi): each node is unfenced (the device's `on`)

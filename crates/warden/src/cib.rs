@@ -1517,8 +1517,21 @@ impl Reading<'_> {
             .unwrap_or(digest::Change::None)
     }
 
+    /// Whether the history `lr` of `id` was written by another agent than the one its
+    /// definition names now (Pacemaker's `pcmk__rsc_agent_changed`: class, provider and type
+    /// compared as written).
+    fn agent_changed(&self, id: &str, lr: Node<'_, '_>) -> bool {
+        self.of.get(id).is_some_and(|def| {
+            ["class", "provider", "type"]
+                .iter()
+                .zip(&def.agent)
+                .any(|(k, now)| lr.attribute(*k) != now.as_deref())
+        })
+    }
+
     /// Records in the state that `id` runs on `node` with another definition: a restart, or
-    /// a reload (never of a failed copy, which is recovered).
+    /// a reload (never of a failed copy, which is recovered); `agent`: another agent, which
+    /// is a restart.
     fn mark(
         &self,
         config: &warden_engine::Config,
@@ -1526,6 +1539,7 @@ impl Reading<'_> {
         id: &str,
         node: &str,
         change: digest::Change,
+        agent: bool,
     ) {
         let Some(spec) = config.resource(id) else {
             return;
@@ -1539,9 +1553,16 @@ impl Reading<'_> {
         else {
             return;
         };
+        if agent {
+            on.agent_digest = now.agent.map(|d| !d);
+        }
         match change {
             // Digests other than the configuration's (a probe that found it running
             // recorded none).
+            _ if agent => {
+                on.digest = Some(!now.all);
+                on.restart_digest = Some(!now.restart);
+            }
             digest::Change::Restart => {
                 on.digest = Some(!now.all);
                 on.restart_digest = Some(!now.restart);
@@ -1700,8 +1721,16 @@ fn reloadable_of(
 /// its parameters, and its one-shot operations' own (the first of one name, its own before
 /// its template's).
 fn definition(sources: &[Node<'_, '_>], stonith: bool) -> digest::Definition {
+    let attr = |k: &str| {
+        sources
+            .iter()
+            .rev()
+            .find_map(|s| s.attribute(k))
+            .map(str::to_owned)
+    };
     let mut d = digest::Definition {
         stonith,
+        agent: [attr("class"), attr("provider"), attr("type")],
         ..Default::default()
     };
     d.params = nvpairs_of(sources, "instance_attributes", "", &mut Vec::new())
@@ -2569,7 +2598,7 @@ fn state_of(
         if let Some(lrm) = child(ns, "lrm").and_then(|l| child(l, "lrm_resources")) {
             // A clone's copies may have several histories on one node (`web:0`, `web:1`): the
             // copy runs there when any of them left it running, so those are replayed last.
-            let mut entries: Vec<(&str, bool, History<'_, '_>)> = Vec::new();
+            let mut entries: Vec<(&str, bool, History<'_, '_>, Node<'_, '_>)> = Vec::new();
             let mut instances: BTreeMap<&str, u32> = BTreeMap::new();
             for lr in elements(lrm).filter(|c| c.has_tag_name("lrm_resource")) {
                 let Some(id) = lr.attribute("id") else {
@@ -2637,9 +2666,9 @@ fn state_of(
                         *anonymous.entry(id.to_owned()).or_insert(0) += 1;
                     }
                 }
-                entries.push((id, running, ops));
+                entries.push((id, running, ops, lr));
             }
-            entries.sort_by_key(|(id, running, _)| (*id, *running));
+            entries.sort_by_key(|(id, running, _, _)| (*id, *running));
             // A clone runs one copy per node: two histories left running on one node (an
             // anonymous clone's duplicate instances, which Pacemaker stops) cannot be carried.
             if counts_history {
@@ -2654,13 +2683,16 @@ fn state_of(
             }
             // What was started with another definition (compared before the replay, which
             // records the configuration's digests for each start).
-            let changes: Vec<(&str, digest::Change)> = entries
+            // Another agent (class, provider or type) than the history's is a restart too.
+            let changes: Vec<(&str, digest::Change, bool)> = entries
                 .iter()
-                .filter(|(_, running, _)| *running && counts_history)
-                .map(|(id, _, ops)| (*id, reading.change(id, ops)))
-                .filter(|(_, c)| *c != digest::Change::None)
+                .filter(|(_, running, _, _)| *running && counts_history)
+                .map(|(id, _, ops, lr)| {
+                    (*id, reading.change(id, ops), reading.agent_changed(id, *lr))
+                })
+                .filter(|(_, c, agent)| *c != digest::Change::None || *agent)
                 .collect();
-            for (id, _, ops) in entries {
+            for (id, _, ops, _) in entries {
                 for (call, o) in ops {
                     let t = o
                         .attribute("last-rc-change")
@@ -2803,8 +2835,8 @@ fn state_of(
                     on.instance = Some(n);
                 }
             }
-            for (id, change) in changes {
-                reading.mark(config, &mut state, id, node, change);
+            for (id, change, agent) in changes {
+                reading.mark(config, &mut state, id, node, change, agent);
             }
         }
         // Fail counts as the node's attributes hold them (the history keeps only the last

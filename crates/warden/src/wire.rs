@@ -104,6 +104,9 @@ pub struct WireOnNode {
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_digest: Option<String>,
+    /// The digest of the agent it was started with (its class and type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_digest: Option<String>,
     /// The copy's instance number, where an imported CIB gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<u32>,
@@ -263,6 +266,7 @@ impl StateFile {
                             start_not_before: on.start_not_before.map(format_time),
                             digest: on.digest.map(format_digest),
                             restart_digest: on.restart_digest.map(format_digest),
+                            agent_digest: on.agent_digest.map(format_digest),
                             instance: on.instance,
                             failed_ops: on
                                 .failed_ops
@@ -429,6 +433,7 @@ impl StateFile {
                 on.quick_failures = wn.quick_failures;
                 on.digest = opt(wn.digest, parse_digest, || at("digest"))?;
                 on.restart_digest = opt(wn.restart_digest, parse_digest, || at("restart_digest"))?;
+                on.agent_digest = opt(wn.agent_digest, parse_digest, || at("agent_digest"))?;
                 on.instance = wn.instance;
                 on.start_not_before =
                     opt(wn.start_not_before, parse_time, || at("start_not_before"))?;
@@ -471,6 +476,9 @@ pub enum WireEvent {
         /// Its restart digest (without the reloadable parameters).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_digest: Option<String>,
+        /// Its agent's digest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent_digest: Option<String>,
     },
     NodeUp {
         node: String,
@@ -558,6 +566,7 @@ impl WireEvent {
                 exit_reason: r.exit_reason,
                 digest: r.digest.map(|d| format_digest(d.all)),
                 restart_digest: r.digest.map(|d| format_digest(d.restart)),
+                agent_digest: r.digest.and_then(|d| d.agent).map(format_digest),
             },
             Event::NodeUp { node } => WireEvent::NodeUp { node },
             Event::NodeDown { node } => WireEvent::NodeDown { node },
@@ -606,9 +615,11 @@ impl WireEvent {
                 exit_reason,
                 digest,
                 restart_digest,
+                agent_digest,
             } => {
                 let all = digest.as_deref().map(parse_digest).transpose()?;
                 let restart = restart_digest.as_deref().map(parse_digest).transpose()?;
+                let agent = agent_digest.as_deref().map(parse_digest).transpose()?;
                 Event::OpResult(OpResult {
                     resource,
                     node,
@@ -618,6 +629,7 @@ impl WireEvent {
                     digest: all.map(|all| Digests {
                         all,
                         restart: restart.unwrap_or(all),
+                        agent,
                     }),
                 })
             }

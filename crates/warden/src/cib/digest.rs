@@ -17,6 +17,8 @@ pub(crate) struct Definition {
     pub ops: BTreeMap<String, BTreeMap<String, String>>,
     /// A fence device (Pacemaker leaves its own `pcmk_*` parameters out of old secure digests).
     pub stonith: bool,
+    /// Its agent as written: class, provider, type (the primitive's, else its template's).
+    pub agent: [Option<String>; 3],
 }
 
 /// How a running resource's recorded operations compare with its definition now, as

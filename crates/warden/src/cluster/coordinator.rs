@@ -633,7 +633,11 @@ impl Coordinator {
         let digest = crate::wire::parse_digest(&a.digest)
             .ok()
             .zip(crate::wire::parse_digest(&a.restart_digest).ok())
-            .map(|(all, restart)| Digests { all, restart });
+            .map(|(all, restart)| Digests {
+                all,
+                restart,
+                agent: crate::wire::parse_digest(&a.agent_digest).ok(),
+            });
         let event = Event::OpResult(OpResult {
             resource: a.resource.clone(),
             node,
@@ -891,6 +895,7 @@ impl Coordinator {
                         op: op.to_string(),
                         digest: format_digest(spec.digest()),
                         restart_digest: format_digest(spec.restart_digest()),
+                        agent_digest: format_digest(spec.agent_digest()),
                         definition: WireDefinition::from_spec(&spec),
                         notification: notification.as_ref().map(WireNotification::from),
                         migration,

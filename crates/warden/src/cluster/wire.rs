@@ -17,6 +17,9 @@ pub struct Assignment {
     pub digest: String,
     /// Its restart digest (without the reloadable parameters).
     pub restart_digest: String,
+    /// Its agent's digest (empty from a peer that did not send one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub agent_digest: String,
     pub definition: WireDefinition,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<WireNotification>,
