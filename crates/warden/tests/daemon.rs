@@ -3210,7 +3210,8 @@ fn a_fence_agent_device_is_placed_and_checked_like_a_resource() {
 }
 
 #[test]
-fn a_node_is_unfenced_by_the_agents_on_before_what_requires_it_starts() {
+fn a_node_is_unfenced_by_the_agents_on_before_what_requires_it_starts_and_again_when_the_device_changes()
+ {
     // fence_dummy keeps its "outlet" in a file: off to begin with. The device unfences, so
     // the process resource requires unfencing: the daemon runs the agent's `on` for this
     // node first (the file says on), then starts the process.
@@ -3239,6 +3240,36 @@ fn a_node_is_unfenced_by_the_agents_on_before_what_requires_it_starts() {
     });
     assert_eq!(std::fs::read_to_string(&outlet).expect("outlet"), "on");
     // What the process saw when it started: the node was unfenced already.
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = std::fs::read_to_string(&started).unwrap_or_default();
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen, "on");
+
+    // The device's parameters change (`type = "file"`, fence_dummy's default, so it behaves
+    // the same): after the reload the node is unfenced again (the outlet, turned off by
+    // hand, is on again), and the process, which requires unfencing, was stopped before and
+    // started after that (it saw the outlet on).
+    std::fs::write(&outlet, "off").expect("outlet off");
+    std::fs::remove_file(&started).expect("started");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("params = {", "params = { type = \"file\", "),
+    )
+    .expect("config");
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{out}{err}");
+    wait_for(&config, "app started again", |v| {
+        v["transition_running"] == false
+            && resource(v, "app")["state"] == "started"
+            && started.exists()
+    });
+    assert_eq!(std::fs::read_to_string(&outlet).expect("outlet"), "on");
     let mut seen = String::new();
     for _ in 0..50 {
         seen = std::fs::read_to_string(&started).unwrap_or_default();
