@@ -1935,12 +1935,18 @@ fn left_running(ops: &[(i64, Node<'_, '_>)]) -> bool {
         })
         .is_some_and(|(_, o)| {
             // Active, failed or not: only a stop that succeeded, a monitor that found it not
-            // running, or a probe that found it cannot run here leave it stopped.
+            // running (a probe, or one that expected that: a recurring monitor expecting it
+            // running failed, and it counts as active until stopped, as Pacemaker reads it),
+            // or a probe that found it cannot run here leave it stopped.
             let rc = o.attribute("rc-code").unwrap_or("1");
             let probe = o.attribute("interval").is_none_or(|i| i == "0");
+            let expected = o
+                .attribute("transition-key")
+                .and_then(|k| k.split(':').nth(2));
             match o.attribute("operation").unwrap_or("") {
                 "stop" => rc != "0",
-                "monitor" => rc != "7" && !(probe && matches!(rc, "2" | "5" | "6")),
+                "monitor" if rc == "7" => !probe && expected.is_some_and(|e| e != "7"),
+                "monitor" => !(probe && matches!(rc, "2" | "5" | "6")),
                 _ => true,
             }
         })
@@ -2869,7 +2875,10 @@ fn state_of(
             .nodes
             .entry(node)
             .or_default();
-        on.fail_counts.insert(op, n);
+        // An anonymous clone's instances count together (`fail-count-R:0`, `fail-count-R:1`
+        // on one node), as Pacemaker sums every attribute of the resource; INFINITY stays.
+        let count = on.fail_counts.entry(op).or_insert(0);
+        *count = count.saturating_add(n).min(1_000_000);
         if last.is_some() {
             on.last_failure = last.max(on.last_failure);
         }
@@ -3149,6 +3158,40 @@ mod tests {
         let on = &state.resources["c"].nodes["n1"];
         assert_eq!(on.role, warden_engine::Role::Started);
         assert!(on.failed, "{on:?}");
+    }
+
+    #[test]
+    fn a_recurring_monitor_that_found_it_not_running_leaves_it_active_and_failed() {
+        // Pacemaker's clone-anon-failcount: on n1, `c:1` started and its recurring monitor,
+        // expecting it running (key's third field 0), found it not running: the copy is active
+        // and failed there (Pacemaker stops it before starting it again), whatever the probe
+        // of `c:0` written after it says. Both instances' fail counts count: 3 + 3.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><clone id="cl"><primitive id="c" class="ocf" provider="heartbeat" type="Dummy">
+  <operations><op id="c-m" name="monitor" interval="10s"/></operations></primitive>
+  </clone></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="1"><instance_attributes id="a">
+      <nvpair id="f0" name="fail-count-c:0" value="3"/>
+      <nvpair id="f1" name="fail-count-c:1" value="3"/>
+    </instance_attributes></transient_attributes>
+    <lrm id="1"><lrm_resources>
+    <lrm_resource id="c:1" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="c1_start_0" operation="start" call-id="11" rc-code="0" op-status="0" interval="0" transition-key="1:1:0:x"/>
+      <lrm_rsc_op id="c1_monitor_10000" operation="monitor" call-id="12" rc-code="7" op-status="0" interval="10000" transition-key="2:1:0:x"/>
+    </lrm_resource>
+    <lrm_resource id="c:0" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="c0_monitor_0" operation="monitor" call-id="7" rc-code="7" op-status="0" interval="0" transition-key="3:1:7:x"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let state = i.state.expect("a state");
+        let on = &state.resources["c"].nodes["n1"];
+        assert_eq!(on.role, warden_engine::Role::Started, "{on:?}");
+        assert!(on.failed, "{on:?}");
+        assert_eq!(on.fail_counts.values().sum::<u32>(), 6, "{on:?}");
     }
 
     #[test]
