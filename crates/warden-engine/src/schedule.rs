@@ -1963,21 +1963,22 @@ impl<'a> Scheduler<'a> {
                         };
                     let stopped_word = if required { "required" } else { "unrunnable" };
                     // After a whole clone, a resource (not a clone) restarts only for a copy
-                    // that starts or stops where it runs (Pacemaker reads the clone's actions
-                    // on the node of what follows it); another `then` for any copy started.
+                    // that starts or stops (is promoted, for an order on promote) where it
+                    // runs (Pacemaker reads the clone's actions on the node of what follows
+                    // it); another `then` for any copy started.
                     let by_node = first_plan.clone
                         && !plans[t].clone
                         && o.first_min.is_none()
-                        && o.first_action == OpName::Start;
-                    let first_moves: Vec<usize> = if by_node {
-                        first_plan
+                        && matches!(o.first_action, OpName::Start | OpName::Promote);
+                    let first_moves: Vec<usize> = match o.first_action {
+                        _ if !by_node => Vec::new(),
+                        OpName::Promote => first_plan.promotes.clone(),
+                        _ => first_plan
                             .starts
                             .iter()
                             .chain(&first_plan.stops)
                             .copied()
-                            .collect()
-                    } else {
-                        Vec::new()
+                            .collect(),
                     };
                     let first_starts = if by_node {
                         !first_moves.is_empty() && first_plan.migrate.is_none()

@@ -1063,3 +1063,35 @@ fn what_waits_for_a_promotion_a_held_stop_prevents_does_not_start() {
     );
     check_transition(&config, &state, T0, &t).expect("invariants hold");
 }
+
+#[test]
+fn what_follows_a_promotion_restarts_only_where_a_copy_is_promoted() {
+    // Pacemaker reads a clone's promotion on the node of what follows it (bug-lf-2317):
+    // `near` and `far` start after db's promotion; a second promotion, on node2, restarts
+    // `near`, which runs there, and not `far`, on node1.
+    let config = |promoted_max: u32| {
+        let mut b = build(&["node1", "node2"])
+            .resource(with(stateful("db"), |c| c.promoted_max = promoted_max))
+            .resource(dummy("near"))
+            .resource(dummy("far"))
+            .location(loc("near", "node2", 100))
+            .location(loc("far", "node1", 100))
+            .order("db", "near", OrderKind::Mandatory)
+            .order("db", "far", OrderKind::Mandatory);
+        for o in &mut b.orders {
+            o.first_action = OpName::Promote;
+        }
+        b
+    };
+    let mut w = config(1).world();
+    assert_eq!(w.status_of("near"), "near Started node2");
+    assert_eq!(w.status_of("far"), "far Started node1");
+    w.config = config(2).config();
+    assert_eq!(
+        w.plan(),
+        [
+            "Promote db ( Unpromoted -> Promoted node2 )",
+            "Restart near ( node2 ) due to required db promote"
+        ]
+    );
+}
