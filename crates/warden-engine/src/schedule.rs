@@ -748,6 +748,22 @@ struct TicketEffect {
     no_promote: bool,
 }
 
+/// The utilization `own` and that of resources `others`, summed by name.
+fn need_sum(own: &[(String, i64)], others: &[usize], config: &Config) -> Vec<(String, i64)> {
+    let mut sum: Vec<(String, i64)> = Vec::new();
+    let all = std::iter::once(own).chain(
+        others
+            .iter()
+            .map(|&x| &config.resources()[x].utilization[..]),
+    );
+    for u in all {
+        for (name, used) in u {
+            add_amount(&mut sum, name, *used);
+        }
+    }
+    sum
+}
+
 /// Adds `delta` to amount `name` of a capacity list (a missing one counts from 0).
 fn add_amount(list: &mut Vec<(String, i64)>, name: &str, delta: i64) {
     match list.iter_mut().find(|(n, _)| n == name) {
@@ -1287,7 +1303,7 @@ impl<'a> Scheduler<'a> {
         p.targets = if !p.want_run {
             Vec::new()
         } else if spec.copies.is_some() {
-            self.copy_targets(r, &scores, &p)
+            self.copy_targets(r, &scores, &p, plans)
         } else {
             let prefer = self.ban_insufficient_capacity(r, &mut scores, plans);
             // An instance beyond its fair share of its node is placed afresh: where it runs
@@ -1335,7 +1351,7 @@ impl<'a> Scheduler<'a> {
         if quorum_stops && p.clone && target_role != TargetRole::Stopped && !orphan {
             let scores = self.scores_as(r, &p.live_active, plans, true);
             let would: Vec<usize> = self
-                .copy_targets(r, &scores, &p)
+                .copy_targets(r, &scores, &p, plans)
                 .into_iter()
                 .filter(|i| !p.live_active.contains(i) && !p.unclean_active.contains(i))
                 .collect();
@@ -1526,7 +1542,7 @@ impl<'a> Scheduler<'a> {
 
     /// Where a clone's copies go: one per node, best scores first, at most `clone_max`,
     /// counting the copies on nodes waiting to be fenced (they may still run).
-    fn copy_targets(&self, r: usize, scores: &[Score], p: &Plan) -> Vec<usize> {
+    fn copy_targets(&self, r: usize, scores: &[Score], p: &Plan, plans: &[Plan]) -> Vec<usize> {
         let spec = &self.config.resources()[r];
         let max = spec
             .copies
@@ -1556,9 +1572,69 @@ impl<'a> Scheduler<'a> {
         } else {
             0
         };
-        cand.truncate(max.saturating_sub(unclean));
+        let count = max.saturating_sub(unclean);
+        // Under a placement strategy, copies are placed one at a time as Pacemaker assigns
+        // instances: each on the best node left with the capacity for it and what is
+        // colocated with it (one copy of a clone), while such a node is left; else on the
+        // best node left with the capacity for it alone.
+        let need = self.colocated_need(r, plans);
+        if need.len() > 1 {
+            let sum = need_sum(
+                &self.config.resources()[r].utilization,
+                &need[1..],
+                self.config,
+            );
+            let mut left = cand;
+            cand = Vec::new();
+            while cand.len() < count && !left.is_empty() {
+                let k = left
+                    .iter()
+                    .position(|&i| self.has_capacity(i, &sum))
+                    .unwrap_or(0);
+                cand.push(left.remove(k));
+            }
+        } else {
+            cand.truncate(count);
+        }
         cand.sort_unstable();
         cand
+    }
+
+    /// Resource `r` and what is colocated with it, mandatory, either way, not placed yet
+    /// (`r` first): what Pacemaker sums the utilization of to place `r`. What is colocated
+    /// with a clone goes with one of its copies only when it is a clone itself.
+    fn colocated_need(&self, r: usize, plans: &[Plan]) -> Vec<usize> {
+        let config = self.config;
+        if config.cluster.placement_strategy == PlacementStrategy::Default {
+            return vec![r];
+        }
+        let resources = config.resources();
+        let mut with = vec![r];
+        let mut k = 0;
+        while k < with.len() {
+            let x = with[k];
+            k += 1;
+            let primaries = config
+                .colocated_with(x)
+                .iter()
+                .filter(|c| c.score == Score::INFINITY && c.places() && !c.by_role())
+                .map(|c| c.with);
+            let dependents = config
+                .dependents_of(x)
+                .iter()
+                .filter(|&&(d, score)| {
+                    // A clone cannot tell where a primitive colocated with it goes.
+                    score == Score::INFINITY
+                        && (!resources[x].is_clone() || resources[d].is_clone())
+                })
+                .map(|&(d, _)| d);
+            for y in primaries.chain(dependents).collect::<Vec<_>>() {
+                if !with.contains(&y) && !plans[y].placed {
+                    with.push(y);
+                }
+            }
+        }
+        with
     }
 
     /// What the tickets resource `r` needs do to it (Pacemaker's `rsc_ticket`): a ticket
@@ -3325,37 +3401,8 @@ impl<'a> Scheduler<'a> {
         }
         let resources = config.resources();
         // What goes with r: mandatory colocations either way, not placed yet.
-        let mut with = vec![r];
-        let mut k = 0;
-        while k < with.len() {
-            let x = with[k];
-            k += 1;
-            let primaries = config
-                .colocated_with(x)
-                .iter()
-                .filter(|c| c.score == Score::INFINITY && c.places() && !c.by_role())
-                .map(|c| c.with);
-            let dependents = config
-                .dependents_of(x)
-                .iter()
-                .filter(|&&(d, score)| {
-                    // A clone cannot tell where a primitive colocated with it goes.
-                    score == Score::INFINITY
-                        && (!resources[x].is_clone() || resources[d].is_clone())
-                })
-                .map(|&(d, _)| d);
-            for y in primaries.chain(dependents).collect::<Vec<_>>() {
-                if !with.contains(&y) && !plans[y].placed {
-                    with.push(y);
-                }
-            }
-        }
-        let mut sum: Vec<(String, i64)> = Vec::new();
-        for &x in &with {
-            for (name, used) in &resources[x].utilization {
-                add_amount(&mut sum, name, *used);
-            }
-        }
+        let with = self.colocated_need(r, plans);
+        let sum = need_sum(&resources[r].utilization, &with[1..], config);
         let available: Vec<usize> = (0..scores.len())
             .filter(|&i| scores[i].value() >= 0)
             .collect();

@@ -98,3 +98,33 @@ fn a_group_goes_where_all_its_members_fit() {
         .world();
     assert_eq!(w.status(), ["g1 Started node2", "g2 Started node2"]);
 }
+
+#[test]
+fn a_clones_copies_go_where_a_copy_of_what_is_colocated_with_it_fits_too() {
+    // Pacemaker's colocated-utilization-clone: `front` (2 copies, cpu 2) must run with a copy
+    // of `back` (cpu 4). node1 (cpu 4) holds a copy of front alone but not both: the copies
+    // go to node2 and node3, and back's with them.
+    let mut front = using("front", 2);
+    front.copies = Some(Copies {
+        clone_max: Some(2),
+        ..Copies::default()
+    });
+    let mut back = using("back", 4);
+    back.copies = front.copies.clone();
+    let w = build(&["node1", "node2", "node3"])
+        .capacity("node1", &[("cpu", 4)])
+        .capacity("node2", &[("cpu", 8)])
+        .capacity("node3", &[("cpu", 10)])
+        .resource(front)
+        .resource(back)
+        .colocation("back", "front", Score::INFINITY)
+        .cluster(strategy(PlacementStrategy::Utilization))
+        .world();
+    assert_eq!(
+        w.status(),
+        [
+            "front Started [ node2 node3 ]",
+            "back Started [ node2 node3 ]"
+        ]
+    );
+}
