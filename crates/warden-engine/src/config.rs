@@ -942,6 +942,10 @@ pub struct Order {
     pub first_min: Option<u32>,
     /// The constraint's name, for reasons (`clone-one-or-more:ID`).
     pub id: Option<String>,
+    /// `then` stands for a group (its first member): the order binds the group as a whole,
+    /// so it does not keep the members from migrating (Pacemaker orders a group's
+    /// pseudo-actions, not its members' migrations).
+    pub then_group: bool,
 }
 
 impl Location {
@@ -970,6 +974,7 @@ impl Order {
             first_label: None,
             first_min: None,
             id: None,
+            then_group: false,
         }
     }
 }

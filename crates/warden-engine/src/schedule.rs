@@ -1687,10 +1687,25 @@ impl<'a> Scheduler<'a> {
         // What is colocated with the promoted role adds its own node scores, scaled by the
         // colocation's (Pacemaker's `apply_coloc_to_primary`): one that would turn a node's
         // positive priority negative leaves it 1, the lowest there is, and a zero unchanged.
+        // A dependent's scores take in those of what is colocated with it in turn (a group
+        // colocated with it whose member is banned from a node pulls the promotion away).
+        let mut visiting = vec![false; config.resources().len()];
         let with_promoted: Vec<(std::rc::Rc<Vec<Score>>, f64)> = config
             .promoted_dependents_of(r)
             .iter()
-            .map(|&(d, score)| (self.dependent_base(d), fraction(score)))
+            .map(|&(d, score)| {
+                let base = self.dependent_base(d);
+                if config.dependents_of(d).is_empty() {
+                    return (base, fraction(score));
+                }
+                let mut work = (*base).clone();
+                visiting[d] = true;
+                for &(d2, s2) in config.dependents_of(d) {
+                    self.merge_dependent(r, d2, &mut work, fraction(s2), plans, &mut visiting, 1);
+                }
+                visiting[d] = false;
+                (std::rc::Rc::new(work), fraction(score))
+            })
             .collect();
         let mut cand: Vec<(Score, usize)> = Vec::new();
         for &i in &p.targets {
@@ -2446,6 +2461,7 @@ impl<'a> Scheduler<'a> {
                 let fp = &plans[first];
                 (o.symmetric
                     && o.kind == OrderKind::Mandatory
+                    && !o.then_group
                     && !fp.stops.is_empty()
                     && !fp.starts.is_empty()
                     && fp.migrate.is_none())

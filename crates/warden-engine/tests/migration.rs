@@ -122,6 +122,37 @@ fn what_it_is_ordered_after_optionally_does_not_keep_it_from_migrating() {
 }
 
 #[test]
+fn an_order_before_a_whole_group_does_not_keep_its_members_from_migrating() {
+    // As Pacemaker's group-dependents: "storage then the group vms" orders the group's
+    // pseudo-actions, not its members' migrations; the members migrate while storage moves
+    // by stop and start. The same order on the member itself holds it to a move.
+    for (then_group, line) in [
+        (true, "Migrate vm ( node1 -> node2 )"),
+        (
+            false,
+            "Move vm ( node1 -> node2 ) due to unrunnable storage stop",
+        ),
+    ] {
+        let mut b = build(&["node1", "node2"])
+            .resource(dummy("storage"))
+            .resource(migratable("vm"))
+            .location(loc("storage", "node1", 100))
+            .location(loc("vm", "node1", 100))
+            .order("storage", "vm", OrderKind::Mandatory);
+        b.orders[0].then_group = then_group;
+        let mut w = b.world();
+        w.admin(AdminCommand::Standby {
+            node: "node1".into(),
+        });
+        let mut plan = w.plan();
+        plan.sort();
+        let mut want = vec![line, "Move storage ( node1 -> node2 )"];
+        want.sort();
+        assert_eq!(plan, want, "then_group {then_group}");
+    }
+}
+
+#[test]
 fn a_resource_started_with_another_definition_still_migrates_where_it_goes() {
     // The definition changed where it runs, and it moves anyway: the migration starts it
     // with the definition now (Pacemaker's migrate-1); staying, it restarts.

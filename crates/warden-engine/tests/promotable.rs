@@ -1095,3 +1095,31 @@ fn what_follows_a_promotion_restarts_only_where_a_copy_is_promoted() {
         ]
     );
 }
+
+#[test]
+fn what_is_colocated_with_the_promoted_roles_dependent_pulls_the_promotion_too() {
+    // As Pacemaker's group-dependents: `fs` runs with db's promoted copy, `app` with fs;
+    // app is banned from node1 (a failure past its threshold, here a location). The scores
+    // of what is colocated with fs count in db's promotion, so db is promoted on node2 and
+    // fs and app run there, rather than app not running at all.
+    let w = build(&["node1", "node2"])
+        .resource(stateful("db"))
+        .resource(dummy("fs"))
+        .resource(dummy("app"))
+        .colocation_roles(
+            "fs",
+            OpRole::Started,
+            "db",
+            OpRole::Promoted,
+            Score::INFINITY,
+        )
+        .colocation("app", "fs", Score::INFINITY)
+        .location(Location::new("app", "node1", Score::MINUS_INFINITY))
+        .world();
+    assert_eq!(
+        w.status_of("db"),
+        "db Promoted [ node2 ] Unpromoted [ node1 ]"
+    );
+    assert_eq!(w.status_of("fs"), "fs Started node2");
+    assert_eq!(w.status_of("app"), "app Started node2");
+}

@@ -139,6 +139,7 @@ impl Constraints {
             if members.contains_key(&o.first) && o.first_label.is_none() {
                 o.first_label = Some(format!("{} running", o.first));
             }
+            o.then_group |= members.contains_key(&o.then);
             o.first = last(&o.first);
             o.then = first(&o.then);
         }

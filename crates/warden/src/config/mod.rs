@@ -602,6 +602,28 @@ mod tests {
     }
 
     #[test]
+    fn an_order_naming_a_group_starts_its_first_member_and_binds_the_group_whole() {
+        let l = ok(
+            "[[resource]]\nid = \"a\"\nclass = \"ocf\"\ntype = \"Dummy\"\n\
+             [[resource]]\nid = \"b\"\nclass = \"ocf\"\ntype = \"Dummy\"\n\
+             [[resource]]\nid = \"x\"\nclass = \"ocf\"\ntype = \"Dummy\"\n\
+             [[resource]]\nid = \"y\"\nclass = \"ocf\"\ntype = \"Dummy\"\n\
+             [[group]]\nid = \"g\"\nresources = [\"a\", \"b\"]\n\
+             [[order]]\nfirst = \"x\"\nthen = \"g\"\n\
+             [[order]]\nfirst = \"g\"\nthen = \"y\"\n",
+        );
+        let orders: Vec<(&str, &str, bool)> = l
+            .engine
+            .orders()
+            .iter()
+            .filter(|o| o.first == "x" || o.then == "y")
+            .map(|o| (o.first.as_str(), o.then.as_str(), o.then_group))
+            .collect();
+        // `then_group`: the members migrate whatever x does (docs/pacemaker.md).
+        assert_eq!(orders, [("x", "a", true), ("b", "y", false)]);
+    }
+
+    #[test]
     fn what_runs_with_a_cloned_group_goes_with_its_first_member_unless_interleaved() {
         // Pacemaker's bug-suse-707150 and bug-lf-2422: a copy of a cloned group is placed
         // where its first member is; an interleaved clone pairs with the whole copy beside it.
