@@ -2047,6 +2047,11 @@ impl Config {
         &self.colocated_with[r]
     }
 
+    /// Whether order number `k` is one a group makes between its members.
+    pub(crate) fn group_internal(&self, k: usize) -> bool {
+        k >= self.given_orders.len()
+    }
+
     pub(crate) fn orders_from(&self, r: usize) -> &[(usize, usize)] {
         &self.orders_from[r]
     }

@@ -1981,13 +1981,15 @@ impl<'a> Scheduler<'a> {
                         } else {
                             "required"
                         };
+                        let second_stop = self.second_member_stop(plans, f, k, word == "required");
                         let then = &mut plans[t];
                         let before = then.targets.len();
                         then.unassigned.extend(dropped);
                         then.targets.retain(|i| f_targets.contains(i));
                         let mut touched = then.targets.len() != before;
                         if touched {
-                            then.forced = Some(format!("{word} {}", first()));
+                            then.forced =
+                                Some(second_stop.unwrap_or_else(|| format!("{word} {}", first())));
                             then.block_copies(&lost, &format!("unrunnable {}", first()));
                         }
                         let again: Vec<usize> = then
@@ -2053,6 +2055,7 @@ impl<'a> Scheduler<'a> {
                             true
                         };
                     let stopped_word = if required { "required" } else { "unrunnable" };
+                    let first_stop_word = self.second_member_stop(plans, f, k, required);
                     // After a whole clone, a resource (not a clone) restarts only for a copy
                     // that starts or stops (is promoted, for an order on promote) where it
                     // runs (Pacemaker reads the clone's actions on the node of what follows
@@ -2119,7 +2122,10 @@ impl<'a> Scheduler<'a> {
                         }
                         then.targets.clear();
                         then.promoted.clear();
-                        then.forced = Some(format!("{stopped_word} {}", first()));
+                        then.forced = Some(match first_stop_word {
+                            Some(w) => w,
+                            None => format!("{stopped_word} {}", first()),
+                        });
                         then.derive();
                         changed = true;
                     } else if first_starts && o.symmetric {
@@ -2145,6 +2151,32 @@ impl<'a> Scheduler<'a> {
                 return;
             }
         }
+    }
+
+    /// The reason a group's second member stops when the first member (`f`, over the
+    /// group's order number `k`) stops by an order of its own: crm_simulate names the first
+    /// member's stop (the group's ordering of stops is what requires this one first). Later
+    /// members, and one after a member that cannot run, name the start (None here).
+    fn second_member_stop(
+        &self,
+        plans: &[Plan],
+        f: usize,
+        k: usize,
+        required: bool,
+    ) -> Option<String> {
+        let config = self.config;
+        let first_member = !config
+            .orders_to(f)
+            .iter()
+            .any(|&(_, k2)| config.group_internal(k2));
+        (required
+            && config.group_internal(k)
+            && first_member
+            && plans[f]
+                .forced
+                .as_deref()
+                .is_some_and(|w| w.starts_with("required ")))
+        .then(|| format!("required {} stop", config.resources()[f].id))
     }
 
     /// What must run with a resource (INFINITY) that an order has kept from where it was

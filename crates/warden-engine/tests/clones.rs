@@ -677,3 +677,34 @@ fn a_copy_whose_stop_failed_on_a_lost_node_that_cannot_be_fenced_has_no_line() {
         w.plan()
     );
 }
+
+#[test]
+fn a_cloned_groups_members_stop_in_crm_simulates_words() {
+    // As Pacemaker's cloned-group-stop: root, then base, then the cloned group [a, b, c].
+    // root is disabled: base cannot run; a, running, is required to stop by base's order;
+    // b names a's stop (the group orders the stops), c names b's start.
+    let mut w = build(&["node1"])
+        .resource(clone("root", |_| {}))
+        .resource(clone("base", |_| {}))
+        .resource(clone("a", |_| {}))
+        .resource(clone("b", |_| {}))
+        .resource(clone("c", |_| {}))
+        .group("g", &["a", "b", "c"])
+        .order("root", "base", OrderKind::Mandatory)
+        .order("base", "a", OrderKind::Mandatory)
+        .world();
+    assert_eq!(w.status_of("c"), "c Started [ node1 ]");
+    w.admin(AdminCommand::Disable {
+        resource: "root".into(),
+    });
+    assert_eq!(
+        w.plan(),
+        [
+            "Stop root ( node1 ) due to node availability",
+            "Stop base ( node1 ) due to unrunnable root running",
+            "Stop a ( node1 ) due to required base running",
+            "Stop b ( node1 ) due to required a stop",
+            "Stop c ( node1 ) due to required b start",
+        ]
+    );
+}
