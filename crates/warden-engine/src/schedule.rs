@@ -2055,7 +2055,9 @@ impl<'a> Scheduler<'a> {
                             true
                         };
                     let stopped_word = if required { "required" } else { "unrunnable" };
-                    let first_stop_word = self.second_member_stop(plans, f, k, required);
+                    let first_stop_word = self
+                        .second_member_stop(plans, f, k, required)
+                        .or_else(|| self.blocked_by_colocation(plans, f, t));
                     // After a whole clone, a resource (not a clone) restarts only for a copy
                     // that starts or stops (is promoted, for an order on promote) where it
                     // runs (Pacemaker reads the clone's actions on the node of what follows
@@ -2177,6 +2179,39 @@ impl<'a> Scheduler<'a> {
                 .as_deref()
                 .is_some_and(|w| w.starts_with("required ")))
         .then(|| format!("required {} stop", config.resources()[f].id))
+    }
+
+    /// The reason a resource (not a clone) that must run with `f` (INFINITY) and start after
+    /// it stops when `f` cannot start for what an order requires of it: crm_simulate names
+    /// the colocation (Pacemaker blocks the colocation's dependents as soon as `f`'s start
+    /// is unrunnable, before it follows the order). After an `f` that cannot run at all, it
+    /// names the order (None here).
+    fn blocked_by_colocation(&self, plans: &[Plan], f: usize, t: usize) -> Option<String> {
+        let config = self.config;
+        if config.resources()[t].is_clone()
+            || !plans[f]
+                .forced
+                .as_deref()
+                .is_some_and(|w| w.starts_with("required "))
+        {
+            return None;
+        }
+        config
+            .colocated_with(t)
+            .iter()
+            .find(|c| {
+                c.with == f
+                    && c.score == Score::INFINITY
+                    && c.places()
+                    && !c.internal
+                    && !c.by_role()
+                    && c.with_set.is_none()
+            })
+            .map(|_| {
+                let spec = &config.resources()[f];
+                let name = spec.copies.as_ref().and_then(|c| c.name.as_deref());
+                format!("colocation with {}", name.unwrap_or(&spec.id))
+            })
     }
 
     /// What must run with a resource (INFINITY) that an order has kept from where it was

@@ -708,3 +708,36 @@ fn a_cloned_groups_members_stop_in_crm_simulates_words() {
         ]
     );
 }
+
+#[test]
+fn a_stop_forced_through_a_colocation_is_named_as_crm_simulate_names_it() {
+    // As Pacemaker's complex_enforce_colo: keystone (a clone) is disabled; api starts after
+    // it, sched after api and with it, vol after sched and with it. api cannot run; sched,
+    // running, must stop for the order (`required api start`); vol is held by its
+    // colocation first (`colocation with sched`), as Pacemaker blocks a colocation's
+    // dependents as soon as the primary's start is unrunnable.
+    let mut w = build(&["node1"])
+        .resource(clone("keystone", |_| {}))
+        .resource(dummy("api"))
+        .resource(dummy("sched"))
+        .resource(dummy("vol"))
+        .order("keystone", "api", OrderKind::Mandatory)
+        .order("api", "sched", OrderKind::Mandatory)
+        .order("sched", "vol", OrderKind::Mandatory)
+        .colocation("sched", "api", Score::INFINITY)
+        .colocation("vol", "sched", Score::INFINITY)
+        .world();
+    assert_eq!(w.status_of("vol"), "vol Started node1");
+    w.admin(AdminCommand::Disable {
+        resource: "keystone".into(),
+    });
+    assert_eq!(
+        w.plan(),
+        [
+            "Stop keystone ( node1 ) due to node availability",
+            "Stop api ( node1 ) due to unrunnable keystone running",
+            "Stop sched ( node1 ) due to required api start",
+            "Stop vol ( node1 ) due to colocation with sched",
+        ]
+    );
+}
