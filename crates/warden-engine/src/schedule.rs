@@ -2264,11 +2264,18 @@ impl<'a> Scheduler<'a> {
                 }
                 // Only what orders took away since placing (a colocation loop may leave a
                 // dependent where its primary never was).
+                // A copy of the primary that an interleaved order unassigned holds nothing
+                // back: Pacemaker unassigns it after placing what is colocated with it, and
+                // blocks dependents only when a copy's start is unrunnable, not absent.
                 let lost: Vec<usize> = p
                     .targets
                     .iter()
                     .copied()
-                    .filter(|i| !w.targets.contains(i) && w.assigned.contains(i))
+                    .filter(|i| {
+                        !w.targets.contains(i)
+                            && w.assigned.contains(i)
+                            && !w.unassigned.contains(i)
+                    })
                     .collect();
                 drop(w);
                 if lost.is_empty() {

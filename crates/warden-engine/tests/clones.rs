@@ -741,3 +741,32 @@ fn a_stop_forced_through_a_colocation_is_named_as_crm_simulate_names_it() {
         ]
     );
 }
+
+#[test]
+fn copies_an_interleaved_order_unassigns_hold_back_nothing_colocated_with_them() {
+    // As Pacemaker's unrunnable-2: api (interleaved) starts after core, copy by copy; core is
+    // disabled, so api's copies are unassigned. listener, colocated with api, keeps running
+    // (Pacemaker unassigns api's copies after placing what goes with them, and blocks
+    // dependents only for a start that cannot run, not for a copy that is not placed);
+    // vol, a primitive after api and with it, is stopped by the order.
+    let mut w = build(&["node1", "node2"])
+        .resource(clone("core", |_| {}))
+        .resource(clone("api", |c| c.interleave = true))
+        .resource(clone("listener", |_| {}))
+        .resource(dummy("vol"))
+        .order("core", "api", OrderKind::Mandatory)
+        .order("api", "vol", OrderKind::Mandatory)
+        .colocation("listener", "api", Score::INFINITY)
+        .colocation("vol", "api", Score::INFINITY)
+        .world();
+    assert_eq!(w.status_of("listener"), "listener Started [ node1 node2 ]");
+    w.admin(AdminCommand::Disable {
+        resource: "core".into(),
+    });
+    let plan = w.plan();
+    assert!(plan.iter().all(|l| !l.contains("listener")), "{plan:#?}");
+    assert!(
+        plan.contains(&"Stop vol ( node1 ) due to required api running".to_owned()),
+        "{plan:#?}"
+    );
+}
