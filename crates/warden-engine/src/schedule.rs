@@ -3397,7 +3397,34 @@ impl<'a> Scheduler<'a> {
         let keys: Vec<(Score, Vec<Score>)> = units
             .iter()
             .map(|unit| {
-                let base = self.dependent_base(unit[0]);
+                // A group's score on a node is its members' lowest there: a member's failure
+                // bans the whole group (Pacemaker bans a group member's failure on the group).
+                let mut base = (*self.dependent_base(unit[0])).clone();
+                for &m in &unit[1..] {
+                    for (b, s) in base.iter_mut().zip(self.dependent_base(m).iter()) {
+                        *b = (*b).min(*s);
+                    }
+                }
+                // With what it is colocated with, as Pacemaker sorts (its scores taken in,
+                // scaled by the colocation's): a clone banned from a node bans what must
+                // run with it there.
+                for &m in unit {
+                    for c in config.colocated_with(m) {
+                        if !c.places()
+                            || c.internal
+                            || c.by_role()
+                            || c.with_set.is_some()
+                            || c.score.value() <= 0
+                            || unit.contains(&c.with)
+                        {
+                            continue;
+                        }
+                        let primary = self.dependent_base(c.with);
+                        for (b, s) in base.iter_mut().zip(primary.iter()) {
+                            *b = b.add(Score::new(scaled(s.value(), fraction(c.score))));
+                        }
+                    }
+                }
                 let current = unit
                     .iter()
                     .find_map(|&m| self.running_on(m))
