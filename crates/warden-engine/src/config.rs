@@ -1025,6 +1025,9 @@ pub struct FenceDevice {
     /// It also unfences (Pacemaker's `provides=unfencing`: fence_scsi, fence_mpath): a node
     /// is unfenced (the agent's `on`) before what requires unfencing starts there.
     pub unfence: bool,
+    /// Disabled (`target_role = "stopped"`): not placed, and neither fences nor unfences
+    /// (Pacemaker's fencer leaves a disabled device out); fencing stays enabled.
+    pub disabled: bool,
 }
 
 /// How a [`FenceDevice`] is called.
@@ -1061,6 +1064,7 @@ impl FenceDevice {
             nodes: Vec::new(),
             timeout_ms: 60_000,
             unfence: false,
+            disabled: false,
         }
     }
 
@@ -1918,6 +1922,7 @@ impl Config {
     pub fn fence_devices_for<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a FenceDevice> {
         self.fence_devices
             .iter()
+            .filter(|d| !d.disabled)
             .filter(move |d| d.nodes.is_empty() || d.nodes.iter().any(|n| n == node))
     }
 

@@ -1460,6 +1460,7 @@ fn scsi_device(program: &str, devices: &str) -> ResourceSpec {
             nodes: vec![],
             timeout_ms: 60_000,
             unfence: true,
+            disabled: false,
         })),
     )
 }

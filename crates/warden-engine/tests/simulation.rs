@@ -171,6 +171,7 @@ fn random_config(rng: &mut Rng) -> Config {
             nodes: vec![],
             timeout_ms: 60_000,
             unfence: unfencing,
+            disabled: false,
         }]
     } else {
         vec![]

@@ -459,6 +459,49 @@ impl Reader {
                 if provides.is_some_and(|v| v.eq_ignore_ascii_case("unfencing")) {
                     d.insert("unfence".into(), true.into());
                 }
+                // The rest of its meta attributes: those a device's placement reads carry
+                // over as its keys; `target-role=Stopped` disables it (Pacemaker's fencer
+                // leaves it out); any other is named.
+                let mut own: Vec<(&str, &str)> = Vec::new();
+                for (k, v) in &meta {
+                    own.retain(|(k2, _)| k2 != k);
+                    own.push((k, v));
+                }
+                for (k, v) in own {
+                    if matches!(k, "requires" | "is-managed" | "provides") {
+                        continue;
+                    }
+                    let key = match meta_key(k) {
+                        Some(Some(
+                            key @ ("target_role"
+                            | "migration_threshold"
+                            | "failure_timeout"
+                            | "resource_stickiness"
+                            | "priority"),
+                        )) => key,
+                        Some(None) => continue,
+                        _ => {
+                            self.meta(&id, k, v, &mut Table::new());
+                            if meta_key(k).is_some() {
+                                self.skip.push(format!("{id}: meta {k} (a fence device)"));
+                            }
+                            continue;
+                        }
+                    };
+                    match (key, meta_value(key, v)) {
+                        ("target_role", Some(Value::String(role)))
+                            if matches!(role.as_str(), "started" | "stopped") =>
+                        {
+                            d.insert(key.into(), Value::String(role));
+                        }
+                        (_, Some(val)) if key != "target_role" => {
+                            d.insert(key.into(), val);
+                        }
+                        _ => self
+                            .skip
+                            .push(format!("{id}: meta {k}={v} (a fence device)")),
+                    }
+                }
                 if self.fence_off {
                     d.insert("action".into(), "off".into());
                 }
@@ -3486,6 +3529,43 @@ mod tests {
         ))
         .expect("import");
         assert_eq!(lock.unsupported, ["crm_config shutdown-lock=true"]);
+    }
+
+    #[test]
+    fn a_fence_devices_meta_attributes_are_carried_over_or_named() {
+        // Pacemaker's load-stopped-loop: target-role=Stopped disables a stonith resource
+        // (not placed, not used to fence); migration-threshold and the like carry over; one
+        // a device has no key for is named, not dropped.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="true"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+  <resources>
+  <primitive id="off" class="stonith" type="fence_xvm"><meta_attributes id="m1">
+    <nvpair id="m1a" name="target-role" value="Stopped"/>
+    <nvpair id="m1b" name="migration-threshold" value="3"/>
+    <nvpair id="m1c" name="failure-timeout" value="2min"/></meta_attributes></primitive>
+  <primitive id="on" class="stonith" type="fence_xvm"><meta_attributes id="m2">
+    <nvpair id="m2a" name="target-role" value="Started"/>
+    <nvpair id="m2b" name="multiple-active" value="block"/></meta_attributes></primitive>
+  </resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member"/>
+  <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member"/></status></cib>"#;
+        let i = import(xml).expect("import");
+        assert_eq!(i.unsupported, ["on: meta multiple-active (a fence device)"]);
+        let l = loaded(&i);
+        let off = l.engine.resource("off").expect("off");
+        assert_eq!(off.meta.target_role, warden_engine::TargetRole::Stopped);
+        assert_eq!(off.meta.migration_threshold, 3);
+        assert_eq!(
+            off.meta.failure_timeout,
+            Some(std::time::Duration::from_secs(120))
+        );
+        let names: Vec<&str> = l
+            .engine
+            .fence_devices_for("n1")
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(names, ["on"]);
     }
 
     #[test]

@@ -185,6 +185,7 @@ impl Builder {
                 nodes: vec![],
                 timeout_ms: 60_000,
                 unfence: self.unfencing,
+                disabled: false,
             }]
         } else {
             vec![]

@@ -303,6 +303,7 @@ fn root_of(
             clone,
             requires,
             managed,
+            meta,
             at,
         } = placed;
         if matches!(device.method, warden_engine::FenceMethod::Command(_)) {
@@ -329,10 +330,21 @@ fn root_of(
         if let Some(managed) = managed {
             spec.meta.is_managed = *managed;
         }
+        if device.disabled {
+            spec.meta.target_role = warden_engine::TargetRole::Stopped;
+        }
         if *clone {
             spec.copies = Some(warden_engine::Copies::default());
             if !defaults.stickiness_set {
                 spec.meta.resource_stickiness = warden_engine::Score::new(1);
+            }
+        }
+        for m in meta {
+            match *m {
+                nodes::MetaKey::MigrationThreshold(n) => spec.meta.migration_threshold = n,
+                nodes::MetaKey::FailureTimeout(d) => spec.meta.failure_timeout = d,
+                nodes::MetaKey::Stickiness(v) => spec.meta.resource_stickiness = v,
+                nodes::MetaKey::Priority(n) => spec.meta.priority = n,
             }
         }
         let mut start = warden_engine::OpSpec::new(warden_engine::OpName::Start, Duration::ZERO);
@@ -1118,6 +1130,34 @@ command = ["sleep", "1000"]
             "{t:?}"
         );
         assert!(!t.actions.is_empty(), "probed");
+    }
+
+    #[test]
+    fn a_disabled_fence_device_is_not_placed_and_fences_nothing_but_fencing_stays_on() {
+        let c = ok("[[node]]\nname = \"n1\"\n[[node]]\nname = \"n2\"\n\
+             [[fence_device]]\nname = \"ipmi\"\nagent = \"fence_ipmilan\"\n\
+             target_role = \"stopped\"\nmigration_threshold = 3\n\
+             failure_timeout = \"60s\"\nresource_stickiness = 50\npriority = 7\n\
+             [[fence_device]]\nname = \"pdu\"\nagent = \"fence_apc\"\n")
+        .engine;
+        let ipmi = c.resource("ipmi").expect("ipmi");
+        assert_eq!(ipmi.meta.target_role, warden_engine::TargetRole::Stopped);
+        assert_eq!(ipmi.meta.migration_threshold, 3);
+        assert_eq!(ipmi.meta.failure_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(ipmi.meta.resource_stickiness, warden_engine::Score::new(50));
+        assert_eq!(ipmi.meta.priority, 7);
+        let names: Vec<&str> = c.fence_devices_for("n1").map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["pdu"]);
+        assert!(c.fencing_enabled());
+        // Only started or stopped.
+        let e = errors(
+            "[[fence_device]]\nname = \"ipmi\"\nagent = \"fence_ipmilan\"\n\
+             target_role = \"promoted\"\n",
+        );
+        assert!(
+            e.contains("t.toml:4:15") && e.contains("\"promoted\""),
+            "{e}"
+        );
     }
 
     #[test]

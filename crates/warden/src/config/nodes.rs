@@ -95,8 +95,20 @@ pub(super) struct Placement {
     /// Whether Warden starts, checks and stops it (`is_managed = false`: only probed, as
     /// Pacemaker's unmanaged stonith resources); None: as `[resource_defaults]` says.
     pub managed: Option<bool>,
+    /// Meta attributes of its own over `[resource_defaults]`' (as a resource's `meta`):
+    /// `migration_threshold`, `failure_timeout`, `resource_stickiness`, `priority`.
+    pub meta: Vec<MetaKey>,
     /// Where its name is written.
     pub at: Span,
+}
+
+/// A meta attribute a fence device sets for its placement.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum MetaKey {
+    MigrationThreshold(u32),
+    FailureTimeout(Option<std::time::Duration>),
+    Stickiness(warden_engine::Score),
+    Priority(i64),
 }
 
 /// The `[[fence_device]]`s, with the nodes they name (checked later).
@@ -139,6 +151,41 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
                 .keyword(t, "requires", &[Requires::Quorum, Requires::Nothing])
                 .map(|(v, _)| v);
             let managed = r.boolean(t, "is_managed");
+            // Disabled: not placed, and used neither to fence nor to unfence.
+            let disabled = r
+                .keyword(
+                    t,
+                    "target_role",
+                    &[
+                        warden_engine::TargetRole::Started,
+                        warden_engine::TargetRole::Stopped,
+                    ],
+                )
+                .is_some_and(|(v, _)| v == warden_engine::TargetRole::Stopped);
+            let mut meta = Vec::new();
+            if let Some(v) = t.take("migration_threshold") {
+                match v.get_ref() {
+                    DeValue::String(s) if s.eq_ignore_ascii_case("INFINITY") => {
+                        meta.push(MetaKey::MigrationThreshold(warden_engine::INFINITY_COUNT))
+                    }
+                    _ => {
+                        if let Some(n) = r.u32_value(v, "migration_threshold") {
+                            meta.push(MetaKey::MigrationThreshold(
+                                n.min(warden_engine::INFINITY_COUNT),
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(d) = r.duration(t, "failure_timeout") {
+                meta.push(MetaKey::FailureTimeout((!d.is_zero()).then_some(d)));
+            }
+            if let Some(v) = r.score(t, "resource_stickiness") {
+                meta.push(MetaKey::Stickiness(v));
+            }
+            if let Some(n) = r.int(t, "priority") {
+                meta.push(MetaKey::Priority(n));
+            }
             // Unfencing is the agent's `on` action: fence agents only.
             let unfence = r.boolean(t, "unfence").unwrap_or(false);
             if unfence && matches!(method, Some((FenceMethod::Command(_), _, _))) {
@@ -155,6 +202,7 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
                     clone,
                     requires,
                     managed,
+                    meta,
                     at: name_at,
                 });
                 out.devices.push(FenceDevice {
@@ -165,6 +213,7 @@ pub(super) fn fence_devices(r: &mut Reader<'_>, top: &Tbl<'_, '_>) -> Fencing {
                         u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
                     }),
                     unfence,
+                    disabled,
                 });
             }
         });

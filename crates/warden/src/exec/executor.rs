@@ -378,6 +378,7 @@ mod tests {
             nodes: vec![],
             timeout_ms: 30_000,
             unfence: false,
+            disabled: false,
         }
     }
 
