@@ -2601,6 +2601,22 @@ fn state_of(
             continue;
         };
         if config.node_index(node).is_none() {
+            // A remote or guest node that a connection in the histories still stands for
+            // (an orphaned `ocf:pacemaker:remote` of its name), with a history of its own:
+            // what runs there cannot be carried (remote nodes stay out, docs/pacemaker.md).
+            // A node nothing stands for any more, or a cluster node not in the
+            // configuration, is ignored, as Pacemaker ignores it.
+            let history = child(ns, "lrm")
+                .and_then(|l| child(l, "lrm_resources"))
+                .is_some_and(|l| elements(l).any(|c| c.has_tag_name("lrm_resource")));
+            let connection = status.descendants().any(|c| {
+                c.has_tag_name("lrm_resource")
+                    && c.attribute("id") == Some(node)
+                    && c.attribute("type") == Some("remote")
+            });
+            if ns.attribute("remote_node").is_some_and(is_true) && history && connection {
+                skip.push(format!("node_state {node} (remote nodes)"));
+            }
             continue;
         }
         let attrs: BTreeMap<String, String> = child(ns, "transient_attributes")
@@ -3566,6 +3582,43 @@ mod tests {
             .map(|d| d.name.as_str())
             .collect();
         assert_eq!(names, ["on"]);
+    }
+
+    #[test]
+    fn the_status_of_a_remote_node_still_connected_is_named() {
+        // Pacemaker's whitebox-orphan-ms: lxc1's connection (an orphaned ocf:pacemaker:remote
+        // still running on n1) keeps the guest node and what its history says runs there;
+        // Warden has no remote nodes, so that is named. A remote node's status with nothing
+        // standing for it any more (no-quorum-demote's removed bundle) is ignored, as
+        // Pacemaker ignores it.
+        let cib = |connection: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes><resources/><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources>{connection}</lrm_resources></lrm></node_state>
+  <node_state remote_node="true" id="lxc1" uname="lxc1"><lrm id="lxc1"><lrm_resources>
+    <lrm_resource id="db" class="ocf" provider="pacemaker" type="Stateful">
+      <lrm_rsc_op id="db_last_0" operation="promote" call-id="5" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm></node_state></status></cib>"#
+            )
+        };
+        let connected = import(&cib(
+            r#"<lrm_resource id="lxc1" class="ocf" provider="pacemaker" type="remote">
+      <lrm_rsc_op id="lxc1_last_0" operation="start" call-id="3" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource>"#,
+        ))
+        .expect("import");
+        assert!(
+            connected
+                .unsupported
+                .contains(&"node_state lxc1 (remote nodes)".to_owned()),
+            "{:?}",
+            connected.unsupported
+        );
+        let gone = import(&cib("")).expect("import");
+        assert!(gone.unsupported.is_empty(), "{:?}", gone.unsupported);
     }
 
     #[test]
