@@ -2596,6 +2596,8 @@ fn state_of(
     // its promotion score attribute goes by.
     let mut histories: HistoryNames = BTreeMap::new();
     let mut counts: Vec<(String, String, OpKey, u32, Option<Time>)> = Vec::new();
+    // (resource, node) cleaned up because another agent wrote the history there.
+    let mut cleaned: Vec<(String, String)> = Vec::new();
     for ns in elements(status).filter(|c| c.has_tag_name("node_state")) {
         let Some(node) = ns.attribute("uname") else {
             continue;
@@ -2757,6 +2759,16 @@ fn state_of(
                 })
                 .filter(|(_, c, agent)| *c != digest::Change::None || *agent)
                 .collect();
+            // Another agent than the history's: Pacemaker cleans the resource up there
+            // (`pcmk__schedule_cleanup`), running or not: its failures there no longer count.
+            if counts_history {
+                cleaned.extend(
+                    entries
+                        .iter()
+                        .filter(|(id, _, _, lr)| reading.agent_changed(id, *lr))
+                        .map(|(id, _, _, _)| (id.to_string(), node.to_owned())),
+                );
+            }
             for (id, _, ops, _) in entries {
                 for (call, o) in ops {
                     let t = o
@@ -2924,7 +2936,7 @@ fn state_of(
         }
     }
     for (rsc, node, op, n, last) in counts {
-        if config.resource(&rsc).is_none() {
+        if config.resource(&rsc).is_none() || cleaned.contains(&(rsc.clone(), node.clone())) {
             continue;
         }
         let on = state
@@ -2940,6 +2952,22 @@ fn state_of(
         *count = count.saturating_add(n).min(1_000_000);
         if last.is_some() {
             on.last_failure = last.max(on.last_failure);
+        }
+    }
+    for (rsc, node) in &cleaned {
+        if let Some(on) = state
+            .resources
+            .get_mut(rsc)
+            .and_then(|rs| rs.nodes.get_mut(node))
+        {
+            on.fail_counts.clear();
+            on.failed_ops.clear();
+            on.last_failure = None;
+            on.hard_ban = false;
+            on.fatal = false;
+            if !on.role.is_active() {
+                on.failed = false;
+            }
         }
     }
     // Membership last: nodes without a status entry have not been seen.
@@ -3619,6 +3647,39 @@ mod tests {
         );
         let gone = import(&cib("")).expect("import");
         assert!(gone.unsupported.is_empty(), "{:?}", gone.unsupported);
+    }
+
+    #[test]
+    fn a_history_written_by_another_agent_is_cleaned_up() {
+        // Pacemaker's bug-5025-4: r's start failed on n1 (fail count INFINITY) when r was
+        // another agent; the agent changed since, so Pacemaker cleans it up there and r may
+        // start on n1 again. The same history by the same agent keeps its failure.
+        let cib = |recorded: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="r" class="ocf" provider="pacemaker" type="Dummy"/></resources>
+  <constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="1"><instance_attributes id="a">
+      <nvpair id="f" name="fail-count-r" value="INFINITY"/></instance_attributes></transient_attributes>
+    <lrm id="1"><lrm_resources><lrm_resource id="r" class="ocf" provider="pacemaker" type="{recorded}">
+      <lrm_rsc_op id="r_last_0" operation="stop" call-id="3" rc-code="0" op-status="0" interval="0" crm_feature_set="3.0.7"/>
+      <lrm_rsc_op id="r_last_failure_0" operation="start" call-id="2" rc-code="1" op-status="4" interval="0" crm_feature_set="3.0.7"/>
+    </lrm_resource></lrm_resources></lrm></node_state></status></cib>"#
+            )
+        };
+        let failures = |recorded: &str| {
+            let i = import(&cib(recorded)).expect("import");
+            let state = i.state.expect("a state");
+            state.resources["r"].nodes["n1"]
+                .fail_counts
+                .values()
+                .sum::<u32>()
+        };
+        assert_eq!(failures("remote"), 0);
+        assert!(failures("Dummy") > 0);
     }
 
     #[test]
