@@ -1230,16 +1230,21 @@ impl Core {
 
     /// Applies a new file's resources, constraints and cluster options: new resources
     /// start, those gone from the file are stopped as orphans, a changed definition restarts
-    /// (the engine compares digests), everything else takes effect at the next transition.
-    /// Returns what changed, one line each. Nothing changes when it fails.
+    /// (the engine compares digests) and its failures no longer count (they are cleaned up
+    /// where there are any, as Pacemaker clears the fail count of what failed with other
+    /// parameters), everything else takes effect at the next transition. Returns what
+    /// changed, one line each. Nothing changes when it fails.
     pub fn reload(
         &mut self,
         new: &Config,
         health_monitors: &[HealthMonitor],
+        now: Time,
+        store: &mut dyn Recorder,
     ) -> anyhow::Result<(Vec<String>, Vec<Effect>)> {
         let mut changes = Vec::new();
         let old = Arc::clone(&self.config);
         let mut previous = Vec::new();
+        let mut cleanups = Vec::new();
         for spec in new.resources() {
             match old.resource(&spec.id) {
                 None => changes.push(format!("resource {}: new", spec.id)),
@@ -1259,6 +1264,21 @@ impl Core {
                         "resource {}: definition changed: it {how} where it runs",
                         spec.id
                     ));
+                    if let Some(rs) = self.state.resource(&spec.id) {
+                        for (node, on) in &rs.nodes {
+                            if on.fail_counts.values().any(|&c| c > 0) || !on.failed_ops.is_empty()
+                            {
+                                changes.push(format!(
+                                    "resource {}: its failures on {node} were with the old definition: cleaned up",
+                                    spec.id
+                                ));
+                                cleanups.push(AdminCommand::Cleanup {
+                                    resource: Some(spec.id.clone()),
+                                    node: Some(node.clone()),
+                                });
+                            }
+                        }
+                    }
                 }
                 Some(o) if o != spec => changes.push(format!("resource {}: updated", spec.id)),
                 Some(_) => {}
@@ -1324,6 +1344,13 @@ impl Core {
         }
         self.health = health;
         self.save_definitions();
+        if !cleanups.is_empty() {
+            let events = cleanups
+                .into_iter()
+                .map(|c| (Event::Admin(c), None))
+                .collect();
+            self.record(store, now, events)?;
+        }
         if !changes.is_empty() {
             self.abort_run();
         }

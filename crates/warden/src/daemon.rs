@@ -1075,7 +1075,12 @@ impl Daemon {
         self.follows = follows;
         let (more, effects) = self
             .core
-            .reload(&loaded.engine, &loaded.health_monitors)
+            .reload(
+                &loaded.engine,
+                &loaded.health_monitors,
+                self.clock.now(),
+                &mut self.store,
+            )
             .map_err(|e| format!("{e:#}"))?;
         self.health_monitors = loaded.health_monitors.clone();
         changes.extend(more);

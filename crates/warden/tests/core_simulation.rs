@@ -502,7 +502,10 @@ impl Sim {
                     self.file.present[i] = true;
                 }
                 let new = self.file.config();
-                let (_, effects) = self.core.reload(&new, &[]).expect("reload");
+                let (_, effects) = self
+                    .core
+                    .reload(&new, &[], self.now, &mut self.store)
+                    .expect("reload");
                 self.after(effects);
             }
             75..=84 => {

@@ -1488,6 +1488,42 @@ fn dummy_block(state: &Path) -> String {
 }
 
 #[test]
+fn a_reload_that_changes_a_definition_cleans_up_the_failures_of_the_old_one() {
+    // Dummy's state file in a directory that does not exist: its start fails (fail count
+    // INFINITY on the only node), and it stays stopped. The operator fixes the parameter and
+    // reloads: the failures were the old definition's, so they no longer count (as Pacemaker
+    // clears the fail count of what failed with other parameters) and it starts, without a
+    // cleanup by hand.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let bad = dir.path().join("missing").join("d.state");
+    let good = dir.path().join("d.state");
+    write_resources(&config, &dummy_block(&bad));
+    let _d = start(&config, &[]);
+    wait_for(&config, "the start failed", |v| {
+        v["transition_running"] == false
+            && resource(v, "dummy")["state"] == "stopped"
+            && resource(v, "dummy")["fail_counts"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty())
+    });
+    write_resources(&config, &dummy_block(&good));
+    let (ok, out, err) = cli(&config, &["reload"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("resource dummy: definition changed")
+            && out.contains("were with the old definition: cleaned up"),
+        "{out}"
+    );
+    wait_for(
+        &config,
+        "started with the new definition",
+        all_started(&["dummy"]),
+    );
+    assert!(good.exists());
+}
+
+#[test]
 fn reload_applies_resources_live_and_a_restart_applies_what_changed_meanwhile() {
     assert!(
         Path::new("/usr/lib/ocf/resource.d/heartbeat/Dummy").exists(),

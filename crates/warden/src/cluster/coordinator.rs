@@ -494,7 +494,8 @@ impl Coordinator {
             let latest = self.shared.config.borrow().clone();
             if !Arc::ptr_eq(&latest, &config) {
                 config = latest;
-                let (changes, effects) = self.core.reload(&config, &[])?;
+                let now = self.clock.now();
+                let (changes, effects) = self.core.reload(&config, &[], now, &mut self.log)?;
                 for c in &changes {
                     info!(change = %c, "configuration change");
                 }
