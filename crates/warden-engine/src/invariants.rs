@@ -227,11 +227,14 @@ fn check_promotions(config: &Config, state: &State, t: &Transition) -> Result<()
             .into_iter()
             .flat_map(|rs| rs.nodes.iter())
             .filter(|(n, on)| *n != node && on.role == Role::Promoted && !undone_before(n))
-            // What does not wait for fencing takes a copy on a lost node for stopped.
+            // What does not wait for fencing takes a copy on a lost node for stopped; without
+            // fencing, a node that is down runs nothing (as Pacemaker reads it).
             .filter(|(n, _)| {
-                spec.needs_fencing()
-                    || !config.fencing_enabled()
-                    || state.node(n).is_none_or(|s| s.unclean.is_none())
+                let s = state.node(n);
+                if !config.fencing_enabled() {
+                    return s.is_some_and(|s| s.online);
+                }
+                spec.needs_fencing() || s.is_none_or(|s| s.unclean.is_none())
             })
             .map(|(n, _)| n.as_str())
             .collect();

@@ -37,10 +37,16 @@ impl Rng {
 }
 
 const RCS: &[i32] = &[0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 7, 8, 9, 190, 42];
+/// Resources whose definition a run may change (at most 6), then the unfencing device.
+const GENERATIONS: usize = 7;
 const MON: Duration = Duration::from_secs(10);
 const PROMOTED_MON: Duration = Duration::from_secs(9);
 
-fn random_config(rng: &mut Rng) -> Config {
+/// A random configuration; `generations` change definitions without changing anything
+/// else (the same seed draws the same cluster): resource number `i` gets a parameter
+/// `generation` when `generations[i]` is not 0, and the unfencing device (the last entry) its
+/// parameters and, every other generation, its agent, as a reload of an edited file would.
+fn random_config(rng: &mut Rng, generations: &[u32; GENERATIONS]) -> Config {
     let nodes: Vec<String> = (1..=2 + rng.below(3)).map(|i| format!("node{i}")).collect();
     let fencing = rng.chance(40);
     let mut resources = Vec::new();
@@ -164,6 +170,37 @@ fn random_config(rng: &mut Rng) -> Config {
         ..ClusterOptions::default()
     };
     let unfencing = fencing && rng.chance(30);
+    for (r, &g) in resources.iter_mut().zip(generations.iter()) {
+        if g > 0 {
+            r.params.push(("generation".into(), g.to_string()));
+        }
+    }
+    // An unfencing fence agent placed as a resource (fence_scsi's kind), whose definition a
+    // reload may change: its node is unfenced again.
+    if unfencing {
+        let g = generations[GENERATIONS - 1];
+        resources.push(ResourceSpec::new(
+            "scsi",
+            Agent::Fence(Box::new(FenceDevice {
+                name: "scsi".into(),
+                method: FenceMethod::Agent(FenceAgent {
+                    program: if g % 2 == 0 {
+                        "fence_scsi"
+                    } else {
+                        "fence_mpath"
+                    }
+                    .into(),
+                    params: vec![("devices".into(), format!("/dev/sd{g}"))],
+                    host_map: vec![],
+                    action: "off".into(),
+                }),
+                nodes: vec![],
+                timeout_ms: 60_000,
+                unfence: true,
+                disabled: false,
+            })),
+        ));
+    }
     let fence = if fencing {
         vec![FenceDevice {
             name: "power".into(),
@@ -312,6 +349,11 @@ fn instances_per_node(config: &Config, state: &State, of: &str) -> usize {
     let mut per: std::collections::BTreeMap<&str, usize> = Default::default();
     for &m in config.instances_of(of).unwrap_or_default() {
         let id = &config.resources()[m].id;
+        // An instance blocked somewhere is held everywhere (its copy found on another node
+        // stays too, as Pacemaker leaves a blocked resource alone).
+        if blocked_or_held(config, state, id) {
+            continue;
+        }
         for n in state.active_nodes(id) {
             // One blocked where it runs is past the scheduler's reach.
             let blocked = state
@@ -515,7 +557,9 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
 
 fn run_seed(seed: u64) {
     let mut rng = Rng(seed);
-    let config = random_config(&mut rng);
+    let drawn = rng.0;
+    let mut generations = [0; GENERATIONS];
+    let mut config = random_config(&mut rng, &generations);
     if std::env::var("WARDEN_SIM_TRACE").is_ok() {
         eprintln!("{config:#?}");
     }
@@ -530,6 +574,11 @@ fn run_seed(seed: u64) {
                     Err(e) => panic!("events name known things: {e}"),
                 }
             }
+        }
+        // Sometimes a reload changes a definition (the same cluster otherwise).
+        if rng.chance(5) {
+            generations[rng.below(GENERATIONS)] += 1;
+            config = random_config(&mut Rng(drawn), &generations);
         }
         step(&mut rng, &config, &mut state, now, 10);
         now = now + Duration::from_millis(rng.next() % 40_000);
