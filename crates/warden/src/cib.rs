@@ -1925,8 +1925,49 @@ fn orphans_of(
     out
 }
 
-/// One `lrm_resource`'s operations, by call id.
+/// One `lrm_resource`'s operations, in Pacemaker's order (see [`history_key`]).
 type History<'a, 'i> = Vec<(i64, Node<'a, 'i>)>;
+
+/// Where an operation goes in its history, as Pacemaker's `sort_op_by_callid` orders them:
+/// by call id (`2 * call + 1`); an operation in flight with a call id just before the
+/// completed one of that id (`2 * call`); one in flight without a call id (-1) before the
+/// first operation of a later transition of the same cluster (its key's transition number and
+/// UUID), else after everything (it is the newest).
+fn history_key(
+    call: i64,
+    pending: bool,
+    o: Node<'_, '_>,
+    all: &[(i64, bool, Node<'_, '_>)],
+) -> i64 {
+    if call >= 0 {
+        return call.saturating_mul(2).saturating_add(i64::from(!pending));
+    }
+    if !pending {
+        return -1;
+    }
+    let transition = |n: Node<'_, '_>| -> Option<(i64, String)> {
+        let key = n.attribute("transition-key")?;
+        let mut f = key.split(':');
+        let _action = f.next()?;
+        let t = f.next()?.parse::<i64>().ok()?;
+        let _rc = f.next()?;
+        Some((t, f.next()?.to_owned()))
+    };
+    let Some((t, uuid)) = transition(o) else {
+        return i64::MAX;
+    };
+    all.iter()
+        .filter(|(c, p, _)| *c >= 0 && !*p)
+        .filter(|(_, _, x)| transition(*x).is_some_and(|(t2, u2)| u2 == uuid && t2 > t))
+        .map(|(c, _, _)| c.saturating_mul(2))
+        .min()
+        .unwrap_or(i64::MAX)
+}
+
+/// Whether a [`history_key`] is that of an operation in flight.
+fn pending_key(key: i64) -> bool {
+    key == i64::MAX || (key >= 0 && key % 2 == 0)
+}
 
 /// An order's kind as Pacemaker reads it: its `kind`, else `optional` for a score of 0, else
 /// `mandatory`; a kind Pacemaker does not know is reset to Mandatory.
@@ -1971,8 +2012,9 @@ fn ticket_table(ticket: &str, resource: &str, promoted: bool, policy: Option<&st
 fn left_running(ops: &[(i64, Node<'_, '_>)]) -> bool {
     ops.iter()
         .rev()
-        .find(|(call, o)| {
-            *call >= 0
+        .find(|(key, o)| {
+            *key >= 0
+                && !pending_key(*key)
                 && !matches!(o.attribute("op-status"), Some("-1" | "1"))
                 && o.attribute("operation") != Some("notify")
         })
@@ -2684,7 +2726,7 @@ fn state_of(
                 let written = elements(lr)
                     .filter(|c| c.has_tag_name("lrm_rsc_op"))
                     .all(|o| o.attribute("call-id").is_none());
-                let mut ops: Vec<(i64, Node<'_, '_>)> = elements(lr)
+                let raw: Vec<(i64, bool, Node<'_, '_>)> = elements(lr)
                     .filter(|c| c.has_tag_name("lrm_rsc_op"))
                     .enumerate()
                     .map(|(i, o)| {
@@ -2692,12 +2734,16 @@ fn state_of(
                             .attribute("call-id")
                             .and_then(|c| c.parse::<i64>().ok())
                             .unwrap_or(if written { i as i64 } else { -1 });
-                        // An operation in flight is the newest one.
                         let pending =
                             o.attribute("op-status") == Some("-1") || (call < 0 && !written);
-                        (if pending { i64::MAX } else { call }, o)
+                        (call, pending, o)
                     })
                     .collect();
+                let ops: Vec<(i64, Node<'_, '_>)> = raw
+                    .iter()
+                    .map(|&(call, pending, o)| (history_key(call, pending, o, &raw), o))
+                    .collect();
+                let mut ops = ops;
                 // One call id twice (an operation and its last failure): the older change
                 // first, as Pacemaker's `pe__is_newer_op` orders them.
                 let changed = |o: &Node<'_, '_>| {
@@ -2787,11 +2833,8 @@ fn state_of(
                     // An operation in flight: a start or a promote may have happened (Pacemaker
                     // counts the resource active, or promoted, there); any other tells nothing
                     // yet, nor does a cancelled one.
-                    let pending = call == i64::MAX;
-                    if (pending && !matches!(name, "start" | "promote"))
-                        || call < 0
-                        || op_status == "1"
-                    {
+                    let pending = pending_key(call);
+                    if (pending && !matches!(name, "start" | "promote")) || op_status == "1" {
                         continue;
                     }
                     let op_name = match name {
@@ -3435,6 +3478,42 @@ mod tests {
             assert_eq!(on.role, warden_engine::Role::Started, "{r}");
             assert!(!on.failed, "{r}: {on:?}");
         }
+    }
+
+    #[test]
+    fn an_operation_in_flight_goes_where_its_call_id_or_transition_puts_it() {
+        // Pacemaker's 735: C's start in flight (no call id) belongs to transition 8, its stop
+        // to transition 9: the stop is newer, C is stopped. D's start in flight has call id 3,
+        // before its stop (call 9): stopped too. E's start in flight is all there is: active.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="C" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="D" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="E" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources>
+      <lrm_resource id="C" class="ocf" provider="heartbeat" type="Dummy">
+        <lrm_rsc_op id="C_start_0" operation="start" call-id="-1" op-status="-1" rc-code="-1" interval="0" transition-key="-1:8:0:u"/>
+        <lrm_rsc_op id="C_stop_0" operation="stop" call-id="8" rc-code="0" op-status="0" interval="0" transition-key="0:9:0:u"/>
+      </lrm_resource>
+      <lrm_resource id="D" class="ocf" provider="heartbeat" type="Dummy">
+        <lrm_rsc_op id="D_start_0" operation="start" call-id="3" op-status="-1" rc-code="-1" interval="0" transition-key="-1:9:0:u"/>
+        <lrm_rsc_op id="D_stop_0" operation="stop" call-id="9" rc-code="0" op-status="0" interval="0" transition-key="0:4:0:u"/>
+      </lrm_resource>
+      <lrm_resource id="E" class="ocf" provider="heartbeat" type="Dummy">
+        <lrm_rsc_op id="E_start_0" operation="start" call-id="-1" op-status="-1" rc-code="-1" interval="0" transition-key="-1:9:0:u"/>
+      </lrm_resource>
+    </lrm_resources></lrm>
+  </node_state></status></cib>"#;
+        let i = import(xml).expect("import");
+        let state = i.state.expect("a state");
+        let role = |r: &str| state.resources[r].nodes["n1"].role;
+        assert_eq!(role("C"), warden_engine::Role::Stopped);
+        assert_eq!(role("D"), warden_engine::Role::Stopped);
+        assert_eq!(role("E"), warden_engine::Role::Started);
     }
 
     #[test]
