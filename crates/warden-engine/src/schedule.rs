@@ -2055,7 +2055,7 @@ impl<'a> Scheduler<'a> {
                             true
                         };
                     let stopped_word = if required { "required" } else { "unrunnable" };
-                    let first_stop_word = self
+                    let named_reason = self
                         .second_member_stop(plans, f, k, required)
                         .or_else(|| self.blocked_by_colocation(plans, f, t));
                     // After a whole clone, a resource (not a clone) restarts only for a copy
@@ -2124,7 +2124,7 @@ impl<'a> Scheduler<'a> {
                         }
                         then.targets.clear();
                         then.promoted.clear();
-                        then.forced = Some(match first_stop_word {
+                        then.forced = Some(match named_reason {
                             Some(w) => w,
                             None => format!("{stopped_word} {}", first()),
                         });
@@ -3756,9 +3756,9 @@ impl<'a> Scheduler<'a> {
                         .and_then(|rs| rs.nodes.get(name))
                         .is_some_and(|on| on.role == Role::Promoted));
             let change = if stop && start {
-                let redefined = p.redefined.contains(&i) && p.forced.is_none();
                 match (&p.forced, p.failed.contains(&i)) {
-                    (None, false) if redefined => Change::Restart {
+                    // Another agent: no reason, as crm_simulate.
+                    (None, false) if p.redefined.contains(&i) => Change::Restart {
                         resource,
                         node,
                         reason: None,
