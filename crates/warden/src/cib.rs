@@ -480,11 +480,18 @@ impl Reader {
                             | "priority"),
                         )) => key,
                         Some(None) => continue,
-                        _ => {
+                        // A meta attribute a resource has and a device does not.
+                        Some(Some(_)) => {
+                            self.skip.push(format!("{id}: meta {k} (a fence device)"));
+                            continue;
+                        }
+                        None if matches!(k, "allow-migrate" | "allow-unhealthy-nodes") => {
+                            self.skip.push(format!("{id}: meta {k} (a fence device)"));
+                            continue;
+                        }
+                        // Pacemaker's own Warden lacks, or the user's: as for any resource.
+                        None => {
                             self.meta(&id, k, v, &mut Table::new());
-                            if meta_key(k).is_some() {
-                                self.skip.push(format!("{id}: meta {k} (a fence device)"));
-                            }
                             continue;
                         }
                     };
