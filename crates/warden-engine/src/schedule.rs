@@ -1428,14 +1428,16 @@ impl<'a> Scheduler<'a> {
             changed.retain(|i| !p.reloads.contains(i));
         }
         // Another agent now: restarted without a reason, as crm_simulate words it (the
-        // digests of its parameters may not tell, so neither does Pacemaker).
+        // digests of its parameters may not tell, so neither does Pacemaker). So is what
+        // requires nothing: Pacemaker resets the reason of its start once it is placed.
         p.redefined = changed
             .iter()
             .copied()
             .filter(|&i| {
-                self.eff[i]
-                    .agent_digest
-                    .is_some_and(|d| Some(d) != digests.agent)
+                meta.requires == Requires::Nothing
+                    || self.eff[i]
+                        .agent_digest
+                        .is_some_and(|d| Some(d) != digests.agent)
             })
             .collect();
         if !changed.is_empty() {

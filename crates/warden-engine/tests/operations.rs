@@ -383,6 +383,50 @@ fn a_changed_definition_restarts_the_resource_and_what_needs_it() {
 }
 
 #[test]
+fn a_changed_definition_of_what_requires_nothing_restarts_with_no_reason_given() {
+    // As crm_simulate words it (probe-2): Pacemaker resets the reason of a start of what
+    // requires nothing once it is placed, so the restart reads without one. Another agent
+    // reads without one too (params-2).
+    for (what, f) in [
+        (
+            "requires nothing",
+            Box::new(|db: &mut ResourceSpec| {
+                db.meta.requires = Requires::Nothing;
+                db.params.push(("state".into(), "/run/other".into()));
+            }) as Box<dyn Fn(&mut ResourceSpec)>,
+        ),
+        (
+            "another agent",
+            Box::new(|db: &mut ResourceSpec| {
+                db.agent = Agent::Ocf {
+                    provider: "heartbeat".into(),
+                    kind: "Stateless".into(),
+                };
+            }),
+        ),
+    ] {
+        let mut w = World {
+            config: stack_with(|db| {
+                if what == "requires nothing" {
+                    db.meta.requires = Requires::Nothing;
+                }
+            }),
+            ..stack()
+        };
+        w.settle();
+        w.config = stack_with(&f);
+        assert_eq!(
+            w.settle(),
+            [
+                "Restart db ( node1 )",
+                "Restart app ( node1 ) due to required db start",
+            ],
+            "{what}"
+        );
+    }
+}
+
+#[test]
 fn meta_attributes_and_operations_change_without_a_restart() {
     let mut w = stack();
     w.config = stack_with(|db| {

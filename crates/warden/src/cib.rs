@@ -374,11 +374,26 @@ impl Reader {
         };
         // The primitive and its template, the template first.
         let sources: Vec<Node<'_, '_>> = template.into_iter().chain([p]).collect();
+        // Its parameters: also those of the groups and clones it is in (Pacemaker passes a
+        // parent's instance attributes to the agent and hashes them), the outermost first
+        // and its own last (they win).
+        let mut param_sources: Vec<Node<'_, '_>> = p
+            .ancestors()
+            .skip(1)
+            .take_while(|a| !a.has_tag_name("resources"))
+            .filter(|a| {
+                a.has_tag_name("group") || a.has_tag_name("clone") || a.has_tag_name("master")
+            })
+            .collect();
+        param_sources.reverse();
+        param_sources.extend(&sources);
         let attr = |k: &str| p.attribute(k).or(template.and_then(|t| t.attribute(k)));
         let class = attr("class").unwrap_or("ocf");
         let kind = attr("type").unwrap_or("");
-        self.definitions
-            .insert(id.clone(), definition(&sources, class == "stonith"));
+        self.definitions.insert(
+            id.clone(),
+            definition(&sources, &param_sources, class == "stonith"),
+        );
         let mut t = Table::new();
         t.insert("id".into(), Value::String(id.clone()));
         match class {
@@ -524,7 +539,7 @@ impl Reader {
             }
         }
         let params: Table = nvpairs_of(
-            &sources,
+            &param_sources,
             "instance_attributes",
             &format!("primitive {id}"),
             &mut self.skip,
@@ -1770,7 +1785,11 @@ fn reloadable_of(
 /// A primitive's definition as Pacemaker hashes it (`sources`: its template, then itself):
 /// its parameters, and its one-shot operations' own (the first of one name, its own before
 /// its template's).
-fn definition(sources: &[Node<'_, '_>], stonith: bool) -> digest::Definition {
+fn definition(
+    sources: &[Node<'_, '_>],
+    param_sources: &[Node<'_, '_>],
+    stonith: bool,
+) -> digest::Definition {
     let attr = |k: &str| {
         sources
             .iter()
@@ -1783,7 +1802,7 @@ fn definition(sources: &[Node<'_, '_>], stonith: bool) -> digest::Definition {
         agent: [attr("class"), attr("provider"), attr("type")],
         ..Default::default()
     };
-    d.params = nvpairs_of(sources, "instance_attributes", "", &mut Vec::new())
+    d.params = nvpairs_of(param_sources, "instance_attributes", "", &mut Vec::new())
         .into_iter()
         .collect();
     for op in sources
@@ -3766,6 +3785,51 @@ mod tests {
         };
         assert_eq!(failures("remote"), 0);
         assert!(failures("Dummy") > 0);
+    }
+
+    #[test]
+    fn a_clones_instance_attributes_are_its_primitives_parameters() {
+        // Pacemaker's probe-2: a clone's instance attributes reach its primitive's agent and
+        // are in the digest of what it was started with: a history whose digest holds them
+        // (own=2 shared=1) runs the definition now, one without them another.
+        let cib = |digest: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><clone id="cl"><instance_attributes id="ci"><nvpair id="ci1" name="shared" value="1"/></instance_attributes>
+    <primitive id="c" class="ocf" provider="heartbeat" type="Dummy">
+      <instance_attributes id="pi"><nvpair id="pi1" name="own" value="2"/></instance_attributes></primitive>
+  </clone></resources><constraints/></configuration>
+  <status><node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <lrm id="1"><lrm_resources><lrm_resource id="c:0" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="c_start_0" operation="start" call-id="2" rc-code="0" op-status="0" interval="0" crm_feature_set="3.16.1" op-digest="{digest}"/>
+    </lrm_resource></lrm_resources></lrm></node_state></status></cib>"#
+            )
+        };
+        let summary = |digest: &str| {
+            let i = import(&cib(digest)).expect("import");
+            let l = loaded(&i);
+            let params = &l.engine.resource("c").expect("c").params;
+            assert!(
+                params.contains(&("shared".to_owned(), "1".to_owned())),
+                "{params:?}"
+            );
+            let state = i.state.expect("a state");
+            warden_engine::schedule(&l.engine, &state, warden_engine::Time::from_millis(0))
+                .summary
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            summary("83356ea61d76ee806a81deabd1c3a2bb"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            summary("d67ef860fd19d9b589fa9cde9c7f8014"),
+            ["Restart c ( n1 ) due to resource definition change"]
+        );
     }
 
     #[test]
