@@ -2225,6 +2225,39 @@ impl<'a> Scheduler<'a> {
         let mut changed = false;
         for d in 0..plans.len() {
             for c in config.colocated_with(d) {
+                if c.with_unpromoted && c.score == Score::MINUS_INFINITY && c.places() {
+                    // Away from where `with` runs unpromoted: a copy an order demotes (or
+                    // keeps from its promotion) after this one was placed beside it leaves
+                    // no room there (`Stop R ( N ) due to colocation with W`).
+                    let w = self.with_plan(c, plans);
+                    let p = &plans[d];
+                    let lost: Vec<usize> = p
+                        .targets
+                        .iter()
+                        .copied()
+                        .filter(|i| w.targets.contains(i) && !w.promoted.contains(i))
+                        .collect();
+                    drop(w);
+                    if !p.acts || lost.is_empty() {
+                        continue;
+                    }
+                    let p = &mut plans[d];
+                    let why = format!("colocation with {}", self.with_name(c));
+                    p.targets.retain(|i| !lost.contains(i));
+                    if p.clone {
+                        p.block_copies(&lost, &why);
+                    } else if p.live_active.is_empty() {
+                        p.blocked = Some((lost[0], why.clone()));
+                    }
+                    if p.forced.is_none() {
+                        p.forced = Some(why);
+                    }
+                    let targets = p.targets.clone();
+                    p.promoted.retain(|i| targets.contains(i));
+                    p.derive();
+                    changed = true;
+                    continue;
+                }
                 if c.promoted && c.score == Score::INFINITY && !c.by_role() {
                     // The promoted role with what an order kept from where it was placed: the
                     // promotion there cannot happen (`Promote R ( ... ) due to colocation with

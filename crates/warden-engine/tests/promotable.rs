@@ -1123,3 +1123,38 @@ fn what_is_colocated_with_the_promoted_roles_dependent_pulls_the_promotion_too()
     assert_eq!(w.status_of("fs"), "fs Started node2");
     assert_eq!(w.status_of("app"), "app Started node2");
 }
+
+#[test]
+fn what_must_stay_away_from_the_unpromoted_role_leaves_where_an_order_demotes() {
+    // app must never run where db runs unpromoted (-INFINITY with role unpromoted). db is
+    // promoted only after gate starts: gate is disabled, the order demotes db, and app, placed
+    // beside the promoted copy, has to go.
+    let mut b = build(&["node1"])
+        .resource(stateful("db"))
+        .resource(dummy("gate"))
+        .resource(dummy("app"))
+        .order("gate", "db", OrderKind::Mandatory)
+        .colocation_roles(
+            "app",
+            OpRole::Started,
+            "db",
+            OpRole::Unpromoted,
+            Score::MINUS_INFINITY,
+        );
+    b.orders[0].then_action = OpName::Promote;
+    let mut w = b.world();
+    assert_eq!(w.status_of("db"), "db Promoted [ node1 ]");
+    assert_eq!(w.status_of("app"), "app Started node1");
+    w.admin(AdminCommand::Disable {
+        resource: "gate".into(),
+    });
+    let plan = w.plan();
+    assert!(
+        plan.contains(&"Demote db ( Promoted -> Unpromoted node1 )".to_owned()),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.contains(&"Stop app ( node1 ) due to colocation with db".to_owned()),
+        "{plan:#?}"
+    );
+}
