@@ -2354,9 +2354,20 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         // restarts, which Warden's optional orders do not do; without such an order it
         // changes nothing.
         for id in std::mem::take(&mut r.restart_type) {
+            // The order may name it, or the group it is in (a group's meta attributes are
+            // its members').
+            let names_it = |then: &str| {
+                then == id
+                    || r.groups.iter().any(|g| {
+                        g.get("id").and_then(Value::as_str) == Some(then)
+                            && g.get("resources")
+                                .and_then(Value::as_array)
+                                .is_some_and(|m| m.iter().any(|x| x.as_str() == Some(&id)))
+                    })
+            };
             let after_optional = r.orders.iter().any(|o| {
                 o.get("kind").and_then(Value::as_str) == Some("optional")
-                    && (o.get("then").and_then(Value::as_str) == Some(id.as_str())
+                    && (o.get("then").and_then(Value::as_str).is_some_and(names_it)
                         || o.get("sets").is_some())
             });
             if after_optional {
@@ -3830,6 +3841,39 @@ mod tests {
             summary("d67ef860fd19d9b589fa9cde9c7f8014"),
             ["Restart c ( n1 ) due to resource definition change"]
         );
+    }
+
+    #[test]
+    fn restart_type_after_an_optional_order_on_its_group_is_named() {
+        // Pacemaker's bug-1572-1: `restart-type=restart` on a group restarts it after an
+        // optional order's `first` restarts; Warden's optional orders do not, so it is named,
+        // whether the order names the group or the member. Without such an order it changes
+        // nothing and is only noted.
+        let cib = |then: &str| {
+            format!(
+                r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources><primitive id="x" class="ocf" provider="heartbeat" type="Dummy"/>
+    <group id="g"><meta_attributes id="gm"><nvpair id="gm1" name="restart-type" value="restart"/></meta_attributes>
+      <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+      <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/></group></resources>
+  <constraints>{then}</constraints></configuration><status/></cib>"#
+            )
+        };
+        for then in ["g", "a"] {
+            let i = import(&cib(&format!(
+                r#"<rsc_order id="o1" first="x" then="{then}" kind="Optional"/>"#
+            )))
+            .expect("import");
+            assert!(
+                i.unsupported.contains(&"a: meta restart-type".to_owned()),
+                "{then}: {:?}",
+                i.unsupported
+            );
+        }
+        let none = import(&cib("")).expect("import");
+        assert!(none.unsupported.is_empty(), "{:?}", none.unsupported);
     }
 
     #[test]
