@@ -422,6 +422,28 @@ impl Digest {
             self.field(s);
         }
     }
+    /// Which agent runs a resource, without its parameters ([`ResourceSpec::agent_digest`]).
+    fn agent(&mut self, agent: &Agent) {
+        match agent {
+            Agent::Ocf { provider, kind } => {
+                self.field("ocf");
+                self.field(provider);
+                self.field(kind);
+            }
+            Agent::Systemd { unit } => {
+                self.field("systemd");
+                self.field(unit);
+            }
+            Agent::Fence(dev) => {
+                self.field("fence");
+                match &dev.method {
+                    FenceMethod::Command(_) => self.field("\0"),
+                    FenceMethod::Agent(a) => self.field(&a.program),
+                }
+            }
+            Agent::Process(_) => self.field("process"),
+        }
+    }
     fn pairs(&mut self, v: &[(String, String)]) {
         self.bytes(&(v.len() as u64).to_le_bytes());
         for (k, x) in v {
@@ -704,40 +726,15 @@ impl ResourceSpec {
     /// device (`Device definition changed`).
     pub fn agent_digest(&self) -> u64 {
         let mut d = Digest::default();
-        match &self.agent {
-            Agent::Ocf { provider, kind } => {
-                d.field("ocf");
-                d.field(provider);
-                d.field(kind);
-            }
-            Agent::Systemd { unit } => {
-                d.field("systemd");
-                d.field(unit);
-            }
-            Agent::Fence(dev) => {
-                d.field("fence");
-                match &dev.method {
-                    FenceMethod::Command(_) => d.field("\0"),
-                    FenceMethod::Agent(a) => d.field(&a.program),
-                }
-            }
-            Agent::Process(_) => d.field("process"),
-        }
+        d.agent(&self.agent);
         d.0
     }
 
     fn digest_but(&self, skip: &[String]) -> u64 {
         let mut d = Digest::default();
         match &self.agent {
-            Agent::Ocf { provider, kind } => {
-                d.field("ocf");
-                d.field(provider);
-                d.field(kind);
-            }
-            Agent::Systemd { unit } => {
-                d.field("systemd");
-                d.field(unit);
-            }
+            // The agent is all there is of its definition besides the parameters.
+            Agent::Ocf { .. } | Agent::Systemd { .. } => d.agent(&self.agent),
             Agent::Fence(dev) => {
                 d.field("fence");
                 d.field(&dev.name);

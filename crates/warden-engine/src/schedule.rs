@@ -630,6 +630,24 @@ impl Plan {
         self.starts.iter().any(|t| self.stops.contains(t))
     }
 
+    /// Takes the nodes `lost` from where it runs after the transition because of `why` (a
+    /// colocation an order broke): a clone's copies there are listed `(blocked)`, a primitive
+    /// that does not run yet gets a `(blocked)` start, and `why` becomes its reason.
+    fn withdraw(&mut self, lost: &[usize], why: String) {
+        self.targets.retain(|i| !lost.contains(i));
+        if self.clone {
+            self.block_copies(lost, &why);
+        } else if self.live_active.is_empty() {
+            self.blocked = Some((lost[0], why.clone()));
+        }
+        if self.forced.is_none() {
+            self.forced = Some(why);
+        }
+        let targets = self.targets.clone();
+        self.promoted.retain(|i| targets.contains(i));
+        self.derive();
+    }
+
     /// Copies that would have started on `nodes` and now cannot, listed `(blocked)` with
     /// `why` (the first reason a node gets is kept).
     fn block_copies(&mut self, nodes: &[usize], why: &str) {
@@ -2241,20 +2259,7 @@ impl<'a> Scheduler<'a> {
                     if !p.acts || lost.is_empty() {
                         continue;
                     }
-                    let p = &mut plans[d];
-                    let why = format!("colocation with {}", self.with_name(c));
-                    p.targets.retain(|i| !lost.contains(i));
-                    if p.clone {
-                        p.block_copies(&lost, &why);
-                    } else if p.live_active.is_empty() {
-                        p.blocked = Some((lost[0], why.clone()));
-                    }
-                    if p.forced.is_none() {
-                        p.forced = Some(why);
-                    }
-                    let targets = p.targets.clone();
-                    p.promoted.retain(|i| targets.contains(i));
-                    p.derive();
+                    plans[d].withdraw(&lost, format!("colocation with {}", self.with_name(c)));
                     changed = true;
                     continue;
                 }
@@ -2298,10 +2303,10 @@ impl<'a> Scheduler<'a> {
                     continue;
                 }
                 // Only what orders took away since placing (a colocation loop may leave a
-                // dependent where its primary never was).
-                // A copy of the primary that an interleaved order unassigned holds nothing
-                // back: Pacemaker unassigns it after placing what is colocated with it, and
-                // blocks dependents only when a copy's start is unrunnable, not absent.
+                // dependent where its primary never was); a copy of the primary that an
+                // interleaved order unassigned holds nothing back: Pacemaker unassigns it
+                // after placing what is colocated with it, and blocks dependents only when a
+                // copy's start is unrunnable, not absent.
                 let lost: Vec<usize> = p
                     .targets
                     .iter()
@@ -2316,20 +2321,7 @@ impl<'a> Scheduler<'a> {
                 if lost.is_empty() {
                     continue;
                 }
-                let p = &mut plans[d];
-                let why = format!("colocation with {}", self.with_name(c));
-                p.targets.retain(|i| !lost.contains(i));
-                if p.clone {
-                    p.block_copies(&lost, &why);
-                } else if p.live_active.is_empty() {
-                    p.blocked = Some((lost[0], why.clone()));
-                }
-                if p.forced.is_none() {
-                    p.forced = Some(why);
-                }
-                let targets = p.targets.clone();
-                p.promoted.retain(|i| targets.contains(i));
-                p.derive();
+                plans[d].withdraw(&lost, format!("colocation with {}", self.with_name(c)));
                 changed = true;
             }
         }
@@ -2951,14 +2943,8 @@ impl<'a> Scheduler<'a> {
                             .map(|(_, &a)| a)
                     })
                     .collect();
-                let node = config.nodes()[i].clone();
                 let reason = self.device_changed[i].unwrap_or_default().to_owned();
-                self.out.summary.push(Change::Fence {
-                    node: node.clone(),
-                    reason: reason.clone(),
-                    action: "on".to_owned(),
-                });
-                Some(self.push(ActionKind::Unfence { node, reason }, deps))
+                Some(self.push_unfence(i, reason, deps))
             })
             .collect()
     }
@@ -3006,20 +2992,21 @@ impl<'a> Scheduler<'a> {
                 }
                 (None, None) => continue,
             };
-            self.out.summary.push(Change::Fence {
-                node: name.clone(),
-                reason: reason.clone(),
-                action: "on".to_owned(),
-            });
-            out[i] = Some(self.push(
-                ActionKind::Unfence {
-                    node: name.clone(),
-                    reason,
-                },
-                Vec::new(),
-            ));
+            out[i] = Some(self.push_unfence(i, reason, Vec::new()));
         }
         out
+    }
+
+    /// Unfences node number `i` after `deps`: the summary's `Fence (on) N 'reason'` and the
+    /// action.
+    fn push_unfence(&mut self, i: usize, reason: String, deps: Vec<ActionId>) -> ActionId {
+        let node = self.config.nodes()[i].clone();
+        self.out.summary.push(Change::Fence {
+            node: node.clone(),
+            reason: reason.clone(),
+            action: "on".to_owned(),
+        });
+        self.push(ActionKind::Unfence { node, reason }, deps)
     }
 
     /// One round of notifications of `op` to the copies on `to`, each after `deps`.

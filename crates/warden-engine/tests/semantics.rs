@@ -1445,26 +1445,6 @@ fn without_quorum_a_lost_node_is_not_fenced_and_what_it_ran_stays_there() {
     );
 }
 
-/// An unfencing fence agent (fence_scsi's kind) placed as a resource, with `devices`.
-fn scsi_device(program: &str, devices: &str) -> ResourceSpec {
-    ResourceSpec::new(
-        "scsi",
-        Agent::Fence(Box::new(FenceDevice {
-            name: "scsi".into(),
-            method: FenceMethod::Agent(FenceAgent {
-                program: program.into(),
-                params: vec![("devices".into(), devices.into())],
-                host_map: vec![],
-                action: "off".into(),
-            }),
-            nodes: vec![],
-            timeout_ms: 60_000,
-            unfence: true,
-            disabled: false,
-        })),
-    )
-}
-
 #[test]
 fn a_node_is_unfenced_again_where_an_unfencing_device_changed() {
     // As Pacemaker (unfence-parameters, unfence-definition): where an unfencing device

@@ -179,27 +179,12 @@ fn random_config(rng: &mut Rng, generations: &[u32; GENERATIONS]) -> Config {
     // reload may change: its node is unfenced again.
     if unfencing {
         let g = generations[GENERATIONS - 1];
-        resources.push(ResourceSpec::new(
-            "scsi",
-            Agent::Fence(Box::new(FenceDevice {
-                name: "scsi".into(),
-                method: FenceMethod::Agent(FenceAgent {
-                    program: if g % 2 == 0 {
-                        "fence_scsi"
-                    } else {
-                        "fence_mpath"
-                    }
-                    .into(),
-                    params: vec![("devices".into(), format!("/dev/sd{g}"))],
-                    host_map: vec![],
-                    action: "off".into(),
-                }),
-                nodes: vec![],
-                timeout_ms: 60_000,
-                unfence: true,
-                disabled: false,
-            })),
-        ));
+        let program = if g % 2 == 0 {
+            "fence_scsi"
+        } else {
+            "fence_mpath"
+        };
+        resources.push(common::scsi_device(program, &format!("/dev/sd{g}")));
     }
     let fence = if fencing {
         vec![FenceDevice {

@@ -129,21 +129,16 @@ fn a_clones_copies_go_where_a_copy_of_what_is_colocated_with_it_fits_too() {
     );
 }
 
-#[test]
-fn under_a_placement_strategy_what_scores_highest_where_it_runs_is_placed_first() {
-    // As Pacemaker's bug-lf-2613: groups g1 on node1 and g2 on node2, sticky. y1 (in g1)
-    // fails on node1 past its threshold: g1 must move. Pacemaker sorts the resources before
-    // placing them under a placement strategy: g2, which scores highest where it runs, first
-    // (it stays on node2), then g1, banned from node1 as a whole, which goes to node3 (the
-    // node with fewer resources), not beside g2.
+/// Groups g1 [x1, y1] preferring node1 and g2 [x2, y2] preferring node2 (200), their members
+/// sticky (INFINITY) and gone from a node at their first failure, under `utilization`.
+fn sticky_groups(b: Builder) -> Builder {
     let member = |id: &str| {
         let mut r = dummy(id);
         r.meta.resource_stickiness = Score::INFINITY;
         r.meta.migration_threshold = 1;
         r
     };
-    let mut w = build(&["node1", "node2", "node3"])
-        .resource(member("x1"))
+    b.resource(member("x1"))
         .resource(member("y1"))
         .resource(member("x2"))
         .resource(member("y2"))
@@ -154,7 +149,16 @@ fn under_a_placement_strategy_what_scores_highest_where_it_runs_is_placed_first(
         .location(loc("x2", "node2", 200))
         .location(loc("y2", "node2", 200))
         .cluster(strategy(PlacementStrategy::Utilization))
-        .world();
+}
+
+#[test]
+fn under_a_placement_strategy_what_scores_highest_where_it_runs_is_placed_first() {
+    // As Pacemaker's bug-lf-2613: groups g1 on node1 and g2 on node2, sticky. y1 (in g1)
+    // fails on node1 past its threshold: g1 must move. Pacemaker sorts the resources before
+    // placing them under a placement strategy: g2, which scores highest where it runs, first
+    // (it stays on node2), then g1, banned from node1 as a whole, which goes to node3 (the
+    // node with fewer resources), not beside g2.
+    let mut w = sticky_groups(build(&["node1", "node2", "node3"])).world();
     assert_eq!(w.status_of("y1"), "y1 Started node1");
     assert_eq!(w.status_of("y2"), "y2 Started node2");
     w.op(
@@ -177,29 +181,12 @@ fn under_a_placement_strategy_what_must_run_with_a_banned_clone_is_placed_after(
     // As Pacemaker's bug-lf-2619: both groups must run with the clone `ping`, which fails
     // on node1 past its threshold. Sorting takes in what each is colocated with: g1 scores
     // -INFINITY where it runs, so g2 is placed first and g1 goes to node3.
-    let member = |id: &str| {
-        let mut r = dummy(id);
-        r.meta.resource_stickiness = Score::INFINITY;
-        r
-    };
     let mut ping = dummy("ping");
     ping.copies = Some(Copies::default());
     ping.meta.migration_threshold = 1;
-    let mut w = build(&["node1", "node2", "node3"])
-        .resource(ping)
-        .resource(member("x1"))
-        .resource(member("y1"))
-        .resource(member("x2"))
-        .resource(member("y2"))
-        .group("g1", &["x1", "y1"])
-        .group("g2", &["x2", "y2"])
+    let mut w = sticky_groups(build(&["node1", "node2", "node3"]).resource(ping))
         .colocation("x1", "ping", Score::INFINITY)
         .colocation("x2", "ping", Score::INFINITY)
-        .location(loc("x1", "node1", 200))
-        .location(loc("y1", "node1", 200))
-        .location(loc("x2", "node2", 200))
-        .location(loc("y2", "node2", 200))
-        .cluster(strategy(PlacementStrategy::Utilization))
         .world();
     assert_eq!(w.status_of("y1"), "y1 Started node1");
     w.op(

@@ -2776,11 +2776,10 @@ fn state_of(
                         (call, pending, o)
                     })
                     .collect();
-                let ops: Vec<(i64, Node<'_, '_>)> = raw
+                let mut ops: Vec<(i64, Node<'_, '_>)> = raw
                     .iter()
                     .map(|&(call, pending, o)| (history_key(call, pending, o, &raw), o))
                     .collect();
-                let mut ops = ops;
                 // One call id twice (an operation and its last failure): the older change
                 // first, as Pacemaker's `pe__is_newer_op` orders them.
                 let changed = |o: &Node<'_, '_>| {

@@ -3245,6 +3245,18 @@ fn a_fence_agent_device_is_placed_and_checked_like_a_resource() {
     assert!(count_ops(&history(&config, "ipmi"), "monitor_1000") >= 1);
 }
 
+/// What a file says once something wrote it (up to 5 s), or "" if nothing did.
+fn once_written(path: &Path) -> String {
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if !text.is_empty() {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    String::new()
+}
+
 #[test]
 fn a_node_is_unfenced_by_the_agents_on_before_what_requires_it_starts_and_again_when_the_device_changes()
  {
@@ -3276,15 +3288,7 @@ fn a_node_is_unfenced_by_the_agents_on_before_what_requires_it_starts_and_again_
     });
     assert_eq!(std::fs::read_to_string(&outlet).expect("outlet"), "on");
     // What the process saw when it started: the node was unfenced already.
-    let mut seen = String::new();
-    for _ in 0..50 {
-        seen = std::fs::read_to_string(&started).unwrap_or_default();
-        if !seen.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(seen, "on");
+    assert_eq!(once_written(&started), "on");
 
     // The device's parameters change (`type = "file"`, fence_dummy's default, so it behaves
     // the same): after the reload the node is unfenced again (the outlet, turned off by
@@ -3306,15 +3310,7 @@ fn a_node_is_unfenced_by_the_agents_on_before_what_requires_it_starts_and_again_
             && started.exists()
     });
     assert_eq!(std::fs::read_to_string(&outlet).expect("outlet"), "on");
-    let mut seen = String::new();
-    for _ in 0..50 {
-        seen = std::fs::read_to_string(&started).unwrap_or_default();
-        if !seen.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(seen, "on");
+    assert_eq!(once_written(&started), "on");
 }
 
 #[test]

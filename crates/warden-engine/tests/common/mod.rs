@@ -23,6 +23,26 @@ pub fn dummy(id: &str) -> ResourceSpec {
     r
 }
 
+/// An unfencing fence agent (fence_scsi's kind) placed as a resource, with `devices`.
+pub fn scsi_device(program: &str, devices: &str) -> ResourceSpec {
+    ResourceSpec::new(
+        "scsi",
+        Agent::Fence(Box::new(FenceDevice {
+            name: "scsi".into(),
+            method: FenceMethod::Agent(FenceAgent {
+                program: program.into(),
+                params: vec![("devices".into(), devices.into())],
+                host_map: vec![],
+                action: "off".into(),
+            }),
+            nodes: vec![],
+            timeout_ms: 60_000,
+            unfence: true,
+            disabled: false,
+        })),
+    )
+}
+
 pub fn with_on_fail(
     mut r: ResourceSpec,
     op: OpName,
