@@ -61,6 +61,7 @@ fn fail(config: &Config, state: &mut State, resource: String, node: String, op: 
         op,
         rc,
         exit_reason: String::new(),
+        status: warden_engine::rc::ExecStatus::Done,
         digest: None,
     });
     apply(config, state, &ev, T0).expect("apply");

@@ -4,7 +4,7 @@
 use crate::config::{
     Config, Digests, INFINITY_COUNT, OnFail, OpName, OpRole, ResourceSpec, TargetRole, TicketAction,
 };
-use crate::rc::{self, FailureClass};
+use crate::rc::{self, ExecStatus, FailureClass};
 use crate::score::Score;
 use crate::state::{OpKey, OpRecord, ResourceOnNode, Role, State};
 use crate::time::Time;
@@ -49,6 +49,9 @@ pub struct OpResult {
     pub rc: i32,
     /// The agent's `ocf-exit-reason:` line, or a reason of the executor's ("timed out").
     pub exit_reason: String,
+    /// Whether the agent ran at all: an agent the executor could not find is a hard error
+    /// nothing ignores or expires ([`ExecStatus::NotInstalled`]).
+    pub status: ExecStatus,
     /// For a start or a reload: the definition digests of what runs now (None: the
     /// configuration's current ones). Recorded with the result, so a replay under a changed
     /// configuration still knows what runs.
@@ -423,6 +426,7 @@ fn op_result(
         OpName::Notify => return Ok(()),
         OpName::Monitor if op.is_probe() => {
             probe_result(on, op, r.rc, record, promotable);
+            on.not_installed |= r.status == ExecStatus::NotInstalled;
             return Ok(());
         }
         OpName::Monitor if spec.monitor_role(op.interval()) == OpRole::Stopped => {
@@ -549,9 +553,21 @@ fn op_result(
         }
     }
 
-    // A failure of a start, stop, recurring monitor, promote or demote.
-    let class = rc::class(r.rc, op.is_recurring_monitor());
-    let on_fail = spec.on_fail(op.name, op.interval(), fencing);
+    // A failure of a start, stop, recurring monitor, promote or demote. An agent the executor
+    // could not find is a hard error that cannot be ignored (Pacemaker recovers it elsewhere,
+    // and this keeps a stop that may have left it running from being taken for one).
+    let not_installed = r.status == ExecStatus::NotInstalled;
+    let class = if not_installed {
+        FailureClass::Hard
+    } else {
+        rc::class(r.rc, op.is_recurring_monitor())
+    };
+    let on_fail = match spec.on_fail(op.name, op.interval(), fencing) {
+        OnFail::Ignore if not_installed && op.name == OpName::Stop => OnFail::Block,
+        OnFail::Ignore if not_installed => OnFail::Restart,
+        on_fail => on_fail,
+    };
+    on.not_installed |= not_installed;
     on.failed_ops.insert(op, record);
     on.last_failure = Some(now);
     if on_fail != OnFail::Ignore {

@@ -117,6 +117,7 @@ fn apply_outcome(
                     op,
                     rc: *rc,
                     exit_reason: exit_reason.clone(),
+                    status: crate::rc::ExecStatus::Done,
                     digest: None,
                 });
                 apply(config, state, &ev, now).is_ok()

@@ -25,6 +25,42 @@ pub enum FailureClass {
     Fatal,
 }
 
+/// Whether the executor ran the agent at all (Pacemaker's execution status, of which Warden
+/// keeps the one the scheduler treats apart).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ExecStatus {
+    /// The agent ran (or the executor gave up on it: a time-out is rc 1); `rc` is its result.
+    #[default]
+    Done,
+    /// The executor found no agent to run here (no such file, no such systemd unit): rc 5,
+    /// a hard error that `on_fail = "ignore"` cannot ignore and `failure_timeout` never
+    /// expires (Pacemaker's `PCMK_EXEC_NOT_INSTALLED`). An agent that runs and answers rc 5
+    /// itself is [`ExecStatus::Done`].
+    NotInstalled,
+}
+
+impl ExecStatus {
+    pub fn is_done(&self) -> bool {
+        *self == ExecStatus::Done
+    }
+
+    /// Its name on the wire and in histories.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecStatus::Done => "done",
+            ExecStatus::NotInstalled => "not_installed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ExecStatus> {
+        match s {
+            "done" => Some(ExecStatus::Done),
+            "not_installed" => Some(ExecStatus::NotInstalled),
+            _ => None,
+        }
+    }
+}
+
 /// The recovery class of a failed result. `recurring_monitor` matters only for rc 3, which
 /// Pacemaker 2.1 treats as soft (restart in place) for a recurring monitor.
 pub fn class(rc: i32, recurring_monitor: bool) -> FailureClass {

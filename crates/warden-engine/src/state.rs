@@ -167,6 +167,9 @@ pub struct ResourceOnNode {
     pub demote_failed: bool,
     /// A hard error banned the resource from this node.
     pub hard_ban: bool,
+    /// The executor found no agent here ([`crate::rc::ExecStatus::NotInstalled`]): banned
+    /// from this node, and the failures here do not expire, until cleanup.
+    pub not_installed: bool,
     /// `on_fail = "stop"`: not to be started anywhere.
     pub stop_on_fail: bool,
     /// `on_fail = "standby"`: the node runs nothing while this failure counts.
@@ -204,9 +207,9 @@ pub struct ResourceOnNode {
 
 impl ResourceOnNode {
     /// Whether `failure_timeout` has expired the failures recorded here at `now`.
-    /// Blocked and fatal states never expire: they need a cleanup.
+    /// Blocked, fatal and not-installed states never expire: they need a cleanup.
     pub fn failures_expired(&self, meta: &Meta, now: Time) -> bool {
-        if self.blocked || self.fatal {
+        if self.blocked || self.fatal || self.not_installed {
             return false;
         }
         match (meta.failure_timeout, self.last_failure) {
@@ -222,6 +225,7 @@ impl ResourceOnNode {
                 if !t.is_zero()
                     && !self.blocked
                     && !self.fatal
+                    && !self.not_installed
                     && self.has_expirable_failures() =>
             {
                 Some(last + t)
@@ -249,6 +253,7 @@ impl ResourceOnNode {
     /// Forgets counted failures, their bans and records; leaves role, blocked and fatal alone.
     pub fn clear_failures(&mut self) {
         self.hard_ban = false;
+        self.not_installed = false;
         self.stop_on_fail = false;
         self.standby_on_fail = false;
         self.failure_ignored = false;

@@ -731,6 +731,7 @@ fn notifications_wrap_each_kind_of_action() {
                     op: OpKey::probe(),
                     rc: rc::NOT_RUNNING,
                     exit_reason: String::new(),
+                    status: warden_engine::rc::ExecStatus::Done,
                     digest: None,
                 }),
                 T0,

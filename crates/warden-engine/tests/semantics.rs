@@ -579,6 +579,7 @@ fn a_timeout_is_a_generic_failure_of_that_action() {
         op: OpKey::new(OpName::Monitor, MON),
         rc: rc::ERR_GENERIC,
         exit_reason: "timed out".into(),
+        status: warden_engine::rc::ExecStatus::Done,
         digest: None,
     }));
     assert_eq!(w.plan(), ["Recover dummy ( node1 )"]);
@@ -621,6 +622,44 @@ fn on_fail_ignore_records_and_keeps_running() {
         1,
         "the failure is recorded"
     );
+}
+
+#[test]
+fn an_agent_the_executor_cannot_find_is_not_ignored_and_never_expires() {
+    // on_fail = "ignore" ignores an agent's own rc 5, but not the executor's finding that
+    // there is no agent (Pacemaker's "not installed" execution status): the resource is
+    // recovered elsewhere and stays away from that node until cleanup, failure_timeout or not.
+    let spec = || {
+        let mut r = with_on_fail(dummy("dummy"), OpName::Monitor, MON, OnFail::Ignore);
+        r.meta.failure_timeout = Some(Duration::from_secs(60));
+        r
+    };
+    let monitor = |status| {
+        Event::OpResult(OpResult {
+            resource: "dummy".into(),
+            node: "node1".into(),
+            op: OpKey::new(OpName::Monitor, MON),
+            rc: rc::ERR_INSTALLED,
+            exit_reason: String::new(),
+            status,
+            digest: None,
+        })
+    };
+    let mut w = two_nodes(spec());
+    w.event(monitor(rc::ExecStatus::Done));
+    assert!(w.plan().is_empty(), "the agent's own rc 5 is ignored");
+    let mut w = two_nodes(spec());
+    w.event(monitor(rc::ExecStatus::NotInstalled));
+    assert_eq!(w.status_of("dummy"), "dummy FAILED node1");
+    assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);
+    w.advance(Duration::from_secs(3600));
+    assert!(w.settle().is_empty(), "the ban does not expire");
+    assert_eq!(w.wakeup(), None);
+    w.admin(AdminCommand::Cleanup {
+        resource: Some("dummy".into()),
+        node: Some("node1".into()),
+    });
+    assert_eq!(w.settle(), ["Move dummy ( node2 -> node1 )"]);
 }
 
 #[test]
@@ -1341,6 +1380,7 @@ fn events_naming_unknown_things_are_refused() {
             op: OpKey::probe(),
             rc: 0,
             exit_reason: String::new(),
+            status: warden_engine::rc::ExecStatus::Done,
             digest: None,
         }),
     ];

@@ -281,12 +281,20 @@ fn random_event(rng: &mut Rng, config: &Config, state: &State) -> Option<Event> 
             };
             let promoted = state.on_node(&res, &node).role == Role::Promoted;
             let interval = if promoted { PROMOTED_MON } else { MON };
+            let rc = *rng.pick(RCS);
+            // An rc 5 is now and then the executor's (the agent is gone), not the agent's.
+            let status = if rc == rc::ERR_INSTALLED && rng.chance(50) {
+                rc::ExecStatus::NotInstalled
+            } else {
+                rc::ExecStatus::Done
+            };
             Some(Event::OpResult(OpResult {
                 resource: res,
                 node,
                 op: OpKey::new(OpName::Monitor, interval),
-                rc: *rng.pick(RCS),
+                rc,
                 exit_reason: String::new(),
+                status,
                 digest: None,
             }))
         }

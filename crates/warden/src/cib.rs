@@ -2964,6 +2964,7 @@ fn state_of(
                             op: OpKey::probe(),
                             rc: found,
                             exit_reason: String::new(),
+                            status: rc::ExecStatus::Done,
                             digest: None,
                         });
                         let _ = apply(config, &mut state, &probe, at);
@@ -2977,6 +2978,11 @@ fn state_of(
                         },
                         rc: code,
                         exit_reason: reason,
+                        status: if op_status == "7" {
+                            rc::ExecStatus::NotInstalled
+                        } else {
+                            rc::ExecStatus::Done
+                        },
                         digest: None,
                     });
                     let _ = apply(config, &mut state, &ev, at);

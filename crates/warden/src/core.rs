@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 use warden_engine::health::PeerState;
+use warden_engine::rc::ExecStatus;
 use warden_engine::{
     ActionId, ActionKind, AdminCommand, ApplyError, Config, Digests, Event, FenceDevice,
     Notification, OpKey, OpName, OpResult, Progress, ResourceSpec, Role, Score, State, TargetRole,
@@ -71,6 +72,8 @@ pub struct OpOutcome {
     pub rc: i32,
     pub exit_reason: String,
     pub duration: Duration,
+    /// Whether the agent ran at all.
+    pub status: ExecStatus,
 }
 
 /// What the shell is to do.
@@ -787,6 +790,7 @@ impl Core {
             op,
             rc: result.rc,
             exit_reason: result.exit_reason,
+            status: result.status,
             digest: digest.filter(|_| {
                 matches!(
                     op.name,
@@ -998,6 +1002,7 @@ impl Core {
             op,
             rc: result.rc,
             exit_reason: result.exit_reason,
+            status: result.status,
             digest: None,
         });
         self.record(store, now, vec![(ev, Some(millis(result.duration)))])?;
@@ -1060,6 +1065,7 @@ impl Core {
             rc: if down { rc::ERR_GENERIC } else { rc::OK },
             exit_reason,
             duration: took,
+            status: ExecStatus::Done,
         };
         self.on_monitor_done(resource, interval_ms, generation, result, now, store)
     }
@@ -1095,6 +1101,7 @@ impl Core {
             op,
             rc: rc::NOT_RUNNING,
             exit_reason: format!("process {}", exit.how),
+            status: warden_engine::rc::ExecStatus::Done,
             digest: None,
         });
         self.record(store, now, vec![(ev, Some(0))])?;
@@ -1384,6 +1391,7 @@ mod tests {
                         },
                         exit_reason: String::new(),
                         duration: Duration::ZERO,
+                        status: ExecStatus::Done,
                     },
                 },
                 _ => continue,

@@ -1205,5 +1205,6 @@ fn outcome(r: AgentResult) -> OpOutcome {
         rc: r.rc,
         exit_reason: r.exit_reason,
         duration: r.duration,
+        status: r.status,
     }
 }

@@ -74,6 +74,7 @@ mod tests {
             op: OpKey::probe(),
             rc: code,
             exit_reason: String::new(),
+            status: warden_engine::rc::ExecStatus::Done,
             digest: None,
         });
         apply(config, state, &ev, warden_engine::Time::from_millis(0)).expect("apply");
@@ -103,6 +104,7 @@ mod tests {
                 op: OpKey::new(op, std::time::Duration::ZERO),
                 rc: rc::OK,
                 exit_reason: String::new(),
+                status: warden_engine::rc::ExecStatus::Done,
                 digest: None,
             });
             apply(&c, &mut s, &ev, warden_engine::Time::from_millis(0)).expect("apply");

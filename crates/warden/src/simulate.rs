@@ -344,6 +344,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<String> {
             op: a.op,
             rc: a.rc,
             exit_reason: a.reason,
+            status: warden_engine::rc::ExecStatus::Done,
             digest: None,
         }));
     }

@@ -554,6 +554,7 @@ mod tests {
             op,
             rc,
             exit_reason: String::new(),
+            status: warden_engine::rc::ExecStatus::Done,
             digest: None,
         })
     }

@@ -135,6 +135,7 @@ const FLAGS: &[&str] = &[
     "blocked",
     "fatal",
     "hard_ban",
+    "not_installed",
     "stop_on_fail",
     "standby_on_fail",
     "failure_ignored",
@@ -150,6 +151,7 @@ fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> 
         "blocked" => &mut on.blocked,
         "fatal" => &mut on.fatal,
         "hard_ban" => &mut on.hard_ban,
+        "not_installed" => &mut on.not_installed,
         "stop_on_fail" => &mut on.stop_on_fail,
         "standby_on_fail" => &mut on.standby_on_fail,
         "failure_ignored" => &mut on.failure_ignored,
@@ -470,6 +472,9 @@ pub enum WireEvent {
         rc: i32,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         exit_reason: String,
+        /// `not_installed` when the executor found no agent to run (absent: the agent ran).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
         /// A start's (or reload's) definition digest, 16 hex digits.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
@@ -564,6 +569,7 @@ impl WireEvent {
                 op: r.op.to_string(),
                 rc: r.rc,
                 exit_reason: r.exit_reason,
+                status: (!r.status.is_done()).then(|| r.status.as_str().to_owned()),
                 digest: r.digest.map(|d| format_digest(d.all)),
                 restart_digest: r.digest.map(|d| format_digest(d.restart)),
                 agent_digest: r.digest.and_then(|d| d.agent).map(format_digest),
@@ -613,10 +619,16 @@ impl WireEvent {
                 op,
                 rc,
                 exit_reason,
+                status,
                 digest,
                 restart_digest,
                 agent_digest,
             } => {
+                let status = match status.as_deref() {
+                    None => warden_engine::rc::ExecStatus::Done,
+                    Some(s) => warden_engine::rc::ExecStatus::parse(s)
+                        .with_context(|| format!("unknown execution status {s:?}"))?,
+                };
                 let all = digest.as_deref().map(parse_digest).transpose()?;
                 let restart = restart_digest.as_deref().map(parse_digest).transpose()?;
                 let agent = agent_digest.as_deref().map(parse_digest).transpose()?;
@@ -626,6 +638,7 @@ impl WireEvent {
                     op: parse_op_key(&op)?,
                     rc,
                     exit_reason,
+                    status,
                     digest: all.map(|all| Digests {
                         all,
                         restart: restart.unwrap_or(all),
@@ -841,6 +854,34 @@ mod tests {
             format_time(Time::from_millis(1_767_225_600_000)),
             "2026-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn an_executors_not_installed_survives_the_store_and_old_records_read_as_done() {
+        let ev = |status| {
+            Event::OpResult(OpResult {
+                resource: "db".into(),
+                node: "n1".into(),
+                op: warden_engine::OpKey::new(OpName::Monitor, Duration::from_secs(10)),
+                rc: warden_engine::rc::ERR_INSTALLED,
+                exit_reason: "cannot run".into(),
+                status,
+                digest: None,
+            })
+        };
+        for status in [
+            warden_engine::rc::ExecStatus::Done,
+            warden_engine::rc::ExecStatus::NotInstalled,
+        ] {
+            let json = serde_json::to_string(&WireEvent::from_event(&ev(status))).expect("json");
+            assert_eq!(json.contains("not_installed"), !status.is_done(), "{json}");
+            let back: WireEvent = serde_json::from_str(&json).expect("parse");
+            assert_eq!(back.into_event().expect("event"), ev(status));
+        }
+        let bad = r#"{"kind":"op_result","resource":"db","node":"n1","op":"monitor_10000","rc":5,"status":"gone"}"#;
+        let back: WireEvent = serde_json::from_str(bad).expect("parse");
+        let err = back.into_event().expect_err("unknown status");
+        assert!(err.to_string().contains("\"gone\""), "{err}");
     }
 
     #[test]

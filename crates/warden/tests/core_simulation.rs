@@ -321,6 +321,8 @@ impl Sim {
         let hang = self.failures && self.rng.chance(2);
         let (rc, world) = match op.name {
             OpName::Monitor => (if running { rc::OK } else { rc::NOT_RUNNING }, None),
+            // Now and then the agent is missing on that node (the executor's "not installed").
+            OpName::Start if fail && self.rng.chance(25) => (rc::ERR_INSTALLED, None),
             OpName::Start if fail || hang => (rc::ERR_GENERIC, None),
             OpName::Start => (rc::OK, Some((r.clone(), Some(spec.digest())))),
             OpName::Stop if fail || hang => (rc::ERR_GENERIC, None),
@@ -644,6 +646,11 @@ fn outcome(rc: i32, ms: u64) -> OpOutcome {
         rc,
         exit_reason: String::new(),
         duration: Duration::from_millis(ms),
+        status: if rc == rc::ERR_INSTALLED {
+            rc::ExecStatus::NotInstalled
+        } else {
+            rc::ExecStatus::Done
+        },
     }
 }
 

@@ -1523,6 +1523,79 @@ fn a_reload_that_changes_a_definition_cleans_up_the_failures_of_the_old_one() {
     assert!(good.exists());
 }
 
+/// A small OCF agent (start, stop, monitor on a state file; its monitor answers
+/// `$OCF_RESKEY_monitor_rc` when set) as provider `t`, type `Agent`, under `root`.
+fn write_agent(root: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.join("resource.d/t/Agent");
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    std::fs::write(
+        &path,
+        "#!/bin/sh
+state=\"$OCF_RESKEY_state\"
+case \"$1\" in
+         meta-data) echo '<?xml version=\"1.0\"?><resource-agent name=\"Agent\"><parameters>         <parameter name=\"state\"><content type=\"string\"/></parameter>         <parameter name=\"monitor_rc\"><content type=\"string\"/></parameter></parameters>         <actions><action name=\"start\" timeout=\"20s\"/><action name=\"stop\" timeout=\"20s\"/>         <action name=\"monitor\" timeout=\"20s\" interval=\"10s\"/></actions></resource-agent>'; exit 0 ;;
+         start) touch \"$state\"; exit 0 ;;
+         stop) rm -f \"$state\"; exit 0 ;;
+         monitor) [ -f \"$state\" ] || exit 7; exit \"${OCF_RESKEY_monitor_rc:-0}\" ;;
+         *) exit 3 ;;
+esac
+",
+    )
+    .expect("agent");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn on_fail_ignore_ignores_what_an_agent_says_but_not_that_it_is_gone() {
+    // The monitor's `on_fail = "ignore"` keeps an agent's own rc 5 ("not installed") from
+    // doing anything; but when the executor finds no agent at all (removed under a running
+    // resource), that is not ignored: the resource fails and is stopped, whose stop cannot
+    // run either, so it is blocked on this node (no fencing), as Pacemaker handles its
+    // executor's "not installed". Before, the missing agent was ignored like the agent's rc 5
+    // and the resource showed Started with nothing able to manage it.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let root = dir.path().join("ocf");
+    let agent = write_agent(&root);
+    let state = dir.path().join("r.state");
+    write_resources(
+        &config,
+        &format!(
+            "[[resource]]\nid = \"r\"\nclass = \"ocf\"\nprovider = \"t\"\ntype = \"Agent\"\n\
+             params = {{ state = \"{}\", monitor_rc = \"5\" }}\n\
+             ops = [{{ name = \"monitor\", interval = \"200ms\", on_fail = \"ignore\" }}]\n",
+            state.display()
+        ),
+    );
+    let _d = start(&config, &["--ocf-root", root.to_str().expect("utf-8 path")]);
+    wait_for(&config, "its own rc 5 ignored", |v| {
+        v["transition_running"] == false
+            && resource(v, "r")["status"]
+                .as_str()
+                .is_some_and(|s| s.contains("Started") && s.contains("failure ignored"))
+    });
+    std::fs::remove_file(&agent).expect("remove the agent");
+    let v = wait_for(&config, "the missing agent handled", |v| {
+        v["transition_running"] == false
+            && resource(v, "r")["status"]
+                .as_str()
+                .is_some_and(|s| s.contains("blocked"))
+    });
+    let h = history(&config, "r");
+    assert!(
+        h.iter().any(|e| e["op"] == "stop_0" && e["rc"] == 5),
+        "a stop was tried: {h:?}\n{v}"
+    );
+    assert!(
+        resource(&v, "r")["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("r FAILED")),
+        "{v}"
+    );
+}
+
 #[test]
 fn reload_applies_resources_live_and_a_restart_applies_what_changed_meanwhile() {
     assert!(

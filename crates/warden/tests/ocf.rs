@@ -60,6 +60,11 @@ async fn every_return_code_comes_back_as_is() {
         let params = p(&[("rc", &code.to_string())]);
         let r = run(&inv(&root, "ExitWith", "monitor", &params)).await;
         assert_eq!(r.rc, code);
+        assert_eq!(
+            r.status,
+            rc::ExecStatus::Done,
+            "the agent ran: rc {code} is its own"
+        );
         assert!(!r.timed_out);
         assert_eq!(r.stdout, "stdout of monitor\n");
         assert_eq!(r.stderr, "stderr of monitor\n");
@@ -261,6 +266,7 @@ async fn a_missing_agent_is_not_installed() {
     let root = test_root();
     let r = run(&inv(&root, "NoSuchAgent", "start", &[])).await;
     assert_eq!(r.rc, rc::ERR_INSTALLED);
+    assert_eq!(r.status, rc::ExecStatus::NotInstalled);
     assert!(r.exit_reason.contains("NoSuchAgent"), "{}", r.exit_reason);
 }
 

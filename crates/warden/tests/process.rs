@@ -226,6 +226,7 @@ async fn monitor_commands_and_missing_programs() {
     assert_eq!(sup.stop("svc", &spec(&["sleep"])).await.rc, rc::OK);
     let r = sup.start("nope", &spec(&["/nonexistent/program"]));
     assert_eq!(r.rc, rc::ERR_INSTALLED);
+    assert_eq!(r.status, rc::ExecStatus::NotInstalled);
     assert!(
         r.exit_reason.contains("/nonexistent/program"),
         "{}",

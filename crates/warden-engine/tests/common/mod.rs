@@ -352,6 +352,7 @@ impl World {
             op,
             rc,
             exit_reason: String::new(),
+            status: warden_engine::rc::ExecStatus::Done,
             digest: None,
         }));
     }

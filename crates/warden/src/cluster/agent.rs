@@ -358,6 +358,7 @@ impl Agent {
                     op,
                     rc: result.rc,
                     exit_reason: result.exit_reason,
+                    status: result.status,
                     digest: None,
                 });
                 self.report(&ev, Some(millis(result.duration)));
@@ -419,6 +420,7 @@ impl Agent {
             rc: result.rc,
             exit_reason: result.exit_reason.clone(),
             duration_ms: millis(result.duration),
+            status: (!result.status.is_done()).then(|| result.status.as_str().to_owned()),
         }) {
             Ok(v) => v,
             Err(_) => return,
@@ -512,6 +514,7 @@ impl Agent {
             op: OpKey::new(OpName::Monitor, interval),
             rc: rc::NOT_RUNNING,
             exit_reason: format!("process {}", exit.how),
+            status: warden_engine::rc::ExecStatus::Done,
             digest: None,
         });
         self.report(&ev, Some(0));

@@ -512,6 +512,7 @@ impl Coordinator {
                             rc: warden_engine::rc::ERR_GENERIC,
                             exit_reason: "result lost with the coordinator".to_owned(),
                             duration_ms: 0,
+                            status: None,
                         },
                         None,
                     )?;
@@ -588,6 +589,7 @@ impl Coordinator {
             self.log.also_delete = vec![assign_key.clone(), key.clone()];
             let outcome = OpOutcome {
                 rc: result.rc,
+                status: result.exec_status(),
                 exit_reason: result.exit_reason,
                 duration: Duration::from_millis(result.duration_ms),
             };
@@ -644,6 +646,7 @@ impl Coordinator {
             node,
             op,
             rc: result.rc,
+            status: result.exec_status(),
             exit_reason: result.exit_reason,
             digest: digest.filter(|_| {
                 matches!(

@@ -2,6 +2,7 @@
 //! members. JSON, like the single-machine store.
 
 use serde::{Deserialize, Serialize};
+use warden_engine::rc::ExecStatus;
 use warden_engine::{Event, Notification, NotifyKind, OpName, ResourceSpec};
 
 use crate::wire::{WireDefinition, WireEvent};
@@ -35,6 +36,19 @@ pub struct ActionResult {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub exit_reason: String,
     pub duration_ms: u64,
+    /// `not_installed` when the executor found no agent to run (absent: the agent ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+impl ActionResult {
+    /// Its execution status; one this version does not know is taken as the agent's result.
+    pub fn exec_status(&self) -> ExecStatus {
+        self.status
+            .as_deref()
+            .and_then(ExecStatus::parse)
+            .unwrap_or_default()
+    }
 }
 
 /// What an agent saw on its own (`report/<node>/<n>`): a monitor's result, a process exit.

@@ -128,6 +128,7 @@ impl Executor {
                     stderr: String::new(),
                     duration: Duration::ZERO,
                     timed_out: false,
+                    status: warden_engine::rc::ExecStatus::Done,
                 },
             },
         }
@@ -218,6 +219,7 @@ async fn fence_device_op(device: &FenceDevice, op: OpKey, timeout: Duration) -> 
         stderr: String::new(),
         duration: Duration::ZERO,
         timed_out: false,
+        status: warden_engine::rc::ExecStatus::Done,
     };
     match op.name {
         OpName::Monitor if op.is_probe() => done(rc::NOT_RUNNING),

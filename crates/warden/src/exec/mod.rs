@@ -17,7 +17,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
-use warden_engine::rc;
+use warden_engine::rc::{self, ExecStatus};
 
 /// What one agent invocation produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct AgentResult {
     pub stderr: String,
     pub duration: Duration,
     pub timed_out: bool,
+    /// Whether the agent ran at all ([`ExecStatus::NotInstalled`]: no such program here).
+    pub status: ExecStatus,
 }
 
 impl AgentResult {
@@ -43,6 +45,7 @@ impl AgentResult {
             stderr: String::new(),
             duration: Duration::ZERO,
             timed_out: false,
+            status: ExecStatus::Done,
         }
     }
 }
@@ -149,6 +152,7 @@ async fn run(
                     stderr: String::new(),
                     duration: started.elapsed(),
                     timed_out: true,
+                    status: ExecStatus::Done,
                 };
             }
             Err(e) => {
@@ -159,6 +163,7 @@ async fn run(
                     stderr: String::new(),
                     duration: started.elapsed(),
                     timed_out: false,
+                    status: spawn_error_status(&e),
                 };
             }
         }
@@ -259,6 +264,7 @@ async fn run(
         stderr,
         duration: started.elapsed(),
         timed_out,
+        status: ExecStatus::Done,
     }
 }
 
@@ -381,6 +387,16 @@ pub fn spawn_error_rc(e: &io::Error) -> i32 {
         io::ErrorKind::NotFound => rc::ERR_INSTALLED,
         io::ErrorKind::PermissionDenied => rc::ERR_PERM,
         _ => rc::ERR_GENERIC,
+    }
+}
+
+/// Whether a program that could not be started is not installed here (no such file), as
+/// Pacemaker's executor tells "not installed" from an agent's own rc 5.
+pub fn spawn_error_status(e: &io::Error) -> ExecStatus {
+    if e.kind() == io::ErrorKind::NotFound {
+        ExecStatus::NotInstalled
+    } else {
+        ExecStatus::Done
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use warden_engine::{ProcessSpec, rc};
 
-use super::{AgentResult, run_command, spawn_error_rc};
+use super::{AgentResult, run_command, spawn_error_rc, spawn_error_status};
 
 /// Takes the exits of `resource` out of `deferred` (exits that came while an operation of
 /// their resource was in flight: they count once it is done).
@@ -483,6 +483,9 @@ impl Supervisor {
         } else {
             self.running_rc(id)
         };
+        // A monitor command that cannot run fails the check (rc 1), as any failing command:
+        // the process itself is there.
+        r.status = warden_engine::rc::ExecStatus::Done;
         r
     }
 
@@ -525,11 +528,14 @@ impl Supervisor {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                return result(
-                    spawn_error_rc(&e),
-                    format!("cannot run {program}: {e}"),
-                    started,
-                );
+                return AgentResult {
+                    status: spawn_error_status(&e),
+                    ..result(
+                        spawn_error_rc(&e),
+                        format!("cannot run {program}: {e}"),
+                        started,
+                    )
+                };
             }
         };
         let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
@@ -763,6 +769,7 @@ fn result(code: i32, exit_reason: String, started: Instant) -> AgentResult {
         stderr: String::new(),
         duration: started.elapsed(),
         timed_out: false,
+        status: warden_engine::rc::ExecStatus::Done,
     }
 }
 

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use warden_engine::{OpKey, OpName, rc};
+use warden_engine::rc::{self, ExecStatus};
+use warden_engine::{OpKey, OpName};
 
 use super::AgentResult;
 use crate::dbus::{Arg, Conn, Value};
@@ -316,6 +317,8 @@ const DROP_IN: &str = "# Written by Warden, which manages this unit: systemd mus
                        # itself, and stops it only after Warden at shutdown.\n\
                        [Unit]\nBefore=warden.service\n\n[Service]\nRestart=no\n";
 
+/// A unit's result. rc 5 here is always Warden's finding (no such unit, or no systemd), never
+/// a unit's own: the executor found nothing to run ([`ExecStatus::NotInstalled`]).
 fn result(code: i32, exit_reason: String) -> AgentResult {
     AgentResult {
         rc: code,
@@ -324,6 +327,11 @@ fn result(code: i32, exit_reason: String) -> AgentResult {
         stderr: String::new(),
         duration: Duration::ZERO,
         timed_out: false,
+        status: if code == rc::ERR_INSTALLED {
+            ExecStatus::NotInstalled
+        } else {
+            ExecStatus::Done
+        },
     }
 }
 
