@@ -3323,17 +3323,7 @@ impl<'a> Scheduler<'a> {
         if let Some(b) = self.dependent_base.borrow().get(d).cloned().flatten() {
             return b;
         }
-        let config = self.config;
-        let spec = &config.resources()[d];
-        let rs = self.state.resource(&spec.id);
-        let eff: Vec<Effective> = config
-            .nodes()
-            .iter()
-            .map(|n| {
-                rs.and_then(|rs| rs.nodes.get(n))
-                    .map_or_else(Effective::default, |on| on.effective(&spec.meta, self.now))
-            })
-            .collect();
+        let eff = self.effective_everywhere(d);
         let active: Vec<usize> = (0..eff.len())
             .filter(|&i| eff[i].role.is_active() && self.nodes[i].reachable())
             .collect();
@@ -3397,6 +3387,31 @@ impl<'a> Scheduler<'a> {
             .collect()
     }
 
+    /// A resource's scores for [`Scheduler::assignment_order`]: [`Scheduler::dependent_base`],
+    /// but a clone's without its copies' stickiness, which Pacemaker gives the instances, not
+    /// the clone it sorts.
+    fn sort_base(&self, d: usize) -> std::rc::Rc<Vec<Score>> {
+        let spec = &self.config.resources()[d];
+        if spec.copies.is_none() || spec.meta.resource_stickiness == Score::ZERO {
+            return self.dependent_base(d);
+        }
+        std::rc::Rc::new(self.base_scores(d, &self.effective_everywhere(d), &[]))
+    }
+
+    /// Resource `d` on every node, from its own state.
+    fn effective_everywhere(&self, d: usize) -> Vec<Effective> {
+        let spec = &self.config.resources()[d];
+        let rs = self.state.resource(&spec.id);
+        self.config
+            .nodes()
+            .iter()
+            .map(|n| {
+                rs.and_then(|rs| rs.nodes.get(n))
+                    .map_or_else(Effective::default, |on| on.effective(&spec.meta, self.now))
+            })
+            .collect()
+    }
+
     /// The order resources are placed in ([`Config::assignment_order`]); under another
     /// placement strategy, as Pacemaker sorts them then: what has the higher score where it
     /// runs first (what runs before what does not), then the higher score on the first node
@@ -3421,9 +3436,9 @@ impl<'a> Scheduler<'a> {
             .map(|unit| {
                 // A group's score on a node is its members' lowest there: a member's failure
                 // bans the whole group (Pacemaker bans a group member's failure on the group).
-                let mut base = (*self.dependent_base(unit[0])).clone();
+                let mut base = (*self.sort_base(unit[0])).clone();
                 for &m in &unit[1..] {
-                    for (b, s) in base.iter_mut().zip(self.dependent_base(m).iter()) {
+                    for (b, s) in base.iter_mut().zip(self.sort_base(m).iter()) {
                         *b = (*b).min(*s);
                     }
                 }
@@ -3441,7 +3456,7 @@ impl<'a> Scheduler<'a> {
                         {
                             continue;
                         }
-                        let primary = self.dependent_base(c.with);
+                        let primary = self.sort_base(c.with);
                         for (b, s) in base.iter_mut().zip(primary.iter()) {
                             *b = b.add(Score::new(scaled(s.value(), fraction(c.score))));
                         }

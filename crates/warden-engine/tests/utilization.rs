@@ -206,3 +206,41 @@ fn under_a_placement_strategy_what_must_run_with_a_banned_clone_is_placed_after(
         ]
     );
 }
+
+#[test]
+fn a_clones_stickiness_does_not_sort_what_is_colocated_with_it_first() {
+    // Under a placement strategy, resources are placed in Pacemaker's order: the higher score
+    // where each runs first, ties in the file's order. A clone's stickiness belongs to its
+    // copies, not to the clone that is sorted, so it lifts neither the clone nor what must run
+    // with it: p (declared first) is placed before v, takes its own node back on a tie of
+    // load, and v, behind it, goes where fewer resources run. Counting the copies' stickiness
+    // placed v first and moved p instead (Pacemaker's load-stopped-loop).
+    let with = |pinned: bool| {
+        let mut c = dummy("c");
+        c.copies = Some(Copies::default());
+        c.meta.resource_stickiness = Score::new(1);
+        let mut b = build(&["node1", "node2"])
+            .resource(c)
+            .resource(dummy("p"))
+            .resource(dummy("v"))
+            .colocation("v", "c", Score::INFINITY)
+            .cluster(strategy(PlacementStrategy::Utilization));
+        if pinned {
+            b = b
+                .location(loc("p", "node1", 100))
+                .location(loc("v", "node1", 100));
+        }
+        b
+    };
+    let mut w = with(true).world();
+    assert_eq!(
+        w.status(),
+        [
+            "c Started [ node1 node2 ]",
+            "p Started node1",
+            "v Started node1"
+        ]
+    );
+    w.config = with(false).config();
+    assert_eq!(w.plan(), ["Move v ( node1 -> node2 )"]);
+}
