@@ -525,8 +525,12 @@ fn op_result(
                 return Ok(());
             }
             // A failed start leaves the resource active and failed: it must be stopped. A
-            // failed promote or demote leaves it promoted, as far as anyone can tell.
-            on.role = if start { Role::Started } else { Role::Promoted };
+            // failed promote or demote leaves it promoted, as far as anyone can tell. A start
+            // the executor found no agent for ran nothing: it stays stopped, with no stop to
+            // try where the agent is missing (Pacemaker stops it, which fails the same way).
+            if !(start && r.status == ExecStatus::NotInstalled) {
+                on.role = if start { Role::Started } else { Role::Promoted };
+            }
             if op.name == OpName::Demote {
                 on.demote_failed = true;
             }
@@ -568,6 +572,7 @@ fn op_result(
         on_fail => on_fail,
     };
     on.not_installed |= not_installed;
+    let ran_nothing = not_installed && !on.role.is_active();
     on.failed_ops.insert(op, record);
     on.last_failure = Some(now);
     if on_fail != OnFail::Ignore {
@@ -589,6 +594,8 @@ fn op_result(
         let c = on.fail_counts.entry(op).or_insert(0);
         *c = c.saturating_add(add).min(INFINITY_COUNT);
     }
+    // Failed where it may still run: to be recovered (a start that ran nothing left nothing).
+    let active = !ran_nothing;
     match on_fail {
         OnFail::Ignore => {
             // Pacemaker pretends the operation succeeded: the role is what success gives.
@@ -599,25 +606,25 @@ fn op_result(
             }
         }
         OnFail::Block => {
-            on.failed = true;
+            on.failed = active;
             on.blocked = true;
         }
         OnFail::Stop => {
-            on.failed = true;
+            on.failed = active;
             on.stop_on_fail = true;
         }
-        OnFail::Restart => on.failed = true,
+        OnFail::Restart => on.failed = active,
         // Only the promoted copy can be demoted; anything else fails as with `restart`.
         OnFail::Demote if on.role == Role::Promoted && !on.demote_failed => {
             on.demote_on_fail = true
         }
-        OnFail::Demote => on.failed = true,
+        OnFail::Demote => on.failed = active,
         OnFail::Standby => {
-            on.failed = true;
+            on.failed = active;
             on.standby_on_fail = true;
         }
         OnFail::Fence => {
-            on.failed = true;
+            on.failed = active;
             let reason = crate::state::fenced_for_failure_of(&r.resource);
             let n = state.nodes.entry(r.node.clone()).or_default();
             if n.unclean.is_none() {

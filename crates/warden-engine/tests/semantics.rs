@@ -663,6 +663,47 @@ fn an_agent_the_executor_cannot_find_is_not_ignored_and_never_expires() {
 }
 
 #[test]
+fn a_start_the_executor_found_no_agent_for_ran_nothing_and_goes_elsewhere() {
+    // Its start on node1 could not run (no agent there): nothing to stop on node1, where the
+    // agent is missing too; it starts on node2 and stays away from node1 until cleanup. An
+    // agent's own rc 5 on start may have left something behind: stopped there first.
+    // A world where it was stopped on node1 (its start there is next).
+    let stopped = || {
+        let mut w = two_nodes(dummy("dummy"));
+        assert_eq!(w.status_of("dummy"), "dummy Started node1");
+        w.event(Event::OpResult(OpResult {
+            resource: "dummy".into(),
+            node: "node1".into(),
+            op: OpKey::new(OpName::Stop, Duration::ZERO),
+            rc: rc::OK,
+            exit_reason: String::new(),
+            status: rc::ExecStatus::Done,
+            digest: None,
+        }));
+        w
+    };
+    let start = |status| {
+        Event::OpResult(OpResult {
+            resource: "dummy".into(),
+            node: "node1".into(),
+            op: OpKey::new(OpName::Start, Duration::ZERO),
+            rc: rc::ERR_INSTALLED,
+            exit_reason: "cannot run".into(),
+            status,
+            digest: None,
+        })
+    };
+    let mut w = stopped();
+    w.event(start(rc::ExecStatus::NotInstalled));
+    assert_eq!(w.status_of("dummy"), "dummy Stopped");
+    assert_eq!(w.settle(), ["Start dummy ( node2 )"]);
+    let mut w = stopped();
+    w.event(start(rc::ExecStatus::Done));
+    assert_eq!(w.status_of("dummy"), "dummy FAILED node1");
+    assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);
+}
+
+#[test]
 fn an_ignored_failure_sets_the_migration_threshold_aside_too() {
     // Two fail counts (from a failed start, say) reach a threshold of 2: the resource moves,
     // unless a failure of it was ignored, which sets the threshold aside (Pacemaker's

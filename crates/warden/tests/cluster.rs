@@ -38,7 +38,8 @@ struct Cluster {
     nodes: Vec<Option<Child>>,
     /// The shared event log of the Marker agent.
     log: PathBuf,
-    ocf_root: PathBuf,
+    /// Each node's OCF root.
+    ocf_roots: Vec<PathBuf>,
 }
 
 const NODES: usize = 3;
@@ -64,6 +65,11 @@ impl Cluster {
 
     /// As `new`, with the OCF agents of `ocf_root`.
     fn with_ocf_root(resources: &str, lease_ttl: &str, ocf_root: &Path) -> Cluster {
+        Cluster::with_ocf_roots(resources, lease_ttl, [ocf_root; NODES])
+    }
+
+    /// As `new`, each node with the OCF agents of its own root.
+    fn with_ocf_roots(resources: &str, lease_ttl: &str, ocf_roots: [&Path; NODES]) -> Cluster {
         assert!(
             nix::unistd::geteuid().is_root(),
             "the cluster tests create network namespaces: run them as root (the test command does)"
@@ -83,7 +89,7 @@ impl Cluster {
             etcd: (0..NODES).map(|_| None).collect(),
             nodes: (0..NODES).map(|_| None).collect(),
             log,
-            ocf_root: ocf_root.to_owned(),
+            ocf_roots: ocf_roots.iter().map(|r| r.to_path_buf()).collect(),
         };
         let bridge = format!("{}b", c.tag);
         ip(&["link", "add", &bridge, "type", "bridge"]);
@@ -177,7 +183,7 @@ impl Cluster {
             .append(true)
             .open(self.node_dir(i).join("warden.log"))
             .expect("log");
-        let ocf = &self.ocf_root;
+        let ocf = &self.ocf_roots[i - 1];
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -1291,6 +1297,58 @@ ops = [{ name = "monitor", interval = "1s" }, { name = "stop", timeout = "400ms"
             (to.clone(), format!("migrate_from:{from}")),
             (from.clone(), "stop".to_owned()),
         ],
+        "{}",
+        c.logs()
+    );
+}
+
+#[test]
+fn an_agent_missing_on_one_node_is_recovered_elsewhere_whatever_on_fail_says() {
+    // The agent is installed on n1 and n3, not on n2, where the resource prefers to run and is
+    // never probed (`resource_discovery = "never"`). Its start there fails with the executor's
+    // "not installed", which `on_fail = "ignore"` cannot ignore: the result crosses etcd with
+    // its execution status and the coordinator starts it on another node. Before, the failure
+    // was ignored like an agent's own rc 5: "Started" on n2, where nothing ran.
+    let _g = lock();
+    let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let empty = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(empty.path().join("resource.d/warden-test")).expect("dir");
+    let vm = r#"
+[[resource]]
+id = "vm"
+class = "ocf"
+provider = "warden-test"
+type = "Marker"
+params = { log = "@LOG@" }
+ops = [
+  { name = "start", on_fail = "ignore" },
+  { name = "monitor", interval = "1s", on_fail = "ignore" },
+  { name = "stop", timeout = "400ms" },
+]
+
+[[location]]
+resource = "vm"
+node = "n2"
+score = 100
+resource_discovery = "never"
+"#;
+    let c = Cluster::with_ocf_roots(vm, "3s", [&ocf, empty.path(), &ocf]);
+    let s = c.wait(1, 60, "vm started on a node with the agent", |s| {
+        all_online_and_settled(s) && running_on(s, "vm").len() == 1 && running_on(s, "vm") != ["n2"]
+    });
+    let failed = s["failed_actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["resource"] == "vm" && f["node"] == "n2")
+        .unwrap_or_else(|| panic!("the start on n2 is a failed action: {s}"));
+    assert_eq!(failed["op"], "start_0", "{s}");
+    assert_eq!(failed["rc"], 5, "{s}");
+    let on = running_on(&s, "vm")[0].clone();
+    assert!(
+        c.events_of("vm")
+            .iter()
+            .any(|(_, n, a, p)| *n == on && a == "start" && p == "end"),
         "{}",
         c.logs()
     );
