@@ -596,6 +596,9 @@ pub struct ResourceSpec {
     /// One instance of a globally unique clone with `clone_node_max` above 1 (set by
     /// [`Config::new`], which turns such a clone into its instances).
     pub instance: Option<Instance>,
+    /// The timeout of an operation it has no [`OpSpec`] for (`[op_defaults]`): see
+    /// [`ResourceSpec::timeout`].
+    pub op_timeout: Duration,
 }
 
 /// One copy of a globally unique clone that may run several copies on a node
@@ -700,7 +703,20 @@ impl ResourceSpec {
             reloadable: None,
             utilization: Vec::new(),
             instance: None,
+            op_timeout: DEFAULT_OP_TIMEOUT,
         }
+    }
+
+    /// How long operation `op` may run: its operation's `timeout`; for a probe without one,
+    /// the first recurring monitor's; else [`ResourceSpec::op_timeout`].
+    pub fn timeout(&self, op: crate::OpKey) -> Duration {
+        self.op(op.name, op.interval())
+            .or_else(|| {
+                op.is_probe()
+                    .then(|| self.recurring_monitors().next())
+                    .flatten()
+            })
+            .map_or(self.op_timeout, |o| o.timeout)
     }
 
     /// The definition digest: what a running copy was started with (its agent, parameters,

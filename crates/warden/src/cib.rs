@@ -280,6 +280,172 @@ fn meta_value(key: &str, v: &str) -> Option<Value> {
     })
 }
 
+/// A rule of `rsc_defaults` or `op_defaults` on what a resource or an operation is
+/// (Pacemaker's `rsc_expression` and `op_expression`), which the importer evaluates for each
+/// resource and operation: Warden's own defaults are the same for every resource.
+#[derive(Clone, Debug, PartialEq)]
+enum DefaultRule {
+    /// Each given field must be the primitive's.
+    Resource {
+        class: Option<String>,
+        provider: Option<String>,
+        kind: Option<String>,
+    },
+    /// The operation's name, and its interval when given (milliseconds).
+    Op {
+        name: String,
+        interval: Option<u64>,
+    },
+    All(Vec<DefaultRule>),
+    Any(Vec<DefaultRule>),
+}
+
+/// What a default rule is evaluated on.
+struct DefaultTarget<'a> {
+    class: &'a str,
+    provider: Option<&'a str>,
+    kind: &'a str,
+    /// The operation (name, interval in milliseconds); None for `rsc_defaults`.
+    op: Option<(&'a str, u64)>,
+}
+
+impl DefaultRule {
+    fn matches(&self, t: &DefaultTarget<'_>) -> bool {
+        let same = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == have)
+        };
+        match self {
+            DefaultRule::Resource {
+                class,
+                provider,
+                kind,
+            } => {
+                same(class, Some(t.class)) && same(provider, t.provider) && same(kind, Some(t.kind))
+            }
+            DefaultRule::Op { name, interval } => {
+                t.op.is_some_and(|(n, i)| n == name && interval.is_none_or(|want| want == i))
+            }
+            DefaultRule::All(v) => v.iter().all(|r| r.matches(t)),
+            DefaultRule::Any(v) => v.iter().any(|r| r.matches(t)),
+        }
+    }
+
+    /// A `rule` of a defaults block (Err: what it holds that Warden cannot evaluate here).
+    fn of(rule: Node<'_, '_>, ops: bool) -> Result<DefaultRule, String> {
+        if rule.attribute("id-ref").is_some() {
+            return Err("a rule by reference (references)".into());
+        }
+        let mut parts = Vec::new();
+        for e in elements(rule) {
+            parts.push(match e.tag_name().name() {
+                "rule" => DefaultRule::of(e, ops)?,
+                "rsc_expression" => DefaultRule::Resource {
+                    class: e.attribute("class").map(str::to_owned),
+                    provider: e.attribute("provider").map(str::to_owned),
+                    kind: e.attribute("type").map(str::to_owned),
+                },
+                "op_expression" if ops => DefaultRule::Op {
+                    name: e.attribute("name").unwrap_or_default().to_owned(),
+                    interval: match e.attribute("interval") {
+                        None => None,
+                        Some(v) => Some(
+                            millis(v).ok_or_else(|| format!("an op_expression interval {v:?}"))?,
+                        ),
+                    },
+                },
+                other => return Err(format!("{other} (rules)")),
+            });
+        }
+        Ok(
+            if rule
+                .attribute("boolean-op")
+                .is_some_and(|b| b.eq_ignore_ascii_case("or"))
+            {
+                DefaultRule::Any(parts)
+            } else {
+                DefaultRule::All(parts)
+            },
+        )
+    }
+}
+
+/// One `meta_attributes` block of `rsc_defaults` or `op_defaults`, in the CIB's order.
+#[derive(Clone, Debug)]
+struct DefaultBlock {
+    /// None: it applies to every resource (or operation).
+    rule: Option<DefaultRule>,
+    /// Its `score` (blocks of a higher score win; of one score, the later one).
+    score: i64,
+    pairs: Vec<(String, String)>,
+}
+
+/// The blocks of a defaults section; a block whose rule Warden cannot evaluate is named and
+/// left out.
+fn default_blocks(
+    d: Node<'_, '_>,
+    what: &str,
+    ops: bool,
+    skip: &mut Vec<String>,
+) -> Vec<DefaultBlock> {
+    let mut out = Vec::new();
+    for set in elements(d).filter(|c| c.has_tag_name("meta_attributes")) {
+        let id = set.attribute("id").unwrap_or("?");
+        if set.attribute("id-ref").is_some() {
+            skip.push(format!("{what}: meta_attributes id-ref (references)"));
+            continue;
+        }
+        let rule = match child(set, "rule").map(|r| DefaultRule::of(r, ops)) {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                skip.push(format!("{what}: meta_attributes {id}: {e}"));
+                continue;
+            }
+        };
+        let score =
+            set.attribute("score")
+                .map_or(0, |v| match v.trim().to_ascii_uppercase().as_str() {
+                    "INFINITY" | "+INFINITY" => warden_engine::INFINITY,
+                    "-INFINITY" => -warden_engine::INFINITY,
+                    n => n.parse().unwrap_or(0),
+                });
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for p in elements(set).filter(|c| c.has_tag_name("nvpair")) {
+            if let (Some(k), Some(v)) = (p.attribute("name"), p.attribute("value")) {
+                pairs.retain(|(name, _)| name != k);
+                pairs.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        out.push(DefaultBlock { rule, score, pairs });
+    }
+    out
+}
+
+/// The values of ruled defaults blocks that win for `t` over every other block (the highest
+/// score, then the later block), where a block without a rule does not win: Warden's own
+/// defaults carry those.
+fn ruled_defaults(blocks: &[DefaultBlock], t: &DefaultTarget<'_>) -> Vec<(String, String)> {
+    let mut best: BTreeMap<&str, (i64, usize, bool, &str)> = BTreeMap::new();
+    for (n, b) in blocks.iter().enumerate() {
+        if b.rule.as_ref().is_some_and(|r| !r.matches(t)) {
+            continue;
+        }
+        for (k, v) in &b.pairs {
+            let entry = (b.score, n, b.rule.is_some(), v.as_str());
+            match best.get(k.as_str()) {
+                Some(&(s, m, _, _)) if (s, m) > (b.score, n) => {}
+                _ => {
+                    best.insert(k, entry);
+                }
+            }
+        }
+    }
+    best.into_iter()
+        .filter(|(_, (_, _, ruled, v))| *ruled && *v != "#default")
+        .map(|(k, (_, _, _, v))| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 struct Reader {
     skip: Vec<String>,
     /// What Pacemaker itself ignores.
@@ -327,6 +493,10 @@ struct Reader {
     /// Each primitive's definition as Pacemaker hashes it, to compare with the digests the
     /// status recorded.
     definitions: BTreeMap<String, digest::Definition>,
+    /// `rsc_defaults` and `op_defaults` blocks with rules Warden evaluates per resource (and
+    /// those without, which decide where a ruled one loses).
+    rsc_default_blocks: Vec<DefaultBlock>,
+    op_default_blocks: Vec<DefaultBlock>,
 }
 
 /// A resource set of a constraint, as read (or as Pacemaker makes one of a constraint that
@@ -390,6 +560,17 @@ impl Reader {
         let attr = |k: &str| p.attribute(k).or(template.and_then(|t| t.attribute(k)));
         let class = attr("class").unwrap_or("ocf");
         let kind = attr("type").unwrap_or("");
+        // What the ruled `rsc_defaults` give it, under its parents' and its own meta.
+        let provider = attr("provider");
+        let target = |op| DefaultTarget {
+            class,
+            provider,
+            kind,
+            op,
+        };
+        let mut with_defaults = ruled_defaults(&self.rsc_default_blocks, &target(None));
+        with_defaults.extend(extra_meta.iter().cloned());
+        let extra_meta = with_defaults.as_slice();
         self.definitions.insert(
             id.clone(),
             definition(&sources, &param_sources, class == "stonith"),
@@ -592,11 +773,49 @@ impl Reader {
             .flat_map(elements)
             .filter(|c| c.has_tag_name("op"))
             .filter(|o| !own.iter().any(|x| op_key(*x) == op_key(*o)));
+        // An operation without a timeout of its own takes the ruled `op_defaults` one that
+        // wins for it; a start or stop without an operation of its own too.
+        let op_blocks = std::mem::take(&mut self.op_default_blocks);
+        let op_default = |name: &str, interval: u64| {
+            let t = DefaultTarget {
+                class,
+                provider,
+                kind,
+                op: Some((name, interval)),
+            };
+            ruled_defaults(&op_blocks, &t)
+                .into_iter()
+                .find(|(k, _)| k == "timeout")
+                .and_then(|(_, v)| millis(&v))
+        };
+        let mut defaulted: Vec<(usize, u64)> = Vec::new();
         for op in own.iter().copied().chain(from_template) {
             if let Some(o) = self.op(&id, op) {
+                let name = op.attribute("name").unwrap_or_default();
+                let interval = millis(op.attribute("interval").unwrap_or("0")).unwrap_or(0);
+                if !o.contains_key("timeout") {
+                    if let Some(t) = op_default(name, interval) {
+                        defaulted.push((ops.len(), t));
+                    }
+                }
                 ops.push(o);
             }
         }
+        for (n, t) in defaulted {
+            ops[n].insert("timeout".into(), duration_value(t));
+        }
+        for name in ["start", "stop"] {
+            let has = ops
+                .iter()
+                .any(|o| o.get("name").and_then(Value::as_str) == Some(name));
+            if let (false, Some(t)) = (has, op_default(name, 0)) {
+                let mut o = Table::new();
+                o.insert("name".into(), name.into());
+                o.insert("timeout".into(), duration_value(t));
+                ops.push(o);
+            }
+        }
+        self.op_default_blocks = op_blocks;
         // Two operations with one name and interval: Pacemaker ignores every such recurring
         // operation (a configuration error it logs) and takes the first of one-shot ones.
         let key = |o: &Table| {
@@ -2199,6 +2418,8 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
         skipped_nodes: BTreeSet::new(),
         restart_type: Vec::new(),
         definitions: BTreeMap::new(),
+        rsc_default_blocks: Vec::new(),
+        op_default_blocks: Vec::new(),
     };
     // Cluster options.
     let mut cluster = Table::new();
@@ -2266,13 +2487,24 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
     // Defaults.
     let mut resource_defaults = Table::new();
     let mut op_defaults = Table::new();
+    // Blocks with a rule on what a resource or operation is are evaluated for each of them
+    // (`Reader::primitive`); the others are Warden's defaults for all.
     if let Some(d) = child(conf, "rsc_defaults") {
-        for (k, v) in nvpairs(d, "meta_attributes", "rsc_defaults", &mut r.skip) {
+        r.rsc_default_blocks = default_blocks(d, "rsc_defaults", false, &mut r.skip);
+        for (k, v) in nvpairs(d, "meta_attributes", "rsc_defaults", &mut Vec::new()) {
             r.meta("rsc_defaults", &k, &v, &mut resource_defaults);
         }
     }
     if let Some(d) = child(conf, "op_defaults") {
-        for (k, v) in nvpairs(d, "meta_attributes", "op_defaults", &mut r.skip) {
+        r.op_default_blocks = default_blocks(d, "op_defaults", true, &mut r.skip);
+        for b in r.op_default_blocks.iter().filter(|b| b.rule.is_some()) {
+            for (k, _) in &b.pairs {
+                if !matches!(k.as_str(), "timeout" | "record-pending" | "interval") {
+                    r.skip.push(format!("op_defaults {k}"));
+                }
+            }
+        }
+        for (k, v) in nvpairs(d, "meta_attributes", "op_defaults", &mut Vec::new()) {
             match (k.as_str(), millis(&v)) {
                 ("timeout", Some(t)) => {
                     op_defaults.insert("timeout".into(), duration_value(t));
@@ -4533,6 +4765,12 @@ mod tests {
         assert!(hard.hard_ban && !hard.fatal, "{hard:?}");
         assert!(fatal.fatal, "{fatal:?}");
         assert!(missing.hard_ban && !missing.fatal, "{missing:?}");
+        // The executor found no agent: its start ran nothing, and no timeout expires it.
+        assert!(
+            missing.not_installed && !missing.role.is_active(),
+            "{missing:?}"
+        );
+        assert!(!hard.not_installed && hard.role.is_active(), "{hard:?}");
         assert!(!soft.hard_ban && !soft.fatal, "{soft:?}");
     }
 
@@ -4577,6 +4815,91 @@ mod tests {
         };
         assert!(!fatal("false"));
         assert!(fatal("true"));
+    }
+
+    #[test]
+    fn defaults_with_rules_on_the_agent_and_the_operation_apply_to_what_they_match() {
+        use std::time::Duration;
+        // Pacemaker's op-defaults and rsc-defaults: of the blocks that match, the later one
+        // wins (a higher `score` first); a block without a rule is Warden's default for all,
+        // and where it wins, a ruled one earlier gives nothing.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="d" class="ocf" provider="pacemaker" type="Dummy">
+      <operations><op id="d-m" name="monitor" interval="60s"/></operations></primitive>
+    <primitive id="ip" class="ocf" provider="heartbeat" type="IPaddr2">
+      <operations><op id="ip-m" name="monitor" interval="10s"/>
+        <op id="ip-s" name="start" interval="0" timeout="30s"/></operations></primitive>
+    <primitive id="own" class="ocf" provider="pacemaker" type="Dummy">
+      <meta_attributes id="own-m"><nvpair id="own-m1" name="is-managed" value="true"/></meta_attributes>
+    </primitive>
+  </resources>
+  <rsc_defaults>
+    <meta_attributes id="unmanaged"><rule id="u-r" score="INFINITY">
+      <rsc_expression id="u-e" class="ocf" provider="pacemaker" type="Dummy"/></rule>
+      <nvpair id="u1" name="is-managed" value="false"/>
+      <nvpair id="u2" name="priority" value="3"/></meta_attributes>
+    <meta_attributes id="all"><nvpair id="a1" name="priority" value="1"/></meta_attributes>
+    <meta_attributes id="ip-stopped" score="10"><rule id="s-r" boolean-op="or">
+      <rsc_expression id="s-e" type="IPaddr2"/><rsc_expression id="s-f" type="nothing"/></rule>
+      <nvpair id="s1" name="target-role" value="Stopped"/></meta_attributes>
+  </rsc_defaults>
+  <op_defaults>
+    <meta_attributes id="op-all"><nvpair id="o0" name="timeout" value="5s"/></meta_attributes>
+    <meta_attributes id="op-dummy"><rule id="od-r" score="INFINITY">
+      <rsc_expression id="od-e" type="Dummy"/></rule>
+      <nvpair id="o1" name="timeout" value="6s"/></meta_attributes>
+    <meta_attributes id="op-monitor"><rule id="om-r" score="INFINITY">
+      <op_expression id="om-e" name="monitor"/></rule>
+      <nvpair id="o2" name="timeout" value="7s"/></meta_attributes>
+    <meta_attributes id="op-10s"><rule id="ot-r" score="INFINITY">
+      <rsc_expression id="ot-e" class="ocf" provider="heartbeat" type="IPaddr2"/>
+      <op_expression id="ot-f" name="monitor" interval="10s"/></rule>
+      <nvpair id="o3" name="timeout" value="8s"/></meta_attributes>
+    <meta_attributes id="op-date"><rule id="dt-r" score="INFINITY">
+      <date_expression id="dt-e" operation="gt" start="2020-01-01"/></rule>
+      <nvpair id="o4" name="timeout" value="9s"/></meta_attributes>
+  </op_defaults>
+  <constraints/></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert_eq!(
+            i.unsupported,
+            ["op_defaults: meta_attributes op-date: date_expression (rules)"]
+        );
+        let l = loaded(&i);
+        let spec = |id: &str| l.engine.resource(id).expect(id).clone();
+        let timeout = |id: &str, name: OpName, secs: u64| {
+            spec(id)
+                .op(name, Duration::from_secs(secs))
+                .map(|o| o.timeout)
+        };
+        let (d, ip, own) = (spec("d"), spec("ip"), spec("own"));
+        assert!(!d.meta.is_managed);
+        assert!(own.meta.is_managed, "its own meta attribute wins");
+        // The block without a rule comes later: its priority wins over the ruled one's.
+        assert_eq!((d.meta.priority, ip.meta.priority), (1, 1));
+        assert_eq!(ip.meta.target_role, warden_engine::TargetRole::Stopped);
+        assert_eq!(d.meta.target_role, warden_engine::TargetRole::Started);
+        assert_eq!(
+            timeout("d", OpName::Monitor, 60),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(timeout("d", OpName::Start, 0), Some(Duration::from_secs(6)));
+        assert_eq!(timeout("d", OpName::Stop, 0), Some(Duration::from_secs(6)));
+        assert_eq!(
+            timeout("ip", OpName::Monitor, 10),
+            Some(Duration::from_secs(8))
+        );
+        assert_eq!(
+            timeout("ip", OpName::Start, 0),
+            Some(Duration::from_secs(30))
+        );
+        // Where no ruled block wins, the file's `op_defaults` applies.
+        assert_eq!(timeout("ip", OpName::Stop, 0), None);
+        let stop = warden_engine::OpKey::new(OpName::Stop, Duration::ZERO);
+        assert_eq!(ip.timeout(stop), Duration::from_secs(5));
     }
 
     #[test]

@@ -711,6 +711,9 @@ pub struct WireDefinition {
     /// A clone (copies on several nodes); `promotable` says whether they may be promoted.
     #[serde(default, skip_serializing_if = "is_false")]
     pub clone: bool,
+    /// The timeout of the operations it has none of its own for, in ms (absent: 20 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_timeout_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -770,6 +773,8 @@ impl WireDefinition {
                 .collect(),
             promotable: spec.is_promotable(),
             clone: spec.is_clone(),
+            op_timeout_ms: (spec.op_timeout != warden_engine::config::DEFAULT_OP_TIMEOUT)
+                .then(|| warden_engine::millis(spec.op_timeout)),
         }
     }
 
@@ -807,6 +812,9 @@ impl WireDefinition {
         };
         let mut spec = ResourceSpec::new(self.id, agent);
         spec.params = self.params;
+        if let Some(ms) = self.op_timeout_ms {
+            spec.op_timeout = Duration::from_millis(ms);
+        }
         for (name, interval_ms, timeout_ms) in self.ops {
             let Ok(name) = name.parse::<OpName>() else {
                 continue;
@@ -899,7 +907,7 @@ mod tests {
         let mut stop = OpSpec::new(OpName::Stop, Duration::ZERO);
         stop.timeout = Duration::from_secs(90);
         ocf.ops.push(stop);
-        let proc = ResourceSpec::new(
+        let mut proc = ResourceSpec::new(
             "web",
             Agent::Process(ProcessSpec {
                 command: vec!["sleep".into(), "9".into()],
@@ -910,6 +918,8 @@ mod tests {
                 ..ProcessSpec::default()
             }),
         );
+        // Its stop has no operation of its own: it takes `[op_defaults]`'s timeout.
+        proc.op_timeout = Duration::from_secs(45);
         let unit = ResourceSpec::new(
             "nginx",
             Agent::Systemd {
@@ -929,8 +939,10 @@ mod tests {
                 0,
                 "orphans are not monitored"
             );
-            let stop = |s: &ResourceSpec| s.op(OpName::Stop, Duration::ZERO).map(|o| o.timeout);
-            assert_eq!(stop(&orphan), stop(&spec));
+            let stop = |s: &ResourceSpec| {
+                s.timeout(warden_engine::OpKey::new(OpName::Stop, Duration::ZERO))
+            };
+            assert_eq!(stop(&orphan), stop(&spec), "{json}");
         }
         let bad = WireDefinition {
             agent: "lxc:nginx".into(),

@@ -2167,6 +2167,51 @@ fn sigterm_whose_stop_fails_exits_non_zero_and_names_what_still_runs() {
 }
 
 #[test]
+fn op_defaults_time_out_the_operations_a_resource_lists_none_of() {
+    // A start that takes 5 s, of a resource with no `start` operation of its own, under
+    // `[op_defaults] timeout = "1s"`: it times out after 1 s, as docs/config.md says. Before,
+    // operations a resource did not list (start, stop, promote, demote) took 20 s whatever
+    // `[op_defaults]` said.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("warden.toml");
+    let starts = dir.path().join("starts.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [op_defaults]\ntimeout = \"1s\"\n\
+             [[resource]]\nid = \"slow\"\nclass = \"ocf\"\nprovider = \"warden-test\"\ntype = \"SlowStart\"\n\
+             params = {{ state = \"{}\", log = \"{}\", delay = \"5\" }}\n",
+            dir.path().join("slow.state").display(),
+            starts.display()
+        ),
+    )
+    .expect("config");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let _d = start(&config, &["--ocf-root", root.to_str().expect("utf-8 path")]);
+    let v = wait_for(&config, "the start timed out", |v| {
+        v["failed_actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["op"] == "start_0")
+    });
+    let failed = v["failed_actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["op"] == "start_0")
+        .expect("the failed start");
+    assert_eq!(failed["rc"], 1, "{v}");
+    assert!(
+        failed["exit_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("timed out after 1s")),
+        "{v}"
+    );
+}
+
+#[test]
 fn the_data_dir_the_store_and_the_logs_are_the_daemons_alone() {
     use std::os::unix::fs::PermissionsExt;
     let (_dir, config, data) = setup();

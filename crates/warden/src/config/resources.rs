@@ -388,6 +388,7 @@ fn resource(
             spec.ops = ops;
             spec.copies = copies;
             spec.utilization = utilization;
+            spec.op_timeout = defaults.op_timeout;
             Some(spec)
         }
         _ => None,

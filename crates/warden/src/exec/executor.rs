@@ -45,16 +45,7 @@ impl Executor {
         migration: Option<(&str, &str)>,
     ) -> AgentResult {
         let op_spec: Option<&OpSpec> = spec.op(op.name, op.interval());
-        // A probe takes the probe op's timeout, else the recurring monitor's.
-        let timeout = op_spec
-            .or_else(|| {
-                if op.is_probe() {
-                    spec.recurring_monitors().next()
-                } else {
-                    None
-                }
-            })
-            .map_or(warden_engine::config::DEFAULT_OP_TIMEOUT, |o| o.timeout);
+        let timeout = spec.timeout(op);
         match &spec.agent {
             Agent::Ocf { provider, kind } => {
                 let mut inv = ocf::Invocation::for_op(
