@@ -1504,18 +1504,11 @@ impl Reader {
             }
             "rsc_order" => {
                 let kind = order_kind(c.attribute("kind"), c.attribute("score"));
-                let serialize = kind == "serialize"
-                    || sets.iter().any(|s| {
-                        s.kind.as_deref().map(|k| order_kind(Some(k), None)) == Some("serialize")
-                    });
-                if serialize {
-                    return Err(format!("{what} (kind Serialize)"));
-                }
                 let mut t = Table::new();
                 t.insert("id".into(), c.attribute("id").unwrap_or("order").into());
                 t.insert("kind".into(), kind.into());
-                if let Some(s) = c.attribute("symmetrical") {
-                    t.insert("symmetric".into(), is_true(s).into());
+                if let Some(s) = self.symmetrical(c, kind) {
+                    t.insert("symmetric".into(), s.into());
                 }
                 let list = sets
                     .iter()
@@ -1694,14 +1687,27 @@ impl Reader {
         Ok(())
     }
 
+    /// An order's `symmetrical`, as Pacemaker reads it: a Serialize order is never symmetric
+    /// (`symmetrical=true` there is a configuration error it ignores).
+    fn symmetrical(&mut self, c: Node<'_, '_>, kind: &str) -> Option<bool> {
+        let s = is_true(c.attribute("symmetrical")?);
+        if kind == "serialize" {
+            if s {
+                self.ignored.push(format!(
+                    "{}: symmetrical=true on a Serialize order",
+                    c.attribute("id").unwrap_or("rsc_order")
+                ));
+            }
+            return None;
+        }
+        Some(s)
+    }
+
     fn order(&mut self, c: Node<'_, '_>, id: &str) -> Result<(), String> {
         let what = format!("rsc_order {id}");
         let first = self.target(&what, c.attribute("first"))?;
         let then = self.target(&what, c.attribute("then"))?;
         let kind = order_kind(c.attribute("kind"), c.attribute("score"));
-        if kind == "serialize" {
-            return Err(format!("{what} (kind Serialize)"));
-        }
         let mut t = Table::new();
         t.insert("id".into(), id.into());
         if c.attribute("require-all").is_some_and(|v| !is_true(v)) {
@@ -1710,8 +1716,8 @@ impl Reader {
         t.insert("first".into(), first.into());
         t.insert("then".into(), then.into());
         t.insert("kind".into(), kind.into());
-        if let Some(s) = c.attribute("symmetrical") {
-            t.insert("symmetric".into(), is_true(s).into());
+        if let Some(s) = self.symmetrical(c, kind) {
+            t.insert("symmetric".into(), s.into());
         }
         for (attr, key) in [
             ("first-action", "first_action"),
@@ -3842,6 +3848,51 @@ mod tests {
         // Within the sequential set a then b; the unordered set has none; between the sets the
         // sequential one's last member before every member of the other.
         assert_eq!(ords, [("a", "b"), ("b", "c"), ("b", "d")]);
+    }
+
+    #[test]
+    fn serialize_orders_and_sets_carry_over_and_are_never_symmetric() {
+        // Pacemaker's order-serialize and order-serialize-set: `symmetrical=true` on a
+        // Serialize order is an error it ignores.
+        let xml = r#"<cib><configuration><crm_config/>
+  <nodes><node id="1" uname="n1"/></nodes>
+  <resources>
+    <primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="c" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="d" class="ocf" provider="heartbeat" type="Dummy"/>
+  </resources>
+  <constraints>
+    <rsc_order id="one" first="a" then="b" kind="Serialize" symmetrical="true"/>
+    <rsc_order id="set" kind="Serialize">
+      <resource_set id="s"><resource_ref id="b"/><resource_ref id="c"/><resource_ref id="d"/></resource_set>
+    </rsc_order>
+  </constraints></configuration></cib>"#;
+        let i = import(xml).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        assert!(
+            i.ignored
+                .iter()
+                .any(|n| n == "one: symmetrical=true on a Serialize order"),
+            "{:?}",
+            i.ignored
+        );
+        let l = loaded(&i);
+        let ords: Vec<(&str, &str, warden_engine::OrderKind, bool)> = l
+            .engine
+            .orders()
+            .iter()
+            .map(|o| (o.first.as_str(), o.then.as_str(), o.kind, o.symmetric))
+            .collect();
+        let s = warden_engine::OrderKind::Serialize;
+        assert_eq!(
+            ords,
+            [
+                ("a", "b", s, false),
+                ("b", "c", s, false),
+                ("c", "d", s, false)
+            ]
+        );
     }
 
     #[test]
