@@ -286,6 +286,9 @@ pub fn apply(
             n.shutdown = true;
             // It leaves: unfenced again when it joins.
             n.unfenced = false;
+            if config.cluster.shutdown_lock {
+                lock_for_shutdown(config, state, node, now);
+            }
             Ok(())
         }
         Event::Fenced { node, ok } => {
@@ -356,6 +359,37 @@ fn reset_node(state: &mut State, node: &str, role: Role, unblock: bool) {
     }
 }
 
+/// `shutdown_lock`: what is active on `node` alone as it shuts down is locked to it from
+/// `since` (a lock it has already stays as it was). Fence devices, clones and their instances,
+/// what is not managed, and anything on an unclean node are not locked, as Pacemaker locks
+/// none of them.
+pub fn lock_for_shutdown(config: &Config, state: &mut State, node: &str, since: Time) {
+    if state.node(node).is_some_and(|n| n.unclean.is_some()) {
+        return;
+    }
+    for spec in config.resources() {
+        if spec.is_clone()
+            || spec.instance.is_some()
+            || matches!(spec.agent, crate::config::Agent::Fence(_))
+            || !spec.meta.is_managed
+            || spec.meta.maintenance
+        {
+            continue;
+        }
+        let Some(rs) = state.resources.get_mut(&spec.id) else {
+            continue;
+        };
+        let mut active = rs.nodes.iter().filter(|(_, on)| on.role.is_active());
+        let only_here = matches!((active.next(), active.next()), (Some((n, _)), None) if n == node);
+        if only_here && rs.lock.is_none() {
+            rs.lock = Some(crate::state::ShutdownLock {
+                node: node.to_owned(),
+                since,
+            });
+        }
+    }
+}
+
 /// Promotion scores live as long as the node runs (Pacemaker's `-l reboot`): a node that went
 /// down has none until its agents set them again.
 fn forget_promotion_scores(state: &mut State, node: &str) {
@@ -410,6 +444,14 @@ fn op_result(
     check_node(config, &r.node)?;
     let fencing = config.fencing_enabled();
     let start_fatal = config.cluster.start_failure_is_fatal;
+    // Started again where it was locked: the lock has done its work.
+    if matches!(r.op.name, OpName::Start | OpName::MigrateFrom) && expected(spec, r.op, r.rc) {
+        if let Some(rs) = state.resources.get_mut(&r.resource) {
+            if rs.lock.as_ref().is_some_and(|l| l.node == r.node) {
+                rs.lock = None;
+            }
+        }
+    }
     let on = state.on_node_mut(&r.resource, &r.node);
     on.expire(&spec.meta, now);
     let record = OpRecord {
@@ -739,6 +781,14 @@ fn admin(config: &Config, state: &mut State, cmd: &AdminCommand) -> Result<(), A
             for (id, rs) in state.resources.iter_mut() {
                 if resource.as_ref().is_some_and(|r| r != id) {
                     continue;
+                }
+                // A cleanup lets a resource locked to a node go (Pacemaker's unlock).
+                if rs
+                    .lock
+                    .as_ref()
+                    .is_some_and(|l| node.as_ref().is_none_or(|n| *n == l.node))
+                {
+                    rs.lock = None;
                 }
                 for (n, on) in rs.nodes.iter_mut() {
                     if node.as_ref().is_none_or(|want| want == n) {

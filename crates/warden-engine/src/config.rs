@@ -25,6 +25,13 @@ pub struct ClusterOptions {
     pub placement_strategy: PlacementStrategy,
     /// How node health attributes weigh in placement.
     pub node_health: NodeHealth,
+    /// Pacemaker's `shutdown-lock`: what runs on a node that shuts down cleanly stays there,
+    /// stopped, until it starts there again when the node is back (or, with a limit, until
+    /// the limit passes), instead of moving; not fence devices, clones or their instances.
+    pub shutdown_lock: bool,
+    /// `shutdown-lock-limit`: a lock older than this lets the resource go elsewhere (None:
+    /// no limit).
+    pub shutdown_lock_limit: Option<Duration>,
 }
 
 /// Node health (Pacemaker's `node-health-strategy` and its scores): node attributes named
@@ -105,6 +112,8 @@ impl Default for ClusterOptions {
             symmetric: true,
             placement_strategy: PlacementStrategy::Default,
             node_health: NodeHealth::default(),
+            shutdown_lock: false,
+            shutdown_lock_limit: None,
         }
     }
 }

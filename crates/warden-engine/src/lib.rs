@@ -18,7 +18,8 @@ mod status;
 mod time;
 
 pub use apply::{
-    AdminCommand, ApplyError, Event, OpResult, apply, expected, valid_attribute, valid_ticket,
+    AdminCommand, ApplyError, Event, OpResult, apply, expected, lock_for_shutdown, valid_attribute,
+    valid_ticket,
 };
 pub use config::{
     Agent, ClusterOptions, Colocation, Config, ConfigError, Copies, Digests, Discovery, FenceAgent,
@@ -37,8 +38,8 @@ pub use schedule::{
 };
 pub use score::{INFINITY, Score};
 pub use state::{
-    Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, State, TicketState,
-    truthy,
+    Effective, NodeState, OpKey, OpRecord, ResourceOnNode, ResourceState, Role, ShutdownLock,
+    State, TicketState, truthy,
 };
 pub use status::{
     FailedAction, ResourceStatus, failed_actions, node_attributes, node_groups, node_utilization,

@@ -508,7 +508,11 @@ pub fn schedule_with(
         }
     }
     s.block_stops(&mut plans);
-    s.keep_away_from_blocked_stops(&mut plans);
+    // What it takes away from a resource, what is ordered after that resource loses too.
+    if s.keep_away_from_blocked_stops(&mut plans) {
+        s.apply_orders(&mut plans);
+        s.block_stops(&mut plans);
+    }
     // A stop held back keeps its resource's promotions as they are: what an order binds to a
     // promotion that will not happen now cannot run either.
     if plans.iter().any(|p| !p.blocked_stops.is_empty()) {
@@ -1179,6 +1183,9 @@ impl<'a> Scheduler<'a> {
             if let Some(t) = l.rule.next_change(self.now) {
                 self.note_wakeup(t);
             }
+        }
+        if let (Some(lock), Some(limit)) = (self.lock(r), config.cluster.shutdown_lock_limit) {
+            self.note_wakeup(lock.since + limit);
         }
         let all = 0..node_names.len();
         let needs_fencing = spec.needs_fencing();
@@ -2478,8 +2485,10 @@ impl<'a> Scheduler<'a> {
     /// it (a -INFINITY colocation, either way) does not start there, and stops there if it
     /// runs there (nor, by its promoted role, is it promoted there), though placing, which
     /// took it for stopped, chose that node.
-    fn keep_away_from_blocked_stops(&mut self, plans: &mut [Plan]) {
+    /// Whether it changed a plan.
+    fn keep_away_from_blocked_stops(&mut self, plans: &mut [Plan]) -> bool {
         let config = self.config;
+        let mut changed = false;
         for r in 0..plans.len() {
             for c in config.colocated_with(r) {
                 if c.score != Score::MINUS_INFINITY {
@@ -2511,6 +2520,7 @@ impl<'a> Scheduler<'a> {
                                 .filter(|i| !held.contains(i) || now.contains(i))
                                 .collect();
                             p.derive();
+                            changed = true;
                         }
                         continue;
                     }
@@ -2521,10 +2531,12 @@ impl<'a> Scheduler<'a> {
                         let targets = p.targets.clone();
                         p.promoted.retain(|i| targets.contains(i));
                         p.derive();
+                        changed = true;
                     }
                 }
             }
         }
+        changed
     }
 
     /// Which moves are live migrations: a primitive with `allow_migrate`, managed, running
@@ -3334,14 +3346,27 @@ impl<'a> Scheduler<'a> {
         b
     }
 
+    /// The shutdown lock that holds resource `r` to a node now, if any (`shutdown_lock`): not
+    /// once expired, nor while it is active anywhere but on its node shutting down (then the
+    /// lock has nothing left to keep, as Pacemaker cancels it).
+    fn lock(&self, r: usize) -> Option<&'a crate::state::ShutdownLock> {
+        self.state.shutdown_lock(
+            &self.config.cluster,
+            &self.config.resources()[r].id,
+            self.now,
+        )
+    }
+
     /// The score of every node for resource `r` before colocations: locations (and rules, a
-    /// move), -INFINITY where it may not run (bans, failures, unavailable nodes), and its
-    /// stickiness where it runs when it runs on one node.
+    /// move), -INFINITY where it may not run (bans, failures, unavailable nodes, every node
+    /// but the one a shutdown lock holds it to), and its stickiness where it runs when it
+    /// runs on one node.
     fn base_scores(&self, r: usize, eff: &[Effective], live_active: &[usize]) -> Vec<Score> {
         let config = self.config;
         let spec = &config.resources()[r];
         let rs = self.state.resource(&spec.id);
         let fatal = eff.iter().any(|e| e.fatal);
+        let lock = self.lock(r);
         // Exclusive discovery: only the nodes of its exclusive locations.
         let exclusive = config.exclusive_discovery(r);
         let mut scores: Vec<Option<Score>> =
@@ -3373,7 +3398,8 @@ impl<'a> Scheduler<'a> {
                 let name = &config.nodes()[i];
                 let e = &eff[i];
                 let banned = rs.is_some_and(|rs| rs.banned.contains(name))
-                    || (exclusive && !config.discovers(r, i));
+                    || (exclusive && !config.discovers(r, i))
+                    || lock.is_some_and(|l| l.node != *name);
                 if fatal || banned || e.hard_ban || e.threshold_reached || !self.nodes[i].can_run()
                 {
                     return Score::MINUS_INFINITY;

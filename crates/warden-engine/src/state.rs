@@ -65,6 +65,22 @@ pub struct ResourceState {
     pub nodes: BTreeMap<String, ResourceOnNode>,
     /// Promotion scores set by the agent (`warden promotion-score`), per node.
     pub promotion_scores: BTreeMap<String, Score>,
+    /// Locked to the node it ran on when that node shut down (`shutdown_lock`).
+    pub lock: Option<ShutdownLock>,
+}
+
+/// A resource kept to a node that shut down cleanly, from a time (`shutdown_lock`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShutdownLock {
+    pub node: String,
+    pub since: Time,
+}
+
+impl ShutdownLock {
+    /// Whether it still holds at `now` under `limit` (None: no limit).
+    pub fn holds(&self, limit: Option<Duration>, now: Time) -> bool {
+        limit.is_none_or(|l| now < self.since + l)
+    }
 }
 
 /// The role of a resource on a node, as last observed.
@@ -338,6 +354,26 @@ pub fn fenced_for_failure_of(resource: &str) -> String {
 }
 
 impl State {
+    /// The shutdown lock that holds resource `id` to a node at `now`, if any
+    /// (`shutdown_lock`): not once expired, nor while it is active anywhere but on its node
+    /// shutting down (the lock has nothing left to keep then, as Pacemaker cancels it).
+    pub fn shutdown_lock(
+        &self,
+        cluster: &crate::config::ClusterOptions,
+        id: &str,
+        now: Time,
+    ) -> Option<&ShutdownLock> {
+        let rs = self.resource(id)?;
+        let lock = rs.lock.as_ref()?;
+        let shutting_down = self.node(&lock.node).is_some_and(|n| n.shutdown);
+        let elsewhere = rs
+            .nodes
+            .iter()
+            .any(|(n, on)| on.role.is_active() && (*n != lock.node || !shutting_down));
+        (cluster.shutdown_lock && !elsewhere && lock.holds(cluster.shutdown_lock_limit, now))
+            .then_some(lock)
+    }
+
     /// With fencing, node `node` is unclean for something other than a failure of `resource`
     /// there: that resource's failures there are left to the fence (Pacemaker skips their
     /// handling on an unclean node).

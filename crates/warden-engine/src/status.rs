@@ -167,6 +167,13 @@ pub fn resource_status(config: &Config, state: &State, now: Time) -> Vec<Resourc
             if spec.meta.orphan {
                 flags.push("orphan: gone from the configuration");
             }
+            // Kept for a node that shut down (`shutdown_lock`), as crm_mon marks it.
+            if state
+                .shutdown_lock(&config.cluster, &spec.id, now)
+                .is_some()
+            {
+                flags.push("LOCKED");
+            }
             if spec.meta.maintenance {
                 flags.push("maintenance");
             } else if !spec.meta.is_managed {

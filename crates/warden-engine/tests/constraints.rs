@@ -827,3 +827,51 @@ fn what_must_run_with_a_resource_an_order_stops_stops_with_it() {
         ]
     );
 }
+
+#[test]
+fn what_follows_a_resource_kept_from_its_node_by_a_held_stop_does_not_start_for_it() {
+    // x must stop (disabled) but cannot: its stop waits for b's, and b is blocked. r1, which
+    // must never run beside x and may run only on node2, was placed there (x leaving it);
+    // once x is known to stay, r1 runs nowhere, and so r2, ordered after r1, must not start
+    // for it either (found by the seeded simulation: r2 started while r1 did not).
+    let mut w = build(&["node1", "node2"])
+        .resource(dummy("x"))
+        .resource(with_on_fail(
+            dummy("b"),
+            OpName::Monitor,
+            std::time::Duration::from_secs(10),
+            OnFail::Block,
+        ))
+        .resource(dummy("r1"))
+        .resource(dummy("r2"))
+        .location(loc("x", "node2", 100))
+        .location(loc("x", "node1", -1_000_000))
+        .location(loc("b", "node2", 100))
+        .location(loc("r1", "node2", 100))
+        .location(loc("r1", "node1", -1_000_000))
+        .location(loc("r2", "node1", 100))
+        .order("x", "b", OrderKind::Mandatory)
+        .order("r1", "r2", OrderKind::Mandatory)
+        .colocation("r1", "x", Score::MINUS_INFINITY)
+        .world();
+    assert_eq!(w.status_of("x"), "x Started node2");
+    assert_eq!(w.status_of("r2"), "r2 Stopped");
+    w.monitor("b", "node2", rc::ERR_GENERIC);
+    w.admin(AdminCommand::Disable {
+        resource: "x".into(),
+    });
+    assert_eq!(
+        w.plan(),
+        [
+            "Stop x ( node2 ) due to node availability (blocked)",
+            "Start r2 ( node1 ) due to unrunnable r1 start (blocked)"
+        ]
+    );
+    let t = schedule(&w.config, &w.state, w.now);
+    assert!(
+        !t.actions.iter().any(
+            |a| matches!(&a.kind, ActionKind::Start { resource, .. } if resource.starts_with('r'))
+        ),
+        "{t:#?}"
+    );
+}

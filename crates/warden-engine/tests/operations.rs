@@ -223,6 +223,82 @@ fn shutdown_stops_in_the_engines_order_and_a_rejoin_starts_again() {
 }
 
 #[test]
+fn a_shutdown_lock_keeps_what_ran_on_a_node_for_its_return_or_its_limit() {
+    // `shutdown_lock`: what runs on a node that shuts down cleanly stops there and waits for
+    // it, instead of moving (a planned reboot); a clone's copies and fence devices are not
+    // locked; a start back on the node ends the lock, and a limit lets it go elsewhere.
+    let world = |limit: Option<Duration>| {
+        let mut web = dummy("web");
+        web.copies = Some(Copies::default());
+        web.meta.resource_stickiness = Score::new(1);
+        build(&["node1", "node2"])
+            .resource(dummy("db"))
+            .resource(web)
+            .location(loc("db", "node1", 100))
+            .cluster(|c| {
+                c.shutdown_lock = true;
+                c.shutdown_lock_limit = limit;
+            })
+            .world()
+    };
+    let shutdown = |w: &mut World| {
+        w.event(Event::NodeShutdown {
+            node: "node1".into(),
+        });
+        let stops = w.settle();
+        w.event(Event::NodeDown {
+            node: "node1".into(),
+        });
+        stops
+    };
+    let mut w = world(None);
+    assert_eq!(w.status_of("db"), "db Started node1");
+    assert_eq!(
+        shutdown(&mut w),
+        [
+            "Stop db ( node1 ) due to node availability",
+            "Stop web ( node1 ) due to node availability"
+        ]
+    );
+    assert_eq!(
+        w.state.resource("db").and_then(|r| r.lock.clone()),
+        Some(ShutdownLock {
+            node: "node1".into(),
+            since: T0
+        })
+    );
+    assert!(w.state.resource("web").is_some_and(|r| r.lock.is_none()));
+    w.advance(Duration::from_secs(3600));
+    assert_eq!(w.status_of("db"), "db Stopped (LOCKED)");
+    assert!(w.plan().is_empty(), "db waits for node1: {:?}", w.plan());
+    assert_eq!(w.wakeup(), None);
+    w.event(Event::NodeUp {
+        node: "node1".into(),
+    });
+    w.settle();
+    assert_eq!(w.status_of("db"), "db Started node1");
+    assert!(w.state.resource("db").is_some_and(|r| r.lock.is_none()));
+
+    // With a limit, it goes elsewhere once the limit passes, not a millisecond before.
+    let mut w = world(Some(Duration::from_secs(300)));
+    shutdown(&mut w);
+    assert_eq!(w.wakeup(), Some(T0 + Duration::from_secs(300)));
+    w.advance(Duration::from_millis(299_999));
+    assert!(w.plan().is_empty());
+    w.advance(Duration::from_millis(1));
+    assert_eq!(w.plan(), ["Start db ( node2 )"]);
+
+    // A cleanup lets it go at once.
+    let mut w = world(None);
+    shutdown(&mut w);
+    w.admin(AdminCommand::Cleanup {
+        resource: Some("db".into()),
+        node: None,
+    });
+    assert_eq!(w.plan(), ["Start db ( node2 )"]);
+}
+
+#[test]
 fn shutdown_demotes_before_it_stops() {
     let mut db = dummy("db");
     db.copies = Some(Copies {

@@ -167,6 +167,10 @@ fn random_config(rng: &mut Rng, generations: &[u32; GENERATIONS]) -> Config {
         start_failure_is_fatal: rng.chance(70),
         symmetric: rng.chance(85),
         no_quorum_policy: *rng.pick(NoQuorumPolicy::ALL),
+        shutdown_lock: rng.chance(30),
+        shutdown_lock_limit: rng
+            .chance(50)
+            .then(|| Duration::from_secs(rng.below(120) as u64)),
         ..ClusterOptions::default()
     };
     let unfencing = fencing && rng.chance(30);
@@ -484,12 +488,12 @@ fn step(rng: &mut Rng, config: &Config, state: &mut State, now: Time, failure_ra
                         s.online && (s.unclean.is_none() || !config.fencing_enabled())
                     })
             });
+            // Either one blocked, or held where it runs by a blocked resource it must stop
+            // after (a stop that cannot run keeps the colocation from being enforced).
             let unmanaged = [&c.resource, &c.with].iter().any(|r| {
                 config.resource(r).is_some_and(|s| {
                     !s.meta.is_managed || s.meta.multiple_active == MultipleActive::Block
-                }) || state
-                    .resource(r)
-                    .is_some_and(|rs| rs.nodes.values().any(|on| on.blocked))
+                }) || blocked_or_held(config, state, r)
             });
             assert!(
                 !together || unmanaged,

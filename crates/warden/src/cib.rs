@@ -2481,8 +2481,17 @@ pub fn import(xml: &str) -> anyhow::Result<Imported> {
                 // does not do is named.
                 "startup-fencing" => r.startup_fencing = is_true(&v),
                 "concurrent-fencing" => {}
-                "shutdown-lock" | "remove-after-stop" if !is_true(&v) => {}
-                "shutdown-lock" | "remove-after-stop" => {
+                "shutdown-lock" => {
+                    cluster.insert("shutdown_lock".into(), is_true(&v).into());
+                }
+                "shutdown-lock-limit" => match millis(&v) {
+                    Some(ms) => {
+                        cluster.insert("shutdown_lock_limit".into(), duration_value(ms));
+                    }
+                    None => r.skip.push(format!("crm_config {k}={v}")),
+                },
+                "remove-after-stop" if !is_true(&v) => {}
+                "remove-after-stop" => {
                     r.skip.push(format!("crm_config {k}={v}"));
                 }
                 _ => {}
@@ -2903,6 +2912,8 @@ fn state_of(
     let mut state = State::with_online_nodes(config.nodes().iter().map(String::as_str));
     let mut newest: Option<Time> = None;
     let mut membership: BTreeMap<String, (bool, Option<String>, bool, bool)> = BTreeMap::new();
+    // Online nodes shutting down, since when (their `shutdown` attribute).
+    let mut shutting_down: BTreeMap<String, Time> = BTreeMap::new();
     // Each node's resource histories in the order written (Pacemaker reads them so).
     let mut written: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut transient_standby: BTreeMap<String, bool> = BTreeMap::new();
@@ -2972,6 +2983,13 @@ fn state_of(
         let shutdown = attrs
             .get("shutdown")
             .is_some_and(|v| v != "0" && !v.is_empty());
+        if let Some(s) = attrs
+            .get("shutdown")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&s| s != 0 && online)
+        {
+            shutting_down.insert(node.to_owned(), Time::from_millis(s * 1000));
+        }
         membership.insert(
             node.to_owned(),
             (online, unclean.clone(), pending, shutdown),
@@ -2991,6 +3009,18 @@ fn state_of(
                 let id = history_id(config, id);
                 if config.resource(id).is_none() {
                     continue;
+                }
+                // Stopped for a shutdown with `shutdown-lock`: kept to this node since then.
+                let since = lr
+                    .attribute("shutdown-lock")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .filter(|&s| s != 0 && config.cluster.shutdown_lock);
+                if let Some(s) = since {
+                    state.resources.entry(id.to_owned()).or_default().lock =
+                        Some(warden_engine::ShutdownLock {
+                            node: node.to_owned(),
+                            since: Time::from_millis(s * 1000),
+                        });
                 }
                 written
                     .entry(node.to_owned())
@@ -3360,6 +3390,12 @@ fn state_of(
                     on.blocked = false;
                 }
             }
+        }
+    }
+    // What runs on a node shutting down with `shutdown-lock` is locked to it from then.
+    if config.cluster.shutdown_lock {
+        for (node, since) in &shutting_down {
+            warden_engine::lock_for_shutdown(config, &mut state, node, *since);
         }
     }
     Ok((state, newest, histories))
@@ -3896,6 +3932,50 @@ mod tests {
     }
 
     #[test]
+    fn shutdown_locks_come_from_the_history_and_from_a_node_shutting_down() {
+        // Pacemaker's shutdown-lock: b stopped on n2 for its shutdown (`shutdown-lock` on its
+        // history); a runs on n1, which is shutting down, so it is locked there from then.
+        let xml = r#"<cib><configuration><crm_config><cluster_property_set id="o">
+  <nvpair id="s" name="stonith-enabled" value="false"/>
+  <nvpair id="l" name="shutdown-lock" value="true"/></cluster_property_set></crm_config>
+  <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/><node id="3" uname="n3"/></nodes>
+  <resources><primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/>
+    <primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+  <constraints/></configuration>
+  <status>
+  <node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+    <transient_attributes id="1"><instance_attributes id="t1">
+      <nvpair id="t1s" name="shutdown" value="1578347951"/></instance_attributes></transient_attributes>
+    <lrm id="1"><lrm_resources><lrm_resource id="a" class="ocf" provider="heartbeat" type="Dummy">
+      <lrm_rsc_op id="a_start_0" operation="start" call-id="2" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state>
+  <node_state id="2" uname="n2" in_ccm="false" crmd="offline" join="down" expected="down">
+    <lrm id="2"><lrm_resources><lrm_resource id="b" class="ocf" provider="heartbeat" type="Dummy" shutdown-lock="1578347927">
+      <lrm_rsc_op id="b_stop_0" operation="stop" call-id="3" rc-code="0" op-status="0" interval="0"/>
+    </lrm_resource></lrm_resources></lrm>
+  </node_state>
+  <node_state id="3" uname="n3" in_ccm="true" crmd="online" join="member" expected="member"/>
+  </status></cib>"#;
+        let i = import(xml).expect("import");
+        assert!(i.unsupported.is_empty(), "{:?}", i.unsupported);
+        let state = i.state.clone().expect("a state");
+        let lock = |id: &str| state.resources[id].lock.clone().map(|l| (l.node, l.since));
+        assert_eq!(
+            lock("a"),
+            Some(("n1".into(), Time::from_millis(1_578_347_951_000)))
+        );
+        assert_eq!(
+            lock("b"),
+            Some(("n2".into(), Time::from_millis(1_578_347_927_000)))
+        );
+        let l = loaded(&i);
+        let t = warden_engine::schedule(&l.engine, &state, i.time);
+        let lines: Vec<String> = t.summary.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, ["Stop a ( n1 ) due to node availability"]);
+    }
+
+    #[test]
     fn a_node_down_that_still_runs_a_managed_resource_is_fenced() {
         // Pacemaker's bug-5186-partial-migrate and bug-cl-5212: n2 left cleanly (expected
         // down) but its history says b and a still run there: with fencing, it is unclean
@@ -3972,11 +4052,16 @@ mod tests {
         ))
         .expect("import");
         assert_eq!(seen.state.expect("a state").nodes["n2"].unclean, None);
-        let lock = import(&cib(
-            r#"<nvpair id="c" name="shutdown-lock" value="true"/>"#,
-        ))
+        let lock = import(&cib(r#"<nvpair id="c" name="shutdown-lock" value="true"/>
+               <nvpair id="d" name="shutdown-lock-limit" value="5m"/>"#))
         .expect("import");
-        assert_eq!(lock.unsupported, ["crm_config shutdown-lock=true"]);
+        assert!(lock.unsupported.is_empty(), "{:?}", lock.unsupported);
+        let cluster = loaded(&lock).engine.cluster.clone();
+        assert!(cluster.shutdown_lock);
+        assert_eq!(
+            cluster.shutdown_lock_limit,
+            Some(std::time::Duration::from_secs(300))
+        );
     }
 
     #[test]

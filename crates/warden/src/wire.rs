@@ -76,6 +76,16 @@ pub struct WireResource {
     /// Promotion scores set by the agent, per node.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub promotion_scores: BTreeMap<String, i64>,
+    /// Locked to a node that shut down (`shutdown_lock`): the node, and since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<WireLock>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireLock {
+    pub node: String,
+    pub since: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -298,6 +308,10 @@ impl StateFile {
                         .iter()
                         .map(|(n, s)| (n.clone(), s.value()))
                         .collect(),
+                    lock: rs.lock.as_ref().map(|l| WireLock {
+                        node: l.node.clone(),
+                        since: format_time(l.since),
+                    }),
                 };
                 (id.clone(), wr)
             })
@@ -390,6 +404,13 @@ impl StateFile {
                     .into_iter()
                     .map(|(n, s)| (n, Score::new(s)))
                     .collect(),
+                lock: match w.lock {
+                    None => None,
+                    Some(l) => Some(warden_engine::ShutdownLock {
+                        since: parse_time(&l.since).with_context(|| ctx("lock.since"))?,
+                        node: l.node,
+                    }),
+                },
             };
             for (n, wn) in w.nodes {
                 let mut on = ResourceOnNode {
@@ -862,6 +883,27 @@ mod tests {
             format_time(Time::from_millis(1_767_225_600_000)),
             "2026-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn a_shutdown_lock_and_a_not_installed_mark_survive_the_state_file() {
+        let mut state = State::default();
+        let rs = state.resources.entry("db".into()).or_default();
+        rs.lock = Some(warden_engine::ShutdownLock {
+            node: "n1".into(),
+            since: Time::from_millis(1_767_225_600_000),
+        });
+        rs.nodes.entry("n2".into()).or_default().not_installed = true;
+        let now = Time::from_millis(1_767_225_700_000);
+        let json = serde_json::to_string(&StateFile::from_state(&state, now)).expect("json");
+        let back: StateFile = serde_json::from_str(&json).expect("parse");
+        let (read, at) = back.into_state().expect("state");
+        assert_eq!(at, now);
+        assert_eq!(
+            read.resources["db"].lock, state.resources["db"].lock,
+            "{json}"
+        );
+        assert!(read.resources["db"].nodes["n2"].not_installed, "{json}");
     }
 
     #[test]

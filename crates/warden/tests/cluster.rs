@@ -65,11 +65,17 @@ impl Cluster {
 
     /// As `new`, with the OCF agents of `ocf_root`.
     fn with_ocf_root(resources: &str, lease_ttl: &str, ocf_root: &Path) -> Cluster {
-        Cluster::with_ocf_roots(resources, lease_ttl, [ocf_root; NODES])
+        Cluster::with_ocf_roots(resources, lease_ttl, [ocf_root; NODES], "")
     }
 
-    /// As `new`, each node with the OCF agents of its own root.
-    fn with_ocf_roots(resources: &str, lease_ttl: &str, ocf_roots: [&Path; NODES]) -> Cluster {
+    /// As `new`, each node with the OCF agents of its own root, and `cluster_keys` (TOML) in
+    /// `[cluster]`.
+    fn with_ocf_roots(
+        resources: &str,
+        lease_ttl: &str,
+        ocf_roots: [&Path; NODES],
+        cluster_keys: &str,
+    ) -> Cluster {
         assert!(
             nix::unistd::geteuid().is_root(),
             "the cluster tests create network namespaces: run them as root (the test command does)"
@@ -123,7 +129,7 @@ impl Cluster {
             .map(|i| format!("[[node]]\nname = \"n{i}\"\naddress = \"10.77.0.{i}\"\n"))
             .collect();
         let config = format!(
-            "[cluster]\nname = \"test\"\ndata_dir = \"data\"\n[cluster.etcd]\nendpoints = [{}]\nlease_ttl = \"{lease_ttl}\"\n{nodes}{}",
+            "[cluster]\nname = \"test\"\ndata_dir = \"data\"\n{cluster_keys}[cluster.etcd]\nendpoints = [{}]\nlease_ttl = \"{lease_ttl}\"\n{nodes}{}",
             endpoints.join(", "),
             resources.replace("@LOG@", &c.log.display().to_string())
         );
@@ -1332,7 +1338,7 @@ node = "n2"
 score = 100
 resource_discovery = "never"
 "#;
-    let c = Cluster::with_ocf_roots(vm, "3s", [&ocf, empty.path(), &ocf]);
+    let c = Cluster::with_ocf_roots(vm, "3s", [&ocf, empty.path(), &ocf], "");
     let s = c.wait(1, 60, "vm started on a node with the agent", |s| {
         all_online_and_settled(s) && running_on(s, "vm").len() == 1 && running_on(s, "vm") != ["n2"]
     });
@@ -1351,5 +1357,62 @@ resource_discovery = "never"
             .any(|(_, n, a, p)| *n == on && a == "start" && p == "end"),
         "{}",
         c.logs()
+    );
+}
+
+#[test]
+fn with_a_shutdown_lock_what_ran_on_a_node_stopped_cleanly_waits_for_it() {
+    // `shutdown_lock = true`: n2's daemon is stopped (a planned reboot); what ran there stops
+    // and stays stopped, LOCKED to n2, instead of moving; when n2 is back it starts there.
+    let _g = lock();
+    let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let vm = r#"
+[[resource]]
+id = "vm"
+class = "ocf"
+provider = "warden-test"
+type = "Marker"
+params = { log = "@LOG@" }
+ops = [{ name = "monitor", interval = "1s" }, { name = "stop", timeout = "400ms" }]
+
+[[location]]
+resource = "vm"
+node = "n2"
+score = 100
+"#;
+    let mut c = Cluster::with_ocf_roots(vm, "3s", [&ocf; NODES], "shutdown_lock = true\n");
+    c.wait(1, 60, "vm on n2", |s| {
+        all_online_and_settled(s) && running_on(s, "vm") == ["n2"]
+    });
+    c.stop(2);
+    let s = c.wait(1, 30, "vm stopped and locked", |s| {
+        !s["transition_running"].as_bool().unwrap_or(true)
+            && running_on(s, "vm").is_empty()
+            && resource_of(s, "vm")["status"]
+                .as_str()
+                .is_some_and(|st| st.contains("LOCKED"))
+    });
+    // It stays so (the coordinator has nothing left to do for it).
+    std::thread::sleep(Duration::from_secs(3));
+    let later = c.wait(1, 30, "settled", |s| {
+        !s["transition_running"].as_bool().unwrap_or(true)
+    });
+    assert!(running_on(&later, "vm").is_empty(), "{later}\n{s}");
+    assert!(
+        !c.events_of("vm")
+            .iter()
+            .any(|(_, n, a, p)| n != "n2" && a == "start" && p == "end"),
+        "{}",
+        c.logs()
+    );
+    c.start(2);
+    let s = c.wait(1, 60, "vm back on n2", |s| {
+        all_online_and_settled(s) && running_on(s, "vm") == ["n2"]
+    });
+    assert!(
+        !resource_of(&s, "vm")["status"]
+            .as_str()
+            .is_some_and(|st| st.contains("LOCKED")),
+        "{s}"
     );
 }

@@ -46,6 +46,12 @@ pub(super) fn cluster(r: &mut Reader<'_>, t: &Tbl<'_, '_>) -> Cluster {
     if let Some((v, _)) = r.keyword(t, "placement_strategy", PlacementStrategy::ALL) {
         options.placement_strategy = v;
     }
+    if let Some(v) = r.boolean(t, "shutdown_lock") {
+        options.shutdown_lock = v;
+    }
+    if let Some(d) = r.duration(t, "shutdown_lock_limit") {
+        options.shutdown_lock_limit = (!d.is_zero()).then_some(d);
+    }
     let health = &mut options.node_health;
     if let Some((v, _)) = r.keyword(
         t,
