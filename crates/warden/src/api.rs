@@ -921,6 +921,10 @@ pub fn status_json(v: &StatusView) -> Value {
             if let Some(t) = r.start_delayed_until {
                 o["start_delayed_until"] = json!(format_time(t));
             }
+            // Kept for a node that shut down (`shutdown_lock`).
+            if let Some(l) = v.state.shutdown_lock(&c.cluster, &r.id, v.now) {
+                o["locked_to"] = json!(l.node);
+            }
             // What operators set at run time (`resource disable`, `move`, `ban`).
             let overrides = v.state.resource(&r.id);
             o["target_role"] = json!(

@@ -1392,6 +1392,7 @@ score = 100
                 .as_str()
                 .is_some_and(|st| st.contains("LOCKED"))
     });
+    assert_eq!(resource_of(&s, "vm")["locked_to"], "n2", "{s}");
     // It stays so (the coordinator has nothing left to do for it).
     std::thread::sleep(Duration::from_secs(3));
     let later = c.wait(1, 30, "settled", |s| {
@@ -1412,7 +1413,8 @@ score = 100
     assert!(
         !resource_of(&s, "vm")["status"]
             .as_str()
-            .is_some_and(|st| st.contains("LOCKED")),
+            .is_some_and(|st| st.contains("LOCKED"))
+            && resource_of(&s, "vm")["locked_to"].is_null(),
         "{s}"
     );
 }
