@@ -630,7 +630,7 @@ score = "lots"
     assert!(!ok);
     assert_eq!(out, "");
     expect![[r#"
-        bad.toml:2:1: error: unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric, placement_strategy, node_health_strategy, node_health_base, node_health_green, node_health_yellow, node_health_red, etcd)
+        bad.toml:2:1: error: unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric, placement_strategy, shutdown_lock, shutdown_lock_limit, node_health_strategy, node_health_base, node_health_green, node_health_yellow, node_health_red, etcd)
         bad.toml:3:20: error: unknown value "stopp"; did you mean "stop"? (allowed: stop, freeze, ignore, demote)
         bad.toml:12:10: error: unknown key `migration-threshold` in meta; did you mean `migration_threshold`? (allowed: migration_threshold, failure_timeout, resource_stickiness, target_role, is_managed, maintenance, multiple_active, priority, crash_loop_window, crash_loop_delay_max, allow_migrate, allow_unhealthy_nodes, requires)
         bad.toml:12:53: error: bad duration "60": add a unit (ms, s, m, h or d), like "60s"
@@ -655,7 +655,7 @@ score = "lots"
     assert_eq!(errors.len(), 13);
     assert_eq!(
         errors[0],
-        serde_json::json!({ "line": 2, "col": 1, "message": "unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric, placement_strategy, node_health_strategy, node_health_base, node_health_green, node_health_yellow, node_health_red, etcd)" })
+        serde_json::json!({ "line": 2, "col": 1, "message": "unknown key `nmae` in [cluster]; did you mean `name`? (allowed: name, data_dir, start_failure_is_fatal, no_quorum_policy, symmetric, placement_strategy, shutdown_lock, shutdown_lock_limit, node_health_strategy, node_health_base, node_health_green, node_health_yellow, node_health_red, etcd)" })
     );
     let (ok, out, err) = warden(
         &example(""),
