@@ -444,8 +444,10 @@ fn op_result(
     check_node(config, &r.node)?;
     let fencing = config.fencing_enabled();
     let start_fatal = config.cluster.start_failure_is_fatal;
+    let op = r.op;
+    let ok = expected(spec, op, r.rc);
     // Started again where it was locked: the lock has done its work.
-    if matches!(r.op.name, OpName::Start | OpName::MigrateFrom) && expected(spec, r.op, r.rc) {
+    if matches!(op.name, OpName::Start | OpName::MigrateFrom) && ok {
         if let Some(rs) = state.resources.get_mut(&r.resource) {
             if rs.lock.as_ref().is_some_and(|l| l.node == r.node) {
                 rs.lock = None;
@@ -459,10 +461,8 @@ fn op_result(
         time: now,
         exit_reason: r.exit_reason.clone(),
     };
-    let op = r.op;
 
     let promotable = spec.is_promotable();
-    let ok = expected(spec, op, r.rc);
     match op.name {
         // Notification failures are ignored and never counted.
         OpName::Notify => return Ok(()),
@@ -614,7 +614,8 @@ fn op_result(
         on_fail => on_fail,
     };
     on.not_installed |= not_installed;
-    let ran_nothing = not_installed && !on.role.is_active();
+    // Failed where it may still run: to be recovered (a start that ran nothing left nothing).
+    let active = !not_installed || on.role.is_active();
     on.failed_ops.insert(op, record);
     on.last_failure = Some(now);
     if on_fail != OnFail::Ignore {
@@ -636,8 +637,6 @@ fn op_result(
         let c = on.fail_counts.entry(op).or_insert(0);
         *c = c.saturating_add(add).min(INFINITY_COUNT);
     }
-    // Failed where it may still run: to be recovered (a start that ran nothing left nothing).
-    let active = !ran_nothing;
     match on_fail {
         OnFail::Ignore => {
             // Pacemaker pretends the operation succeeded: the role is what success gives.

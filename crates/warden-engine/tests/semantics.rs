@@ -634,22 +634,20 @@ fn an_agent_the_executor_cannot_find_is_not_ignored_and_never_expires() {
         r.meta.failure_timeout = Some(Duration::from_secs(60));
         r
     };
-    let monitor = |status| {
-        Event::OpResult(OpResult {
-            resource: "dummy".into(),
-            node: "node1".into(),
-            op: OpKey::new(OpName::Monitor, MON),
-            rc: rc::ERR_INSTALLED,
-            exit_reason: String::new(),
+    let monitor = |w: &mut World, status| {
+        w.op_with(
+            "dummy",
+            "node1",
+            OpKey::new(OpName::Monitor, MON),
+            rc::ERR_INSTALLED,
             status,
-            digest: None,
-        })
+        );
     };
     let mut w = two_nodes(spec());
-    w.event(monitor(rc::ExecStatus::Done));
+    monitor(&mut w, rc::ExecStatus::Done);
     assert!(w.plan().is_empty(), "the agent's own rc 5 is ignored");
     let mut w = two_nodes(spec());
-    w.event(monitor(rc::ExecStatus::NotInstalled));
+    monitor(&mut w, rc::ExecStatus::NotInstalled);
     assert_eq!(w.status_of("dummy"), "dummy FAILED node1");
     assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);
     w.advance(Duration::from_secs(3600));
@@ -671,34 +669,24 @@ fn a_start_the_executor_found_no_agent_for_ran_nothing_and_goes_elsewhere() {
     let stopped = || {
         let mut w = two_nodes(dummy("dummy"));
         assert_eq!(w.status_of("dummy"), "dummy Started node1");
-        w.event(Event::OpResult(OpResult {
-            resource: "dummy".into(),
-            node: "node1".into(),
-            op: OpKey::new(OpName::Stop, Duration::ZERO),
-            rc: rc::OK,
-            exit_reason: String::new(),
-            status: rc::ExecStatus::Done,
-            digest: None,
-        }));
+        w.op(
+            "dummy",
+            "node1",
+            OpKey::new(OpName::Stop, Duration::ZERO),
+            rc::OK,
+        );
         w
     };
-    let start = |status| {
-        Event::OpResult(OpResult {
-            resource: "dummy".into(),
-            node: "node1".into(),
-            op: OpKey::new(OpName::Start, Duration::ZERO),
-            rc: rc::ERR_INSTALLED,
-            exit_reason: "cannot run".into(),
-            status,
-            digest: None,
-        })
+    let start = |w: &mut World, status| {
+        let start = OpKey::new(OpName::Start, Duration::ZERO);
+        w.op_with("dummy", "node1", start, rc::ERR_INSTALLED, status);
     };
     let mut w = stopped();
-    w.event(start(rc::ExecStatus::NotInstalled));
+    start(&mut w, rc::ExecStatus::NotInstalled);
     assert_eq!(w.status_of("dummy"), "dummy Stopped");
     assert_eq!(w.settle(), ["Start dummy ( node2 )"]);
     let mut w = stopped();
-    w.event(start(rc::ExecStatus::Done));
+    start(&mut w, rc::ExecStatus::Done);
     assert_eq!(w.status_of("dummy"), "dummy FAILED node1");
     assert_eq!(w.settle(), ["Recover dummy ( node1 -> node2 )"]);
 }

@@ -172,6 +172,11 @@ fn flag_mut<'a>(on: &'a mut ResourceOnNode, name: &str) -> Option<&'a mut bool> 
     })
 }
 
+/// An execution status as a record's `status` field: absent when the agent ran.
+pub fn status_field(s: warden_engine::rc::ExecStatus) -> Option<String> {
+    (!s.is_done()).then(|| s.as_str().to_owned())
+}
+
 /// Formats a time as RFC 3339 with milliseconds, UTC.
 pub fn format_time(t: Time) -> String {
     // RFC 3339 ends with year 9999; a later time (from a hand-edited state file) is shown as
@@ -590,7 +595,7 @@ impl WireEvent {
                 op: r.op.to_string(),
                 rc: r.rc,
                 exit_reason: r.exit_reason,
-                status: (!r.status.is_done()).then(|| r.status.as_str().to_owned()),
+                status: status_field(r.status),
                 digest: r.digest.map(|d| format_digest(d.all)),
                 restart_digest: r.digest.map(|d| format_digest(d.restart)),
                 agent_digest: r.digest.and_then(|d| d.agent).map(format_digest),

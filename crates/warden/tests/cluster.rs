@@ -44,6 +44,11 @@ struct Cluster {
 
 const NODES: usize = 3;
 
+/// The test agents (warden-test).
+fn test_ocf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf")
+}
+
 impl Cluster {
     fn ns(&self, i: usize) -> String {
         format!("{}n{i}", self.tag)
@@ -59,8 +64,7 @@ impl Cluster {
 
     /// The network, etcd and the three nodes, running `resources` (TOML) with `lease_ttl`.
     fn new(resources: &str, lease_ttl: &str) -> Cluster {
-        let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
-        Cluster::with_ocf_root(resources, lease_ttl, &ocf)
+        Cluster::with_ocf_root(resources, lease_ttl, &test_ocf())
     }
 
     /// As `new`, with the OCF agents of `ocf_root`.
@@ -962,7 +966,7 @@ check = { type = "tcp", interval = "200ms", fall = 1, rise = 1 }
 #[test]
 fn a_floating_address_and_an_upstream_follow_the_promoted_copy() {
     let _g = lock();
-    let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let ocf = test_ocf();
     // IPaddr2 comes from resource-agents: the test's OCF root holds warden-test only.
     let root = tempfile::tempdir().expect("root");
     std::fs::create_dir_all(root.path().join("resource.d")).expect("dir");
@@ -1316,7 +1320,7 @@ fn an_agent_missing_on_one_node_is_recovered_elsewhere_whatever_on_fail_says() {
     // its execution status and the coordinator starts it on another node. Before, the failure
     // was ignored like an agent's own rc 5: "Started" on n2, where nothing ran.
     let _g = lock();
-    let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let ocf = test_ocf();
     let empty = tempfile::tempdir().expect("dir");
     std::fs::create_dir_all(empty.path().join("resource.d/warden-test")).expect("dir");
     let vm = r#"
@@ -1365,7 +1369,7 @@ fn with_a_shutdown_lock_what_ran_on_a_node_stopped_cleanly_waits_for_it() {
     // `shutdown_lock = true`: n2's daemon is stopped (a planned reboot); what ran there stops
     // and stays stopped, LOCKED to n2, instead of moving; when n2 is back it starts there.
     let _g = lock();
-    let ocf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
+    let ocf = test_ocf();
     let vm = r#"
 [[resource]]
 id = "vm"

@@ -2174,34 +2174,30 @@ fn op_defaults_time_out_the_operations_a_resource_lists_none_of() {
     // `[op_defaults]` said.
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("warden.toml");
-    let starts = dir.path().join("starts.log");
-    std::fs::write(
+    write_resources(
         &config,
-        format!(
-            "[cluster]\nname = \"it\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
-             [op_defaults]\ntimeout = \"1s\"\n\
+        &format!(
+            "[op_defaults]\ntimeout = \"1s\"\n\
              [[resource]]\nid = \"slow\"\nclass = \"ocf\"\nprovider = \"warden-test\"\ntype = \"SlowStart\"\n\
              params = {{ state = \"{}\", log = \"{}\", delay = \"5\" }}\n",
             dir.path().join("slow.state").display(),
-            starts.display()
+            dir.path().join("starts.log").display()
         ),
-    )
-    .expect("config");
+    );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocf");
     let _d = start(&config, &["--ocf-root", root.to_str().expect("utf-8 path")]);
-    let v = wait_for(&config, "the start timed out", |v| {
+    let failed_start = |v: &Value| {
         v["failed_actions"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|f| f["op"] == "start_0")
+            .find(|f| f["op"] == "start_0")
+            .cloned()
+    };
+    let v = wait_for(&config, "the start timed out", |v| {
+        failed_start(v).is_some()
     });
-    let failed = v["failed_actions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|f| f["op"] == "start_0")
-        .expect("the failed start");
+    let failed = failed_start(&v).expect("the failed start");
     assert_eq!(failed["rc"], 1, "{v}");
     assert!(
         failed["exit_reason"]

@@ -346,13 +346,25 @@ impl World {
     }
 
     pub fn op(&mut self, resource: &str, node: &str, op: OpKey, rc: i32) {
+        self.op_with(resource, node, op, rc, rc::ExecStatus::Done);
+    }
+
+    /// [`World::op`] with the executor's status (`NotInstalled`: it found no agent).
+    pub fn op_with(
+        &mut self,
+        resource: &str,
+        node: &str,
+        op: OpKey,
+        rc: i32,
+        status: rc::ExecStatus,
+    ) {
         self.event(Event::OpResult(OpResult {
             resource: resource.into(),
             node: node.into(),
             op,
             rc,
             exit_reason: String::new(),
-            status: warden_engine::rc::ExecStatus::Done,
+            status,
             digest: None,
         }));
     }

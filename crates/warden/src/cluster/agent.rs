@@ -420,7 +420,7 @@ impl Agent {
             rc: result.rc,
             exit_reason: result.exit_reason.clone(),
             duration_ms: millis(result.duration),
-            status: (!result.status.is_done()).then(|| result.status.as_str().to_owned()),
+            status: crate::wire::status_field(result.status),
         }) {
             Ok(v) => v,
             Err(_) => return,
